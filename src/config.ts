@@ -1,0 +1,163 @@
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { UserError } from "./core/errors.js";
+import { isValidTimezone, systemTimezone } from "./core/time.js";
+
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name like MY_TOKEN");
+const envMap = z.record(envName, z.string()).default({});
+
+const ClaudeCodeExecutor = z.strictObject({
+  type: z.literal("claude-code"),
+  bin: z.string().min(1).default("claude"),
+  model: z.string().min(1).optional(),
+  permission_mode: z.string().min(1).optional(),
+  allowed_tools: z.array(z.string().min(1)).optional(),
+  disallowed_tools: z.array(z.string().min(1)).optional(),
+  append_system_prompt: z.string().optional(),
+  max_turns: z.number().int().positive().optional(),
+  mcp_config: z.string().min(1).optional(),
+  output_format: z.enum(["json", "stream-json"]).default("json"),
+  args: z.array(z.string()).default([]),
+  env: envMap,
+});
+
+const CodexExecutor = z.strictObject({
+  type: z.literal("codex"),
+  bin: z.string().min(1).default("codex"),
+  model: z.string().min(1).optional(),
+  sandbox: z.enum(["read-only", "workspace-write", "danger-full-access"]).default("workspace-write"),
+  config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  args: z.array(z.string()).default([]),
+  env: envMap,
+});
+
+const CommandExecutor = z.strictObject({
+  type: z.literal("command"),
+  command: z.array(z.string()).min(1, "must name at least the program to run"),
+  /** How to read the answer from stdout: the whole text, a JSON field, or the last matching JSONL event. */
+  output: z
+    .string()
+    .regex(/^(text|json(:.+)?|jsonl-last(:.+)?)$/, 'must be "text", "json:<field path>" or "jsonl-last:<filter>"')
+    .default("text"),
+  env: envMap,
+});
+
+const OpenAIExecutor = z.strictObject({
+  type: z.literal("openai"),
+  base_url: z.url({ protocol: /^https?$/ }),
+  model: z.string().min(1),
+  api_key_env: envName.optional(),
+  system_prompt: z.string().optional(),
+  max_tokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  env: envMap,
+});
+
+export const ExecutorConfigSchema = z.discriminatedUnion("type", [
+  ClaudeCodeExecutor,
+  CodexExecutor,
+  CommandExecutor,
+  OpenAIExecutor,
+]);
+export type ExecutorConfig = z.infer<typeof ExecutorConfigSchema>;
+export type ClaudeCodeExecutorConfig = z.infer<typeof ClaudeCodeExecutor>;
+export type CodexExecutorConfig = z.infer<typeof CodexExecutor>;
+export type CommandExecutorConfig = z.infer<typeof CommandExecutor>;
+export type OpenAIExecutorConfig = z.infer<typeof OpenAIExecutor>;
+
+const hostName = z.string().min(1);
+
+export const ConfigSchema = z.strictObject({
+  timezone: z
+    .string()
+    .refine(isValidTimezone, "must be an IANA timezone name such as Europe/Paris")
+    .optional(),
+  max_concurrent: z.number().int().min(1).max(256).default(4),
+  runs_per_job: z.number().int().min(1).max(100_000).default(100),
+  daily_budget_usd: z.number().positive().optional(),
+  default_executor: z.string().min(1).default("claude"),
+  executors: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema).default({}),
+  work_dir_roots: z.array(z.string().refine((p) => path.isAbsolute(p), "must be an absolute path")).default([]),
+  env_allow: z.array(envName).default([]),
+  max_output_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
+  kill_grace_seconds: z.number().min(0).max(600).default(5),
+  catch_up_window_seconds: z.number().int().min(0).default(24 * 3600),
+  shutdown_grace_seconds: z.number().min(0).max(3600).default(10),
+  http: z
+    .strictObject({
+      host: hostName.default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8765),
+      token_env: envName.default("AGENT_CRON_TOKEN"),
+      allowed_hosts: z.array(hostName).optional(),
+      session_idle_seconds: z.number().int().min(1).default(30 * 60),
+      max_body_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    })
+    .prefault({}),
+  webhooks: z
+    .strictObject({
+      secret_env: envName.default("AGENT_CRON_WEBHOOK_SECRET"),
+      allow_private_networks: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
+
+const DEFAULT_EXECUTOR: ExecutorConfig = ClaudeCodeExecutor.parse({ type: "claude-code" });
+
+/** Turns a zod issue list into one line per problem, each naming the key. */
+export function describeIssues(error: z.ZodError, prefix = ""): string {
+  return error.issues
+    .map((issue) => {
+      const where = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
+      return where ? `${where}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+/** Validates a config object; throws a UserError naming every bad key. */
+export function parseConfig(raw: unknown, source = "config"): Config {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  if (!result.success) throw new UserError(`Invalid ${source}: ${describeIssues(result.error)}`);
+  const cfg = result.data;
+  if (!cfg.executors[cfg.default_executor]) {
+    if (cfg.default_executor === "claude") cfg.executors.claude = DEFAULT_EXECUTOR;
+    else
+      throw new UserError(
+        `Invalid ${source}: default_executor "${cfg.default_executor}" is not defined under "executors"`,
+      );
+  }
+  cfg.work_dir_roots = cfg.work_dir_roots.map((p) => path.resolve(p));
+  return { ...cfg, timezone: cfg.timezone ?? systemTimezone() };
+}
+
+export function defaultDataDir(env = process.env): string {
+  return env.AGENT_CRON_DATA_DIR || path.join(os.homedir(), ".agent-cron");
+}
+
+/**
+ * Loads the config file: an explicit path must exist; the default `<data-dir>/config.json`
+ * is optional. A file that does not parse stops start-up with a message naming it.
+ */
+export function loadConfig(dataDir: string, explicitPath?: string): { config: Config; path: string | null } {
+  const file = explicitPath ? path.resolve(explicitPath) : path.join(dataDir, "config.json");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && !explicitPath) {
+      return { config: parseConfig({}), path: null };
+    }
+    throw new UserError(`Cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`Config file ${file} is not valid JSON: ${(err as Error).message}. Fix it or remove it.`);
+  }
+  return { config: parseConfig(raw, `config file ${file}`), path: file };
+}

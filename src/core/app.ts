@@ -1,0 +1,649 @@
+import { randomUUID } from "node:crypto";
+import { realpathSync, statSync } from "node:fs";
+import path from "node:path";
+import type { Config } from "../config.js";
+import { resolveProgram as resolveOnPath } from "../executors/command.js";
+import { createExecutors } from "../executors/index.js";
+import type { Executor } from "../executors/types.js";
+import { JobStore } from "../store/jobs-store.js";
+import { pidAlive } from "../store/lock.js";
+import { RunStore } from "../store/runs-store.js";
+import { Dispatcher } from "./dispatcher.js";
+import { UserError, errorMessage } from "./errors.js";
+import { AppEventBus } from "./events.js";
+import { AddJobInput, UpdateJobInput, hasNoControlChars } from "./job-input.js";
+import { MAX_PROMPT_BYTES, RUN_STATUSES, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { compileOutputSchema } from "./output.js";
+import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
+import {
+  describeSchedule,
+  nextOccurrences,
+  occurrencesBetween,
+  parseSchedule,
+  scheduleOfJob,
+  type ParsedSchedule,
+} from "./schedule.js";
+import { isValidTimezone, toIsoInZone } from "./time.js";
+
+export interface AppOptions {
+  dataDir: string;
+  config: Config;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  /** Executors by name; built from the config when absent. */
+  executors?: Map<string, Executor>;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+/** Occurrences recorded as `missed` per job and catch-up, at most; the rest are counted. */
+const MAX_MISSED_RECORDS = 20;
+/** An occurrence this late is treated as missed (the machine slept or the clock jumped). */
+const LATE_MS = 5_000;
+
+/**
+ * The domain: jobs, runs and the scheduler behind one API that tools, resources and the CLI
+ * share. No MCP here; errors meant for callers are UserErrors with one clear sentence.
+ */
+export class App {
+  readonly events = new AppEventBus();
+  readonly clock: Clock;
+  readonly dataDir: string;
+  readonly config: Config;
+  private readonly executors: Map<string, Executor>;
+  private readonly scheduler: FleetScheduler;
+  private readonly dispatcher: Dispatcher;
+  private readonly schedules = new Map<string, ParsedSchedule>();
+  private started = false;
+
+  private constructor(
+    opts: AppOptions,
+    readonly jobs: JobStore,
+    readonly runs: RunStore,
+  ) {
+    this.events.setMaxListeners(0);
+    this.dataDir = opts.dataDir;
+    this.config = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.executors =
+      opts.executors ??
+      createExecutors(opts.config, { serverEnv: opts.env ?? process.env, killGraceMs: opts.config.kill_grace_seconds * 1000 });
+    this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
+    this.dispatcher = new Dispatcher({
+      config: this.config,
+      dataDir: this.dataDir,
+      runs: this.runs,
+      events: this.events,
+      clock: this.clock,
+      executor: (name) => this.executor(name),
+      getJob: (id) => this.jobs.get(id),
+      updateJob: (id, change) => this.updateRecord(id, change),
+    });
+  }
+
+  /** Opens the data dir: loads and validates every file, and marks runs left `running` interrupted. */
+  static async open(opts: AppOptions): Promise<App> {
+    const jobs = await JobStore.open(opts.dataDir);
+    const runs = new RunStore(opts.dataDir, opts.config.runs_per_job);
+    runs.load();
+    const app = new App(opts, jobs, runs);
+    await app.recoverInterrupted();
+    app.dispatcher.seedSpend(runs.all());
+    return app;
+  }
+
+  private async recoverInterrupted(): Promise<void> {
+    const now = toIsoInZone(new Date(this.clock.now()), this.config.timezone);
+    const writes: Promise<unknown>[] = [];
+    for (const run of [...this.runs.all()]) {
+      if (run.status !== "running" || (run.pid !== null && run.pid !== process.pid && pidAlive(run.pid))) continue;
+      const started = Date.parse(run.started_at ?? "") || this.clock.now();
+      writes.push(
+        this.runs.put({
+          ...run,
+          status: "interrupted",
+          finished_at: now,
+          duration_ms: this.clock.now() - started,
+          error: "The server stopped while the run was going; this occurrence is not run again.",
+        }),
+      );
+      const job = this.jobs.get(run.job_id);
+      if (!job) continue;
+      writes.push(
+        this.updateRecord(job.id, (j) => ({
+          last_status: "interrupted",
+          last_error: "The server stopped while the last run was going.",
+          // An interrupted one-shot has had its turn.
+          ...(j.run_at !== null && run.trigger !== "manual" ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
+        })),
+      );
+    }
+    await Promise.all(writes);
+  }
+
+  /** Starts the fleet timer: catches up on what was missed, then schedules every active job. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const now = this.clock.now();
+    for (const job of [...this.jobs.all()]) {
+      if (job.state !== "active") continue;
+      await this.catchUp(job, now);
+      this.reschedule(this.jobs.get(job.id));
+    }
+    this.scheduler.start();
+  }
+
+  /** Stops scheduling, then lets runs finish for up to `graceMs` and interrupts the rest. */
+  async close(graceMs = 0): Promise<void> {
+    this.scheduler.stop();
+    await this.dispatcher.close(graceMs);
+    await this.jobs.idle();
+  }
+
+  // Scheduling
+
+  private scheduleOf(job: Job): ParsedSchedule {
+    let s = this.schedules.get(job.id);
+    if (!s || s.source !== job.schedule || s.timezone !== job.timezone) {
+      s = scheduleOfJob(job);
+      this.schedules.set(job.id, s);
+    }
+    return s;
+  }
+
+  /** The job's next occurrences, never at or before the last one handled. */
+  nextRuns(job: Job, count: number, from = this.clock.now()): Date[] {
+    if (job.state !== "active") return [];
+    const last = job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity;
+    const after = new Date(Math.max(from, last));
+    let runs = nextOccurrences(this.scheduleOf(job), after, count, new Date(job.created_at));
+    const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
+    runs = runs.filter((d) => d.getTime() <= expires);
+    if (job.max_runs !== null) runs = runs.slice(0, Math.max(0, job.max_runs - job.run_count));
+    return runs;
+  }
+
+  private reschedule(job: Job | undefined): void {
+    if (!job) return;
+    const next = job.state === "active" ? this.nextRuns(job, 1)[0] : undefined;
+    this.scheduler.set(job.id, next ? next.getTime() : null);
+  }
+
+  private onDue(jobId: string, at: number): void {
+    const job = this.jobs.get(jobId);
+    if (!job || job.state !== "active" || this.dispatcher.isClosing) return;
+    const now = this.clock.now();
+    if (now - at > LATE_MS) {
+      // The machine slept or the clock jumped: this is catch-up territory, not a normal fire.
+      void this.catchUp(job, now).then(() => this.reschedule(this.jobs.get(jobId)), (err) => this.warn(jobId, err));
+      return;
+    }
+    void this.fire(job, at, "schedule").catch((err) => this.warn(jobId, err));
+  }
+
+  /** Takes one occurrence: records it as handled (so it never runs twice), then dispatches it. */
+  private async fire(job: Job, at: number, trigger: "schedule" | "catch_up"): Promise<void> {
+    const updated = await this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(at), job.timezone) }));
+    if (!updated) return;
+    this.reschedule(updated);
+    await this.dispatcher.occur(updated, { scheduledFor: at, trigger });
+    await this.syncNextRun(job.id);
+  }
+
+  /**
+   * Handles occurrences between the job's last one and `now` per its catch_up policy.
+   * Occurrences older than the catch-up window are only recorded.
+   */
+  private async catchUp(job: Job, now: number): Promise<void> {
+    const since = job.last_scheduled_for ?? job.created_at;
+    const sched = this.scheduleOf(job);
+    const missed = occurrencesBetween(sched, new Date(since), new Date(now), 10_000, new Date(job.created_at))
+      .map((d) => d.getTime())
+      .filter((t) => t <= (job.expires_at ? Date.parse(job.expires_at) : Infinity));
+    if (!missed.length) return;
+    const windowStart = now - this.config.catch_up_window_seconds * 1000;
+    const inWindow = missed.filter((t) => t >= windowStart);
+    const toRun = job.catch_up === "none" ? [] : job.catch_up === "latest" ? inWindow.slice(-1) : inWindow;
+    const runSet = new Set(toRun);
+    const onlyRecorded = missed.filter((t) => !runSet.has(t));
+    const newest = missed[missed.length - 1];
+    await this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(newest), job.timezone) }));
+    const recorded = onlyRecorded.slice(-MAX_MISSED_RECORDS);
+    for (const t of recorded) {
+      await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", `Missed while the server was not running (catch_up: ${job.catch_up}).`);
+    }
+    if (onlyRecorded.length > recorded.length) {
+      this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed ${onlyRecorded.length} occurrences; the newest ${recorded.length} are recorded.`, { job_id: job.id, missed: onlyRecorded.length });
+    }
+    for (const t of toRun) {
+      const current = this.jobs.get(job.id);
+      if (!current || current.state !== "active") break;
+      await this.dispatcher.occur(current, { scheduledFor: t, trigger: "catch_up" });
+    }
+  }
+
+  private async syncNextRun(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    const at = this.scheduler.nextFor(jobId);
+    const next = at === null ? null : toIsoInZone(new Date(at), job.timezone);
+    if (next !== job.next_run_at) await this.updateRecord(jobId, () => ({ next_run_at: next }));
+  }
+
+  private warn(jobId: string, err: unknown): void {
+    this.events.emit("notice", "error", `Job ${jobId}: ${errorMessage(err)}`, { job_id: jobId });
+  }
+
+  // Jobs
+
+  executor(name: string): Executor {
+    const e = this.executors.get(name);
+    if (!e) throw new UserError(`Unknown executor "${name}"; the config defines: ${[...this.executors.keys()].join(", ") || "none"}.`);
+    return e;
+  }
+
+  executorNames(): string[] {
+    return [...this.executors.keys()];
+  }
+
+  /** Finds a job by id or name. */
+  resolveJob(ref: string): Job {
+    const job = this.jobs.get(ref) ?? this.jobs.byName(ref);
+    if (!job) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
+    return job;
+  }
+
+  private async updateRecord(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined> {
+    const current = this.jobs.get(id);
+    if (!current) return undefined;
+    const next: Job = { ...current, ...change(current), updated_at: toIsoInZone(new Date(this.clock.now()), current.timezone) };
+    await this.jobs.put(next);
+    this.events.emit("job", next, "updated");
+    return next;
+  }
+
+  async addJob(
+    rawInput: unknown,
+    createdBy: string,
+  ): Promise<{ job: Job; created: boolean; warnings: string[] }> {
+    const input = parseInput(AddJobInput, rawInput);
+    const now = this.clock.now();
+    const nowIso = (tz: string) => toIsoInZone(new Date(now), tz);
+    const timezone = this.checkTimezone(input.timezone ?? this.config.timezone);
+    const sched = parseSchedule(input.schedule, timezone, new Date(now));
+    const executor = input.executor ?? this.config.default_executor;
+    this.executor(executor);
+    const draft: Job = {
+      id: randomUUID(),
+      name: input.name ?? null,
+      schedule: input.schedule.trim(),
+      run_at: sched.runAt ? toIsoInZone(sched.runAt, timezone) : null,
+      timezone,
+      prompt: this.checkPrompt(input.prompt),
+      executor,
+      work_dir: input.work_dir === undefined ? null : this.checkWorkDir(input.work_dir),
+      session: input.session ?? "isolated",
+      session_id: null,
+      type: input.type ?? "medium",
+      timeout_seconds: input.timeout_seconds ?? 1800,
+      retries: input.retries ?? 3,
+      retry_delay_seconds: input.retry_delay_seconds ?? 1,
+      output_format: input.output_format ?? "text",
+      output_schema: input.output_schema ?? null,
+      overlap: input.overlap ?? "skip",
+      catch_up: input.catch_up ?? "latest",
+      max_runs: input.max_runs ?? null,
+      expires_at: input.expires_at === undefined ? null : this.checkTime(input.expires_at, timezone, "expires_at", now),
+      max_cost_usd: input.max_cost_usd ?? null,
+      pause_after_failures: input.pause_after_failures ?? 5,
+      enabled: input.enabled ?? true,
+      state: input.enabled === false ? "paused" : "active",
+      silent: input.silent ?? false,
+      notify_on: input.notify_on ? [...new Set(input.notify_on)] : ["completed", "failed", "canceled"],
+      on_complete: input.on_complete ?? null,
+      on_fail: input.on_fail ?? null,
+      created_by: createdBy,
+      created_at: nowIso(timezone),
+      updated_at: nowIso(timezone),
+      last_run_at: null,
+      last_status: null,
+      last_error: null,
+      last_scheduled_for: null,
+      next_run_at: null,
+      run_count: 0,
+      consecutive_failures: 0,
+    };
+    this.checkOutputSettings(draft);
+
+    if (draft.name) {
+      const existing = this.jobs.byName(draft.name);
+      if (existing) {
+        if (sameDefinition(existing, draft)) return { job: existing, created: false, warnings: [] };
+        throw new UserError(
+          `A job named "${draft.name}" already exists with a different definition; use update_cron to change it, or choose another name.`,
+        );
+      }
+    }
+    const first = this.nextRuns({ ...draft, state: "active" }, 1, now)[0];
+    if (!first) throw new UserError("The job would never run: its expires_at ends it before the first occurrence.");
+    draft.next_run_at = draft.state === "active" ? toIsoInZone(first, timezone) : null;
+    await this.jobs.put(draft);
+    this.schedules.set(draft.id, sched);
+    this.events.emit("job", draft, "added");
+    if (this.started) this.reschedule(draft);
+    return { job: draft, created: true, warnings: this.executorWarnings(executor) };
+  }
+
+  async updateJob(ref: string, rawPatch: unknown): Promise<Job> {
+    const job = this.resolveJob(ref);
+    const patch = parseInput(UpdateJobInput, rawPatch);
+    const now = this.clock.now();
+    const timezone = patch.timezone !== undefined ? this.checkTimezone(patch.timezone) : job.timezone;
+    const next: Job = { ...job };
+    for (const [key, value] of Object.entries(patch)) {
+      if (value !== undefined) (next as Record<string, unknown>)[key] = value;
+    }
+    next.timezone = timezone;
+    if (patch.schedule !== undefined || patch.timezone !== undefined) {
+      const sched = parseSchedule(next.schedule, timezone, new Date(now));
+      next.schedule = next.schedule.trim();
+      next.run_at = sched.runAt ? toIsoInZone(sched.runAt, timezone) : null;
+      // A new schedule starts afresh from now: its occurrences have not happened yet.
+      next.last_scheduled_for = null;
+      next.created_at = job.created_at;
+      if (next.state === "completed") next.state = "active";
+      next.enabled = next.state === "active";
+    }
+    if (patch.prompt !== undefined) next.prompt = this.checkPrompt(patch.prompt);
+    if (patch.executor !== undefined) this.executor(patch.executor);
+    if (typeof patch.work_dir === "string") next.work_dir = this.checkWorkDir(patch.work_dir);
+    if (typeof patch.expires_at === "string") next.expires_at = this.checkTime(patch.expires_at, timezone, "expires_at", now);
+    if (patch.notify_on) next.notify_on = [...new Set(patch.notify_on)];
+    if (patch.session === "isolated") next.session_id = null;
+    if (patch.name && patch.name !== job.name && this.jobs.byName(patch.name)) {
+      throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
+    }
+    this.checkOutputSettings(next);
+    if (patch.schedule !== undefined || patch.timezone !== undefined) {
+      // Anchor @every schedules and catch-up at the change, not at the job's creation.
+      next.last_scheduled_for = toIsoInZone(new Date(now), timezone);
+    }
+    next.updated_at = toIsoInZone(new Date(now), timezone);
+    const first = this.nextRuns(next, 1, now)[0];
+    next.next_run_at = first ? toIsoInZone(first, timezone) : null;
+    await this.jobs.put(next);
+    this.events.emit("job", next, "updated");
+    if (this.started) this.reschedule(next);
+    return next;
+  }
+
+  async pause(ref: string): Promise<Job> {
+    const job = this.resolveJob(ref);
+    if (job.state !== "active") return job;
+    const next = (await this.updateRecord(job.id, () => ({ state: "paused", enabled: false, next_run_at: null })))!;
+    this.reschedule(next);
+    return next;
+  }
+
+  async resume(ref: string): Promise<Job> {
+    const job = this.resolveJob(ref);
+    if (job.state === "active") return job;
+    if (job.state === "completed") {
+      throw new UserError(`Job "${job.name ?? job.id}" has completed; give it a new schedule with update_cron to run it again.`);
+    }
+    const now = this.clock.now();
+    // Resuming does not replay what passed while paused: scheduling restarts from now.
+    const resumed = { ...job, state: "active" as const, enabled: true, consecutive_failures: 0, last_scheduled_for: toIsoInZone(new Date(now), job.timezone) };
+    const first = this.nextRuns(resumed, 1, now)[0];
+    if (!first && job.run_at !== null) {
+      throw new UserError(`Job "${job.name ?? job.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
+    }
+    const next = (await this.updateRecord(job.id, () => ({
+      state: first ? "active" : "completed",
+      enabled: !!first,
+      consecutive_failures: 0,
+      last_scheduled_for: resumed.last_scheduled_for,
+      next_run_at: first ? toIsoInZone(first, job.timezone) : null,
+    })))!;
+    this.reschedule(next);
+    return next;
+  }
+
+  async remove(ref: string, keepRuns = false): Promise<string> {
+    const job = this.resolveJob(ref);
+    this.scheduler.set(job.id, null);
+    await this.dispatcher.cancelJob(job.id, "Canceled because its job was removed.");
+    await this.jobs.delete(job.id);
+    this.schedules.delete(job.id);
+    if (!keepRuns) await this.runs.removeJob(job.id);
+    this.events.emit("job", job, "removed");
+    return job.id;
+  }
+
+  listJobs(opts: { state?: Job["state"]; query?: string; limit?: number; cursor?: string }): Page<Job> {
+    const limit = clampLimit(opts.limit, 50, 100);
+    const after = opts.cursor ? decodeCursor(opts.cursor) : null;
+    const query = opts.query?.toLowerCase();
+    const items: Job[] = [];
+    let passed = after === null;
+    for (const job of this.jobs.all()) {
+      if (!passed) {
+        passed = job.id === after;
+        continue;
+      }
+      if (opts.state && job.state !== opts.state) continue;
+      if (query && !(job.name?.toLowerCase().includes(query) || job.prompt.toLowerCase().includes(query))) continue;
+      if (items.length === limit) return { items, next_cursor: encodeCursor(items[items.length - 1].id) };
+      items.push(job);
+    }
+    if (!passed) throw new UserError("That cursor is no longer valid (its job was removed); list again without a cursor.");
+    return { items, next_cursor: null };
+  }
+
+  // Runs
+
+  async runNow(ref: string): Promise<Run> {
+    const job = this.resolveJob(ref);
+    return this.dispatcher.start(job, { scheduledFor: null, trigger: "manual" });
+  }
+
+  /** Waits for a run to end (or returns it if it has). */
+  async waitForRun(runId: string): Promise<Run> {
+    const pending = this.dispatcher.whenDone(runId);
+    return pending ? await pending : this.getRunRecord(runId);
+  }
+
+  async cancelRun(runId: string): Promise<Run> {
+    const run = this.getRunRecord(runId);
+    if (run.status !== "running") return run;
+    const ended = await this.dispatcher.cancel(runId);
+    if (!ended) {
+      throw new UserError(`Run ${runId} is held by another agent-cron process (pid ${run.pid}); cancel it there.`);
+    }
+    return ended;
+  }
+
+  getRunRecord(runId: string): Run {
+    const run = this.runs.get(runId);
+    if (!run) throw new UserError(`No run with id "${runId}"; list_runs shows recent runs.`);
+    return run;
+  }
+
+  async getRun(runId: string): Promise<RunWithOutput> {
+    const run = this.getRunRecord(runId);
+    const text = await this.runs.readOutput(runId);
+    let output: unknown = text;
+    const job = this.jobs.get(run.job_id);
+    if (text !== null && job && job.output_format !== "text" && run.status === "completed") {
+      try {
+        output = JSON.parse(text);
+      } catch {
+        output = text;
+      }
+    }
+    return { ...run, output };
+  }
+
+  listRuns(opts: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Page<Run> {
+    const limit = clampLimit(opts.limit, 20, 100);
+    if (opts.status && !RUN_STATUSES.includes(opts.status)) throw new UserError(`Unknown run status "${opts.status}".`);
+    let runs: Run[];
+    if (opts.job) {
+      runs = [...this.runs.ofJob(this.resolveJob(opts.job).id)].reverse();
+    } else {
+      runs = [...this.runs.all()].sort((a, b) => runTime(b) - runTime(a) || (a.id < b.id ? 1 : -1));
+    }
+    if (opts.status) runs = runs.filter((r) => r.status === opts.status);
+    let start = 0;
+    if (opts.cursor) {
+      const id = decodeCursor(opts.cursor);
+      start = runs.findIndex((r) => r.id === id) + 1;
+      if (start === 0) throw new UserError("That cursor is no longer valid (its run left the history); list again without a cursor.");
+    }
+    const items = runs.slice(start, start + limit);
+    const more = start + limit < runs.length;
+    return { items, next_cursor: more ? encodeCursor(items[items.length - 1].id) : null };
+  }
+
+  recentRuns(jobId: string, count: number): Run[] {
+    return this.runs.ofJob(jobId).slice(-count).reverse();
+  }
+
+  preview(schedule: string, timezone: string | undefined, count = 5) {
+    const tz = this.checkTimezone(timezone ?? this.config.timezone);
+    const now = new Date(this.clock.now());
+    const sched = parseSchedule(schedule, tz, now);
+    const runs = nextOccurrences(sched, now, Math.min(Math.max(1, count), 50), now);
+    return {
+      description: describeSchedule(sched),
+      next_runs: runs.map((d) => toIsoInZone(d, tz)),
+      next_runs_utc: runs.map((d) => d.toISOString()),
+    };
+  }
+
+  formatTime(date: Date, timezone = this.config.timezone): string {
+    return toIsoInZone(date, timezone);
+  }
+
+  describe(job: Job): string {
+    return describeSchedule(this.scheduleOf(job));
+  }
+
+  // Validation
+
+  private checkTimezone(tz: string): string {
+    if (!isValidTimezone(tz)) throw new UserError(`Unknown timezone "${tz}"; use an IANA name such as Europe/Paris or America/New_York.`);
+    return tz;
+  }
+
+  private checkPrompt(prompt: string): string {
+    const bytes = Buffer.byteLength(prompt);
+    if (!prompt.trim()) throw new UserError("prompt is empty; say what the agent should do.");
+    if (bytes > MAX_PROMPT_BYTES) throw new UserError(`prompt is ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES} (32 KiB). Put long instructions in a file in the work dir and refer to it.`);
+    if (prompt.includes("\u0000")) throw new UserError("prompt contains a NUL character; remove it.");
+    return prompt;
+  }
+
+  /** A work dir must exist and resolve (links followed) inside one of the configured roots. */
+  private checkWorkDir(dir: string): string {
+    const roots = this.config.work_dir_roots;
+    if (!roots.length) {
+      throw new UserError("work_dir is refused: the operator has configured no work_dir_roots. Leave work_dir out to use a fresh folder per run, or ask the operator to add a root to the config.");
+    }
+    if (!path.isAbsolute(dir) || !hasNoControlChars(dir)) throw new UserError(`work_dir must be an absolute path, got "${dir}".`);
+    let real: string;
+    try {
+      real = realpathSync(dir);
+      if (!statSync(real).isDirectory()) throw new UserError(`work_dir "${dir}" is not a directory.`);
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`work_dir "${dir}" does not exist; create it first.`);
+    }
+    const inside = roots.some((root) => {
+      let r: string;
+      try {
+        r = realpathSync(root);
+      } catch {
+        return false;
+      }
+      const rel = path.relative(r, real);
+      return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+    });
+    if (!inside) throw new UserError(`work_dir "${dir}" is outside the allowed roots (${roots.join(", ")}).`);
+    return real;
+  }
+
+  private checkTime(value: string, timezone: string, field: string, now: number): string {
+    let d: Date | null;
+    try {
+      d = parseSchedule(value, timezone, new Date(0)).runAt;
+    } catch {
+      d = null;
+    }
+    if (!d || !/^\d{4}-\d{2}-\d{2}T/.test(value.trim())) throw new UserError(`${field} must be an ISO date-time such as 2026-12-31T23:59, got "${value}".`);
+    if (d.getTime() <= now) throw new UserError(`${field} ${toIsoInZone(d, timezone)} is in the past.`);
+    return toIsoInZone(d, timezone);
+  }
+
+  private checkOutputSettings(job: Job): void {
+    if (job.output_format === "structured" && !job.output_schema) {
+      throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
+    }
+    if (job.output_schema) {
+      if (JSON.stringify(job.output_schema).length > 64 * 1024) throw new UserError("output_schema is larger than 64 KiB.");
+      compileOutputSchema(job.output_schema);
+    }
+  }
+
+  executorWarnings(name: string): string[] {
+    const program = this.executors.get(name)?.program;
+    if (!program) return [];
+    const found = resolveOnPath(program);
+    return found
+      ? []
+      : [`Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`];
+  }
+}
+
+/** What a caller defined, for add_cron's retry-safety check. */
+const DEFINITION_FIELDS = [
+  "schedule", "timezone", "prompt", "executor", "work_dir", "session", "type", "timeout_seconds", "retries",
+  "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
+  "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail",
+] as const;
+
+function sameDefinition(a: Job, b: Job): boolean {
+  return DEFINITION_FIELDS.every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
+}
+
+function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, raw: unknown): T {
+  const r = schema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const where = issue.path.map(String).join(".");
+  throw new UserError(`${where ? `${where}: ` : ""}${issue.message}`);
+}
+
+function runTime(r: Run): number {
+  return Date.parse(r.started_at ?? r.scheduled_for ?? "") || 0;
+}
+
+function clampLimit(limit: number | undefined, dflt: number, max: number): number {
+  if (limit === undefined) return dflt;
+  if (!Number.isInteger(limit) || limit < 1 || limit > max) throw new UserError(`limit must be a whole number from 1 to ${max}, got ${limit}.`);
+  return limit;
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString();
+  if (!/^[0-9a-f-]{36}$/.test(id)) throw new UserError("That cursor is not valid; pass the next_cursor of a previous answer, or none.");
+  return id;
+}

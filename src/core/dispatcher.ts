@@ -1,0 +1,426 @@
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import pLimit, { type LimitFunction } from "p-limit";
+import type { Config } from "../config.js";
+import type { Executor, ExecutionResult } from "../executors/types.js";
+import type { RunStore } from "../store/runs-store.js";
+import { errorMessage } from "./errors.js";
+import type { AppEventBus } from "./events.js";
+import type { Job, Run, RunStatus, RunTrigger, Usage } from "./jobs.js";
+import { checkOutput, cutUtf8 } from "./output.js";
+import type { Clock } from "./scheduler.js";
+import { startOfDayInZone, toIsoInZone } from "./time.js";
+
+/** What the dispatcher needs from the app: the job set and how to save a job. */
+export interface DispatchHost {
+  readonly config: Config;
+  readonly dataDir: string;
+  readonly runs: RunStore;
+  readonly events: AppEventBus;
+  readonly clock: Clock;
+  executor(name: string): Executor;
+  getJob(id: string): Job | undefined;
+  /** Applies a change to the newest copy of a job and stores it; undefined if the job is gone. */
+  updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
+}
+
+interface ActiveRun {
+  run: Run;
+  controller: AbortController;
+  /** Why it was aborted, which decides its final status. */
+  abortStatus: "canceled" | "interrupted" | null;
+  abortReason: string | null;
+  done: Promise<Run>;
+}
+
+interface Occurrence {
+  scheduledFor: number | null;
+  trigger: RunTrigger;
+}
+
+/**
+ * One occurrence's life: overlap policy, the daily budget, the concurrency slots, attempts
+ * with retries and timeouts, and the final record. Every status change is written before
+ * it is announced.
+ */
+export class Dispatcher {
+  private readonly limit: LimitFunction;
+  private readonly heavy = pLimit(1);
+  private readonly active = new Map<string, Set<ActiveRun>>();
+  private readonly queued = new Map<string, Occurrence>();
+  private readonly byRunId = new Map<string, ActiveRun>();
+  private closing = false;
+  private budget = { dayStart: 0, spent: 0, noticeSentFor: 0 };
+
+  constructor(private readonly host: DispatchHost) {
+    this.limit = pLimit(host.config.max_concurrent);
+  }
+
+  get activeCount(): number {
+    return this.byRunId.size;
+  }
+
+  isRunning(runId: string): boolean {
+    return this.byRunId.has(runId);
+  }
+
+  /** A scheduled or caught-up occurrence of a job. */
+  async occur(job: Job, occ: Occurrence): Promise<Run | null> {
+    const running = this.active.get(job.id);
+    if (running?.size && job.overlap !== "allow") {
+      if (job.overlap === "skip") {
+        return this.record(job, occ, "skipped", "The previous run was still going (overlap: skip).");
+      }
+      if (job.overlap === "queue_one") {
+        if (this.queued.has(job.id)) {
+          return this.record(job, occ, "skipped", "A run was already queued behind the one still going (overlap: queue_one).");
+        }
+        this.queued.set(job.id, occ);
+        return null;
+      }
+      if (job.overlap === "replace") {
+        await Promise.all([...running].map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
+      }
+    }
+    return this.start(job, occ);
+  }
+
+  /** Starts a run and returns its `running` record once that is on disk; the run goes on. */
+  async start(job: Job, occ: Occurrence): Promise<Run> {
+    const overBudget = this.budgetExceeded();
+    if (overBudget) return this.record(job, occ, "skipped", overBudget);
+
+    const now = this.host.clock.now();
+    const run: Run = {
+      id: randomUUID(),
+      job_id: job.id,
+      status: "running",
+      trigger: occ.trigger,
+      scheduled_for: occ.scheduledFor === null ? null : toIsoInZone(new Date(occ.scheduledFor), job.timezone),
+      started_at: toIsoInZone(new Date(now), job.timezone),
+      finished_at: null,
+      duration_ms: null,
+      attempts: 0,
+      session_id: job.session === "persistent" && job.session_id ? job.session_id : randomUUID(),
+      work_dir: null,
+      exit_code: null,
+      error: null,
+      response: null,
+      output_truncated: false,
+      usage: null,
+      pid: process.pid,
+    };
+    const active: ActiveRun = {
+      run,
+      controller: new AbortController(),
+      abortStatus: null,
+      abortReason: null,
+      done: Promise.resolve(run),
+    };
+    this.track(active);
+    await this.host.runs.put(run);
+    const jobNow = await this.host.updateJob(job.id, (j) => ({
+      run_count: j.run_count + 1,
+      last_run_at: run.started_at,
+      // A persistent job's session exists from its first run on.
+      session_id: j.session === "persistent" ? run.session_id : j.session_id,
+    }));
+    this.host.events.emit("run", run, "started", jobNow ?? job);
+    active.done = this.execute(jobNow ?? job, active).finally(() => this.untrack(active));
+    return run;
+  }
+
+  /** Runs the attempts of a started run and records how it ended. */
+  private async execute(job: Job, active: ActiveRun): Promise<Run> {
+    const { run, controller } = active;
+    const signal = controller.signal;
+    let result: ExecutionResult | null = null;
+    let checkedValue: unknown = null;
+    let attempts = 0;
+    let failure: string | null = null;
+    try {
+      const workDir = await this.prepareWorkDir(job, run);
+      run.work_dir = workDir;
+      const slot = <T>(fn: () => Promise<T>): Promise<T> =>
+        job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
+      result = await slot(async () => {
+        let last: ExecutionResult | null = null;
+        const executor = this.host.executor(job.executor);
+        for (let attempt = 0; attempt <= job.retries; attempt++) {
+          if (signal.aborted) break;
+          if (attempt > 0) await sleep(job.retry_delay_seconds * 1000 * 2 ** (attempt - 1), signal);
+          if (signal.aborted) break;
+          attempts = attempt + 1;
+          last = await executor.execute({
+            runId: run.id,
+            jobId: job.id,
+            sessionId: run.session_id ?? randomUUID(),
+            resume: job.session === "persistent" && job.run_count > 1,
+            scheduledFor: run.scheduled_for ?? "",
+            prompt: job.prompt,
+            workDir,
+            timeoutMs: job.timeout_seconds * 1000,
+            outputFormat: job.output_format,
+            outputSchema: job.output_schema,
+            maxCostUsd: job.max_cost_usd,
+            signal,
+            scratchDir: workDir,
+            maxOutputBytes: this.host.config.max_output_bytes,
+          });
+          if (last.status === "completed") {
+            const checked = checkOutput(job.output_format, job.output_schema, last.output, last.structured);
+            if (checked.ok) {
+              checkedValue = checked.value;
+              return last;
+            }
+            last = { ...last, status: "failed", error: checked.error };
+          }
+          if (last.status === "canceled") break;
+        }
+        return last;
+      });
+    } catch (err) {
+      failure = `The run could not start: ${errorMessage(err)}`;
+    }
+
+    let status: RunStatus;
+    let error: string | null;
+    if (active.abortStatus) {
+      status = active.abortStatus;
+      error = active.abortReason;
+    } else if (failure || !result) {
+      status = "failed";
+      error = failure ?? "The run ended before any attempt was made.";
+    } else {
+      status = result.status;
+      error = result.error;
+    }
+    return this.finish(job, active, status, error, attempts, result, checkedValue);
+  }
+
+  private async finish(
+    job: Job,
+    active: ActiveRun,
+    status: RunStatus,
+    error: string | null,
+    attempts: number,
+    result: ExecutionResult | null,
+    value: unknown,
+  ): Promise<Run> {
+    const now = this.host.clock.now();
+    const outputText = result ? (status === "completed" && typeof value !== "string" && value !== null ? JSON.stringify(value, null, 2) : result.output) : "";
+    const response = cutUtf8(outputText);
+    const started = Date.parse(active.run.started_at ?? "") || now;
+    const run: Run = {
+      ...active.run,
+      status,
+      finished_at: toIsoInZone(new Date(now), job.timezone),
+      duration_ms: now - started,
+      attempts,
+      session_id: result?.sessionId ?? active.run.session_id,
+      exit_code: result?.exitCode ?? null,
+      error,
+      response: response.text,
+      output_truncated: result?.outputTruncated ?? false,
+      usage: result?.usage ?? null,
+    };
+    active.run = run;
+    try {
+      if (result) await this.host.runs.writeOutput(run.id, outputText, result.raw);
+    } catch (err) {
+      run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
+    }
+    await this.host.runs.put(run);
+    this.addSpend(run.usage);
+    const updated = await this.host.updateJob(job.id, (j) => this.jobAfterRun(j, run));
+    this.host.events.emit("run", run, "finished", updated ?? job);
+    if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
+      this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
+    }
+    this.releaseQueued(job.id);
+    return run;
+  }
+
+  /** The job fields that change when one of its runs ends. */
+  private jobAfterRun(j: Job, run: Run): Partial<Job> {
+    const failed = run.status === "failed" || run.status === "timed_out";
+    const consecutive = failed ? j.consecutive_failures + 1 : run.status === "completed" ? 0 : j.consecutive_failures;
+    const change: Partial<Job> = {
+      last_status: run.status,
+      last_error: run.status === "completed" ? null : run.error,
+      consecutive_failures: consecutive,
+    };
+    const oneShotDone = j.run_at !== null && run.trigger !== "manual";
+    const maxRunsDone = j.max_runs !== null && j.run_count >= j.max_runs;
+    if ((oneShotDone || maxRunsDone) && j.state === "active") {
+      change.state = "completed";
+      change.enabled = false;
+      change.next_run_at = null;
+    } else if (failed && j.pause_after_failures > 0 && consecutive >= j.pause_after_failures && j.state === "active") {
+      change.state = "paused";
+      change.enabled = false;
+      change.next_run_at = null;
+      change.last_error = `Paused after ${consecutive} failed runs in a row; last error: ${run.error ?? "unknown"}. Fix the cause, then resume the job.`;
+    }
+    return change;
+  }
+
+  /** Records an occurrence that did not run (skipped, missed) as a finished run. */
+  async record(job: Job, occ: Occurrence, status: RunStatus, error: string): Promise<Run> {
+    const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
+    const run: Run = {
+      id: randomUUID(),
+      job_id: job.id,
+      status,
+      trigger: occ.trigger,
+      scheduled_for: occ.scheduledFor === null ? null : toIsoInZone(new Date(occ.scheduledFor), job.timezone),
+      started_at: at,
+      finished_at: at,
+      duration_ms: 0,
+      attempts: 0,
+      session_id: null,
+      work_dir: null,
+      exit_code: null,
+      error,
+      response: null,
+      output_truncated: false,
+      usage: null,
+      pid: process.pid,
+    };
+    await this.host.runs.put(run);
+    const updated = await this.host.updateJob(job.id, (j) => ({
+      last_status: status,
+      ...(j.run_at !== null && occ.trigger !== "manual" && status === "missed" ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
+    }));
+    this.host.events.emit("run", run, "finished", updated ?? job);
+    return run;
+  }
+
+  private releaseQueued(jobId: string): void {
+    const next = this.queued.get(jobId);
+    if (!next || this.active.get(jobId)?.size) return;
+    this.queued.delete(jobId);
+    const job = this.host.getJob(jobId);
+    if (!job || job.state !== "active") return;
+    void this.start(job, next).catch((err) =>
+      this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }),
+    );
+  }
+
+  /** Cancels a run in flight; resolves with its final record. */
+  async cancel(runId: string, reason = "Canceled on request."): Promise<Run | null> {
+    const a = this.byRunId.get(runId);
+    if (!a) return null;
+    return this.abort(a, "canceled", reason);
+  }
+
+  /** Cancels every run of a job (removal) and drops its queued occurrence. */
+  async cancelJob(jobId: string, reason: string): Promise<void> {
+    this.queued.delete(jobId);
+    await Promise.all([...(this.active.get(jobId) ?? [])].map((a) => this.abort(a, "canceled", reason)));
+  }
+
+  /** Waits for a run in flight to end. */
+  whenDone(runId: string): Promise<Run> | null {
+    return this.byRunId.get(runId)?.done ?? null;
+  }
+
+  private abort(a: ActiveRun, status: "canceled" | "interrupted", reason: string): Promise<Run> {
+    if (!a.abortStatus) {
+      a.abortStatus = status;
+      a.abortReason = reason;
+      a.controller.abort(new Error(reason));
+    }
+    return a.done;
+  }
+
+  /**
+   * Shutdown: lets runs go on for up to `graceMs`, then interrupts the rest (their process
+   * groups are killed by the executors) and waits until every record is written.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    this.queued.clear();
+    const all = () => [...this.byRunId.values()];
+    if (graceMs > 0 && all().length) {
+      await Promise.race([Promise.allSettled(all().map((a) => a.done)), sleep(graceMs)]);
+    }
+    await Promise.allSettled(all().map((a) => this.abort(a, "interrupted", "The server stopped while the run was going.")));
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  private track(a: ActiveRun): void {
+    let set = this.active.get(a.run.job_id);
+    if (!set) this.active.set(a.run.job_id, (set = new Set()));
+    set.add(a);
+    this.byRunId.set(a.run.id, a);
+  }
+
+  private untrack(a: ActiveRun): void {
+    const set = this.active.get(a.run.job_id);
+    set?.delete(a);
+    if (set && !set.size) this.active.delete(a.run.job_id);
+    this.byRunId.delete(a.run.id);
+  }
+
+  /**
+   * A fresh folder per run by default; a persistent job keeps one folder so that its
+   * agent's session (which CLIs key by directory) can be resumed.
+   */
+  private async prepareWorkDir(job: Job, run: Run): Promise<string> {
+    if (job.work_dir) return job.work_dir;
+    const dir = path.join(this.host.dataDir, "work", job.session === "persistent" ? job.id : run.id);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  // Daily budget, in the server's timezone.
+
+  /** Seeds today's spend from the history (called once at start-up). */
+  seedSpend(runs: Iterable<Run>): void {
+    this.rollBudgetDay();
+    for (const r of runs) {
+      if (r.usage?.cost_usd && r.finished_at && Date.parse(r.finished_at) >= this.budget.dayStart) this.budget.spent += r.usage.cost_usd;
+    }
+  }
+
+  private rollBudgetDay(): void {
+    const dayStart = startOfDayInZone(new Date(this.host.clock.now()), this.host.config.timezone).getTime();
+    if (dayStart !== this.budget.dayStart) this.budget = { dayStart, spent: 0, noticeSentFor: 0 };
+  }
+
+  private addSpend(usage: Usage | null): void {
+    this.rollBudgetDay();
+    if (usage?.cost_usd) this.budget.spent += usage.cost_usd;
+  }
+
+  private budgetExceeded(): string | null {
+    const limit = this.host.config.daily_budget_usd;
+    if (!limit) return null;
+    this.rollBudgetDay();
+    if (this.budget.spent < limit) return null;
+    const reason = `The daily budget of $${limit} is spent ($${this.budget.spent.toFixed(2)} today in ${this.host.config.timezone}); runs resume tomorrow.`;
+    if (this.budget.noticeSentFor !== this.budget.dayStart) {
+      this.budget.noticeSentFor = this.budget.dayStart;
+      this.host.events.emit("notice", "warning", reason, { daily_budget_usd: limit, spent_usd: this.budget.spent });
+    }
+    return reason;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,13 @@
+/**
+ * An error caused by the caller's input or request. Its message is one clear sentence meant
+ * for the person or model that made the request; the MCP edge turns it into an `isError`
+ * result, the CLI into exit code 2. Anything else that is thrown is a runtime failure.
+ */
+export class UserError extends Error {
+  override name = "UserError";
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,115 @@
+import { z } from "zod";
+
+/** The one source of truth for job and run shapes: tools, resources and the store use these. */
+
+export const JOB_STATES = ["active", "paused", "completed"] as const;
+export const SESSION_MODES = ["isolated", "persistent"] as const;
+export const JOB_TYPES = ["light", "medium", "resource-intensive"] as const;
+export const OUTPUT_FORMATS = ["text", "json", "structured"] as const;
+export const OVERLAP_POLICIES = ["skip", "queue_one", "replace", "allow"] as const;
+export const CATCH_UP_POLICIES = ["latest", "all", "none"] as const;
+export const NOTIFY_EVENTS = ["completed", "failed", "canceled"] as const;
+export const RUN_STATUSES = [
+  "running",
+  "completed",
+  "failed",
+  "timed_out",
+  "canceled",
+  "skipped",
+  "missed",
+  "interrupted",
+] as const;
+export const RUN_TRIGGERS = ["schedule", "catch_up", "manual"] as const;
+
+export type JobState = (typeof JOB_STATES)[number];
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+export const MAX_PROMPT_BYTES = 32 * 1024;
+export const RESPONSE_CAP_BYTES = 4 * 1024;
+
+const isoTime = z.string().describe("ISO 8601 time with milliseconds and offset");
+
+export const UsageSchema = z.object({
+  input_tokens: z.number().nullable().optional(),
+  output_tokens: z.number().nullable().optional(),
+  cost_usd: z.number().nullable().optional(),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
+export const JobSchema = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  schedule: z.string(),
+  run_at: isoTime.nullable(),
+  timezone: z.string(),
+  prompt: z.string(),
+  executor: z.string(),
+  work_dir: z.string().nullable(),
+  session: z.enum(SESSION_MODES),
+  session_id: z.string().nullable().describe("The agent session of a persistent job, once created"),
+  type: z.enum(JOB_TYPES),
+  timeout_seconds: z.number(),
+  retries: z.number(),
+  retry_delay_seconds: z.number(),
+  output_format: z.enum(OUTPUT_FORMATS),
+  output_schema: z.record(z.string(), z.unknown()).nullable(),
+  overlap: z.enum(OVERLAP_POLICIES),
+  catch_up: z.enum(CATCH_UP_POLICIES),
+  max_runs: z.number().nullable(),
+  expires_at: isoTime.nullable(),
+  max_cost_usd: z.number().nullable(),
+  pause_after_failures: z.number(),
+  enabled: z.boolean(),
+  state: z.enum(JOB_STATES),
+  silent: z.boolean(),
+  notify_on: z.array(z.enum(NOTIFY_EVENTS)),
+  on_complete: z.string().nullable(),
+  on_fail: z.string().nullable(),
+  created_by: z.string(),
+  created_at: isoTime,
+  updated_at: isoTime,
+  last_run_at: isoTime.nullable(),
+  last_status: z.enum(RUN_STATUSES).nullable(),
+  last_error: z.string().nullable(),
+  last_scheduled_for: isoTime.nullable().describe("The newest occurrence handled; never run again"),
+  next_run_at: isoTime.nullable(),
+  run_count: z.number(),
+  consecutive_failures: z.number(),
+});
+export type Job = z.infer<typeof JobSchema>;
+
+export const RunSchema = z.object({
+  id: z.string(),
+  job_id: z.string(),
+  status: z.enum(RUN_STATUSES),
+  trigger: z.enum(RUN_TRIGGERS),
+  scheduled_for: isoTime.nullable(),
+  started_at: isoTime.nullable(),
+  finished_at: isoTime.nullable(),
+  duration_ms: z.number().nullable(),
+  attempts: z.number(),
+  session_id: z.string().nullable(),
+  work_dir: z.string().nullable(),
+  exit_code: z.number().nullable(),
+  error: z.string().nullable(),
+  response: z.string().nullable(),
+  output_truncated: z.boolean(),
+  usage: UsageSchema.nullable(),
+  pid: z.number().nullable().describe("The server process that ran it"),
+});
+export type Run = z.infer<typeof RunSchema>;
+
+/** A run record as `cron://runs/{id}` shows it: with the whole output. */
+export const RunWithOutputSchema = RunSchema.extend({ output: z.unknown() });
+export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
+
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+  "completed",
+  "failed",
+  "timed_out",
+  "canceled",
+  "skipped",
+  "missed",
+  "interrupted",
+]);

@@ -1,0 +1,220 @@
+import { accessSync, constants, statSync } from "node:fs";
+import path from "node:path";
+import type { CommandExecutorConfig } from "../config.js";
+import { AUTH_VARS, buildChildEnv } from "./env.js";
+import { runProcess, type ProcessResult } from "./process.js";
+import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+
+export interface CommandExecutorOptions {
+  serverEnv: NodeJS.ProcessEnv;
+  envAllow: string[];
+  killGraceMs: number;
+}
+
+const STDERR_TAIL_CHARS = 500;
+const PLACEHOLDER = /\{(prompt|work_dir|run_id|job_id|session_id)\}/g;
+
+/**
+ * Replaces placeholders inside each argv element in one pass, so that a prompt containing
+ * "{work_dir}" or "$&" stays literal text.
+ */
+export function expandArgv(command: readonly string[], vars: Record<string, string>): string[] {
+  return command.map((arg) => arg.replace(PLACEHOLDER, (_, name: string) => vars[name]));
+}
+
+/** Looks a program up the way spawn will: a name with a slash is a path, a bare name is searched on PATH. */
+export function resolveProgram(bin: string, PATH: string | undefined = process.env.PATH, cwd = process.cwd()): string | null {
+  if (!bin) return null;
+  if (bin.includes("/") || bin.includes(path.sep)) {
+    const file = path.resolve(cwd, bin);
+    return isExecutableFile(file) ? file : null;
+  }
+  // An empty PATH entry means "the current directory" to execvp; we do not look there on purpose.
+  for (const dir of (PATH ?? "").split(path.delimiter).filter(Boolean)) {
+    const file = path.resolve(cwd, dir, bin);
+    if (isExecutableFile(file)) return file;
+  }
+  return null;
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a dotted path such as `item.content.0.text`; numeric segments index arrays. */
+function getPath(value: unknown, dotted: string): unknown {
+  let cur = value;
+  for (const key of dotted.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function asText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * Turns a successful run's stdout into the answer, per the executor's `output` setting:
+ *
+ * - `text`: the whole stdout, minus one trailing newline.
+ * - `json`: stdout must be JSON; the answer is stdout, trimmed.
+ * - `json:<path>`: stdout is one JSON document; the answer is the value at the dotted path
+ *   (`json:response`, `json:choices.0.text`). Strings as they are, other values as JSON.
+ * - `jsonl-last[:<filters>][@<path>]`: stdout is JSON Lines (lines that are not JSON are
+ *   skipped). The answer comes from the last line whose object matches every filter:
+ *   comma-separated `<dotted key>=<value>` pairs, compared as strings. `@<path>` picks the
+ *   field to return; without it the whole matching line is the answer. Filter values cannot
+ *   contain `,` or `@`. A filter without `=` asks only that the key be present. Examples:
+ *   `jsonl-last:type=result@result`,
+ *   `jsonl-last:type=item.completed,item.type=agent_message@item.text`, `jsonl-last:@text`.
+ */
+export function extractOutput(stdout: string, mode: string): { output: string } | { error: string } {
+  if (mode === "text") return { output: stdout.replace(/\r?\n$/, "") };
+
+  if (mode === "json" || mode.startsWith("json:")) {
+    const parsed = parseJson(stdout);
+    if (!parsed.ok) return { error: "stdout is not valid JSON" };
+    if (mode === "json") return { output: stdout.trim() };
+    const field = mode.slice("json:".length);
+    const value = getPath(parsed.value, field);
+    if (value === undefined || value === null) return { error: `the JSON on stdout has no field "${field}"` };
+    return { output: asText(value) };
+  }
+
+  if (mode === "jsonl-last" || mode.startsWith("jsonl-last:")) {
+    const spec = mode.slice("jsonl-last:".length);
+    const at = spec.indexOf("@");
+    const filterText = at < 0 ? spec : spec.slice(0, at);
+    const field = at < 0 ? null : spec.slice(at + 1);
+    const filters = filterText
+      .split(",")
+      .filter(Boolean)
+      .map((f) => {
+        const eq = f.indexOf("=");
+        return eq < 0 ? { key: f, value: null } : { key: f.slice(0, eq), value: f.slice(eq + 1) };
+      });
+    const lines = stdout.split(/\r?\n/);
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const line = lines[i].trim();
+      if (!line) continue;
+      const parsed = parseJson(line);
+      if (!parsed.ok) continue;
+      const matches = filters.every(({ key, value }) => {
+        const v = getPath(parsed.value, key);
+        return value === null ? v !== undefined : v !== undefined && v !== null && asText(v) === value;
+      });
+      if (!matches) continue;
+      if (field === null) return { output: line };
+      const value = getPath(parsed.value, field);
+      if (value === undefined || value === null) {
+        return { error: `the last JSONL line matching "${filterText}" has no field "${field}"` };
+      }
+      return { output: asText(value) };
+    }
+    return { error: filterText ? `no JSONL line on stdout matches "${filterText}"` : "no JSONL line on stdout" };
+  }
+
+  return { error: `unknown output mode "${mode}"` };
+}
+
+function stderrTail(stderr: string): string {
+  const text = stderr.trim();
+  return text.length > STDERR_TAIL_CHARS ? `…${text.slice(-STDERR_TAIL_CHARS)}` : text;
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}
+
+/** Runs an operator-configured argv, no shell; exit 0 is success and stdout is the answer. */
+export class CommandExecutor implements Executor {
+  readonly type = "command";
+  readonly program: string;
+
+  constructor(
+    readonly name: string,
+    private readonly cfg: CommandExecutorConfig,
+    private readonly opts: CommandExecutorOptions,
+  ) {
+    this.program = cfg.command[0];
+  }
+
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    const argv = expandArgv(this.cfg.command, {
+      prompt: req.prompt,
+      work_dir: req.workDir,
+      run_id: req.runId,
+      job_id: req.jobId,
+      session_id: req.sessionId,
+    });
+    const promptInArgv = this.cfg.command.some((arg) => arg.includes("{prompt}"));
+    const env = buildChildEnv({
+      serverEnv: this.opts.serverEnv,
+      envAllow: this.opts.envAllow,
+      authVars: AUTH_VARS.command,
+      executorEnv: this.cfg.env,
+      runVars: { runId: req.runId, jobId: req.jobId, sessionId: req.sessionId, scheduledFor: req.scheduledFor },
+    });
+    const proc = await runProcess({
+      argv,
+      cwd: req.workDir,
+      env,
+      stdin: promptInArgv ? null : req.prompt,
+      timeoutMs: req.timeoutMs,
+      killGraceMs: this.opts.killGraceMs,
+      maxOutputBytes: req.maxOutputBytes,
+      signal: req.signal,
+    });
+    return this.toResult(proc, req, env.PATH);
+  }
+
+  private toResult(proc: ProcessResult, req: ExecutionRequest, childPath: string | undefined): ExecutionResult {
+    const base = {
+      exitCode: proc.exitCode,
+      output: "",
+      outputTruncated: proc.stdoutTruncated,
+      usage: null,
+      raw: proc.stderr ? `${proc.stdout}\n--- stderr ---\n${proc.stderr}` : proc.stdout,
+    };
+    const fail = (error: string): ExecutionResult => ({ ...base, status: "failed", error });
+
+    if (proc.spawnError) {
+      const missing = resolveProgram(this.program, childPath, req.workDir) === null;
+      const hint = missing ? ` Install it or set executors.${this.name}.command in the config file.` : "";
+      return fail(`Executor "${this.name}" could not start: ${proc.spawnError}.${hint}`);
+    }
+    if (proc.canceled) {
+      return { ...base, status: "canceled", error: "Canceled; the process group was killed." };
+    }
+    if (proc.timedOut) {
+      return { ...base, status: "timed_out", error: `Timed out after ${seconds(req.timeoutMs)}; the process group was killed.` };
+    }
+    if (proc.exitCode !== 0) {
+      const how = proc.exitCode === null ? `was killed by ${proc.signal}` : `exited with code ${proc.exitCode}`;
+      const tail = stderrTail(proc.stderr);
+      return fail(`"${this.program}" ${how}${tail ? `: ${tail}` : " and wrote nothing to stderr"}`);
+    }
+    const extracted = extractOutput(proc.stdout, this.cfg.output);
+    if ("error" in extracted) {
+      const cut = proc.stdoutTruncated ? ` (stdout was cut at ${req.maxOutputBytes} bytes)` : "";
+      return fail(`Cannot read the answer (output "${this.cfg.output}"): ${extracted.error}${cut}.`);
+    }
+    return { ...base, status: "completed", error: null, output: extracted.output };
+  }
+}

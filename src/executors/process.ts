@@ -1,0 +1,248 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+
+export interface ProcessSpec {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** Written to the child's stdin, which is then closed; null/undefined closes it at once. */
+  stdin?: string | null;
+  timeoutMs: number;
+  /** Time between SIGTERM and SIGKILL of the process group. */
+  killGraceMs: number;
+  /** Cap on captured bytes, per stream. */
+  maxOutputBytes: number;
+  signal?: AbortSignal;
+}
+
+export interface ProcessResult {
+  exitCode: number | null;
+  signal: string | null;
+  /** The head of stdout, up to maxOutputBytes. */
+  stdout: string;
+  /** The tail of stderr, up to maxOutputBytes: the error is usually at the end. */
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  timedOut: boolean;
+  canceled: boolean;
+  /** Why the program could not be started at all (missing binary, not executable, bad cwd). */
+  spawnError: string | null;
+  durationMs: number;
+}
+
+/**
+ * How long to wait for stdio to close once the leader has exited. A grandchild that left the
+ * group (setsid) can hold a pipe open forever; we must not wait on it.
+ */
+const DRAIN_MS = 500;
+/** setTimeout fires at once for anything larger, which would kill every long run immediately. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Process group ids (= leader pids) of every child still running, for shutdown. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/**
+ * Signals every live child process group, synchronously. The server calls this at shutdown;
+ * it is also hooked to process exit so that no agent outlives the server, however it ends.
+ */
+export function killAllProcessGroups(sig: NodeJS.Signals = "SIGKILL"): number {
+  for (const pgid of liveGroups) signalGroup(pgid, sig);
+  return liveGroups.size;
+}
+
+export function liveProcessGroupCount(): number {
+  return liveGroups.size;
+}
+
+/** Keeps the first `max` bytes of a stream. */
+class HeadBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): void {
+    const room = this.max - this.size;
+    if (chunk.length > room) this.truncated = true;
+    if (room <= 0) return;
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.chunks.push(part);
+    this.size += part.length;
+  }
+  text(): string {
+    const buf = Buffer.concat(this.chunks);
+    // A streaming decode holds back an incomplete trailing character instead of emitting U+FFFD.
+    return this.truncated ? new TextDecoder().decode(buf, { stream: true }) : buf.toString("utf8");
+  }
+}
+
+/** Keeps the last `max` bytes of a stream. */
+class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.chunks.length > 1 && this.size - this.chunks[0].length >= this.max) {
+      this.size -= this.chunks.shift()!.length;
+      this.truncated = true;
+    }
+  }
+  text(): string {
+    let buf = Buffer.concat(this.chunks);
+    if (buf.length > this.max) {
+      buf = buf.subarray(buf.length - this.max);
+      this.truncated = true;
+    }
+    if (this.truncated) {
+      // Drop continuation bytes of a character whose start was cut off.
+      let start = 0;
+      while (start < Math.min(3, buf.length) && (buf[start] & 0xc0) === 0x80) start++;
+      buf = buf.subarray(start);
+    }
+    return buf.toString("utf8");
+  }
+}
+
+function describeSpawnError(err: NodeJS.ErrnoException, program: string, cwd: string): string {
+  if (err.code === "ENOENT" && !existsSync(cwd)) return `working directory ${cwd} does not exist`;
+  if (err.code === "ENOENT") return `program "${program}" was not found (ENOENT)`;
+  if (err.code === "EACCES") return `program "${program}" is not executable (EACCES)`;
+  return `cannot start "${program}": ${err.message}`;
+}
+
+/**
+ * Runs one program in its own process group, with a timeout, cancellation and capped output.
+ * Never rejects: every failure is reported in the result. On timeout or abort the whole group
+ * gets SIGTERM, then SIGKILL after the grace period; when the leader is done, whatever is left
+ * of its group is killed too, so nothing the run started outlives it.
+ */
+export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
+  const started = performance.now();
+  const stdout = new HeadBuffer(spec.maxOutputBytes);
+  const stderr = new TailBuffer(spec.maxOutputBytes);
+  const program = spec.argv[0] ?? "";
+
+  return new Promise<ProcessResult>((resolve) => {
+    let exitCode: number | null = null;
+    let exitSignal: string | null = null;
+    let timedOut = false;
+    let canceled = false;
+    let spawnError: string | null = null;
+    let done = false;
+    let terminating = false;
+    const timers: NodeJS.Timeout[] = [];
+    let child: ChildProcess | undefined;
+    let pgid: number | undefined;
+
+    const finish = () => {
+      if (done) return;
+      done = true;
+      timers.forEach(clearTimeout);
+      spec.signal?.removeEventListener("abort", onAbort);
+      if (pgid !== undefined) {
+        signalGroup(pgid, "SIGKILL");
+        liveGroups.delete(pgid);
+      }
+      child?.stdout?.destroy();
+      child?.stderr?.destroy();
+      child?.stdin?.destroy();
+      resolve({
+        exitCode,
+        signal: exitSignal,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+        timedOut,
+        canceled,
+        spawnError,
+        durationMs: Math.round(performance.now() - started),
+      });
+    };
+
+    const terminate = () => {
+      if (terminating || pgid === undefined) return;
+      terminating = true;
+      signalGroup(pgid, "SIGTERM");
+      timers.push(setTimeout(() => signalGroup(pgid!, "SIGKILL"), spec.killGraceMs));
+    };
+
+    function onAbort() {
+      if (done || timedOut || exitCode !== null || exitSignal !== null) return;
+      canceled = true;
+      terminate();
+    }
+
+    if (!program) {
+      spawnError = "no program to run (empty command)";
+      return finish();
+    }
+    if (spec.signal?.aborted) {
+      canceled = true;
+      return finish();
+    }
+
+    try {
+      child = spawn(program, spec.argv.slice(1), {
+        cwd: spec.cwd,
+        env: spec.env,
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+        windowsHide: true,
+      });
+    } catch (err) {
+      // Synchronous failures: bad arguments such as a NUL byte in argv or env.
+      spawnError = describeSpawnError(err as NodeJS.ErrnoException, program, spec.cwd);
+      return finish();
+    }
+
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      if (pgid === undefined) {
+        spawnError = describeSpawnError(err, program, spec.cwd);
+        finish();
+      }
+    });
+    if (child.pid === undefined) return; // the "error" event follows
+
+    pgid = child.pid;
+    liveGroups.add(pgid);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", () => killAllProcessGroups("SIGKILL"));
+    }
+
+    child.stdout!.on("data", (c: Buffer) => stdout.push(c));
+    child.stderr!.on("data", (c: Buffer) => stderr.push(c));
+    // A child that exits without reading its stdin gives EPIPE here; that is its business.
+    child.stdin!.on("error", () => {});
+    child.stdin!.end(spec.stdin ?? undefined);
+
+    child.on("exit", (code, sig) => {
+      exitCode = code;
+      exitSignal = sig;
+      timers.push(setTimeout(finish, DRAIN_MS));
+    });
+    child.on("close", finish);
+
+    timers.push(
+      setTimeout(() => {
+        if (exitCode !== null || exitSignal !== null) return;
+        timedOut = true;
+        terminate();
+      }, Math.min(spec.timeoutMs, MAX_TIMER_MS)),
+    );
+    spec.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

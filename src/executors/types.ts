@@ -1,0 +1,51 @@
+import type { Usage } from "../core/jobs.js";
+
+/** Everything one attempt of a run needs; built by the dispatcher, read by an executor. */
+export interface ExecutionRequest {
+  runId: string;
+  jobId: string;
+  /** The agent session for this attempt: fresh per run (isolated) or the job's own (persistent). */
+  sessionId: string;
+  /** True when `sessionId` already exists and must be resumed (persistent job, not its first run). */
+  resume: boolean;
+  /** ISO time of the occurrence, or "" for manual runs. */
+  scheduledFor: string;
+  prompt: string;
+  /** Absolute, link-resolved, existing directory. */
+  workDir: string;
+  timeoutMs: number;
+  outputFormat: "text" | "json" | "structured";
+  outputSchema: Record<string, unknown> | null;
+  maxCostUsd: number | null;
+  /** Aborted on cancel, `replace` and shutdown; the executor kills its process group at once. */
+  signal: AbortSignal;
+  /** Where the executor may keep files for this attempt (schemas, raw logs); exists. */
+  scratchDir: string;
+  /** Cap on captured stdout/stderr bytes each. */
+  maxOutputBytes: number;
+}
+
+export interface ExecutionResult {
+  /** completed: success. failed / timed_out: retried by the dispatcher. canceled: never retried. */
+  status: "completed" | "failed" | "timed_out" | "canceled";
+  exitCode: number | null;
+  /** One readable sentence (plus the tail of stderr where it helps); null on success. */
+  error: string | null;
+  /** The agent's answer as text (for structured answers, their JSON text). */
+  output: string;
+  /** An already-parsed structured answer (claude-code `structured_output`), when the agent gave one. */
+  structured?: unknown;
+  outputTruncated: boolean;
+  usage: Usage | null;
+  /** The session the agent reports it used, when it reports one. */
+  sessionId?: string | null;
+  /** Raw stdout/stderr as captured, kept beside the output for debugging. */
+  raw?: string;
+}
+
+export interface Executor {
+  readonly type: string;
+  execute(req: ExecutionRequest): Promise<ExecutionResult>;
+  /** The program this executor starts, for `doctor` and `add_cron` warnings; null when none. */
+  readonly program: string | null;
+}

@@ -1,0 +1,101 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import type { App } from "../core/app.js";
+import type { JobChange, RunChange } from "../core/events.js";
+import type { Job, Run } from "../core/jobs.js";
+import { registerResources } from "./resources.js";
+import { registerTools, type ToolContext } from "./tool.js";
+import { tools } from "./tools/index.js";
+
+export const SERVER_NAME = "agent-cron";
+export const SERVER_VERSION = "0.1.0";
+
+export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurring (cron, "@every 15m") or one-shot ("in 20m", an ISO time).
+- Confirm the timezone with the user; schedules are read in the job's timezone (default: the server's).
+- Call preview_schedule before add_cron to check a schedule and show the user when it will fire.
+- Give every job a short unique name: add_cron is then safe to retry and other tools accept the name.
+- For a follow-up ("check whether the deploy finished"), add a one-shot with schedule "in 20m" rather than a recurring job.
+- Results: list_runs shows recent runs with the first 4 KiB of output; read cron://runs/{id} for the whole output, or subscribe to it.
+- Pause a job to stop it for a while; remove deletes it with its history.`;
+
+/**
+ * One MCP server per client session, all over one shared App. The App's events become
+ * resource updates (for subscribed URIs), list changes, and logging messages.
+ */
+export function createServer(app: App): McpServer {
+  const server = new McpServer(
+    { name: SERVER_NAME, version: SERVER_VERSION, title: "agent-cron" },
+    {
+      capabilities: { resources: { subscribe: true, listChanged: true }, logging: {}, tools: { listChanged: false } },
+      instructions: INSTRUCTIONS,
+    },
+  );
+  const subscriptions = new Set<string>();
+  const send = (p: Promise<void>) => void p.catch(() => {});
+  const log = (level: LoggingLevel, data: unknown) => {
+    if (server.isConnected()) send(server.sendLoggingMessage({ level, logger: "agent-cron", data }));
+  };
+
+  const ctx: ToolContext = {
+    app,
+    clientName: () => {
+      const c = server.server.getClientVersion();
+      return c ? `${c.name}/${c.version}` : "unknown";
+    },
+    log: (level, message) => log(level, message),
+  };
+  registerTools(server, ctx, tools);
+  registerResources(server, app);
+
+  server.server.setRequestHandler(SubscribeRequestSchema, async ({ params }) => {
+    subscriptions.add(params.uri);
+    return {};
+  });
+  server.server.setRequestHandler(UnsubscribeRequestSchema, async ({ params }) => {
+    subscriptions.delete(params.uri);
+    return {};
+  });
+
+  const updated = (uri: string) => {
+    if (subscriptions.has(uri) && server.isConnected()) send(server.server.sendResourceUpdated({ uri }));
+  };
+  const listChanged = () => {
+    if (server.isConnected()) server.sendResourceListChanged();
+  };
+
+  const onJob = (job: Job, change: JobChange) => {
+    updated(`cron://jobs/${job.id}`);
+    updated("cron://jobs");
+    if (change !== "updated") listChanged();
+  };
+  const onRun = (run: Run, change: RunChange, job: Job | undefined) => {
+    updated(`cron://runs/${run.id}`);
+    updated(`cron://jobs/${run.job_id}`);
+    if (change === "started" || run.started_at === run.finished_at) listChanged();
+    const failed = run.status !== "completed" && run.status !== "running";
+    log(failed ? "warning" : "info", {
+      event: `run.${change}`,
+      job_id: run.job_id,
+      job_name: job?.name ?? null,
+      run_id: run.id,
+      status: run.status,
+      scheduled_for: run.scheduled_for,
+      error: run.error,
+      uri: `cron://runs/${run.id}`,
+    });
+  };
+  const onNotice = (level: "info" | "warning" | "error", message: string, data: Record<string, unknown>) => log(level, { message, ...data });
+
+  app.events.on("job", onJob);
+  app.events.on("run", onRun);
+  app.events.on("notice", onNotice);
+  const previousOnClose = server.server.onclose;
+  server.server.onclose = () => {
+    app.events.off("job", onJob);
+    app.events.off("run", onRun);
+    app.events.off("notice", onNotice);
+    subscriptions.clear();
+    previousOnClose?.();
+  };
+  return server;
+}

@@ -1,0 +1,28 @@
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { App } from "../core/app.js";
+import { createServer } from "./server.js";
+
+/**
+ * Serves one client over stdin/stdout. When the client goes away (stdin ends or breaks)
+ * `onGone` runs, so the server never lingers as an orphan.
+ */
+export async function serveStdio(app: App, onGone: () => void): Promise<() => Promise<void>> {
+  const server = createServer(app);
+  const transport = new StdioServerTransport();
+  let gone = false;
+  const leave = () => {
+    if (gone) return;
+    gone = true;
+    onGone();
+  };
+  process.stdin.once("end", leave);
+  process.stdin.once("close", leave);
+  process.stdin.once("error", leave);
+  process.stdout.once("error", leave);
+  transport.onclose = leave;
+  await server.connect(transport);
+  return async () => {
+    gone = true;
+    await server.close().catch(() => {});
+  };
+}

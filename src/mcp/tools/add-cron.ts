@@ -1,0 +1,37 @@
+import { z } from "zod";
+import { AddJobInput } from "../../core/job-input.js";
+import { JobSchema } from "../../core/jobs.js";
+import { defineTool, ok } from "../tool.js";
+import { jobLabel, nextRunsOf } from "./shared.js";
+
+export const addCronTool = defineTool({
+  name: "add_cron",
+  config: {
+    title: "Schedule agent work",
+    description:
+      "Schedule a prompt to run later, once or on a recurring schedule, in an isolated agent session. " +
+      "Give it a name so a retry does not create a duplicate. Preview unfamiliar schedules with preview_schedule first. " +
+      'Example: {"name": "log-audit", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Audit yesterday\'s logs"}. ' +
+      'For a follow-up, use a delay: {"schedule": "in 20m", "prompt": "Check whether the deploy finished"}.',
+    inputSchema: AddJobInput,
+    outputSchema: z.object({
+      job: JobSchema,
+      created: z.boolean(),
+      next_runs: z.array(z.string()),
+      next_runs_utc: z.array(z.string()),
+      description: z.string(),
+      warnings: z.array(z.string()),
+    }),
+    annotations: { title: "Schedule agent work", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  },
+  handler: (ctx) => async (args) => {
+    const { job, created, warnings } = await ctx.app.addJob(args, ctx.clientName());
+    const next = nextRunsOf(ctx.app, job);
+    const description = ctx.app.describe(job);
+    const summary =
+      `${created ? "Scheduled" : "Already scheduled:"} job ${jobLabel(job)} (${job.id}): ${description}.` +
+      (next.next_runs[0] ? ` Next run ${next.next_runs[0]}.` : "") +
+      (warnings.length ? ` Warning: ${warnings.join(" ")}` : "");
+    return ok({ job, created, ...next, description, warnings }, summary);
+  },
+});

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { RunSchema } from "../../core/jobs.js";
+import { defineTool, ok } from "../tool.js";
+import { runRef } from "./shared.js";
+
+export const cancelRunTool = defineTool({
+  name: "cancel_run",
+  config: {
+    title: "Cancel a run",
+    description: 'Stop a run in flight (its whole process group is killed) and record it canceled. A finished run is returned as it is. Example: {"run": "<run id>"}.',
+    inputSchema: z.strictObject({ run: runRef }),
+    outputSchema: z.object({ run: RunSchema }),
+    annotations: { title: "Cancel a run", readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  },
+  handler: (ctx) => async ({ run: id }) => {
+    const run = await ctx.app.cancelRun(id);
+    return ok({ run }, `Run ${run.id} is ${run.status}.`);
+  },
+});

@@ -1,0 +1,24 @@
+import { addCronTool } from "./add-cron.js";
+import { cancelRunTool } from "./cancel-run.js";
+import { getCronTool } from "./get-cron.js";
+import { listCronsTool } from "./list-crons.js";
+import { listRunsTool } from "./list-runs.js";
+import { pauseTool, resumeTool } from "./pause.js";
+import { previewScheduleTool } from "./preview-schedule.js";
+import { removeTool } from "./remove.js";
+import { runNowTool } from "./run-now.js";
+import { updateCronTool } from "./update-cron.js";
+
+export const tools = [
+  addCronTool,
+  listCronsTool,
+  listRunsTool,
+  pauseTool,
+  resumeTool,
+  removeTool,
+  getCronTool,
+  updateCronTool,
+  runNowTool,
+  cancelRunTool,
+  previewScheduleTool,
+];

@@ -1,0 +1,36 @@
+import { z } from "zod";
+import { UserError } from "../../core/errors.js";
+import { defineTool, ok } from "../tool.js";
+
+export const previewScheduleTool = defineTool({
+  name: "preview_schedule",
+  config: {
+    title: "Preview a schedule",
+    description:
+      "Check a schedule and see when it would fire, without storing anything. Use it before add_cron to confirm the " +
+      'schedule and timezone with the user. Example: {"schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "count": 3}.',
+    inputSchema: z.strictObject({
+      schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time, or "in 20m"'),
+      timezone: z.string().min(1).max(64).optional().describe("IANA timezone (default: the server's)"),
+      count: z.number().int().min(1).max(50).optional().describe("How many occurrences to show (default 5)"),
+    }),
+    outputSchema: z.object({
+      valid: z.boolean(),
+      description: z.string(),
+      next_runs: z.array(z.string()),
+      next_runs_utc: z.array(z.string()),
+      error: z.string().optional(),
+    }),
+    annotations: { title: "Preview a schedule", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+  },
+  handler: (ctx) => async ({ schedule, timezone, count }) => {
+    try {
+      const p = ctx.app.preview(schedule, timezone, count ?? 5);
+      return ok({ valid: true, ...p }, `${p.description}. Next: ${p.next_runs.join(", ") || "none"}.`);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      // An invalid schedule is an answer here, not a failure of the tool.
+      return ok({ valid: false, description: "", next_runs: [], next_runs_utc: [], error: err.message }, `Invalid schedule: ${err.message}`);
+    }
+  },
+});

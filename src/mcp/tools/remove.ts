@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { defineTool, ok } from "../tool.js";
+import { jobRef } from "./shared.js";
+
+export const removeTool = defineTool({
+  name: "remove",
+  config: {
+    title: "Remove a job",
+    description:
+      "Delete a job for good, canceling a run in flight. Its run history goes too unless keep_runs is true. " +
+      'To stop it for a while, use pause instead. Example: {"job": "log-audit"}.',
+    inputSchema: z.strictObject({
+      job: jobRef,
+      keep_runs: z.boolean().optional().describe("Keep the job's run history and outputs (default false)"),
+    }),
+    outputSchema: z.object({ removed: z.string() }),
+    annotations: { title: "Remove a job", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+  },
+  handler: (ctx) => async ({ job, keep_runs }) => {
+    const id = await ctx.app.remove(job, keep_runs ?? false);
+    return ok({ removed: id }, `Removed job ${id}${keep_runs ? "; its runs were kept" : ""}.`);
+  },
+});

@@ -187,9 +187,12 @@ export class App {
 
   /** Takes one occurrence: records it as handled (so it never runs twice), then dispatches it. */
   private async fire(job: Job, at: number, trigger: "schedule" | "catch_up"): Promise<void> {
-    const updated = await this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(at), job.timezone) }));
+    // The store applies the change in memory at once, so the next occurrence is armed before
+    // the write finishes and a slow disk never delays the fleet.
+    const written = this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(at), job.timezone) }));
+    this.reschedule(this.jobs.get(job.id));
+    const updated = await written;
     if (!updated) return;
-    this.reschedule(updated);
     await this.dispatcher.occur(updated, { scheduledFor: at, trigger });
     await this.syncNextRun(job.id);
   }

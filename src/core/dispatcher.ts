@@ -127,7 +127,10 @@ export class Dispatcher {
       session_id: j.session === "persistent" ? run.session_id : j.session_id,
     }));
     this.host.events.emit("run", run, "started", jobNow ?? job);
-    active.done = this.execute(jobNow ?? job, active).finally(() => this.untrack(active));
+    active.done = this.execute(jobNow ?? job, active).finally(() => {
+      this.untrack(active);
+      this.releaseQueued(job.id);
+    });
     return run;
   }
 
@@ -238,7 +241,6 @@ export class Dispatcher {
     if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
-    this.releaseQueued(job.id);
     return run;
   }
 

@@ -1,17 +1,10 @@
-import { accessSync, constants, statSync } from "node:fs";
-import path from "node:path";
 import type { CommandExecutorConfig } from "../config.js";
-import { AUTH_VARS, buildChildEnv } from "./env.js";
-import { runProcess, type ProcessResult } from "./process.js";
+import { cutNote, exitError, rawOutput, runAgentProcess, unfinishedResult, type ProcessExecutorOptions } from "./cli-agent.js";
 import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
 
-export interface CommandExecutorOptions {
-  serverEnv: NodeJS.ProcessEnv;
-  envAllow: string[];
-  killGraceMs: number;
-}
+export { resolveProgram } from "./cli-agent.js";
+export type CommandExecutorOptions = ProcessExecutorOptions;
 
-const STDERR_TAIL_CHARS = 500;
 const PLACEHOLDER = /\{(prompt|work_dir|run_id|job_id|session_id)\}/g;
 
 /**
@@ -20,31 +13,6 @@ const PLACEHOLDER = /\{(prompt|work_dir|run_id|job_id|session_id)\}/g;
  */
 export function expandArgv(command: readonly string[], vars: Record<string, string>): string[] {
   return command.map((arg) => arg.replace(PLACEHOLDER, (_, name: string) => vars[name]));
-}
-
-/** Looks a program up the way spawn will: a name with a slash is a path, a bare name is searched on PATH. */
-export function resolveProgram(bin: string, PATH: string | undefined = process.env.PATH, cwd = process.cwd()): string | null {
-  if (!bin) return null;
-  if (bin.includes("/") || bin.includes(path.sep)) {
-    const file = path.resolve(cwd, bin);
-    return isExecutableFile(file) ? file : null;
-  }
-  // An empty PATH entry means "the current directory" to execvp; we do not look there on purpose.
-  for (const dir of (PATH ?? "").split(path.delimiter).filter(Boolean)) {
-    const file = path.resolve(cwd, dir, bin);
-    if (isExecutableFile(file)) return file;
-  }
-  return null;
-}
-
-function isExecutableFile(file: string): boolean {
-  try {
-    if (!statSync(file).isFile()) return false;
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Reads a dotted path such as `item.content.0.text`; numeric segments index arrays. */
@@ -133,15 +101,6 @@ export function extractOutput(stdout: string, mode: string): { output: string } 
   return { error: `unknown output mode "${mode}"` };
 }
 
-function stderrTail(stderr: string): string {
-  const text = stderr.trim();
-  return text.length > STDERR_TAIL_CHARS ? `…${text.slice(-STDERR_TAIL_CHARS)}` : text;
-}
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))}s`;
-}
-
 /** Runs an operator-configured argv, no shell; exit 0 is success and stdout is the answer. */
 export class CommandExecutor implements Executor {
   readonly type = "command";
@@ -164,56 +123,24 @@ export class CommandExecutor implements Executor {
       session_id: req.sessionId,
     });
     const promptInArgv = this.cfg.command.some((arg) => arg.includes("{prompt}"));
-    const env = buildChildEnv({
-      serverEnv: this.opts.serverEnv,
-      envAllow: this.opts.envAllow,
-      authVars: AUTH_VARS.command,
+    const proc = await runAgentProcess(argv, req, {
+      ...this.opts,
+      type: "command",
       executorEnv: this.cfg.env,
-      runVars: { runId: req.runId, jobId: req.jobId, sessionId: req.sessionId, scheduledFor: req.scheduledFor },
-    });
-    const proc = await runProcess({
-      argv,
-      cwd: req.workDir,
-      env,
       stdin: promptInArgv ? null : req.prompt,
-      timeoutMs: req.timeoutMs,
-      killGraceMs: this.opts.killGraceMs,
-      maxOutputBytes: req.maxOutputBytes,
-      signal: req.signal,
     });
-    return this.toResult(proc, req, env.PATH);
-  }
+    const unfinished = unfinishedResult(proc, req, {
+      executorName: this.name,
+      program: this.program,
+      configKey: `executors.${this.name}.command`,
+    });
+    if (unfinished) return unfinished;
 
-  private toResult(proc: ProcessResult, req: ExecutionRequest, childPath: string | undefined): ExecutionResult {
-    const base = {
-      exitCode: proc.exitCode,
-      output: "",
-      outputTruncated: proc.stdoutTruncated,
-      usage: null,
-      raw: proc.stderr ? `${proc.stdout}\n--- stderr ---\n${proc.stderr}` : proc.stdout,
-    };
-    const fail = (error: string): ExecutionResult => ({ ...base, status: "failed", error });
-
-    if (proc.spawnError) {
-      const missing = resolveProgram(this.program, childPath, req.workDir) === null;
-      const hint = missing ? ` Install it or set executors.${this.name}.command in the config file.` : "";
-      return fail(`Executor "${this.name}" could not start: ${proc.spawnError}.${hint}`);
-    }
-    if (proc.canceled) {
-      return { ...base, status: "canceled", error: "Canceled; the process group was killed." };
-    }
-    if (proc.timedOut) {
-      return { ...base, status: "timed_out", error: `Timed out after ${seconds(req.timeoutMs)}; the process group was killed.` };
-    }
-    if (proc.exitCode !== 0) {
-      const how = proc.exitCode === null ? `was killed by ${proc.signal}` : `exited with code ${proc.exitCode}`;
-      const tail = stderrTail(proc.stderr);
-      return fail(`"${this.program}" ${how}${tail ? `: ${tail}` : " and wrote nothing to stderr"}`);
-    }
+    const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
+    if (proc.exitCode !== 0) return { ...base, status: "failed", error: exitError(this.program, proc) };
     const extracted = extractOutput(proc.stdout, this.cfg.output);
     if ("error" in extracted) {
-      const cut = proc.stdoutTruncated ? ` (stdout was cut at ${req.maxOutputBytes} bytes)` : "";
-      return fail(`Cannot read the answer (output "${this.cfg.output}"): ${extracted.error}${cut}.`);
+      return { ...base, status: "failed", error: `Cannot read the answer (output "${this.cfg.output}"): ${extracted.error}${cutNote(proc, req)}.` };
     }
     return { ...base, status: "completed", error: null, output: extracted.output };
   }

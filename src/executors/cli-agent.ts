@@ -1,0 +1,139 @@
+import { accessSync, constants, statSync } from "node:fs";
+import path from "node:path";
+import { AUTH_VARS, buildChildEnv } from "./env.js";
+import { runProcess, type ProcessResult } from "./process.js";
+import type { ExecutionRequest, ExecutionResult } from "./types.js";
+
+/** What every executor that starts a program gets from the server. */
+export interface ProcessExecutorOptions {
+  serverEnv: NodeJS.ProcessEnv;
+  envAllow: string[];
+  killGraceMs: number;
+}
+
+const STDERR_TAIL_CHARS = 500;
+
+/** The end of stderr, where programs put the error that made them stop. */
+export function stderrTail(stderr: string): string {
+  const text = stderr.trim();
+  return text.length > STDERR_TAIL_CHARS ? `…${text.slice(-STDERR_TAIL_CHARS)}` : text;
+}
+
+export function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}
+
+/** Looks a program up the way spawn will: a name with a slash is a path, a bare name is searched on PATH. */
+export function resolveProgram(bin: string, PATH: string | undefined = process.env.PATH, cwd = process.cwd()): string | null {
+  if (!bin) return null;
+  if (bin.includes("/") || bin.includes(path.sep)) {
+    const file = path.resolve(cwd, bin);
+    return isExecutableFile(file) ? file : null;
+  }
+  // An empty PATH entry means "the current directory" to execvp; we do not look there on purpose.
+  for (const dir of (PATH ?? "").split(path.delimiter).filter(Boolean)) {
+    const file = path.resolve(cwd, dir, bin);
+    if (isExecutableFile(file)) return file;
+  }
+  return null;
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One executor's program, as named in messages and config hints. */
+export interface ProgramRef {
+  executorName: string;
+  program: string;
+  /** The config key that chooses the program, e.g. `executors.claude.bin`. */
+  configKey: string;
+}
+
+/** Starts one attempt of an agent program with the allow-listed environment of its executor type. */
+export function runAgentProcess(
+  argv: string[],
+  req: ExecutionRequest,
+  opts: ProcessExecutorOptions & { type: keyof typeof AUTH_VARS; executorEnv: Record<string, string>; stdin: string | null },
+): Promise<ProcessResult & { env: Record<string, string> }> {
+  const env = buildChildEnv({
+    serverEnv: opts.serverEnv,
+    envAllow: opts.envAllow,
+    authVars: AUTH_VARS[opts.type],
+    executorEnv: opts.executorEnv,
+    runVars: { runId: req.runId, jobId: req.jobId, sessionId: req.sessionId, scheduledFor: req.scheduledFor },
+  });
+  return runProcess({
+    argv,
+    cwd: req.workDir,
+    env,
+    stdin: opts.stdin,
+    timeoutMs: req.timeoutMs,
+    killGraceMs: opts.killGraceMs,
+    maxOutputBytes: req.maxOutputBytes,
+    signal: req.signal,
+  }).then((proc) => ({ ...proc, env }));
+}
+
+export function rawOutput(proc: ProcessResult): string {
+  return proc.stderr ? `${proc.stdout}\n--- stderr ---\n${proc.stderr}` : proc.stdout;
+}
+
+/**
+ * The outcome of an attempt that never got to answer (it could not start, was canceled or
+ * timed out), or null when the program ran to its end and its output needs reading.
+ */
+export function unfinishedResult(
+  proc: ProcessResult & { env: Record<string, string> },
+  req: ExecutionRequest,
+  ref: ProgramRef,
+): ExecutionResult | null {
+  const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
+  if (proc.spawnError) {
+    const missing = resolveProgram(ref.program, proc.env.PATH, req.workDir) === null;
+    const hint = missing ? ` Install it or set ${ref.configKey} in the config file.` : "";
+    return { ...base, status: "failed", error: `Executor "${ref.executorName}" could not start: ${proc.spawnError}.${hint}` };
+  }
+  if (proc.canceled) return { ...base, status: "canceled", error: "Canceled; the process group was killed." };
+  if (proc.timedOut) {
+    return { ...base, status: "timed_out", error: `Timed out after ${seconds(req.timeoutMs)}; the process group was killed.` };
+  }
+  return null;
+}
+
+/** `"claude" exited with code 1: <stderr tail>`, for a program that ended without a usable answer. */
+export function exitError(program: string, proc: ProcessResult): string {
+  const how = proc.exitCode === null ? `was killed by ${proc.signal}` : `exited with code ${proc.exitCode}`;
+  const tail = stderrTail(proc.stderr);
+  return `"${program}" ${how}${tail ? `: ${tail}` : " and wrote nothing to stderr"}`;
+}
+
+/** Lines of stdout that are JSON objects, in order; agents mix in plain log lines at times. */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of stdout.split(/\r?\n/)) {
+    const text = line.trim();
+    if (!text.startsWith("{")) continue;
+    try {
+      const value: unknown = JSON.parse(text);
+      if (value && typeof value === "object" && !Array.isArray(value)) out.push(value as Record<string, unknown>);
+    } catch {
+      // Not JSON after all: a log line that starts with a brace.
+    }
+  }
+  return out;
+}
+
+export function num(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+export function cutNote(proc: ProcessResult, req: ExecutionRequest): string {
+  return proc.stdoutTruncated ? ` (stdout was cut at ${req.maxOutputBytes} bytes; raise max_output_bytes)` : "";
+}

@@ -1,0 +1,232 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { parseConfig } from "../../src/config.js";
+import { App } from "../../src/core/app.js";
+import type { Run } from "../../src/core/jobs.js";
+import { FakeClock } from "../helpers/clock.js";
+import { ControlledExecutor } from "../helpers/fake-executor.js";
+
+const T0 = "2026-03-02T08:59:59.500Z";
+const dirs: string[] = [];
+const apps: App[] = [];
+
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.close(0);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function makeApp(opts: { max_concurrent?: number; runs_per_job?: number; dir?: string; clock?: FakeClock; exec?: ControlledExecutor } = {}) {
+  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-app-"));
+  if (!opts.dir) dirs.push(dir);
+  const clock = opts.clock ?? new FakeClock(T0);
+  const exec = opts.exec ?? new ControlledExecutor();
+  const config = parseConfig({
+    timezone: "UTC",
+    max_concurrent: opts.max_concurrent ?? 4,
+    runs_per_job: opts.runs_per_job ?? 100,
+    default_executor: "fake",
+    executors: { fake: { type: "command", command: ["unused"] } },
+  });
+  const app = await App.open({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
+  apps.push(app);
+  return { app, clock, exec, dir };
+}
+
+const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
+const until = (fn: () => boolean | void) => vi.waitFor(() => expect(fn()).not.toBe(false), { timeout: 5000, interval: 5 });
+
+describe("App scheduling with an injected clock", () => {
+  it("runs each occurrence once, records scheduled_for to the millisecond, and never runs one at or before the last (clock set back)", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await app.start();
+    clock.advance(500); // 09:00:00.000
+    await until(() => exec.calls.length === 1);
+    exec.finishAll();
+    await until(() => runsOf(app, "tick")[0]?.status === "completed");
+    expect(runsOf(app, "tick")[0].scheduled_for).toBe("2026-03-02T09:00:00.000+00:00");
+
+    clock.jumpWall(-10_000); // the clock is set back ten seconds
+    clock.advance(12_000);
+    await until(() => exec.calls.length >= 2);
+    exec.finishAll();
+    const scheduled = exec.calls.map((c) => c.req.scheduledFor);
+    expect(new Set(scheduled).size).toBe(scheduled.length);
+    expect(scheduled[1] > scheduled[0]).toBe(true);
+  });
+
+  it("does not burst after the clock jumps forward: one catch-up run, the rest recorded missed", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
+    await app.start();
+    clock.jumpWall(10 * 60_000);
+    clock.advance(1000);
+    await until(() => exec.calls.length === 1);
+    exec.finishAll();
+    await until(() => runsOf(app, "minutely").some((r) => r.status === "completed"));
+    const runs = runsOf(app, "minutely");
+    expect(runs.filter((r) => r.status === "missed").length).toBeGreaterThanOrEqual(9);
+    expect(runs.filter((r) => r.trigger === "catch_up" && r.status === "completed")).toHaveLength(1);
+    expect(exec.calls).toHaveLength(1);
+  });
+
+  it("records a skipped run when the previous one is still going (overlap: skip)", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "slow", schedule: "* * * * * *", prompt: "p" }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    clock.advance(1000);
+    await until(() => runsOf(app, "slow").some((r) => r.status === "skipped"));
+    expect(exec.calls).toHaveLength(1);
+    expect(runsOf(app, "slow").find((r) => r.status === "skipped")?.error).toMatch(/overlap: skip/);
+  });
+
+  it("queues one occurrence behind a running one (overlap: queue_one) and skips further ones", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    clock.advance(1000);
+    clock.advance(1000);
+    await until(() => runsOf(app, "q").some((r) => r.status === "skipped"));
+    expect(exec.calls).toHaveLength(1);
+    exec.calls[0].settle({});
+    await until(() => exec.calls.length === 2);
+  });
+
+  it("cancels the running one for a newer occurrence (overlap: replace)", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "r", schedule: "* * * * * *", prompt: "p", overlap: "replace" }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    clock.advance(1000);
+    await until(() => exec.calls.length === 2);
+    await until(() => runsOf(app, "r").some((r) => r.status === "canceled"));
+    expect(runsOf(app, "r").find((r) => r.status === "canceled")?.error).toMatch(/Replaced/);
+  });
+
+  it("runs occurrences side by side with overlap: allow, within the global concurrency limit", async () => {
+    const { app, clock, exec } = await makeApp({ max_concurrent: 2 });
+    await app.addJob({ name: "a", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
+    await app.start();
+    clock.advance(500);
+    clock.advance(1000);
+    clock.advance(1000);
+    await until(() => runsOf(app, "a").length === 3);
+    await until(() => exec.calls.length === 2);
+    expect(exec.maxRunning).toBe(2);
+    exec.calls[0].settle({});
+    await until(() => exec.calls.length === 3);
+    expect(exec.maxRunning).toBe(2);
+  });
+
+  it("runs resource-intensive jobs one at a time", async () => {
+    const { app, exec } = await makeApp({ max_concurrent: 4 });
+    await app.addJob({ name: "h1", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
+    await app.addJob({ name: "h2", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
+    await app.addJob({ name: "l", schedule: "@daily", prompt: "p", type: "light" }, "test");
+    for (const j of ["h1", "h2", "l"]) await app.runNow(j);
+    await until(() => exec.calls.length === 2);
+    expect(exec.calls.map((c) => c.req.jobId).sort()).toEqual([app.resolveJob("h1").id, app.resolveJob("l").id].sort());
+    exec.calls[0].settle({});
+    exec.calls[1].settle({});
+    await until(() => exec.calls.length === 3);
+  });
+
+  it("ends a one-shot in state completed after its run", async () => {
+    const { app, clock, exec } = await makeApp();
+    const { job } = await app.addJob({ name: "once", schedule: "in 5s", prompt: "p" }, "test");
+    expect(job.run_at).not.toBeNull();
+    await app.start();
+    clock.advance(5000);
+    await until(() => exec.calls.length === 1);
+    exec.finishAll();
+    await until(() => app.resolveJob("once").state === "completed");
+    clock.advance(60_000);
+    expect(exec.calls).toHaveLength(1);
+  });
+
+  it("ends a job with max_runs after that many runs", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2 }, "test");
+    await app.start();
+    for (let i = 0; i < 4; i++) {
+      clock.advance(i === 0 ? 500 : 1000);
+      await until(() => exec.calls.length >= Math.min(i + 1, 2));
+      exec.finishAll();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(() => app.resolveJob("twice").state === "completed");
+    expect(exec.calls).toHaveLength(2);
+  });
+
+  it("keeps only the newest runs_per_job runs", async () => {
+    const { app, exec } = await makeApp({ runs_per_job: 3 });
+    await app.addJob({ name: "k", schedule: "@daily", prompt: "p" }, "test");
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const run = await app.runNow("k");
+      ids.push(run.id);
+      await until(() => exec.calls.length === i + 1);
+      exec.finishAll();
+      await app.waitForRun(run.id);
+    }
+    expect(runsOf(app, "k").map((r) => r.id)).toEqual(ids.slice(-3).reverse());
+  });
+
+  it("retries failed attempts with doubling delay, and the run's status is its last attempt's", async () => {
+    const { app, exec } = await makeApp();
+    await app.addJob({ name: "retry", schedule: "@daily", prompt: "p", retries: 2, retry_delay_seconds: 0.01 }, "test");
+    const run = await app.runNow("retry");
+    await until(() => exec.calls.length === 1);
+    exec.calls[0].settle({ status: "failed", error: "first" });
+    await until(() => exec.calls.length === 2);
+    exec.calls[1].settle({ status: "timed_out", error: "second" });
+    await until(() => exec.calls.length === 3);
+    exec.calls[2].settle({});
+    const done = await app.waitForRun(run.id);
+    expect(done.status).toBe("completed");
+    expect(done.attempts).toBe(3);
+  });
+
+  it("pauses a job after pause_after_failures failed runs in a row and says why", async () => {
+    const { app, exec } = await makeApp();
+    await app.addJob({ name: "bad", schedule: "@daily", prompt: "p", retries: 0, pause_after_failures: 2 }, "test");
+    for (let i = 0; i < 2; i++) {
+      const run = await app.runNow("bad");
+      await until(() => exec.calls.length === i + 1);
+      exec.calls[i].settle({ status: "failed", error: "exit 3" });
+      await app.waitForRun(run.id);
+    }
+    const job = app.resolveJob("bad");
+    expect(job.state).toBe("paused");
+    expect(job.last_error).toMatch(/Paused after 2 failed runs in a row.*exit 3/);
+  });
+
+  it("marks a run left running by a dead process interrupted at start-up, and never runs that occurrence again", async () => {
+    const first = await makeApp();
+    await first.app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await first.app.start();
+    first.clock.advance(500);
+    await until(() => first.exec.calls.length === 1);
+    // Simulate a crash: the run record says running, owned by a pid that no longer exists.
+    const run = runsOf(first.app, "tick")[0];
+    await first.app.runs.put({ ...run, pid: 2 ** 22 + 12345 });
+    apps.splice(apps.indexOf(first.app), 1);
+    first.app["scheduler"].stop();
+
+    const clock = new FakeClock(first.clock.now());
+    const second = await makeApp({ dir: first.dir, clock });
+    const again = runsOf(second.app, "tick")[0];
+    expect(again.status).toBe("interrupted");
+    await second.app.start();
+    clock.advance(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(second.exec.calls.map((c) => c.req.scheduledFor)).not.toContain(run.scheduled_for);
+  });
+});

@@ -3,11 +3,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadConfig, defaultDataDir, type Config } from "./config.js";
-import { App } from "./core/app.js";
 import { UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
-import { RUN_STATUSES, type Job, type Run, type RunStatus } from "./core/jobs.js";
-import { DataDirLock } from "./store/lock.js";
+import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
+import { Host } from "./share/host.js";
 import { formatJob, formatJobsTable, formatRun, formatRunsTable } from "./cli-format.js";
 
 const USAGE = `agent-cron: schedule agent work for later (an MCP server)
@@ -96,49 +95,40 @@ function setup(values: Values): { dataDir: string; config: Config } {
 async function serve(args: string[]): Promise<number> {
   const { values } = parse(args, { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" } }, 0);
   const { dataDir, config } = setup(values);
-  const lock = new DataDirLock(dataDir);
-  const taken = lock.acquire(values.http ? "http" : "stdio");
-  if (!taken.ok) {
-    throw new UserError(`Another agent-cron server (pid ${taken.holder.pid}, ${taken.holder.mode}) is using ${dataDir}; stop it or pass a different --data-dir.`);
-  }
-  let app: App;
-  try {
-    app = await App.open({ dataDir, config });
-    await app.start();
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
-  app.events.on("notice", (level, message) => process.stderr.write(`agent-cron ${level}: ${message}\n`));
+  const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
+  const host = await Host.open({ dataDir, config, role: "server", onNotice: notice });
+  host.events.on("notice", notice);
 
+  let closeTransport: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
-  const stop = (graceMs: number, code: number) => {
+  const stop = (graceMs: number) => {
     stopping ??= (async () => {
       try {
         await closeTransport?.();
-        await app.close(graceMs);
+        await host.close(graceMs);
       } finally {
-        lock.release();
-        process.exit(code);
+        process.exit(0);
       }
     })();
     return stopping;
   };
-  let closeTransport: (() => Promise<void>) | null = null;
 
   if (values.http) {
     const port = values.port === undefined ? config.http.port : parsePort(String(values.port));
     const { serveHttp } = await import("./mcp/http.js");
-    const http = await serveHttp(app, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env });
+    const http = await serveHttp(host, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env }).catch(async (err) => {
+      await host.close(0);
+      throw err;
+    });
     closeTransport = http.close;
     process.stderr.write(`agent-cron ready http ${http.url} data=${dataDir}\n`);
-    for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000, 0));
+    for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000));
   } else {
     const { serveStdio } = await import("./mcp/stdio.js");
     // The client quitting closes stdin: stop at once, interrupting runs in flight.
-    closeTransport = await serveStdio(app, () => void stop(0, 0));
+    closeTransport = await serveStdio(host, () => void stop(0));
     process.stderr.write(`agent-cron ready stdio data=${dataDir}\n`);
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0, 0));
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
   }
   return new Promise<number>(() => {});
 }
@@ -182,74 +172,63 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   const ref = positionals[0];
   if (needsJob && !ref) throw new UserError(`agent-cron ${command} needs a ${command === "show-run" ? "run id" : "job id or name"}.`);
 
-  const lock = new DataDirLock(dataDir);
-  const taken = lock.acquire("cli");
-  if (!taken.ok) {
-    throw new UserError(
-      `An agent-cron server (pid ${taken.holder.pid}) is using ${dataDir}; while it runs, use its MCP tools (or stop it) to change jobs.`,
-    );
-  }
-  const app = await App.open({ dataDir, config });
+  const host = await Host.open({ dataDir, config, role: "cli" });
   try {
     switch (command) {
       case "add": {
-        const { job, created, warnings } = await app.addJob(addInput(values), "cli");
-        const next = app.nextRuns(job, 3).map((d) => app.formatTime(d, job.timezone));
-        print(out, { job, created, next_runs: next, description: app.describe(job), warnings }, () =>
-          [`${created ? "Added" : "Exists:"} ${job.name ?? job.id} (${job.id})`, `  ${app.describe(job)}`, `  next: ${next.join(", ") || "none"}`, ...warnings.map((w) => `  warning: ${w}`)].join("\n"),
+        const r = await host.addCron({ input: addInput(values), created_by: "cli" });
+        print(out, r, () =>
+          [`${r.created ? "Added" : "Exists:"} ${r.job.name ?? r.job.id} (${r.job.id})`, `  ${r.description}`, `  next: ${r.next_runs.slice(0, 3).join(", ") || "none"}`, ...r.warnings.map((w) => `  warning: ${w}`)].join("\n"),
         );
         return 0;
       }
       case "list": {
-        const page = app.listJobs({
+        const page = await host.listCrons({
           state: values.state as Job["state"] | undefined,
           query: values.query as string | undefined,
           limit: values.limit === undefined ? 100 : Number(values.limit),
         });
-        print(out, { jobs: page.items, next_cursor: page.next_cursor }, () => formatJobsTable(page.items));
+        print(out, page, () => formatJobsTable(page.jobs));
         return 0;
       }
       case "runs": {
         const status = values.status as string | undefined;
         if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}.`);
-        const page = app.listRuns({ job: ref, status: status as RunStatus | undefined, limit: values.limit === undefined ? 20 : Number(values.limit) });
-        print(out, { runs: page.items, next_cursor: page.next_cursor }, () => formatRunsTable(page.items));
+        const page = await host.listRuns({ job: ref, status: status as RunStatus | undefined, limit: values.limit === undefined ? 20 : Number(values.limit) });
+        print(out, page, () => formatRunsTable(page.runs));
         return 0;
       }
       case "show": {
-        const job = app.resolveJob(ref);
-        const next = app.nextRuns(job, 5).map((d) => app.formatTime(d, job.timezone));
-        const recent = app.recentRuns(job.id, 10);
-        print(out, { job, description: app.describe(job), next_runs: next, recent_runs: recent }, () => formatJob(job, app.describe(job), next, recent));
+        const view = await host.getCron({ job: ref });
+        print(out, view, () => formatJob(view.job, view.description, view.next_runs, view.recent_runs));
         return 0;
       }
       case "show-run": {
-        const run = await app.getRun(ref);
+        const run = await host.readRun({ run: ref });
         print(out, run, () => formatRun(run));
         return 0;
       }
       case "pause":
       case "resume": {
-        const job = command === "pause" ? await app.pause(ref) : await app.resume(ref);
+        const { job } = command === "pause" ? await host.pause({ job: ref }) : await host.resume({ job: ref });
         print(out, { job }, () => `${job.name ?? job.id}: ${job.state}${job.next_run_at ? `, next ${job.next_run_at}` : ""}`);
         return 0;
       }
       case "remove": {
-        const id = await app.remove(ref, !!values["keep-runs"]);
-        print(out, { removed: id }, () => `Removed ${id}`);
+        const r = await host.remove({ job: ref, keep_runs: !!values["keep-runs"] });
+        print(out, r, () => `Removed ${r.removed}`);
         return 0;
       }
       case "run": {
-        const started = await app.runNow(ref);
-        const run: Run = await app.waitForRun(started.id);
-        print(out, { run }, () => formatRun({ ...run, output: undefined }));
+        const started = await host.runNow({ job: ref });
+        const { run } = await host.waitRun({ run: started.run.id });
+        print(out, { run }, () => formatRun(run));
         return run.status === "completed" ? 0 : 1;
       }
     }
     return 2;
   } finally {
-    await app.close(0);
-    lock.release();
+    await host.close(0);
   }
 }
 

@@ -54,6 +54,10 @@ const OpenAIExecutor = z.strictObject({
   system_prompt: z.string().optional(),
   max_tokens: z.number().int().positive().optional(),
   temperature: z.number().min(0).max(2).optional(),
+  /** How a structured job asks for JSON; older local servers know only json_object, or neither. */
+  response_format: z.enum(["json_schema", "json_object", "none"]).default("json_schema"),
+  /** Tries after the first on network errors, 5xx and 429, within the job's timeout. */
+  max_retries: z.number().int().min(0).max(10).default(3),
   env: envMap,
 });
 

@@ -6,7 +6,6 @@ import { resolveProgram as resolveOnPath } from "../executors/command.js";
 import { createExecutors } from "../executors/index.js";
 import type { Executor } from "../executors/types.js";
 import { JobStore } from "../store/jobs-store.js";
-import { pidAlive } from "../store/lock.js";
 import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
 import { UserError, errorMessage } from "./errors.js";
@@ -17,6 +16,7 @@ import { compileOutputSchema } from "./output.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import {
   describeSchedule,
+  latestOccurrenceBetween,
   nextOccurrences,
   occurrencesBetween,
   parseSchedule,
@@ -39,8 +39,11 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-/** Occurrences recorded as `missed` per job and catch-up, at most; the rest are counted. */
+/** Occurrences recorded as `missed` per job and catch-up, at most. */
 const MAX_MISSED_RECORDS = 20;
+/** Occurrences run by one catch-up with catch_up: all, at most. */
+const MAX_CATCH_UP_RUNS = 1000;
+const SCAN_LIMIT = 10_000;
 /** An occurrence this late is treated as missed (the machine slept or the clock jumped). */
 const LATE_MS = 5_000;
 
@@ -84,7 +87,10 @@ export class App {
     });
   }
 
-  /** Opens the data dir: loads and validates every file, and marks runs left `running` interrupted. */
+  /**
+   * Opens the data dir (the caller holds its lock): loads and validates every file, and marks
+   * runs left `running` interrupted.
+   */
   static async open(opts: AppOptions): Promise<App> {
     const jobs = await JobStore.open(opts.dataDir);
     const runs = new RunStore(opts.dataDir, opts.config.runs_per_job);
@@ -99,7 +105,9 @@ export class App {
     const now = toIsoInZone(new Date(this.clock.now()), this.config.timezone);
     const writes: Promise<unknown>[] = [];
     for (const run of [...this.runs.all()]) {
-      if (run.status !== "running" || (run.pid !== null && run.pid !== process.pid && pidAlive(run.pid))) continue;
+      // Only the owner of the data dir opens it, so a run still `running` belongs to a process
+      // that has gone (exited mid-run or was killed).
+      if (run.status !== "running") continue;
       const started = Date.parse(run.started_at ?? "") || this.clock.now();
       writes.push(
         this.runs.put({
@@ -202,25 +210,34 @@ export class App {
    * Occurrences older than the catch-up window are only recorded.
    */
   private async catchUp(job: Job, now: number): Promise<void> {
-    const since = job.last_scheduled_for ?? job.created_at;
     const sched = this.scheduleOf(job);
-    const missed = occurrencesBetween(sched, new Date(since), new Date(now), 10_000, new Date(job.created_at))
-      .map((d) => d.getTime())
-      .filter((t) => t <= (job.expires_at ? Date.parse(job.expires_at) : Infinity));
-    if (!missed.length) return;
-    const windowStart = now - this.config.catch_up_window_seconds * 1000;
-    const inWindow = missed.filter((t) => t >= windowStart);
-    const toRun = job.catch_up === "none" ? [] : job.catch_up === "latest" ? inWindow.slice(-1) : inWindow;
-    const runSet = new Set(toRun);
-    const onlyRecorded = missed.filter((t) => !runSet.has(t));
-    const newest = missed[missed.length - 1];
+    const anchor = new Date(job.created_at);
+    const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
+    const until = Math.min(now, expires);
+    const since = Date.parse(job.last_scheduled_for ?? job.created_at);
+    const newest = latestOccurrenceBetween(sched, new Date(since), new Date(until), anchor)?.getTime();
+    if (newest === undefined) return;
+    // Only the window's occurrences may run; older ones are recorded, and only the newest
+    // few of those, so a laptop closed for a month does not write a month of records.
+    const windowStart = Math.max(since, now - this.config.catch_up_window_seconds * 1000);
+    const inWindow = newest >= windowStart ? occurrencesBetween(sched, new Date(windowStart), new Date(until), MAX_CATCH_UP_RUNS, anchor).map((d) => d.getTime()) : [];
+    const toRun = job.catch_up === "none" ? [] : job.catch_up === "latest" ? [newest].filter((t) => t >= windowStart) : inWindow;
+    const running = new Set(toRun);
+    let recentBefore = occurrencesBetween(sched, new Date(since), new Date(until), SCAN_LIMIT, anchor).map((d) => d.getTime());
+    if (recentBefore.length === SCAN_LIMIT) {
+      // Too many to list from the start: a regular schedule's last SCAN_LIMIT occurrences
+      // span about as long as its first ones.
+      const span = recentBefore[SCAN_LIMIT - 1] - recentBefore[0];
+      recentBefore = occurrencesBetween(sched, new Date(newest - span), new Date(until), SCAN_LIMIT, anchor).map((d) => d.getTime());
+    }
+    const recorded = recentBefore.filter((t) => !running.has(t)).slice(-MAX_MISSED_RECORDS);
+
     await this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(newest), job.timezone) }));
-    const recorded = onlyRecorded.slice(-MAX_MISSED_RECORDS);
     for (const t of recorded) {
       await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", `Missed while the server was not running (catch_up: ${job.catch_up}).`);
     }
-    if (onlyRecorded.length > recorded.length) {
-      this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed ${onlyRecorded.length} occurrences; the newest ${recorded.length} are recorded.`, { job_id: job.id, missed: onlyRecorded.length });
+    if (recorded.length === MAX_MISSED_RECORDS) {
+      this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${job.last_scheduled_for ?? job.created_at}; the newest ${recorded.length} are recorded.`, { job_id: job.id });
     }
     for (const t of toRun) {
       const current = this.jobs.get(job.id);

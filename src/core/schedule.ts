@@ -18,7 +18,7 @@
 import { Cron } from "croner";
 import cronstrue from "cronstrue";
 import { UserError } from "./errors.js";
-import { isValidTimezone, toIsoInZone, zonedWallTimeToDate } from "./time.js";
+import { isUtcZone, isValidTimezone, toIsoInZone, zonedWallTimeToDate } from "./time.js";
 
 export type ScheduleKind = "cron" | "every" | "once";
 
@@ -173,6 +173,7 @@ interface CronField {
   label: string;
   min: number;
   max: number;
+  /** Names of the values from `min` up. */
   names?: string[];
   hint?: string;
 }
@@ -184,7 +185,7 @@ const FIELDS: CronField[] = [
   { label: "day of month", min: 1, max: 31 },
   {
     label: "month", min: 1, max: 12, hint: " (or JAN-DEC)",
-    names: ["", "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+    names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
   },
   { label: "day of week", min: 0, max: 7, hint: " (or SUN-SAT)", names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
 ];
@@ -233,9 +234,8 @@ function validateField(f: CronField, text: string): number[] {
     if (/^\d+$/.test(v)) n = Number(v);
     else if (f.names && /^[a-z]+$/i.test(v)) {
       n = f.names.indexOf(v.toUpperCase());
-      if (n < 1 && !(n === 0 && f === DOW)) {
-        throw new UserError(`${label} "${v}" is not a ${f === MONTH ? "month name (JAN-DEC)" : "day name (SUN-SAT)"}`);
-      }
+      if (n < 0) throw new UserError(`${label} "${v}" is not a ${f === MONTH ? "month name (JAN-DEC)" : "day name (SUN-SAT)"}`);
+      n += f.min;
     } else throw new UserError(`${label} must be a number${f.hint ?? ""}, got "${item}"`);
     if (n < f.min || n > f.max) throw new UserError(`${label} must be ${f.min}-${f.max}${f.hint ?? ""}, got ${v}`);
     return n;
@@ -313,7 +313,7 @@ interface CronEntry {
 }
 
 // Bounded: each croner instance holds ~80 KB (a 10,000-entry year table).
-const MAX_CACHED = 500;
+const MAX_CACHED = 256;
 const cache = new Map<string, CronEntry>();
 
 function entryOf(schedule: string, timezone: string): CronEntry {
@@ -327,7 +327,7 @@ function entryOf(schedule: string, timezone: string): CronEntry {
   try {
     cron = new Cron(pattern, {
       // UTC through an offset is exact (no DST) and 5-10x faster than through Intl.
-      ...(isUtc(timezone) ? { utcOffset: 0 } : { timezone }),
+      ...(isUtcZone(timezone) ? { utcOffset: 0 } : { timezone }),
       mode: "5-or-6-parts",
       domAndDow: false, // Vixie cron: day of month OR day of week
       fixedTimeRule: "no-wildcard",
@@ -341,16 +341,6 @@ function entryOf(schedule: string, timezone: string): CronEntry {
   entry = { cron, from: 0, times: [] };
   cache.set(key, entry);
   return entry;
-}
-
-const utcZones = new Map<string, boolean>();
-function isUtc(timezone: string): boolean {
-  let utc = utcZones.get(timezone);
-  if (utc === undefined) {
-    utc = new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone === "UTC";
-    utcZones.set(timezone, utc);
-  }
-  return utc;
 }
 
 function cronNext(entry: CronEntry, after: number, count: number): number[] {
@@ -465,7 +455,7 @@ export function describeSchedule(s: ParsedSchedule): string {
       const pattern = cronPattern(s.source);
       let words: string;
       try {
-        words = cronstrue.toString(pattern, { throwExceptionOnParseError: true });
+        words = cronstrue.toString(pattern);
       } catch {
         words = `On cron schedule "${pattern}"`;
       }

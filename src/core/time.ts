@@ -65,6 +65,11 @@ export function isValidTimezone(tz: string): boolean {
   return ok;
 }
 
+/** True for UTC and its aliases (Etc/UTC, GMT, Zulu...): zones that never change offset. */
+export function isUtcZone(timezone: string): boolean {
+  return zone(timezone).format === null;
+}
+
 /** Date.UTC, but years 0-99 are not moved to the 1900s. */
 function utcMs(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): number {
   const t = Date.UTC(y, mo - 1, d, h, mi, s, ms);

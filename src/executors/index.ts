@@ -1,6 +1,9 @@
 import type { Config, ExecutorConfig } from "../config.js";
+import { ClaudeCodeExecutor } from "./claude-code.js";
+import { CodexExecutor } from "./codex.js";
 import { CommandExecutor } from "./command.js";
-import type { ExecutionResult, Executor } from "./types.js";
+import { OpenAIExecutor } from "./openai.js";
+import type { Executor } from "./types.js";
 
 export interface ExecutorContext {
   serverEnv: NodeJS.ProcessEnv;
@@ -14,29 +17,16 @@ export function createExecutors(config: Config, ctx: ExecutorContext): Map<strin
   return map;
 }
 
-function createExecutor(name: string, cfg: ExecutorConfig, config: Config, ctx: ExecutorContext): Executor {
+export function createExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext): Executor {
   const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs };
   switch (cfg.type) {
+    case "claude-code":
+      return new ClaudeCodeExecutor(name, cfg, common);
+    case "codex":
+      return new CodexExecutor(name, cfg, common);
     case "command":
       return new CommandExecutor(name, cfg, common);
-    default:
-      return new UnsupportedExecutor(cfg.type, "bin" in cfg ? cfg.bin : null);
-  }
-}
-
-class UnsupportedExecutor implements Executor {
-  constructor(
-    readonly type: string,
-    readonly program: string | null,
-  ) {}
-  async execute(): Promise<ExecutionResult> {
-    return {
-      status: "failed",
-      exitCode: null,
-      error: `Executor type "${this.type}" is not available in this build; use a "command" executor.`,
-      output: "",
-      outputTruncated: false,
-      usage: null,
-    };
+    case "openai":
+      return new OpenAIExecutor(name, cfg, { serverEnv: ctx.serverEnv });
   }
 }

@@ -8,6 +8,11 @@ export interface ExecutionRequest {
   sessionId: string;
   /** True when `sessionId` already exists and must be resumed (persistent job, not its first run). */
   resume: boolean;
+  /**
+   * The job's session mode. Optional: without it an executor assumes the session may be
+   * resumed later and keeps it (codex runs `--ephemeral` only when this says "isolated").
+   */
+  session?: "isolated" | "persistent";
   /** ISO time of the occurrence, or "" for manual runs. */
   scheduledFor: string;
   prompt: string;

@@ -1,6 +1,6 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
-import type { App } from "../core/app.js";
+import type { CronApi } from "../core/api.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
 import { registerResources } from "./resources.js";
@@ -19,10 +19,10 @@ export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurrin
 - Pause a job to stop it for a while; remove deletes it with its history.`;
 
 /**
- * One MCP server per client session, all over one shared App. The App's events become
+ * One MCP server per client session, all over one shared API. Its events become
  * resource updates (for subscribed URIs), list changes, and logging messages.
  */
-export function createServer(app: App): McpServer {
+export function createServer(api: CronApi): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, version: SERVER_VERSION, title: "agent-cron" },
     {
@@ -37,7 +37,7 @@ export function createServer(app: App): McpServer {
   };
 
   const ctx: ToolContext = {
-    app,
+    api,
     clientName: () => {
       const c = server.server.getClientVersion();
       return c ? `${c.name}/${c.version}` : "unknown";
@@ -45,7 +45,7 @@ export function createServer(app: App): McpServer {
     log: (level, message) => log(level, message),
   };
   registerTools(server, ctx, tools);
-  registerResources(server, app);
+  registerResources(server, api);
 
   server.server.setRequestHandler(SubscribeRequestSchema, async ({ params }) => {
     subscriptions.add(params.uri);
@@ -86,14 +86,14 @@ export function createServer(app: App): McpServer {
   };
   const onNotice = (level: "info" | "warning" | "error", message: string, data: Record<string, unknown>) => log(level, { message, ...data });
 
-  app.events.on("job", onJob);
-  app.events.on("run", onRun);
-  app.events.on("notice", onNotice);
+  api.events.on("job", onJob);
+  api.events.on("run", onRun);
+  api.events.on("notice", onNotice);
   const previousOnClose = server.server.onclose;
   server.server.onclose = () => {
-    app.events.off("job", onJob);
-    app.events.off("run", onRun);
-    app.events.off("notice", onNotice);
+    api.events.off("job", onJob);
+    api.events.off("run", onRun);
+    api.events.off("notice", onNotice);
     subscriptions.clear();
     previousOnClose?.();
   };

@@ -1,13 +1,13 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import type { App } from "../core/app.js";
+import type { CronApi } from "../core/api.js";
 import { createServer } from "./server.js";
 
 /**
  * Serves one client over stdin/stdout. When the client goes away (stdin ends or breaks)
  * `onGone` runs, so the server never lingers as an orphan.
  */
-export async function serveStdio(app: App, onGone: () => void): Promise<() => Promise<void>> {
-  const server = createServer(app);
+export async function serveStdio(api: CronApi, onGone: () => void): Promise<() => Promise<void>> {
+  const server = createServer(api);
   const transport = new StdioServerTransport();
   let gone = false;
   const leave = () => {

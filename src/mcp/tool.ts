@@ -2,14 +2,14 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { z } from "zod";
-import type { App } from "../core/app.js";
+import type { CronApi } from "../core/api.js";
 import { UserError, errorMessage } from "../core/errors.js";
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 /** What a tool handler may use besides its arguments. */
 export interface ToolContext {
-  app: App;
+  api: CronApi;
   /** "name/version" of the connected client, for `created_by`. */
   clientName(): string;
   log(level: "info" | "warning" | "error", message: string): void;

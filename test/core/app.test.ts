@@ -229,4 +229,48 @@ describe("App scheduling with an injected clock", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(second.exec.calls.map((c) => c.req.scheduledFor)).not.toContain(run.scheduled_for);
   });
+
+  describe("catch-up at start-up after downtime", () => {
+    async function downFor10Minutes(catch_up: "latest" | "all" | "none") {
+      const first = await makeApp();
+      await first.app.addJob({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap: "allow" }, "test");
+      await first.app.close(0);
+      apps.splice(apps.indexOf(first.app), 1);
+      const clock = new FakeClock(first.clock.now() + 10 * 60_000);
+      const second = await makeApp({ dir: first.dir, clock });
+      await second.app.start();
+      await second.app["jobs"].idle();
+      await new Promise((r) => setTimeout(r, 50));
+      return { ...second, runs: runsOf(second.app, "m") };
+    }
+
+    it("latest: runs the newest missed occurrence once and records the others missed", async () => {
+      const { runs, exec } = await downFor10Minutes("latest");
+      expect(exec.calls.map((c) => c.req.scheduledFor)).toEqual(["2026-03-02T09:09:00.000+00:00"]);
+      expect(runs.filter((r) => r.status === "missed")).toHaveLength(9);
+      expect(runs.find((r) => r.status === "running")?.trigger).toBe("catch_up");
+    });
+
+    it("all: runs every missed occurrence, oldest first", async () => {
+      const { exec } = await downFor10Minutes("all");
+      await until(() => exec.calls.length === 4);
+      const order = exec.calls.map((c) => c.req.scheduledFor);
+      expect(order[0]).toBe("2026-03-02T09:00:00.000+00:00");
+      await until(() => {
+        exec.finishAll();
+        return exec.calls.length === 10;
+      });
+      expect([...new Set(exec.calls.map((c) => c.req.scheduledFor))]).toHaveLength(10);
+    });
+
+    it("none: records every missed occurrence and runs nothing until the next one", async () => {
+      const { runs, exec, clock, app } = await downFor10Minutes("none");
+      expect(exec.calls).toHaveLength(0);
+      expect(runs.filter((r) => r.status === "missed")).toHaveLength(10);
+      clock.advance(60_000);
+      await until(() => exec.calls.length === 1);
+      expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:10:00.000+00:00");
+      expect(runsOf(app, "m")).toHaveLength(11);
+    });
+  });
 });

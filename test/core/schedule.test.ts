@@ -63,6 +63,21 @@ describe("cron: DST in America/New_York", () => {
     ]);
   });
 
+  it("runs a repeated time from a list of hours once on fall-back (30 1,13 * * *)", () => {
+    // croner's default fixedTimeRule ("single-value") would run 01:30 twice here.
+    expect(next("30 1,13 * * *", NY, "2026-11-01T00:00:00-04:00", 2)).toEqual([
+      "2026-11-01T01:30:00.000-04:00",
+      "2026-11-01T13:30:00.000-05:00",
+    ]);
+  });
+
+  it("runs several fixed times that fall in the same gap once, at its end (0,30 2 * * *)", () => {
+    expect(next("0,30 2 * * *", NY, "2026-03-08T00:00:00-05:00", 2)).toEqual([
+      "2026-03-08T03:00:00.000-04:00",
+      "2026-03-09T02:00:00.000-04:00",
+    ]);
+  });
+
   it("follows real elapsed time for interval jobs on spring-forward: the times in the gap are skipped (*/30 * * * *)", () => {
     expect(next("*/30 * * * *", NY, "2026-03-08T01:00:00-05:00", 3)).toEqual([
       "2026-03-08T01:30:00.000-05:00",

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { AddJobInput } from "../../core/job-input.js";
 import { JobSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { jobLabel, nextRunsOf } from "./shared.js";
+import { jobLabel } from "./shared.js";
 
 export const addCronTool = defineTool({
   name: "add_cron",
@@ -25,13 +25,12 @@ export const addCronTool = defineTool({
     annotations: { title: "Schedule agent work", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async (args) => {
-    const { job, created, warnings } = await ctx.app.addJob(args, ctx.clientName());
-    const next = nextRunsOf(ctx.app, job);
-    const description = ctx.app.describe(job);
+    const result = await ctx.api.addCron({ input: args, created_by: ctx.clientName() });
+    const { job, created, warnings, description } = result;
     const summary =
       `${created ? "Scheduled" : "Already scheduled:"} job ${jobLabel(job)} (${job.id}): ${description}.` +
-      (next.next_runs[0] ? ` Next run ${next.next_runs[0]}.` : "") +
+      (result.next_runs[0] ? ` Next run ${result.next_runs[0]}.` : "") +
       (warnings.length ? ` Warning: ${warnings.join(" ")}` : "");
-    return ok({ job, created, ...next, description, warnings }, summary);
+    return ok({ ...result }, summary);
   },
 });

@@ -13,7 +13,7 @@ export const cancelRunTool = defineTool({
     annotations: { title: "Cancel a run", readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ run: id }) => {
-    const run = await ctx.app.cancelRun(id);
+    const { run } = await ctx.api.cancelRun({ run: id });
     return ok({ run }, `Run ${run.id} is ${run.status}.`);
   },
 });

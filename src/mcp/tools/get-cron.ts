@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { JobSchema, RunSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { jobLabel, jobRef, nextRunsOf, runLine } from "./shared.js";
+import { jobLabel, jobRef, runLine } from "./shared.js";
 
 export const getCronTool = defineTool({
   name: "get_cron",
@@ -19,11 +19,9 @@ export const getCronTool = defineTool({
     annotations: { title: "Show a job", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ job: ref }) => {
-    const job = ctx.app.resolveJob(ref);
-    const recent_runs = ctx.app.recentRuns(job.id, 10);
-    const description = ctx.app.describe(job);
-    const next = nextRunsOf(ctx.app, job);
-    const summary = `Job ${jobLabel(job)} (${job.state}): ${description}. Next: ${next.next_runs[0] ?? "none"}.${recent_runs.length ? "\nRecent runs:\n" + recent_runs.map((r) => `- ${runLine(r)}`).join("\n") : ""}`;
-    return ok({ job, description, ...next, recent_runs }, summary);
+    const view = await ctx.api.getCron({ job: ref });
+    const { job, recent_runs, description } = view;
+    const summary = `Job ${jobLabel(job)} (${job.state}): ${description}. Next: ${view.next_runs[0] ?? "none"}.${recent_runs.length ? "\nRecent runs:\n" + recent_runs.map((r) => `- ${runLine(r)}`).join("\n") : ""}`;
+    return ok({ ...view }, summary);
   },
 });

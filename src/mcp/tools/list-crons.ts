@@ -20,9 +20,9 @@ export const listCronsTool = defineTool({
     annotations: { title: "List scheduled jobs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async (args) => {
-    const page = ctx.app.listJobs(args);
-    const lines = page.items.map((j) => `- ${jobLabel(j)} ${j.state} "${j.schedule}" next ${j.next_run_at ?? "—"}`);
-    const summary = `${page.items.length} job(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${lines.length ? ":\n" + lines.join("\n") : "."}`;
-    return ok({ jobs: page.items, next_cursor: page.next_cursor }, summary);
+    const page = await ctx.api.listCrons(args);
+    const lines = page.jobs.map((j) => `- ${jobLabel(j)} ${j.state} "${j.schedule}" next ${j.next_run_at ?? "—"}`);
+    const summary = `${page.jobs.length} job(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${lines.length ? ":\n" + lines.join("\n") : "."}`;
+    return ok({ ...page }, summary);
   },
 });

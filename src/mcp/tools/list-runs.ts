@@ -20,8 +20,8 @@ export const listRunsTool = defineTool({
     annotations: { title: "List runs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async (args) => {
-    const page = ctx.app.listRuns(args);
-    const summary = `${page.items.length} run(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${page.items.length ? ":\n" + page.items.map((r) => `- ${runLine(r)}`).join("\n") : "."}`;
-    return ok({ runs: page.items, next_cursor: page.next_cursor }, summary, page.items.map(runLink));
+    const page = await ctx.api.listRuns(args);
+    const summary = `${page.runs.length} run(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${page.runs.length ? ":\n" + page.runs.map((r) => `- ${runLine(r)}`).join("\n") : "."}`;
+    return ok({ ...page }, summary, page.runs.map(runLink));
   },
 });

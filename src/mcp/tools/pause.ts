@@ -13,7 +13,7 @@ export const pauseTool = defineTool({
     annotations: { title: "Pause a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ job }) => {
-    const paused = await ctx.app.pause(job);
+    const { job: paused } = await ctx.api.pause({ job });
     return ok({ job: paused }, `Job ${jobLabel(paused)} is ${paused.state}.`);
   },
 });
@@ -30,7 +30,7 @@ export const resumeTool = defineTool({
     annotations: { title: "Resume a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ job }) => {
-    const resumed = await ctx.app.resume(job);
+    const { job: resumed } = await ctx.api.resume({ job });
     return ok({ job: resumed }, `Job ${jobLabel(resumed)} is ${resumed.state}; next run ${resumed.next_run_at ?? "none"}.`);
   },
 });

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { UserError } from "../../core/errors.js";
 import { defineTool, ok } from "../tool.js";
 
 export const previewScheduleTool = defineTool({
@@ -24,13 +23,7 @@ export const previewScheduleTool = defineTool({
     annotations: { title: "Preview a schedule", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ schedule, timezone, count }) => {
-    try {
-      const p = ctx.app.preview(schedule, timezone, count ?? 5);
-      return ok({ valid: true, ...p }, `${p.description}. Next: ${p.next_runs.join(", ") || "none"}.`);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      // An invalid schedule is an answer here, not a failure of the tool.
-      return ok({ valid: false, description: "", next_runs: [], next_runs_utc: [], error: err.message }, `Invalid schedule: ${err.message}`);
-    }
+    const p = await ctx.api.previewSchedule({ schedule, timezone, count });
+    return ok({ ...p }, p.valid ? `${p.description}. Next: ${p.next_runs.join(", ") || "none"}.` : `Invalid schedule: ${p.error}`);
   },
 });

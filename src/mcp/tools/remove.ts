@@ -17,7 +17,7 @@ export const removeTool = defineTool({
     annotations: { title: "Remove a job", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   },
   handler: (ctx) => async ({ job, keep_runs }) => {
-    const id = await ctx.app.remove(job, keep_runs ?? false);
+    const { removed: id } = await ctx.api.remove({ job, keep_runs });
     return ok({ removed: id }, `Removed job ${id}${keep_runs ? "; its runs were kept" : ""}.`);
   },
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { RunSchema, TERMINAL_STATUSES } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { jobLabel, jobRef, runLink } from "./shared.js";
+import { jobRef, runLink } from "./shared.js";
 
 const PROGRESS_EVERY_MS = 1000;
 
@@ -20,8 +20,7 @@ export const runNowTool = defineTool({
     annotations: { title: "Run a job now", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   },
   handler: (ctx) => async ({ job: ref, wait }, extra) => {
-    const job = ctx.app.resolveJob(ref);
-    let run = await ctx.app.runNow(job.id);
+    let { run } = await ctx.api.runNow({ job: ref });
     if (wait) {
       const token = extra._meta?.progressToken;
       const started = Date.now();
@@ -40,15 +39,15 @@ export const runNowTool = defineTool({
       try {
         // A client that gives up stops the wait, not the run.
         const aborted = new Promise<null>((resolve) => extra.signal.addEventListener("abort", () => resolve(null), { once: true }));
-        run = (await Promise.race([ctx.app.waitForRun(run.id), aborted])) ?? ctx.app.getRunRecord(run.id);
+        run = (await Promise.race([ctx.api.waitRun({ run: run.id }), aborted]))?.run ?? run;
       } finally {
         if (timer) clearInterval(timer);
       }
     }
     const done = TERMINAL_STATUSES.has(run.status);
     const summary = done
-      ? `Run ${run.id} of job ${jobLabel(job)} ${run.status}${run.error ? `: ${run.error}` : ""}.${run.response ? `\n${run.response}` : ""}`
-      : `Started run ${run.id} of job ${jobLabel(job)}; read cron://runs/${run.id} or call list_runs for the result.`;
+      ? `Run ${run.id} of job ${run.job_id} ${run.status}${run.error ? `: ${run.error}` : ""}.${run.response ? `\n${run.response}` : ""}`
+      : `Started run ${run.id} of job ${run.job_id}; read cron://runs/${run.id} or call list_runs for the result.`;
     return ok({ run }, summary, [runLink(run)]);
   },
 });

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import type { App } from "../../core/app.js";
 import type { Job, Run } from "../../core/jobs.js";
 
 export const jobRef = z.string().min(1).max(200).describe("Job id or name");
@@ -8,11 +7,6 @@ export const cursor = z.string().min(1).max(200).describe("next_cursor from the 
 
 export function jobLabel(job: Job): string {
   return job.name ? `"${job.name}"` : job.id;
-}
-
-export function nextRunsOf(app: App, job: Job, count = 5) {
-  const runs = app.nextRuns(job, count);
-  return { next_runs: runs.map((d) => app.formatTime(d, job.timezone)), next_runs_utc: runs.map((d) => d.toISOString()) };
 }
 
 export function runLine(run: Run): string {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { UpdateJobInput } from "../../core/job-input.js";
 import { JobSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { jobLabel, jobRef, nextRunsOf } from "./shared.js";
+import { jobLabel, jobRef } from "./shared.js";
 
 export const updateCronTool = defineTool({
   name: "update_cron",
@@ -16,8 +16,7 @@ export const updateCronTool = defineTool({
     annotations: { title: "Change a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async ({ job: ref, ...patch }) => {
-    const job = await ctx.app.updateJob(ref, patch);
-    const next = nextRunsOf(ctx.app, job);
-    return ok({ job, ...next }, `Updated job ${jobLabel(job)}: ${ctx.app.describe(job)}. Next run ${next.next_runs[0] ?? "none"}.`);
+    const { job, description, next_runs, next_runs_utc } = await ctx.api.updateCron({ job: ref, patch });
+    return ok({ job, next_runs, next_runs_utc }, `Updated job ${jobLabel(job)}: ${description}. Next run ${next_runs[0] ?? "none"}.`);
   },
 });

@@ -1,0 +1,151 @@
+import type { App } from "./app.js";
+import { UserError } from "./errors.js";
+import type { AppEventBus } from "./events.js";
+import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
+
+export interface NextRuns {
+  next_runs: string[];
+  next_runs_utc: string[];
+}
+export interface AddCronResult extends NextRuns {
+  job: Job;
+  created: boolean;
+  description: string;
+  warnings: string[];
+}
+export interface JobView extends NextRuns {
+  job: Job;
+  description: string;
+  recent_runs: Run[];
+}
+export interface Preview extends NextRuns {
+  valid: boolean;
+  description: string;
+  error?: string;
+}
+
+/**
+ * Everything the MCP tools, resources and CLI ask of agent-cron, as plain JSON in and out.
+ * The process that owns the data dir serves it from its App (LocalApi); other processes on
+ * the same data dir forward each call to the owner (RemoteApi), so every process answers
+ * with the same data.
+ */
+export interface CronApi {
+  readonly events: AppEventBus;
+  addCron(a: { input: unknown; created_by: string }): Promise<AddCronResult>;
+  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: Job[]; next_cursor: string | null }>;
+  listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: Run[]; next_cursor: string | null }>;
+  pause(a: { job: string }): Promise<{ job: Job }>;
+  resume(a: { job: string }): Promise<{ job: Job }>;
+  remove(a: { job: string; keep_runs?: boolean }): Promise<{ removed: string }>;
+  getCron(a: { job: string }): Promise<JobView>;
+  updateCron(a: { job: string; patch: unknown }): Promise<{ job: Job; description: string } & NextRuns>;
+  runNow(a: { job: string }): Promise<{ run: Run }>;
+  waitRun(a: { run: string }): Promise<{ run: Run }>;
+  cancelRun(a: { run: string }): Promise<{ run: Run }>;
+  previewSchedule(a: { schedule: string; timezone?: string; count?: number }): Promise<Preview>;
+  readRun(a: { run: string }): Promise<RunWithOutput>;
+  /** Every job (the cron://jobs resource and resource listing). */
+  allJobs(a: Record<string, never>): Promise<Job[]>;
+  /** Completion of resource ids. */
+  completeIds(a: { kind: "job" | "run"; prefix: string }): Promise<string[]>;
+}
+
+export const API_METHODS = [
+  "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
+  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "allJobs", "completeIds",
+] as const satisfies readonly Exclude<keyof CronApi, "events">[];
+export type ApiMethod = (typeof API_METHODS)[number];
+
+const MAX_COMPLETIONS = 100;
+
+/** The API served straight from this process's App. */
+export class LocalApi implements CronApi {
+  constructor(readonly app: App) {}
+
+  get events(): AppEventBus {
+    return this.app.events;
+  }
+
+  private next(job: Job, count = 5): NextRuns {
+    const runs = this.app.nextRuns(job, count);
+    return { next_runs: runs.map((d) => this.app.formatTime(d, job.timezone)), next_runs_utc: runs.map((d) => d.toISOString()) };
+  }
+
+  async addCron({ input, created_by }: { input: unknown; created_by: string }): Promise<AddCronResult> {
+    const { job, created, warnings } = await this.app.addJob(input, created_by);
+    return { job, created, ...this.next(job), description: this.app.describe(job), warnings };
+  }
+
+  async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
+    const page = this.app.listJobs(a);
+    return { jobs: page.items, next_cursor: page.next_cursor };
+  }
+
+  async listRuns(a: Parameters<CronApi["listRuns"]>[0]) {
+    const page = this.app.listRuns(a);
+    return { runs: page.items, next_cursor: page.next_cursor };
+  }
+
+  async pause({ job }: { job: string }) {
+    return { job: await this.app.pause(job) };
+  }
+
+  async resume({ job }: { job: string }) {
+    return { job: await this.app.resume(job) };
+  }
+
+  async remove({ job, keep_runs }: { job: string; keep_runs?: boolean }) {
+    return { removed: await this.app.remove(job, keep_runs ?? false) };
+  }
+
+  async getCron({ job: ref }: { job: string }): Promise<JobView> {
+    const job = this.app.resolveJob(ref);
+    return { job, description: this.app.describe(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10) };
+  }
+
+  async updateCron({ job: ref, patch }: { job: string; patch: unknown }) {
+    const job = await this.app.updateJob(ref, patch);
+    return { job, description: this.app.describe(job), ...this.next(job) };
+  }
+
+  async runNow({ job }: { job: string }) {
+    return { run: await this.app.runNow(job) };
+  }
+
+  async waitRun({ run }: { run: string }) {
+    return { run: await this.app.waitForRun(run) };
+  }
+
+  async cancelRun({ run }: { run: string }) {
+    return { run: await this.app.cancelRun(run) };
+  }
+
+  async previewSchedule({ schedule, timezone, count }: { schedule: string; timezone?: string; count?: number }): Promise<Preview> {
+    try {
+      return { valid: true, ...this.app.preview(schedule, timezone, count ?? 5) };
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      // An invalid schedule is an answer here, not a failure.
+      return { valid: false, description: "", next_runs: [], next_runs_utc: [], error: err.message };
+    }
+  }
+
+  async readRun({ run }: { run: string }) {
+    return this.app.getRun(run);
+  }
+
+  async allJobs() {
+    return [...this.app.jobs.all()];
+  }
+
+  async completeIds({ kind, prefix }: { kind: "job" | "run"; prefix: string }) {
+    const out: string[] = [];
+    const ids = kind === "job" ? [...this.app.jobs.all()].map((j) => j.id) : this.app.listRuns({ limit: 100 }).items.map((r) => r.id);
+    for (const id of ids) {
+      if (id.startsWith(prefix)) out.push(id);
+      if (out.length === MAX_COMPLETIONS) break;
+    }
+    return out;
+  }
+}

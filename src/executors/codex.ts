@@ -1,0 +1,153 @@
+import { rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { CodexExecutorConfig } from "../config.js";
+import type { Usage } from "../core/jobs.js";
+import {
+  cutNote,
+  exitError,
+  jsonLines,
+  num,
+  rawOutput,
+  runAgentProcess,
+  stderrTail,
+  unfinishedResult,
+  type ProcessExecutorOptions,
+} from "./cli-agent.js";
+import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+
+/** What `codex exec --json` said, read from its JSONL events. */
+interface CodexEvents {
+  threadId: string | null;
+  /** The last completed `agent_message`: the final answer. */
+  answer: string | null;
+  usage: Usage | null;
+  /** A `turn.failed`, or an `error` that no later `turn.completed` recovered from. */
+  failure: string | null;
+}
+
+/**
+ * Codex prints an `error` event for a stream it then reconnects ("Reconnecting... 1/5") and
+ * may still finish the turn, so an error is fatal only when no turn completes after it.
+ */
+export function readCodexEvents(stdout: string): CodexEvents {
+  const events: CodexEvents = { threadId: null, answer: null, usage: null, failure: null };
+  let pendingError: string | null = null;
+  for (const ev of jsonLines(stdout)) {
+    const item = ev.item as Record<string, unknown> | undefined;
+    switch (ev.type) {
+      case "thread.started":
+        if (typeof ev.thread_id === "string") events.threadId = ev.thread_id;
+        break;
+      case "item.completed":
+        if (item?.type === "agent_message" && typeof item.text === "string") events.answer = item.text;
+        break;
+      case "turn.completed": {
+        const u = (ev.usage ?? {}) as Record<string, unknown>;
+        // OpenAI counts cached input inside input_tokens and reasoning inside output_tokens.
+        events.usage = { input_tokens: num(u.input_tokens), output_tokens: num(u.output_tokens), cost_usd: null };
+        pendingError = null;
+        break;
+      }
+      case "turn.failed":
+        events.failure = errorText((ev.error as Record<string, unknown> | undefined)?.message) ?? "the turn failed";
+        break;
+      case "error":
+        pendingError = errorText(ev.message) ?? "unknown error";
+        break;
+    }
+  }
+  events.failure ??= pendingError;
+  return events;
+}
+
+/** Codex passes provider errors on as the raw JSON body; keep the message inside it. */
+function errorText(message: unknown): string | null {
+  if (typeof message !== "string" || !message.trim()) return null;
+  try {
+    const parsed = JSON.parse(message) as { error?: { message?: unknown } | string; message?: unknown };
+    const inner = typeof parsed.error === "string" ? parsed.error : (parsed.error?.message ?? parsed.message);
+    if (typeof inner === "string" && inner) return inner;
+  } catch {
+    // Plain text, as most messages are.
+  }
+  return message.trim();
+}
+
+/** A `-c key=value` pair; codex parses the value as TOML and falls back to the raw string. */
+function configArg([key, value]: [string, string | number | boolean]): string[] {
+  return ["-c", `${key}=${String(value)}`];
+}
+
+/** OpenAI Codex CLI: `codex exec --json`, prompt on stdin, JSONL events on stdout. */
+export class CodexExecutor implements Executor {
+  readonly type = "codex";
+  readonly program: string;
+
+  constructor(
+    readonly name: string,
+    private readonly cfg: CodexExecutorConfig,
+    private readonly opts: ProcessExecutorOptions,
+  ) {
+    this.program = cfg.bin;
+  }
+
+  /** The argv of one attempt; `schemaFile` holds the output schema of a structured job. */
+  buildArgv(req: ExecutionRequest, schemaFile: string | null): string[] {
+    const { cfg } = this;
+    const argv = [cfg.bin, "exec", "--json", "--skip-git-repo-check", "-C", req.workDir, "-s", cfg.sandbox];
+    // An isolated run's session is never resumed: keep it off disk.
+    if (req.session === "isolated") argv.push("--ephemeral");
+    if (cfg.model) argv.push("-m", cfg.model);
+    argv.push(...Object.entries(cfg.config).flatMap(configArg));
+    if (schemaFile) argv.push("--output-schema", schemaFile);
+    argv.push(...cfg.args);
+    // Codex picks its own thread id; a persistent job resumes the one its first run reported.
+    // The options above belong to `exec` and must come before the subcommand.
+    if (req.resume) argv.push("resume", req.sessionId);
+    argv.push("-");
+    return argv;
+  }
+
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    const schemaFile =
+      req.outputFormat === "structured" ? path.join(req.scratchDir, `.agent-cron-output-schema-${req.runId}.json`) : null;
+    try {
+      if (schemaFile) await writeFile(schemaFile, JSON.stringify(req.outputSchema ?? {}));
+      return await this.run(req, schemaFile);
+    } finally {
+      if (schemaFile) await rm(schemaFile, { force: true });
+    }
+  }
+
+  private async run(req: ExecutionRequest, schemaFile: string | null): Promise<ExecutionResult> {
+    const proc = await runAgentProcess(this.buildArgv(req, schemaFile), req, {
+      ...this.opts,
+      type: "codex",
+      executorEnv: this.cfg.env,
+      stdin: req.prompt,
+    });
+    const unfinished = unfinishedResult(proc, req, {
+      executorName: this.name,
+      program: this.program,
+      configKey: `executors.${this.name}.bin`,
+    });
+    if (unfinished) return unfinished;
+
+    const events = readCodexEvents(proc.stdout);
+    const base = {
+      exitCode: proc.exitCode,
+      output: "",
+      outputTruncated: proc.stdoutTruncated,
+      usage: events.usage,
+      sessionId: events.threadId ?? (req.resume ? req.sessionId : null),
+      raw: rawOutput(proc),
+    };
+    if (events.failure) return { ...base, status: "failed", error: `Codex reported an error: ${events.failure}` };
+    if (proc.exitCode !== 0) return { ...base, status: "failed", error: exitError(this.program, proc) };
+    if (events.answer === null) {
+      const tail = stderrTail(proc.stderr);
+      return { ...base, status: "failed", error: `Codex finished without a final agent message${cutNote(proc, req)}${tail ? `: ${tail}` : "."}` };
+    }
+    return { ...base, status: "completed", error: null, output: events.answer };
+  }
+}

@@ -1,0 +1,216 @@
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Config } from "../config.js";
+import type { CronApi } from "../core/api.js";
+import { UserError, errorMessage } from "../core/errors.js";
+import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from "./http/event-store.js";
+import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
+import { createServer } from "./server.js";
+
+export type HttpOptions = Config["http"] & {
+  /** Where the token variable (`token_env`) is read. */
+  env: Record<string, string | undefined>;
+  eventLimits?: EventStoreLimits;
+  /** Where the open-to-local-processes warning goes (default stderr). */
+  warn?: (line: string) => void;
+};
+
+export interface HttpHandle {
+  /** The endpoint, `http://HOST:PORT/mcp`, with the real port. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const ENDPOINT = "/mcp";
+/** A response stream whose client has read nothing for this long is cut; it can resume with Last-Event-ID. */
+const STALL_MS = 30_000;
+
+interface Session {
+  server: McpServer;
+  transport: StreamableHTTPServerTransport;
+  lastSeen: number;
+  /** Responses in flight, SSE streams included: a session with one open is not idle. */
+  open: Set<ServerResponse>;
+}
+
+/**
+ * Streamable HTTP at /mcp: one McpServer per session over the shared API, a GET stream per
+ * session for notifications, resumable through a bounded in-memory event store.
+ */
+export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHandle> {
+  const token = opts.env[opts.token_env] || undefined;
+  if (!token && !isLoopback(opts.host)) {
+    throw new UserError(
+      `Refusing to serve HTTP on ${opts.host} without a token: set ${opts.token_env} (for example ${opts.token_env}=$(openssl rand -hex 32)) ` +
+        `so that clients must send "Authorization: Bearer <token>", or bind to 127.0.0.1.`,
+    );
+  }
+  const warn = opts.warn ?? ((line: string) => process.stderr.write(line + "\n"));
+  const events = new MemoryEventStore(opts.eventLimits ?? DEFAULT_EVENT_LIMITS);
+  const sessions = new Map<string, Session>();
+  const idleMs = opts.session_idle_seconds * 1000;
+  let guard: RequestGuard;
+  let closing = false;
+
+  const openSession = async (): Promise<{ id: string; session: Session }> => {
+    const id = randomUUID();
+    const server = createServer(api);
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => id,
+      eventStore: events.forSession(id),
+      onsessioninitialized: () => void sessions.set(id, session),
+    });
+    const session: Session = { server, transport, lastSeen: Date.now(), open: new Set() };
+    transport.onclose = () => {
+      sessions.delete(id);
+      events.dropSession(id);
+    };
+    await server.connect(transport);
+    return { id, session };
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (closing) return reply(res, 503, -32000, "The server is shutting down.", { connection: "close" });
+    if (!guard.hostAllowed(req.headers.host)) {
+      return reply(res, 403, -32000, `Host "${req.headers.host ?? ""}" is not allowed; add it to http.allowed_hosts in the config.`);
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !guard.originAllowed(origin)) {
+      return reply(res, 403, -32000, `Origin "${origin}" is not allowed; add its host to http.allowed_hosts in the config.`);
+    }
+    if (!guard.authorized(req.headers.authorization)) {
+      const error = req.headers.authorization ? ', error="invalid_token"' : "";
+      return reply(res, 401, -32001, `Unauthorized: send "Authorization: Bearer <token>" with the token from ${opts.token_env}.`, {
+        "www-authenticate": `Bearer realm="agent-cron"${error}`,
+      });
+    }
+    if (new URL(req.url ?? "/", "http://x").pathname !== ENDPOINT) return reply(res, 404, -32000, `Not found: the MCP endpoint is ${ENDPOINT}.`);
+    if (req.method !== "GET" && req.method !== "POST" && req.method !== "DELETE") {
+      return reply(res, 405, -32000, "Method not allowed: use GET, POST or DELETE.", { allow: "GET, POST, DELETE" });
+    }
+
+    let body: unknown;
+    if (req.method === "POST") {
+      const text = await readBody(req, opts.max_body_bytes);
+      if (text === null) return reply(res, 413, -32000, `Payload too large: a request body may have at most ${opts.max_body_bytes} bytes.`, { connection: "close" });
+      try {
+        body = JSON.parse(text);
+      } catch (err) {
+        return reply(res, 400, -32700, `Parse error: the body is not valid JSON (${errorMessage(err)}).`);
+      }
+    }
+
+    const sessionId = req.headers["mcp-session-id"];
+    let session: Session | undefined;
+    let fresh: string | undefined;
+    if (typeof sessionId === "string") {
+      session = sessions.get(sessionId);
+      if (!session) return reply(res, 404, -32001, "Session not found: it ended or expired; start a new one with an initialize request.");
+    } else if (req.method === "POST" && (Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body))) {
+      ({ id: fresh, session } = await openSession());
+    } else {
+      return reply(res, 400, -32000, "Bad Request: send an initialize request first, then the Mcp-Session-Id header it returns.");
+    }
+
+    const live = session;
+    live.lastSeen = Date.now();
+    live.open.add(res);
+    res.once("close", () => {
+      live.open.delete(res);
+      live.lastSeen = Date.now();
+    });
+    await live.transport.handleRequest(req, res, body);
+    // An initialize that failed (bad params) never registered; its server still listens to the app.
+    if (fresh !== undefined && (!sessions.has(fresh) || closing)) await live.server.close();
+  };
+
+  const httpServer = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      warn(`agent-cron error: HTTP ${req.method} ${req.url}: ${errorMessage(err)}`);
+      if (!res.headersSent) reply(res, 500, -32603, "Internal error.");
+      else res.destroy();
+    });
+  });
+
+  await listen(httpServer, opts.host, opts.port);
+  const address = httpServer.address() as AddressInfo;
+  guard = new RequestGuard(opts.allowed_hosts ?? defaultAllowedHosts(opts.host, address.address), address.port, token);
+  const url = `http://${urlHost(opts.host)}:${address.port}${ENDPOINT}`;
+  if (!token) {
+    warn(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
+  }
+
+  const stalledSince = new WeakMap<ServerResponse, number>();
+  const sweep = () => {
+    const now = Date.now();
+    for (const session of sessions.values()) {
+      if (session.open.size === 0 && now - session.lastSeen > idleMs) void session.server.close().catch(() => {});
+      for (const res of session.open) {
+        // A client that stopped reading would otherwise make its stream buffer notifications without end.
+        if (!res.writableNeedDrain) stalledSince.delete(res);
+        else if (!stalledSince.has(res)) stalledSince.set(res, now);
+        else if (now - stalledSince.get(res)! > STALL_MS) res.destroy();
+      }
+    }
+  };
+  const sweeper = setInterval(sweep, Math.max(250, Math.min(5000, idleMs / 2)));
+  sweeper.unref();
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        clearInterval(sweeper);
+        const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        await Promise.allSettled([...sessions.values()].map((s) => s.server.close()));
+        // Keep-alive sockets and streams the client never closes would hold close() forever.
+        httpServer.closeAllConnections();
+        await stopped;
+      })()),
+  };
+}
+
+function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
+}
+
+/** The body as text, or null when it is larger than `max` bytes (the rest is discarded, not buffered). */
+function readBody(req: IncomingMessage, max: number): Promise<string | null> {
+  if (Number(req.headers["content-length"]) > max) {
+    req.resume();
+    return Promise.resolve(null);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= max) return void chunks.push(chunk);
+      chunks.length = 0;
+      resolve(null);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE") reject(new UserError(`Port ${port} on ${host} is already in use: stop the other server, or pass --port (0 picks a free one).`));
+      else if (err.code === "EACCES") reject(new UserError(`Not allowed to listen on port ${port}: pick a port above 1023 with --port.`));
+      else if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
+        reject(new UserError(`Cannot listen on host "${host}": it is not an address of this machine (${err.code}).`));
+      } else reject(err);
+    });
+    server.listen({ host, port }, () => resolve());
+  });
+}

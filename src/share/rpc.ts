@@ -1,0 +1,142 @@
+import net from "node:net";
+import { API_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
+import { UserError, errorMessage } from "../core/errors.js";
+import type { AppEventBus, AppEvents } from "../core/events.js";
+
+/**
+ * The local socket between processes sharing a data dir: newline-delimited JSON.
+ * Requests {id, method, args}; replies {id, result} or {id, error, user}; events
+ * {event, args} pushed by the owner to every follower.
+ */
+
+type Reply = { id: number; result?: unknown; error?: string; user?: boolean };
+type EventMsg = { event: keyof AppEvents; args: unknown[] };
+
+const MAX_LINE = 64 * 1024 * 1024;
+const EVENT_NAMES: (keyof AppEvents)[] = ["job", "run", "notice"];
+
+function onLines(socket: net.Socket, handle: (msg: unknown) => void): void {
+  let buf = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => {
+    buf += chunk;
+    if (buf.length > MAX_LINE) {
+      socket.destroy(new Error("message too large"));
+      return;
+    }
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (!line) continue;
+      try {
+        handle(JSON.parse(line));
+      } catch {
+        socket.destroy(new Error("malformed message"));
+        return;
+      }
+    }
+  });
+}
+
+const send = (socket: net.Socket, msg: unknown) => {
+  if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(msg) + "\n");
+};
+
+/** Serves the owner's API to followers and the CLI; returns a function that stops serving. */
+export async function serveApi(api: CronApi, socketPath: string): Promise<() => Promise<void>> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    onLines(socket, (raw) => {
+      const { id, method, args } = raw as { id: number; method: ApiMethod; args: unknown };
+      if (!API_METHODS.includes(method)) return send(socket, { id, error: `Unknown method ${method}`, user: false });
+      (api[method] as (a: unknown) => Promise<unknown>)
+        .call(api, args)
+        .then(
+          (result) => send(socket, { id, result }),
+          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError }),
+        );
+    });
+  });
+  const forwarders = EVENT_NAMES.map((event) => {
+    const fn = (...args: unknown[]) => {
+      for (const s of sockets) send(s, { event, args });
+    };
+    api.events.on(event, fn as never);
+    return () => api.events.off(event, fn as never);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => resolve());
+  });
+  return async () => {
+    forwarders.forEach((off) => off());
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+}
+
+/** A connection to the owner. Calls fail with a clear error if the owner goes away mid-call. */
+export class RemoteApiClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private closedHandlers: (() => void)[] = [];
+
+  private constructor(private readonly socket: net.Socket, events: AppEventBus) {
+    onLines(socket, (raw) => {
+      const msg = raw as Reply & EventMsg;
+      if (msg.event) {
+        (events.emit as (e: string, ...a: unknown[]) => boolean)(msg.event, ...msg.args);
+        return;
+      }
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.error === undefined) p.resolve(msg.result);
+      else p.reject(msg.user ? new UserError(msg.error) : new Error(msg.error));
+    });
+    socket.on("close", () => {
+      for (const p of this.pending.values()) p.reject(new OwnerGoneError());
+      this.pending.clear();
+      for (const h of this.closedHandlers) h();
+    });
+    socket.on("error", () => {});
+  }
+
+  static connect(socketPath: string, events: AppEventBus): Promise<RemoteApiClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(socketPath);
+      socket.once("connect", () => {
+        socket.removeListener("error", reject);
+        resolve(new RemoteApiClient(socket, events));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  onClose(handler: () => void): void {
+    this.closedHandlers.push(handler);
+  }
+
+  call(method: ApiMethod, args: unknown): Promise<unknown> {
+    if (this.socket.destroyed) return Promise.reject(new OwnerGoneError());
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      send(this.socket, { id, method, args });
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export class OwnerGoneError extends Error {
+  constructor() {
+    super("The agent-cron process that owned the data dir stopped during the call; try again.");
+  }
+}

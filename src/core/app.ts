@@ -5,6 +5,7 @@ import type { Config } from "../config.js";
 import { resolveProgram as resolveOnPath } from "../executors/command.js";
 import { createExecutors } from "../executors/index.js";
 import type { Executor } from "../executors/types.js";
+import { WebhookSender, checkWebhookUrl } from "../notify/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
 import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -32,6 +33,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Executors by name; built from the config when absent. */
   executors?: Map<string, Executor>;
+  /** First webhook retry delay (tests shorten it). */
+  webhookRetryBaseMs?: number;
 }
 
 export interface Page<T> {
@@ -60,6 +63,7 @@ export class App {
   private readonly scheduler: FleetScheduler;
   private readonly dispatcher: Dispatcher;
   private readonly schedules = new Map<string, ParsedSchedule>();
+  private readonly webhooks: WebhookSender;
   private started = false;
 
   private constructor(
@@ -74,6 +78,16 @@ export class App {
     this.executors =
       opts.executors ??
       createExecutors(opts.config, { serverEnv: opts.env ?? process.env, killGraceMs: opts.config.kill_grace_seconds * 1000 });
+    this.webhooks = new WebhookSender(opts.config, opts.env ?? process.env, opts.webhookRetryBaseMs);
+    // Webhooks go out after the run is recorded and outside any concurrency slot, so a slow
+    // receiver never holds up agent runs; their attempts are then added to the run record.
+    this.events.on("run", (run, change, job) => {
+      if (change !== "finished" || !job) return;
+      this.webhooks.send(job, run, (deliveries) => {
+        const latest = this.runs.get(run.id);
+        if (latest) void this.runs.put({ ...latest, deliveries }).catch(() => {});
+      });
+    });
     this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
     this.dispatcher = new Dispatcher({
       config: this.config,
@@ -149,6 +163,8 @@ export class App {
   async close(graceMs = 0): Promise<void> {
     this.scheduler.stop();
     await this.dispatcher.close(graceMs);
+    await this.webhooks.idle();
+    await this.webhooks.close();
     await this.jobs.idle();
   }
 
@@ -338,6 +354,7 @@ export class App {
       consecutive_failures: 0,
     };
     this.checkOutputSettings(draft);
+    this.checkWebhooks(draft);
 
     if (draft.name) {
       const existing = this.jobs.byName(draft.name);
@@ -388,6 +405,7 @@ export class App {
       throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
     }
     this.checkOutputSettings(next);
+    this.checkWebhooks(next);
     if (patch.schedule !== undefined || patch.timezone !== undefined) {
       // Anchor @every schedules and catch-up at the change, not at the job's creation.
       next.last_scheduled_for = toIsoInZone(new Date(now), timezone);
@@ -607,6 +625,12 @@ export class App {
     if (!d || !/^\d{4}-\d{2}-\d{2}T/.test(value.trim())) throw new UserError(`${field} must be an ISO date-time such as 2026-12-31T23:59, got "${value}".`);
     if (d.getTime() <= now) throw new UserError(`${field} ${toIsoInZone(d, timezone)} is in the past.`);
     return toIsoInZone(d, timezone);
+  }
+
+  private checkWebhooks(job: Job): void {
+    const allow = this.config.webhooks.allow_private_networks;
+    if (job.on_complete) checkWebhookUrl(job.on_complete, "on_complete", allow);
+    if (job.on_fail) checkWebhookUrl(job.on_fail, "on_fail", allow);
   }
 
   private checkOutputSettings(job: Job): void {

@@ -79,6 +79,16 @@ export const JobSchema = z.object({
 });
 export type Job = z.infer<typeof JobSchema>;
 
+export const DeliverySchema = z.object({
+  url: z.string(),
+  event: z.string(),
+  attempt: z.number(),
+  at: isoTime,
+  status: z.number().nullable().describe("HTTP status, null when no answer"),
+  error: z.string().nullable(),
+});
+export type Delivery = z.infer<typeof DeliverySchema>;
+
 export const RunSchema = z.object({
   id: z.string(),
   job_id: z.string(),
@@ -97,6 +107,7 @@ export const RunSchema = z.object({
   output_truncated: z.boolean(),
   usage: UsageSchema.nullable(),
   pid: z.number().nullable().describe("The server process that ran it"),
+  deliveries: z.array(DeliverySchema).optional().describe("Webhook delivery attempts"),
 });
 export type Run = z.infer<typeof RunSchema>;
 

@@ -96,7 +96,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     let body: unknown;
     if (req.method === "POST") {
       const text = await readBody(req, opts.max_body_bytes);
-      if (text === null) return reply(res, 413, -32000, `Payload too large: a request body may have at most ${opts.max_body_bytes} bytes.`, { connection: "close" });
+      if (text === null) return reply(res, 413, -32000, `Payload too large: a request body may have at most ${opts.max_body_bytes} bytes.`);
       try {
         body = JSON.parse(text);
       } catch (err) {

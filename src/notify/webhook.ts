@@ -1,0 +1,186 @@
+import { createHmac } from "node:crypto";
+import dns, { type LookupAddress } from "node:dns";
+import net from "node:net";
+import { Agent, request } from "undici";
+import type { Config } from "../config.js";
+import { UserError, errorMessage } from "../core/errors.js";
+import type { Delivery, Job, Run } from "../core/jobs.js";
+
+const TIMEOUT_MS = 10_000;
+const MAX_ATTEMPTS = 4;
+
+/**
+ * Is this address one a webhook must not reach by default: loopback, private, link-local
+ * (cloud metadata lives at 169.254.169.254), carrier-grade NAT, unspecified, multicast,
+ * reserved, or an IPv6 form of those (ULA, link-local, IPv4-mapped)?
+ */
+export function isPrivateAddress(address: string): boolean {
+  const v = net.isIP(address);
+  if (v === 4) {
+    const [a, b] = address.split(".").map(Number);
+    return (
+      a === 0 || a === 10 || a === 127 || a >= 224 ||
+      (a === 100 && b >= 64 && b <= 127) ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 192 && b === 0) ||
+      (a === 198 && (b === 18 || b === 19))
+    );
+  }
+  if (v === 6) {
+    const x = address.toLowerCase().replace(/^\[|\]$/g, "");
+    if (x === "::" || x === "::1") return true;
+    const mapped = x.match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/);
+    if (mapped) return isPrivateAddress(mapped[1]);
+    if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(x)) return true;
+    return /^(f[cd]|fe[89ab]|ff)/.test(x) || x.startsWith("64:ff9b:") || x.startsWith("2001:db8:");
+  }
+  return false;
+}
+
+/** Checks a webhook URL when a job is saved: http(s), and no literal private address unless allowed. */
+export function checkWebhookUrl(url: string, field: string, allowPrivate: boolean): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UserError(`${field} is not a valid URL: "${url}".`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`${field} must be an http(s) URL, got "${u.protocol}".`);
+  if (u.username || u.password) throw new UserError(`${field} must not carry a user name or password; use the signing secret instead.`);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  if (!allowPrivate && (isPrivateAddress(host) || host === "localhost" || host.endsWith(".localhost"))) {
+    throw new UserError(`${field} points to a private or loopback address (${u.hostname}); the operator must set webhooks.allow_private_networks to allow that.`);
+  }
+}
+
+/** Standard Webhooks signing: HMAC-SHA256 over "id.timestamp.body" with the secret's bytes. */
+export function sign(secret: string, id: string, timestamp: number, body: string): string {
+  const key = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
+  return `v1,${createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
+}
+
+export type WebhookEvent = "completed" | "failed" | "canceled";
+
+/** Which webhook (if any) a finished run triggers. */
+export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEvent } | null {
+  if (job.silent) return null;
+  const event: WebhookEvent | null =
+    run.status === "completed" ? "completed" :
+    run.status === "failed" || run.status === "timed_out" || run.status === "interrupted" ? "failed" :
+    run.status === "canceled" ? "canceled" : null;
+  if (!event || !job.notify_on.includes(event)) return null;
+  const url = event === "completed" ? job.on_complete : job.on_fail;
+  return url ? { url, event } : null;
+}
+
+/**
+ * Delivers run webhooks: POST JSON, signed, with an Idempotency-Key of job and occurrence,
+ * a 10 s timeout, retries with backoff on network errors, 5xx and 429 only, and no
+ * redirects. The private-network guard checks the address actually connected to, so a
+ * name that resolves (or re-resolves) to a private address is refused too.
+ */
+export class WebhookSender {
+  private readonly agent: Agent;
+  private inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly retryBaseMs = 1000,
+  ) {
+    const allowPrivate = config.webhooks.allow_private_networks;
+    this.agent = new Agent({
+      connect: {
+        timeout: TIMEOUT_MS,
+        lookup: (hostname, options, callback) => {
+          dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+            if (err) return callback(err, "", 0);
+            const list = addresses as LookupAddress[];
+            const bad = list.find((a) => isPrivateAddress(a.address));
+            if (bad && !allowPrivate) {
+              return callback(new Error(`${hostname} resolves to the private address ${bad.address}; refused (webhooks.allow_private_networks is off)`), "", 0);
+            }
+            if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+            callback(null, list[0].address, list[0].family);
+          });
+        },
+      },
+    });
+  }
+
+  /** Sends without blocking the caller; `onDone` gets the delivery log. */
+  send(job: Job, run: Run, onDone: (deliveries: Delivery[]) => void): void {
+    const target = webhookFor(job, run);
+    if (!target) return;
+    const p = this.deliver(job, run, target.url, target.event).then(onDone, () => {});
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => {});
+  }
+
+  async deliver(job: Job, run: Run, url: string, event: WebhookEvent): Promise<Delivery[]> {
+    const deliveries: Delivery[] = [];
+    const body = JSON.stringify({ type: `run.${event}`, job: { id: job.id, name: job.name }, run });
+    const id = `msg_${run.id}`;
+    const secret = this.env[this.config.webhooks.secret_env];
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    if (!this.config.webhooks.allow_private_networks && isPrivateAddress(host)) {
+      return [{ url, event, attempt: 1, at: new Date().toISOString(), status: null, error: `Refused: ${host} is a private address.` }];
+    }
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const timestamp = Math.floor(Date.now() / 1000);
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": "agent-cron",
+        "webhook-id": id,
+        "webhook-timestamp": String(timestamp),
+        "idempotency-key": `${job.id}:${run.scheduled_for ?? run.id}`,
+      };
+      if (secret) headers["webhook-signature"] = sign(secret, id, timestamp, body);
+      let status: number | null = null;
+      let error: string | null = null;
+      let retryAfterMs = 0;
+      try {
+        const res = await request(url, {
+          method: "POST",
+          headers,
+          body,
+          dispatcher: this.agent,
+          headersTimeout: TIMEOUT_MS,
+          bodyTimeout: TIMEOUT_MS,
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+        });
+        status = res.statusCode;
+        await res.body.dump().catch(() => {});
+        if (status >= 300) error = `HTTP ${status}`;
+        retryAfterMs = retryAfter(res.headers["retry-after"]);
+      } catch (err) {
+        error = errorMessage((err as { cause?: unknown }).cause ?? err);
+      }
+      deliveries.push({ url, event, attempt, at: new Date().toISOString(), status, error });
+      const retryable = status === null ? !/refused \(webhooks/.test(error ?? "") : status === 429 || status >= 500;
+      if (!error || !retryable || attempt === MAX_ATTEMPTS) break;
+      await new Promise((r) => setTimeout(r, Math.max(retryAfterMs, this.retryBaseMs * 2 ** (attempt - 1))));
+    }
+    return deliveries;
+  }
+}
+
+function retryAfter(value: string | string[] | undefined): number {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return 0;
+  const secs = Number(v);
+  if (Number.isFinite(secs)) return Math.min(secs, 60) * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.min(Math.max(0, at - Date.now()), 60_000) : 0;
+}
+

@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, truncateSync } from "node:fs";
-import { appendFile, writeFile } from "node:fs/promises";
+import { appendFile, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../core/errors.js";
 import { JobSchema, type Job } from "../core/jobs.js";
@@ -21,6 +21,7 @@ export class JobStore {
   private readonly snapshot;
   private readonly journalPath: string;
   private journalLines = 0;
+  private journalBytes = 0;
   private readonly queue: WriteQueue<JournalEntry>;
 
   private constructor(readonly dir: string) {
@@ -54,11 +55,15 @@ export class JobStore {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
+    this.journalBytes = Buffer.byteLength(text);
     const lines = text.split("\n");
     // A write cut short by a crash leaves a last line without its newline; it was never
     // acknowledged, so it is dropped rather than treated as corruption.
     const torn = lines.pop();
-    if (torn) truncateSync(this.journalPath, Buffer.byteLength(text) - Buffer.byteLength(torn));
+    if (torn) {
+      this.journalBytes -= Buffer.byteLength(torn);
+      truncateSync(this.journalPath, this.journalBytes);
+    }
     lines.forEach((line, i) => {
       if (!line) return;
       const where = `${this.journalPath} (line ${i + 1})`;
@@ -101,15 +106,29 @@ export class JobStore {
     return id ? this.jobs.get(id) : undefined;
   }
 
-  /** Stores the job; resolves once the change is on disk. Memory changes at once, so reads see it. */
+  /**
+   * Stores the job; resolves once the change is on disk. Memory changes at once, so reads
+   * see it; if the write fails (disk full, read-only), memory goes back to what the files say.
+   */
   put(job: Job): Promise<void> {
+    const before = this.jobs.get(job.id);
     this.remember(job);
-    return this.queue.push({ put: job });
+    return this.queue.push({ put: job }).catch((err) => {
+      if (this.jobs.get(job.id) === job) {
+        this.forget(job.id);
+        if (before) this.remember(before);
+      }
+      throw writeError(this.journalPath, err);
+    });
   }
 
   delete(id: string): Promise<void> {
+    const before = this.jobs.get(id);
     this.forget(id);
-    return this.queue.push({ del: id });
+    return this.queue.push({ del: id }).catch((err) => {
+      if (before && !this.jobs.has(id)) this.remember(before);
+      throw writeError(this.journalPath, err);
+    });
   }
 
   idle(): Promise<void> {
@@ -117,9 +136,20 @@ export class JobStore {
   }
 
   private async flush(entries: JournalEntry[]): Promise<void> {
-    await appendFile(this.journalPath, entries.map((e) => JSON.stringify(e) + "\n").join(""));
+    const text = entries.map((e) => JSON.stringify(e) + "\n").join("");
+    try {
+      await appendFile(this.journalPath, text);
+    } catch (err) {
+      // A short write (disk full) must not leave half a line for the next append to follow.
+      await truncate(this.journalPath, this.journalBytes).catch(() => {});
+      throw err;
+    }
+    this.journalBytes += Buffer.byteLength(text);
     this.journalLines += entries.length;
-    if (this.journalLines > Math.max(512, this.jobs.size / 4)) await this.compact();
+    if (this.journalLines > Math.max(512, this.jobs.size / 4)) {
+      // The entries are safe in the journal; a failed compaction is simply tried again later.
+      await this.compact().catch(() => {});
+    }
   }
 
   /** Folds the journal into the snapshot. Runs inside the write queue, so no append races it. */
@@ -129,7 +159,15 @@ export class JobStore {
     // entries that replay to the same state.
     await writeFile(this.journalPath, "");
     this.journalLines = 0;
+    this.journalBytes = 0;
   }
+}
+
+/** A failed write, worded for the caller: nothing was changed. */
+export function writeError(file: string, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === "ENOSPC" ? "the disk is full" : code === "EROFS" || code === "EACCES" || code === "EPERM" ? "the data dir is not writable" : (err as Error).message;
+  return new UserError(`Could not save to ${file}: ${why}. Nothing was changed; free space or fix permissions and try again.`);
 }
 
 function validJob(raw: unknown, where: string): Job {

@@ -4,6 +4,7 @@ import path from "node:path";
 import { UserError } from "../core/errors.js";
 import { RunSchema, type Run } from "../core/jobs.js";
 import { parseNamed, recordsFile } from "./json-file.js";
+import { writeError } from "./jobs-store.js";
 
 type RunsFile = ReturnType<typeof recordsFile>;
 
@@ -74,7 +75,21 @@ export class RunStore {
     else runs.push(run);
     this.byId.set(run.id, run);
     const dropped = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
-    await this.file(run.job_id).write({ runs });
+    try {
+      await this.file(run.job_id).write({ runs });
+    } catch (err) {
+      // Keep memory equal to the file: undo this change (evicted runs are still on disk).
+      const i = runs.indexOf(run);
+      if (i >= 0) {
+        if (known) runs[i] = known;
+        else runs.splice(i, 1);
+      }
+      if (known) this.byId.set(run.id, known);
+      else this.byId.delete(run.id);
+      runs.unshift(...dropped);
+      for (const r of dropped) this.byId.set(r.id, r);
+      throw writeError(path.join(this.runsDir, `${run.job_id}.json`), err);
+    }
     await Promise.all(dropped.map((r) => this.removeOutput(r.id)));
   }
 

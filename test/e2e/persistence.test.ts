@@ -1,12 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, it, type ExpectStatic } from "vitest";
 import { TestServer, baseConfig, makeDataDir, removeDir, sleep, startRaw, waitFor, type Structured } from "../helpers/server.js";
 
 const YEARLY = "0 0 1 1 *";
 
 describe.concurrent("restarts on the same data dir", () => {
-  it("keeps jobs and run history across a restart, and goes on scheduling", async ({ expect }) => {
+  it("keeps jobs and run history across a restart, and goes on scheduling", async ({ expect, onTestFinished }) => {
     const a = await TestServer.start();
     onTestFinished(() => removeDir(a.dataDir));
     await a.tool("add_cron", { name: "keeper", schedule: "@every 1s", prompt: "kept" });
@@ -35,18 +35,22 @@ describe.concurrent("restarts on the same data dir", () => {
     await b.waitForRuns("keeper", (runs) => runs.some((r) => r.status === "completed" && !before.some((o) => o.id === r.id) && r.pid === b.pid));
   });
 
-  it("after kill -9 mid-run, a restart records that run interrupted and never runs its occurrence again", async ({ expect }) => {
+  it("after kill -9 mid-run, a restart records that run interrupted and never runs its occurrence again", async ({ expect, onTestFinished }) => {
+    const T0 = Date.now();
     const a = await TestServer.start();
     onTestFinished(() => removeDir(a.dataDir));
     const oneShot = await a.addJob({ name: "long-once", schedule: "in 1s", prompt: "4000", executor: "sleep", retries: 3 });
     const recurring = await a.addJob({ name: "long-every", schedule: "@every 2s", prompt: "4000", executor: "sleep", retries: 3 });
     const [running] = await a.waitForRuns("long-once", (runs) => runs[0]?.status === "running" && runs);
     const [runningToo] = await a.waitForRuns("long-every", (runs) => runs[0]?.status === "running" && runs);
+    console.log("T running", Date.now()-T0);
     process.kill(a.pid, "SIGKILL");
     await waitFor(() => a.transport.pid === null, { timeout: 5000, what: "the killed server to be reaped" });
     await a.close();
 
+    console.log("T killed", Date.now()-T0);
     const b = await TestServer.start({ dataDir: a.dataDir });
+    console.log("T restarted", Date.now()-T0);
     onTestFinished(() => b.close());
     // Already true at the first answer.
     const [once] = await b.runs("long-once");
@@ -74,7 +78,7 @@ describe.concurrent("restarts on the same data dir", () => {
 });
 
 describe.concurrent("start-up refuses bad files, naming them and leaving them untouched", () => {
-  const refuses = async (dir: string, file: string, expectText?: RegExp) => {
+  const refuses = async (expect: ExpectStatic, dir: string, file: string, expectText?: RegExp) => {
     const bytes = readFileSync(file);
     const result = await startRaw(dir);
     expect(result.ready).toBe(false);
@@ -86,40 +90,40 @@ describe.concurrent("start-up refuses bad files, naming them and leaving them un
     return result;
   };
 
-  it("a jobs.json that does not parse stops start-up and is left byte-identical", async () => {
+  it("a jobs.json that does not parse stops start-up and is left byte-identical", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir();
     onTestFinished(() => removeDir(dir));
     const file = path.join(dir, "jobs.json");
     writeFileSync(file, '{"version":1,"jobs":[\n{"id":"d4c1a9a6-1111-4222-8333-444455556666","name":"half');
-    await refuses(dir, file, /not valid JSON/);
+    await refuses(expect, dir, file, /not valid JSON/);
   });
 
-  it("a runs/<job_id>.json that does not parse stops start-up and is left byte-identical", async () => {
+  it("a runs/<job_id>.json that does not parse stops start-up and is left byte-identical", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir();
     onTestFinished(() => removeDir(dir));
     mkdirSync(path.join(dir, "runs"));
     const file = path.join(dir, "runs", "d4c1a9a6-1111-4222-8333-444455556666.json");
     writeFileSync(file, '{"runs":[{"id": oops}]}\n');
-    await refuses(dir, file, /not valid JSON/);
+    await refuses(expect, dir, file, /not valid JSON/);
   });
 
-  it("a jobs.json holding a job of the wrong shape stops start-up, naming the file", async () => {
+  it("a jobs.json holding a job of the wrong shape stops start-up, naming the file", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir();
     onTestFinished(() => removeDir(dir));
     const file = path.join(dir, "jobs.json");
     writeFileSync(file, JSON.stringify({ version: 1, jobs: [{ id: "x", schedule: 5 }] }));
-    await refuses(dir, file, /invalid job/);
+    await refuses(expect, dir, file, /invalid job/);
   });
 
-  it("a jobs.journal with a line that does not parse stops start-up, naming the file", async () => {
+  it("a jobs.journal with a line that does not parse stops start-up, naming the file", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir();
     onTestFinished(() => removeDir(dir));
     const file = path.join(dir, "jobs.journal");
     writeFileSync(file, '{"del":"d4c1a9a6-1111-4222-8333-444455556666"}\n{"put": nope}\n{"del":"d4c1a9a6-1111-4222-8333-444455556667"}\n');
-    await refuses(dir, file);
+    await refuses(expect, dir, file);
   });
 
-  it("an unknown config key stops start-up with exit 2, naming the key", async () => {
+  it("an unknown config key stops start-up with exit 2, naming the key", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir({ noConfig: true });
     onTestFinished(() => removeDir(dir));
     writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...baseConfig(), max_concurent: 4 }));
@@ -130,7 +134,7 @@ describe.concurrent("start-up refuses bad files, naming them and leaving them un
     expect(result.stderr.trim().split("\n").length).toBe(1);
   });
 
-  it("a bad config value stops start-up with exit 2, naming the key", async () => {
+  it("a bad config value stops start-up with exit 2, naming the key", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir({ config: { max_concurrent: 0 } });
     onTestFinished(() => removeDir(dir));
     const result = await startRaw(dir);
@@ -138,15 +142,15 @@ describe.concurrent("start-up refuses bad files, naming them and leaving them un
     expect(result.stderr).toContain("max_concurrent");
   });
 
-  it("a config.json that is not JSON stops start-up, naming the file", async () => {
+  it("a config.json that is not JSON stops start-up, naming the file", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir({ noConfig: true });
     onTestFinished(() => removeDir(dir));
     const file = path.join(dir, "config.json");
     writeFileSync(file, "{ timezone: Europe/Paris }");
-    await refuses(dir, file);
+    await refuses(expect, dir, file);
   });
 
-  it("a data dir with valid files starts (the checks above are not false alarms)", async () => {
+  it("a data dir with valid files starts (the checks above are not false alarms)", async ({ expect, onTestFinished }) => {
     const dir = makeDataDir();
     onTestFinished(() => removeDir(dir));
     writeFileSync(path.join(dir, "jobs.json"), JSON.stringify({ version: 1, jobs: [] }));

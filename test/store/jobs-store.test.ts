@@ -1,0 +1,114 @@
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Job } from "../../src/core/jobs.js";
+import { JobStore } from "../../src/store/jobs-store.js";
+import { RunStore } from "../../src/store/runs-store.js";
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = () => {
+  const d = mkdtempSync(path.join(os.tmpdir(), "agent-cron-store-"));
+  dirs.push(d);
+  return d;
+};
+
+let n = 0;
+function job(over: Partial<Job> = {}): Job {
+  const id = `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
+  const t = "2026-01-01T00:00:00.000+00:00";
+  return {
+    id, name: null, schedule: "@daily", run_at: null, timezone: "UTC", prompt: "p", executor: "x", work_dir: null,
+    session: "isolated", session_id: null, type: "medium", timeout_seconds: 60, retries: 0, retry_delay_seconds: 1,
+    output_format: "text", output_schema: null, overlap: "skip", catch_up: "latest", max_runs: null, expires_at: null,
+    max_cost_usd: null, pause_after_failures: 5, enabled: true, state: "active", silent: false, notify_on: ["completed"],
+    on_complete: null, on_fail: null, created_by: "test", created_at: t, updated_at: t, last_run_at: null, last_status: null,
+    last_error: null, last_scheduled_for: null, next_run_at: null, run_count: 0, consecutive_failures: 0, ...over,
+  };
+}
+
+describe("JobStore", () => {
+  it("appends one journal line per change and replays it on open", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    const a = job({ name: "a" });
+    const b = job({ name: "b" });
+    await Promise.all([s.put(a), s.put(b)]);
+    await s.put({ ...a, prompt: "changed" });
+    await s.delete(b.id);
+    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").trim().split("\n")).toHaveLength(4);
+    const again = await JobStore.open(dir);
+    expect([...again.all()].map((j) => j.prompt)).toEqual(["changed"]);
+    expect(again.byName("a")?.id).toBe(a.id);
+    expect(again.byName("b")).toBeUndefined();
+  });
+
+  it("folds the journal into jobs.json once it grows, keeping every job", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    const jobs = Array.from({ length: 600 }, () => job());
+    for (const j of jobs) await s.put(j);
+    const snapshot = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
+    expect(snapshot.jobs.length).toBeGreaterThan(500);
+    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n").length).toBeLessThan(100);
+    expect((await JobStore.open(dir)).size).toBe(600);
+  });
+
+  it("drops a torn last journal line (a write cut by a crash) but refuses a corrupt one in the middle", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    const a = job();
+    await s.put(a);
+    appendFileSync(path.join(dir, "jobs.journal"), '{"put":{"id":"half');
+    expect((await JobStore.open(dir)).get(a.id)).toBeDefined();
+    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").endsWith("\n")).toBe(true);
+
+    appendFileSync(path.join(dir, "jobs.journal"), "not json\n" + JSON.stringify({ put: job() }) + "\n");
+    await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal \(line 2\) is not valid JSON/);
+  });
+
+  it("stops on a jobs.json that does not parse, naming it and leaving it byte for byte", async () => {
+    const dir = tmp();
+    const file = path.join(dir, "jobs.json");
+    writeFileSync(file, '{"jobs": [ {"id": 1 ');
+    await expect(JobStore.open(dir)).rejects.toThrow(new RegExp(`${file.replace(/[.]/g, "\\.")} is not valid JSON`));
+    expect(readFileSync(file, "utf8")).toBe('{"jobs": [ {"id": 1 ');
+    writeFileSync(file, JSON.stringify({ jobs: [{ id: "x" }] }));
+    await expect(JobStore.open(dir)).rejects.toThrow(/invalid job/);
+  });
+
+  it("on a full disk, rejects the change with a clear error and keeps memory equal to the files", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    const a = job({ name: "keep" });
+    await s.put(a);
+    rmSync(path.join(dir, "jobs.journal"));
+    symlinkSync("/dev/full", path.join(dir, "jobs.journal"));
+    await expect(s.put({ ...a, prompt: "lost" })).rejects.toThrow(/disk is full\. Nothing was changed/);
+    await expect(s.put(job({ name: "new" }))).rejects.toThrow(/disk is full/);
+    await expect(s.delete(a.id)).rejects.toThrow(/disk is full/);
+    expect(s.get(a.id)?.prompt).toBe("p");
+    expect(s.byName("new")).toBeUndefined();
+    expect(s.size).toBe(1);
+  });
+});
+
+describe("RunStore", () => {
+  it("keeps the newest runs_per_job runs in runs/<job_id>.json and removes evicted outputs", async () => {
+    const dir = tmp();
+    const s = new RunStore(dir, 2);
+    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1 } as const;
+    for (let i = 1; i <= 3; i++) {
+      await s.put({ ...base, id: `run-${i}` });
+      await s.writeOutput(`run-${i}`, `output ${i}`);
+    }
+    await s.put({ ...base, id: "run-4" });
+    expect(s.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
+    expect(existsSync(path.join(dir, "outputs", "run-1"))).toBe(false);
+    const again = new RunStore(dir, 2);
+    again.load();
+    expect(again.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
+    expect(await again.readOutput("run-3")).toBe("output 3");
+  });
+});

@@ -207,9 +207,12 @@ describe("agent-cron serve --http", () => {
     const server = await start({ config: { http: { session_idle_seconds: 1 } } });
     const s = await rawSession(server.url);
     expect(await s.call("tools/list")).toHaveProperty("result");
+    // An SDK client holds its GET stream open: connected, so never idle.
+    const listening = await server.connect();
     // Polling would keep the session alive; one generous wait instead (idle 1 s, checked every 0.5 s).
     await sleep(3000);
     expect((await rawRequest(server.url, { body: jsonRpc(99, "tools/list"), headers: s.headers })).status).toBe(404);
+    expect((await listening.tool("list_crons")).jobs).toEqual([]);
   });
 
   it("on SIGTERM mid-run exits 0 within the grace period and records the run interrupted", async () => {

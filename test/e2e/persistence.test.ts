@@ -36,21 +36,17 @@ describe.concurrent("restarts on the same data dir", () => {
   });
 
   it("after kill -9 mid-run, a restart records that run interrupted and never runs its occurrence again", async ({ expect, onTestFinished }) => {
-    const T0 = Date.now();
     const a = await TestServer.start();
     onTestFinished(() => removeDir(a.dataDir));
     const oneShot = await a.addJob({ name: "long-once", schedule: "in 1s", prompt: "4000", executor: "sleep", retries: 3 });
     const recurring = await a.addJob({ name: "long-every", schedule: "@every 2s", prompt: "4000", executor: "sleep", retries: 3 });
     const [running] = await a.waitForRuns("long-once", (runs) => runs[0]?.status === "running" && runs);
     const [runningToo] = await a.waitForRuns("long-every", (runs) => runs[0]?.status === "running" && runs);
-    console.log("T running", Date.now()-T0);
     process.kill(a.pid, "SIGKILL");
     await waitFor(() => a.transport.pid === null, { timeout: 5000, what: "the killed server to be reaped" });
     await a.close();
 
-    console.log("T killed", Date.now()-T0);
     const b = await TestServer.start({ dataDir: a.dataDir });
-    console.log("T restarted", Date.now()-T0);
     onTestFinished(() => b.close());
     // Already true at the first answer.
     const [once] = await b.runs("long-once");

@@ -1,7 +1,7 @@
 import os from "node:os";
 import { request } from "undici";
 import type { Config, ExecutorConfig } from "./config.js";
-import { resolveProgram, stderrTail } from "./executors/cli-agent.js";
+import { resolveProgram } from "./executors/cli-agent.js";
 import { AUTH_VARS, buildChildEnv } from "./executors/env.js";
 import { runProcess } from "./executors/process.js";
 
@@ -57,9 +57,11 @@ async function checkExecutor(name: string, cfg: ExecutorConfig, envAllow: string
   });
   const version = proc.stdout.trim().split("\n")[0]?.trim().slice(0, 120) || null;
   if (proc.exitCode === 0) return { ...row, program: resolved, status: "ok", version, detail: "found" };
+  // One line for the table: the last thing the program said is usually why it stopped.
+  const lastLine = proc.stderr.trim().split("\n").at(-1)?.trim().slice(0, 200);
   const why = proc.timedOut
     ? `"${bin} --version" did not answer within ${VERSION_TIMEOUT_MS / 1000} s`
-    : proc.spawnError ?? `"${bin} --version" exited with code ${proc.exitCode ?? proc.signal}${stderrTail(proc.stderr) ? `: ${stderrTail(proc.stderr)}` : ""}`;
+    : proc.spawnError ?? `"${bin} --version" exited with code ${proc.exitCode ?? proc.signal}${lastLine ? `: ${lastLine}` : ""}`;
   return { ...row, program: resolved, status: "error", version, detail: why };
 }
 
@@ -86,7 +88,9 @@ async function checkEndpoint(baseUrl: string, apiKey: string | undefined): Promi
 export function formatDoctorTable(rows: DoctorRow[]): string {
   if (rows.length === 0) return "No executors configured.";
   const header = ["EXECUTOR", "TYPE", "PROGRAM / ENDPOINT", "STATUS", "VERSION", "DETAIL"];
-  const cells = rows.map((r) => [r.executor, r.type, r.program ?? r.endpoint ?? "", r.status, r.version ?? "-", r.detail]);
+  const cells = rows.map((r) =>
+    [r.executor, r.type, r.program ?? r.endpoint ?? "", r.status, r.version ?? "-", r.detail].map((c) => c.replace(/\s+/g, " ")),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join("  ");
   return [line(header), ...cells.map(line)].join("\n");

@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
+import { killAllProcessGroups } from "../executors/process.js";
 import type { Executor, ExecutionResult } from "../executors/types.js";
 import type { RunStore } from "../store/runs-store.js";
 import { errorMessage } from "./errors.js";
@@ -120,12 +121,7 @@ export class Dispatcher {
     };
     this.track(active);
     await this.host.runs.put(run);
-    const jobNow = await this.host.updateJob(job.id, (j) => ({
-      run_count: j.run_count + 1,
-      last_run_at: run.started_at,
-      // A persistent job's session exists from its first run on.
-      session_id: j.session === "persistent" ? run.session_id : j.session_id,
-    }));
+    const jobNow = await this.host.updateJob(job.id, (j) => ({ run_count: j.run_count + 1, last_run_at: run.started_at }));
     this.host.events.emit("run", run, "started", jobNow ?? job);
     active.done = this.execute(jobNow ?? job, active).finally(() => {
       this.untrack(active);
@@ -159,7 +155,8 @@ export class Dispatcher {
             runId: run.id,
             jobId: job.id,
             sessionId: run.session_id ?? randomUUID(),
-            resume: job.session === "persistent" && job.run_count > 1,
+            session: job.session,
+            resume: job.session === "persistent" && job.session_id !== null,
             scheduledFor: run.scheduled_for ?? "",
             prompt: job.prompt,
             workDir,
@@ -236,7 +233,13 @@ export class Dispatcher {
     }
     await this.host.runs.put(run);
     this.addSpend(run.usage);
-    const updated = await this.host.updateJob(job.id, (j) => this.jobAfterRun(j, run));
+    // A persistent job resumes the session its agent reported (Codex picks its own id), or
+    // ours once a run has completed in it.
+    const session = job.session === "persistent" && (result?.sessionId || (status === "completed" && run.session_id));
+    const updated = await this.host.updateJob(job.id, (j) => ({
+      ...this.jobAfterRun(j, run),
+      ...(session && j.session === "persistent" ? { session_id: session } : {}),
+    }));
     this.host.events.emit("run", run, "finished", updated ?? job);
     if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
@@ -348,7 +351,10 @@ export class Dispatcher {
     if (graceMs > 0 && all().length) {
       await Promise.race([Promise.allSettled(all().map((a) => a.done)), sleep(graceMs)]);
     }
-    await Promise.allSettled(all().map((a) => this.abort(a, "interrupted", "The server stopped while the run was going.")));
+    const ending = all().map((a) => this.abort(a, "interrupted", "The server stopped while the run was going."));
+    // Their grace (if any) is spent: no SIGTERM courtesy period, so the server exits promptly.
+    killAllProcessGroups("SIGKILL");
+    await Promise.allSettled(ending);
   }
 
   get isClosing(): boolean {

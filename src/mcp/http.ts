@@ -15,8 +15,10 @@ export type HttpOptions = Config["http"] & {
   /** Where the token variable (`token_env`) is read. */
   env: Record<string, string | undefined>;
   eventLimits?: EventStoreLimits;
-  /** Where the open-to-local-processes warning goes (default stderr). */
-  warn?: (line: string) => void;
+  /** How long a response stream may sit with its client reading nothing before it is cut. */
+  stallMs?: number;
+  /** Where start-up hints, warnings and request errors go (default stderr). */
+  log?: (line: string) => void;
 };
 
 export interface HttpHandle {
@@ -26,7 +28,7 @@ export interface HttpHandle {
 }
 
 const ENDPOINT = "/mcp";
-/** A response stream whose client has read nothing for this long is cut; it can resume with Last-Event-ID. */
+/** A stream whose client has read nothing for this long is cut; the client can resume with Last-Event-ID. */
 const STALL_MS = 30_000;
 
 interface Session {
@@ -49,10 +51,11 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
         `so that clients must send "Authorization: Bearer <token>", or bind to 127.0.0.1.`,
     );
   }
-  const warn = opts.warn ?? ((line: string) => process.stderr.write(line + "\n"));
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
   const events = new MemoryEventStore(opts.eventLimits ?? DEFAULT_EVENT_LIMITS);
   const sessions = new Map<string, Session>();
   const idleMs = opts.session_idle_seconds * 1000;
+  const stallMs = opts.stallMs ?? STALL_MS;
   let guard: RequestGuard;
   let closing = false;
 
@@ -84,7 +87,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     }
     if (!guard.authorized(req.headers.authorization)) {
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
-      return reply(res, 401, -32001, `Unauthorized: send "Authorization: Bearer <token>" with the token from ${opts.token_env}.`, {
+      return reply(res, 401, -32000, `Unauthorized: send "Authorization: Bearer <token>" with the token from ${opts.token_env}.`, {
         "www-authenticate": `Bearer realm="agent-cron"${error}`,
       });
     }
@@ -130,7 +133,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
 
   const httpServer = http.createServer((req, res) => {
     handle(req, res).catch((err) => {
-      warn(`agent-cron error: HTTP ${req.method} ${req.url}: ${errorMessage(err)}`);
+      log(`agent-cron error: HTTP ${req.method} ${req.url}: ${errorMessage(err)}`);
       if (!res.headersSent) reply(res, 500, -32603, "Internal error.");
       else res.destroy();
     });
@@ -141,8 +144,10 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   guard = new RequestGuard(opts.allowed_hosts ?? defaultAllowedHosts(opts.host, address.address), address.port, token);
   const url = `http://${urlHost(opts.host)}:${address.port}${ENDPOINT}`;
   if (!token) {
-    warn(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
+    log(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
   }
+  const header = token ? `, header "Authorization: Bearer $${opts.token_env}"` : "";
+  log(`agent-cron: MCP clients connect to ${url} (transport type "http"${header}).`);
 
   const stalledSince = new WeakMap<ServerResponse, number>();
   const sweep = () => {
@@ -153,11 +158,15 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
         // A client that stopped reading would otherwise make its stream buffer notifications without end.
         if (!res.writableNeedDrain) stalledSince.delete(res);
         else if (!stalledSince.has(res)) stalledSince.set(res, now);
-        else if (now - stalledSince.get(res)! > STALL_MS) res.destroy();
+        else if (now - stalledSince.get(res)! > stallMs) {
+          // A reset, not a FIN: the kernel then drops the unsent backlog at once.
+          res.socket?.resetAndDestroy();
+          res.destroy();
+        }
       }
     }
   };
-  const sweeper = setInterval(sweep, Math.max(250, Math.min(5000, idleMs / 2)));
+  const sweeper = setInterval(sweep, Math.max(250, Math.min(5000, idleMs / 2, stallMs / 2)));
   sweeper.unref();
 
   let closed: Promise<void> | null = null;

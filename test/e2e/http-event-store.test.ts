@@ -72,6 +72,9 @@ describe("MemoryEventStore", () => {
     shared.dropSession("s");
     expect(shared.size).toEqual({ events: 0, bytes: 0 });
     expect((await replay(s, cursor)).got).toEqual([]);
+    // A late event of a dropped session is not kept (nothing would free it).
+    await s.storeEvent("_GET_stream", note(3));
+    expect(shared.size.events).toBe(0);
   });
 
   it("answers a malformed cursor with no stream", async () => {

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HttpServer, INITIALIZE, RawStream, jsonRpc, rawRequest, sseMessages } from "../helpers/http.js";
+import { HttpServer, INITIALIZE, RawStream, jsonRpc, rawRequest, rawSession } from "../helpers/http.js";
 import { CLI, makeDataDir, removeDir, sleep, waitFor } from "../helpers/server.js";
 
 const TOKEN = "s3cret-token-for-tests";
@@ -16,22 +16,6 @@ const start = async (opts: Parameters<typeof HttpServer.start>[0] = {}) => {
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.cleanup()));
 });
-
-/** A session opened by hand: initialize, then the initialized notification. */
-async function rawSession(url: string, headers: Record<string, string> = {}) {
-  const init = await rawRequest(url, { body: INITIALIZE, headers });
-  expect(init.status).toBe(200);
-  const sessionId = String(init.headers["mcp-session-id"]);
-  const session = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25", ...headers };
-  expect((await rawRequest(url, { body: jsonRpc(null, "notifications/initialized"), headers: session })).status).toBe(202);
-  let nextId = 2;
-  const call = async (method: string, params: Record<string, unknown> = {}) => {
-    const res = await rawRequest(url, { body: jsonRpc(nextId++, method, params), headers: session });
-    if (res.status !== 200) throw new Error(`${method}: HTTP ${res.status} ${res.text}`);
-    return sseMessages(res.text).find((m) => "result" in m || "error" in m);
-  };
-  return { sessionId, headers: session, call };
-}
 
 describe("agent-cron serve --http", () => {
   it("prints the ready line with the real port and serves tools and resources to an SDK client", async () => {

@@ -181,6 +181,22 @@ export function jsonRpc(id: number | null, method: string, params: Record<string
 
 export const INITIALIZE = jsonRpc(1, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } });
 
+/** A session opened by hand: initialize, then the initialized notification. */
+export async function rawSession(url: string, headers: Record<string, string> = {}) {
+  const init = await rawRequest(url, { body: INITIALIZE, headers });
+  if (init.status !== 200) throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
+  const sessionId = String(init.headers["mcp-session-id"]);
+  const session = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25", ...headers };
+  await rawRequest(url, { body: jsonRpc(null, "notifications/initialized"), headers: session });
+  let nextId = 2;
+  const call = async (method: string, params: Record<string, unknown> = {}) => {
+    const res = await rawRequest(url, { body: jsonRpc(nextId++, method, params), headers: session });
+    if (res.status !== 200) throw new Error(`${method}: HTTP ${res.status} ${res.text}`);
+    return sseMessages(res.text).find((m) => "result" in m || "error" in m);
+  };
+  return { sessionId, headers: session, call };
+}
+
 export interface SseEvent {
   id?: string;
   data: string;

@@ -4,7 +4,7 @@
  * polling waits. Build first (`npm run build`); these tests never import src/.
  */
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -207,6 +207,26 @@ export class TestServer {
     return this.notifications.filter((n) => n.method === method);
   }
 
+  /**
+   * Ends the server's stdin (what a quitting client does) and resolves with the milliseconds
+   * until the process exited. Unlike client.close(), it never signals the process, so a server
+   * that lingers is measured, not killed (after `timeout` ms it is SIGKILLed and -1 returned).
+   */
+  async endStdin(timeout = 10_000): Promise<number> {
+    // The SDK keeps the child private; client.close() would SIGTERM it after 2 s.
+    const child = (this.transport as unknown as { _process?: import("node:child_process").ChildProcess })._process;
+    if (!child || child.exitCode !== null) throw new Error("The server process is not running.");
+    const t0 = Date.now();
+    const exited = new Promise<number>((resolve) => child.once("exit", () => resolve(Date.now() - t0)));
+    child.stdin!.end();
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+    const ms = await exited;
+    clearTimeout(timer);
+    this.closed = true;
+    await this.client.close().catch(() => {});
+    return ms >= timeout ? -1 : ms;
+  }
+
   /** Closes the client, which closes the server's stdin; resolves when the process is gone. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -305,6 +325,22 @@ export function groupAlive(pgid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/** Live (non-zombie) processes whose working directory is `dir` or inside it: a run's agents. */
+export function pidsWorkingIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSafe("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cwd: string;
+    try {
+      cwd = readlinkSync(`/proc/${entry}/cwd`);
+    } catch {
+      continue;
+    }
+    if ((cwd === dir || cwd.startsWith(dir + path.sep)) && isAlive(Number(entry))) pids.push(Number(entry));
+  }
+  return pids;
 }
 
 function readdirSafe(dir: string): string[] {

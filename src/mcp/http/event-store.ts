@@ -44,11 +44,13 @@ export class MemoryEventStore {
 
   forSession(sessionId: string): EventStore {
     const keyOf = (streamId: string) => `${sessionId} ${streamId}`;
+    if (!this.sessionStreams.has(sessionId)) this.sessionStreams.set(sessionId, new Set());
     return {
       storeEvent: async (streamId, message) => {
         const seq = ++this.seq;
         // Priming events carry no message; their id is only a cursor, so nothing is kept.
-        if ("jsonrpc" in message) this.store(seq, keyOf(streamId), sessionId, message);
+        // Nor is anything after the session was dropped, which would never be freed.
+        if ("jsonrpc" in message && this.sessionStreams.has(sessionId)) this.store(seq, keyOf(streamId), sessionId, message);
         return `${streamId}:${seq}`;
       },
       getStreamIdForEventId: async (eventId) => parseEventId(eventId)?.streamId,
@@ -80,9 +82,7 @@ export class MemoryEventStore {
     let stream = this.streams.get(key);
     if (!stream) {
       this.streams.set(key, (stream = []));
-      let keys = this.sessionStreams.get(sessionId);
-      if (!keys) this.sessionStreams.set(sessionId, (keys = new Set()));
-      keys.add(key);
+      this.sessionStreams.get(sessionId)!.add(key);
     }
     stream.push(seq);
     if (stream.length > this.limits.perStream) this.forget(stream.shift()!);

@@ -1,0 +1,607 @@
+#!/usr/bin/env node
+// agent-cron benchmark suite (a benchmark, not a test): drives the BUILT server over stdio with
+// the MCP SDK client, the way an IDE does, and micro-benchmarks the run store from dist/.
+// Prints one table per section and writes everything to bench/results/latest.json.
+//
+//   npm run bench                                  # build, then every section (~5 min on 2 cores)
+//   node bench/run.mjs --only fire,add             # some sections: fire add memory start record http
+//   node bench/run.mjs --seconds 8 --fleets 10,200 --sizes 0,1000,10000 --mem-sizes 0,1000,10000,100000
+//   node bench/run.mjs --only fire --cpu-prof      # also write .cpuprofile files of the servers
+//   node bench/run.mjs --only memory --heap-prof   # also write .heapprofile files of the servers
+//
+// Profiles land in bench/results/prof/. Every server gets a fresh temporary data dir; big job
+// sets are written straight to jobs.json in the store's format (one compact job per line),
+// cloned from a job that the server itself created, so start-up loads exactly what it wrote.
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const cli = path.join(root, "dist", "cli.js");
+const SECTIONS = ["fire", "add", "memory", "start", "record", "http"];
+
+const { values: opt } = parseArgs({
+  options: {
+    only: { type: "string" },
+    seconds: { type: "string", default: "8" },
+    fleets: { type: "string", default: "10,200" },
+    sizes: { type: "string", default: "0,1000,10000" },
+    "mem-sizes": { type: "string", default: "0,1000,10000,100000" },
+    "record-sizes": { type: "string", default: "1000,10000,100000" },
+    adds: { type: "string", default: "200" },
+    out: { type: "string", default: path.join(root, "bench", "results", "latest.json") },
+    "cpu-prof": { type: "boolean", default: false },
+    "heap-prof": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (opt.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 15).map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+  process.exit(0);
+}
+const only = opt.only ? opt.only.split(",").map((s) => s.trim()) : SECTIONS;
+for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`Unknown section "${s}"; choose from ${SECTIONS.join(", ")}`);
+const nums = (s) => s.split(",").filter(Boolean).map(Number);
+const SECONDS = Number(opt.seconds);
+const FLEETS = nums(opt.fleets);
+const SIZES = nums(opt.sizes);
+const MEM_SIZES = nums(opt["mem-sizes"]);
+const RECORD_SIZES = nums(opt["record-sizes"]);
+const ADDS = Number(opt.adds);
+if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
+
+const base = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-"));
+const profDir = path.join(root, "bench", "results", "prof");
+const FAR = "0 0 1 1 *";
+const EVERY_SECOND = "* * * * * *";
+const configFile = path.join(base, "config.json");
+writeFileSync(configFile, JSON.stringify({ timezone: "UTC", max_concurrent: 64, default_executor: "true", executors: { true: { type: "command", command: ["true"] } } }));
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Nearest-rank percentile. */
+const pct = (xs, p) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+};
+const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+const r2 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? x ?? null : Math.round(x * 100) / 100);
+const rssBytes = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
+const cpuMs = (pid) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+};
+const log = (...a) => process.stderr.write(a.join(" ") + "\n");
+function table(title, header, rows) {
+  const cells = [header, ...rows].map((r) => r.map((c) => (c === null || c === undefined ? "—" : typeof c === "number" ? fmt(c) : String(c))));
+  const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(" | ") + " |";
+  console.log(`\n${title}`);
+  console.log(line(cells[0]));
+  console.log("|" + w.map((n, i) => (i === 0 ? "-".repeat(n + 2) : "-".repeat(n + 1) + ":")).join("|") + "|");
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+const fmt = (x) => (Number.isInteger(x) ? String(x) : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+const live = new Set();
+process.on("exit", () => {
+  for (const pid of live) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  if (!opt.keep) rmSync(base, { recursive: true, force: true });
+});
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
+
+let profSeq = 0;
+/** Starts a server on `dataDir` and connects a client; resolves after `initialize`. */
+async function startServer(dataDir, { probe = false, label = "server" } = {}) {
+  const nodeArgs = [];
+  if (probe) nodeArgs.push("--expose-gc", "--require", path.join(root, "bench", "lib", "probe.cjs"));
+  if (opt["cpu-prof"] || opt["heap-prof"]) mkdirSync(profDir, { recursive: true });
+  if (opt["cpu-prof"]) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-name", `${label}-${++profSeq}.cpuprofile`);
+  if (opt["heap-prof"]) nodeArgs.push("--heap-prof", "--heap-prof-dir", profDir, "--heap-prof-name", `${label}-${++profSeq}.heapprofile`);
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [...nodeArgs, cli, "serve", "--data-dir", dataDir, "--config", configFile],
+    env: { ...process.env, NODE_OPTIONS: "" },
+    stderr: "pipe",
+  });
+  let stderr = "";
+  const heapWaiters = [];
+  transport.stderr?.on("data", (c) => {
+    stderr += c;
+    let m;
+    while ((m = /BENCH_PROBE (\{.*\})\n/.exec(stderr))) {
+      stderr = stderr.slice(0, m.index) + stderr.slice(m.index + m[0].length);
+      heapWaiters.shift()?.(JSON.parse(m[1]));
+    }
+    if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
+  });
+  const client = new Client({ name: "agent-cron-bench", version: "1.0.0" });
+  try {
+    await client.connect(transport);
+  } catch (err) {
+    throw new Error(`server did not start: ${err.message}\n${stderr}`);
+  }
+  const pid = transport.pid;
+  live.add(pid);
+  return {
+    client,
+    pid,
+    stderr: () => stderr,
+    call: async (name, args) => {
+      const r = await client.callTool({ name, arguments: args }, undefined, { timeout: 600_000 });
+      if (r.isError) throw new Error(`${name} failed: ${r.content?.[0]?.text}`);
+      return r.structuredContent;
+    },
+    probe: () => {
+      const p = new Promise((resolve, reject) => {
+        heapWaiters.push(resolve);
+        setTimeout(() => reject(new Error("no probe answer")), 30_000).unref();
+      });
+      process.kill(pid, "SIGUSR2");
+      return p;
+    },
+    close: async () => {
+      await client.close().catch(() => {});
+      live.delete(pid);
+    },
+  };
+}
+
+/** Times `fn` n times, sequentially; returns the latencies in ms. */
+async function timeEach(n, fn) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn(i);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// pre-populated data dirs
+
+const { stringifyRecords } = await import(pathToFileURL(path.join(root, "dist", "store", "json-file.js")).href);
+let templates = null;
+/** A job and a finished run made by the server itself, to clone. */
+async function getTemplates() {
+  if (templates) return templates;
+  const dir = path.join(base, "template");
+  const s = await startServer(dir, { label: "template" });
+  try {
+    const { job } = await s.call("add_cron", { name: "template", schedule: FAR, prompt: "noop", retries: 0 });
+    const { run } = await s.call("run_now", { job: job.id, wait: true });
+    templates = { job: (await s.call("get_cron", { job: job.id })).job, run };
+  } finally {
+    await s.close();
+  }
+  return templates;
+}
+
+const populated = new Map();
+/**
+ * A data dir holding `jobs` far-future jobs (and `runsPerJob` finished runs each), written in
+ * the store's format. `journal` lines re-put existing jobs so that the next compaction falls
+ * within the measurement (the steady state of a busy store). Returns a fresh copy each call.
+ */
+async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
+  const key = `${jobs}-${runsPerJob}-${journal}`;
+  let src = populated.get(key);
+  if (!src) {
+    const { job, run } = await getTemplates();
+    src = path.join(base, `pop-${key}`);
+    mkdirSync(path.join(src, "runs"), { recursive: true });
+    mkdirSync(path.join(src, "outputs"), { recursive: true });
+    const list = [];
+    for (let i = 0; i < jobs; i++) {
+      const j = { ...job, id: randomUUID(), name: `pre-${i}`, prompt: `noop ${i}` };
+      list.push(j);
+      if (runsPerJob) {
+        const runs = [];
+        for (let k = 0; k < runsPerJob; k++) runs.push({ ...run, id: randomUUID(), job_id: j.id });
+        writeFileSync(path.join(src, "runs", `${j.id}.json`), stringifyRecords({ runs }, "runs"));
+      }
+    }
+    writeFileSync(path.join(src, "jobs.json"), stringifyRecords({ version: 1, jobs: list }, "jobs"));
+    if (journal && list.length) {
+      const lines = [];
+      for (let i = 0; i < journal; i++) lines.push(JSON.stringify({ put: list[i % list.length] }) + "\n");
+      writeFileSync(path.join(src, "jobs.journal"), lines.join(""));
+    }
+    populated.set(key, src);
+  }
+  const dst = path.join(base, `run-${randomUUID().slice(0, 8)}`);
+  cpSync(src, dst, { recursive: true });
+  return dst;
+}
+
+const results = {
+  date: new Date().toISOString(),
+  machine: { cpus: os.availableParallelism(), cpu_model: os.cpus()[0]?.model ?? null, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+  command: `node bench/run.mjs ${process.argv.slice(2).join(" ")}`.trim(),
+  sections: {},
+};
+
+// ---------------------------------------------------------------------------------------------
+// fire: every-second fleets, lateness and share of occurrences run
+
+async function benchFire() {
+  const rows = [];
+  for (const fleet of FLEETS) {
+    const s = await startServer(path.join(base, `fire-${fleet}`), { probe: true, label: `fire-${fleet}` });
+    try {
+      const ids = [];
+      for (let i = 0; i < fleet; i++) ids.push((await s.call("add_cron", { name: `fire-${i}`, schedule: EVERY_SECOND, prompt: "noop", retries: 0 })).job.id);
+      // The window starts on the first whole second at least 1 s after the last job was added,
+      // so every job is scheduled for every occurrence inside it.
+      const from = Math.ceil((Date.now() + 1000) / 1000) * 1000;
+      const to = from + (SECONDS - 1) * 1000;
+      await sleep(Math.max(0, from - 500 - Date.now()));
+      await s.probe(); // resets the probe's counters (and collects garbage) before the window
+      await sleep(Math.max(0, from - Date.now()));
+      const cpu0 = cpuMs(s.pid);
+      const rssMax = [];
+      while (Date.now() < to + 1000) {
+        rssMax.push(rssBytes(s.pid));
+        await sleep(250);
+      }
+      const cpu1 = cpuMs(s.pid);
+      const inside = await s.probe();
+      // Occurrences up to `to` have had >= 1.5 s to start before we look.
+      await sleep(500);
+      const perSecond = SECONDS;
+      const expected = fleet * perSecond;
+      const late = [];
+      const durations = [];
+      let ran = 0, skipped = 0, missed = 0, other = 0, dupes = 0;
+      const t0 = performance.now();
+      for (const id of ids) {
+        const { runs } = await s.call("list_runs", { job: id, limit: 100 });
+        const seen = new Set();
+        for (const r of runs) {
+          const at = Date.parse(r.scheduled_for ?? "");
+          if (!(at >= from && at <= to)) continue;
+          if (seen.has(at)) dupes++;
+          seen.add(at);
+          if (r.status === "skipped") skipped++;
+          else if (r.status === "missed") missed++;
+          else if (r.status === "completed" || r.status === "running") {
+            ran++;
+            late.push(Date.parse(r.started_at) - at);
+            if (r.finished_at) durations.push(Date.parse(r.finished_at) - Date.parse(r.started_at));
+          } else other++;
+        }
+      }
+      const row = {
+        fleet,
+        window_s: SECONDS,
+        expected,
+        ran,
+        share_run: r2(ran / expected),
+        skipped,
+        missed,
+        failed_or_other: other,
+        duplicates: dupes,
+        late_p50_ms: pct(late, 50),
+        late_p99_ms: pct(late, 99),
+        late_max_ms: pct(late, 100),
+        run_duration_p50_ms: pct(durations, 50),
+        run_duration_p99_ms: pct(durations, 99),
+        server_cpu_pct: cpu0 === null ? null : r2(((cpu1 - cpu0) / (to + 1000 - from)) * 100),
+        rss_max_mb: r2(Math.max(...rssMax) / 2 ** 20),
+        spawns: inside.spawn_count,
+        spawn_block_ms_mean: inside.spawn_block_ms_mean,
+        spawn_block_ms_total: inside.spawn_block_ms_total,
+        loop_delay_p50_ms: inside.loop_delay_p50_ms,
+        loop_delay_p99_ms: inside.loop_delay_p99_ms,
+        loop_delay_max_ms: inside.loop_delay_max_ms,
+        list_runs_collect_ms: r2(performance.now() - t0),
+      };
+      rows.push(row);
+      log(`fire ${fleet}: ${JSON.stringify(row)}`);
+    } finally {
+      await s.close();
+    }
+  }
+  table(
+    `Fire lateness (started_at - scheduled_for), every-second jobs, ${SECONDS} s window`,
+    ["fleet", "expected", "ran", "share run", "skipped", "missed", "late p50 ms", "late p99 ms", "late max ms", "run p50 ms", "run p99 ms", "server CPU %"],
+    rows.map((r) => [r.fleet, r.expected, r.ran, r.share_run, r.skipped, r.missed, r.late_p50_ms, r.late_p99_ms, r.late_max_ms, r.run_duration_p50_ms, r.run_duration_p99_ms, r.server_cpu_pct]),
+  );
+  table(
+    "Fire: inside the server during the window (bench/lib/probe.cjs)",
+    ["fleet", "spawns", "spawn blocks loop, mean ms", "spawn blocking total ms", "loop delay p50 ms", "loop delay p99 ms", "loop delay max ms", "RSS max MB"],
+    rows.map((r) => [r.fleet, r.spawns, r.spawn_block_ms_mean, r.spawn_block_ms_total, r.loop_delay_p50_ms, r.loop_delay_p99_ms, r.loop_delay_max_ms, r.rss_max_mb]),
+  );
+  results.sections.fire = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// add / list at 0, 1k, 10k stored jobs
+
+async function benchAdd() {
+  const rows = [];
+  for (const size of SIZES) {
+    // one finished run per stored job, so list_runs without a job sorts `size` runs
+    const journal = size ? Math.max(512, size / 4) - Math.floor(ADDS / 2) : 0;
+    const dir = await populatedDir(size, { runsPerJob: size ? 1 : 0, journal });
+    const s = await startServer(dir, { label: `add-${size}` });
+    try {
+      const { jobs: warm } = await s.call("list_crons", { limit: 1 });
+      const someJob = warm[0]?.id;
+      const add = await timeEach(ADDS, (i) => s.call("add_cron", { name: `bench-add-${i}`, schedule: FAR, prompt: "noop", retries: 0 }));
+      const list = await timeEach(50, () => s.call("list_crons", { limit: 50 }));
+      const runsAll = await timeEach(30, () => s.call("list_runs", {}));
+      const runsJob = someJob ? await timeEach(30, () => s.call("list_runs", { job: someJob })) : [];
+      const row = {
+        jobs: size,
+        adds: ADDS,
+        add_p50_ms: r2(pct(add, 50)),
+        add_p99_ms: r2(pct(add, 99)),
+        add_max_ms: r2(pct(add, 100)),
+        list_crons_p50_ms: r2(pct(list, 50)),
+        list_runs_all_p50_ms: r2(pct(runsAll, 50)),
+        list_runs_job_p50_ms: r2(pct(runsJob, 50)),
+        journal_lines_before: journal,
+      };
+      rows.push(row);
+      log(`add ${size}: ${JSON.stringify(row)}`);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  table(
+    `add_cron / list_crons (limit 50) / list_runs with N jobs stored (each with 1 run); ${ADDS} adds, one journal compaction inside`,
+    ["jobs stored", "add p50 ms", "add p99 ms", "add max ms", "list_crons p50 ms", "list_runs all p50 ms", "list_runs job p50 ms"],
+    rows.map((r) => [r.jobs, r.add_p50_ms, r.add_p99_ms, r.add_max_ms, r.list_crons_p50_ms, r.list_runs_all_p50_ms, r.list_runs_job_p50_ms]),
+  );
+  results.sections.add = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory with 0 .. 100k jobs
+
+async function benchMemory() {
+  const rows = [];
+  for (const size of MEM_SIZES) {
+    const dir = await populatedDir(size);
+    const t = performance.now();
+    const s = await startServer(dir, { probe: true, label: `memory-${size}` });
+    try {
+      await s.client.listTools();
+      const startMs = performance.now() - t;
+      await s.call("list_crons", { limit: 50 });
+      await sleep(1000);
+      const rss = rssBytes(s.pid);
+      const heap = await s.probe();
+      await sleep(200);
+      rows.push({ jobs: size, start_ms: r2(startMs), rss_bytes: rss, rss_after_gc_bytes: rssBytes(s.pid), heap_used_bytes: heap.heap_used, heap_total_bytes: heap.heap_total, external_bytes: heap.external });
+      log(`memory ${size}: ${JSON.stringify(rows.at(-1))}`);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const zero = rows.find((r) => r.jobs === 0);
+  for (const r of rows) {
+    r.rss_per_job_bytes = zero && r.jobs ? Math.round((r.rss_bytes - zero.rss_bytes) / r.jobs) : null;
+    r.heap_per_job_bytes = zero && r.jobs ? Math.round((r.heap_used_bytes - zero.heap_used_bytes) / r.jobs) : null;
+  }
+  const mb = (b) => r2(b / 2 ** 20);
+  table(
+    "Memory with N jobs stored (RSS from /proc; heap after a full GC, via bench/lib/probe.cjs)",
+    ["jobs", "start ms", "RSS MB", "RSS/job B", "heap used MB", "heap/job B", "RSS after GC MB"],
+    rows.map((r) => [r.jobs, r.start_ms, mb(r.rss_bytes), r.rss_per_job_bytes, mb(r.heap_used_bytes), r.heap_per_job_bytes, mb(r.rss_after_gc_bytes)]),
+  );
+  results.sections.memory = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// cold start and restart with 10k jobs
+
+async function benchStart() {
+  const toToolsList = async (dir, label) => {
+    const t = performance.now();
+    const s = await startServer(dir, { label });
+    await s.client.listTools();
+    const ms = performance.now() - t;
+    await s.close();
+    return ms;
+  };
+  const cold = [];
+  for (let i = 0; i < 7; i++) cold.push(await toToolsList(path.join(base, `cold-${i}`), "cold"));
+  const restartJobs = [];
+  const restartRuns = [];
+  for (let i = 0; i < 3; i++) {
+    const a = await populatedDir(10_000);
+    restartJobs.push(await toToolsList(a, "restart-10k"));
+    rmSync(a, { recursive: true, force: true });
+    const b = await populatedDir(10_000, { runsPerJob: 1 });
+    restartRuns.push(await toToolsList(b, "restart-10k-runs"));
+    rmSync(b, { recursive: true, force: true });
+  }
+  const bare = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await new Promise((resolve, reject) => spawn(process.execPath, ["-e", "0"]).on("exit", resolve).on("error", reject));
+    bare.push(performance.now() - t);
+  }
+  const row = {
+    cold_p50_ms: r2(pct(cold, 50)),
+    cold_min_ms: r2(Math.min(...cold)),
+    restart_10k_jobs_p50_ms: r2(pct(restartJobs, 50)),
+    restart_10k_jobs_10k_runs_p50_ms: r2(pct(restartRuns, 50)),
+    bare_node_p50_ms: r2(pct(bare, 50)),
+  };
+  table("Start to the first tools/list answer (spawn → initialize → tools/list)", ["figure", "ms"], [
+    ["cold start, empty data dir (median of 7)", row.cold_p50_ms],
+    ["restart with 10,000 jobs (median of 3)", row.restart_10k_jobs_p50_ms],
+    ["restart with 10,000 jobs + 10,000 run files (median of 3)", row.restart_10k_jobs_10k_runs_p50_ms],
+    ["bare `node -e 0` for scale", row.bare_node_p50_ms],
+  ]);
+  results.sections.start = row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// run-recording cost as history grows (RunStore micro-benchmark)
+
+async function benchRecord() {
+  const { RunStore } = await import(pathToFileURL(path.join(root, "dist", "store", "runs-store.js")).href);
+  const { run: template } = await getTemplates();
+  const finished = (jobId) => ({ ...template, id: randomUUID(), job_id: jobId });
+  const writeHistory = (dir, jobIds, perJob) => {
+    mkdirSync(path.join(dir, "runs"), { recursive: true });
+    for (const id of jobIds) {
+      const runs = Array.from({ length: perJob }, () => finished(id));
+      writeFileSync(path.join(dir, "runs", `${id}.json`), stringifyRecords({ runs }, "runs"));
+    }
+  };
+  const measure = async (store, jobIds, n) => {
+    for (let i = 0; i < 20; i++) await store.put(finished(jobIds[i % jobIds.length])); // warm-up
+    const lat = await timeEach(n, (i) => store.put(finished(jobIds[(i * 7919) % jobIds.length])));
+    return { p50_us: Math.round(pct(lat, 50) * 1000), mean_us: Math.round(mean(lat) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) };
+  };
+  const rows = [];
+  for (const total of RECORD_SIZES) {
+    // (a) total history grows over many jobs, each at the default cap of 100
+    {
+      const dir = path.join(base, `rec-many-${total}`);
+      const jobIds = Array.from({ length: Math.max(1, Math.round(total / 100)) }, () => randomUUID());
+      writeHistory(dir, jobIds, Math.min(100, total));
+      const store = new RunStore(dir, 100);
+      const t = performance.now();
+      store.load();
+      const loadMs = performance.now() - t;
+      rows.push({ series: "many jobs, 100 runs each (default cap)", total_runs: total, jobs: jobIds.length, load_ms: r2(loadMs), ...(await measure(store, jobIds, 300)) });
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // (b) one job's history grows with the cap raised to hold it all (runs_per_job = total)
+    {
+      const dir = path.join(base, `rec-one-${total}`);
+      const jobIds = [randomUUID()];
+      writeHistory(dir, jobIds, total);
+      const store = new RunStore(dir, total);
+      const t = performance.now();
+      store.load();
+      const loadMs = performance.now() - t;
+      rows.push({ series: "one job, runs_per_job = history size", total_runs: total, jobs: 1, load_ms: r2(loadMs), ...(await measure(store, jobIds, total >= 100_000 ? 10 : total >= 10_000 ? 30 : 100)) });
+      rmSync(dir, { recursive: true, force: true });
+    }
+    log(`record ${total}: ${JSON.stringify(rows.slice(-2))}`);
+  }
+  // (c) one job at the default cap, recorded into continuously: every put also evicts
+  {
+    const dir = path.join(base, "rec-continuous");
+    const jobId = randomUUID();
+    const store = new RunStore(dir, 100);
+    store.load();
+    const marks = [1000, 10_000];
+    let done = 0;
+    for (const mark of marks) {
+      for (; done < mark - 200; done++) await store.put(finished(jobId));
+      const lat = await timeEach(200, () => store.put(finished(jobId)));
+      done += 200;
+      rows.push({ series: "one job, default cap 100, runs recorded so far", total_runs: mark, jobs: 1, load_ms: null, p50_us: Math.round(pct(lat, 50) * 1000), mean_us: Math.round(mean(lat) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  table(
+    "Recording one finished run (RunStore.put, awaited: written and renamed into place)",
+    ["series", "runs", "jobs", "put p50 µs", "put mean µs", "put p99 µs", "load ms"],
+    rows.map((r) => [r.series, r.total_runs, r.jobs, r.p50_us, r.mean_us, r.p99_us, r.load_ms]),
+  );
+  results.sections.record = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP load (someone else's script; included when present)
+
+async function benchHttp() {
+  const script = path.join(root, "bench", "http-load.mjs");
+  if (!existsSync(script)) {
+    console.log("\nhttp: not available");
+    results.sections.http = null;
+    return;
+  }
+  const out = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, "--sessions", "50", "--calls", "20"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  let data = null;
+  try {
+    data = JSON.parse(out.stdout);
+  } catch {}
+  if (!data) {
+    console.log(`\nhttp: bench/http-load.mjs failed (exit ${out.code}): ${(out.stderr || out.stdout).trim().split("\n").slice(-3).join(" / ")}`);
+    results.sections.http = { error: `exit ${out.code}`, stderr: out.stderr.slice(-2000) };
+    return;
+  }
+  table("HTTP: 50 concurrent sessions × 20 calls (bench/http-load.mjs; clients share the 2 cores)", ["figure", "value"], [
+    ["calls", data.calls],
+    ["errors", data.errors],
+    ["p50 ms", data.p50_ms],
+    ["p99 ms", data.p99_ms],
+    ["max ms", data.max_ms],
+    ["calls/s", data.calls_per_second],
+    ["fan-out: sessions reached / max ms", `${data.fanout_sessions_reached} / ${data.fanout_max_ms}`],
+    ["server RSS MB", data.server_rss_mb],
+  ]);
+  results.sections.http = data;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const runners = { fire: benchFire, add: benchAdd, memory: benchMemory, start: benchStart, record: benchRecord, http: benchHttp };
+console.log(`agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version}`);
+const t0 = performance.now();
+for (const name of SECTIONS) {
+  if (!only.includes(name)) continue;
+  const t = performance.now();
+  log(`== ${name}`);
+  try {
+    await runners[name]();
+  } catch (err) {
+    console.log(`\n${name}: FAILED: ${err.stack ?? err}`);
+    results.sections[name] = { error: String(err.message ?? err) };
+    process.exitCode = 1;
+  }
+  (results.timings ??= {})[name] = Math.round(performance.now() - t);
+}
+results.total_ms = Math.round(performance.now() - t0);
+mkdirSync(path.dirname(opt.out), { recursive: true });
+// Merge with an earlier run's sections so that `--only x` refreshes x and keeps the rest.
+let previous = {};
+try {
+  previous = opt.only ? JSON.parse(readFileSync(opt.out, "utf8")) : {};
+} catch {}
+const merged = { ...previous, ...results, sections: { ...(previous.sections ?? {}), ...results.sections } };
+writeFileSync(opt.out, JSON.stringify(merged, null, 2) + "\n");
+console.log(`\nTotal ${(results.total_ms / 1000).toFixed(0)} s; JSON in ${path.relative(process.cwd(), opt.out) || opt.out}`);
+process.exit(process.exitCode ?? 0);

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Config } from "../config.js";
 import { resolveProgram as resolveOnPath } from "../executors/command.js";
 import { createExecutors } from "../executors/index.js";
+import { killOrphanedRuns } from "../executors/orphans.js";
 import type { Executor } from "../executors/types.js";
 import { WebhookSender, checkWebhookUrl } from "../notify/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
@@ -118,10 +119,12 @@ export class App {
   private async recoverInterrupted(): Promise<void> {
     const now = toIsoInZone(new Date(this.clock.now()), this.config.timezone);
     const writes: Promise<unknown>[] = [];
+    const orphaned: string[] = [];
     for (const run of [...this.runs.all()]) {
       // Only the owner of the data dir opens it, so a run still `running` belongs to a process
       // that has gone (exited mid-run or was killed).
       if (run.status !== "running") continue;
+      orphaned.push(run.id);
       const started = Date.parse(run.started_at ?? "") || this.clock.now();
       writes.push(
         this.runs.put({
@@ -144,6 +147,7 @@ export class App {
       );
     }
     await Promise.all(writes);
+    killOrphanedRuns(orphaned);
   }
 
   /** Starts the fleet timer: catches up on what was missed, then schedules every active job. */

@@ -1,0 +1,37 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+/**
+ * Kills the agents of runs whose server died (kill -9): their process groups outlive it, and
+ * an agent still editing files after its run was recorded `interrupted` would be a surprise.
+ * Each agent carries AGENT_CRON_RUN_ID in its environment, so the processes are found by
+ * that, not by a pid that may have been reused. Linux only (/proc); elsewhere a no-op.
+ */
+export function killOrphanedRuns(runIds: readonly string[]): number {
+  if (!runIds.length || process.platform !== "linux") return 0;
+  const wanted = new Set(runIds.map((id) => `AGENT_CRON_RUN_ID=${id}`));
+  let killed = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue;
+    }
+    if (!environ.split("\0").some((v) => wanted.has(v))) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      killed++;
+    } catch {
+      // Already gone.
+    }
+  }
+  return killed;
+}

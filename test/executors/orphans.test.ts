@@ -1,0 +1,26 @@
+import { spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { killOrphanedRuns } from "../../src/executors/orphans.js";
+import { fixture, isAlive, waitFor } from "./helpers.js";
+
+describe("killOrphanedRuns", () => {
+  it("kills the agents of the named runs, found by AGENT_CRON_RUN_ID, and leaves others alone", async () => {
+    const start = (runId: string) =>
+      spawn(process.execPath, [fixture("sleep-agent.mjs"), "30000"], {
+        detached: true,
+        stdio: "ignore",
+        env: { PATH: process.env.PATH, AGENT_CRON_RUN_ID: runId },
+      });
+    const orphan = start("run-orphaned");
+    const other = start("run-still-owned");
+    try {
+      await waitFor(() => isAlive(orphan.pid!) && isAlive(other.pid!));
+      expect(killOrphanedRuns(["run-orphaned"])).toBe(1);
+      expect(await waitFor(() => !isAlive(orphan.pid!))).toBe(true);
+      expect(isAlive(other.pid!)).toBe(true);
+    } finally {
+      orphan.kill("SIGKILL");
+      other.kill("SIGKILL");
+    }
+  });
+});

@@ -8,6 +8,8 @@
 //   node bench/run.mjs --seconds 8 --fleets 10,200 --sizes 0,1000,10000 --mem-sizes 0,1000,10000,100000
 //   node bench/run.mjs --only fire --cpu-prof      # also write .cpuprofile files of the servers
 //   node bench/run.mjs --only memory --heap-prof   # also write .heapprofile files of the servers
+//   node bench/run.mjs --only memory --node-args=--max-semi-space-size=1   # try V8 flags on the servers
+//   node bench/run.mjs --only fire --cli /tmp/other/dist/cli.js --max-concurrent 8   # A/B another build or setting
 //
 // Profiles land in bench/results/prof/. Every server gets a fresh temporary data dir; big job
 // sets are written straight to jobs.json in the store's format (one compact job per line),
@@ -21,9 +23,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ListToolsResultSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const cli = path.join(root, "dist", "cli.js");
 const SECTIONS = ["fire", "add", "memory", "start", "record", "http"];
 
 const { values: opt } = parseArgs({
@@ -35,6 +37,9 @@ const { values: opt } = parseArgs({
     "mem-sizes": { type: "string", default: "0,1000,10000,100000" },
     "record-sizes": { type: "string", default: "1000,10000,100000" },
     adds: { type: "string", default: "200" },
+    "node-args": { type: "string", default: "" },
+    cli: { type: "string" },
+    "max-concurrent": { type: "string", default: "64" },
     out: { type: "string", default: path.join(root, "bench", "results", "latest.json") },
     "cpu-prof": { type: "boolean", default: false },
     "heap-prof": { type: "boolean", default: false },
@@ -43,7 +48,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 15).map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 17).map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
   process.exit(0);
 }
 const only = opt.only ? opt.only.split(",").map((s) => s.trim()) : SECTIONS;
@@ -55,6 +60,8 @@ const SIZES = nums(opt.sizes);
 const MEM_SIZES = nums(opt["mem-sizes"]);
 const RECORD_SIZES = nums(opt["record-sizes"]);
 const ADDS = Number(opt.adds);
+// --cli points at another build (an A/B experiment); the default is this repo's dist/cli.js
+const cli = path.resolve(opt.cli ?? path.join(root, "dist", "cli.js"));
 if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
 
 const base = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-"));
@@ -62,7 +69,7 @@ const profDir = path.join(root, "bench", "results", "prof");
 const FAR = "0 0 1 1 *";
 const EVERY_SECOND = "* * * * * *";
 const configFile = path.join(base, "config.json");
-writeFileSync(configFile, JSON.stringify({ timezone: "UTC", max_concurrent: 64, default_executor: "true", executors: { true: { type: "command", command: ["true"] } } }));
+writeFileSync(configFile, JSON.stringify({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), default_executor: "true", executors: { true: { type: "command", command: ["true"] } } }));
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -112,7 +119,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130)
 let profSeq = 0;
 /** Starts a server on `dataDir` and connects a client; resolves after `initialize`. */
 async function startServer(dataDir, { probe = false, label = "server" } = {}) {
-  const nodeArgs = [];
+  const nodeArgs = opt["node-args"] ? opt["node-args"].split(" ").filter(Boolean) : [];
   if (probe) nodeArgs.push("--expose-gc", "--require", path.join(root, "bench", "lib", "probe.cjs"));
   if (opt["cpu-prof"] || opt["heap-prof"]) mkdirSync(profDir, { recursive: true });
   if (opt["cpu-prof"]) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-name", `${label}-${++profSeq}.cpuprofile`);
@@ -236,7 +243,7 @@ async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
 
 const results = {
   date: new Date().toISOString(),
-  machine: { cpus: os.availableParallelism(), cpu_model: os.cpus()[0]?.model ?? null, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+  machine: { cpus: os.availableParallelism(), cpu_model: os.cpus()[0]?.model ?? null, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg_before: os.loadavg().map((x) => r2(x)) },
   command: `node bench/run.mjs ${process.argv.slice(2).join(" ")}`.trim(),
   sections: {},
 };
@@ -314,6 +321,8 @@ async function benchFire() {
         loop_delay_p50_ms: inside.loop_delay_p50_ms,
         loop_delay_p99_ms: inside.loop_delay_p99_ms,
         loop_delay_max_ms: inside.loop_delay_max_ms,
+        fs_roundtrip_p50_ms: inside.fs_roundtrip_p50_ms,
+        fs_roundtrip_p99_ms: inside.fs_roundtrip_p99_ms,
         list_runs_collect_ms: r2(performance.now() - t0),
       };
       rows.push(row);
@@ -329,8 +338,8 @@ async function benchFire() {
   );
   table(
     "Fire: inside the server during the window (bench/lib/probe.cjs)",
-    ["fleet", "spawns", "spawn blocks loop, mean ms", "spawn blocking total ms", "loop delay p50 ms", "loop delay p99 ms", "loop delay max ms", "RSS max MB"],
-    rows.map((r) => [r.fleet, r.spawns, r.spawn_block_ms_mean, r.spawn_block_ms_total, r.loop_delay_p50_ms, r.loop_delay_p99_ms, r.loop_delay_max_ms, r.rss_max_mb]),
+    ["fleet", "spawns", "spawn blocks loop, mean ms", "spawn blocking total ms", "loop delay p50 ms", "loop delay p99 ms", "loop delay max ms", "fs round trip p50 ms", "fs round trip p99 ms", "RSS max MB"],
+    rows.map((r) => [r.fleet, r.spawns, r.spawn_block_ms_mean, r.spawn_block_ms_total, r.loop_delay_p50_ms, r.loop_delay_p99_ms, r.loop_delay_max_ms, r.fs_roundtrip_p50_ms, r.fs_roundtrip_p99_ms, r.rss_max_mb]),
   );
   results.sections.fire = rows;
 }
@@ -420,24 +429,33 @@ async function benchMemory() {
 // cold start and restart with 10k jobs
 
 async function benchStart() {
-  const toToolsList = async (dir, label) => {
+  // `sdk`: as peer-compare.mjs does it, the SDK client's listTools(), which also compiles an
+  // ajv validator for every tool's outputSchema on the client side. `raw`: the same request
+  // without that client work, so the server's own part shows.
+  const toToolsList = async (dir, label, how = "sdk") => {
     const t = performance.now();
     const s = await startServer(dir, { label });
-    await s.client.listTools();
+    const init = performance.now() - t;
+    if (how === "sdk") await s.client.listTools();
+    else await s.client.request({ method: "tools/list", params: {} }, ListToolsResultSchema);
     const ms = performance.now() - t;
     await s.close();
-    return ms;
+    return { ms, init };
   };
-  const cold = [];
-  for (let i = 0; i < 7; i++) cold.push(await toToolsList(path.join(base, `cold-${i}`), "cold"));
-  const restartJobs = [];
-  const restartRuns = [];
+  const cold = [], coldRaw = [], coldInit = [];
+  for (let i = 0; i < 7; i++) {
+    cold.push((await toToolsList(path.join(base, `cold-${i}`), "cold")).ms);
+    const r = await toToolsList(path.join(base, `cold-raw-${i}`), "cold-raw", "raw");
+    coldRaw.push(r.ms);
+    coldInit.push(r.init);
+  }
+  const restartJobs = [], restartRuns = [];
   for (let i = 0; i < 3; i++) {
     const a = await populatedDir(10_000);
-    restartJobs.push(await toToolsList(a, "restart-10k"));
+    restartJobs.push((await toToolsList(a, "restart-10k")).ms);
     rmSync(a, { recursive: true, force: true });
     const b = await populatedDir(10_000, { runsPerJob: 1 });
-    restartRuns.push(await toToolsList(b, "restart-10k-runs"));
+    restartRuns.push((await toToolsList(b, "restart-10k-runs")).ms);
     rmSync(b, { recursive: true, force: true });
   }
   const bare = [];
@@ -446,15 +464,32 @@ async function benchStart() {
     await new Promise((resolve, reject) => spawn(process.execPath, ["-e", "0"]).on("exit", resolve).on("error", reject));
     bare.push(performance.now() - t);
   }
+  // the client-side share: compiling the output-schema validators of the tools/list answer
+  const s = await startServer(path.join(base, "cold-client"), { label: "cold-client" });
+  const t = performance.now();
+  await s.client.listTools();
+  const sdkList = performance.now() - t;
+  const t2 = performance.now();
+  await s.client.request({ method: "tools/list", params: {} }, ListToolsResultSchema);
+  const rawList = performance.now() - t2;
+  await s.close();
   const row = {
     cold_p50_ms: r2(pct(cold, 50)),
     cold_min_ms: r2(Math.min(...cold)),
+    cold_initialize_p50_ms: r2(pct(coldInit, 50)),
+    cold_raw_tools_list_p50_ms: r2(pct(coldRaw, 50)),
+    warm_tools_list_sdk_ms: r2(sdkList),
+    warm_tools_list_raw_ms: r2(rawList),
     restart_10k_jobs_p50_ms: r2(pct(restartJobs, 50)),
     restart_10k_jobs_10k_runs_p50_ms: r2(pct(restartRuns, 50)),
     bare_node_p50_ms: r2(pct(bare, 50)),
   };
   table("Start to the first tools/list answer (spawn → initialize → tools/list)", ["figure", "ms"], [
-    ["cold start, empty data dir (median of 7)", row.cold_p50_ms],
+    ["cold start, empty data dir, SDK listTools (as peer-compare; median of 7)", row.cold_p50_ms],
+    ["  of which spawn → initialize answer (median of 7)", row.cold_initialize_p50_ms],
+    ["cold start, raw tools/list request, no client-side validator compile (median of 7)", row.cold_raw_tools_list_p50_ms],
+    ["first SDK listTools on a warm server (client compiles 11 output validators)", row.warm_tools_list_sdk_ms],
+    ["raw tools/list on a warm server (server side only)", row.warm_tools_list_raw_ms],
     ["restart with 10,000 jobs (median of 3)", row.restart_10k_jobs_p50_ms],
     ["restart with 10,000 jobs + 10,000 run files (median of 3)", row.restart_10k_jobs_10k_runs_p50_ms],
     ["bare `node -e 0` for scale", row.bare_node_p50_ms],
@@ -579,7 +614,7 @@ async function benchHttp() {
 // ---------------------------------------------------------------------------------------------
 
 const runners = { fire: benchFire, add: benchAdd, memory: benchMemory, start: benchStart, record: benchRecord, http: benchHttp };
-console.log(`agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version}`);
+console.log(`agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version} · load ${results.machine.loadavg_before[0]}`);
 const t0 = performance.now();
 for (const name of SECTIONS) {
   if (!only.includes(name)) continue;
@@ -595,6 +630,10 @@ for (const name of SECTIONS) {
   (results.timings ??= {})[name] = Math.round(performance.now() - t);
 }
 results.total_ms = Math.round(performance.now() - t0);
+results.machine.loadavg_after = os.loadavg().map((x) => r2(x));
+if (results.machine.loadavg_before[0] > 1 || results.machine.loadavg_after[0] > 1.5) {
+  console.log(`\nNote: the machine was busy (load average ${results.machine.loadavg_before[0]} before, ${results.machine.loadavg_after[0]} after); timings are inflated.`);
+}
 mkdirSync(path.dirname(opt.out), { recursive: true });
 // Merge with an earlier run's sections so that `--only x` refreshes x and keeps the rest.
 let previous = {};

@@ -43,9 +43,10 @@ type Out = { json: boolean };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === "--help" || command === "-h" || command === "help") {
+  if (!command) throw new UserError("No command given; run agent-cron --help for the list (agent-cron serve starts the MCP server).");
+  if (command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(USAGE + "\n");
-    return command ? 0 : 2;
+    return 0;
   }
   if (command === "--version" || command === "-v") {
     process.stdout.write("0.1.0\n");

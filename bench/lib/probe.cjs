@@ -1,7 +1,7 @@
 // Preloaded into a benchmarked server with `node --expose-gc --require bench/lib/probe.cjs`.
 // It measures from inside without touching the server's code: on SIGUSR2 it runs a full GC and
 // writes one line to stderr with process.memoryUsage(), the event-loop delay since the last
-// report, and how long child_process spawns blocked the event loop (uv_spawn forks
+// report, the round trip of an fs call through libuv's thread pool, and how long child_process spawns blocked the event loop (uv_spawn forks
 // synchronously on Linux). Not loaded in normal use; stdout (the MCP channel) is never written.
 "use strict";
 const { ChildProcess } = require("node:child_process");
@@ -23,6 +23,21 @@ ChildProcess.prototype.spawn = function (...args) {
 const delay = monitorEventLoopDelay({ resolution: 5 });
 delay.enable();
 
+// libuv's thread pool does every fs call; a stat round trip every 50 ms shows how long an fs
+// call waits there (a saturated pool delays every write the server awaits).
+const fs = require("node:fs");
+let pool = [];
+const poolTimer = setInterval(() => {
+  const t = performance.now();
+  fs.stat(__filename, () => pool.push(performance.now() - t));
+}, 50);
+poolTimer.unref();
+const pctl = (xs, p) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] * 100) / 100;
+};
+
 process.on("SIGUSR2", () => {
   const m = process.memoryUsage();
   const report = {
@@ -34,7 +49,10 @@ process.on("SIGUSR2", () => {
     loop_delay_p50_ms: Math.round(delay.percentile(50) / 1e4) / 100,
     loop_delay_p99_ms: Math.round(delay.percentile(99) / 1e4) / 100,
     loop_delay_max_ms: Math.round(delay.max / 1e4) / 100,
+    fs_roundtrip_p50_ms: pctl(pool, 50),
+    fs_roundtrip_p99_ms: pctl(pool, 99),
   };
+  pool = [];
   delay.reset();
   spawns.count = 0;
   spawns.total_ms = 0;

@@ -112,6 +112,7 @@ export class Dispatcher {
       usage: null,
       pid: process.pid,
     };
+    run.work_dir = this.workDirOf(job, run.id);
     const active: ActiveRun = {
       run,
       controller: new AbortController(),
@@ -139,8 +140,8 @@ export class Dispatcher {
     let attempts = 0;
     let failure: string | null = null;
     try {
-      const workDir = await this.prepareWorkDir(job, run);
-      run.work_dir = workDir;
+      const workDir = run.work_dir ?? this.workDirOf(job, run.id);
+      if (!job.work_dir) await mkdir(workDir, { recursive: true });
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
       result = await slot(async () => {
@@ -379,11 +380,8 @@ export class Dispatcher {
    * A fresh folder per run by default; a persistent job keeps one folder so that its
    * agent's session (which CLIs key by directory) can be resumed.
    */
-  private async prepareWorkDir(job: Job, run: Run): Promise<string> {
-    if (job.work_dir) return job.work_dir;
-    const dir = path.join(this.host.dataDir, "work", job.session === "persistent" ? job.id : run.id);
-    await mkdir(dir, { recursive: true });
-    return dir;
+  private workDirOf(job: Job, runId: string): string {
+    return job.work_dir ?? path.join(this.host.dataDir, "work", job.session === "persistent" ? job.id : runId);
   }
 
   // Daily budget, in the server's timezone.

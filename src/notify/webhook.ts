@@ -49,7 +49,8 @@ export function checkWebhookUrl(url: string, field: string, allowPrivate: boolea
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new UserError(`${field} must be an http(s) URL, got "${u.protocol}".`);
   if (u.username || u.password) throw new UserError(`${field} must not carry a user name or password; use the signing secret instead.`);
-  const host = u.hostname.replace(/^\[|\]$/g, "");
+  // A trailing dot is the same name fully qualified: "localhost." is localhost.
+  const host = u.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (!allowPrivate && (isPrivateAddress(host) || host === "localhost" || host.endsWith(".localhost"))) {
     throw new UserError(`${field} points to a private or loopback address (${u.hostname}); the operator must set webhooks.allow_private_networks to allow that.`);
   }

@@ -148,8 +148,10 @@ export class Host implements CronApi {
       try {
         return (await remote.call(method, args)) as T;
       } catch (err) {
-        // A read is safe to repeat on the next owner; a write may have been applied, so say so.
-        if (!(err instanceof OwnerGoneError) || !READ_METHODS.has(method) || attempt > 3) throw err;
+        // A read is safe to repeat on the next owner, and so is a call the owner refused
+        // unapplied; a write cut off mid-call may have been applied, so say so instead.
+        if (!(err instanceof OwnerGoneError) || attempt > 3) throw err;
+        if (err.mayHaveApplied && !READ_METHODS.has(method)) throw new UserError(err.message);
       }
     }
   }

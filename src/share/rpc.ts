@@ -9,7 +9,8 @@ import type { AppEventBus, AppEvents } from "../core/events.js";
  * {event, args} pushed by the owner to every follower.
  */
 
-type Reply = { id: number; result?: unknown; error?: string; user?: boolean };
+/** `retry`: the owner is stopping and did not apply the call; the next owner should take it. */
+type Reply = { id: number; result?: unknown; error?: string; user?: boolean; retry?: boolean };
 type EventMsg = { event: keyof AppEvents; args: unknown[] };
 
 const MAX_LINE = 64 * 1024 * 1024;
@@ -46,19 +47,24 @@ const send = (socket: net.Socket, msg: unknown) => {
 /** Serves the owner's API to followers and the CLI; returns a function that stops serving. */
 export async function serveApi(api: CronApi, socketPath: string): Promise<() => Promise<void>> {
   const sockets = new Set<net.Socket>();
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     onLines(socket, (raw) => {
       const { id, method, args } = raw as { id: number; method: ApiMethod; args: unknown };
+      if (stopping) return send(socket, { id, error: "The owner is stopping.", retry: true });
       if (!API_METHODS.includes(method)) return send(socket, { id, error: `Unknown method ${method}`, user: false });
-      (api[method] as (a: unknown) => Promise<unknown>)
+      const call = (api[method] as (a: unknown) => Promise<unknown>)
         .call(api, args)
         .then(
           (result) => send(socket, { id, result }),
           (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError }),
         );
+      inFlight.add(call);
+      void call.finally(() => inFlight.delete(call));
     });
   });
   const forwarders = EVENT_NAMES.map((event) => {
@@ -73,8 +79,13 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
     server.listen(socketPath, () => resolve());
   });
   return async () => {
+    // Answer what was asked before closing, so no caller is left not knowing whether its
+    // change was applied; later calls are told to go to the next owner.
+    stopping = true;
+    for (const s of sockets) send(s, { stopping: true });
+    await Promise.allSettled([...inFlight]);
     forwarders.forEach((off) => off());
-    for (const s of sockets) s.destroy();
+    for (const s of sockets) s.end();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
 }
@@ -84,10 +95,16 @@ export class RemoteApiClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closedHandlers: (() => void)[] = [];
+  /** The owner said it is stopping: it answers what it accepted, and applies nothing after. */
+  private ownerStopping = false;
 
   private constructor(private readonly socket: net.Socket, events: AppEventBus) {
     onLines(socket, (raw) => {
-      const msg = raw as Reply & EventMsg;
+      const msg = raw as Reply & EventMsg & { stopping?: boolean };
+      if (msg.stopping) {
+        this.ownerStopping = true;
+        return;
+      }
       if (msg.event) {
         (events.emit as (e: string, ...a: unknown[]) => boolean)(msg.event, ...msg.args);
         return;
@@ -96,10 +113,12 @@ export class RemoteApiClient {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.error === undefined) p.resolve(msg.result);
-      else p.reject(msg.user ? new UserError(msg.error) : new Error(msg.error));
+      else p.reject(msg.retry ? new OwnerGoneError(false) : msg.user ? new UserError(msg.error) : new Error(msg.error));
     });
     socket.on("close", () => {
-      for (const p of this.pending.values()) p.reject(new OwnerGoneError());
+      // After a graceful stop, a call still unanswered reached the owner too late to be
+      // applied; after a crash, it may have been.
+      for (const p of this.pending.values()) p.reject(new OwnerGoneError(!this.ownerStopping));
       this.pending.clear();
       for (const h of this.closedHandlers) h();
     });
@@ -122,7 +141,7 @@ export class RemoteApiClient {
   }
 
   call(method: ApiMethod, args: unknown): Promise<unknown> {
-    if (this.socket.destroyed) return Promise.reject(new OwnerGoneError());
+    if (this.socket.destroyed || this.ownerStopping) return Promise.reject(new OwnerGoneError(false));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -135,8 +154,16 @@ export class RemoteApiClient {
   }
 }
 
+/**
+ * The owner went away. `mayHaveApplied` is false when the call certainly was not applied
+ * (refused while stopping, or never sent), so it can go to the next owner safely.
+ */
 export class OwnerGoneError extends Error {
-  constructor() {
-    super("The agent-cron process that owned the data dir stopped during the call; try again.");
+  constructor(readonly mayHaveApplied: boolean) {
+    super(
+      mayHaveApplied
+        ? "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again."
+        : "The agent-cron process that owned the data dir stopped; try again.",
+    );
   }
 }

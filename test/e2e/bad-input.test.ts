@@ -58,7 +58,6 @@ describe("bad input gets an isError result with one clear sentence, and nothing 
 
   it.each(cases)("refuses %s", async (_what, tool, args, mentions) => {
     const message = await s.toolError(tool, args);
-    if (process.env.SHOW_MESSAGES) console.log(`${_what}: ${message}`);
     expect(message).toMatch(mentions);
     expect(message.trim().split("\n").length).toBe(1);
     expect(message.length).toBeLessThan(400);

@@ -21,7 +21,7 @@ import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
-export const CLI = path.join(ROOT, "dist", "cli.js");
+export const CLI = process.env.RELIABILITY_CLI ?? path.join(ROOT, "dist", "cli.js");
 export const NODE = process.execPath;
 export const fixture = (name: string) => path.join(ROOT, "test", "fixtures", name);
 
@@ -120,6 +120,7 @@ export class Server {
     client.setNotificationHandler(LoggingMessageNotificationSchema, record("notifications/message"));
     try {
       await client.connect(transport);
+      void server.pid;
       await waitFor(() => server.stderrText.includes("agent-cron ready stdio"), { timeout: opts.readyTimeout ?? 15_000, what: "the ready line" });
     } catch (err) {
       await client.close().catch(() => {});
@@ -128,10 +129,13 @@ export class Server {
     return server;
   }
 
+  private startedPid: number | null = null;
+
+  /** The server's pid (still known after it has exited). */
   get pid(): number {
-    const pid = this.transport.pid;
+    const pid = this.transport.pid ?? this.startedPid;
     if (pid === null) throw new Error("The server process is not running.");
-    return pid;
+    return (this.startedPid = pid);
   }
 
   stderr(): string {
@@ -239,7 +243,7 @@ export interface DataFiles {
 
 /**
  * Reads the data dir as a person (or the next start-up) would: jobs.json must parse, every
- * line of jobs.journal must parse except a torn final one, each runs/*.json must parse; every
+ * line of jobs.journal must parse except a torn final one, each runs/*.json and owner.json must parse; every
  * job and run must pass its schema.
  */
 export function readDataFiles(dataDir: string): DataFiles {
@@ -291,6 +295,15 @@ export function readDataFiles(dataDir: string): DataFiles {
         if (job) out.jobs.set(job.id, job);
       } else out.problems.push(`jobs.journal line ${i + 1} is neither put nor del`);
     });
+  }
+  const owner = path.join(dataDir, "owner.json");
+  if (existsSync(owner)) {
+    out.filesChecked++;
+    try {
+      JSON.parse(readFileSync(owner, "utf8"));
+    } catch (err) {
+      out.problems.push(`owner.json does not parse: ${(err as Error).message}`);
+    }
   }
   const runsDir = path.join(dataDir, "runs");
   if (existsSync(runsDir)) {

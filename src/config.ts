@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { UserError } from "./core/errors.js";
+import { describeIssue } from "./core/issues.js";
 import { isValidTimezone, systemTimezone } from "./core/time.js";
 
 const envName = z
@@ -112,20 +113,15 @@ export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 
 const DEFAULT_EXECUTOR: ExecutorConfig = ClaudeCodeExecutor.parse({ type: "claude-code" });
 
-/** Turns a zod issue list into one line per problem, each naming the key. */
-export function describeIssues(error: z.ZodError, prefix = ""): string {
-  return error.issues
-    .map((issue) => {
-      const where = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
-      return where ? `${where}: ${issue.message}` : issue.message;
-    })
-    .join("; ");
+/** Turns a zod issue list into one sentence per problem, each naming the key. */
+export function describeIssues(error: z.ZodError, input: unknown, prefix = ""): string {
+  return error.issues.map((issue) => describeIssue(issue as z.core.$ZodIssue, input, prefix).replace(/\.$/, "")).join("; ");
 }
 
 /** Validates a config object; throws a UserError naming every bad key. */
 export function parseConfig(raw: unknown, source = "config"): Config {
   const result = ConfigSchema.safeParse(raw ?? {});
-  if (!result.success) throw new UserError(`Invalid ${source}: ${describeIssues(result.error)}`);
+  if (!result.success) throw new UserError(`Invalid ${source}: ${describeIssues(result.error, raw ?? {})}.`);
   const cfg = result.data;
   if (!cfg.executors[cfg.default_executor]) {
     if (cfg.default_executor === "claude") cfg.executors.claude = DEFAULT_EXECUTOR;

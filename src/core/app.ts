@@ -12,6 +12,8 @@ import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
 import { UserError, errorMessage } from "./errors.js";
 import { AppEventBus } from "./events.js";
+import type { z } from "zod";
+import { describeIssue } from "./issues.js";
 import { AddJobInput, UpdateJobInput, hasNoControlChars } from "./job-input.js";
 import { MAX_PROMPT_BYTES, RUN_STATUSES, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { compileOutputSchema } from "./output.js";
@@ -148,6 +150,19 @@ export class App {
     }
     await Promise.all(writes);
     killOrphanedRuns(orphaned);
+    await this.recordLostOccurrences();
+  }
+
+  /**
+   * An occurrence is marked handled (last_scheduled_for) just before its run record is
+   * written; a crash between the two would leave no trace of it. Give it its record.
+   */
+  private async recordLostOccurrences(): Promise<void> {
+    for (const job of [...this.jobs.all()]) {
+      const at = job.last_scheduled_for;
+      if (!at || this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
+      await this.dispatcher.record(job, { scheduledFor: Date.parse(at), trigger: "schedule" }, "interrupted", "The server stopped as this occurrence was starting; it is not run again.");
+    }
   }
 
   /** Starts the fleet timer: catches up on what was missed, then schedules every active job. */
@@ -186,8 +201,7 @@ export class App {
   /** The job's next occurrences, never at or before the last one handled. */
   nextRuns(job: Job, count: number, from = this.clock.now()): Date[] {
     if (job.state !== "active") return [];
-    const last = job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity;
-    const after = new Date(Math.max(from, last));
+    const after = new Date(Math.max(from, handledUntil(job)));
     let runs = nextOccurrences(this.scheduleOf(job), after, count, new Date(job.created_at));
     const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
     runs = runs.filter((d) => d.getTime() <= expires);
@@ -234,7 +248,7 @@ export class App {
     const anchor = new Date(job.created_at);
     const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
     const until = Math.min(now, expires);
-    const since = Date.parse(job.last_scheduled_for ?? job.created_at);
+    const since = Math.max(handledUntil(job), Date.parse(job.created_at));
     const newest = latestOccurrenceBetween(sched, new Date(since), new Date(until), anchor)?.getTime();
     if (newest === undefined) return;
     // Only the window's occurrences may run; older ones are recorded, and only the newest
@@ -353,6 +367,7 @@ export class App {
       last_status: null,
       last_error: null,
       last_scheduled_for: null,
+      schedule_from: null,
       next_run_at: null,
       run_count: 0,
       consecutive_failures: 0,
@@ -393,9 +408,6 @@ export class App {
       const sched = parseSchedule(next.schedule, timezone, new Date(now));
       next.schedule = next.schedule.trim();
       next.run_at = sched.runAt ? toIsoInZone(sched.runAt, timezone) : null;
-      // A new schedule starts afresh from now: its occurrences have not happened yet.
-      next.last_scheduled_for = null;
-      next.created_at = job.created_at;
       if (next.state === "completed") next.state = "active";
       next.enabled = next.state === "active";
     }
@@ -411,8 +423,8 @@ export class App {
     this.checkOutputSettings(next);
     this.checkWebhooks(next);
     if (patch.schedule !== undefined || patch.timezone !== undefined) {
-      // Anchor @every schedules and catch-up at the change, not at the job's creation.
-      next.last_scheduled_for = toIsoInZone(new Date(now), timezone);
+      // A new schedule counts from now: nothing before the change is caught up.
+      next.schedule_from = toIsoInZone(new Date(now), timezone);
     }
     next.updated_at = toIsoInZone(new Date(now), timezone);
     const first = this.nextRuns(next, 1, now)[0];
@@ -439,7 +451,7 @@ export class App {
     }
     const now = this.clock.now();
     // Resuming does not replay what passed while paused: scheduling restarts from now.
-    const resumed = { ...job, state: "active" as const, enabled: true, consecutive_failures: 0, last_scheduled_for: toIsoInZone(new Date(now), job.timezone) };
+    const resumed = { ...job, state: "active" as const, enabled: true, consecutive_failures: 0, schedule_from: toIsoInZone(new Date(now), job.timezone) };
     const first = this.nextRuns(resumed, 1, now)[0];
     if (!first && job.run_at !== null) {
       throw new UserError(`Job "${job.name ?? job.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
@@ -448,7 +460,7 @@ export class App {
       state: first ? "active" : "completed",
       enabled: !!first,
       consecutive_failures: 0,
-      last_scheduled_for: resumed.last_scheduled_for,
+      schedule_from: resumed.schedule_from,
       next_run_at: first ? toIsoInZone(first, job.timezone) : null,
     })))!;
     this.reschedule(next);
@@ -668,12 +680,15 @@ function sameDefinition(a: Job, b: Job): boolean {
   return DEFINITION_FIELDS.every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
 }
 
-function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, raw: unknown): T {
+function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: z.ZodError } }, raw: unknown): T {
   const r = schema.safeParse(raw ?? {});
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue.path.map(String).join(".");
-  throw new UserError(`${where ? `${where}: ` : ""}${issue.message}`);
+  throw new UserError(describeIssue(r.error.issues[0] as z.core.$ZodIssue, raw));
+}
+
+/** Occurrences at or before this instant are done with (run, recorded, or skipped on purpose). */
+function handledUntil(job: Job): number {
+  return Math.max(job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity, job.schedule_from ? Date.parse(job.schedule_from) : -Infinity);
 }
 
 function runTime(r: Run): number {

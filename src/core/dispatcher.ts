@@ -297,7 +297,7 @@ export class Dispatcher {
     await this.host.runs.put(run);
     const updated = await this.host.updateJob(job.id, (j) => ({
       last_status: status,
-      ...(j.run_at !== null && occ.trigger !== "manual" && status === "missed" ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
+      ...(j.run_at !== null && occ.trigger !== "manual" && (status === "missed" || status === "interrupted") ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
     }));
     this.host.events.emit("run", run, "finished", updated ?? job);
     return run;

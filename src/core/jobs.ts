@@ -73,6 +73,7 @@ export const JobSchema = z.object({
   last_status: z.enum(RUN_STATUSES).nullable(),
   last_error: z.string().nullable(),
   last_scheduled_for: isoTime.nullable().describe("The newest occurrence handled; never run again"),
+  schedule_from: isoTime.nullable().default(null).describe("Scheduling (re)starts here: set by resume and by a new schedule"),
   next_run_at: isoTime.nullable(),
   run_count: z.number(),
   consecutive_failures: z.number(),

@@ -136,13 +136,16 @@ export class Host implements CronApi {
   }
 
   private async call<T>(method: ApiMethod, args: unknown): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
       if (this.owner) return (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, args);
       if (this.takeover) await this.takeover;
       if (this.closing) throw new Error("agent-cron is shutting down.");
       const remote = this.remote;
-      if (!remote) {
-        await sleep(RETRY_MS);
+      if (!remote || remote.stopping) {
+        // Between owners: wait for the next one (this process or another).
+        if (Date.now() > deadline) throw new UserError("No agent-cron process owns the data dir right now; try again.");
+        await sleep(RETRY_MS / 3);
         continue;
       }
       try {
@@ -150,7 +153,7 @@ export class Host implements CronApi {
       } catch (err) {
         // A read is safe to repeat on the next owner, and so is a call the owner refused
         // unapplied; a write cut off mid-call may have been applied, so say so instead.
-        if (!(err instanceof OwnerGoneError) || attempt > 3) throw err;
+        if (!(err instanceof OwnerGoneError)) throw err;
         if (err.mayHaveApplied && !READ_METHODS.has(method)) throw new UserError(err.message);
       }
     }

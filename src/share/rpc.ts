@@ -50,7 +50,14 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   const server = net.createServer((socket) => {
+    if (stopping) {
+      socket.end(JSON.stringify({ stopping: true }) + "\n");
+      return;
+    }
     sockets.add(socket);
+    // A unix-socket connect succeeds while the connection still waits in the backlog; the
+    // hello tells the follower that we really took it, so its calls will be answered.
+    send(socket, { hello: true });
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     onLines(socket, (raw) => {
@@ -82,11 +89,13 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
     // Answer what was asked before closing, so no caller is left not knowing whether its
     // change was applied; later calls are told to go to the next owner.
     stopping = true;
+    // No new followers from here on, so every connected one hears that we are stopping.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of sockets) send(s, { stopping: true });
     await Promise.allSettled([...inFlight]);
     forwarders.forEach((off) => off());
     for (const s of sockets) s.end();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closed;
   };
 }
 
@@ -98,9 +107,19 @@ export class RemoteApiClient {
   /** The owner said it is stopping: it answers what it accepted, and applies nothing after. */
   private ownerStopping = false;
 
+  /** True once the owner said it is stopping, or the connection is gone. */
+  get stopping(): boolean {
+    return this.ownerStopping || this.socket.destroyed;
+  }
+  private greeted?: () => void;
+
   private constructor(private readonly socket: net.Socket, events: AppEventBus) {
     onLines(socket, (raw) => {
-      const msg = raw as Reply & EventMsg & { stopping?: boolean };
+      const msg = raw as Reply & EventMsg & { stopping?: boolean; hello?: boolean };
+      if (msg.hello) {
+        this.greeted?.();
+        return;
+      }
       if (msg.stopping) {
         this.ownerStopping = true;
         return;
@@ -125,14 +144,18 @@ export class RemoteApiClient {
     socket.on("error", () => {});
   }
 
+  /** Resolves once the owner has greeted us; an owner that is stopping or gone rejects. */
   static connect(socketPath: string, events: AppEventBus): Promise<RemoteApiClient> {
     return new Promise((resolve, reject) => {
       const socket = net.createConnection(socketPath);
-      socket.once("connect", () => {
-        socket.removeListener("error", reject);
-        resolve(new RemoteApiClient(socket, events));
-      });
-      socket.once("error", reject);
+      const client = new RemoteApiClient(socket, events);
+      const fail = (err?: Error) => reject(err ?? new Error("the owner closed the connection"));
+      socket.once("error", fail);
+      socket.once("close", () => fail());
+      client.greeted = () => {
+        socket.removeListener("error", fail);
+        resolve(client);
+      };
     });
   }
 

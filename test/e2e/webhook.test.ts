@@ -183,7 +183,7 @@ describe("webhook targets with the default config (private networks not allowed)
     "http://localhost/hook", "http://localhost./hook", "http://192.168.0.10/hook", "http://172.16.5.4/hook", "http://2130706433/hook", "http://[::ffff:10.0.0.1]/",
   ];
 
-  it.each(privateTargets)("refuses %s at add_cron and update_cron with one clear sentence, storing nothing", async (url) => {
+  it.each(privateTargets)("refuses %s at add_cron (on_complete and on_fail) with one clear sentence, storing nothing", async (url) => {
     const result = await s.call("add_cron", { schedule: "@daily", prompt: "p", on_complete: url });
     expect(result.isError).toBe(true);
     const text = textOf(result);

@@ -24,7 +24,7 @@ function job(over: Partial<Job> = {}): Job {
     output_format: "text", output_schema: null, overlap: "skip", catch_up: "latest", max_runs: null, expires_at: null,
     max_cost_usd: null, pause_after_failures: 5, enabled: true, state: "active", silent: false, notify_on: ["completed"],
     on_complete: null, on_fail: null, created_by: "test", created_at: t, updated_at: t, last_run_at: null, last_status: null,
-    last_error: null, last_scheduled_for: null, next_run_at: null, run_count: 0, consecutive_failures: 0, ...over,
+    last_error: null, last_scheduled_for: null, schedule_from: null, next_run_at: null, run_count: 0, consecutive_failures: 0, ...over,
   };
 }
 

@@ -647,7 +647,8 @@ let previous = {};
 try {
   previous = opt.only ? JSON.parse(readFileSync(opt.out, "utf8")) : {};
 } catch {}
-const merged = { ...previous, ...results, sections: { ...(previous.sections ?? {}), ...results.sections } };
+const when = Object.fromEntries(Object.keys(results.sections).map((k) => [k, { date: results.date, command: results.command, loadavg_before: results.machine.loadavg_before }]));
+const merged = { ...previous, ...results, sections: { ...(previous.sections ?? {}), ...results.sections }, section_runs: { ...(previous.section_runs ?? {}), ...when } };
 writeFileSync(opt.out, JSON.stringify(merged, null, 2) + "\n");
 console.log(`\nTotal ${(results.total_ms / 1000).toFixed(0)} s; JSON in ${path.relative(process.cwd(), opt.out) || opt.out}`);
 process.exit(process.exitCode ?? 0);

@@ -1,8 +1,9 @@
 // Preloaded into a benchmarked server with `node --expose-gc --require bench/lib/probe.cjs`.
 // It measures from inside without touching the server's code: on SIGUSR2 it runs a full GC and
 // writes one line to stderr with process.memoryUsage(), the event-loop delay since the last
-// report, the round trip of an fs call through libuv's thread pool, and how long child_process spawns blocked the event loop (uv_spawn forks
-// synchronously on Linux). Not loaded in normal use; stdout (the MCP channel) is never written.
+// report, the round trip of an fs call through libuv's thread pool, and how long child_process
+// spawns blocked the event loop (uv_spawn forks synchronously on Linux). Not loaded in normal use;
+// stdout (the MCP channel) is never written.
 "use strict";
 const { ChildProcess } = require("node:child_process");
 const { monitorEventLoopDelay } = require("node:perf_hooks");
@@ -20,7 +21,9 @@ ChildProcess.prototype.spawn = function (...args) {
     if (ms > spawns.max_ms) spawns.max_ms = ms;
   }
 };
-const delay = monitorEventLoopDelay({ resolution: 5 });
+// The histogram holds whole timer intervals (resolution + delay); the resolution is subtracted below.
+const RESOLUTION_MS = 5;
+const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
 delay.enable();
 
 // libuv's thread pool does every fs call; a stat round trip every 50 ms shows how long an fs
@@ -38,6 +41,8 @@ const pctl = (xs, p) => {
   return Math.round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] * 100) / 100;
 };
 
+const lag = (ns) => Math.max(0, Math.round(ns / 1e4) / 100 - RESOLUTION_MS);
+
 process.on("SIGUSR2", () => {
   const m = process.memoryUsage();
   const report = {
@@ -46,9 +51,9 @@ process.on("SIGUSR2", () => {
     spawn_block_ms_total: Math.round(spawns.total_ms),
     spawn_block_ms_mean: spawns.count ? Math.round((spawns.total_ms / spawns.count) * 100) / 100 : null,
     spawn_block_ms_max: Math.round(spawns.max_ms * 100) / 100,
-    loop_delay_p50_ms: Math.round(delay.percentile(50) / 1e4) / 100,
-    loop_delay_p99_ms: Math.round(delay.percentile(99) / 1e4) / 100,
-    loop_delay_max_ms: Math.round(delay.max / 1e4) / 100,
+    loop_delay_p50_ms: lag(delay.percentile(50)),
+    loop_delay_p99_ms: lag(delay.percentile(99)),
+    loop_delay_max_ms: lag(delay.max),
     fs_roundtrip_p50_ms: pctl(pool, 50),
     fs_roundtrip_p99_ms: pctl(pool, 99),
   };

@@ -134,10 +134,11 @@ describe.concurrent("bad usage exits 2 with a one-line reason on stderr", () => 
     if (existsSync(snapshot)) expect(JSON.parse(readFileSync(snapshot, "utf8")).jobs).toEqual([]);
   });
 
-  it("no command at all exits 2 and shows the usage", async ({ expect }) => {
+  it("no command at all exits 2 with a one-line reason that points to --help", async ({ expect }) => {
     const r = await runCli([]);
     expect(r.code).toBe(2);
-    expect(r.stdout + r.stderr).toMatch(/Usage:/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/No command given; run agent-cron --help/);
   });
 });
 

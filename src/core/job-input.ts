@@ -55,60 +55,25 @@ export const JobFieldsShape = {
   on_fail: webhookUrl,
 };
 
-export const AddJobInput = z.strictObject({
-  ...JobFieldsShape,
-  name: JobFieldsShape.name.optional(),
-  timezone: JobFieldsShape.timezone.optional(),
-  executor: JobFieldsShape.executor.optional(),
-  work_dir: JobFieldsShape.work_dir.optional(),
-  session: JobFieldsShape.session.optional(),
-  type: JobFieldsShape.type.optional(),
-  timeout_seconds: JobFieldsShape.timeout_seconds.optional(),
-  retries: JobFieldsShape.retries.optional(),
-  retry_delay_seconds: JobFieldsShape.retry_delay_seconds.optional(),
-  output_format: JobFieldsShape.output_format.optional(),
-  output_schema: JobFieldsShape.output_schema.optional(),
-  overlap: JobFieldsShape.overlap.optional(),
-  catch_up: JobFieldsShape.catch_up.optional(),
-  max_runs: JobFieldsShape.max_runs.optional(),
-  expires_at: JobFieldsShape.expires_at.optional(),
-  max_cost_usd: JobFieldsShape.max_cost_usd.optional(),
-  pause_after_failures: JobFieldsShape.pause_after_failures.optional(),
-  enabled: JobFieldsShape.enabled.optional(),
-  silent: JobFieldsShape.silent.optional(),
-  notify_on: JobFieldsShape.notify_on.optional(),
-  on_complete: JobFieldsShape.on_complete.optional(),
-  on_fail: JobFieldsShape.on_fail.optional(),
-});
+export const AddJobInput = z.strictObject(JobFieldsShape).partial().required({ schedule: true, prompt: true });
 export type AddJobInput = z.infer<typeof AddJobInput>;
 
-/** Fields of update_cron: any of the above; null clears an optional one. */
-const nullable = <T extends z.ZodTypeAny>(t: T) => t.nullable().optional();
-export const UpdateJobInput = z.strictObject({
-  name: nullable(JobFieldsShape.name),
-  schedule: JobFieldsShape.schedule.optional(),
-  prompt: JobFieldsShape.prompt.optional(),
-  timezone: JobFieldsShape.timezone.optional(),
-  executor: JobFieldsShape.executor.optional(),
-  work_dir: nullable(JobFieldsShape.work_dir),
-  session: JobFieldsShape.session.optional(),
-  type: JobFieldsShape.type.optional(),
-  timeout_seconds: JobFieldsShape.timeout_seconds.optional(),
-  retries: JobFieldsShape.retries.optional(),
-  retry_delay_seconds: JobFieldsShape.retry_delay_seconds.optional(),
-  output_format: JobFieldsShape.output_format.optional(),
-  output_schema: nullable(JobFieldsShape.output_schema),
-  overlap: JobFieldsShape.overlap.optional(),
-  catch_up: JobFieldsShape.catch_up.optional(),
-  max_runs: nullable(JobFieldsShape.max_runs),
-  expires_at: nullable(JobFieldsShape.expires_at),
-  max_cost_usd: nullable(JobFieldsShape.max_cost_usd),
-  pause_after_failures: JobFieldsShape.pause_after_failures.optional(),
-  silent: JobFieldsShape.silent.optional(),
-  notify_on: JobFieldsShape.notify_on.optional(),
-  on_complete: nullable(JobFieldsShape.on_complete),
-  on_fail: nullable(JobFieldsShape.on_fail),
-});
+/** Fields of update_cron: any of the above but `enabled` (pause and resume do that); null clears an optional one. */
+const { enabled: _enabled, ...updatable } = JobFieldsShape;
+const F = JobFieldsShape;
+export const UpdateJobInput = z
+  .strictObject({
+    ...updatable,
+    name: F.name.nullable(),
+    work_dir: F.work_dir.nullable(),
+    output_schema: F.output_schema.nullable(),
+    max_runs: F.max_runs.nullable(),
+    expires_at: F.expires_at.nullable(),
+    max_cost_usd: F.max_cost_usd.nullable(),
+    on_complete: F.on_complete.nullable(),
+    on_fail: F.on_fail.nullable(),
+  })
+  .partial();
 export type UpdateJobInput = z.infer<typeof UpdateJobInput>;
 
 export { hasNoControlChars };

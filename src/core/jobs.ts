@@ -116,12 +116,4 @@ export type Run = z.infer<typeof RunSchema>;
 export const RunWithOutputSchema = RunSchema.extend({ output: z.unknown() });
 export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
 
-export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
-  "completed",
-  "failed",
-  "timed_out",
-  "canceled",
-  "skipped",
-  "missed",
-  "interrupted",
-]);
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set(RUN_STATUSES.filter((s) => s !== "running"));

@@ -17,6 +17,8 @@ import {
   ResourceUpdatedNotificationSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
+import { isAlive } from "./process.js";
+export { isAlive };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
@@ -285,20 +287,6 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }).catch(() => {});
 }
 
-/** Alive and not a zombie (our PID 1 may not reap orphans; signal 0 still reaches a zombie). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return true;
-  }
-}
 
 /** True while any process of the group is alive (and not a zombie). */
 export function groupAlive(pgid: number): boolean {

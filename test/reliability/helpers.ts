@@ -18,6 +18,8 @@ import {
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js";
+import { isAlive } from "../helpers/process.js";
+export { isAlive };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
@@ -370,17 +372,3 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 /** Milliseconds since the epoch of an ISO time (null → NaN). */
 export const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
 
-/** Alive and not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return true;
-  }
-}

@@ -185,6 +185,7 @@ export class App {
     await this.webhooks.idle();
     await this.webhooks.close();
     await this.jobs.idle();
+    this.jobs.close();
   }
 
   // Scheduling
@@ -201,7 +202,7 @@ export class App {
   /** The job's next occurrences, never at or before the last one handled. */
   nextRuns(job: Job, count: number, from = this.clock.now()): Date[] {
     if (job.state !== "active") return [];
-    const after = new Date(Math.max(from, handledUntil(job)));
+    const after = new Date(Math.max(from, handledUntil(job), Date.parse(job.created_at)));
     let runs = nextOccurrences(this.scheduleOf(job), after, count, new Date(job.created_at));
     const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
     runs = runs.filter((d) => d.getTime() <= expires);
@@ -209,9 +210,14 @@ export class App {
     return runs;
   }
 
+  /**
+   * Arms the job's next occurrence after the last one handled, not after "now": one that
+   * passed while the server was busy (a slow start, a long catch-up) still fires, late; one
+   * far in the past goes through catch-up (onDue).
+   */
   private reschedule(job: Job | undefined): void {
     if (!job) return;
-    const next = job.state === "active" ? this.nextRuns(job, 1)[0] : undefined;
+    const next = job.state === "active" ? this.nextRuns(job, 1, -Infinity)[0] : undefined;
     this.scheduler.set(job.id, next ? next.getTime() : null);
   }
 
@@ -244,6 +250,9 @@ export class App {
    * Occurrences older than the catch-up window are only recorded.
    */
   private async catchUp(job: Job, now: number): Promise<void> {
+    // next_run_at is the first occurrence after the last one handled: if it is still ahead,
+    // nothing was missed (the common case at start-up, and cheap to check for 100,000 jobs).
+    if (job.next_run_at && Date.parse(job.next_run_at) > now) return;
     const sched = this.scheduleOf(job);
     const anchor = new Date(job.created_at);
     const expires = job.expires_at ? Date.parse(job.expires_at) : Infinity;
@@ -529,7 +538,7 @@ export class App {
 
   async getRun(runId: string): Promise<RunWithOutput> {
     const run = this.getRunRecord(runId);
-    const text = await this.runs.readOutput(runId);
+    const text = (await this.runs.readOutput(runId)) ?? (run.status === "running" ? null : "");
     let output: unknown = text;
     const job = this.jobs.get(run.job_id);
     if (text !== null && job && job.output_format !== "text" && run.status === "completed") {
@@ -549,7 +558,9 @@ export class App {
     if (opts.job) {
       runs = [...this.runs.ofJob(this.resolveJob(opts.job).id)].reverse();
     } else {
-      runs = [...this.runs.all()].sort((a, b) => runTime(b) - runTime(a) || (a.id < b.id ? 1 : -1));
+      const keyed = [...this.runs.all()].map((r) => ({ r, t: runTime(r) }));
+      keyed.sort((a, b) => b.t - a.t || (a.r.id < b.r.id ? 1 : -1));
+      runs = keyed.map((k) => k.r);
     }
     if (opts.status) runs = runs.filter((r) => r.status === opts.status);
     let start = 0;
@@ -583,8 +594,18 @@ export class App {
     return toIsoInZone(date, timezone);
   }
 
+  /** Describing a schedule in words (cronstrue) is costly next to everything else in add_cron. */
+  private readonly descriptions = new Map<string, string>();
+
   describe(job: Job): string {
-    return describeSchedule(this.scheduleOf(job));
+    const key = `${job.schedule}\u0000${job.timezone}\u0000${job.run_at}`;
+    let text = this.descriptions.get(key);
+    if (text === undefined) {
+      if (this.descriptions.size > 10_000) this.descriptions.clear();
+      text = describeSchedule(this.scheduleOf(job));
+      this.descriptions.set(key, text);
+    }
+    return text;
   }
 
   // Validation
@@ -659,11 +680,18 @@ export class App {
     }
   }
 
+  /** Looking a program up on PATH costs a stat per PATH entry; once a minute is enough. */
+  private readonly programChecks = new Map<string, { found: boolean; at: number }>();
+
   executorWarnings(name: string): string[] {
     const program = this.executors.get(name)?.program;
     if (!program) return [];
-    const found = resolveOnPath(program);
-    return found
+    let check = this.programChecks.get(program);
+    if (!check || Date.now() - check.at > 60_000) {
+      check = { found: resolveOnPath(program) !== null, at: Date.now() };
+      this.programChecks.set(program, check);
+    }
+    return check.found
       ? []
       : [`Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`];
   }

@@ -228,7 +228,8 @@ export class Dispatcher {
     };
     active.run = run;
     try {
-      if (result) await this.host.runs.writeOutput(run.id, outputText, result.raw);
+      // Nothing to keep for an empty answer (a file per run adds up at 200 runs a second).
+      if (result && (outputText || result.raw)) await this.host.runs.writeOutput(run.id, outputText, result.raw);
     } catch (err) {
       run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
     }

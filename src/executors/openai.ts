@@ -1,4 +1,3 @@
-import { request } from "undici";
 import type { OpenAIExecutorConfig } from "../config.js";
 import type { Usage } from "../core/jobs.js";
 import { num, seconds } from "./cli-agent.js";
@@ -172,6 +171,8 @@ export class OpenAIExecutor implements Executor {
 
   private async post(body: string, headers: Record<string, string>, signal: AbortSignal, maxBytes: number): Promise<Reply> {
     try {
+      // Loaded on first use: most servers never talk to an endpoint.
+      const { request } = await import("undici");
       const res = await request(this.endpoint, { method: "POST", headers, body, signal });
       const chunks: Buffer[] = [];
       let size = 0;

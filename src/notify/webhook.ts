@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import dns, { type LookupAddress } from "node:dns";
 import net from "node:net";
-import { Agent, request } from "undici";
+import type { Agent } from "undici";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../core/errors.js";
 import type { Delivery, Job, Run } from "../core/jobs.js";
@@ -83,7 +83,8 @@ export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEve
  * name that resolves (or re-resolves) to a private address is refused too.
  */
 export class WebhookSender {
-  private readonly agent: Agent;
+  /** undici costs ~100 ms and 13 MB to load: only a server that sends a webhook pays it. */
+  private undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | null = null;
   private inFlight = new Set<Promise<unknown>>();
 
   constructor(
@@ -91,8 +92,16 @@ export class WebhookSender {
     private readonly env: NodeJS.ProcessEnv,
     private readonly retryBaseMs = 1000,
   ) {
-    const allowPrivate = config.webhooks.allow_private_networks;
-    this.agent = new Agent({
+  }
+
+  private client() {
+    this.undici ??= import("undici").then(({ Agent, request }) => ({ agent: this.makeAgent(Agent), request }));
+    return this.undici;
+  }
+
+  private makeAgent(AgentClass: typeof import("undici").Agent): Agent {
+    const allowPrivate = this.config.webhooks.allow_private_networks;
+    return new AgentClass({
       connect: {
         timeout: TIMEOUT_MS,
         lookup: (hostname, options, callback) => {
@@ -125,7 +134,7 @@ export class WebhookSender {
   }
 
   async close(): Promise<void> {
-    await this.agent.close().catch(() => {});
+    if (this.undici) await (await this.undici).agent.close().catch(() => {});
   }
 
   async deliver(job: Job, run: Run, url: string, event: WebhookEvent): Promise<Delivery[]> {
@@ -151,11 +160,12 @@ export class WebhookSender {
       let error: string | null = null;
       let retryAfterMs = 0;
       try {
+        const { agent, request } = await this.client();
         const res = await request(url, {
           method: "POST",
           headers,
           body,
-          dispatcher: this.agent,
+          dispatcher: agent,
           headersTimeout: TIMEOUT_MS,
           bodyTimeout: TIMEOUT_MS,
           signal: AbortSignal.timeout(TIMEOUT_MS),

@@ -49,10 +49,15 @@ describe("JobStore", () => {
     const s = await JobStore.open(dir);
     const jobs = Array.from({ length: 600 }, () => job());
     for (const j of jobs) await s.put(j);
+    // A change made while the snapshot is being written lands in the fresh journal.
+    await s.put({ ...jobs[0], prompt: "during compaction" });
+    await s.idle();
     const snapshot = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
     expect(snapshot.jobs.length).toBeGreaterThan(500);
     expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n").length).toBeLessThan(100);
-    expect((await JobStore.open(dir)).size).toBe(600);
+    const again = await JobStore.open(dir);
+    expect(again.size).toBe(600);
+    expect(again.get(jobs[0].id)?.prompt).toBe("during compaction");
   });
 
   it("drops a torn last journal line (a write cut by a crash) but refuses a corrupt one in the middle", async () => {
@@ -83,6 +88,8 @@ describe("JobStore", () => {
     const s = await JobStore.open(dir);
     const a = job({ name: "keep" });
     await s.put(a);
+    // The disk fills up: the journal is reopened on /dev/full, where every write gets ENOSPC.
+    s.close();
     rmSync(path.join(dir, "jobs.journal"));
     symlinkSync("/dev/full", path.join(dir, "jobs.journal"));
     await expect(s.put({ ...a, prompt: "lost" })).rejects.toThrow(/disk is full\. Nothing was changed/);

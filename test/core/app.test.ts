@@ -17,7 +17,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function makeApp(opts: { max_concurrent?: number; runs_per_job?: number; dir?: string; clock?: FakeClock; exec?: ControlledExecutor } = {}) {
+async function makeApp(opts: { max_concurrent?: number; runs_per_job?: number; daily_budget_usd?: number; dir?: string; clock?: FakeClock; exec?: ControlledExecutor } = {}) {
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-app-"));
   if (!opts.dir) dirs.push(dir);
   const clock = opts.clock ?? new FakeClock(T0);
@@ -26,6 +26,7 @@ async function makeApp(opts: { max_concurrent?: number; runs_per_job?: number; d
     timezone: "UTC",
     max_concurrent: opts.max_concurrent ?? 4,
     runs_per_job: opts.runs_per_job ?? 100,
+    daily_budget_usd: opts.daily_budget_usd,
     default_executor: "fake",
     executors: { fake: { type: "command", command: ["unused"] } },
   });
@@ -277,5 +278,29 @@ describe("App scheduling with an injected clock", () => {
       expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:10:00.000+00:00");
       expect(runsOf(app, "m")).toHaveLength(11);
     });
+  });
+
+  it("skips runs once the day's spend reaches daily_budget_usd, says why once, and runs again the next day", async () => {
+    const { app, exec, clock } = await makeApp({ daily_budget_usd: 1 });
+    const notices: string[] = [];
+    app.events.on("notice", (_level, message) => notices.push(message));
+    await app.addJob({ name: "spend", schedule: "@daily", prompt: "p", retries: 0 }, "test");
+    for (let i = 0; i < 2; i++) {
+      const run = await app.runNow("spend");
+      await until(() => exec.calls.length === i + 1);
+      exec.calls[i].settle({ usage: { input_tokens: 10, output_tokens: 5, cost_usd: 0.6 } });
+      await app.waitForRun(run.id);
+    }
+    const skipped = await app.runNow("spend");
+    expect(skipped.status).toBe("skipped");
+    expect(skipped.error).toMatch(/daily budget of \$1 is spent \(\$1\.20 today in UTC\); runs resume tomorrow/);
+    await app.runNow("spend");
+    expect(notices.filter((n) => /daily budget/.test(n))).toHaveLength(1);
+    expect(exec.calls).toHaveLength(2);
+
+    clock.jumpWall(24 * 3600_000);
+    const tomorrow = await app.runNow("spend");
+    expect(tomorrow.status).toBe("running");
+    await until(() => exec.calls.length === 3);
   });
 });

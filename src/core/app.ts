@@ -215,9 +215,9 @@ export class App {
    * passed while the server was busy (a slow start, a long catch-up) still fires, late; one
    * far in the past goes through catch-up (onDue).
    */
-  private reschedule(job: Job | undefined): void {
+  private reschedule(job: Job | undefined, after = -Infinity): void {
     if (!job) return;
-    const next = job.state === "active" ? this.nextRuns(job, 1, -Infinity)[0] : undefined;
+    const next = job.state === "active" ? this.nextRuns(job, 1, after)[0] : undefined;
     this.scheduler.set(job.id, next ? next.getTime() : null);
   }
 
@@ -238,7 +238,8 @@ export class App {
     // The store applies the change in memory at once, so the next occurrence is armed before
     // the write finishes and a slow disk never delays the fleet.
     const written = this.updateRecord(job.id, () => ({ last_scheduled_for: toIsoInZone(new Date(at), job.timezone) }));
-    this.reschedule(this.jobs.get(job.id));
+    // Past `at` even if that write failed (disk full): never spin on one occurrence.
+    this.reschedule(this.jobs.get(job.id), at);
     const updated = await written;
     if (!updated) return;
     await this.dispatcher.occur(updated, { scheduledFor: at, trigger });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -302,5 +302,24 @@ describe("App scheduling with an injected clock", () => {
     const tomorrow = await app.runNow("spend");
     expect(tomorrow.status).toBe("running");
     await until(() => exec.calls.length === 3);
+  });
+
+  it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {
+    const { app, clock, exec, dir } = await makeApp();
+    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await app.start();
+    const errors: string[] = [];
+    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    app.jobs.close();
+    rmSync(path.join(dir, "jobs.journal"), { force: true });
+    symlinkSync("/dev/full", path.join(dir, "jobs.journal"));
+    for (let i = 0; i < 3; i++) {
+      clock.advance(i === 0 ? 500 : 1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.length).toBeLessThanOrEqual(3);
+    expect(errors[0]).toMatch(/disk is full/);
+    expect(exec.calls).toHaveLength(0);
   });
 });

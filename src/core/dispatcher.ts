@@ -62,10 +62,6 @@ export class Dispatcher {
     return this.byRunId.size;
   }
 
-  isRunning(runId: string): boolean {
-    return this.byRunId.has(runId);
-  }
-
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     const running = this.active.get(job.id);

@@ -29,14 +29,44 @@ export function isPrivateAddress(address: string): boolean {
     );
   }
   if (v === 6) {
-    const x = address.toLowerCase().replace(/^\[|\]$/g, "");
-    if (x === "::" || x === "::1") return true;
-    const mapped = x.match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/);
-    if (mapped) return isPrivateAddress(mapped[1]);
-    if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(x)) return true;
-    return /^(f[cd]|fe[89ab]|ff)/.test(x) || x.startsWith("64:ff9b:") || x.startsWith("2001:db8:");
+    const h = ipv6Hextets(address.replace(/^\[|\]$/g, ""));
+    if (!h) return true;
+    const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+    const zeros = (n: number) => h.slice(0, n).every((x) => x === 0);
+    // ::, ::1, and every form that carries an IPv4 address: compatible (::a.b.c.d, which
+    // URLs spell ::7f00:1), mapped (::ffff:a.b.c.d), translated (::ffff:0:a.b.c.d), 6to4.
+    if (zeros(7) && h[7] <= 1) return true;
+    if (zeros(6)) return isPrivateAddress(v4(h[6], h[7]));
+    if (zeros(5) && h[5] === 0xffff) return isPrivateAddress(v4(h[6], h[7]));
+    if (zeros(4) && h[4] === 0xffff && h[5] === 0) return isPrivateAddress(v4(h[6], h[7]));
+    if (h[0] === 0x2002) return isPrivateAddress(v4(h[1], h[2]));
+    return (
+      (h[0] & 0xfe00) === 0xfc00 || // unique local
+      (h[0] & 0xffc0) === 0xfe80 || // link-local
+      (h[0] & 0xff00) === 0xff00 || // multicast
+      (h[0] === 0x64 && h[1] === 0xff9b) || // NAT64
+      (h[0] === 0x2001 && (h[1] === 0x0db8 || h[1] === 0)) || // documentation, Teredo
+      (h[0] === 0x100 && zeros(4)) // discard
+    );
   }
   return false;
+}
+
+/** An IPv6 address as its eight 16-bit groups (an embedded dotted IPv4 tail included), or null. */
+function ipv6Hextets(text: string): number[] | null {
+  let x = text.toLowerCase().split("%")[0];
+  const dotted = x.match(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number);
+    x = x.slice(0, dotted.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = x.split("::");
+  const part = (p: string | undefined) => (p ? p.split(":").map((g) => parseInt(g, 16)) : []);
+  const left = part(head);
+  const right = part(tail);
+  const missing = 8 - left.length - right.length;
+  const groups = x.includes("::") ? [...left, ...Array(Math.max(0, missing)).fill(0), ...right] : left;
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : null;
 }
 
 /** Checks a webhook URL when a job is saved: http(s), and no literal private address unless allowed. */

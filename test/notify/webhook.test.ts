@@ -93,6 +93,17 @@ describe("webhooks", () => {
     for (const a of ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111"]) expect(isPrivateAddress(a), a).toBe(false);
   });
 
+  it("refuses loopback hidden in IPv6 forms that embed an IPv4 address, as URLs spell them", () => {
+    // new URL() rewrites [::127.0.0.1] to [::7f00:1] and [::ffff:0:127.0.0.1] to [::ffff:0:7f00:1].
+    for (const host of ["[::127.0.0.1]", "[::ffff:0:127.0.0.1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::10.0.0.1]", "[2002:7f00:1::]", "[0:0:0:0:0:0:0:1]", "[::]"]) {
+      expect(() => checkWebhookUrl(`http://${host}/hook`, "on_complete", false), host).toThrow(/private or loopback/);
+    }
+    for (const a of ["::7f00:1", "::ffff:0:7f00:1", "::ffff:0:a00:1", "2002:a00:1::1", "64:ff9b::8.8.8.8"]) expect(isPrivateAddress(a), a).toBe(true);
+    // Public addresses in the same forms pass.
+    for (const a of ["::ffff:8.8.8.8", "2002:808:808::1", "2606:4700:4700::1111"]) expect(isPrivateAddress(a), a).toBe(false);
+    expect(() => checkWebhookUrl("http://[2606:4700:4700::1111]/hook", "on_complete", false)).not.toThrow();
+  });
+
   it("sends per notify_on and silent", () => {
     const j = job({ on_complete: "https://example.test/ok", on_fail: "https://example.test/fail", notify_on: ["failed"] });
     expect(webhookFor(j, run({ status: "completed" }))).toBeNull();

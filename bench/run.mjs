@@ -4,7 +4,7 @@
 // Prints one table per section and writes everything to bench/results/latest.json.
 //
 //   npm run bench                                  # build, then every section (~5 min on 2 cores)
-//   node bench/run.mjs --only fire,add             # some sections: fire add memory start record http
+//   node bench/run.mjs --only fire,add             # some sections: fire add memory start record http bytes
 //   node bench/run.mjs --seconds 8 --fleets 10,200 --sizes 0,1000,10000 --mem-sizes 0,1000,10000,100000
 //   node bench/run.mjs --only fire --cpu-prof      # also write .cpuprofile files of the servers
 //   node bench/run.mjs --only memory --heap-prof   # also write .heapprofile files of the servers
@@ -26,7 +26,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { ListToolsResultSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const SECTIONS = ["fire", "add", "memory", "start", "record", "http"];
+const SECTIONS = ["fire", "add", "memory", "start", "record", "http", "bytes"];
 
 const { values: opt } = parseArgs({
   options: {
@@ -620,7 +620,44 @@ async function benchHttp() {
 
 // ---------------------------------------------------------------------------------------------
 
-const runners = { fire: benchFire, add: benchAdd, memory: benchMemory, start: benchStart, record: benchRecord, http: benchHttp };
+/**
+ * Bytes a model reads (SPEC §10): Claude Code and Codex hand the model structuredContent
+ * only, and the tool definitions sit in its context all session.
+ */
+async function benchBytes() {
+  const dir = path.join(base, "bytes");
+  mkdirSync(dir, { recursive: true });
+  const s = await startServer(dir, { label: "bytes" });
+  const size = (v) => Buffer.byteLength(JSON.stringify(v));
+  try {
+    const { tools } = await s.client.listTools();
+    const modelFacing = size(tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })));
+    const prompt = "p".repeat(100);
+    const add = await s.client.callTool({ name: "add_cron", arguments: { name: "job-00", schedule: "0 9 * * 1-5", timezone: "Europe/Paris", prompt } });
+    for (let i = 1; i < 50; i++) await s.call("add_cron", { name: `job-${String(i).padStart(2, "0")}`, schedule: "@daily", prompt });
+    const page = await s.client.callTool({ name: "list_crons", arguments: {} });
+    const all = await s.client.callTool({ name: "list_crons", arguments: { limit: 50 } });
+    const row = {
+      tool_definitions_bytes: modelFacing,
+      tools_list_bytes: size(tools),
+      add_cron_answer_bytes: size(add.structuredContent),
+      list_crons_default_page_bytes: size(page.structuredContent),
+      list_crons_50_jobs_bytes: size(all.structuredContent),
+    };
+    table("Bytes a model reads (structuredContent; 100-character prompts)", ["figure", "bytes", "target"], [
+      ["tool definitions (name, description, inputSchema), all tools", row.tool_definitions_bytes, "≤ 12,288"],
+      ["whole tools/list (with output schemas, annotations)", row.tools_list_bytes, "—"],
+      ["add_cron answer", row.add_cron_answer_bytes, "≤ 1,024"],
+      ["list_crons, default page (20 rows)", row.list_crons_default_page_bytes, "—"],
+      ["list_crons, 50 rows", row.list_crons_50_jobs_bytes, "≤ 12,288"],
+    ]);
+    results.sections.bytes = row;
+  } finally {
+    await s.close();
+  }
+}
+
+const runners = { fire: benchFire, add: benchAdd, memory: benchMemory, start: benchStart, record: benchRecord, http: benchHttp, bytes: benchBytes };
 console.log(`agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version} · load ${results.machine.loadavg_before[0]}`);
 const t0 = performance.now();
 for (const name of SECTIONS) {

@@ -1,7 +1,19 @@
 import type { Job, Run, RunWithOutput } from "./core/jobs.js";
+import type { JobRow, RunRow } from "./core/views.js";
+
+/**
+ * Prompts, names and outputs come from callers and agents: a terminal escape in one must not
+ * reach the operator's terminal. Control characters print as \x1b-style escapes; newlines and
+ * tabs stay where `keepLines` says so (output blocks).
+ */
+export function escapeControls(text: string, keepLines = false): string {
+  const pattern = keepLines ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g : /[\u0000-\u001f\u007f-\u009f]/g;
+  return text.replace(pattern, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
 
 /** Plain-text tables for people at a terminal; `--json` prints the records instead. */
-export function table(headers: string[], rows: string[][]): string {
+export function table(headers: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => escapeControls(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
@@ -12,7 +24,7 @@ function clip(text: string, max: number): string {
   return one.length > max ? one.slice(0, max - 1) + "…" : one;
 }
 
-export function formatJobsTable(jobs: Job[]): string {
+export function formatJobsTable(jobs: JobRow[]): string {
   if (!jobs.length) return "No jobs.";
   return table(
     ["NAME", "ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST", "PROMPT"],
@@ -20,13 +32,13 @@ export function formatJobsTable(jobs: Job[]): string {
   );
 }
 
-export function formatRunsTable(runs: Run[]): string {
+export function formatRunsTable(runs: RunRow[]): string {
   if (!runs.length) return "No runs.";
   return table(
     ["RUN", "JOB", "STATUS", "TRIGGER", "SCHEDULED FOR", "DURATION", "RESULT"],
     runs.map((r) => [
-      r.id,
-      r.job_id.slice(0, 8),
+      r.id.slice(0, 8),
+      r.job_name ?? r.job_id.slice(0, 8),
       r.status,
       r.trigger,
       r.scheduled_for ?? "-",
@@ -36,13 +48,13 @@ export function formatRunsTable(runs: Run[]): string {
   );
 }
 
-export function formatJob(job: Job, description: string, next: string[], recent: Run[]): string {
+export function formatJob(job: Job, description: string, next: string[], recent: RunRow[], defaultExecutor?: string): string {
   const rows: [string, string][] = [
     ["name", job.name ?? "-"],
     ["id", job.id],
     ["state", job.state],
     ["schedule", `${job.schedule}  (${description})`],
-    ["executor", job.executor],
+    ["executor", job.executor ?? `${defaultExecutor ?? "the default"} (follows default_executor)`],
     ["work dir", job.work_dir ?? "(fresh folder per run)"],
     ["next runs", next.join(", ") || "-"],
     ["last run", job.last_run_at ? `${job.last_run_at} ${job.last_status}` : "-"],
@@ -50,14 +62,14 @@ export function formatJob(job: Job, description: string, next: string[], recent:
     ["prompt", job.prompt],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  const head = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n");
+  const head = rows.map(([k, v]) => `${k.padEnd(width)}  ${escapeControls(v)}`).join("\n");
   return recent.length ? `${head}\n\nRecent runs:\n${formatRunsTable(recent)}` : head;
 }
 
 export function formatRun(run: RunWithOutput | (Run & { output?: unknown })): string {
   const lines = [
     `run ${run.id} (job ${run.job_id})`,
-    `status     ${run.status} after ${run.attempts} attempt(s)`,
+    `status     ${run.status} after ${run.attempts} attempt(s)${run.executor ? ` (executor ${run.executor})` : ""}`,
     `scheduled  ${run.scheduled_for ?? "-"} (${run.trigger})`,
     `started    ${run.started_at ?? "-"}`,
     `finished   ${run.finished_at ?? "-"}`,
@@ -66,5 +78,5 @@ export function formatRun(run: RunWithOutput | (Run & { output?: unknown })): st
   if (run.usage) lines.push(`usage      ${JSON.stringify(run.usage)}`);
   const output = run.output === undefined ? run.response : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
   if (output) lines.push("", output);
-  return lines.join("\n");
+  return escapeControls(lines.join("\n"), true);
 }

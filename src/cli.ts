@@ -1,36 +1,82 @@
 #!/usr/bin/env node
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
-import { Host } from "./share/host.js";
-import { formatJob, formatJobsTable, formatRun, formatRunsTable } from "./cli-format.js";
+import { VERSION } from "./version.js";
 
 const USAGE = `agent-cron: schedule agent work for later (an MCP server)
 
 Usage:
   agent-cron serve [--http [--host 127.0.0.1] [--port 8765]]   serve MCP over stdio, or streamable HTTP at /mcp
-  agent-cron add --schedule S --prompt P [--name N] [...]      add a job (see --help add)
-  agent-cron list [--state active|paused|completed] [--query Q]
+  agent-cron add --schedule S --prompt P [--name N] [...]      add a job
+  agent-cron update JOB [--schedule S] [--prompt P] [...]      change some fields of a job
+  agent-cron list [--state active|paused|completed] [--query Q] [--limit N]
   agent-cron runs [JOB] [--status S] [--limit N]
   agent-cron show JOB | show-run RUN
   agent-cron pause JOB | resume JOB | remove JOB [--keep-runs]
   agent-cron run JOB                                           run a job now and wait for it
   agent-cron doctor                                            check the configured executors
+  agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
+  agent-cron help COMMAND                                      that command's flags
 
-Common flags:
+JOB is a job's name, its id, or the first 8+ characters of its id (as list prints it);
+RUN likewise for runs.
+
+Common flags (before or after the command):
   --data-dir DIR   data folder (env AGENT_CRON_DATA_DIR, default ~/.agent-cron)
   --config FILE    config file (env AGENT_CRON_CONFIG, default <data-dir>/config.json)
   --json           print JSON instead of tables
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.`;
 
-const ADD_FLAGS = Object.keys(JobFieldsShape).map((k) => k.replaceAll("_", "-"));
-const ADD_USAGE = `agent-cron add --schedule S --prompt P [flags]
-Flags (each a job field, see the README): ${ADD_FLAGS.map((f) => `--${f}`).join(" ")}
-Lists take commas (--notify-on failed,canceled); --output-schema takes JSON or @file.`;
+const FIELD_FLAGS = Object.keys(JobFieldsShape).map((k) => `--${k.replaceAll("_", "-")}`);
+const FIELD_NOTE = `Lists take commas (--notify-on failed,canceled); --output-schema takes JSON or @file.`;
+
+/** Each command's own help, for `help COMMAND` and `COMMAND --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  serve: `agent-cron serve [--http] [--host H] [--port N]
+Serves MCP over stdio (what an MCP client launches), or with --http streamable HTTP at
+http://H:N/mcp (default 127.0.0.1:8765; --port 0 picks a free port). A token in
+AGENT_CRON_TOKEN (config http.token_env) is required to listen beyond loopback.
+config.json is watched: a valid edit applies without a restart.`,
+  add: `agent-cron add --schedule S --prompt P [flags]
+Adds a job. Flags, one per job field (see the README's "Job fields"):
+  ${FIELD_FLAGS.join(" ")}
+${FIELD_NOTE}
+Example: agent-cron add --name log-audit --schedule "0 9 * * 1-5" --prompt "Audit yesterday's logs"`,
+  update: `agent-cron update JOB [flags] [--clear FIELD,...]
+Changes the given fields of a job; the others stay. Flags as for add:
+  ${FIELD_FLAGS.filter((f) => f !== "--enabled").join(" ")}
+--clear takes field names to reset to none (e.g. --clear work_dir,max_runs).
+${FIELD_NOTE}
+Example: agent-cron update log-audit --schedule "0 8 * * 1-5"`,
+  list: `agent-cron list [--state active|paused|completed] [--query Q] [--limit N]
+Lists jobs (at most 100), with the first 8 characters of each id.`,
+  runs: `agent-cron runs [JOB] [--status S] [--limit N]
+Lists runs, newest first, of one job or of all (default 20, at most 100).`,
+  show: `agent-cron show JOB
+Shows a job with its next runs and its recent runs.`,
+  "show-run": `agent-cron show-run RUN
+Shows a run with its whole output.`,
+  pause: `agent-cron pause JOB
+Stops scheduling a job; a run already going finishes.`,
+  resume: `agent-cron resume JOB
+Resumes a paused job; scheduling restarts from now.`,
+  remove: `agent-cron remove JOB [--keep-runs]
+Deletes a job and (unless --keep-runs) its run history.`,
+  run: `agent-cron run JOB
+Runs a job now and waits for it; exits 1 if the run did not complete.`,
+  doctor: `agent-cron doctor
+Checks that each configured executor's program is there and answers (or its endpoint answers).`,
+  "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
+Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
+config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
+--claude-code prints the "claude mcp add" command line.`,
+};
 
 const common = {
   "data-dir": { type: "string" },
@@ -41,21 +87,53 @@ const common = {
 
 type Out = { json: boolean };
 
+/** The command is the first word that is not a common flag, so `--data-dir D list` works too. */
+function splitCommand(argv: string[]): { command: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (command === undefined) {
+      if (a === "--data-dir" || a === "--config") {
+        rest.push(a, ...(i + 1 < argv.length ? [argv[++i]] : []));
+        continue;
+      }
+      if (a === "--json" || a.startsWith("--data-dir=") || a.startsWith("--config=")) {
+        rest.push(a);
+        continue;
+      }
+      command = a;
+      continue;
+    }
+    rest.push(a);
+  }
+  return { command, rest };
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const { command, rest } = splitCommand(argv);
   if (!command) throw new UserError("No command given; run agent-cron --help for the list (agent-cron serve starts the MCP server).");
   if (command === "--help" || command === "-h" || command === "help") {
-    process.stdout.write(USAGE + "\n");
+    const topic = rest.find((a) => !a.startsWith("-"));
+    if (topic && !COMMAND_HELP[topic]) throw new UserError(`No command "${topic}"; run agent-cron --help for the list.`);
+    process.stdout.write((topic ? COMMAND_HELP[topic] : USAGE) + "\n");
     return 0;
   }
-  if (command === "--version" || command === "-v") {
-    process.stdout.write("0.1.0\n");
+  if (command === "--version" || command === "-v" || command === "version") {
+    process.stdout.write(VERSION + "\n");
+    return 0;
+  }
+  if (COMMAND_HELP[command] && (rest.includes("--help") || rest.includes("-h"))) {
+    process.stdout.write(COMMAND_HELP[command] + "\n");
     return 0;
   }
   switch (command) {
     case "serve":
       return serve(rest);
+    case "mcp-config":
+      return mcpConfig(rest);
     case "add":
+    case "update":
     case "list":
     case "runs":
     case "show":
@@ -97,14 +175,31 @@ async function serve(args: string[]): Promise<number> {
   const { values } = parse(args, { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" } }, 0);
   const { dataDir, config } = setup(values);
   const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
+  const { Host } = await import("./share/host.js");
   const host = await Host.open({ dataDir, config, role: "server", onNotice: notice });
   host.events.on("notice", notice);
+  const configPath = (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG;
+  const { watchConfig } = await import("./config-watch.js");
+  const watcher = watchConfig({
+    dataDir,
+    explicitPath: configPath,
+    current: config,
+    apply: (next, changed) => {
+      host.applyConfig(next);
+      const later = changed.filter((k) => k === "http" || k === "timezone");
+      const message = `Config reloaded (${changed.join(", ")} changed)${later.length ? `; ${later.join(" and ")} apply at the next start` : ""}.`;
+      host.events.emit("notice", "info", message, { changed });
+      void reportExecutors(next, host);
+    },
+    reject: (message) => host.events.emit("notice", "error", message, {}),
+  });
 
   let closeTransport: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (graceMs: number) => {
     stopping ??= (async () => {
       try {
+        watcher.close();
         await closeTransport?.();
         await host.close(graceMs);
       } finally {
@@ -131,7 +226,62 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(`agent-cron ready stdio data=${dataDir}\n`);
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
   }
+  void reportExecutors(config, host);
   return new Promise<number>(() => {});
+}
+
+/**
+ * Says at start (and after a reload), on stderr and as an MCP log message, which executors
+ * can run, using the doctor's own check, and what to set when none can: a first run should
+ * not fail silently an hour later.
+ */
+async function reportExecutors(config: Config, host: { events: { emit(e: "notice", level: "info" | "warning" | "error", message: string, data: Record<string, unknown>): boolean } }): Promise<void> {
+  const { doctor } = await import("./doctor.js");
+  const rows = await doctor(config, process.env);
+  const usable = rows.filter((r) => r.status === "ok");
+  const line = rows.map((r) => `${r.executor} (${r.type}) ${r.status === "ok" ? "ok" : `${r.status}: ${r.detail}`}`).join("; ");
+  const def = rows.find((r) => r.executor === config.default_executor);
+  if (!usable.length) {
+    host.events.emit(
+      "notice",
+      "warning",
+      `No executor can run jobs yet: ${line}. Install Claude Code (npm install -g @anthropic-ai/claude-code) or Codex, ` +
+        `or define an executor in config.json ("executors", and "default_executor"); then check with agent-cron doctor.`,
+      { executors: rows },
+    );
+  } else if (def && def.status !== "ok") {
+    host.events.emit("notice", "warning", `The default executor "${def.executor}" cannot run (${def.detail}); jobs that name no executor will fail. Executors: ${line}.`, { executors: rows });
+  } else {
+    host.events.emit("notice", "info", `Executors: ${line}; default ${config.default_executor}.`, { executors: rows });
+  }
+}
+
+/** The client config snippet for this very install: absolute paths, so it works from any folder. */
+function mcpConfig(args: string[]): number {
+  const { values } = parse(args, { http: { type: "boolean" }, "claude-code": { type: "boolean" }, port: { type: "string" } }, 0);
+  const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+  const dataArgs = values["data-dir"] ? ["--data-dir", path.resolve(String(values["data-dir"]))] : [];
+  if (values.http) {
+    const port = values.port === undefined ? 8765 : parsePort(String(values.port));
+    const url = `http://127.0.0.1:${port}/mcp`;
+    if (values["claude-code"]) {
+      process.stdout.write(`claude mcp add --transport http agent-cron ${url}\n`);
+      return 0;
+    }
+    process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { type: "http", url } } }, null, 2) + "\n");
+    return 0;
+  }
+  const argv = [cli, "serve", ...dataArgs];
+  if (values["claude-code"]) {
+    process.stdout.write(`claude mcp add agent-cron -- ${[process.execPath, ...argv].map(shellQuote).join(" ")}\n`);
+    return 0;
+  }
+  process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { command: process.execPath, args: argv } } }, null, 2) + "\n");
+  return 0;
+}
+
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 function parsePort(text: string): number {
@@ -140,25 +290,26 @@ function parsePort(text: string): number {
   return port;
 }
 
-async function jobCommand(command: string, args: string[]): Promise<number> {
-  const addOptions = Object.fromEntries(
-    Object.entries(JobFieldsShape).map(([k, schema]) => [k.replaceAll("_", "-"), { type: isBoolean(schema) ? "boolean" : "string" }]),
+/** Flags for each job field, as node:util parseArgs takes them. */
+function fieldOptions(exclude: string[] = []): ParseArgsConfig["options"] {
+  return Object.fromEntries(
+    Object.entries(JobFieldsShape)
+      .filter(([k]) => !exclude.includes(k))
+      .map(([k, schema]) => [k.replaceAll("_", "-"), { type: isBoolean(schema) ? "boolean" : "string" }]),
   ) as ParseArgsConfig["options"];
-  const options: ParseArgsConfig["options"] =
-    command === "add"
-      ? addOptions
-      : command === "list"
-        ? { state: { type: "string" }, query: { type: "string" }, limit: { type: "string" } }
-        : command === "runs"
-          ? { status: { type: "string" }, limit: { type: "string" } }
-          : command === "remove"
-            ? { "keep-runs": { type: "boolean" } }
-            : {};
-  const { values, positionals } = parse(args, options, command === "add" || command === "list" || command === "doctor" ? 0 : 1);
-  if (values.help) {
-    process.stdout.write((command === "add" ? ADD_USAGE : USAGE) + "\n");
-    return 0;
-  }
+}
+
+const COMMAND_OPTIONS: Record<string, ParseArgsConfig["options"]> = {
+  add: fieldOptions(),
+  update: { ...fieldOptions(["enabled"]), clear: { type: "string" } },
+  list: { state: { type: "string" }, query: { type: "string" }, limit: { type: "string" } },
+  runs: { status: { type: "string" }, limit: { type: "string" } },
+  remove: { "keep-runs": { type: "boolean" } },
+};
+
+async function jobCommand(command: string, args: string[]): Promise<number> {
+  const noPositional = command === "add" || command === "list" || command === "doctor";
+  const { values, positionals } = parse(args, COMMAND_OPTIONS[command] ?? {}, noPositional ? 0 : 1);
   const out: Out = { json: !!values.json };
   const { dataDir, config } = setup(values);
 
@@ -169,50 +320,58 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
     return rows.every((r) => r.status === "ok") ? 0 : 1;
   }
 
-  const needsJob = ["show", "pause", "resume", "remove", "run", "show-run"].includes(command);
   const ref = positionals[0];
-  if (needsJob && !ref) throw new UserError(`agent-cron ${command} needs a ${command === "show-run" ? "run id" : "job id or name"}.`);
+  if (!noPositional && command !== "runs" && !ref) {
+    throw new UserError(`agent-cron ${command} needs a ${command === "show-run" ? "run id" : "job id or name"}; see agent-cron help ${command}.`);
+  }
+  // Checked before the data dir is opened: bad flags change nothing.
+  const input = command === "add" ? fieldsInput(values, "add") : command === "update" ? fieldsInput(values, "update") : null;
+  const limit = values.limit === undefined ? undefined : parseLimit(String(values.limit));
+  const status = values.status as string | undefined;
+  if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}, got "${status}".`);
 
+  const [{ Host }, fmt] = await Promise.all([import("./share/host.js"), import("./cli-format.js")]);
   const host = await Host.open({ dataDir, config, role: "cli" });
   try {
     switch (command) {
-      case "add": {
-        const r = await host.addCron({ input: addInput(values), created_by: "cli" });
+      case "add":
+      case "update": {
+        const r = command === "add" ? await host.addCron({ input, created_by: "cli" }) : await host.updateCron({ job: ref, patch: input });
+        const created = "created" in r ? (r.created as boolean) : null;
+        const warnings = "warnings" in r ? (r.warnings as string[]) : [];
+        const verb = created === null ? "Updated" : created ? "Added" : "Exists:";
         print(out, r, () =>
-          [`${r.created ? "Added" : "Exists:"} ${r.job.name ?? r.job.id} (${r.job.id})`, `  ${r.description}`, `  next: ${r.next_runs.slice(0, 3).join(", ") || "none"}`, ...r.warnings.map((w) => `  warning: ${w}`)].join("\n"),
+          fmt.escapeControls(
+            [`${verb} ${r.job.name ?? r.job.id} (${r.job.id.slice(0, 8)})`, `  ${r.description}`, `  next: ${r.next_runs.slice(0, 3).join(", ") || "none"}`, ...warnings.map((w) => `  warning: ${w}`)].join("\n"),
+            true,
+          ),
         );
         return 0;
       }
       case "list": {
-        const page = await host.listCrons({
-          state: values.state as Job["state"] | undefined,
-          query: values.query as string | undefined,
-          limit: values.limit === undefined ? 100 : Number(values.limit),
-        });
-        print(out, page, () => formatJobsTable(page.jobs));
+        const page = await host.listCrons({ state: values.state as Job["state"] | undefined, query: values.query as string | undefined, limit: limit ?? 100 });
+        print(out, page, () => fmt.formatJobsTable(page.jobs) + (page.next_cursor ? `\n(${page.total} jobs; showing the first ${page.jobs.length})` : ""));
         return 0;
       }
       case "runs": {
-        const status = values.status as string | undefined;
-        if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}.`);
-        const page = await host.listRuns({ job: ref, status: status as RunStatus | undefined, limit: values.limit === undefined ? 20 : Number(values.limit) });
-        print(out, page, () => formatRunsTable(page.runs));
+        const page = await host.listRuns({ job: ref, status: status as RunStatus | undefined, limit: limit ?? 20 });
+        print(out, page, () => fmt.formatRunsTable(page.runs));
         return 0;
       }
       case "show": {
         const view = await host.getCron({ job: ref });
-        print(out, view, () => formatJob(view.job, view.description, view.next_runs, view.recent_runs));
+        print(out, view, () => fmt.formatJob(view.job, view.description, view.next_runs, view.recent_runs, config.default_executor));
         return 0;
       }
       case "show-run": {
         const run = await host.readRun({ run: ref });
-        print(out, run, () => formatRun(run));
+        print(out, run, () => fmt.formatRun(run));
         return 0;
       }
       case "pause":
       case "resume": {
         const { job } = command === "pause" ? await host.pause({ job: ref }) : await host.resume({ job: ref });
-        print(out, { job }, () => `${job.name ?? job.id}: ${job.state}${job.next_run_at ? `, next ${job.next_run_at}` : ""}`);
+        print(out, { job }, () => fmt.escapeControls(`${job.name ?? job.id}: ${job.state}${job.next_run_at ? `, next ${job.next_run_at}` : ""}`));
         return 0;
       }
       case "remove": {
@@ -222,8 +381,8 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
       }
       case "run": {
         const started = await host.runNow({ job: ref });
-        const { run } = await host.waitRun({ run: started.run.id });
-        print(out, { run }, () => formatRun(run));
+        const run = await host.readRun({ run: (await host.waitRun({ run: started.run.id })).run.id });
+        print(out, { run }, () => fmt.formatRun(run));
         return run.status === "completed" ? 0 : 1;
       }
     }
@@ -233,28 +392,44 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   }
 }
 
+function parseLimit(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new UserError(`--limit must be a whole number from 1 to 100, got "${text}".`);
+  return n;
+}
+
 function isBoolean(schema: unknown): boolean {
   return (schema as { type?: string }).type === "boolean" || (schema as { def?: { type?: string } }).def?.type === "boolean";
 }
 
-/** Flags (kebab-case strings) to the add_cron input; the core validates the result. */
-function addInput(values: Record<string, unknown>): Record<string, unknown> {
+const NOT_FIELDS = new Set(["data-dir", "config", "json", "help", "clear"]);
+
+/** Flags (kebab-case strings) to add_cron or update_cron input; the core validates the result. */
+function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): Record<string, unknown> {
   const input: Record<string, unknown> = {};
   for (const [flag, raw] of Object.entries(values)) {
-    if (raw === undefined || flag === "data-dir" || flag === "config" || flag === "json" || flag === "help") continue;
+    if (raw === undefined || NOT_FIELDS.has(flag)) continue;
     const key = flag.replaceAll("-", "_");
     const schema = (JobFieldsShape as Record<string, { def?: { type?: string } }>)[key];
     const kind = schema?.def?.type;
     if (typeof raw === "boolean") input[key] = raw;
     else if (kind === "number") {
       const n = Number(raw);
-      if (!Number.isFinite(n)) throw new UserError(`--${flag} must be a number, got "${raw}".`);
+      if (!Number.isFinite(n) || String(raw).trim() === "") throw new UserError(`--${flag} must be a number, got "${raw}".`);
       input[key] = n;
     } else if (kind === "array") input[key] = String(raw).split(",").map((s) => s.trim()).filter(Boolean);
     else if (key === "output_schema") input[key] = parseJsonFlag(flag, String(raw));
     else input[key] = raw;
   }
-  if (input.schedule === undefined || input.prompt === undefined) throw new UserError("agent-cron add needs --schedule and --prompt.");
+  if (mode === "add" && (input.schedule === undefined || input.prompt === undefined)) throw new UserError("agent-cron add needs --schedule and --prompt.");
+  if (mode === "update") {
+    for (const name of String(values.clear ?? "").split(",").map((s) => s.trim().replaceAll("-", "_")).filter(Boolean)) {
+      if (!(name in JobFieldsShape)) throw new UserError(`--clear: unknown field "${name}"; fields are ${Object.keys(JobFieldsShape).join(", ")}.`);
+      if (name in input) throw new UserError(`--clear ${name} and --${name.replaceAll("_", "-")} contradict each other; give one.`);
+      input[name] = null;
+    }
+    if (!Object.keys(input).length) throw new UserError("agent-cron update needs at least one field to change; see agent-cron help update.");
+  }
   return input;
 }
 

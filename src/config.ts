@@ -83,6 +83,7 @@ export const ConfigSchema = z.strictObject({
     .optional(),
   max_concurrent: z.number().int().min(1).max(256).default(4),
   runs_per_job: z.number().int().min(1).max(100_000).default(100),
+  max_jobs: z.number().int().min(1).max(1_000_000).default(1000),
   daily_budget_usd: z.number().positive().optional(),
   default_executor: z.string().min(1).default("claude"),
   executors: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema).default({}),
@@ -99,6 +100,7 @@ export const ConfigSchema = z.strictObject({
       token_env: envName.default("AGENT_CRON_TOKEN"),
       allowed_hosts: z.array(hostName).optional(),
       session_idle_seconds: z.number().int().min(1).default(30 * 60),
+      max_sessions: z.number().int().min(1).max(100_000).default(100),
       max_body_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
     })
     .prefault({}),

@@ -2,6 +2,7 @@ import type { App } from "./app.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
+import { jobRow, runRow, type JobRow, type RunRow } from "./views.js";
 
 export interface NextRuns {
   next_runs: string[];
@@ -13,10 +14,14 @@ export interface AddCronResult extends NextRuns {
   description: string;
   warnings: string[];
 }
+export interface JobChange extends NextRuns {
+  job: Job;
+  description: string;
+}
 export interface JobView extends NextRuns {
   job: Job;
   description: string;
-  recent_runs: Run[];
+  recent_runs: RunRow[];
 }
 export interface Preview extends NextRuns {
   valid: boolean;
@@ -33,18 +38,18 @@ export interface Preview extends NextRuns {
 export interface CronApi {
   readonly events: AppEventBus;
   addCron(a: { input: unknown; created_by: string }): Promise<AddCronResult>;
-  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: Job[]; next_cursor: string | null }>;
-  listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: Run[]; next_cursor: string | null }>;
-  pause(a: { job: string }): Promise<{ job: Job }>;
-  resume(a: { job: string }): Promise<{ job: Job }>;
+  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null }>;
+  listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
+  pause(a: { job: string }): Promise<JobChange>;
+  resume(a: { job: string }): Promise<JobChange>;
   remove(a: { job: string; keep_runs?: boolean }): Promise<{ removed: string }>;
   getCron(a: { job: string }): Promise<JobView>;
-  updateCron(a: { job: string; patch: unknown }): Promise<{ job: Job; description: string } & NextRuns>;
-  runNow(a: { job: string }): Promise<{ run: Run }>;
+  updateCron(a: { job: string; patch: unknown }): Promise<JobChange>;
+  runNow(a: { job: string }): Promise<{ run: Run; job_name: string | null }>;
   waitRun(a: { run: string }): Promise<{ run: Run }>;
   cancelRun(a: { run: string }): Promise<{ run: Run }>;
   previewSchedule(a: { schedule: string; timezone?: string; count?: number }): Promise<Preview>;
-  readRun(a: { run: string }): Promise<RunWithOutput>;
+  readRun(a: { run: string }): Promise<RunWithOutput & { job_name: string | null }>;
   /** Every job (the cron://jobs resource and resource listing). */
   allJobs(a: Record<string, never>): Promise<Job[]>;
   /** Completion of resource ids. */
@@ -79,20 +84,28 @@ export class LocalApi implements CronApi {
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
     const page = this.app.listJobs(a);
-    return { jobs: page.items, next_cursor: page.next_cursor };
+    return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor };
   }
 
   async listRuns(a: Parameters<CronApi["listRuns"]>[0]) {
     const page = this.app.listRuns(a);
-    return { runs: page.items, next_cursor: page.next_cursor };
+    return { runs: page.items.map((r) => this.row(r)), next_cursor: page.next_cursor };
+  }
+
+  private row(run: Run): RunRow {
+    return runRow(run, this.app.jobs.get(run.job_id)?.name ?? null);
+  }
+
+  private change(job: Job): JobChange {
+    return { job, description: this.app.describe(job), ...this.next(job, 3) };
   }
 
   async pause({ job }: { job: string }) {
-    return { job: await this.app.pause(job) };
+    return this.change(await this.app.pause(job));
   }
 
   async resume({ job }: { job: string }) {
-    return { job: await this.app.resume(job) };
+    return this.change(await this.app.resume(job));
   }
 
   async remove({ job, keep_runs }: { job: string; keep_runs?: boolean }) {
@@ -101,16 +114,16 @@ export class LocalApi implements CronApi {
 
   async getCron({ job: ref }: { job: string }): Promise<JobView> {
     const job = this.app.resolveJob(ref);
-    return { job, description: this.app.describe(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10) };
+    return { job, description: this.app.describe(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
   async updateCron({ job: ref, patch }: { job: string; patch: unknown }) {
-    const job = await this.app.updateJob(ref, patch);
-    return { job, description: this.app.describe(job), ...this.next(job) };
+    return this.change(await this.app.updateJob(ref, patch));
   }
 
   async runNow({ job }: { job: string }) {
-    return { run: await this.app.runNow(job) };
+    const run = await this.app.runNow(job);
+    return { run, job_name: this.app.jobs.get(run.job_id)?.name ?? null };
   }
 
   async waitRun({ run }: { run: string }) {
@@ -132,7 +145,8 @@ export class LocalApi implements CronApi {
   }
 
   async readRun({ run }: { run: string }) {
-    return this.app.getRun(run);
+    const record = await this.app.getRun(run);
+    return { ...record, job_name: this.app.jobs.get(record.job_id)?.name ?? null };
   }
 
   async allJobs() {

@@ -28,6 +28,7 @@ import {
   type ParsedSchedule,
 } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
+import { describeJob } from "./views.js";
 
 export interface AppOptions {
   dataDir: string;
@@ -43,6 +44,8 @@ export interface AppOptions {
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;
+  /** How many match the filter, across every page (where it is known). */
+  total?: number;
 }
 
 /** Occurrences recorded as `missed` per job and catch-up, at most. */
@@ -61,13 +64,16 @@ export class App {
   readonly events = new AppEventBus();
   readonly clock: Clock;
   readonly dataDir: string;
-  readonly config: Config;
-  private readonly executors: Map<string, Executor>;
+  private current: Config;
+  private executors: Map<string, Executor>;
   private readonly scheduler: FleetScheduler;
   private readonly dispatcher: Dispatcher;
   private readonly schedules = new Map<string, ParsedSchedule>();
-  private readonly webhooks: WebhookSender;
+  private webhooks: WebhookSender;
   private started = false;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly injectedExecutors: boolean;
+  private readonly webhookRetryBaseMs: number | undefined;
 
   private constructor(
     opts: AppOptions,
@@ -76,12 +82,13 @@ export class App {
   ) {
     this.events.setMaxListeners(0);
     this.dataDir = opts.dataDir;
-    this.config = opts.config;
+    this.current = opts.config;
     this.clock = opts.clock ?? systemClock;
-    this.executors =
-      opts.executors ??
-      createExecutors(opts.config, { serverEnv: opts.env ?? process.env, killGraceMs: opts.config.kill_grace_seconds * 1000 });
-    this.webhooks = new WebhookSender(opts.config, opts.env ?? process.env, opts.webhookRetryBaseMs);
+    this.env = opts.env ?? process.env;
+    this.injectedExecutors = opts.executors !== undefined;
+    this.webhookRetryBaseMs = opts.webhookRetryBaseMs;
+    this.executors = opts.executors ?? this.buildExecutors(opts.config);
+    this.webhooks = new WebhookSender(opts.config, this.env, opts.webhookRetryBaseMs);
     // Webhooks go out after the run is recorded and outside any concurrency slot, so a slow
     // receiver never holds up agent runs; their attempts are then added to the run record.
     this.events.on("run", (run, change, job) => {
@@ -92,8 +99,11 @@ export class App {
       });
     });
     this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
+    const app = this;
     this.dispatcher = new Dispatcher({
-      config: this.config,
+      get config() {
+        return app.config;
+      },
       dataDir: this.dataDir,
       runs: this.runs,
       events: this.events,
@@ -102,6 +112,27 @@ export class App {
       getJob: (id) => this.jobs.get(id),
       updateJob: (id, change) => this.updateRecord(id, change),
     });
+  }
+
+  get config(): Config {
+    return this.current;
+  }
+
+  private buildExecutors(config: Config): Map<string, Executor> {
+    return createExecutors(config, { serverEnv: this.env, killGraceMs: config.kill_grace_seconds * 1000 });
+  }
+
+  /**
+   * Takes a new config while running (config.json was edited): executors, limits and
+   * webhook settings apply to the next run; runs in flight finish with what they started with.
+   */
+  applyConfig(config: Config): void {
+    this.current = config;
+    if (!this.injectedExecutors) this.executors = this.buildExecutors(config);
+    this.dispatcher.setConcurrency(config.max_concurrent);
+    const old = this.webhooks;
+    this.webhooks = new WebhookSender(config, this.env, this.webhookRetryBaseMs);
+    void old.idle().then(() => old.close());
   }
 
   /**
@@ -192,7 +223,9 @@ export class App {
 
   private scheduleOf(job: Job): ParsedSchedule {
     let s = this.schedules.get(job.id);
-    if (!s || s.source !== job.schedule || s.timezone !== job.timezone) {
+    // A one-shot's time is its run_at: a new delay ("in 20m" again) is a new time.
+    const runAt = job.run_at === null ? null : Date.parse(job.run_at);
+    if (!s || s.source !== job.schedule || s.timezone !== job.timezone || (s.kind === "once" && s.runAt?.getTime() !== runAt)) {
       s = scheduleOfJob(job);
       this.schedules.set(job.id, s);
     }
@@ -283,10 +316,25 @@ export class App {
     if (recorded.length === MAX_MISSED_RECORDS) {
       this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${job.last_scheduled_for ?? job.created_at}; the newest ${recorded.length} are recorded.`, { job_id: job.id });
     }
-    for (const t of toRun) {
+    if (toRun.length <= 1) {
       const current = this.jobs.get(job.id);
-      if (!current || current.state !== "active") break;
-      await this.dispatcher.occur(current, { scheduledFor: t, trigger: "catch_up" });
+      if (toRun.length && current?.state === "active") await this.dispatcher.occur(current, { scheduledFor: toRun[0], trigger: "catch_up" });
+      return;
+    }
+    // A backlog (catch_up: all) is the job's own queue: its runs go one after another,
+    // oldest first, whatever overlap says (each waits for the previous backlog run only, so
+    // live occurrences under overlap allow cannot starve it), and in the background, so
+    // start-up and the other jobs do not wait for it.
+    void this.runBacklog(job.id, toRun).catch((err) => this.warn(job.id, err));
+  }
+
+  private async runBacklog(jobId: string, times: number[]): Promise<void> {
+    for (const t of times) {
+      const current = this.jobs.get(jobId);
+      if (!current || current.state !== "active" || this.dispatcher.isClosing) return;
+      if (current.max_runs !== null && current.run_count >= current.max_runs) return;
+      const run = await this.dispatcher.start(current, { scheduledFor: t, trigger: "catch_up" });
+      await this.dispatcher.whenDone(run.id);
     }
   }
 
@@ -314,11 +362,16 @@ export class App {
     return [...this.executors.keys()];
   }
 
-  /** Finds a job by id or name. */
+  /** Finds a job by id, name, or the unique start of its id (8 characters or more, as the CLI prints). */
   resolveJob(ref: string): Job {
-    const job = this.jobs.get(ref) ?? this.jobs.byName(ref);
+    const job = this.jobs.get(ref) ?? this.jobs.byName(ref) ?? byIdPrefix(ref, this.jobs.all(), "job");
     if (!job) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
     return job;
+  }
+
+  /** The job's executor: the one it names, or the config's default_executor at this moment. */
+  executorOf(job: Job): string {
+    return job.executor ?? this.config.default_executor;
   }
 
   private async updateRecord(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined> {
@@ -339,8 +392,10 @@ export class App {
     const nowIso = (tz: string) => toIsoInZone(new Date(now), tz);
     const timezone = this.checkTimezone(input.timezone ?? this.config.timezone);
     const sched = parseSchedule(input.schedule, timezone, new Date(now));
-    const executor = input.executor ?? this.config.default_executor;
-    this.executor(executor);
+    // A job that names no executor follows default_executor at run time, so changing the
+    // default fixes jobs made before the change.
+    const executor = input.executor ?? null;
+    this.executor(executor ?? this.config.default_executor);
     const draft: Job = {
       id: randomUUID(),
       name: input.name ?? null,
@@ -396,12 +451,15 @@ export class App {
     }
     const first = this.nextRuns({ ...draft, state: "active" }, 1, now)[0];
     if (!first) throw new UserError("The job would never run: its expires_at ends it before the first occurrence.");
+    if (this.jobs.size >= this.config.max_jobs) {
+      throw new UserError(`There are already ${this.jobs.size} jobs, the limit set by max_jobs in the config; remove some (completed jobs count too) or ask the operator to raise max_jobs.`);
+    }
     draft.next_run_at = draft.state === "active" ? toIsoInZone(first, timezone) : null;
     await this.jobs.put(draft);
     this.schedules.set(draft.id, sched);
     this.events.emit("job", draft, "added");
     if (this.started) this.reschedule(draft);
-    return { job: draft, created: true, warnings: this.executorWarnings(executor) };
+    return { job: draft, created: true, warnings: this.executorWarnings(this.executorOf(draft)) };
   }
 
   async updateJob(ref: string, rawPatch: unknown): Promise<Job> {
@@ -422,7 +480,7 @@ export class App {
       next.enabled = next.state === "active";
     }
     if (patch.prompt !== undefined) next.prompt = this.checkPrompt(patch.prompt);
-    if (patch.executor !== undefined) this.executor(patch.executor);
+    if (patch.executor) this.executor(patch.executor);
     if (typeof patch.work_dir === "string") next.work_dir = this.checkWorkDir(patch.work_dir);
     if (typeof patch.expires_at === "string") next.expires_at = this.checkTime(patch.expires_at, timezone, "expires_at", now);
     if (patch.notify_on) next.notify_on = [...new Set(patch.notify_on)];
@@ -438,6 +496,15 @@ export class App {
     }
     next.updated_at = toIsoInZone(new Date(now), timezone);
     const first = this.nextRuns(next, 1, now)[0];
+    if (next.state === "active" && !first) {
+      // add_cron refuses such a job; an update must not make one.
+      const why = next.max_runs !== null && next.run_count >= next.max_runs
+        ? `it has run ${next.run_count} times and max_runs is ${next.max_runs}`
+        : next.expires_at && Date.parse(next.expires_at) <= now
+          ? `its expires_at ${next.expires_at} has passed`
+          : "its schedule has no occurrence left before expires_at";
+      throw new UserError(`After this change the job would never run: ${why}. Change that too, or pause or remove the job.`);
+    }
     next.next_run_at = first ? toIsoInZone(first, timezone) : null;
     await this.jobs.put(next);
     this.events.emit("job", next, "updated");
@@ -489,23 +556,27 @@ export class App {
   }
 
   listJobs(opts: { state?: Job["state"]; query?: string; limit?: number; cursor?: string }): Page<Job> {
-    const limit = clampLimit(opts.limit, 50, 100);
+    const limit = clampLimit(opts.limit, 20, 100);
     const after = opts.cursor ? decodeCursor(opts.cursor) : null;
     const query = opts.query?.toLowerCase();
     const items: Job[] = [];
     let passed = after === null;
+    let total = 0;
+    let more = false;
     for (const job of this.jobs.all()) {
+      const matches =
+        (!opts.state || job.state === opts.state) && (!query || !!job.name?.toLowerCase().includes(query) || job.prompt.toLowerCase().includes(query));
+      if (matches) total++;
       if (!passed) {
         passed = job.id === after;
         continue;
       }
-      if (opts.state && job.state !== opts.state) continue;
-      if (query && !(job.name?.toLowerCase().includes(query) || job.prompt.toLowerCase().includes(query))) continue;
-      if (items.length === limit) return { items, next_cursor: encodeCursor(items[items.length - 1].id) };
-      items.push(job);
+      if (!matches) continue;
+      if (items.length === limit) more = true;
+      else items.push(job);
     }
     if (!passed) throw new UserError("That cursor is no longer valid (its job was removed); list again without a cursor.");
-    return { items, next_cursor: null };
+    return { items, total, next_cursor: more ? encodeCursor(items[items.length - 1].id) : null };
   }
 
   // Runs
@@ -532,7 +603,7 @@ export class App {
   }
 
   getRunRecord(runId: string): Run {
-    const run = this.runs.get(runId);
+    const run = this.runs.get(runId) ?? byIdPrefix(runId, this.runs.all(), "run");
     if (!run) throw new UserError(`No run with id "${runId}"; list_runs shows recent runs.`);
     return run;
   }
@@ -595,18 +666,8 @@ export class App {
     return toIsoInZone(date, timezone);
   }
 
-  /** Describing a schedule in words (cronstrue) is costly next to everything else in add_cron. */
-  private readonly descriptions = new Map<string, string>();
-
   describe(job: Job): string {
-    const key = `${job.schedule}\u0000${job.timezone}\u0000${job.run_at}`;
-    let text = this.descriptions.get(key);
-    if (text === undefined) {
-      if (this.descriptions.size > 10_000) this.descriptions.clear();
-      text = describeSchedule(this.scheduleOf(job));
-      this.descriptions.set(key, text);
-    }
-    return text;
+    return describeJob(job);
   }
 
   // Validation
@@ -718,6 +779,18 @@ function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T
 /** Occurrences at or before this instant are done with (run, recorded, or skipped on purpose). */
 function handledUntil(job: Job): number {
   return Math.max(job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity, job.schedule_from ? Date.parse(job.schedule_from) : -Infinity);
+}
+
+/** The one record whose id starts with `prefix` (8+ characters); several is an error naming them. */
+function byIdPrefix<T extends { id: string }>(prefix: string, records: Iterable<T>, kind: "job" | "run"): T | undefined {
+  if (prefix.length < 8 || prefix.length >= 36 || !/^[0-9a-f-]+$/.test(prefix)) return undefined;
+  const found: T[] = [];
+  for (const r of records) if (r.id.startsWith(prefix)) found.push(r);
+  if (found.length > 1) {
+    const ids = found.slice(0, 5).map((r) => r.id).join(", ");
+    throw new UserError(`"${prefix}" is the start of ${found.length} ${kind} ids (${ids}${found.length > 5 ? ", …" : ""}); give more characters.`);
+  }
+  return found[0];
 }
 
 function runTime(r: Run): number {

@@ -35,6 +35,9 @@ interface ActiveRun {
   done: Promise<Run>;
 }
 
+/** Retries of one run wait at most this long in all. */
+const MAX_TOTAL_BACKOFF_MS = 3_600_000;
+
 interface Occurrence {
   scheduledFor: number | null;
   trigger: RunTrigger;
@@ -58,12 +61,21 @@ export class Dispatcher {
     this.limit = pLimit(host.config.max_concurrent);
   }
 
+  /** A new max_concurrent (config reload): runs waiting for a slot see it at once. */
+  setConcurrency(n: number): void {
+    this.limit.concurrency = n;
+  }
+
   get activeCount(): number {
     return this.byRunId.size;
   }
 
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
+    // max_runs counts runs as they start: with overlap allow, an occurrence armed before the
+    // last allowed run started must not be one too many.
+    const current = this.host.getJob(job.id) ?? job;
+    if (current.max_runs !== null && current.run_count >= current.max_runs) return null;
     const running = this.active.get(job.id);
     if (running?.size && job.overlap !== "allow") {
       if (job.overlap === "skip") {
@@ -99,6 +111,7 @@ export class Dispatcher {
       finished_at: null,
       duration_ms: null,
       attempts: 0,
+      executor: job.executor ?? this.host.config.default_executor,
       session_id: job.session === "persistent" && job.session_id ? job.session_id : randomUUID(),
       work_dir: null,
       exit_code: null,
@@ -140,15 +153,25 @@ export class Dispatcher {
       if (!job.work_dir) await mkdir(workDir, { recursive: true });
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
-      result = await slot(async () => {
-        let last: ExecutionResult | null = null;
-        const executor = this.host.executor(job.executor);
-        for (let attempt = 0; attempt <= job.retries; attempt++) {
+      const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
+      let waited = 0;
+      for (let attempt = 0; attempt <= job.retries; attempt++) {
+        if (signal.aborted) break;
+        if (attempt > 0) {
+          // The back-off is spent outside any concurrency slot, so a job waiting to retry
+          // never holds up other jobs; its total is capped.
+          const delay = job.retry_delay_seconds * 1000 * 2 ** (attempt - 1);
+          if (waited + delay > MAX_TOTAL_BACKOFF_MS) {
+            if (result) result = { ...result, error: `${result.error ?? "Failed"} (not retried further: the retries would wait more than ${MAX_TOTAL_BACKOFF_MS / 3_600_000} h in all)` };
+            break;
+          }
+          waited += delay;
+          await sleep(delay, signal, this.host.clock);
           if (signal.aborted) break;
-          if (attempt > 0) await sleep(job.retry_delay_seconds * 1000 * 2 ** (attempt - 1), signal);
-          if (signal.aborted) break;
-          attempts = attempt + 1;
-          last = await executor.execute({
+        }
+        attempts = attempt + 1;
+        let last = await slot(() =>
+          executor.execute({
             runId: run.id,
             jobId: job.id,
             sessionId: run.session_id ?? randomUUID(),
@@ -164,19 +187,21 @@ export class Dispatcher {
             signal,
             scratchDir: workDir,
             maxOutputBytes: this.host.config.max_output_bytes,
-          });
-          if (last.status === "completed") {
-            const checked = checkOutput(job.output_format, job.output_schema, last.output, last.structured);
-            if (checked.ok) {
-              checkedValue = checked.value;
-              return last;
-            }
-            last = { ...last, status: "failed", error: checked.error };
+          }),
+        );
+        if (last.status === "completed") {
+          const checked = checkOutput(job.output_format, job.output_schema, last.output, last.structured);
+          if (checked.ok) {
+            checkedValue = checked.value;
+            result = last;
+            break;
           }
-          if (last.status === "canceled") break;
+          last = { ...last, status: "failed", error: checked.error };
         }
-        return last;
-      });
+        result = last;
+        // A missing program or an unknown executor fails the same way every time.
+        if (last.status === "canceled" || last.permanent) break;
+      }
     } catch (err) {
       failure = `The run could not start: ${errorMessage(err)}`;
     }
@@ -282,6 +307,7 @@ export class Dispatcher {
       finished_at: at,
       duration_ms: 0,
       attempts: 0,
+      executor: null,
       session_id: null,
       work_dir: null,
       exit_code: null,
@@ -415,12 +441,13 @@ export class Dispatcher {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal, clock?: Clock): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
+    const t = clock ? clock.setTimer(done, ms) : setTimeout(done, ms);
     function done() {
-      clearTimeout(t);
+      if (clock) clock.clearTimer(t);
+      else clearTimeout(t as NodeJS.Timeout);
       signal?.removeEventListener("abort", done);
       resolve();
     }

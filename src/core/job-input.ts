@@ -65,6 +65,7 @@ export const UpdateJobInput = z
   .strictObject({
     ...updatable,
     name: F.name.nullable(),
+    executor: F.executor.nullable(),
     work_dir: F.work_dir.nullable(),
     output_schema: F.output_schema.nullable(),
     max_runs: F.max_runs.nullable(),

@@ -98,7 +98,7 @@ export function unfinishedResult(
   if (proc.spawnError) {
     const missing = resolveProgram(ref.program, proc.env.PATH, req.workDir) === null;
     const hint = missing ? ` Install it or set ${ref.configKey} in the config file.` : "";
-    return { ...base, status: "failed", error: `Executor "${ref.executorName}" could not start: ${proc.spawnError}.${hint}` };
+    return { ...base, status: "failed", permanent: missing || /\((ENOENT|EACCES)\)/.test(proc.spawnError), error: `Executor "${ref.executorName}" could not start: ${proc.spawnError}.${hint}` };
   }
   if (proc.canceled) return { ...base, status: "canceled", error: "Canceled; the process group was killed." };
   if (proc.timedOut) {

@@ -42,6 +42,8 @@ export interface ExecutionResult {
   structured?: unknown;
   outputTruncated: boolean;
   usage: Usage | null;
+  /** True when trying again cannot help (the program is missing): the run is not retried. */
+  permanent?: boolean;
   /** The session the agent reports it used, when it reports one. */
   sessionId?: string | null;
   /** Raw stdout/stderr as captured, kept beside the output for debugging. */

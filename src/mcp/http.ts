@@ -37,6 +37,8 @@ interface Session {
   lastSeen: number;
   /** Responses in flight, SSE streams included: a session with one open is not idle. */
   open: Set<ServerResponse>;
+  /** POST requests being answered: a session with one is busy, whatever streams it holds open. */
+  calls: number;
 }
 
 /**
@@ -59,6 +61,16 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   let guard: RequestGuard;
   let closing = false;
 
+  /** At http.max_sessions, the session idle longest goes first; one with a request in flight is kept. */
+  const makeRoom = async (): Promise<boolean> => {
+    if (sessions.size < opts.max_sessions) return true;
+    let oldest: Session | undefined;
+    for (const s of sessions.values()) if (s.calls === 0 && (!oldest || s.lastSeen < oldest.lastSeen)) oldest = s;
+    if (!oldest) return false;
+    await oldest.server.close().catch(() => {});
+    return true;
+  };
+
   const openSession = async (): Promise<{ id: string; session: Session }> => {
     const id = randomUUID();
     const server = createServer(api);
@@ -67,7 +79,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       eventStore: events.forSession(id),
       onsessioninitialized: () => void sessions.set(id, session),
     });
-    const session: Session = { server, transport, lastSeen: Date.now(), open: new Set() };
+    const session: Session = { server, transport, lastSeen: Date.now(), open: new Set(), calls: 0 };
     transport.onclose = () => {
       sessions.delete(id);
       events.dropSession(id);
@@ -85,13 +97,30 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     if (origin !== undefined && !guard.originAllowed(origin)) {
       return reply(res, 403, -32000, `Origin "${origin}" is not allowed; add its host to http.allowed_hosts in the config.`);
     }
+    const pathname = new URL(req.url ?? "/", "http://x").pathname;
+    const howToAuth = `send the header "Authorization: Bearer <token>" with the token from ${opts.token_env}`;
+    // A client that gets a 401 looks for OAuth (Claude Code fetches the .well-known documents,
+    // then tries Dynamic Client Registration at /register and shows that answer's body).
+    // agent-cron uses a static token: say so where such a client looks.
+    if (pathname.startsWith("/.well-known/")) {
+      return oauthReply(res, 404, "not_found", `agent-cron does not use OAuth; ${howToAuth}.`);
+    }
+    if (pathname === "/register" || pathname === "/authorize" || pathname === "/token") {
+      return oauthReply(
+        res,
+        401,
+        "invalid_client",
+        `agent-cron does not use OAuth; ${howToAuth}. With Claude Code: claude mcp add --transport http agent-cron <url> --header "Authorization: Bearer $${opts.token_env}".`,
+      );
+    }
     if (!guard.authorized(req.headers.authorization)) {
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
-      return reply(res, 401, -32000, `Unauthorized: send "Authorization: Bearer <token>" with the token from ${opts.token_env}.`, {
-        "www-authenticate": `Bearer realm="agent-cron"${error}`,
+      const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;
+      return reply(res, 401, -32000, `Unauthorized: ${howToAuth}.`, {
+        "www-authenticate": `Bearer realm="agent-cron"${error}, error_description="${description.replaceAll('"', "'")}"`,
       });
     }
-    if (new URL(req.url ?? "/", "http://x").pathname !== ENDPOINT) return reply(res, 404, -32000, `Not found: the MCP endpoint is ${ENDPOINT}.`);
+    if (pathname !== ENDPOINT) return reply(res, 404, -32000, `Not found: the MCP endpoint is ${ENDPOINT}.`);
     if (req.method !== "GET" && req.method !== "POST" && req.method !== "DELETE") {
       return reply(res, 405, -32000, "Method not allowed: use GET, POST or DELETE.", { allow: "GET, POST, DELETE" });
     }
@@ -114,6 +143,9 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       session = sessions.get(sessionId);
       if (!session) return reply(res, 404, -32001, "Session not found: it ended or expired; start a new one with an initialize request.");
     } else if (req.method === "POST" && (Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body))) {
+      if (!(await makeRoom())) {
+        return reply(res, 503, -32000, `Too many sessions: all ${opts.max_sessions} (http.max_sessions) have a request in flight; try again shortly.`, { "retry-after": "1" });
+      }
       ({ id: fresh, session } = await openSession());
     } else {
       return reply(res, 400, -32000, "Bad Request: send an initialize request first, then the Mcp-Session-Id header it returns.");
@@ -122,8 +154,11 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     const live = session;
     live.lastSeen = Date.now();
     live.open.add(res);
+    const call = req.method === "POST";
+    if (call) live.calls++;
     res.once("close", () => {
       live.open.delete(res);
+      if (call) live.calls--;
       live.lastSeen = Date.now();
     });
     await live.transport.handleRequest(req, res, body);
@@ -183,6 +218,12 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
         await stopped;
       })()),
   };
+}
+
+/** An answer in OAuth's error format (RFC 6749 §5.2), for clients probing for OAuth. */
+function oauthReply(res: ServerResponse, status: number, error: string, description: string): void {
+  res.writeHead(status, { "content-type": "application/json", ...(status === 401 ? { "www-authenticate": `Bearer realm="agent-cron"` } : {}) });
+  res.end(JSON.stringify({ error, error_description: description }));
 }
 
 function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {

@@ -6,16 +6,17 @@ import type { Job, Run } from "../core/jobs.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolContext } from "./tool.js";
 import { tools } from "./tools/index.js";
+import { VERSION } from "../version.js";
 
 export const SERVER_NAME = "agent-cron";
-export const SERVER_VERSION = "0.1.0";
+export const SERVER_VERSION = VERSION;
 
 export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurring (cron, "@every 15m") or one-shot ("in 20m", an ISO time).
-- Confirm the timezone with the user; schedules are read in the job's timezone (default: the server's).
-- Call preview_schedule before add_cron to check a schedule and show the user when it will fire.
-- Give every job a short unique name: add_cron is then safe to retry and other tools accept the name.
-- For a follow-up ("check whether the deploy finished"), add a one-shot with schedule "in 20m" rather than a recurring job.
-- Results: list_runs shows recent runs with the first 4 KiB of output; read cron://runs/{id} for the whole output, or subscribe to it.
+- Use it, not a session-scoped timer (CronCreate, ScheduleWakeup, /loop), when the user wants something that lasts: its jobs are stored, survive restarts and the client quitting (with the HTTP daemon), each run starts a fresh agent session, and every result is kept to read later.
+- Confirm the timezone with the user; schedules are read in the job's timezone (default: the server's). preview_schedule shows when a schedule fires, without storing anything.
+- Give every job a short unique name: add_cron is then safe to retry, and every tool takes the name.
+- For a follow-up ("check whether the deploy finished"), add a one-shot with schedule "in 20m".
+- Results: list_runs shows recent runs with the first 500 characters of each answer; get_run gives a whole run and its output.
 - Pause a job to stop it for a while; remove deletes it with its history.`;
 
 /**
@@ -56,8 +57,17 @@ export function createServer(api: CronApi): McpServer {
     return {};
   });
 
+  // One change touches a URI several times (a run start writes the run and its job); a
+  // subscriber gets one notifications/resources/updated per URI for it, sent after the burst.
+  const pending = new Set<string>();
+  const flush = () => {
+    for (const uri of pending) if (server.isConnected()) send(server.server.sendResourceUpdated({ uri }));
+    pending.clear();
+  };
   const updated = (uri: string) => {
-    if (subscriptions.has(uri) && server.isConnected()) send(server.server.sendResourceUpdated({ uri }));
+    if (!subscriptions.has(uri)) return;
+    if (!pending.size) setImmediate(flush);
+    pending.add(uri);
   };
   const listChanged = () => {
     if (server.isConnected()) server.sendResourceListChanged();

@@ -1,10 +1,19 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { CallToolRequestSchema, type CallToolResult, type ServerNotification, type ServerRequest, type ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type CallToolResult,
+  type ServerNotification,
+  type ServerRequest,
+  type Tool,
+  type ToolAnnotations,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
 import { UserError, errorMessage } from "../core/errors.js";
 import { describeIssue, quote } from "../core/issues.js";
+import { portableJsonSchema } from "./schema.js";
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -22,8 +31,16 @@ export interface ToolDef<In extends z.ZodType> {
     title: string;
     description: string;
     inputSchema: In;
-    outputSchema: z.ZodType;
+    /** The answer's fields after `summary`, which every answer starts with. */
+    outputSchema: z.ZodObject;
     annotations: ToolAnnotations;
+    /**
+     * Field descriptions to leave out of the listed input schema because another tool's
+     * schema already gives them (update_cron repeats add_cron's fields): every byte of
+     * tools/list is read by the model.
+     */
+    describedElsewhere?: readonly string[];
+    _meta?: Record<string, unknown>;
   };
   handler: (ctx: ToolContext) => (args: z.infer<In>, extra: Extra) => Promise<CallToolResult>;
 }
@@ -32,49 +49,91 @@ export function defineTool<In extends z.ZodType>(def: ToolDef<In>): ToolDef<In> 
   return def;
 }
 
-/** A success: a one-line summary for people, the JSON for models that read text, and structuredContent. */
-export function ok(structured: Record<string, unknown>, summary: string, extra: CallToolResult["content"] = []): CallToolResult {
+/**
+ * A success. Claude Code and Codex show the model only structuredContent, so it starts with
+ * the one sentence a person wants (`summary`); the text blocks carry the same sentence and,
+ * for clients that read text only, the JSON.
+ */
+export function ok(summary: string, fields: Record<string, unknown>): CallToolResult {
+  const structured = { summary, ...fields };
   return {
     content: [
       { type: "text", text: summary },
-      ...extra,
       { type: "text", text: JSON.stringify(structured) },
     ],
     structuredContent: structured,
   };
 }
 
-/** Turns any failure into an `isError` result with one clear sentence; the server never crashes on input. */
-export function failure(err: unknown): CallToolResult {
-  const text = err instanceof UserError ? err.message : `Internal error: ${errorMessage(err)}`;
+/**
+ * Turns any failure into an `isError` result with one clear sentence that starts with the
+ * tool's name (Codex shows errors as plain output, so the model must see that the call
+ * failed). The server never crashes on input.
+ */
+export function failure(tool: string, err: unknown): CallToolResult {
+  const reason = err instanceof UserError ? err.message : `internal error: ${errorMessage(err)}`;
   // One line, whatever a message echoes of the caller's input.
-  return { content: [{ type: "text", text: text.replace(/[\u0000-\u001f\u007f]+/g, " ") }], isError: true };
+  const text = `${tool} failed: ${reason}`.replace(/[\u0000-\u001f\u007f]+/g, " ");
+  return { content: [{ type: "text", text }], isError: true };
+}
+
+/** The tool list as clients get it, computed once per process: zod is not converted per request. */
+const listed = new WeakMap<readonly ToolDef<z.ZodType>[], Tool[]>();
+
+export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
+  let list = listed.get(tools);
+  if (!list) {
+    list = tools.map((t) => {
+      const output = portableJsonSchema(t.config.outputSchema, "output");
+      const properties = { summary: { type: "string", description: "One sentence saying what happened" }, ...(output.properties as object) };
+      const required = ["summary", ...((output.required as string[] | undefined) ?? [])];
+      return {
+        name: t.name,
+        title: t.config.title,
+        description: t.config.description,
+        inputSchema: withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), t.config.describedElsewhere ?? []) as Tool["inputSchema"],
+        outputSchema: { ...output, type: "object", properties, required } as Tool["outputSchema"],
+        annotations: t.config.annotations,
+        ...(t.config._meta ? { _meta: t.config._meta } : {}),
+      };
+    });
+    listed.set(tools, list);
+  }
+  return list;
+}
+
+function withoutDescriptions(schema: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  if (!fields.length) return schema;
+  const properties = { ...(schema.properties as Record<string, Record<string, unknown>>) };
+  for (const f of fields) {
+    if (!properties[f]) continue;
+    const { description: _d, ...rest } = properties[f];
+    properties[f] = rest;
+  }
+  return { ...schema, properties };
 }
 
 /**
- * Registers the tools, then answers `tools/call` ourselves: the SDK would validate the
- * arguments too, but its message lists every zod issue on its own line in zod's words;
- * ours is one sentence naming the field. tools/list still comes from the SDK.
+ * Answers `tools/list` and `tools/call` ourselves: the list is precomputed and portable (see
+ * schema.ts), and a bad argument gets one sentence naming the field instead of zod's
+ * multi-line report.
  */
 export function registerTools(server: McpServer, ctx: ToolContext, tools: readonly ToolDef<z.ZodType>[]): void {
   const handlers = new Map<string, { def: ToolDef<z.ZodType>; run: ReturnType<ToolDef<z.ZodType>["handler"]> }>();
-  for (const tool of tools) {
-    handlers.set(tool.name, { def: tool, run: tool.handler(ctx) });
-    server.registerTool(tool.name, tool.config as never, (() => {
-      throw new Error("unreachable: tools/call is answered by registerTools");
-    }) as never);
-  }
+  for (const tool of tools) handlers.set(tool.name, { def: tool, run: tool.handler(ctx) });
+  server.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: toolDefinitions(tools) }));
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const entry = handlers.get(request.params.name);
-    if (!entry) return failure(new UserError(`Unknown tool ${quote(request.params.name)}; tools/list shows the tools.`));
+    const name = request.params.name;
+    const entry = handlers.get(name);
+    if (!entry) return failure(name, new UserError(`unknown tool ${quote(name)}; tools/list shows the tools.`));
     const raw = request.params.arguments ?? {};
     const parsed = entry.def.config.inputSchema.safeParse(raw);
-    if (!parsed.success) return failure(new UserError(describeIssue(parsed.error.issues[0] as z.core.$ZodIssue, raw)));
+    if (!parsed.success) return failure(name, new UserError(describeIssue(parsed.error.issues[0] as z.core.$ZodIssue, raw)));
     try {
       return await entry.run(parsed.data as never, extra);
     } catch (err) {
-      if (!(err instanceof UserError)) ctx.log("error", `Tool ${entry.def.name} failed: ${errorMessage(err)}`);
-      return failure(err);
+      if (!(err instanceof UserError)) ctx.log("error", `Tool ${name} failed: ${errorMessage(err)}`);
+      return failure(name, err);
     }
   });
 }

@@ -46,7 +46,7 @@ export class Host implements CronApi {
   private takeover: Promise<void> | null = null;
   readonly socketPath: string;
 
-  private constructor(private readonly opts: HostOptions) {
+  private constructor(private opts: HostOptions) {
     this.events.setMaxListeners(0);
     this.socketPath = socketPathFor(opts.dataDir);
   }
@@ -65,6 +65,12 @@ export class Host implements CronApi {
   /** The owner's App, when this process owns the data dir. */
   get app(): App | null {
     return this.owner?.app ?? null;
+  }
+
+  /** A new config (config.json was edited): the owner applies it; a later takeover starts with it. */
+  applyConfig(config: Config): void {
+    this.opts.config = config;
+    this.owner?.app.applyConfig(config);
   }
 
   /** Becomes owner or follower, whichever the data dir allows first. */

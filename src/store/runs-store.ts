@@ -20,10 +20,13 @@ export class RunStore {
   private readonly files = new Map<string, RunsFile>();
   private readonly runsDir: string;
   readonly outputsDir: string;
+  /** Default work dirs (`work/<run_id>`, a persistent job's `work/<job_id>`): removed with their run or job. */
+  private readonly workDir: string;
 
   constructor(dataDir: string, private readonly runsPerJob: number) {
     this.runsDir = path.join(dataDir, "runs");
     this.outputsDir = path.join(dataDir, "outputs");
+    this.workDir = path.join(dataDir, "work");
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
   }
@@ -90,7 +93,7 @@ export class RunStore {
       for (const r of dropped) this.byId.set(r.id, r);
       throw writeError(path.join(this.runsDir, `${run.job_id}.json`), err);
     }
-    await Promise.all(dropped.map((r) => this.removeOutput(r.id)));
+    await Promise.all(dropped.map((r) => this.removeFilesOf(r)));
   }
 
   /** Keeps the newest `runs_per_job`, never evicting a run still going. */
@@ -113,7 +116,8 @@ export class RunStore {
     this.files.delete(jobId);
     for (const r of runs) this.byId.delete(r.id);
     await rm(path.join(this.runsDir, `${jobId}.json`), { force: true });
-    await Promise.all(runs.map((r) => this.removeOutput(r.id)));
+    await Promise.all(runs.map((r) => this.removeFilesOf(r)));
+    await rm(path.join(this.workDir, jobId), { recursive: true, force: true });
   }
 
   async writeOutput(runId: string, output: string, raw?: string): Promise<void> {
@@ -130,9 +134,12 @@ export class RunStore {
     }
   }
 
-  private async removeOutput(runId: string): Promise<void> {
-    await rm(path.join(this.outputsDir, runId), { force: true });
-    await rm(path.join(this.outputsDir, `${runId}.raw`), { force: true });
+  /** A run's output files, and its work dir when it is the default one made for it alone. */
+  private async removeFilesOf(run: Run): Promise<void> {
+    await rm(path.join(this.outputsDir, run.id), { force: true });
+    await rm(path.join(this.outputsDir, `${run.id}.raw`), { force: true });
+    const own = path.join(this.workDir, run.id);
+    if (run.work_dir === own) await rm(own, { recursive: true, force: true });
   }
 
   private file(jobId: string): RunsFile {

@@ -171,6 +171,76 @@ describe("App scheduling with an injected clock", () => {
     expect(exec.calls).toHaveLength(2);
   });
 
+  it("max_runs: 1 with overlap allow runs once, even while that run is still going", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "just-one", schedule: "* * * * * *", prompt: "p", max_runs: 1, overlap: "allow" }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    // The run is still going when the next occurrences come.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(exec.calls).toHaveLength(1);
+    exec.finishAll();
+    await until(() => app.resolveJob("just-one").state === "completed");
+    expect(runsOf(app, "just-one")).toHaveLength(1);
+  });
+
+  it("a one-shot given a new delay by update_cron runs at the new time, not the old one", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "later", schedule: "in 10s", prompt: "p" }, "test");
+    await app.start();
+    clock.advance(5_000);
+    // The same text again: a new delay, counted from now.
+    const updated = await app.updateJob("later", { schedule: "in 10s" });
+    expect(Date.parse(updated.run_at!)).toBe(clock.now() + 10_000);
+    expect(updated.next_run_at).toBe(updated.run_at);
+    clock.advance(6_000); // past the old time
+    await new Promise((r) => setTimeout(r, 30));
+    expect(exec.calls).toHaveLength(0);
+    clock.advance(5_000);
+    await until(() => exec.calls.length === 1);
+    expect(exec.calls[0].req.scheduledFor).toBe(updated.run_at);
+  });
+
+  it("update_cron refuses a change after which an active job would never run, and changes nothing", async () => {
+    const { app, clock } = await makeApp();
+    await app.addJob({ name: "ending", schedule: "@daily", prompt: "p", expires_at: "2026-03-05T00:00" }, "test");
+    await app.start();
+    clock.advance(1000);
+    // Every day at midnight, but expiring before the next midnight after the change:
+    await expect(app.updateJob("ending", { schedule: "0 0 1 1 *" })).rejects.toThrow(/would never run: its schedule has no occurrence left before expires_at/);
+    const j = app.resolveJob("ending");
+    expect(j.schedule).toBe("@daily");
+    expect(j.state).toBe("active");
+    await expect(app.updateJob("ending", { max_runs: 1 })).resolves.toMatchObject({ max_runs: 1 });
+  });
+
+  it("a run waiting to retry holds no concurrency slot, and its back-off is capped at 1 h in all", async () => {
+    const { app, clock, exec } = await makeApp({ max_concurrent: 1 });
+    await app.addJob({ name: "flaky", schedule: "@yearly", prompt: "p", retries: 10, retry_delay_seconds: 1800 }, "test");
+    await app.addJob({ name: "other", schedule: "@yearly", prompt: "p", retries: 0 }, "test");
+    const flaky = await app.runNow("flaky");
+    await until(() => exec.calls.length === 1);
+    exec.calls[0].settle({ status: "failed", exitCode: 1, error: "boom" });
+    // While flaky waits 30 min to retry, the only slot is free for another job.
+    const other = await app.runNow("other");
+    await until(() => exec.calls.length === 2);
+    expect(exec.calls[1].req.jobId).toBe(other.job_id);
+    exec.calls[1].settle({});
+    await app.waitForRun(other.id);
+    // 30 min, then 60 min more would pass the 1 h cap: one retry only.
+    clock.advance(30 * 60_000);
+    await until(() => exec.calls.length === 3);
+    exec.calls[2].settle({ status: "failed", exitCode: 1, error: "boom again" });
+    const done = await app.waitForRun(flaky.id);
+    expect(done).toMatchObject({ status: "failed", attempts: 2 });
+    expect(done.error).toMatch(/boom again \(not retried further: the retries would wait more than 1 h in all\)/);
+    expect(clock.pendingTimers).toBeGreaterThanOrEqual(0);
+  });
+
   it("keeps only the newest runs_per_job runs", async () => {
     const { app, exec } = await makeApp({ runs_per_job: 3 });
     await app.addJob({ name: "k", schedule: "@daily", prompt: "p" }, "test");
@@ -186,13 +256,22 @@ describe("App scheduling with an injected clock", () => {
   });
 
   it("retries failed attempts with doubling delay, and the run's status is its last attempt's", async () => {
-    const { app, exec } = await makeApp();
+    const { app, exec, clock } = await makeApp();
     await app.addJob({ name: "retry", schedule: "@daily", prompt: "p", retries: 2, retry_delay_seconds: 0.01 }, "test");
     const run = await app.runNow("retry");
     await until(() => exec.calls.length === 1);
     exec.calls[0].settle({ status: "failed", error: "first" });
+    // The back-off follows the app's clock: 10 ms, then 20 ms.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(exec.calls).toHaveLength(1);
+    clock.advance(10);
     await until(() => exec.calls.length === 2);
     exec.calls[1].settle({ status: "timed_out", error: "second" });
+    await new Promise((r) => setTimeout(r, 20));
+    clock.advance(10);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(exec.calls).toHaveLength(2);
+    clock.advance(10);
     await until(() => exec.calls.length === 3);
     exec.calls[2].settle({});
     const done = await app.waitForRun(run.id);
@@ -237,9 +316,9 @@ describe("App scheduling with an injected clock", () => {
   });
 
   describe("catch-up at start-up after downtime", () => {
-    async function downFor10Minutes(catch_up: "latest" | "all" | "none") {
+    async function downFor10Minutes(catch_up: "latest" | "all" | "none", overlap: "allow" | "skip" = "allow") {
       const first = await makeApp();
-      await first.app.addJob({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap: "allow" }, "test");
+      await first.app.addJob({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap }, "test");
       await first.app.close(0);
       apps.splice(apps.indexOf(first.app), 1);
       const clock = new FakeClock(first.clock.now() + 10 * 60_000);
@@ -257,17 +336,24 @@ describe("App scheduling with an injected clock", () => {
       expect(runs.find((r) => r.status === "running")?.trigger).toBe("catch_up");
     });
 
-    it("all: runs every missed occurrence, oldest first", async () => {
-      const { exec } = await downFor10Minutes("all");
-      await until(() => exec.calls.length === 4);
-      const order = exec.calls.map((c) => c.req.scheduledFor);
-      expect(order[0]).toBe("2026-03-02T09:00:00.000+00:00");
-      await until(() => {
+    for (const overlap of ["allow", "skip"] as const) {
+      it(`all (overlap ${overlap}): runs every missed occurrence, one after another, oldest first, none skipped`, async () => {
+        const { exec, app } = await downFor10Minutes("all", overlap);
+        await until(() => exec.calls.length === 1);
+        // The backlog is the job's own queue: the next waits for the one going.
+        await new Promise((r) => setTimeout(r, 50));
+        expect(exec.calls).toHaveLength(1);
+        await until(() => {
+          exec.finishAll();
+          return exec.calls.length === 10;
+        });
         exec.finishAll();
-        return exec.calls.length === 10;
+        const order = exec.calls.map((c) => c.req.scheduledFor);
+        expect(order).toEqual(Array.from({ length: 10 }, (_, i) => `2026-03-02T09:0${i}:00.000+00:00`));
+        await until(() => runsOf(app, "m").filter((r) => r.status === "completed").length === 10);
+        expect(runsOf(app, "m").filter((r) => r.status === "skipped")).toEqual([]);
       });
-      expect([...new Set(exec.calls.map((c) => c.req.scheduledFor))]).toHaveLength(10);
-    });
+    }
 
     it("none: records every missed occurrence and runs nothing until the next one", async () => {
       const { runs, exec, clock, app } = await downFor10Minutes("none");

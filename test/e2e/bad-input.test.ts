@@ -78,7 +78,8 @@ describe("bad input gets an isError result with one clear sentence, and nothing 
   it("is still up and accepts good input afterwards", async () => {
     const { job, created } = await s.tool("add_cron", { ...ok, name: "good", work_dir: root });
     expect(created).toBe(true);
-    expect(job.work_dir).toBe(root);
+    expect(job.name).toBe("good");
+    expect((await s.job("good")).work_dir).toBe(root);
     expect((await s.tool("list_crons")).jobs.length).toBe(1);
   });
 });

@@ -32,7 +32,7 @@ describe.concurrent("the job commands on a data dir no server is using", () => {
     const human = await cli(...AUDIT);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^Exists:? audit/);
-    expect(human.stdout).toContain(out.job.id);
+    expect(human.stdout).toContain(out.job.id.slice(0, 8));
     const again = json(await cli(...AUDIT, "--json"));
     expect(again.created).toBe(false);
     expect(again.job.id).toBe(out.job.id);
@@ -68,7 +68,7 @@ describe.concurrent("the job commands on a data dir no server is using", () => {
     const table = await cli("runs", "audit");
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/RUN\s+JOB\s+STATUS/);
-    expect(table.stdout).toContain(run.id);
+    expect(table.stdout).toContain(run.id.slice(0, 8));
     expect(table.stdout).toMatch(/completed\s+manual/);
     expect(json(await cli("runs", "--status", "failed", "--json")).runs.map((x: Structured) => x.status)).toEqual(["failed"]);
 

@@ -23,6 +23,7 @@ it("cuts a stream whose client stopped reading, while other sessions get every n
     port: 0,
     token_env: "AGENT_CRON_TOKEN",
     session_idle_seconds: 1800,
+    max_sessions: 100,
     max_body_bytes: 4 * 1024 * 1024,
     env: {},
     stallMs: 1000,

@@ -120,6 +120,25 @@ describe("agent-cron serve --http", () => {
     const longer = await rawRequest(server.url, { body: INITIALIZE, headers: { authorization: `Bearer ${TOKEN}x` } });
     expect(longer.status).toBe(401);
 
+    // The body and the challenge say what to send, and where the token comes from.
+    expect(missing.json().error.message).toMatch(/send the header "Authorization: Bearer <token>" with the token from AGENT_CRON_TOKEN/);
+    expect(missing.headers["www-authenticate"]).toMatch(/error_description="no token: send the header 'Authorization: Bearer <token>' with the token from AGENT_CRON_TOKEN"/);
+    expect(wrong.headers["www-authenticate"]).toMatch(/error="invalid_token"/);
+    expect(JSON.stringify(missing.json()) + missing.headers["www-authenticate"]).not.toContain(TOKEN);
+
+    // A client that falls back to OAuth (Claude Code: .well-known discovery, then Dynamic
+    // Client Registration at /register, whose answer it shows) is told to use the header.
+    const base = server.url.replace(/\/mcp$/, "");
+    for (const p of ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]) {
+      const r = await rawRequest(base + p, { method: "GET" });
+      expect(r.status, p).toBe(404);
+      expect(r.json().error_description, p).toMatch(/agent-cron does not use OAuth; send the header "Authorization: Bearer <token>"/);
+    }
+    const register = await rawRequest(base + "/register", { body: JSON.stringify({ redirect_uris: ["http://localhost/cb"] }) });
+    expect(register.status).toBe(401);
+    expect(register.json()).toMatchObject({ error: "invalid_client" });
+    expect(register.json().error_description).toMatch(/--header "Authorization: Bearer \$AGENT_CRON_TOKEN"/);
+
     await expect(server.connect()).rejects.toThrow();
     const ok = await server.connect({ token: TOKEN });
     expect((await ok.tool("preview_schedule", { schedule: "@every 15m" })).valid).toBe(true);

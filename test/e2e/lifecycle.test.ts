@@ -18,9 +18,10 @@ describe("a job's life through a real MCP client", () => {
 
   it("runs a 6-field every-second job and records each occurrence's scheduled_for to the millisecond", async () => {
     const added = await s.tool("add_cron", { name: "ticker", schedule: "* * * * * *", prompt: "tick tock" });
-    job = added.job;
+    job = await s.job(added.job.id);
     expect(added.created).toBe(true);
-    expect(added.description).toMatch(/second/i);
+    expect(added.job.description).toMatch(/second/i);
+    expect(added.summary).toMatch(/^Scheduled "ticker": .*second.* \(Europe\/Paris\); next run \d{4}-/);
     expect(job.created_by).toBe("e2e-client/1.0.0");
     expect(job.timezone).toBe("Europe/Paris");
 
@@ -64,10 +65,10 @@ describe("a job's life through a real MCP client", () => {
     expect(record.output).toBe("tick tock");
     expect(record.scheduled_for).toBe(run.scheduled_for);
 
-    const listed = await s.call("list_runs", { job: "ticker", limit: 2 });
-    const links = listed.content.filter((c) => c.type === "resource_link");
-    expect(links.length).toBe(2);
-    expect((links[0] as { uri: string }).uri).toMatch(/^cron:\/\/runs\/[0-9a-f-]{36}$/);
+    // Clients ignore resource_link; each list_runs row names its resource instead.
+    const listed = await s.tool("list_runs", { job: "ticker", limit: 2 });
+    expect(listed.runs.length).toBe(2);
+    expect(listed.runs[0].uri).toMatch(/^cron:\/\/runs\/[0-9a-f-]{36}$/);
 
     const jobPage = await s.read(`cron://jobs/${job.id}`);
     expect(jobPage.job.id).toBe(job.id);
@@ -142,7 +143,7 @@ describe("a job's life through a real MCP client", () => {
     const { job: paused } = await s.tool("pause", { job: "ticker" });
     const pausedAt = Date.now();
     expect(paused.state).toBe("paused");
-    expect(paused.enabled).toBe(false);
+    expect((await s.job("ticker")).enabled).toBe(false);
     expect(paused.next_run_at).toBeNull();
     // Idempotent.
     expect((await s.tool("pause", { job: "ticker" })).job.state).toBe("paused");

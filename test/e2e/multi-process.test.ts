@@ -53,7 +53,7 @@ describe("two stdio servers and the CLI on one data dir", () => {
     // The follower adds the ticking job; the owner adds another.
     const tick = (await b.tool("add_cron", { name: "tick", schedule: "* * * * * *", prompt: "tick", retries: 0 })).job;
     const daily = (await a.tool("add_cron", { name: "daily", schedule: "@daily", prompt: "daily" })).job;
-    expect(tick.created_by).toBe("window-b/1.0.0");
+    expect((await a.jobs()).find((j) => j.name === "tick")!.created_by).toBe("window-b/1.0.0");
 
     const listA = (await a.tool("list_crons")).jobs;
     const listB = (await b.tool("list_crons")).jobs;

@@ -170,9 +170,11 @@ describe.concurrent("runs through the server", () => {
   });
 
   it("a one-shot 'in 2s' runs once at its run_at, then the job is completed", async ({ expect }) => {
-    const added = await s.tool("add_cron", { name: "once", schedule: "in 2s", prompt: "just once" });
+    const answer = await s.tool("add_cron", { name: "once", schedule: "in 2s", prompt: "just once" });
+    const added: Structured = { ...answer, job: await s.job("once") };
     expect(added.job.run_at).toEqual(expect.any(String));
     expect(added.next_runs).toEqual([added.job.run_at]);
+    expect(answer.job.next_run_at).toBe(added.job.run_at);
     const job = await waitForJob(s, "once", (j) => j.state === "completed");
     expect(job.next_run_at).toBeNull();
     expect(job.run_count).toBe(1);
@@ -232,7 +234,8 @@ describe.concurrent("runs through the server", () => {
     expect((await s.tool("list_crons", { query: "wd-" })).jobs).toEqual([]);
 
     const inside = path.join(root, "project");
-    const { job } = await s.tool("add_cron", { name: "wd-in", schedule: YEARLY, prompt: "x", work_dir: inside, executor: "echo-vars" });
+    await s.tool("add_cron", { name: "wd-in", schedule: YEARLY, prompt: "x", work_dir: inside, executor: "echo-vars" });
+    const job = await s.job("wd-in");
     expect(job.work_dir).toBe(inside);
     const { run } = await s.tool("run_now", { job: "wd-in", wait: true });
     expect(run.status).toBe("completed");

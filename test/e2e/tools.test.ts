@@ -16,20 +16,25 @@ describe("the tools, each through a real MCP client", () => {
     await s?.cleanup();
   });
 
-  it("lists the eleven tools, each with input and output schemas and annotations", async () => {
+  it("lists the twelve tools, each with input and output schemas (summary first) and annotations", async () => {
     const { tools } = await s.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(
-      ["add_cron", "cancel_run", "get_cron", "list_crons", "list_runs", "pause", "preview_schedule", "remove", "resume", "run_now", "update_cron"],
+      ["add_cron", "cancel_run", "get_cron", "get_run", "list_crons", "list_runs", "pause", "preview_schedule", "remove", "resume", "run_now", "update_cron"],
     );
     for (const t of tools) {
       expect(t.inputSchema.type).toBe("object");
       expect(t.outputSchema?.type).toBe("object");
+      expect(Object.keys(t.outputSchema!.properties!)[0]).toBe("summary");
+      expect(t.outputSchema!.required).toContain("summary");
       expect(t.annotations).toBeDefined();
       expect(t.description!.length).toBeGreaterThan(20);
     }
     const init = s.client.getInstructions();
     expect(init).toMatch(/preview_schedule/);
-    expect(init).toMatch(/cron:\/\/runs/);
+    expect(init).toMatch(/get_run/);
+    // A model that also sees a client's session timers is told why to pick a durable job.
+    expect(init).toMatch(/CronCreate/);
+    expect(tools.find((t) => t.name === "add_cron")!.description).toMatch(/durable.*survives restarts/);
   });
 
   it("add_cron with an existing name and the same definition returns that job with created: false", async () => {
@@ -54,13 +59,15 @@ describe("the tools, each through a real MCP client", () => {
   it("update_cron changes only the given fields, and a new schedule gives new next runs", async () => {
     const before = await s.job("idem");
     const updated = await s.tool("update_cron", { job: "idem", prompt: "a new prompt", schedule: "30 9 * * *", retries: 0 });
+    expect(updated.summary).toMatch(/^Updated "idem": /);
     expect(updated.job.id).toBe(before.id);
     expect(updated.job.prompt).toBe("a new prompt");
     expect(updated.job.schedule).toBe("30 9 * * *");
-    expect(updated.job.retries).toBe(0);
-    expect(updated.job.timeout_seconds).toBe(before.timeout_seconds);
-    expect(updated.job.created_at).toBe(before.created_at);
-    expect(updated.next_runs.length).toBeGreaterThan(0);
+    const after = await s.job("idem");
+    expect(after.retries).toBe(0);
+    expect(after.timeout_seconds).toBe(before.timeout_seconds);
+    expect(after.created_at).toBe(before.created_at);
+    expect(updated.next_runs.length).toBe(3);
     for (const t of updated.next_runs) expect(t).toMatch(/T09:30:00\.000\+0[12]:00$/);
     expect(updated.job.next_run_at).toBe(updated.next_runs[0]);
     // The stored job changed too.

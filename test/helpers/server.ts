@@ -178,12 +178,28 @@ export class TestServer {
     return JSON.parse(first.text ?? "null");
   }
 
+  /** Adds a job and returns its whole record (add_cron answers with a compact row). */
   async addJob(args: Record<string, unknown>): Promise<Structured> {
-    return (await this.tool("add_cron", args)).job;
+    const { job } = await this.tool("add_cron", args);
+    return this.job(job.id);
   }
 
-  async runs(job?: string, extra: Record<string, unknown> = {}): Promise<Structured[]> {
+  /** list_runs' compact rows. */
+  async runRows(job?: string, extra: Record<string, unknown> = {}): Promise<Structured[]> {
     return (await this.tool("list_runs", { ...(job ? { job } : {}), limit: 100, ...extra })).runs;
+  }
+
+  /** The whole records of the runs list_runs lists, each through get_run. */
+  async runs(job?: string, extra: Record<string, unknown> = {}): Promise<Structured[]> {
+    const rows = await this.runRows(job, extra);
+    const full = await Promise.all(
+      rows.map(async (row) => {
+        const r = await this.call("get_run", { run: row.id });
+        // A run may leave the capped history between the list and the read.
+        return r.isError ? null : (r.structuredContent as Structured).run;
+      }),
+    );
+    return full.filter((r) => r !== null);
   }
 
   async job(ref: string): Promise<Structured> {

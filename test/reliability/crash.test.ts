@@ -84,7 +84,16 @@ describe("crash test: kill -9 during concurrent changes", () => {
           const byName = new Map(jobs.filter((j) => j.name).map((j) => [j.name!, j]));
           if (!byId.has(tickerId)) fail(cycle, "the ticker job is gone");
           const serverIds = jobs.map((j) => j.id).sort();
-          if (!same(serverIds, [...previous.filesJobIds].sort())) fail(cycle, `the restarted server's jobs differ from what the files held after the kill`);
+          if (!same(serverIds, [...previous.filesJobIds].sort())) {
+            const files = new Set(previous.filesJobIds);
+            const served = new Set(serverIds);
+            const name = (id: string) => jobs.find((j) => j.id === id)?.name ?? id;
+            fail(
+              cycle,
+              `the restarted server's jobs differ from what the files held after the kill: served only ${JSON.stringify(serverIds.filter((id) => !files.has(id)).map(name))}, ` +
+                `files only ${JSON.stringify([...files].filter((id) => !served.has(id)))}`,
+            );
+          }
           for (const op of ops) if (op.status === "error") fail(cycle, `a valid ${op.kind} of ${op.name} got isError: ${op.error}`);
 
           for (const known of [...model.values()]) {

@@ -314,7 +314,7 @@ describe("fuzz: hostile tool arguments against one running server", () => {
     } catch {
       problems.push(`timezone ${JSON.stringify(job.timezone)}`);
     }
-    if (!["true", "echo"].includes(job.executor)) problems.push(`executor ${JSON.stringify(job.executor)} is not in the config`);
+    if (job.executor !== null && !["true", "echo"].includes(job.executor)) problems.push(`executor ${JSON.stringify(job.executor)} is not in the config`);
     if (Buffer.byteLength(job.prompt) > MAX_PROMPT_BYTES || !job.prompt.trim() || job.prompt.includes("\u0000")) problems.push(`prompt of ${Buffer.byteLength(job.prompt)} bytes`);
     if (job.name !== null && !/^[\p{L}\p{N}][\p{L}\p{N} ._:@/-]*$/u.test(job.name)) problems.push(`name ${JSON.stringify(job.name)}`);
     if (job.work_dir !== null) {

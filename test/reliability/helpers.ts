@@ -167,12 +167,26 @@ export class Server {
     return (await this.read("cron://jobs")).jobs as Job[];
   }
 
+  /** The whole records of every run list_runs lists (its rows are compact), each through get_run. */
   async runs(job?: string): Promise<Run[]> {
-    const out: Run[] = [];
+    const rows = await this.runRows(job);
+    const full = await Promise.all(
+      rows.map(async (row) => {
+        const r = await this.call("get_run", { run: row.id });
+        // A run may leave the capped history between the list and the read.
+        return r.isError ? null : ((r.structuredContent as Json).run as Run);
+      }),
+    );
+    return full.filter((r): r is Run => r !== null);
+  }
+
+  /** list_runs' compact rows, every page. */
+  async runRows(job?: string): Promise<Json[]> {
+    const out: Json[] = [];
     let cursor: string | undefined;
     do {
       const page = await this.tool("list_runs", { ...(job ? { job } : {}), limit: 100, ...(cursor ? { cursor } : {}) });
-      out.push(...(page.runs as Run[]));
+      out.push(...(page.runs as Json[]));
       cursor = page.next_cursor ?? undefined;
     } while (cursor);
     return out;
@@ -276,8 +290,11 @@ export function readDataFiles(dataDir: string): DataFiles {
       out.problems.push(`jobs.json does not parse: ${(err as Error).message}`);
     }
   }
-  const journal = path.join(dataDir, "jobs.journal");
-  if (existsSync(journal)) {
+  // As the store replays them: snapshot, the journal a compaction set aside (`.old`, present
+  // when a kill came before the new snapshot was on disk), then the journal.
+  for (const name of ["jobs.journal.old", "jobs.journal"]) {
+    const journal = path.join(dataDir, name);
+    if (!existsSync(journal)) continue;
     out.filesChecked++;
     const lines = readFileSync(journal, "utf8").split("\n");
     const last = lines.pop();
@@ -289,14 +306,14 @@ export function readDataFiles(dataDir: string): DataFiles {
       try {
         entry = JSON.parse(line);
       } catch (err) {
-        out.problems.push(`jobs.journal line ${i + 1} does not parse: ${(err as Error).message}`);
+        out.problems.push(`${name} line ${i + 1} does not parse: ${(err as Error).message}`);
         return;
       }
       if (typeof entry.del === "string") out.jobs.delete(entry.del);
       else if (entry.put) {
-        const job = checkJob(entry.put, `jobs.journal line ${i + 1}`);
+        const job = checkJob(entry.put, `${name} line ${i + 1}`);
         if (job) out.jobs.set(job.id, job);
-      } else out.problems.push(`jobs.journal line ${i + 1} is neither put nor del`);
+      } else out.problems.push(`${name} line ${i + 1} is neither put nor del`);
     });
   }
   const owner = path.join(dataDir, "owner.json");

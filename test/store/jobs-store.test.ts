@@ -105,7 +105,7 @@ describe("RunStore", () => {
   it("keeps the newest runs_per_job runs in runs/<job_id>.json and removes evicted outputs", async () => {
     const dir = tmp();
     const s = new RunStore(dir, 2);
-    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1 } as const;
+    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, executor: "echo", session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1 } as const;
     for (let i = 1; i <= 3; i++) {
       await s.put({ ...base, id: `run-${i}` });
       await s.writeOutput(`run-${i}`, `output ${i}`);

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { RunSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
 import { runRef } from "./shared.js";
+import { runSentence } from "./run-now.js";
 
 export const cancelRunTool = defineTool({
   name: "cancel_run",
@@ -14,6 +15,6 @@ export const cancelRunTool = defineTool({
   },
   handler: (ctx) => async ({ run: id }) => {
     const { run } = await ctx.api.cancelRun({ run: id });
-    return ok({ run }, `Run ${run.id} is ${run.status}.`);
+    return ok(runSentence(run), { run });
   },
 });

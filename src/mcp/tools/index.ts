@@ -1,6 +1,7 @@
 import { addCronTool } from "./add-cron.js";
 import { cancelRunTool } from "./cancel-run.js";
 import { getCronTool } from "./get-cron.js";
+import { getRunTool } from "./get-run.js";
 import { listCronsTool } from "./list-crons.js";
 import { listRunsTool } from "./list-runs.js";
 import { pauseTool, resumeTool } from "./pause.js";
@@ -17,6 +18,7 @@ export const tools = [
   resumeTool,
   removeTool,
   getCronTool,
+  getRunTool,
   updateCronTool,
   runNowTool,
   cancelRunTool,

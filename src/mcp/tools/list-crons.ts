@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { JOB_STATES, JobSchema } from "../../core/jobs.js";
+import { JOB_STATES } from "../../core/jobs.js";
+import { JobRowSchema } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
 import { cursor, jobLabel } from "./shared.js";
 
@@ -8,21 +9,30 @@ export const listCronsTool = defineTool({
   config: {
     title: "List scheduled jobs",
     description:
-      "List scheduled jobs, newest last, one page at a time. Filter by state or by a substring of the name or prompt. " +
-      'Example: {"state": "active", "query": "deploy"}. Pass next_cursor back as cursor for the next page.',
+      "List the durable scheduled jobs (they outlive this session), 20 a page, oldest first, as compact rows; get_cron shows one whole. " +
+      'Filter by state or a substring of the name or prompt. Example: {"state": "active", "query": "deploy"}.',
     inputSchema: z.strictObject({
       state: z.enum(JOB_STATES).optional().describe("Only jobs in this state (default: every state)"),
       query: z.string().max(200).optional().describe("Case-insensitive substring of the name or prompt"),
-      limit: z.number().int().min(1).max(100).optional().describe("Page size, default 50, at most 100"),
+      limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
       cursor: cursor.optional(),
     }),
-    outputSchema: z.object({ jobs: z.array(JobSchema), next_cursor: z.string().nullable() }),
+    outputSchema: z.object({
+      jobs: z.array(JobRowSchema),
+      total: z.number().describe("Jobs matching the filter, on every page"),
+      next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
+    }),
     annotations: { title: "List scheduled jobs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async (args) => {
     const page = await ctx.api.listCrons(args);
-    const lines = page.jobs.map((j) => `- ${jobLabel(j)} ${j.state} "${j.schedule}" next ${j.next_run_at ?? "—"}`);
-    const summary = `${page.jobs.length} job(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${lines.length ? ":\n" + lines.join("\n") : "."}`;
-    return ok({ ...page }, summary);
+    // Names only for a short page: the rows carry them anyway, and every byte is read.
+    const states = new Map<string, number>();
+    for (const j of page.jobs) states.set(j.state, (states.get(j.state) ?? 0) + 1);
+    const shown = page.jobs.length <= 5 ? page.jobs.map((j) => `${jobLabel(j)} (${j.state})`).join(", ") : [...states].map(([st, n]) => `${n} ${st}`).join(", ");
+    const summary = page.total === 0
+      ? "No jobs match."
+      : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`;
+    return ok(summary, page);
   },
 });

@@ -1,27 +1,37 @@
 import { z } from "zod";
-import { RUN_STATUSES, RunSchema } from "../../core/jobs.js";
+import { RUN_STATUSES } from "../../core/jobs.js";
+import { ROW_RESPONSE_CHARS, RunRowSchema } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
-import { cursor, jobRef, runLine, runLink } from "./shared.js";
+import { cursor, jobRef } from "./shared.js";
 
 export const listRunsTool = defineTool({
   name: "list_runs",
   config: {
     title: "List runs",
     description:
-      "List runs, newest first, of one job or of all jobs, optionally by status. Each run's response holds the first 4 KiB " +
-      'of its output; read cron://runs/{id} for the whole output. Example: {"job": "log-audit", "status": "failed", "limit": 5}.',
+      `List runs, newest first, of one job or of all jobs, optionally by status. Each row has the first ${ROW_RESPONSE_CHARS} characters ` +
+      'of the answer; get_run gives the whole run. Example: {"job": "log-audit", "status": "failed", "limit": 5}.',
     inputSchema: z.strictObject({
       job: jobRef.optional(),
       status: z.enum(RUN_STATUSES).optional().describe("Only runs with this status"),
       limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
       cursor: cursor.optional(),
     }),
-    outputSchema: z.object({ runs: z.array(RunSchema), next_cursor: z.string().nullable() }),
+    outputSchema: z.object({
+      runs: z.array(RunRowSchema),
+      next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
+    }),
     annotations: { title: "List runs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async (args) => {
     const page = await ctx.api.listRuns(args);
-    const summary = `${page.runs.length} run(s)${page.next_cursor ? " (more: pass next_cursor)" : ""}${page.runs.length ? ":\n" + page.runs.map((r) => `- ${runLine(r)}`).join("\n") : "."}`;
-    return ok({ ...page }, summary, page.runs.map(runLink));
+    const counts = new Map<string, number>();
+    for (const r of page.runs) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    const latest = page.runs[0];
+    const summary = latest
+      ? `${page.runs.length} run${page.runs.length === 1 ? "" : "s"} (${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}); newest: ` +
+        `${latest.job_name ?? latest.job_id} ${latest.status}${latest.error ? `: ${latest.error}` : ""}${page.next_cursor ? "; pass next_cursor for more" : ""}.`
+      : "No runs match.";
+    return ok(summary, page);
   },
 });

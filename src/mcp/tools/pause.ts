@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { JobSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { jobLabel, jobRef } from "./shared.js";
+import { JobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
 
 export const pauseTool = defineTool({
   name: "pause",
@@ -9,12 +8,12 @@ export const pauseTool = defineTool({
     title: "Pause a job",
     description: 'Stop scheduling a job without removing it; a run already going finishes. Idempotent. Example: {"job": "log-audit"}.',
     inputSchema: z.strictObject({ job: jobRef }),
-    outputSchema: z.object({ job: JobSchema }),
+    outputSchema: JobChangeSchema,
     annotations: { title: "Pause a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ job }) => {
-    const { job: paused } = await ctx.api.pause({ job });
-    return ok({ job: paused }, `Job ${jobLabel(paused)} is ${paused.state}.`);
+    const r = await ctx.api.pause({ job });
+    return ok(jobSentence("Paused", r.job, r.description, undefined), jobChange(r.job, r));
   },
 });
 
@@ -26,11 +25,11 @@ export const resumeTool = defineTool({
       "Resume a paused job; scheduling restarts from now (occurrences that passed while paused are not replayed). " +
       'Idempotent. Example: {"job": "log-audit"}.',
     inputSchema: z.strictObject({ job: jobRef }),
-    outputSchema: z.object({ job: JobSchema }),
+    outputSchema: JobChangeSchema,
     annotations: { title: "Resume a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ job }) => {
-    const { job: resumed } = await ctx.api.resume({ job });
-    return ok({ job: resumed }, `Job ${jobLabel(resumed)} is ${resumed.state}; next run ${resumed.next_run_at ?? "none"}.`);
+    const r = await ctx.api.resume({ job });
+    return ok(jobSentence("Resumed", r.job, r.description, r.next_runs[0]), jobChange(r.job, r));
   },
 });

@@ -18,12 +18,12 @@ export const previewScheduleTool = defineTool({
       description: z.string(),
       next_runs: z.array(z.string()),
       next_runs_utc: z.array(z.string()),
-      error: z.string().optional(),
+      error: z.string().optional().describe("Why the schedule is invalid"),
     }),
     annotations: { title: "Preview a schedule", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async ({ schedule, timezone, count }) => {
     const p = await ctx.api.previewSchedule({ schedule, timezone, count });
-    return ok({ ...p }, p.valid ? `${p.description}. Next: ${p.next_runs.join(", ") || "none"}.` : `Invalid schedule: ${p.error}`);
+    return ok(p.valid ? `${p.description}; next: ${p.next_runs.slice(0, 3).join(", ") || "none"}.` : `Invalid schedule: ${p.error}`, { ...p });
   },
 });

@@ -13,11 +13,11 @@ export const removeTool = defineTool({
       job: jobRef,
       keep_runs: z.boolean().optional().describe("Keep the job's run history and outputs (default false)"),
     }),
-    outputSchema: z.object({ removed: z.string() }),
+    outputSchema: z.object({ removed: z.string().describe("The removed job's id") }),
     annotations: { title: "Remove a job", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   },
   handler: (ctx) => async ({ job, keep_runs }) => {
     const { removed: id } = await ctx.api.remove({ job, keep_runs });
-    return ok({ removed: id }, `Removed job ${id}${keep_runs ? "; its runs were kept" : ""}.`);
+    return ok(`Removed job ${id}${keep_runs ? "; its runs were kept" : " and its runs"}.`, { removed: id });
   },
 });

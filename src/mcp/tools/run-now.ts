@@ -1,29 +1,44 @@
 import { z } from "zod";
-import { RunSchema, TERMINAL_STATUSES } from "../../core/jobs.js";
+import { TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
+import { RunSchema } from "../../core/jobs.js";
+import { cappedOutput } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
-import { jobRef, runLink } from "./shared.js";
+import { jobRef } from "./shared.js";
 
 const PROGRESS_EVERY_MS = 1000;
+
+/** `Run 1b2c… of job "log-audit" completed in 42 s.` */
+export function runSentence(run: Run, jobName?: string | null): string {
+  const job = jobName ? `"${jobName}"` : run.job_id;
+  if (!TERMINAL_STATUSES.has(run.status)) return `Run ${run.id} of job ${job} is running; get_run with this id gives the result.`;
+  const took = run.duration_ms === null ? "" : run.duration_ms < 1000 ? ` in ${run.duration_ms} ms` : ` in ${Math.round(run.duration_ms / 100) / 10} s`;
+  return `Run ${run.id} of job ${job} ${run.status}${took}${run.error ? `: ${run.error}` : "."}`;
+}
 
 export const runNowTool = defineTool({
   name: "run_now",
   config: {
     title: "Run a job now",
     description:
-      "Start a run of a job right away, outside its schedule. By default it returns at once with the running record; " +
-      'with wait: true it returns the finished run (sending progress notifications meanwhile). Example: {"job": "log-audit", "wait": true}.',
+      "Start a run of a job right away, outside its schedule. It returns at once with the running record; " +
+      'with wait: true it returns the finished run and its output (sending progress notifications meanwhile). Example: {"job": "log-audit", "wait": true}.',
     inputSchema: z.strictObject({
       job: jobRef,
       wait: z.boolean().optional().describe("Wait for the run to finish (default false)"),
     }),
-    outputSchema: z.object({ run: RunSchema }),
+    outputSchema: z.object({
+      run: RunSchema,
+      output: z.string().nullable().describe("With wait: the whole answer, cut at 32 KiB; otherwise null"),
+      output_truncated: z.boolean(),
+    }),
     annotations: { title: "Run a job now", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   },
   handler: (ctx) => async ({ job: ref, wait }, extra) => {
-    let { run } = await ctx.api.runNow({ job: ref });
+    const started = await ctx.api.runNow({ job: ref });
+    let run = started.run;
     if (wait) {
       const token = extra._meta?.progressToken;
-      const started = Date.now();
+      const t0 = Date.now();
       let tick = 0;
       const timer =
         token === undefined
@@ -32,7 +47,7 @@ export const runNowTool = defineTool({
               void extra
                 .sendNotification({
                   method: "notifications/progress",
-                  params: { progressToken: token, progress: ++tick, message: `Run ${run.id} still going (${Math.round((Date.now() - started) / 1000)} s)` },
+                  params: { progressToken: token, progress: ++tick, message: `Run ${run.id} still going (${Math.round((Date.now() - t0) / 1000)} s)` },
                 })
                 .catch(() => {});
             }, PROGRESS_EVERY_MS);
@@ -45,9 +60,7 @@ export const runNowTool = defineTool({
       }
     }
     const done = TERMINAL_STATUSES.has(run.status);
-    const summary = done
-      ? `Run ${run.id} of job ${run.job_id} ${run.status}${run.error ? `: ${run.error}` : ""}.${run.response ? `\n${run.response}` : ""}`
-      : `Started run ${run.id} of job ${run.job_id}; read cron://runs/${run.id} or call list_runs for the result.`;
-    return ok({ run }, summary, [runLink(run)]);
+    const output = done && wait ? cappedOutput((await ctx.api.readRun({ run: run.id })).output) : { output: null, output_truncated: false };
+    return ok(runSentence(run, started.job_name), { run, ...output });
   },
 });

@@ -1,25 +1,46 @@
 import { z } from "zod";
-import type { Job, Run } from "../../core/jobs.js";
+import type { AddCronResult } from "../../core/api.js";
+import type { Job } from "../../core/jobs.js";
+import { JobRowSchema, jobRow, type RunRow } from "../../core/views.js";
 
-export const jobRef = z.string().min(1).max(200).describe("Job id or name");
-export const runRef = z.string().min(1).max(200).describe("Run id");
+export const jobRef = z.string().min(1).max(200).describe("Job id, name, or the first 8+ characters of its id");
+export const runRef = z.string().min(1).max(200).describe("Run id, or its first 8+ characters");
 export const cursor = z.string().min(1).max(200).describe("next_cursor from the previous page");
 
-export function jobLabel(job: Job): string {
+/** How many next runs a change answer shows. */
+const NEXT_SHOWN = 3;
+
+/** What add_cron, update_cron, pause and resume answer: the job's row and when it runs next. */
+export const JobChangeSchema = z.object({
+  job: JobRowSchema,
+  created: z.boolean().optional().describe("add_cron: false when a job of that name and definition already existed"),
+  next_runs: z.array(z.string()).describe("The next 3 runs in the job's timezone"),
+  next_runs_utc: z.array(z.string()).describe("The same in UTC"),
+  warnings: z.array(z.string()).describe("Things to fix before the job can run well"),
+});
+
+export function jobChange(job: Job, next: { next_runs: string[]; next_runs_utc: string[] }, extra: Partial<Pick<AddCronResult, "created" | "warnings">> = {}) {
+  return {
+    job: jobRow(job),
+    ...(extra.created === undefined ? {} : { created: extra.created }),
+    next_runs: next.next_runs.slice(0, NEXT_SHOWN),
+    next_runs_utc: next.next_runs_utc.slice(0, NEXT_SHOWN),
+    warnings: extra.warnings ?? [],
+  };
+}
+
+export function jobLabel(job: { id: string; name: string | null }): string {
   return job.name ? `"${job.name}"` : job.id;
 }
 
-export function runLine(run: Run): string {
-  const when = run.scheduled_for ?? run.started_at ?? "";
-  return `${run.id} ${run.status} ${when}${run.error ? ` — ${run.error}` : ""}`;
+/** `Scheduled "log-audit": at 09:00, Monday through Friday (Europe/Paris); next run 2026-12-02T09:00:00.000+01:00.` */
+export function jobSentence(verb: string, job: Job, description: string, next: string | undefined): string {
+  const when = job.state === "active" ? (next ? `next run ${next}` : "no run is due") : `it is ${job.state}`;
+  const zone = description.includes(job.timezone) ? "" : ` (${job.timezone})`;
+  return `${verb} ${jobLabel(job)}: ${description}${zone}; ${when}.`;
 }
 
-export function runLink(run: Run) {
-  return {
-    type: "resource_link" as const,
-    uri: `cron://runs/${run.id}`,
-    name: `run ${run.id}`,
-    description: `${run.status} run of job ${run.job_id}`,
-    mimeType: "application/json",
-  };
+export function runLine(run: RunRow): string {
+  const when = run.scheduled_for ?? run.started_at ?? "";
+  return `${run.id} ${run.status} ${when}${run.error ? ` — ${run.error}` : ""}`;
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# npm run test:all: what `npm test` cannot do with Node and `npm install` alone.
+#  1. installs the pinned agent CLIs, Node 22 and the MCP Inspector (into .cache/, once);
+#  2. runs the tests that need them (test/contract/: real Claude Code and Codex;
+#     test/all/: the Inspector's --strict schema check);
+#  3. runs the whole `npm test` suite again on Node 22 (Node 20 is past end of life).
+# Nothing is skipped: a missing tool fails the run.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/install-agent-clis.sh
+bash scripts/install-node22.sh
+node22="$root/.cache/node22/node_modules/.bin/node"
+
+npm run build
+echo "== test:all on $(node --version): real agent CLIs and the Inspector"
+npx vitest run -c vitest.all.config.ts
+
+echo "== npm test's suite on Node $("$node22" --version)"
+PATH="$(dirname "$node22"):$PATH" "$node22" node_modules/vitest/vitest.mjs run

@@ -1,0 +1,61 @@
+import { watch, type FSWatcher } from "node:fs";
+import path from "node:path";
+import { loadConfig, type Config } from "./config.js";
+import { errorMessage } from "./core/errors.js";
+
+const SETTLE_MS = 200;
+
+export interface ConfigWatch {
+  close(): void;
+}
+
+/**
+ * Watches config.json and hands every valid edit to `apply`; an invalid one keeps the running
+ * config and is reported through `reject`, with the reason. The folder is watched, not the
+ * file, so an editor's save-by-rename and a file created after start are both seen.
+ */
+export function watchConfig(opts: {
+  dataDir: string;
+  explicitPath?: string;
+  current: Config;
+  apply: (config: Config, changedKeys: string[]) => void;
+  reject: (message: string) => void;
+}): ConfigWatch {
+  const file = opts.explicitPath ? path.resolve(opts.explicitPath) : path.join(opts.dataDir, "config.json");
+  let last = JSON.stringify(opts.current);
+  let timer: NodeJS.Timeout | null = null;
+  let watcher: FSWatcher | null = null;
+  const reload = () => {
+    timer = null;
+    let next: Config;
+    try {
+      next = loadConfig(opts.dataDir, opts.explicitPath).config;
+    } catch (err) {
+      opts.reject(`${errorMessage(err)} The running config is kept.`);
+      return;
+    }
+    const text = JSON.stringify(next);
+    if (text === last) return;
+    const before = JSON.parse(last) as Record<string, unknown>;
+    const changed = Object.keys({ ...before, ...next }).filter((k) => JSON.stringify(before[k]) !== JSON.stringify((next as Record<string, unknown>)[k]));
+    last = text;
+    opts.apply(next, changed);
+  };
+  try {
+    watcher = watch(path.dirname(file), { persistent: false }, (_event, name) => {
+      if (name !== null && name !== path.basename(file)) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(reload, SETTLE_MS);
+      timer.unref();
+    });
+    watcher.on("error", () => {});
+  } catch (err) {
+    opts.reject(`Cannot watch ${file} for changes (${errorMessage(err)}); edits apply at the next start.`);
+  }
+  return {
+    close() {
+      if (timer) clearTimeout(timer);
+      watcher?.close();
+    },
+  };
+}

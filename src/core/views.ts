@@ -1,0 +1,115 @@
+import { z } from "zod";
+import { JOB_STATES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
+import { cutUtf8 } from "./output.js";
+import { describeSchedule, scheduleOfJob } from "./schedule.js";
+
+/**
+ * What a model reads. Claude Code and Codex hand the model only `structuredContent`, and
+ * Claude Code swaps a long answer for a 2 KB preview, so lists carry compact rows and the
+ * whole records stay in get_cron, get_run and the resources (SPEC §10).
+ */
+
+export const ROW_PROMPT_CHARS = 120;
+export const ROW_RESPONSE_CHARS = 500;
+/** get_run and a waited run_now cut the output here. */
+export const RUN_OUTPUT_CAP_BYTES = 32 * 1024;
+
+const nullableText = (description: string) => z.string().nullable().describe(description);
+
+export const JobRowSchema = z.object({
+  id: z.string(),
+  name: nullableText("Unique name, usable wherever a job id is taken"),
+  schedule: z.string(),
+  description: z.string().describe("The schedule in words"),
+  timezone: z.string(),
+  state: z.enum(JOB_STATES),
+  next_run_at: nullableText("ISO time of the next run; null when none is due"),
+  last_run_at: nullableText("ISO time the last run started"),
+  last_status: z.enum(RUN_STATUSES).nullable().describe("How the last run ended"),
+  prompt: z.string().describe(`The first ${ROW_PROMPT_CHARS} characters of the prompt`),
+});
+export type JobRow = z.infer<typeof JobRowSchema>;
+
+export const RunRowSchema = z.object({
+  id: z.string(),
+  job_id: z.string(),
+  job_name: nullableText("The job's name, if it has one"),
+  status: z.enum(RUN_STATUSES),
+  trigger: z.enum(RUN_TRIGGERS),
+  scheduled_for: nullableText("The occurrence this run is for; null for a manual run"),
+  started_at: nullableText("ISO time the run started"),
+  duration_ms: z.number().nullable().describe("How long it took; null while running"),
+  error: nullableText("Why it did not complete"),
+  response: nullableText(`The first ${ROW_RESPONSE_CHARS} characters of the answer`),
+  response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
+  uri: z.string().describe("The run's resource, cron://runs/{id}"),
+});
+export type RunRow = z.infer<typeof RunRowSchema>;
+
+/** Describing a schedule in words (cronstrue) is costly next to everything else in a list. */
+const descriptions = new Map<string, string>();
+
+export function describeJob(job: Job): string {
+  const key = `${job.schedule}\u0000${job.timezone}\u0000${job.run_at}`;
+  let text = descriptions.get(key);
+  if (text === undefined) {
+    if (descriptions.size > 10_000) descriptions.clear();
+    try {
+      text = describeSchedule(scheduleOfJob(job));
+    } catch {
+      // A stored schedule that no longer parses (say, a timezone gone from tzdata).
+      text = `"${job.schedule}" (cannot be read)`;
+    }
+    descriptions.set(key, text);
+  }
+  return text;
+}
+
+/** The first `max` characters, on a code point boundary, with "…" when cut. */
+export function clipChars(text: string, max: number): { text: string; cut: boolean } {
+  const chars = Array.from(text);
+  if (chars.length <= max) return { text, cut: false };
+  return { text: chars.slice(0, max - 1).join("") + "…", cut: true };
+}
+
+export function jobRow(job: Job): JobRow {
+  return {
+    id: job.id,
+    name: job.name,
+    schedule: job.schedule,
+    // The row has the timezone in its own field.
+    description: describeJob(job).replace(` (${job.timezone})`, ""),
+    timezone: job.timezone,
+    state: job.state,
+    next_run_at: job.next_run_at,
+    last_run_at: job.last_run_at,
+    last_status: job.last_status,
+    prompt: clipChars(job.prompt, ROW_PROMPT_CHARS).text,
+  };
+}
+
+export function runRow(run: Run, jobName: string | null): RunRow {
+  const response = run.response === null ? null : clipChars(run.response, ROW_RESPONSE_CHARS);
+  return {
+    id: run.id,
+    job_id: run.job_id,
+    job_name: jobName,
+    status: run.status,
+    trigger: run.trigger,
+    scheduled_for: run.scheduled_for,
+    started_at: run.started_at,
+    duration_ms: run.duration_ms,
+    error: run.error,
+    response: response?.text ?? null,
+    response_truncated: (response?.cut ?? false) || run.output_truncated,
+    uri: `cron://runs/${run.id}`,
+  };
+}
+
+/** A run's whole output as get_run gives it: text cut at 32 KiB, or the parsed JSON when it fits. */
+export function cappedOutput(output: unknown): { output: string | null; output_truncated: boolean } {
+  if (output === null || output === undefined) return { output: null, output_truncated: false };
+  const text = typeof output === "string" ? output : JSON.stringify(output, null, 2);
+  const cut = cutUtf8(text, RUN_OUTPUT_CAP_BYTES);
+  return { output: cut.text, output_truncated: cut.cut };
+}

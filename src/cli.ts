@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadConfig, defaultDataDir, type Config } from "./config.js";
-import { UserError, errorMessage } from "./core/errors.js";
+import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
 import { VERSION } from "./version.js";
@@ -459,6 +459,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof UserError) {
       process.stderr.write(`agent-cron: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof UnavailableError) {
+      process.stderr.write(`agent-cron: ${err.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`agent-cron: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -35,6 +35,8 @@ interface ActiveRun {
   done: Promise<Run>;
 }
 
+/** How often run records that could not be written are tried again. */
+const REWRITE_EVERY_MS = 5000;
 /** Retries of one run wait at most this long in all. */
 const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 
@@ -130,10 +132,26 @@ export class Dispatcher {
       done: Promise.resolve(run),
     };
     this.track(active);
-    await this.host.runs.put(run);
-    const jobNow = await this.host.updateJob(job.id, (j) => ({ run_count: j.run_count + 1, last_run_at: run.started_at }));
+    try {
+      await this.host.runs.put(run);
+    } catch (err) {
+      // No agent starts without its record; the job must not stay "running" for ever either.
+      this.untrack(active);
+      const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
+      this.recordLater({ ...run, status: "failed", finished_at: at, duration_ms: 0, error: `The run did not start: its record could not be written (${errorMessage(err)}).` }, err);
+      throw err;
+    }
+    const jobNow = await this.host.updateJob(job.id, (j) => ({ run_count: j.run_count + 1, last_run_at: run.started_at })).catch((err) => {
+      this.writeFailed(`Job ${job.name ?? job.id}: its run count could not be saved`, err);
+      return undefined;
+    });
     this.host.events.emit("run", run, "started", jobNow ?? job);
-    active.done = this.execute(jobNow ?? job, active).finally(() => {
+    active.done = this.execute(jobNow ?? job, active).catch((err) => {
+      // execute records every ending itself; this is the last net, so that a failure here
+      // is reported instead of ending the process as an unhandled rejection.
+      this.writeFailed(`Run ${run.id}`, err);
+      return active.run;
+    }).finally(() => {
       this.untrack(active);
       this.releaseQueued(job.id);
     });
@@ -254,15 +272,24 @@ export class Dispatcher {
     } catch (err) {
       run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
     }
-    await this.host.runs.put(run);
+    try {
+      await this.host.runs.put(run);
+    } catch (err) {
+      this.recordLater(run, err);
+    }
     this.addSpend(run.usage);
     // A persistent job resumes the session its agent reported (Codex picks its own id), or
     // ours once a run has completed in it.
     const session = job.session === "persistent" && (result?.sessionId || (status === "completed" && run.session_id));
-    const updated = await this.host.updateJob(job.id, (j) => ({
-      ...this.jobAfterRun(j, run),
-      ...(session && j.session === "persistent" ? { session_id: session } : {}),
-    }));
+    const updated = await this.host
+      .updateJob(job.id, (j) => ({
+        ...this.jobAfterRun(j, run),
+        ...(session && j.session === "persistent" ? { session_id: session } : {}),
+      }))
+      .catch((err) => {
+        this.writeFailed(`Job ${job.name ?? job.id}: how its run ended could not be saved`, err);
+        return undefined;
+      });
     this.host.events.emit("run", run, "finished", updated ?? job);
     if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
@@ -317,13 +344,52 @@ export class Dispatcher {
       usage: null,
       pid: process.pid,
     };
-    await this.host.runs.put(run);
+    try {
+      await this.host.runs.put(run);
+    } catch (err) {
+      this.recordLater(run, err);
+      return run;
+    }
     const updated = await this.host.updateJob(job.id, (j) => ({
       last_status: status,
       ...(j.run_at !== null && occ.trigger !== "manual" && (status === "missed" || status === "interrupted") ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
     }));
     this.host.events.emit("run", run, "finished", updated ?? job);
     return run;
+  }
+
+  /**
+   * Run records that could not be written (disk full, a permission lost): kept in memory and
+   * written again every few seconds, so that once the disk is back each occurrence has its
+   * record. They are lost only if the process stops before that.
+   */
+  private readonly unwritten = new Map<string, Run>();
+  private rewriteTimer: unknown = null;
+
+  private recordLater(run: Run, err: unknown): void {
+    const first = this.unwritten.size === 0;
+    this.unwritten.set(run.id, run);
+    if (first) this.writeFailed(`Run ${run.id} (${run.status}) could not be recorded; it is kept and written again once the disk takes it`, err);
+    this.rewriteTimer ??= this.host.clock.setTimer(() => void this.rewrite(), REWRITE_EVERY_MS);
+  }
+
+  private async rewrite(): Promise<void> {
+    this.rewriteTimer = null;
+    for (const run of [...this.unwritten.values()]) {
+      try {
+        await this.host.runs.put(run);
+      } catch {
+        break;
+      }
+      this.unwritten.delete(run.id);
+      this.host.events.emit("run", run, "finished", this.host.getJob(run.job_id));
+    }
+    if (this.unwritten.size && !this.closing) this.rewriteTimer = this.host.clock.setTimer(() => void this.rewrite(), REWRITE_EVERY_MS);
+    else if (!this.unwritten.size) this.host.events.emit("notice", "info", "The run records that could not be written are written now.", {});
+  }
+
+  private writeFailed(what: string, err: unknown): void {
+    this.host.events.emit("notice", "error", `${what}: ${errorMessage(err)}`, {});
   }
 
   private releaseQueued(jobId: string): void {
@@ -371,6 +437,7 @@ export class Dispatcher {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.queued.clear();
+    if (this.rewriteTimer !== null) this.host.clock.clearTimer(this.rewriteTimer);
     const all = () => [...this.byRunId.values()];
     if (graceMs > 0 && all().length) {
       await Promise.race([Promise.allSettled(all().map((a) => a.done)), sleep(graceMs)]);
@@ -379,6 +446,8 @@ export class Dispatcher {
     // Their grace (if any) is spent: no SIGTERM courtesy period, so the server exits promptly.
     killAllProcessGroups("SIGKILL");
     await Promise.allSettled(ending);
+    // A last try for records the disk refused.
+    if (this.unwritten.size) await this.rewrite();
   }
 
   get isClosing(): boolean {

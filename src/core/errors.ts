@@ -11,3 +11,11 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * A runtime failure with a message meant for the caller as it is (the owner of the data dir
+ * does not answer): one sentence, no stack; the CLI exits 1, a tool answers isError.
+ */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}

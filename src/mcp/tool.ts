@@ -11,7 +11,7 @@ import {
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import { describeIssue, quote } from "../core/issues.js";
 import { portableJsonSchema } from "./schema.js";
 
@@ -71,7 +71,7 @@ export function ok(summary: string, fields: Record<string, unknown>): CallToolRe
  * failed). The server never crashes on input.
  */
 export function failure(tool: string, err: unknown): CallToolResult {
-  const reason = err instanceof UserError ? err.message : `internal error: ${errorMessage(err)}`;
+  const reason = err instanceof UserError || err instanceof UnavailableError ? err.message : `internal error: ${errorMessage(err)}`;
   // One line, whatever a message echoes of the caller's input.
   const text = `${tool} failed: ${reason}`.replace(/[\u0000-\u001f\u007f]+/g, " ");
   return { content: [{ type: "text", text }], isError: true };

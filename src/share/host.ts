@@ -6,7 +6,7 @@ import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
 import { LocalApi, type ApiMethod, type CronApi } from "../core/api.js";
 import { App } from "../core/app.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import { OwnerGoneError, RemoteApiClient, serveApi } from "./rpc.js";
 
@@ -83,6 +83,8 @@ export class Host implements CronApi {
         await this.follow();
         return;
       } catch (err) {
+        // The owner is there but does not answer: say so now rather than wait to take over.
+        if (err instanceof UnavailableError) throw err;
         lastError = errorMessage(err);
       }
       if (Date.now() > deadline) {

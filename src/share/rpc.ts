@@ -1,6 +1,6 @@
 import net from "node:net";
 import { API_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import type { AppEventBus, AppEvents } from "../core/events.js";
 
 /**
@@ -152,7 +152,14 @@ export class RemoteApiClient {
       const fail = (err?: Error) => reject(err ?? new Error("the owner closed the connection"));
       socket.once("error", fail);
       socket.once("close", () => fail());
+      // A stalled owner's kernel still accepts the connection; only the greeting tells.
+      const timer = setTimeout(() => {
+        fail(new UnavailableError(`The agent-cron process that owns the data dir did not answer within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. Try again.`));
+        socket.destroy();
+      }, CALL_TIMEOUT_MS);
+      timer.unref();
       client.greeted = () => {
+        clearTimeout(timer);
         socket.removeListener("error", fail);
         resolve(client);
       };
@@ -167,7 +174,27 @@ export class RemoteApiClient {
     if (this.socket.destroyed || this.ownerStopping) return Promise.reject(new OwnerGoneError(false));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // An owner that stalls (stopped, swapping) must not hang its followers and the CLI
+      // for ever; waitRun waits for a run by design, as long as the run takes.
+      const timer =
+        method === "waitRun"
+          ? null
+          : setTimeout(() => {
+              if (!this.pending.delete(id)) return;
+              reject(new UnavailableError(`The agent-cron process that owns the data dir did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. ` +
+                (READ_ONLY.has(method) ? "Try again." : "The change may still be applied when it wakes; check before trying again.")));
+            }, CALL_TIMEOUT_MS);
+      timer?.unref();
+      this.pending.set(id, {
+        resolve: (v) => {
+          if (timer) clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          if (timer) clearTimeout(timer);
+          reject(e);
+        },
+      });
       send(this.socket, { id, method, args });
     });
   }
@@ -181,6 +208,10 @@ export class RemoteApiClient {
  * The owner went away. `mayHaveApplied` is false when the call certainly was not applied
  * (refused while stopping, or never sent), so it can go to the next owner safely.
  */
+/** A call the owner does not answer in this long fails with a sentence (env AGENT_CRON_CALL_TIMEOUT_MS for tests). */
+const CALL_TIMEOUT_MS = Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) > 0 ? Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) : 30_000;
+const READ_ONLY: ReadonlySet<ApiMethod> = new Set(["listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "allJobs", "completeIds"]);
+
 export class OwnerGoneError extends Error {
   constructor(readonly mayHaveApplied: boolean) {
     super(

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -388,6 +388,45 @@ describe("App scheduling with an injected clock", () => {
     const tomorrow = await app.runNow("spend");
     expect(tomorrow.status).toBe("running");
     await until(() => exec.calls.length === 3);
+  });
+
+  it("a run record that cannot be written neither wedges the job nor ends the process; it is written once the disk is back", async () => {
+    const { app, clock, exec, dir } = await makeApp();
+    const errors: string[] = [];
+    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p", retries: 0 }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    // The disk goes away while the run is going: its end cannot be written.
+    const runsDir = path.join(dir, "runs");
+    renameSync(runsDir, `${runsDir}.away`);
+    writeFileSync(runsDir, "not a directory");
+    exec.finishAll();
+    await until(() => errors.some((e) => /could not be recorded/.test(e)));
+    // Occurrences while the disk is gone: none starts an agent, none is "skipped: still going".
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(exec.calls).toHaveLength(1);
+    // The disk is back; the records kept in memory are written at the next try.
+    rmSync(runsDir);
+    renameSync(`${runsDir}.away`, runsDir);
+    await app.pause("tick");
+    clock.advance(5000);
+    await until(() => runsOf(app, "tick").filter((r) => r.status === "failed").length === 3);
+    const runs = runsOf(app, "tick");
+    expect(runs.filter((r) => r.status === "skipped")).toEqual([]);
+    expect(runs.filter((r) => r.status === "failed").every((r) => /its record could not be written/.test(r.error ?? ""))).toBe(true);
+    // The run that ended while the disk was gone has its record too.
+    expect(runs.find((r) => r.id === exec.calls[0].req.runId)?.status).toBe("completed");
+    expect(runs.filter((r) => r.status === "running")).toEqual([]);
+    // And the job runs again.
+    await app.resume("tick");
+    clock.advance(1000);
+    await until(() => exec.calls.length === 2);
+    exec.finishAll();
   });
 
   it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {

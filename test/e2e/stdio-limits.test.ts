@@ -1,0 +1,35 @@
+/** A stdio message too large for one read is answered with an error; the server keeps serving. */
+import { spawn } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { CLI, makeDataDir, removeDir, waitFor } from "../helpers/server.js";
+
+describe("stdio framing", () => {
+  const dir = makeDataDir();
+  afterAll(() => removeDir(dir));
+
+  it("answers a message over the limit with an error naming the limit, and serves the next one", async () => {
+    const child = spawn(process.execPath, [CLI, "serve", "--data-dir", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const answers = () => out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const send = (m: unknown) => child.stdin.write(JSON.stringify(m) + "\n");
+    send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    await waitFor(() => answers().some((a) => a.id === 1), { what: "initialize" });
+    send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    // 11 MiB in one line, written in pieces as a pipe delivers it.
+    const huge = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(11 * 1024 * 1024) } } });
+    for (let i = 0; i < huge.length; i += 1 << 20) child.stdin.write(huge.slice(i, i + (1 << 20)));
+    child.stdin.write("\n");
+    send({ jsonrpc: "2.0", id: 8, method: "tools/list" });
+    await waitFor(() => answers().some((a) => a.id === 8), { what: "tools/list after the huge message", timeout: 20_000, describe: () => err });
+    const tooLarge = answers().find((a) => a.id === 7);
+    expect(tooLarge.error.code).toBe(-32600);
+    expect(tooLarge.error.message).toMatch(/^Message too large: \d+ bytes; one message may have at most 8388608 bytes/);
+    expect(answers().find((a) => a.id === 8).result.tools.length).toBe(12);
+    expect(child.exitCode).toBeNull();
+    child.stdin.end();
+    await new Promise((r) => child.once("exit", r));
+  });
+});

@@ -144,9 +144,40 @@ export class App {
     const runs = new RunStore(opts.dataDir, opts.config.runs_per_job);
     runs.load();
     const app = new App(opts, jobs, runs);
+    await app.pauseBrokenJobs();
     await app.recoverInterrupted();
     app.dispatcher.seedSpend(runs.all());
     return app;
+  }
+
+  /** What start-up found wrong with the stored jobs, one sentence each, naming file and job. */
+  readonly startupProblems: string[] = [];
+  private readonly broken = new Set<string>();
+
+  /**
+   * A stored job that can no longer be scheduled (its timezone left tzdata, a hand-edited
+   * schedule or date) must not stop the server and every other job: it is paused, with the
+   * reason in last_error, and start-up says which file and job.
+   */
+  private async pauseBrokenJobs(): Promise<void> {
+    for (const job of [...this.jobs.all()]) {
+      const problem = brokenJobProblem(job);
+      if (!problem) continue;
+      this.broken.add(job.id);
+      const where = path.join(this.dataDir, "jobs.json");
+      const label = job.name ? `"${job.name}" (${job.id})` : job.id;
+      this.startupProblems.push(`Job ${label} in ${where} cannot be scheduled: ${problem}. It is paused; fix it with update_cron (or agent-cron update), then resume it.`);
+      if (job.state === "active") {
+        await this.jobs.put({
+          ...job,
+          state: "paused",
+          enabled: false,
+          next_run_at: null,
+          last_error: `Cannot be scheduled: ${problem}. Fix it with update_cron, then resume the job.`,
+          updated_at: toIsoInZone(new Date(this.clock.now()), this.config.timezone),
+        });
+      }
+    }
   }
 
   private async recoverInterrupted(): Promise<void> {
@@ -191,6 +222,7 @@ export class App {
   private async recordLostOccurrences(): Promise<void> {
     for (const job of [...this.jobs.all()]) {
       const at = job.last_scheduled_for;
+      if (this.broken.has(job.id)) continue;
       if (!at || this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
       await this.dispatcher.record(job, { scheduledFor: Date.parse(at), trigger: "schedule" }, "interrupted", "The server stopped as this occurrence was starting; it is not run again.");
     }
@@ -779,6 +811,21 @@ function parseInput<T>(schema: { safeParse(v: unknown): { success: true; data: T
 /** Occurrences at or before this instant are done with (run, recorded, or skipped on purpose). */
 function handledUntil(job: Job): number {
   return Math.max(job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity, job.schedule_from ? Date.parse(job.schedule_from) : -Infinity);
+}
+
+/** Why a stored job cannot be scheduled, or null when it can. */
+function brokenJobProblem(job: Job): string | null {
+  if (!isValidTimezone(job.timezone)) return `timezone "${job.timezone}" is not known to this system's time zone data`;
+  for (const field of ["created_at", "updated_at", "last_scheduled_for", "schedule_from", "run_at", "expires_at"] as const) {
+    const v = job[field];
+    if (v !== null && !Number.isFinite(Date.parse(v))) return `${field} "${v}" is not a date`;
+  }
+  try {
+    scheduleOfJob(job);
+  } catch (err) {
+    return `schedule "${job.schedule}": ${errorMessage(err).replace(/\.$/, "")}`;
+  }
+  return null;
 }
 
 /** The one record whose id starts with `prefix` (8+ characters); several is an error naming them. */

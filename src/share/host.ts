@@ -116,6 +116,7 @@ export class Host implements CronApi {
       await release().catch(() => {});
       throw err;
     }
+    for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     const api = new LocalApi(app);
     const unpipe = pipeEvents(app.events, this.events);
     rmSync(this.socketPath, { force: true });

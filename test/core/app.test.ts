@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config.js";
 import { App } from "../../src/core/app.js";
+import { JobStore } from "../../src/store/jobs-store.js";
 import type { Run } from "../../src/core/jobs.js";
 import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";
@@ -426,6 +427,36 @@ describe("App scheduling with an injected clock", () => {
     await app.resume("tick");
     clock.advance(1000);
     await until(() => exec.calls.length === 2);
+    exec.finishAll();
+  });
+
+  it("a stored job that can no longer be scheduled is paused with the reason, naming file and job, and the others run", async () => {
+    const first = await makeApp();
+    await first.app.addJob({ name: "good", schedule: "* * * * * *", prompt: "p" }, "test");
+    const bad = (await first.app.addJob({ name: "bad-zone", schedule: "@daily", prompt: "p" }, "test")).job;
+    const badDate = (await first.app.addJob({ name: "bad-date", schedule: "@daily", prompt: "p" }, "test")).job;
+    await first.app.close(0);
+    apps.splice(apps.indexOf(first.app), 1);
+    // What tzdata updates and hand edits leave behind.
+    const store = await JobStore.open(first.dir);
+    await store.put({ ...bad, timezone: "Mars/Olympus" });
+    await store.put({ ...badDate, created_at: "yesterday-ish" });
+    await store.idle();
+    store.close();
+
+    const { app, clock, exec } = await makeApp({ dir: first.dir, clock: first.clock });
+    expect(app.startupProblems).toHaveLength(2);
+    expect(app.startupProblems[0]).toMatch(new RegExp(`^Job "bad-zone" \\(${bad.id}\\) in .*jobs\\.json cannot be scheduled: timezone "Mars/Olympus" is not known`));
+    expect(app.startupProblems[1]).toMatch(/"bad-date" .* created_at "yesterday-ish" is not a date/);
+    expect(app.resolveJob("bad-zone")).toMatchObject({ state: "paused", enabled: false });
+    expect(app.resolveJob("bad-zone").last_error).toMatch(/^Cannot be scheduled: timezone "Mars\/Olympus"/);
+    await app.start();
+    clock.advance(1000);
+    await until(() => exec.calls.length >= 1);
+    expect(exec.calls[0].req.jobId).toBe(app.resolveJob("good").id);
+    // Fixed through update_cron, it can be resumed.
+    await app.updateJob("bad-zone", { timezone: "Europe/Paris" });
+    expect((await app.resume("bad-zone")).state).toBe("active");
     exec.finishAll();
   });
 

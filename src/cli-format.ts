@@ -1,5 +1,5 @@
 import type { Job, Run, RunWithOutput } from "./core/jobs.js";
-import type { JobRow, RunRow } from "./core/views.js";
+import { clipChars, type JobRow, type RunRow } from "./core/views.js";
 
 /**
  * Prompts, names and outputs come from callers and agents: a terminal escape in one must not
@@ -20,8 +20,7 @@ export function table(headers: string[], cells: string[][]): string {
 }
 
 function clip(text: string, max: number): string {
-  const one = text.replace(/\s+/g, " ").trim();
-  return one.length > max ? one.slice(0, max - 1) + "…" : one;
+  return clipChars(text.replace(/\s+/g, " ").trim(), max).text;
 }
 
 export function formatJobsTable(jobs: JobRow[]): string {

@@ -2,7 +2,7 @@ import type { App } from "./app.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
-import { jobRow, runRow, type JobRow, type RunRow } from "./views.js";
+import { describeJob, jobRow, runRow, type JobRow, type RunRow } from "./views.js";
 
 export interface NextRuns {
   next_runs: string[];
@@ -62,6 +62,11 @@ export const API_METHODS = [
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
+/** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
+export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
+  "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "allJobs", "completeIds", "waitRun",
+]);
+
 const MAX_COMPLETIONS = 100;
 
 /** The API served straight from this process's App. */
@@ -79,7 +84,7 @@ export class LocalApi implements CronApi {
 
   async addCron({ input, created_by }: { input: unknown; created_by: string }): Promise<AddCronResult> {
     const { job, created, warnings } = await this.app.addJob(input, created_by);
-    return { job, created, ...this.next(job), description: this.app.describe(job), warnings };
+    return { job, created, ...this.next(job), description: describeJob(job), warnings };
   }
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
@@ -97,7 +102,7 @@ export class LocalApi implements CronApi {
   }
 
   private change(job: Job): JobChange {
-    return { job, description: this.app.describe(job), ...this.next(job, 3) };
+    return { job, description: describeJob(job), ...this.next(job, 3) };
   }
 
   async pause({ job }: { job: string }) {
@@ -114,7 +119,7 @@ export class LocalApi implements CronApi {
 
   async getCron({ job: ref }: { job: string }): Promise<JobView> {
     const job = this.app.resolveJob(ref);
-    return { job, description: this.app.describe(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
+    return { job, description: describeJob(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
   async updateCron({ job: ref, patch }: { job: string; patch: unknown }) {

@@ -15,7 +15,7 @@ import { AppEventBus } from "./events.js";
 import type { z } from "zod";
 import { describeIssue } from "./issues.js";
 import { AddJobInput, UpdateJobInput, hasNoControlChars } from "./job-input.js";
-import { MAX_PROMPT_BYTES, RUN_STATUSES, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { MAX_PROMPT_BYTES, RUN_STATUSES, maxRunsReached, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { compileOutputSchema } from "./output.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import {
@@ -28,7 +28,6 @@ import {
   type ParsedSchedule,
 } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
-import { describeJob } from "./views.js";
 
 export interface AppOptions {
   dataDir: string;
@@ -364,8 +363,8 @@ export class App {
     for (const t of times) {
       const current = this.jobs.get(jobId);
       if (!current || current.state !== "active" || this.dispatcher.isClosing) return;
-      if (current.max_runs !== null && current.run_count >= current.max_runs) return;
-      const run = await this.dispatcher.start(current, { scheduledFor: t, trigger: "catch_up" });
+      const run = await this.dispatcher.startOccurrence(current, { scheduledFor: t, trigger: "catch_up" });
+      if (!run) return;
       await this.dispatcher.whenDone(run.id);
     }
   }
@@ -530,7 +529,7 @@ export class App {
     const first = this.nextRuns(next, 1, now)[0];
     if (next.state === "active" && !first) {
       // add_cron refuses such a job; an update must not make one.
-      const why = next.max_runs !== null && next.run_count >= next.max_runs
+      const why = maxRunsReached(next)
         ? `it has run ${next.run_count} times and max_runs is ${next.max_runs}`
         : next.expires_at && Date.parse(next.expires_at) <= now
           ? `its expires_at ${next.expires_at} has passed`
@@ -696,10 +695,6 @@ export class App {
 
   formatTime(date: Date, timezone = this.config.timezone): string {
     return toIsoInZone(date, timezone);
-  }
-
-  describe(job: Job): string {
-    return describeJob(job);
   }
 
   // Validation

@@ -8,7 +8,7 @@ import type { Executor, ExecutionResult } from "../executors/types.js";
 import type { RunStore } from "../store/runs-store.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
-import type { Job, Run, RunStatus, RunTrigger, Usage } from "./jobs.js";
+import { maxRunsReached, type Job, type Run, type RunStatus, type RunTrigger, type Usage } from "./jobs.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
 import { startOfDayInZone, toIsoInZone } from "./time.js";
@@ -74,10 +74,7 @@ export class Dispatcher {
 
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
-    // max_runs counts runs as they start: with overlap allow, an occurrence armed before the
-    // last allowed run started must not be one too many.
-    const current = this.host.getJob(job.id) ?? job;
-    if (current.max_runs !== null && current.run_count >= current.max_runs) return null;
+    if (this.pastMaxRuns(job)) return null;
     const running = this.active.get(job.id);
     if (running?.size && job.overlap !== "allow") {
       if (job.overlap === "skip") {
@@ -95,6 +92,22 @@ export class Dispatcher {
       }
     }
     return this.start(job, occ);
+  }
+
+  /**
+   * A scheduled occurrence that overlap does not govern (a catch-up backlog runs one after
+   * another); null when the job has already started its last allowed run.
+   */
+  async startOccurrence(job: Job, occ: Occurrence): Promise<Run | null> {
+    return this.pastMaxRuns(job) ? null : this.start(job, occ);
+  }
+
+  /**
+   * With overlap allow, or a backlog, an occurrence armed before the job's last allowed run
+   * started must not be one too many: checked on the newest copy of the job.
+   */
+  private pastMaxRuns(job: Job): boolean {
+    return maxRunsReached(this.host.getJob(job.id) ?? job);
   }
 
   /** Starts a run and returns its `running` record once that is on disk; the run goes on. */
@@ -307,7 +320,7 @@ export class Dispatcher {
       consecutive_failures: consecutive,
     };
     const oneShotDone = j.run_at !== null && run.trigger !== "manual";
-    const maxRunsDone = j.max_runs !== null && j.run_count >= j.max_runs;
+    const maxRunsDone = maxRunsReached(j);
     if ((oneShotDone || maxRunsDone) && j.state === "active") {
       change.state = "completed";
       change.enabled = false;

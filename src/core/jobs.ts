@@ -117,4 +117,9 @@ export type Run = z.infer<typeof RunSchema>;
 export const RunWithOutputSchema = RunSchema.extend({ output: z.unknown() });
 export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
 
+/** max_runs counts runs as they start: true once a job has started its last allowed run. */
+export function maxRunsReached(job: Pick<Job, "max_runs" | "run_count">): boolean {
+  return job.max_runs !== null && job.run_count >= job.max_runs;
+}
+
 export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set(RUN_STATUSES.filter((s) => s !== "running"));

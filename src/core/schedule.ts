@@ -444,11 +444,16 @@ export function latestOccurrenceBetween(s: ParsedSchedule, from: Date, to: Date,
 
 // Description
 
-/** The schedule in words with its timezone, e.g. "At 09:00 AM, Monday through Friday (Europe/Paris)". */
-export function describeSchedule(s: ParsedSchedule): string {
+/**
+ * The schedule in words, e.g. "At 09:00 AM, Monday through Friday (Europe/Paris)": with its
+ * timezone where the zone matters (a time of day or date), unless `withZone` is false (a
+ * row that has the zone in a field of its own).
+ */
+export function describeSchedule(s: ParsedSchedule, withZone = true): string {
+  const zone = withZone ? ` (${s.timezone})` : "";
   switch (s.kind) {
     case "once":
-      return `Once, at ${toIsoInZone(s.runAt!, s.timezone)} (${s.timezone})`;
+      return `Once, at ${toIsoInZone(s.runAt!, s.timezone)}${zone}`;
     case "every":
       return `Every ${describeInterval(s.everyMs!)}`;
     case "cron": {
@@ -459,7 +464,7 @@ export function describeSchedule(s: ParsedSchedule): string {
       } catch {
         words = `On cron schedule "${pattern}"`;
       }
-      return `${words} (${s.timezone})`;
+      return `${words}${zone}`;
     }
   }
 }

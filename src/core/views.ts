@@ -49,13 +49,13 @@ export type RunRow = z.infer<typeof RunRowSchema>;
 /** Describing a schedule in words (cronstrue) is costly next to everything else in a list. */
 const descriptions = new Map<string, string>();
 
-export function describeJob(job: Job): string {
-  const key = `${job.schedule}\u0000${job.timezone}\u0000${job.run_at}`;
+export function describeJob(job: Job, withZone = true): string {
+  const key = `${job.schedule}\u0000${job.timezone}\u0000${job.run_at}\u0000${withZone}`;
   let text = descriptions.get(key);
   if (text === undefined) {
     if (descriptions.size > 10_000) descriptions.clear();
     try {
-      text = describeSchedule(scheduleOfJob(job));
+      text = describeSchedule(scheduleOfJob(job), withZone);
     } catch {
       // A stored schedule that no longer parses (say, a timezone gone from tzdata).
       text = `"${job.schedule}" (cannot be read)`;
@@ -77,8 +77,8 @@ export function jobRow(job: Job): JobRow {
     id: job.id,
     name: job.name,
     schedule: job.schedule,
-    // The row has the timezone in its own field.
-    description: describeJob(job).replace(` (${job.timezone})`, ""),
+    // The row has the timezone in a field of its own.
+    description: describeJob(job, false),
     timezone: job.timezone,
     state: job.state,
     next_run_at: job.next_run_at,

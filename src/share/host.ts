@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
-import { LocalApi, type ApiMethod, type CronApi } from "../core/api.js";
+import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
 import { App } from "../core/app.js";
 import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
@@ -17,9 +17,6 @@ import { OwnerGoneError, RemoteApiClient, serveApi } from "./rpc.js";
 const LOCK_STALE_MS = 6000;
 const LOCK_UPDATE_MS = 1500;
 const RETRY_MS = 150;
-const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
-  "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "allJobs", "completeIds", "waitRun",
-]);
 
 export interface HostOptions {
   dataDir: string;

@@ -1,5 +1,5 @@
 import net from "node:net";
-import { API_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
+import { API_METHODS, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
 import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import type { AppEventBus, AppEvents } from "../core/events.js";
 
@@ -182,7 +182,7 @@ export class RemoteApiClient {
           : setTimeout(() => {
               if (!this.pending.delete(id)) return;
               reject(new UnavailableError(`The agent-cron process that owns the data dir did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. ` +
-                (READ_ONLY.has(method) ? "Try again." : "The change may still be applied when it wakes; check before trying again.")));
+                (READ_METHODS.has(method) ? "Try again." : "The change may still be applied when it wakes; check before trying again.")));
             }, CALL_TIMEOUT_MS);
       timer?.unref();
       this.pending.set(id, {
@@ -210,7 +210,6 @@ export class RemoteApiClient {
  */
 /** A call the owner does not answer in this long fails with a sentence (env AGENT_CRON_CALL_TIMEOUT_MS for tests). */
 const CALL_TIMEOUT_MS = Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) > 0 ? Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) : 30_000;
-const READ_ONLY: ReadonlySet<ApiMethod> = new Set(["listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "allJobs", "completeIds"]);
 
 export class OwnerGoneError extends Error {
   constructor(readonly mayHaveApplied: boolean) {

@@ -1,8 +1,7 @@
 import { z } from "zod";
 import { RunSchema } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { runRef } from "./shared.js";
-import { runSentence } from "./run-now.js";
+import { runRef, runSentence } from "./shared.js";
 
 export const cancelRunTool = defineTool({
   name: "cancel_run",

@@ -2,8 +2,7 @@ import { z } from "zod";
 import { RunSchema } from "../../core/jobs.js";
 import { cappedOutput } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
-import { runRef } from "./shared.js";
-import { runSentence } from "./run-now.js";
+import { runRef, runSentence } from "./shared.js";
 
 export const RunWithOutputFields = {
   run: RunSchema,

@@ -1,19 +1,11 @@
 import { z } from "zod";
-import { TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
+import { TERMINAL_STATUSES } from "../../core/jobs.js";
 import { RunSchema } from "../../core/jobs.js";
 import { cappedOutput } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
-import { jobRef } from "./shared.js";
+import { jobRef, runSentence } from "./shared.js";
 
 const PROGRESS_EVERY_MS = 1000;
-
-/** `Run 1b2c… of job "log-audit" completed in 42 s.` */
-export function runSentence(run: Run, jobName?: string | null): string {
-  const job = jobName ? `"${jobName}"` : run.job_id;
-  if (!TERMINAL_STATUSES.has(run.status)) return `Run ${run.id} of job ${job} is running; get_run with this id gives the result.`;
-  const took = run.duration_ms === null ? "" : run.duration_ms < 1000 ? ` in ${run.duration_ms} ms` : ` in ${Math.round(run.duration_ms / 100) / 10} s`;
-  return `Run ${run.id} of job ${job} ${run.status}${took}${run.error ? `: ${run.error}` : "."}`;
-}
 
 export const runNowTool = defineTool({
   name: "run_now",

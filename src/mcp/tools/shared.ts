@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { AddCronResult } from "../../core/api.js";
-import type { Job } from "../../core/jobs.js";
+import { TERMINAL_STATUSES, type Job, type Run } from "../../core/jobs.js";
 import { JobRowSchema, jobRow, type RunRow } from "../../core/views.js";
 
 export const jobRef = z.string().min(1).max(200).describe("Job id, name, or the first 8+ characters of its id");
@@ -36,8 +36,15 @@ export function jobLabel(job: { id: string; name: string | null }): string {
 /** `Scheduled "log-audit": at 09:00, Monday through Friday (Europe/Paris); next run 2026-12-02T09:00:00.000+01:00.` */
 export function jobSentence(verb: string, job: Job, description: string, next: string | undefined): string {
   const when = job.state === "active" ? (next ? `next run ${next}` : "no run is due") : `it is ${job.state}`;
-  const zone = description.includes(job.timezone) ? "" : ` (${job.timezone})`;
-  return `${verb} ${jobLabel(job)}: ${description}${zone}; ${when}.`;
+  return `${verb} ${jobLabel(job)}: ${description}; ${when}.`;
+}
+
+/** `Run 1b2c… of job "log-audit" completed in 42 s.` */
+export function runSentence(run: Run, jobName?: string | null): string {
+  const job = jobName ? `"${jobName}"` : run.job_id;
+  if (!TERMINAL_STATUSES.has(run.status)) return `Run ${run.id} of job ${job} is running; get_run with this id gives the result.`;
+  const took = run.duration_ms === null ? "" : run.duration_ms < 1000 ? ` in ${run.duration_ms} ms` : ` in ${Math.round(run.duration_ms / 100) / 10} s`;
+  return `Run ${run.id} of job ${job} ${run.status}${took}${run.error ? `: ${run.error}` : "."}`;
 }
 
 export function runLine(run: RunRow): string {

@@ -10,7 +10,7 @@ import { WebhookSender, checkWebhookUrl } from "../notify/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
 import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
-import { UserError, errorMessage } from "./errors.js";
+import { UserError, errorMessage, type Fence } from "./errors.js";
 import { AppEventBus } from "./events.js";
 import type { z } from "zod";
 import { describeIssue } from "./issues.js";
@@ -38,6 +38,8 @@ export interface AppOptions {
   executors?: Map<string, Executor>;
   /** First webhook retry delay (tests shorten it). */
   webhookRetryBaseMs?: number;
+  /** Checked before every write: throws once this process no longer owns the data dir. */
+  fence?: Fence;
 }
 
 export interface Page<T> {
@@ -139,8 +141,8 @@ export class App {
    * runs left `running` interrupted.
    */
   static async open(opts: AppOptions): Promise<App> {
-    const jobs = await JobStore.open(opts.dataDir);
-    const runs = new RunStore(opts.dataDir, opts.config.runs_per_job);
+    const jobs = await JobStore.open(opts.dataDir, opts.fence);
+    const runs = new RunStore(opts.dataDir, opts.config.runs_per_job, opts.fence);
     runs.load();
     const app = new App(opts, jobs, runs);
     await app.pauseBrokenJobs();

@@ -19,3 +19,21 @@ export function errorMessage(err: unknown): string {
 export class UnavailableError extends Error {
   override name = "UnavailableError";
 }
+
+/**
+ * This process was the owner of the data dir but another process has taken it over (this one
+ * stalled past the lock's stale time). Nothing was written; the call goes to the new owner.
+ */
+export class LockLostError extends UnavailableError {
+  override name = "LockLostError";
+  constructor(dataDir: string) {
+    super(`This agent-cron process no longer owns the data dir ${dataDir} (another process took it over); nothing was changed. Try again.`);
+  }
+}
+
+/**
+ * Called before every write to a data dir: throws LockLostError once this process is no longer
+ * its owner, so a deposed owner never writes, deletes or acknowledges anything.
+ */
+export type Fence = () => void;
+export const unfenced: Fence = () => {};

@@ -1,12 +1,12 @@
-import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import fs, { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
 import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
 import { App } from "../core/app.js";
-import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
+import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import { OwnerGoneError, RemoteApiClient, serveApi } from "./rpc.js";
 
@@ -37,7 +37,7 @@ export interface HostOptions {
  */
 export class Host implements CronApi {
   readonly events = new AppEventBus();
-  private owner: { app: App; api: LocalApi; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
+  private owner: { app: App; api: LocalApi; gen: Generation; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
   private remote: RemoteApiClient | null = null;
   private closing = false;
   private takeover: Promise<void> | null = null;
@@ -92,41 +92,43 @@ export class Host implements CronApi {
   }
 
   private async tryOwn(): Promise<boolean> {
+    const gen = new Generation(this.opts.dataDir);
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.opts.dataDir, {
-        lockfilePath: path.join(this.opts.dataDir, "agent-cron.lock"),
+        lockfilePath: gen.lockDir,
         stale: LOCK_STALE_MS,
         update: LOCK_UPDATE_MS,
         realpath: false,
         retries: 0,
-        onCompromised: (err) => this.compromised(err),
+        fs: gen.lockFs,
+        onCompromised: (err) => this.depose(gen, `the lock was lost: ${err.message}`),
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ELOCKED") return false;
       throw err;
     }
+    gen.taken({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() });
     let app: App;
     try {
-      app = await App.open({ dataDir: this.opts.dataDir, config: this.opts.config });
+      app = await App.open({ dataDir: this.opts.dataDir, config: this.opts.config, fence: gen.fence });
     } catch (err) {
+      gen.removeOwnerFile();
       await release().catch(() => {});
       throw err;
     }
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     const api = new LocalApi(app);
     const unpipe = pipeEvents(app.events, this.events);
-    rmSync(this.socketPath, { force: true });
-    const stopServing = await serveApi(api, this.socketPath);
-    chmodSync(this.socketPath, 0o600);
-    writeFileSync(path.join(this.opts.dataDir, "owner.json"), JSON.stringify({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() }) + "\n");
-    this.owner = { app, api, release, stopServing, unpipe };
+    const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence });
+    this.owner = { app, api, gen, release, stopServing, unpipe };
+    gen.onLost = (why) => this.depose(gen, why);
     if (this.opts.role === "server") await app.start();
     return true;
   }
 
   private async follow(): Promise<void> {
-    const remote = await RemoteApiClient.connect(this.socketPath, this.events);
+    const remote = await RemoteApiClient.connect(this.socketPath, this.events, readOwnerFile(this.opts.dataDir)?.token ?? "");
     this.remote = remote;
     remote.onClose(() => {
       if (this.remote !== remote) return;
@@ -135,16 +137,40 @@ export class Host implements CronApi {
     });
   }
 
-  /** The lock was lost (the process stalled past the stale time): stop owning at once. */
-  private compromised(err: Error): void {
-    this.opts.onNotice?.("error", `Lost the data dir lock (${err.message}); stopping.`);
-    void this.close(0).finally(() => process.exit(1));
+  /**
+   * Another process took the data dir over while this one was stalled (SIGSTOP, a frozen VM):
+   * stop owning at once, writing and deleting nothing of the new owner's, and forward to it.
+   */
+  private depose(gen: Generation, why: string): void {
+    gen.lost = true;
+    const owner = this.owner;
+    if (!owner || owner.gen !== gen) return;
+    this.owner = null;
+    this.opts.onNotice?.("error", `Another agent-cron process took over the data dir while this one was not responding (${why}); this one now forwards to it.`);
+    const demote = async () => {
+      await owner.stopServing().catch(() => {});
+      await owner.app.close(0).catch(() => {});
+      owner.unpipe();
+      // The lock's own bookkeeping ends here; its files are the new owner's and stay.
+      await owner.release().catch(() => {});
+      if (!this.closing) await this.seat(60_000);
+    };
+    // Not inside the call that found out: that call is still unwinding.
+    this.takeover = new Promise((r) => setImmediate(r)).then(demote).catch((err) => this.opts.onNotice?.("error", errorMessage(err)));
   }
 
   private async call<T>(method: ApiMethod, args: unknown): Promise<T> {
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (this.owner) return (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, args);
+      if (this.owner) {
+        try {
+          return await (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, args);
+        } catch (err) {
+          // Deposed mid-call: nothing was written, so the new owner can take the call.
+          if (!(err instanceof LockLostError)) throw err;
+          continue;
+        }
+      }
       if (this.takeover) await this.takeover;
       if (this.closing) throw new Error("agent-cron is shutting down.");
       const remote = this.remote;
@@ -174,7 +200,7 @@ export class Host implements CronApi {
     await owner.stopServing();
     await owner.app.close(graceMs);
     owner.unpipe();
-    rmSync(path.join(this.opts.dataDir, "owner.json"), { force: true });
+    owner.gen.removeOwnerFile();
     await owner.release().catch(() => {});
   }
 
@@ -195,12 +221,106 @@ export class Host implements CronApi {
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
 }
 
-/** Unix socket paths are limited to ~107 bytes; a long data dir path gets a hashed one in tmp. */
+/**
+ * Unix socket paths are limited to ~107 bytes; a long data dir path gets a hashed one in tmp.
+ * (The owner binds `<path>.<random>` first and renames it into place, hence the margin.)
+ */
 export function socketPathFor(dataDir: string): string {
   const inDir = path.join(dataDir, "agent-cron.sock");
-  if (Buffer.byteLength(inDir) < 100) return inDir;
+  if (Buffer.byteLength(inDir) < 90) return inDir;
   const hash = createHash("sha256").update(path.resolve(dataDir)).digest("hex").slice(0, 16);
   return path.join(os.tmpdir(), `agent-cron-${hash}.sock`);
+}
+
+export interface OwnerFile {
+  pid: number;
+  role: string;
+  socket: string;
+  since: string;
+  /** Proves the caller may use the socket, and fences the owner's writes (see Generation). */
+  token: string;
+}
+
+export function readOwnerFile(dataDir: string): OwnerFile | null {
+  try {
+    const value = JSON.parse(readFileSync(path.join(dataDir, "owner.json"), "utf8"));
+    return typeof value?.token === "string" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One tenure as owner of a data dir. A process that stalls past the lock's stale time can be
+ * taken over while it sleeps; when it wakes it must not write, acknowledge or delete anything.
+ * So every write is fenced: the lock directory must still be the one this tenure created
+ * (same inode and birth time: a new owner's mkdir makes a new one) and `owner.json` must
+ * still hold this tenure's token. The token is also the secret the socket asks for, kept in a
+ * mode-600 file that a sandboxed run cannot see. Lock and owner file are removed only while
+ * they are still this tenure's.
+ */
+class Generation {
+  readonly lockDir: string;
+  readonly token = randomBytes(16).toString("hex");
+  lost = false;
+  onLost: (why: string) => void = () => {};
+  private readonly ownerPath: string;
+  private identity: string | null = null;
+
+  constructor(private readonly dataDir: string) {
+    this.lockDir = path.join(dataDir, "agent-cron.lock");
+    this.ownerPath = path.join(dataDir, "owner.json");
+  }
+
+  private currentIdentity(): string | null {
+    try {
+      const st = statSync(this.lockDir, { bigint: true });
+      return `${st.ino}:${st.birthtimeNs}`;
+    } catch {
+      return null;
+    }
+  }
+
+  /** True while the lock and owner file are still this tenure's. */
+  holds(): boolean {
+    return !this.lost && this.identity !== null && this.currentIdentity() === this.identity && readOwnerFile(this.dataDir)?.token === this.token;
+  }
+
+  /** Just after the lock was taken: remember it, and say who owns the data dir. */
+  taken(info: Omit<OwnerFile, "token">): void {
+    this.identity = this.currentIdentity();
+    const tmp = `${this.ownerPath}.${this.token.slice(0, 8)}`;
+    writeFileSync(tmp, JSON.stringify({ ...info, token: this.token }) + "\n", { mode: 0o600 });
+    renameSync(tmp, this.ownerPath);
+  }
+
+  fence: Fence = () => {
+    if (this.holds()) return;
+    this.lost = true;
+    this.onLost("another process owns the data dir now");
+    throw new LockLostError(this.dataDir);
+  };
+
+  removeOwnerFile(): void {
+    if (readOwnerFile(this.dataDir)?.token === this.token) rmSync(this.ownerPath, { force: true });
+  }
+
+  /**
+   * proper-lockfile removes the lock directory on release and at process exit; once another
+   * process has taken the lock, that directory is theirs, so those removals are skipped.
+   * Before this tenure holds the lock, removal is proper-lockfile taking over a stale one.
+   */
+  readonly lockFs = {
+    ...fs,
+    rmdir: (p: fs.PathLike, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      if (this.identity !== null && this.currentIdentity() !== this.identity) return cb(null);
+      fs.rmdir(p, cb);
+    },
+    rmdirSync: (p: fs.PathLike) => {
+      if (this.identity !== null && this.currentIdentity() !== this.identity) return;
+      fs.rmdirSync(p);
+    },
+  };
 }
 
 function pipeEvents(from: AppEventBus, to: AppEventBus): () => void {

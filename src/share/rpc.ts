@@ -1,10 +1,14 @@
+import { timingSafeEqual } from "node:crypto";
+import { chmodSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { API_METHODS, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
-import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
+import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import type { AppEventBus, AppEvents } from "../core/events.js";
 
 /**
  * The local socket between processes sharing a data dir: newline-delimited JSON.
+ * A caller first proves it may use the socket with {auth: token} (the token is in the owner's
+ * mode-600 owner.json, which a sandboxed run cannot see) and is greeted with {hello}.
  * Requests {id, method, args}; replies {id, result} or {id, error, user}; events
  * {event, args} pushed by the owner to every follower.
  */
@@ -44,8 +48,21 @@ const send = (socket: net.Socket, msg: unknown) => {
   if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(msg) + "\n");
 };
 
+export interface ServeOptions {
+  /** What a caller must send first. */
+  token: string;
+  /** Checked before each call: a deposed owner answers nothing and sends callers on. */
+  fence: Fence;
+}
+
+const sameSecret = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
 /** Serves the owner's API to followers and the CLI; returns a function that stops serving. */
-export async function serveApi(api: CronApi, socketPath: string): Promise<() => Promise<void>> {
+export async function serveApi(api: CronApi, socketPath: string, opts: ServeOptions): Promise<() => Promise<void>> {
   const sockets = new Set<net.Socket>();
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
@@ -54,21 +71,36 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
       socket.end(JSON.stringify({ stopping: true }) + "\n");
       return;
     }
-    sockets.add(socket);
-    // A unix-socket connect succeeds while the connection still waits in the backlog; the
-    // hello tells the follower that we really took it, so its calls will be answered.
-    send(socket, { hello: true });
-    socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
+    let authed = false;
     onLines(socket, (raw) => {
+      if (!authed) {
+        const auth = (raw as { auth?: unknown }).auth;
+        if (typeof auth !== "string" || !sameSecret(auth, opts.token)) {
+          socket.end(JSON.stringify({ denied: "This socket serves only agent-cron processes that can read the data dir's owner.json." }) + "\n");
+          return;
+        }
+        authed = true;
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        // A unix-socket connect succeeds while the connection still waits in the backlog; the
+        // hello tells the follower that we really took it, so its calls will be answered.
+        send(socket, { hello: true });
+        return;
+      }
       const { id, method, args } = raw as { id: number; method: ApiMethod; args: unknown };
       if (stopping) return send(socket, { id, error: "The owner is stopping.", retry: true });
       if (!API_METHODS.includes(method)) return send(socket, { id, error: `Unknown method ${method}`, user: false });
+      try {
+        opts.fence();
+      } catch (err) {
+        return send(socket, { id, error: errorMessage(err), retry: true });
+      }
       const call = (api[method] as (a: unknown) => Promise<unknown>)
         .call(api, args)
         .then(
           (result) => send(socket, { id, result }),
-          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError }),
+          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError, retry: err instanceof LockLostError }),
         );
       inFlight.add(call);
       void call.finally(() => inFlight.delete(call));
@@ -81,10 +113,17 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
     api.events.on(event, fn as never);
     return () => api.events.off(event, fn as never);
   });
+  // Bound under a name of its own, then renamed into place: closing a server unlinks the name
+  // it was bound to, and the well-known name may by then be a newer owner's socket.
+  const boundAt = `${socketPath}.${opts.token.slice(0, 8)}`;
+  rmSync(boundAt, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, () => resolve());
+    server.listen(boundAt, () => resolve());
   });
+  chmodSync(boundAt, 0o600);
+  renameSync(boundAt, socketPath);
+  const identity = socketIdentity(socketPath);
   return async () => {
     // Answer what was asked before closing, so no caller is left not knowing whether its
     // change was applied; later calls are told to go to the next owner.
@@ -96,7 +135,17 @@ export async function serveApi(api: CronApi, socketPath: string): Promise<() => 
     forwarders.forEach((off) => off());
     for (const s of sockets) s.end();
     await closed;
+    if (identity !== null && socketIdentity(socketPath) === identity) rmSync(socketPath, { force: true });
   };
+}
+
+function socketIdentity(file: string): string | null {
+  try {
+    const st = statSync(file, { bigint: true });
+    return `${st.ino}:${st.birthtimeNs}`;
+  } catch {
+    return null;
+  }
 }
 
 /** A connection to the owner. Calls fail with a clear error if the owner goes away mid-call. */
@@ -112,10 +161,15 @@ export class RemoteApiClient {
     return this.ownerStopping || this.socket.destroyed;
   }
   private greeted?: () => void;
+  private refused?: (err: Error) => void;
 
   private constructor(private readonly socket: net.Socket, events: AppEventBus) {
     onLines(socket, (raw) => {
-      const msg = raw as Reply & EventMsg & { stopping?: boolean; hello?: boolean };
+      const msg = raw as Reply & EventMsg & { stopping?: boolean; hello?: boolean; denied?: string };
+      if (msg.denied) {
+        this.refused?.(new Error(msg.denied));
+        return;
+      }
       if (msg.hello) {
         this.greeted?.();
         return;
@@ -145,11 +199,16 @@ export class RemoteApiClient {
   }
 
   /** Resolves once the owner has greeted us; an owner that is stopping or gone rejects. */
-  static connect(socketPath: string, events: AppEventBus): Promise<RemoteApiClient> {
+  static connect(socketPath: string, events: AppEventBus, token: string): Promise<RemoteApiClient> {
     return new Promise((resolve, reject) => {
       const socket = net.createConnection(socketPath);
       const client = new RemoteApiClient(socket, events);
       const fail = (err?: Error) => reject(err ?? new Error("the owner closed the connection"));
+      client.refused = (err) => {
+        fail(err);
+        socket.destroy();
+      };
+      send(socket, { auth: token });
       socket.once("error", fail);
       socket.once("close", () => fail());
       // A stalled owner's kernel still accepts the connection; only the greeting tells.

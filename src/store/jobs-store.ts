@@ -1,10 +1,17 @@
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
-import { UserError } from "../core/errors.js";
+import { UserError, unfenced, type Fence } from "../core/errors.js";
 import { JobSchema, type Job } from "../core/jobs.js";
 import { parseNamed, recordsFile } from "./json-file.js";
 
 type JournalEntry = { put: Job } | { del: string };
+/**
+ * A journal's first line names it, and the one it follows. The snapshot names the journal that
+ * holds the changes made since it was written, so a journal that was emptied, deleted or swapped
+ * is noticed at start-up instead of silently losing those changes.
+ */
+type JournalHeader = { journal: string; after: string | null };
 
 const STORE_VERSION = 1;
 
@@ -20,6 +27,9 @@ const STORE_VERSION = 1;
  * Compaction never blocks appends: the journal is renamed to `jobs.journal.old`, a fresh
  * one takes new lines, and the snapshot is written in the background; `.old` is removed once
  * the snapshot is on disk. Start-up replays snapshot, `.old`, then the journal.
+ *
+ * Each journal starts with a header line naming it, and the snapshot names its journal; a
+ * start-up that finds the named journal missing or emptied refuses to start, naming the file.
  */
 export class JobStore {
   private readonly jobs = new Map<string, Job>();
@@ -31,16 +41,21 @@ export class JobStore {
   private journalLines = 0;
   private journalBytes = 0;
   private compacting: Promise<void> | null = null;
+  /** The id in the current journal's header; null until the first compaction of an old data dir. */
+  private journalId: string | null = null;
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    private readonly fence: Fence,
+  ) {
     this.snapshot = recordsFile(path.join(dir, "jobs.json"), "jobs");
     this.journalPath = path.join(dir, "jobs.journal");
     this.oldJournalPath = `${this.journalPath}.old`;
   }
 
-  static async open(dir: string): Promise<JobStore> {
+  static async open(dir: string, fence: Fence = unfenced): Promise<JobStore> {
     mkdirSync(dir, { recursive: true });
-    const store = new JobStore(dir);
+    const store = new JobStore(dir, fence);
     await store.load();
     return store;
   }
@@ -52,18 +67,50 @@ export class JobStore {
       if (!Array.isArray(data.jobs)) throw new UserError(`Data file ${file} has no "jobs" array. It was left untouched; move it aside to start afresh.`);
       data.jobs.forEach((raw, i) => this.remember(validJob(raw, `${file} (job #${i + 1})`)));
     }
-    this.replay(this.oldJournalPath);
+    const old = this.replay(this.oldJournalPath);
     this.journalLines = 0;
-    this.journalBytes = this.replay(this.journalPath);
+    const current = this.replay(this.journalPath);
+    this.journalBytes = current.bytes;
+    this.journalId = current.header?.journal ?? null;
+    const expected = typeof data?.journal === "string" ? data.journal : null;
+    this.checkJournals(data !== null, expected, old, current);
+    // A data dir made before journals had headers (or a new one) gets them now.
+    if (expected === null) {
+      this.compact();
+      await this.compacting;
+    }
   }
 
-  /** Applies a journal file; returns its size after dropping a torn last line. */
-  private replay(file: string): number {
+  /** The snapshot and the journals must belong together; see JournalHeader. */
+  private checkJournals(hasSnapshot: boolean, expected: string | null, old: Replayed, current: Replayed): void {
+    const file = path.join(this.dir, "jobs.json");
+    if (!hasSnapshot) {
+      // With `.old` present a compaction was under way and its snapshot not yet written.
+      if (current.header?.after && !existsSync(this.oldJournalPath)) {
+        throw new UserError(
+          `Data file ${file} is missing, but ${this.journalPath} holds only the changes made after it was written. Nothing was changed; restore jobs.json from a backup.`,
+        );
+      }
+      return;
+    }
+    if (expected === null) return;
+    if (current.header?.journal === expected) return;
+    // A compaction was cut short: `.old` is the snapshot's journal and the new one follows it.
+    if (old.header?.journal === expected && (current.bytes === 0 || current.header?.after === expected)) return;
+    const what = !existsSync(this.journalPath) ? "is missing" : current.bytes === 0 ? "is empty" : "is not the journal jobs.json was written with";
+    throw new UserError(
+      `Data file ${this.journalPath} ${what}: the job changes made since ${file} was written would be lost. Nothing was changed; restore ${this.journalPath} from a backup, ` +
+        `or, to start from jobs.json alone and accept losing those changes, remove the "journal" key from jobs.json.`,
+    );
+  }
+
+  /** Applies a journal file; returns its header and its size after dropping a torn last line. */
+  private replay(file: string): Replayed {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { bytes: 0, header: null };
       throw err;
     }
     let bytes = Buffer.byteLength(text);
@@ -75,16 +122,21 @@ export class JobStore {
       bytes -= Buffer.byteLength(torn);
       truncateSync(file, bytes);
     }
+    let header: JournalHeader | null = null;
     lines.forEach((line, i) => {
       if (!line) return;
       const where = `${file} (line ${i + 1})`;
-      const entry = parseNamed(where, line) as Partial<{ put: unknown; del: unknown }>;
+      const entry = parseNamed(where, line) as Partial<{ put: unknown; del: unknown; journal: unknown; after: unknown }>;
+      if (i === 0 && typeof entry.journal === "string") {
+        header = { journal: entry.journal, after: typeof entry.after === "string" ? entry.after : null };
+        return;
+      }
       if (typeof entry.del === "string") this.forget(entry.del);
       else if (entry.put) this.remember(validJob(entry.put, where));
       else throw new UserError(`Data file ${where} is neither a put nor a del entry. It was left untouched; move it aside to start afresh.`);
       this.journalLines++;
     });
-    return bytes;
+    return { bytes, header };
   }
 
   private remember(job: Job): void {
@@ -159,6 +211,7 @@ export class JobStore {
 
   private append(entry: JournalEntry): void {
     const line = Buffer.from(JSON.stringify(entry) + "\n");
+    this.fence();
     try {
       this.fd ??= openSync(this.journalPath, "a");
       let off = 0;
@@ -184,26 +237,50 @@ export class JobStore {
    * at its last entry, which is its current state.)
    */
   private compact(): void {
-    try {
-      if (!existsSync(this.oldJournalPath)) {
-        this.close();
-        renameSync(this.journalPath, this.oldJournalPath);
+    // Otherwise the last snapshot was not written: `.old` stays, this journal goes on, and the
+    // snapshot about to be written names it.
+    if (!existsSync(this.oldJournalPath)) {
+      this.close();
+      // A journal that follows a snapshot with jobs in it says so: without that snapshot it
+      // is not the whole story (a first journal after an empty start is).
+      const after = this.journalId ?? (this.jobs.size > 0 ? "legacy" : null);
+      const had = existsSync(this.journalPath);
+      try {
+        if (had) renameSync(this.journalPath, this.oldJournalPath);
+        this.startJournal(after);
+      } catch {
+        try {
+          if (had && !existsSync(this.journalPath)) renameSync(this.oldJournalPath, this.journalPath);
+        } catch {
+          // Start-up replays `.old` and finds no journal after it: the same state.
+        }
+        return;
       }
-    } catch {
-      return;
     }
     this.journalLines = 0;
-    this.journalBytes = this.fd === null ? 0 : this.journalBytes;
     const jobs = [...this.jobs.values()];
     this.compacting = this.snapshot
-      .write({ version: STORE_VERSION, jobs })
+      .write({ version: STORE_VERSION, journal: this.journalId, jobs })
       .then(() => rmSync(this.oldJournalPath, { force: true }))
       .catch(() => {})
       .finally(() => {
         this.compacting = null;
       });
   }
+
+  /** A new, empty journal whose header names it; in place at once (temp file + rename). */
+  private startJournal(after: string | null): void {
+    const header: JournalHeader = { journal: randomBytes(8).toString("hex"), after };
+    const line = JSON.stringify(header) + "\n";
+    const tmp = `${this.journalPath}.tmp`;
+    writeFileSync(tmp, line);
+    renameSync(tmp, this.journalPath);
+    this.journalId = header.journal;
+    this.journalBytes = Buffer.byteLength(line);
+  }
 }
+
+type Replayed = { bytes: number; header: JournalHeader | null };
 
 /** A failed write, worded for the caller: nothing was changed. */
 export function writeError(file: string, err: unknown): UserError {

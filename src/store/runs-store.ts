@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { UserError } from "../core/errors.js";
+import { LockLostError, UserError, unfenced, type Fence } from "../core/errors.js";
 import { RunSchema, type Run } from "../core/jobs.js";
 import { parseNamed, recordsFile } from "./json-file.js";
 import { writeError } from "./jobs-store.js";
@@ -23,7 +23,11 @@ export class RunStore {
   /** Default work dirs (`work/<run_id>`, a persistent job's `work/<job_id>`): removed with their run or job. */
   private readonly workDir: string;
 
-  constructor(dataDir: string, private readonly runsPerJob: number) {
+  constructor(
+    dataDir: string,
+    private readonly runsPerJob: number,
+    private readonly fence: Fence = unfenced,
+  ) {
     this.runsDir = path.join(dataDir, "runs");
     this.outputsDir = path.join(dataDir, "outputs");
     this.workDir = path.join(dataDir, "work");
@@ -79,6 +83,7 @@ export class RunStore {
     this.byId.set(run.id, run);
     const dropped = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
     try {
+      this.fence();
       await this.file(run.job_id).write({ runs });
     } catch (err) {
       // Keep memory equal to the file: undo this change (evicted runs are still on disk).
@@ -91,6 +96,7 @@ export class RunStore {
       else this.byId.delete(run.id);
       runs.unshift(...dropped);
       for (const r of dropped) this.byId.set(r.id, r);
+      if (err instanceof LockLostError) throw err;
       throw writeError(path.join(this.runsDir, `${run.job_id}.json`), err);
     }
     await Promise.all(dropped.map((r) => this.removeFilesOf(r)));
@@ -111,6 +117,7 @@ export class RunStore {
   }
 
   async removeJob(jobId: string): Promise<void> {
+    this.fence();
     const runs = this.byJob.get(jobId) ?? [];
     this.byJob.delete(jobId);
     this.files.delete(jobId);
@@ -121,6 +128,7 @@ export class RunStore {
   }
 
   async writeOutput(runId: string, output: string, raw?: string): Promise<void> {
+    this.fence();
     await writeFile(path.join(this.outputsDir, runId), output);
     if (raw !== undefined && raw !== output) await writeFile(path.join(this.outputsDir, `${runId}.raw`), raw);
   }

@@ -302,13 +302,15 @@ export function readDataFiles(dataDir: string): DataFiles {
     lines.forEach((line, i) => {
       if (!line) return;
       out.journalLines++;
-      let entry: { put?: unknown; del?: unknown };
+      let entry: { put?: unknown; del?: unknown; journal?: unknown };
       try {
         entry = JSON.parse(line);
       } catch (err) {
         out.problems.push(`${name} line ${i + 1} does not parse: ${(err as Error).message}`);
         return;
       }
+      // The header naming the journal.
+      if (i === 0 && typeof entry.journal === "string") return;
       if (typeof entry.del === "string") out.jobs.delete(entry.del);
       else if (entry.put) {
         const job = checkJob(entry.put, `${name} line ${i + 1}`);

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -29,7 +29,7 @@ function job(over: Partial<Job> = {}): Job {
 }
 
 describe("JobStore", () => {
-  it("appends one journal line per change and replays it on open", async () => {
+  it("appends one journal line per change (after the header naming the journal) and replays it on open", async () => {
     const dir = tmp();
     const s = await JobStore.open(dir);
     const a = job({ name: "a" });
@@ -37,7 +37,9 @@ describe("JobStore", () => {
     await Promise.all([s.put(a), s.put(b)]);
     await s.put({ ...a, prompt: "changed" });
     await s.delete(b.id);
-    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").trim().split("\n")).toHaveLength(4);
+    const lines = readFileSync(path.join(dir, "jobs.journal"), "utf8").trim().split("\n");
+    expect(lines).toHaveLength(5);
+    expect(JSON.parse(lines[0]).journal).toBe(JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8")).journal);
     const again = await JobStore.open(dir);
     expect([...again.all()].map((j) => j.prompt)).toEqual(["changed"]);
     expect(again.byName("a")?.id).toBe(a.id);
@@ -70,7 +72,91 @@ describe("JobStore", () => {
     expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").endsWith("\n")).toBe(true);
 
     appendFileSync(path.join(dir, "jobs.journal"), "not json\n" + JSON.stringify({ put: job() }) + "\n");
-    await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal \(line 2\) is not valid JSON/);
+    await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal \(line 3\) is not valid JSON/);
+  });
+
+  describe("a journal that was emptied, deleted or swapped", () => {
+    async function withJobs(): Promise<{ dir: string; a: Job; before: string }> {
+      const dir = tmp();
+      const s = await JobStore.open(dir);
+      const a = job({ name: "since-snapshot" });
+      await s.put(a);
+      s.close();
+      return { dir, a, before: readFileSync(path.join(dir, "jobs.json"), "utf8") };
+    }
+
+    it("refuses to start when jobs.journal is empty, naming it, and changes nothing", async () => {
+      const { dir, before } = await withJobs();
+      writeFileSync(path.join(dir, "jobs.journal"), "");
+      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal is empty: the job changes made since .*jobs\.json was written would be lost/);
+      expect(readFileSync(path.join(dir, "jobs.journal"), "utf8")).toBe("");
+      expect(readFileSync(path.join(dir, "jobs.json"), "utf8")).toBe(before);
+    });
+
+    it("refuses to start when jobs.journal is missing", async () => {
+      const { dir } = await withJobs();
+      rmSync(path.join(dir, "jobs.journal"));
+      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal is missing/);
+      expect(existsSync(path.join(dir, "jobs.journal"))).toBe(false);
+    });
+
+    it("refuses a journal from another data dir or an older copy", async () => {
+      const { dir } = await withJobs();
+      const other = await withJobs();
+      writeFileSync(path.join(dir, "jobs.journal"), readFileSync(path.join(other.dir, "jobs.journal")));
+      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal is not the journal jobs\.json was written with/);
+    });
+
+    it("refuses to start when jobs.json is gone but the journal only holds what came after it", async () => {
+      const dir = tmp();
+      const s = await JobStore.open(dir);
+      for (let i = 0; i < 600; i++) await s.put(job());
+      await s.idle();
+      s.close();
+      rmSync(path.join(dir, "jobs.json"));
+      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.json is missing, but .*jobs\.journal holds only the changes made after it/);
+    });
+
+    it("says how to accept the loss, and then starts from jobs.json alone", async () => {
+      const { dir } = await withJobs();
+      writeFileSync(path.join(dir, "jobs.journal"), "");
+      await expect(JobStore.open(dir)).rejects.toThrow(/remove the "journal" key from jobs\.json/);
+      const snap = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
+      delete snap.journal;
+      writeFileSync(path.join(dir, "jobs.json"), JSON.stringify(snap));
+      expect((await JobStore.open(dir)).size).toBe(0);
+    });
+
+    it("still starts after a compaction cut short, before or after its new journal was made", async () => {
+      const { dir, a } = await withJobs();
+      // Cut after `.old` was set aside: no journal yet.
+      renameSync(path.join(dir, "jobs.journal"), path.join(dir, "jobs.journal.old"));
+      expect((await JobStore.open(dir)).get(a.id)?.name).toBe("since-snapshot");
+
+      const { dir: dir2, a: a2 } = await withJobs();
+      const expected = JSON.parse(readFileSync(path.join(dir2, "jobs.json"), "utf8")).journal;
+      renameSync(path.join(dir2, "jobs.journal"), path.join(dir2, "jobs.journal.old"));
+      const b = job({ name: "in-new-journal" });
+      writeFileSync(path.join(dir2, "jobs.journal"), JSON.stringify({ journal: "fresh", after: expected }) + "\n" + JSON.stringify({ put: b }) + "\n");
+      const store = await JobStore.open(dir2);
+      expect(store.get(a2.id)).toBeDefined();
+      expect(store.get(b.id)).toBeDefined();
+    });
+
+    it("gives a data dir written before journals had headers one, keeping its jobs", async () => {
+      const dir = tmp();
+      const a = job({ name: "old" });
+      const b = job({ name: "older" });
+      writeFileSync(path.join(dir, "jobs.json"), JSON.stringify({ version: 1, jobs: [b] }));
+      writeFileSync(path.join(dir, "jobs.journal"), JSON.stringify({ put: a }) + "\n");
+      const s = await JobStore.open(dir);
+      expect(s.size).toBe(2);
+      s.close();
+      const snap = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
+      expect(typeof snap.journal).toBe("string");
+      expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0]).journal).toBe(snap.journal);
+      expect((await JobStore.open(dir)).size).toBe(2);
+    });
   });
 
   it("stops on a jobs.json that does not parse, naming it and leaving it byte for byte", async () => {

@@ -108,6 +108,26 @@ describe.concurrent("runs through the server", () => {
     expect(bad.error).toMatch(/verdict/);
   });
 
+  it("an output_schema pattern that backtracks exponentially in JavaScript is matched in linear time: the run fails, the server keeps answering", async ({ expect }) => {
+    // With a backtracking engine ^(a+)+$ against 40 a's and a "!" never finishes.
+    const evil = { type: "object", required: ["id"], properties: { id: { type: "string", pattern: "^(a+)+$" } } };
+    await s.tool("add_cron", { name: "redos", schedule: YEARLY, prompt: JSON.stringify({ id: "a".repeat(40) + "!" }), executor: "echo", output_format: "structured", output_schema: evil, retries: 0 });
+    const { run } = await s.tool("run_now", { job: "redos", wait: true });
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(/does not match output_schema: \/id must match pattern/);
+    expect((await s.tool("list_crons", { query: "redos" })).total).toBe(1);
+    await s.tool("update_cron", { job: "redos", prompt: JSON.stringify({ id: "aaaa" }) });
+    expect((await s.tool("run_now", { job: "redos", wait: true })).run.status).toBe("completed");
+  });
+
+  it("an output_schema pattern the linear-time engine cannot run is refused when the job is made, saying why", async ({ expect }) => {
+    const lookahead = { type: "object", properties: { id: { type: "string", pattern: "^(?=a)a+$" } } };
+    const r = await s.call("add_cron", { name: "lookahead", schedule: YEARLY, prompt: "p", executor: "echo", output_format: "structured", output_schema: lookahead });
+    expect(r.isError).toBe(true);
+    expect(JSON.stringify(r.content)).toMatch(/add_cron failed: output_schema is not a valid JSON Schema: pattern \\"\^\(\?=a\)a\+\$\\" is not supported .*without lookaround or backreferences/);
+    expect((await s.tool("list_crons", { query: "lookahead" })).total).toBe(0);
+  });
+
   it("a big output is cut to at most 4 KiB of valid UTF-8 in list_runs, while cron://runs/{id} has all of it", async ({ expect }) => {
     await s.tool("add_cron", { name: "big", schedule: YEARLY, prompt: "1000000", executor: "big" });
     const { run: finished } = await s.tool("run_now", { job: "big", wait: true });

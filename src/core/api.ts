@@ -1,4 +1,4 @@
-import type { App } from "./app.js";
+import { encodeCursor, type App } from "./app.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
@@ -50,24 +50,34 @@ export interface CronApi {
   cancelRun(a: { run: string }): Promise<{ run: Run }>;
   previewSchedule(a: { schedule: string; timezone?: string; count?: number }): Promise<Preview>;
   readRun(a: { run: string }): Promise<RunWithOutput & { job_name: string | null }>;
-  /** Every job (the cron://jobs resource and resource listing). */
-  allJobs(a: Record<string, never>): Promise<Job[]>;
+  /** Whole job records, a page at a time (the cron://jobs resource and resource listing). */
+  jobsPage(a: { cursor?: string }): Promise<JobsPage>;
   /** Completion of resource ids. */
   completeIds(a: { kind: "job" | "run"; prefix: string }): Promise<string[]>;
 }
 
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
-  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "allJobs", "completeIds",
+  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
-  "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "allJobs", "completeIds", "waitRun",
+  "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
 ]);
 
 const MAX_COMPLETIONS = 100;
+/** A cron://jobs page holds at most this many jobs, and stops once past this many bytes of JSON. */
+export const JOBS_PAGE_MAX = 100;
+const JOBS_PAGE_BYTES = 256 * 1024;
+
+export interface JobsPage {
+  jobs: Job[];
+  total: number;
+  /** Read `cron://jobs?cursor=<next_cursor>` for the next page; null on the last. */
+  next_cursor: string | null;
+}
 
 /** The API served straight from this process's App. */
 export class LocalApi implements CronApi {
@@ -154,8 +164,19 @@ export class LocalApi implements CronApi {
     return { ...record, job_name: this.app.jobs.get(record.job_id)?.name ?? null };
   }
 
-  async allJobs() {
-    return [...this.app.jobs.all()];
+  async jobsPage({ cursor }: { cursor?: string }): Promise<JobsPage> {
+    const page = this.app.listJobs({ limit: JOBS_PAGE_MAX, cursor });
+    // Whole records can be 33 KB each (a 32 KiB prompt): the page also stops at a byte budget.
+    const jobs: Job[] = [];
+    let bytes = 0;
+    for (const job of page.items) {
+      bytes += JSON.stringify(job).length;
+      if (jobs.length > 0 && bytes > JOBS_PAGE_BYTES) break;
+      jobs.push(job);
+    }
+    const cut = jobs.length < page.items.length;
+    const next = cut ? encodeCursor(jobs[jobs.length - 1].id) : page.next_cursor;
+    return { jobs, total: page.total ?? jobs.length, next_cursor: next };
   }
 
   async completeIds({ kind, prefix }: { kind: "job" | "run"; prefix: string }) {

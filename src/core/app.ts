@@ -847,7 +847,7 @@ function clampLimit(limit: number | undefined, dflt: number, max: number): numbe
   return limit;
 }
 
-function encodeCursor(id: string): string {
+export function encodeCursor(id: string): string {
   return Buffer.from(id).toString("base64url");
 }
 

@@ -10,18 +10,27 @@ export function registerResources(server: McpServer, api: CronApi): void {
     contents: [{ uri: uri.href, mimeType: JSON_MIME, text: JSON.stringify(value, null, 2) }],
   });
 
-  server.registerResource(
-    "jobs",
-    "cron://jobs",
-    { title: "All scheduled jobs", description: "Every job with its state and next run", mimeType: JSON_MIME },
-    async (uri) => json(uri, { jobs: await api.allJobs({}) }),
+  // Pages, so that 100,000 jobs are not one 160 MB answer: each names the URI of the next.
+  const jobsPage = async (uri: URL, cursor?: string) => {
+    const page = await api.jobsPage({ cursor });
+    return json(uri, { ...page, next_uri: page.next_cursor ? `cron://jobs?cursor=${page.next_cursor}` : null });
+  };
+  const jobsMeta = {
+    title: "All scheduled jobs",
+    description: "Every job's whole record, a page at a time (up to 100 jobs or 256 KiB); next_uri reads the next page",
+    mimeType: JSON_MIME,
+  };
+  server.registerResource("jobs", "cron://jobs", jobsMeta, async (uri) => jobsPage(uri));
+  server.registerResource("jobs-page", new ResourceTemplate("cron://jobs{?cursor}", { list: undefined }), jobsMeta, async (uri, { cursor }) =>
+    jobsPage(uri, typeof cursor === "string" ? cursor : undefined),
   );
 
   server.registerResource(
     "job",
     new ResourceTemplate("cron://jobs/{job_id}", {
+      // The first page only: the listing stays small however many jobs there are.
       list: async () => ({
-        resources: (await api.allJobs({})).map((job) => ({
+        resources: (await api.jobsPage({})).jobs.map((job) => ({
           uri: `cron://jobs/${job.id}`,
           name: job.name ?? job.id,
           description: `${job.state} job: ${job.schedule}`,

@@ -217,7 +217,7 @@ export class Host implements CronApi {
   cancelRun = (a: Parameters<CronApi["cancelRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["cancelRun"]>>>("cancelRun", a);
   previewSchedule = (a: Parameters<CronApi["previewSchedule"]>[0]) => this.call<Awaited<ReturnType<CronApi["previewSchedule"]>>>("previewSchedule", a);
   readRun = (a: Parameters<CronApi["readRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["readRun"]>>>("readRun", a);
-  allJobs = (a: Parameters<CronApi["allJobs"]>[0]) => this.call<Awaited<ReturnType<CronApi["allJobs"]>>>("allJobs", a);
+  jobsPage = (a: Parameters<CronApi["jobsPage"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobsPage"]>>>("jobsPage", a);
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
 }
 

@@ -21,6 +21,33 @@ describe("limits", () => {
     expect((await s.tool("add_cron", { name: "j0", schedule: "@daily", prompt: "p" })).created).toBe(false);
   });
 
+  it("cron://jobs comes in pages of at most 100 jobs or 256 KiB, each naming the next; the resource listing stays at one page", async () => {
+    const s = await TestServer.start();
+    servers.push(s);
+    const big = "x".repeat(32 * 1024 - 10);
+    await Promise.all(Array.from({ length: 230 }, (_, i) => s.tool("add_cron", { name: `j${i}`, schedule: "@daily", prompt: i < 20 ? `${big}${i}` : `small ${i}` })));
+    const seen = new Set<string>();
+    const sizes: number[] = [];
+    let uri: string | null = "cron://jobs";
+    while (uri) {
+      const res = await s.client.readResource({ uri });
+      const text = (res.contents[0] as { text: string }).text;
+      const page = JSON.parse(text);
+      expect(page.total).toBe(230);
+      expect(page.jobs.length).toBeGreaterThan(0);
+      expect(page.jobs.length).toBeLessThanOrEqual(100);
+      for (const job of page.jobs) seen.add(job.id);
+      sizes.push(Buffer.byteLength(text));
+      uri = page.next_uri;
+    }
+    expect(seen.size).toBe(230);
+    // Whole records, but no page much past 256 KiB (one job more than the budget at most).
+    expect(Math.max(...sizes)).toBeLessThan(256 * 1024 + 40 * 1024 * 2);
+    const listed = (await s.client.listResources()).resources.filter((r) => r.uri.startsWith("cron://jobs/"));
+    expect(listed.length).toBeGreaterThan(0);
+    expect(listed.length).toBeLessThanOrEqual(100);
+  });
+
   it("removes a run's default work dir when the run leaves the history, and the job's on remove", async () => {
     const s = await TestServer.start({ config: { runs_per_job: 2 } });
     servers.push(s);

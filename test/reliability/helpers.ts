@@ -162,9 +162,16 @@ export class Server {
     return JSON.parse((res.contents[0] as { text?: string }).text ?? "null");
   }
 
-  /** Every job, from the cron://jobs resource. */
+  /** Every job, from the cron://jobs resource, page by page. */
   async jobs(): Promise<Job[]> {
-    return (await this.read("cron://jobs")).jobs as Job[];
+    const out: Job[] = [];
+    let uri: string | null = "cron://jobs";
+    while (uri) {
+      const page = await this.read(uri);
+      out.push(...(page.jobs as Job[]));
+      uri = page.next_uri;
+    }
+    return out;
   }
 
   /** The whole records of every run list_runs lists (its rows are compact), each through get_run. */

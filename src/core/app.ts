@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Config } from "../config.js";
 import { resolveProgram as resolveOnPath } from "../executors/command.js";
@@ -14,7 +13,7 @@ import { UserError, errorMessage, type Fence } from "./errors.js";
 import { AppEventBus } from "./events.js";
 import type { z } from "zod";
 import { describeIssue } from "./issues.js";
-import { AddJobInput, UpdateJobInput, hasNoControlChars } from "./job-input.js";
+import { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { MAX_PROMPT_BYTES, RUN_STATUSES, maxRunsReached, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { compileOutputSchema } from "./output.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
@@ -28,6 +27,7 @@ import {
   type ParsedSchedule,
 } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
+import { defaultWorkRoot, resolveWorkDir } from "./work-dirs.js";
 
 export interface AppOptions {
   dataDir: string;
@@ -40,6 +40,8 @@ export interface AppOptions {
   webhookRetryBaseMs?: number;
   /** Checked before every write: throws once this process no longer owns the data dir. */
   fence?: Fence;
+  /** Where runs without a work_dir get their folder; see defaultWorkRoot. */
+  workRoot?: string;
 }
 
 export interface Page<T> {
@@ -106,6 +108,7 @@ export class App {
         return app.config;
       },
       dataDir: this.dataDir,
+      workRoot: this.runs.workRoot,
       runs: this.runs,
       events: this.events,
       clock: this.clock,
@@ -142,7 +145,8 @@ export class App {
    */
   static async open(opts: AppOptions): Promise<App> {
     const jobs = await JobStore.open(opts.dataDir, opts.fence);
-    const runs = new RunStore(opts.dataDir, opts.config.runs_per_job, opts.fence);
+    const workRoot = opts.workRoot ?? defaultWorkRoot(opts.env ?? process.env);
+    const runs = new RunStore(opts.dataDir, opts.config.runs_per_job, { fence: opts.fence, workRoot });
     runs.load();
     const app = new App(opts, jobs, runs);
     await app.pauseBrokenJobs();
@@ -714,33 +718,8 @@ export class App {
     return prompt;
   }
 
-  /** A work dir must exist and resolve (links followed) inside one of the configured roots. */
   private checkWorkDir(dir: string): string {
-    const roots = this.config.work_dir_roots;
-    if (!roots.length) {
-      throw new UserError("work_dir is refused: the operator has configured no work_dir_roots. Leave work_dir out to use a fresh folder per run, or ask the operator to add a root to the config.");
-    }
-    if (!path.isAbsolute(dir) || !hasNoControlChars(dir)) throw new UserError(`work_dir must be an absolute path, got "${dir}".`);
-    let real: string;
-    try {
-      real = realpathSync(dir);
-      if (!statSync(real).isDirectory()) throw new UserError(`work_dir "${dir}" is not a directory.`);
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      throw new UserError(`work_dir "${dir}" does not exist; create it first.`);
-    }
-    const inside = roots.some((root) => {
-      let r: string;
-      try {
-        r = realpathSync(root);
-      } catch {
-        return false;
-      }
-      const rel = path.relative(r, real);
-      return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
-    });
-    if (!inside) throw new UserError(`work_dir "${dir}" is outside the allowed roots (${roots.join(", ")}).`);
-    return real;
+    return resolveWorkDir(dir, this.config.work_dir_roots);
   }
 
   private checkTime(value: string, timezone: string, field: string, now: number): string {

@@ -12,11 +12,14 @@ import { maxRunsReached, type Job, type Run, type RunStatus, type RunTrigger, ty
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
 import { startOfDayInZone, toIsoInZone } from "./time.js";
+import { makePrivateDir, resolveWorkDir } from "./work-dirs.js";
 
 /** What the dispatcher needs from the app: the job set and how to save a job. */
 export interface DispatchHost {
   readonly config: Config;
   readonly dataDir: string;
+  /** Where runs without a work_dir get their own folder (outside the data dir). */
+  readonly workRoot: string;
   readonly runs: RunStore;
   readonly events: AppEventBus;
   readonly clock: Clock;
@@ -181,7 +184,10 @@ export class Dispatcher {
     let failure: string | null = null;
     try {
       const workDir = run.work_dir ?? this.workDirOf(job, run.id);
-      if (!job.work_dir) await mkdir(workDir, { recursive: true });
+      if (!job.work_dir) {
+        makePrivateDir(this.host.workRoot);
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
+      }
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
@@ -199,6 +205,16 @@ export class Dispatcher {
           waited += delay;
           await sleep(delay, signal, this.host.clock);
           if (signal.aborted) break;
+        }
+        // A work_dir is checked again before each attempt: a link may have been repointed, or
+        // the operator may have narrowed work_dir_roots, since the job was made.
+        if (job.work_dir) {
+          try {
+            resolveWorkDir(job.work_dir, this.host.config.work_dir_roots);
+          } catch (err) {
+            failure = `The run did not start: ${errorMessage(err)}`;
+            break;
+          }
         }
         attempts = attempt + 1;
         let last = await slot(() =>
@@ -242,7 +258,10 @@ export class Dispatcher {
     if (active.abortStatus) {
       status = active.abortStatus;
       error = active.abortReason;
-    } else if (failure || !result) {
+    } else if (failure) {
+      status = "failed";
+      error = failure;
+    } else if (!result) {
       status = "failed";
       error = failure ?? "The run ended before any attempt was made.";
     } else {
@@ -486,7 +505,7 @@ export class Dispatcher {
    * agent's session (which CLIs key by directory) can be resumed.
    */
   private workDirOf(job: Job, runId: string): string {
-    return job.work_dir ?? path.join(this.host.dataDir, "work", job.session === "persistent" ? job.id : runId);
+    return job.work_dir ?? path.join(this.host.workRoot, job.session === "persistent" ? job.id : runId);
   }
 
   // Daily budget, in the server's timezone.

@@ -20,17 +20,22 @@ export class RunStore {
   private readonly files = new Map<string, RunsFile>();
   private readonly runsDir: string;
   readonly outputsDir: string;
-  /** Default work dirs (`work/<run_id>`, a persistent job's `work/<job_id>`): removed with their run or job. */
-  private readonly workDir: string;
+  /** Default work dirs (`<workRoot>/<run_id>`, a persistent job's `<workRoot>/<job_id>`): removed with their run or job. */
+  readonly workRoot: string;
+  /** Where default work dirs were kept before they moved out of the data dir. */
+  private readonly legacyWorkRoot: string;
+  private readonly fence: Fence;
 
   constructor(
     dataDir: string,
     private readonly runsPerJob: number,
-    private readonly fence: Fence = unfenced,
+    opts: { fence?: Fence; workRoot?: string } = {},
   ) {
     this.runsDir = path.join(dataDir, "runs");
     this.outputsDir = path.join(dataDir, "outputs");
-    this.workDir = path.join(dataDir, "work");
+    this.legacyWorkRoot = path.join(dataDir, "work");
+    this.workRoot = opts.workRoot ?? this.legacyWorkRoot;
+    this.fence = opts.fence ?? unfenced;
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
   }
@@ -124,7 +129,7 @@ export class RunStore {
     for (const r of runs) this.byId.delete(r.id);
     await rm(path.join(this.runsDir, `${jobId}.json`), { force: true });
     await Promise.all(runs.map((r) => this.removeFilesOf(r)));
-    await rm(path.join(this.workDir, jobId), { recursive: true, force: true });
+    for (const root of this.workRoots()) await rm(path.join(root, jobId), { recursive: true, force: true });
   }
 
   async writeOutput(runId: string, output: string, raw?: string): Promise<void> {
@@ -146,8 +151,14 @@ export class RunStore {
   private async removeFilesOf(run: Run): Promise<void> {
     await rm(path.join(this.outputsDir, run.id), { force: true });
     await rm(path.join(this.outputsDir, `${run.id}.raw`), { force: true });
-    const own = path.join(this.workDir, run.id);
-    if (run.work_dir === own) await rm(own, { recursive: true, force: true });
+    for (const root of this.workRoots()) {
+      const own = path.join(root, run.id);
+      if (run.work_dir === own) await rm(own, { recursive: true, force: true });
+    }
+  }
+
+  private workRoots(): string[] {
+    return this.workRoot === this.legacyWorkRoot ? [this.workRoot] : [this.workRoot, this.legacyWorkRoot];
   }
 
   private file(jobId: string): RunsFile {

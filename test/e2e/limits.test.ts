@@ -1,9 +1,9 @@
 /** Limits where none existed (issue "nothing wedges", item 9): max_jobs, http.max_sessions, work dirs. */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpServer, INITIALIZE, rawRequest } from "../helpers/http.js";
-import { TestServer } from "../helpers/server.js";
+import { TestServer, workCacheOf } from "../helpers/server.js";
 
 const servers: { cleanup(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -54,8 +54,12 @@ describe("limits", () => {
     await s.tool("add_cron", { name: "w", schedule: "@yearly", prompt: "hi" });
     const dirs: string[] = [];
     for (let i = 0; i < 4; i++) dirs.push((await s.tool("run_now", { job: "w", wait: true })).run.work_dir);
-    const work = path.join(s.dataDir, "work");
+    // Outside the data dir, private to the user.
+    const work = path.join(workCacheOf(s.dataDir), "agent-cron", "work");
     expect(dirs.every((d) => path.dirname(d) === work)).toBe(true);
+    expect(dirs.every((d) => !d.startsWith(s.dataDir + path.sep))).toBe(true);
+    expect(statSync(work).mode & 0o777).toBe(0o700);
+    expect(statSync(dirs[3]).mode & 0o777).toBe(0o700);
     expect(readdirSync(work).sort()).toEqual(dirs.slice(2).map((d) => path.basename(d)).sort());
     await s.tool("remove", { job: "w" });
     expect(readdirSync(work)).toEqual([]);

@@ -43,7 +43,7 @@ describe.concurrent("restarts on the same data dir", () => {
     await a.addJob({ name: "long-every", schedule: "@every 2s", prompt: "30000", executor: "sleep", retries: 3 });
     const [running] = await a.waitForRuns("long-once", (runs) => runs[0]?.status === "running" && runs);
     const [runningToo] = await a.waitForRuns("long-every", (runs) => runs[0]?.status === "running" && runs);
-    const workDirs = [running, runningToo].map((r) => path.join(a.dataDir, "work", r.id));
+    const workDirs: string[] = [running, runningToo].map((r) => r.work_dir);
     const agents = await waitFor(() => {
       const pids = workDirs.map((d) => pidsWorkingIn(d));
       return pids.every((p) => p.length > 0) && pids.flat();

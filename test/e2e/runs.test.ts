@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, realpathSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
@@ -106,6 +106,21 @@ describe.concurrent("runs through the server", () => {
     expect(bad.attempts).toBe(2);
     expect(bad.error).toMatch(/does not match output_schema/);
     expect(bad.error).toMatch(/verdict/);
+  });
+
+  it("checks work_dir again before each run: a folder swapped for a link outside the roots fails the run with that reason, and no agent starts", async ({ expect }) => {
+    const dir = path.join(root, "swapped");
+    mkdirSync(dir);
+    await s.tool("add_cron", { name: "swapped-dir", schedule: YEARLY, prompt: "ran", executor: "echo", work_dir: dir, retries: 2 });
+    expect((await s.tool("run_now", { job: "swapped-dir", wait: true })).run.status).toBe("completed");
+    // What an agent could do to its own work dir, so that the next run works elsewhere.
+    rmSync(dir, { recursive: true });
+    symlinkSync(scratch, dir);
+    const { run } = await s.tool("run_now", { job: "swapped-dir", wait: true });
+    expect(run.status).toBe("failed");
+    expect(run.attempts).toBe(0);
+    expect(run.error).toBe(`The run did not start: work_dir "${dir}" is outside the allowed roots (${root}).`);
+    expect((await s.tool("get_run", { run: run.id })).run.output ?? "").toBe("");
   });
 
   it("an output_schema pattern that backtracks exponentially in JavaScript is matched in linear time: the run fails, the server keeps answering", async ({ expect }) => {

@@ -13,7 +13,7 @@ function runsOnDisk(dataDir: string, jobId: string): Structured[] {
 async function startRun(s: TestServer, executor: string, prompt: string): Promise<{ job: Structured; run: Structured; workDir: string }> {
   const job = await s.addJob({ name: `${executor}-job`, schedule: YEARLY, prompt, executor, retries: 3 });
   const { run } = await s.tool("run_now", { job: job.id });
-  const workDir = path.join(s.dataDir, "work", run.id);
+  const workDir: string = run.work_dir;
   await waitFor(() => pidsWorkingIn(workDir).length > 0, { what: "the agent to start" });
   return { job, run, workDir };
 }

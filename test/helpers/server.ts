@@ -119,7 +119,7 @@ export class TestServer {
     const transport = new StdioClientTransport({
       command: NODE,
       args: [CLI, "serve", "--data-dir", dataDir],
-      env: { ...(opts.env ?? {}) },
+      env: { XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,
     });
@@ -301,6 +301,19 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }).catch(() => {});
+  await rm(workCacheOf(dir), { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }).catch(() => {});
+}
+
+/**
+ * The XDG_CACHE_HOME a test's processes get: default work dirs live outside the data dir
+ * (under $XDG_CACHE_HOME/agent-cron/work), and a test must not leave them in the real one.
+ */
+export const workCacheOf = (dataDir: string) => `${dataDir.replace(/\/+$/, "")}-cache`;
+
+/** The XDG_CACHE_HOME for a command line, from its --data-dir. */
+function cacheEnvFor(args: string[]): Record<string, string> {
+  const i = args.indexOf("--data-dir");
+  return i >= 0 && args[i + 1] ? { XDG_CACHE_HOME: workCacheOf(args[i + 1]) } : {};
 }
 
 
@@ -366,7 +379,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? os.tmpdir(), maxBuffer: 64 * 1024 * 1024 },
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? os.tmpdir(), maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : null) : 0;
         resolve({ code, stdout, stderr });
@@ -378,7 +391,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 /** Starts `serve` without a client (for start-up failures): resolves when it exits or prints its ready line. */
 export function startRaw(dataDir: string, opts: { timeout?: number; args?: string[] } = {}): Promise<{ code: number | null; stderr: string; ready: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) } });
     let stderr = "";
     let settled = false;
     const done = (v: { code: number | null; stderr: string; ready: boolean }) => {

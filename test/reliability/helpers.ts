@@ -52,6 +52,19 @@ export function makeDataDir(extra: Json = {}, prefix = "agent-cron-rel-"): strin
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }).catch(() => {});
+  await rm(workCacheOf(dir), { recursive: true, force: true, maxRetries: 3, retryDelay: 100 }).catch(() => {});
+}
+
+/**
+ * The XDG_CACHE_HOME a test's processes get: default work dirs live outside the data dir
+ * (under $XDG_CACHE_HOME/agent-cron/work), and a test must not leave them in the real one.
+ */
+export const workCacheOf = (dataDir: string) => `${dataDir.replace(/\/+$/, "")}-cache`;
+
+/** The XDG_CACHE_HOME for a command line, from its --data-dir. */
+function cacheEnvFor(args: string[]): Record<string, string> {
+  const i = args.indexOf("--data-dir");
+  return i >= 0 && args[i + 1] ? { XDG_CACHE_HOME: workCacheOf(args[i + 1]) } : {};
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -108,7 +121,7 @@ export class Server {
     const transport = new StdioClientTransport({
       command: NODE,
       args: [CLI, "serve", "--data-dir", dataDir],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...(opts.env ?? {}) },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,
     });
@@ -386,7 +399,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: os.tmpdir() },
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: os.tmpdir() },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
         resolve({ code, stdout, stderr, ms: Date.now() - t0 });

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # npm run test:all: what `npm test` cannot do with Node and `npm install` alone.
-#  1. installs the pinned agent CLIs, Node 22 and the MCP Inspector (into .cache/, once);
+#  1. installs the pinned agent CLIs, Node 22 and the MCP Inspector (into .cache/, once),
+#     and bubblewrap (apt-get, when bwrap is missing);
 #  2. runs the tests that need them (test/contract/: real Claude Code and Codex;
-#     test/all/: the Inspector's --strict schema check);
+#     test/all/: the Inspector's --strict schema check, the bwrap sandbox);
 #  3. runs the whole `npm test` suite again on Node 22 (Node 20 is past end of life).
 # Nothing is skipped: a missing tool fails the run.
 set -euo pipefail
@@ -11,10 +12,11 @@ cd "$root"
 
 bash scripts/install-agent-clis.sh
 bash scripts/install-node22.sh
+bash scripts/install-bubblewrap.sh
 node22="$root/.cache/node22/node_modules/.bin/node"
 
 npm run build
-echo "== test:all on $(node --version): real agent CLIs and the Inspector"
+echo "== test:all on $(node --version): real agent CLIs, the Inspector and bubblewrap"
 npx vitest run -c vitest.all.config.ts
 
 echo "== npm test's suite on Node $("$node22" --version)"

@@ -11,6 +11,58 @@ const envName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name like MY_TOKEN");
 const envMap = z.record(envName, z.string()).default({});
 
+/**
+ * The OS sandbox of executors that start a program (SPEC §16). Optional in the parsed config
+ * (the defaults are applied where they are used, see src/executors/sandbox.ts), so that code
+ * building an executor config by hand needs none of them.
+ */
+const osSandbox = z
+  .enum(["none", "bwrap"])
+  .optional()
+  .describe('OS sandbox for each run: "bwrap" starts the program under bubblewrap (own pid namespace, read-only system, only its work dir writable); default "none"');
+const BIND_SUFFIX = /:([A-Za-z]+)$/;
+const bindSpec = z
+  .string()
+  .min(1)
+  .superRefine((spec, ctx) => {
+    const suffix = BIND_SUFFIX.exec(spec)?.[1];
+    if (suffix !== undefined && suffix !== "rw" && suffix !== "ro") {
+      ctx.addIssue({ code: "custom", message: `ends in ":${suffix}"; the only suffixes are ":rw" (writable) and ":ro" (read-only, the default)` });
+      return;
+    }
+    const file = suffix === undefined ? spec : spec.slice(0, -suffix.length - 1);
+    if (/[\u0000-\u001f\u007f]/.test(file)) ctx.addIssue({ code: "custom", message: "must not contain control characters" });
+    else if (!path.isAbsolute(file)) ctx.addIssue({ code: "custom", message: `must be an absolute path, got ${JSON.stringify(file)}` });
+    else if (path.resolve(file) === "/") ctx.addIssue({ code: "custom", message: 'must not be "/": the sandbox already sees the whole system read-only; bind a narrower path' });
+  });
+const sandboxShared = {
+  binds: z
+    .array(bindSpec)
+    .optional()
+    .describe('With "sandbox": "bwrap": extra absolute paths the run may see, read-only unless suffixed ":rw" (e.g. "/srv/data", "/var/cache/tool:rw")'),
+  network: z
+    .boolean()
+    .optional()
+    .describe('With "sandbox": "bwrap": false gives the run no network but loopback (a new network namespace); default true'),
+};
+/** network and binds do nothing without the sandbox: refuse them rather than let an operator believe a run is offline. */
+function sandboxOnly(cfg: { sandbox?: string; binds?: string[]; network?: boolean }, ctx: z.RefinementCtx): void {
+  if (cfg.sandbox === "bwrap") return;
+  for (const key of ["binds", "network"] as const) {
+    if (cfg[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: 'takes effect only with "sandbox": "bwrap"; set that or remove it' });
+  }
+}
+/** For executors that start no program: a clear error instead of "unknown field". */
+const programOnly = z
+  .custom<never>((v) => v === undefined, { message: "applies to executors that start a program (claude-code, codex, command), not to openai; remove it" })
+  .optional();
+
+export const CODEX_SANDBOX_MODES = ["read-only", "workspace-write", "danger-full-access"] as const;
+export type CodexSandboxMode = (typeof CODEX_SANDBOX_MODES)[number];
+export function isCodexSandboxMode(value: unknown): value is CodexSandboxMode {
+  return (CODEX_SANDBOX_MODES as readonly unknown[]).includes(value);
+}
+
 const ClaudeCodeExecutor = z.strictObject({
   type: z.literal("claude-code"),
   bin: z.string().min(1).default("claude"),
@@ -24,16 +76,39 @@ const ClaudeCodeExecutor = z.strictObject({
   output_format: z.enum(["json", "stream-json"]).default("json"),
   args: z.array(z.string()).default([]),
   env: envMap,
-});
+  sandbox: osSandbox,
+  ...sandboxShared,
+}).superRefine(sandboxOnly);
 
 const CodexExecutor = z.strictObject({
   type: z.literal("codex"),
   bin: z.string().min(1).default("codex"),
   model: z.string().min(1).optional(),
-  sandbox: z.enum(["read-only", "workspace-write", "danger-full-access"]).default("workspace-write"),
+  /**
+   * The OS sandbox, as for the other program executors. Codex's own sandbox modes are accepted
+   * here too, as before `codex_sandbox` existed: they cannot be mistaken for "none" or "bwrap".
+   */
+  sandbox: z
+    .enum(["none", "bwrap", ...CODEX_SANDBOX_MODES])
+    .optional()
+    .describe('OS sandbox for each run: "bwrap" or "none" (default). For compatibility, a codex sandbox mode given here ("read-only", …) is taken as codex_sandbox'),
+  codex_sandbox: z
+    .enum(CODEX_SANDBOX_MODES)
+    .optional()
+    .describe('Codex\'s own sandbox, passed as `codex exec -s`; default "workspace-write"'),
   config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
   args: z.array(z.string()).default([]),
   env: envMap,
+  ...sandboxShared,
+}).superRefine((cfg, ctx) => {
+  if (cfg.codex_sandbox !== undefined && isCodexSandboxMode(cfg.sandbox)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["sandbox"],
+      message: `names codex's own mode "${cfg.sandbox}" while codex_sandbox is also set; keep codex's mode in codex_sandbox and use sandbox only for "none" or "bwrap"`,
+    });
+  }
+  sandboxOnly(cfg, ctx);
 });
 
 const CommandExecutor = z.strictObject({
@@ -45,7 +120,9 @@ const CommandExecutor = z.strictObject({
     .regex(/^(text|json(:.+)?|jsonl-last(:.+)?)$/, 'must be "text", "json:<field path>" or "jsonl-last:<filter>"')
     .default("text"),
   env: envMap,
-});
+  sandbox: osSandbox,
+  ...sandboxShared,
+}).superRefine(sandboxOnly);
 
 const OpenAIExecutor = z.strictObject({
   type: z.literal("openai"),
@@ -60,6 +137,9 @@ const OpenAIExecutor = z.strictObject({
   /** Tries after the first on network errors, 5xx and 429, within the job's timeout. */
   max_retries: z.number().int().min(0).max(10).default(3),
   env: envMap,
+  sandbox: programOnly,
+  binds: programOnly,
+  network: programOnly,
 });
 
 export const ExecutorConfigSchema = z.discriminatedUnion("type", [

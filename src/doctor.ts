@@ -4,10 +4,12 @@ import type { Config, ExecutorConfig } from "./config.js";
 import { resolveProgram } from "./executors/cli-agent.js";
 import { AUTH_VARS, buildChildEnv } from "./executors/env.js";
 import { runProcess } from "./executors/process.js";
+import { bwrapAvailable, sandboxMode, type SandboxCheck } from "./executors/sandbox.js";
 
 export interface DoctorRow {
+  /** The executor's name; "(sandbox)" for the bubblewrap row. */
   executor: string;
-  type: ExecutorConfig["type"];
+  type: ExecutorConfig["type"] | "sandbox";
   /** The program an executor starts (as resolved on PATH when found); null for endpoints. */
   program: string | null;
   /** The URL an `openai` executor calls; null for programs. */
@@ -20,9 +22,47 @@ export interface DoctorRow {
 const VERSION_TIMEOUT_MS = 5_000;
 const ENDPOINT_TIMEOUT_MS = 3_000;
 
-/** Checks every configured executor at once: its program is there and answers, or its endpoint answers. */
-export async function doctor(config: Pick<Config, "executors" | "env_allow">, env: NodeJS.ProcessEnv): Promise<DoctorRow[]> {
-  return Promise.all(Object.entries(config.executors).map(([name, cfg]) => checkExecutor(name, cfg, config.env_allow, env)));
+/**
+ * Checks every configured executor at once: its program is there and answers, or its endpoint
+ * answers; an executor with `"sandbox": "bwrap"` is ok only when bubblewrap can start here.
+ * With `sandbox: true` a last row, executor "(sandbox)" and type "sandbox", says whether
+ * bubblewrap works here, whether or not an executor uses it (see sandboxDoctorRow).
+ */
+export async function doctor(
+  config: Pick<Config, "executors" | "env_allow">,
+  env: NodeJS.ProcessEnv,
+  opts: { sandbox?: boolean } = {},
+): Promise<DoctorRow[]> {
+  let check: Promise<SandboxCheck> | undefined;
+  const sandbox = () => (check ??= bwrapAvailable({ env }));
+  const rows = await Promise.all(
+    Object.entries(config.executors).map(async ([name, cfg]) => {
+      const row = await checkExecutor(name, cfg, config.env_allow, env);
+      return sandboxMode(cfg) === "bwrap" ? withSandbox(row, name, await sandbox()) : row;
+    }),
+  );
+  return opts.sandbox ? [...rows, sandboxRow(await sandbox())] : rows;
+}
+
+/** The "(sandbox)" row alone: whether bubblewrap can start a sandbox here. */
+export async function sandboxDoctorRow(env: NodeJS.ProcessEnv): Promise<DoctorRow> {
+  return sandboxRow(await bwrapAvailable({ env }));
+}
+
+function sandboxRow(check: SandboxCheck): DoctorRow {
+  return { executor: "(sandbox)", type: "sandbox", program: check.program, endpoint: null, status: check.status, version: check.version, detail: check.detail };
+}
+
+/** A sandboxed executor whose program is fine still cannot run when bubblewrap cannot. */
+function withSandbox(row: DoctorRow, name: string, check: SandboxCheck): DoctorRow {
+  if (row.status !== "ok") return row;
+  const key = `executors.${name}.sandbox`;
+  if (check.ok) return { ...row, detail: `${row.detail}; sandbox bwrap ok${check.version ? ` (${check.version})` : ""}` };
+  return {
+    ...row,
+    status: check.status === "missing" ? "missing" : "error",
+    detail: `${row.detail}, but its sandbox cannot start: ${check.detail.replace(/\.$/, "")}. Fix that or set ${key} to "none".`,
+  };
 }
 
 async function checkExecutor(name: string, cfg: ExecutorConfig, envAllow: string[], env: NodeJS.ProcessEnv): Promise<DoctorRow> {

@@ -1,7 +1,6 @@
-import { accessSync, constants, statSync } from "node:fs";
-import path from "node:path";
 import { AUTH_VARS, buildChildEnv } from "./env.js";
-import { runProcess, type ProcessResult } from "./process.js";
+import { resolveProgram, runProcess, type ProcessResult, type ProcessSpec } from "./process.js";
+import { runSandboxed, type SandboxSettings } from "./sandbox.js";
 import type { ExecutionRequest, ExecutionResult } from "./types.js";
 
 /** What every executor that starts a program gets from the server. */
@@ -9,7 +8,11 @@ export interface ProcessExecutorOptions {
   serverEnv: NodeJS.ProcessEnv;
   envAllow: string[];
   killGraceMs: number;
+  /** Set when the executor's config says `"sandbox": "bwrap"`: every attempt starts under bubblewrap. */
+  sandbox?: SandboxSettings | null;
 }
+
+export { resolveProgram };
 
 const STDERR_TAIL_CHARS = 500;
 
@@ -21,31 +24,6 @@ export function stderrTail(stderr: string): string {
 
 export function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))}s`;
-}
-
-/** Looks a program up the way spawn will: a name with a slash is a path, a bare name is searched on PATH. */
-export function resolveProgram(bin: string, PATH: string | undefined = process.env.PATH, cwd = process.cwd()): string | null {
-  if (!bin) return null;
-  if (bin.includes("/") || bin.includes(path.sep)) {
-    const file = path.resolve(cwd, bin);
-    return isExecutableFile(file) ? file : null;
-  }
-  // An empty PATH entry means "the current directory" to execvp; we do not look there on purpose.
-  for (const dir of (PATH ?? "").split(path.delimiter).filter(Boolean)) {
-    const file = path.resolve(cwd, dir, bin);
-    if (isExecutableFile(file)) return file;
-  }
-  return null;
-}
-
-function isExecutableFile(file: string): boolean {
-  try {
-    if (!statSync(file).isFile()) return false;
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** One executor's program, as named in messages and config hints. */
@@ -61,7 +39,7 @@ export function runAgentProcess(
   argv: string[],
   req: ExecutionRequest,
   opts: ProcessExecutorOptions & { type: keyof typeof AUTH_VARS; executorEnv: Record<string, string>; stdin: string | null },
-): Promise<ProcessResult & { env: Record<string, string> }> {
+): Promise<AgentProcessResult> {
   const env = buildChildEnv({
     serverEnv: opts.serverEnv,
     envAllow: opts.envAllow,
@@ -69,7 +47,7 @@ export function runAgentProcess(
     executorEnv: opts.executorEnv,
     runVars: { runId: req.runId, jobId: req.jobId, sessionId: req.sessionId, scheduledFor: req.scheduledFor },
   });
-  return runProcess({
+  const spec: ProcessSpec = {
     argv,
     cwd: req.workDir,
     env,
@@ -78,8 +56,16 @@ export function runAgentProcess(
     killGraceMs: opts.killGraceMs,
     maxOutputBytes: req.maxOutputBytes,
     signal: req.signal,
-  }).then((proc) => ({ ...proc, env }));
+  };
+  // The one place where a program executor's attempt is put in its sandbox.
+  if (opts.sandbox) {
+    return runSandboxed(spec, opts.sandbox, { type: opts.type, scratchDir: req.scratchDir, serverEnv: opts.serverEnv }).then((proc) => ({ ...proc, env }));
+  }
+  return runProcess(spec).then((proc) => ({ ...proc, env, sandboxError: null }));
 }
+
+/** A finished attempt, with the environment it got and why its sandbox did not start, if it did not. */
+export type AgentProcessResult = ProcessResult & { env: Record<string, string>; sandboxError: string | null };
 
 export function rawOutput(proc: ProcessResult): string {
   return proc.stderr ? `${proc.stdout}\n--- stderr ---\n${proc.stderr}` : proc.stdout;
@@ -90,11 +76,13 @@ export function rawOutput(proc: ProcessResult): string {
  * timed out), or null when the program ran to its end and its output needs reading.
  */
 export function unfinishedResult(
-  proc: ProcessResult & { env: Record<string, string> },
+  proc: ProcessResult & { env: Record<string, string>; sandboxError?: string | null },
   req: ExecutionRequest,
   ref: ProgramRef,
 ): ExecutionResult | null {
   const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
+  // Trying again cannot help: the sandbox fails the same way until the operator changes something.
+  if (proc.sandboxError) return { ...base, status: "failed", permanent: true, error: `Executor "${ref.executorName}" could not start: ${proc.sandboxError}` };
   if (proc.spawnError) {
     const missing = resolveProgram(ref.program, proc.env.PATH, req.workDir) === null;
     const hint = missing ? ` Install it or set ${ref.configKey} in the config file.` : "";

@@ -1,6 +1,6 @@
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { CodexExecutorConfig } from "../config.js";
+import { isCodexSandboxMode, type CodexExecutorConfig, type CodexSandboxMode } from "../config.js";
 import type { Usage } from "../core/jobs.js";
 import {
   cutNote,
@@ -78,6 +78,14 @@ function configArg([key, value]: [string, string | number | boolean]): string[] 
   return ["-c", `${key}=${String(value)}`];
 }
 
+/**
+ * Codex's own sandbox (`codex exec -s`): `codex_sandbox`, or a codex mode given under
+ * `sandbox` as configs did before the OS sandbox took that key; "workspace-write" otherwise.
+ */
+export function codexSandboxMode(cfg: Pick<CodexExecutorConfig, "sandbox" | "codex_sandbox">): CodexSandboxMode {
+  return cfg.codex_sandbox ?? (isCodexSandboxMode(cfg.sandbox) ? cfg.sandbox : "workspace-write");
+}
+
 /** OpenAI Codex CLI: `codex exec --json`, prompt on stdin, JSONL events on stdout. */
 export class CodexExecutor implements Executor {
   readonly type = "codex";
@@ -94,7 +102,7 @@ export class CodexExecutor implements Executor {
   /** The argv of one attempt; `schemaFile` holds the output schema of a structured job. */
   buildArgv(req: ExecutionRequest, schemaFile: string | null): string[] {
     const { cfg } = this;
-    const argv = [cfg.bin, "exec", "--json", "--skip-git-repo-check", "-C", req.workDir, "-s", cfg.sandbox];
+    const argv = [cfg.bin, "exec", "--json", "--skip-git-repo-check", "-C", req.workDir, "-s", codexSandboxMode(cfg)];
     // An isolated run's session is never resumed: keep it off disk.
     if (req.session === "isolated") argv.push("--ephemeral");
     if (cfg.model) argv.push("-m", cfg.model);

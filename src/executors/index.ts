@@ -3,11 +3,20 @@ import { ClaudeCodeExecutor } from "./claude-code.js";
 import { CodexExecutor } from "./codex.js";
 import { CommandExecutor } from "./command.js";
 import { OpenAIExecutor } from "./openai.js";
+import { sandboxSettings } from "./sandbox.js";
 import type { Executor } from "./types.js";
 
 export interface ExecutorContext {
   serverEnv: NodeJS.ProcessEnv;
   killGraceMs: number;
+  /**
+   * Absolute paths that a sandboxed run (`"sandbox": "bwrap"`) must not see: the data dir,
+   * the config file, the root of the default work dirs. Directories become empty, files unreadable;
+   * paths that do not exist are skipped. The run's own work dir stays writable even inside one.
+   */
+  hiddenPaths?: string[];
+  /** The bubblewrap program, a name looked up on serverEnv's PATH or a path; default "bwrap". */
+  bwrapProgram?: string;
 }
 
 /** Builds every executor the operator's config defines; tool callers only pick one by name. */
@@ -18,7 +27,7 @@ export function createExecutors(config: Config, ctx: ExecutorContext): Map<strin
 }
 
 export function createExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext): Executor {
-  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs };
+  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox: sandboxSettings(name, cfg, ctx) };
   switch (cfg.type) {
     case "claude-code":
       return new ClaudeCodeExecutor(name, cfg, common);

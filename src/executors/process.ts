@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
 
 export interface ProcessSpec {
   argv: string[];
@@ -13,6 +15,18 @@ export interface ProcessSpec {
   /** Cap on captured bytes, per stream. */
   maxOutputBytes: number;
   signal?: AbortSignal;
+  /**
+   * Opens one more pipe, the child's fd 3, and returns what the child writes there as
+   * `status`. The sandbox asks bubblewrap to report on it whether the program started.
+   */
+  statusFd?: boolean;
+  /**
+   * On timeout and cancel, SIGTERM goes to every process of the group except its leader; the
+   * SIGKILL after the grace period still reaches the whole group. For bubblewrap as the
+   * leader: it dies of SIGTERM at once and takes its sandbox down with it, which would leave
+   * the program no grace period to end cleanly. Linux only (reads /proc).
+   */
+  termSparesLeader?: boolean;
 }
 
 export interface ProcessResult {
@@ -29,6 +43,8 @@ export interface ProcessResult {
   /** Why the program could not be started at all (missing binary, not executable, bad cwd). */
   spawnError: string | null;
   durationMs: number;
+  /** What the child wrote to fd 3 (the first 64 KiB), when `statusFd` asked for it. */
+  status?: string;
 }
 
 /**
@@ -48,6 +64,27 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): void {
     process.kill(-pgid, sig);
   } catch {
     // ESRCH: the group is already gone.
+  }
+}
+
+/** Every process of a group but its leader, from /proc. */
+function signalGroupButLeader(pgid: number, sig: NodeJS.Signals): void {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return signalGroup(pgid, sig);
+  }
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === pgid) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      // After "(comm)": state, ppid, pgrp.
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) process.kill(pid, sig);
+    } catch {
+      // Gone meanwhile.
+    }
   }
 }
 
@@ -115,6 +152,31 @@ class TailBuffer {
   }
 }
 
+/** Looks a program up the way spawn will: a name with a slash is a path, a bare name is searched on PATH. */
+export function resolveProgram(bin: string, PATH: string | undefined = process.env.PATH, cwd = process.cwd()): string | null {
+  if (!bin) return null;
+  if (bin.includes("/") || bin.includes(path.sep)) {
+    const file = path.resolve(cwd, bin);
+    return isExecutableFile(file) ? file : null;
+  }
+  // An empty PATH entry means "the current directory" to execvp; we do not look there on purpose.
+  for (const dir of (PATH ?? "").split(path.delimiter).filter(Boolean)) {
+    const file = path.resolve(cwd, dir, bin);
+    if (isExecutableFile(file)) return file;
+  }
+  return null;
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function describeSpawnError(err: NodeJS.ErrnoException, program: string, cwd: string): string {
   if (err.code === "ENOENT" && !existsSync(cwd)) return `working directory ${cwd} does not exist`;
   if (err.code === "ENOENT") return `program "${program}" was not found (ENOENT)`;
@@ -133,6 +195,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
   const stdout = new HeadBuffer(spec.maxOutputBytes);
   const stderr = new TailBuffer(spec.maxOutputBytes);
   const program = spec.argv[0] ?? "";
+  const status = spec.statusFd ? new HeadBuffer(64 * 1024) : null;
 
   return new Promise<ProcessResult>((resolve) => {
     let exitCode: number | null = null;
@@ -158,6 +221,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
       child?.stdout?.destroy();
       child?.stderr?.destroy();
       child?.stdin?.destroy();
+      (child?.stdio[3] as Readable | null | undefined)?.destroy();
       resolve({
         exitCode,
         signal: exitSignal,
@@ -169,13 +233,15 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
         canceled,
         spawnError,
         durationMs: Math.round(performance.now() - started),
+        ...(status ? { status: status.text() } : {}),
       });
     };
 
     const terminate = () => {
       if (terminating || pgid === undefined) return;
       terminating = true;
-      signalGroup(pgid, "SIGTERM");
+      if (spec.termSparesLeader) signalGroupButLeader(pgid, "SIGTERM");
+      else signalGroup(pgid, "SIGTERM");
       timers.push(setTimeout(() => signalGroup(pgid!, "SIGKILL"), spec.killGraceMs));
     };
 
@@ -199,7 +265,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,
-        stdio: ["pipe", "pipe", "pipe"],
+        stdio: status ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
         windowsHide: true,
       });
     } catch (err) {
@@ -225,6 +291,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
 
     child.stdout!.on("data", (c: Buffer) => stdout.push(c));
     child.stderr!.on("data", (c: Buffer) => stderr.push(c));
+    if (status) (child.stdio[3] as Readable).on("data", (c: Buffer) => status.push(c));
     // A child that exits without reading its stdin gives EPIPE here; that is its business.
     child.stdin!.on("error", () => {});
     child.stdin!.end(spec.stdin ?? undefined);

@@ -34,7 +34,7 @@ export function formatJobsTable(jobs: JobRow[]): string {
 export function formatRunsTable(runs: RunRow[]): string {
   if (!runs.length) return "No runs.";
   return table(
-    ["RUN", "JOB", "STATUS", "TRIGGER", "SCHEDULED FOR", "DURATION", "RESULT"],
+    ["RUN", "JOB", "STATUS", "TRIGGER", "SCHEDULED FOR", "DURATION", "DELIVERY", "RESULT"],
     runs.map((r) => [
       r.id.slice(0, 8),
       r.job_name ?? r.job_id.slice(0, 8),
@@ -42,6 +42,7 @@ export function formatRunsTable(runs: RunRow[]): string {
       r.trigger,
       r.scheduled_for ?? "-",
       r.duration_ms === null ? "-" : `${(r.duration_ms / 1000).toFixed(1)}s`,
+      r.delivery ?? "-",
       clip(r.error ?? r.response ?? "", 50),
     ]),
   );
@@ -55,6 +56,7 @@ export function formatJob(job: Job, description: string, next: string[], recent:
     ["schedule", `${job.schedule}  (${description})`],
     ["executor", job.executor ?? `${defaultExecutor ?? "the default"} (follows default_executor)`],
     ["work dir", job.work_dir ?? "(fresh folder per run)"],
+    ["deliver to", job.deliver_to.length ? `${job.deliver_to.join(", ")} on ${job.deliver_on.join(", ")}` : "-"],
     ["next runs", next.join(", ") || "-"],
     ["last run", job.last_run_at ? `${job.last_run_at} ${job.last_status}` : "-"],
     ["last error", job.last_error ?? "-"],
@@ -75,6 +77,10 @@ export function formatRun(run: RunWithOutput | (Run & { output?: unknown })): st
   ];
   if (run.error) lines.push(`error      ${run.error}`);
   if (run.usage) lines.push(`usage      ${JSON.stringify(run.usage)}`);
+  if (run.delivery) lines.push(`delivery   ${run.delivery}${run.delivery_due.length ? ` (still owed: ${run.delivery_due.map((t) => t.channel).join(", ")})` : ""}`);
+  for (const d of run.deliveries ?? []) {
+    lines.push(`  ${d.ok ? "ok    " : "failed"} ${d.channel} (${d.event}) attempt ${d.attempt}${d.http_status !== null ? ` HTTP ${d.http_status}` : ""}${d.error ? `: ${d.error}` : ""}  ${d.at}`);
+  }
   const output = run.output === undefined ? run.response : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
   if (output) lines.push("", output);
   return escapeControls(lines.join("\n"), true);

@@ -20,7 +20,8 @@ Usage:
   agent-cron show JOB | show-run RUN
   agent-cron pause JOB | resume JOB | remove JOB [--keep-runs]
   agent-cron run JOB                                           run a job now and wait for it
-  agent-cron doctor                                            check the configured executors
+  agent-cron doctor                                            check the configured executors and channels
+  agent-cron test-channel NAME                                 send a test message to a delivery channel
   agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
   agent-cron help COMMAND                                      that command's flags
 
@@ -71,7 +72,11 @@ Deletes a job and (unless --keep-runs) its run history.`,
   run: `agent-cron run JOB
 Runs a job now and waits for it; exits 1 if the run did not complete.`,
   doctor: `agent-cron doctor
-Checks that each configured executor's program is there and answers (or its endpoint answers).`,
+Checks that each configured executor's program is there and answers (or its endpoint answers),
+and that each delivery channel has what it needs (its environment variables).`,
+  "test-channel": `agent-cron test-channel NAME
+Sends a test message to the channel NAME from config.json ("channels") and prints what the
+receiver answered, attempt by attempt; exits 1 if it did not accept the message.`,
   "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
@@ -132,6 +137,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "mcp-config":
       return mcpConfig(rest);
+    case "test-channel":
+      return testChannel(rest);
     case "add":
     case "update":
     case "list":
@@ -164,19 +171,20 @@ function parse(args: string[], options: ParseArgsConfig["options"], allowPositio
   return { values: parsed.values as Values, positionals: parsed.positionals };
 }
 
-function setup(values: Values): { dataDir: string; config: Config } {
+function setup(values: Values): { dataDir: string; config: Config; configPath: string | null } {
   const dataDir = path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
-  mkdirSync(dataDir, { recursive: true });
-  const { config } = loadConfig(dataDir, (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG);
-  return { dataDir, config };
+  // Private to the user: it holds prompts, outputs and owner.json's socket secret.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { config, path: configPath } = loadConfig(dataDir, (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG);
+  return { dataDir, config, configPath };
 }
 
 async function serve(args: string[]): Promise<number> {
   const { values } = parse(args, { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" } }, 0);
-  const { dataDir, config } = setup(values);
+  const { dataDir, config, configPath: configFile } = setup(values);
   const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
   const { Host } = await import("./share/host.js");
-  const host = await Host.open({ dataDir, config, role: "server", onNotice: notice });
+  const host = await Host.open({ dataDir, config, configPath: configFile, role: "server", onNotice: notice });
   host.events.on("notice", notice);
   const configPath = (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG;
   const { watchConfig } = await import("./config-watch.js");
@@ -254,6 +262,13 @@ async function reportExecutors(config: Config, host: { events: { emit(e: "notice
   } else {
     host.events.emit("notice", "info", `Executors: ${line}; default ${config.default_executor}.`, { executors: rows });
   }
+  const { sandboxStartupNote } = await import("./executors/sandbox.js");
+  const note = await sandboxStartupNote(config, process.env);
+  if (note) host.events.emit("notice", "info", note, {});
+  const { channelRows } = await import("./delivery/channels.js");
+  for (const c of channelRows(config.channels, process.env)) {
+    if (c.status !== "ok") host.events.emit("notice", "warning", `Channel "${c.channel}" cannot send: ${c.detail}. Jobs cannot deliver to it until that is fixed.`, { channel: c.channel });
+  }
 }
 
 /** The client config snippet for this very install: absolute paths, so it works from any folder. */
@@ -278,6 +293,30 @@ function mcpConfig(args: string[]): number {
   }
   process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { command: process.execPath, args: argv } } }, null, 2) + "\n");
   return 0;
+}
+
+/** Sends a test message through the same code as a run's delivery, and prints each attempt. */
+async function testChannel(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {}, 1);
+  const name = positionals[0];
+  if (!name) throw new UserError("agent-cron test-channel needs a channel name; agent-cron doctor lists them.");
+  const { config } = setup(values);
+  const cfg = config.channels[name];
+  if (!cfg) {
+    const known = Object.keys(config.channels);
+    throw new UserError(`There is no channel named "${name}"; ${known.length ? `the channels are: ${known.join(", ")}` : "config.json defines none (key channels)"}.`);
+  }
+  const { sendToChannel, testMessage } = await import("./delivery/channels.js");
+  const fromEnv = Number(process.env.AGENT_CRON_RETRY_BASE_MS);
+  const attempts = await sendToChannel(name, cfg, testMessage(), process.env, { retryBaseMs: fromEnv > 0 ? fromEnv : undefined });
+  const ok = attempts.some((a) => a.ok);
+  print({ json: !!values.json }, { channel: name, type: cfg.type, delivered: ok, attempts }, () =>
+    [
+      `${name} (${cfg.type}): ${ok ? "delivered" : "not delivered"} after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}`,
+      ...attempts.map((a) => `  attempt ${a.attempt}: ${a.ok ? "accepted" : "refused"}${a.http_status !== null ? `, HTTP ${a.http_status}` : ""}${a.error ? ` (${a.error})` : ""}`),
+    ].join("\n"),
+  );
+  return ok ? 0 : 1;
 }
 
 function shellQuote(word: string): string {
@@ -311,13 +350,18 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   const noPositional = command === "add" || command === "list" || command === "doctor";
   const { values, positionals } = parse(args, COMMAND_OPTIONS[command] ?? {}, noPositional ? 0 : 1);
   const out: Out = { json: !!values.json };
-  const { dataDir, config } = setup(values);
+  const { dataDir, config, configPath } = setup(values);
 
   if (command === "doctor") {
-    const { doctor, formatDoctorTable } = await import("./doctor.js");
+    const [{ doctor, formatDoctorTable }, { channelRows, formatChannelTable }] = await Promise.all([import("./doctor.js"), import("./delivery/channels.js")]);
     const rows = await doctor(config, process.env);
-    print(out, rows, () => formatDoctorTable(rows));
-    return rows.every((r) => r.status === "ok") ? 0 : 1;
+    const channels = channelRows(config.channels, process.env);
+    if (out.json) print(out, { executors: rows, channels }, () => "");
+    else process.stdout.write(`${formatDoctorTable(rows)}
+
+${formatChannelTable(channels)}
+`);
+    return rows.every((r) => r.status === "ok") && channels.every((c) => c.status === "ok") ? 0 : 1;
   }
 
   const ref = positionals[0];
@@ -331,7 +375,7 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}, got "${status}".`);
 
   const [{ Host }, fmt] = await Promise.all([import("./share/host.js"), import("./cli-format.js")]);
-  const host = await Host.open({ dataDir, config, role: "cli" });
+  const host = await Host.open({ dataDir, config, configPath, role: "cli" });
   try {
     switch (command) {
       case "add":

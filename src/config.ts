@@ -5,6 +5,8 @@ import { z } from "zod";
 import { UserError } from "./core/errors.js";
 import { describeIssue } from "./core/issues.js";
 import { isValidTimezone, systemTimezone } from "./core/time.js";
+import { ChannelsSchema } from "./delivery/channel-config.js";
+export type { ChannelConfig } from "./delivery/channel-config.js";
 
 const envName = z
   .string()
@@ -190,6 +192,7 @@ export const ConfigSchema = z.strictObject({
       allow_private_networks: z.boolean().default(false),
     })
     .prefault({}),
+  channels: ChannelsSchema,
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 

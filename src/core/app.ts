@@ -5,7 +5,9 @@ import { resolveProgram as resolveOnPath } from "../executors/command.js";
 import { createExecutors } from "../executors/index.js";
 import { killOrphanedRuns } from "../executors/orphans.js";
 import type { Executor } from "../executors/types.js";
-import { WebhookSender, checkWebhookUrl } from "../notify/webhook.js";
+import { channelProblem } from "../delivery/channels.js";
+import { Deliverer } from "../delivery/deliverer.js";
+import { WebhookSender, checkWebhookUrl } from "../delivery/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
 import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -14,7 +16,7 @@ import { AppEventBus } from "./events.js";
 import type { z } from "zod";
 import { describeIssue } from "./issues.js";
 import { AddJobInput, UpdateJobInput } from "./job-input.js";
-import { MAX_PROMPT_BYTES, RUN_STATUSES, maxRunsReached, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { DEFAULT_DELIVER_ON, MAX_PROMPT_BYTES, RUN_STATUSES, maxRunsReached, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { compileOutputSchema } from "./output.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import {
@@ -36,12 +38,14 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Executors by name; built from the config when absent. */
   executors?: Map<string, Executor>;
-  /** First webhook retry delay (tests shorten it). */
+  /** First delivery retry delay (tests shorten it; env AGENT_CRON_RETRY_BASE_MS too). */
   webhookRetryBaseMs?: number;
   /** Checked before every write: throws once this process no longer owns the data dir. */
   fence?: Fence;
   /** Where runs without a work_dir get their folder; see defaultWorkRoot. */
   workRoot?: string;
+  /** The config file, hidden from sandboxed runs with the data dir. */
+  configPath?: string | null;
 }
 
 export interface Page<T> {
@@ -73,10 +77,12 @@ export class App {
   private readonly dispatcher: Dispatcher;
   private readonly schedules = new Map<string, ParsedSchedule>();
   private webhooks: WebhookSender;
+  private readonly deliverer: Deliverer;
   private started = false;
   private readonly env: NodeJS.ProcessEnv;
   private readonly injectedExecutors: boolean;
   private readonly webhookRetryBaseMs: number | undefined;
+  private readonly configPath: string | null;
 
   private constructor(
     opts: AppOptions,
@@ -85,24 +91,35 @@ export class App {
   ) {
     this.events.setMaxListeners(0);
     this.dataDir = opts.dataDir;
+    this.configPath = opts.configPath ?? null;
     this.current = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.env = opts.env ?? process.env;
     this.injectedExecutors = opts.executors !== undefined;
-    this.webhookRetryBaseMs = opts.webhookRetryBaseMs;
+    // AGENT_CRON_RETRY_BASE_MS lets end-to-end tests shorten delivery back-offs.
+    const fromEnv = Number(this.env.AGENT_CRON_RETRY_BASE_MS);
+    this.webhookRetryBaseMs = opts.webhookRetryBaseMs ?? (fromEnv > 0 ? fromEnv : undefined);
     this.executors = opts.executors ?? this.buildExecutors(opts.config);
-    this.webhooks = new WebhookSender(opts.config, this.env, opts.webhookRetryBaseMs);
-    // Webhooks go out after the run is recorded and outside any concurrency slot, so a slow
+    this.webhooks = new WebhookSender(opts.config, this.env, this.webhookRetryBaseMs);
+    // Deliveries go out after the run is recorded and outside any concurrency slot, so a slow
     // receiver never holds up agent runs; their attempts are then added to the run record.
-    this.events.on("run", (run, change, job) => {
-      if (change !== "finished" || !job) return;
-      this.webhooks.send(job, run, (deliveries) => {
-        const latest = this.runs.get(run.id);
-        if (latest) void this.runs.put({ ...latest, deliveries }).catch(() => {});
-      });
+    const app = this;
+    this.deliverer = new Deliverer({
+      get config() {
+        return app.config;
+      },
+      env: this.env,
+      runs: this.runs,
+      webhooks: () => this.webhooks,
+      getJob: (id) => this.jobs.get(id),
+      linkFor: (runId) => `cron://runs/${runId}`,
+      onError: (what, err) => this.events.emit("notice", "error", `${what}: ${errorMessage(err)}`, {}),
+      retryBaseMs: this.webhookRetryBaseMs,
+    });
+    this.events.on("run", (run, change) => {
+      if (change === "finished") this.deliverer.deliver(run.id);
     });
     this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
-    const app = this;
     this.dispatcher = new Dispatcher({
       get config() {
         return app.config;
@@ -123,7 +140,10 @@ export class App {
   }
 
   private buildExecutors(config: Config): Map<string, Executor> {
-    return createExecutors(config, { serverEnv: this.env, killGraceMs: config.kill_grace_seconds * 1000 });
+    // A sandboxed run sees none of these: the data dir (prompts, outputs, the socket's
+    // secret), the config file, and every run's default work dir but its own.
+    const hiddenPaths = [this.dataDir, this.runs.workRoot, ...(this.configPath ? [this.configPath] : [])];
+    return createExecutors(config, { serverEnv: this.env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths });
   }
 
   /**
@@ -136,7 +156,7 @@ export class App {
     this.dispatcher.setConcurrency(config.max_concurrent);
     const old = this.webhooks;
     this.webhooks = new WebhookSender(config, this.env, this.webhookRetryBaseMs);
-    void old.idle().then(() => old.close());
+    void this.deliverer.idle().then(() => old.close());
   }
 
   /**
@@ -244,13 +264,15 @@ export class App {
       this.reschedule(this.jobs.get(job.id));
     }
     this.scheduler.start();
+    // What the previous owner had not finished handing over; only the owner sends.
+    this.deliverer.resumePending();
   }
 
   /** Stops scheduling, then lets runs finish for up to `graceMs` and interrupts the rest. */
   async close(graceMs = 0): Promise<void> {
     this.scheduler.stop();
     await this.dispatcher.close(graceMs);
-    await this.webhooks.idle();
+    await this.deliverer.close();
     await this.webhooks.close();
     await this.jobs.idle();
     this.jobs.close();
@@ -462,6 +484,8 @@ export class App {
       notify_on: input.notify_on ? [...new Set(input.notify_on)] : ["completed", "failed", "canceled"],
       on_complete: input.on_complete ?? null,
       on_fail: input.on_fail ?? null,
+      deliver_to: input.deliver_to ? [...new Set(input.deliver_to)] : [],
+      deliver_on: input.deliver_on ? [...new Set(input.deliver_on)] : [...DEFAULT_DELIVER_ON],
       created_by: createdBy,
       created_at: nowIso(timezone),
       updated_at: nowIso(timezone),
@@ -476,6 +500,7 @@ export class App {
     };
     this.checkOutputSettings(draft);
     this.checkWebhooks(draft);
+    this.checkChannels(draft);
 
     if (draft.name) {
       const existing = this.jobs.byName(draft.name);
@@ -521,12 +546,15 @@ export class App {
     if (typeof patch.work_dir === "string") next.work_dir = this.checkWorkDir(patch.work_dir);
     if (typeof patch.expires_at === "string") next.expires_at = this.checkTime(patch.expires_at, timezone, "expires_at", now);
     if (patch.notify_on) next.notify_on = [...new Set(patch.notify_on)];
+    if (patch.deliver_to) next.deliver_to = [...new Set(patch.deliver_to)];
+    if (patch.deliver_on) next.deliver_on = [...new Set(patch.deliver_on)];
     if (patch.session === "isolated") next.session_id = null;
     if (patch.name && patch.name !== job.name && this.jobs.byName(patch.name)) {
       throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
     }
     this.checkOutputSettings(next);
     this.checkWebhooks(next);
+    this.checkChannels(next);
     if (patch.schedule !== undefined || patch.timezone !== undefined) {
       // A new schedule counts from now: nothing before the change is caught up.
       next.schedule_from = toIsoInZone(new Date(now), timezone);
@@ -740,6 +768,23 @@ export class App {
     if (job.on_fail) checkWebhookUrl(job.on_fail, "on_fail", allow);
   }
 
+  /** Callers pick channels by name; the operator's config says where they go. */
+  private checkChannels(job: Job): void {
+    const channels = this.config.channels;
+    for (const name of job.deliver_to) {
+      const channel = channels[name];
+      if (!channel) {
+        const known = Object.keys(channels);
+        throw new UserError(
+          `deliver_to names "${name}", which is not a configured channel; ` +
+            (known.length ? `the channels are: ${known.join(", ")}.` : "the operator has configured no channels (config key channels)."),
+        );
+      }
+      const missing = channelProblem(name, channel, this.env);
+      if (missing) throw new UserError(`deliver_to names "${name}", which cannot send: ${missing}.`);
+    }
+  }
+
   private checkOutputSettings(job: Job): void {
     if (job.output_format === "structured" && !job.output_schema) {
       throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
@@ -771,7 +816,7 @@ export class App {
 const DEFINITION_FIELDS = [
   "schedule", "timezone", "prompt", "executor", "work_dir", "session", "type", "timeout_seconds", "retries",
   "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
-  "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail",
+  "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail", "deliver_to", "deliver_on",
 ] as const;
 
 function sameDefinition(a: Job, b: Job): boolean {

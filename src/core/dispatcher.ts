@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
@@ -9,6 +9,7 @@ import type { RunStore } from "../store/runs-store.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import { maxRunsReached, type Job, type Run, type RunStatus, type RunTrigger, type Usage } from "./jobs.js";
+import { deliveryTargets } from "./delivery-plan.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
 import { startOfDayInZone, toIsoInZone } from "./time.js";
@@ -138,6 +139,9 @@ export class Dispatcher {
       output_truncated: false,
       usage: null,
       pid: process.pid,
+      delivery: null,
+      delivery_due: [],
+      output_hash: null,
     };
     run.work_dir = this.workDirOf(job, run.id);
     const active: ActiveRun = {
@@ -297,6 +301,13 @@ export class Dispatcher {
       output_truncated: result?.outputTruncated ?? false,
       usage: result?.usage ?? null,
     };
+    if (status === "completed") run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
+    // What this ending owes people is decided now and written with it (see deliveryTargets).
+    const current = this.host.getJob(job.id) ?? job;
+    const paused = current.state === "active" && this.jobAfterRun(current, run).state === "paused";
+    const previous = status === "completed" ? lastCompleted(this.host.runs.ofJob(job.id), run.id) : undefined;
+    run.delivery_due = deliveryTargets(current, run, { paused, changed: status === "completed" && previous?.output_hash !== run.output_hash });
+    run.delivery = run.delivery_due.length ? "pending" : null;
     active.run = run;
     try {
       // Nothing to keep for an empty answer (a file per run adds up at 200 runs a second).
@@ -375,6 +386,9 @@ export class Dispatcher {
       output_truncated: false,
       usage: null,
       pid: process.pid,
+      delivery: null,
+      delivery_due: [],
+      output_hash: null,
     };
     try {
       await this.host.runs.put(run);
@@ -554,4 +568,10 @@ function sleep(ms: number, signal?: AbortSignal, clock?: Clock): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** The newest completed run of a history (oldest first), other than `except`. */
+function lastCompleted(runs: readonly Run[], except: string): Run | undefined {
+  for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && runs[i].status === "completed") return runs[i];
+  return undefined;
 }

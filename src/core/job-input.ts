@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   CATCH_UP_POLICIES,
+  DELIVER_EVENTS,
   JOB_TYPES,
   NOTIFY_EVENTS,
   OUTPUT_FORMATS,
@@ -53,6 +54,14 @@ export const JobFieldsShape = {
   notify_on: z.array(z.enum(NOTIFY_EVENTS)).max(3).describe("Which run endings notify (default all: completed, failed, canceled)"),
   on_complete: webhookUrl,
   on_fail: webhookUrl,
+  deliver_to: z
+    .array(z.string().min(1).max(64))
+    .max(10)
+    .describe('Channels (named in the operator\'s config) that get the results, e.g. ["team"]'),
+  deliver_on: z
+    .array(z.enum(DELIVER_EVENTS))
+    .max(5)
+    .describe("Endings sent to deliver_to (default completed, failed, paused); changed: only an answer unlike the last"),
 };
 
 export const AddJobInput = z.strictObject(JobFieldsShape).partial().required({ schedule: true, prompt: true });

@@ -9,6 +9,15 @@ export const OUTPUT_FORMATS = ["text", "json", "structured"] as const;
 export const OVERLAP_POLICIES = ["skip", "queue_one", "replace", "allow"] as const;
 export const CATCH_UP_POLICIES = ["latest", "all", "none"] as const;
 export const NOTIFY_EVENTS = ["completed", "failed", "canceled"] as const;
+/**
+ * When a job's result goes to its channels: `failed` includes timed_out and interrupted;
+ * `changed` is a completed run whose answer differs from the previous completed run's;
+ * `paused` is the job pausing itself after failures in a row.
+ */
+export const DELIVER_EVENTS = ["completed", "failed", "canceled", "changed", "paused"] as const;
+export type DeliverEvent = (typeof DELIVER_EVENTS)[number];
+export const DEFAULT_DELIVER_ON: DeliverEvent[] = ["completed", "failed", "paused"];
+export const DELIVERY_STATES = ["pending", "delivered", "failed"] as const;
 export const RUN_STATUSES = [
   "running",
   "completed",
@@ -66,6 +75,8 @@ export const JobSchema = z.object({
   notify_on: z.array(z.enum(NOTIFY_EVENTS)),
   on_complete: z.string().nullable(),
   on_fail: z.string().nullable(),
+  deliver_to: z.array(z.string()).default([]).describe("Channels from the operator's config that get this job's results"),
+  deliver_on: z.array(z.enum(DELIVER_EVENTS)).default(DEFAULT_DELIVER_ON).describe("Which endings are delivered to deliver_to"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,
@@ -80,15 +91,39 @@ export const JobSchema = z.object({
 });
 export type Job = z.infer<typeof JobSchema>;
 
-export const DeliverySchema = z.object({
-  url: z.string(),
+/** One attempt to hand a run's result to a channel (or to the job's own webhook). */
+const DeliveryShape = z.object({
+  channel: z.string().describe("A channel name from config, or on_complete / on_fail for the job's own webhook"),
   event: z.string(),
   attempt: z.number(),
-  at: isoTime,
-  status: z.number().nullable().describe("HTTP status, null when no answer"),
+  ok: z.boolean().describe("True only when the receiver accepted it (2xx, and the service's own ok where it has one)"),
+  http_status: z.number().nullable().describe("HTTP status, null when no answer"),
   error: z.string().nullable(),
+  at: isoTime,
 });
-export type Delivery = z.infer<typeof DeliverySchema>;
+/** Records written before channels existed ({url, event, attempt, at, status, error}) still read. */
+export const DeliverySchema = z.preprocess((raw) => {
+  const r = raw as Record<string, unknown> | null;
+  if (!r || typeof r !== "object" || "channel" in r || !("url" in r)) return raw;
+  const status = typeof r.status === "number" ? r.status : null;
+  return {
+    channel: r.event === "completed" ? "on_complete" : "on_fail",
+    event: r.event,
+    attempt: r.attempt,
+    ok: r.error === null && status !== null && status >= 200 && status < 300,
+    http_status: status,
+    error: r.error ?? null,
+    at: r.at,
+  };
+}, DeliveryShape);
+export type Delivery = z.infer<typeof DeliveryShape>;
+
+/** What a finished run still has to hand over: a channel, or the job's webhook, and why. */
+export const DeliveryTargetSchema = z.object({
+  channel: z.string(),
+  event: z.enum(DELIVER_EVENTS),
+});
+export type DeliveryTarget = z.infer<typeof DeliveryTargetSchema>;
 
 export const RunSchema = z.object({
   id: z.string(),
@@ -109,7 +144,10 @@ export const RunSchema = z.object({
   output_truncated: z.boolean(),
   usage: UsageSchema.nullable(),
   pid: z.number().nullable().describe("The server process that ran it"),
-  deliveries: z.array(DeliverySchema).optional().describe("Webhook delivery attempts"),
+  deliveries: z.array(DeliverySchema).optional().describe("Every delivery attempt to a channel or webhook"),
+  delivery: z.enum(DELIVERY_STATES).nullable().default(null).describe("pending until every target has accepted it (delivered) or given up (failed); null when nothing was due"),
+  delivery_due: z.array(DeliveryTargetSchema).default([]).describe("Targets not yet handed the result: a restart sends these"),
+  output_hash: z.string().nullable().default(null).describe("Hash of the whole output, to tell a changed answer"),
 });
 export type Run = z.infer<typeof RunSchema>;
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JOB_STATES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
+import { DELIVERY_STATES, JOB_STATES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
 import { cutUtf8 } from "./output.js";
 import { describeSchedule, scheduleOfJob } from "./schedule.js";
 
@@ -43,6 +43,7 @@ export const RunRowSchema = z.object({
   response: nullableText(`The first ${ROW_RESPONSE_CHARS} characters of the answer`),
   response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
   uri: z.string().describe("The run's resource, cron://runs/{id}"),
+  delivery: z.enum(DELIVERY_STATES).optional().describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
 });
 export type RunRow = z.infer<typeof RunRowSchema>;
 
@@ -103,6 +104,7 @@ export function runRow(run: Run, jobName: string | null): RunRow {
     response: response?.text ?? null,
     response_truncated: (response?.cut ?? false) || run.output_truncated,
     uri: `cron://runs/${run.id}`,
+    ...(run.delivery ? { delivery: run.delivery } : {}),
   };
 }
 

@@ -21,6 +21,8 @@ const RETRY_MS = 150;
 export interface HostOptions {
   dataDir: string;
   config: Config;
+  /** The config file, which a sandboxed run must not see; null when there is none. */
+  configPath?: string | null;
   /** A server schedules while it owns the data dir; the CLI only serves its own call. */
   role: "server" | "cli";
   /** How long to wait for the data dir when another process is between owners. */
@@ -111,7 +113,7 @@ export class Host implements CronApi {
     gen.taken({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() });
     let app: App;
     try {
-      app = await App.open({ dataDir: this.opts.dataDir, config: this.opts.config, fence: gen.fence });
+      app = await App.open({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence });
     } catch (err) {
       gen.removeOwnerFile();
       await release().catch(() => {});

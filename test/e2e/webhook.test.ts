@@ -99,7 +99,8 @@ describe("webhooks through the server (private networks allowed by the operator)
     const job = (await s.tool("add_cron", { name: "signed", schedule: "in 1s", prompt: "signed output", on_complete: url, on_fail: rx.url("/signed-failed") })).job;
     const run = (await deliveredRun("signed")) as Run;
     expect(run.status).toBe("completed");
-    expect(run.deliveries).toEqual([{ url, event: "completed", attempt: 1, at: expect.any(String), status: 200, error: null }]);
+    expect(run.deliveries).toEqual([{ channel: "on_complete", event: "completed", attempt: 1, ok: true, at: expect.any(String), http_status: 200, error: null }]);
+    expect(run.delivery).toBe("delivered");
 
     const [seen] = rx.at("/done");
     expect(rx.at("/signed-failed")).toEqual([]);
@@ -115,7 +116,7 @@ describe("webhooks through the server (private networks allowed by the operator)
     expect(() => new Webhook("whsec_" + randomBytes(24).toString("base64")).verify(seen.body, seen.headers as Record<string, string>)).toThrow();
     // Delivery is on the record on disk too.
     const onDisk = readDataFiles(dir).runs.get(job.id)!.find((r) => r.id === run.id)!;
-    expect(onDisk.deliveries?.map((d) => d.status)).toEqual([200]);
+    expect(onDisk.deliveries?.map((d) => d.http_status)).toEqual([200]);
   });
 
   it.concurrent("retries a failed run's webhook on 503 and 429, with the same webhook-id and a valid signature each time, until 200", async () => {
@@ -124,7 +125,7 @@ describe("webhooks through the server (private networks allowed by the operator)
     const started = (await s.tool("run_now", { job: "retried", wait: true })).run as Run;
     expect(started.status).toBe("failed");
     const run = (await deliveredRun("retried", 3)) as Run;
-    expect(run.deliveries!.map((d) => [d.attempt, d.event, d.status])).toEqual([[1, "failed", 503], [2, "failed", 429], [3, "failed", 200]]);
+    expect(run.deliveries!.map((d) => [d.attempt, d.event, d.http_status])).toEqual([[1, "failed", 503], [2, "failed", 429], [3, "failed", 200]]);
     expect(run.deliveries!.map((d) => d.error)).toEqual(["HTTP 503", "HTTP 429", null]);
     const seen = rx.at("/flaky");
     expect(seen).toHaveLength(3);
@@ -149,8 +150,8 @@ describe("webhooks through the server (private networks allowed by the operator)
     expect(rx.at("/bad")).toHaveLength(1);
     expect(rx.at("/moved")).toHaveLength(1);
     expect(rx.at("/elsewhere")).toEqual([]);
-    expect(r400.deliveries!.map((d) => [d.attempt, d.status, d.error])).toEqual([[1, 400, "HTTP 400"]]);
-    expect(r302.deliveries!.map((d) => [d.attempt, d.status])).toEqual([[1, 302]]);
+    expect(r400.deliveries!.map((d) => [d.attempt, d.http_status, d.error])).toEqual([[1, 400, "HTTP 400"]]);
+    expect(r302.deliveries!.map((d) => [d.attempt, d.http_status])).toEqual([[1, 302]]);
     expect((await s.runs("refused-400"))[0].deliveries).toHaveLength(1);
   });
 
@@ -214,7 +215,7 @@ describe("webhook targets with the default config (private networks not allowed)
     await s.tool("run_now", { job: "by-name", wait: true });
     const run = await waitFor(async () => (await s.runs("by-name")).find((r) => r.deliveries?.length), { timeout: 10_000, what: "the delivery record" });
     expect(run.deliveries).toHaveLength(1);
-    expect(run.deliveries![0]).toMatchObject({ attempt: 1, status: null, error: expect.stringMatching(/private address.*refused/) });
+    expect(run.deliveries![0]).toMatchObject({ attempt: 1, http_status: null, ok: false, error: expect.stringMatching(/private address.*refused/) });
     expect(ms(run.deliveries![0].at)).toBeGreaterThan(0);
   });
 });

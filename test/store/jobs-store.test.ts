@@ -23,7 +23,7 @@ function job(over: Partial<Job> = {}): Job {
     session: "isolated", session_id: null, type: "medium", timeout_seconds: 60, retries: 0, retry_delay_seconds: 1,
     output_format: "text", output_schema: null, overlap: "skip", catch_up: "latest", max_runs: null, expires_at: null,
     max_cost_usd: null, pause_after_failures: 5, enabled: true, state: "active", silent: false, notify_on: ["completed"],
-    on_complete: null, on_fail: null, created_by: "test", created_at: t, updated_at: t, last_run_at: null, last_status: null,
+    on_complete: null, on_fail: null, deliver_to: [], deliver_on: ["completed", "failed", "paused"], created_by: "test", created_at: t, updated_at: t, last_run_at: null, last_status: null,
     last_error: null, last_scheduled_for: null, schedule_from: null, next_run_at: null, run_count: 0, consecutive_failures: 0, ...over,
   };
 }
@@ -191,12 +191,12 @@ describe("RunStore", () => {
   it("keeps the newest runs_per_job runs in runs/<job_id>.json and removes evicted outputs", async () => {
     const dir = tmp();
     const s = new RunStore(dir, 2);
-    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, executor: "echo", session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1 } as const;
+    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, executor: "echo", session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1, delivery: null, output_hash: null } as const;
     for (let i = 1; i <= 3; i++) {
-      await s.put({ ...base, id: `run-${i}` });
+      await s.put({ ...base, delivery_due: [], id: `run-${i}` });
       await s.writeOutput(`run-${i}`, `output ${i}`);
     }
-    await s.put({ ...base, id: "run-4" });
+    await s.put({ ...base, delivery_due: [], id: "run-4" });
     expect(s.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
     expect(existsSync(path.join(dir, "outputs", "run-1"))).toBe(false);
     const again = new RunStore(dir, 2);

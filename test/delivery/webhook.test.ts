@@ -4,7 +4,7 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config.js";
 import type { Job, Run } from "../../src/core/jobs.js";
-import { WebhookSender, checkWebhookUrl, isPrivateAddress, webhookFor } from "../../src/notify/webhook.js";
+import { WebhookSender, checkWebhookUrl, isPrivateAddress, webhookFor } from "../../src/delivery/webhook.js";
 
 const SECRET = "whsec_" + Buffer.from("a-test-secret-of-some-length!!").toString("base64");
 const servers: http.Server[] = [];
@@ -42,7 +42,7 @@ describe("webhooks", () => {
   it("signs per Standard Webhooks, verified by the standardwebhooks package as a receiver would", async () => {
     const rx = await receiver([200]);
     const deliveries = await sender(true).deliver(job({ on_complete: rx.url }), run(), rx.url, "completed");
-    expect(deliveries).toMatchObject([{ attempt: 1, status: 200, error: null }]);
+    expect(deliveries).toMatchObject([{ channel: "on_complete", attempt: 1, ok: true, http_status: 200, error: null }]);
     const { headers, body } = rx.seen[0];
     const verified = new Webhook(SECRET).verify(body, {
       "webhook-id": String(headers["webhook-id"]),
@@ -58,16 +58,16 @@ describe("webhooks", () => {
   it("retries on 5xx and 429 with the same webhook-id, then stops on success", async () => {
     const rx = await receiver([503, 429, 200]);
     const d = await sender(true).deliver(job(), run(), rx.url, "completed");
-    expect(d.map((x) => x.status)).toEqual([503, 429, 200]);
+    expect(d.map((x) => x.http_status)).toEqual([503, 429, 200]);
     expect(new Set(rx.seen.map((s) => s.headers["webhook-id"])).size).toBe(1);
   });
 
   it("does not retry a 400, and does not follow redirects", async () => {
     const bad = await receiver([400]);
-    expect((await sender(true).deliver(job(), run(), bad.url, "failed")).map((x) => x.status)).toEqual([400]);
+    expect((await sender(true).deliver(job(), run(), bad.url, "failed")).map((x) => x.http_status)).toEqual([400]);
     const moved = await receiver([302], { location: "http://127.0.0.1:1/elsewhere" });
     const d = await sender(true).deliver(job(), run(), moved.url, "failed");
-    expect(d.map((x) => x.status)).toEqual([302]);
+    expect(d.map((x) => x.http_status)).toEqual([302]);
     expect(moved.seen).toHaveLength(1);
   });
 

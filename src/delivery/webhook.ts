@@ -115,7 +115,6 @@ export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEve
 export class WebhookSender {
   /** undici costs ~100 ms and 13 MB to load: only a server that sends a webhook pays it. */
   private undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | null = null;
-  private inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly config: Config,
@@ -150,31 +149,22 @@ export class WebhookSender {
     });
   }
 
-  /** Sends without blocking the caller; `onDone` gets the delivery log. */
-  send(job: Job, run: Run, onDone: (deliveries: Delivery[]) => void): void {
-    const target = webhookFor(job, run);
-    if (!target) return;
-    const p = this.deliver(job, run, target.url, target.event).then(onDone, () => {});
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
-  }
-
-  async idle(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
-  }
-
   async close(): Promise<void> {
     if (this.undici) await (await this.undici).agent.close().catch(() => {});
   }
 
   async deliver(job: Job, run: Run, url: string, event: WebhookEvent): Promise<Delivery[]> {
     const deliveries: Delivery[] = [];
+    const channel = url === job.on_complete && event === "completed" ? "on_complete" : "on_fail";
+    const record = (attempt: number, status: number | null, error: string | null) =>
+      deliveries.push({ channel, event, attempt, ok: error === null, http_status: status, error, at: new Date().toISOString() });
     const body = JSON.stringify({ type: `run.${event}`, job: { id: job.id, name: job.name }, run });
     const id = `msg_${run.id}`;
     const secret = this.env[this.config.webhooks.secret_env];
     const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
     if (!this.config.webhooks.allow_private_networks && isPrivateAddress(host)) {
-      return [{ url, event, attempt: 1, at: new Date().toISOString(), status: null, error: `Refused: ${host} is a private address.` }];
+      record(1, null, `Refused: ${host} is a private address.`);
+      return deliveries;
     }
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const timestamp = Math.floor(Date.now() / 1000);
@@ -207,7 +197,7 @@ export class WebhookSender {
       } catch (err) {
         error = errorMessage((err as { cause?: unknown }).cause ?? err);
       }
-      deliveries.push({ url, event, attempt, at: new Date().toISOString(), status, error });
+      record(attempt, status, error);
       const retryable = status === null ? !/refused \(webhooks/.test(error ?? "") : status === 429 || status >= 500;
       if (!error || !retryable || attempt === MAX_ATTEMPTS) break;
       await new Promise((r) => setTimeout(r, Math.max(retryAfterMs, this.retryBaseMs * 2 ** (attempt - 1))));

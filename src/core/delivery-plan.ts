@@ -1,0 +1,33 @@
+import { webhookFor } from "../delivery/webhook.js";
+import type { DeliveryTarget, Job, Run } from "./jobs.js";
+
+/**
+ * What a finished run owes people: each channel in `deliver_to` whose `deliver_on` matches
+ * how it ended, and the job's own webhook. Decided once, when the run ends, and stored in
+ * the same write as the ending, so a restart sends exactly what was still owed.
+ *
+ * `paused`: this run made the job pause itself. `changed`: the run completed with an answer
+ * unlike the previous completed run's (a first answer counts as changed).
+ */
+export function deliveryTargets(job: Job, run: Run, how: { paused: boolean; changed: boolean }): DeliveryTarget[] {
+  if (job.silent) return [];
+  const targets: DeliveryTarget[] = [];
+  const on = new Set(job.deliver_on);
+  const failed = run.status === "failed" || run.status === "timed_out" || run.status === "interrupted";
+  const hasAnswer = (run.response ?? "").trim() !== "";
+  for (const channel of job.deliver_to) {
+    let event: DeliveryTarget["event"] | null = null;
+    if (how.paused && on.has("paused")) event = "paused";
+    else if (run.status === "completed") {
+      // An empty answer is never delivered as a result.
+      if (!hasAnswer) event = null;
+      else if (how.changed && on.has("changed")) event = "changed";
+      else if (on.has("completed")) event = "completed";
+    } else if (failed && on.has("failed")) event = "failed";
+    else if (run.status === "canceled" && on.has("canceled")) event = "canceled";
+    if (event) targets.push({ channel, event });
+  }
+  const hook = webhookFor(job, run);
+  if (hook) targets.push({ channel: hook.event === "completed" ? "on_complete" : "on_fail", event: hook.event });
+  return targets;
+}

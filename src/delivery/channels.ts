@@ -1,0 +1,320 @@
+import { spawn } from "node:child_process";
+import type { ChannelConfig } from "./channel-config.js";
+import { errorMessage } from "../core/errors.js";
+import type { Delivery } from "../core/jobs.js";
+import { resolveProgram } from "../executors/command.js";
+import { sign } from "./webhook.js";
+import { desktopCommand } from "./format/desktop.js";
+import { discordPayload } from "./format/discord.js";
+import type { DeliveryMessage } from "./format/message.js";
+import { ntfyPayload } from "./format/ntfy.js";
+import { slackPayload } from "./format/slack.js";
+import { teamsPayload } from "./format/teams.js";
+import { telegramPayload } from "./format/telegram.js";
+
+/** Attempts per channel: the first and three retries, on network errors, 5xx and 429 only. */
+export const MAX_ATTEMPTS = 4;
+/** A Retry-After longer than this is cut to it: a delivery must end within minutes. */
+const MAX_RETRY_AFTER_MS = 120_000;
+
+/** Why a configured channel cannot send in this environment (a variable is unset), or null. */
+export function channelProblem(name: string, cfg: ChannelConfig, env: NodeJS.ProcessEnv): string | null {
+  const unset = (key: string, variable: string) => `channels.${name}.${key} names ${variable}, which is not set in the server's environment`;
+  switch (cfg.type) {
+    case "slack":
+    case "discord":
+    case "teams":
+    case "webhook":
+    case "ntfy":
+      if (!cfg.url && cfg.url_env && !env[cfg.url_env]) return unset("url_env", cfg.url_env);
+      if (cfg.type === "ntfy" && cfg.token_env && !env[cfg.token_env]) return unset("token_env", cfg.token_env);
+      if (cfg.type === "webhook" && cfg.secret_env && !env[cfg.secret_env]) return unset("secret_env", cfg.secret_env);
+      return endpointProblem(name, cfg, env);
+    case "telegram":
+      return env[cfg.token_env] ? null : unset("token_env", cfg.token_env);
+    case "desktop":
+      return desktopProgram() ? null : `channels.${name}: no desktop notifier was found on PATH (${DESKTOP_PROGRAMS[process.platform] ?? "notify-send"})`;
+  }
+}
+
+/** A URL taken from a variable is checked when it is used: it must be http(s). */
+function endpointProblem(name: string, cfg: { url?: string; url_env?: string }, env: NodeJS.ProcessEnv): string | null {
+  const url = cfg.url ?? (cfg.url_env ? env[cfg.url_env] : undefined);
+  if (!url) return `channels.${name} has neither url nor url_env`;
+  try {
+    const u = new URL(url);
+    if (u.protocol === "http:" || u.protocol === "https:") return null;
+  } catch {
+    // worded below
+  }
+  return `channels.${name}.${cfg.url ? "url" : `url_env (${cfg.url_env})`} is not an http(s) URL`;
+}
+
+const DESKTOP_PROGRAMS: Partial<Record<NodeJS.Platform, string>> = { linux: "notify-send", darwin: "osascript", win32: "powershell" };
+
+function desktopProgram(): string | null {
+  const program = DESKTOP_PROGRAMS[process.platform] ?? "notify-send";
+  return resolveProgram(program, process.env.PATH);
+}
+
+interface Request {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  /** Secrets that must never appear in a recorded error (a token in the URL path). */
+  secrets: string[];
+  /** Did the receiver accept it? Beyond the 2xx status, some services answer in the body. */
+  accepted: (status: number, body: string) => { ok: boolean; error: string | null; retryAfterMs?: number };
+}
+
+const json = { "content-type": "application/json", "user-agent": "agent-cron" };
+
+/** 2xx is accepted; the rest says its status and the start of the receiver's answer. */
+const by2xx = (status: number, body: string) =>
+  status >= 200 && status < 300 ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}${body.trim() ? `: ${body.trim().slice(0, 200)}` : ""}` };
+
+/** The HTTP request a channel sends for a message; null for the desktop channel. */
+function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv): Request | null {
+  const urlOf = (c: { url?: string; url_env?: string }) => c.url ?? env[c.url_env ?? ""] ?? "";
+  switch (cfg.type) {
+    case "slack": {
+      const url = urlOf(cfg);
+      return {
+        url,
+        headers: json,
+        body: JSON.stringify(slackPayload(msg)),
+        secrets: [url],
+        // Slack's incoming webhooks answer 200 "ok"; anything else is an error code in the body.
+        accepted: (status, body) =>
+          status === 200 && body.trim() === "ok" ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}: ${body.trim().slice(0, 200) || "no body"}` },
+      };
+    }
+    case "discord": {
+      const url = urlOf(cfg);
+      return {
+        url,
+        headers: json,
+        body: JSON.stringify(discordPayload(msg)),
+        secrets: [url],
+        accepted: (status, body) => {
+          if (status !== 429) return by2xx(status, body);
+          // Discord says how long to wait in the JSON body as well as in Retry-After.
+          let retryAfterMs: number | undefined;
+          try {
+            const seconds = Number(JSON.parse(body).retry_after);
+            if (Number.isFinite(seconds)) retryAfterMs = seconds * 1000;
+          } catch {
+            // the header then
+          }
+          return { ok: false, error: "HTTP 429: rate limited", retryAfterMs };
+        },
+      };
+    }
+    case "teams": {
+      const url = urlOf(cfg);
+      return { url, headers: json, body: JSON.stringify(teamsPayload(msg)), secrets: [url], accepted: by2xx };
+    }
+    case "telegram": {
+      const token = env[cfg.token_env] ?? "";
+      const url = `${cfg.api_base.replace(/\/+$/, "")}/bot${token}/sendMessage`;
+      return {
+        url,
+        headers: json,
+        body: JSON.stringify(telegramPayload(msg, { chatId: cfg.chat_id })),
+        secrets: [token],
+        // The Bot API answers {"ok": true, "result": …} or {"ok": false, "description": …}.
+        accepted: (status, body) => {
+          let answer: { ok?: unknown; description?: unknown; parameters?: { retry_after?: unknown } } = {};
+          try {
+            answer = JSON.parse(body);
+          } catch {
+            // not JSON: not accepted
+          }
+          if (status === 200 && answer.ok === true) return { ok: true, error: null };
+          const retry = Number(answer.parameters?.retry_after);
+          return {
+            ok: false,
+            error: `HTTP ${status}: ${typeof answer.description === "string" ? answer.description : body.trim().slice(0, 200) || "no body"}`,
+            retryAfterMs: Number.isFinite(retry) ? retry * 1000 : undefined,
+          };
+        },
+      };
+    }
+    case "ntfy": {
+      const topicUrl = new URL(urlOf(cfg));
+      const topic = topicUrl.pathname.replace(/^\/+|\/+$/g, "").split("/").pop() ?? "";
+      // JSON publishing goes to the server's root, naming the topic in the body.
+      const root = new URL(topicUrl.pathname.replace(/[^/]+\/*$/, ""), topicUrl).href;
+      const token = cfg.token_env ? env[cfg.token_env] : undefined;
+      return {
+        url: root,
+        headers: { ...json, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ ...ntfyPayload(msg), topic, ...(cfg.priority ? { priority: cfg.priority } : {}) }),
+        secrets: token ? [token] : [],
+        accepted: by2xx,
+      };
+    }
+    case "webhook": {
+      const url = urlOf(cfg);
+      const body = JSON.stringify({ type: `run.${msg.event}`, channel: name, message: msg });
+      const id = `msg_${msg.runId}_${name}`;
+      const timestamp = Math.floor(Date.now() / 1000);
+      const secret = cfg.secret_env ? env[cfg.secret_env] : undefined;
+      return {
+        url,
+        headers: {
+          ...json,
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          ...(secret ? { "webhook-signature": sign(secret, id, timestamp, body) } : {}),
+        },
+        body,
+        secrets: [url],
+        accepted: by2xx,
+      };
+    }
+    case "desktop":
+      return null;
+  }
+}
+
+export interface SendOptions {
+  /** First back-off; doubles per retry (tests shorten it). */
+  retryBaseMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Hands one message to one channel and says what happened, attempt by attempt. An attempt
+ * counts only when the receiver accepted it; 429 waits as long as the receiver asks,
+ * network errors and 5xx are retried, anything else is final. Never throws.
+ */
+export async function sendToChannel(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, opts: SendOptions = {}): Promise<Delivery[]> {
+  const attempts: Delivery[] = [];
+  const record = (attempt: number, ok: boolean, httpStatus: number | null, error: string | null) =>
+    attempts.push({ channel: name, event: msg.event, attempt, ok, http_status: httpStatus, error, at: new Date().toISOString() });
+  const problem = channelProblem(name, cfg, env);
+  if (problem) {
+    record(1, false, null, `${problem}.`);
+    return attempts;
+  }
+  if (cfg.type === "desktop") {
+    const { ok, error } = await notifyDesktop(msg);
+    record(1, ok, null, error);
+    return attempts;
+  }
+  const timeoutMs = cfg.timeout_seconds * 1000;
+  const base = opts.retryBaseMs ?? 1000;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    // Built per attempt: a signed webhook's timestamp must be fresh.
+    const req = requestFor(name, cfg, msg, env)!;
+    let status: number | null = null;
+    let verdict: { ok: boolean; error: string | null; retryAfterMs?: number };
+    try {
+      const { request } = await import("undici");
+      const res = await request(req.url, {
+        method: "POST",
+        headers: req.headers,
+        body: req.body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])]),
+      });
+      status = res.statusCode;
+      const text = (await res.body.text().catch(() => "")).slice(0, 4096);
+      verdict = req.accepted(status, text);
+      if (status === 429 && verdict.retryAfterMs === undefined) verdict.retryAfterMs = retryAfterHeader(res.headers["retry-after"]);
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      const timedOut = (err as Error).name === "TimeoutError" || (cause as Error)?.name === "TimeoutError" || /timeout/i.test(errorMessage(cause));
+      verdict = { ok: false, error: timedOut ? `no answer within ${cfg.timeout_seconds} s` : errorMessage(cause) };
+    }
+    record(attempt, verdict.ok, status, verdict.error === null ? null : redact(verdict.error, req.secrets));
+    const retryable = status === null || status === 429 || status >= 500;
+    if (verdict.ok || !retryable || attempt === MAX_ATTEMPTS || opts.signal?.aborted) break;
+    const wait = Math.min(Math.max(verdict.retryAfterMs ?? 0, base * 2 ** (attempt - 1)), MAX_RETRY_AFTER_MS);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, wait);
+      opts.signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    if (opts.signal?.aborted) break;
+  }
+  return attempts;
+}
+
+function retryAfterHeader(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  const secs = Number(v);
+  if (Number.isFinite(secs)) return secs * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join("<redacted>");
+  return out;
+}
+
+/** The platform's notifier; accepted when it exits 0. */
+function notifyDesktop(msg: DeliveryMessage): Promise<{ ok: boolean; error: string | null }> {
+  const [program, ...args] = desktopCommand(msg);
+  const resolved = resolveProgram(program, process.env.PATH);
+  if (!resolved) return Promise.resolve({ ok: false, error: `${program} was not found on PATH` });
+  return new Promise((resolve) => {
+    const child = spawn(resolved, args, { stdio: ["ignore", "ignore", "pipe"], timeout: 10_000 });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-500)));
+    child.on("error", (err) => resolve({ ok: false, error: errorMessage(err) }));
+    child.on("close", (code, signal) =>
+      resolve(code === 0 ? { ok: true, error: null } : { ok: false, error: `${program} exited with ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ""}` }),
+    );
+  });
+}
+
+export interface ChannelRow {
+  channel: string;
+  type: ChannelConfig["type"];
+  status: "ok" | "missing";
+  detail: string;
+}
+
+/** What `doctor` says of each channel: whether it can send here, and what is missing. */
+export function channelRows(channels: Record<string, ChannelConfig>, env: NodeJS.ProcessEnv): ChannelRow[] {
+  return Object.entries(channels).map(([channel, cfg]) => {
+    const problem = channelProblem(channel, cfg, env);
+    return { channel, type: cfg.type, status: problem ? "missing" : "ok", detail: problem ?? "ready (agent-cron test-channel sends a test message)" };
+  });
+}
+
+export function formatChannelTable(rows: ChannelRow[]): string {
+  if (rows.length === 0) return "No channels configured (config key channels).";
+  const header = ["CHANNEL", "TYPE", "STATUS", "DETAIL"];
+  const cells = rows.map((r) => [r.channel, r.type, r.status, r.detail]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join("  ");
+  return [line(header), ...cells.map(line)].join("\n");
+}
+
+/** A message that says it is a test, for `agent-cron test-channel`. */
+export function testMessage(): DeliveryMessage {
+  return {
+    event: "completed",
+    jobId: "00000000-0000-4000-8000-000000000000",
+    jobName: "test-channel",
+    runId: "00000000-0000-4000-8000-000000000000",
+    status: "completed",
+    error: null,
+    response: "This is a **test message** from `agent-cron test-channel`: if you read it, this channel works.",
+    durationMs: 1234,
+    costUsd: null,
+    nextRunAt: null,
+    timezone: "UTC",
+    link: "cron://runs/00000000-0000-4000-8000-000000000000",
+    test: true,
+  };
+}

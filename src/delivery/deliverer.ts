@@ -1,0 +1,132 @@
+import type { Config } from "../config.js";
+import { errorMessage } from "../core/errors.js";
+import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
+import type { RunStore } from "../store/runs-store.js";
+import type { WebhookSender } from "./webhook.js";
+import { sendToChannel } from "./channels.js";
+import type { DeliveryMessage } from "./format/message.js";
+
+export interface DelivererHost {
+  readonly config: Config;
+  readonly env: NodeJS.ProcessEnv;
+  readonly runs: RunStore;
+  readonly webhooks: () => WebhookSender;
+  getJob(id: string): Job | undefined;
+  /** Where a person reads the whole output: the dashboard's page for the run, or its resource URI. */
+  linkFor(runId: string): string;
+  /** A write failed: say so somewhere a person sees it (the dispatcher's notice channel). */
+  onError(what: string, err: unknown): void;
+  retryBaseMs?: number;
+}
+
+/**
+ * Hands finished runs to their channels and webhooks, outside any concurrency slot and
+ * without holding up the next occurrence. What a run still owes is in its record
+ * (`delivery_due`), written with the run's ending, and each target's attempts are written as
+ * soon as it is done: a delivery pending when the process stops is sent by the next owner,
+ * and only the owner of the data dir sends, so a run is not delivered once per process.
+ */
+export class Deliverer {
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly host: DelivererHost) {}
+
+  /** Starts delivering a run that owes something; returns at once. */
+  deliver(runId: string): void {
+    if (this.active.has(runId) || this.abort.signal.aborted) return;
+    const run = this.host.runs.get(runId);
+    if (!run || run.delivery !== "pending" || run.delivery_due.length === 0) return;
+    const p = this.deliverAll(run)
+      .catch((err) => this.host.onError(`Run ${runId}: its deliveries could not be recorded`, err))
+      .finally(() => this.active.delete(runId));
+    this.active.set(runId, p);
+  }
+
+  /** At start-up: what the previous owner had not finished delivering. */
+  resumePending(): number {
+    let n = 0;
+    for (const run of this.host.runs.all()) {
+      if (run.delivery === "pending") {
+        this.deliver(run.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.active.values()]);
+  }
+
+  /** Stops retrying; what is still owed stays in the records for the next owner. */
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.idle();
+  }
+
+  private async deliverAll(run: Run): Promise<void> {
+    const job = this.host.getJob(run.job_id);
+    const output = (await this.host.runs.readOutput(run.id).catch(() => null)) ?? run.response ?? "";
+    await Promise.all(
+      run.delivery_due.map(async (target) => {
+        const attempts = await this.send(target, job, run, output);
+        if (this.abort.signal.aborted && !attempts.some((a) => a.ok)) return;
+        await this.recordDone(run.id, target, attempts);
+      }),
+    );
+  }
+
+  private async send(target: DeliveryTarget, job: Job | undefined, run: Run, output: string): Promise<Delivery[]> {
+    const at = () => new Date().toISOString();
+    const fail = (error: string): Delivery[] => [{ channel: target.channel, event: target.event, attempt: 1, ok: false, http_status: null, error, at: at() }];
+    if (target.channel === "on_complete" || target.channel === "on_fail") {
+      const url = job?.[target.channel];
+      if (!job || !url) return fail("The job or its webhook URL was removed before delivery.");
+      return this.host.webhooks().deliver(job, run, url, target.event as "completed" | "failed" | "canceled");
+    }
+    const cfg = this.host.config.channels[target.channel];
+    if (!cfg) return fail(`The channel "${target.channel}" is no longer in the config.`);
+    try {
+      return await sendToChannel(target.channel, cfg, this.message(target, job, run, output), this.host.env, {
+        retryBaseMs: this.host.retryBaseMs,
+        signal: this.abort.signal,
+      });
+    } catch (err) {
+      return fail(errorMessage(err));
+    }
+  }
+
+  private message(target: DeliveryTarget, job: Job | undefined, run: Run, output: string): DeliveryMessage {
+    return {
+      event: target.event,
+      jobId: run.job_id,
+      jobName: job?.name ?? null,
+      runId: run.id,
+      status: run.status,
+      error: target.event === "paused" ? (job?.last_error ?? run.error) : run.error,
+      response: output,
+      durationMs: run.duration_ms,
+      costUsd: run.usage?.cost_usd ?? null,
+      nextRunAt: job?.next_run_at ?? null,
+      timezone: job?.timezone ?? "UTC",
+      link: this.host.linkFor(run.id),
+    };
+  }
+
+  /** One target is done: its attempts join the record, and the run is delivered once none is owed. */
+  private async recordDone(runId: string, target: DeliveryTarget, attempts: Delivery[]): Promise<void> {
+    const latest = this.host.runs.get(runId);
+    if (!latest) return;
+    const due = latest.delivery_due.filter((t) => t.channel !== target.channel || t.event !== target.event);
+    const deliveries = [...(latest.deliveries ?? []), ...attempts];
+    await this.host.runs.put({ ...latest, deliveries, delivery_due: due, delivery: due.length ? "pending" : finalState(deliveries) });
+  }
+}
+
+/** Delivered when every channel's last attempt was accepted. */
+function finalState(deliveries: Delivery[]): "delivered" | "failed" {
+  const last = new Map<string, boolean>();
+  for (const d of deliveries) last.set(`${d.channel}:${d.event}`, d.ok);
+  return [...last.values()].every(Boolean) ? "delivered" : "failed";
+}

@@ -15,10 +15,11 @@ Usage:
   agent-cron serve [--http [--host 127.0.0.1] [--port 8765]]   serve MCP over stdio, or streamable HTTP at /mcp
   agent-cron add --schedule S --prompt P [--name N] [...]      add a job
   agent-cron update JOB [--schedule S] [--prompt P] [...]      change some fields of a job
-  agent-cron list [--state active|paused|completed] [--query Q] [--limit N]
+  agent-cron list [--state active|paused|completed|pending_approval] [--query Q] [--limit N]
   agent-cron runs [JOB] [--status S] [--limit N]
   agent-cron show JOB | show-run RUN
   agent-cron pause JOB | resume JOB | remove JOB [--keep-runs]
+  agent-cron approve JOB | reject JOB                          decide on a job an agent made (config approval)
   agent-cron run JOB                                           run a job now and wait for it
   agent-cron doctor                                            check the configured executors and channels
   agent-cron test-channel NAME                                 send a test message to a delivery channel
@@ -55,7 +56,7 @@ Changes the given fields of a job; the others stay. Flags as for add:
 --clear takes field names to reset to none (e.g. --clear work_dir,max_runs).
 ${FIELD_NOTE}
 Example: agent-cron update log-audit --schedule "0 8 * * 1-5"`,
-  list: `agent-cron list [--state active|paused|completed] [--query Q] [--limit N]
+  list: `agent-cron list [--state active|paused|completed|pending_approval] [--query Q] [--limit N]
 Lists jobs (at most 100), with the first 8 characters of each id.`,
   runs: `agent-cron runs [JOB] [--status S] [--limit N]
 Lists runs, newest first, of one job or of all (default 20, at most 100).`,
@@ -69,6 +70,11 @@ Stops scheduling a job; a run already going finishes.`,
 Resumes a paused job; scheduling restarts from now.`,
   remove: `agent-cron remove JOB [--keep-runs]
 Deletes a job and (unless --keep-runs) its run history.`,
+  approve: `agent-cron approve JOB
+Approves a job waiting for a person's approval (state pending_approval, config "approval"):
+it becomes active and is scheduled from now. No MCP tool can do this.`,
+  reject: `agent-cron reject JOB
+Turns down a job waiting for approval: it is removed, and never ran.`,
   run: `agent-cron run JOB
 Runs a job now and waits for it; exits 1 if the run did not complete.`,
   doctor: `agent-cron doctor
@@ -149,6 +155,8 @@ async function main(argv: string[]): Promise<number> {
     case "resume":
     case "remove":
     case "run":
+    case "approve":
+    case "reject":
     case "doctor":
       return jobCommand(command, rest);
     default:
@@ -380,7 +388,7 @@ ${formatChannelTable(channels)}
     switch (command) {
       case "add":
       case "update": {
-        const r = command === "add" ? await host.addCron({ input, created_by: "cli" }) : await host.updateCron({ job: ref, patch: input });
+        const r = command === "add" ? await host.addCron({ input, created_by: "cli", origin: "cli" }) : await host.updateCron({ job: ref, patch: input, origin: "cli" });
         const created = "created" in r ? (r.created as boolean) : null;
         const warnings = "warnings" in r ? (r.warnings as string[]) : [];
         const verb = created === null ? "Updated" : created ? "Added" : "Exists:";
@@ -412,15 +420,21 @@ ${formatChannelTable(channels)}
         print(out, run, () => fmt.formatRun(run));
         return 0;
       }
+      case "approve":
       case "pause":
       case "resume": {
-        const { job } = command === "pause" ? await host.pause({ job: ref }) : await host.resume({ job: ref });
+        const { job } = command === "pause" ? await host.pause({ job: ref }) : command === "resume" ? await host.resume({ job: ref }) : await host.approve({ job: ref });
         print(out, { job }, () => fmt.escapeControls(`${job.name ?? job.id}: ${job.state}${job.next_run_at ? `, next ${job.next_run_at}` : ""}`));
         return 0;
       }
       case "remove": {
         const r = await host.remove({ job: ref, keep_runs: !!values["keep-runs"] });
         print(out, r, () => `Removed ${r.removed}`);
+        return 0;
+      }
+      case "reject": {
+        const r = await host.reject({ job: ref });
+        print(out, r, () => `Rejected and removed ${r.removed}`);
         return 0;
       }
       case "run": {

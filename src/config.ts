@@ -166,6 +166,10 @@ export const ConfigSchema = z.strictObject({
   max_concurrent: z.number().int().min(1).max(256).default(4),
   runs_per_job: z.number().int().min(1).max(100_000).default(100),
   max_jobs: z.number().int().min(1).max(1_000_000).default(1000),
+  approval: z
+    .enum(["none", "ask", "required"])
+    .default("none")
+    .describe("Jobs made by agents: none (active at once), ask (the user confirms through the client; pending_approval when it cannot ask), required (every one waits for agent-cron approve)"),
   daily_budget_usd: z.number().positive().optional(),
   default_executor: z.string().min(1).default("claude"),
   executors: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema).default({}),

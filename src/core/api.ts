@@ -13,6 +13,21 @@ export interface AddCronResult extends NextRuns {
   created: boolean;
   description: string;
   warnings: string[];
+  /** The config's approval mode, so the MCP edge knows whether to ask the user. */
+  approval: "none" | "ask" | "required";
+  /** An event-triggered job's token, shown once when it is made. */
+  trigger_token?: string;
+}
+
+/** Who asks: a person at the CLI, or an MCP client (an agent), whose jobs may need approval. */
+export interface AddCronArgs {
+  input: unknown;
+  created_by: string;
+  origin?: "cli" | "mcp";
+  /** The user accepted this job when asked (approval: ask). */
+  approved?: boolean;
+  /** Check and describe, store nothing. */
+  dry_run?: boolean;
 }
 export interface JobChange extends NextRuns {
   job: Job;
@@ -37,14 +52,19 @@ export interface Preview extends NextRuns {
  */
 export interface CronApi {
   readonly events: AppEventBus;
-  addCron(a: { input: unknown; created_by: string }): Promise<AddCronResult>;
+  addCron(a: AddCronArgs): Promise<AddCronResult>;
   listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null }>;
   listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
   pause(a: { job: string }): Promise<JobChange>;
   resume(a: { job: string }): Promise<JobChange>;
   remove(a: { job: string; keep_runs?: boolean }): Promise<{ removed: string }>;
   getCron(a: { job: string }): Promise<JobView>;
-  updateCron(a: { job: string; patch: unknown }): Promise<JobChange>;
+  updateCron(a: { job: string; patch: unknown; origin?: "cli" | "mcp" }): Promise<JobChange>;
+  /** A person approves or rejects a job waiting for approval; the CLI and dashboard only, never a tool. */
+  approve(a: { job: string }): Promise<JobChange>;
+  reject(a: { job: string }): Promise<{ removed: string }>;
+  /** POST /hooks/{job_id}: starts a run of an event-triggered job (null when queued behind the one going). */
+  triggerEvent(a: { job_id: string; token: string; payload: string }): Promise<{ run: Run | null }>;
   runNow(a: { job: string }): Promise<{ run: Run; job_name: string | null }>;
   waitRun(a: { run: string }): Promise<{ run: Run }>;
   cancelRun(a: { run: string }): Promise<{ run: Run }>;
@@ -58,7 +78,7 @@ export interface CronApi {
 
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
-  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds",
+  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
@@ -92,9 +112,17 @@ export class LocalApi implements CronApi {
     return { next_runs: runs.map((d) => this.app.formatTime(d, job.timezone)), next_runs_utc: runs.map((d) => d.toISOString()) };
   }
 
-  async addCron({ input, created_by }: { input: unknown; created_by: string }): Promise<AddCronResult> {
-    const { job, created, warnings } = await this.app.addJob(input, created_by);
-    return { job, created, ...this.next(job), description: describeJob(job), warnings };
+  async addCron({ input, created_by, origin, approved, dry_run }: AddCronArgs): Promise<AddCronResult> {
+    const { job, created, warnings, triggerToken } = await this.app.addJob(input, created_by, { origin, approved, dryRun: dry_run });
+    return {
+      job,
+      created,
+      ...this.next(job),
+      description: describeJob(job),
+      warnings,
+      approval: this.app.config.approval,
+      ...(triggerToken ? { trigger_token: triggerToken } : {}),
+    };
   }
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
@@ -132,8 +160,20 @@ export class LocalApi implements CronApi {
     return { job, description: describeJob(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
-  async updateCron({ job: ref, patch }: { job: string; patch: unknown }) {
-    return this.change(await this.app.updateJob(ref, patch));
+  async updateCron({ job: ref, patch, origin }: { job: string; patch: unknown; origin?: "cli" | "mcp" }) {
+    return this.change(await this.app.updateJob(ref, patch, { origin }));
+  }
+
+  async approve({ job }: { job: string }) {
+    return this.change(await this.app.approve(job));
+  }
+
+  async reject({ job }: { job: string }) {
+    return { removed: await this.app.reject(job) };
+  }
+
+  async triggerEvent({ job_id, token, payload }: { job_id: string; token: string; payload: string }) {
+    return { run: await this.app.triggerEvent(job_id, token, payload) };
   }
 
   async runNow({ job }: { job: string }) {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import path from "node:path";
 import type { Config } from "../config.js";
 import { resolveProgram as resolveOnPath } from "../executors/command.js";
@@ -11,7 +11,7 @@ import { WebhookSender, checkWebhookUrl } from "../delivery/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
 import { RunStore } from "../store/runs-store.js";
 import { Dispatcher } from "./dispatcher.js";
-import { UserError, errorMessage, type Fence } from "./errors.js";
+import { UnauthorizedError, UserError, errorMessage, type Fence } from "./errors.js";
 import { AppEventBus } from "./events.js";
 import type { z } from "zod";
 import { describeIssue } from "./issues.js";
@@ -30,6 +30,7 @@ import {
 } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
 import { defaultWorkRoot, resolveWorkDir } from "./work-dirs.js";
+import { jitterDelayMs } from "./prompt-context.js";
 
 export interface AppOptions {
   dataDir: string;
@@ -334,7 +335,15 @@ export class App {
     this.reschedule(this.jobs.get(job.id), at);
     const updated = await written;
     if (!updated) return;
-    await this.dispatcher.occur(updated, { scheduledFor: at, trigger });
+    const delay = trigger === "schedule" ? jitterDelayMs(job.id, at, updated.jitter_seconds) : 0;
+    let current: Job | undefined = updated;
+    if (delay > 0) {
+      // scheduled_for stays the nominal time; the start waits its stable share of the jitter.
+      await new Promise<void>((resolve) => this.clock.setTimer(resolve, delay));
+      current = this.jobs.get(job.id);
+      if (!current || current.state !== "active" || this.dispatcher.isClosing) return;
+    }
+    await this.dispatcher.occur(current, { scheduledFor: at, trigger });
     await this.syncNextRun(job.id);
   }
 
@@ -355,7 +364,7 @@ export class App {
     if (newest === undefined) return;
     // Only the window's occurrences may run; older ones are recorded, and only the newest
     // few of those, so a laptop closed for a month does not write a month of records.
-    const windowStart = Math.max(since, now - this.config.catch_up_window_seconds * 1000);
+    const windowStart = Math.max(since, now - (job.catch_up_window_seconds ?? this.config.catch_up_window_seconds) * 1000);
     const inWindow = newest >= windowStart ? occurrencesBetween(sched, new Date(windowStart), new Date(until), MAX_CATCH_UP_RUNS, anchor).map((d) => d.getTime()) : [];
     const toRun = job.catch_up === "none" ? [] : job.catch_up === "latest" ? [newest].filter((t) => t >= windowStart) : inWindow;
     const running = new Set(toRun);
@@ -442,10 +451,17 @@ export class App {
     return next;
   }
 
+  /**
+   * Adds a job. `origin` "cli" is a person at a terminal; anything else came through an MCP
+   * client, and under config `approval` it may need a person's approval first (SPEC §13):
+   * `approved` says the user accepted it through elicitation (honoured under `ask` only).
+   * `dryRun` checks everything and stores nothing (to describe the job before asking).
+   */
   async addJob(
     rawInput: unknown,
     createdBy: string,
-  ): Promise<{ job: Job; created: boolean; warnings: string[] }> {
+    opts: { origin?: "cli" | "mcp"; approved?: boolean; dryRun?: boolean } = {},
+  ): Promise<{ job: Job; created: boolean; warnings: string[]; triggerToken?: string }> {
     const input = parseInput(AddJobInput, rawInput);
     const now = this.clock.now();
     const nowIso = (tz: string) => toIsoInZone(new Date(now), tz);
@@ -486,6 +502,13 @@ export class App {
       on_fail: input.on_fail ?? null,
       deliver_to: input.deliver_to ? [...new Set(input.deliver_to)] : [],
       deliver_on: input.deliver_on ? [...new Set(input.deliver_on)] : [...DEFAULT_DELIVER_ON],
+      on_permission_denied: input.on_permission_denied ?? "fail",
+      requires_mcp: input.requires_mcp ? [...new Set(input.requires_mcp)] : [],
+      prompt_context: input.prompt_context ?? null,
+      jitter_seconds: input.jitter_seconds ?? 0,
+      catch_up_window_seconds: input.catch_up_window_seconds ?? null,
+      trigger: input.trigger ?? "schedule",
+      trigger_token_hash: null,
       created_by: createdBy,
       created_at: nowIso(timezone),
       updated_at: nowIso(timezone),
@@ -516,15 +539,28 @@ export class App {
     if (this.jobs.size >= this.config.max_jobs) {
       throw new UserError(`There are already ${this.jobs.size} jobs, the limit set by max_jobs in the config; remove some (completed jobs count too) or ask the operator to raise max_jobs.`);
     }
+    if (opts.dryRun) return { job: draft, created: true, warnings: [] };
+    const mode = this.config.approval;
+    const needsApproval = opts.origin !== "cli" && (mode === "required" || (mode === "ask" && !opts.approved));
+    if (needsApproval) {
+      draft.state = "pending_approval";
+      draft.enabled = false;
+    }
+    let triggerToken: string | undefined;
+    if (draft.trigger === "http") {
+      // Shown once, in this answer; only its hash is kept.
+      triggerToken = randomBytes(24).toString("base64url");
+      draft.trigger_token_hash = hashToken(triggerToken);
+    }
     draft.next_run_at = draft.state === "active" ? toIsoInZone(first, timezone) : null;
     await this.jobs.put(draft);
     this.schedules.set(draft.id, sched);
     this.events.emit("job", draft, "added");
     if (this.started) this.reschedule(draft);
-    return { job: draft, created: true, warnings: this.executorWarnings(this.executorOf(draft)) };
+    return { job: draft, created: true, warnings: this.executorWarnings(this.executorOf(draft)), triggerToken };
   }
 
-  async updateJob(ref: string, rawPatch: unknown): Promise<Job> {
+  async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp" } = {}): Promise<Job> {
     const job = this.resolveJob(ref);
     const patch = parseInput(UpdateJobInput, rawPatch);
     const now = this.clock.now();
@@ -570,7 +606,14 @@ export class App {
           : "its schedule has no occurrence left before expires_at";
       throw new UserError(`After this change the job would never run: ${why}. Change that too, or pause or remove the job.`);
     }
-    next.next_run_at = first ? toIsoInZone(first, timezone) : null;
+    // Under approval "required", an agent that changes what a job does or where sends it back
+    // to a person; so does a change to a job still waiting.
+    const risky = RISKY_FIELDS.some((k) => patch[k] !== undefined);
+    if (opts.origin !== "cli" && this.config.approval === "required" && risky && next.state !== "completed") {
+      next.state = "pending_approval";
+      next.enabled = false;
+    }
+    next.next_run_at = first && next.state === "active" ? toIsoInZone(first, timezone) : null;
     await this.jobs.put(next);
     this.events.emit("job", next, "updated");
     if (this.started) this.reschedule(next);
@@ -587,6 +630,7 @@ export class App {
 
   async resume(ref: string): Promise<Job> {
     const job = this.resolveJob(ref);
+    this.refusePending(job, "be resumed");
     if (job.state === "active") return job;
     if (job.state === "completed") {
       throw new UserError(`Job "${job.name ?? job.id}" has completed; give it a new schedule with update_cron to run it again.`);
@@ -607,6 +651,52 @@ export class App {
     })))!;
     this.reschedule(next);
     return next;
+  }
+
+  /** A person approves a job an agent made (agent-cron approve, the dashboard); no tool can. */
+  async approve(ref: string): Promise<Job> {
+    const job = this.resolveJob(ref);
+    if (job.state !== "pending_approval") throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}).`);
+    const now = this.clock.now();
+    const next = (await this.updateRecord(job.id, () => ({
+      state: "active",
+      enabled: true,
+      last_error: null,
+      schedule_from: toIsoInZone(new Date(now), job.timezone),
+    })))!;
+    const first = this.nextRuns(next, 1, now)[0];
+    const stored = first ? next : (await this.updateRecord(job.id, () => ({ state: "completed", enabled: false, next_run_at: null })))!;
+    this.reschedule(stored);
+    return this.jobs.get(job.id)!;
+  }
+
+  /** A person turns down a job waiting for approval: it is removed, with nothing run. */
+  async reject(ref: string): Promise<string> {
+    const job = this.resolveJob(ref);
+    if (job.state !== "pending_approval") throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}); remove it instead.`);
+    return this.remove(job.id);
+  }
+
+  /**
+   * An event for a job with trigger "http" (POST /hooks/{job_id}): the token must match the
+   * job's, compared as hashes in constant time. Runs under the job's overlap policy, with the
+   * body appended to the prompt. The same answer for an unknown job as for a wrong token.
+   */
+  async triggerEvent(jobId: string, token: string, payload: string): Promise<Run | null> {
+    const job = this.jobs.get(jobId);
+    const expected = job?.trigger === "http" ? job.trigger_token_hash : null;
+    // Both are SHA-256 hex digests, so equal lengths: compared without an early exit.
+    const ok = expected !== null && /^[0-9a-f]{64}$/.test(expected) && timingSafeEqual(Buffer.from(hashToken(token), "hex"), Buffer.from(expected, "hex"));
+    if (!job || !ok) throw new UnauthorizedError("The token does not match this job's event trigger.");
+    this.refusePending(job, "run");
+    if (job.state !== "active") throw new UserError(`Job "${job.name ?? job.id}" is ${job.state}; resume it to take events.`);
+    return this.dispatcher.occur(job, { scheduledFor: null, trigger: "event", payload });
+  }
+
+  private refusePending(job: Job, what: string): void {
+    if (job.state === "pending_approval") {
+      throw new UserError(`Job "${job.name ?? job.id}" is waiting for a person's approval, so it cannot ${what}; they approve it with: agent-cron approve ${job.name ?? job.id}.`);
+    }
   }
 
   async remove(ref: string, keepRuns = false): Promise<string> {
@@ -648,6 +738,7 @@ export class App {
 
   async runNow(ref: string): Promise<Run> {
     const job = this.resolveJob(ref);
+    this.refusePending(job, "run");
     return this.dispatcher.start(job, { scheduledFor: null, trigger: "manual" });
   }
 
@@ -817,6 +908,7 @@ const DEFINITION_FIELDS = [
   "schedule", "timezone", "prompt", "executor", "work_dir", "session", "type", "timeout_seconds", "retries",
   "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
   "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail", "deliver_to", "deliver_on",
+  "on_permission_denied", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
 ] as const;
 
 function sameDefinition(a: Job, b: Job): boolean {
@@ -879,4 +971,12 @@ function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, "base64url").toString();
   if (!/^[0-9a-f-]{36}$/.test(id)) throw new UserError("That cursor is not valid; pass the next_cursor of a previous answer, or none.");
   return id;
+}
+
+/** What a job does and where: changing one under approval "required" needs a person again. */
+const RISKY_FIELDS = ["prompt", "schedule", "executor", "work_dir"] as const;
+
+/** Event trigger tokens are kept as SHA-256 hashes, compared in constant time. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
 }

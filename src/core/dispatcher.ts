@@ -10,6 +10,7 @@ import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import { maxRunsReached, type Job, type Run, type RunStatus, type RunTrigger, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
+import { contextLine } from "./prompt-context.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
 import { startOfDayInZone, toIsoInZone } from "./time.js";
@@ -47,6 +48,8 @@ const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 interface Occurrence {
   scheduledFor: number | null;
   trigger: RunTrigger;
+  /** An event's request body, appended to the prompt under "Event payload:". */
+  payload?: string;
 }
 
 /**
@@ -142,6 +145,8 @@ export class Dispatcher {
       delivery: null,
       delivery_due: [],
       output_hash: null,
+      warnings: [],
+      event_payload: occ.payload ?? null,
     };
     run.work_dir = this.workDirOf(job, run.id);
     const active: ActiveRun = {
@@ -195,6 +200,10 @@ export class Dispatcher {
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
+      // Command scripts may parse their input: they get the context line only when asked.
+      const withContext = job.prompt_context ?? executor.type !== "command";
+      const base = run.event_payload === null ? job.prompt : `${job.prompt}\n\nEvent payload:\n${run.event_payload}`;
+      const prompt = withContext ? `${contextLine(job, run, lastFinished(this.host.runs.ofJob(job.id), run.id))}\n\n${base}` : base;
       let waited = 0;
       for (let attempt = 0; attempt <= job.retries; attempt++) {
         if (signal.aborted) break;
@@ -229,7 +238,7 @@ export class Dispatcher {
             session: job.session,
             resume: job.session === "persistent" && job.session_id !== null,
             scheduledFor: run.scheduled_for ?? "",
-            prompt: job.prompt,
+            prompt,
             workDir,
             timeoutMs: job.timeout_seconds * 1000,
             outputFormat: job.output_format,
@@ -238,6 +247,8 @@ export class Dispatcher {
             signal,
             scratchDir: workDir,
             maxOutputBytes: this.host.config.max_output_bytes,
+            onPermissionDenied: job.on_permission_denied,
+            requiresMcp: job.requires_mcp,
           }),
         );
         if (last.status === "completed") {
@@ -300,6 +311,7 @@ export class Dispatcher {
       response: response.text,
       output_truncated: result?.outputTruncated ?? false,
       usage: result?.usage ?? null,
+      warnings: result?.warnings ?? [],
     };
     if (status === "completed") run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
     // What this ending owes people is decided now and written with it (see deliveryTargets).
@@ -389,6 +401,8 @@ export class Dispatcher {
       delivery: null,
       delivery_due: [],
       output_hash: null,
+      warnings: [],
+      event_payload: occ.payload ?? null,
     };
     try {
       await this.host.runs.put(run);
@@ -568,6 +582,12 @@ function sleep(ms: number, signal?: AbortSignal, clock?: Clock): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** The newest finished run of a history (oldest first), other than `except`. */
+function lastFinished(runs: readonly Run[], except: string): Run | undefined {
+  for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && runs[i].status !== "running") return runs[i];
+  return undefined;
 }
 
 /** The newest completed run of a history (oldest first), other than `except`. */

@@ -37,3 +37,8 @@ export class LockLostError extends UnavailableError {
  */
 export type Fence = () => void;
 export const unfenced: Fence = () => {};
+
+/** A caller that did not prove it may do this (an event trigger's wrong token): HTTP 401. */
+export class UnauthorizedError extends UserError {
+  override name = "UnauthorizedError";
+}

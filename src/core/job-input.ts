@@ -2,6 +2,8 @@ import { z } from "zod";
 import {
   CATCH_UP_POLICIES,
   DELIVER_EVENTS,
+  JOB_TRIGGERS,
+  PERMISSION_DENIED_POLICIES,
   JOB_TYPES,
   NOTIFY_EVENTS,
   OUTPUT_FORMATS,
@@ -18,7 +20,7 @@ const hasNoControlChars = (s: string) => !/[\u0000-\u0008\u000b\u000c\u000e-\u00
 const webhookUrl = z
   .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
   .max(2048)
-  .describe("Webhook URL that receives a JSON POST of the run");
+  .describe("URL that gets the run as a JSON POST");
 
 export const JobFieldsShape = {
   name: z
@@ -26,49 +28,58 @@ export const JobFieldsShape = {
     .min(1)
     .max(100)
     .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._:@/-]*$/u, "must start with a letter or digit and use letters, digits, spaces and . _ : @ / -")
-    .describe("Unique, human-friendly name; usable wherever a job id is taken. Makes add_cron safe to retry."),
+    .describe("Unique name, usable wherever a job id is; makes add_cron safe to retry"),
   schedule: z
     .string()
     .min(1)
     .max(200)
-    .describe('When to run: cron ("0 9 * * 1-5", 6 fields with seconds first), "@daily", "@every 15m", an ISO time ("2026-12-01T09:00"), or a delay ("in 20m")'),
-  prompt: z.string().min(1).describe("What the agent is asked to do on each run (up to 32 KiB)"),
-  timezone: z.string().min(1).max(64).describe("IANA timezone for the schedule, e.g. Europe/Paris (default: the server's)"),
-  executor: z.string().min(1).max(64).describe("Executor name from the operator's config (default: its default_executor)"),
-  work_dir: z.string().min(1).max(4096).describe("Absolute directory the agent works in; must be inside the configured work_dir_roots"),
-  session: z.enum(SESSION_MODES).describe("isolated: a fresh agent session every run (default); persistent: one session resumed each run"),
+    .describe('cron ("0 9 * * 1-5"; 6 fields: seconds first), "@daily", "@every 15m", an ISO time ("2026-12-01T09:00") or a delay ("in 20m")'),
+  prompt: z.string().min(1).describe("What the agent does each run (up to 32 KiB)"),
+  timezone: z.string().min(1).max(64).describe("IANA zone, e.g. Europe/Paris (default: the server's)"),
+  executor: z.string().min(1).max(64).describe("Executor name from the operator's config (default: default_executor)"),
+  work_dir: z.string().min(1).max(4096).describe("Absolute dir to work in, inside the configured work_dir_roots"),
+  session: z.enum(SESSION_MODES).describe("isolated (default): a fresh session each run; persistent: one resumed session"),
   type: z.enum(JOB_TYPES).describe("resource-intensive runs go one at a time (default medium)"),
   timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600).describe("Kill a run after this long (default 1800)"),
-  retries: z.number().int().min(0).max(10).describe("Retries of a failed or timed-out run (default 3)"),
+  retries: z.number().int().min(0).max(10).describe("Retries of a failed run (default 3)"),
   retry_delay_seconds: z.number().min(0).max(3600).describe("First retry delay, doubling each time (default 1)"),
-  output_format: z.enum(OUTPUT_FORMATS).describe("text (default), json (must parse) or structured (must match output_schema)"),
-  output_schema: z.record(z.string(), z.unknown()).describe("JSON Schema the output must match (output_format structured)"),
-  overlap: z.enum(OVERLAP_POLICIES).describe("When the previous run is still going: skip (default), queue_one, replace, allow"),
-  catch_up: z.enum(CATCH_UP_POLICIES).describe("Occurrences missed while the server was down: latest (default), all, none"),
+  output_format: z.enum(OUTPUT_FORMATS).describe("text (default), json (must parse), structured (matches output_schema)"),
+  output_schema: z.record(z.string(), z.unknown()).describe("JSON Schema for output_format structured"),
+  overlap: z.enum(OVERLAP_POLICIES).describe("Previous run still going: skip (default), queue_one, replace, allow"),
+  catch_up: z.enum(CATCH_UP_POLICIES).describe("Missed while down: latest (default), all, none"),
   max_runs: z.number().int().min(1).max(1_000_000_000).describe("Stop after this many runs"),
   expires_at: z.string().min(1).max(64).describe("ISO time after which the job stops"),
-  max_cost_usd: z.number().positive().max(1_000_000).describe("Cost cap for one run, where the executor can enforce it"),
-  pause_after_failures: z.number().int().min(0).max(1000).describe("Pause the job after this many failed runs in a row (default 5; 0 never)"),
+  max_cost_usd: z.number().positive().max(1_000_000).describe("Cost cap per run, where the executor enforces it"),
+  pause_after_failures: z.number().int().min(0).max(1000).describe("Pause after this many failures in a row (default 5; 0 never)"),
   enabled: z.boolean().describe("false creates the job paused"),
-  silent: z.boolean().describe("true sends no notifications or webhooks"),
-  notify_on: z.array(z.enum(NOTIFY_EVENTS)).max(3).describe("Which run endings notify (default all: completed, failed, canceled)"),
+  silent: z.boolean().describe("true: no webhooks or deliveries"),
+  notify_on: z.array(z.enum(NOTIFY_EVENTS)).max(3).describe("Webhook endings (default completed, failed, canceled)"),
   on_complete: webhookUrl,
   on_fail: webhookUrl,
   deliver_to: z
     .array(z.string().min(1).max(64))
     .max(10)
-    .describe('Channels (named in the operator\'s config) that get the results, e.g. ["team"]'),
+    .describe('Channel names from the operator\'s config, e.g. ["team"]'),
   deliver_on: z
     .array(z.enum(DELIVER_EVENTS))
     .max(5)
-    .describe("Endings sent to deliver_to (default completed, failed, paused); changed: only an answer unlike the last"),
+    .describe("Default completed, failed, paused; also canceled, changed (answer differs)"),
+  on_permission_denied: z.enum(PERMISSION_DENIED_POLICIES).describe("claude-code denied a tool: fail (default) or warn"),
+  requires_mcp: z.array(z.string().min(1).max(100)).max(20).describe("MCP servers a claude-code run needs connected"),
+  prompt_context: z.boolean().describe("Prefix the prompt with job, occurrence, last run (default on; off for command)"),
+  jitter_seconds: z.number().int().min(0).max(3600).describe("Stable random start delay up to this (default 0)"),
+  catch_up_window_seconds: z.number().int().min(0).max(366 * 86400).describe("Catch up only what was missed within this (default: config)"),
+  trigger: z.enum(JOB_TRIGGERS).describe("http: POST /hooks/{job_id} with the token shown once also starts a run"),
 };
 
 export const AddJobInput = z.strictObject(JobFieldsShape).partial().required({ schedule: true, prompt: true });
 export type AddJobInput = z.infer<typeof AddJobInput>;
 
-/** Fields of update_cron: any of the above but `enabled` (pause and resume do that); null clears an optional one. */
-const { enabled: _enabled, ...updatable } = JobFieldsShape;
+/**
+ * Fields of update_cron: any of the above but `enabled` (pause and resume do that) and
+ * `trigger` (its token is shown once, when the job is made); null clears an optional one.
+ */
+const { enabled: _enabled, trigger: _trigger, ...updatable } = JobFieldsShape;
 const F = JobFieldsShape;
 export const UpdateJobInput = z
   .strictObject({
@@ -82,6 +93,8 @@ export const UpdateJobInput = z
     max_cost_usd: F.max_cost_usd.nullable(),
     on_complete: F.on_complete.nullable(),
     on_fail: F.on_fail.nullable(),
+    prompt_context: F.prompt_context.nullable(),
+    catch_up_window_seconds: F.catch_up_window_seconds.nullable(),
   })
   .partial();
 export type UpdateJobInput = z.infer<typeof UpdateJobInput>;

@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /** The one source of truth for job and run shapes: tools, resources and the store use these. */
 
-export const JOB_STATES = ["active", "paused", "completed"] as const;
+export const JOB_STATES = ["active", "paused", "completed", "pending_approval"] as const;
 export const SESSION_MODES = ["isolated", "persistent"] as const;
 export const JOB_TYPES = ["light", "medium", "resource-intensive"] as const;
 export const OUTPUT_FORMATS = ["text", "json", "structured"] as const;
@@ -28,7 +28,9 @@ export const RUN_STATUSES = [
   "missed",
   "interrupted",
 ] as const;
-export const RUN_TRIGGERS = ["schedule", "catch_up", "manual"] as const;
+export const RUN_TRIGGERS = ["schedule", "catch_up", "manual", "event"] as const;
+export const PERMISSION_DENIED_POLICIES = ["fail", "warn"] as const;
+export const JOB_TRIGGERS = ["schedule", "http"] as const;
 
 export type JobState = (typeof JOB_STATES)[number];
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -77,6 +79,13 @@ export const JobSchema = z.object({
   on_fail: z.string().nullable(),
   deliver_to: z.array(z.string()).default([]).describe("Channels from the operator's config that get this job's results"),
   deliver_on: z.array(z.enum(DELIVER_EVENTS)).default(DEFAULT_DELIVER_ON).describe("Which endings are delivered to deliver_to"),
+  on_permission_denied: z.enum(PERMISSION_DENIED_POLICIES).default("fail").describe("A claude-code run whose result lists permission_denials: fail it (default), or complete with warnings"),
+  requires_mcp: z.array(z.string()).default([]).describe("MCP servers a claude-code run needs connected; one that is not fails the run at once"),
+  prompt_context: z.boolean().nullable().default(null).describe("Precede the prompt with one line of context; null: on for agent executors, off for command"),
+  jitter_seconds: z.number().default(0).describe("Each occurrence starts after a stable pseudo-random delay up to this long"),
+  catch_up_window_seconds: z.number().nullable().default(null).describe("Missed occurrences older than this are not caught up; null: the config's"),
+  trigger: z.enum(JOB_TRIGGERS).default("schedule").describe("http: POST /hooks/{id} with the job's token also starts a run"),
+  trigger_token_hash: z.string().nullable().default(null).describe("SHA-256 of the event trigger's token; the token itself is shown once"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,
@@ -148,6 +157,8 @@ export const RunSchema = z.object({
   delivery: z.enum(DELIVERY_STATES).nullable().default(null).describe("pending until every target has accepted it (delivered) or given up (failed); null when nothing was due"),
   delivery_due: z.array(DeliveryTargetSchema).default([]).describe("Targets not yet handed the result: a restart sends these"),
   output_hash: z.string().nullable().default(null).describe("Hash of the whole output, to tell a changed answer"),
+  warnings: z.array(z.string()).default([]).describe("What went wrong without failing the run (permission denials under on_permission_denied: warn)"),
+  event_payload: z.string().nullable().default(null).describe("trigger event: the request body, appended to the prompt"),
 });
 export type Run = z.infer<typeof RunSchema>;
 

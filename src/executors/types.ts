@@ -28,6 +28,13 @@ export interface ExecutionRequest {
   scratchDir: string;
   /** Cap on captured stdout/stderr bytes each. */
   maxOutputBytes: number;
+  /**
+   * claude-code: a result that lists permission_denials fails the run (`fail`), or completes
+   * with warnings (`warn`). Optional: `fail` when absent.
+   */
+  onPermissionDenied?: "fail" | "warn";
+  /** claude-code: MCP servers that must show `connected` in the init event, or the run fails at once. */
+  requiresMcp?: string[];
 }
 
 export interface ExecutionResult {
@@ -48,6 +55,8 @@ export interface ExecutionResult {
   sessionId?: string | null;
   /** Raw stdout/stderr as captured, kept beside the output for debugging. */
   raw?: string;
+  /** What went wrong without failing the run (denied permissions under `warn`). */
+  warnings?: string[];
 }
 
 export interface Executor {

@@ -6,7 +6,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "../config.js";
 import type { CronApi } from "../core/api.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UnauthorizedError, UserError, errorMessage } from "../core/errors.js";
 import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from "./http/event-store.js";
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
 import { createServer } from "./server.js";
@@ -113,6 +113,10 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
         `agent-cron does not use OAuth; ${howToAuth}. With Claude Code: claude mcp add --transport http agent-cron <url> --header "Authorization: Bearer $${opts.token_env}".`,
       );
     }
+    // Event triggers carry their job's own token, not the daemon's: a CI system that starts
+    // one job must not hold the key to every tool.
+    const hook = /^\/hooks\/([^/]+)$/.exec(pathname);
+    if (hook) return handleHook(api, req, res, decodeURIComponent(hook[1]));
     if (!guard.authorized(req.headers.authorization)) {
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
       const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;
@@ -221,6 +225,33 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
 }
 
 /** An answer in OAuth's error format (RFC 6749 §5.2), for clients probing for OAuth. */
+/** An event's body may be at most this large; it is appended to the prompt. */
+export const MAX_EVENT_BYTES = 64 * 1024;
+
+/** POST /hooks/{job_id} with "Authorization: Bearer <trigger_token>": 202 {run_id}. */
+async function handleHook(api: CronApi, req: IncomingMessage, res: ServerResponse, jobId: string): Promise<void> {
+  const answer = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method !== "POST") return answer(405, { error: "Use POST to start a run of this job." }, { allow: "POST" });
+  const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (!auth) {
+    req.resume();
+    return answer(401, { error: 'Send "Authorization: Bearer <trigger_token>", the token add_cron showed for this job.' }, { "www-authenticate": 'Bearer realm="agent-cron-hooks"' });
+  }
+  const body = await readBody(req, MAX_EVENT_BYTES);
+  if (body === null) return answer(413, { error: `The event payload is larger than ${MAX_EVENT_BYTES / 1024} KiB; send less, or a reference to where the rest is.` });
+  try {
+    const { run } = await api.triggerEvent({ job_id: jobId, token: auth, payload: body });
+    return answer(202, run ? { run_id: run.id, status: run.status } : { run_id: null, status: "queued" });
+  } catch (err) {
+    if (err instanceof UnauthorizedError) return answer(401, { error: err.message }, { "www-authenticate": 'Bearer realm="agent-cron-hooks", error="invalid_token"' });
+    if (err instanceof UserError) return answer(409, { error: err.message });
+    return answer(500, { error: errorMessage(err) });
+  }
+}
+
 function oauthReply(res: ServerResponse, status: number, error: string, description: string): void {
   res.writeHead(status, { "content-type": "application/json", ...(status === 401 ? { "www-authenticate": `Bearer realm="agent-cron"` } : {}) });
   res.end(JSON.stringify({ error, error_description: description }));

@@ -44,6 +44,16 @@ export function createServer(api: CronApi): McpServer {
       return c ? `${c.name}/${c.version}` : "unknown";
     },
     log: (level, message) => log(level, message),
+    confirm: async (message) => {
+      if (!server.server.getClientCapabilities()?.elicitation) return "unsupported";
+      const answer = await server.server.elicitInput(
+        { message, requestedSchema: { type: "object", properties: { approve: { type: "boolean", title: "Schedule this job", default: true } } } },
+        // A person reads and decides: give them time.
+        { timeout: 10 * 60_000 },
+      );
+      if (answer.action !== "accept") return answer.action;
+      return answer.content?.approve === false ? "decline" : "accept";
+    },
   };
   registerTools(server, ctx, tools);
   registerResources(server, api);

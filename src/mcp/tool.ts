@@ -23,6 +23,11 @@ export interface ToolContext {
   /** "name/version" of the connected client, for `created_by`. */
   clientName(): string;
   log(level: "info" | "warning" | "error", message: string): void;
+  /**
+   * Asks the user to confirm something through the client (MCP elicitation). "unsupported"
+   * when the client cannot ask.
+   */
+  confirm(message: string): Promise<"accept" | "decline" | "cancel" | "unsupported">;
 }
 
 export interface ToolDef<In extends z.ZodType> {
@@ -102,15 +107,23 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
   return list;
 }
 
+/**
+ * A field another tool's schema documents keeps only its type here: its description, values
+ * and bounds are read there (the server checks them either way).
+ */
+const RESTATED = new Set(["description", "enum", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "maxItems", "minItems"]);
+
 function withoutDescriptions(schema: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
   if (!fields.length) return schema;
   const properties = { ...(schema.properties as Record<string, Record<string, unknown>>) };
-  for (const f of fields) {
-    if (!properties[f]) continue;
-    const { description: _d, ...rest } = properties[f];
-    properties[f] = rest;
-  }
+  for (const f of fields) if (properties[f]) properties[f] = typeOnly(properties[f]) as Record<string, unknown>;
   return { ...schema, properties };
+}
+
+function typeOnly(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(typeOnly);
+  if (!node || typeof node !== "object") return node;
+  return Object.fromEntries(Object.entries(node).filter(([k]) => !RESTATED.has(k)).map(([k, v]) => [k, typeOnly(v)]));
 }
 
 /**

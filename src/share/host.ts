@@ -220,6 +220,9 @@ export class Host implements CronApi {
   previewSchedule = (a: Parameters<CronApi["previewSchedule"]>[0]) => this.call<Awaited<ReturnType<CronApi["previewSchedule"]>>>("previewSchedule", a);
   readRun = (a: Parameters<CronApi["readRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["readRun"]>>>("readRun", a);
   jobsPage = (a: Parameters<CronApi["jobsPage"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobsPage"]>>>("jobsPage", a);
+  triggerEvent = (a: Parameters<CronApi["triggerEvent"]>[0]) => this.call<Awaited<ReturnType<CronApi["triggerEvent"]>>>("triggerEvent", a);
+  approve = (a: Parameters<CronApi["approve"]>[0]) => this.call<Awaited<ReturnType<CronApi["approve"]>>>("approve", a);
+  reject = (a: Parameters<CronApi["reject"]>[0]) => this.call<Awaited<ReturnType<CronApi["reject"]>>>("reject", a);
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
 }
 

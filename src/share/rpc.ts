@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { chmodSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { API_METHODS, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
-import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
+import { LockLostError, UnauthorizedError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import type { AppEventBus, AppEvents } from "../core/events.js";
 
 /**
@@ -14,7 +14,7 @@ import type { AppEventBus, AppEvents } from "../core/events.js";
  */
 
 /** `retry`: the owner is stopping and did not apply the call; the next owner should take it. */
-type Reply = { id: number; result?: unknown; error?: string; user?: boolean; retry?: boolean };
+type Reply = { id: number; result?: unknown; error?: string; user?: boolean; unauthorized?: boolean; retry?: boolean };
 type EventMsg = { event: keyof AppEvents; args: unknown[] };
 
 const MAX_LINE = 64 * 1024 * 1024;
@@ -100,7 +100,7 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
         .call(api, args)
         .then(
           (result) => send(socket, { id, result }),
-          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError, retry: err instanceof LockLostError }),
+          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError, unauthorized: err instanceof UnauthorizedError, retry: err instanceof LockLostError }),
         );
       inFlight.add(call);
       void call.finally(() => inFlight.delete(call));
@@ -186,7 +186,7 @@ export class RemoteApiClient {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.error === undefined) p.resolve(msg.result);
-      else p.reject(msg.retry ? new OwnerGoneError(false) : msg.user ? new UserError(msg.error) : new Error(msg.error));
+      else p.reject(msg.retry ? new OwnerGoneError(false) : msg.unauthorized ? new UnauthorizedError(msg.error) : msg.user ? new UserError(msg.error) : new Error(msg.error));
     });
     socket.on("close", () => {
       // After a graceful stop, a call still unanswered reached the owner too late to be

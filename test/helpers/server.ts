@@ -15,6 +15,7 @@ import {
   LoggingMessageNotificationSchema,
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
+  ElicitRequestSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import { isAlive } from "./process.js";
@@ -93,6 +94,8 @@ export interface StartOptions extends DataDirOptions {
   env?: Record<string, string>;
   clientName?: string;
   clientVersion?: string;
+  /** Declare the elicitation capability and answer each request with this. */
+  onElicit?: (params: { message: string; requestedSchema: unknown }) => { action: "accept" | "decline" | "cancel"; content?: Record<string, unknown> };
 }
 
 export interface Notice {
@@ -123,7 +126,14 @@ export class TestServer {
       stderr: "pipe",
       cwd: dataDir,
     });
-    const client = new Client({ name: opts.clientName ?? "e2e-client", version: opts.clientVersion ?? "1.0.0" });
+    const client = new Client(
+      { name: opts.clientName ?? "e2e-client", version: opts.clientVersion ?? "1.0.0" },
+      opts.onElicit ? { capabilities: { elicitation: {} } } : undefined,
+    );
+    if (opts.onElicit) {
+      const answer = opts.onElicit;
+      client.setRequestHandler(ElicitRequestSchema, async (req) => answer(req.params as { message: string; requestedSchema: unknown }));
+    }
     const server = new TestServer(client, transport, dataDir);
     transport.stderr!.on("data", (chunk: Buffer) => (server.stderrText += chunk.toString()));
     const record = (method: string) => (n: { params?: unknown }) => {

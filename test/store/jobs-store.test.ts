@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Job } from "../../src/core/jobs.js";
+import { JobSchema, type Job } from "../../src/core/jobs.js";
 import { JobStore } from "../../src/store/jobs-store.js";
 import { RunStore } from "../../src/store/runs-store.js";
 
@@ -16,6 +16,9 @@ const tmp = () => {
 
 let n = 0;
 function job(over: Partial<Job> = {}): Job {
+  return JobSchema.parse(rawJob(over));
+}
+function rawJob(over: Partial<Job>): Record<string, unknown> {
   const id = `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
   const t = "2026-01-01T00:00:00.000+00:00";
   return {
@@ -192,11 +195,12 @@ describe("RunStore", () => {
     const dir = tmp();
     const s = new RunStore(dir, 2);
     const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, executor: "echo", session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1, delivery: null, output_hash: null } as const;
+    const more = { delivery_due: [], warnings: [], event_payload: null };
     for (let i = 1; i <= 3; i++) {
-      await s.put({ ...base, delivery_due: [], id: `run-${i}` });
+      await s.put({ ...base, ...more, id: `run-${i}` });
       await s.writeOutput(`run-${i}`, `output ${i}`);
     }
-    await s.put({ ...base, delivery_due: [], id: "run-4" });
+    await s.put({ ...base, ...more, id: "run-4" });
     expect(s.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
     expect(existsSync(path.join(dir, "outputs", "run-1"))).toBe(false);
     const again = new RunStore(dir, 2);

@@ -1,4 +1,6 @@
 import { AddJobInput } from "../../core/job-input.js";
+import { UserError } from "../../core/errors.js";
+import type { Job } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
 import { JobChangeSchema, jobChange, jobSentence } from "./shared.js";
 
@@ -11,15 +13,42 @@ export const addCronTool = defineTool({
       "the job is durable: it survives restarts and client exits, each run starts a fresh agent session, and results are kept to read later. " +
       "Name it so a retry does not duplicate it. " +
       'Example: {"name": "log-audit", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Audit yesterday\'s logs"}; ' +
-      'a follow-up: {"schedule": "in 20m", "prompt": "Check whether the deploy finished"}.',
+      'a follow-up: {"schedule": "in 20m", ...}.',
     inputSchema: AddJobInput,
     outputSchema: JobChangeSchema,
     annotations: { title: "Schedule agent work", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async (args) => {
-    const r = await ctx.api.addCron({ input: args, created_by: ctx.clientName() });
-    const summary = jobSentence(r.created ? "Scheduled" : "Already scheduled, unchanged:", r.job, r.description, r.next_runs[0]) +
+    const created_by = ctx.clientName();
+    // Under approval "ask", the user sees the job in words and decides before it is stored.
+    const probe = await ctx.api.addCron({ input: args, created_by, dry_run: true });
+    let approved = false;
+    if (probe.approval === "ask" && probe.created) {
+      const answer = await ctx.confirm(approvalQuestion(probe.job, probe.description, created_by));
+      if (answer === "decline" || answer === "cancel") throw new UserError("The user declined to schedule this job; nothing was stored.");
+      approved = answer === "accept";
+    }
+    const r = await ctx.api.addCron({ input: args, created_by, approved });
+    const ref = r.job.name ?? r.job.id;
+    const verb = !r.created ? "Already scheduled, unchanged:" : r.job.state === "pending_approval" ? `Waiting for a person's approval (agent-cron approve ${ref}):` : "Scheduled";
+    const summary = jobSentence(verb, r.job, r.description, r.next_runs[0]) +
+      (r.trigger_token ? ` Start it with POST /hooks/${r.job.id} on the HTTP daemon and Authorization: Bearer ${r.trigger_token} (shown only now).` : "") +
       (r.warnings.length ? ` Warning: ${r.warnings.join(" ")}` : "");
-    return ok(summary, jobChange(r.job, r, { created: r.created, warnings: r.warnings }));
+    return ok(summary, {
+      ...jobChange(r.job, r, { created: r.created, warnings: r.warnings }),
+      ...(r.trigger_token ? { trigger_url: `/hooks/${r.job.id}`, trigger_token: r.trigger_token } : {}),
+    });
   },
 });
+
+/** The job in words, as the user is asked to approve it. */
+function approvalQuestion(job: Job, description: string, client: string): string {
+  const prompt = job.prompt.length > 600 ? `${job.prompt.slice(0, 600)}…` : job.prompt;
+  return [
+    `${client} wants to schedule an agent job${job.name ? ` "${job.name}"` : ""}:`,
+    `• When: ${description}`,
+    `• Runs: ${job.executor ?? "the default executor"}, in ${job.work_dir ?? "a fresh folder each run"}`,
+    `• Prompt: ${prompt}`,
+    "Schedule it?",
+  ].join("\n");
+}

@@ -9,8 +9,8 @@ export const listCronsTool = defineTool({
   config: {
     title: "List scheduled jobs",
     description:
-      "List the durable scheduled jobs (they outlive this session), 20 a page, oldest first, as compact rows; get_cron shows one whole. " +
-      'Filter by state or a substring of the name or prompt. Example: {"state": "active", "query": "deploy"}.',
+      "List the durable jobs (they outlive this session), 20 a page, as compact rows; get_cron shows one whole. " +
+      'Filter by state or by a substring of name or prompt. Example: {"state": "active", "query": "deploy"}.',
     inputSchema: z.strictObject({
       state: z.enum(JOB_STATES).optional().describe("Only jobs in this state (default: every state)"),
       query: z.string().max(200).optional().describe("Case-insensitive substring of the name or prompt"),

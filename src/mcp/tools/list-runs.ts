@@ -9,8 +9,8 @@ export const listRunsTool = defineTool({
   config: {
     title: "List runs",
     description:
-      `List runs, newest first, of one job or of all jobs, optionally by status. Each row has the first ${ROW_RESPONSE_CHARS} characters ` +
-      'of the answer; get_run gives the whole run. Example: {"job": "log-audit", "status": "failed", "limit": 5}.',
+      `List runs, newest first, of one job or all, optionally by status; rows hold the first ${ROW_RESPONSE_CHARS} characters ` +
+      'of the answer, get_run the whole run. Example: {"job": "log-audit", "status": "failed", "limit": 5}.',
     inputSchema: z.strictObject({
       job: jobRef.optional(),
       status: z.enum(RUN_STATUSES).optional().describe("Only runs with this status"),

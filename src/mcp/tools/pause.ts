@@ -22,7 +22,7 @@ export const resumeTool = defineTool({
   config: {
     title: "Resume a job",
     description:
-      "Resume a paused job; scheduling restarts from now (occurrences that passed while paused are not replayed). " +
+      "Resume a paused job; scheduling restarts from now (what passed while paused is not replayed). " +
       'Idempotent. Example: {"job": "log-audit"}.',
     inputSchema: z.strictObject({ job: jobRef }),
     outputSchema: JobChangeSchema,

@@ -6,8 +6,8 @@ export const previewScheduleTool = defineTool({
   config: {
     title: "Preview a schedule",
     description:
-      "Check a schedule and see when it would fire, without storing anything. Use it before add_cron to confirm the " +
-      'schedule and timezone with the user. Example: {"schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "count": 3}.',
+      "See when a schedule would fire, storing nothing; use it before add_cron to confirm schedule and timezone with the user. " +
+      'Example: {"schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "count": 3}.',
     inputSchema: z.strictObject({
       schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time, or "in 20m"'),
       timezone: z.string().min(1).max(64).optional().describe("IANA timezone (default: the server's)"),

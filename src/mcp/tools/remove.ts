@@ -7,8 +7,8 @@ export const removeTool = defineTool({
   config: {
     title: "Remove a job",
     description:
-      "Delete a job for good, canceling a run in flight. Its run history goes too unless keep_runs is true. " +
-      'To stop it for a while, use pause instead. Example: {"job": "log-audit"}.',
+      "Delete a job and (unless keep_runs) its history, canceling a run in flight; pause stops it for a while instead. " +
+      'Example: {"job": "log-audit"}.',
     inputSchema: z.strictObject({
       job: jobRef,
       keep_runs: z.boolean().optional().describe("Keep the job's run history and outputs (default false)"),

@@ -12,8 +12,8 @@ export const runNowTool = defineTool({
   config: {
     title: "Run a job now",
     description:
-      "Start a run of a job right away, outside its schedule. It returns at once with the running record; " +
-      'with wait: true it returns the finished run and its output (sending progress notifications meanwhile). Example: {"job": "log-audit", "wait": true}.',
+      "Run a job now, outside its schedule: the running record at once, or with wait: true the finished run and its output. " +
+      'Example: {"job": "log-audit", "wait": true}.',
     inputSchema: z.strictObject({
       job: jobRef,
       wait: z.boolean().optional().describe("Wait for the run to finish (default false)"),

@@ -3,7 +3,7 @@ import type { AddCronResult } from "../../core/api.js";
 import { TERMINAL_STATUSES, type Job, type Run } from "../../core/jobs.js";
 import { JobRowSchema, jobRow, type RunRow } from "../../core/views.js";
 
-export const jobRef = z.string().min(1).max(200).describe("Job id, name, or the first 8+ characters of its id");
+export const jobRef = z.string().min(1).max(200).describe("Job id, name, or 8+ first characters of its id");
 export const runRef = z.string().min(1).max(200).describe("Run id, or its first 8+ characters");
 export const cursor = z.string().min(1).max(200).describe("next_cursor from the previous page");
 
@@ -17,6 +17,8 @@ export const JobChangeSchema = z.object({
   next_runs: z.array(z.string()).describe("The next 3 runs in the job's timezone"),
   next_runs_utc: z.array(z.string()).describe("The same in UTC"),
   warnings: z.array(z.string()).describe("Things to fix before the job can run well"),
+  trigger_url: z.string().optional().describe('trigger "http": POST here on the HTTP daemon to start a run'),
+  trigger_token: z.string().optional().describe("trigger \"http\": the Bearer token for trigger_url, shown only in this answer"),
 });
 
 export function jobChange(job: Job, next: { next_runs: string[]; next_runs_utc: string[] }, extra: Partial<Pick<AddCronResult, "created" | "warnings">> = {}) {

@@ -7,7 +7,7 @@ export const updateCronTool = defineTool({
   config: {
     title: "Change a job",
     description:
-      "Change some fields of a job; the others stay. The fields mean what they mean in add_cron; null clears an optional one. A new schedule counts from now. " +
+      "Change some fields of a job (as in add_cron; null clears an optional one); the others stay. A new schedule counts from now. " +
       'Example: {"job": "log-audit", "schedule": "0 8 * * 1-5"}.',
     inputSchema: UpdateJobInput.extend({ job: jobRef }),
     outputSchema: JobChangeSchema,

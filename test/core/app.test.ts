@@ -1,39 +1,22 @@
-import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseConfig } from "../../src/config.js";
-import { App } from "../../src/core/app.js";
+import { describe, expect, it, vi } from "vitest";
+import type { App } from "../../src/core/app.js";
 import { JobStore } from "../../src/store/jobs-store.js";
 import type { Run } from "../../src/core/jobs.js";
 import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";
+import { forget, openTestApp } from "../helpers/app.js";
 
 const T0 = "2026-03-02T08:59:59.500Z";
-const dirs: string[] = [];
-const apps: App[] = [];
-
-afterEach(async () => {
-  for (const a of apps.splice(0)) await a.close(0);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 async function makeApp(opts: { max_concurrent?: number; runs_per_job?: number; daily_budget_usd?: number; dir?: string; clock?: FakeClock; exec?: ControlledExecutor } = {}) {
-  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-app-"));
-  if (!opts.dir) dirs.push(dir);
-  const clock = opts.clock ?? new FakeClock(T0);
-  const exec = opts.exec ?? new ControlledExecutor();
-  const config = parseConfig({
-    timezone: "UTC",
-    max_concurrent: opts.max_concurrent ?? 4,
-    runs_per_job: opts.runs_per_job ?? 100,
-    daily_budget_usd: opts.daily_budget_usd,
-    default_executor: "fake",
-    executors: { fake: { type: "command", command: ["unused"] } },
+  return openTestApp({
+    dir: opts.dir,
+    clock: opts.clock ?? new FakeClock(T0),
+    exec: opts.exec,
+    config: { max_concurrent: opts.max_concurrent ?? 4, runs_per_job: opts.runs_per_job ?? 100, daily_budget_usd: opts.daily_budget_usd },
   });
-  const app = await App.open({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
-  apps.push(app);
-  return { app, clock, exec, dir };
 }
 
 const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
@@ -303,7 +286,7 @@ describe("App scheduling with an injected clock", () => {
     // Simulate a crash: the run record says running, owned by a pid that no longer exists.
     const run = runsOf(first.app, "tick")[0];
     await first.app.runs.put({ ...run, pid: 2 ** 22 + 12345 });
-    apps.splice(apps.indexOf(first.app), 1);
+    forget(first.app);
     first.app["scheduler"].stop();
 
     const clock = new FakeClock(first.clock.now());
@@ -321,7 +304,7 @@ describe("App scheduling with an injected clock", () => {
       const first = await makeApp();
       await first.app.addJob({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap }, "test");
       await first.app.close(0);
-      apps.splice(apps.indexOf(first.app), 1);
+      forget(first.app);
       const clock = new FakeClock(first.clock.now() + 10 * 60_000);
       const second = await makeApp({ dir: first.dir, clock });
       await second.app.start();
@@ -436,7 +419,7 @@ describe("App scheduling with an injected clock", () => {
     const bad = (await first.app.addJob({ name: "bad-zone", schedule: "@daily", prompt: "p" }, "test")).job;
     const badDate = (await first.app.addJob({ name: "bad-date", schedule: "@daily", prompt: "p" }, "test")).job;
     await first.app.close(0);
-    apps.splice(apps.indexOf(first.app), 1);
+    forget(first.app);
     // What tzdata updates and hand edits leave behind.
     const store = await JobStore.open(first.dir);
     await store.put({ ...bad, timezone: "Mars/Olympus" });

@@ -3,39 +3,14 @@
  * jobs made by agents, the context line before each prompt, jitter, and a job's own
  * catch-up window.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseConfig } from "../../src/config.js";
-import { App } from "../../src/core/app.js";
+import { describe, expect, it, vi } from "vitest";
+import type { App } from "../../src/core/app.js";
 import type { Run } from "../../src/core/jobs.js";
 import { contextLine, jitterDelayMs } from "../../src/core/prompt-context.js";
-import { FakeClock } from "../helpers/clock.js";
-import { ControlledExecutor } from "../helpers/fake-executor.js";
-
-const apps: App[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const a of apps.splice(0)) await a.close(0);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+import { forget, openTestApp } from "../helpers/app.js";
 
 async function makeApp(opts: { now: string; approval?: "none" | "ask" | "required"; dir?: string; catch_up_window_seconds?: number }) {
-  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-trust-"));
-  if (!opts.dir) dirs.push(dir);
-  const clock = new FakeClock(opts.now);
-  const exec = new ControlledExecutor();
-  const config = parseConfig({
-    timezone: "UTC",
-    default_executor: "fake",
-    approval: opts.approval ?? "none",
-    catch_up_window_seconds: opts.catch_up_window_seconds,
-    executors: { fake: { type: "command", command: ["unused"] } },
-  });
-  const app = await App.open({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
-  apps.push(app);
-  return { app, clock, exec, dir };
+  return openTestApp({ dir: opts.dir, now: opts.now, config: { approval: opts.approval ?? "none", catch_up_window_seconds: opts.catch_up_window_seconds } });
 }
 
 const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
@@ -148,7 +123,7 @@ describe("catch_up_window_seconds per job", () => {
     await first.app.addJob({ name: "tight", schedule: "0 9 * * *", prompt: "p", catch_up_window_seconds: 60 }, "test");
     await first.app.addJob({ name: "loose", schedule: "0 9 * * *", prompt: "p" }, "test");
     await first.app.close(0);
-    apps.splice(apps.indexOf(first.app), 1);
+    forget(first.app);
     // Down from 08:59:59 to 09:10: the 09:00 occurrence is 10 minutes old.
     const second = await makeApp({ now: "2026-03-02T09:10:00.000Z", dir: first.dir, catch_up_window_seconds: 86_400 });
     await second.app.start();

@@ -7,62 +7,14 @@
  */
 import { randomBytes } from "node:crypto";
 import dns from "node:dns/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Run } from "../../src/core/jobs.js";
+import { ChatReceivers, type Seen } from "../helpers/chat-receivers.js";
 import { Server, fixtureExecutor, makeDataDir, ms, readDataFiles, removeDir, sleep, textOf, waitFor, type Json } from "../reliability/helpers.js";
 
 const SECRET = "whsec_" + randomBytes(24).toString("base64");
-
-interface Seen {
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  at: number;
-}
-
-/** Answers each request to a path with the next status of that path's list (the last one repeats). */
-class Receiver {
-  readonly seen: Seen[] = [];
-  private readonly server: http.Server;
-  private readonly plans = new Map<string, { status: number; headers?: Record<string, string> }[]>();
-
-  constructor() {
-    this.server = http.createServer((req, res) => {
-      let body = "";
-      req.setEncoding("utf8");
-      req.on("data", (c: string) => (body += c));
-      req.on("end", () => {
-        const path = req.url ?? "/";
-        this.seen.push({ path, headers: req.headers, body, at: Date.now() });
-        const plan = this.plans.get(path) ?? [{ status: 200 }];
-        const n = this.seen.filter((s) => s.path === path).length;
-        const step = plan[Math.min(n - 1, plan.length - 1)];
-        res.writeHead(step.status, step.headers).end("thanks");
-      });
-    });
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-  }
-
-  url(path: string, plan?: { status: number; headers?: Record<string, string> }[]): string {
-    if (plan) this.plans.set(path, plan);
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
-  }
-
-  at(path: string): Seen[] {
-    return this.seen.filter((s) => s.path === path);
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
 
 /** Verifies one request as a Standard Webhooks receiver does; throws if the signature is wrong. */
 function verify(seen: Seen): Json {
@@ -74,13 +26,12 @@ function verify(seen: Seen): Json {
 }
 
 describe("webhooks through the server (private networks allowed by the operator)", () => {
-  let rx: Receiver;
+  let rx: ChatReceivers;
   let s: Server;
   let dir: string;
 
   beforeAll(async () => {
-    rx = new Receiver();
-    await rx.listen();
+    rx = await ChatReceivers.start();
     dir = makeDataDir({ webhooks: { allow_private_networks: true }, executors: { fail: fixtureExecutor("fail-agent.mjs", "3") } }, "agent-cron-webhook-");
     s = await Server.start(dir, { env: { AGENT_CRON_WEBHOOK_SECRET: SECRET } });
   });

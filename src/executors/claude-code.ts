@@ -26,6 +26,8 @@ interface ClaudeResult {
   total_cost_usd?: number;
   usage?: Record<string, unknown>;
   modelUsage?: Record<string, Record<string, unknown>>;
+  /** The tool calls the CLI refused: `{ tool_name, tool_use_id, tool_input }` each (2.1.332). */
+  permission_denials?: unknown[];
 }
 
 /**
@@ -59,9 +61,11 @@ export class ClaudeCodeExecutor implements Executor {
   /** The argv of one attempt; `sessionId` is the session to create, or to resume when `req.resume`. */
   buildArgv(req: ExecutionRequest, sessionId: string): string[] {
     const { cfg } = this;
-    const argv = [cfg.bin, "-p", "--output-format", cfg.output_format];
+    // Required MCP servers are checked in the system/init event, which only stream-json prints.
+    const format = requiredMcp(req).length ? "stream-json" : cfg.output_format;
+    const argv = [cfg.bin, "-p", "--output-format", format];
     // The CLI refuses stream-json in print mode without --verbose.
-    if (cfg.output_format === "stream-json") argv.push("--verbose");
+    if (format === "stream-json") argv.push("--verbose");
     argv.push(req.resume ? "--resume" : "--session-id", sessionId);
     if (cfg.model) argv.push("--model", cfg.model);
     if (cfg.permission_mode) argv.push("--permission-mode", cfg.permission_mode);
@@ -78,12 +82,39 @@ export class ClaudeCodeExecutor implements Executor {
 
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {
     const sessionId = req.resume ? req.sessionId : claimSessionId(req.sessionId);
+    const required = requiredMcp(req);
+    // The init event comes first, once every configured server has connected or failed (a
+    // server that hangs is "failed" after about 30 s); the program is stopped as soon as it
+    // shows a required server not connected, before it spends anything on the model.
+    const init = { seen: false, problem: null as string | null };
+    const onStdoutLine = (line: string): boolean => {
+      if (init.seen) return false;
+      const event = jsonLines(line)[0];
+      if (event?.type !== "system" || event.subtype !== "init") return false;
+      init.seen = true;
+      init.problem = mcpServerProblems(event.mcp_servers, required);
+      return init.problem !== null;
+    };
     const proc = await runAgentProcess(this.buildArgv(req, sessionId), req, {
       ...this.opts,
       type: "claude-code",
       executorEnv: this.cfg.env,
       stdin: req.prompt,
+      ...(required.length ? { onStdoutLine } : {}),
     });
+    if (init.problem !== null) {
+      return {
+        status: "failed",
+        permanent: true,
+        error: init.problem,
+        exitCode: proc.exitCode,
+        output: "",
+        outputTruncated: proc.stdoutTruncated,
+        usage: null,
+        sessionId,
+        raw: rawOutput(proc),
+      };
+    }
     const unfinished = unfinishedResult(proc, req, {
       executorName: this.name,
       program: this.program,
@@ -92,6 +123,8 @@ export class ClaudeCodeExecutor implements Executor {
     if (unfinished) return { ...unfinished, sessionId };
 
     const result = jsonLines(proc.stdout).filter((line) => line.type === "result").at(-1) as ClaudeResult | undefined;
+    const denials = result ? describeDenials(result.permission_denials) : [];
+    const warnings = denials.length && req.onPermissionDenied === "warn" ? denialWarnings(denials) : null;
     const base = {
       exitCode: proc.exitCode,
       output: "",
@@ -99,13 +132,25 @@ export class ClaudeCodeExecutor implements Executor {
       usage: result ? claudeUsage(result) : null,
       sessionId: result?.session_id ?? sessionId,
       raw: rawOutput(proc),
+      ...(warnings ? { warnings } : {}),
     };
     if (!result) {
       const why = proc.exitCode === 0 ? `"${this.program}" printed no result JSON${cutNote(proc, req)}` : exitError(this.program, proc);
       return { ...base, status: "failed", error: proc.exitCode === 0 && proc.stderr.trim() ? `${why}: ${stderrTail(proc.stderr)}` : why };
     }
+    // A denial is the likely cause of whatever else went wrong, and the next attempt would be
+    // refused the same: it wins over the other failures, and is not retried.
+    if (denials.length && !warnings) return { ...base, status: "failed", permanent: true, error: blockedError(denials) };
     if (proc.exitCode !== 0 || result.subtype !== "success" || result.is_error !== false) {
       return { ...base, status: "failed", error: describeFailure(result, proc.exitCode, proc.stderr) };
+    }
+    if (required.length && !init.seen) {
+      return {
+        ...base,
+        status: "failed",
+        permanent: true,
+        error: `"${this.program}" printed no system/init event, so the required MCP servers (${required.join(", ")}) could not be checked`,
+      };
     }
     if (req.outputFormat === "structured") {
       if (result.structured_output === undefined || result.structured_output === null) {
@@ -120,6 +165,94 @@ export class ClaudeCodeExecutor implements Executor {
     }
     return { ...base, status: "completed", error: null, output: result.result ?? "" };
   }
+}
+
+/** The job's `requires_mcp`, without blanks and repeats. */
+function requiredMcp(req: ExecutionRequest): string[] {
+  return [...new Set((req.requiresMcp ?? []).filter((name) => typeof name === "string" && name !== ""))];
+}
+
+/**
+ * What is wrong with the required servers in the init event's `mcp_servers`, or null when all
+ * are connected: `MCP server "github" is failed; MCP server "jira" is not configured`.
+ *
+ * Claude Code 2.1.332 (`-p --output-format stream-json --verbose --mcp-config F`, offline)
+ * prints `"mcp_servers":[{"name":"github","status":"failed","source":"dynamic"},
+ * {"name":"fs","status":"connected","source":"dynamic"}]` for a server whose command does not
+ * exist and one that answers; a server that never answers shows "failed" after about 30 s,
+ * and the run goes on without them. Its schema also allows "needs-auth", "pending" and
+ * "disabled"; no servers give `[]`.
+ */
+export function mcpServerProblems(servers: unknown, required: string[]): string | null {
+  const status = new Map<string, string>();
+  for (const server of Array.isArray(servers) ? servers : []) {
+    const { name, status: s } = (server ?? {}) as { name?: unknown; status?: unknown };
+    if (typeof name === "string" && !status.has(name)) status.set(name, typeof s === "string" && s ? s : "of unknown status");
+  }
+  const problems = required.flatMap((name) => {
+    const s = status.get(name);
+    if (s === "connected") return [];
+    return [`MCP server ${JSON.stringify(name)} is ${s ?? "not configured"}`];
+  });
+  return problems.length ? problems.join("; ") : null;
+}
+
+const DENIAL_DETAIL_CHARS = 80;
+const DENIALS_SHOWN = 10;
+
+/** The input that says what a denied call wanted, by tool; other tools show their input as JSON. */
+const SALIENT_INPUT: Record<string, string[]> = {
+  Bash: ["command"],
+  Write: ["file_path"],
+  Edit: ["file_path"],
+  MultiEdit: ["file_path"],
+  Read: ["file_path"],
+  NotebookEdit: ["notebook_path", "file_path"],
+  WebFetch: ["url"],
+};
+
+/** One line of at most `max` characters: whitespace and control characters fold into spaces. */
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/[\s\u0000-\u001f\u007f]+/g, " ").trim();
+  if (flat.length <= max) return flat;
+  let cut = max - 1;
+  // Do not split a surrogate pair.
+  if (/[\ud800-\udbff]/.test(flat[cut - 1])) cut--;
+  return `${flat.slice(0, cut)}…`;
+}
+
+/**
+ * `permission_denials` as `Tool(detail)` each, in order, repeats dropped: `Bash(rm -rf build)`,
+ * `Write(/etc/hosts)`, `mcp__github__create_issue({"title":"x"})`, or `Tool` alone.
+ */
+export function describeDenials(denials: unknown): string[] {
+  if (!Array.isArray(denials)) return [];
+  const out = new Set<string>();
+  for (const denial of denials) {
+    if (!denial || typeof denial !== "object") continue;
+    const { tool_name, tool_input } = denial as { tool_name?: unknown; tool_input?: unknown };
+    const tool = typeof tool_name === "string" && tool_name ? oneLine(tool_name, DENIAL_DETAIL_CHARS) : "unknown tool";
+    const input = tool_input && typeof tool_input === "object" ? (tool_input as Record<string, unknown>) : {};
+    const key = (SALIENT_INPUT[tool] ?? []).find((k) => typeof input[k] === "string" && input[k] !== "");
+    let detail = key ? (input[key] as string) : Object.keys(input).length ? JSON.stringify(input) : "";
+    detail = oneLine(detail, DENIAL_DETAIL_CHARS);
+    out.add(detail ? `${tool}(${detail})` : tool);
+  }
+  return [...out];
+}
+
+/** `blocked: denied Bash(rm -rf build), Write(/etc/hosts)`; past ten, `… and 3 more`. */
+function blockedError(denials: string[]): string {
+  const shown = denials.slice(0, DENIALS_SHOWN).join(", ");
+  const rest = denials.length - DENIALS_SHOWN;
+  return `blocked: denied ${shown}${rest > 0 ? ` and ${rest} more` : ""}`;
+}
+
+/** `["denied Bash(rm -rf build)", "denied Write(/etc/hosts)"]`; past ten, `denied 3 more`. */
+function denialWarnings(denials: string[]): string[] {
+  const warnings = denials.slice(0, DENIALS_SHOWN).map((d) => `denied ${d}`);
+  const rest = denials.length - DENIALS_SHOWN;
+  return rest > 0 ? [...warnings, `denied ${rest} more`] : warnings;
 }
 
 /** One sentence from the result JSON; stderr only when the JSON says nothing useful. */

@@ -38,7 +38,13 @@ export interface ProgramRef {
 export function runAgentProcess(
   argv: string[],
   req: ExecutionRequest,
-  opts: ProcessExecutorOptions & { type: keyof typeof AUTH_VARS; executorEnv: Record<string, string>; stdin: string | null },
+  opts: ProcessExecutorOptions & {
+    type: keyof typeof AUTH_VARS;
+    executorEnv: Record<string, string>;
+    stdin: string | null;
+    /** Each stdout line as it streams; true stops the program early (see ProcessSpec). */
+    onStdoutLine?: (line: string) => boolean | void;
+  },
 ): Promise<AgentProcessResult> {
   const env = buildChildEnv({
     serverEnv: opts.serverEnv,
@@ -56,6 +62,7 @@ export function runAgentProcess(
     killGraceMs: opts.killGraceMs,
     maxOutputBytes: req.maxOutputBytes,
     signal: req.signal,
+    ...(opts.onStdoutLine ? { onStdoutLine: opts.onStdoutLine } : {}),
   };
   // The one place where a program executor's attempt is put in its sandbox.
   if (opts.sandbox) {

@@ -28,6 +28,13 @@ interface CodexEvents {
 /**
  * Codex prints an `error` event for a stream it then reconnects ("Reconnecting... 1/5") and
  * may still finish the turn, so an error is fatal only when no turn completes after it.
+ *
+ * Refused commands are not read here, because these events do not report them (Codex 0.169.0,
+ * checked against a fake Responses API): `exec` always runs with approval policy "never", so
+ * a command that asks for `require_escalated` is refused with only a stderr log line ("approval
+ * policy is Never; reject command") and the tool output the model gets. A write the sandbox
+ * blocks ("Read-only file system") is not shown as any `item.*` event at all. So SPEC §13's
+ * permission-denial handling applies to claude-code only.
  */
 export function readCodexEvents(stdout: string): CodexEvents {
   const events: CodexEvents = { threadId: null, answer: null, usage: null, failure: null };

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 
 export interface ProcessSpec {
   argv: string[];
@@ -27,6 +28,13 @@ export interface ProcessSpec {
    * the program no grace period to end cleanly. Linux only (reads /proc).
    */
   termSparesLeader?: boolean;
+  /**
+   * Sees each line of stdout as it arrives, without its line ending (a line longer than
+   * maxOutputBytes is skipped). Returning true stops the program as a cancel does (SIGTERM to
+   * the group, SIGKILL after the grace period) but without marking the result canceled: the
+   * caller knows why it asked. Not called again after that, nor when it throws.
+   */
+  onStdoutLine?: (line: string) => boolean | void;
 }
 
 export interface ProcessResult {
@@ -149,6 +157,38 @@ class TailBuffer {
       buf = buf.subarray(start);
     }
     return buf.toString("utf8");
+  }
+}
+
+/** Cuts a byte stream into lines of text, for `onStdoutLine`; drops lines longer than `max` chars. */
+class LineSplitter {
+  private readonly decoder = new StringDecoder("utf8");
+  private partial = "";
+  private skipping = false;
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): string[] {
+    const text = this.decoder.write(chunk);
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      const line = this.partial + text.slice(start, nl);
+      if (!this.skipping) lines.push(line.endsWith("\r") ? line.slice(0, -1) : line);
+      this.partial = "";
+      this.skipping = false;
+      start = nl + 1;
+    }
+    if (!this.skipping) this.partial += text.slice(start);
+    if (this.partial.length > this.max) {
+      this.partial = "";
+      this.skipping = true;
+    }
+    return lines;
+  }
+  /** The last line, when the stream ended without a line ending. */
+  end(): string[] {
+    const rest = this.partial + this.decoder.end();
+    this.partial = "";
+    return rest && !this.skipping ? [rest] : [];
   }
 }
 
@@ -289,7 +329,29 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
       process.once("exit", () => killAllProcessGroups("SIGKILL"));
     }
 
-    child.stdout!.on("data", (c: Buffer) => stdout.push(c));
+    const lines = spec.onStdoutLine ? new LineSplitter(spec.maxOutputBytes) : null;
+    let watching = lines !== null;
+    const watch = (batch: string[]) => {
+      for (const line of batch) {
+        if (!watching) return;
+        let stop: boolean | void;
+        try {
+          stop = spec.onStdoutLine!(line);
+        } catch {
+          stop = false;
+          watching = false;
+        }
+        if (stop === true) {
+          watching = false;
+          terminate();
+        }
+      }
+    };
+    child.stdout!.on("data", (c: Buffer) => {
+      stdout.push(c);
+      if (watching) watch(lines!.push(c));
+    });
+    if (lines) child.stdout!.on("end", () => watching && watch(lines.end()));
     child.stderr!.on("data", (c: Buffer) => stderr.push(c));
     if (status) (child.stdio[3] as Readable).on("data", (c: Buffer) => status.push(c));
     // A child that exits without reading its stdin gives EPIPE here; that is its business.

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { ClaudeCodeExecutor } from "../../src/executors/claude-code.js";
+import { ClaudeCodeExecutor, describeDenials, mcpServerProblems } from "../../src/executors/claude-code.js";
 import { ExecutorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
 import { fixture, isAlive, makeRequest, processesWithEnv, readInvocations, waitFor } from "./helpers.js";
 
@@ -217,5 +217,168 @@ describe("ClaudeCodeExecutor against the fake claude", () => {
     expect(r.status).toBe("failed");
     expect(r.error).toContain('"agent-cron-no-such-claude"');
     expect(r.error).toContain("executors.claude.bin");
+  });
+});
+
+describe("permission denials (SPEC §13)", () => {
+  it("fails a success result that lists denials, not to be retried, naming each denied call", async () => {
+    const r = await executor().execute(request({ prompt: "MODE=denied" }));
+    expect(r).toMatchObject({ status: "failed", permanent: true, exitCode: 0, output: "" });
+    expect(r.error).toBe("blocked: denied Bash(rm -rf build), Write(/etc/hosts)");
+    expect(r.warnings).toBeUndefined();
+    // Still what the run cost.
+    expect(r.usage).toMatchObject({ cost_usd: 0.0123 });
+  });
+
+  it("reads the denials of stream-json output alike", async () => {
+    const r = await executor({ output_format: "stream-json" }).execute(request({ prompt: "MODE=denied" }));
+    expect(r).toMatchObject({ status: "failed", permanent: true, error: "blocked: denied Bash(rm -rf build), Write(/etc/hosts)" });
+  });
+
+  it("completes with warnings under on_permission_denied: warn", async () => {
+    const r = await executor().execute(request({ prompt: "MODE=denied", onPermissionDenied: "warn" }));
+    expect(r).toMatchObject({ status: "completed", error: null, output: "fake answer to: MODE=denied" });
+    expect(r.permanent).toBeUndefined();
+    expect(r.warnings).toEqual(["denied Bash(rm -rf build)", "denied Write(/etc/hosts)"]);
+  });
+
+  it("gives no warnings to a run without denials, and fail is the default", async () => {
+    const ok = await executor().execute(request({ onPermissionDenied: "warn" }));
+    expect(ok.status).toBe("completed");
+    expect(ok.warnings).toBeUndefined();
+    const failed = await executor().execute(request({ prompt: "MODE=denied", onPermissionDenied: "fail" }));
+    expect(failed.error).toBe("blocked: denied Bash(rm -rf build), Write(/etc/hosts)");
+  });
+
+  it("renders each denial by its salient input, one line of at most 80 characters, ten at most", () => {
+    const d = (tool_name: string, tool_input: unknown) => ({ tool_name, tool_use_id: "toolu_x", tool_input });
+    expect(
+      describeDenials([
+        d("Bash", { command: "git push\n  --force", description: "Push" }),
+        d("Edit", { file_path: "/srv/a.ts", old_string: "a", new_string: "b" }),
+        d("Read", { file_path: "/home/me/.ssh/id_ed25519" }),
+        d("MultiEdit", { file_path: "/srv/b.ts", edits: [] }),
+        d("NotebookEdit", { notebook_path: "/srv/n.ipynb", new_source: "x" }),
+        d("WebFetch", { url: "https://example.com/", prompt: "summarise" }),
+        d("mcp__github__create_issue", { title: "Bug" }),
+        d("Skill", {}),
+        d("Bash", { command: "git push\n  --force" }),
+      ]),
+    ).toEqual([
+      "Bash(git push --force)",
+      "Edit(/srv/a.ts)",
+      "Read(/home/me/.ssh/id_ed25519)",
+      "MultiEdit(/srv/b.ts)",
+      "NotebookEdit(/srv/n.ipynb)",
+      "WebFetch(https://example.com/)",
+      'mcp__github__create_issue({"title":"Bug"})',
+      "Skill",
+    ]);
+    const [long] = describeDenials([d("Bash", { command: "x".repeat(200) })]);
+    expect(long).toBe(`Bash(${"x".repeat(79)}…)`);
+    expect(describeDenials(undefined)).toEqual([]);
+    expect(describeDenials([null, 3, { tool_input: { command: "ls" } }])).toEqual(['unknown tool({"command":"ls"})']);
+  });
+
+  it("names ten denials and counts the rest", async () => {
+    const many = Array.from({ length: 13 }, (_, i) => `Bash(cmd ${i})`);
+    const { blocked, warnings } = await denialsThroughExecutor(13);
+    expect(blocked).toBe(`blocked: denied ${many.slice(0, 10).join(", ")} and 3 more`);
+    expect(warnings).toEqual([...many.slice(0, 10).map((m) => `denied ${m}`), "denied 3 more"]);
+  });
+});
+
+/** A stub claude that prints one success result with `n` Bash denials. */
+async function denialsThroughExecutor(n: number): Promise<{ blocked: string | null; warnings: string[] | undefined }> {
+  const bin = path.join(home, "claude-many-denials.mjs");
+  const denials = Array.from({ length: n }, (_, i) => ({ tool_name: "Bash", tool_use_id: `toolu_${i}`, tool_input: { command: `cmd ${i}` } }));
+  const result = { type: "result", subtype: "success", is_error: false, num_turns: 1, result: "ok", permission_denials: denials };
+  writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, { mode: 0o755 });
+  const ex = executor({ bin });
+  const failed = await ex.execute(request());
+  const warned = await ex.execute(request({ onPermissionDenied: "warn" }));
+  expect(failed).toMatchObject({ status: "failed", permanent: true });
+  expect(warned.status).toBe("completed");
+  return { blocked: failed.error, warnings: warned.warnings };
+}
+
+describe("requires_mcp (SPEC §13)", () => {
+  it("forces stream-json with --verbose, though the executor says json, and completes when all are connected", async () => {
+    const r = await executor().execute(request({ prompt: "MODE=mcp-ok", requiresMcp: ["github", "fs"] }));
+    expect(r).toMatchObject({ status: "completed", error: null, output: "fake answer to: MODE=mcp-ok" });
+    expect(readInvocations(recordFile)[0].argv.slice(0, 4)).toEqual(["-p", "--output-format", "stream-json", "--verbose"]);
+  });
+
+  it("keeps the configured format without required servers", async () => {
+    await executor().execute(request({ prompt: "MODE=mcp-ok", requiresMcp: [] }));
+    expect(readInvocations(recordFile)[0].argv.slice(0, 3)).toEqual(["-p", "--output-format", "json"]);
+  });
+
+  it("fails at once, not retried, when a required server failed, and kills the program before it answers", async () => {
+    const req = request({ prompt: "MODE=mcp-failed", requiresMcp: ["github", "fs"] });
+    const started = Date.now();
+    const r = await executor().execute(req);
+    const took = Date.now() - started;
+    expect(r).toMatchObject({ status: "failed", permanent: true, error: 'MCP server "github" is failed', usage: null, output: "" });
+    // The fake prints its result 5 s after the init event.
+    expect(took).toBeLessThan(2500);
+    expect(r.raw).toContain('"subtype":"init"');
+    expect(r.raw).not.toContain('"type":"result"');
+    expect(processesWithEnv("AGENT_CRON_RUN_ID", req.runId)).toEqual([]);
+  });
+
+  it("names a required server that is not configured, and every problem, joined", async () => {
+    const r = await executor().execute(request({ prompt: "MODE=mcp-failed", requiresMcp: ["jira", "fs", "github", "jira"] }));
+    expect(r).toMatchObject({ status: "failed", permanent: true });
+    expect(r.error).toBe('MCP server "jira" is not configured; MCP server "github" is failed');
+    const ok = await executor().execute(request({ prompt: "MODE=mcp-ok", requiresMcp: ["github", "jira"] }));
+    expect(ok).toMatchObject({ status: "failed", permanent: true, error: 'MCP server "jira" is not configured' });
+  });
+
+  it("reads the servers' statuses as reported", () => {
+    const servers = [
+      { name: "a", status: "needs-auth" },
+      { name: "b", status: "pending" },
+      { name: "c", status: "connected" },
+      { name: "d" },
+    ];
+    expect(mcpServerProblems(servers, ["a", "b", "c", "d"])).toBe(
+      'MCP server "a" is needs-auth; MCP server "b" is pending; MCP server "d" is of unknown status',
+    );
+    expect(mcpServerProblems(servers, ["c"])).toBeNull();
+    expect(mcpServerProblems(undefined, ["c"])).toBe('MCP server "c" is not configured');
+  });
+
+  it("fails a run whose program printed no init event, since nothing was checked", async () => {
+    const bin = path.join(home, "claude-no-init.mjs");
+    const result = { type: "result", subtype: "success", is_error: false, num_turns: 1, result: "ok", permission_denials: [] };
+    writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, { mode: 0o755 });
+    const r = await executor({ bin }).execute(request({ requiresMcp: ["github"] }));
+    expect(r).toMatchObject({ status: "failed", permanent: true });
+    expect(r.error).toContain("printed no system/init event, so the required MCP servers (github) could not be checked");
+  });
+
+  it("finds the init event however stdout is cut into chunks, after other lines", async () => {
+    const bin = path.join(home, "claude-chunked.mjs");
+    const init = JSON.stringify({ type: "system", subtype: "init", mcp_servers: [{ name: "github", status: "needs-auth" }] });
+    const script = [
+      "#!/usr/bin/env node",
+      "const w = (t) => process.stdout.write(t);",
+      `const init = ${JSON.stringify(init)};`,
+      `w("log line " + "y".repeat(100000) + "\\r\\n" + JSON.stringify({ type: "system", subtype: "hook_started" }) + "\\r\\n" + init.slice(0, 20));`,
+      "setTimeout(() => w(init.slice(20) + '\\n'), 200);",
+      "setTimeout(() => {}, 5000);",
+    ].join("\n");
+    writeFileSync(bin, script, { mode: 0o755 });
+    const started = Date.now();
+    // The log line is longer than the output cap, so it is skipped, not held.
+    const r = await executor({ bin }).execute(request({ requiresMcp: ["github"], maxOutputBytes: 50_000 }));
+    expect(r).toMatchObject({ status: "failed", permanent: true, error: 'MCP server "github" is needs-auth' });
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it("is still canceled and timed out as before while it watches the init event", async () => {
+    const r = await executor().execute(request({ prompt: "MODE=hang", requiresMcp: ["github"], timeoutMs: 500 }));
+    expect(r.status).toBe("timed_out");
   });
 });

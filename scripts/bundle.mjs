@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// npm run build: type-check with tsc, then bundle src/cli.ts and its dependencies into dist/
+// with esbuild. One bundle per lazily imported part (--splitting): `serve` over stdio loads
+// neither the HTTP transport nor the CLI's job commands. A bundle starts ~100 ms sooner than
+// the same code as hundreds of files (README, Benchmarks): module resolution and compile of
+// node_modules dominate a cold start.
+import { build } from "esbuild";
+import { chmodSync, rmSync } from "node:fs";
+
+rmSync("dist", { recursive: true, force: true });
+await build({
+  entryPoints: ["src/cli.ts"],
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  packages: "bundle",
+  // Loaded only when a webhook, channel or endpoint is used, by dynamic import, whose named
+  // exports a bundled CommonJS module would not have; it stays a dependency.
+  external: ["undici"],
+  logLevel: "warning",
+  // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
+  banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
+});
+chmodSync("dist/cli.js", 0o755);

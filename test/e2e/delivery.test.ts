@@ -10,6 +10,7 @@ import path from "node:path";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCEPTED, ChatReceivers, REFUSALS } from "../helpers/chat-receivers.js";
+import { startRaw } from "../helpers/server.js";
 import { Server, expireLock, fixtureExecutor, makeDataDir, readOwner, removeDir, runCli, sleep, waitFor, type Json } from "../reliability/helpers.js";
 
 const YEARLY = "0 0 1 1 *";
@@ -276,6 +277,26 @@ async function errorOf(s: Server, fields: Json): Promise<string> {
   expect(r.isError).toBe(true);
   return (r.content as { text: string }[])[0].text;
 }
+
+describe("channel config", () => {
+  it("a malformed channel stops start-up naming its key; nothing is overwritten", async () => {
+    for (const [channel, key] of [
+      [{ type: "slack", url: "not a url" }, /channels\.bad\.url/],
+      [{ type: "slack", url: "https://hooks.slack.test/x", url_env: "ALSO" }, /channels\.bad\.url_env.*exactly one/],
+      [{ type: "telegram", chat_id: "1" }, /channels\.bad\.token_env/],
+      [{ type: "pager" }, /channels\.bad/],
+    ] as const) {
+      const dir = makeDataDir({ channels: { bad: channel } }, "agent-cron-deliver-cfg-");
+      cleanup.push(() => removeDir(dir));
+      const before = readFileSync(path.join(dir, "config.json"), "utf8");
+      const r = await startRaw(dir);
+      expect(r.ready).toBe(false);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(key);
+      expect(readFileSync(path.join(dir, "config.json"), "utf8")).toBe(before);
+    }
+  });
+});
 
 describe("delivery across processes and restarts", () => {
   it("two servers on one data dir deliver each run once", async () => {

@@ -3,11 +3,12 @@
  * elicitation (the SDK client answers it), without it, and under "required"; `agent-cron
  * approve` / `reject`; event triggers on the HTTP daemon; bad input.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpServer } from "../helpers/http.js";
-import { TestServer, makeDataDir, removeDir, runCli, sleep, startRaw, waitFor } from "../helpers/server.js";
+import { TestServer, fixture, makeDataDir, removeDir, runCli, sleep, startRaw, waitFor } from "../helpers/server.js";
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -141,5 +142,51 @@ describe("event triggers (trigger: http)", () => {
     const s = await start({});
     expect(await s.toolError("add_cron", { name: "j", schedule: "@daily", prompt: "p", jitter_seconds: 3601 })).toMatch(/^add_cron failed: jitter_seconds/);
     expect((await s.tool("list_crons")).total).toBe(0);
+  });
+});
+
+describe("claude-code runs through the server (the fake Claude Code CLI)", () => {
+  async function claudeServer() {
+    const scratch = mkdtempSync(path.join(os.tmpdir(), "agent-cron-trust-claude-"));
+    cleanup.push(() => removeDir(scratch));
+    const recordFile = path.join(scratch, "calls.jsonl");
+    const s = await start({
+      config: { default_executor: "claude", executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), env: { FAKE_AGENT_RECORD: recordFile } } } },
+      env: { HOME: scratch },
+    });
+    const calls = () => readFileSync(recordFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { argv: string[]; stdin: string });
+    return { s, calls };
+  }
+
+  it("a denied permission fails the run with what was blocked, once; with warn it completes with warnings", async () => {
+    const { s } = await claudeServer();
+    await s.tool("add_cron", { name: "denied", schedule: "@yearly", prompt: "MODE=denied clean up", retries: 3 });
+    const { run } = await s.tool("run_now", { job: "denied", wait: true });
+    expect(run.status).toBe("failed");
+    expect(run.attempts).toBe(1);
+    expect(run.error).toMatch(/^blocked: denied Bash\(.+\), Write\(.+\)$/);
+    await s.tool("add_cron", { name: "warned", schedule: "@yearly", prompt: "MODE=denied clean up", on_permission_denied: "warn" });
+    const warned = (await s.tool("run_now", { job: "warned", wait: true })).run;
+    expect(warned.status).toBe("completed");
+    expect(warned.warnings.map((w: string) => w.replace(/\(.*/, ""))).toEqual(["denied Bash", "denied Write"]);
+  });
+
+  it("requires_mcp: a required server that is not connected fails the run at once, naming it", async () => {
+    const { s, calls } = await claudeServer();
+    await s.tool("add_cron", { name: "needs-github", schedule: "@yearly", prompt: "MODE=mcp-failed open the PR", requires_mcp: ["github"] });
+    const t0 = Date.now();
+    const { run } = await s.tool("run_now", { job: "needs-github", wait: true });
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(run).toMatchObject({ status: "failed", attempts: 1, error: 'MCP server "github" is failed' });
+    const argv = calls().at(-1)!.argv;
+    expect(argv[argv.indexOf("--output-format") + 1]).toBe("stream-json");
+  });
+
+  it("the prompt starts with the context line: job, occurrence in its timezone, schedule, previous run", async () => {
+    const { s, calls } = await claudeServer();
+    await s.tool("add_cron", { name: "ctx", schedule: "0 9 * * 2", timezone: "Europe/Paris", prompt: "What day is it?" });
+    await s.tool("run_now", { job: "ctx", wait: true });
+    const stdin = calls().at(-1)!.stdin;
+    expect(stdin).toMatch(/^\[agent-cron\] Job "ctx", run by hand at \w+day \d{4}-\d{2}-\d{2} \d{2}:\d{2} \+0[12]:00 \(Europe\/Paris\); schedule: At 09:00 AM, only on Tuesday; no previous run\.\n\nWhat day is it\?$/);
   });
 });

@@ -5,15 +5,13 @@
  * dir, config and cache live outside /tmp and HOME (both hidden anyway), so what is hidden
  * here is hidden because the server named it.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { sandboxTestDir } from "../executors/helpers.js";
 import { TestServer, baseConfig, fixture, workCacheOf } from "../helpers/server.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-mkdirSync(path.join(ROOT, ".cache"), { recursive: true });
-const base = mkdtempSync(path.join(ROOT, ".cache", "sandbox-server-"));
+const base = sandboxTestDir("agent-cron-sandbox-server-");
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 describe("a sandboxed run started by the server", () => {

@@ -8,22 +8,19 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ExecutorConfigSchema, parseConfig } from "../../src/config.js";
 import { doctor, sandboxDoctorRow } from "../../src/doctor.js";
 import { createExecutor, type ExecutorContext } from "../../src/executors/index.js";
 import { bwrapAvailable, sandboxStartupNote } from "../../src/executors/sandbox.js";
 import type { ExecutionRequest, ExecutionResult } from "../../src/executors/types.js";
-import { fixture, makeRequest, processesWithEnv, waitFor } from "../executors/helpers.js";
+import { fixture, makeRequest, processesWithEnv, sandboxTestDir, waitFor } from "../executors/helpers.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const FIXTURES = path.dirname(fixture("sandbox-probe.mjs"));
 
 // Outside /tmp and outside the real HOME, both of which the sandbox hides anyway: what is
 // hidden here is hidden because it is in hiddenPaths (or the fake HOME).
-mkdirSync(path.join(ROOT, ".cache"), { recursive: true });
-const base = mkdtempSync(path.join(ROOT, ".cache", "sandbox-test-"));
+const base = sandboxTestDir("agent-cron-sandbox-test-");
 const home = path.join(base, "home");
 const dataDir = path.join(base, "data");
 const configFile = path.join(base, "agent-cron.json");

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ExecutionRequest } from "../../src/executors/types.js";
@@ -75,4 +75,19 @@ export function makeRequest(workDir: string, over: Partial<ExecutionRequest> = {
     maxOutputBytes: 1024 * 1024,
     ...over,
   };
+}
+
+/**
+ * A fresh folder for sandbox tests outside /tmp and HOME: the sandbox hides both whole, so
+ * what is hidden under this folder is hidden because it was named (hiddenPaths). /var/tmp
+ * when the checkout itself is under /tmp or HOME (as a CI clone may be), else the checkout's
+ * .cache/.
+ */
+export function sandboxTestDir(prefix: string): string {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+  const home = process.env.HOME ?? "/nonexistent";
+  const inside = (dir: string, parent: string) => dir === parent || dir.startsWith(parent + path.sep);
+  const parent = inside(root, "/tmp") || inside(root, home) ? "/var/tmp" : path.join(root, ".cache");
+  mkdirSync(parent, { recursive: true });
+  return mkdtempSync(path.join(parent, prefix));
 }

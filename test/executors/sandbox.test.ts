@@ -5,7 +5,6 @@
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExecutorConfigSchema, parseConfig, type CodexExecutorConfig } from "../../src/config.js";
 import { doctor } from "../../src/doctor.js";
@@ -13,12 +12,10 @@ import { codexSandboxMode } from "../../src/executors/codex.js";
 import { createExecutor } from "../../src/executors/index.js";
 import type { ProcessResult } from "../../src/executors/process.js";
 import { parseBind, sandboxFailure, sandboxMode, sandboxSettings, wrapInSandbox, type WrapOptions } from "../../src/executors/sandbox.js";
-import { fixture, makeRequest } from "./helpers.js";
+import { fixture, makeRequest, sandboxTestDir } from "./helpers.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-// Not under /tmp: the sandbox hides all of /tmp, which would make the paths below redundant.
-mkdirSync(path.join(ROOT, ".cache"), { recursive: true });
-const base = mkdtempSync(path.join(ROOT, ".cache", "sandbox-unit-"));
+// Outside /tmp and HOME (see sandboxTestDir): the sandbox hides both whole.
+const base = sandboxTestDir("agent-cron-sandbox-unit-");
 const home = path.join(base, "home");
 const dataDir = path.join(base, "data");
 const configFile = path.join(base, "agent-cron.json");

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // agent-cron benchmark suite (a benchmark, not a test): drives the BUILT server over stdio with
-// the MCP SDK client, the way an IDE does, and micro-benchmarks the run store from dist/.
+// the MCP SDK client, the way an IDE does, and micro-benchmarks the run store (bundled from src/).
 // Prints one table per section and writes everything to bench/results/latest.json.
 //
 //   npm run bench                                  # build, then every section (~5 min on 2 cores)
@@ -192,7 +192,17 @@ async function timeEach(n, fn) {
 // ---------------------------------------------------------------------------------------------
 // pre-populated data dirs
 
-const { stringifyRecords } = await import(pathToFileURL(path.join(root, "dist", "store", "json-file.js")).href);
+/**
+ * The store modules the micro-benchmarks call directly. dist/ is one bundle (scripts/bundle.mjs),
+ * so they are bundled here on their own, from the same sources, into .cache/bench-lib/.
+ */
+async function storeModule(name) {
+  const { build } = await import("esbuild");
+  const outdir = path.join(root, ".cache", "bench-lib");
+  await build({ entryPoints: [path.join(root, "src", "store", `${name}.ts`)], outdir, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+  return import(pathToFileURL(path.join(outdir, `${name}.js`)).href);
+}
+const { stringifyRecords } = await storeModule("json-file");
 let templates = null;
 /** A job and a finished run made by the server itself, to clone. */
 async function getTemplates() {
@@ -508,7 +518,7 @@ async function benchStart() {
 // run-recording cost as history grows (RunStore micro-benchmark)
 
 async function benchRecord() {
-  const { RunStore } = await import(pathToFileURL(path.join(root, "dist", "store", "runs-store.js")).href);
+  const { RunStore } = await storeModule("runs-store");
   const { run: template } = await getTemplates();
   const finished = (jobId) => ({ ...template, id: randomUUID(), job_id: jobId });
   const writeHistory = (dir, jobIds, perJob) => {

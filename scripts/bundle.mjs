@@ -9,7 +9,8 @@ import { chmodSync, rmSync } from "node:fs";
 
 rmSync("dist", { recursive: true, force: true });
 await build({
-  entryPoints: ["src/cli.ts"],
+  // dist/cli.js (the bin) is src/bin.ts, which turns on the compile cache and then loads src/cli.ts.
+  entryPoints: { cli: "src/bin.ts" },
   outdir: "dist",
   bundle: true,
   splitting: true,

@@ -1,5 +1,4 @@
 import os from "node:os";
-import { request } from "undici";
 import type { Config, ExecutorConfig } from "./config.js";
 import { resolveProgram } from "./executors/cli-agent.js";
 import { AUTH_VARS, buildChildEnv } from "./executors/env.js";
@@ -109,6 +108,8 @@ async function checkExecutor(name: string, cfg: ExecutorConfig, envAllow: string
 async function checkEndpoint(baseUrl: string, apiKey: string | undefined): Promise<Pick<DoctorRow, "endpoint" | "status" | "detail">> {
   const endpoint = `${baseUrl.replace(/\/+$/, "")}/models`;
   try {
+    // undici costs ~40 ms to load: only a config with an endpoint pays it, not every start.
+    const { request } = await import("undici");
     const res = await request(endpoint, {
       method: "GET",
       headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},

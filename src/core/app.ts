@@ -521,7 +521,7 @@ export class App {
       run_count: 0,
       consecutive_failures: 0,
     };
-    this.checkOutputSettings(draft);
+    await this.checkOutputSettings(draft);
     this.checkWebhooks(draft);
     this.checkChannels(draft);
 
@@ -588,7 +588,7 @@ export class App {
     if (patch.name && patch.name !== job.name && this.jobs.byName(patch.name)) {
       throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
     }
-    this.checkOutputSettings(next);
+    await this.checkOutputSettings(next);
     this.checkWebhooks(next);
     this.checkChannels(next);
     if (patch.schedule !== undefined || patch.timezone !== undefined) {
@@ -876,13 +876,13 @@ export class App {
     }
   }
 
-  private checkOutputSettings(job: Job): void {
+  private async checkOutputSettings(job: Job): Promise<void> {
     if (job.output_format === "structured" && !job.output_schema) {
       throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
     }
     if (job.output_schema) {
       if (JSON.stringify(job.output_schema).length > 64 * 1024) throw new UserError("output_schema is larger than 64 KiB.");
-      compileOutputSchema(job.output_schema);
+      await compileOutputSchema(job.output_schema);
     }
   }
 

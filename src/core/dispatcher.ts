@@ -252,7 +252,7 @@ export class Dispatcher {
           }),
         );
         if (last.status === "completed") {
-          const checked = checkOutput(job.output_format, job.output_schema, last.output, last.structured);
+          const checked = await checkOutput(job.output_format, job.output_schema, last.output, last.structured);
           if (checked.ok) {
             checkedValue = checked.value;
             result = last;

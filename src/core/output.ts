@@ -1,5 +1,5 @@
-import { Ajv, type ValidateFunction } from "ajv";
-import { RE2JS } from "re2js";
+import type { Ajv as AjvClass, ValidateFunction } from "ajv";
+import type { RE2JS as RE2Class } from "re2js";
 import { UserError } from "./errors.js";
 import { RESPONSE_CAP_BYTES } from "./jobs.js";
 
@@ -10,10 +10,10 @@ import { RESPONSE_CAP_BYTES } from "./jobs.js";
  * pattern can stall the server; it lacks lookaround and backreferences, and a schema using
  * them is refused when the job is made, with that reason.
  */
-function linearRegExp(pattern: string): { test: (s: string) => boolean; toString: () => string } {
+function linearRegExp(RE2JS: typeof RE2Class, pattern: string): { test: (s: string) => boolean; toString: () => string } {
   // ECMA-262's \uXXXX and \u{X…} are RE2's \x{…}.
   const re2Syntax = pattern.replace(/(?<!\\)((?:\\\\)*)\\u(?:\{([0-9a-fA-F]{1,6})\}|([0-9a-fA-F]{4}))/g, (_m, pre: string, braced?: string, four?: string) => `${pre}\\x{${braced ?? four}}`);
-  let re: RE2JS;
+  let re: RE2Class;
   try {
     re = RE2JS.compile(re2Syntax);
   } catch (err) {
@@ -23,14 +23,28 @@ function linearRegExp(pattern: string): { test: (s: string) => boolean; toString
   return { test: (s: string) => re.matcher(s).find(), toString: () => `re2:${pattern}` };
 }
 
-const ajv = new Ajv({ allErrors: false, strict: false, code: { regExp: linearRegExp as never } });
+/**
+ * ajv and re2js cost ~13 MB and ~40 ms to load; most servers never see a structured job, so
+ * they load with the first one.
+ */
+let validator: Promise<AjvClass> | null = null;
+function loadValidator(): Promise<AjvClass> {
+  validator ??= Promise.all([import("ajv"), import("re2js")]).then(([ajvModule, { RE2JS }]) => {
+    // ajv is CommonJS: bundled and imported dynamically, its exports sit under `default`.
+    const mod = ajvModule as unknown as { Ajv?: typeof AjvClass; default?: { Ajv?: typeof AjvClass } };
+    const Ajv = (mod.Ajv ?? mod.default?.Ajv)!;
+    return new Ajv({ allErrors: false, strict: false, code: { regExp: ((p: string) => linearRegExp(RE2JS, p)) as never } });
+  });
+  return validator;
+}
 const compiled = new Map<string, ValidateFunction>();
 
 /** Compiles (and caches) a job's output_schema; a schema ajv rejects is the caller's error. */
-export function compileOutputSchema(schema: Record<string, unknown>): ValidateFunction {
+export async function compileOutputSchema(schema: Record<string, unknown>): Promise<ValidateFunction> {
   const key = JSON.stringify(schema);
   let validate = compiled.get(key);
   if (!validate) {
+    const ajv = await loadValidator();
     try {
       validate = ajv.compile(schema);
     } catch (err) {
@@ -45,12 +59,12 @@ export function compileOutputSchema(schema: Record<string, unknown>): ValidateFu
 export type Checked = { ok: true; value: unknown } | { ok: false; error: string };
 
 /** Applies a job's output_format to what the agent answered. */
-export function checkOutput(
+export async function checkOutput(
   format: "text" | "json" | "structured",
   schema: Record<string, unknown> | null,
   text: string,
   structured: unknown,
-): Checked {
+): Promise<Checked> {
   if (format === "text") return { ok: true, value: text };
   let value = structured;
   if (value === undefined || value === null) {
@@ -61,7 +75,7 @@ export function checkOutput(
     }
   }
   if (format === "json") return { ok: true, value };
-  const validate = compileOutputSchema(schema ?? {});
+  const validate = await compileOutputSchema(schema ?? {});
   if (validate(value)) return { ok: true, value };
   const e = validate.errors?.[0];
   return {

@@ -4,13 +4,19 @@ import { errorMessage } from "../core/errors.js";
 import type { Delivery } from "../core/jobs.js";
 import { resolveProgram } from "../executors/command.js";
 import { sign } from "./webhook.js";
-import { desktopCommand } from "./format/desktop.js";
-import { discordPayload } from "./format/discord.js";
 import type { DeliveryMessage } from "./format/message.js";
-import { ntfyPayload } from "./format/ntfy.js";
-import { slackPayload } from "./format/slack.js";
-import { teamsPayload } from "./format/teams.js";
-import { telegramPayload } from "./format/telegram.js";
+
+/** The formatters bring markdown-it (~10 MB): loaded with the first delivery, not at start. */
+const formatters = () =>
+  Promise.all([
+    import("./format/slack.js"),
+    import("./format/discord.js"),
+    import("./format/teams.js"),
+    import("./format/telegram.js"),
+    import("./format/ntfy.js"),
+    import("./format/desktop.js"),
+  ]).then(([slack, discord, teams, telegram, ntfy, desktop]) => ({ ...slack, ...discord, ...teams, ...telegram, ...ntfy, ...desktop }));
+type Formatters = Awaited<ReturnType<typeof formatters>>;
 
 /** Attempts per channel: the first and three retries, on network errors, 5xx and 429 only. */
 export const MAX_ATTEMPTS = 4;
@@ -74,7 +80,7 @@ const by2xx = (status: number, body: string) =>
   status >= 200 && status < 300 ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}${body.trim() ? `: ${body.trim().slice(0, 200)}` : ""}` };
 
 /** The HTTP request a channel sends for a message; null for the desktop channel. */
-function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv): Request | null {
+function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, f: Formatters): Request | null {
   const urlOf = (c: { url?: string; url_env?: string }) => c.url ?? env[c.url_env ?? ""] ?? "";
   switch (cfg.type) {
     case "slack": {
@@ -82,7 +88,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       return {
         url,
         headers: json,
-        body: JSON.stringify(slackPayload(msg)),
+        body: JSON.stringify(f.slackPayload(msg)),
         secrets: [url],
         // Slack's incoming webhooks answer 200 "ok"; anything else is an error code in the body.
         accepted: (status, body) =>
@@ -94,7 +100,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       return {
         url,
         headers: json,
-        body: JSON.stringify(discordPayload(msg)),
+        body: JSON.stringify(f.discordPayload(msg)),
         secrets: [url],
         accepted: (status, body) => {
           if (status !== 429) return by2xx(status, body);
@@ -112,7 +118,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
     }
     case "teams": {
       const url = urlOf(cfg);
-      return { url, headers: json, body: JSON.stringify(teamsPayload(msg)), secrets: [url], accepted: by2xx };
+      return { url, headers: json, body: JSON.stringify(f.teamsPayload(msg)), secrets: [url], accepted: by2xx };
     }
     case "telegram": {
       const token = env[cfg.token_env] ?? "";
@@ -120,7 +126,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       return {
         url,
         headers: json,
-        body: JSON.stringify(telegramPayload(msg, { chatId: cfg.chat_id })),
+        body: JSON.stringify(f.telegramPayload(msg, { chatId: cfg.chat_id })),
         secrets: [token],
         // The Bot API answers {"ok": true, "result": …} or {"ok": false, "description": …}.
         accepted: (status, body) => {
@@ -149,7 +155,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       return {
         url: root,
         headers: { ...json, ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ ...ntfyPayload(msg), topic, ...(cfg.priority ? { priority: cfg.priority } : {}) }),
+        body: JSON.stringify({ ...f.ntfyPayload(msg), topic, ...(cfg.priority ? { priority: cfg.priority } : {}) }),
         secrets: token ? [token] : [],
         accepted: by2xx,
       };
@@ -198,8 +204,9 @@ export async function sendToChannel(name: string, cfg: ChannelConfig, msg: Deliv
     record(1, false, null, `${problem}.`);
     return attempts;
   }
+  const f = await formatters();
   if (cfg.type === "desktop") {
-    const { ok, error } = await notifyDesktop(msg);
+    const { ok, error } = await notifyDesktop(f.desktopCommand(msg));
     record(1, ok, null, error);
     return attempts;
   }
@@ -207,7 +214,7 @@ export async function sendToChannel(name: string, cfg: ChannelConfig, msg: Deliv
   const base = opts.retryBaseMs ?? 1000;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     // Built per attempt: a signed webhook's timestamp must be fresh.
-    const req = requestFor(name, cfg, msg, env)!;
+    const req = requestFor(name, cfg, msg, env, f)!;
     let status: number | null = null;
     let verdict: { ok: boolean; error: string | null; retryAfterMs?: number };
     try {
@@ -261,8 +268,8 @@ function redact(text: string, secrets: string[]): string {
 }
 
 /** The platform's notifier; accepted when it exits 0. */
-function notifyDesktop(msg: DeliveryMessage): Promise<{ ok: boolean; error: string | null }> {
-  const [program, ...args] = desktopCommand(msg);
+function notifyDesktop(argv: string[]): Promise<{ ok: boolean; error: string | null }> {
+  const [program, ...args] = argv;
   const resolved = resolveProgram(program, process.env.PATH);
   if (!resolved) return Promise.resolve({ ok: false, error: `${program} was not found on PATH` });
   return new Promise((resolve) => {

@@ -31,6 +31,7 @@ import {
 import { isValidTimezone, toIsoInZone } from "./time.js";
 import { defaultWorkRoot, resolveWorkDir } from "./work-dirs.js";
 import { jitterDelayMs } from "./prompt-context.js";
+import { deliveryTargets } from "./delivery-plan.js";
 
 export interface AppOptions {
   dataDir: string;
@@ -79,6 +80,8 @@ export class App {
   private readonly schedules = new Map<string, ParsedSchedule>();
   private webhooks: WebhookSender;
   private readonly deliverer: Deliverer;
+  /** Occurrences waiting out their jitter_seconds: timer → its waiter. */
+  private readonly jitterWaits = new Map<unknown, () => void>();
   private started = false;
   private readonly env: NodeJS.ProcessEnv;
   private readonly injectedExecutors: boolean;
@@ -216,16 +219,18 @@ export class App {
       if (run.status !== "running") continue;
       orphaned.push(run.id);
       const started = Date.parse(run.started_at ?? "") || this.clock.now();
-      writes.push(
-        this.runs.put({
-          ...run,
-          status: "interrupted",
-          finished_at: now,
-          duration_ms: this.clock.now() - started,
-          error: "The server stopped while the run was going; this occurrence is not run again.",
-        }),
-      );
+      const ended: Run = {
+        ...run,
+        status: "interrupted",
+        finished_at: now,
+        duration_ms: this.clock.now() - started,
+        error: "The server stopped while the run was going; this occurrence is not run again.",
+      };
+      // deliver_on failed covers interrupted: what it owes is sent once this owner starts.
       const job = this.jobs.get(run.job_id);
+      ended.delivery_due = job ? deliveryTargets(job, ended, { paused: false, changed: false }) : [];
+      ended.delivery = ended.delivery_due.length ? "pending" : null;
+      writes.push(this.runs.put(ended));
       if (!job) continue;
       writes.push(
         this.updateRecord(job.id, (j) => ({
@@ -272,6 +277,12 @@ export class App {
   /** Stops scheduling, then lets runs finish for up to `graceMs` and interrupts the rest. */
   async close(graceMs = 0): Promise<void> {
     this.scheduler.stop();
+    // Occurrences waiting out their jitter are let go (the dispatcher is closing: they return).
+    for (const [timer, resolve] of this.jitterWaits) {
+      this.clock.clearTimer(timer);
+      resolve();
+    }
+    this.jitterWaits.clear();
     await this.dispatcher.close(graceMs);
     await this.deliverer.close();
     await this.webhooks.close();
@@ -335,13 +346,22 @@ export class App {
     this.reschedule(this.jobs.get(job.id), at);
     const updated = await written;
     if (!updated) return;
-    const delay = trigger === "schedule" ? jitterDelayMs(job.id, at, updated.jitter_seconds) : 0;
+    // Jitter spreads recurring fleets; a one-shot runs at its time.
+    const delay = trigger === "schedule" && updated.run_at === null ? jitterDelayMs(job.id, at, updated.jitter_seconds) : 0;
     let current: Job | undefined = updated;
     if (delay > 0) {
       // scheduled_for stays the nominal time; the start waits its stable share of the jitter.
-      await new Promise<void>((resolve) => this.clock.setTimer(resolve, delay));
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimer(() => {
+          this.jitterWaits.delete(timer);
+          resolve();
+        }, delay);
+        this.jitterWaits.set(timer, resolve);
+      });
       current = this.jobs.get(job.id);
-      if (!current || current.state !== "active" || this.dispatcher.isClosing) return;
+      // Paused, changed (a new schedule counts from its change), removed or closing meanwhile.
+      const restarted = Date.parse(current?.schedule_from ?? "") > at;
+      if (!current || current.state !== "active" || restarted || this.dispatcher.isClosing) return;
     }
     await this.dispatcher.occur(current, { scheduledFor: at, trigger });
     await this.syncNextRun(job.id);
@@ -463,6 +483,8 @@ export class App {
     opts: { origin?: "cli" | "mcp"; approved?: boolean; dryRun?: boolean } = {},
   ): Promise<{ job: Job; created: boolean; warnings: string[]; triggerToken?: string }> {
     const input = parseInput(AddJobInput, rawInput);
+    // Before anything is read: from here to the store, no await may let another change in.
+    await this.compileSchema(input.output_schema);
     const now = this.clock.now();
     const nowIso = (tz: string) => toIsoInZone(new Date(now), tz);
     const timezone = this.checkTimezone(input.timezone ?? this.config.timezone);
@@ -521,7 +543,7 @@ export class App {
       run_count: 0,
       consecutive_failures: 0,
     };
-    await this.checkOutputSettings(draft);
+    this.checkOutputSettings(draft);
     this.checkWebhooks(draft);
     this.checkChannels(draft);
 
@@ -561,8 +583,10 @@ export class App {
   }
 
   async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp" } = {}): Promise<Job> {
-    const job = this.resolveJob(ref);
     const patch = parseInput(UpdateJobInput, rawPatch);
+    // Before the job is read: from here to the store, no await may let another change in.
+    await this.compileSchema(patch.output_schema);
+    const job = this.resolveJob(ref);
     const now = this.clock.now();
     const timezone = patch.timezone !== undefined ? this.checkTimezone(patch.timezone) : job.timezone;
     const next: Job = { ...job };
@@ -588,7 +612,7 @@ export class App {
     if (patch.name && patch.name !== job.name && this.jobs.byName(patch.name)) {
       throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
     }
-    await this.checkOutputSettings(next);
+    this.checkOutputSettings(next);
     this.checkWebhooks(next);
     this.checkChannels(next);
     if (patch.schedule !== undefined || patch.timezone !== undefined) {
@@ -665,9 +689,11 @@ export class App {
       schedule_from: toIsoInZone(new Date(now), job.timezone),
     })))!;
     const first = this.nextRuns(next, 1, now)[0];
-    const stored = first ? next : (await this.updateRecord(job.id, () => ({ state: "completed", enabled: false, next_run_at: null })))!;
+    const stored = (await this.updateRecord(job.id, () =>
+      first ? { next_run_at: toIsoInZone(first, job.timezone) } : { state: "completed" as const, enabled: false, next_run_at: null },
+    ))!;
     this.reschedule(stored);
-    return this.jobs.get(job.id)!;
+    return stored;
   }
 
   /** A person turns down a job waiting for approval: it is removed, with nothing run. */
@@ -690,6 +716,7 @@ export class App {
     if (!job || !ok) throw new UnauthorizedError("The token does not match this job's event trigger.");
     this.refusePending(job, "run");
     if (job.state !== "active") throw new UserError(`Job "${job.name ?? job.id}" is ${job.state}; resume it to take events.`);
+    if (maxRunsReached(job)) throw new UserError(`Job "${job.name ?? job.id}" has made its max_runs (${job.max_runs}); raise it with update_cron to take more events.`);
     return this.dispatcher.occur(job, { scheduledFor: null, trigger: "event", payload });
   }
 
@@ -838,7 +865,7 @@ export class App {
   }
 
   private checkWorkDir(dir: string): string {
-    return resolveWorkDir(dir, this.config.work_dir_roots);
+    return resolveWorkDir(dir, this.config.work_dir_roots, [this.dataDir, this.runs.workRoot]);
   }
 
   private checkTime(value: string, timezone: string, field: string, now: number): string {
@@ -876,13 +903,20 @@ export class App {
     }
   }
 
-  private async checkOutputSettings(job: Job): Promise<void> {
+  /**
+   * A new output_schema must compile (ajv loads lazily, so this awaits). Done before a change
+   * reads the job it changes: an await between that read and the store would let a
+   * concurrent change be overwritten.
+   */
+  private async compileSchema(schema: Record<string, unknown> | null | undefined): Promise<void> {
+    if (!schema) return;
+    if (JSON.stringify(schema).length > 64 * 1024) throw new UserError("output_schema is larger than 64 KiB.");
+    await compileOutputSchema(schema);
+  }
+
+  private checkOutputSettings(job: Job): void {
     if (job.output_format === "structured" && !job.output_schema) {
       throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
-    }
-    if (job.output_schema) {
-      if (JSON.stringify(job.output_schema).length > 64 * 1024) throw new UserError("output_schema is larger than 64 KiB.");
-      await compileOutputSchema(job.output_schema);
     }
   }
 

@@ -223,7 +223,7 @@ export class Dispatcher {
         // the operator may have narrowed work_dir_roots, since the job was made.
         if (job.work_dir) {
           try {
-            resolveWorkDir(job.work_dir, this.host.config.work_dir_roots);
+            resolveWorkDir(job.work_dir, this.host.config.work_dir_roots, [this.host.dataDir, this.host.workRoot]);
           } catch (err) {
             failure = `The run did not start: ${errorMessage(err)}`;
             break;

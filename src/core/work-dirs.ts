@@ -36,7 +36,7 @@ export function makePrivateDir(dir: string): void {
  * Checked when a job is made or changed, and again before each run: a link can be repointed
  * and the roots can change after the job was made.
  */
-export function resolveWorkDir(dir: string, roots: readonly string[]): string {
+export function resolveWorkDir(dir: string, roots: readonly string[], forbidden: readonly string[] = []): string {
   if (!roots.length) {
     throw new UserError("work_dir is refused: the operator has configured no work_dir_roots. Leave work_dir out to use a fresh folder per run, or ask the operator to add a root to the config.");
   }
@@ -60,5 +60,20 @@ export function resolveWorkDir(dir: string, roots: readonly string[]): string {
     return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
   });
   if (!inside) throw new UserError(`work_dir "${dir}" is outside the allowed roots (${roots.join(", ")}).`);
+  // The data dir and the default work dirs are the server's and other runs': a work_dir
+  // there (or holding them) would hand a run the socket's secret and everyone's outputs.
+  for (const f of forbidden) {
+    let r: string;
+    try {
+      r = realpathSync(f);
+    } catch {
+      continue;
+    }
+    const within = (a: string, b: string) => {
+      const rel = path.relative(b, a);
+      return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+    };
+    if (within(real, r) || within(r, real)) throw new UserError(`work_dir "${dir}" is or holds agent-cron's own data (${f}); choose a project folder.`);
+  }
   return real;
 }

@@ -87,8 +87,16 @@ export class ClaudeCodeExecutor implements Executor {
     // server that hangs is "failed" after about 30 s); the program is stopped as soon as it
     // shows a required server not connected, before it spends anything on the model.
     const init = { seen: false, problem: null as string | null };
+    // stream-json prints the whole transcript: its result line can lie past the captured head
+    // (max_output_bytes), so it is kept as it streams by.
+    let lastResult: ClaudeResult | undefined;
+    const streaming = this.cfg.output_format === "stream-json" || required.length > 0;
     const onStdoutLine = (line: string): boolean => {
-      if (init.seen) return false;
+      if (line.includes('"result"')) {
+        const event = jsonLines(line)[0];
+        if (event?.type === "result") lastResult = event as ClaudeResult;
+      }
+      if (init.seen || !required.length) return false;
       const event = jsonLines(line)[0];
       if (event?.type !== "system" || event.subtype !== "init") return false;
       init.seen = true;
@@ -100,7 +108,7 @@ export class ClaudeCodeExecutor implements Executor {
       type: "claude-code",
       executorEnv: this.cfg.env,
       stdin: req.prompt,
-      ...(required.length ? { onStdoutLine } : {}),
+      ...(streaming ? { onStdoutLine } : {}),
     });
     if (init.problem !== null) {
       return {
@@ -122,7 +130,7 @@ export class ClaudeCodeExecutor implements Executor {
     });
     if (unfinished) return { ...unfinished, sessionId };
 
-    const result = jsonLines(proc.stdout).filter((line) => line.type === "result").at(-1) as ClaudeResult | undefined;
+    const result = lastResult ?? (jsonLines(proc.stdout).filter((line) => line.type === "result").at(-1) as ClaudeResult | undefined);
     const denials = result ? describeDenials(result.permission_denials) : [];
     const warnings = denials.length && req.onPermissionDenied === "warn" ? denialWarnings(denials) : null;
     const base = {

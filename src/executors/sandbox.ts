@@ -176,6 +176,9 @@ function baseFlags(network: boolean, statusFd: number): string[] {
  * (see resolveProgram): bwrap would otherwise look it up inside the sandbox. Paths that do not
  * exist are skipped, except the operator's binds, which bwrap then refuses with its reason.
  */
+/** Sockets outside the runtime dir that would let a run act as the user outside the sandbox. */
+const SESSION_SOCKETS = ["/run/dbus", "/var/run/dbus", "/run/docker.sock", "/var/run/docker.sock", "/run/systemd/private"];
+
 export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): string[] {
   const program = argv[0];
   if (!program || !path.isAbsolute(program)) throw new Error(`wrapInSandbox needs the program's absolute path, got "${program ?? ""}"`);
@@ -204,6 +207,12 @@ export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): strin
   hide(home);
   if (opts.serverHome && opts.serverHome !== home) hide(opts.serverHome);
   for (const p of opts.hiddenPaths) hide(p);
+  // Unix sockets stay connectable under a read-only bind: the user's session bus and systemd
+  // (`systemd-run --user` would run a command outside the sandbox), the ssh and gpg agents
+  // under the runtime dir, and Docker's socket are taken away.
+  hide("/run/user");
+  hide(env.XDG_RUNTIME_DIR);
+  for (const p of SESSION_SOCKETS) hide(p);
 
   const hidden = mounts.filter(isHide).map((m) => m.path);
   const underHidden = (p: string) => hidden.some((h) => isWithin(p, h));

@@ -116,7 +116,15 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     // Event triggers carry their job's own token, not the daemon's: a CI system that starts
     // one job must not hold the key to every tool.
     const hook = /^\/hooks\/([^/]+)$/.exec(pathname);
-    if (hook) return handleHook(api, req, res, decodeURIComponent(hook[1]));
+    if (hook) {
+      let jobId: string;
+      try {
+        jobId = decodeURIComponent(hook[1]);
+      } catch {
+        return reply(res, 404, -32000, "Not found: no such event trigger.");
+      }
+      return handleHook(api, req, res, jobId);
+    }
     if (!guard.authorized(req.headers.authorization)) {
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
       const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;

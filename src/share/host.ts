@@ -150,8 +150,10 @@ export class Host implements CronApi {
     this.owner = null;
     this.opts.onNotice?.("error", `Another agent-cron process took over the data dir while this one was not responding (${why}); this one now forwards to it.`);
     const demote = async () => {
-      await owner.stopServing().catch(() => {});
+      // The app first: its timer and runs stop at once, instead of going on (retrying,
+      // spawning) while the socket waits for calls in flight such as a waitRun.
       await owner.app.close(0).catch(() => {});
+      await owner.stopServing().catch(() => {});
       owner.unpipe();
       // The lock's own bookkeeping ends here; its files are the new owner's and stay.
       await owner.release().catch(() => {});
@@ -189,6 +191,9 @@ export class Host implements CronApi {
         // unapplied; a write cut off mid-call may have been applied, so say so instead.
         if (!(err instanceof OwnerGoneError)) throw err;
         if (err.mayHaveApplied && !READ_METHODS.has(method)) throw new UserError(err.message);
+        // Sent on: give the owner a moment to go, or the next one to take over.
+        if (Date.now() > deadline) throw new UserError("No agent-cron process owns the data dir right now; try again.");
+        await sleep(RETRY_MS / 3);
       }
     }
   }
@@ -277,18 +282,37 @@ class Generation {
     this.ownerPath = path.join(dataDir, "owner.json");
   }
 
+  /** The lock directory's identity; null when it is gone. Other I/O errors are thrown. */
   private currentIdentity(): string | null {
     try {
       const st = statSync(this.lockDir, { bigint: true });
       return `${st.ino}:${st.birthtimeNs}`;
-    } catch {
-      return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
     }
   }
 
-  /** True while the lock and owner file are still this tenure's. */
+  /**
+   * True while the lock and owner file are still this tenure's. Only a missing or different
+   * lock or token means another owner; a transient I/O error (EMFILE, EIO) is thrown as it
+   * is, failing that one write, rather than deposing a healthy owner.
+   */
   holds(): boolean {
-    return !this.lost && this.identity !== null && this.currentIdentity() === this.identity && readOwnerFile(this.dataDir)?.token === this.token;
+    if (this.lost || this.identity === null) return false;
+    if (this.currentIdentity() !== this.identity) return false;
+    let text: string;
+    try {
+      text = readFileSync(this.ownerPath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+    try {
+      return JSON.parse(text)?.token === this.token;
+    } catch {
+      return false;
+    }
   }
 
   /** Just after the lock was taken: remember it, and say who owns the data dir. */
@@ -318,14 +342,23 @@ class Generation {
   readonly lockFs = {
     ...fs,
     rmdir: (p: fs.PathLike, cb: (err: NodeJS.ErrnoException | null) => void) => {
-      if (this.identity !== null && this.currentIdentity() !== this.identity) return cb(null);
+      if (!this.mayRemoveLock()) return cb(null);
       fs.rmdir(p, cb);
     },
     rmdirSync: (p: fs.PathLike) => {
-      if (this.identity !== null && this.currentIdentity() !== this.identity) return;
-      fs.rmdirSync(p);
+      if (this.mayRemoveLock()) fs.rmdirSync(p);
     },
   };
+
+  /** Before this tenure holds the lock, removal is a stale takeover; after, only our own lock. */
+  private mayRemoveLock(): boolean {
+    if (this.identity === null) return true;
+    try {
+      return this.currentIdentity() === this.identity;
+    } catch {
+      return false;
+    }
+  }
 }
 
 function pipeEvents(from: AppEventBus, to: AppEventBus): () => void {

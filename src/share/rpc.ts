@@ -18,6 +18,8 @@ type Reply = { id: number; result?: unknown; error?: string; user?: boolean; una
 type EventMsg = { event: keyof AppEvents; args: unknown[] };
 
 const MAX_LINE = 64 * 1024 * 1024;
+/** A connection that has not sent its token within this long is closed. */
+const AUTH_TIMEOUT_MS = 5_000;
 const EVENT_NAMES: (keyof AppEvents)[] = ["job", "run", "notice"];
 
 function onLines(socket: net.Socket, handle: (msg: unknown) => void): void {
@@ -66,18 +68,30 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
   const sockets = new Set<net.Socket>();
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
+  /** Every connection, greeted or not: stopping ends them all, so close() never waits on one. */
+  const accepted = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     if (stopping) {
       socket.end(JSON.stringify({ stopping: true }) + "\n");
       return;
     }
+    accepted.add(socket);
+    socket.on("close", () => accepted.delete(socket));
     socket.on("error", () => socket.destroy());
     let authed = false;
+    // A caller proves itself at once or is let go.
+    const authTimer = setTimeout(() => socket.destroy(), AUTH_TIMEOUT_MS);
+    authTimer.unref();
     onLines(socket, (raw) => {
       if (!authed) {
+        clearTimeout(authTimer);
         const auth = (raw as { auth?: unknown }).auth;
         if (typeof auth !== "string" || !sameSecret(auth, opts.token)) {
           socket.end(JSON.stringify({ denied: "This socket serves only agent-cron processes that can read the data dir's owner.json." }) + "\n");
+          return;
+        }
+        if (stopping) {
+          socket.end(JSON.stringify({ stopping: true }) + "\n");
           return;
         }
         authed = true;
@@ -134,6 +148,7 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
     await Promise.allSettled([...inFlight]);
     forwarders.forEach((off) => off());
     for (const s of sockets) s.end();
+    for (const s of accepted) if (!sockets.has(s)) s.destroy();
     await closed;
     if (identity !== null && socketIdentity(socketPath) === identity) rmSync(socketPath, { force: true });
   };

@@ -74,6 +74,9 @@ export class JobStore {
     this.journalId = current.header?.journal ?? null;
     const expected = typeof data?.journal === "string" ? data.journal : null;
     this.checkJournals(data !== null, expected, old, current);
+    // A compaction cut short before its new journal was made: make it now, following the
+    // snapshot's, or the next change would start a journal without a header.
+    if (expected !== null && this.journalId === null) this.startJournal(expected);
     // A data dir made before journals had headers (or a new one) gets them now.
     if (expected === null) {
       this.compact();

@@ -32,7 +32,7 @@ describe("a sandboxed run started by the server", () => {
       const connect = `require("net").connect(${JSON.stringify(socket)}).on("connect", () => { console.log("connected"); process.exit(0) }).on("error", (e) => { console.log(e.code); process.exit(1) })`;
       const ask = {
         serverPid: s.pid,
-        read: [path.join(dataDir, "owner.json"), path.join(dataDir, "jobs.journal"), configFile, otherRun.work_dir, workRoot],
+        read: [path.join(dataDir, "owner.json"), path.join(dataDir, "jobs.journal"), configFile, otherRun.work_dir, workRoot, "/run/user", "/run/dbus"],
         write: ["own-file.txt"],
         run: [[process.execPath, "-e", connect]],
       };
@@ -48,6 +48,8 @@ describe("a sandboxed run started by the server", () => {
       expect(report.read[workRoot].entries).toEqual([path.basename(run.work_dir)]);
       expect(report.run[0].output).toBe("ENOENT");
       expect(report.serverPidVisible).toEqual({ error: "ENOENT" });
+      // The user's session sockets (bus, systemd, agents) are not reachable.
+      for (const dir of ["/run/user", "/run/dbus"]) expect([{ entries: [] }, { error: "ENOENT" }]).toContainEqual(report.read[dir]);
       expect(report.write["own-file.txt"]).toBe("ok");
       expect(report.cwd).toBe(run.work_dir);
     } finally {

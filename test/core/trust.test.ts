@@ -30,6 +30,7 @@ describe("approval of jobs made by agents", () => {
     // Approved: scheduled from now on, nothing replayed from the wait.
     const approved = await app.approve("agent-made");
     expect(approved.state).toBe("active");
+    expect(approved.next_run_at).toBe("2026-03-02T09:00:05.000+00:00");
     clock.advance(1000);
     await until(() => exec.calls.length === 1);
     expect(Date.parse(exec.calls[0].req.scheduledFor)).toBeGreaterThan(Date.parse("2026-03-02T09:00:03.000Z"));

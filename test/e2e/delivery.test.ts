@@ -314,6 +314,26 @@ describe("delivery across processes and restarts", () => {
     expect(sent.length).toBe(runs.length);
   });
 
+  it("a run interrupted by kill -9 is delivered as failed by the next owner", async () => {
+    const dir = makeDataDir({ channels: { ops: { type: "discord", url_env: "DISCORD_URL" } }, executors: { sleep: fixtureExecutor("sleep-agent.mjs", "{prompt}") } }, "agent-cron-deliver-int-");
+    cleanup.push(() => removeDir(dir));
+    const a = await Server.start(dir, { env: channelEnv() });
+    await a.tool("add_cron", { name: "cut-short", schedule: YEARLY, prompt: "30000", executor: "sleep", deliver_to: ["ops"] });
+    const { run } = await a.tool("run_now", { job: "cut-short" });
+    const before = rx.at("/discord/ok").length;
+    await a.kill9();
+    expireLock(dir);
+    const b = await Server.start(dir, { env: channelEnv() });
+    cleanup.push(() => b.kill9());
+    const done = await waitFor(async () => {
+      const r = (await b.tool("get_run", { run: run.id })).run;
+      return r.delivery === "delivered" && r;
+    }, { timeout: 15_000, what: "the interrupted run's delivery" });
+    expect(done.status).toBe("interrupted");
+    expect(done.deliveries).toEqual([expect.objectContaining({ channel: "ops", event: "failed", ok: true })]);
+    expect(rx.at("/discord/ok").slice(before).map((m) => m.json.embeds[0].title)).toEqual([expect.stringMatching(/cut-short/)]);
+  });
+
   it("a delivery pending when the owner is killed (kill -9) is sent by the next owner, once", async () => {
     const dir = makeDataDir({ channels: { later: { type: "webhook", url_env: "LATER_URL" } } }, "agent-cron-deliver-kill-");
     cleanup.push(() => removeDir(dir));

@@ -61,6 +61,12 @@ describe("ClaudeCodeExecutor against the fake claude", () => {
     expect(call.cwd).toBe(tmp);
   });
 
+  it("stream-json: reads the result line even when the transcript before it is larger than max_output_bytes", async () => {
+    const r = await executor({ output_format: "stream-json" }).execute(request({ prompt: "MODE=long-transcript read the logs", maxOutputBytes: 64 * 1024 }));
+    expect(r.status, r.error ?? "").toBe("completed");
+    expect(r.output).toBe("fake answer to: MODE=long-transcript read the logs");
+  });
+
   it("gives the child only the allow-listed environment, its auth variables and its env map", async () => {
     const req = request();
     await executor().execute(req);

@@ -134,7 +134,13 @@ describe("JobStore", () => {
       const { dir, a } = await withJobs();
       // Cut after `.old` was set aside: no journal yet.
       renameSync(path.join(dir, "jobs.journal"), path.join(dir, "jobs.journal.old"));
-      expect((await JobStore.open(dir)).get(a.id)?.name).toBe("since-snapshot");
+      const reopened = await JobStore.open(dir);
+      expect(reopened.get(a.id)?.name).toBe("since-snapshot");
+      // Changes after that start are kept, and the next start accepts them.
+      const later = job({ name: "after-the-cut" });
+      await reopened.put(later);
+      reopened.close();
+      expect((await JobStore.open(dir)).get(later.id)?.name).toBe("after-the-cut");
 
       const { dir: dir2, a: a2 } = await withJobs();
       const expected = JSON.parse(readFileSync(path.join(dir2, "jobs.json"), "utf8")).journal;

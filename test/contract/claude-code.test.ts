@@ -89,7 +89,7 @@ describe("ClaudeCodeExecutor with the real claude CLI", () => {
   it("returns structured_output for a structured job, offering the schema as the StructuredOutput tool", async () => {
     const r = await executor().execute(request({ prompt: "Count the widgets. MODEL=structured", outputFormat: "structured", outputSchema: schema }));
     expect(r).toMatchObject({ status: "completed", structured: STRUCTURED_ANSWER });
-    expect(checkOutput("structured", schema, r.output, r.structured)).toEqual({ ok: true, value: STRUCTURED_ANSWER });
+    expect(await checkOutput("structured", schema, r.output, r.structured)).toEqual({ ok: true, value: STRUCTURED_ANSWER });
     const tool = messagesCalls()[0].body.tools.find((t: { name: string }) => t.name === "StructuredOutput");
     expect(tool.input_schema.properties).toEqual(schema.properties);
   });

@@ -100,7 +100,7 @@ describe("CodexExecutor with the real codex CLI", () => {
   it("sends the output schema to the model and returns JSON that validates locally", async () => {
     const r = await executor().execute(request({ prompt: "Count the widgets. MODEL=structured", outputFormat: "structured", outputSchema: schema }));
     expect(r.status).toBe("completed");
-    expect(checkOutput("structured", schema, r.output, r.structured)).toEqual({ ok: true, value: STRUCTURED_ANSWER });
+    expect(await checkOutput("structured", schema, r.output, r.structured)).toEqual({ ok: true, value: STRUCTURED_ANSWER });
     expect(responsesCalls()[0].body.text.format).toMatchObject({ type: "json_schema", strict: true, schema });
     expect(readdirSync(workDir)).toEqual([]);
   });

@@ -18,9 +18,6 @@ await build({
   platform: "node",
   target: "node20",
   packages: "bundle",
-  // Loaded only when a webhook, channel or endpoint is used, by dynamic import, whose named
-  // exports a bundled CommonJS module would not have; it stays a dependency.
-  external: ["undici"],
   logLevel: "warning",
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },

@@ -1,4 +1,5 @@
 import type { Job, Run, RunWithOutput } from "./core/jobs.js";
+import type { ChannelRow } from "./delivery/channels.js";
 import { clipChars, type JobRow, type RunRow } from "./core/views.js";
 
 /**
@@ -21,6 +22,11 @@ export function table(headers: string[], cells: string[][]): string {
 
 function clip(text: string, max: number): string {
   return clipChars(text.replace(/\s+/g, " ").trim(), max).text;
+}
+
+export function formatChannelTable(rows: ChannelRow[]): string {
+  if (rows.length === 0) return "No channels configured (config key channels).";
+  return table(["CHANNEL", "TYPE", "STATUS", "DETAIL"], rows.map((r) => [r.channel, r.type, r.status, r.detail]));
 }
 
 export function formatJobsTable(jobs: JobRow[]): string {

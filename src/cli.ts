@@ -271,7 +271,7 @@ async function reportExecutors(config: Config, host: { events: { emit(e: "notice
     host.events.emit("notice", "info", `Executors: ${line}; default ${config.default_executor}.`, { executors: rows });
   }
   const { sandboxStartupNote } = await import("./executors/sandbox.js");
-  const note = await sandboxStartupNote(config, process.env);
+  const note = sandboxStartupNote(config, process.env);
   if (note) host.events.emit("notice", "info", note, {});
   const { channelRows } = await import("./delivery/channels.js");
   for (const c of channelRows(config.channels, process.env)) {
@@ -314,9 +314,8 @@ async function testChannel(args: string[]): Promise<number> {
     const known = Object.keys(config.channels);
     throw new UserError(`There is no channel named "${name}"; ${known.length ? `the channels are: ${known.join(", ")}` : "config.json defines none (key channels)"}.`);
   }
-  const { sendToChannel, testMessage } = await import("./delivery/channels.js");
-  const fromEnv = Number(process.env.AGENT_CRON_RETRY_BASE_MS);
-  const attempts = await sendToChannel(name, cfg, testMessage(), process.env, { retryBaseMs: fromEnv > 0 ? fromEnv : undefined });
+  const [{ sendToChannel, testMessage }, { retryBaseFromEnv }] = await Promise.all([import("./delivery/channels.js"), import("./delivery/post.js")]);
+  const attempts = await sendToChannel(name, cfg, testMessage(), process.env, { retryBaseMs: retryBaseFromEnv(process.env) });
   const ok = attempts.some((a) => a.ok);
   print({ json: !!values.json }, { channel: name, type: cfg.type, delivered: ok, attempts }, () =>
     [
@@ -361,7 +360,7 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   const { dataDir, config, configPath } = setup(values);
 
   if (command === "doctor") {
-    const [{ doctor, formatDoctorTable }, { channelRows, formatChannelTable }] = await Promise.all([import("./doctor.js"), import("./delivery/channels.js")]);
+    const [{ doctor, formatDoctorTable }, { channelRows }, { formatChannelTable }] = await Promise.all([import("./doctor.js"), import("./delivery/channels.js"), import("./cli-format.js")]);
     const rows = await doctor(config, process.env);
     const channels = channelRows(config.channels, process.env);
     if (out.json) print(out, { executors: rows, channels }, () => "");

@@ -7,6 +7,7 @@ import { killOrphanedRuns } from "../executors/orphans.js";
 import type { Executor } from "../executors/types.js";
 import { channelProblem } from "../delivery/channels.js";
 import { Deliverer } from "../delivery/deliverer.js";
+import { retryBaseFromEnv } from "../delivery/post.js";
 import { WebhookSender, checkWebhookUrl } from "../delivery/webhook.js";
 import { JobStore } from "../store/jobs-store.js";
 import { RunStore } from "../store/runs-store.js";
@@ -100,9 +101,7 @@ export class App {
     this.clock = opts.clock ?? systemClock;
     this.env = opts.env ?? process.env;
     this.injectedExecutors = opts.executors !== undefined;
-    // AGENT_CRON_RETRY_BASE_MS lets end-to-end tests shorten delivery back-offs.
-    const fromEnv = Number(this.env.AGENT_CRON_RETRY_BASE_MS);
-    this.webhookRetryBaseMs = opts.webhookRetryBaseMs ?? (fromEnv > 0 ? fromEnv : undefined);
+    this.webhookRetryBaseMs = opts.webhookRetryBaseMs ?? retryBaseFromEnv(this.env);
     this.executors = opts.executors ?? this.buildExecutors(opts.config);
     this.webhooks = new WebhookSender(opts.config, this.env, this.webhookRetryBaseMs);
     // Deliveries go out after the run is recorded and outside any concurrency slot, so a slow

@@ -203,7 +203,7 @@ export class Dispatcher {
       // Command scripts may parse their input: they get the context line only when asked.
       const withContext = job.prompt_context ?? executor.type !== "command";
       const base = run.event_payload === null ? job.prompt : `${job.prompt}\n\nEvent payload:\n${run.event_payload}`;
-      const prompt = withContext ? `${contextLine(job, run, lastFinished(this.host.runs.ofJob(job.id), run.id))}\n\n${base}` : base;
+      const prompt = withContext ? `${contextLine(job, run, newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status !== "running"))}\n\n${base}` : base;
       let waited = 0;
       for (let attempt = 0; attempt <= job.retries; attempt++) {
         if (signal.aborted) break;
@@ -313,12 +313,14 @@ export class Dispatcher {
       usage: result?.usage ?? null,
       warnings: result?.warnings ?? [],
     };
-    if (status === "completed") run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
     // What this ending owes people is decided now and written with it (see deliveryTargets).
     const current = this.host.getJob(job.id) ?? job;
     const paused = current.state === "active" && this.jobAfterRun(current, run).state === "paused";
-    const previous = status === "completed" ? lastCompleted(this.host.runs.ofJob(job.id), run.id) : undefined;
-    run.delivery_due = deliveryTargets(current, run, { paused, changed: status === "completed" && previous?.output_hash !== run.output_hash });
+    // Only a job that delivers `changed` needs its answers told apart (hashing a large output costs).
+    const watchesChanges = status === "completed" && current.deliver_to.length > 0 && current.deliver_on.includes("changed");
+    if (watchesChanges) run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
+    const previous = watchesChanges ? newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status === "completed") : undefined;
+    run.delivery_due = deliveryTargets(current, run, { paused, changed: watchesChanges && previous?.output_hash !== run.output_hash });
     run.delivery = run.delivery_due.length ? "pending" : null;
     active.run = run;
     try {
@@ -584,14 +586,8 @@ function sleep(ms: number, signal?: AbortSignal, clock?: Clock): Promise<void> {
   });
 }
 
-/** The newest finished run of a history (oldest first), other than `except`. */
-function lastFinished(runs: readonly Run[], except: string): Run | undefined {
-  for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && runs[i].status !== "running") return runs[i];
-  return undefined;
-}
-
-/** The newest completed run of a history (oldest first), other than `except`. */
-function lastCompleted(runs: readonly Run[], except: string): Run | undefined {
-  for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && runs[i].status === "completed") return runs[i];
+/** The newest run of a history (oldest first), other than `except`, that `matches`. */
+function newest(runs: readonly Run[], except: string, matches: (r: Run) => boolean): Run | undefined {
+  for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && matches(runs[i])) return runs[i];
   return undefined;
 }

@@ -1,42 +1,8 @@
-import type { Ajv as AjvClass, ValidateFunction } from "ajv";
-import type { RE2JS as RE2Class } from "re2js";
+import type { ValidateFunction } from "ajv";
 import { UserError } from "./errors.js";
 import { RESPONSE_CAP_BYTES } from "./jobs.js";
 
-/**
- * A caller's `pattern` (and `patternProperties`) runs on every answer the agent gives, on the
- * main thread. With JavaScript's backtracking RegExp, `^(a+)+$` against 28 characters froze
- * the server for seconds. RE2 (re2js, pure JS) matches in time linear in the input, so no
- * pattern can stall the server; it lacks lookaround and backreferences, and a schema using
- * them is refused when the job is made, with that reason.
- */
-function linearRegExp(RE2JS: typeof RE2Class, pattern: string): { test: (s: string) => boolean; toString: () => string } {
-  // ECMA-262's \uXXXX and \u{X…} are RE2's \x{…}.
-  const re2Syntax = pattern.replace(/(?<!\\)((?:\\\\)*)\\u(?:\{([0-9a-fA-F]{1,6})\}|([0-9a-fA-F]{4}))/g, (_m, pre: string, braced?: string, four?: string) => `${pre}\\x{${braced ?? four}}`);
-  let re: RE2Class;
-  try {
-    re = RE2JS.compile(re2Syntax);
-  } catch (err) {
-    throw new Error(`pattern ${JSON.stringify(pattern)} is not supported (${(err as Error).message}); patterns are matched in linear time, without lookaround or backreferences`);
-  }
-  // ajv keys its compiled patterns by toString(): each must be told apart.
-  return { test: (s: string) => re.matcher(s).find(), toString: () => `re2:${pattern}` };
-}
-
-/**
- * ajv and re2js cost ~13 MB and ~40 ms to load; most servers never see a structured job, so
- * they load with the first one.
- */
-let validator: Promise<AjvClass> | null = null;
-function loadValidator(): Promise<AjvClass> {
-  validator ??= Promise.all([import("ajv"), import("re2js")]).then(([ajvModule, { RE2JS }]) => {
-    // ajv is CommonJS: bundled and imported dynamically, its exports sit under `default`.
-    const mod = ajvModule as unknown as { Ajv?: typeof AjvClass; default?: { Ajv?: typeof AjvClass } };
-    const Ajv = (mod.Ajv ?? mod.default?.Ajv)!;
-    return new Ajv({ allErrors: false, strict: false, code: { regExp: ((p: string) => linearRegExp(RE2JS, p)) as never } });
-  });
-  return validator;
-}
+/** Compiled validators by schema; ajv itself loads with the first one (output-validator.ts). */
 const compiled = new Map<string, ValidateFunction>();
 
 /** Compiles (and caches) a job's output_schema; a schema ajv rejects is the caller's error. */
@@ -44,7 +10,7 @@ export async function compileOutputSchema(schema: Record<string, unknown>): Prom
   const key = JSON.stringify(schema);
   let validate = compiled.get(key);
   if (!validate) {
-    const ajv = await loadValidator();
+    const { validator: ajv } = await import("./output-validator.js");
     try {
       validate = ajv.compile(schema);
     } catch (err) {

@@ -50,30 +50,29 @@ export function resolveWorkDir(dir: string, roots: readonly string[], forbidden:
     throw new UserError(`work_dir "${dir}" does not exist; create it first.`);
   }
   const inside = roots.some((root) => {
-    let r: string;
-    try {
-      r = realpathSync(root);
-    } catch {
-      return false;
-    }
-    const rel = path.relative(r, real);
-    return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+    const r = realOrNull(root);
+    return r !== null && isWithin(real, r);
   });
   if (!inside) throw new UserError(`work_dir "${dir}" is outside the allowed roots (${roots.join(", ")}).`);
   // The data dir and the default work dirs are the server's and other runs': a work_dir
   // there (or holding them) would hand a run the socket's secret and everyone's outputs.
   for (const f of forbidden) {
-    let r: string;
-    try {
-      r = realpathSync(f);
-    } catch {
-      continue;
-    }
-    const within = (a: string, b: string) => {
-      const rel = path.relative(b, a);
-      return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
-    };
-    if (within(real, r) || within(r, real)) throw new UserError(`work_dir "${dir}" is or holds agent-cron's own data (${f}); choose a project folder.`);
+    const r = realOrNull(f);
+    if (r !== null && (isWithin(real, r) || isWithin(r, real))) throw new UserError(`work_dir "${dir}" is or holds agent-cron's own data (${f}); choose a project folder.`);
   }
   return real;
+}
+
+/** `child` is `parent` or below it (both absolute and normalised). */
+export function isWithin(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+function realOrNull(p: string): string | null {
+  try {
+    return realpathSync(p);
+  } catch {
+    return null;
+  }
 }

@@ -3,8 +3,10 @@ import type { ChannelConfig } from "./channel-config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery } from "../core/jobs.js";
 import { resolveProgram } from "../executors/command.js";
-import { sign } from "./webhook.js";
+import { JSON_HEADERS, by2xx, oneAttempt, postWithRetries, type PostRequest } from "./post.js";
+import { signedHeaders } from "./webhook.js";
 import type { DeliveryMessage } from "./format/message.js";
+import { desktopNotifier } from "./format/notifier.js";
 
 /** The formatters bring markdown-it (~10 MB): loaded with the first delivery, not at start. */
 const formatters = () =>
@@ -18,10 +20,6 @@ const formatters = () =>
   ]).then(([slack, discord, teams, telegram, ntfy, desktop]) => ({ ...slack, ...discord, ...teams, ...telegram, ...ntfy, ...desktop }));
 type Formatters = Awaited<ReturnType<typeof formatters>>;
 
-/** Attempts per channel: the first and three retries, on network errors, 5xx and 429 only. */
-export const MAX_ATTEMPTS = 4;
-/** A Retry-After longer than this is cut to it: a delivery must end within minutes. */
-const MAX_RETRY_AFTER_MS = 120_000;
 
 /** Why a configured channel cannot send in this environment (a variable is unset), or null. */
 export function channelProblem(name: string, cfg: ChannelConfig, env: NodeJS.ProcessEnv): string | null {
@@ -39,7 +37,7 @@ export function channelProblem(name: string, cfg: ChannelConfig, env: NodeJS.Pro
     case "telegram":
       return env[cfg.token_env] ? null : unset("token_env", cfg.token_env);
     case "desktop":
-      return desktopProgram() ? null : `channels.${name}: no desktop notifier was found on PATH (${DESKTOP_PROGRAMS[process.platform] ?? "notify-send"})`;
+      return resolveProgram(desktopNotifier(), process.env.PATH) ? null : `channels.${name}: no desktop notifier was found on PATH (${desktopNotifier()})`;
   }
 }
 
@@ -56,38 +54,16 @@ function endpointProblem(name: string, cfg: { url?: string; url_env?: string }, 
   return `channels.${name}.${cfg.url ? "url" : `url_env (${cfg.url_env})`} is not an http(s) URL`;
 }
 
-const DESKTOP_PROGRAMS: Partial<Record<NodeJS.Platform, string>> = { linux: "notify-send", darwin: "osascript", win32: "powershell" };
-
-function desktopProgram(): string | null {
-  const program = DESKTOP_PROGRAMS[process.platform] ?? "notify-send";
-  return resolveProgram(program, process.env.PATH);
-}
-
-interface Request {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  /** Secrets that must never appear in a recorded error (a token in the URL path). */
-  secrets: string[];
-  /** Did the receiver accept it? Beyond the 2xx status, some services answer in the body. */
-  accepted: (status: number, body: string) => { ok: boolean; error: string | null; retryAfterMs?: number };
-}
-
-const json = { "content-type": "application/json", "user-agent": "agent-cron" };
-
-/** 2xx is accepted; the rest says its status and the start of the receiver's answer. */
-const by2xx = (status: number, body: string) =>
-  status >= 200 && status < 300 ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}${body.trim() ? `: ${body.trim().slice(0, 200)}` : ""}` };
 
 /** The HTTP request a channel sends for a message; null for the desktop channel. */
-function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, f: Formatters): Request | null {
+function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, f: Formatters): PostRequest | null {
   const urlOf = (c: { url?: string; url_env?: string }) => c.url ?? env[c.url_env ?? ""] ?? "";
   switch (cfg.type) {
     case "slack": {
       const url = urlOf(cfg);
       return {
         url,
-        headers: json,
+        headers: JSON_HEADERS,
         body: JSON.stringify(f.slackPayload(msg)),
         secrets: [url],
         // Slack's incoming webhooks answer 200 "ok"; anything else is an error code in the body.
@@ -99,7 +75,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       const url = urlOf(cfg);
       return {
         url,
-        headers: json,
+        headers: JSON_HEADERS,
         body: JSON.stringify(f.discordPayload(msg)),
         secrets: [url],
         accepted: (status, body) => {
@@ -118,14 +94,14 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
     }
     case "teams": {
       const url = urlOf(cfg);
-      return { url, headers: json, body: JSON.stringify(f.teamsPayload(msg)), secrets: [url], accepted: by2xx };
+      return { url, headers: JSON_HEADERS, body: JSON.stringify(f.teamsPayload(msg)), secrets: [url], accepted: by2xx };
     }
     case "telegram": {
       const token = env[cfg.token_env] ?? "";
       const url = `${cfg.api_base.replace(/\/+$/, "")}/bot${token}/sendMessage`;
       return {
         url,
-        headers: json,
+        headers: JSON_HEADERS,
         body: JSON.stringify(f.telegramPayload(msg, { chatId: cfg.chat_id })),
         secrets: [token],
         // The Bot API answers {"ok": true, "result": …} or {"ok": false, "description": …}.
@@ -154,7 +130,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
       const token = cfg.token_env ? env[cfg.token_env] : undefined;
       return {
         url: root,
-        headers: { ...json, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        headers: { ...JSON_HEADERS, ...(token ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify({ ...f.ntfyPayload(msg), topic, ...(cfg.priority ? { priority: cfg.priority } : {}) }),
         secrets: token ? [token] : [],
         accepted: by2xx,
@@ -163,21 +139,8 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
     case "webhook": {
       const url = urlOf(cfg);
       const body = JSON.stringify({ type: `run.${msg.event}`, channel: name, message: msg });
-      const id = `msg_${msg.runId}_${name}`;
-      const timestamp = Math.floor(Date.now() / 1000);
       const secret = cfg.secret_env ? env[cfg.secret_env] : undefined;
-      return {
-        url,
-        headers: {
-          ...json,
-          "webhook-id": id,
-          "webhook-timestamp": String(timestamp),
-          ...(secret ? { "webhook-signature": sign(secret, id, timestamp, body) } : {}),
-        },
-        body,
-        secrets: [url],
-        accepted: by2xx,
-      };
+      return { url, headers: signedHeaders(`msg_${msg.runId}_${name}`, body, secret), body, secrets: [url], accepted: by2xx };
     }
     case "desktop":
       return null;
@@ -196,75 +159,21 @@ export interface SendOptions {
  * network errors and 5xx are retried, anything else is final. Never throws.
  */
 export async function sendToChannel(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, opts: SendOptions = {}): Promise<Delivery[]> {
-  const attempts: Delivery[] = [];
-  const record = (attempt: number, ok: boolean, httpStatus: number | null, error: string | null) =>
-    attempts.push({ channel: name, event: msg.event, attempt, ok, http_status: httpStatus, error, at: new Date().toISOString() });
   const problem = channelProblem(name, cfg, env);
-  if (problem) {
-    record(1, false, null, `${problem}.`);
-    return attempts;
-  }
+  if (problem) return oneAttempt(name, msg.event, false, `${problem}.`);
   const f = await formatters();
   if (cfg.type === "desktop") {
     const { ok, error } = await notifyDesktop(f.desktopCommand(msg));
-    record(1, ok, null, error);
-    return attempts;
+    return oneAttempt(name, msg.event, ok, error);
   }
-  const timeoutMs = cfg.timeout_seconds * 1000;
-  const base = opts.retryBaseMs ?? 1000;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    // Built per attempt: a signed webhook's timestamp must be fresh.
-    const req = requestFor(name, cfg, msg, env, f)!;
-    let status: number | null = null;
-    let verdict: { ok: boolean; error: string | null; retryAfterMs?: number };
-    try {
-      const { request } = await import("undici");
-      const res = await request(req.url, {
-        method: "POST",
-        headers: req.headers,
-        body: req.body,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])]),
-      });
-      status = res.statusCode;
-      const text = (await res.body.text().catch(() => "")).slice(0, 4096);
-      verdict = req.accepted(status, text);
-      if (status === 429 && verdict.retryAfterMs === undefined) verdict.retryAfterMs = retryAfterHeader(res.headers["retry-after"]);
-    } catch (err) {
-      const cause = (err as { cause?: unknown }).cause ?? err;
-      const timedOut = (err as Error).name === "TimeoutError" || (cause as Error)?.name === "TimeoutError" || /timeout/i.test(errorMessage(cause));
-      verdict = { ok: false, error: timedOut ? `no answer within ${cfg.timeout_seconds} s` : errorMessage(cause) };
-    }
-    record(attempt, verdict.ok, status, verdict.error === null ? null : redact(verdict.error, req.secrets));
-    const retryable = status === null || status === 429 || status >= 500;
-    if (verdict.ok || !retryable || attempt === MAX_ATTEMPTS || opts.signal?.aborted) break;
-    const wait = Math.min(Math.max(verdict.retryAfterMs ?? 0, base * 2 ** (attempt - 1)), MAX_RETRY_AFTER_MS);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, wait);
-      opts.signal?.addEventListener("abort", () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
-    if (opts.signal?.aborted) break;
-  }
-  return attempts;
-}
-
-function retryAfterHeader(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  const secs = Number(v);
-  if (Number.isFinite(secs)) return secs * 1000;
-  const at = Date.parse(v);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-}
-
-function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join("<redacted>");
-  return out;
+  // Built per attempt: a signed webhook's timestamp must be fresh.
+  return postWithRetries(() => requestFor(name, cfg, msg, env, f)!, {
+    channel: name,
+    event: msg.event,
+    timeoutMs: cfg.timeout_seconds * 1000,
+    retryBaseMs: opts.retryBaseMs,
+    signal: opts.signal,
+  });
 }
 
 /** The platform's notifier; accepted when it exits 0. */
@@ -296,15 +205,6 @@ export function channelRows(channels: Record<string, ChannelConfig>, env: NodeJS
     const problem = channelProblem(channel, cfg, env);
     return { channel, type: cfg.type, status: problem ? "missing" : "ok", detail: problem ?? "ready (agent-cron test-channel sends a test message)" };
   });
-}
-
-export function formatChannelTable(rows: ChannelRow[]): string {
-  if (rows.length === 0) return "No channels configured (config key channels).";
-  const header = ["CHANNEL", "TYPE", "STATUS", "DETAIL"];
-  const cells = rows.map((r) => [r.channel, r.type, r.status, r.detail]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join("  ");
-  return [line(header), ...cells.map(line)].join("\n");
 }
 
 /** A message that says it is a test, for `agent-cron test-channel`. */

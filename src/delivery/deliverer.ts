@@ -2,8 +2,9 @@ import type { Config } from "../config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
 import type { RunStore } from "../store/runs-store.js";
-import type { WebhookSender } from "./webhook.js";
+import type { WebhookEvent, WebhookSender } from "./webhook.js";
 import { sendToChannel } from "./channels.js";
+import { oneAttempt } from "./post.js";
 import type { DeliveryMessage } from "./format/message.js";
 
 export interface DelivererHost {
@@ -78,16 +79,15 @@ export class Deliverer {
   }
 
   private async send(target: DeliveryTarget, job: Job | undefined, run: Run, output: string): Promise<Delivery[]> {
-    const at = () => new Date().toISOString();
-    const fail = (error: string): Delivery[] => [{ channel: target.channel, event: target.event, attempt: 1, ok: false, http_status: null, error, at: at() }];
-    if (target.channel === "on_complete" || target.channel === "on_fail") {
-      const url = job?.[target.channel];
-      if (!job || !url) return fail("The job or its webhook URL was removed before delivery.");
-      return this.host.webhooks().deliver(job, run, url, target.event as "completed" | "failed" | "canceled");
-    }
-    const cfg = this.host.config.channels[target.channel];
-    if (!cfg) return fail(`The channel "${target.channel}" is no longer in the config.`);
+    const fail = (error: string) => oneAttempt(target.channel, target.event, false, error);
     try {
+      if (target.channel === "on_complete" || target.channel === "on_fail") {
+        const url = job?.[target.channel];
+        if (!job || !url) return fail("The job or its webhook URL was removed before delivery.");
+        return await this.host.webhooks().deliver(job, run, url, target.event as WebhookEvent, this.abort.signal);
+      }
+      const cfg = this.host.config.channels[target.channel];
+      if (!cfg) return fail(`The channel "${target.channel}" is no longer in the config.`);
       return await sendToChannel(target.channel, cfg, this.message(target, job, run, output), this.host.env, {
         retryBaseMs: this.host.retryBaseMs,
         signal: this.abort.signal,

@@ -3,11 +3,11 @@ import dns, { type LookupAddress } from "node:dns";
 import net from "node:net";
 import type { Agent } from "undici";
 import type { Config } from "../config.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UserError } from "../core/errors.js";
 import type { Delivery, Job, Run } from "../core/jobs.js";
+import { JSON_HEADERS, oneAttempt, postWithRetries } from "./post.js";
 
 const TIMEOUT_MS = 10_000;
-const MAX_ATTEMPTS = 4;
 
 /**
  * Is this address one a webhook must not reach by default: loopback, private, link-local
@@ -92,6 +92,17 @@ export function sign(secret: string, id: string, timestamp: number, body: string
   return `v1,${createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
 }
 
+/** Standard Webhooks headers for one attempt: id, a fresh timestamp, and the signature when there is a secret. */
+export function signedHeaders(id: string, body: string, secret: string | undefined): Record<string, string> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  return {
+    ...JSON_HEADERS,
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    ...(secret ? { "webhook-signature": sign(secret, id, timestamp, body) } : {}),
+  };
+}
+
 export type WebhookEvent = "completed" | "failed" | "canceled";
 
 /** Which webhook (if any) a finished run triggers. */
@@ -113,8 +124,8 @@ export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEve
  * name that resolves (or re-resolves) to a private address is refused too.
  */
 export class WebhookSender {
-  /** undici costs ~100 ms and 13 MB to load: only a server that sends a webhook pays it. */
-  private undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | null = null;
+  /** The guarded connection pool, made with the first webhook (undici loads lazily). */
+  private agent: Promise<Agent> | null = null;
 
   constructor(
     private readonly config: Config,
@@ -123,12 +134,12 @@ export class WebhookSender {
   ) {
   }
 
-  private client() {
-    this.undici ??= import("undici").then(({ Agent, request }) => ({ agent: this.makeAgent(Agent), request }));
-    return this.undici;
+  private guardedAgent(): Promise<Agent> {
+    this.agent ??= import("../http-client.js").then(({ Agent }) => this.makeAgent(Agent));
+    return this.agent;
   }
 
-  private makeAgent(AgentClass: typeof import("undici").Agent): Agent {
+  private makeAgent(AgentClass: typeof Agent): Agent {
     const allowPrivate = this.config.webhooks.allow_private_networks;
     return new AgentClass({
       connect: {
@@ -150,68 +161,26 @@ export class WebhookSender {
   }
 
   async close(): Promise<void> {
-    if (this.undici) await (await this.undici).agent.close().catch(() => {});
+    if (this.agent) await (await this.agent).close().catch(() => {});
   }
 
-  async deliver(job: Job, run: Run, url: string, event: WebhookEvent): Promise<Delivery[]> {
-    const deliveries: Delivery[] = [];
+  async deliver(job: Job, run: Run, url: string, event: WebhookEvent, signal?: AbortSignal): Promise<Delivery[]> {
     const channel = url === job.on_complete && event === "completed" ? "on_complete" : "on_fail";
-    const record = (attempt: number, status: number | null, error: string | null) =>
-      deliveries.push({ channel, event, attempt, ok: error === null, http_status: status, error, at: new Date().toISOString() });
-    const body = JSON.stringify({ type: `run.${event}`, job: { id: job.id, name: job.name }, run });
-    const id = `msg_${run.id}`;
-    const secret = this.env[this.config.webhooks.secret_env];
     const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
     if (!this.config.webhooks.allow_private_networks && isPrivateAddress(host)) {
-      record(1, null, `Refused: ${host} is a private address.`);
-      return deliveries;
+      return oneAttempt(channel, event, false, `Refused: ${host} is a private address.`);
     }
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const timestamp = Math.floor(Date.now() / 1000);
-      const headers: Record<string, string> = {
-        "content-type": "application/json",
-        "user-agent": "agent-cron",
-        "webhook-id": id,
-        "webhook-timestamp": String(timestamp),
-        "idempotency-key": `${job.id}:${run.scheduled_for ?? run.id}`,
-      };
-      if (secret) headers["webhook-signature"] = sign(secret, id, timestamp, body);
-      let status: number | null = null;
-      let error: string | null = null;
-      let retryAfterMs = 0;
-      try {
-        const { agent, request } = await this.client();
-        const res = await request(url, {
-          method: "POST",
-          headers,
-          body,
-          dispatcher: agent,
-          headersTimeout: TIMEOUT_MS,
-          bodyTimeout: TIMEOUT_MS,
-          signal: AbortSignal.timeout(TIMEOUT_MS),
-        });
-        status = res.statusCode;
-        await res.body.dump().catch(() => {});
-        if (status >= 300) error = `HTTP ${status}`;
-        retryAfterMs = retryAfter(res.headers["retry-after"]);
-      } catch (err) {
-        error = errorMessage((err as { cause?: unknown }).cause ?? err);
-      }
-      record(attempt, status, error);
-      const retryable = status === null ? !/refused \(webhooks/.test(error ?? "") : status === 429 || status >= 500;
-      if (!error || !retryable || attempt === MAX_ATTEMPTS) break;
-      await new Promise((r) => setTimeout(r, Math.max(retryAfterMs, this.retryBaseMs * 2 ** (attempt - 1))));
-    }
-    return deliveries;
+    const body = JSON.stringify({ type: `run.${event}`, job: { id: job.id, name: job.name }, run });
+    const secret = this.env[this.config.webhooks.secret_env];
+    const idempotency = { "idempotency-key": `${job.id}:${run.scheduled_for ?? run.id}` };
+    return postWithRetries(() => ({ url, headers: { ...signedHeaders(`msg_${run.id}`, body, secret), ...idempotency }, body }), {
+      channel,
+      event,
+      timeoutMs: TIMEOUT_MS,
+      retryBaseMs: this.retryBaseMs,
+      signal,
+      dispatcher: await this.guardedAgent(),
+      isFinal: (error) => /refused \(webhooks/.test(error),
+    });
   }
 }
-
-function retryAfter(value: string | string[] | undefined): number {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return 0;
-  const secs = Number(v);
-  if (Number.isFinite(secs)) return Math.min(secs, 60) * 1000;
-  const at = Date.parse(v);
-  return Number.isFinite(at) ? Math.min(Math.max(0, at - Date.now()), 60_000) : 0;
-}
-

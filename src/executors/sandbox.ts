@@ -15,6 +15,7 @@ import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Config, ExecutorConfig } from "../config.js";
+import { isWithin } from "../core/work-dirs.js";
 import { resolveProgram, runProcess, type ProcessResult, type ProcessSpec } from "./process.js";
 
 export type SandboxMode = "none" | "bwrap";
@@ -93,9 +94,6 @@ export function parseBind(spec: string): { path: string; rw: boolean } {
   return { path: path.resolve(m ? spec.slice(0, -3) : spec), rw: m?.[1] === "rw" };
 }
 
-function isWithin(child: string, parent: string): boolean {
-  return child === parent || parent === "/" || child.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
-}
 
 function depth(p: string): number {
   return p === "/" ? 0 : p.split("/").length - 1;
@@ -407,12 +405,12 @@ export async function bwrapAvailable(opts: { program?: string; env?: NodeJS.Proc
  * A note for the server to print at start-up: bubblewrap works here, yet some program
  * executors run without it. Null when there is nothing to say.
  */
-export async function sandboxStartupNote(config: Pick<Config, "executors">, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+export function sandboxStartupNote(config: Pick<Config, "executors">, env: NodeJS.ProcessEnv = process.env): string | null {
   const open = Object.entries(config.executors)
     .filter(([, cfg]) => cfg.type !== "openai" && sandboxMode(cfg) === "none")
     .map(([name]) => name);
   if (!open.length) return null;
-  const check = await bwrapAvailable({ env });
-  if (!check.ok) return null;
+  // A PATH lookup, not a trial run: this is said at every start, and doctor runs the real check.
+  if (!resolveProgram("bwrap", env.PATH)) return null;
   return `bubblewrap is available: set "sandbox": "bwrap" on an executor to isolate its runs (not sandboxed now: ${open.join(", ")}).`;
 }

@@ -8,7 +8,7 @@ import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/ap
 import { App } from "../core/app.js";
 import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
-import { OwnerGoneError, RemoteApiClient, serveApi } from "./rpc.js";
+import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
 
 /**
  * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
@@ -284,13 +284,7 @@ class Generation {
 
   /** The lock directory's identity; null when it is gone. Other I/O errors are thrown. */
   private currentIdentity(): string | null {
-    try {
-      const st = statSync(this.lockDir, { bigint: true });
-      return `${st.ino}:${st.birthtimeNs}`;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
+    return fileIdentity(this.lockDir);
   }
 
   /**
@@ -352,12 +346,7 @@ class Generation {
 
   /** Before this tenure holds the lock, removal is a stale takeover; after, only our own lock. */
   private mayRemoveLock(): boolean {
-    if (this.identity === null) return true;
-    try {
-      return this.currentIdentity() === this.identity;
-    } catch {
-      return false;
-    }
+    return this.identity === null || sameFile(this.lockDir, this.identity);
   }
 }
 

@@ -137,7 +137,7 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
   });
   chmodSync(boundAt, 0o600);
   renameSync(boundAt, socketPath);
-  const identity = socketIdentity(socketPath);
+  const identity = fileIdentity(socketPath);
   return async () => {
     // Answer what was asked before closing, so no caller is left not knowing whether its
     // change was applied; later calls are told to go to the next owner.
@@ -150,16 +150,31 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
     for (const s of sockets) s.end();
     for (const s of accepted) if (!sockets.has(s)) s.destroy();
     await closed;
-    if (identity !== null && socketIdentity(socketPath) === identity) rmSync(socketPath, { force: true });
+    if (identity !== null && sameFile(socketPath, identity)) rmSync(socketPath, { force: true });
   };
 }
 
-function socketIdentity(file: string): string | null {
+/** True while `file` is still the one whose identity was taken; false when gone or unreadable. */
+export function sameFile(file: string, identity: string): boolean {
+  try {
+    return fileIdentity(file) === identity;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A file's identity, inode and birth time (ext4 reuses a freed inode at once, so the inode
+ * alone would not tell a new owner's lock or socket from ours); null when it is gone. Other
+ * I/O errors are thrown: they say nothing about who owns the file.
+ */
+export function fileIdentity(file: string): string | null {
   try {
     const st = statSync(file, { bigint: true });
     return `${st.ino}:${st.birthtimeNs}`;
-  } catch {
-    return null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
   }
 }
 

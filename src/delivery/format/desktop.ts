@@ -14,6 +14,7 @@
  * character is the single quote (and its typographic forms ‘ ’ ‚ ‛), doubled.
  */
 import { UTF16, fitAtoms, messageBody, render } from "./markdown.js";
+import { desktopNotifier } from "./notifier.js";
 import { type DeliveryMessage, FOOTER_SEPARATOR, footerParts, shorten, title } from "./message.js";
 import { plainRenderer } from "./plain.js";
 
@@ -47,10 +48,11 @@ export function powerShellString(s: string): string {
 /** The program and its arguments that show `msg` on this platform's desktop. */
 export function desktopCommand(msg: DeliveryMessage, platform: NodeJS.Platform = process.platform): string[] {
   const { title: heading, body } = desktopText(msg);
-  if (platform === "darwin") {
-    return ["osascript", "-e", `display notification ${appleScriptString(body)} with title ${appleScriptString(heading)}`];
+  const program = desktopNotifier(platform);
+  if (program === "osascript") {
+    return [program, "-e", `display notification ${appleScriptString(body)} with title ${appleScriptString(heading)}`];
   }
-  if (platform === "win32") {
+  if (program === "powershell") {
     const script = [
       "$ErrorActionPreference = 'Stop'",
       "[void][Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications, ContentType = WindowsRuntime]",
@@ -60,8 +62,8 @@ export function desktopCommand(msg: DeliveryMessage, platform: NodeJS.Platform =
       `[void]$texts.Item(1).AppendChild($xml.CreateTextNode(${powerShellString(body)}))`,
       `[Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier(${powerShellString(POWERSHELL_APP_ID)}).Show([Windows.UI.Notifications.ToastNotification]::new($xml))`,
     ].join("; ");
-    return ["powershell", "-NoProfile", "-NonInteractive", "-Command", script];
+    return [program, "-NoProfile", "-NonInteractive", "-Command", script];
   }
   const urgent = !msg.test && msg.event === "failed";
-  return ["notify-send", ...(urgent ? ["--urgency=critical"] : []), "--app-name=agent-cron", "--", heading, escapeNotifyMarkup(body)];
+  return [program, ...(urgent ? ["--urgency=critical"] : []), "--app-name=agent-cron", "--", heading, escapeNotifyMarkup(body)];
 }

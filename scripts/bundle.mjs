@@ -7,11 +7,13 @@
 import { build } from "esbuild";
 import { chmodSync, rmSync } from "node:fs";
 
-rmSync("dist", { recursive: true, force: true });
+// AGENT_CRON_DIST builds elsewhere (tests read the same variable), so two builds never clash.
+const outdir = process.env.AGENT_CRON_DIST || "dist";
+rmSync(outdir, { recursive: true, force: true });
 await build({
   // dist/cli.js (the bin) is src/bin.ts, which turns on the compile cache and then loads src/cli.ts.
   entryPoints: { cli: "src/bin.ts" },
-  outdir: "dist",
+  outdir,
   bundle: true,
   splitting: true,
   format: "esm",
@@ -19,7 +21,9 @@ await build({
   target: "node20",
   packages: "bundle",
   logLevel: "warning",
+  // pg's optional native binding, never installed.
+  external: ["pg-native"],
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
 });
-chmodSync("dist/cli.js", 0o755);
+chmodSync(`${outdir}/cli.js`, 0o755);

@@ -86,7 +86,7 @@ describe.concurrent("CLI commands", () => {
     expect(r.code).toBe(0);
     const entry = json(r).mcpServers["agent-cron"];
     expect(path.isAbsolute(entry.command)).toBe(true);
-    expect(entry.args[0]).toBe(path.join(ROOT, "dist", "cli.js"));
+    expect(entry.args[0]).toBe(path.join(ROOT, process.env.AGENT_CRON_DIST || "dist", "cli.js"));
     expect(entry.args.slice(1)).toEqual(["serve", "--data-dir", dir]);
     const client = new Client({ name: "mcp-config-test", version: "1" });
     await client.connect(new StdioClientTransport({ command: entry.command, args: entry.args, cwd: "/", stderr: "ignore" }));

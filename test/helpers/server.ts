@@ -23,7 +23,7 @@ export { isAlive };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
-export const CLI = path.join(ROOT, "dist", "cli.js");
+export const CLI = path.join(ROOT, process.env.AGENT_CRON_DIST || "dist", "cli.js");
 export const FIXTURES = path.join(ROOT, "test", "fixtures");
 export const fixture = (name: string) => path.join(FIXTURES, name);
 const NODE = process.execPath;

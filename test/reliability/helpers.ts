@@ -24,7 +24,7 @@ export { isAlive };
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "..", "..");
 /** RELIABILITY_CLI points the tests at another build (e.g. a patched copy) without touching dist/. */
-export const CLI = process.env.RELIABILITY_CLI ?? path.join(ROOT, "dist", "cli.js");
+export const CLI = process.env.RELIABILITY_CLI ?? path.join(ROOT, process.env.AGENT_CRON_DIST || "dist", "cli.js");
 export const NODE = process.execPath;
 export const fixture = (name: string) => path.join(ROOT, "test", "fixtures", name);
 

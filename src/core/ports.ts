@@ -1,0 +1,117 @@
+import type { Executor } from "../executors/types.js";
+import type { Job, Run, RunTrigger } from "./jobs.js";
+
+/**
+ * What the core needs from the world, and nothing about how it is done. The composition root
+ * (src/compose.ts) builds one backend (files: a data dir; postgres: a database) and hands its
+ * parts to the App. Reads are synchronous on purpose: a backend keeps the jobs and the recent
+ * runs in memory (the files backend because it owns them; the postgres backend as a mirror
+ * kept current by LISTEN/NOTIFY), so deciding what to run never waits on I/O. Writes resolve
+ * once they are durable, and throw when they are not.
+ */
+
+/** The jobs. */
+export interface JobRepo {
+  readonly size: number;
+  /** Every job, in the order they were added. */
+  all(): IterableIterator<Job>;
+  get(id: string): Job | undefined;
+  byName(name: string): Job | undefined;
+  /** Adds a new job. */
+  insert(job: Job): Promise<void>;
+  /**
+   * Applies `change` to the newest copy of a job and stores the result; `change` returns null
+   * to leave the job as it is. With several processes on one store the change is applied to
+   * the stored row under a lock (read, change, write in one transaction), so two processes
+   * never overwrite each other's change. Resolves to the stored job, or undefined when the
+   * job is gone; `changed` is false when `change` returned null.
+   */
+  update(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined>;
+  delete(id: string): Promise<void>;
+  /** Resolves when writes already started are durable. */
+  idle(): Promise<void>;
+  close(): void | Promise<void>;
+  /**
+   * Changes made by other processes (a fleet on one database); the files backend has one
+   * writer and never calls it. `job` is undefined when the job was removed.
+   */
+  onExternalChange?(listener: (id: string, job: Job | undefined) => void): void;
+}
+
+/** Run history, capped per job, and the runs' whole outputs. */
+export interface RunRepo {
+  get(id: string): Run | undefined;
+  /** A job's runs, oldest first. */
+  ofJob(jobId: string): readonly Run[];
+  all(): IterableIterator<Run>;
+  /**
+   * Runs across every job, newest first (by started_at, else scheduled_for), a page at a
+   * time: the `limit` runs after the run `after` (exclusive), or from the newest.
+   */
+  recent(opts: { limit: number; after?: string; filter?: (run: Run) => boolean }): { items: Run[]; more: boolean; found: boolean };
+  /** Adds or replaces a run; resolves once it is durable. */
+  put(run: Run): Promise<void>;
+  removeJob(jobId: string): Promise<void>;
+  writeOutput(runId: string, output: string, raw?: string): Promise<void>;
+  readOutput(runId: string): Promise<string | null>;
+  /** Runs recorded or changed by other processes. */
+  onExternalChange?(listener: (run: Run) => void): void;
+}
+
+export interface Occurrence {
+  /** Epoch ms of the occurrence; null for manual runs and events. */
+  scheduledFor: number | null;
+  trigger: RunTrigger;
+  /** An event's request body, appended to the prompt under "Event payload:". */
+  payload?: string;
+}
+
+/**
+ * Who runs a scheduled occurrence. Every process of a fleet arms the same occurrences; the
+ * queue lets exactly one of them run each. The files backend has one owner, so it takes every
+ * occurrence and runs it itself; the postgres backend inserts the occurrence row, marks the
+ * job and enqueues the run in one transaction, and a pg-boss worker (in any process) runs it
+ * once it moves the row from queued to running.
+ */
+export interface OccurrenceQueue {
+  /**
+   * Takes a scheduled occurrence for the fleet: marks it handled on the job
+   * (last_scheduled_for, never moved back) and queues its run to start after `delayMs`
+   * (jitter). Resolves to the updated job when this call took it, or null when it was taken
+   * already (by another process) or the job is gone. Throws when the store cannot be written;
+   * nothing is queued then.
+   */
+  take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null>;
+  /** Where taken occurrences run; set once by the App before the first take. */
+  consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void;
+  /** Stops handing out occurrences (waiting ones are dropped; the store says they were taken). */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs left `running` by a process that is gone (it exited mid-run or was killed). The files
+ * backend's owner is the only process, so at open every `running` run is one; the postgres
+ * backend finds runs whose process stopped sending heartbeats, and hands each to one process.
+ */
+export interface OrphanFinder {
+  /** Claims the orphaned runs found now; each is returned to one caller only. */
+  claimOrphans(): Promise<Run[]>;
+  /** How often to look again while running; null: only at start. */
+  readonly everyMs: number | null;
+}
+
+/** The executors the operator configured, by name; tool callers only pick one. */
+export interface ExecutorRegistry {
+  get(name: string): Executor | undefined;
+  names(): string[];
+}
+
+/** Delivers finished runs to their channels and webhooks. */
+export interface Notifier {
+  /** Starts delivering a run that owes something; returns at once. */
+  deliver(runId: string): void;
+  /** At start-up: what was left undelivered. */
+  resumePending(): number;
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}

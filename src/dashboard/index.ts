@@ -1,0 +1,449 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import { gzipSync } from "node:zlib";
+import type { CronApi } from "../core/api.js";
+import { UserError, errorMessage } from "../core/errors.js";
+import { JOB_STATES, type JobState } from "../core/jobs.js";
+import { RequestGuard, defaultAllowedHosts, urlHost } from "../mcp/http/guard.js";
+import { ICON, SCRIPT, STYLESHEET } from "./assets.js";
+import { DashboardAuth, sameOrigin } from "./auth.js";
+import { escapeHtml, type Html } from "./html.js";
+import { renderMarkdown } from "./markdown.js";
+import { bouncePage, jobPage, jobsPage, loginPage, messagePage, runPage, type PageContext } from "./pages.js";
+import { EventStreams } from "./sse.js";
+
+export interface DashboardOptions {
+  /** The daemon's token (from http.token_env); none: the dashboard is open, like /mcp. */
+  token: string | undefined;
+  /** The port it is served on: names the login cookie. */
+  port: number;
+  /** Where request errors go; never given a URL's query (it may hold ?token=). */
+  log: (line: string) => void;
+  /**
+   * The dashboard's own URL, for the links in channel messages (SPEC §11), given to the API
+   * when it can take one (`setLinkBase`); null leaves messages pointing at cron://runs/<id>.
+   */
+  linkBase?: string | null;
+}
+
+/** The API may let the channel messages link to the dashboard (the App does, once it can). */
+type LinkBaseTarget = { setLinkBase?: (url: string | null) => void };
+
+const FORM_MAX_BYTES = 16 * 1024;
+const JOBS_PAGE_SIZE = 100;
+const JOB_RUNS_PAGE_SIZE = 50;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  // same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on POST.
+  "referrer-policy": "same-origin",
+};
+
+const ASSETS: Record<string, { type: string; body: Buffer; gz: Buffer }> = Object.fromEntries(
+  [
+    ["/assets/dashboard.css", "text/css; charset=utf-8", STYLESHEET],
+    ["/assets/dashboard.js", "text/javascript; charset=utf-8", SCRIPT],
+    ["/favicon.svg", "image/svg+xml", ICON],
+  ].map(([path, type, text]) => {
+    const body = Buffer.from(text);
+    return [path, { type, body, gz: gzipSync(body) }];
+  }),
+);
+
+const OWNED = /^\/(?:$|login$|logout$|events$|favicon\.(?:svg|ico)$|assets\/|jobs(?:\/|$)|runs(?:\/|$))/;
+
+/**
+ * The browser dashboard (SPEC §12): server-rendered pages over the CronApi, so it is the same
+ * whether this process owns the data dir or forwards to the owner. Mounted by the HTTP
+ * daemon before /mcp, and served alone by `agent-cron dashboard`.
+ */
+export class Dashboard {
+  private readonly auth: DashboardAuth;
+  private readonly streams: EventStreams;
+
+  constructor(
+    private readonly api: CronApi,
+    private readonly opts: DashboardOptions,
+  ) {
+    this.auth = new DashboardAuth(opts.token, opts.port);
+    this.streams = new EventStreams(api.events);
+    if (opts.linkBase) (api as LinkBaseTarget).setLinkBase?.(opts.linkBase);
+  }
+
+  /** The paths the dashboard answers; the daemon keeps the rest (/mcp, /hooks, OAuth probes). */
+  owns(pathname: string): boolean {
+    return OWNED.test(pathname);
+  }
+
+  /** Answers one request; never throws (errors become a 500 page and a log line without the query). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://dashboard");
+    try {
+      await this.route(req, res, url);
+    } catch (err) {
+      this.opts.log(`agent-cron error: dashboard ${req.method} ${url.pathname}: ${errorMessage(err)}`);
+      if (!res.headersSent) this.page(req, res, 500, messagePage("Something went wrong", "The daemon could not answer this page; its log says why."));
+      else res.destroy();
+    }
+  }
+
+  close(): void {
+    this.streams.close();
+    if (this.opts.linkBase) (this.api as LinkBaseTarget).setLinkBase?.(null);
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    const reading = method === "GET" || method === "HEAD";
+    const asset = ASSETS[path === "/favicon.ico" ? "/favicon.svg" : path];
+    if (asset && reading) return this.asset(req, res, asset);
+
+    if (url.searchParams.has("token") && reading) return this.tokenInQuery(req, res, url);
+    if (path === "/login") return this.login(req, res, url);
+
+    if (!this.auth.authorized(req)) {
+      const target = path + url.search;
+      if (reading && path !== "/events" && wantsHtml(req)) {
+        // A link followed from another site (a chat message) comes without the SameSite=Strict
+        // cookie: reload from here, and the browser sends it.
+        if (req.headers["sec-fetch-site"] === "cross-site") return this.page(req, res, 200, bouncePage(target));
+        return this.page(req, res, 401, loginPage({ next: target }), { "www-authenticate": 'Bearer realm="agent-cron"' });
+      }
+      req.resume();
+      return this.text(res, 401, "Log in first: open /login in a browser, or send the header \"Authorization: Bearer <token>\".", { "www-authenticate": 'Bearer realm="agent-cron"' });
+    }
+
+    const ctx: PageContext = { csrf: this.auth.csrfToken(), loginRequired: this.auth.required, here: path + url.search };
+    if (method === "POST") return this.post(req, res, path, ctx);
+    if (!reading) {
+      req.resume();
+      return this.text(res, 405, "Use GET for pages and POST for actions.", { allow: "GET, HEAD, POST" });
+    }
+    if (path === "/") return this.jobs(req, res, url, ctx);
+    if (path === "/events") return this.streams.open(req, res, SECURITY_HEADERS);
+    if (path === "/jobs" || path === "/runs" || path === "/jobs/" || path === "/runs/") return this.redirect(res, "/");
+    const job = /^\/jobs\/([^/]+)$/.exec(path);
+    if (job) return this.job(req, res, url, ctx, decodeSegment(job[1]));
+    const run = /^\/runs\/([^/]+)(\/output)?$/.exec(path);
+    if (run) return run[2] ? this.output(res, decodeSegment(run[1])) : this.run(req, res, ctx, decodeSegment(run[1]));
+    return this.page(req, res, 404, messagePage("Not found", `There is no page at ${path}.`, ctx));
+  }
+
+  // Pages
+
+  private async jobs(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext): Promise<void> {
+    const state = url.searchParams.get("state") || undefined;
+    if (state && !JOB_STATES.includes(state as JobState)) {
+      return this.page(req, res, 400, messagePage("Bad filter", `state must be one of ${JOB_STATES.join(", ")}, got "${state}".`, ctx));
+    }
+    const query = url.searchParams.get("q")?.trim() || undefined;
+    const limitText = url.searchParams.get("limit");
+    const limit = limitText ? Number(limitText) : JOBS_PAGE_SIZE;
+    const cursor = url.searchParams.get("cursor") || null;
+    const data = await this.userPage(req, res, ctx, 400, () => this.api.overview({ state: state as JobState | undefined, query, limit, cursor: cursor ?? undefined, runs: 20 }));
+    if (!data) return;
+    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor }));
+  }
+
+  private async job(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext, ref: string | null): Promise<void> {
+    if (ref === null) return this.page(req, res, 404, messagePage("Not found", "That job id is not valid.", ctx));
+    const cursor = url.searchParams.get("cursor") || null;
+    const data = await this.userPage(req, res, ctx, 404, async () => {
+      const view = await this.api.getCron({ job: ref });
+      const runs = await this.api.jobRuns({ job: view.job.id, limit: JOB_RUNS_PAGE_SIZE, cursor: cursor ?? undefined });
+      return { view, ...runs };
+    });
+    if (!data) return;
+    return this.page(req, res, 200, jobPage(ctx, { ...data, cursor }));
+  }
+
+  private async run(req: IncomingMessage, res: ServerResponse, ctx: PageContext, ref: string | null): Promise<void> {
+    if (ref === null) return this.page(req, res, 404, messagePage("Not found", "That run id is not valid.", ctx));
+    const run = await this.userPage(req, res, ctx, 404, () => this.api.readRun({ run: ref }));
+    if (!run) return;
+    const job = await this.api.getCron({ job: run.job_id }).catch(() => null);
+    let outputHtml: string | null = null;
+    if (run.status !== "running" && run.output !== null && run.output !== undefined && run.output !== "") {
+      outputHtml =
+        typeof run.output === "string" ? await renderMarkdown(run.output) : `<pre><code>${escapeHtml(JSON.stringify(run.output, null, 2))}</code></pre>`;
+    }
+    return this.page(req, res, 200, runPage(ctx, { run, timezone: job?.job.timezone ?? "UTC", jobExists: job !== null, outputHtml }));
+  }
+
+  /** The whole output as plain text: never rendered, so a hostile output can do nothing here. */
+  private async output(res: ServerResponse, ref: string | null): Promise<void> {
+    if (ref === null) return this.text(res, 404, "That run id is not valid.");
+    let run;
+    try {
+      run = await this.api.readRun({ run: ref });
+    } catch (err) {
+      if (err instanceof UserError) return this.text(res, 404, err.message);
+      throw err;
+    }
+    const text = run.output === null || run.output === undefined ? "" : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
+    return this.text(res, 200, text, { "content-security-policy": "sandbox; default-src 'none'" });
+  }
+
+  /** Runs a page's API calls; a UserError (no such job, a bad cursor) becomes the page's answer. */
+  private async userPage<T>(req: IncomingMessage, res: ServerResponse, ctx: PageContext, status: number, load: () => Promise<T>): Promise<T | null> {
+    try {
+      return await load();
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      this.page(req, res, status, messagePage(status === 404 ? "Not found" : "Cannot show this", err.message, ctx));
+      return null;
+    }
+  }
+
+  // Actions
+
+  private async post(req: IncomingMessage, res: ServerResponse, path: string, ctx: PageContext): Promise<void> {
+    const json = wantsJson(req);
+    const refuse = (status: number, message: string) => (json ? this.json(res, status, { ok: false, message }) : this.page(req, res, status, messagePage("Not done", message, ctx)));
+    if (!sameOrigin(req)) {
+      req.resume();
+      return refuse(403, "This action did not come from the dashboard's own page (its Origin header is missing or different); use the buttons on the page.");
+    }
+    const form = await readForm(req);
+    if (form === null) return refuse(413, `A form may have at most ${FORM_MAX_BYTES / 1024} KiB.`);
+    if (!this.auth.csrfValid(form.get("csrf"))) return refuse(403, "This form is out of date (the daemon restarted, or its token changed); reload the page and try again.");
+    const back = localPath(form.get("back"));
+    if (path === "/logout") return this.redirect(res, "/login", { "set-cookie": this.auth.logoutCookie() });
+
+    const jobAction = /^\/jobs\/([^/]+)\/(pause|resume|run|approve)$/.exec(path);
+    const cancel = /^\/runs\/([^/]+)\/cancel$/.exec(path);
+    const ref = decodeSegment((jobAction ?? cancel)?.[1] ?? "");
+    if (ref === null || (!jobAction && !cancel)) return refuse(404, `There is no action at ${path}.`);
+    let message: string;
+    let location: string | undefined;
+    try {
+      if (cancel) {
+        const { run } = await this.api.cancelRun({ run: ref });
+        message = run.status === "running" ? "The run is still going." : `The run ended: ${run.status.replace("_", " ")}.`;
+      } else {
+        const verb = jobAction![2];
+        if (verb === "run") {
+          const { run, job_name } = await this.api.runNow({ job: ref });
+          location = `/runs/${encodeURIComponent(run.id)}`;
+          message = `Started a run of ${job_name ?? run.job_id.slice(0, 8)}${run.status === "running" ? "" : `: ${run.status}`}.`;
+        } else {
+          const { job } = verb === "pause" ? await this.api.pause({ job: ref }) : verb === "resume" ? await this.api.resume({ job: ref }) : await this.api.approve({ job: ref });
+          message = `${job.name ?? job.id.slice(0, 8)} is ${job.state.replace("_", " ")}.`;
+        }
+      }
+    } catch (err) {
+      if (err instanceof UserError) return refuse(409, err.message);
+      throw err;
+    }
+    if (json) return this.json(res, 200, { ok: true, message, ...(location ? { location } : {}) });
+    // Without the script: a new run's page, else back where the button was.
+    return this.redirect(res, location ?? back);
+  }
+
+  /** `/login`: the form, and its POST, which sets the cookie. */
+  private async login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const next = localPath(url.searchParams.get("next"));
+    if (!this.auth.required) {
+      req.resume();
+      return this.redirect(res, next);
+    }
+    if (req.method === "GET" || req.method === "HEAD") return this.page(req, res, 200, loginPage({ next }));
+    if (req.method !== "POST") {
+      req.resume();
+      return this.text(res, 405, "Use GET or POST for /login.", { allow: "GET, HEAD, POST" });
+    }
+    if (!sameOrigin(req)) {
+      req.resume();
+      return this.page(req, res, 403, loginPage({ next, error: "This login did not come from the dashboard's own page; open /login and try again." }));
+    }
+    const form = await readForm(req);
+    const target = localPath(form?.get("next"));
+    if (this.auth.throttled()) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
+    if (!form || !this.auth.tokenMatches(form.get("token") ?? "")) {
+      this.auth.noteFailure();
+      return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
+    }
+    return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
+  }
+
+  /** `?token=` on any page: checked, turned into the cookie, and dropped from the address. */
+  private tokenInQuery(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const token = url.searchParams.get("token") ?? "";
+    url.searchParams.delete("token");
+    const target = url.pathname + url.search;
+    if (!this.auth.required) return this.redirect(res, target);
+    if (this.auth.throttled()) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
+    if (!this.auth.tokenMatches(token)) {
+      this.auth.noteFailure();
+      return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
+    }
+    return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
+  }
+
+  // Answers
+
+  private page(req: IncomingMessage, res: ServerResponse, status: number, body: Html, headers: Record<string, string> = {}): void {
+    const buf = Buffer.from(body.value);
+    const gzip = buf.length > 1024 && acceptsGzip(req);
+    const out = gzip ? gzipSync(buf, { level: 6 }) : buf;
+    res.writeHead(status, {
+      ...SECURITY_HEADERS,
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      vary: "Accept-Encoding, Cookie",
+      "content-length": String(out.length),
+      ...(gzip ? { "content-encoding": "gzip" } : {}),
+      ...headers,
+    });
+    res.end(req.method === "HEAD" ? undefined : out);
+  }
+
+  private asset(req: IncomingMessage, res: ServerResponse, asset: { type: string; body: Buffer; gz: Buffer }): void {
+    const gzip = acceptsGzip(req);
+    const out = gzip ? asset.gz : asset.body;
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "content-type": asset.type,
+      // Pages name them with a hash of their content (?v=): a new version has a new URL.
+      "cache-control": "public, max-age=31536000, immutable",
+      vary: "Accept-Encoding",
+      "content-length": String(out.length),
+      ...(gzip ? { "content-encoding": "gzip" } : {}),
+    });
+    res.end(req.method === "HEAD" ? undefined : out);
+  }
+
+  private text(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+    const body = Buffer.from(text.endsWith("\n") || text === "" ? text : text + "\n");
+    res.writeHead(status, { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "content-length": String(body.length), ...headers });
+    res.end(body);
+  }
+
+  private json(res: ServerResponse, status: number, value: unknown): void {
+    const body = Buffer.from(JSON.stringify(value));
+    res.writeHead(status, { ...SECURITY_HEADERS, "content-type": "application/json", "cache-control": "no-store", "content-length": String(body.length) });
+    res.end(body);
+  }
+
+  private redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+    res.writeHead(303, { ...SECURITY_HEADERS, location, "cache-control": "no-store", "content-length": "0", ...headers });
+    res.end();
+  }
+}
+
+/**
+ * The base of the links in channel messages: the daemon's address as a person on this
+ * machine opens it; a wildcard bind (0.0.0.0, ::) is reached by the machine's name.
+ */
+export function dashboardLinkBase(boundHost: string, port: number): string {
+  const bare = boundHost.replace(/^\[(.*)\]$/, "$1");
+  const host = bare === "0.0.0.0" || bare === "::" ? os.hostname() : urlHost(boundHost);
+  return `http://${host}:${port}`;
+}
+
+export function createDashboard(api: CronApi, opts: DashboardOptions): Dashboard {
+  return new Dashboard(api, opts);
+}
+
+export interface DashboardServer {
+  /** `http://127.0.0.1:PORT/`, with the real port. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `agent-cron dashboard`: the dashboard alone, on loopback, for people who use only stdio.
+ * The same Host and Origin checks as the daemon; the same token when one is set.
+ */
+export async function serveDashboard(api: CronApi, opts: { port: number; token: string | undefined; log: (line: string) => void }): Promise<DashboardServer> {
+  const host = "127.0.0.1";
+  let dashboard: Dashboard | undefined;
+  let guard: RequestGuard | undefined;
+  const server = http.createServer((req, res) => {
+    if (!dashboard || !guard) return void res.writeHead(503).end();
+    if (!guard.hostAllowed(req.headers.host)) {
+      req.resume();
+      return void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`Host "${req.headers.host ?? ""}" is not allowed; open the dashboard at ${url}.\n`);
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !guard.originAllowed(origin)) {
+      req.resume();
+      return void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`Origin "${origin}" is not allowed.\n`);
+    }
+    const pathname = new URL(req.url ?? "/", "http://dashboard").pathname;
+    if (!dashboard.owns(pathname)) {
+      req.resume();
+      return void res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: this is the agent-cron dashboard; its pages start at /.\n");
+    }
+    void dashboard.handle(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "EADDRINUSE" ? new UserError(`Port ${opts.port} on ${host} is already in use: stop the other dashboard, or pass --port (0 picks a free one).`) : err),
+    );
+    server.listen({ host, port: opts.port }, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  // The token is checked by the dashboard's own login; the guard checks only Host and Origin.
+  guard = new RequestGuard(defaultAllowedHosts(host, address.address), address.port, undefined);
+  dashboard = new Dashboard(api, { token: opts.token, port: address.port, log: opts.log });
+  const url = `http://${host}:${address.port}/`;
+  return {
+    url,
+    close: async () => {
+      dashboard?.close();
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await stopped;
+    },
+  };
+}
+
+// Request helpers
+
+function decodeSegment(segment: string): string | null {
+  try {
+    const s = decodeURIComponent(segment);
+    return s && !/[\u0000-\u001f]/.test(s) ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Only a path on this server: never `//elsewhere`, a scheme, or a header break. */
+function localPath(value: string | null | undefined): string {
+  if (!value || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\") || /[\u0000-\u001f\\]/.test(value)) return "/";
+  return value;
+}
+
+function wantsHtml(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? "";
+  return accept === "" || accept.includes("text/html") || accept.includes("*/*");
+}
+
+function wantsJson(req: IncomingMessage): boolean {
+  return (req.headers.accept ?? "").includes("application/json");
+}
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  return /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+}
+
+function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > FORM_MAX_BYTES) over = true;
+      else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(over ? null : new URLSearchParams(Buffer.concat(chunks).toString("utf8"))));
+    req.on("error", reject);
+  });
+}

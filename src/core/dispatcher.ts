@@ -5,11 +5,12 @@ import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
 import { killAllProcessGroups } from "../executors/process.js";
 import type { Executor, ExecutionResult } from "../executors/types.js";
-import type { RunStore } from "../store/runs-store.js";
+import type { Occurrence, RunRepo } from "./ports.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
-import { maxRunsReached, type Job, type Run, type RunStatus, type RunTrigger, type Usage } from "./jobs.js";
+import { maxRunsReached, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
+import { afterNotRun, afterRun } from "./job-rules.js";
 import { contextLine } from "./prompt-context.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
@@ -22,13 +23,15 @@ export interface DispatchHost {
   readonly dataDir: string;
   /** Where runs without a work_dir get their own folder (outside the data dir). */
   readonly workRoot: string;
-  readonly runs: RunStore;
+  readonly runs: RunRepo;
   readonly events: AppEventBus;
   readonly clock: Clock;
   executor(name: string): Executor;
   getJob(id: string): Job | undefined;
   /** Applies a change to the newest copy of a job and stores it; undefined if the job is gone. */
   updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
+  /** Kills what is left of this App's runs at close (their process groups); all of this process's when absent. */
+  killProcessGroups?(): void;
 }
 
 interface ActiveRun {
@@ -45,12 +48,6 @@ const REWRITE_EVERY_MS = 5000;
 /** Retries of one run wait at most this long in all. */
 const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 
-interface Occurrence {
-  scheduledFor: number | null;
-  trigger: RunTrigger;
-  /** An event's request body, appended to the prompt under "Event payload:". */
-  payload?: string;
-}
 
 /**
  * One occurrence's life: overlap policy, the daily budget, the concurrency slots, attempts
@@ -315,7 +312,7 @@ export class Dispatcher {
     };
     // What this ending owes people is decided now and written with it (see deliveryTargets).
     const current = this.host.getJob(job.id) ?? job;
-    const paused = current.state === "active" && this.jobAfterRun(current, run).state === "paused";
+    const paused = current.state === "active" && afterRun(current, run).state === "paused";
     // Only a job that delivers `changed` needs its answers told apart (hashing a large output costs).
     const watchesChanges = status === "completed" && current.deliver_to.length > 0 && current.deliver_on.includes("changed");
     if (watchesChanges) run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
@@ -340,7 +337,7 @@ export class Dispatcher {
     const session = job.session === "persistent" && (result?.sessionId || (status === "completed" && run.session_id));
     const updated = await this.host
       .updateJob(job.id, (j) => ({
-        ...this.jobAfterRun(j, run),
+        ...afterRun(j, run),
         ...(session && j.session === "persistent" ? { session_id: session } : {}),
       }))
       .catch((err) => {
@@ -352,30 +349,6 @@ export class Dispatcher {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
     return run;
-  }
-
-  /** The job fields that change when one of its runs ends. */
-  private jobAfterRun(j: Job, run: Run): Partial<Job> {
-    const failed = run.status === "failed" || run.status === "timed_out";
-    const consecutive = failed ? j.consecutive_failures + 1 : run.status === "completed" ? 0 : j.consecutive_failures;
-    const change: Partial<Job> = {
-      last_status: run.status,
-      last_error: run.status === "completed" ? null : run.error,
-      consecutive_failures: consecutive,
-    };
-    const oneShotDone = j.run_at !== null && run.trigger !== "manual";
-    const maxRunsDone = maxRunsReached(j);
-    if ((oneShotDone || maxRunsDone) && j.state === "active") {
-      change.state = "completed";
-      change.enabled = false;
-      change.next_run_at = null;
-    } else if (failed && j.pause_after_failures > 0 && consecutive >= j.pause_after_failures && j.state === "active") {
-      change.state = "paused";
-      change.enabled = false;
-      change.next_run_at = null;
-      change.last_error = `Paused after ${consecutive} failed runs in a row; last error: ${run.error ?? "unknown"}. Fix the cause, then resume the job.`;
-    }
-    return change;
   }
 
   /** Records an occurrence that did not run (skipped, missed) as a finished run. */
@@ -412,10 +385,7 @@ export class Dispatcher {
       this.recordLater(run, err);
       return run;
     }
-    const updated = await this.host.updateJob(job.id, (j) => ({
-      last_status: status,
-      ...(j.run_at !== null && occ.trigger !== "manual" && (status === "missed" || status === "interrupted") ? { state: "completed" as const, enabled: false, next_run_at: null } : {}),
-    }));
+    const updated = await this.host.updateJob(job.id, (j) => afterNotRun(j, occ.trigger, status));
     this.host.events.emit("run", run, "finished", updated ?? job);
     return run;
   }
@@ -506,7 +476,8 @@ export class Dispatcher {
     }
     const ending = all().map((a) => this.abort(a, "interrupted", "The server stopped while the run was going."));
     // Their grace (if any) is spent: no SIGTERM courtesy period, so the server exits promptly.
-    killAllProcessGroups("SIGKILL");
+    if (this.host.killProcessGroups) this.host.killProcessGroups();
+    else killAllProcessGroups("SIGKILL");
     await Promise.allSettled(ending);
     // A last try for records the disk refused.
     if (this.unwritten.size) await this.rewrite();

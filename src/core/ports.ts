@@ -1,3 +1,4 @@
+import type { Config } from "../config.js";
 import type { Executor } from "../executors/types.js";
 import type { Job, Run, RunTrigger } from "./jobs.js";
 
@@ -32,10 +33,11 @@ export interface JobRepo {
   idle(): Promise<void>;
   close(): void | Promise<void>;
   /**
-   * Changes made by other processes (a fleet on one database); the files backend has one
-   * writer and never calls it. `job` is undefined when the job was removed.
+   * Changes made by other processes (a fleet on one database), called once the mirror holds
+   * them; the files backend has one writer and never calls it. `job` is undefined when the
+   * job was removed; `previous` is the copy held before (undefined for a new job).
    */
-  onExternalChange?(listener: (id: string, job: Job | undefined) => void): void;
+  onExternalChange?(listener: (id: string, job: Job | undefined, previous: Job | undefined) => void): void;
 }
 
 /** Run history, capped per job, and the runs' whole outputs. */
@@ -112,6 +114,8 @@ export interface Notifier {
   deliver(runId: string): void;
   /** At start-up: what was left undelivered. */
   resumePending(): number;
+  /** A new config (config.json edited): channels and webhook settings for the next delivery. */
+  applyConfig(config: Config): void;
   idle(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import type { Config } from "../config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
-import type { RunStore } from "../store/runs-store.js";
+import type { RunRepo } from "../core/ports.js";
 import type { WebhookEvent, WebhookSender } from "./webhook.js";
 import { sendToChannel } from "./channels.js";
 import { oneAttempt } from "./post.js";
@@ -10,7 +10,7 @@ import type { DeliveryMessage } from "./format/message.js";
 export interface DelivererHost {
   readonly config: Config;
   readonly env: NodeJS.ProcessEnv;
-  readonly runs: RunStore;
+  readonly runs: RunRepo;
   readonly webhooks: () => WebhookSender;
   getJob(id: string): Job | undefined;
   /** Where a person reads the whole output: the dashboard's page for the run, or its resource URI. */

@@ -5,7 +5,8 @@ import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
 import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
-import { App } from "../core/app.js";
+import type { App } from "../core/app.js";
+import { openApp } from "../compose.js";
 import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
@@ -113,7 +114,7 @@ export class Host implements CronApi {
     gen.taken({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() });
     let app: App;
     try {
-      app = await App.open({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence });
+      app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence });
     } catch (err) {
       gen.removeOwnerFile();
       await release().catch(() => {});
@@ -229,6 +230,8 @@ export class Host implements CronApi {
   approve = (a: Parameters<CronApi["approve"]>[0]) => this.call<Awaited<ReturnType<CronApi["approve"]>>>("approve", a);
   reject = (a: Parameters<CronApi["reject"]>[0]) => this.call<Awaited<ReturnType<CronApi["reject"]>>>("reject", a);
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
+  overview = (a: Parameters<CronApi["overview"]>[0]) => this.call<Awaited<ReturnType<CronApi["overview"]>>>("overview", a);
+  jobRuns = (a: Parameters<CronApi["jobRuns"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobRuns"]>>>("jobRuns", a);
 }
 
 /**

@@ -3,6 +3,7 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync
 import path from "node:path";
 import { UserError, unfenced, type Fence } from "../core/errors.js";
 import { JobSchema, type Job } from "../core/jobs.js";
+import type { JobRepo } from "../core/ports.js";
 import { parseNamed, recordsFile } from "./json-file.js";
 
 type JournalEntry = { put: Job } | { del: string };
@@ -31,7 +32,7 @@ const STORE_VERSION = 1;
  * Each journal starts with a header line naming it, and the snapshot names its journal; a
  * start-up that finds the named journal missing or emptied refuses to start, naming the file.
  */
-export class JobStore {
+export class JobStore implements JobRepo {
   private readonly jobs = new Map<string, Job>();
   private readonly names = new Map<string, string>();
   private readonly snapshot;
@@ -188,6 +189,25 @@ export class JobStore {
       if (before) this.remember(before);
       throw err;
     }
+  }
+
+  /** A new job (see put). */
+  insert(job: Job): Promise<void> {
+    return this.put(job);
+  }
+
+  /**
+   * Applies `change` to the job held in memory and stores the result. This process is the
+   * only writer, so memory is the newest copy; the change is applied before the first await,
+   * so a caller sees it in memory at once (the fleet timer arms the next occurrence from it).
+   */
+  async update(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined> {
+    const current = this.jobs.get(id);
+    if (!current) return undefined;
+    const next = change(current);
+    if (!next) return { job: current, changed: false };
+    await this.put(next);
+    return { job: next, changed: true };
   }
 
   async delete(id: string): Promise<void> {

@@ -30,7 +30,9 @@ describe("the npm package", () => {
       cpSync(path.join(ROOT, file), path.join(clone, file), { recursive: true });
     }
     symlinkSync(path.join(ROOT, "node_modules"), path.join(clone, "node_modules"));
-    const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", work], { cwd: clone, maxBuffer: 16 * 1024 * 1024 });
+    // The package builds into dist/, whatever this test run builds into.
+    const { AGENT_CRON_DIST: _elsewhere, ...env } = process.env;
+    const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", work], { cwd: clone, env, maxBuffer: 16 * 1024 * 1024 });
     const [packed] = JSON.parse(stdout) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
     const files = packed.files.map((f) => f.path);
     console.log(`npm pack: ${packed.filename}, ${files.length} files, ${packed.size} bytes packed, ${packed.unpackedSize} unpacked`);

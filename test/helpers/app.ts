@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach } from "vitest";
-import { parseConfig } from "../../src/config.js";
-import { App } from "../../src/core/app.js";
+import { parseConfig, type Config } from "../../src/config.js";
+import type { App } from "../../src/core/app.js";
+import { composeApp, openApp } from "../../src/compose.js";
+import { MemoryStore, openMemoryBackend } from "../../src/backends/memory/index.js";
 import { FakeClock } from "./clock.js";
 import { ControlledExecutor } from "./fake-executor.js";
 
@@ -15,13 +17,47 @@ afterEach(async () => {
 });
 
 /**
- * An App on a real data dir in tmp, with an injected clock and one in-process executor
- * ("fake") as the default; closed and removed after each test. `dir` reopens a data dir
- * (a restart); `config` is merged over the base.
+ * Where a test App keeps its jobs and runs. "files" is a real data dir in tmp; "memory" needs
+ * none (the core's own tests). A backend outside this repo's Node-only tests (postgres) passes
+ * its own `open`.
  */
-export async function openTestApp(opts: { dir?: string; clock?: FakeClock; now?: string; exec?: ControlledExecutor; config?: Record<string, unknown> } = {}) {
-  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-app-"));
-  if (!opts.dir) dirs.push(dir);
+export interface TestBackend {
+  name: string;
+  /** Opens an App on `store` (a previous App's, for a restart) or a fresh one. */
+  open(opts: { config: Config; clock: FakeClock; exec: ControlledExecutor; store?: unknown }): Promise<{ app: App; store: unknown; dir: string }>;
+}
+
+export const filesBackend: TestBackend = {
+  name: "files",
+  async open({ config, clock, exec, store }) {
+    const dir = (store as string | undefined) ?? mkdtempSync(path.join(os.tmpdir(), "agent-cron-app-"));
+    if (!store) dirs.push(dir);
+    const app = await openApp({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]), workRoot: `${dir}-work` });
+    if (!store) dirs.push(`${dir}-work`);
+    return { app, store: dir, dir };
+  },
+};
+
+export const memoryBackend: TestBackend = {
+  name: "memory",
+  async open({ config, clock, exec, store }) {
+    const backend = openMemoryBackend({ store: store as MemoryStore | undefined, runsPerJob: config.runs_per_job, clock });
+    const workRoot = mkdtempSync(path.join(os.tmpdir(), "agent-cron-work-"));
+    dirs.push(workRoot);
+    const app = await composeApp({ ...backend, exclusive: true }, { dataDir: path.join(workRoot, "no-data-dir"), config, clock, executors: new Map([["fake", exec]]), workRoot });
+    return { app, store: backend.store, dir: "" };
+  },
+};
+
+/**
+ * An App with an injected clock and one in-process executor ("fake") as the default; closed
+ * (and its files removed) after each test. `dir` reopens a files data dir, `store` any
+ * backend's store (a restart); `config` is merged over the base.
+ */
+export async function openTestApp(
+  opts: { backend?: TestBackend; dir?: string; store?: unknown; clock?: FakeClock; now?: string; exec?: ControlledExecutor; config?: Record<string, unknown> } = {},
+) {
+  const backend = opts.backend ?? filesBackend;
   const clock = opts.clock ?? new FakeClock(opts.now ?? "2026-03-02T08:59:59.500Z");
   const exec = opts.exec ?? new ControlledExecutor();
   const config = parseConfig({
@@ -30,9 +66,9 @@ export async function openTestApp(opts: { dir?: string; clock?: FakeClock; now?:
     executors: { fake: { type: "command", command: ["unused"] } },
     ...opts.config,
   });
-  const app = await App.open({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
+  const { app, store, dir } = await backend.open({ config, clock, exec, store: opts.store ?? opts.dir });
   apps.push(app);
-  return { app, clock, exec, dir };
+  return { app, clock, exec, dir, store, backend };
 }
 
 /** A test that closes an app itself (a restart) takes it off the list first. */

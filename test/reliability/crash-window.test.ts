@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config.js";
-import { App } from "../../src/core/app.js";
+import type { App } from "../../src/core/app.js";
+import { openApp as composeApp } from "../../src/compose.js";
 import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";
 
@@ -22,7 +23,7 @@ afterEach(async () => {
 
 async function openApp(dir: string, clock: FakeClock, exec = new ControlledExecutor()) {
   const config = parseConfig({ timezone: "UTC", default_executor: "fake", executors: { fake: { type: "command", command: ["unused"] } } });
-  const app = await App.open({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
+  const app = await composeApp({ dataDir: dir, config, clock, executors: new Map([["fake", exec]]) });
   return { app, exec };
 }
 

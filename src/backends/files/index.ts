@@ -1,0 +1,43 @@
+import path from "node:path";
+import type { Fence } from "../../core/errors.js";
+import type { JobRepo, OccurrenceQueue, OrphanFinder, RunRepo } from "../../core/ports.js";
+import type { Clock } from "../../core/scheduler.js";
+import { recentBySorting } from "../../core/queries.js";
+import { LocalQueue, OwnerOrphans } from "../local.js";
+import { JobStore } from "../../store/jobs-store.js";
+import { RunStore } from "../../store/runs-store.js";
+
+/**
+ * The files backend: one data dir, owned by one process at a time (the data-dir lock and the
+ * local socket in src/share/ make every other process a follower of that owner). Jobs in
+ * `jobs.json` plus its journal, runs in `runs/`, outputs in `outputs/`.
+ */
+export interface FilesBackend {
+  jobs: JobRepo;
+  runs: RunRepo;
+  queue: OccurrenceQueue;
+  orphans: OrphanFinder;
+  jobsLocation: string;
+}
+
+export async function openFilesBackend(opts: { dataDir: string; runsPerJob: number; fence?: Fence; workRoot: string; clock: Clock }): Promise<FilesBackend> {
+  const jobs = await JobStore.open(opts.dataDir, opts.fence);
+  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot });
+  runs.load();
+  return {
+    jobs,
+    runs: asRunRepo(runs),
+    queue: new LocalQueue(jobs, opts.clock),
+    orphans: new OwnerOrphans(asRunRepo(runs)),
+    jobsLocation: path.join(opts.dataDir, "jobs.json"),
+  };
+}
+
+/** RunStore answers `recent` from its own index once it has one; until then, by sorting. */
+function asRunRepo(runs: RunStore): RunRepo {
+  const store = runs as unknown as RunRepo;
+  if (typeof (store as Partial<RunRepo>).recent !== "function") {
+    (store as { recent: RunRepo["recent"] }).recent = (opts) => recentBySorting(runs.all(), opts);
+  }
+  return store;
+}

@@ -1,0 +1,68 @@
+import type { Config } from "./config.js";
+import { App, type AppParts } from "./core/app.js";
+import type { Fence } from "./core/errors.js";
+import type { ExecutorRegistry } from "./core/ports.js";
+import { systemClock, type Clock } from "./core/scheduler.js";
+import { defaultWorkRoot } from "./core/work-dirs.js";
+import { retryBaseFromEnv } from "./delivery/post.js";
+import { DeliveryService } from "./delivery/service.js";
+import { createExecutors } from "./executors/index.js";
+import type { Executor } from "./executors/types.js";
+import { openFilesBackend } from "./backends/files/index.js";
+
+/**
+ * The composition root: reads the config and builds one App from one backend, the executors
+ * and the delivery channels. The only place that knows which backend is in use.
+ */
+export interface OpenAppOptions {
+  dataDir: string;
+  config: Config;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  /** Executors by name; built from the config when absent (tests inject in-process ones). */
+  executors?: Map<string, Executor>;
+  /** First delivery retry delay (tests shorten it; env AGENT_CRON_RETRY_BASE_MS too). */
+  webhookRetryBaseMs?: number;
+  /** Checked before every write of the files backend: throws once this process no longer owns the data dir. */
+  fence?: Fence;
+  /** Where runs without a work_dir get their folder; see defaultWorkRoot. */
+  workRoot?: string;
+  /** The config file, hidden from sandboxed runs with the data dir. */
+  configPath?: string | null;
+}
+
+/** The parts a backend gives the App. */
+export type BackendParts = Pick<AppParts, "jobs" | "runs" | "queue" | "orphans" | "jobsLocation"> & { exclusive: boolean };
+
+/** Opens the backend the config names (files unless `store` says otherwise) and builds the App on it. */
+export async function openApp(opts: OpenAppOptions): Promise<App> {
+  const clock = opts.clock ?? systemClock;
+  const workRoot = opts.workRoot ?? defaultWorkRoot(opts.env ?? process.env);
+  const files = await openFilesBackend({ dataDir: opts.dataDir, runsPerJob: opts.config.runs_per_job, fence: opts.fence, workRoot, clock });
+  return composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+}
+
+/** Builds the App over a backend: the executors, the delivery channels, the clock. */
+export async function composeApp(backend: BackendParts, opts: OpenAppOptions): Promise<App> {
+  const env = opts.env ?? process.env;
+  const clock = opts.clock ?? systemClock;
+  const workRoot = opts.workRoot ?? defaultWorkRoot(env);
+  const retryBaseMs = opts.webhookRetryBaseMs ?? retryBaseFromEnv(env);
+  // A sandboxed run sees none of these: the data dir (prompts, outputs, the socket's secret),
+  // the config file, and every run's default work dir but its own.
+  const hiddenPaths = [opts.dataDir, workRoot, ...(opts.configPath ? [opts.configPath] : [])];
+  const executors = (config: Config): ExecutorRegistry => {
+    const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths });
+    return { get: (name) => map.get(name), names: () => [...map.keys()] };
+  };
+  return App.create({
+    ...backend,
+    config: opts.config,
+    dataDir: opts.dataDir,
+    workRoot,
+    clock,
+    env,
+    executors,
+    notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
+  });
+}

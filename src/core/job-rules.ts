@@ -1,0 +1,58 @@
+import { maxRunsReached, type Job, type JobState, type Run, type RunStatus, type RunTrigger } from "./jobs.js";
+
+/**
+ * A job's state transitions, decided in one place. `enabled` is derived from `state` (only an
+ * active job is scheduled) when a job is stored, never set by hand; a job's ending (a
+ * one-shot's turn, max_runs) is decided here for runs that ran and for occurrences that did
+ * not.
+ */
+
+/** The job as stored: `enabled` follows `state`. */
+export function withDerivedFields(job: Job): Job {
+  const enabled = job.state === "active";
+  return job.enabled === enabled ? job : { ...job, enabled };
+}
+
+/** Moves a job to a state that is not scheduled: nothing is next. */
+export function stopped(state: Exclude<JobState, "active">): Pick<Job, "state" | "next_run_at"> {
+  return { state, next_run_at: null };
+}
+
+/** A one-shot has had its turn once its own occurrence ran or was given up; a manual run does not count. */
+function oneShotTurn(job: Job, trigger: RunTrigger): boolean {
+  return job.run_at !== null && trigger !== "manual";
+}
+
+/** The job fields that change when one of its runs ends. */
+export function afterRun(job: Job, run: Run): Partial<Job> {
+  const failed = run.status === "failed" || run.status === "timed_out";
+  const consecutive = failed ? job.consecutive_failures + 1 : run.status === "completed" ? 0 : job.consecutive_failures;
+  const change: Partial<Job> = {
+    last_status: run.status,
+    last_error: run.status === "completed" ? null : run.error,
+    consecutive_failures: consecutive,
+  };
+  if (job.state !== "active") return change;
+  if (oneShotTurn(job, run.trigger) || maxRunsReached(job)) return { ...change, ...stopped("completed") };
+  if (failed && job.pause_after_failures > 0 && consecutive >= job.pause_after_failures) {
+    return {
+      ...change,
+      ...stopped("paused"),
+      last_error: `Paused after ${consecutive} failed runs in a row; last error: ${run.error ?? "unknown"}. Fix the cause, then resume the job.`,
+    };
+  }
+  return change;
+}
+
+/**
+ * The job fields that change when an occurrence ends without running its agent: `missed`
+ * (catch-up), `interrupted` (the process went away), `skipped` (overlap, budget). A one-shot
+ * whose occurrence was missed or interrupted has had its turn; a skipped one has not.
+ */
+export function afterNotRun(job: Job, trigger: RunTrigger, status: RunStatus): Partial<Job> {
+  const change: Partial<Job> = { last_status: status };
+  if (job.state === "active" && (status === "missed" || status === "interrupted") && oneShotTurn(job, trigger)) {
+    return { ...change, ...stopped("completed") };
+  }
+  return change;
+}

@@ -1,0 +1,108 @@
+import { renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import type { App } from "../../src/core/app.js";
+import type { Run } from "../../src/core/jobs.js";
+import { JobStore } from "../../src/store/jobs-store.js";
+import { schedulingBehaviour } from "../behaviour/scheduling.js";
+import { FakeClock } from "../helpers/clock.js";
+import { filesBackend, forget, openTestApp } from "../helpers/app.js";
+
+// The same behaviour on a real data dir, then what only files can do: go away, fill up, be hand-edited.
+schedulingBehaviour(filesBackend);
+
+const T0 = "2026-03-02T08:59:59.500Z";
+const makeApp = (opts: { dir?: string; clock?: FakeClock } = {}) =>
+  openTestApp({ backend: filesBackend, dir: opts.dir, clock: opts.clock ?? new FakeClock(T0), config: { max_concurrent: 4, runs_per_job: 100 } });
+const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
+const until = (fn: () => boolean | void) => vi.waitFor(() => expect(fn()).not.toBe(false), { timeout: 5000, interval: 5 });
+
+describe("the App on a files data dir", () => {
+  it("a run record that cannot be written neither wedges the job nor ends the process; it is written once the disk is back", async () => {
+    const { app, clock, exec, dir } = await makeApp();
+    const errors: string[] = [];
+    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p", retries: 0 }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    // The disk goes away while the run is going: its end cannot be written.
+    const runsDir = path.join(dir, "runs");
+    renameSync(runsDir, `${runsDir}.away`);
+    writeFileSync(runsDir, "not a directory");
+    exec.finishAll();
+    await until(() => errors.some((e) => /could not be recorded/.test(e)));
+    // Occurrences while the disk is gone: none starts an agent, none is "skipped: still going".
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(exec.calls).toHaveLength(1);
+    // The disk is back; the records kept in memory are written at the next try.
+    rmSync(runsDir);
+    renameSync(`${runsDir}.away`, runsDir);
+    await app.pause("tick");
+    clock.advance(5000);
+    await until(() => runsOf(app, "tick").filter((r) => r.status === "failed").length === 3);
+    const runs = runsOf(app, "tick");
+    expect(runs.filter((r) => r.status === "skipped")).toEqual([]);
+    expect(runs.filter((r) => r.status === "failed").every((r) => /its record could not be written/.test(r.error ?? ""))).toBe(true);
+    // The run that ended while the disk was gone has its record too.
+    expect(runs.find((r) => r.id === exec.calls[0].req.runId)?.status).toBe("completed");
+    expect(runs.filter((r) => r.status === "running")).toEqual([]);
+    // And the job runs again.
+    await app.resume("tick");
+    clock.advance(1000);
+    await until(() => exec.calls.length === 2);
+    exec.finishAll();
+  });
+
+  it("a stored job that can no longer be scheduled is paused with the reason, naming file and job, and the others run", async () => {
+    const first = await makeApp();
+    await first.app.addJob({ name: "good", schedule: "* * * * * *", prompt: "p" }, "test");
+    const bad = (await first.app.addJob({ name: "bad-zone", schedule: "@daily", prompt: "p" }, "test")).job;
+    const badDate = (await first.app.addJob({ name: "bad-date", schedule: "@daily", prompt: "p" }, "test")).job;
+    await first.app.close(0);
+    forget(first.app);
+    // What tzdata updates and hand edits leave behind.
+    const store = await JobStore.open(first.dir);
+    await store.put({ ...bad, timezone: "Mars/Olympus" });
+    await store.put({ ...badDate, created_at: "yesterday-ish" });
+    await store.idle();
+    store.close();
+
+    const { app, clock, exec } = await makeApp({ dir: first.dir, clock: first.clock });
+    expect(app.startupProblems).toHaveLength(2);
+    expect(app.startupProblems[0]).toMatch(new RegExp(`^Job "bad-zone" \\(${bad.id}\\) in .*jobs\\.json cannot be scheduled: timezone "Mars/Olympus" is not known`));
+    expect(app.startupProblems[1]).toMatch(/"bad-date" .* created_at "yesterday-ish" is not a date/);
+    expect(app.resolveJob("bad-zone")).toMatchObject({ state: "paused", enabled: false });
+    expect(app.resolveJob("bad-zone").last_error).toMatch(/^Cannot be scheduled: timezone "Mars\/Olympus"/);
+    await app.start();
+    clock.advance(1000);
+    await until(() => exec.calls.length >= 1);
+    expect(exec.calls[0].req.jobId).toBe(app.resolveJob("good").id);
+    // Fixed through update_cron, it can be resumed.
+    await app.updateJob("bad-zone", { timezone: "Europe/Paris" });
+    expect((await app.resume("bad-zone")).state).toBe("active");
+    exec.finishAll();
+  });
+
+  it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {
+    const { app, clock, exec, dir } = await makeApp();
+    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await app.start();
+    const errors: string[] = [];
+    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    app.jobs.close();
+    rmSync(path.join(dir, "jobs.journal"), { force: true });
+    symlinkSync("/dev/full", path.join(dir, "jobs.journal"));
+    for (let i = 0; i < 3; i++) {
+      clock.advance(i === 0 ? 500 : 1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors.length).toBeLessThanOrEqual(3);
+    expect(errors[0]).toMatch(/disk is full/);
+    expect(exec.calls).toHaveLength(0);
+  });
+});

@@ -124,6 +124,7 @@ export class App {
       getJob: (id) => this.jobs.get(id),
       updateJob: (id, change) => this.updateRecord(id, change),
       killProcessGroups: parts.killProcessGroups,
+      shared: !parts.exclusive,
     });
     this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
     this.jobs.onExternalChange?.((id, job, previous) => this.onExternalJob(id, job, previous));

@@ -30,6 +30,8 @@ export interface DispatchHost {
   getJob(id: string): Job | undefined;
   /** Applies a change to the newest copy of a job and stores it; undefined if the job is gone. */
   updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
+  /** True when other processes run this store's jobs too (postgres): overlap counts their runs. */
+  readonly shared?: boolean;
   /** Kills what is left of this App's runs at close (their process groups); all of this process's when absent. */
   killProcessGroups?(): void;
 }
@@ -79,6 +81,10 @@ export class Dispatcher {
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     if (this.pastMaxRuns(job)) return null;
+    if (job.overlap !== "allow" && this.runningElsewhere(job.id)) {
+      // Another process's run cannot be queued behind or replaced from here.
+      return this.record(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
+    }
     const running = this.active.get(job.id);
     if (running?.size && job.overlap !== "allow") {
       if (job.overlap === "skip") {
@@ -96,6 +102,10 @@ export class Dispatcher {
       }
     }
     return this.start(job, occ);
+  }
+
+  private runningElsewhere(jobId: string): boolean {
+    return !!this.host.shared && this.host.runs.ofJob(jobId).some((r) => r.status === "running" && !this.byRunId.has(r.id));
   }
 
   /**

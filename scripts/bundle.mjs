@@ -4,8 +4,9 @@
 // neither the HTTP transport nor the CLI's job commands. A bundle starts ~100 ms sooner than
 // the same code as hundreds of files (README, Benchmarks): module resolution and compile of
 // node_modules dominate a cold start.
-import { build } from "esbuild";
-import { chmodSync, rmSync } from "node:fs";
+import { build, transform } from "esbuild";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 
 // AGENT_CRON_DIST builds elsewhere (tests read the same variable), so two builds never clash.
 const outdir = process.env.AGENT_CRON_DIST || "dist";
@@ -27,3 +28,50 @@ await build({
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
 });
 chmodSync(`${outdir}/cli.js`, 0o755);
+
+// The MCP App view (ui://agent-cron/jobs, src/mcp/app-view/): one self-contained page, its
+// script (ext-apps' App and the view, for the browser) and stylesheet inlined, so that it runs
+// under the MCP Apps default CSP, which allows no remote script, style or request.
+const viewDir = "src/mcp/app-view";
+const version = JSON.parse(readFileSync("package.json", "utf8")).version;
+const viewScript = await build({
+  entryPoints: [`${viewDir}/view.ts`],
+  bundle: true,
+  write: false,
+  format: "iife",
+  platform: "browser",
+  target: ["es2020", "chrome100", "firefox100", "safari15"],
+  minify: true,
+  logLevel: "warning",
+  define: { AGENT_CRON_VERSION: JSON.stringify(version) },
+  plugins: [englishOnlyZod()],
+});
+const viewStyle = await transform(readFileSync(`${viewDir}/view.css`, "utf8"), { loader: "css", minify: true });
+const script = viewScript.outputFiles[0].text;
+// Inline, "</script" or "</style" would end the element early, and "<!--" changes how a
+// browser reads the rest of a script.
+if (/<\/script|<!--/i.test(script) || /<\/style/i.test(viewStyle.code)) throw new Error("bundle: the app view's script or style contains a closing tag; escape it in the source.");
+const page = readFileSync(`${viewDir}/view.html`, "utf8")
+  .replace("/*INLINE_STYLE*/", () => viewStyle.code.trim())
+  .replace("/*INLINE_SCRIPT*/", () => script.trim());
+// A module whose default export is the page: the server imports it when a host asks.
+writeFileSync(path.join(outdir, "app-view.js"), `// The MCP App view ui://agent-cron/jobs (src/mcp/app-view/), built by scripts/bundle.mjs.\nexport default ${JSON.stringify(page)};\n`);
+
+/**
+ * zod's namespace object (`import { z } from "zod/v4"`, as ext-apps and the SDK write it)
+ * re-exports all 40-odd locales, which no bundler can drop: 265 KB of the view's 520 KB.
+ * The view's messages are zod's defaults, English, which zod imports on its own
+ * (classic/schemas.js); every other locale becomes absent.
+ */
+function englishOnlyZod() {
+  return {
+    name: "english-only-zod",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+        contents: 'export { default as en } from "./en.js";',
+        resolveDir: path.dirname(args.path),
+        loader: "js",
+      }));
+    },
+  };
+}

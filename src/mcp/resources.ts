@@ -1,11 +1,13 @@
 import { ResourceTemplate, type McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CronApi } from "../core/api.js";
+import { registerAppView } from "./app-view/resource.js";
 
 const JSON_MIME = "application/json";
 const LISTED_RUNS = 50;
 
-/** Job and run resources: the job list, a job's page, and each run's whole record. */
+/** Job and run resources: the job list, a job's page, and each run's whole record; and the jobs view (MCP App). */
 export function registerResources(server: McpServer, api: CronApi): void {
+  registerAppView(server);
   const json = (uri: URL, value: unknown) => ({
     contents: [{ uri: uri.href, mimeType: JSON_MIME, text: JSON.stringify(value, null, 2) }],
   });

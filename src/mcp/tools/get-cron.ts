@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JobSchema } from "../../core/jobs.js";
 import { RunRowSchema } from "../../core/views.js";
+import { APP_VIEW_TOOL_META } from "../app-view/resource.js";
 import { defineTool, ok } from "../tool.js";
 import { jobRef, jobSentence } from "./shared.js";
 
@@ -18,6 +19,8 @@ export const getCronTool = defineTool({
       recent_runs: z.array(RunRowSchema),
     }),
     annotations: { title: "Show a job", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+    // Hosts that render MCP Apps show the result in the jobs view; others ignore _meta.
+    _meta: APP_VIEW_TOOL_META,
   },
   handler: (ctx) => async ({ job: ref }) => {
     const view = await ctx.api.getCron({ job: ref });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JOB_STATES } from "../../core/jobs.js";
 import { JobRowSchema } from "../../core/views.js";
+import { APP_VIEW_TOOL_META } from "../app-view/resource.js";
 import { defineTool, ok } from "../tool.js";
 import { cursor, jobLabel } from "./shared.js";
 
@@ -23,6 +24,8 @@ export const listCronsTool = defineTool({
       next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
     }),
     annotations: { title: "List scheduled jobs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+    // Hosts that render MCP Apps show the result in the jobs view; others ignore _meta.
+    _meta: APP_VIEW_TOOL_META,
   },
   handler: (ctx) => async (args) => {
     const page = await ctx.api.listCrons(args);

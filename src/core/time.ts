@@ -3,15 +3,42 @@
  * zone name; callers validate it first with `isValidTimezone`.
  */
 
+import { existsSync, readlinkSync } from "node:fs";
+import path from "node:path";
+
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-export function systemTimezone(): string {
+const ZONE_NAME = /^[A-Za-z]+(?:[/_+-][A-Za-z0-9_+-]+)*$/;
+
+/**
+ * The machine's zone: TZ, else the zone /etc/localtime links to, else what Intl says. Read
+ * from the file system first because the first Intl call loads ICU's zone data, 12-15 ms of
+ * every start-up here, which a server whose jobs are all in UTC never needs otherwise.
+ */
+export function systemTimezone(env: NodeJS.ProcessEnv = process.env): string {
+  const named = env.TZ !== undefined ? env.TZ.replace(/^:/, "") : localtimeLink();
+  if (named && ZONE_NAME.test(named) && !named.includes("..")) {
+    // Intl's name for these (and what a person expects to read) is UTC.
+    if (/^(?:Etc\/)?(?:UTC|UCT|Universal|Zulu)$/.test(named)) return "UTC";
+    if (existsSync(path.join("/usr/share/zoneinfo", named))) return named;
+  }
   try {
     return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   } catch {
     return "UTC";
+  }
+}
+
+/** "Europe/Paris" when /etc/localtime links to …/zoneinfo/Europe/Paris. */
+function localtimeLink(): string | null {
+  try {
+    const target = readlinkSync("/etc/localtime");
+    const at = target.lastIndexOf("zoneinfo/");
+    return at >= 0 ? target.slice(at + "zoneinfo/".length) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -28,6 +55,11 @@ const validity = new Map<string, boolean>();
 
 function zone(timezone: string): Zone {
   let z = zones.get(timezone);
+  if (!z && timezone === "UTC") {
+    // Needs no formatter: a server whose jobs are all in UTC never loads ICU's zone data.
+    z = { format: null, hours: new Map() };
+    zones.set(timezone, z);
+  }
   if (!z) {
     const format = new Intl.DateTimeFormat("en-US", {
       timeZone: timezone,

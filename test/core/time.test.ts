@@ -36,6 +36,15 @@ describe("systemTimezone", () => {
   it("returns a zone that is itself valid", () => {
     expect(isValidTimezone(systemTimezone())).toBe(true);
   });
+
+  it("reads TZ (with or without its leading colon) and names UTC as Intl does, without asking Intl", () => {
+    expect(systemTimezone({ TZ: "Europe/Paris" })).toBe("Europe/Paris");
+    expect(systemTimezone({ TZ: ":America/New_York" })).toBe("America/New_York");
+    expect(systemTimezone({ TZ: "Etc/UTC" })).toBe("UTC");
+    // Not a zone file: Intl decides (a POSIX rule such as "CET-1" is not an IANA name).
+    expect(isValidTimezone(systemTimezone({ TZ: "../../etc/passwd" }))).toBe(true);
+    expect(isValidTimezone(systemTimezone({ TZ: "Nowhere/Atlantis" }))).toBe(true);
+  });
 });
 
 describe("toIsoInZone", () => {

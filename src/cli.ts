@@ -24,6 +24,7 @@ Usage:
   agent-cron doctor                                            check the configured executors and channels
   agent-cron test-channel NAME                                 send a test message to a delivery channel
   agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
+  agent-cron dashboard [--port 8766]                           the browser dashboard for a data dir, on loopback
   agent-cron help COMMAND                                      that command's flags
 
 JOB is a job's name, its id, or the first 8+ characters of its id (as list prints it);
@@ -83,6 +84,12 @@ and that each delivery channel has what it needs (its environment variables).`,
   "test-channel": `agent-cron test-channel NAME
 Sends a test message to the channel NAME from config.json ("channels") and prints what the
 receiver answered, attempt by attempt; exits 1 if it did not accept the message.`,
+  dashboard: `agent-cron dashboard [--port N]
+Serves the browser dashboard (jobs, runs, outputs; pause, resume, run now, cancel, approve) at
+http://127.0.0.1:N/ (default 8766; --port 0 picks a free port), loopback only, for people who
+use agent-cron over stdio. It works through the process that owns the data dir, like the other
+commands; when none does, it owns it and schedules the jobs until it stops (Ctrl-C). With a token
+in AGENT_CRON_TOKEN (config http.token_env) the page asks for it once.`,
   "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
@@ -145,6 +152,8 @@ async function main(argv: string[]): Promise<number> {
       return mcpConfig(rest);
     case "test-channel":
       return testChannel(rest);
+    case "dashboard":
+      return dashboard(rest);
     case "add":
     case "update":
     case "list":
@@ -301,6 +310,42 @@ function mcpConfig(args: string[]): number {
   }
   process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { command: process.execPath, args: argv } } }, null, 2) + "\n");
   return 0;
+}
+
+/**
+ * The browser dashboard for a data dir (SPEC §12), for people who use only stdio: it forwards
+ * to the owner like the job commands. It takes a server's seat, not the CLI's: when no server
+ * runs, this process owns the data dir for as long as it runs, and must then schedule, or no
+ * process would.
+ */
+async function dashboard(args: string[]): Promise<number> {
+  const { values } = parse(args, { port: { type: "string" } }, 0);
+  const port = values.port === undefined ? 8766 : parsePort(String(values.port));
+  const { dataDir, config, configPath } = setup(values);
+  const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
+  const [{ Host }, { serveDashboard }] = await Promise.all([import("./share/host.js"), import("./dashboard/index.js")]);
+  const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice });
+  host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
+  const token = process.env[config.http.token_env] || undefined;
+  const server = await serveDashboard(host, { port, token, log: (line) => process.stderr.write(line + "\n") }).catch(async (err) => {
+    await host.close(0);
+    throw err;
+  });
+  const owning = host.isOwner ? " (no server runs on this data dir: this process schedules its jobs until it stops)" : "";
+  process.stderr.write(`agent-cron ready dashboard ${server.url} data=${dataDir}${owning}\n`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await server.close();
+      await host.close(config.shutdown_grace_seconds * 1000);
+    } finally {
+      process.exit(0);
+    }
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop());
+  return new Promise<number>(() => {});
 }
 
 /** Sends a test message through the same code as a run's delivery, and prints each attempt. */

@@ -2,7 +2,7 @@ import { encodeCursor, type App } from "./app.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
-import { describeJob, jobRow, runRow, type JobRow, type RunRow } from "./views.js";
+import { clipChars, describeJob, jobRow, runRow, type JobRow, type RunRow } from "./views.js";
 
 export interface NextRuns {
   next_runs: string[];
@@ -74,17 +74,60 @@ export interface CronApi {
   jobsPage(a: { cursor?: string }): Promise<JobsPage>;
   /** Completion of resource ids. */
   completeIds(a: { kind: "job" | "run"; prefix: string }): Promise<string[]>;
+  /** The dashboard's jobs page: job rows, each with its newest runs (`runs`, default 20), in one call. */
+  overview(a: { state?: JobState; query?: string; limit?: number; cursor?: string; runs?: number }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
+  /** The dashboard's job page: a job's runs, newest first, with their cost. */
+  jobRuns(a: { job: string; limit?: number; cursor?: string }): Promise<{ runs: RunBrief[]; next_cursor: string | null }>;
 }
+
+/** A run as the dashboard lists it: no answer, with its cost; `error` cut at 300 characters. */
+export interface RunBrief {
+  id: string;
+  job_id: string;
+  status: RunStatus;
+  trigger: Run["trigger"];
+  scheduled_for: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+  attempts: number;
+  error: string | null;
+  cost_usd: number | null;
+  delivery: Run["delivery"];
+}
+export interface JobOverview {
+  job: JobRow;
+  /** Newest first. */
+  runs: RunBrief[];
+}
+const runBrief = (r: Run): RunBrief => ({
+  id: r.id,
+  job_id: r.job_id,
+  status: r.status,
+  trigger: r.trigger,
+  scheduled_for: r.scheduled_for,
+  started_at: r.started_at,
+  finished_at: r.finished_at,
+  duration_ms: r.duration_ms,
+  attempts: r.attempts,
+  error: r.error === null ? null : clipChars(r.error, 300).text,
+  cost_usd: r.usage?.cost_usd ?? null,
+  delivery: r.delivery,
+});
+/** The dashboard's jobs page shows at most this many jobs at once. */
+export const OVERVIEW_MAX = 1000;
 
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
   "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
+  "overview", "jobRuns",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
   "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
+  "overview", "jobRuns",
 ]);
 
 const MAX_COMPLETIONS = 100;
@@ -227,5 +270,26 @@ export class LocalApi implements CronApi {
       if (out.length === MAX_COMPLETIONS) break;
     }
     return out;
+  }
+
+  async overview({ runs: count = 20, limit = 100, cursor, ...filter }: Parameters<CronApi["overview"]>[0]) {
+    if (!Number.isInteger(limit) || limit < 1 || limit > OVERVIEW_MAX) throw new UserError(`limit must be a whole number from 1 to ${OVERVIEW_MAX}, got ${limit}.`);
+    if (!Number.isInteger(count) || count < 0 || count > 100) throw new UserError(`runs must be a whole number from 0 to 100, got ${count}.`);
+    const jobs: JobOverview[] = [];
+    let next = cursor ?? null;
+    let total = 0;
+    // listJobs pages at 100; a larger dashboard page takes several.
+    do {
+      const page = this.app.listJobs({ ...filter, limit: Math.min(100, limit - jobs.length), cursor: next ?? undefined });
+      for (const job of page.items) jobs.push({ job: jobRow(job), runs: count ? this.app.recentRuns(job.id, count).map(runBrief) : [] });
+      total = page.total ?? jobs.length;
+      next = page.next_cursor;
+    } while (next && jobs.length < limit);
+    return { jobs, total, next_cursor: next };
+  }
+
+  async jobRuns({ job, limit, cursor }: Parameters<CronApi["jobRuns"]>[0]) {
+    const page = this.app.listRuns({ job, limit, cursor });
+    return { runs: page.items.map(runBrief), next_cursor: page.next_cursor };
   }
 }

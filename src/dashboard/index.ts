@@ -27,8 +27,18 @@ export interface DashboardOptions {
   linkBase?: string | null;
 }
 
-/** The API may let the channel messages link to the dashboard (the App does, once it can). */
 type LinkBaseTarget = { setLinkBase?: (url: string | null) => void };
+
+/**
+ * Points channel messages at the dashboard: through the API's own `setLinkBase` where it has
+ * one, else through the owner's App (a Host that owns the data dir, or a LocalApi), whose
+ * notifier takes it. A follower cannot: the owner sends the messages, with its own links.
+ */
+function applyLinkBase(api: CronApi, url: string | null): void {
+  const target = api as LinkBaseTarget & { app?: { delivery?: LinkBaseTarget } | null };
+  if (target.setLinkBase) return target.setLinkBase(url);
+  target.app?.delivery?.setLinkBase?.(url);
+}
 
 const FORM_MAX_BYTES = 16 * 1024;
 const JOBS_PAGE_SIZE = 100;
@@ -70,8 +80,18 @@ export class Dashboard {
   ) {
     this.auth = new DashboardAuth(opts.token, opts.port);
     this.streams = new EventStreams(api.events);
-    if (opts.linkBase) (api as LinkBaseTarget).setLinkBase?.(opts.linkBase);
+    if (opts.linkBase) {
+      const base = opts.linkBase;
+      applyLinkBase(api, base);
+      // A takeover gives this process a new App, which starts without it: say it again as
+      // each run starts (messages go out as runs end).
+      const again = (_run: unknown, change: string) => change === "started" && applyLinkBase(api, base);
+      api.events.on("run", again);
+      this.offLinkBase = () => api.events.off("run", again);
+    }
   }
+
+  private offLinkBase: () => void = () => {};
 
   /** The paths the dashboard answers; the daemon keeps the rest (/mcp, /hooks, OAuth probes). */
   owns(pathname: string): boolean {
@@ -92,7 +112,8 @@ export class Dashboard {
 
   close(): void {
     this.streams.close();
-    if (this.opts.linkBase) (this.api as LinkBaseTarget).setLinkBase?.(null);
+    this.offLinkBase();
+    if (this.opts.linkBase) applyLinkBase(this.api, null);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -10,6 +10,7 @@ import { UnauthorizedError, UserError, errorMessage } from "../core/errors.js";
 import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from "./http/event-store.js";
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
 import { createServer } from "./server.js";
+import type { Dashboard } from "../dashboard/index.js";
 
 export type HttpOptions = Config["http"] & {
   /** Where the token variable (`token_env`) is read. */
@@ -59,6 +60,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   const idleMs = opts.session_idle_seconds * 1000;
   const stallMs = opts.stallMs ?? STALL_MS;
   let guard: RequestGuard;
+  let dashboard: Dashboard | undefined;
   let closing = false;
 
   /** At http.max_sessions, the session idle longest goes first; one with a request in flight is kept. */
@@ -125,6 +127,8 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       }
       return handleHook(api, req, res, jobId);
     }
+    // The browser dashboard (SPEC §12) has its own login (a cookie) and CSRF checks.
+    if (dashboard?.owns(pathname)) return dashboard.handle(req, res);
     if (!guard.authorized(req.headers.authorization)) {
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
       const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;
@@ -190,6 +194,10 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   const address = httpServer.address() as AddressInfo;
   guard = new RequestGuard(opts.allowed_hosts ?? defaultAllowedHosts(opts.host, address.address), address.port, token);
   const url = `http://${urlHost(opts.host)}:${address.port}${ENDPOINT}`;
+  // Loaded here, not with the module: only the HTTP daemon serves it.
+  const { createDashboard, dashboardLinkBase } = await import("../dashboard/index.js");
+  dashboard = createDashboard(api, { token, port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
+  log(`agent-cron: the dashboard is at http://${urlHost(opts.host)}:${address.port}/.`);
   if (!token) {
     log(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
   }
@@ -223,6 +231,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       (closed ??= (async () => {
         closing = true;
         clearInterval(sweeper);
+        dashboard?.close();
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         await Promise.allSettled([...sessions.values()].map((s) => s.server.close()));
         // Keep-alive sockets and streams the client never closes would hold close() forever.

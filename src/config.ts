@@ -158,12 +158,42 @@ export type OpenAIExecutorConfig = z.infer<typeof OpenAIExecutor>;
 
 const hostName = z.string().min(1);
 
+/**
+ * Where jobs and runs are kept (SPEC §14): a data dir (files, the default), or a PostgreSQL
+ * database shared by any number of agent-cron processes, whose URL is read from the named
+ * environment variable (a URL holds a password, so it never sits in the config file).
+ */
+export const StoreSchema = z
+  .discriminatedUnion(
+    "type",
+    [
+      z.strictObject({ type: z.literal("files").describe("lowdb files in the data dir (default): one machine, one owner process at a time") }),
+      z.strictObject({
+        type: z.literal("postgres").describe("one PostgreSQL database shared by every agent-cron process of a fleet; needs Node.js >= 22.12"),
+        url_env: envName
+          .default("AGENT_CRON_DATABASE_URL")
+          .describe("the environment variable holding the database URL (postgres://user:password@host:5432/db); default AGENT_CRON_DATABASE_URL"),
+      }),
+    ],
+    { error: (issue) => (issue.code === "invalid_union" ? 'must be "files" or "postgres"' : undefined) },
+  )
+  .default({ type: "files" })
+  .describe('Where jobs and runs are kept: {"type": "files"} (default) or {"type": "postgres", "url_env": "AGENT_CRON_DATABASE_URL"}');
+export type StoreConfig = z.infer<typeof StoreSchema>;
+
 export const ConfigSchema = z.strictObject({
   timezone: z
     .string()
     .refine(isValidTimezone, "must be an IANA timezone name such as Europe/Paris")
     .optional(),
   max_concurrent: z.number().int().min(1).max(256).default(4),
+  fleet_max_concurrent: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .describe("With the postgres store: runs at once across every process of the fleet (max_concurrent still caps each process); default no fleet-wide cap"),
   runs_per_job: z.number().int().min(1).max(100_000).default(100),
   max_jobs: z.number().int().min(1).max(1_000_000).default(1000),
   approval: z
@@ -197,6 +227,7 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   channels: ChannelsSchema,
+  store: StoreSchema,
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 

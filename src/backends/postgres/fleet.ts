@@ -1,0 +1,131 @@
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { RunSchema, type Job, type Run, type RunTrigger } from "../../core/jobs.js";
+import type { OrphanFinder } from "../../core/ports.js";
+import { toIsoInZone } from "../../core/time.js";
+import { VERSION } from "../../version.js";
+import { SCHEMA, type Db } from "./db.js";
+import { parseRun } from "./runs.js";
+
+/** A process says it is alive this often... */
+export const HEARTBEAT_MS = 10_000;
+/** ...and is taken for gone once it has been quiet this long (a missed beat or three is a slow moment, not death). */
+export const STALE_SECONDS = 35;
+/** How often each process looks for runs of processes that have gone: an orphan is found within STALE + SWEEP (< 60 s). */
+export const SWEEP_MS = 10_000;
+/** Finished occurrence rows are kept this long (a late duplicate take of one is refused by the job's last_scheduled_for anyway). */
+const KEEP_OCCURRENCES = "1 hour";
+
+const ALIVE = (col: string) => `EXISTS (SELECT 1 FROM ${SCHEMA}.processes p WHERE p.id = ${col} AND p.heartbeat_at > now() - interval '${STALE_SECONDS} seconds')`;
+
+/**
+ * This process's seat in the fleet: a row in `processes` refreshed every HEARTBEAT_MS, and
+ * the search for runs whose process went quiet. A run records the process running it; when
+ * that process stops beating (killed, its machine lost) any other process claims the run,
+ * in one UPDATE, so each orphan goes to exactly one process, which records it interrupted.
+ *
+ * One heartbeat per process rather than per run: the cost stays one small write every 10 s
+ * however many runs are going.
+ */
+export class Fleet implements OrphanFinder {
+  readonly everyMs = SWEEP_MS;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPrune = 0;
+  /** Extra work each beat (pg-boss heartbeats of the occurrences in hand). */
+  onBeat: () => Promise<void> = async () => {};
+
+  constructor(
+    private readonly db: Db,
+    readonly id: string,
+    private readonly getJob: (id: string) => Job | undefined,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  async join(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => {
+      void this.beat().catch(this.onError);
+      void this.onBeat().catch(this.onError);
+    }, HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    await this.db.query(
+      `INSERT INTO ${SCHEMA}.processes (id, host, pid, version) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
+      [this.id, os.hostname(), process.pid, VERSION],
+    );
+  }
+
+  /** Leaves the fleet: what is still marked running of this process becomes an orphan at once. */
+  async leave(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.db.query(`DELETE FROM ${SCHEMA}.processes WHERE id = $1`, [this.id]).catch(() => {});
+  }
+
+  /**
+   * Runs left `running` by processes that are gone, claimed by this one; and occurrences such a
+   * process had started without writing their run yet, as runs to record (never run again).
+   */
+  async claimOrphans(): Promise<Run[]> {
+    const { rows } = await this.db.query<{ id: string; data: unknown }>(
+      `UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1
+       WHERE r.status = 'running' AND (r.process_id IS NULL OR NOT ${ALIVE("r.process_id")})
+       RETURNING r.id, r.data`,
+      [this.id],
+    );
+    const orphans = rows.map((r) => parseRun(r.data, r.id));
+    await this.db.query(
+      `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
+       WHERE o.state = 'running' AND NOT ${ALIVE("o.process_id")}
+         AND EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)`,
+    );
+    const lost = await this.db.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger }>(
+      `UPDATE ${SCHEMA}.occurrences o SET state = 'lost', process_id = $1, finished_at = now()
+       WHERE o.state = 'running' AND NOT ${ALIVE("o.process_id")}
+         AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)
+       RETURNING o.job_id, o.scheduled_for, o.trigger`,
+      [this.id],
+    );
+    for (const occ of lost.rows) {
+      const job = this.getJob(occ.job_id);
+      if (!job) continue;
+      orphans.push(lostOccurrenceRun(job, occ.scheduled_for.getTime(), occ.trigger));
+    }
+    if (Date.now() - this.lastPrune > 60_000) {
+      this.lastPrune = Date.now();
+      await this.prune().catch(this.onError);
+    }
+    return orphans;
+  }
+
+  private async prune(): Promise<void> {
+    await this.db.query(`DELETE FROM ${SCHEMA}.occurrences WHERE state IN ('done', 'lost') AND scheduled_for < now() - interval '${KEEP_OCCURRENCES}'`);
+    await this.db.query(`DELETE FROM ${SCHEMA}.processes WHERE heartbeat_at < now() - interval '1 day'`);
+  }
+}
+
+/** A `running` record for an occurrence whose process went away before writing one. */
+function lostOccurrenceRun(job: Job, at: number, trigger: RunTrigger): Run {
+  return RunSchema.parse({
+    id: randomUUID(),
+    job_id: job.id,
+    status: "running",
+    trigger,
+    scheduled_for: toIsoInZone(new Date(at), job.timezone),
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    attempts: 0,
+    session_id: null,
+    work_dir: null,
+    exit_code: null,
+    error: null,
+    response: null,
+    output_truncated: false,
+    usage: null,
+    pid: null,
+  });
+}

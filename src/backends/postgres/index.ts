@@ -1,0 +1,53 @@
+import { UserError } from "../../core/errors.js";
+import type { Clock } from "../../core/scheduler.js";
+import type { PostgresBackend } from "./backend.js";
+
+export type { PostgresBackend } from "./backend.js";
+
+/** pg-boss 12 declares Node >= 22.12 (it uses what older Nodes lack). */
+const MIN_NODE: [number, number] = [22, 12];
+
+export interface OpenPostgresOptions {
+  /** The config's `store`: where the URL is. */
+  urlEnv: string;
+  env: NodeJS.ProcessEnv;
+  limits: () => { maxConcurrent: number; fleetMaxConcurrent: number | undefined; maxOutputBytes: number };
+  runsPerJob: number;
+  workRoot: string;
+  clock: Clock;
+  role: "server" | "cli";
+  onNotice: (level: "info" | "warning" | "error", message: string) => void;
+  /** The Node version to check (tests); default this process's. */
+  nodeVersion?: string;
+}
+
+/**
+ * The postgres backend's door. It loads nothing heavy itself: the Node version and the URL
+ * are checked first, then `pg` and `pg-boss` are imported (a chunk of their own in the
+ * bundle), so the files backend never loads them and keeps working on Node 20.
+ */
+export async function openPostgresBackend(opts: OpenPostgresOptions): Promise<PostgresBackend> {
+  checkNodeVersion(opts.nodeVersion ?? process.versions.node);
+  const url = databaseUrl(opts.env, opts.urlEnv);
+  const { openBackend } = await import("./backend.js");
+  return openBackend({ ...opts, url });
+}
+
+export function checkNodeVersion(version: string): void {
+  const [major, minor] = version.split(".").map(Number);
+  if (major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1])) return;
+  throw new UserError(
+    `The postgres store needs Node.js ${MIN_NODE.join(".")} or newer (for pg-boss 12); this is Node.js ${version}. Run agent-cron with a newer Node, or set "store": {"type": "files"} in the config.`,
+  );
+}
+
+export function databaseUrl(env: NodeJS.ProcessEnv, urlEnv: string): string {
+  const url = env[urlEnv]?.trim();
+  if (!url) {
+    throw new UserError(`The config's store is postgres, but ${urlEnv} is not set; set it to the database URL, e.g. ${urlEnv}=postgres://agent_cron:PASSWORD@db.example:5432/agent_cron.`);
+  }
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    throw new UserError(`${urlEnv} must be a postgres:// URL (postgres://user:password@host:5432/database), got something else.`);
+  }
+  return url;
+}

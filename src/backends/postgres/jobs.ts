@@ -1,0 +1,279 @@
+import type pg from "pg";
+import { UserError } from "../../core/errors.js";
+import { JobSchema, type Job } from "../../core/jobs.js";
+import type { JobRepo } from "../../core/ports.js";
+import { SCHEMA, type Db } from "./db.js";
+import { inlineJson, notifySql, type Change } from "./notify.js";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+type Row = { id: string; rev: string; data: unknown };
+
+/**
+ * The jobs, from the database, with an in-memory mirror for the core's synchronous reads:
+ * loaded at open, and kept current by this process's own writes (applied once committed)
+ * and by other processes' notifications. Every copy carries its row's rev, so news that
+ * arrives late never overwrites newer news.
+ *
+ * An update is applied to the mirror's copy and written only if the row still has that
+ * copy's rev (one statement); when another process changed it first, the change is applied
+ * again to the stored row under FOR UPDATE. Either way no process overwrites another's change.
+ */
+export class PgJobRepo implements JobRepo {
+  private readonly jobs = new Map<string, Job>();
+  private readonly revs = new Map<string, number>();
+  private readonly names = new Map<string, string>();
+  /** Jobs removed (ids are never reused): late news of them is ignored. */
+  private readonly removed = new Set<string>();
+  private readonly writes = new Set<Promise<unknown>>();
+  private listener: ((id: string, job: Job | undefined, previous: Job | undefined) => void) | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly origin: string,
+    private readonly onClose: () => Promise<void>,
+  ) {}
+
+  /** Reads every job; at open, and again after the connection came back. Returns the ids whose copy changed. */
+  async load(): Promise<{ changed: string[]; removed: string[] }> {
+    const { rows } = await this.db.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs ORDER BY seq`);
+    const seen = new Set<string>();
+    const changed: string[] = [];
+    for (const row of rows) {
+      seen.add(row.id);
+      if (this.applyRow(row, false)) changed.push(row.id);
+    }
+    const removed = [...this.jobs.keys()].filter((id) => !seen.has(id));
+    for (const id of removed) this.forget(id);
+    return { changed, removed };
+  }
+
+  onExternalChange(listener: (id: string, job: Job | undefined, previous: Job | undefined) => void): void {
+    this.listener = listener;
+  }
+
+  externalListener(): ((id: string, job: Job | undefined, previous: Job | undefined) => void) | null {
+    return this.listener;
+  }
+
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  all(): IterableIterator<Job> {
+    return this.jobs.values();
+  }
+
+  get(id: string): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  byName(name: string): Job | undefined {
+    const id = this.names.get(name);
+    return id ? this.jobs.get(id) : undefined;
+  }
+
+  /** A write of this process made elsewhere (a take's transaction), once committed. */
+  applyOwn(job: Job, rev: number): void {
+    this.apply(job, rev);
+  }
+
+  async insert(job: Job): Promise<void> {
+    await this.track(async () => {
+      const json = JSON.stringify(job);
+      let rows: { rev: string }[];
+      try {
+        ({ rows } = await this.db.query<{ rev: string }>(
+          `WITH w AS (
+             INSERT INTO ${SCHEMA}.jobs (id, name, state, rev, data) VALUES ($1, $2, $3, nextval('${SCHEMA}.rev'), $4::jsonb)
+             RETURNING id, rev, seq)
+           SELECT w.rev, ${notifySql("j", "w", "$5", "$6")} FROM w`,
+          [job.id, job.name, job.state, json, this.origin, inlineJson(json)],
+        ));
+      } catch (err) {
+        throw nameTaken(err, job.name) ?? err;
+      }
+      this.apply(job, Number(rows[0].rev));
+    });
+  }
+
+  async update(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined> {
+    return this.track(async () => {
+      const mine = this.jobs.get(id);
+      const rev = this.revs.get(id);
+      if (mine && rev !== undefined) {
+        const next = change(mine);
+        if (next === null) {
+          // Nothing to change in the mirror's copy; it is the newest only if the row agrees.
+          const { rows } = await this.db.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1`, [id]);
+          if (rows.length === 0) return this.gone(id);
+          if (Number(rows[0].rev) === rev) return { job: mine, changed: false };
+        } else {
+          const written = await this.write(this.db, next, rev);
+          if (written !== null) {
+            this.apply(next, written);
+            return { job: next, changed: true };
+          }
+        }
+      }
+      // Another process wrote it since this mirror heard (or this mirror has not heard of it yet).
+      const locked = await this.db.tx(async (client) => {
+        const { rows } = await client.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+        if (rows.length === 0) return null;
+        const stored = parseJob(rows[0].data, id);
+        const next = change(stored);
+        if (next === null) return { row: rows[0], job: stored, rev: null };
+        return { row: rows[0], job: next, rev: await this.write(client, next, null) };
+      });
+      if (!locked) return this.gone(id);
+      // What was stored is news to this mirror (another process wrote it); then ours, once committed.
+      this.applyRow(locked.row, true);
+      if (locked.rev === null) return { job: this.jobs.get(id) ?? locked.job, changed: false };
+      this.apply(locked.job, locked.rev);
+      return { job: locked.job, changed: true };
+    });
+  }
+
+  /**
+   * Writes a job; with `ifRev`, only if the row still has that rev. Returns the new rev, or
+   * null when the row had moved on (or is gone).
+   */
+  async write(conn: Queryable | Db, job: Job, ifRev: number | null): Promise<number | null> {
+    const json = JSON.stringify(job);
+    const values: unknown[] = [job.id, job.name, job.state, json, this.origin, inlineJson(json)];
+    if (ifRev !== null) values.push(String(ifRev));
+    let rows: { rev: string }[];
+    try {
+      ({ rows } = await (conn as Queryable).query<{ rev: string }>(
+        `WITH w AS (
+           UPDATE ${SCHEMA}.jobs SET name = $2, state = $3, rev = nextval('${SCHEMA}.rev'), data = $4::jsonb, updated_at = now()
+           WHERE id = $1${ifRev !== null ? " AND rev = $7" : ""}
+           RETURNING id, rev, seq)
+         SELECT w.rev, ${notifySql("j", "w", "$5", "$6")} FROM w`,
+        values,
+      ));
+    } catch (err) {
+      throw nameTaken(err, job.name) ?? err;
+    }
+    return rows.length ? Number(rows[0].rev) : null;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.track(async () => {
+      await this.db.query(
+        `WITH w AS (DELETE FROM ${SCHEMA}.jobs WHERE id = $1 RETURNING id, rev, seq)
+         SELECT ${notifySql("jd", "w", "$2", "NULL")} FROM w`,
+        [id, this.origin],
+      );
+      this.forget(id);
+    });
+  }
+
+  async idle(): Promise<void> {
+    while (this.writes.size) await Promise.allSettled([...this.writes]);
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    await this.onClose();
+  }
+
+  /** News from another process (or a read back): applies it when it is newer; tells the listener. */
+  heard(change: Change): "applied" | "stale" | "fetch" {
+    if (change.k === "jd") {
+      if (!this.jobs.has(change.id)) return "stale";
+      const previous = this.jobs.get(change.id);
+      this.forget(change.id);
+      this.listener?.(change.id, undefined, previous);
+      return "applied";
+    }
+    if (this.removed.has(change.id)) return "stale";
+    const known = this.revs.get(change.id);
+    if (known !== undefined && known >= change.v) return "stale";
+    if (change.d === undefined || change.d === null) return "fetch";
+    this.applyRow({ id: change.id, rev: String(change.v), data: change.d }, true, false);
+    return "applied";
+  }
+
+  /** Rows read back after notifications too large to carry them; ids not found were removed. */
+  async fetch(ids: string[]): Promise<void> {
+    const { rows } = await this.db.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = ANY($1)`, [ids]);
+    const found = new Set<string>();
+    for (const row of rows) {
+      found.add(row.id);
+      this.applyRow(row, true);
+    }
+    for (const id of ids) {
+      if (found.has(id) || !this.jobs.has(id)) continue;
+      const previous = this.jobs.get(id);
+      this.forget(id);
+      this.listener?.(id, undefined, previous);
+    }
+  }
+
+  /** Applies a row when newer than the mirror's copy; `external` tells the listener. */
+  private applyRow(row: Row, external: boolean, validate = true): boolean {
+    const rev = Number(row.rev);
+    if (this.removed.has(row.id)) return false;
+    const known = this.revs.get(row.id);
+    if (known !== undefined && known >= rev) return false;
+    // Rows read from jsonb come back with their keys reordered; parsing restores the schema's order.
+    const job = validate ? parseJob(row.data, row.id) : (row.data as Job);
+    const previous = this.jobs.get(row.id);
+    this.apply(job, rev);
+    if (external) this.listener?.(row.id, job, previous);
+    return true;
+  }
+
+  private apply(job: Job, rev: number): void {
+    const known = this.revs.get(job.id);
+    if (this.removed.has(job.id) || (known !== undefined && known >= rev)) return;
+    const old = this.jobs.get(job.id);
+    if (old?.name && old.name !== job.name && this.names.get(old.name) === job.id) this.names.delete(old.name);
+    this.jobs.set(job.id, job);
+    this.revs.set(job.id, rev);
+    if (job.name) this.names.set(job.name, job.id);
+  }
+
+  private forget(id: string): void {
+    const old = this.jobs.get(id);
+    if (old?.name && this.names.get(old.name) === id) this.names.delete(old.name);
+    this.jobs.delete(id);
+    this.revs.delete(id);
+    this.removed.add(id);
+  }
+
+  private gone(id: string): undefined {
+    if (this.jobs.has(id)) {
+      const previous = this.jobs.get(id);
+      this.forget(id);
+      this.listener?.(id, undefined, previous);
+    }
+    return undefined;
+  }
+
+  private async track<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    this.writes.add(p);
+    try {
+      return await p;
+    } finally {
+      this.writes.delete(p);
+    }
+  }
+}
+
+export function parseJob(data: unknown, id: string): Job {
+  const parsed = JobSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UserError(`The database holds an invalid job ${id} (${issue.path.join(".") || "record"}: ${issue.message}); fix or remove that row in agent_cron.jobs.`);
+  }
+  return parsed.data;
+}
+
+/** Two processes gave two jobs one name at the same moment: the unique index refused the second. */
+function nameTaken(err: unknown, name: string | null): UserError | null {
+  const e = err as { code?: string; constraint?: string };
+  if (e?.code !== "23505" || !name || !String(e.constraint ?? "").includes("name")) return null;
+  return new UserError(`Another job is already named "${name}" (it was just added through another agent-cron process); choose another name, or call add_cron again with the same definition to get that job.`);
+}

@@ -1,0 +1,153 @@
+import pg from "pg";
+import { CHANNEL } from "./db.js";
+
+/**
+ * What a NOTIFY on the agent_cron channel says. Sent with pg_notify inside the writing
+ * statement, so listeners hear of a change only once it is committed. The record itself
+ * travels along when it fits (NOTIFY payloads stop at 8000 bytes); otherwise the listener
+ * reads it back by id.
+ */
+export interface Change {
+  /** The process that wrote it: a process ignores its own news. */
+  o: string;
+  /** j: a job written; jd: a job removed; r: a run written; rd: a job's runs removed; w: work queued. */
+  k: "j" | "jd" | "r" | "rd" | "w";
+  id: string;
+  /** The record's rev (jd/rd: the rev at removal). */
+  v: number;
+  /** A run's seq (its place in its job's history). */
+  s?: number;
+  /** The record, when it fit. */
+  d?: unknown;
+}
+
+/** Records up to this many bytes travel in the notification; larger ones are read back. */
+export const INLINE_LIMIT = 7000;
+
+/** The record's JSON to pass as the payload's `d`, or null when it is too large to travel. */
+export function inlineJson(json: string): string | null {
+  return Buffer.byteLength(json) <= INLINE_LIMIT ? json : null;
+}
+
+/**
+ * SQL for a NOTIFY about the row `alias` just written: kind, id and rev from the row, the
+ * record from parameter `$inline` (json text or null).
+ */
+export function notifySql(kind: Change["k"], alias: string, origin: string, inline: string): string {
+  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', '${kind}', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inline}::json)::text)`;
+}
+
+/**
+ * The LISTEN connection: one client of its own (a pooled one could be handed to a query
+ * while a notification is due). It never gives up: when the connection drops it reconnects
+ * with back-off, and `onReconnect` lets the owner re-read what it may have missed. A ping
+ * every few seconds notices a connection that died silently.
+ */
+export class Listener {
+  private client: pg.Client | null = null;
+  private closed = false;
+  private attempt = 0;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  connected = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly handlers: {
+      onChange(change: Change): void;
+      /** Connected again after a loss: resolves once the owner has caught up. */
+      onReconnect(): Promise<void>;
+      onLost(err: unknown): void;
+    },
+  ) {}
+
+  /** The first connection: throws when it cannot be made (start-up reports it). */
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true, application_name: "agent-cron listen" });
+    let lost = false;
+    const onLost = (err: unknown) => {
+      if (lost) return;
+      lost = true;
+      if (this.client === client) this.client = null;
+      this.connected = false;
+      if (this.pingTimer) clearInterval(this.pingTimer);
+      this.pingTimer = null;
+      client.end().catch(() => {});
+      if (this.closed) return;
+      this.handlers.onLost(err);
+      this.scheduleRetry();
+    };
+    client.on("error", onLost);
+    client.on("end", () => onLost(new Error("Connection terminated")));
+    client.on("notification", (msg) => {
+      if (msg.channel !== CHANNEL || !msg.payload) return;
+      let change: Change;
+      try {
+        change = JSON.parse(msg.payload) as Change;
+      } catch {
+        return;
+      }
+      this.handlers.onChange(change);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      lost = true;
+      client.end().catch(() => {});
+      throw err;
+    }
+    this.client = client;
+    this.connected = true;
+    this.attempt = 0;
+    this.pingTimer = setInterval(() => {
+      client.query({ text: "SELECT 1", query_timeout: 5000 } as pg.QueryConfig).catch(onLost);
+    }, 5000);
+    this.pingTimer.unref();
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    const delay = Math.min(2000, 100 * 2 ** this.attempt++);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.reconnect();
+    }, delay);
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.connect();
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    try {
+      await this.handlers.onReconnect();
+    } catch (err) {
+      // Catching up failed (the server went again): drop this connection and start over.
+      this.client?.end().catch(() => {});
+      this.client = null;
+      this.connected = false;
+      if (this.pingTimer) clearInterval(this.pingTimer);
+      this.pingTimer = null;
+      this.handlers.onLost(err);
+      this.scheduleRetry();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const client = this.client;
+    this.client = null;
+    this.connected = false;
+    await client?.end().catch(() => {});
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * A real PostgreSQL for the postgres backend's tests. `npm run test:all` starts one cluster
+ * (scripts/pg-cluster.sh) and exports AGENT_CRON_TEST_DATABASE_URL and AGENT_CRON_PG_DIR;
+ * run alone, a test file starts its own cluster and stops it at the end. Each test gets a
+ * fresh database on it, so tests never see each other's rows.
+ */
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, "..", "..");
+const CLUSTER = path.join(ROOT, "scripts", "pg-cluster.sh");
+
+export interface Cluster {
+  /** URL of the cluster's `postgres` database (for CREATE DATABASE). */
+  url: string;
+  /** The cluster's folder (for down/up), or null for a database given from outside. */
+  dir: string | null;
+  stop(): void;
+  /** Stops the server, keeping its data (connection-loss tests). */
+  down(): void;
+  up(): void;
+}
+
+export function startCluster(): Cluster {
+  const given = process.env.AGENT_CRON_TEST_DATABASE_URL;
+  const givenDir = process.env.AGENT_CRON_PG_DIR ?? null;
+  if (given) {
+    return {
+      url: given,
+      dir: givenDir,
+      stop: () => {},
+      down: () => cluster("down", need(givenDir)),
+      up: () => cluster("up", need(givenDir)),
+    };
+  }
+  const out = execFileSync("bash", [CLUSTER, "start"], { encoding: "utf8" });
+  const dir = /AGENT_CRON_PG_DIR='([^']+)'/.exec(out)![1];
+  const url = /AGENT_CRON_TEST_DATABASE_URL='([^']+)'/.exec(out)![1];
+  return { url, dir, stop: () => cluster("stop", dir), down: () => cluster("down", dir), up: () => cluster("up", dir) };
+}
+
+function need(dir: string | null): string {
+  if (!dir) throw new Error("This test stops and starts the server, so it needs a cluster made by scripts/pg-cluster.sh (AGENT_CRON_PG_DIR).");
+  return dir;
+}
+
+function cluster(cmd: string, dir: string): void {
+  execFileSync("bash", [CLUSTER, cmd, dir], { stdio: "inherit" });
+}
+
+let counter = 0;
+
+/** A new, empty database on the cluster; returns its URL. */
+export async function freshDatabase(cluster: Cluster, label = "t"): Promise<string> {
+  const name = `ac_${label}_${process.pid}_${Date.now().toString(36)}_${counter++}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+  const admin = new pg.Client({ connectionString: cluster.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(cluster.url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** One query on its own connection. */
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, values?: unknown[]): Promise<R[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<R>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The postgres backend's parts against a real PostgreSQL, several backends at once on one
+ * database as several processes would be: migration, the mirrors and their notifications,
+ * no lost update, an occurrence taken and run once, orphans, outputs, a lost connection.
+ * (The fleet of real agent-cron processes is test/all/postgres-fleet.test.ts.)
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPostgresBackend, checkNodeVersion, type PostgresBackend } from "../../src/backends/postgres/index.js";
+import { migrate, SCHEMA_VERSION } from "../../src/backends/postgres/schema.js";
+import { Db } from "../../src/backends/postgres/db.js";
+import { UnavailableError, UserError } from "../../src/core/errors.js";
+import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js";
+import type { Occurrence } from "../../src/core/ports.js";
+import { systemClock } from "../../src/core/scheduler.js";
+import { freshDatabase, sql, startCluster, waitFor, type Cluster } from "./pg-helpers.js";
+
+let cluster: Cluster;
+beforeAll(() => {
+  cluster = startCluster();
+});
+afterAll(() => cluster?.stop());
+
+const open: PostgresBackend[] = [];
+afterAll(async () => {
+  await Promise.allSettled(open.map((b) => b.close()));
+});
+
+async function backend(url: string, opts: { role?: "server" | "cli"; fleet?: number; maxConcurrent?: number; notices?: string[] } = {}): Promise<PostgresBackend> {
+  const b = await openPostgresBackend({
+    urlEnv: "TEST_DB",
+    env: { TEST_DB: url },
+    limits: () => ({ maxConcurrent: opts.maxConcurrent ?? 4, fleetMaxConcurrent: opts.fleet, maxOutputBytes: 2048 }),
+    runsPerJob: 5,
+    workRoot: "/nonexistent-work-root",
+    clock: systemClock,
+    role: opts.role ?? "server",
+    onNotice: (level, message) => opts.notices?.push(`${level}: ${message}`),
+  });
+  open.push(b);
+  return b;
+}
+
+function makeJob(fields: Partial<Job> = {}): Job {
+  const now = new Date().toISOString();
+  return JobSchema.parse({
+    id: randomUUID(), name: null, schedule: "@every 1s", run_at: null, timezone: "UTC", prompt: "p", executor: null, work_dir: null,
+    session: "isolated", session_id: null, type: "medium", timeout_seconds: 60, retries: 0, retry_delay_seconds: 1, output_format: "text",
+    output_schema: null, overlap: "allow", catch_up: "latest", max_runs: null, expires_at: null, max_cost_usd: null, pause_after_failures: 5,
+    enabled: true, state: "active", silent: true, notify_on: [], on_complete: null, on_fail: null, created_by: "test", created_at: now,
+    updated_at: now, last_run_at: null, last_status: null, last_error: null, last_scheduled_for: null, next_run_at: null, run_count: 0,
+    consecutive_failures: 0, ...fields,
+  });
+}
+
+function makeRun(job: Job, fields: Partial<Run> = {}): Run {
+  return RunSchema.parse({
+    id: randomUUID(), job_id: job.id, status: "running", trigger: "schedule", scheduled_for: null, started_at: new Date().toISOString(),
+    finished_at: null, duration_ms: null, attempts: 1, session_id: null, work_dir: null, exit_code: null, error: null, response: null,
+    output_truncated: false, usage: null, pid: process.pid, ...fields,
+  });
+}
+
+describe("postgres backend", () => {
+  it("migrates once when several processes start at once, and refuses a schema newer than it knows", async () => {
+    const url = await freshDatabase(cluster, "migrate");
+    const dbs = Array.from({ length: 6 }, () => new Db(url, { max: 2 }));
+    const results = await Promise.all(dbs.map((db) => migrate(db)));
+    expect(results.filter((r) => r.from === 0)).toHaveLength(1);
+    expect(results.every((r) => r.to === SCHEMA_VERSION)).toBe(true);
+    expect(await sql(url, "SELECT version FROM agent_cron.schema_version")).toEqual([{ version: SCHEMA_VERSION }]);
+    await sql(url, "INSERT INTO agent_cron.schema_version (version) VALUES ($1)", [SCHEMA_VERSION + 1]);
+    await expect(migrate(dbs[0])).rejects.toThrow(/schema version 2, newer than this agent-cron knows \(1\); upgrade agent-cron/);
+    await Promise.all(dbs.map((db) => db.end()));
+  });
+
+  it("shows a job written through one process to the others within a second, and a removal too", async () => {
+    const url = await freshDatabase(cluster, "mirror");
+    const [a, b] = [await backend(url), await backend(url)];
+    const heard: [string, string | undefined][] = [];
+    b.jobs.onExternalChange((id, job) => heard.push([id, job?.state]));
+    const job = makeJob({ name: "audit", prompt: "x".repeat(20_000) });
+    const t0 = Date.now();
+    await a.jobs.insert(job);
+    // 20 KB does not fit a NOTIFY payload: read back by id.
+    await waitFor("b to see the job", () => b.jobs.byName("audit"), 1000, 5);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(b.jobs.get(job.id)?.prompt).toHaveLength(20_000);
+    await a.jobs.update(job.id, (j) => ({ ...j, state: "paused", enabled: false }));
+    await waitFor("b to see the pause", () => b.jobs.get(job.id)?.state === "paused", 1000, 5);
+    await a.jobs.delete(job.id);
+    await waitFor("b to see the removal", () => b.jobs.get(job.id) === undefined, 1000, 5);
+    expect(heard).toEqual([[job.id, "active"], [job.id, "paused"], [job.id, undefined]]);
+    // Field order as written (jsonb reorders keys; the mirror gives them back in the schema's order).
+    const c = await backend(url, { role: "cli" });
+    await a.jobs.insert(makeJob({ name: "order" }));
+    expect(Object.keys((await waitFor("c to see it", () => c.jobs.byName("order")))!)).toEqual(Object.keys(JobSchema.shape));
+  });
+
+  it("loses no update when two processes change one job at once", async () => {
+    const url = await freshDatabase(cluster, "update");
+    const [a, b] = [await backend(url), await backend(url)];
+    const job = makeJob();
+    await a.jobs.insert(job);
+    await waitFor("b to see it", () => b.jobs.get(job.id));
+    const bump = (repo: PostgresBackend) => repo.jobs.update(job.id, (j) => ({ ...j, run_count: j.run_count + 1 }));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => bump(i % 2 ? a : b)));
+    const stored = await sql<{ n: number }>(url, "SELECT (data->>'run_count')::int AS n FROM agent_cron.jobs WHERE id = $1", [job.id]);
+    expect(stored[0].n).toBe(40);
+    await waitFor("both mirrors at 40", () => a.jobs.get(job.id)?.run_count === 40 && b.jobs.get(job.id)?.run_count === 40);
+    // A change that changes nothing writes nothing.
+    expect((await a.jobs.update(job.id, () => null))?.changed).toBe(false);
+    expect(await a.jobs.update(randomUUID(), (j) => j)).toBeUndefined();
+  });
+
+  it("refuses a second job of the same name added through another process at the same moment", async () => {
+    const url = await freshDatabase(cluster, "names");
+    const [a, b] = [await backend(url), await backend(url)];
+    const results = await Promise.allSettled([a.jobs.insert(makeJob({ name: "same" })), b.jobs.insert(makeJob({ name: "same" }))]);
+    const refused = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    expect(refused).toHaveLength(1);
+    expect(refused[0].reason).toBeInstanceOf(UserError);
+    expect(String(refused[0].reason.message)).toMatch(/^Another job is already named "same"/);
+  });
+
+  it("takes an occurrence once fleet-wide and runs it once, in one of the processes", async () => {
+    const url = await freshDatabase(cluster, "take");
+    const backends = [await backend(url), await backend(url), await backend(url)];
+    const ran: { who: number; jobId: string; occ: Occurrence }[] = [];
+    backends.forEach((b, who) =>
+      b.queue.consume(async (jobId, occ) => {
+        ran.push({ who, jobId, occ });
+      }),
+    );
+    const jobs = Array.from({ length: 20 }, () => makeJob());
+    for (const j of jobs) await backends[0].jobs.insert(j);
+    await waitFor("every mirror to have them", () => backends.every((b) => b.jobs.size === 20));
+    const at = Date.now() - 10;
+    const takes = await Promise.all(jobs.flatMap((j) => backends.map((b) => b.queue.take(b.jobs.get(j.id)!, { scheduledFor: at, trigger: "schedule" }, 0))));
+    expect(takes.filter((t) => t !== null)).toHaveLength(20);
+    await waitFor("20 runs", () => ran.length >= 20);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(ran).toHaveLength(20);
+    expect(new Set(ran.map((r) => r.jobId)).size).toBe(20);
+    expect(ran.every((r) => r.occ.scheduledFor === at && r.occ.trigger === "schedule")).toBe(true);
+    // Each job marked handled, never moved back by a later take of an older occurrence.
+    const iso = new Date(at).toISOString().replace("Z", "+00:00");
+    for (const b of backends) expect(b.jobs.get(jobs[0].id)?.last_scheduled_for).toBe(iso);
+    expect(await backends[1].queue.take(backends[1].jobs.get(jobs[0].id)!, { scheduledFor: at - 1000, trigger: "schedule" }, 0)).toBeNull();
+    const rows = await sql<{ state: string; n: string }>(url, "SELECT state, count(*) AS n FROM agent_cron.occurrences GROUP BY state");
+    expect(rows).toEqual([{ state: "done", n: "20" }]);
+  });
+
+  it("does not take an occurrence of a job paused through another process", async () => {
+    const url = await freshDatabase(cluster, "paused");
+    const [a, b] = [await backend(url), await backend(url)];
+    a.queue.consume(async () => {});
+    b.queue.consume(async () => {});
+    const job = makeJob();
+    await a.jobs.insert(job);
+    await waitFor("b to see it", () => b.jobs.get(job.id));
+    const stale = b.jobs.get(job.id)!;
+    await a.jobs.update(job.id, (j) => ({ ...j, state: "paused", enabled: false }));
+    // b's copy still says active (it may not have heard yet): the database decides.
+    expect(await b.queue.take(stale, { scheduledFor: Date.now(), trigger: "schedule" }, 0)).toBeNull();
+  });
+
+  it("holds an occurrence past fleet_max_concurrent until a slot frees", async () => {
+    const url = await freshDatabase(cluster, "fleetcap");
+    const backends = [await backend(url, { fleet: 2 }), await backend(url, { fleet: 2 })];
+    let running = 0;
+    let most = 0;
+    let done = 0;
+    backends.forEach((b) =>
+      b.queue.consume(async (jobId, occ) => {
+        const job = b.jobs.get(jobId)!;
+        const run = makeRun(job, { scheduled_for: new Date(occ.scheduledFor!).toISOString() });
+        await b.runs.put(run);
+        running++;
+        most = Math.max(most, running);
+        setTimeout(() => {
+          running--;
+          done++;
+          void b.runs.put({ ...run, status: "completed", finished_at: new Date().toISOString() });
+        }, 400);
+      }),
+    );
+    const jobs = Array.from({ length: 6 }, () => makeJob());
+    for (const j of jobs) await backends[0].jobs.insert(j);
+    await waitFor("mirrors", () => backends[1].jobs.size === 6);
+    const at = Date.now();
+    for (const [i, j] of jobs.entries()) await backends[i % 2].queue.take(backends[i % 2].jobs.get(j.id)!, { scheduledFor: at, trigger: "schedule" }, 0);
+    await waitFor("all six runs", () => done === 6, 20_000);
+    expect(most).toBe(2);
+  });
+
+  it("claims a run whose process went quiet, once, and keeps its interrupted record from the old process", async () => {
+    const url = await freshDatabase(cluster, "orphans");
+    const [a, b, c] = [await backend(url), await backend(url), await backend(url)];
+    const job = makeJob();
+    await a.jobs.insert(job);
+    const run = makeRun(job);
+    await a.runs.put(run);
+    // A live process's runs are not orphans.
+    expect(await b.orphans.claimOrphans()).toEqual([]);
+    // a stops beating (as a killed process would).
+    await sql(url, "UPDATE agent_cron.processes SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [a.processId]);
+    const [fromB, fromC] = await Promise.all([b.orphans.claimOrphans(), c.orphans.claimOrphans()]);
+    expect([...fromB, ...fromC].map((r) => r.id)).toEqual([run.id]);
+    const claimer = fromB.length ? b : c;
+    await claimer.runs.put({ ...run, status: "interrupted", error: "gone" });
+    // The old process comes back and finishes its run: the fleet's record stands.
+    await a.runs.put({ ...run, status: "completed" });
+    const stored = await sql<{ status: string }>(url, "SELECT status FROM agent_cron.runs WHERE id = $1", [run.id]);
+    expect(stored[0].status).toBe("interrupted");
+    expect(a.runs.get(run.id)?.status).toBe("interrupted");
+  });
+
+  it("keeps runs_per_job runs of a job in the database and every mirror, with outputs capped at max_output_bytes", async () => {
+    const url = await freshDatabase(cluster, "runs");
+    const [a, b] = [await backend(url), await backend(url)];
+    const job = makeJob();
+    await a.jobs.insert(job);
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const run = makeRun(job, { status: "completed", response: `r${i}` });
+      ids.push(run.id);
+      await a.runs.put(run);
+      await a.runs.writeOutput(run.id, "é".repeat(5000));
+    }
+    const rows = await sql<{ id: string }>(url, "SELECT id FROM agent_cron.runs ORDER BY seq");
+    expect(rows.map((r) => r.id)).toEqual(ids.slice(3));
+    expect(await sql(url, "SELECT count(*)::int AS n FROM agent_cron.outputs")).toEqual([{ n: 5 }]);
+    await waitFor("b's mirror", () => b.runs.ofJob(job.id).length === 5 && b.runs.ofJob(job.id)[4].id === ids[7]);
+    expect(b.runs.ofJob(job.id).map((r) => r.id)).toEqual(ids.slice(3));
+    const out = await b.runs.readOutput(ids[7]);
+    expect(Buffer.byteLength(out!)).toBe(2048);
+    expect(out).toBe("é".repeat(1024));
+    // NUL cannot live in jsonb or text: dropped, the rest kept.
+    const nul = makeRun(job, { status: "completed", response: "a\u0000b" });
+    await a.runs.put(nul);
+    await a.runs.writeOutput(nul.id, "x\u0000y");
+    expect(await b.runs.readOutput(nul.id)).toBe("xy");
+    await b.runs.removeJob(job.id);
+    await waitFor("a's mirror to drop them", () => a.runs.ofJob(job.id).length === 0);
+    expect(await sql(url, "SELECT count(*)::int AS n FROM agent_cron.runs")).toEqual([{ n: 0 }]);
+  });
+
+  it("says in one sentence that the database is unreachable, and catches up when it is back", async () => {
+    if (!cluster.dir) throw new Error("needs its own cluster");
+    const url = await freshDatabase(cluster, "outage");
+    const notices: string[] = [];
+    const [a, b] = [await backend(url, { notices }), await backend(url)];
+    const job = makeJob();
+    await a.jobs.insert(job);
+    await waitFor("b to see it", () => b.jobs.get(job.id));
+    cluster.down();
+    try {
+      const err = await a.jobs.update(job.id, (j) => ({ ...j, prompt: "changed" })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toMatch(/^The database at 127\.0\.0\.1:\d+\/ac_outage_\w+ is unreachable: .+; agent-cron retries and resumes when it is back\.$/);
+      // Takes are refused until this process has caught up.
+      await expect(a.queue.take(a.jobs.get(job.id)!, { scheduledFor: Date.now(), trigger: "schedule" }, 0)).rejects.toBeInstanceOf(UnavailableError);
+      await waitFor("the warning", () => notices.some((n) => n.startsWith("warning: The database at")));
+    } finally {
+      cluster.up();
+    }
+    // While a was cut off, b changed the job; a hears of it once it is back.
+    await waitFor("b to write again", () => b.jobs.update(job.id, (j) => ({ ...j, prompt: "from b" })).then(() => true), 15_000, 200);
+    await waitFor("a to catch up", () => a.jobs.get(job.id)?.prompt === "from b", 15_000);
+    expect(notices.some((n) => /^info: The database at .+ is reachable again; scheduling resumed\.$/.test(n))).toBe(true);
+    await a.jobs.update(job.id, (j) => ({ ...j, prompt: "from a" }));
+    await waitFor("b to see it", () => b.jobs.get(job.id)?.prompt === "from a");
+  });
+
+  it("says which Node it needs, and which variable is missing, before connecting", async () => {
+    expect(() => checkNodeVersion("20.19.0")).toThrow(/^The postgres store needs Node\.js 22\.12 or newer \(for pg-boss 12\); this is Node\.js 20\.19\.0\./);
+    expect(() => checkNodeVersion("22.11.0")).toThrow(UserError);
+    expect(() => checkNodeVersion("22.12.0")).not.toThrow();
+    expect(() => checkNodeVersion("24.1.0")).not.toThrow();
+    const opts = { urlEnv: "NOPE", env: {}, limits: () => ({ maxConcurrent: 1, fleetMaxConcurrent: undefined, maxOutputBytes: 1024 }), runsPerJob: 1, workRoot: "/x", clock: systemClock, role: "cli" as const, onNotice: () => {} };
+    await expect(openPostgresBackend(opts)).rejects.toThrow(/^The config's store is postgres, but NOPE is not set; set it to the database URL/);
+    await expect(openPostgresBackend({ ...opts, env: { NOPE: "mysql://x" } })).rejects.toThrow(/^NOPE must be a postgres:\/\/ URL/);
+    await expect(openPostgresBackend({ ...opts, env: { NOPE: "postgres://127.0.0.1:1/x" } })).rejects.toThrow(
+      /^The database at 127\.0\.0\.1:1\/x is unreachable: the connection was refused \(is the server running\?\)\. Start it, or fix the URL in NOPE\.$/,
+    );
+  });
+});

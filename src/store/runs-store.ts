@@ -1,23 +1,60 @@
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LockLostError, UserError, unfenced, type Fence } from "../core/errors.js";
 import { RunSchema, type Run } from "../core/jobs.js";
-import { parseNamed, recordsFile } from "./json-file.js";
+import { parseNamed } from "./json-file.js";
 import { writeError } from "./jobs-store.js";
+import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
+import { RunOrder } from "./run-order.js";
+import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
 
-type RunsFile = ReturnType<typeof recordsFile>;
+/** One job's history: its log on disk and, once read, its runs in memory. */
+interface JobLog {
+  readonly jobId: string;
+  readonly file: string;
+  /** Oldest first; null until the log is read. */
+  runs: Run[] | null;
+  /** Size of the log up to its last whole line. */
+  bytes: number;
+  /** Entries in the log (after its header). */
+  lines: number;
+  /** A torn last line that could not be cut off at load: cut before the next append. */
+  torn: boolean;
+  /** Set while a compaction runs: the lines appended meanwhile, to carry over. */
+  tail: string[] | null;
+  /** Compact once the log holds more entries than this. */
+  compactAt: number;
+  /** Why the log could not be read; reads and writes that need it fail with this sentence. */
+  error: UserError | null;
+  removed: boolean;
+}
+
+/** Background loading works in slices this long, so that timers and calls are not held up. */
+const WARM_SLICE_MS = 8;
 
 /**
- * Run history: one lowdb file per job (`runs/<job_id>.json`), capped at `runs_per_job`, so
- * recording a run costs the same however many jobs and runs exist. Whole outputs live in
- * `outputs/<run_id>`; records carry only the first 4 KiB.
+ * Run history: one append-only log per job (`runs/<job_id>.jsonl`, see run-log.ts), capped at
+ * `runs_per_job`, so recording a run costs one appended line however many jobs and runs exist.
+ * Whole outputs live in `outputs/<run_id>`; records carry only the first 4 KiB.
+ *
+ * Start-up reads only the logs of runs that `runs/open.jsonl` lists (left running, or with a
+ * delivery pending); every other log is read in the background in short slices, or at once by
+ * the first call that needs it. A log that does not parse is left untouched and named in the
+ * error of every call that needs it. Logs are compacted in the background once they hold more
+ * than twice the cap. Data dirs from before the logs (`runs/<job_id>.json`) are read and
+ * converted at the first start.
  */
 export class RunStore {
-  /** Each job's runs, oldest first. */
-  private readonly byJob = new Map<string, Run[]>();
+  private readonly logs = new Map<string, JobLog>();
+  /** Runs of the logs read so far. */
   private readonly byId = new Map<string, Run>();
-  private readonly files = new Map<string, RunsFile>();
+  /** Logs not yet read. */
+  private unread = 0;
+  /** Every run in time order, for `recent`; built once every log is read. */
+  private order: RunOrder | null = null;
+  private readonly open: OpenRuns;
   private readonly runsDir: string;
   readonly outputsDir: string;
   /** Default work dirs (`<workRoot>/<run_id>`, a persistent job's `<workRoot>/<job_id>`): removed with their run or job. */
@@ -25,86 +62,163 @@ export class RunStore {
   /** Where default work dirs were kept before they moved out of the data dir. */
   private readonly legacyWorkRoot: string;
   private readonly fence: Fence;
+  private readonly onProblem: (message: string) => void;
+  /** Compactions and removals of evicted runs' files under way. */
+  private readonly background = new Set<Promise<void>>();
+  private warmTimer: NodeJS.Timeout | null = null;
+  private warmed: { promise: Promise<void>; resolve: () => void } | null = null;
+  private closed = false;
 
   constructor(
     dataDir: string,
     private readonly runsPerJob: number,
-    opts: { fence?: Fence; workRoot?: string } = {},
+    opts: { fence?: Fence; workRoot?: string; onProblem?: (message: string) => void } = {},
   ) {
     this.runsDir = path.join(dataDir, "runs");
     this.outputsDir = path.join(dataDir, "outputs");
     this.legacyWorkRoot = path.join(dataDir, "work");
     this.workRoot = opts.workRoot ?? this.legacyWorkRoot;
     this.fence = opts.fence ?? unfenced;
+    this.onProblem = opts.onProblem ?? (() => {});
+    this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE), this.fence);
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
   }
 
-  /** Reads every history file; a file that does not parse stops start-up, untouched. */
-  load(): void {
+  /**
+   * Finds every job's log and reads those that start-up needs (see the class comment); a file
+   * among those that does not parse stops start-up, untouched. Then reads the rest in the
+   * background unless `background` is false.
+   */
+  load(opts: { background?: boolean } = {}): void {
+    const legacy: string[] = [];
     for (const name of readdirSync(this.runsDir)) {
-      if (!name.endsWith(".json") || name.startsWith(".")) continue;
+      if (name.startsWith(".")) continue;
       const file = path.join(this.runsDir, name);
-      const data = parseNamed(file, readFileSync(file, "utf8"));
-      if (!Array.isArray(data.runs)) throw new UserError(`Data file ${file} has no "runs" array. It was left untouched; move it aside to start afresh.`);
-      const runs = data.runs.map((raw, i) => {
-        const parsed = RunSchema.safeParse(raw);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          throw new UserError(`Data file ${file} (run #${i + 1}) holds an invalid run (${issue.path.join(".")}: ${issue.message}). It was left untouched; fix or remove that run.`);
-        }
-        return parsed.data;
-      });
-      const jobId = name.slice(0, -".json".length);
-      this.byJob.set(jobId, runs);
-      for (const run of runs) this.byId.set(run.id, run);
+      // A compaction or conversion cut short; the file it was to replace is whole.
+      if (name.endsWith(".tmp")) rmSync(file, { force: true });
+      else if (name === OPEN_RUNS_FILE) continue;
+      else if (name.endsWith(RUN_LOG_SUFFIX)) this.addLog(name.slice(0, -RUN_LOG_SUFFIX.length));
+      else if (name.endsWith(".json")) legacy.push(name.slice(0, -".json".length));
     }
+    const indexed = this.open.load();
+    if (legacy.length) this.convertLegacy(legacy, indexed);
+    if (!indexed) {
+      // No index, or a damaged one: it is rebuilt from every log, so every log must read.
+      for (const log of [...this.logs.values()]) this.read(log);
+      this.open.rebuild([...this.byId.values()].filter(isOpen).map((r) => [r.id, r.job_id] as [string, string]));
+    } else {
+      for (const jobId of this.open.jobIds()) {
+        const log = this.logs.get(jobId);
+        if (log) this.read(log);
+      }
+      const stale = [...this.open.entries()].filter(([id]) => {
+        const run = this.byId.get(id);
+        return !run || !isOpen(run);
+      });
+      if (stale.length) this.open.forget(stale.map(([id]) => id));
+    }
+    if (opts.background !== false) this.warmUp();
+  }
+
+  /** Resolves once every log is read (at once when none is left). */
+  whenLoaded(): Promise<void> {
+    if (this.unread === 0 || this.closed) return Promise.resolve();
+    if (!this.warmed) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.warmed = { promise, resolve };
+    }
+    return this.warmed.promise;
   }
 
   get(id: string): Run | undefined {
+    const run = this.byId.get(id);
+    if (run || this.unread === 0) return run;
+    this.loadAll();
     return this.byId.get(id);
   }
 
   /** A job's runs, oldest first. */
   ofJob(jobId: string): readonly Run[] {
-    return this.byJob.get(jobId) ?? [];
+    const log = this.logs.get(jobId);
+    return log ? this.read(log) : [];
   }
 
   jobIds(): IterableIterator<string> {
-    return this.byJob.keys();
+    return this.logs.keys();
   }
 
   *all(): IterableIterator<Run> {
-    for (const runs of this.byJob.values()) yield* runs;
+    this.loadAll();
+    for (const log of [...this.logs.values()]) yield* log.runs ?? [];
   }
 
-  /** Adds or replaces a run and writes its job's history; resolves once it is on disk. */
+  /** Runs left `running` (at start-up: by a process that is gone), without reading every log. */
+  running(): Run[] {
+    return this.listed((r) => r.status === "running");
+  }
+
+  /** Runs whose delivery is still `pending`, without reading every log. */
+  pendingDelivery(): Run[] {
+    return this.listed((r) => r.delivery === "pending");
+  }
+
+  /**
+   * Runs across every job, newest first (by started_at, else scheduled_for; ties by id
+   * descending), a page at a time: the `limit` runs that `filter` accepts after the run
+   * `after` (exclusive), or from the newest. Read from an index kept in order as runs come
+   * and go, so no call sorts the history.
+   */
+  recent(opts: { limit: number; after?: string; filter?: (run: Run) => boolean }): { items: Run[]; more: boolean; found: boolean } {
+    const order = this.ordered();
+    let after: Run | undefined;
+    if (opts.after !== undefined) {
+      after = this.byId.get(opts.after);
+      if (!after) return { items: [], more: false, found: false };
+    }
+    return order.page(opts.limit, after, opts.filter);
+  }
+
+  /**
+   * Adds or replaces a run with one appended line; resolves once it is written. If the disk
+   * refuses it, memory stays as the files say and the error says what happened.
+   */
   async put(run: Run): Promise<void> {
-    let runs = this.byJob.get(run.job_id);
-    if (!runs) this.byJob.set(run.job_id, (runs = []));
+    const log = this.logs.get(run.job_id) ?? this.addLog(run.job_id, []);
+    const runs = this.read(log);
     const known = this.byId.get(run.id);
-    if (known) runs[runs.indexOf(known)] = run;
+    const at = known ? runs.indexOf(known) : -1;
+    const before = runs.slice();
+    if (at >= 0) runs[at] = run;
     else runs.push(run);
     this.byId.set(run.id, run);
     const dropped = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
+    const opens = isOpen(run) && !this.open.has(run.id);
     try {
       this.fence();
-      await this.file(run.job_id).write({ runs });
+      // Listed first: the index may say too much, never too little (see open-runs.ts).
+      if (opens) this.open.markOpen(run.id, run.job_id);
+      this.append(log, putLine(run, dropped.map((r) => r.id)));
     } catch (err) {
-      // Keep memory equal to the file: undo this change (evicted runs are still on disk).
-      const i = runs.indexOf(run);
-      if (i >= 0) {
-        if (known) runs[i] = known;
-        else runs.splice(i, 1);
-      }
+      // Keep memory equal to the file: undo this change.
+      runs.splice(0, runs.length, ...before);
       if (known) this.byId.set(run.id, known);
       else this.byId.delete(run.id);
-      runs.unshift(...dropped);
       for (const r of dropped) this.byId.set(r.id, r);
-      if (err instanceof LockLostError) throw err;
-      throw writeError(path.join(this.runsDir, `${run.job_id}.json`), err);
+      if (err instanceof LockLostError || err instanceof UserError) throw err;
+      throw writeError(log.file, err);
     }
-    await Promise.all(dropped.map((r) => this.removeFilesOf(r)));
+    if (this.order) {
+      if (known && at >= 0) this.order.replace(known, run);
+      else this.order.insert(run);
+      for (const r of dropped) this.order.remove(r);
+    }
+    const closes = dropped.filter((r) => this.open.has(r.id)).map((r) => r.id);
+    if (!isOpen(run) && this.open.has(run.id)) closes.push(run.id);
+    if (closes.length) this.open.markClosed(closes);
+    if (!log.tail && log.lines > log.compactAt) this.compact(log);
+    if (dropped.length) this.inBackground(Promise.all(dropped.map((r) => this.removeFilesOf(r))).then(() => {}));
   }
 
   /** Keeps the newest `runs_per_job`, never evicting a run still going. */
@@ -123,11 +237,25 @@ export class RunStore {
 
   async removeJob(jobId: string): Promise<void> {
     this.fence();
-    const runs = this.byJob.get(jobId) ?? [];
-    this.byJob.delete(jobId);
-    this.files.delete(jobId);
+    const log = this.logs.get(jobId);
+    let runs: Run[] = [];
+    if (log) {
+      try {
+        runs = this.read(log);
+      } catch {
+        // A log that does not parse goes with its job; its runs' outputs cannot be named.
+      }
+      log.removed = true;
+      this.logs.delete(jobId);
+      if (log.runs === null && !log.error) this.settle();
+    }
     for (const r of runs) this.byId.delete(r.id);
-    await rm(path.join(this.runsDir, `${jobId}.json`), { force: true });
+    const ids = new Set(runs.map((r) => r.id));
+    this.order?.removeWhere((r) => ids.has(r.id));
+    this.open.forget(ids);
+    // At once: a put that comes after this (a run of the job ending late) starts a new log
+    // that a later unlink must not take.
+    rmSync(path.join(this.runsDir, `${jobId}${RUN_LOG_SUFFIX}`), { force: true });
     await Promise.all(runs.map((r) => this.removeFilesOf(r)));
     for (const root of this.workRoots()) await rm(path.join(root, jobId), { recursive: true, force: true });
   }
@@ -147,6 +275,270 @@ export class RunStore {
     }
   }
 
+  /** Resolves when background work started so far (compactions, removing evicted runs' files) is done. */
+  async idle(): Promise<void> {
+    while (this.background.size) await Promise.all([...this.background]);
+  }
+
+  /** Stops reading logs in the background; waits for compactions under way. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.warmTimer) clearTimeout(this.warmTimer);
+    this.warmTimer = null;
+    this.warmed?.resolve();
+    await this.idle();
+  }
+
+  // Reading logs.
+
+  private addLog(jobId: string, runs: Run[] | null = null): JobLog {
+    const log: JobLog = {
+      jobId,
+      file: path.join(this.runsDir, `${jobId}${RUN_LOG_SUFFIX}`),
+      runs,
+      bytes: 0,
+      lines: 0,
+      torn: false,
+      tail: null,
+      compactAt: this.compactThreshold(),
+      error: null,
+      removed: false,
+    };
+    this.logs.set(jobId, log);
+    if (runs === null) this.unread++;
+    return log;
+  }
+
+  /** A log's runs, reading it first if need be; throws the sentence naming it if it does not parse. */
+  private read(log: JobLog): Run[] {
+    if (log.runs) return log.runs;
+    if (log.error) throw log.error;
+    let text = "";
+    try {
+      text = readFileSync(log.file, "utf8");
+    } catch (err) {
+      // Gone meanwhile (removed by hand): an empty history, as for a new job.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    let replayed;
+    try {
+      replayed = replayRunLog(log.file, log.jobId, text);
+    } catch (err) {
+      // Remembered: the file is left as it is, and named by every call that needs it.
+      const problem = err instanceof UserError ? err : new UserError(`Data file ${log.file} could not be read (${(err as Error).message}). It was left untouched.`);
+      log.error = problem;
+      this.settle();
+      this.onProblem(problem.message);
+      throw problem;
+    }
+    if (replayed.torn) {
+      try {
+        truncateSync(log.file, replayed.bytes);
+      } catch {
+        log.torn = true;
+      }
+    }
+    log.bytes = replayed.bytes;
+    log.lines = replayed.lines;
+    log.runs = replayed.runs;
+    for (const run of replayed.runs) this.byId.set(run.id, run);
+    this.settle();
+    return log.runs;
+  }
+
+  /** One more log is read (or found unreadable). */
+  private settle(): void {
+    this.unread--;
+    if (this.unread === 0) {
+      this.warmed?.resolve();
+      this.warmed = null;
+    }
+  }
+
+  /**
+   * Reads every log not read yet. One that does not parse is left out of the answers that
+   * span jobs (reported once through onProblem); its own job's reads and writes name it.
+   */
+  private loadAll(): void {
+    if (this.unread === 0) return;
+    for (const log of [...this.logs.values()]) {
+      if (log.runs || log.error) continue;
+      try {
+        this.read(log);
+      } catch {
+        // See above; an I/O error leaves the log to be read at the next call.
+      }
+    }
+  }
+
+  /** Reads the logs in the background, a slice at a time. */
+  private warmUp(): void {
+    if (this.unread === 0 || this.closed) return;
+    const pending = [...this.logs.values()].filter((l) => l.runs === null && !l.error);
+    const slice = () => {
+      this.warmTimer = null;
+      if (this.closed) return;
+      const until = performance.now() + WARM_SLICE_MS;
+      while (pending.length && performance.now() < until) {
+        const log = pending.pop()!;
+        if (log.runs || log.error || log.removed) continue;
+        try {
+          this.read(log);
+        } catch {
+          // Named by onProblem, and by every call that needs this log.
+        }
+      }
+      if (pending.length) this.warmTimer = setTimeout(slice, 0).unref();
+    };
+    this.warmTimer = setTimeout(slice, 0).unref();
+  }
+
+  private ordered(): RunOrder {
+    this.loadAll();
+    this.order ??= RunOrder.of(this.byId.values());
+    return this.order;
+  }
+
+  private listed(matches: (run: Run) => boolean): Run[] {
+    const out: Run[] = [];
+    for (const [id, jobId] of [...this.open.entries()]) {
+      const log = this.logs.get(jobId);
+      if (!log) continue;
+      try {
+        this.read(log);
+      } catch {
+        continue;
+      }
+      const run = this.byId.get(id);
+      if (run && matches(run)) out.push(run);
+    }
+    return out;
+  }
+
+  // Writing logs.
+
+  private compactThreshold(): number {
+    return 2 * this.runsPerJob + 16;
+  }
+
+  private append(log: JobLog, line: string): void {
+    const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
+    let fd: number | null = null;
+    try {
+      fd = openSync(log.file, "a");
+      if (log.torn) {
+        ftruncateSync(fd, log.bytes);
+        log.torn = false;
+      }
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off);
+    } catch (err) {
+      // A short write (disk full) must not leave half a line for the next append to follow.
+      try {
+        if (fd !== null) ftruncateSync(fd, log.bytes);
+      } catch {
+        log.torn = true;
+      }
+      throw writeError(log.file, err);
+    } finally {
+      if (fd !== null) closeSync(fd);
+    }
+    log.bytes += buf.length;
+    log.lines++;
+    log.tail?.push(line);
+  }
+
+  /**
+   * Rewrites a log from memory without holding up appends: the new file is written beside it
+   * in the background, then the lines appended meanwhile are added and it is renamed into
+   * place, in one synchronous step that no put can come between. A crash at any point leaves
+   * the old log whole (a leftover `.tmp` is removed at the next start).
+   */
+  private compact(log: JobLog): void {
+    const runs = log.runs!;
+    const text = formatRunLog(log.jobId, runs);
+    const entries = runs.length;
+    const tmp = `${log.file}.${randomBytes(4).toString("hex")}.tmp`;
+    log.tail = [];
+    const done = (async () => {
+      try {
+        this.fence();
+        await writeFile(tmp, text);
+        if (log.removed || this.closed) throw new Error("gone");
+        const tail = log.tail!.join("");
+        if (tail) appendFileSync(tmp, tail);
+        this.fence();
+        renameSync(tmp, log.file);
+        log.bytes = Buffer.byteLength(text) + Buffer.byteLength(tail);
+        log.lines = entries + log.tail!.length;
+        log.torn = false;
+        log.compactAt = this.compactThreshold();
+      } catch {
+        rmSync(tmp, { force: true });
+        // The old log stays whole and takes appends; try again after as many more.
+        log.compactAt = log.lines + this.compactThreshold();
+      } finally {
+        log.tail = null;
+      }
+    })();
+    this.inBackground(done);
+  }
+
+  private inBackground(p: Promise<void>): void {
+    const tracked = p.catch(() => {}).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  /**
+   * Data dirs from before the logs: `runs/<job_id>.json` (a lowdb file). Each is read and
+   * checked first (one that does not parse stops start-up, untouched), then written as a log
+   * and removed. A log already beside it is a conversion cut short, kept when it holds every
+   * run of the old file.
+   */
+  private convertLegacy(jobIds: string[], indexed: boolean): void {
+    const histories = new Map<string, Run[]>();
+    for (const jobId of jobIds) {
+      const file = path.join(this.runsDir, `${jobId}.json`);
+      const runs = readLegacy(file);
+      const log = this.logs.get(jobId);
+      if (log) {
+        const logged = new Set(this.read(log).map((r) => r.id));
+        if (!runs.every((r) => logged.has(r.id))) {
+          throw new UserError(
+            `Data files ${file} and ${log.file} both hold runs of job ${jobId}, and the older ${file} holds runs the log does not. Nothing was changed; keep one of them (move the other aside).`,
+          );
+        }
+        continue;
+      }
+      histories.set(jobId, runs);
+    }
+    // Listed before the old files go, so that start-up still finds them (see open-runs.ts).
+    if (indexed) for (const runs of histories.values()) for (const r of runs.filter(isOpen)) this.open.markOpen(r.id, r.job_id);
+    for (const jobId of jobIds) {
+      const file = path.join(this.runsDir, `${jobId}.json`);
+      const runs = histories.get(jobId);
+      if (runs) {
+        const log = this.addLog(jobId, runs);
+        const text = formatRunLog(jobId, runs);
+        const tmp = `${log.file}.tmp`;
+        try {
+          this.fence();
+          writeFileSync(tmp, text);
+          renameSync(tmp, log.file);
+        } catch (err) {
+          if (err instanceof LockLostError) throw err;
+          throw writeError(log.file, err);
+        }
+        log.bytes = Buffer.byteLength(text);
+        log.lines = runs.length;
+        for (const r of runs) this.byId.set(r.id, r);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+
+  // Files of runs.
+
   /** A run's output files, and its work dir when it is the default one made for it alone. */
   private async removeFilesOf(run: Run): Promise<void> {
     await rm(path.join(this.outputsDir, run.id), { force: true });
@@ -160,10 +552,23 @@ export class RunStore {
   private workRoots(): string[] {
     return this.workRoot === this.legacyWorkRoot ? [this.workRoot] : [this.workRoot, this.legacyWorkRoot];
   }
+}
 
-  private file(jobId: string): RunsFile {
-    let f = this.files.get(jobId);
-    if (!f) this.files.set(jobId, (f = recordsFile(path.join(this.runsDir, `${jobId}.json`), "runs")));
-    return f;
-  }
+/** Left for start-up to act on: still running, or owing a delivery. */
+function isOpen(run: Run): boolean {
+  return run.status === "running" || run.delivery === "pending";
+}
+
+/** A history file from before the logs; one that does not parse stops start-up with its name. */
+function readLegacy(file: string): Run[] {
+  const data = parseNamed(file, readFileSync(file, "utf8"));
+  if (!Array.isArray(data.runs)) throw new UserError(`Data file ${file} has no "runs" array. It was left untouched; move it aside to start afresh.`);
+  return data.runs.map((raw, i) => {
+    const parsed = RunSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new UserError(`Data file ${file} (run #${i + 1}) holds an invalid run (${issue.path.join(".")}: ${issue.message}). It was left untouched; fix or remove that run.`);
+    }
+    return parsed.data;
+  });
 }

@@ -11,7 +11,7 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCEPTED, ChatReceivers, REFUSALS } from "../helpers/chat-receivers.js";
 import { startRaw } from "../helpers/server.js";
-import { Server, expireLock, fixtureExecutor, makeDataDir, readOwner, removeDir, runCli, sleep, waitFor, type Json } from "../reliability/helpers.js";
+import { Server, expireLock, fixtureExecutor, makeDataDir, readDataFiles, readOwner, removeDir, runCli, sleep, waitFor, type Json } from "../reliability/helpers.js";
 
 const YEARLY = "0 0 1 1 *";
 const SECRET = "whsec_" + Buffer.from("a delivery test secret of 32 bytes").toString("base64");
@@ -345,7 +345,7 @@ describe("delivery across processes and restarts", () => {
     const { run } = await a.tool("run_now", { job: "pending", wait: true });
     await waitFor(() => rx.at("/webhook/later").length === 1, { what: "the first attempt" });
     await a.kill9();
-    expect(JSON.parse(readFileSync(path.join(dir, "runs", `${run.job_id}.json`), "utf8")).runs[0].delivery).toBe("pending");
+    expect(readDataFiles(dir).runs.get(run.job_id)![0].delivery).toBe("pending");
     expireLock(dir);
     const b = await Server.start(dir, { env });
     cleanup.push(() => b.kill9());

@@ -1,9 +1,8 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpServer, INITIALIZE, RawStream, jsonRpc, rawRequest, rawSession } from "../helpers/http.js";
 import { CLI, makeDataDir, removeDir, sleep, waitFor } from "../helpers/server.js";
+import { readDataFiles } from "../reliability/helpers.js";
 
 const TOKEN = "s3cret-token-for-tests";
 const servers: HttpServer[] = [];
@@ -230,8 +229,8 @@ describe("agent-cron serve --http", () => {
     expect(code).toBe(0);
     expect(Date.now() - stoppedAt).toBeLessThan(1000 + 5000);
 
-    const runs = JSON.parse(readFileSync(path.join(server.dataDir, "runs", `${job.id}.json`), "utf8")).runs;
-    expect(runs.find((r: any) => r.id === run.id).status).toBe("interrupted");
+    const runs = readDataFiles(server.dataDir).runs.get(job.id)!;
+    expect(runs.find((r) => r.id === run.id)!.status).toBe("interrupted");
 
     // Nothing lost across a restart on the same data dir.
     const again = await start({ dataDir: server.dataDir });

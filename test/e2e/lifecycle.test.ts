@@ -169,7 +169,7 @@ describe("a job's life through a real MCP client", () => {
 
   it("remove deletes the job with its runs and outputs, and no run of it happens afterwards", async () => {
     const runs = await s.runs("ticker");
-    const runFile = path.join(s.dataDir, "runs", `${job.id}.json`);
+    const runFile = path.join(s.dataDir, "runs", `${job.id}.jsonl`);
     expect(existsSync(runFile)).toBe(true);
     const { removed } = await s.tool("remove", { job: "ticker" });
     expect(removed).toBe(job.id);

@@ -280,7 +280,7 @@ export interface DataFiles {
 
 /**
  * Reads the data dir as a person (or the next start-up) would: jobs.json must parse, every
- * line of jobs.journal must parse except a torn final one, each runs/*.json and owner.json must parse; every
+ * line of jobs.journal must parse except a torn final one, each runs/*.json(l) and owner.json must parse; every
  * job and run must pass its schema.
  */
 export function readDataFiles(dataDir: string): DataFiles {
@@ -350,6 +350,28 @@ export function readDataFiles(dataDir: string): DataFiles {
   const runsDir = path.join(dataDir, "runs");
   if (existsSync(runsDir)) {
     for (const name of readdirSync(runsDir)) {
+      // A job's run log (runs/<job_id>.jsonl): a header, then puts (and drops) replayed in
+      // order; a torn last line is allowed (never acknowledged). runs/open.jsonl is an index.
+      if (name.endsWith(".jsonl") && name !== "open.jsonl") {
+        out.filesChecked++;
+        const byId = new Map<string, Run>();
+        const lines = readFileSync(path.join(runsDir, name), "utf8").split("\n");
+        lines.pop();
+        lines.forEach((line, i) => {
+          if (!line || i === 0) return;
+          try {
+            const entry = JSON.parse(line);
+            const r = RunSchema.safeParse(entry.put);
+            if (!r.success) return out.problems.push(`runs/${name} line ${i + 1}: invalid run: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+            byId.set(r.data.id, r.data);
+            for (const id of entry.drop ?? []) byId.delete(id);
+          } catch (err) {
+            out.problems.push(`runs/${name} line ${i + 1} does not parse: ${(err as Error).message}`);
+          }
+        });
+        out.runs.set(name.slice(0, -".jsonl".length), [...byId.values()]);
+        continue;
+      }
       if (!name.endsWith(".json") || name.startsWith(".")) continue;
       out.filesChecked++;
       try {

@@ -4,7 +4,6 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobSchema, type Job } from "../../src/core/jobs.js";
 import { JobStore } from "../../src/store/jobs-store.js";
-import { RunStore } from "../../src/store/runs-store.js";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -193,25 +192,5 @@ describe("JobStore", () => {
     expect(s.get(a.id)?.prompt).toBe("p");
     expect(s.byName("new")).toBeUndefined();
     expect(s.size).toBe(1);
-  });
-});
-
-describe("RunStore", () => {
-  it("keeps the newest runs_per_job runs in runs/<job_id>.json and removes evicted outputs", async () => {
-    const dir = tmp();
-    const s = new RunStore(dir, 2);
-    const base = { job_id: "j1", status: "completed", trigger: "manual", scheduled_for: null, started_at: null, finished_at: null, duration_ms: null, attempts: 1, executor: "echo", session_id: null, work_dir: null, exit_code: 0, error: null, response: "r", output_truncated: false, usage: null, pid: 1, delivery: null, output_hash: null } as const;
-    const more = { delivery_due: [], warnings: [], event_payload: null };
-    for (let i = 1; i <= 3; i++) {
-      await s.put({ ...base, ...more, id: `run-${i}` });
-      await s.writeOutput(`run-${i}`, `output ${i}`);
-    }
-    await s.put({ ...base, ...more, id: "run-4" });
-    expect(s.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
-    expect(existsSync(path.join(dir, "outputs", "run-1"))).toBe(false);
-    const again = new RunStore(dir, 2);
-    again.load();
-    expect(again.ofJob("j1").map((r) => r.id)).toEqual(["run-3", "run-4"]);
-    expect(await again.readOutput("run-3")).toBe("output 3");
   });
 });

@@ -1,0 +1,154 @@
+import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { unfenced, type Fence } from "../core/errors.js";
+import { writeError } from "./jobs-store.js";
+
+/**
+ * `runs/open.jsonl`: which runs may still need something done at start-up (a run left
+ * `running`, a delivery still `pending`), so that start-up reads only those jobs' logs instead
+ * of the whole history. One line each time a run opens or closes:
+ *
+ *   {"open":"<run id>","job":"<job id>"}
+ *   {"closed":["<run id>",…]}
+ *
+ * It only ever says too much, never too little: a run's "open" line is written before the run
+ * log line that opens it, its "closed" line after the line that closes it, so a crash between
+ * the two leaves an entry that start-up checks against the log and drops. The file is derived
+ * from the logs: when it is missing or does not parse, the store reads every log and writes it
+ * again. It is rewritten from memory (one line per open run) once it has grown.
+ */
+export const OPEN_RUNS_FILE = "open.jsonl";
+
+export class OpenRuns {
+  /** run id → job id, in the order they opened. */
+  private readonly open = new Map<string, string>();
+  private lines = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly fence: Fence = unfenced,
+  ) {}
+
+  /** Reads the file; false when it is missing or damaged (the caller rebuilds it from the logs). */
+  load(): boolean {
+    let text: string;
+    try {
+      text = readFileSync(this.file, "utf8");
+    } catch {
+      return false;
+    }
+    const end = text.lastIndexOf("\n") + 1;
+    for (const line of text.slice(0, end).split("\n")) {
+      if (!line) continue;
+      let entry: { open?: unknown; job?: unknown; closed?: unknown };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return this.reset();
+      }
+      if (typeof entry.open === "string" && typeof entry.job === "string") this.open.set(entry.open, entry.job);
+      else if (Array.isArray(entry.closed)) for (const id of entry.closed) this.open.delete(String(id));
+      else return this.reset();
+      this.lines++;
+    }
+    this.bytes = Buffer.byteLength(text) - Buffer.byteLength(text.slice(end));
+    // A torn last line (a crash mid-write) was an "open" whose run line never followed, or a
+    // "closed" that the logs say anyway: dropping it is safe. The next rewrite removes it.
+    if (end < text.length) {
+      try {
+        this.rewrite();
+      } catch {
+        // Read-only for now: the first append fails and says so.
+      }
+    }
+    return true;
+  }
+
+  private reset(): false {
+    this.open.clear();
+    this.lines = 0;
+    return false;
+  }
+
+  has(runId: string): boolean {
+    return this.open.has(runId);
+  }
+
+  /** Every open run id with its job. */
+  entries(): IterableIterator<[string, string]> {
+    return this.open.entries();
+  }
+
+  jobIds(): Set<string> {
+    return new Set(this.open.values());
+  }
+
+  /** Writes that a run opens; before the log line that opens it. Throws when the disk refuses. */
+  markOpen(runId: string, jobId: string): void {
+    this.append(JSON.stringify({ open: runId, job: jobId }) + "\n");
+    this.open.set(runId, jobId);
+  }
+
+  /** Writes that runs closed; after the log lines that close them. A failure only leaves them listed. */
+  markClosed(runIds: string[]): void {
+    for (const id of runIds) this.open.delete(id);
+    try {
+      this.append(JSON.stringify({ closed: runIds }) + "\n");
+    } catch {
+      // Start-up checks every listed run against its log: a stale entry costs one log read.
+    }
+    if (this.lines > 2 * this.open.size + 256) {
+      try {
+        this.rewrite();
+      } catch {
+        // Appends go on; the next rewrite tries again.
+      }
+    }
+  }
+
+  /** Forgets runs whose job's log is gone (removed with its job); the next rewrite drops them. */
+  forget(runIds: Iterable<string>): void {
+    for (const id of runIds) this.open.delete(id);
+  }
+
+  /** Replaces the file by the runs open now (temp file and rename: never half a file). */
+  rebuild(entries: Iterable<[string, string]>): void {
+    this.open.clear();
+    for (const [run, job] of entries) this.open.set(run, job);
+    this.rewrite();
+  }
+
+  private rewrite(): void {
+    this.fence();
+    let text = "";
+    for (const [run, job] of this.open) text += JSON.stringify({ open: run, job }) + "\n";
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, this.file);
+    this.lines = this.open.size;
+    this.bytes = Buffer.byteLength(text);
+  }
+
+  private append(line: string): void {
+    this.fence();
+    const buf = Buffer.from(line);
+    let fd: number | null = null;
+    try {
+      fd = openSync(this.file, "a");
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off);
+    } catch (err) {
+      // A short write (disk full) must not leave half a line for the next append to follow.
+      try {
+        if (fd !== null) ftruncateSync(fd, this.bytes);
+      } catch {
+        // A torn last line is dropped at start-up anyway.
+      }
+      throw writeError(this.file, err);
+    } finally {
+      if (fd !== null) closeSync(fd);
+    }
+    this.bytes += buf.length;
+    this.lines++;
+  }
+}

@@ -29,6 +29,11 @@ export interface OpenAppOptions {
   workRoot?: string;
   /** The config file, hidden from sandboxed runs with the data dir. */
   configPath?: string | null;
+  /**
+   * On a shared store (postgres): a server works the fleet's queue of occurrences; the CLI
+   * answers its own call only. Default "server".
+   */
+  role?: "server" | "cli";
 }
 
 /** The parts a backend gives the App. */
@@ -38,8 +43,39 @@ export type BackendParts = Pick<AppParts, "jobs" | "runs" | "queue" | "orphans" 
 export async function openApp(opts: OpenAppOptions): Promise<App> {
   const clock = opts.clock ?? systemClock;
   const workRoot = opts.workRoot ?? defaultWorkRoot(opts.env ?? process.env);
+  if (opts.config.store.type === "postgres") return openPostgresApp(opts.config.store.url_env, { ...opts, clock, workRoot });
   const files = await openFilesBackend({ dataDir: opts.dataDir, runsPerJob: opts.config.runs_per_job, fence: opts.fence, workRoot, clock });
   return composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+}
+
+/**
+ * A fleet's shared store. Its module (and pg, pg-boss) load only here, so the files backend
+ * never loads them and keeps working on Node 20.
+ */
+async function openPostgresApp(urlEnv: string, opts: OpenAppOptions & { clock: Clock; workRoot: string }): Promise<App> {
+  const { openPostgresBackend } = await import("./backends/postgres/index.js");
+  let app: App | undefined;
+  const backend = await openPostgresBackend({
+    urlEnv,
+    env: opts.env ?? process.env,
+    role: opts.role ?? "server",
+    runsPerJob: opts.config.runs_per_job,
+    workRoot: opts.workRoot,
+    clock: opts.clock,
+    // As the config is now: a reload of config.json changes them for the next occurrence.
+    limits: () => {
+      const c = app?.config ?? opts.config;
+      return { maxConcurrent: c.max_concurrent, fleetMaxConcurrent: c.fleet_max_concurrent, maxOutputBytes: c.max_output_bytes };
+    },
+    onNotice: (level, message) => app?.events.emit("notice", level, message, {}),
+  });
+  try {
+    app = await composeApp({ ...backend, exclusive: false }, opts);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  return app;
 }
 
 /** Builds the App over a backend: the executors, the delivery channels, the clock. */

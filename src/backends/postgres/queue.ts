@@ -61,7 +61,24 @@ export class PgQueue implements OccurrenceQueue {
     },
   ) {}
 
-  async take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
+  /** Takes of one job, in the order they were asked for (see take). */
+  private readonly taking = new Map<string, Promise<unknown>>();
+
+  /**
+   * One job's takes go one after another, oldest first: they lock the same row, and a newer
+   * occurrence committed first would make the older one look handled already.
+   */
+  take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
+    const before = this.taking.get(job.id) ?? Promise.resolve();
+    const mine = before.catch(() => {}).then(() => this.takeNow(job, occ, delayMs));
+    this.taking.set(job.id, mine);
+    void mine.catch(() => {}).finally(() => {
+      if (this.taking.get(job.id) === mine) this.taking.delete(job.id);
+    });
+    return mine;
+  }
+
+  private async takeNow(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
     const { db, jobs, boss } = this.deps;
     if (!boss) throw new Error("This agent-cron process does not schedule (it answers one CLI command).");
     const at = occ.scheduledFor;

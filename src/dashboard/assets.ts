@@ -36,7 +36,9 @@ button,.button{display:inline-flex;align-items:center;gap:.3em;padding:.3em .75e
 button:hover,.button:hover{border-color:var(--accent)}
 button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 button.danger{color:var(--bad)}
-button[disabled]{opacity:.55;cursor:progress}
+form[aria-busy=true] button{opacity:.55;cursor:progress}
+th.align-right,td.align-right{text-align:right}
+th.align-center,td.align-center{text-align:center}
 form.inline{display:inline;margin:0}
 div.actions{display:flex;flex-wrap:wrap;gap:.35em}
 td.actions{width:1%}
@@ -100,8 +102,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",m
   table.cards td.name{font-size:1.05em;display:block}
   table.cards td .prompt{max-width:none;white-space:normal}
   table.cards td.actions{padding-top:.4em}
-  dl.facts{grid-template-columns:1fr}
-  dl.facts dt{margin-top:.35em}
+  dl.facts{gap:.35em .9em;padding:.7em .8em}
   button,.button{min-height:2.6em;padding:.35em .9em}
 }
 `;
@@ -155,8 +156,11 @@ export const SCRIPT = `"use strict";
     return ids.join(" ");
   }
 
+  // The control that was used last: an action's button is replaced by its refreshed row.
+  var lastUsed = null;
   function swap(doc) {
-    var key = focusKey();
+    var key = focusKey() || lastUsed;
+    lastUsed = null;
     var lists = document.querySelectorAll("[data-live-list]");
     for (var i = 0; i < lists.length; i++) {
       var fresh = doc.getElementById(lists[i].id);
@@ -242,8 +246,11 @@ export const SCRIPT = `"use strict";
     var form = e.target;
     if (!form.matches || !form.matches("form[data-action]")) return;
     e.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
     var button = form.querySelector("button");
-    if (button) button.disabled = true;
+    // Not disabled: a disabled button loses the keyboard focus.
+    form.setAttribute("aria-busy", "true");
+    lastUsed = focusKey();
     fetch(form.action, {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
@@ -257,7 +264,8 @@ export const SCRIPT = `"use strict";
       })
       .catch(function (err) { say("The daemon did not answer: " + err.message, true); })
       .then(function () {
-        if (button) button.disabled = false;
+        form.removeAttribute("aria-busy");
+        if (!lastUsed) lastUsed = focusKey();
         refresh();
       });
   });

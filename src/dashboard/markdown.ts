@@ -27,6 +27,15 @@ async function renderer(): Promise<MarkdownIt> {
     tokens[idx].attrSet("rel", "noopener noreferrer nofollow");
     return self.renderToken(tokens, idx, options);
   };
+  // Table alignment comes as style="text-align:…", which the CSP refuses: a class instead.
+  for (const cell of ["th_open", "td_open"] as const) {
+    rules[cell] = (tokens, idx, options, _env, self) => {
+      const align = /text-align:(left|right|center)/.exec(String(tokens[idx].attrGet("style") ?? ""))?.[1];
+      if (tokens[idx].attrs) tokens[idx].attrs = tokens[idx].attrs!.filter(([name]) => name !== "style");
+      if (align) tokens[idx].attrJoin("class", `align-${align}`);
+      return self.renderToken(tokens, idx, options);
+    };
+  }
   rules.image = (tokens, idx) => {
     const token = tokens[idx];
     const src = String(token.attrGet("src") ?? "");

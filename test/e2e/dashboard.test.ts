@@ -16,6 +16,7 @@ const HOSTILE = [
   "![tracker](https://evil.example/pixel.png) ![local](/favicon.svg)",
   '<img src=x onerror=alert(1)> <a href="javascript:alert(2)">raw</a> <style>body{}</style>',
   '```"><script>alert(3)</script>\ncode\n```',
+  "| left | right |\n|:---|---:|\n| a | <b>1</b> |",
 ].join("\n\n");
 
 describe("dashboard on the HTTP daemon, without a token", () => {
@@ -59,6 +60,8 @@ describe("dashboard on the HTTP daemon, without a token", () => {
     expect(runPage).toContain('<a href="https://example.com/ok" rel="noopener noreferrer nofollow">ok</a>');
     expect(runPage).toContain("&lt;img src=x onerror=alert(1)&gt;");
     expect(runPage).toContain("image: tracker");
+    // Table alignment as a class: the CSP refuses style attributes.
+    expect(runPage).toContain('<td class="align-right">&lt;b&gt;1&lt;/b&gt;</td>');
     // The plain output is text, sandboxed.
     const plain = await request(base, `/runs/${run.id}/output`);
     expect(plain.headers["content-type"]).toBe("text/plain; charset=utf-8");

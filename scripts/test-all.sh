@@ -13,6 +13,7 @@ cd "$root"
 bash scripts/install-agent-clis.sh
 bash scripts/install-node22.sh
 bash scripts/install-bubblewrap.sh
+bash scripts/install-chromium.sh
 node22="$root/.cache/node22/node_modules/.bin/node"
 
 npm run build

@@ -24,6 +24,7 @@ await build({
   logLevel: "warning",
   // pg's optional native binding, never installed.
   external: ["pg-native"],
+  plugins: [englishOnlyZod(), noDefaultAjvInSdkServer()],
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
 });
@@ -75,3 +76,26 @@ function englishOnlyZod() {
     },
   };
 }
+
+/**
+ * The SDK's Server imports its ajv-based validator to build one when given none. Ours is given
+ * one (src/mcp/elicit-validator.ts, loading ajv when the server first asks the user), so the
+ * import is only start-up cost: ajv's 260 KB compiled before the first answer. The server's
+ * import resolves to a stub that says so if it were ever used. The SDK's Client keeps ajv.
+ */
+function noDefaultAjvInSdkServer() {
+  return {
+    name: "no-default-ajv-in-sdk-server",
+    setup(b) {
+      b.onResolve({ filter: /validation[\\/]ajv-provider\.js$/ }, (args) => {
+        if (!/[\\/]@modelcontextprotocol[\\/]sdk[\\/]dist[\\/]esm[\\/]server[\\/]/.test(args.importer)) return undefined;
+        return { path: "ajv-provider-stub", namespace: "agent-cron-stub" };
+      });
+      b.onLoad({ filter: /^ajv-provider-stub$/, namespace: "agent-cron-stub" }, () => ({
+        contents: "export class AjvJsonSchemaValidator { constructor() { throw new Error('agent-cron passes its own jsonSchemaValidator to the SDK server (src/mcp/elicit-validator.ts).'); } }",
+        loader: "js",
+      }));
+    },
+  };
+}
+

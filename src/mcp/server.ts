@@ -3,6 +3,7 @@ import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } f
 import type { CronApi } from "../core/api.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
+import { LazyAjvValidator } from "./elicit-validator.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolContext } from "./tool.js";
 import { tools } from "./tools/index.js";
@@ -24,11 +25,13 @@ export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurrin
  * resource updates (for subscribed URIs), list changes, and logging messages.
  */
 export function createServer(api: CronApi): McpServer {
+  const validator = new LazyAjvValidator();
   const server = new McpServer(
     { name: SERVER_NAME, version: SERVER_VERSION, title: "agent-cron" },
     {
       capabilities: { resources: { subscribe: true, listChanged: true }, logging: {}, tools: { listChanged: false } },
       instructions: INSTRUCTIONS,
+      jsonSchemaValidator: validator,
     },
   );
   const subscriptions = new Set<string>();
@@ -46,6 +49,7 @@ export function createServer(api: CronApi): McpServer {
     log: (level, message) => log(level, message),
     confirm: async (message) => {
       if (!server.server.getClientCapabilities()?.elicitation) return "unsupported";
+      await validator.prepare();
       const answer = await server.server.elicitInput(
         { message, requestedSchema: { type: "object", properties: { approve: { type: "boolean", title: "Schedule this job", default: true } } } },
         // A person reads and decides: give them time.

@@ -40,7 +40,8 @@ export interface HostOptions {
  */
 export class Host implements CronApi {
   readonly events = new AppEventBus();
-  private owner: { app: App; api: LocalApi; gen: Generation; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
+  /** `gen` is null on a shared store (postgres): no lock, no socket, the database coordinates. */
+  private owner: { app: App; api: LocalApi; gen: Generation | null; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
   private remote: RemoteApiClient | null = null;
   private closing = false;
   private takeover: Promise<void> | null = null;
@@ -75,6 +76,7 @@ export class Host implements CronApi {
 
   /** Becomes owner or follower, whichever the data dir allows first. */
   private async seat(waitMs: number): Promise<void> {
+    if (this.opts.config.store.type !== "files") return this.openShared();
     const deadline = Date.now() + waitMs;
     let lastError = "";
     while (!this.closing) {
@@ -128,6 +130,18 @@ export class Host implements CronApi {
     gen.onLost = (why) => this.depose(gen, why);
     if (this.opts.role === "server") await app.start();
     return true;
+  }
+
+  /**
+   * A store that a fleet shares (postgres) coordinates its processes itself: every process,
+   * server or CLI, opens its own App on it, with no data-dir lock and no socket.
+   */
+  private async openShared(): Promise<void> {
+    const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role });
+    for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
+    const unpipe = pipeEvents(app.events, this.events);
+    this.owner = { app, api: new LocalApi(app), gen: null, release: async () => {}, stopServing: async () => {}, unpipe };
+    if (this.opts.role === "server") await app.start();
   }
 
   private async follow(): Promise<void> {
@@ -208,7 +222,7 @@ export class Host implements CronApi {
     await owner.stopServing();
     await owner.app.close(graceMs);
     owner.unpipe();
-    owner.gen.removeOwnerFile();
+    owner.gen?.removeOwnerFile();
     await owner.release().catch(() => {});
   }
 

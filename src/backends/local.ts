@@ -72,7 +72,7 @@ export class OwnerOrphans implements OrphanFinder {
   async claimOrphans(): Promise<Run[]> {
     if (this.claimed) return [];
     this.claimed = true;
-    const orphans = [...this.runs.all()].filter((r) => r.status === "running");
+    const orphans = this.runs.running?.() ?? [...this.runs.all()].filter((r) => r.status === "running");
     killOrphanedRuns(orphans.map((r) => r.id));
     return orphans;
   }

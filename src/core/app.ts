@@ -162,7 +162,6 @@ export class App {
     const app = new App(parts);
     await app.pauseBrokenJobs();
     await app.recoverInterrupted();
-    app.dispatcher.seedSpend(app.runs.all());
     return app;
   }
 
@@ -229,8 +228,11 @@ export class App {
   private async recordLostOccurrences(): Promise<void> {
     for (const job of [...this.jobs.all()]) {
       const at = job.last_scheduled_for;
-      if (this.broken.has(job.id)) continue;
-      if (!at || this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
+      if (!at || this.broken.has(job.id)) continue;
+      // A run that started after the occurrence was marked has its record: its job's history
+      // need not be read (start-up reads only the histories it must).
+      if (job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
+      if (this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
       await this.dispatcher.record(job, { scheduledFor: Date.parse(at), trigger: "schedule" }, "interrupted", "The server stopped as this occurrence was starting; it is not run again.");
     }
   }

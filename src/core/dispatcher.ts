@@ -64,6 +64,7 @@ export class Dispatcher {
   private readonly byRunId = new Map<string, ActiveRun>();
   private closing = false;
   private budget = { dayStart: 0, spent: 0, noticeSentFor: 0 };
+  private spendSeeded = false;
 
   constructor(private readonly host: DispatchHost) {
     this.limit = pLimit(host.config.max_concurrent);
@@ -521,10 +522,15 @@ export class Dispatcher {
 
   // Daily budget, in the server's timezone.
 
-  /** Seeds today's spend from the history (called once at start-up). */
-  seedSpend(runs: Iterable<Run>): void {
+  /**
+   * Today's spend is read from the history the first time a budget is checked, not at start:
+   * with no daily_budget_usd the history is never read for it. Until then, spend lives only
+   * in the records (addSpend adds nothing), so nothing is counted twice.
+   */
+  private seedSpend(): void {
+    this.spendSeeded = true;
     this.rollBudgetDay();
-    for (const r of runs) {
+    for (const r of this.host.runs.all()) {
       if (r.usage?.cost_usd && r.finished_at && Date.parse(r.finished_at) >= this.budget.dayStart) this.budget.spent += r.usage.cost_usd;
     }
   }
@@ -535,6 +541,7 @@ export class Dispatcher {
   }
 
   private addSpend(usage: Usage | null): void {
+    if (!this.spendSeeded) return;
     this.rollBudgetDay();
     if (usage?.cost_usd) this.budget.spent += usage.cost_usd;
   }
@@ -542,6 +549,7 @@ export class Dispatcher {
   private budgetExceeded(): string | null {
     const limit = this.host.config.daily_budget_usd;
     if (!limit) return null;
+    if (!this.spendSeeded) this.seedSpend();
     this.rollBudgetDay();
     if (this.budget.spent < limit) return null;
     const reason = `The daily budget of $${limit} is spent ($${this.budget.spent.toFixed(2)} today in ${this.host.config.timezone}); runs resume tomorrow.`;

@@ -46,6 +46,10 @@ export interface RunRepo {
   /** A job's runs, oldest first. */
   ofJob(jobId: string): readonly Run[];
   all(): IterableIterator<Run>;
+  /** Runs left `running`, without reading every job's history (start-up needs only these). */
+  running?(): Run[];
+  /** Runs whose delivery is still `pending`, without reading every job's history. */
+  pendingDelivery?(): Run[];
   /**
    * Runs across every job, newest first (by started_at, else scheduled_for), a page at a
    * time: the `limit` runs after the run `after` (exclusive), or from the newest.

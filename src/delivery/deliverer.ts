@@ -47,11 +47,10 @@ export class Deliverer {
   /** At start-up: what the previous owner had not finished delivering. */
   resumePending(): number {
     let n = 0;
-    for (const run of this.host.runs.all()) {
-      if (run.delivery === "pending") {
-        this.deliver(run.id);
-        n++;
-      }
+    const pending = this.host.runs.pendingDelivery?.() ?? [...this.host.runs.all()].filter((r) => r.delivery === "pending");
+    for (const run of pending) {
+      this.deliver(run.id);
+      n++;
     }
     return n;
   }

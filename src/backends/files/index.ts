@@ -2,7 +2,6 @@ import path from "node:path";
 import type { Fence } from "../../core/errors.js";
 import type { JobRepo, OccurrenceQueue, OrphanFinder, RunRepo } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
-import { recentBySorting } from "../../core/queries.js";
 import { LocalQueue, OwnerOrphans } from "../local.js";
 import { JobStore } from "../../store/jobs-store.js";
 import { RunStore } from "../../store/runs-store.js";
@@ -26,18 +25,10 @@ export async function openFilesBackend(opts: { dataDir: string; runsPerJob: numb
   runs.load();
   return {
     jobs,
-    runs: asRunRepo(runs),
+    runs,
     queue: new LocalQueue(jobs, opts.clock),
-    orphans: new OwnerOrphans(asRunRepo(runs)),
+    orphans: new OwnerOrphans(runs),
     jobsLocation: path.join(opts.dataDir, "jobs.json"),
   };
 }
 
-/** RunStore answers `recent` from its own index once it has one; until then, by sorting. */
-function asRunRepo(runs: RunStore): RunRepo {
-  const store = runs as unknown as RunRepo;
-  if (typeof (store as Partial<RunRepo>).recent !== "function") {
-    (store as { recent: RunRepo["recent"] }).recent = (opts) => recentBySorting(runs.all(), opts);
-  }
-  return store;
-}

@@ -25,6 +25,7 @@ Usage:
   agent-cron test-channel NAME                                 send a test message to a delivery channel
   agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
   agent-cron dashboard [--port 8766]                           the browser dashboard for a data dir, on loopback
+  agent-cron migrate --to postgres [--data-dir D]              copy a data dir's jobs and runs into the database
   agent-cron help COMMAND                                      that command's flags
 
 JOB is a job's name, its id, or the first 8+ characters of its id (as list prints it);
@@ -90,6 +91,11 @@ http://127.0.0.1:N/ (default 8766; --port 0 picks a free port), loopback only, f
 use agent-cron over stdio. It works through the process that owns the data dir, like the other
 commands; when none does, it owns it and schedules the jobs until it stops (Ctrl-C). With a token
 in AGENT_CRON_TOKEN (config http.token_env) the page asks for it once.`,
+  migrate: `agent-cron migrate --to postgres [--data-dir D] [--json]
+Copies the jobs, runs and outputs of a files data dir (default ~/.agent-cron) into the
+PostgreSQL database named by AGENT_CRON_DATABASE_URL (or the config's store.url_env). Records
+already there are left as they are, so running it twice changes nothing; the data dir is not
+changed. Stop the servers on that data dir first.`,
   "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
@@ -154,6 +160,8 @@ async function main(argv: string[]): Promise<number> {
       return testChannel(rest);
     case "dashboard":
       return dashboard(rest);
+    case "migrate":
+      return (await import("./backends/postgres/migrate-files.js")).migrateCommand(rest);
     case "add":
     case "update":
     case "list":

@@ -1,0 +1,149 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import lockfile from "proper-lockfile";
+import { defaultDataDir, loadConfig } from "../../config.js";
+import { UserError, errorMessage } from "../../core/errors.js";
+import type { Job } from "../../core/jobs.js";
+import type { RunRepo } from "../../core/ports.js";
+import { systemClock } from "../../core/scheduler.js";
+import { defaultWorkRoot } from "../../core/work-dirs.js";
+import { openFilesBackend } from "../files/index.js";
+import { CHANNEL, SCHEMA, type Db } from "./db.js";
+import { databaseUrl } from "./index.js";
+import { runJson } from "./runs.js";
+
+export interface MigrationReport {
+  jobs: { copied: number; present: number; skipped: string[] };
+  runs: { copied: number; present: number };
+  outputs: { copied: number };
+}
+
+const BATCH = 500;
+
+/**
+ * `agent-cron migrate --to postgres [--data-dir D]`: copies a files data dir's jobs, runs and
+ * outputs into the database. Nothing there is overwritten: a record already in the database
+ * (same id) stays as it is, so running it twice changes nothing. The data dir is locked while
+ * it is read, so no server changes it meanwhile; it is left as it was.
+ */
+export async function migrateCommand(args: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { to: { type: "string" }, "data-dir": { type: "string" }, config: { type: "string" }, json: { type: "boolean" } },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (err) {
+    throw new UserError(errorMessage(err).replace(/^TypeError \[[A-Z_]+\]: /, ""));
+  }
+  if (values.to !== "postgres") throw new UserError(`migrate needs --to postgres (the only store to migrate to)${values.to ? `, got "${values.to}"` : ""}.`);
+  const dataDir = path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
+  if (!existsSync(path.join(dataDir, "jobs.json")) && !existsSync(path.join(dataDir, "runs"))) {
+    throw new UserError(`${dataDir} holds no agent-cron data (no jobs.json); pass the data dir to copy with --data-dir.`);
+  }
+  const { config } = loadConfig(dataDir, (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG);
+  // The data dir's own config may still say files: the URL then comes from the default variable.
+  const urlEnv = config.store.type === "postgres" ? config.store.url_env : "AGENT_CRON_DATABASE_URL";
+  const url = databaseUrl(process.env, urlEnv);
+  const { Db: DbClass } = await import("./db.js");
+  const { migrate } = await import("./schema.js");
+  const db = new DbClass(url, { max: 2, applicationName: "agent-cron migrate" });
+  try {
+    await migrate(db);
+    const report = await migrateFiles(dataDir, db, config.runs_per_job);
+    if (values.json) process.stdout.write(JSON.stringify({ data_dir: dataDir, database: db.where, ...report }, null, 2) + "\n");
+    else process.stdout.write(describeReport(dataDir, db.where, report) + "\n");
+    return 0;
+  } finally {
+    await db.end();
+  }
+}
+
+export async function migrateFiles(dataDir: string, db: Db, runsPerJob: number): Promise<MigrationReport> {
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dataDir, { lockfilePath: path.join(dataDir, "agent-cron.lock"), stale: 6000, update: 1500, realpath: false, retries: 0 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
+      throw new UserError(`An agent-cron process is using ${dataDir}; stop it first, so that nothing it changes during the copy is left behind.`);
+    }
+    throw err;
+  }
+  try {
+    // Only read: nothing runs, nothing is removed.
+    const files = await openFilesBackend({ dataDir, runsPerJob, workRoot: defaultWorkRoot(process.env), clock: systemClock });
+    await (files.runs as RunRepo & { whenLoaded?: () => Promise<void> }).whenLoaded?.();
+    const jobs = [...files.jobs.all()];
+    const runs = [...files.runs.all()];
+    const report: MigrationReport = { jobs: { copied: 0, present: 0, skipped: [] }, runs: { copied: 0, present: 0 }, outputs: { copied: 0 } };
+    await db.tx(async (client) => {
+      for (let i = 0; i < jobs.length; i += BATCH) {
+        const batch = jobs.slice(i, i + BATCH);
+        const existing = await client.query<{ id: string; name: string | null }>(
+          `SELECT id, name FROM ${SCHEMA}.jobs WHERE id = ANY($1) OR name = ANY($2)`,
+          [batch.map((j) => j.id), batch.flatMap((j) => (j.name ? [j.name] : []))],
+        );
+        const ids = new Set(existing.rows.map((r) => r.id));
+        const names = new Map(existing.rows.filter((r) => r.name).map((r) => [r.name!, r.id]));
+        const fresh: Job[] = [];
+        for (const job of batch) {
+          if (ids.has(job.id)) report.jobs.present++;
+          else if (job.name && names.has(job.name)) report.jobs.skipped.push(`"${job.name}" (${job.id}): the database has another job of that name (${names.get(job.name)})`);
+          else fresh.push(job);
+        }
+        if (!fresh.length) continue;
+        const { rowCount } = await client.query(
+          `WITH w AS (
+             INSERT INTO ${SCHEMA}.jobs (id, name, state, rev, data)
+             SELECT e->>'id', e->>'name', e->>'state', nextval('${SCHEMA}.rev'), e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
+             ON CONFLICT DO NOTHING RETURNING id, rev, seq)
+           SELECT pg_notify('${CHANNEL}', json_build_object('o', 'migrate', 'k', 'j', 'id', w.id, 'v', w.rev, 's', w.seq)::text) FROM w`,
+          [JSON.stringify(fresh)],
+        );
+        report.jobs.copied += rowCount ?? 0;
+      }
+      for (let i = 0; i < runs.length; i += BATCH) {
+        const batch = runs.slice(i, i + BATCH);
+        const { rows } = await client.query<{ id: string }>(
+          `WITH w AS (
+             INSERT INTO ${SCHEMA}.runs (id, job_id, status, trigger, scheduled_for, started_at, rev, data)
+             SELECT e->>'id', e->>'job_id', e->>'status', e->>'trigger', (e->>'scheduled_for')::timestamptz, (e->>'started_at')::timestamptz,
+                    nextval('${SCHEMA}.rev'), e
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
+             ON CONFLICT DO NOTHING RETURNING id, rev, seq)
+           SELECT w.id, pg_notify('${CHANNEL}', json_build_object('o', 'migrate', 'k', 'r', 'id', w.id, 'v', w.rev, 's', w.seq)::text) FROM w`,
+          [`[${batch.map((r) => runJson(r)).join(",")}]`],
+        );
+        report.runs.copied += rows.length;
+        report.runs.present += batch.length - rows.length;
+        for (const { id } of rows) {
+          const output = await files.runs.readOutput(id);
+          if (output === null) continue;
+          await client.query(`INSERT INTO ${SCHEMA}.outputs (run_id, output) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [id, output.replaceAll("\u0000", "")]);
+          report.outputs.copied++;
+        }
+      }
+    });
+    await files.jobs.idle();
+    await files.jobs.close();
+    return report;
+  } finally {
+    await release().catch(() => {});
+  }
+}
+
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+function describeReport(dataDir: string, where: string, r: MigrationReport): string {
+  const lines = [
+    `Copied ${count(r.jobs.copied, "job")}, ${count(r.runs.copied, "run")} and ${count(r.outputs.copied, "output")} from ${dataDir} to the database at ${where}` +
+      (r.jobs.present || r.runs.present ? ` (${count(r.jobs.present, "job")} and ${count(r.runs.present, "run")} were there already, and were left as they are).` : "."),
+  ];
+  for (const s of r.jobs.skipped) lines.push(`Not copied: job ${s}; rename one of them and run migrate again.`);
+  if (r.jobs.copied || r.runs.copied) lines.push(`The data dir is unchanged. Point the servers at the database with "store": {"type": "postgres"} in their config.`);
+  return lines.join("\n");
+}
+

@@ -203,6 +203,19 @@ async function storeModule(name) {
   return import(pathToFileURL(path.join(outdir, `${name}.js`)).href);
 }
 const { stringifyRecords } = await storeModule("json-file");
+// The run history format of the store under test: the per-job run log (runs/<job_id>.jsonl)
+// where src/store/run-log.ts exists, else the older whole-file runs/<job_id>.json, so this
+// script also benchmarks a checkout from before the log (an A/B with --cli needs each build's
+// own format).
+const runLog = existsSync(path.join(root, "src", "store", "run-log.ts")) ? await storeModule("run-log") : null;
+function writeRunHistory(dir, jobId, runs) {
+  if (runLog) {
+    writeFileSync(path.join(dir, "runs", `${jobId}.jsonl`), runLog.formatRunLog(jobId, runs));
+    // The store's index of runs left running or owing a delivery: none here. Without it, the
+    // store would read every log at start to write it.
+    writeFileSync(path.join(dir, "runs", "open.jsonl"), "");
+  } else writeFileSync(path.join(dir, "runs", `${jobId}.json`), stringifyRecords({ runs }, "runs"));
+}
 let templates = null;
 /** A job and a finished run made by the server itself, to clone. */
 async function getTemplates() {
@@ -239,8 +252,13 @@ async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
       list.push(j);
       if (runsPerJob) {
         const runs = [];
-        for (let k = 0; k < runsPerJob; k++) runs.push({ ...run, id: randomUUID(), job_id: j.id });
-        writeFileSync(path.join(src, "runs", `${j.id}.json`), stringifyRecords({ runs }, "runs"));
+        // One a minute, oldest first, as a job's history is.
+        const t0 = Date.parse(run.started_at) - runsPerJob * 60_000;
+        for (let k = 0; k < runsPerJob; k++) {
+          const at = new Date(t0 + k * 60_000 + i).toISOString().replace("Z", "+00:00");
+          runs.push({ ...run, id: randomUUID(), job_id: j.id, scheduled_for: at, started_at: at, finished_at: at });
+        }
+        writeRunHistory(src, j.id, runs);
       }
     }
     writeFileSync(path.join(src, "jobs.json"), stringifyRecords({ version: 1, jobs: list }, "jobs"));
@@ -466,8 +484,12 @@ async function benchStart() {
     coldRaw.push(r.ms);
     coldInit.push(r.init);
   }
-  const restartJobs = [], restartRuns = [];
+  const restartJobs = [], restartRuns = [], restartHistory = [];
   for (let i = 0; i < 3; i++) {
+    // The issue's case: 1,000 jobs with a full history each (100 runs, the default cap).
+    const h = await populatedDir(1000, { runsPerJob: 100 });
+    restartHistory.push((await toToolsList(h, "restart-1k-100k-runs")).ms);
+    rmSync(h, { recursive: true, force: true });
     const a = await populatedDir(10_000);
     restartJobs.push((await toToolsList(a, "restart-10k")).ms);
     rmSync(a, { recursive: true, force: true });
@@ -499,6 +521,7 @@ async function benchStart() {
     warm_tools_list_raw_ms: r2(rawList),
     restart_10k_jobs_p50_ms: r2(pct(restartJobs, 50)),
     restart_10k_jobs_10k_runs_p50_ms: r2(pct(restartRuns, 50)),
+    restart_1k_jobs_100k_runs_p50_ms: r2(pct(restartHistory, 50)),
     bare_node_p50_ms: r2(pct(bare, 50)),
   };
   table("Start to the first tools/list answer (spawn → initialize → tools/list)", ["figure", "ms"], [
@@ -509,6 +532,7 @@ async function benchStart() {
     ["raw tools/list on a warm server (server side only)", row.warm_tools_list_raw_ms],
     ["restart with 10,000 jobs (median of 3)", row.restart_10k_jobs_p50_ms],
     ["restart with 10,000 jobs + 10,000 run files (median of 3)", row.restart_10k_jobs_10k_runs_p50_ms],
+    ["restart with 1,000 jobs + 100,000 runs (100 per job; median of 3)", row.restart_1k_jobs_100k_runs_p50_ms],
     ["bare `node -e 0` for scale", row.bare_node_p50_ms],
   ]);
   results.sections.start = row;
@@ -525,13 +549,51 @@ async function benchRecord() {
     mkdirSync(path.join(dir, "runs"), { recursive: true });
     for (const id of jobIds) {
       const runs = Array.from({ length: perJob }, () => finished(id));
-      writeFileSync(path.join(dir, "runs", `${id}.json`), stringifyRecords({ runs }, "runs"));
+      writeRunHistory(dir, id, runs);
     }
   };
   const measure = async (store, jobIds, n) => {
     for (let i = 0; i < 20; i++) await store.put(finished(jobIds[i % jobIds.length])); // warm-up
     const lat = await timeEach(n, (i) => store.put(finished(jobIds[(i * 7919) % jobIds.length])));
     return { p50_us: Math.round(pct(lat, 50) * 1000), mean_us: Math.round(mean(lat) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) };
+  };
+  /**
+   * Start-up's part of loading (load()) and the whole history in memory (the store reads the
+   * logs start-up does not need in the background; a store without that reads all in load()).
+   */
+  const open = async (dir, cap) => {
+    const store = new RunStore(dir, cap);
+    const t = performance.now();
+    store.load();
+    const loadMs = performance.now() - t;
+    if (store.whenLoaded) await store.whenLoaded();
+    return { store, load_ms: r2(loadMs), all_loaded_ms: r2(performance.now() - t) };
+  };
+  /**
+   * list_runs across every job: the first call (which builds the store's time index), then
+   * the newest page and a page after a cursor halfway down; beside them, what every such call
+   * cost before the index: sorting the whole history.
+   */
+  const recentPages = (store) => {
+    const time = (fn) => {
+      const t = performance.now();
+      fn();
+      return performance.now() - t;
+    };
+    const all = [...store.all()];
+    const sortAll = () => all.map((r) => ({ r, t: Date.parse(r.started_at ?? r.scheduled_for ?? "") || 0 })).sort((a, b) => b.t - a.t || (a.r.id < b.r.id ? 1 : -1)).slice(0, 20);
+    const sorted = Array.from({ length: 5 }, () => time(sortAll));
+    if (!store.recent) return { sort_all_p50_ms: r2(pct(sorted, 50)) };
+    const build = time(() => store.recent({ limit: 20 }));
+    const mid = all[Math.floor(all.length / 2)].id;
+    const first = Array.from({ length: 20 }, () => time(() => store.recent({ limit: 20 })));
+    const after = Array.from({ length: 20 }, () => time(() => store.recent({ limit: 20, after: mid })));
+    return {
+      sort_all_p50_ms: r2(pct(sorted, 50)),
+      recent_index_build_ms: r2(build),
+      recent_first_page_us: Math.round(pct(first, 50) * 1000),
+      recent_cursor_page_p50_us: Math.round(pct(after, 50) * 1000),
+    };
   };
   const rows = [];
   for (const total of RECORD_SIZES) {
@@ -540,11 +602,10 @@ async function benchRecord() {
       const dir = path.join(base, `rec-many-${total}`);
       const jobIds = Array.from({ length: Math.max(1, Math.round(total / 100)) }, () => randomUUID());
       writeHistory(dir, jobIds, Math.min(100, total));
-      const store = new RunStore(dir, 100);
-      const t = performance.now();
-      store.load();
-      const loadMs = performance.now() - t;
-      rows.push({ series: "many jobs, 100 runs each (default cap)", total_runs: total, jobs: jobIds.length, load_ms: r2(loadMs), ...(await measure(store, jobIds, 300)) });
+      const { store, load_ms, all_loaded_ms } = await open(dir, 100);
+      const pages = recentPages(store);
+      rows.push({ series: "many jobs, 100 runs each (default cap)", total_runs: total, jobs: jobIds.length, load_ms, all_loaded_ms, ...(await measure(store, jobIds, 300)), ...pages });
+      await store.close?.();
       rmSync(dir, { recursive: true, force: true });
     }
     // (b) one job's history grows with the cap raised to hold it all (runs_per_job = total)
@@ -552,11 +613,9 @@ async function benchRecord() {
       const dir = path.join(base, `rec-one-${total}`);
       const jobIds = [randomUUID()];
       writeHistory(dir, jobIds, total);
-      const store = new RunStore(dir, total);
-      const t = performance.now();
-      store.load();
-      const loadMs = performance.now() - t;
-      rows.push({ series: "one job, runs_per_job = history size", total_runs: total, jobs: 1, load_ms: r2(loadMs), ...(await measure(store, jobIds, total >= 100_000 ? 10 : total >= 10_000 ? 30 : 100)) });
+      const { store, load_ms, all_loaded_ms } = await open(dir, total);
+      rows.push({ series: "one job, runs_per_job = history size", total_runs: total, jobs: 1, load_ms, all_loaded_ms, ...(await measure(store, jobIds, total >= 100_000 ? 10 : total >= 10_000 ? 30 : 100)) });
+      await store.close?.();
       rmSync(dir, { recursive: true, force: true });
     }
     log(`record ${total}: ${JSON.stringify(rows.slice(-2))}`);
@@ -565,8 +624,7 @@ async function benchRecord() {
   {
     const dir = path.join(base, "rec-continuous");
     const jobId = randomUUID();
-    const store = new RunStore(dir, 100);
-    store.load();
+    const { store } = await open(dir, 100);
     const marks = [1000, 10_000];
     let done = 0;
     for (const mark of marks) {
@@ -575,12 +633,13 @@ async function benchRecord() {
       done += 200;
       rows.push({ series: "one job, default cap 100, runs recorded so far", total_runs: mark, jobs: 1, load_ms: null, p50_us: Math.round(pct(lat, 50) * 1000), mean_us: Math.round(mean(lat) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) });
     }
+    await store.close?.();
     rmSync(dir, { recursive: true, force: true });
   }
   table(
-    "Recording one finished run (RunStore.put, awaited: written and renamed into place)",
-    ["series", "runs", "jobs", "put p50 µs", "put mean µs", "put p99 µs", "load ms"],
-    rows.map((r) => [r.series, r.total_runs, r.jobs, r.p50_us, r.mean_us, r.p99_us, r.load_ms]),
+    "Recording one finished run (RunStore.put, awaited: on disk when it resolves); loading a history; list_runs across jobs (RunStore.recent)",
+    ["series", "runs", "jobs", "put p50 µs", "put mean µs", "put p99 µs", "load() ms", "all in memory ms", "sort all ms", "index build ms", "newest page µs", "page after cursor µs"],
+    rows.map((r) => [r.series, r.total_runs, r.jobs, r.p50_us, r.mean_us, r.p99_us, r.load_ms, r.all_loaded_ms, r.sort_all_p50_ms, r.recent_index_build_ms, r.recent_first_page_us, r.recent_cursor_page_p50_us]),
   );
   results.sections.record = rows;
 }

@@ -1,5 +1,4 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
-import { unfenced, type Fence } from "../core/errors.js";
 import { writeError } from "./jobs-store.js";
 
 /**
@@ -15,6 +14,9 @@ import { writeError } from "./jobs-store.js";
  * the two leaves an entry that start-up checks against the log and drops. The file is derived
  * from the logs: when it is missing or does not parse, the store reads every log and writes it
  * again. It is rewritten from memory (one line per open run) once it has grown.
+ *
+ * Writes are not fenced here: the run store checks its fence once before each change that
+ * writes this file and a log. The file stays open between appends (see close()).
  */
 export const OPEN_RUNS_FILE = "open.jsonl";
 
@@ -23,11 +25,9 @@ export class OpenRuns {
   private readonly open = new Map<string, string>();
   private lines = 0;
   private bytes = 0;
+  private fd: number | null = null;
 
-  constructor(
-    private readonly file: string,
-    private readonly fence: Fence = unfenced,
-  ) {}
+  constructor(private readonly file: string) {}
 
   /** Reads the file; false when it is missing or damaged (the caller rebuilds it from the logs). */
   load(): boolean {
@@ -118,35 +118,39 @@ export class OpenRuns {
     this.rewrite();
   }
 
+  /** Closes the file; the next append opens it again. */
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+
   private rewrite(): void {
-    this.fence();
     let text = "";
     for (const [run, job] of this.open) text += JSON.stringify({ open: run, job }) + "\n";
     const tmp = `${this.file}.tmp`;
     writeFileSync(tmp, text);
     renameSync(tmp, this.file);
+    // Appends go to the new file.
+    this.close();
     this.lines = this.open.size;
     this.bytes = Buffer.byteLength(text);
   }
 
   private append(line: string): void {
-    this.fence();
     const buf = Buffer.from(line);
-    let fd: number | null = null;
     try {
-      fd = openSync(this.file, "a");
+      this.fd ??= openSync(this.file, "a");
       let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off);
+      while (off < buf.length) off += writeSync(this.fd, buf, off);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
-        if (fd !== null) ftruncateSync(fd, this.bytes);
+        if (this.fd !== null) ftruncateSync(this.fd, this.bytes);
       } catch {
         // A torn last line is dropped at start-up anyway.
       }
+      this.close();
       throw writeError(this.file, err);
-    } finally {
-      if (fd !== null) closeSync(fd);
     }
     this.bytes += buf.length;
     this.lines++;

@@ -33,6 +33,11 @@ interface JobLog {
 
 /** Background loading works in slices this long, so that timers and calls are not held up. */
 const WARM_SLICE_MS = 8;
+/**
+ * Logs kept open between appends (the most recently written): an append is then one write
+ * call instead of an open, a write and a close. A fleet of every-second jobs fits in it.
+ */
+const OPEN_LOGS = 256;
 
 /**
  * Run history: one append-only log per job (`runs/<job_id>.jsonl`, see run-log.ts), capped at
@@ -66,6 +71,8 @@ export class RunStore {
   /** Compactions and removals of evicted runs' files under way. */
   private readonly background = new Set<Promise<void>>();
   private warmTimer: NodeJS.Timeout | null = null;
+  /** Open descriptors of logs, least recently written first. */
+  private readonly fds = new Map<JobLog, number>();
   private warmed: { promise: Promise<void>; resolve: () => void } | null = null;
   private closed = false;
 
@@ -80,7 +87,7 @@ export class RunStore {
     this.workRoot = opts.workRoot ?? this.legacyWorkRoot;
     this.fence = opts.fence ?? unfenced;
     this.onProblem = opts.onProblem ?? (() => {});
-    this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE), this.fence);
+    this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE));
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
   }
@@ -91,6 +98,7 @@ export class RunStore {
    * background unless `background` is false.
    */
   load(opts: { background?: boolean } = {}): void {
+    this.fence();
     const legacy: string[] = [];
     for (const name of readdirSync(this.runsDir)) {
       if (name.startsWith(".")) continue;
@@ -129,6 +137,8 @@ export class RunStore {
       const promise = new Promise<void>((r) => (resolve = r));
       this.warmed = { promise, resolve };
     }
+    // Someone waits: the reading keeps the process alive (it does not otherwise).
+    this.warmTimer?.ref();
     return this.warmed.promise;
   }
 
@@ -189,11 +199,11 @@ export class RunStore {
     const runs = this.read(log);
     const known = this.byId.get(run.id);
     const at = known ? runs.indexOf(known) : -1;
-    const before = runs.slice();
     if (at >= 0) runs[at] = run;
     else runs.push(run);
     this.byId.set(run.id, run);
-    const dropped = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
+    const evicted = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
+    const dropped = evicted.map((e) => e.run);
     const opens = isOpen(run) && !this.open.has(run.id);
     try {
       this.fence();
@@ -201,8 +211,11 @@ export class RunStore {
       if (opens) this.open.markOpen(run.id, run.job_id);
       this.append(log, putLine(run, dropped.map((r) => r.id)));
     } catch (err) {
-      // Keep memory equal to the file: undo this change.
-      runs.splice(0, runs.length, ...before);
+      // Keep memory equal to the file: undo this change (evicted runs back where they were,
+      // then the run as it was).
+      for (const e of evicted) runs.splice(e.index, 0, e.run);
+      if (at >= 0) runs[at] = known!;
+      else runs.pop();
       if (known) this.byId.set(run.id, known);
       else this.byId.delete(run.id);
       for (const r of dropped) this.byId.set(r.id, r);
@@ -221,18 +234,25 @@ export class RunStore {
     if (dropped.length) this.inBackground(Promise.all(dropped.map((r) => this.removeFilesOf(r))).then(() => {}));
   }
 
-  /** Keeps the newest `runs_per_job`, never evicting a run still going. */
-  private evictOldest(runs: Run[]): Run[] {
-    const dropped: Run[] = [];
-    for (let i = 0; i < runs.length && runs.length - dropped.length > this.runsPerJob; i++) {
-      if (runs[i].status !== "running") dropped.push(runs[i]);
+  /** Keeps the newest `runs_per_job`, never evicting a run still going; says where each evicted run was. */
+  private evictOldest(runs: Run[]): { run: Run; index: number }[] {
+    const evicted: { run: Run; index: number }[] = [];
+    for (let i = 0; i < runs.length && runs.length - evicted.length > this.runsPerJob; i++) {
+      if (runs[i].status !== "running") evicted.push({ run: runs[i], index: i });
     }
-    const gone = new Set(dropped);
-    const kept = runs.filter((r) => !gone.has(r));
-    runs.length = 0;
-    runs.push(...kept);
-    for (const r of dropped) this.byId.delete(r.id);
-    return dropped;
+    // Usually the oldest runs, in one piece at the front.
+    if (evicted.length && evicted[evicted.length - 1].index === evicted.length - 1) runs.splice(0, evicted.length);
+    else {
+      let w = 0;
+      let next = 0;
+      for (let i = 0; i < runs.length; i++) {
+        if (next < evicted.length && evicted[next].index === i) next++;
+        else runs[w++] = runs[i];
+      }
+      runs.length = w;
+    }
+    for (const e of evicted) this.byId.delete(e.run.id);
+    return evicted;
   }
 
   async removeJob(jobId: string): Promise<void> {
@@ -246,6 +266,7 @@ export class RunStore {
         // A log that does not parse goes with its job; its runs' outputs cannot be named.
       }
       log.removed = true;
+      this.closeLog(log);
       this.logs.delete(jobId);
       if (log.runs === null && !log.error) this.settle();
     }
@@ -280,13 +301,18 @@ export class RunStore {
     while (this.background.size) await Promise.all([...this.background]);
   }
 
-  /** Stops reading logs in the background; waits for compactions under way. */
+  /**
+   * Stops reading logs in the background, waits for compactions under way and closes the
+   * files kept open. A put after this opens them again.
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.warmTimer) clearTimeout(this.warmTimer);
     this.warmTimer = null;
     this.warmed?.resolve();
     await this.idle();
+    for (const log of [...this.fds.keys()]) this.closeLog(log);
+    this.open.close();
   }
 
   // Reading logs.
@@ -388,9 +414,14 @@ export class RunStore {
           // Named by onProblem, and by every call that needs this log.
         }
       }
-      if (pending.length) this.warmTimer = setTimeout(slice, 0).unref();
+      if (pending.length) this.warmTimer = this.later(slice);
     };
-    this.warmTimer = setTimeout(slice, 0).unref();
+    this.warmTimer = this.later(slice);
+  }
+
+  private later(fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(fn, 0);
+    return this.warmed ? timer : timer.unref();
   }
 
   private ordered(): RunOrder {
@@ -423,9 +454,14 @@ export class RunStore {
 
   private append(log: JobLog, line: string): void {
     const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
-    let fd: number | null = null;
+    let fd = this.fds.get(log);
     try {
-      fd = openSync(log.file, "a");
+      if (fd === undefined) fd = this.openLog(log);
+      else {
+        // Most recently written last.
+        this.fds.delete(log);
+        this.fds.set(log, fd);
+      }
       if (log.torn) {
         ftruncateSync(fd, log.bytes);
         log.torn = false;
@@ -435,17 +471,34 @@ export class RunStore {
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
-        if (fd !== null) ftruncateSync(fd, log.bytes);
+        if (fd !== undefined) ftruncateSync(fd, log.bytes);
       } catch {
         log.torn = true;
       }
+      this.closeLog(log);
       throw writeError(log.file, err);
-    } finally {
-      if (fd !== null) closeSync(fd);
     }
     log.bytes += buf.length;
     log.lines++;
     log.tail?.push(line);
+  }
+
+  private openLog(log: JobLog): number {
+    const fd = openSync(log.file, "a");
+    this.fds.set(log, fd);
+    if (this.fds.size > OPEN_LOGS) this.closeLog(this.fds.keys().next().value!);
+    return fd;
+  }
+
+  private closeLog(log: JobLog): void {
+    const fd = this.fds.get(log);
+    if (fd === undefined) return;
+    this.fds.delete(log);
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed by the OS (EBADF) or a deferred write error: the next append reopens.
+    }
   }
 
   /**
@@ -469,6 +522,8 @@ export class RunStore {
         if (tail) appendFileSync(tmp, tail);
         this.fence();
         renameSync(tmp, log.file);
+        // The descriptor kept open is of the file just replaced.
+        this.closeLog(log);
         log.bytes = Buffer.byteLength(text) + Buffer.byteLength(tail);
         log.lines = entries + log.tail!.length;
         log.torn = false;

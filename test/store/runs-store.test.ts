@@ -157,16 +157,19 @@ describe("RunStore: one append-only log per job", () => {
   it("on a full disk, rejects the put with a clear error and keeps memory equal to the files", async () => {
     const dir = tmp();
     const s = open(dir, 2);
-    const a = run(JOB_A, 1000);
+    // A run still going stays first, so the eviction below takes a run from the middle.
+    const a = run(JOB_A, 1000, { status: "running" });
     const b = run(JOB_A, 2000);
     await s.put(a);
     await s.put(b);
     const file = logOf(dir, JOB_A);
     const saved = path.join(dir, "saved.jsonl");
     copyFileSync(file, saved);
+    // The disk fills up: the log is reopened on /dev/full, where every write gets ENOSPC.
+    await s.close();
     rmSync(file);
     symlinkSync("/dev/full", file);
-    // A new run that would evict `a`, and a new copy of `b`: neither may stay in memory.
+    // A new run that would evict `b`, and a new copy of `b`: neither may stay in memory.
     await expect(s.put(run(JOB_A, 3000))).rejects.toThrow(/disk is full\. Nothing was changed/);
     await expect(s.put({ ...b, status: "failed" })).rejects.toThrow(/Could not save to .*\.jsonl/);
     expect(s.ofJob(JOB_A)).toEqual([a, b]);

@@ -1,0 +1,236 @@
+/**
+ * A fleet: several agent-cron processes (the BUILT CLI, `serve` over stdio with a real MCP
+ * client each), with separate HOMEs and no shared files, on one PostgreSQL database. What
+ * SPEC §14 promises: each occurrence runs exactly once fleet-wide, a process killed mid-run
+ * leaves an interrupted run within 60 s, a pause through one process stops the job everywhere
+ * within 1 s, the database going away for 10 s loses and doubles nothing, and
+ * `agent-cron migrate --to postgres` copies a files data dir, twice without change.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { TestServer, isAlive, pidsWorkingIn, runCli, sleep, waitFor, workCacheOf } from "../helpers/server.js";
+import { freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
+
+let cluster: Cluster;
+beforeAll(() => {
+  cluster = startCluster();
+});
+afterAll(() => cluster?.stop());
+
+const servers: TestServer[] = [];
+const homes: string[] = [];
+afterEach(async () => {
+  await Promise.allSettled(servers.splice(0).map((s) => s.close()));
+  for (const h of homes.splice(0)) {
+    for (const pid of pidsWorkingIn(h)) process.kill(pid, "SIGKILL");
+    await rm(h, { recursive: true, force: true });
+  }
+});
+
+/** A config of its own in a HOME of its own: nothing on disk is shared with the other processes. */
+function homeFor(url: string, extra: Record<string, unknown> = {}): { home: string; dataDir: string; env: Record<string, string> } {
+  const home = mkdtempSync(path.join(os.tmpdir(), "agent-cron-pg-home-"));
+  homes.push(home);
+  const dataDir = path.join(home, ".agent-cron");
+  mkdirSync(dataDir, { mode: 0o700 });
+  writeFileSync(
+    path.join(dataDir, "config.json"),
+    JSON.stringify({
+      timezone: "UTC",
+      default_executor: "echo",
+      max_concurrent: 8,
+      runs_per_job: 200,
+      kill_grace_seconds: 0.5,
+      executors: {
+        // A program that costs next to nothing to start: 200 runs a second on a small machine.
+        echo: { type: "command", command: ["/bin/echo", "{prompt}"] },
+        sleep: { type: "command", command: ["/bin/sleep", "{prompt}"] },
+      },
+      store: { type: "postgres" },
+      ...extra,
+    }),
+  );
+  return { home, dataDir, env: { HOME: home, AGENT_CRON_DATABASE_URL: url } };
+}
+
+async function startFleet(url: string, n: number, extra: Record<string, unknown> = {}): Promise<TestServer[]> {
+  const fleet = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const { dataDir, env } = homeFor(url, extra);
+      return TestServer.start({ dataDir, env });
+    }),
+  );
+  servers.push(...fleet);
+  return fleet;
+}
+
+type RunRow = { job_id: string; scheduled_for: Date | null; status: string; n: number };
+
+describe("a fleet of agent-cron processes on one PostgreSQL", () => {
+  it("runs every occurrence of 200 every-second jobs exactly once for 30 s across three processes, losing none", async () => {
+    const url = await freshDatabase(cluster, "fleet200");
+    const fleet = await startFleet(url, 3);
+    // Each job ends on its own 32 s from now: the occurrences it must have run are known exactly.
+    const expiresAt = new Date(Math.ceil(Date.now() / 1000) * 1000 + 32_000).toISOString();
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        fleet[i % 3].tool("add_cron", { name: `j${i}`, schedule: "* * * * * *", prompt: `p${i}`, overlap: "allow", expires_at: expiresAt, silent: true }),
+      ),
+    );
+    await sleep(Date.parse(expiresAt) - Date.now() + 1000);
+    // Let what is queued or running finish.
+    await waitFor(
+      async () => {
+        const [busy] = await sql<{ n: number }>(
+          url,
+          `SELECT (SELECT count(*) FROM agent_cron.occurrences WHERE state IN ('queued', 'running'))
+                + (SELECT count(*) FROM agent_cron.runs WHERE status = 'running') AS n`,
+        );
+        return Number(busy.n) === 0;
+      },
+      { timeout: 60_000, what: "the fleet to finish what it took" },
+    );
+    const jobs = await sql<{ id: string; created_at: string }>(url, "SELECT id, data->>'created_at' AS created_at FROM agent_cron.jobs");
+    expect(jobs).toHaveLength(200);
+    const rows = await sql<RunRow>(url, "SELECT job_id, scheduled_for, status, count(*)::int AS n FROM agent_cron.runs GROUP BY 1, 2, 3");
+    const byJob = new Map<string, RunRow[]>();
+    for (const r of rows) byJob.set(r.job_id, [...(byJob.get(r.job_id) ?? []), r]);
+    let total = 0;
+    for (const job of jobs) {
+      // Every whole second after the job was made, up to its end.
+      const expected: number[] = [];
+      for (let t = Math.floor(Date.parse(job.created_at) / 1000) * 1000 + 1000; t <= Date.parse(expiresAt); t += 1000) expected.push(t);
+      const got = byJob.get(job.id) ?? [];
+      expect(got.filter((r) => r.n !== 1 || r.status !== "completed")).toEqual([]);
+      expect(got.map((r) => r.scheduled_for!.getTime()).sort((a, b) => a - b)).toEqual(expected);
+      total += got.length;
+    }
+    // Each process ran a share of them.
+    const perProcess = await Promise.all(fleet.map(async (s) => (await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM agent_cron.runs WHERE (data->>'pid')::int = $1", [s.pid]))[0].n));
+    expect(perProcess.reduce((a, b) => a + b, 0)).toBe(total);
+    for (const n of perProcess) expect(n).toBeGreaterThan(total / 10);
+    expect(total).toBeGreaterThan(200 * 28);
+  }, 180_000);
+
+  it("records a run interrupted within 60 s when its process is killed with -9, and never runs it again", async () => {
+    const url = await freshDatabase(cluster, "kill");
+    const fleet = await startFleet(url, 3);
+    await fleet[0].tool("add_cron", { name: "long", schedule: "in 1s", prompt: "30", executor: "sleep", retries: 2 });
+    const running = await waitFor(async () => (await fleet[1].runs("long")).find((r) => r.status === "running"), { timeout: 15_000, what: "the run to start" });
+    const victim = fleet.find((s) => s.pid === running.pid)!;
+    expect(victim).toBeDefined();
+    const others = fleet.filter((s) => s !== victim);
+    process.kill(victim.pid, "SIGKILL");
+    const killedAt = Date.now();
+    const ended = await waitFor(async () => (await others[0].runs("long")).find((r) => r.id === running.id && r.status !== "running"), {
+      timeout: 70_000,
+      interval: 500,
+      what: "the run to be recorded interrupted",
+    });
+    expect(Date.now() - killedAt).toBeLessThan(60_000);
+    expect(ended.status).toBe("interrupted");
+    // Not retried, not run again by another process: the one-shot has had its turn.
+    await sleep(3000);
+    for (const s of others) {
+      expect((await s.runs("long")).map((r) => [r.id, r.status])).toEqual([[running.id, "interrupted"]]);
+      expect((await s.job("long")).state).toBe("completed");
+    }
+  }, 120_000);
+
+  it("stops a job everywhere within a second of a pause through one process, and tells every process's subscribers of runs", async () => {
+    const url = await freshDatabase(cluster, "pause");
+    const fleet = await startFleet(url, 3);
+    const { job } = await fleet[0].tool("add_cron", { name: "tick", schedule: "* * * * * *", prompt: "hello", silent: true });
+    await fleet[2].client.subscribeResource({ uri: `cron://jobs/${job.id}` });
+    // Runs made by the other processes reach the subscriber of the third.
+    await waitFor(
+      async () => {
+        const runs = await fleet[2].runs("tick");
+        return runs.filter((r) => r.status === "completed" && r.pid !== fleet[2].pid).length >= 2;
+      },
+      { timeout: 20_000, what: "runs made by the other processes" },
+    );
+    const updates = fleet[2].notificationsOf("notifications/resources/updated").filter((n) => n.params.uri === `cron://jobs/${job.id}`);
+    expect(updates.length).toBeGreaterThanOrEqual(2);
+    const logged = fleet[2].notificationsOf("notifications/message").filter((n) => JSON.stringify(n.params).includes(job.id));
+    expect(logged.length).toBeGreaterThan(0);
+
+    await fleet[1].tool("pause", { job: "tick" });
+    const pausedAt = Date.now();
+    await Promise.all(
+      [fleet[0], fleet[2]].map((s) => waitFor(async () => (await s.job("tick")).state === "paused", { timeout: 1000, interval: 20, what: "the pause everywhere" })),
+    );
+    expect(Date.now() - pausedAt).toBeLessThan(1000);
+    await sleep(3000);
+    const late = (await fleet[0].runs("tick")).filter((r) => Date.parse(r.scheduled_for) > pausedAt + 1000);
+    expect(late).toEqual([]);
+  }, 60_000);
+
+  it("says the database is unreachable while it is stopped for 10 s, then resumes, running no occurrence twice", async () => {
+    const url = await freshDatabase(cluster, "outage");
+    const fleet = await startFleet(url, 3);
+    for (let i = 0; i < 5; i++) await fleet[i % 3].tool("add_cron", { name: `o${i}`, schedule: "* * * * * *", prompt: `o${i}`, overlap: "allow", silent: true });
+    await waitFor(async () => (await fleet[0].runRows()).length >= 15, { timeout: 20_000, what: "runs before the outage" });
+    cluster.down();
+    const downAt = Date.now();
+    try {
+      const error = await fleet[1].toolError("pause", { job: "o1" });
+      expect(error).toMatch(/^pause failed: The database at 127\.0\.0\.1:\d+\/\w+ is unreachable: .+; agent-cron retries and resumes when it is back\.$/);
+      // Reads answer from what each process last saw.
+      expect((await fleet[2].tool("list_crons", {})).jobs).toHaveLength(5);
+      await sleep(10_000 - (Date.now() - downAt));
+    } finally {
+      cluster.up();
+    }
+    const upAt = Date.now();
+    for (const name of ["o0", "o1", "o2", "o3", "o4"]) {
+      await waitFor(async () => (await fleet[0].runs(name)).some((r) => r.status === "completed" && Date.parse(r.scheduled_for) > upAt), {
+        timeout: 30_000,
+        what: `${name} to run again`,
+      });
+    }
+    for (const s of fleet) expect(isAlive(s.pid)).toBe(true);
+    const doubled = await sql(url, "SELECT job_id, scheduled_for, count(*) FROM agent_cron.runs GROUP BY 1, 2 HAVING count(*) > 1");
+    expect(doubled).toEqual([]);
+    // Every process answers with the same data again.
+    await sleep(1500);
+    const seen = await Promise.all(fleet.map(async (s) => (await s.tool("list_crons", {})).jobs.map((j: { name: string; state: string }) => `${j.name}:${j.state}`).sort()));
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+    expect(fleet[1].stderr()).toMatch(/The database at .+ is reachable again; scheduling resumed\./);
+  }, 120_000);
+
+  it("copies a files data dir into the database with migrate --to postgres; a second migrate changes nothing", async () => {
+    const url = await freshDatabase(cluster, "migrate");
+    const files = homeFor(url);
+    writeFileSync(
+      path.join(files.dataDir, "config.json"),
+      JSON.stringify({ timezone: "UTC", default_executor: "echo", executors: { echo: { type: "command", command: ["/bin/echo", "{prompt}"] } } }),
+    );
+    const env = { ...files.env, XDG_CACHE_HOME: workCacheOf(files.dataDir) };
+    const cli = (...args: string[]) => runCli([...args, "--data-dir", files.dataDir], { env });
+    expect((await cli("add", "--name", "audit", "--schedule", "0 9 * * 1-5", "--prompt", "Audit the logs")).code).toBe(0);
+    expect((await cli("add", "--name", "digest", "--schedule", "@daily", "--prompt", "Write the digest")).code).toBe(0);
+    const ran = await cli("run", "audit");
+    expect(ran.code).toBe(0);
+    const first = await cli("migrate", "--to", "postgres");
+    expect(first.stderr).toBe("");
+    expect(first.stdout).toMatch(/^Copied 2 jobs, 1 run and 1 output from .+ to the database at 127\.0\.0\.1:\d+\/\w+\.$/m);
+    const again = await cli("migrate", "--to", "postgres", "--json");
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ jobs: { copied: 0, present: 2, skipped: [] }, runs: { copied: 0, present: 1 }, outputs: { copied: 0 } });
+    // A process on the database sees them, with the output.
+    const pg = homeFor(url);
+    const onDb = (...args: string[]) => runCli([...args, "--data-dir", pg.dataDir, "--json"], { env: pg.env });
+    const listed = JSON.parse((await onDb("list")).stdout);
+    expect(listed.jobs.map((j: { name: string }) => j.name)).toEqual(["audit", "digest"]);
+    const runs = JSON.parse((await onDb("runs", "audit")).stdout);
+    expect(runs.runs).toHaveLength(1);
+    const shown = JSON.parse((await onDb("show-run", runs.runs[0].id)).stdout);
+    expect(shown.run?.output ?? shown.output).toBe("Audit the logs");
+    expect(await sql(url, "SELECT count(*)::int AS n FROM agent_cron.jobs")).toEqual([{ n: 2 }]);
+  }, 60_000);
+});

@@ -4,7 +4,9 @@
 #     and bubblewrap (apt-get, when bwrap is missing);
 #  2. runs the tests that need them (test/contract/: real Claude Code and Codex;
 #     test/all/: the Inspector's --strict schema check, the bwrap sandbox);
-#  3. runs the whole `npm test` suite again on Node 22 (Node 20 is past end of life).
+#  3. runs the postgres backend's tests on Node 22 (pg-boss 12 needs it) against a throwaway
+#     PostgreSQL cluster (Debian's postgresql-15, started on loopback, stopped at the end);
+#  4. runs the whole `npm test` suite again on Node 22 (Node 20 is past end of life).
 # Nothing is skipped: a missing tool fails the run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,11 +16,20 @@ bash scripts/install-agent-clis.sh
 bash scripts/install-node22.sh
 bash scripts/install-bubblewrap.sh
 bash scripts/install-chromium.sh
+bash scripts/install-postgres.sh
 node22="$root/.cache/node22/node_modules/.bin/node"
+
+# One cluster for the postgres tests (each makes its own databases on it; some stop and start
+# the server, hence one test file at a time), gone at exit.
+eval "$(bash scripts/pg-cluster.sh start)"
+trap 'bash scripts/pg-cluster.sh stop "$AGENT_CRON_PG_DIR"' EXIT
 
 npm run build
 echo "== test:all on $(node --version): real agent CLIs, the Inspector and bubblewrap"
-npx vitest run -c vitest.all.config.ts
+npx vitest run -c vitest.all.config.ts --exclude 'test/all/postgres*'
+
+echo "== the postgres backend on Node $("$node22" --version), against $AGENT_CRON_TEST_DATABASE_URL"
+PATH="$(dirname "$node22"):$PATH" "$node22" node_modules/vitest/vitest.mjs run -c vitest.all.config.ts --no-file-parallelism test/all/postgres
 
 echo "== npm test's suite on Node $("$node22" --version)"
 PATH="$(dirname "$node22"):$PATH" "$node22" node_modules/vitest/vitest.mjs run

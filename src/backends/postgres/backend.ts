@@ -217,6 +217,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
       await queue.close();
       runs.releaseWaiters();
       await queue.drain(3000);
+      await queue.flush();
       await bossRef?.stop({ graceful: false, close: true, timeout: 2000 }).catch(() => {});
       await fleet.leave();
       await listener.close();

@@ -72,6 +72,10 @@ export class PgJobRepo implements JobRepo {
     return id ? this.jobs.get(id) : undefined;
   }
 
+  revOf(id: string): number | undefined {
+    return this.revs.get(id);
+  }
+
   /** A write of this process made elsewhere (a take's transaction), once committed. */
   applyOwn(job: Job, rev: number): void {
     this.apply(job, rev);

@@ -15,8 +15,8 @@ import type { PgRunRepo } from "./runs.js";
 export const QUEUE = "agent-cron-occurrences";
 /** An idle worker looks for queued occurrences this often (a take wakes every worker at once). */
 const POLL_MS = 500;
-/** Where a full fleet (fleet_max_concurrent) leaves an occurrence: queued, tried again in this many seconds. */
-const FULL_RETRY_SECONDS = 1;
+/** Occurrences that ended are settled together this long after (see flush). */
+const SETTLE_MS = 50;
 /** pg_advisory_xact_lock key around counting the fleet's runs. */
 const FLEET_LOCK = "7161938520000001";
 
@@ -87,17 +87,24 @@ export class PgQueue implements OccurrenceQueue {
     if (!known || handledUntil(known) >= at) return null;
     this.deps.checkAvailable();
     const wake = delayMs <= 0;
+    const mirrorRev = jobs.revOf(job.id) ?? -1;
     const taken = await db.tx(async (client) => {
-      const inserted = await client.query(
-        `INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state) VALUES ($1, $2::timestamptz, $3, 'queued')
-         ON CONFLICT DO NOTHING
-         RETURNING CASE WHEN $4::boolean THEN pg_notify('${CHANNEL}', json_build_object('o', $5::text, 'k', 'w', 'id', $1::text, 'v', 0)::text) END`,
-        [job.id, new Date(at).toISOString(), occ.trigger, wake, this.deps.origin],
+      // One statement: the occurrence row (only one process's insert wins; the others wait for
+      // it and find it there), and, when it won, the job row locked, sent back only when this
+      // mirror's copy is not the newest.
+      const { rows } = await client.query<{ id: string; rev: string; data: unknown }>(
+        `WITH occ AS (
+           INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state) VALUES ($1, $2::timestamptz, $3, 'queued')
+           ON CONFLICT DO NOTHING
+           RETURNING job_id, CASE WHEN $4::boolean THEN pg_notify('${CHANNEL}', json_build_object('o', $5::text, 'k', 'w', 'id', $1::text, 'v', 0)::text) END AS woke)
+         SELECT j.id, j.rev, CASE WHEN j.rev = $6 THEN NULL ELSE j.data END AS data
+         FROM ${SCHEMA}.jobs j JOIN occ ON occ.job_id = j.id
+         FOR UPDATE OF j`,
+        [job.id, new Date(at).toISOString(), occ.trigger, wake, this.deps.origin, String(mirrorRev)],
       );
-      if (inserted.rowCount === 0) return null;
-      const { rows } = await client.query<{ id: string; rev: string; data: unknown }>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [job.id]);
+      // Taken already, or the job is gone.
       if (rows.length === 0) throw new Rollback();
-      const stored = parseJob(rows[0].data, job.id);
+      const stored = rows[0].data === null ? known : parseJob(rows[0].data, job.id);
       // Paused, rescheduled or handled through another process since this one armed it.
       if (stored.state !== "active" || handledUntil(stored) >= at) throw new Rollback();
       const next = withDerivedFields({
@@ -176,11 +183,12 @@ export class PgQueue implements OccurrenceQueue {
           await this.idle(2000);
           continue;
         }
-        for (const job of fetched) this.start(job);
+        if (fetched.length) this.track(this.handle(fetched));
         if (fetched.length === free) continue;
       }
       await this.idle(POLL_MS);
     }
+    await this.flush();
   }
 
   private idle(ms: number): Promise<void> {
@@ -204,68 +212,137 @@ export class PgQueue implements OccurrenceQueue {
     });
   }
 
-  private start(job: BossJob<OccurrenceData>): void {
-    this.inHand.set(job.id, job);
-    const p = this.handle(job)
-      .catch((err) => this.deps.onError(err))
-      .finally(() => {
-        this.inHand.delete(job.id);
-        this.handling.delete(p);
-        this.wake();
-      });
-    this.handling.add(p);
+  private track(p: Promise<void>): void {
+    const tracked = p.catch((err) => this.deps.onError(err)).finally(() => this.handling.delete(tracked));
+    this.handling.add(tracked);
   }
 
-  private async handle(job: BossJob<OccurrenceData>): Promise<void> {
-    const boss = this.deps.boss!;
-    const attempt = { id: job.id, retryCount: job.retryCount };
-    const { job_id: jobId, at, trigger } = job.data;
+  /** A batch just fetched: claimed together, then each runs on its own. */
+  private async handle(batch: BossJob<OccurrenceData>[]): Promise<void> {
+    for (const job of batch) this.inHand.set(job.id, job);
+    let claims: Map<string, Claim>;
     if (this.closed || !this.runner) {
-      // Closing: hand it back to the fleet (another process takes it within a second).
-      await boss.fail(QUEUE, attempt, { reason: "the process that fetched it is closing" });
-      return;
-    }
-    const claim = await this.claim(jobId, at);
-    if (claim === "full") {
-      await boss.fail(QUEUE, attempt, { reason: "fleet_max_concurrent reached" });
-      return;
-    }
-    if (claim === "moved") {
+      // Closing: hand them back to the fleet (another process takes them within a second).
+      claims = new Map(batch.map((j) => [j.id, "give back" as const]));
+    } else {
       try {
-        await this.runner(jobId, { scheduledFor: at, trigger });
-        await this.runEnded(jobId, at);
-      } finally {
-        await this.deps.db
-          .query(`UPDATE ${SCHEMA}.occurrences SET state = 'done', finished_at = now() WHERE job_id = $1 AND scheduled_for = $2::timestamptz AND state = 'running'`, [jobId, new Date(at).toISOString()])
-          .catch(this.deps.onError);
+        claims = await this.claim(batch);
+      } catch (err) {
+        // Unknown whether they moved: pg-boss hands them out again after their heartbeat, and
+        // whoever gets them then finds each occurrence's row as it is.
+        for (const job of batch) this.inHand.delete(job.id);
+        throw err;
       }
     }
-    // "taken": it ran (or is running) elsewhere already; this pg-boss job was a retry of it.
-    await boss.complete(QUEUE, attempt);
+    await Promise.all(batch.map((job) => this.settle(job, claims.get(job.id) ?? "taken")));
   }
 
-  /** Moves the occurrence from queued to running for this process, unless the fleet is full. */
-  private async claim(jobId: string, at: number): Promise<"moved" | "taken" | "full"> {
+  private async settle(job: BossJob<OccurrenceData>, claim: Claim): Promise<void> {
+    const { job_id: jobId, at, trigger } = job.data;
+    try {
+      if (claim === "moved") {
+        try {
+          await this.runner!(jobId, { scheduledFor: at, trigger });
+          await this.runEnded(jobId, at);
+        } catch (err) {
+          this.deps.onError(err);
+        }
+        this.finished.push({ jobId, at });
+      }
+    } finally {
+      this.inHand.delete(job.id);
+      const attempt = { id: job.id, retryCount: job.retryCount };
+      // Full fleet, or closing: back to the queue (tried again after its retryDelay). Taken: it
+      // ran or runs elsewhere already (this was pg-boss handing out a retry of it).
+      if (claim === "full" || claim === "give back") this.toFail.push(attempt);
+      else this.toComplete.push(attempt);
+      this.scheduleFlush();
+      this.wake();
+    }
+  }
+
+  /**
+   * Moves the batch's occurrences from queued to running for this process, in one statement;
+   * with fleet_max_concurrent, only as many as the fleet has room for (counted under a lock).
+   */
+  private async claim(batch: BossJob<OccurrenceData>[]): Promise<Map<string, Claim>> {
     const { db, origin } = this.deps;
-    const move = (conn: Pick<pg.ClientBase, "query"> | Db) =>
-      (conn as Db).query(
-        `UPDATE ${SCHEMA}.occurrences SET state = 'running', process_id = $3, started_at = now()
-         WHERE job_id = $1 AND scheduled_for = $2::timestamptz AND state = 'queued'`,
-        [jobId, new Date(at).toISOString(), origin],
+    const key = (jobId: string, at: number) => `${jobId} ${at}`;
+    const move = async (conn: Pick<pg.ClientBase, "query"> | Db, jobs: BossJob<OccurrenceData>[]) => {
+      const { rows } = await (conn as Db).query<{ job_id: string; scheduled_for: Date }>(
+        `UPDATE ${SCHEMA}.occurrences o SET state = 'running', process_id = $3, started_at = now()
+         FROM unnest($1::text[], $2::timestamptz[]) AS x(job_id, at)
+         WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'queued'
+         RETURNING o.job_id, o.scheduled_for`,
+        [jobs.map((j) => j.data.job_id), jobs.map((j) => new Date(j.data.at).toISOString()), origin],
       );
+      return new Set(rows.map((r) => key(r.job_id, r.scheduled_for.getTime())));
+    };
+    const result = new Map<string, Claim>();
+    const mark = (jobs: BossJob<OccurrenceData>[], moved: Set<string>) => {
+      for (const j of jobs) result.set(j.id, moved.has(key(j.data.job_id, j.data.at)) ? "moved" : "taken");
+    };
     const cap = this.deps.limits().fleet;
-    if (cap === undefined) return ((await move(db)).rowCount ?? 0) > 0 ? "moved" : "taken";
-    return db.tx(async (client) => {
-      // One process counts at a time, so two never both take the last slot.
+    if (cap === undefined) {
+      mark(batch, await move(db, batch));
+      return result;
+    }
+    await db.tx(async (client) => {
+      // One process counts at a time, so two never both take the last slots.
       await client.query("SELECT pg_advisory_xact_lock($1)", [FLEET_LOCK]);
       const { rows } = await client.query<{ n: string }>(
         `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running')
               + (SELECT count(*) FROM ${SCHEMA}.runs r WHERE r.status = 'running'
                    AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences o WHERE o.job_id = r.job_id AND o.scheduled_for = r.scheduled_for)) AS n`,
       );
-      if (Number(rows[0].n) >= cap) return "full";
-      return ((await move(client)).rowCount ?? 0) > 0 ? "moved" : "taken";
+      const room = Math.max(0, cap - Number(rows[0].n));
+      const now = batch.slice(0, room);
+      if (now.length) mark(now, await move(client, now));
+      for (const j of batch.slice(room)) result.set(j.id, "full");
     });
+    return result;
+  }
+
+  // Settlements are written together: one statement for the occurrence rows, one pg-boss call
+  // each for completions and give-backs, a moment after the runs end.
+  private readonly finished: { jobId: string; at: number }[] = [];
+  private readonly toComplete: { id: string; retryCount: number }[] = [];
+  private readonly toFail: { id: string; retryCount: number }[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush();
+    }, SETTLE_MS);
+    this.flushTimer.unref();
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const finished = this.finished.splice(0);
+    const complete = this.toComplete.splice(0);
+    const fail = this.toFail.splice(0);
+    const boss = this.deps.boss!;
+    try {
+      if (finished.length) {
+        await this.deps.db.query(
+          `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
+           FROM unnest($1::text[], $2::timestamptz[]) AS x(job_id, at)
+           WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running'`,
+          [finished.map((f) => f.jobId), finished.map((f) => new Date(f.at).toISOString())],
+        );
+      }
+      if (complete.length) await boss.complete(QUEUE, complete);
+      if (fail.length) await boss.fail(QUEUE, fail, { reason: "fleet_max_concurrent reached, or the process that fetched it is closing" });
+    } catch (err) {
+      // The database is away: an occurrence still marked running is settled by the orphan sweep
+      // if this process dies, and a pg-boss job not settled is handed out again after its
+      // heartbeat, to find its occurrence no longer queued.
+      this.deps.onError(err);
+    }
   }
 
   /** The runner returns once the run has started; the occurrence is held until it ends. */
@@ -280,6 +357,8 @@ export class PgQueue implements OccurrenceQueue {
     }
   }
 }
+
+type Claim = "moved" | "taken" | "full" | "give back";
 
 /** Leaves a take's transaction without an error for the caller: the occurrence was not taken. */
 class Rollback extends Error {}

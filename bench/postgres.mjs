@@ -1,0 +1,250 @@
+#!/usr/bin/env node
+// The postgres backend's benchmark (not a test): fleets of BUILT agent-cron servers (stdio, one
+// MCP client each, separate HOMEs) on one PostgreSQL database, running every-second jobs of
+// /bin/echo. Measures, for 1, 2 and 3 processes:
+//   - capacity: occurrences run per second fleet-wide when more are due than the fleet can run;
+//   - fire lateness (started_at - scheduled_for) p50/p99 at a load the fleet keeps up with;
+// and the cost of one tool call through the database against the files backend.
+//
+//   node bench/postgres.mjs                      # needs AGENT_CRON_BENCH_DATABASE_URL (or AGENT_CRON_TEST_DATABASE_URL,
+//                                                # AGENT_CRON_DATABASE_URL): a server where it may CREATE and DROP databases
+//   node bench/postgres.mjs --cluster            # or a throwaway cluster of its own (scripts/pg-cluster.sh)
+//   node bench/postgres.mjs --fleets 1,3 --jobs 100 --capacity-jobs 400 --seconds 20
+//
+// pg-boss 12 needs Node >= 22.12: the servers run on this Node when it is new enough, else on
+// .cache/node22 (bash scripts/install-node22.sh). Results go to bench/results/postgres.json.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values: opt } = parseArgs({
+  options: {
+    fleets: { type: "string", default: "1,2,3" },
+    jobs: { type: "string", default: "100" },
+    "capacity-jobs": { type: "string", default: "400" },
+    seconds: { type: "string", default: "20" },
+    calls: { type: "string", default: "200" },
+    "max-concurrent": { type: "string", default: "64" },
+    cluster: { type: "boolean", default: false },
+    cli: { type: "string" },
+    out: { type: "string", default: path.join(root, "bench", "results", "postgres.json") },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (opt.help) {
+  process.stdout.write(
+    execFileSync("sed", ["-n", "2,15p", fileURLToPath(import.meta.url)], { encoding: "utf8" })
+      .split("\n")
+      .map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n"),
+  );
+  process.exit(0);
+}
+
+const CLI = opt.cli ?? path.join(root, process.env.AGENT_CRON_DIST || "dist", "cli.js");
+const FLEETS = opt.fleets.split(",").map(Number);
+const JOBS = Number(opt.jobs);
+const CAPACITY_JOBS = Number(opt["capacity-jobs"]);
+const SECONDS = Number(opt.seconds);
+const CALLS = Number(opt.calls);
+const MAX_CONCURRENT = Number(opt["max-concurrent"]);
+
+const [major, minor] = process.versions.node.split(".").map(Number);
+const NODE = major > 22 || (major === 22 && minor >= 12) ? process.execPath : path.join(root, ".cache", "node22", "node_modules", ".bin", "node");
+if (!existsSync(NODE)) {
+  process.stdout.write(`bench postgres: skipped, the servers need Node >= 22.12 (pg-boss 12); run bash scripts/install-node22.sh\n`);
+  process.exit(0);
+}
+if (!existsSync(CLI)) {
+  process.stderr.write(`bench postgres: ${CLI} is missing; run npm run build first\n`);
+  process.exit(1);
+}
+
+let adminUrl = process.env.AGENT_CRON_BENCH_DATABASE_URL || process.env.AGENT_CRON_TEST_DATABASE_URL || process.env.AGENT_CRON_DATABASE_URL;
+let clusterDir = null;
+if (!adminUrl && opt.cluster) {
+  const out = execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "start"], { encoding: "utf8" });
+  clusterDir = /AGENT_CRON_PG_DIR='([^']+)'/.exec(out)[1];
+  adminUrl = /AGENT_CRON_TEST_DATABASE_URL='([^']+)'/.exec(out)[1];
+}
+if (!adminUrl) {
+  process.stdout.write(
+    "bench postgres: skipped; set AGENT_CRON_BENCH_DATABASE_URL to a PostgreSQL server where the bench may create and drop databases, or pass --cluster for a throwaway one\n",
+  );
+  process.exit(0);
+}
+
+const created = [];
+async function admin(sqlText) {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    return (await c.query(sqlText)).rows;
+  } finally {
+    await c.end();
+  }
+}
+async function freshDatabase(label) {
+  const name = `agent_cron_bench_${label}_${process.pid}_${created.length}`;
+  await admin(`CREATE DATABASE ${name}`);
+  created.push(name);
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+async function query(url, text, values) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+const homes = [];
+function home(config) {
+  const h = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-pg-"));
+  homes.push(h);
+  const dataDir = path.join(h, ".agent-cron");
+  mkdirSync(dataDir, { mode: 0o700 });
+  writeFileSync(
+    path.join(dataDir, "config.json"),
+    JSON.stringify({
+      timezone: "UTC",
+      default_executor: "echo",
+      max_concurrent: MAX_CONCURRENT,
+      runs_per_job: 1000,
+      executors: { echo: { type: "command", command: ["/bin/echo", "{prompt}"] } },
+      ...config,
+    }),
+  );
+  return { home: h, dataDir };
+}
+
+async function startServer(url, config) {
+  const { home: h, dataDir } = home(config);
+  const transport = new StdioClientTransport({
+    command: NODE,
+    args: [CLI, "serve", "--data-dir", dataDir],
+    // BENCH_NODE_OPTIONS reaches the servers only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+    env: { HOME: h, XDG_CACHE_HOME: path.join(h, "cache"), ...(url ? { AGENT_CRON_DATABASE_URL: url } : {}), ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (c) => (stderr += c));
+  const client = new Client({ name: "bench-postgres", version: "1" });
+  await client.connect(transport);
+  const call = async (name, args) => {
+    const r = await client.callTool({ name, arguments: args });
+    if (r.isError) throw new Error(`${name}: ${r.content?.[0]?.text}`);
+    return r.structuredContent;
+  };
+  return { client, call, pid: transport.pid, stderr: () => stderr, close: () => client.close().catch(() => {}) };
+}
+
+const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
+const round = (n, d = 1) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** n servers, `jobs` every-second jobs for SECONDS; returns what the runs table says. */
+async function fleetRun(n, jobs) {
+  const url = await freshDatabase(`f${n}_${jobs}`);
+  const servers = await Promise.all(Array.from({ length: n }, () => startServer(url, { store: { type: "postgres" } })));
+  try {
+    const t0 = Math.ceil(Date.now() / 1000) * 1000 + 2000;
+    const end = t0 + SECONDS * 1000;
+    const expires = new Date(end).toISOString();
+    await Promise.all(
+      Array.from({ length: jobs }, (_, i) => servers[i % n].call("add_cron", { name: `b${i}`, schedule: "* * * * * *", prompt: "x", overlap: "allow", silent: true, expires_at: expires })),
+    );
+    await sleep(end - Date.now() + 500);
+    // Occurrences run per second while the whole fleet was busy (the first seconds warm up).
+    const from = new Date(t0 + 3000).toISOString();
+    const to = new Date(end).toISOString();
+    const [done] = await query(
+      url,
+      `SELECT count(*)::int AS n, extract(epoch FROM max(finished_at::timestamptz) - min(finished_at::timestamptz)) AS span
+       FROM (SELECT data->>'finished_at' AS finished_at FROM agent_cron.runs WHERE status = 'completed') r
+       WHERE finished_at::timestamptz BETWEEN $1 AND $2`,
+      [from, to],
+    );
+    const late = await query(
+      url,
+      `SELECT extract(epoch FROM started_at - scheduled_for) * 1000 AS ms FROM agent_cron.runs
+       WHERE status = 'completed' AND scheduled_for BETWEEN $1 AND $2 ORDER BY 1`,
+      [from, to],
+    );
+    const [dup] = await query(url, "SELECT count(*)::int AS n FROM (SELECT 1 FROM agent_cron.runs GROUP BY job_id, scheduled_for HAVING count(*) > 1) d");
+    const ms = late.map((r) => Number(r.ms));
+    return { processes: n, jobs, completed: done.n, per_second: round(done.n / Math.max(1, Number(done.span))), late_p50_ms: round(pct(ms, 50)), late_p99_ms: round(pct(ms, 99)), doubled: dup.n };
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
+}
+
+/** One tool call's cost: the same calls against a files data dir and the database. */
+async function toolCalls() {
+  const results = [];
+  for (const store of ["files", "postgres"]) {
+    const url = store === "postgres" ? await freshDatabase("calls") : null;
+    const s = await startServer(url, store === "postgres" ? { store: { type: "postgres" } } : {});
+    try {
+      for (let i = 0; i < 100; i++) await s.call("add_cron", { name: `c${i}`, schedule: "0 3 1 1 *", prompt: "x" });
+      const time = async (fn) => {
+        const ms = [];
+        for (let i = 0; i < CALLS; i++) {
+          const t = performance.now();
+          await fn(i);
+          ms.push(performance.now() - t);
+        }
+        ms.sort((a, b) => a - b);
+        return { p50: round(pct(ms, 50), 2), p99: round(pct(ms, 99), 2) };
+      };
+      results.push({
+        store,
+        get_cron: await time((i) => s.call("get_cron", { job: `c${i % 100}` })),
+        pause_resume: await time((i) => s.call(i % 2 ? "resume" : "pause", { job: `c${Math.floor(i / 2) % 100}` })),
+        add_cron: await time((i) => s.call("add_cron", { name: `d${i}`, schedule: "0 3 1 1 *", prompt: "x" })),
+      });
+    } finally {
+      await s.close();
+    }
+  }
+  return results;
+}
+
+const result = { at: new Date().toISOString(), node: NODE === process.execPath ? process.version : "node22 (.cache)", cpus: os.cpus().length, capacity: [], lateness: [], calls: [] };
+try {
+  process.stdout.write(`bench postgres: ${FLEETS.join(", ")} processes; ${CAPACITY_JOBS} jobs for capacity, ${JOBS} for lateness, ${SECONDS} s each\n`);
+  for (const n of FLEETS) {
+    const cap = await fleetRun(n, CAPACITY_JOBS);
+    result.capacity.push(cap);
+    process.stdout.write(`  capacity  ${n} process(es): ${cap.per_second} occurrences/s (${cap.completed} runs; doubled ${cap.doubled})\n`);
+  }
+  for (const n of FLEETS) {
+    const lat = await fleetRun(n, JOBS);
+    result.lateness.push(lat);
+    process.stdout.write(`  lateness  ${n} process(es), ${JOBS} jobs/s: p50 ${lat.late_p50_ms} ms, p99 ${lat.late_p99_ms} ms (doubled ${lat.doubled})\n`);
+  }
+  result.calls = await toolCalls();
+  for (const c of result.calls) {
+    process.stdout.write(
+      `  tool call ${c.store.padEnd(8)} get_cron p50 ${c.get_cron.p50} ms (p99 ${c.get_cron.p99}); pause/resume p50 ${c.pause_resume.p50} ms (p99 ${c.pause_resume.p99}); add_cron p50 ${c.add_cron.p50} ms (p99 ${c.add_cron.p99})\n`,
+    );
+  }
+  mkdirSync(path.dirname(opt.out), { recursive: true });
+  writeFileSync(opt.out, JSON.stringify(result, null, 2) + "\n");
+  process.stdout.write(`  written to ${path.relative(root, opt.out)}\n`);
+} finally {
+  for (const name of created) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  for (const h of homes) rmSync(h, { recursive: true, force: true });
+  if (clusterDir) execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "stop", clusterDir]);
+}

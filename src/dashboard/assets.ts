@@ -188,7 +188,8 @@ export const SCRIPT = `"use strict";
   }
 
   var busy = false, again = false, timer = null, last = 0;
-  var gap = watch === "all" ? 1000 : 150;
+  // The jobs page is the costly one to redraw; every other page follows changes at once.
+  var gap = watch === "all" ? 500 : 150;
   function refresh() {
     timer = null;
     if (busy) { again = true; return; }

@@ -125,7 +125,7 @@ ${data.limit !== 100 ? html`<input type="hidden" name="limit" value="${data.limi
 <button type="submit">Filter</button>
 ${filtered ? html`<a class="button" href="/">Clear</a>` : ""}
 </form>
-${
+<div id="jobs-wrap"${shown ? "" : html` data-live`}>${
   shown
     ? html`<div class="table-wrap cards"><table class="cards">
 <thead><tr><th scope="col">Job</th><th scope="col">Schedule</th><th scope="col">State</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Recent runs</th><th scope="col"><span class="muted">Actions</span></th></tr></thead>
@@ -134,7 +134,7 @@ ${rows}
 </tbody>
 </table></div>`
     : html`<p class="notice" id="jobs">${filtered ? "No job matches." : html`No jobs yet. An agent adds them with the <code>add_cron</code> tool; at a terminal, <code>agent-cron add --schedule "0 9 * * 1-5" --prompt "…"</code>.`}</p>`
-}
+}</div>
 <nav class="pager" aria-label="Pages">
 ${data.cursor ? html`<a href="${params({})}">First page</a>` : ""}
 ${data.next_cursor ? html`<a href="${params({ cursor: data.next_cursor })}" rel="next">Next ${data.limit} jobs</a>` : ""}
@@ -205,8 +205,9 @@ ${definition(job, data.defaultExecutor)}`,
 }
 
 function runsTable(ctx: PageContext, runs: RunBrief[], job: Job, back: string): Html {
-  if (!runs.length) return html`<p class="muted" id="runs">No runs yet.</p>`;
-  return html`<div class="table-wrap cards"><table class="cards" aria-labelledby="runs-title">
+  // Empty, the whole part is live, so that the first run's table replaces it.
+  if (!runs.length) return html`<div id="runs-wrap" data-live><p class="muted">No runs yet.</p></div>`;
+  return html`<div id="runs-wrap" class="table-wrap cards"><table class="cards" aria-labelledby="runs-title">
 <thead><tr><th scope="col">Started</th><th scope="col">Status</th><th scope="col">Trigger</th><th scope="col">Duration</th><th scope="col">Cost</th><th scope="col">Error</th><th scope="col"><span class="muted">Actions</span></th></tr></thead>
 <tbody id="runs" data-live-list>
 ${runs.map(

@@ -106,6 +106,19 @@ describe("dashboard in Chromium", () => {
     await context.close();
   });
 
+  it("shows a job's first run on its open page as it starts and ends", async () => {
+    const { job } = await client.tool("add_cron", { name: "first-run", schedule: "0 1 * * *", prompt: "600", executor: "sleep" });
+    const context = await browser.newContext();
+    const { page, problems } = await openPage(context);
+    await page.goto(`${base}/jobs/${job.id}`);
+    expect(await page.locator("#runs-wrap").textContent()).toContain("No runs yet.");
+    const { run } = await client.tool("run_now", { job: job.id });
+    await expect.poll(() => page.locator(`#run-${run.id} .badge`).first().textContent(), { timeout: 10_000 }).toBe("running");
+    await expect.poll(() => page.locator(`#run-${run.id} .badge`).first().textContent(), { timeout: 10_000 }).toBe("completed");
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it("is usable from the keyboard: Enter on Pause keeps the focus on the same control", async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const { page, problems } = await openPage(context);

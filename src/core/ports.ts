@@ -120,6 +120,8 @@ export interface Notifier {
   resumePending(): number;
   /** A new config (config.json edited): channels and webhook settings for the next delivery. */
   applyConfig(config: Config): void;
+  /** Messages link to the dashboard's run page under this URL (null: to cron://runs/<id>). */
+  setLinkBase?(url: string | null): void;
   idle(): Promise<void>;
   close(): Promise<void>;
 }

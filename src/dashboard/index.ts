@@ -80,18 +80,9 @@ export class Dashboard {
   ) {
     this.auth = new DashboardAuth(opts.token, opts.port);
     this.streams = new EventStreams(api.events);
-    if (opts.linkBase) {
-      const base = opts.linkBase;
-      applyLinkBase(api, base);
-      // A takeover gives this process a new App, which starts without it: say it again as
-      // each run starts (messages go out as runs end).
-      const again = (_run: unknown, change: string) => change === "started" && applyLinkBase(api, base);
-      api.events.on("run", again);
-      this.offLinkBase = () => api.events.off("run", again);
-    }
+    // A Host keeps it for an App it opens later (a takeover).
+    if (opts.linkBase) applyLinkBase(api, opts.linkBase);
   }
-
-  private offLinkBase: () => void = () => {};
 
   /** The paths the dashboard answers; the daemon keeps the rest (/mcp, /hooks, OAuth probes). */
   owns(pathname: string): boolean {
@@ -112,7 +103,6 @@ export class Dashboard {
 
   close(): void {
     this.streams.close();
-    this.offLinkBase();
     if (this.opts.linkBase) applyLinkBase(this.api, null);
   }
 

@@ -68,6 +68,18 @@ export class Host implements CronApi {
     return this.owner?.app ?? null;
   }
 
+  private linkBase: string | null = null;
+
+  /**
+   * Channel messages link to this dashboard (SPEC §11): the owner's notifier takes it now, and
+   * an App this process opens later (a takeover) starts with it. A follower's is not used: the
+   * owner sends the messages.
+   */
+  setLinkBase(url: string | null): void {
+    this.linkBase = url;
+    this.owner?.app.delivery.setLinkBase?.(url);
+  }
+
   /** A new config (config.json was edited): the owner applies it; a later takeover starts with it. */
   applyConfig(config: Config): void {
     this.opts.config = config;
@@ -123,6 +135,7 @@ export class Host implements CronApi {
       throw err;
     }
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
+    app.delivery.setLinkBase?.(this.linkBase);
     const api = new LocalApi(app);
     const unpipe = pipeEvents(app.events, this.events);
     const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence });
@@ -139,6 +152,7 @@ export class Host implements CronApi {
   private async openShared(): Promise<void> {
     const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role });
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
+    app.delivery.setLinkBase?.(this.linkBase);
     const unpipe = pipeEvents(app.events, this.events);
     this.owner = { app, api: new LocalApi(app), gen: null, release: async () => {}, stopServing: async () => {}, unpipe };
     if (this.opts.role === "server") await app.start();

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { PgBoss } from "pg-boss";
 import { UnavailableError, errorMessage } from "../../core/errors.js";
 import type { Clock } from "../../core/scheduler.js";
-import { BOSS_SCHEMA, Db, unreachableSentence } from "./db.js";
+import { BOSS_SCHEMA, Db, isConnectionError, unreachableSentence } from "./db.js";
 import { Fleet } from "./fleet.js";
 import { PgJobRepo } from "./jobs.js";
 import { Listener, type Change } from "./notify.js";
@@ -51,6 +51,8 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
 
   const onError = (err: unknown) => {
     if (closing) return;
+    // A lost connection is said once (degrade), not by every part that noticed it.
+    if (err instanceof UnavailableError || isConnectionError(err) || isQuiet(err)) return degrade(err);
     opts.onNotice("error", `Postgres backend: ${errorMessage(err)}`);
   };
 
@@ -111,7 +113,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   const degrade = (err: unknown) => {
     if (closing || !available) return;
     available = false;
-    opts.onNotice("warning", unreachableSentence(db.where, err));
+    opts.onNotice("warning", err instanceof UnavailableError ? err.message : unreachableSentence(db.where, err));
     scheduleResync();
   };
   const scheduleResync = () => {
@@ -166,7 +168,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
       });
       // pg-boss reports a lost connection (and its maintenance's failures) here; without a
       // listener an 'error' event would end the process.
-      boss.on("error", (err) => (isQuiet(err) ? undefined : onError(err)));
+      boss.on("error", onError);
       await boss.start();
       await boss.createQueue(QUEUE, {
         // A process that dies stops beating: its occurrence goes back to the queue, where the
@@ -203,6 +205,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   });
   if (boss) queueRef = queue;
   const bossRef = boss;
+  fleet.holding = () => queue.holding();
   // pg-boss heartbeats of the occurrences in hand, with this process's own.
   fleet.onBeat = async () => {
     const held = queue.held();

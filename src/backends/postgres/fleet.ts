@@ -33,6 +33,8 @@ export class Fleet implements OrphanFinder {
   private lastPrune = 0;
   /** Extra work each beat (pg-boss heartbeats of the occurrences in hand). */
   onBeat: () => Promise<void> = async () => {};
+  /** The occurrences this process's worker holds now ("job_id epoch-ms"). */
+  holding: () => Set<string> = () => new Set();
 
   constructor(
     private readonly db: Db,
@@ -89,6 +91,26 @@ export class Fleet implements OrphanFinder {
        RETURNING o.job_id, o.scheduled_for, o.trigger`,
       [this.id],
     );
+    // This process's own, when its worker no longer holds them: a claim whose answer was lost
+    // with the connection (the row moved, the worker never heard) would otherwise wait forever.
+    const mine = await this.db.query<{ job_id: string; scheduled_for: Date }>(
+      `SELECT job_id, scheduled_for FROM ${SCHEMA}.occurrences WHERE state = 'running' AND process_id = $1 AND started_at < now() - interval '2 minutes'`,
+      [this.id],
+    );
+    const held = this.holding();
+    const stray = mine.rows.filter((o) => !held.has(`${o.job_id} ${o.scheduled_for.getTime()}`));
+    if (stray.length) {
+      const settled = await this.db.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger; state: string }>(
+        `UPDATE ${SCHEMA}.occurrences o
+         SET state = CASE WHEN EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for) THEN 'done' ELSE 'lost' END,
+             finished_at = now()
+         FROM unnest($2::text[], $3::timestamptz[]) AS x(job_id, at)
+         WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running' AND o.process_id = $1
+         RETURNING o.job_id, o.scheduled_for, o.trigger, o.state`,
+        [this.id, stray.map((o) => o.job_id), stray.map((o) => o.scheduled_for.toISOString())],
+      );
+      lost.rows.push(...settled.rows.filter((o) => o.state === "lost"));
+    }
     for (const occ of lost.rows) {
       const job = this.getJob(occ.job_id);
       if (!job) continue;

@@ -149,6 +149,11 @@ export class PgQueue implements OccurrenceQueue {
     this.wakeUp?.();
   }
 
+  /** The occurrences held here ("job_id epoch-ms"). */
+  holding(): Set<string> {
+    return new Set([...this.inHand.values()].map((j) => `${j.data.job_id} ${j.data.at}`));
+  }
+
   /** The pg-boss jobs held here, for their heartbeats. */
   held(): { id: string; retryCount: number }[] {
     return [...this.inHand.values()].map((j) => ({ id: j.id, retryCount: j.retryCount }));

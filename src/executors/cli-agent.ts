@@ -1,5 +1,5 @@
 import { AUTH_VARS, buildChildEnv } from "./env.js";
-import { resolveProgram, runProcess, type ProcessResult, type ProcessSpec } from "./process.js";
+import { resolveProgram, runProcess, type ProcessGroups, type ProcessResult, type ProcessSpec } from "./process.js";
 import { runSandboxed, type SandboxSettings } from "./sandbox.js";
 import type { ExecutionRequest, ExecutionResult } from "./types.js";
 
@@ -10,6 +10,8 @@ export interface ProcessExecutorOptions {
   killGraceMs: number;
   /** Set when the executor's config says `"sandbox": "bwrap"`: every attempt starts under bubblewrap. */
   sandbox?: SandboxSettings | null;
+  /** Where the attempts' process groups are kept; the shared default set if absent. */
+  processGroups?: ProcessGroups;
 }
 
 export { resolveProgram };
@@ -63,6 +65,7 @@ export function runAgentProcess(
     maxOutputBytes: req.maxOutputBytes,
     signal: req.signal,
     ...(opts.onStdoutLine ? { onStdoutLine: opts.onStdoutLine } : {}),
+    ...(opts.processGroups ? { groups: opts.processGroups } : {}),
   };
   // The one place where a program executor's attempt is put in its sandbox.
   if (opts.sandbox) {

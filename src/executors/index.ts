@@ -3,6 +3,7 @@ import { ClaudeCodeExecutor } from "./claude-code.js";
 import { CodexExecutor } from "./codex.js";
 import { CommandExecutor } from "./command.js";
 import { OpenAIExecutor } from "./openai.js";
+import type { ProcessGroups } from "./process.js";
 import { sandboxSettings } from "./sandbox.js";
 import type { Executor } from "./types.js";
 
@@ -17,6 +18,8 @@ export interface ExecutorContext {
   hiddenPaths?: string[];
   /** The bubblewrap program, a name looked up on serverEnv's PATH or a path; default "bwrap". */
   bwrapProgram?: string;
+  /** Where the agents' process groups are kept (one set per App); the shared default set if absent. */
+  processGroups?: ProcessGroups;
 }
 
 /** Builds every executor the operator's config defines; tool callers only pick one by name. */
@@ -27,7 +30,7 @@ export function createExecutors(config: Config, ctx: ExecutorContext): Map<strin
 }
 
 export function createExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext): Executor {
-  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox: sandboxSettings(name, cfg, ctx) };
+  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox: sandboxSettings(name, cfg, ctx), processGroups: ctx.processGroups };
   switch (cfg.type) {
     case "claude-code":
       return new ClaudeCodeExecutor(name, cfg, common);

@@ -35,6 +35,8 @@ export interface ProcessSpec {
    * caller knows why it asked. Not called again after that, nor when it throws.
    */
   onStdoutLine?: (line: string) => boolean | void;
+  /** Where the child's process group is kept while it runs; the shared default set if absent. */
+  groups?: ProcessGroups;
 }
 
 export interface ProcessResult {
@@ -63,15 +65,58 @@ const DRAIN_MS = 500;
 /** setTimeout fires at once for anything larger, which would kill every long run immediately. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Process group ids (= leader pids) of every child still running, for shutdown. */
-const liveGroups = new Set<number>();
+/** Every set that holds a live group, for the process-exit hook. */
+const withLiveGroups = new Set<ProcessGroups>();
 let exitHookInstalled = false;
 
+/**
+ * The process groups (ids = leader pids) of the children one owner started and that still
+ * run: one set per App, so that closing one App kills its own agents and no other's. Whatever
+ * set they are in, every live group is killed when this process exits, however it ends, so no
+ * agent outlives the server.
+ */
+export class ProcessGroups {
+  private readonly live = new Set<number>();
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  add(pgid: number): void {
+    this.live.add(pgid);
+    withLiveGroups.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", () => killAllProcessGroups("SIGKILL"));
+    }
+  }
+
+  delete(pgid: number): void {
+    this.live.delete(pgid);
+    if (this.live.size === 0) withLiveGroups.delete(this);
+  }
+
+  /** Signals every live group of this set, synchronously; returns how many there were. */
+  killAll(sig: NodeJS.Signals = "SIGKILL"): number {
+    for (const pgid of this.live) signalGroup(pgid, sig);
+    return this.live.size;
+  }
+}
+
+/** The set used when a caller names none (the doctor's checks, executors built without one). */
+export const defaultProcessGroups = new ProcessGroups();
+
 function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  // Most signals go to a group already gone (its leader has exited): process.kill then throws,
+  // and an error's stack trace costs more than the kill. The message is never read.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     process.kill(-pgid, sig);
   } catch {
     // ESRCH: the group is already gone.
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
@@ -97,16 +142,20 @@ function signalGroupButLeader(pgid: number, sig: NodeJS.Signals): void {
 }
 
 /**
- * Signals every live child process group, synchronously. The server calls this at shutdown;
- * it is also hooked to process exit so that no agent outlives the server, however it ends.
+ * Signals every live child process group of every set, synchronously. Hooked to process exit;
+ * an App at shutdown kills only its own set (ProcessGroups.killAll).
  */
 export function killAllProcessGroups(sig: NodeJS.Signals = "SIGKILL"): number {
-  for (const pgid of liveGroups) signalGroup(pgid, sig);
-  return liveGroups.size;
+  let n = 0;
+  for (const groups of [...withLiveGroups]) n += groups.killAll(sig);
+  return n;
 }
 
+/** Live groups across every set. */
 export function liveProcessGroupCount(): number {
-  return liveGroups.size;
+  let n = 0;
+  for (const groups of withLiveGroups) n += groups.size;
+  return n;
 }
 
 /** Keeps the first `max` bytes of a stream. */
@@ -236,6 +285,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
   const stderr = new TailBuffer(spec.maxOutputBytes);
   const program = spec.argv[0] ?? "";
   const status = spec.statusFd ? new HeadBuffer(64 * 1024) : null;
+  const groups = spec.groups ?? defaultProcessGroups;
 
   return new Promise<ProcessResult>((resolve) => {
     let exitCode: number | null = null;
@@ -256,7 +306,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
       spec.signal?.removeEventListener("abort", onAbort);
       if (pgid !== undefined) {
         signalGroup(pgid, "SIGKILL");
-        liveGroups.delete(pgid);
+        groups.delete(pgid);
       }
       child?.stdout?.destroy();
       child?.stderr?.destroy();
@@ -323,11 +373,7 @@ export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
     if (child.pid === undefined) return; // the "error" event follows
 
     pgid = child.pid;
-    liveGroups.add(pgid);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once("exit", () => killAllProcessGroups("SIGKILL"));
-    }
+    groups.add(pgid);
 
     const lines = spec.onStdoutLine ? new LineSplitter(spec.maxOutputBytes) : null;
     let watching = lines !== null;

@@ -1,9 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { killAllProcessGroups, liveProcessGroupCount, runProcess, type ProcessSpec } from "../../src/executors/process.js";
-import { fixture, isAlive, waitFor } from "./helpers.js";
+import { parseConfig } from "../../src/config.js";
+import { createExecutor } from "../../src/executors/index.js";
+import { ProcessGroups, killAllProcessGroups, liveProcessGroupCount, runProcess, type ProcessSpec } from "../../src/executors/process.js";
+import { fixture, isAlive, makeRequest, waitFor } from "./helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "agent-cron-process-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -131,5 +133,45 @@ describe("runProcess", () => {
     expect(r.signal).toBe("SIGKILL");
     expect(r.durationMs).toBeLessThan(5000);
     expect(liveProcessGroupCount()).toBe(0);
+  });
+});
+
+describe("process groups, one set per owner", () => {
+  it("killing one set's groups leaves another set's processes running", async () => {
+    const mine = new ProcessGroups();
+    const theirs = new ProcessGroups();
+    const pidOf = (name: string) => path.join(tmp, name);
+    const a = run([fixture("hang-agent.mjs"), pidOf("mine.pid")], { groups: mine });
+    const b = run([fixture("hang-agent.mjs"), pidOf("theirs.pid")], { groups: theirs });
+    expect(await waitFor(() => mine.size === 1 && theirs.size === 1)).toBe(true);
+    // The agents are up once they have written their grandchild's pid.
+    expect(await waitFor(() => existsSync(pidOf("mine.pid")) && existsSync(pidOf("theirs.pid")))).toBe(true);
+    expect(mine.killAll()).toBe(1);
+    const ended = await a;
+    expect(ended.signal).toBe("SIGKILL");
+    expect(mine.size).toBe(0);
+    const survivor = Number(readFileSync(pidOf("theirs.pid"), "utf8"));
+    expect(theirs.size).toBe(1);
+    expect(isAlive(survivor)).toBe(true);
+    // The exit hook's sweep still reaches every set.
+    expect(killAllProcessGroups()).toBe(1);
+    expect((await b).signal).toBe("SIGKILL");
+    expect(await waitFor(() => !isAlive(survivor), 1000)).toBe(true);
+    expect(liveProcessGroupCount()).toBe(0);
+  });
+
+  it("an executor built with a context's set keeps its agents' groups there", async () => {
+    const groups = new ProcessGroups();
+    const config = parseConfig({});
+    const executor = createExecutor("slow", { type: "command", command: [fixture("sleep-agent.mjs"), "10000"], output: "text", env: {} }, config, {
+      serverEnv: process.env,
+      killGraceMs: 1000,
+      processGroups: groups,
+    });
+    const pending = executor.execute(makeRequest(tmp));
+    expect(await waitFor(() => groups.size === 1)).toBe(true);
+    expect(groups.killAll()).toBe(1);
+    expect((await pending).status).toBe("failed");
+    expect(groups.size).toBe(0);
   });
 });

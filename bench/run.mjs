@@ -261,9 +261,13 @@ async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
         writeRunHistory(src, j.id, runs);
       }
     }
-    writeFileSync(path.join(src, "jobs.json"), stringifyRecords({ version: 1, jobs: list }, "jobs"));
+    // As the store leaves them: jobs.json names its journal, whose first line names itself
+    // (without them the store rewrites both at its first start, inside the measurement).
+    const journalId = randomUUID().replaceAll("-", "").slice(0, 16);
+    writeFileSync(path.join(src, "jobs.json"), stringifyRecords({ version: 1, journal: journalId, jobs: list }, "jobs"));
+    writeFileSync(path.join(src, "jobs.journal"), JSON.stringify({ journal: journalId, after: null }) + "\n");
     if (journal && list.length) {
-      const lines = [];
+      const lines = [JSON.stringify({ journal: journalId, after: null }) + "\n"];
       for (let i = 0; i < journal; i++) lines.push(JSON.stringify({ put: list[i % list.length] }) + "\n");
       writeFileSync(path.join(src, "jobs.journal"), lines.join(""));
     }

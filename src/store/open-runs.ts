@@ -16,7 +16,7 @@ import { writeError } from "./jobs-store.js";
  * again. It is rewritten from memory (one line per open run) once it has grown.
  *
  * Writes are not fenced here: the run store checks its fence once before each change that
- * writes this file and a log. The file stays open between appends (see close()).
+ * writes this file and a log.
  */
 export const OPEN_RUNS_FILE = "open.jsonl";
 
@@ -25,7 +25,8 @@ export class OpenRuns {
   private readonly open = new Map<string, string>();
   private lines = 0;
   private bytes = 0;
-  private fd: number | null = null;
+  /** Closed since the last write: said with the next "open" (one write instead of two). */
+  private closing: string[] = [];
 
   constructor(private readonly file: string) {}
 
@@ -85,24 +86,38 @@ export class OpenRuns {
 
   /** Writes that a run opens; before the log line that opens it. Throws when the disk refuses. */
   markOpen(runId: string, jobId: string): void {
-    this.append(JSON.stringify({ open: runId, job: jobId }) + "\n");
+    const closed = this.closing.length ? JSON.stringify({ closed: this.closing }) + "\n" : "";
+    this.append(closed + JSON.stringify({ open: runId, job: jobId }) + "\n", closed ? 2 : 1);
+    this.closing = [];
     this.open.set(runId, jobId);
   }
 
-  /** Writes that runs closed; after the log lines that close them. A failure only leaves them listed. */
+  /**
+   * Notes that runs closed (after the log lines that close them). Written with the next
+   * "open", or once 64 are waiting: until then the file says too much, which only costs
+   * start-up a log read per stale entry.
+   */
   markClosed(runIds: string[]): void {
     for (const id of runIds) this.open.delete(id);
-    try {
-      this.append(JSON.stringify({ closed: runIds }) + "\n");
-    } catch {
-      // Start-up checks every listed run against its log: a stale entry costs one log read.
-    }
+    this.closing.push(...runIds);
+    if (this.closing.length >= 64) this.flush();
     if (this.lines > 2 * this.open.size + 256) {
       try {
         this.rewrite();
       } catch {
         // Appends go on; the next rewrite tries again.
       }
+    }
+  }
+
+  /** Writes the closed runs not yet written; a failure only leaves them listed. */
+  flush(): void {
+    if (!this.closing.length) return;
+    try {
+      this.append(JSON.stringify({ closed: this.closing }) + "\n", 1);
+      this.closing = [];
+    } catch {
+      // See markClosed.
     }
   }
 
@@ -118,41 +133,37 @@ export class OpenRuns {
     this.rewrite();
   }
 
-  /** Closes the file; the next append opens it again. */
-  close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
-  }
-
   private rewrite(): void {
     let text = "";
     for (const [run, job] of this.open) text += JSON.stringify({ open: run, job }) + "\n";
     const tmp = `${this.file}.tmp`;
     writeFileSync(tmp, text);
     renameSync(tmp, this.file);
-    // Appends go to the new file.
-    this.close();
+    // The new file says nothing of the runs closed meanwhile.
+    this.closing = [];
     this.lines = this.open.size;
     this.bytes = Buffer.byteLength(text);
   }
 
-  private append(line: string): void {
+  private append(line: string, lines: number): void {
     const buf = Buffer.from(line);
+    let fd: number | undefined;
     try {
-      this.fd ??= openSync(this.file, "a");
+      fd = openSync(this.file, "a");
       let off = 0;
-      while (off < buf.length) off += writeSync(this.fd, buf, off);
+      while (off < buf.length) off += writeSync(fd, buf, off);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
-        if (this.fd !== null) ftruncateSync(this.fd, this.bytes);
+        if (fd !== undefined) ftruncateSync(fd, this.bytes);
       } catch {
         // A torn last line is dropped at start-up anyway.
       }
-      this.close();
       throw writeError(this.file, err);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     this.bytes += buf.length;
-    this.lines++;
+    this.lines += lines;
   }
 }

@@ -165,8 +165,7 @@ describe("RunStore: one append-only log per job", () => {
     const file = logOf(dir, JOB_A);
     const saved = path.join(dir, "saved.jsonl");
     copyFileSync(file, saved);
-    // The disk fills up: the log is reopened on /dev/full, where every write gets ENOSPC.
-    await s.close();
+    // The disk fills up: the log is now /dev/full, where every write gets ENOSPC.
     rmSync(file);
     symlinkSync("/dev/full", file);
     // A new run that would evict `b`, and a new copy of `b`: neither may stay in memory.

@@ -87,7 +87,8 @@ export class RunStore {
     this.legacyWorkRoot = path.join(dataDir, "work");
     this.workRoot = opts.workRoot ?? this.legacyWorkRoot;
     this.fence = opts.fence ?? unfenced;
-    this.onProblem = opts.onProblem ?? (() => {});
+    // Found after start-up, so nothing stops: the operator reads it where the server logs.
+    this.onProblem = opts.onProblem ?? ((message) => process.stderr.write(`agent-cron error: ${message}\n`));
     this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE));
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
@@ -103,9 +104,8 @@ export class RunStore {
     const legacy: string[] = [];
     for (const name of readdirSync(this.runsDir)) {
       if (name.startsWith(".")) continue;
-      const file = path.join(this.runsDir, name);
       // A compaction or conversion cut short; the file it was to replace is whole.
-      if (name.endsWith(".tmp")) rmSync(file, { force: true });
+      if (name.endsWith(".tmp")) rmSync(path.join(this.runsDir, name), { force: true });
       else if (name === OPEN_RUNS_FILE) continue;
       else if (name.endsWith(RUN_LOG_SUFFIX)) this.addLog(name.slice(0, -RUN_LOG_SUFFIX.length));
       else if (name.endsWith(".json")) legacy.push(name.slice(0, -".json".length));

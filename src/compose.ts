@@ -7,6 +7,7 @@ import { defaultWorkRoot } from "./core/work-dirs.js";
 import { retryBaseFromEnv } from "./delivery/post.js";
 import { DeliveryService } from "./delivery/service.js";
 import { createExecutors } from "./executors/index.js";
+import { ProcessGroups } from "./executors/process.js";
 import type { Executor } from "./executors/types.js";
 import { openFilesBackend } from "./backends/files/index.js";
 
@@ -87,8 +88,10 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
   // A sandboxed run sees none of these: the data dir (prompts, outputs, the socket's secret),
   // the config file, and every run's default work dir but its own.
   const hiddenPaths = [opts.dataDir, workRoot, ...(opts.configPath ? [opts.configPath] : [])];
+  // This App's agents: closing it kills these, not another App's in the same process.
+  const groups = new ProcessGroups();
   const executors = (config: Config): ExecutorRegistry => {
-    const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths });
+    const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths, processGroups: groups });
     return { get: (name) => map.get(name), names: () => [...map.keys()] };
   };
   return App.create({
@@ -99,6 +102,7 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     clock,
     env,
     executors,
+    killProcessGroups: () => void groups.killAll("SIGKILL"),
     notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
   });
 }

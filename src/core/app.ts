@@ -51,8 +51,8 @@ export interface AppParts {
   workRoot: string;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
-  /** The App's process groups are killed when it closes (runs left after the grace). */
-  killProcessGroups?(): void;
+  /** Kills the process groups of this App's runs (those left when it closes, after the grace). */
+  killProcessGroups(): void;
 }
 
 /**

@@ -3,7 +3,6 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
-import { killAllProcessGroups } from "../executors/process.js";
 import type { Executor, ExecutionResult } from "../executors/types.js";
 import type { Occurrence, RunRepo } from "./ports.js";
 import { errorMessage } from "./errors.js";
@@ -32,8 +31,8 @@ export interface DispatchHost {
   updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
   /** True when other processes run this store's jobs too (postgres): overlap counts their runs. */
   readonly shared?: boolean;
-  /** Kills what is left of this App's runs at close (their process groups); all of this process's when absent. */
-  killProcessGroups?(): void;
+  /** Kills what is left of this App's runs at close (their process groups), and no other App's. */
+  killProcessGroups(): void;
 }
 
 interface ActiveRun {
@@ -487,8 +486,7 @@ export class Dispatcher {
     }
     const ending = all().map((a) => this.abort(a, "interrupted", "The server stopped while the run was going."));
     // Their grace (if any) is spent: no SIGTERM courtesy period, so the server exits promptly.
-    if (this.host.killProcessGroups) this.host.killProcessGroups();
-    else killAllProcessGroups("SIGKILL");
+    this.host.killProcessGroups();
     await Promise.allSettled(ending);
     // A last try for records the disk refused.
     if (this.unwritten.size) await this.rewrite();

@@ -84,12 +84,14 @@ export class OpenRuns {
     return new Set(this.open.values());
   }
 
-  /** Writes that a run opens; before the log line that opens it. Throws when the disk refuses. */
-  markOpen(runId: string, jobId: string): void {
-    const closed = this.closing.length ? JSON.stringify({ closed: this.closing }) + "\n" : "";
-    this.append(closed + JSON.stringify({ open: runId, job: jobId }) + "\n", closed ? 2 : 1);
+  /** Writes that runs open (run id, job id), in one write; before the log lines that open them. Throws when the disk refuses. */
+  markOpen(runs: readonly (readonly [string, string])[]): void {
+    if (!runs.length) return;
+    let text = this.closing.length ? JSON.stringify({ closed: this.closing }) + "\n" : "";
+    for (const [run, job] of runs) text += JSON.stringify({ open: run, job }) + "\n";
+    this.append(text, runs.length + (this.closing.length ? 1 : 0));
     this.closing = [];
-    this.open.set(runId, jobId);
+    for (const [run, job] of runs) this.open.set(run, job);
   }
 
   /**

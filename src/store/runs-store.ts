@@ -31,6 +31,17 @@ interface JobLog {
   removed: boolean;
 }
 
+/** A put made in memory, waiting for its line to be written (see RunStore.flush). */
+interface PendingPut {
+  log: JobLog;
+  run: Run;
+  line: string;
+  dropped: Run[];
+  undo: () => void;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * The logs start-up did not need are read this long after it, so that reading them never
  * delays a server's first answers (a call that needs one earlier reads it at once)...
@@ -72,6 +83,8 @@ export class RunStore {
   /** Compactions and removals of evicted runs' files under way. */
   private readonly background = new Set<Promise<void>>();
   private warmTimer: NodeJS.Timeout | null = null;
+  /** Puts not yet written: written together once the synchronous work that made them is done. */
+  private batch: PendingPut[] | null = null;
   /** Logs the background reading has yet to read. */
   private warmQueue: JobLog[] = [];
   private warmed: { promise: Promise<void>; resolve: () => void } | null = null;
@@ -193,12 +206,21 @@ export class RunStore {
   }
 
   /**
-   * Adds or replaces a run with one appended line; resolves once it is written. If the disk
-   * refuses it, memory stays as the files say and the error says what happened.
+   * Adds or replaces a run with one appended line; resolves once it is written. Memory
+   * changes at once; the puts made in one stretch of synchronous work (a fleet's runs
+   * starting together) are written together right after it, with one fence check and one
+   * write per log. If the disk refuses a log's lines, its puts are undone, so memory stays as
+   * the files say, and each rejects with what happened.
    */
-  async put(run: Run): Promise<void> {
-    const log = this.logs.get(run.job_id) ?? this.addLog(run.job_id, []);
-    const runs = this.read(log);
+  put(run: Run): Promise<void> {
+    let log: JobLog;
+    let runs: Run[];
+    try {
+      log = this.logs.get(run.job_id) ?? this.addLog(run.job_id, []);
+      runs = this.read(log);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const known = this.byId.get(run.id);
     const at = known ? runs.indexOf(known) : -1;
     if (at >= 0) runs[at] = run;
@@ -206,34 +228,86 @@ export class RunStore {
     this.byId.set(run.id, run);
     const evicted = runs.length > this.runsPerJob ? this.evictOldest(runs) : [];
     const dropped = evicted.map((e) => e.run);
-    const opens = isOpen(run) && !this.open.has(run.id);
-    try {
-      this.fence();
-      // Listed first: the index may say too much, never too little (see open-runs.ts).
-      if (opens) this.open.markOpen(run.id, run.job_id);
-      this.append(log, putLine(run, dropped.map((r) => r.id)));
-    } catch (err) {
-      // Keep memory equal to the file: undo this change (evicted runs back where they were,
-      // then the run as it was).
+    if (this.order) {
+      if (at >= 0) this.order.replace(known!, run);
+      else this.order.insert(run);
+      for (const r of dropped) this.order.remove(r);
+    }
+    const undo = () => {
+      // Evicted runs back where they were, then the run as it was.
       for (const e of evicted) runs.splice(e.index, 0, e.run);
       if (at >= 0) runs[at] = known!;
       else runs.pop();
       if (known) this.byId.set(run.id, known);
       else this.byId.delete(run.id);
       for (const r of dropped) this.byId.set(r.id, r);
-      if (err instanceof LockLostError || err instanceof UserError) throw err;
-      throw writeError(log.file, err);
+      if (this.order) {
+        if (at >= 0) this.order.replace(run, known!);
+        else this.order.remove(run);
+        for (const r of dropped) this.order.insert(r);
+      }
+    };
+    return new Promise<void>((resolve, reject) => {
+      if (!this.batch) {
+        this.batch = [];
+        queueMicrotask(() => this.flush());
+      }
+      this.batch.push({ log, run, line: putLine(run, dropped.map((r) => r.id)), dropped, undo, resolve, reject });
+    });
+  }
+
+  /** Writes the puts made since the last flush: the runs they open, then each log's lines. */
+  private flush(): void {
+    const batch = this.batch ?? [];
+    this.batch = null;
+    try {
+      this.write(batch);
+    } catch (err) {
+      // Not expected (each step catches its own); no put may wait for ever.
+      for (const p of batch) p.reject(err);
     }
-    if (this.order) {
-      if (known && at >= 0) this.order.replace(known, run);
-      else this.order.insert(run);
-      for (const r of dropped) this.order.remove(r);
+  }
+
+  private write(batch: PendingPut[]): void {
+    const failed = (puts: PendingPut[], err: unknown) => {
+      for (let i = puts.length - 1; i >= 0; i--) puts[i].undo();
+      const why = err instanceof LockLostError || err instanceof UserError ? err : writeError(puts[0].log.file, err);
+      for (const p of puts) p.reject(why);
+    };
+    const live = batch.filter((p) => !p.log.removed);
+    try {
+      this.fence();
+      // Listed first: the index may say too much, never too little (see open-runs.ts).
+      const opening = new Map<string, string>();
+      for (const p of live) if (isOpen(p.run) && !this.open.has(p.run.id)) opening.set(p.run.id, p.run.job_id);
+      this.open.markOpen([...opening]);
+    } catch (err) {
+      return failed(batch, err);
     }
-    const closes = dropped.filter((r) => this.open.has(r.id)).map((r) => r.id);
-    if (!isOpen(run) && this.open.has(run.id)) closes.push(run.id);
+    const byLog = new Map<JobLog, PendingPut[]>();
+    for (const p of live) byLog.set(p.log, [...(byLog.get(p.log) ?? []), p]);
+    const written: PendingPut[] = [];
+    for (const [log, puts] of byLog) {
+      try {
+        this.append(log, puts.map((p) => p.line).join(""), puts.length);
+      } catch (err) {
+        failed(puts, err);
+        continue;
+      }
+      written.push(...puts);
+      if (!log.tail && log.lines > log.compactAt) this.compact(log);
+    }
+    const closes: string[] = [];
+    for (const p of written) {
+      for (const r of p.dropped) if (this.open.has(r.id)) closes.push(r.id);
+      if (!isOpen(p.run) && this.open.has(p.run.id)) closes.push(p.run.id);
+    }
     if (closes.length) this.open.markClosed(closes);
-    if (!log.tail && log.lines > log.compactAt) this.compact(log);
-    if (dropped.length) this.inBackground(Promise.all(dropped.map((r) => this.removeFilesOf(r))).then(() => {}));
+    const gone = written.flatMap((p) => p.dropped);
+    if (gone.length) this.inBackground(Promise.all(gone.map((r) => this.removeFilesOf(r))).then(() => {}));
+    for (const p of written) p.resolve();
+    // A put for a job removed meanwhile went with its job.
+    for (const p of batch) if (p.log.removed) p.resolve();
   }
 
   /** Keeps the newest `runs_per_job`, never evicting a run still going; says where each evicted run was. */
@@ -457,7 +531,7 @@ export class RunStore {
    * Appends a line: open, write, close. (Keeping descriptors open saved ~1 µs an append, and
    * would let appends go on into a file moved or removed by hand instead of failing.)
    */
-  private append(log: JobLog, line: string): void {
+  private append(log: JobLog, line: string, lines = 1): void {
     const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
     let fd: number | undefined;
     try {
@@ -480,7 +554,7 @@ export class RunStore {
       if (fd !== undefined) closeSync(fd);
     }
     log.bytes += buf.length;
-    log.lines++;
+    log.lines += lines;
     log.tail?.push(line);
   }
 
@@ -506,7 +580,7 @@ export class RunStore {
         this.fence();
         renameSync(tmp, log.file);
         log.bytes = Buffer.byteLength(text) + Buffer.byteLength(tail);
-        log.lines = entries + log.tail!.length;
+        log.lines = entries + countLines(tail);
         log.torn = false;
         log.compactAt = this.compactThreshold();
       } catch {
@@ -549,7 +623,7 @@ export class RunStore {
       histories.set(jobId, runs);
     }
     // Listed before the old files go, so that start-up still finds them (see open-runs.ts).
-    if (indexed) for (const runs of histories.values()) for (const r of runs.filter(isOpen)) this.open.markOpen(r.id, r.job_id);
+    if (indexed) this.open.markOpen([...histories.values()].flatMap((runs) => runs.filter(isOpen).map((r) => [r.id, r.job_id] as const)));
     for (const jobId of jobIds) {
       const file = path.join(this.runsDir, `${jobId}.json`);
       const runs = histories.get(jobId);
@@ -588,6 +662,12 @@ export class RunStore {
   private workRoots(): string[] {
     return this.workRoot === this.legacyWorkRoot ? [this.workRoot] : [this.workRoot, this.legacyWorkRoot];
   }
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+  return n;
 }
 
 /** Left for start-up to act on: still running, or owing a delivery. */

@@ -178,6 +178,33 @@ describe("RunStore: one append-only log per job", () => {
     expect(open(dir, 2).ofJob(JOB_A)).toEqual(s.ofJob(JOB_A));
   });
 
+  it("writes the puts of one stretch of work together; a log the disk refuses fails only its own puts, undone in memory", async () => {
+    const dir = tmp();
+    const s = open(dir, 2);
+    const old = [run(JOB_B, 100), run(JOB_B, 200)];
+    for (const r of old) await s.put(r);
+    const fileB = logOf(dir, JOB_B);
+    rmSync(fileB);
+    symlinkSync("/dev/full", fileB);
+    // A fleet starting together: a run of A starts and ends, B's new run would evict one of its
+    // old ones, C's first run opens its log; all in one synchronous stretch.
+    const a = run(JOB_A, 1000, { status: "running" });
+    const b = run(JOB_B, 1000);
+    const c = run(JOB_C, 1000, { status: "running" });
+    const results = await Promise.allSettled([s.put(a), s.put(b), s.put({ ...a, status: "completed" }), s.put(c)]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect((results[1] as PromiseRejectedResult).reason.message).toMatch(new RegExp(`Could not save to .*${JOB_B}\\.jsonl: the disk is full`));
+    expect(s.ofJob(JOB_B)).toEqual(old);
+    expect(s.ofJob(JOB_A).map((r) => r.status)).toEqual(["completed"]);
+    expect(s.recent({ limit: 10 }).items.map((r) => r.id).sort()).toEqual([a.id, c.id, ...ids(old)].sort());
+    expect(linesOf(logOf(dir, JOB_A)).slice(1).map((l) => l.put.status)).toEqual(["running", "completed"]);
+    rmSync(fileB);
+    writeFileSync(fileB, formatRunLog(JOB_B, old));
+    const again = open(dir, 2);
+    for (const job of [JOB_A, JOB_B, JOB_C]) expect(again.ofJob(job)).toEqual(s.ofJob(job));
+    expect(again.running().map((r) => r.id)).toEqual([c.id]);
+  });
+
   it("removes a job's log, outputs and default work dirs with the job", async () => {
     const dir = tmp();
     const s = open(dir);

@@ -9,7 +9,7 @@
 //   node bench/postgres.mjs                      # needs AGENT_CRON_BENCH_DATABASE_URL (or AGENT_CRON_TEST_DATABASE_URL,
 //                                                # AGENT_CRON_DATABASE_URL): a server where it may CREATE and DROP databases
 //   node bench/postgres.mjs --cluster            # or a throwaway cluster of its own (scripts/pg-cluster.sh)
-//   node bench/postgres.mjs --fleets 1,3 --jobs 100 --capacity-jobs 400 --seconds 20
+//   node bench/postgres.mjs --fleets 1,3 --jobs 100 --capacity-jobs 400 --seconds 20 [--keep]   # --keep: leave the databases and the servers' stderr in the temp dir
 //
 // pg-boss 12 needs Node >= 22.12: the servers run on this Node when it is new enough, else on
 // .cache/node22 (bash scripts/install-node22.sh). Results go to bench/results/postgres.json.
@@ -33,6 +33,7 @@ const { values: opt } = parseArgs({
     calls: { type: "string", default: "200" },
     "max-concurrent": { type: "string", default: "64" },
     cluster: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
     cli: { type: "string" },
     out: { type: "string", default: path.join(root, "bench", "results", "postgres.json") },
     help: { type: "boolean", short: "h" },
@@ -187,6 +188,7 @@ async function fleetRun(n, jobs) {
     return { processes: n, jobs, completed: done.n, per_second: round(done.n / Math.max(1, Number(done.span))), late_p50_ms: round(pct(ms, 50)), late_p99_ms: round(pct(ms, 99)), doubled: dup.n };
   } finally {
     await Promise.all(servers.map((s) => s.close()));
+    if (opt.keep) servers.forEach((s, i) => writeFileSync(path.join(os.tmpdir(), `agent-cron-bench-${n}-${jobs}-${i}.log`), s.stderr()));
   }
 }
 
@@ -244,7 +246,8 @@ try {
   writeFileSync(opt.out, JSON.stringify(result, null, 2) + "\n");
   process.stdout.write(`  written to ${path.relative(root, opt.out)}\n`);
 } finally {
-  for (const name of created) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  if (opt.keep) process.stdout.write(`  kept the databases: ${created.join(", ")}\n`);
+  else for (const name of created) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
   for (const h of homes) rmSync(h, { recursive: true, force: true });
   if (clusterDir) execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "stop", clusterDir]);
 }

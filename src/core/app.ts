@@ -353,10 +353,16 @@ export class App {
    * the plan.
    */
   private async catchUp(job: Job, now: number): Promise<void> {
-    const plan = planCatchUp(job, this.scheduleOf(job), now, job.catch_up_window_seconds ?? this.config.catch_up_window_seconds);
+    const planFor = (j: Job) => planCatchUp(j, this.scheduleOf(j), now, j.catch_up_window_seconds ?? this.config.catch_up_window_seconds);
+    let plan = planFor(job);
     if (!plan) return;
-    const taken = await this.change(job.id, (j) => (handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) }));
-    if (!taken?.changed) return;
+    // Planned again from the newest copy: on a shared store another process may have taken
+    // some of these occurrences (or caught up) since this copy was read.
+    const taken = await this.change(job.id, (j) => {
+      plan = planFor(j);
+      return !plan || handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) };
+    });
+    if (!taken?.changed || !plan) return;
     for (const t of plan.record) {
       await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", `Missed while the server was not running (catch_up: ${job.catch_up}).`);
     }

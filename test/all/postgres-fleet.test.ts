@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { TestServer, isAlive, pidsWorkingIn, runCli, sleep, waitFor, workCacheOf } from "../helpers/server.js";
 import { freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
 
@@ -64,6 +64,11 @@ async function startFleet(url: string, n: number, extra: Record<string, unknown>
     }),
   );
   servers.push(...fleet);
+  // What the servers said, when a test fails: the first thing to read.
+  const pids = fleet.map((s) => s.pid);
+  onTestFailed(() => {
+    for (const [i, s] of fleet.entries()) process.stderr.write(`--- server ${i} (pid ${pids[i]}) stderr, last lines:\n${s.stderr().split("\n").slice(-25).join("\n")}\n`);
+  });
   return fleet;
 }
 

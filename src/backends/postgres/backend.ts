@@ -44,6 +44,8 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   const processId = randomUUID();
   const db = new Db(opts.url, { max: Math.max(4, Math.min(20, opts.limits().maxConcurrent + 4)) });
   const location = `the database at ${db.where}`;
+  // Takes have a small pool of their own (see PgQueue); a CLI command takes nothing.
+  const takeDb = new Db(opts.url, { max: opts.role === "server" ? 10 : 1, applicationName: "agent-cron take" });
   let closing = false;
   let available = true;
   let resyncTimer: NodeJS.Timeout | null = null;
@@ -60,12 +62,13 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
     await migrate(db);
   } catch (err) {
     await db.end();
+    await takeDb.end();
     throw startupError(err, db.where, opts.urlEnv);
   }
 
   const jobs = new PgJobRepo(db, processId, () => close());
   const runs = new PgRunRepo(db, processId, { runsPerJob: opts.runsPerJob, maxOutputBytes: () => opts.limits().maxOutputBytes, workRoot: opts.workRoot });
-  const fleet = new Fleet(db, processId, (id) => jobs.get(id), onError);
+  const fleet = new Fleet(db, processId, opts.role === "server", (id) => jobs.get(id), onError);
 
   // Notifications too large to carry their record are read back together, once per turn.
   const toFetch = { jobs: new Set<string>(), runs: new Set<string>() };
@@ -147,6 +150,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
     return resyncing;
   };
   db.onConnectionError = degrade;
+  takeDb.onConnectionError = degrade;
 
   const listener = new Listener(opts.url, { onChange, onReconnect: resync, onLost: degrade });
   let boss: PgBoss | null = null;
@@ -187,17 +191,20 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
     await boss?.stop({ graceful: false, close: true }).catch(() => {});
     await fleet.leave();
     await db.end();
+    await takeDb.end();
     throw startupError(err, db.where, opts.urlEnv);
   }
 
   const queue = new PgQueue({
     db,
+    takeDb,
     boss,
     jobs,
     runs,
     origin: processId,
     clock: opts.clock,
     limits: () => ({ perProcess: opts.limits().maxConcurrent, fleet: opts.limits().fleetMaxConcurrent }),
+    goesFirst: (jobId) => fleet.goesFirst(jobId),
     checkAvailable: () => {
       if (!available) throw new UnavailableError(`The database at ${db.where} is unreachable; agent-cron retries and resumes when it is back.`);
     },
@@ -225,6 +232,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
       await fleet.leave();
       await listener.close();
       await db.end();
+      await takeDb.end();
     })());
 
   return { jobs, runs, queue, orphans: fleet, jobsLocation: location, processId, close };

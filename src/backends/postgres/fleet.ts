@@ -36,9 +36,13 @@ export class Fleet implements OrphanFinder {
   /** The occurrences this process's worker holds now ("job_id epoch-ms"). */
   holding: () => Set<string> = () => new Set();
 
+  /** The live processes that work the queue, this one included when it does; ordered by id. */
+  private workers: string[] = [];
+
   constructor(
     private readonly db: Db,
     readonly id: string,
+    private readonly worker: boolean,
     private readonly getJob: (id: string) => Job | undefined,
     private readonly onError: (err: unknown) => void,
   ) {}
@@ -53,11 +57,28 @@ export class Fleet implements OrphanFinder {
   }
 
   private async beat(): Promise<void> {
-    await this.db.query(
-      `INSERT INTO ${SCHEMA}.processes (id, host, pid, version) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
-      [this.id, os.hostname(), process.pid, VERSION],
+    const { rows } = await this.db.query<{ id: string }>(
+      `WITH me AS (
+         INSERT INTO ${SCHEMA}.processes (id, host, pid, version, worker) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now())
+       SELECT id FROM ${SCHEMA}.processes WHERE worker AND heartbeat_at > now() - interval '${STALE_SECONDS} seconds'`,
+      [this.id, os.hostname(), process.pid, VERSION, this.worker],
     );
+    const ids = new Set(rows.map((r) => r.id));
+    if (this.worker) ids.add(this.id);
+    this.workers = [...ids].sort();
+  }
+
+  /**
+   * Whether this process should be the first to try taking a job's occurrences. Every server
+   * arms every occurrence; letting one of them (picked by a hash of the job, the same in every
+   * process) go first spares the database the others' attempts: by the time they would try,
+   * they have heard it was taken. Correctness never depends on it (the take is a transaction
+   * either way); while membership changes, two may go first, or none for a moment.
+   */
+  goesFirst(jobId: string): boolean {
+    if (this.workers.length <= 1) return true;
+    return this.workers[fnv1a(jobId) % this.workers.length] === this.id;
   }
 
   /** Leaves the fleet: what is still marked running of this process becomes an orphan at once. */
@@ -127,6 +148,15 @@ export class Fleet implements OrphanFinder {
     await this.db.query(`DELETE FROM ${SCHEMA}.occurrences WHERE state IN ('done', 'lost') AND scheduled_for < now() - interval '${KEEP_OCCURRENCES}'`);
     await this.db.query(`DELETE FROM ${SCHEMA}.processes WHERE heartbeat_at < now() - interval '1 day'`);
   }
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 /** A `running` record for an occurrence whose process went away before writing one. */

@@ -161,6 +161,24 @@ export class PgJobRepo implements JobRepo {
     return rows.length ? Number(rows[0].rev) : null;
   }
 
+  /**
+   * Writes jobs this process has locked (a take's batch), in one statement; returns each one's
+   * new rev. Their names and states are as stored (a take changes neither).
+   */
+  async writeMany(conn: Queryable, list: Job[]): Promise<Map<string, number>> {
+    const json = list.map((j) => JSON.stringify(j));
+    const { rows } = await conn.query<{ id: string; rev: string }>(
+      `WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS x(id, data, inline)),
+       w AS (
+         UPDATE ${SCHEMA}.jobs j SET rev = nextval('${SCHEMA}.rev'), data = x.data::jsonb, updated_at = now()
+         FROM x WHERE j.id = x.id
+         RETURNING j.id, j.rev, j.seq)
+       SELECT w.id, w.rev, ${notifySql("j", "w", "$4", "x.inline")} FROM w JOIN x ON x.id = w.id`,
+      [list.map((j) => j.id), json, json.map(inlineJson), this.origin],
+    );
+    return new Map(rows.map((r) => [r.id, Number(r.rev)]));
+  }
+
   async delete(id: string): Promise<void> {
     await this.track(async () => {
       await this.db.query(

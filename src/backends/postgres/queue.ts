@@ -15,6 +15,15 @@ import type { PgRunRepo } from "./runs.js";
 export const QUEUE = "agent-cron-occurrences";
 /** An idle worker looks for queued occurrences this often (a take wakes every worker at once). */
 const POLL_MS = 500;
+/**
+ * How long a server that does not go first for a job waits before it tries to take one of its
+ * occurrences itself (see Fleet.goesFirst): the one that goes first may have died. Well under
+ * the App's LATE_MS, past which an occurrence is caught up instead.
+ */
+const HANDOFF_MS = 2000;
+/** Takes written in one transaction, at most; transactions of takes at once, at most. */
+const TAKE_BATCH_MAX = 500;
+const TAKE_BATCHES = 4;
 /** Occurrences that ended are settled together this long after (see flush). */
 const SETTLE_MS = 50;
 /** pg_advisory_xact_lock key around counting the fleet's runs. */
@@ -48,6 +57,8 @@ export class PgQueue implements OccurrenceQueue {
   constructor(
     private readonly deps: {
       db: Db;
+      /** A pool of its own for takes, so a burst of them never holds up the runs' writes or tool calls. */
+      takeDb: Db;
       /** Null in a CLI process: it takes no occurrences and works no queue. */
       boss: PgBoss | null;
       jobs: PgJobRepo;
@@ -55,87 +66,172 @@ export class PgQueue implements OccurrenceQueue {
       origin: string;
       clock: Clock;
       limits: () => { perProcess: number; fleet: number | undefined };
+      /** False when another process should try first (see Fleet.goesFirst). */
+      goesFirst: (jobId: string) => boolean;
       /** Throws while the backend has lost the database and not caught up since. */
       checkAvailable: () => void;
       onError: (err: unknown) => void;
     },
   ) {}
 
-  /** Takes of one job, in the order they were asked for (see take). */
-  private readonly taking = new Map<string, Promise<unknown>>();
-
   /**
-   * One job's takes go one after another, oldest first: they lock the same row, and a newer
-   * occurrence committed first would make the older one look handled already.
+   * Takes an occurrence for the fleet. Every server arms every occurrence; the one that goes
+   * first for this job (Fleet.goesFirst) asks the database at once, the others only if they
+   * have not heard it was taken HANDOFF_MS later (its process may have died), so normally one
+   * process per job asks. Takes due together are written together (see takeBatch).
    */
-  take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
-    const before = this.taking.get(job.id) ?? Promise.resolve();
-    const mine = before.catch(() => {}).then(() => this.takeNow(job, occ, delayMs));
-    this.taking.set(job.id, mine);
-    void mine.catch(() => {}).finally(() => {
-      if (this.taking.get(job.id) === mine) this.taking.delete(job.id);
-    });
-    return mine;
-  }
-
-  private async takeNow(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
-    const { db, jobs, boss } = this.deps;
-    if (!boss) throw new Error("This agent-cron process does not schedule (it answers one CLI command).");
+  async take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
+    if (!this.deps.boss) throw new Error("This agent-cron process does not schedule (it answers one CLI command).");
     const at = occ.scheduledFor;
-    // Another process took it and this mirror has heard: nothing to ask the database.
-    const known = jobs.get(job.id);
+    if (!this.deps.goesFirst(job.id)) await sleep(HANDOFF_MS);
+    // Taken and heard of, through this process or another: nothing to ask the database.
+    const known = this.deps.jobs.get(job.id);
     if (!known || handledUntil(known) >= at) return null;
     this.deps.checkAvailable();
-    const wake = delayMs <= 0;
-    const mirrorRev = jobs.revOf(job.id) ?? -1;
-    const taken = await db.tx(async (client) => {
-      // One statement: the occurrence row (only one process's insert wins; the others wait for
-      // it and find it there), and, when it won, the job row locked, sent back only when this
-      // mirror's copy is not the newest.
-      const { rows } = await client.query<{ id: string; rev: string; data: unknown }>(
-        `WITH occ AS (
-           INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state) VALUES ($1, $2::timestamptz, $3, 'queued')
-           ON CONFLICT DO NOTHING
-           RETURNING job_id, CASE WHEN $4::boolean THEN pg_notify('${CHANNEL}', json_build_object('o', $5::text, 'k', 'w', 'id', $1::text, 'v', 0)::text) END AS woke)
-         SELECT j.id, j.rev, CASE WHEN j.rev = $6 THEN NULL ELSE j.data END AS data
-         FROM ${SCHEMA}.jobs j JOIN occ ON occ.job_id = j.id
-         FOR UPDATE OF j`,
-        [job.id, new Date(at).toISOString(), occ.trigger, wake, this.deps.origin, String(mirrorRev)],
-      );
-      // Taken already, or the job is gone.
-      if (rows.length === 0) throw new Rollback();
-      const stored = rows[0].data === null ? known : parseJob(rows[0].data, job.id);
-      // Paused, rescheduled or handled through another process since this one armed it.
-      if (stored.state !== "active" || handledUntil(stored) >= at) throw new Rollback();
-      const next = withDerivedFields({
-        ...stored,
-        last_scheduled_for: toIsoInZone(new Date(at), stored.timezone),
-        updated_at: toIsoInZone(new Date(this.deps.clock.now()), stored.timezone),
-      });
-      const rev = await jobs.write(client, next, null);
-      const data: OccurrenceData = { job_id: job.id, at, trigger: occ.trigger };
-      await boss.send(QUEUE, data as object, {
-        db: { executeSql: (text, values) => client.query(text, values as unknown[]) as Promise<pg.QueryResult> },
-        ...(delayMs > 0 ? { startAfter: delayMs / 1000 } : {}),
-      });
-      return { job: next, rev: rev! };
-    }).catch((err) => {
-      if (err instanceof Rollback) return null;
-      throw err;
+    return new Promise<Job | null>((resolve, reject) => {
+      this.pendingTakes.push({ jobId: job.id, at, trigger: occ.trigger, delayMs, resolve, reject });
+      this.scheduleTakes();
     });
-    if (!taken) return null;
-    jobs.applyOwn(taken.job, taken.rev);
-    if (wake) this.wake();
-    else {
-      // Its own worker looks again when the jitter has passed; the others find it by polling.
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.wake();
-      }, delayMs + 5);
-      timer.unref();
-      this.timers.add(timer);
+  }
+
+  private readonly pendingTakes: PendingTake[] = [];
+  /** Jobs with a take in a transaction now: their next take waits for it (takes of one job go in order). */
+  private readonly takingJobs = new Set<string>();
+  private takeBatches = 0;
+  private takesScheduled = false;
+
+  private scheduleTakes(): void {
+    if (this.takesScheduled) return;
+    this.takesScheduled = true;
+    // Everything asked for in this turn of the event loop goes in one transaction.
+    setImmediate(() => {
+      this.takesScheduled = false;
+      this.startTakeBatches();
+    });
+  }
+
+  private startTakeBatches(): void {
+    while (this.takeBatches < TAKE_BATCHES && this.pendingTakes.length) {
+      const batch: PendingTake[] = [];
+      const inBatch = new Set<string>();
+      for (let i = 0; i < this.pendingTakes.length && batch.length < TAKE_BATCH_MAX; ) {
+        const t = this.pendingTakes[i];
+        // One take per job per transaction, the oldest first, and none while one is being written.
+        if (inBatch.has(t.jobId) || this.takingJobs.has(t.jobId)) {
+          i++;
+          continue;
+        }
+        this.pendingTakes.splice(i, 1);
+        batch.push(t);
+        inBatch.add(t.jobId);
+      }
+      if (!batch.length) return;
+      for (const id of inBatch) this.takingJobs.add(id);
+      this.takeBatches++;
+      void this.takeBatch(batch)
+        .then(
+          (results) => batch.forEach((t, i) => t.resolve(results[i])),
+          (err) => batch.forEach((t) => t.reject(err)),
+        )
+        .finally(() => {
+          for (const id of inBatch) this.takingJobs.delete(id);
+          this.takeBatches--;
+          if (this.pendingTakes.length) this.startTakeBatches();
+        });
     }
-    return taken.job;
+  }
+
+  /**
+   * One transaction for a batch of takes (one per job): insert their occurrence rows (a row
+   * another process inserted first is left alone: that occurrence is not this process's),
+   * lock the jobs whose rows it inserted, give back the rows of jobs paused or handled
+   * meanwhile, move each job's last_scheduled_for forward, and enqueue the runs with pg-boss
+   * (`insert` with this transaction's connection as `db`). Rows are taken in id order, so two
+   * processes' batches never deadlock.
+   */
+  private async takeBatch(batch: PendingTake[]): Promise<(Job | null)[]> {
+    const { takeDb: db, jobs, origin } = this.deps;
+    const boss = this.deps.boss!;
+    batch.sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+    const mirror = batch.map((t) => ({ job: jobs.get(t.jobId), rev: jobs.revOf(t.jobId) ?? -1 }));
+    // The other workers are woken only when this one cannot start them at once itself.
+    const now = batch.filter((t) => t.delayMs <= 0).length;
+    const wakeOthers = now > 0 && this.deps.limits().perProcess - this.inHand.size < now;
+    const taken = await db.tx(async (client) => {
+      const { rows } = await client.query<{ id: string; rev: string; data: unknown }>(
+        `WITH want AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS w(job_id, at, trigger)),
+         occ AS (
+           INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state)
+           SELECT job_id, at, trigger, 'queued' FROM want ORDER BY job_id
+           ON CONFLICT DO NOTHING
+           RETURNING job_id)
+         SELECT j.id, j.rev, CASE WHEN j.rev = m.rev THEN NULL ELSE j.data END AS data
+         FROM ${SCHEMA}.jobs j JOIN occ ON occ.job_id = j.id JOIN unnest($1::text[], $4::bigint[]) AS m(id, rev) ON m.id = j.id
+         ORDER BY j.id
+         FOR UPDATE OF j`,
+        [batch.map((t) => t.jobId), batch.map((t) => new Date(t.at).toISOString()), batch.map((t) => t.trigger), mirror.map((m) => String(m.rev))],
+      );
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const out: ({ job: Job; take: PendingTake } | null)[] = [];
+      const refused: PendingTake[] = [];
+      for (const [i, t] of batch.entries()) {
+        const row = byId.get(t.jobId);
+        if (!row) {
+          // Taken by another process, or the job is gone.
+          out.push(null);
+          continue;
+        }
+        const stored = row.data === null && mirror[i].job ? mirror[i].job! : parseJob(row.data, t.jobId);
+        // Paused, rescheduled or handled through another process since this one armed it.
+        if (stored.state !== "active" || handledUntil(stored) >= t.at) {
+          refused.push(t);
+          out.push(null);
+          continue;
+        }
+        const clockNow = new Date(this.deps.clock.now());
+        out.push({
+          take: t,
+          job: withDerivedFields({ ...stored, last_scheduled_for: toIsoInZone(new Date(t.at), stored.timezone), updated_at: toIsoInZone(clockNow, stored.timezone) }),
+        });
+      }
+      if (refused.length) {
+        await client.query(
+          `DELETE FROM ${SCHEMA}.occurrences o USING unnest($1::text[], $2::timestamptz[]) AS x(job_id, at) WHERE o.job_id = x.job_id AND o.scheduled_for = x.at`,
+          [refused.map((t) => t.jobId), refused.map((t) => new Date(t.at).toISOString())],
+        );
+      }
+      const won = out.filter((o): o is { job: Job; take: PendingTake } => o !== null);
+      if (!won.length) return out.map(() => null);
+      const revs = await jobs.writeMany(client, won.map((w) => w.job));
+      await boss.insert(
+        QUEUE,
+        won.map(({ take: t }) => ({ data: { job_id: t.jobId, at: t.at, trigger: t.trigger } satisfies OccurrenceData, ...(t.delayMs > 0 ? { startAfter: t.delayMs / 1000 } : {}) })),
+        { db: { executeSql: (text, values) => client.query(text, values as unknown[]) as Promise<pg.QueryResult> } },
+      );
+      if (wakeOthers) await client.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 'w', 'id', '', 'v', 0)::text)`, [origin]);
+      return out.map((o) => (o ? { job: o.job, rev: revs.get(o.job.id)! } : null));
+    });
+    const results: (Job | null)[] = [];
+    for (const [i, r] of taken.entries()) {
+      if (!r) {
+        results.push(null);
+        continue;
+      }
+      jobs.applyOwn(r.job, r.rev);
+      results.push(r.job);
+      const delayMs = batch[i].delayMs;
+      if (delayMs > 0) {
+        // Its own worker looks again when the jitter has passed; the others find it by polling.
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          this.wake();
+        }, delayMs + 5);
+        timer.unref();
+        this.timers.add(timer);
+      }
+    }
+    if (now) this.wake();
+    return results;
   }
 
   consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void {
@@ -365,5 +461,13 @@ export class PgQueue implements OccurrenceQueue {
 
 type Claim = "moved" | "taken" | "full" | "give back";
 
-/** Leaves a take's transaction without an error for the caller: the occurrence was not taken. */
-class Rollback extends Error {}
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface PendingTake {
+  jobId: string;
+  at: number;
+  trigger: RunTrigger;
+  delayMs: number;
+  resolve: (job: Job | null) => void;
+  reject: (err: unknown) => void;
+}

@@ -36,6 +36,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
         host          text NOT NULL,
         pid           integer NOT NULL,
         version       text NOT NULL,
+        -- A server works the queue; a CLI command does not.
+        worker        boolean NOT NULL DEFAULT false,
         started_at    timestamptz NOT NULL DEFAULT now(),
         heartbeat_at  timestamptz NOT NULL DEFAULT now()
       );

@@ -129,15 +129,10 @@ export class Listener {
     }
     try {
       await this.handlers.onReconnect();
-    } catch (err) {
-      // Catching up failed (the server went again): drop this connection and start over.
-      this.client?.end().catch(() => {});
-      this.client = null;
-      this.connected = false;
-      if (this.pingTimer) clearInterval(this.pingTimer);
-      this.pingTimer = null;
-      this.handlers.onLost(err);
-      this.scheduleRetry();
+    } catch {
+      // Catching up failed (the server went again): drop this connection (its "end" starts
+      // over) rather than listen without having caught up.
+      void this.client?.end().catch(() => {});
     }
   }
 

@@ -13,7 +13,7 @@ import type { PgRunRepo } from "./runs.js";
 
 /** The pg-boss queue every process of a fleet works. */
 export const QUEUE = "agent-cron-occurrences";
-/** An idle worker looks for queued occurrences this often (a take wakes every worker at once). */
+/** An idle worker looks for queued occurrences this often (a take wakes its own worker at once, and the others when it has no free slot). */
 const POLL_MS = 500;
 /**
  * How long a server that does not go first for a job waits before it tries to take one of its
@@ -37,9 +37,9 @@ interface OccurrenceData {
 
 /**
  * The queue of taken occurrences, shared by the fleet through pg-boss 12. `take` inserts the
- * occurrence row, moves the job's last_scheduled_for and enqueues the run (pg-boss `send`
- * with this transaction's connection as its `db`) in one transaction: the occurrence is
- * taken once fleet-wide, or not at all. Each process's worker fetches as many as it has free
+ * occurrence row, moves the job's last_scheduled_for and enqueues the run (pg-boss `insert`,
+ * `send`'s batch form, with this transaction's connection as its `db`) in one transaction:
+ * the occurrence is taken once fleet-wide, or not at all. Each process's worker fetches as many as it has free
  * slots (max_concurrent), moves each occurrence row from queued to running (counting the
  * fleet's runs first when fleet_max_concurrent is set), runs it, and holds its pg-boss job,
  * with heartbeats, until the run has ended.

@@ -5,7 +5,7 @@ import { RunSchema, TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
 import { cutUtf8 } from "../../core/output.js";
 import type { RunRepo } from "../../core/ports.js";
 import { recentBySorting } from "../../core/queries.js";
-import { SCHEMA, type Db } from "./db.js";
+import { CHANNEL, SCHEMA, type Db } from "./db.js";
 import { inlineJson, notifySql, type Change } from "./notify.js";
 
 type Row = { id: string; seq: string; rev: string; data: unknown };
@@ -94,7 +94,7 @@ export class PgRunRepo implements RunRepo {
   async removeJob(jobId: string): Promise<void> {
     const { rows } = await this.db.query<{ v: string }>(
       `WITH d AS (DELETE FROM ${SCHEMA}.runs WHERE job_id = $1), v AS (SELECT nextval('${SCHEMA}.rev') AS v)
-       SELECT v.v, pg_notify('agent_cron', json_build_object('o', $2::text, 'k', 'rd', 'id', $1::text, 'v', v.v)::text) FROM v`,
+       SELECT v.v, pg_notify('${CHANNEL}', json_build_object('o', $2::text, 'k', 'rd', 'id', $1::text, 'v', v.v)::text) FROM v`,
       [jobId, this.origin],
     );
     this.dropJob(jobId, Number(rows[0].v));

@@ -268,7 +268,7 @@ describe("postgres backend", () => {
     // While a was cut off, b changed the job; a hears of it once it is back.
     await waitFor("b to write again", () => b.jobs.update(job.id, (j) => ({ ...j, prompt: "from b" })).then(() => true), 15_000, 200);
     await waitFor("a to catch up", () => a.jobs.get(job.id)?.prompt === "from b", 15_000);
-    expect(notices.some((n) => /^info: The database at .+ is reachable again; scheduling resumed\.$/.test(n))).toBe(true);
+    await waitFor("a to say it is back", () => notices.some((n) => /^info: The database at .+ is reachable again; scheduling resumed\.$/.test(n)), 5000);
     await a.jobs.update(job.id, (j) => ({ ...j, prompt: "from a" }));
     await waitFor("b to see it", () => b.jobs.get(job.id)?.prompt === "from a");
   });

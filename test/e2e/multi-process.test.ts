@@ -4,10 +4,9 @@
  * Each occurrence runs once; the follower sees and changes the same jobs; when the owner
  * dies (kill -9) the follower takes over within 10 s, when it exits within 2 s.
  */
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Run } from "../../src/core/jobs.js";
+import { runsOnDisk } from "../helpers/server.js";
 import { Server, fixtureExecutor, isAlive, makeDataDir, readOwner, removeDir, runCli, sleep, waitFor } from "../reliability/helpers.js";
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -25,15 +24,6 @@ async function pair(): Promise<{ dir: string; a: Server; b: Server }> {
   cleanup.push(() => b.kill9());
   expect(readOwner(dir)?.pid).toBe(a.pid);
   return { dir, a, b };
-}
-
-/** Runs of a job straight from its file: what the owner wrote, not what a server says. */
-function runsOnDisk(dir: string, jobId: string): Run[] {
-  try {
-    return JSON.parse(readFileSync(path.join(dir, "runs", `${jobId}.json`), "utf8")).runs;
-  } catch {
-    return [];
-  }
 }
 
 /** Each occurrence has exactly one record, and none between the first and the last is missing. */
@@ -68,7 +58,7 @@ describe("two stdio servers and the CLI on one data dir", () => {
     await sleep(300);
     const [fromA, fromB] = [await a.runs("tick"), await b.runs("tick")];
     expect(fromB.map((r) => r.id)).toEqual(fromA.map((r) => r.id));
-    const disk = runsOnDisk(dir, tick.id);
+    const disk = runsOnDisk(dir, tick.id) as unknown as Run[];
     expect(disk.length).toBeGreaterThanOrEqual(4);
     // Every run was made by the owner, once per occurrence.
     expect(new Set(disk.map((r) => r.pid))).toEqual(new Set([a.pid]));
@@ -114,7 +104,7 @@ describe("two stdio servers and the CLI on one data dir", () => {
     const caughtUp = runs.filter((r) => r.trigger === "catch_up");
     expect(caughtUp.filter((r) => r.status === "missed").length, brief(runs)).toBeGreaterThanOrEqual(2);
     expect(caughtUp.filter((r) => r.status !== "missed").length, brief(runs)).toBe(1);
-    expectEachOccurrenceOnce(runsOnDisk(dir, tick.id));
+    expectEachOccurrenceOnce(runsOnDisk(dir, tick.id) as unknown as Run[]);
     // Tools still answer, now from the new owner.
     expect((await b.tool("list_crons")).jobs.map((j: { id: string }) => j.id)).toEqual([tick.id]);
   }, 60_000);
@@ -132,7 +122,7 @@ describe("two stdio servers and the CLI on one data dir", () => {
     expect(owned - t0).toBeLessThan(2000);
 
     await waitFor(async () => (await b.runs("tick")).some((r) => r.pid === b.pid && r.status === "completed"), { timeout: 5000, what: "a run by the new owner" });
-    expectEachOccurrenceOnce(runsOnDisk(dir, tick.id));
+    expectEachOccurrenceOnce(runsOnDisk(dir, tick.id) as unknown as Run[]);
     expect((await b.tool("get_cron", { job: "tick" })).job.id).toBe(tick.id);
   }, 40_000);
 

@@ -1,14 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it, type ExpectStatic } from "vitest";
-import { TestServer, groupAlive, pidsWorkingIn, removeDir, waitFor, type Structured } from "../helpers/server.js";
+import { TestServer, groupAlive, pidsWorkingIn, removeDir, runsOnDisk, waitFor, type Structured } from "../helpers/server.js";
 
 const YEARLY = "0 0 1 1 *";
-
-/** The run records on disk, once the server is gone. */
-function runsOnDisk(dataDir: string, jobId: string): Structured[] {
-  return JSON.parse(readFileSync(path.join(dataDir, "runs", `${jobId}.json`), "utf8")).runs;
-}
 
 async function startRun(s: TestServer, executor: string, prompt: string): Promise<{ job: Structured; run: Structured; workDir: string }> {
   const job = await s.addJob({ name: `${executor}-job`, schedule: YEARLY, prompt, executor, retries: 3 });

@@ -18,6 +18,7 @@ import {
   ElicitRequestSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
+import { RUN_LOG_SUFFIX, replayRunLog } from "../../src/store/run-log.js";
 import { isAlive } from "./process.js";
 export { isAlive };
 
@@ -427,3 +428,14 @@ export function startRaw(dataDir: string, opts: { timeout?: number; args?: strin
 
 /** Milliseconds part of an ISO string ("…T09:00:01.000+01:00" → 0). */
 export const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A job's run records as its run log on disk holds them (runs/<job_id>.jsonl, replayed as the
+ * store does): what the owner wrote, not what a server says. Empty when there is no log.
+ */
+export function runsOnDisk(dataDir: string, jobId: string): Structured[] {
+  const file = path.join(dataDir, "runs", `${jobId}${RUN_LOG_SUFFIX}`);
+  if (!existsSync(file)) return [];
+  return replayRunLog(file, jobId, readFileSync(file, "utf8")).runs as unknown as Structured[];
+}
+

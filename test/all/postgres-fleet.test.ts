@@ -128,6 +128,7 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     const victim = fleet.find((s) => s.pid === running.pid)!;
     expect(victim).toBeDefined();
     const others = fleet.filter((s) => s !== victim);
+    expect(pidsWorkingIn(workCacheOf(victim.dataDir)).length).toBeGreaterThan(0);
     process.kill(victim.pid, "SIGKILL");
     const killedAt = Date.now();
     const ended = await waitFor(async () => (await others[0].runs("long")).find((r) => r.id === running.id && r.status !== "running"), {
@@ -137,6 +138,8 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     });
     expect(Date.now() - killedAt).toBeLessThan(60_000);
     expect(ended.status).toBe("interrupted");
+    // Its agent outlived the killed server; the process that recorded it, on this machine, ended it.
+    await waitFor(() => pidsWorkingIn(workCacheOf(victim.dataDir)).length === 0, { timeout: 5000, what: "the orphaned agent to be killed" });
     // Not retried, not run again by another process: the one-shot has had its turn.
     await sleep(3000);
     for (const s of others) {

@@ -3,6 +3,7 @@ import os from "node:os";
 import { RunSchema, type Job, type Run, type RunTrigger } from "../../core/jobs.js";
 import type { OrphanFinder } from "../../core/ports.js";
 import { toIsoInZone } from "../../core/time.js";
+import { killOrphanedRuns } from "../../executors/orphans.js";
 import { VERSION } from "../../version.js";
 import { SCHEMA, type Db } from "./db.js";
 import { parseRun } from "./runs.js";
@@ -93,13 +94,20 @@ export class Fleet implements OrphanFinder {
    * process had started without writing their run yet, as runs to record (never run again).
    */
   async claimOrphans(): Promise<Run[]> {
-    const { rows } = await this.db.query<{ id: string; data: unknown }>(
-      `UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1
-       WHERE r.status = 'running' AND (r.process_id IS NULL OR NOT ${ALIVE("r.process_id")})
-       RETURNING r.id, r.data`,
+    const { rows } = await this.db.query<{ id: string; data: unknown; host: string | null }>(
+      `WITH orphan AS (
+         SELECT r.id, r.process_id AS was FROM ${SCHEMA}.runs r
+         WHERE r.status = 'running' AND (r.process_id IS NULL OR NOT ${ALIVE("r.process_id")})
+         FOR UPDATE OF r SKIP LOCKED)
+       UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1 FROM orphan o WHERE r.id = o.id
+       RETURNING r.id, r.data, (SELECT p.host FROM ${SCHEMA}.processes p WHERE p.id = o.was) AS host`,
       [this.id],
     );
     const orphans = rows.map((r) => parseRun(r.data, r.id));
+    // Agents that outlived their server on this machine are killed, as the files backend does
+    // (found by AGENT_CRON_RUN_ID in their environment); those on other machines are out of reach.
+    const here = os.hostname();
+    killOrphanedRuns(rows.filter((r) => r.host === here).map((r) => r.id));
     await this.db.query(
       `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
        WHERE o.state = 'running' AND NOT ${ALIVE("o.process_id")}

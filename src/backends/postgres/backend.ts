@@ -140,7 +140,8 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
         // what passed while it was unreachable (the App arms each job after its last handled occurrence).
         const listener = jobs.externalListener();
         for (const id of removed) listener?.(id, undefined, before.get(id));
-        for (const job of [...jobs.all()]) if (changed.includes(job.id) || job.state === "active") listener?.(job.id, job, before.get(job.id));
+        const news = new Set(changed);
+        for (const job of [...jobs.all()]) if (news.has(job.id) || job.state === "active") listener?.(job.id, job, before.get(job.id));
         queueRef?.wake();
         opts.onNotice("info", `The database at ${db.where} is reachable again; scheduling resumed.`);
       } finally {

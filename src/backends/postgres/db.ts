@@ -20,11 +20,14 @@ export class Db {
   onConnectionError: (err: unknown) => void = () => {};
   private ended = false;
 
+  private readonly max: number;
+
   constructor(
     readonly url: string,
     opts: { max: number; applicationName?: string },
   ) {
     this.where = describeUrl(url);
+    this.max = opts.max;
     this.pool = new pg.Pool({
       connectionString: url,
       max: opts.max,
@@ -79,6 +82,11 @@ export class Db {
   wrap(err: unknown): unknown {
     if (err instanceof UnavailableError) return err;
     if (!isConnectionError(err)) return err;
+    // pg-pool says the same when every connection is busy for connectionTimeoutMillis: the
+    // server is there, this process is overloaded.
+    if (/timeout exceeded when trying to connect/i.test((err as Error).message ?? "") && this.pool.totalCount >= this.max && this.pool.idleCount === 0) {
+      return new UnavailableError(`The database at ${this.where} is busy: no connection of this process was free for 5 s; try again.`);
+    }
     this.onConnectionError(err);
     return new UnavailableError(unreachableSentence(this.where, err));
   }

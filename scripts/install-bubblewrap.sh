@@ -8,14 +8,6 @@ if command -v bwrap >/dev/null 2>&1; then
   echo "bubblewrap: $(bwrap --version)"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
-  echo "bubblewrap (bwrap) is missing: install it as root, e.g. apt-get install -y bubblewrap" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-# The package lists may be missing or stale on a fresh machine: update only when needed.
-if ! apt-get install -y --no-install-recommends bubblewrap; then
-  apt-get update
-  apt-get install -y --no-install-recommends bubblewrap
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+apt_install "bubblewrap (bwrap)" bubblewrap
 echo "bubblewrap: $(bwrap --version)"

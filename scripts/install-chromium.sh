@@ -9,14 +9,6 @@ if [[ -x /usr/bin/chromium ]]; then
   echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo present)"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
-  echo "Chromium (/usr/bin/chromium) is missing: install it as root, e.g. apt-get install -y chromium" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-# The package lists may be missing or stale on a fresh machine: update only when needed.
-if ! apt-get install -y --no-install-recommends chromium fonts-dejavu-core; then
-  apt-get update
-  apt-get install -y --no-install-recommends chromium fonts-dejavu-core
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+apt_install "Chromium (/usr/bin/chromium)" chromium fonts-dejavu-core
 echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo installed)"

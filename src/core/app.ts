@@ -412,8 +412,22 @@ export class App {
     this.events.emit("job", job, previous ? "updated" : "added");
   }
 
+  /** When each error was last said: the same sentence again within a minute is not repeated. */
+  private readonly said = new Map<string, number>();
+
+  /**
+   * An occurrence that could not be taken or run. A store that is down (a full disk, a lost
+   * database) fails every job's every occurrence with the same sentence: it is said once a
+   * minute, not once per job and second.
+   */
   private warn(jobId: string, err: unknown): void {
-    this.events.emit("notice", "error", `Job ${jobId}: ${errorMessage(err)}`, { job_id: jobId });
+    const why = errorMessage(err);
+    const now = this.clock.now();
+    const last = this.said.get(why);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.said.size > 1000) this.said.clear();
+    this.said.set(why, now);
+    this.events.emit("notice", "error", `Job ${jobId}: ${why}`, { job_id: jobId });
   }
 
   // Jobs

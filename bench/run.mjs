@@ -132,7 +132,8 @@ async function startServer(dataDir, { probe = false, label = "server" } = {}) {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [...nodeArgs, cli, "serve", "--data-dir", dataDir, "--config", configFile],
-    env: { ...process.env, NODE_OPTIONS: "" },
+    // Default work dirs (one per run) go under the bench's temporary dir and leave with it.
+    env: { ...process.env, NODE_OPTIONS: "", XDG_CACHE_HOME: path.join(base, "cache") },
     stderr: "pipe",
   });
   let stderr = "";

@@ -45,8 +45,18 @@ export async function openApp(opts: OpenAppOptions): Promise<App> {
   const clock = opts.clock ?? systemClock;
   const workRoot = opts.workRoot ?? defaultWorkRoot(opts.env ?? process.env);
   if (opts.config.store.type === "postgres") return openPostgresApp(opts.config.store.url_env, { ...opts, clock, workRoot });
-  const files = await openFilesBackend({ dataDir: opts.dataDir, runsPerJob: opts.config.runs_per_job, fence: opts.fence, workRoot, clock });
-  return composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+  let app: App | undefined;
+  const files = await openFilesBackend({
+    dataDir: opts.dataDir,
+    runsPerJob: opts.config.runs_per_job,
+    fence: opts.fence,
+    workRoot,
+    clock,
+    // To the MCP clients and stderr, as notices; before the App exists, to stderr.
+    onProblem: (message) => (app ? app.events.emit("notice", "error", message, {}) : process.stderr.write(`agent-cron error: ${message}\n`)),
+  });
+  app = await composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+  return app;
 }
 
 /**

@@ -274,6 +274,7 @@ export class App {
     await this.notifier.close();
     await this.jobs.idle();
     await this.jobs.close();
+    await this.runs.close?.();
   }
 
   // Scheduling

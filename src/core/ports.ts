@@ -60,6 +60,8 @@ export interface RunRepo {
   removeJob(jobId: string): Promise<void>;
   writeOutput(runId: string, output: string, raw?: string): Promise<void>;
   readOutput(runId: string): Promise<string | null>;
+  /** Stops background work (reading, compacting) and waits for writes under way. */
+  close?(): Promise<void>;
   /** Runs recorded or changed by other processes. */
   onExternalChange?(listener: (run: Run) => void): void;
 }

@@ -19,9 +19,17 @@ export interface FilesBackend {
   jobsLocation: string;
 }
 
-export async function openFilesBackend(opts: { dataDir: string; runsPerJob: number; fence?: Fence; workRoot: string; clock: Clock }): Promise<FilesBackend> {
+export async function openFilesBackend(opts: {
+  dataDir: string;
+  runsPerJob: number;
+  fence?: Fence;
+  workRoot: string;
+  clock: Clock;
+  /** A run log found damaged after start-up (read in the background): where to say so. */
+  onProblem?: (message: string) => void;
+}): Promise<FilesBackend> {
   const jobs = await JobStore.open(opts.dataDir, opts.fence);
-  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot });
+  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot, onProblem: opts.onProblem });
   runs.load();
   return {
     jobs,

@@ -1,4 +1,5 @@
-import { encodeCursor, type App } from "./app.js";
+import type { App } from "./app.js";
+import { encodeCursor } from "./queries.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";

@@ -6,7 +6,6 @@ import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
 import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
 import type { App } from "../core/app.js";
-import { openApp } from "../compose.js";
 import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
@@ -128,6 +127,9 @@ export class Host implements CronApi {
     gen.taken({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() });
     let app: App;
     try {
+      // Loaded only by a process that owns the data dir: a CLI that forwards to the owner never
+      // loads the App, its stores and executors (start-up of every CLI command).
+      const { openApp } = await import("../compose.js");
       app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence });
     } catch (err) {
       gen.removeOwnerFile();
@@ -150,6 +152,7 @@ export class Host implements CronApi {
    * server or CLI, opens its own App on it, with no data-dir lock and no socket.
    */
   private async openShared(): Promise<void> {
+    const { openApp } = await import("../compose.js");
     const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role });
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     app.delivery.setLinkBase?.(this.linkBase);

@@ -55,7 +55,14 @@ export async function openApp(opts: OpenAppOptions): Promise<App> {
     // To the MCP clients and stderr, as notices; before the App exists, to stderr.
     onProblem: (message) => (app ? app.events.emit("notice", "error", message, {}) : process.stderr.write(`agent-cron error: ${message}\n`)),
   });
-  app = await composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+  try {
+    app = await composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
+  } catch (err) {
+    // Start-up failed (a write refused during recovery): leave nothing open.
+    files.jobs.close();
+    await files.runs.close?.();
+    throw err;
+  }
   return app;
 }
 

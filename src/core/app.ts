@@ -127,7 +127,16 @@ export class App {
       shared: !parts.exclusive,
     });
     this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
-    this.jobs.onExternalChange?.((id, job, previous) => this.onExternalJob(id, job, previous));
+    this.jobs.onExternalChange?.((id, job, previous) => {
+      // Called from the database's notification handler: a job this process cannot schedule
+      // (a zone this Node does not know) must not throw there and end the process.
+      try {
+        this.onExternalJob(id, job, previous);
+      } catch (err) {
+        this.scheduler.set(id, null);
+        this.warn(id, err);
+      }
+    });
     this.runs.onExternalChange?.((run) => {
       this.external.add(run);
       this.events.emit("run", run, run.status === "running" ? "started" : "finished", this.jobs.get(run.job_id));
@@ -231,7 +240,10 @@ export class App {
       if (!at || this.broken.has(job.id)) continue;
       // A run that started after the occurrence was marked has its record: its job's history
       // need not be read (start-up reads only the histories it must).
-      if (job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
+      // Not for a job whose occurrence may wait (jitter) or whose runs go in a backlog: a manual
+      // or backlog run can start after the mark while the marked occurrence has not.
+      const adjacent = job.jitter_seconds === 0 && job.catch_up !== "all";
+      if (adjacent && job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
       if (this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
       await this.dispatcher.record(job, { scheduledFor: Date.parse(at), trigger: "schedule" }, "interrupted", "The server stopped as this occurrence was starting; it is not run again.");
     }
@@ -540,51 +552,57 @@ export class App {
     return result.job;
   }
 
+  // pause, resume and approve decide on the copy they are handed by update(): in a fleet the
+  // mirror may be a moment behind (another process sent the job back for approval), and a
+  // decision made on it would overwrite that change.
+
   async pause(ref: string): Promise<Job> {
-    const job = this.resolveJob(ref);
-    if (job.state !== "active") return job;
-    const next = (await this.updateRecord(job.id, () => stopped("paused")))!;
-    this.reschedule(next);
-    return next;
+    const { id } = this.resolveJob(ref);
+    const result = await this.change(id, (j) => (j.state === "active" ? stopped("paused") : null));
+    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
+    if (result.changed) this.reschedule(result.job);
+    return result.job;
   }
 
   async resume(ref: string): Promise<Job> {
-    const job = this.resolveJob(ref);
-    this.refusePending(job, "be resumed");
-    if (job.state === "active") return job;
-    if (job.state === "completed") {
-      throw new UserError(`Job "${job.name ?? job.id}" has completed; give it a new schedule with update_cron to run it again.`);
-    }
+    const { id } = this.resolveJob(ref);
     const now = this.clock.now();
-    // Resuming does not replay what passed while paused: scheduling restarts from now.
-    const resumed = { ...job, state: "active" as const, consecutive_failures: 0, schedule_from: toIsoInZone(new Date(now), job.timezone) };
-    const first = this.nextRuns(resumed, 1, now)[0];
-    if (!first && job.run_at !== null) {
-      throw new UserError(`Job "${job.name ?? job.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
-    }
-    const next = (await this.updateRecord(job.id, () => ({
-      ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, job.timezone) } : stopped("completed")),
-      consecutive_failures: 0,
-      schedule_from: resumed.schedule_from,
-    })))!;
-    this.reschedule(next);
-    return next;
+    const result = await this.change(id, (j) => {
+      this.refusePending(j, "be resumed");
+      if (j.state === "active") return null;
+      if (j.state === "completed") throw new UserError(`Job "${j.name ?? j.id}" has completed; give it a new schedule with update_cron to run it again.`);
+      // Resuming does not replay what passed while paused: scheduling restarts from now.
+      const schedule_from = toIsoInZone(new Date(now), j.timezone);
+      const first = this.nextRuns({ ...j, state: "active", consecutive_failures: 0, schedule_from }, 1, now)[0];
+      if (!first && j.run_at !== null) throw new UserError(`Job "${j.name ?? j.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
+      return {
+        ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed")),
+        consecutive_failures: 0,
+        schedule_from,
+      };
+    });
+    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
+    if (result.changed) this.reschedule(result.job);
+    return result.job;
   }
 
   /** A person approves a job an agent made (agent-cron approve, the dashboard); no tool can. */
   async approve(ref: string): Promise<Job> {
-    const job = this.resolveJob(ref);
-    if (job.state !== "pending_approval") throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}).`);
+    const { id } = this.resolveJob(ref);
     const now = this.clock.now();
-    const schedule_from = toIsoInZone(new Date(now), job.timezone);
-    const first = this.nextRuns({ ...job, state: "active", schedule_from }, 1, now)[0];
-    const stored = (await this.updateRecord(job.id, () => ({
-      ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, job.timezone) } : stopped("completed")),
-      last_error: null,
-      schedule_from,
-    })))!;
-    this.reschedule(stored);
-    return stored;
+    const result = await this.change(id, (j) => {
+      if (j.state !== "pending_approval") throw new UserError(`Job "${j.name ?? j.id}" is not waiting for approval (it is ${j.state}).`);
+      const schedule_from = toIsoInZone(new Date(now), j.timezone);
+      const first = this.nextRuns({ ...j, state: "active", schedule_from }, 1, now)[0];
+      return {
+        ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed")),
+        last_error: null,
+        schedule_from,
+      };
+    });
+    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
+    this.reschedule(result.job);
+    return result.job;
   }
 
   /** A person turns down a job waiting for approval: it is removed, with nothing run. */

@@ -341,6 +341,10 @@ export class Dispatcher {
     } catch (err) {
       this.recordLater(run, err);
     }
+    // On a shared store another process may have taken this run over (this one had gone quiet)
+    // and recorded it interrupted, with its own deliveries and job change: that record stands.
+    const stored = this.host.runs.get(run.id);
+    if (this.host.shared && stored && stored !== run && stored.status !== run.status) return stored;
     this.addSpend(run.usage);
     // A persistent job resumes the session its agent reported (Codex picks its own id), or
     // ours once a run has completed in it.
@@ -478,7 +482,16 @@ export class Dispatcher {
    */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    // An occurrence queued behind a run (overlap: queue_one) will not start: it gets its record
+    // now, instead of living only in memory (on a shared store its row is already settled).
+    const queued = [...this.queued];
     this.queued.clear();
+    await Promise.allSettled(
+      queued.map(([jobId, occ]) => {
+        const job = this.host.getJob(jobId);
+        return job ? this.record(job, occ, "skipped", "The server stopped before this queued occurrence could start (overlap: queue_one).") : undefined;
+      }),
+    );
     if (this.rewriteTimer !== null) this.host.clock.clearTimer(this.rewriteTimer);
     const all = () => [...this.byRunId.values()];
     if (graceMs > 0 && all().length) {

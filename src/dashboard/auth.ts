@@ -29,7 +29,8 @@ export class DashboardAuth {
   private readonly session: Buffer | null;
   private readonly csrfKey: Buffer;
   private readonly tokenDigest: Buffer | null;
-  private failures: { minute: number; count: number } = { minute: 0, count: 0 };
+  /** Wrong tokens this minute, per client address: one client guessing cannot lock others out. */
+  private failures = { minute: 0, byClient: new Map<string, number>() };
 
   constructor(token: string | undefined, port: number) {
     // One name per port: two daemons on one host (cookies ignore ports) keep their logins apart.
@@ -49,16 +50,17 @@ export class DashboardAuth {
     return sameBytes(mac("agent-cron token digest", candidate), this.tokenDigest);
   }
 
-  /** Too many wrong tokens this minute: refuse the next ones without checking. */
-  throttled(): boolean {
+  /** Too many wrong tokens from this client this minute: refuse its next ones without checking. */
+  throttled(client: string): boolean {
     const minute = Math.floor(Date.now() / 60_000);
-    return this.failures.minute === minute && this.failures.count >= LOGIN_FAILURES_PER_MINUTE;
+    return this.failures.minute === minute && (this.failures.byClient.get(client) ?? 0) >= LOGIN_FAILURES_PER_MINUTE;
   }
 
-  noteFailure(): void {
+  noteFailure(client: string): void {
     const minute = Math.floor(Date.now() / 60_000);
-    if (this.failures.minute !== minute) this.failures = { minute, count: 0 };
-    this.failures.count++;
+    // A new minute, or a flood of addresses: start counting afresh (bounded memory).
+    if (this.failures.minute !== minute || this.failures.byClient.size > 10_000) this.failures = { minute, byClient: new Map() };
+    this.failures.byClient.set(client, (this.failures.byClient.get(client) ?? 0) + 1);
   }
 
   /** The request carries a valid login cookie or bearer token (always true without a token). */

@@ -273,9 +273,9 @@ export class Dashboard {
     }
     const form = await readForm(req);
     const target = localPath(form?.get("next"));
-    if (this.auth.throttled()) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
+    if (this.auth.throttled(clientOf(req))) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
     if (!form || !this.auth.tokenMatches(form.get("token") ?? "")) {
-      this.auth.noteFailure();
+      this.auth.noteFailure(clientOf(req));
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -287,9 +287,9 @@ export class Dashboard {
     url.searchParams.delete("token");
     const target = url.pathname + url.search;
     if (!this.auth.required) return this.redirect(res, target);
-    if (this.auth.throttled()) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
+    if (this.auth.throttled(clientOf(req))) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
     if (!this.auth.tokenMatches(token)) {
-      this.auth.noteFailure();
+      this.auth.noteFailure(clientOf(req));
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -458,3 +458,9 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
     req.on("error", reject);
   });
 }
+
+/** Who is asking, for the login throttle: the peer's address. */
+function clientOf(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? "unknown";
+}
+

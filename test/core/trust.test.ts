@@ -111,6 +111,23 @@ describe("jitter_seconds", () => {
     expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:00:00.000+00:00");
   });
 
+  it("an occurrence waiting out its jitter when the server stops is recorded at the next start, even after a manual run", async () => {
+    const first = await makeApp({ now: "2026-03-02T08:59:59.000Z" });
+    const { job } = await first.app.addJob({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
+    await first.app.start();
+    first.clock.advance(1000);
+    await until(() => first.app.resolveJob("spread").last_scheduled_for !== null);
+    // A manual run starts while the 09:00 occurrence waits: the job's last_run_at is after it.
+    await first.app.runNow("spread");
+    await until(() => first.exec.calls.length === 1);
+    first.exec.finishAll();
+    forget(first.app);
+    await first.app.close(0);
+    const second = await makeApp({ now: "2026-03-02T09:00:30.000Z", dir: first.dir });
+    const scheduled = second.app.listRuns({ job: job.id, limit: 100 }).items.filter((r) => r.trigger === "schedule");
+    expect(scheduled.map((r) => [r.scheduled_for, r.status])).toEqual([["2026-03-02T09:00:00.000+00:00", "interrupted"]]);
+  });
+
   it("spreads a fleet's 09:00 over the window", () => {
     const delays = Array.from({ length: 200 }, (_, i) => jitterDelayMs(`job-${i}`, 0, 60));
     expect(Math.min(...delays)).toBeLessThan(10_000);

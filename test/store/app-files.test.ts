@@ -105,4 +105,19 @@ describe("the App on a files data dir", () => {
     expect(errors[0]).toMatch(/disk is full/);
     expect(exec.calls).toHaveLength(0);
   });
+  it("an occurrence still queued (overlap: queue_one) when the server stops is recorded skipped, not lost", async () => {
+    const { app, clock, exec } = await makeApp();
+    await app.addJob({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
+    await app.start();
+    clock.advance(500);
+    await until(() => exec.calls.length === 1);
+    clock.advance(1000); // 09:00:01 waits behind 09:00:00
+    await until(() => app.resolveJob("q").last_scheduled_for === "2026-03-02T09:00:01.000+00:00");
+    await new Promise((r) => setTimeout(r, 30)); // taken, then handed to the dispatcher's queue
+    forget(app);
+    await app.close(0);
+    const records = runsOf(app, "q").map((r) => [r.scheduled_for, r.status]);
+    expect(records).toContainEqual(["2026-03-02T09:00:01.000+00:00", "skipped"]);
+  });
+
 });

@@ -12,7 +12,7 @@ import { migrate } from "./schema.js";
 
 export interface PostgresBackendOptions {
   url: string;
-  /** The variable the URL came from, for messages. */
+  /** The variable the URL came from (the config's `store.url_env`), for messages. */
   urlEnv: string;
   /** The config as it is now (max_concurrent, fleet_max_concurrent, max_output_bytes follow reloads). */
   limits: () => { maxConcurrent: number; fleetMaxConcurrent: number | undefined; maxOutputBytes: number };

@@ -1,22 +1,14 @@
 import { UserError } from "../../core/errors.js";
-import type { Clock } from "../../core/scheduler.js";
-import type { PostgresBackend } from "./backend.js";
+import type { PostgresBackend, PostgresBackendOptions } from "./backend.js";
 
 export type { PostgresBackend } from "./backend.js";
 
 /** pg-boss 12 declares Node >= 22.12 (it uses what older Nodes lack). */
 const MIN_NODE: [number, number] = [22, 12];
 
-export interface OpenPostgresOptions {
-  /** The config's `store`: where the URL is. */
-  urlEnv: string;
+/** The backend's options, with the URL still in the environment (`urlEnv` names the variable). */
+export interface OpenPostgresOptions extends Omit<PostgresBackendOptions, "url"> {
   env: NodeJS.ProcessEnv;
-  limits: () => { maxConcurrent: number; fleetMaxConcurrent: number | undefined; maxOutputBytes: number };
-  runsPerJob: number;
-  workRoot: string;
-  clock: Clock;
-  role: "server" | "cli";
-  onNotice: (level: "info" | "warning" | "error", message: string) => void;
   /** The Node version to check (tests); default this process's. */
   nodeVersion?: string;
 }

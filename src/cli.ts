@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -161,7 +161,7 @@ async function main(argv: string[]): Promise<number> {
     case "dashboard":
       return dashboard(rest);
     case "migrate":
-      return (await import("./backends/postgres/migrate-files.js")).migrateCommand(rest);
+      return migrate(rest);
     case "add":
     case "update":
     case "list":
@@ -377,6 +377,21 @@ async function testChannel(args: string[]): Promise<number> {
     ].join("\n"),
   );
   return ok ? 0 : 1;
+}
+
+async function migrate(args: string[]): Promise<number> {
+  const { values } = parse(args, { to: { type: "string" } }, 0);
+  if (values.to !== "postgres") throw new UserError(`migrate needs --to postgres (the only store to migrate to)${values.to ? `, got "${values.to}"` : ""}.`);
+  // Checked before setup(), which would make an empty data dir.
+  const dir = path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
+  if (!existsSync(path.join(dir, "jobs.json")) && !existsSync(path.join(dir, "runs"))) {
+    throw new UserError(`${dir} holds no agent-cron data (no jobs.json); pass the data dir to copy with --data-dir.`);
+  }
+  const { dataDir, config } = setup(values);
+  const { migrateDataDir, describeReport } = await import("./backends/postgres/migrate-files.js");
+  const { where, report } = await migrateDataDir(dataDir, config, process.env);
+  print({ json: !!values.json }, { data_dir: dataDir, database: where, ...report }, () => describeReport(dataDir, where, report));
+  return 0;
 }
 
 function shellQuote(word: string): string {

@@ -1,11 +1,8 @@
-import { existsSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import lockfile from "proper-lockfile";
-import { defaultDataDir, loadConfig } from "../../config.js";
-import { UserError, errorMessage } from "../../core/errors.js";
+import type { Config } from "../../config.js";
+import { UserError } from "../../core/errors.js";
 import type { Job } from "../../core/jobs.js";
-import type { RunRepo } from "../../core/ports.js";
 import { systemClock } from "../../core/scheduler.js";
 import { defaultWorkRoot } from "../../core/work-dirs.js";
 import { openFilesBackend } from "../files/index.js";
@@ -22,41 +19,22 @@ export interface MigrationReport {
 const BATCH = 500;
 
 /**
- * `agent-cron migrate --to postgres [--data-dir D]`: copies a files data dir's jobs, runs and
- * outputs into the database. Nothing there is overwritten: a record already in the database
- * (same id) stays as it is, so running it twice changes nothing. The data dir is locked while
- * it is read, so no server changes it meanwhile; it is left as it was.
+ * `agent-cron migrate --to postgres`, after the CLI has read its arguments and the config:
+ * copies a files data dir's jobs, runs and outputs into the database the config's store names
+ * (or AGENT_CRON_DATABASE_URL, when the data dir's own config still says files). Nothing there
+ * is overwritten: a record already in the database (same id) stays as it is, so running it
+ * twice changes nothing. The data dir is locked while it is read, so no server changes it
+ * meanwhile; it is left as it was.
  */
-export async function migrateCommand(args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { to: { type: "string" }, "data-dir": { type: "string" }, config: { type: "string" }, json: { type: "boolean" } },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UserError(errorMessage(err).replace(/^TypeError \[[A-Z_]+\]: /, ""));
-  }
-  if (values.to !== "postgres") throw new UserError(`migrate needs --to postgres (the only store to migrate to)${values.to ? `, got "${values.to}"` : ""}.`);
-  const dataDir = path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
-  if (!existsSync(path.join(dataDir, "jobs.json")) && !existsSync(path.join(dataDir, "runs"))) {
-    throw new UserError(`${dataDir} holds no agent-cron data (no jobs.json); pass the data dir to copy with --data-dir.`);
-  }
-  const { config } = loadConfig(dataDir, (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG);
-  // The data dir's own config may still say files: the URL then comes from the default variable.
+export async function migrateDataDir(dataDir: string, config: Config, env: NodeJS.ProcessEnv): Promise<{ where: string; report: MigrationReport }> {
   const urlEnv = config.store.type === "postgres" ? config.store.url_env : "AGENT_CRON_DATABASE_URL";
-  const url = databaseUrl(process.env, urlEnv);
+  const url = databaseUrl(env, urlEnv);
   const { Db: DbClass } = await import("./db.js");
   const { migrate } = await import("./schema.js");
   const db = new DbClass(url, { max: 2, applicationName: "agent-cron migrate" });
   try {
     await migrate(db);
-    const report = await migrateFiles(dataDir, db, config.runs_per_job);
-    if (values.json) process.stdout.write(JSON.stringify({ data_dir: dataDir, database: db.where, ...report }, null, 2) + "\n");
-    else process.stdout.write(describeReport(dataDir, db.where, report) + "\n");
-    return 0;
+    return { where: db.where, report: await migrateFiles(dataDir, db, config.runs_per_job) };
   } finally {
     await db.end();
   }
@@ -75,7 +53,6 @@ export async function migrateFiles(dataDir: string, db: Db, runsPerJob: number):
   try {
     // Only read: nothing runs, nothing is removed.
     const files = await openFilesBackend({ dataDir, runsPerJob, workRoot: defaultWorkRoot(process.env), clock: systemClock });
-    await (files.runs as RunRepo & { whenLoaded?: () => Promise<void> }).whenLoaded?.();
     const jobs = [...files.jobs.all()];
     const runs = [...files.runs.all()];
     const report: MigrationReport = { jobs: { copied: 0, present: 0, skipped: [] }, runs: { copied: 0, present: 0 }, outputs: { copied: 0 } };
@@ -129,6 +106,7 @@ export async function migrateFiles(dataDir: string, db: Db, runsPerJob: number):
     });
     await files.jobs.idle();
     await files.jobs.close();
+    await files.runs.close?.();
     return report;
   } finally {
     await release().catch(() => {});
@@ -137,7 +115,7 @@ export async function migrateFiles(dataDir: string, db: Db, runsPerJob: number):
 
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
-function describeReport(dataDir: string, where: string, r: MigrationReport): string {
+export function describeReport(dataDir: string, where: string, r: MigrationReport): string {
   const lines = [
     `Copied ${count(r.jobs.copied, "job")}, ${count(r.runs.copied, "run")} and ${count(r.outputs.copied, "output")} from ${dataDir} to the database at ${where}` +
       (r.jobs.present || r.runs.present ? ` (${count(r.jobs.present, "job")} and ${count(r.runs.present, "run")} were there already, and were left as they are).` : "."),

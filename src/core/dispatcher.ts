@@ -7,7 +7,7 @@ import type { Executor, ExecutionResult } from "../executors/types.js";
 import type { Occurrence, RunRepo } from "./ports.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
-import { maxRunsReached, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
+import { maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { afterNotRun, afterRun } from "./job-rules.js";
 import { contextLine } from "./prompt-context.js";
@@ -130,31 +130,12 @@ export class Dispatcher {
     if (overBudget) return this.record(job, occ, "skipped", overBudget);
 
     const now = this.host.clock.now();
-    const run: Run = {
-      id: randomUUID(),
-      job_id: job.id,
-      status: "running",
-      trigger: occ.trigger,
-      scheduled_for: occ.scheduledFor === null ? null : toIsoInZone(new Date(occ.scheduledFor), job.timezone),
+    const run = newRun(job, occ, {
       started_at: toIsoInZone(new Date(now), job.timezone),
-      finished_at: null,
-      duration_ms: null,
-      attempts: 0,
       executor: job.executor ?? this.host.config.default_executor,
       session_id: job.session === "persistent" && job.session_id ? job.session_id : randomUUID(),
-      work_dir: null,
-      exit_code: null,
-      error: null,
-      response: null,
-      output_truncated: false,
-      usage: null,
       pid: process.pid,
-      delivery: null,
-      delivery_due: [],
-      output_hash: null,
-      warnings: [],
-      event_payload: occ.payload ?? null,
-    };
+    });
     run.work_dir = this.workDirOf(job, run.id);
     const active: ActiveRun = {
       run,
@@ -368,31 +349,7 @@ export class Dispatcher {
   /** Records an occurrence that did not run (skipped, missed) as a finished run. */
   async record(job: Job, occ: Occurrence, status: RunStatus, error: string): Promise<Run> {
     const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
-    const run: Run = {
-      id: randomUUID(),
-      job_id: job.id,
-      status,
-      trigger: occ.trigger,
-      scheduled_for: occ.scheduledFor === null ? null : toIsoInZone(new Date(occ.scheduledFor), job.timezone),
-      started_at: at,
-      finished_at: at,
-      duration_ms: 0,
-      attempts: 0,
-      executor: null,
-      session_id: null,
-      work_dir: null,
-      exit_code: null,
-      error,
-      response: null,
-      output_truncated: false,
-      usage: null,
-      pid: process.pid,
-      delivery: null,
-      delivery_due: [],
-      output_hash: null,
-      warnings: [],
-      event_payload: occ.payload ?? null,
-    };
+    const run = newRun(job, occ, { status, started_at: at, finished_at: at, duration_ms: 0, error, pid: process.pid });
     try {
       await this.host.runs.put(run);
     } catch (err) {

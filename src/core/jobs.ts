@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { toIsoInZone } from "./time.js";
 
 /** The one source of truth for job and run shapes: tools, resources and the store use these. */
 
@@ -167,6 +169,40 @@ export const RunWithOutputSchema = RunSchema.extend({ output: z.unknown() });
 export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
 
 /** max_runs counts runs as they start: true once a job has started its last allowed run. */
+/**
+ * A new run record of one occurrence of `job` (`scheduledFor` in epoch ms, null for manual runs
+ * and events): every field at its empty value, then `fields`. The one place a run is made, for
+ * runs that start, occurrences recorded without running, and a fleet's lost occurrences.
+ */
+export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: RunTrigger; payload?: string }, fields: Partial<Run>): Run {
+  return {
+    id: randomUUID(),
+    job_id: job.id,
+    status: "running",
+    trigger: occ.trigger,
+    scheduled_for: occ.scheduledFor === null ? null : toIsoInZone(new Date(occ.scheduledFor), job.timezone),
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    attempts: 0,
+    executor: null,
+    session_id: null,
+    work_dir: null,
+    exit_code: null,
+    error: null,
+    response: null,
+    output_truncated: false,
+    usage: null,
+    pid: null,
+    delivery: null,
+    delivery_due: [],
+    output_hash: null,
+    warnings: [],
+    event_payload: occ.payload ?? null,
+    ...fields,
+  };
+}
+
 export function maxRunsReached(job: Pick<Job, "max_runs" | "run_count">): boolean {
   return job.max_runs !== null && job.run_count >= job.max_runs;
 }

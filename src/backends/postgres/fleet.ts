@@ -1,8 +1,6 @@
-import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { RunSchema, type Job, type Run, type RunTrigger } from "../../core/jobs.js";
+import { newRun, type Job, type Run, type RunTrigger } from "../../core/jobs.js";
 import type { OrphanFinder } from "../../core/ports.js";
-import { toIsoInZone } from "../../core/time.js";
 import { killOrphanedRuns } from "../../executors/orphans.js";
 import { VERSION } from "../../version.js";
 import { SCHEMA, type Db } from "./db.js";
@@ -169,23 +167,5 @@ function fnv1a(text: string): number {
 
 /** A `running` record for an occurrence whose process went away before writing one. */
 function lostOccurrenceRun(job: Job, at: number, trigger: RunTrigger): Run {
-  return RunSchema.parse({
-    id: randomUUID(),
-    job_id: job.id,
-    status: "running",
-    trigger,
-    scheduled_for: toIsoInZone(new Date(at), job.timezone),
-    started_at: null,
-    finished_at: null,
-    duration_ms: null,
-    attempts: 0,
-    session_id: null,
-    work_dir: null,
-    exit_code: null,
-    error: null,
-    response: null,
-    output_truncated: false,
-    usage: null,
-    pid: null,
-  });
+  return newRun(job, { scheduledFor: at, trigger }, {});
 }

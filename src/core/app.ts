@@ -557,51 +557,45 @@ export class App {
   // decision made on it would overwrite that change.
 
   async pause(ref: string): Promise<Job> {
-    const { id } = this.resolveJob(ref);
-    const result = await this.change(id, (j) => (j.state === "active" ? stopped("paused") : null));
-    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
-    if (result.changed) this.reschedule(result.job);
-    return result.job;
+    return this.changeJob(ref, (j) => (j.state === "active" ? stopped("paused") : null));
   }
 
   async resume(ref: string): Promise<Job> {
-    const { id } = this.resolveJob(ref);
     const now = this.clock.now();
-    const result = await this.change(id, (j) => {
+    return this.changeJob(ref, (j) => {
       this.refusePending(j, "be resumed");
       if (j.state === "active") return null;
       if (j.state === "completed") throw new UserError(`Job "${j.name ?? j.id}" has completed; give it a new schedule with update_cron to run it again.`);
-      // Resuming does not replay what passed while paused: scheduling restarts from now.
-      const schedule_from = toIsoInZone(new Date(now), j.timezone);
-      const first = this.nextRuns({ ...j, state: "active", consecutive_failures: 0, schedule_from }, 1, now)[0];
+      // Resuming does not replay what passed while paused.
+      const { fields, first } = this.activatedFromNow({ ...j, consecutive_failures: 0 }, now);
       if (!first && j.run_at !== null) throw new UserError(`Job "${j.name ?? j.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
-      return {
-        ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed")),
-        consecutive_failures: 0,
-        schedule_from,
-      };
+      return { ...fields, consecutive_failures: 0 };
     });
-    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
-    if (result.changed) this.reschedule(result.job);
-    return result.job;
   }
 
   /** A person approves a job an agent made (agent-cron approve, the dashboard); no tool can. */
   async approve(ref: string): Promise<Job> {
-    const { id } = this.resolveJob(ref);
     const now = this.clock.now();
-    const result = await this.change(id, (j) => {
+    return this.changeJob(ref, (j) => {
       if (j.state !== "pending_approval") throw new UserError(`Job "${j.name ?? j.id}" is not waiting for approval (it is ${j.state}).`);
-      const schedule_from = toIsoInZone(new Date(now), j.timezone);
-      const first = this.nextRuns({ ...j, state: "active", schedule_from }, 1, now)[0];
-      return {
-        ...(first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed")),
-        last_error: null,
-        schedule_from,
-      };
+      return { ...this.activatedFromNow(j, now).fields, last_error: null };
     });
+  }
+
+  /** A job made active with scheduling restarting from now: completed instead when nothing is left to run. */
+  private activatedFromNow(j: Job, now: number): { fields: Partial<Job>; first: Date | undefined } {
+    const schedule_from = toIsoInZone(new Date(now), j.timezone);
+    const first = this.nextRuns({ ...j, state: "active", schedule_from }, 1, now)[0];
+    const state = first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed");
+    return { fields: { ...state, schedule_from }, first };
+  }
+
+  /** A change decided on the job's newest copy (`fn` returns null for none), then scheduled as it now is. */
+  private async changeJob(ref: string, fn: (job: Job) => Partial<Job> | null): Promise<Job> {
+    const { id } = this.resolveJob(ref);
+    const result = await this.change(id, fn);
     if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
-    this.reschedule(result.job);
+    if (result.changed) this.reschedule(result.job);
     return result.job;
   }
 

@@ -54,7 +54,8 @@ export interface Preview extends NextRuns {
 export interface CronApi {
   readonly events: AppEventBus;
   addCron(a: AddCronArgs): Promise<AddCronResult>;
-  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null }>;
+  /** `timezone` is the server's: a model-facing row leaves it out where a job has this one. */
+  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null; timezone: string }>;
   listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
   pause(a: { job: string }): Promise<JobChange>;
   resume(a: { job: string }): Promise<JobChange>;
@@ -171,7 +172,7 @@ export class LocalApi implements CronApi {
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
     const page = this.app.listJobs(a);
-    return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor };
+    return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor, timezone: this.app.config.timezone };
   }
 
   async listRuns(a: Parameters<CronApi["listRuns"]>[0]) {

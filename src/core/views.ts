@@ -30,6 +30,38 @@ export const JobRowSchema = z.object({
 });
 export type JobRow = z.infer<typeof JobRowSchema>;
 
+/** The fields a list_crons row may leave out, and `fields` may ask for. */
+export const ROW_OPTIONAL_FIELDS = ["name", "description", "timezone", "state", "next_run_at", "last_run_at", "last_status"] as const;
+export type RowField = (typeof ROW_OPTIONAL_FIELDS)[number];
+
+/**
+ * list_crons' row as a model reads it (SPEC §10, round 3): the job row without what says
+ * nothing, so that 50 rows with 100-character prompts fit in 12 KB: fields that are null, the
+ * state when it is "active", the timezone when it is the server's (the answer names it once),
+ * and the schedule in words when it only restates a nickname or an interval ("@daily",
+ * "@every 15m"). `keep` names fields to give whatever their value.
+ */
+export const ListRowSchema = JobRowSchema.partial().required({ id: true, schedule: true, prompt: true });
+export type ListRow = z.infer<typeof ListRowSchema>;
+
+export function listRow(row: JobRow, serverTimezone: string | undefined, keep: ReadonlySet<RowField> = new Set()): ListRow {
+  const dropped: Record<RowField, boolean> = {
+    name: row.name === null,
+    description: row.schedule.startsWith("@"),
+    timezone: serverTimezone !== undefined && row.timezone === serverTimezone,
+    state: row.state === "active",
+    next_run_at: row.next_run_at === null,
+    last_run_at: row.last_run_at === null,
+    last_status: row.last_status === null,
+  };
+  // In the row's own order: id, name, schedule, when, state, the prompt last.
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(row)) {
+    if (!(dropped[key as RowField] ?? false) || keep.has(key as RowField)) out[key] = value;
+  }
+  return out as ListRow;
+}
+
 export const RunRowSchema = z.object({
   id: z.string(),
   job_id: z.string(),

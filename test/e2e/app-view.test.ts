@@ -81,7 +81,7 @@ describe("the MCP App view", () => {
     expect(list.isError).toBeFalsy();
     expect(list._meta).toBeUndefined();
     const listed = list.structuredContent as Structured;
-    expect(Object.keys(listed)).toEqual(["summary", "jobs", "total", "next_cursor"]);
+    expect(Object.keys(listed)).toEqual(["summary", "jobs", "total", "next_cursor", "timezone"]);
     expect(list.content).toEqual([
       { type: "text", text: listed.summary },
       { type: "text", text: JSON.stringify(listed) },

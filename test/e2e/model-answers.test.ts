@@ -59,10 +59,25 @@ describe("answers a model can use", () => {
     expect(bytes(first)).toBeLessThanOrEqual(8 * 1024);
     const all = await s.tool("list_crons", { limit: 50 });
     expect(all.jobs).toHaveLength(50);
-    // SPEC §10 hopes for 12 KB; its ten fields as JSON objects cost ~100 bytes of keys a row,
-    // so 50 rows with 100-character prompts come to ~17 KB (see the README's figures).
     console.log(`list_crons: 20 rows (default page) ${bytes(first)} bytes, 50 rows ${bytes(all)} bytes of structuredContent; a row: ${JSON.stringify(all.jobs[3])}`);
-    expect(bytes(all)).toBeLessThanOrEqual(50 * 360);
+    // SPEC §10: 50 rows with 100-character prompts fit in 12 KB. A row leaves out what says
+    // nothing: null fields, state active, the server's timezone (named once in the answer), and
+    // the words for a nickname schedule.
+    expect(bytes(all)).toBeLessThanOrEqual(12 * 1024);
+    expect(all.timezone).toBe("Europe/Paris");
+    const daily = all.jobs.find((j: Structured) => j.name === "job-03");
+    expect(Object.keys(daily)).toEqual(["id", "name", "schedule", "next_run_at", "prompt"]);
+    // A cron schedule keeps its words.
+    const audit = all.jobs.find((j: Structured) => j.name === "log-audit");
+    expect(Object.keys(audit)).toEqual(["id", "name", "schedule", "description", "next_run_at", "prompt"]);
+    expect(audit.description).toBe("At 09:00 AM, Monday through Friday");
+    // `fields` gives the left-out fields back, null or not.
+    const asked = await s.tool("list_crons", { query: "job-03", fields: ["timezone", "state", "last_status", "description"] });
+    expect(asked.jobs[0]).toMatchObject({ timezone: "Europe/Paris", state: "active", last_status: null, description: "At 12:00 AM" });
+    expect(await s.toolError("list_crons", { fields: ["prompt_whole"] })).toMatch(/^list_crons failed: fields/);
+    // A job in another timezone, paused, keeps both.
+    await s.tool("add_cron", { name: "tokyo-report", schedule: "0 9 * * *", timezone: "Asia/Tokyo", prompt: "report", enabled: false });
+    expect((await s.tool("list_crons", { query: "tokyo-report" })).jobs[0]).toMatchObject({ timezone: "Asia/Tokyo", state: "paused" });
   });
 
   it("a long prompt is cut to 120 characters in a row, with …, and stays whole in get_cron", async () => {

@@ -115,7 +115,9 @@ function fromResult(result: CallToolResult): Shown {
   const data = dataOf(result);
   const summary = typeof data?.summary === "string" ? data.summary : (firstText(result) ?? "");
   if (data && Array.isArray(data.jobs)) {
-    const jobs = (data.jobs as Data[]).map((j) => rowOf(j));
+    // list_crons rows leave out what is at its default: the server's timezone, state active.
+    const zone = typeof data.timezone === "string" ? data.timezone : "";
+    const jobs = (data.jobs as Data[]).map((j) => rowOf({ timezone: zone, state: "active", ...j }));
     return { kind: "list", summary, jobs, total: typeof data.total === "number" ? data.total : jobs.length, more: !!data.next_cursor };
   }
   if (data && data.job && typeof data.job === "object" && Array.isArray(data.recent_runs)) {

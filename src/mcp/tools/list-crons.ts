@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { JOB_STATES } from "../../core/jobs.js";
-import { JobRowSchema } from "../../core/views.js";
+import { ListRowSchema, ROW_OPTIONAL_FIELDS, listRow } from "../../core/views.js";
 import { APP_VIEW_TOOL_META } from "../app-view/resource.js";
 import { defineTool, ok } from "../tool.js";
 import { cursor, jobLabel } from "./shared.js";
@@ -17,18 +17,22 @@ export const listCronsTool = defineTool({
       query: z.string().max(200).optional().describe("Case-insensitive substring of the name or prompt"),
       limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
       cursor: cursor.optional(),
+      fields: z.array(z.enum(ROW_OPTIONAL_FIELDS)).max(ROW_OPTIONAL_FIELDS.length).optional()
+        .describe("Row fields to give even when null or default"),
     }),
     outputSchema: z.object({
-      jobs: z.array(JobRowSchema),
+      jobs: z.array(ListRowSchema).describe("Rows leave out null fields, state active, and the schedule in words when it is a nickname or @every"),
       total: z.number().describe("Jobs matching the filter, on every page"),
       next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
+      timezone: z.string().optional().describe("The server's timezone: a row without one is in it"),
     }),
     annotations: { title: "List scheduled jobs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     // Hosts that render MCP Apps show the result in the jobs view; others ignore _meta.
     _meta: APP_VIEW_TOOL_META,
   },
   handler: (ctx) => async (args) => {
-    const page = await ctx.api.listCrons(args);
+    const { fields, ...filter } = args;
+    const page = await ctx.api.listCrons(filter);
     // Names only for a short page: the rows carry them anyway, and every byte is read.
     const states = new Map<string, number>();
     for (const j of page.jobs) states.set(j.state, (states.get(j.state) ?? 0) + 1);
@@ -36,6 +40,8 @@ export const listCronsTool = defineTool({
     const summary = page.total === 0
       ? "No jobs match."
       : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`;
-    return ok(summary, page);
+    const keep = new Set(fields ?? []);
+    const jobs = page.jobs.map((j) => listRow(j, page.timezone, keep));
+    return ok(summary, { jobs, total: page.total, next_cursor: page.next_cursor, ...(page.timezone ? { timezone: page.timezone } : {}) });
   },
 });

@@ -76,6 +76,8 @@ export class App {
   private readonly notifier: Notifier;
   private readonly queue: OccurrenceQueue;
   private started = false;
+  /** Set first thing in close(): a sweep still going then must not arm another. */
+  private closed = false;
   private sweepTimer: unknown = null;
   private readonly env: NodeJS.ProcessEnv;
   /** Run events of other processes, passed on to listeners but not delivered here. */
@@ -268,7 +270,7 @@ export class App {
   /** In a fleet, runs of processes that died are looked for again and again. */
   private armSweep(): void {
     const every = this.parts.orphans.everyMs;
-    if (every === null || this.dispatcher.isClosing) return;
+    if (every === null || this.closed) return;
     this.sweepTimer = this.clock.setTimer(() => {
       void this.recoverInterrupted()
         .catch((err) => this.events.emit("notice", "error", `Looking for interrupted runs failed: ${errorMessage(err)}`, {}))
@@ -278,8 +280,10 @@ export class App {
 
   /** Stops scheduling, then lets runs finish for up to `graceMs` and interrupts the rest. */
   async close(graceMs = 0): Promise<void> {
+    this.closed = true;
     this.scheduler.stop();
     if (this.sweepTimer !== null) this.clock.clearTimer(this.sweepTimer);
+    this.sweepTimer = null;
     // Occurrences waiting out their jitter are let go.
     await this.queue.close();
     await this.dispatcher.close(graceMs);

@@ -17,6 +17,8 @@ import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } fro
 const LOCK_STALE_MS = 6000;
 const LOCK_UPDATE_MS = 1500;
 const RETRY_MS = 150;
+/** After a failed try to find or become the owner, the next try. */
+const RESEAT_RETRY_MS = 1000;
 
 export interface HostOptions {
   dataDir: string;
@@ -167,8 +169,28 @@ export class Host implements CronApi {
     remote.onClose(() => {
       if (this.remote !== remote) return;
       this.remote = null;
-      if (!this.closing) this.takeover = this.seat(60_000).catch((err) => this.opts.onNotice?.("error", errorMessage(err)));
+      if (!this.closing) this.reseat();
     });
+  }
+
+  /**
+   * Looks for the data dir's next owner (this process or another) in the background. A try
+   * that fails (the data dir cannot be opened right now, nobody answers) is said and tried
+   * again a moment later: a process must never stay without an owner until it is restarted.
+   */
+  private reseat(): void {
+    this.takeover = this.seat(60_000).then(
+      () => {
+        this.takeover = null;
+      },
+      (err) => {
+        this.opts.onNotice?.("error", `${errorMessage(err)} Trying again in ${RESEAT_RETRY_MS / 1000} s.`);
+        if (this.closing) return;
+        this.takeover = sleep(RESEAT_RETRY_MS).then(() => {
+          if (!this.closing && !this.owner && !this.remote) this.reseat();
+        });
+      },
+    );
   }
 
   /**
@@ -189,10 +211,14 @@ export class Host implements CronApi {
       owner.unpipe();
       // The lock's own bookkeeping ends here; its files are the new owner's and stay.
       await owner.release().catch(() => {});
-      if (!this.closing) await this.seat(60_000);
     };
     // Not inside the call that found out: that call is still unwinding.
-    this.takeover = new Promise((r) => setImmediate(r)).then(demote).catch((err) => this.opts.onNotice?.("error", errorMessage(err)));
+    this.takeover = new Promise((r) => setImmediate(r))
+      .then(demote)
+      .catch((err) => this.opts.onNotice?.("error", errorMessage(err)))
+      .then(() => {
+        if (!this.closing) this.reseat();
+      });
   }
 
   private async call<T>(method: ApiMethod, args: unknown): Promise<T> {

@@ -7,6 +7,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Children that inherit the test's environment start no background owner (always_on); a
+    // test about it says AGENT_CRON_ALWAYS_ON: "daemon" and stops what it started.
+    env: { AGENT_CRON_ALWAYS_ON: "client" },
     maxWorkers: 2,
   },
 });

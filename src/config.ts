@@ -228,6 +228,12 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   channels: ChannelsSchema,
   store: StoreSchema,
+  always_on: z
+    .enum(["daemon", "client"])
+    .default("daemon")
+    .describe(
+      'Whether jobs run while no client is open: "daemon" (default) has a stdio server that finds no owner of the data dir start a background owner (a detached agent-cron serve --background) that outlives every client; "client" runs jobs only while a client is connected. Env AGENT_CRON_ALWAYS_ON overrides it',
+    ),
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 
@@ -252,6 +258,18 @@ export function parseConfig(raw: unknown, source = "config"): Config {
   }
   cfg.work_dir_roots = cfg.work_dir_roots.map((p) => path.resolve(p));
   return { ...cfg, timezone: cfg.timezone ?? systemTimezone() };
+}
+
+/**
+ * The config's `always_on`, unless AGENT_CRON_ALWAYS_ON says otherwise (a client's MCP entry
+ * can set it without a config file; the test suite pins "client" so that no test leaves a
+ * background owner behind).
+ */
+export function alwaysOn(config: Pick<Config, "always_on">, env: NodeJS.ProcessEnv = process.env): Config["always_on"] {
+  const value = env.AGENT_CRON_ALWAYS_ON;
+  if (value === undefined || value === "") return config.always_on;
+  if (value === "daemon" || value === "client") return value;
+  throw new UserError(`AGENT_CRON_ALWAYS_ON must be "daemon" or "client", got ${JSON.stringify(value)}.`);
 }
 
 export function defaultDataDir(env = process.env): string {

@@ -4,7 +4,7 @@
  * scripts/install-node22.sh puts in .cache/node22 (npm run test:all runs it first).
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -29,6 +29,8 @@ async function strictToolsList(command: string[]): Promise<{ stdout: string; std
 
 describe("MCP Inspector --strict", () => {
   const data = mkdtempSync(path.join(os.tmpdir(), "agent-cron-inspector-"));
+  // No background owner left behind (always_on): the Inspector starts the server its own way.
+  writeFileSync(path.join(data, "config.json"), JSON.stringify({ always_on: "client" }));
   afterAll(() => removeDir(data));
 
   it("reports no schema-portability finding for agent-cron's tools", async () => {

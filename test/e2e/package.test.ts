@@ -4,7 +4,7 @@
  * answers --version and a stdio tools/list. server.json follows the MCP registry's schema.
  */
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -52,6 +52,9 @@ describe("the npm package", () => {
 
     const bin = path.join(prefix, "node_modules", ".bin", "agent-cron");
     const dataDir = path.join(work, "data");
+    // No background owner left behind (always_on "client").
+    mkdirSync(dataDir);
+    writeFileSync(path.join(dataDir, "config.json"), JSON.stringify({ always_on: "client" }));
     const client = new Client({ name: "package-test", version: "1" });
     await client.connect(new StdioClientTransport({ command: bin, args: ["serve", "--data-dir", dataDir], cwd: work, stderr: "ignore" }));
     const { tools } = await client.listTools();

@@ -14,7 +14,7 @@ import {
   ResourceUpdatedNotificationSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
-import { CLI, makeDataDir, removeDir, textOf, workCacheOf, waitFor, type DataDirOptions } from "./server.js";
+import { CLI, TEST_ENV, makeDataDir, removeDir, textOf, workCacheOf, waitFor, type DataDirOptions } from "./server.js";
 
 export interface HttpStartOptions extends DataDirOptions {
   dataDir?: string;
@@ -39,7 +39,7 @@ export class HttpServer {
   static async start(opts: HttpStartOptions = {}): Promise<HttpServer> {
     const dataDir = opts.dataDir ?? makeDataDir(opts);
     const child = spawn(process.execPath, [CLI, "serve", "--http", "--port", "0", "--data-dir", dataDir, ...(opts.args ?? [])], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), XDG_CACHE_HOME: workCacheOf(dataDir), ...opts.env },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), ...opts.env },
       stdio: ["ignore", "ignore", "pipe"],
     });
     const server = new HttpServer(child, dataDir);

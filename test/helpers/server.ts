@@ -75,10 +75,19 @@ export function makeDataDir(opts: DataDirOptions = {}): string {
   return dir;
 }
 
+/**
+ * What every process a test starts gets, unless the test says otherwise: no background owner
+ * (always_on "client"), so that no test leaves a detached agent-cron running. A test about the
+ * background owner passes AGENT_CRON_ALWAYS_ON: "daemon" and stops the owner itself.
+ */
+export const TEST_ENV: Record<string, string> = { AGENT_CRON_ALWAYS_ON: "client" };
+
 export function baseConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
   const { executors, ...rest } = extra as { executors?: Record<string, unknown> };
   return {
     timezone: "Europe/Paris",
+    // See TEST_ENV: a test about the background owner overrides both.
+    always_on: "client",
     default_executor: "echo",
     max_concurrent: 8,
     // A hanging agent ignores SIGTERM; do not wait the default 5 s before SIGKILL.
@@ -123,7 +132,7 @@ export class TestServer {
     const transport = new StdioClientTransport({
       command: NODE,
       args: [CLI, "serve", "--data-dir", dataDir],
-      env: { XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
+      env: { ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,
     });
@@ -390,7 +399,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? os.tmpdir(), maxBuffer: 64 * 1024 * 1024 },
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? os.tmpdir(), maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : null) : 0;
         resolve({ code, stdout, stderr });
@@ -402,7 +411,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 /** Starts `serve` without a client (for start-up failures): resolves when it exits or prints its ready line. */
 export function startRaw(dataDir: string, opts: { timeout?: number; args?: string[] } = {}): Promise<{ code: number | null; stderr: string; ready: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) } });
+    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir) } });
     let stderr = "";
     let settled = false;
     const done = (v: { code: number | null; stderr: string; ready: boolean }) => {

@@ -41,6 +41,8 @@ export function makeDataDir(extra: Json = {}, prefix = "agent-cron-rel-"): strin
   const { executors, ...rest } = extra;
   const config = {
     timezone: "UTC",
+    // No background owner: no test may leave a detached agent-cron running (see TEST_ENV).
+    always_on: "client",
     default_executor: "echo",
     kill_grace_seconds: 0.5,
     ...rest,
@@ -66,6 +68,9 @@ function cacheEnvFor(args: string[]): Record<string, string> {
   const i = args.indexOf("--data-dir");
   return i >= 0 && args[i + 1] ? { XDG_CACHE_HOME: workCacheOf(args[i + 1]) } : {};
 }
+
+/** What every process these tests start gets unless a test says otherwise: no background owner. */
+export const TEST_ENV: Record<string, string> = { AGENT_CRON_ALWAYS_ON: "client" };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -121,7 +126,7 @@ export class Server {
     const transport = new StdioClientTransport({
       command: NODE,
       args: [CLI, "serve", "--data-dir", dataDir],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,
     });
@@ -421,7 +426,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: os.tmpdir() },
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: os.tmpdir() },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
         resolve({ code, stdout, stderr, ms: Date.now() - t0 });

@@ -4,7 +4,7 @@ import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
 import type { Executor, ExecutionResult } from "../executors/types.js";
-import type { Occurrence, RunRepo } from "./ports.js";
+import type { Occurrence, PutOutcome, RunRepo } from "./ports.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
 import { maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
@@ -317,15 +317,25 @@ export class Dispatcher {
     } catch (err) {
       run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
     }
+    const ended = () => this.ended(job, run, result);
+    let outcome: PutOutcome;
     try {
-      await this.host.runs.put(run);
+      outcome = await this.host.runs.put(run);
     } catch (err) {
-      this.recordLater(run, err);
+      // Written later; the job learns how its run ended once the record is stored.
+      this.recordLater(run, err, ended);
+      return run;
     }
     // On a shared store another process may have taken this run over (this one had gone quiet)
     // and recorded it interrupted, with its own deliveries and job change: that record stands.
-    const stored = this.host.runs.get(run.id);
-    if (this.host.shared && stored && stored !== run && stored.status !== run.status) return stored;
+    if (outcome.kind === "superseded") return outcome.by;
+    await ended();
+    return run;
+  }
+
+  /** A run's final record is stored: the job follows (counts, state, session) and listeners hear. */
+  private async ended(job: Job, run: Run, result: ExecutionResult | null): Promise<void> {
+    const status = run.status;
     this.addSpend(run.usage);
     // A persistent job resumes the session its agent reported (Codex picks its own id), or
     // ours once a run has completed in it.
@@ -343,21 +353,25 @@ export class Dispatcher {
     if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
-    return run;
   }
 
   /** Records an occurrence that did not run (skipped, missed) as a finished run. */
   async record(job: Job, occ: Occurrence, status: RunStatus, error: string): Promise<Run> {
     const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
     const run = newRun(job, occ, { status, started_at: at, finished_at: at, duration_ms: 0, error, pid: process.pid });
+    const ended = async () => {
+      const updated = await this.host.updateJob(job.id, (j) => afterNotRun(j, occ.trigger, status));
+      this.host.events.emit("run", run, "finished", updated ?? job);
+    };
+    let outcome: PutOutcome;
     try {
-      await this.host.runs.put(run);
+      outcome = await this.host.runs.put(run);
     } catch (err) {
-      this.recordLater(run, err);
+      this.recordLater(run, err, ended);
       return run;
     }
-    const updated = await this.host.updateJob(job.id, (j) => afterNotRun(j, occ.trigger, status));
-    this.host.events.emit("run", run, "finished", updated ?? job);
+    if (outcome.kind === "superseded") return outcome.by;
+    await ended();
     return run;
   }
 
@@ -366,26 +380,30 @@ export class Dispatcher {
    * written again every few seconds, so that once the disk is back each occurrence has its
    * record. They are lost only if the process stops before that.
    */
-  private readonly unwritten = new Map<string, Run>();
+  private readonly unwritten = new Map<string, { run: Run; then: (() => Promise<void>) | undefined }>();
   private rewriteTimer: unknown = null;
 
-  private recordLater(run: Run, err: unknown): void {
+  /** `then` follows once the record is stored (the job's change and the "finished" event). */
+  private recordLater(run: Run, err: unknown, then?: () => Promise<void>): void {
     const first = this.unwritten.size === 0;
-    this.unwritten.set(run.id, run);
+    this.unwritten.set(run.id, { run, then });
     if (first) this.writeFailed(`Run ${run.id} (${run.status}) could not be recorded; it is kept and written again once the disk takes it`, err);
     this.rewriteTimer ??= this.host.clock.setTimer(() => void this.rewrite(), REWRITE_EVERY_MS);
   }
 
   private async rewrite(): Promise<void> {
     this.rewriteTimer = null;
-    for (const run of [...this.unwritten.values()]) {
+    for (const { run, then } of [...this.unwritten.values()]) {
+      let outcome: PutOutcome;
       try {
-        await this.host.runs.put(run);
+        outcome = await this.host.runs.put(run);
       } catch {
         break;
       }
       this.unwritten.delete(run.id);
-      this.host.events.emit("run", run, "finished", this.host.getJob(run.job_id));
+      if (outcome.kind === "superseded") continue;
+      if (then) await then().catch((err) => this.writeFailed(`Run ${run.id}: what follows its record`, err));
+      else this.host.events.emit("run", run, "finished", this.host.getJob(run.job_id));
     }
     if (this.unwritten.size && !this.closing) this.rewriteTimer = this.host.clock.setTimer(() => void this.rewrite(), REWRITE_EVERY_MS);
     else if (!this.unwritten.size) this.host.events.emit("notice", "info", "The run records that could not be written are written now.", {});

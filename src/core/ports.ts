@@ -55,8 +55,12 @@ export interface RunRepo {
    * time: the `limit` runs after the run `after` (exclusive), or from the newest.
    */
   recent(opts: { limit: number; after?: string; filter?: (run: Run) => boolean }): { items: Run[]; more: boolean; found: boolean };
-  /** Adds or replaces a run; resolves once it is durable. */
-  put(run: Run): Promise<void>;
+  /**
+   * Adds or replaces a run; resolves once it is durable, saying what became of it: stored, or
+   * superseded when another process of a fleet took the run over (this one had gone quiet) and
+   * its record stands. Throws when the write failed (the record is not stored).
+   */
+  put(run: Run): Promise<PutOutcome>;
   removeJob(jobId: string): Promise<void>;
   writeOutput(runId: string, output: string, raw?: string): Promise<void>;
   readOutput(runId: string): Promise<string | null>;
@@ -65,6 +69,10 @@ export interface RunRepo {
   /** Runs recorded or changed by other processes. */
   onExternalChange?(listener: (run: Run) => void): void;
 }
+
+/** What a run's write did (see RunRepo.put): decided by the store, never guessed from identities. */
+export type PutOutcome = { kind: "stored" } | { kind: "superseded"; by: Run };
+export const STORED: PutOutcome = Object.freeze({ kind: "stored" });
 
 export interface Occurrence {
   /** Epoch ms of the occurrence; null for manual runs and events. */

@@ -4,6 +4,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LockLostError, UserError, unfenced, type Fence } from "../core/errors.js";
 import { RunSchema, type Run } from "../core/jobs.js";
+import { STORED, type PutOutcome } from "../core/ports.js";
 import { parseNamed } from "./json-file.js";
 import { writeError } from "./jobs-store.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
@@ -212,7 +213,7 @@ export class RunStore {
    * write per log. If the disk refuses a log's lines, its puts are undone, so memory stays as
    * the files say, and each rejects with what happened.
    */
-  put(run: Run): Promise<void> {
+  put(run: Run): Promise<PutOutcome> {
     let log: JobLog;
     let runs: Run[];
     try {
@@ -253,7 +254,7 @@ export class RunStore {
         queueMicrotask(() => this.flush());
       }
       this.batch.push({ log, run, line: putLine(run, dropped.map((r) => r.id)), dropped, undo, resolve, reject });
-    });
+    }).then(() => STORED);
   }
 
   /** Writes the puts made since the last flush: the runs they open, then each log's lines. */

@@ -1,5 +1,5 @@
 import type { Job, Run } from "../../core/jobs.js";
-import type { JobRepo, RunRepo } from "../../core/ports.js";
+import { STORED, type JobRepo, type PutOutcome, type RunRepo } from "../../core/ports.js";
 import { recentBySorting } from "../../core/queries.js";
 import type { Clock } from "../../core/scheduler.js";
 import { LocalQueue, OwnerOrphans } from "../local.js";
@@ -93,7 +93,7 @@ class MemoryRuns implements RunRepo {
     return recentBySorting(this.all(), opts);
   }
 
-  async put(run: Run): Promise<void> {
+  async put(run: Run): Promise<PutOutcome> {
     if (this.store.failWrites) throw this.store.failWrites;
     let runs = this.store.runs.get(run.job_id);
     if (!runs) this.store.runs.set(run.job_id, (runs = []));
@@ -109,6 +109,7 @@ class MemoryRuns implements RunRepo {
       this.byId.delete(gone.id);
       this.store.outputs.delete(gone.id);
     }
+    return STORED;
   }
 
   async removeJob(jobId: string): Promise<void> {

@@ -3,7 +3,7 @@ import path from "node:path";
 import { UserError } from "../../core/errors.js";
 import { RunSchema, TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
 import { cutUtf8 } from "../../core/output.js";
-import type { RunRepo } from "../../core/ports.js";
+import { STORED, type PutOutcome, type RunRepo } from "../../core/ports.js";
 import { recentBySorting } from "../../core/queries.js";
 import { CHANNEL, SCHEMA, type Db } from "./db.js";
 import { inlineJson, notifySql, type Change } from "./notify.js";
@@ -67,7 +67,7 @@ export class PgRunRepo implements RunRepo {
     return recentBySorting(this.all(), opts);
   }
 
-  async put(run: Run): Promise<void> {
+  async put(run: Run): Promise<PutOutcome> {
     const json = runJson(run);
     const { rows } = await this.db.query<{ seq: string; rev: string }>(
       `WITH w AS (
@@ -83,12 +83,15 @@ export class PgRunRepo implements RunRepo {
     if (rows.length === 0) {
       // Another process took this run over (its process had gone quiet): its record stands.
       await this.fetch([run.id]);
-      return;
+      const by = this.byId.get(run.id);
+      if (by) return { kind: "superseded", by };
+      throw new Error(`Run ${run.id} was taken over by another agent-cron process and could not be read back.`);
     }
     const evicted = this.apply(run, Number(rows[0].seq), Number(rows[0].rev));
     if (evicted.length) {
       await this.db.query(`DELETE FROM ${SCHEMA}.runs WHERE id = ANY($1) AND status <> 'running'`, [evicted.map((r) => r.id)]);
     }
+    return STORED;
   }
 
   async removeJob(jobId: string): Promise<void> {

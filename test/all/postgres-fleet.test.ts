@@ -6,7 +6,8 @@
  * within 1 s, the database going away for 10 s loses and doubles nothing, and
  * `agent-cron migrate --to postgres` copies a files data dir, twice without change.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -70,6 +71,22 @@ async function startFleet(url: string, n: number, extra: Record<string, unknown>
     for (const [i, s] of fleet.entries()) process.stderr.write(`--- server ${i} (pid ${pids[i]}) stderr, last lines:\n${s.stderr().split("\n").slice(-25).join("\n")}\n`);
   });
   return fleet;
+}
+
+/** Every entry under `dir` (itself included): kind, mtime, and a file's size and sha256. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (p: string, rel: string) => {
+    const st = lstatSync(p);
+    if (st.isDirectory()) {
+      out[rel || "."] = `dir ${st.mtimeMs}`;
+      for (const name of readdirSync(p).sort()) walk(path.join(p, name), path.join(rel, name));
+    } else {
+      out[rel] = `file ${st.mtimeMs} ${st.size} ${createHash("sha256").update(readFileSync(p)).digest("hex")}`;
+    }
+  };
+  walk(dir, "");
+  return out;
 }
 
 type RunRow = { job_id: string; scheduled_for: Date | null; status: string; n: number };
@@ -224,12 +241,15 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     expect((await cli("add", "--name", "digest", "--schedule", "@daily", "--prompt", "Write the digest")).code).toBe(0);
     const ran = await cli("run", "audit");
     expect(ran.code).toBe(0);
+    // The data dir is only read: every file and folder as it was, to the byte and the mtime.
+    const before = snapshot(files.dataDir);
     const first = await cli("migrate", "--to", "postgres");
     expect(first.stderr).toBe("");
     expect(first.stdout).toMatch(/^Copied 2 jobs, 1 run and 1 output from .+ to the database at 127\.0\.0\.1:\d+\/\w+\.$/m);
     const again = await cli("migrate", "--to", "postgres", "--json");
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ jobs: { copied: 0, present: 2, skipped: [] }, runs: { copied: 0, present: 1 }, outputs: { copied: 0 } });
+    expect(snapshot(files.dataDir)).toEqual(before);
     // A process on the database sees them, with the output.
     const pg = homeFor(url);
     const onDb = (...args: string[]) => runCli([...args, "--data-dir", pg.dataDir, "--json"], { env: pg.env });

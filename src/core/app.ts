@@ -320,12 +320,35 @@ export class App {
   private reschedule(job: Job | undefined, after = -Infinity): void {
     if (!job) return;
     const next = job.state === "active" ? this.nextRuns(job, 1, after)[0] : undefined;
+    if (!next && job.state === "active" && job.expires_at !== null) {
+      // Nothing left before expires_at: the job completes once that time has passed (and the
+      // jitter of its last occurrence with it), not while that occurrence may still start.
+      this.expiring.add(job.id);
+      this.scheduler.set(job.id, Date.parse(job.expires_at) + job.jitter_seconds * 1000 + 1000);
+      return;
+    }
+    this.expiring.delete(job.id);
     this.scheduler.set(job.id, next ? next.getTime() : null);
+  }
+
+  /** Jobs armed to complete at their expires_at, not to run. */
+  private readonly expiring = new Set<string>();
+
+  private async expire(jobId: string): Promise<void> {
+    const now = this.clock.now();
+    const result = await this.change(jobId, (j) =>
+      j.state === "active" && j.expires_at !== null && Date.parse(j.expires_at) <= now && this.nextRuns(j, 1, now).length === 0 ? stopped("completed") : null,
+    );
+    if (!result?.changed) this.reschedule(result?.job);
   }
 
   private onDue(jobId: string, at: number): void {
     const job = this.jobs.get(jobId);
     if (!job || job.state !== "active" || this.dispatcher.isClosing) return;
+    if (this.expiring.delete(jobId)) {
+      void this.expire(jobId).catch((err) => this.warn(jobId, err));
+      return;
+    }
     const now = this.clock.now();
     if (now - at > LATE_MS) {
       // The machine slept or the clock jumped: this is catch-up territory, not a normal fire.
@@ -678,7 +701,8 @@ export class App {
 
   async getRun(runId: string): Promise<RunWithOutput> {
     const run = this.getRunRecord(runId);
-    const text = (await this.runs.readOutput(runId)) ?? (run.status === "running" ? null : "");
+    // By the resolved id: `runId` may be the 8-character start that lists print.
+    const text = (await this.runs.readOutput(run.id)) ?? (run.status === "running" ? null : "");
     let output: unknown = text;
     const job = this.jobs.get(run.job_id);
     if (text !== null && job && job.output_format !== "text" && run.status === "completed") {

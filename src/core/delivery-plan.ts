@@ -1,5 +1,5 @@
 import { webhookFor } from "../delivery/webhook.js";
-import type { DeliveryTarget, Job, Run } from "./jobs.js";
+import type { Delivery, DeliveryTarget, Job, Run } from "./jobs.js";
 
 /**
  * What a finished run owes people: each channel in `deliver_to` whose `deliver_on` matches
@@ -30,4 +30,22 @@ export function deliveryTargets(job: Job, run: Run, how: { paused: boolean; chan
   const hook = webhookFor(job, run);
   if (hook) targets.push({ channel: hook.event === "completed" ? "on_complete" : "on_fail", event: hook.event });
   return targets;
+}
+
+/**
+ * The run once one target is done: its attempts join the record and it leaves `delivery_due`;
+ * the run is delivered once no target is owed (or failed, when some target's last attempt
+ * was refused). Applied to the newest stored copy, so targets ending together all count.
+ */
+export function withTargetDone(run: Run, target: DeliveryTarget, attempts: Delivery[]): Run {
+  const due = run.delivery_due.filter((t) => t.channel !== target.channel || t.event !== target.event);
+  const deliveries = [...(run.deliveries ?? []), ...attempts];
+  return { ...run, deliveries, delivery_due: due, delivery: due.length ? "pending" : finalState(deliveries) };
+}
+
+/** Delivered when every channel's last attempt was accepted. */
+function finalState(deliveries: Delivery[]): "delivered" | "failed" {
+  const last = new Map<string, boolean>();
+  for (const d of deliveries) last.set(`${d.channel}:${d.event}`, d.ok);
+  return [...last.values()].every(Boolean) ? "delivered" : "failed";
 }

@@ -61,6 +61,13 @@ export interface RunRepo {
    * its record stands. Throws when the write failed (the record is not stored).
    */
   put(run: Run): Promise<PutOutcome>;
+  /**
+   * Applies `change` to the newest stored copy of a run and stores the result, atomically:
+   * two changes made together (two deliveries of one run ending at once) both land, neither
+   * overwrites the other. `change` returns null to leave the run as it is. Resolves to the
+   * stored run, or undefined when it is gone.
+   */
+  update(id: string, change: (run: Run) => Run | null): Promise<Run | undefined>;
   removeJob(jobId: string): Promise<void>;
   writeOutput(runId: string, output: string, raw?: string): Promise<void>;
   readOutput(runId: string): Promise<string | null>;

@@ -2,6 +2,7 @@ import type { Config } from "../config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
 import type { RunRepo } from "../core/ports.js";
+import { withTargetDone } from "../core/delivery-plan.js";
 import type { WebhookEvent, WebhookSender } from "./webhook.js";
 import { sendToChannel } from "./channels.js";
 import { oneAttempt } from "./post.js";
@@ -113,19 +114,8 @@ export class Deliverer {
     };
   }
 
-  /** One target is done: its attempts join the record, and the run is delivered once none is owed. */
+  /** One target is done: its attempts join the newest stored record (see withTargetDone). */
   private async recordDone(runId: string, target: DeliveryTarget, attempts: Delivery[]): Promise<void> {
-    const latest = this.host.runs.get(runId);
-    if (!latest) return;
-    const due = latest.delivery_due.filter((t) => t.channel !== target.channel || t.event !== target.event);
-    const deliveries = [...(latest.deliveries ?? []), ...attempts];
-    await this.host.runs.put({ ...latest, deliveries, delivery_due: due, delivery: due.length ? "pending" : finalState(deliveries) });
+    await this.host.runs.update(runId, (latest) => withTargetDone(latest, target, attempts));
   }
-}
-
-/** Delivered when every channel's last attempt was accepted. */
-function finalState(deliveries: Delivery[]): "delivered" | "failed" {
-  const last = new Map<string, boolean>();
-  for (const d of deliveries) last.set(`${d.channel}:${d.event}`, d.ok);
-  return [...last.values()].every(Boolean) ? "delivered" : "failed";
 }

@@ -100,13 +100,16 @@ export async function postWithRetries(build: () => PostRequest, opts: PostOption
   return attempts;
 }
 
+/** Waits, or less when `signal` aborts; its listener goes with the wait (the signal outlives many). */
 function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 }
 

@@ -257,6 +257,19 @@ export class RunStore {
     }).then(() => STORED);
   }
 
+  /**
+   * Changes the copy held in memory and appends it: this process is the only writer, and the
+   * change is applied before the first await, so two updates never see the same copy.
+   */
+  async update(id: string, change: (run: Run) => Run | null): Promise<Run | undefined> {
+    const current = this.get(id);
+    if (!current) return undefined;
+    const next = change(current);
+    if (!next) return current;
+    await this.put(next);
+    return next;
+  }
+
   /** Writes the puts made since the last flush: the runs they open, then each log's lines. */
   private flush(): void {
     const batch = this.batch ?? [];

@@ -9,6 +9,7 @@ import type { Run } from "../../src/core/jobs.js";
 import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";
 import { forget, openTestApp, type TestBackend } from "../helpers/app.js";
+import { ChatReceivers } from "../helpers/chat-receivers.js";
 
 const T0 = "2026-03-02T08:59:59.500Z";
 
@@ -146,6 +147,34 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
     expect(exec.calls).toHaveLength(1);
   });
 
+  it("ends a recurring job in state completed once its expires_at has passed (SPEC §3)", async () => {
+    const { app, clock, exec } = await makeApp();
+    // T0 is 08:59:59.500; the job runs at 09:00:00, :01 and :02, then expires.
+    await app.addJob({ name: "ending", schedule: "* * * * * *", prompt: "p", overlap: "allow", expires_at: "2026-03-02T09:00:02.200Z" }, "test");
+    await app.start();
+    for (let i = 0; i < 5; i++) {
+      clock.advance(i === 0 ? 500 : 1000);
+      await new Promise((r) => setTimeout(r, 20));
+      exec.finishAll();
+    }
+    await until(() => app.resolveJob("ending").state === "completed");
+    expect(app.resolveJob("ending")).toMatchObject({ state: "completed", enabled: false, next_run_at: null });
+    expect(exec.calls).toHaveLength(3);
+  });
+
+  it("completes at start-up a job whose expires_at passed while the server was down", async () => {
+    const first = await makeApp();
+    await first.app.addJob({ name: "expired", schedule: "@hourly", prompt: "p", expires_at: "2026-03-02T12:30:00Z", catch_up: "none" }, "test");
+    await first.app.close(0);
+    forget(first.app);
+    const clock = new FakeClock("2026-03-03T08:00:00Z");
+    const { app } = await makeApp({ store: first.store, clock });
+    await app.start();
+    clock.advance(1);
+    await until(() => app.resolveJob("expired").state === "completed");
+    expect(app.resolveJob("expired").next_run_at).toBeNull();
+  });
+
   it("ends a job with max_runs after that many runs", async () => {
     const { app, clock, exec } = await makeApp();
     await app.addJob({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2 }, "test");
@@ -228,6 +257,43 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
     expect(done).toMatchObject({ status: "failed", attempts: 2 });
     expect(done.error).toMatch(/boom again \(not retried further: the retries would wait more than 1 h in all\)/);
     expect(clock.pendingTimers).toBeGreaterThanOrEqual(0);
+  });
+
+  it("get_run with the 8-character id that lists print returns the run's whole output", async () => {
+    const { app, exec } = await makeApp();
+    await app.addJob({ name: "short-id", schedule: "@daily", prompt: "p" }, "test");
+    const run = await app.runNow("short-id");
+    await until(() => exec.calls.length === 1);
+    exec.calls[0].settle({ output: "the whole answer" });
+    await app.waitForRun(run.id);
+    const got = await app.getRun(run.id.slice(0, 8));
+    expect(got.id).toBe(run.id);
+    expect(got.output).toBe("the whole answer");
+  });
+
+  it("two channels of one run finishing together both land in its record (no delivery overwrites another's)", async () => {
+    const receivers = await ChatReceivers.start();
+    try {
+      const { app, exec } = await openTestApp({
+        backend,
+        clock: new FakeClock(T0),
+        config: { channels: { team: { type: "slack", url: receivers.url("/slack/a") }, ops: { type: "discord", url: receivers.url("/discord/b") } } },
+      });
+      await app.addJob({ name: "both", schedule: "@daily", prompt: "p", deliver_to: ["team", "ops"] }, "test");
+      for (let i = 0; i < 3; i++) {
+        const run = await app.runNow("both");
+        await until(() => exec.calls.length === i + 1);
+        exec.calls[i].settle({ output: `answer ${i}` });
+        await app.waitForRun(run.id);
+        await until(() => app.getRunRecord(run.id).delivery !== "pending");
+        const done = app.getRunRecord(run.id);
+        expect(done.delivery).toBe("delivered");
+        expect(new Set(done.deliveries?.map((d) => d.channel))).toEqual(new Set(["team", "ops"]));
+        expect(done.delivery_due).toEqual([]);
+      }
+    } finally {
+      await receivers.close();
+    }
   });
 
   it("keeps only the newest runs_per_job runs", async () => {

@@ -112,3 +112,18 @@ describe("webhooks", () => {
     expect(webhookFor(j, run({ status: "skipped" }))).toBeNull();
   });
 });
+
+describe("retries and the owner's abort signal", () => {
+  it("leaves no listener on the long-lived signal after retries (one was added per retry and never removed)", async () => {
+    const { EventEmitter } = await import("node:events");
+    const { postWithRetries } = await import("../../src/delivery/post.js");
+    const { url, seen } = await receiver([503, 503, 503, 200]);
+    const owner = new AbortController();
+    for (let i = 0; i < 3; i++) {
+      const attempts = await postWithRetries(() => ({ url, headers: {}, body: "{}" }), { channel: "c", event: "completed", timeoutMs: 5000, retryBaseMs: 1, signal: owner.signal });
+      expect(attempts.length).toBeGreaterThan(0);
+    }
+    expect(seen.length).toBeGreaterThanOrEqual(6);
+    expect(EventEmitter.getEventListeners(owner.signal, "abort")).toHaveLength(0);
+  });
+});

@@ -112,6 +112,15 @@ class MemoryRuns implements RunRepo {
     return STORED;
   }
 
+  async update(id: string, change: (run: Run) => Run | null): Promise<Run | undefined> {
+    const current = this.byId.get(id);
+    if (!current) return undefined;
+    const next = change(current);
+    if (!next) return current;
+    await this.put(next);
+    return next;
+  }
+
   async removeJob(jobId: string): Promise<void> {
     for (const r of this.store.runs.get(jobId) ?? []) {
       this.byId.delete(r.id);

@@ -1,4 +1,5 @@
 import { rm } from "node:fs/promises";
+import type pg from "pg";
 import path from "node:path";
 import { UserError } from "../../core/errors.js";
 import { RunSchema, TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
@@ -9,6 +10,8 @@ import { CHANNEL, SCHEMA, type Db } from "./db.js";
 import { inlineJson, notifySql, type Change } from "./notify.js";
 
 type Row = { id: string; seq: string; rev: string; data: unknown };
+/** The pool, or one connection inside a transaction. */
+type Queryable = { query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> };
 
 /**
  * Run history in the database, capped per job at runs_per_job, with a mirror for the core's
@@ -68,8 +71,26 @@ export class PgRunRepo implements RunRepo {
   }
 
   async put(run: Run): Promise<PutOutcome> {
+    return this.write(this.db, run);
+  }
+
+  /** The row is read and written under its lock, so two updates made at once both land. */
+  async update(id: string, change: (run: Run) => Run | null): Promise<Run | undefined> {
+    let stored: Run | undefined;
+    await this.db.tx(async (client) => {
+      const { rows } = await client.query<Row>(`SELECT id, seq, rev, data FROM ${SCHEMA}.runs WHERE id = $1 FOR UPDATE`, [id]);
+      if (!rows.length) return;
+      const current = parseRun(rows[0].data, id);
+      const next = change(current);
+      stored = next ?? current;
+      if (next) await this.write(client, next);
+    });
+    return stored === undefined ? undefined : (this.byId.get(id) ?? stored);
+  }
+
+  private async write(q: Queryable, run: Run): Promise<PutOutcome> {
     const json = runJson(run);
-    const { rows } = await this.db.query<{ seq: string; rev: string }>(
+    const { rows } = await q.query<{ seq: string; rev: string }>(
       `WITH w AS (
          INSERT INTO ${SCHEMA}.runs AS r (id, job_id, status, trigger, scheduled_for, started_at, process_id, rev, data)
          VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, nextval('${SCHEMA}.rev'), $8::jsonb)

@@ -219,7 +219,7 @@ async function serve(args: string[]): Promise<number> {
     current: config,
     apply: (next, changed) => {
       host.applyConfig(next);
-      const later = changed.filter((k) => k === "http" || k === "timezone");
+      const later = changed.filter((k) => k === "http" || k === "timezone" || k === "metrics_port");
       const message = `Config reloaded (${changed.join(", ")} changed)${later.length ? `; ${later.join(" and ")} apply at the next start` : ""}.`;
       host.events.emit("notice", "info", message, { changed });
       void reportExecutors(next, host);
@@ -258,6 +258,23 @@ async function serve(args: string[]): Promise<number> {
     closeTransport = await serveStdio(host, () => void stop(0));
     process.stderr.write(`agent-cron ready stdio data=${dataDir}\n`);
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
+  }
+  if (config.metrics_port !== undefined) {
+    const { serveOps, metricsSourceOf } = await import("./ops/endpoints.js");
+    const token = process.env[config.http.token_env] || undefined;
+    const log = (line: string) => process.stderr.write(line + "\n");
+    const closeFirst = closeTransport;
+    await serveOps(metricsSourceOf(host), { host: config.http.host, port: config.metrics_port, token, tokenEnv: config.http.token_env, allowedHosts: config.http.allowed_hosts, log }).then(
+      (ops) => {
+        log(`agent-cron: metrics at ${ops.url}/metrics (and /healthz, /readyz).`);
+        closeTransport = async () => {
+          await ops.close();
+          await closeFirst?.();
+        };
+      },
+      // Two servers on one data dir with one config: the first to start serves the port.
+      (err) => log(`agent-cron: metrics_port ${config.metrics_port} is not served by this process: ${errorMessage(err)}`),
+    );
   }
   void reportExecutors(config, host);
   return new Promise<number>(() => {});

@@ -1,7 +1,8 @@
 import type { Config } from "./config.js";
 import { App, type AppParts } from "./core/app.js";
 import type { Fence } from "./core/errors.js";
-import type { ExecutorRegistry } from "./core/ports.js";
+import type { Delivery, Run } from "./core/jobs.js";
+import type { ExecutorRegistry, RunRepo } from "./core/ports.js";
 import { systemClock, type Clock } from "./core/scheduler.js";
 import { defaultWorkRoot } from "./core/work-dirs.js";
 import { retryBaseFromEnv } from "./delivery/post.js";
@@ -111,7 +112,12 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths, processGroups: groups });
     return { get: (name) => map.get(name), names: () => [...map.keys()] };
   };
-  return App.create({
+  let app: App | undefined;
+  const observe = (store: "jobs" | "runs") => (seconds: number) => app?.events.emit("store_write", store, seconds);
+  timeWrites(backend.jobs, ["insert", "update", "delete"], observe("jobs"));
+  timeWrites(backend.runs, ["put", "removeJob", "writeOutput"], observe("runs"));
+  announceDeliveries(backend.runs, (run, attempts) => app?.events.emit("delivery", run, attempts));
+  app = await App.create({
     ...backend,
     config: opts.config,
     dataDir: opts.dataDir,
@@ -122,4 +128,36 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     killProcessGroups: () => void groups.killAll("SIGKILL"),
     notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
   });
+  return app;
+}
+
+/** Each durable write's time goes to `observe` (the store write latency of /metrics). */
+function timeWrites<T extends object>(repo: T, methods: (keyof T & string)[], observe: (seconds: number) => void): void {
+  for (const name of methods) {
+    const write = repo[name] as unknown as (...a: unknown[]) => Promise<unknown>;
+    if (typeof write !== "function") continue;
+    (repo as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+      const t0 = performance.now();
+      try {
+        return await write.apply(repo, args);
+      } finally {
+        observe((performance.now() - t0) / 1000);
+      }
+    };
+  }
+}
+
+/**
+ * Delivery attempts are written into their run's record, whichever part sends them (channels,
+ * webhooks, a restart resuming what was owed): the attempts a write adds are announced once it
+ * is durable, so /metrics counts each attempt once.
+ */
+function announceDeliveries(runs: RunRepo, announce: (run: Run, attempts: Delivery[]) => void): void {
+  const put = runs.put.bind(runs);
+  runs.put = async (run: Run) => {
+    const before = runs.get(run.id)?.deliveries?.length ?? 0;
+    await put(run);
+    const added = (run.deliveries ?? []).slice(before);
+    if (added.length) announce(run, added);
+  };
 }

@@ -234,6 +234,17 @@ export const ConfigSchema = z.strictObject({
     .describe(
       'Whether jobs run while no client is open: "daemon" (default) has a stdio server that finds no owner of the data dir start a background owner (a detached agent-cron serve --background) that outlives every client; "client" runs jobs only while a client is connected. Env AGENT_CRON_ALWAYS_ON overrides it',
     ),
+  metrics_port: z
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
+    .describe("Serve /healthz, /readyz and /metrics on this port too (for a server over stdio, which has no HTTP port); loopback only unless the http token is set; 0 picks a free port; default none"),
+  log_format: z
+    .enum(["text", "json"])
+    .default("text")
+    .describe('Log lines on stderr: "text" (time, level, message, job and run ids) or "json" (one object per line: time, level, event, message, job_id, run_id)'),
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 

@@ -267,6 +267,22 @@ export class App {
     this.armSweep();
   }
 
+  /**
+   * What /readyz and /metrics ask of this process's runtime: ready once the scheduler runs and
+   * every run record is written (a store that refuses writes is not ready, with the reason).
+   */
+  health(): { ready: boolean; reason: string | null; running: number; queued: number; fleet_processes: number | null } {
+    const load = this.dispatcher.load;
+    const reason = this.dispatcher.isClosing
+      ? "shutting down"
+      : !this.started
+        ? "the scheduler has not started"
+        : load.unwritten
+          ? `${load.unwritten} run record(s) could not be written to ${this.parts.jobsLocation}; they are tried again every few seconds`
+          : null;
+    return { ready: reason === null, reason, running: load.running, queued: load.queued, fleet_processes: this.parts.orphans.liveProcesses?.() ?? null };
+  }
+
   /** In a fleet, runs of processes that died are looked for again and again. */
   private armSweep(): void {
     const every = this.parts.orphans.everyMs;

@@ -78,6 +78,12 @@ export class Dispatcher {
     return this.byRunId.size;
   }
 
+  /** Runs going, runs waiting (for a concurrency slot, or behind their job's run), and records not yet written. */
+  get load(): { running: number; queued: number; unwritten: number } {
+    const waiting = this.limit.pendingCount;
+    return { running: Math.max(0, this.byRunId.size - waiting), queued: waiting + this.queued.size, unwritten: this.unwritten.size };
+  }
+
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     if (this.pastMaxRuns(job)) return null;

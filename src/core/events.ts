@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Job, Run } from "./jobs.js";
+import type { Delivery, Job, Run } from "./jobs.js";
 
 export type JobChange = "added" | "updated" | "removed";
 export type RunChange = "started" | "finished";
@@ -9,6 +9,10 @@ export interface AppEvents {
   job: [job: Job, change: JobChange];
   run: [run: Run, change: RunChange, job: Job | undefined];
   notice: [level: "info" | "warning" | "error", message: string, data: Record<string, unknown>];
+  /** Delivery attempts just recorded on a run (metrics count them by channel and outcome). */
+  delivery: [run: Run, attempts: Delivery[]];
+  /** A write of the store took this long; this process's own writes only, never forwarded. */
+  store_write: [store: "jobs" | "runs", seconds: number];
 }
 
 export class AppEventBus extends EventEmitter<AppEvents> {}

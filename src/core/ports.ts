@@ -121,6 +121,8 @@ export interface OrphanFinder {
   claimOrphans(): Promise<Run[]>;
   /** How often to look again while running; null: only at start. */
   readonly everyMs: number | null;
+  /** The processes of a fleet known alive now (postgres); absent on a store with one owner. */
+  liveProcesses?(): number;
 }
 
 /** The executors the operator configured, by name; tool callers only pick one. */

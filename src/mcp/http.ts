@@ -11,6 +11,7 @@ import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from ".
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
 import { createServer } from "./server.js";
 import type { Dashboard } from "../dashboard/index.js";
+import { OpsEndpoints, metricsSourceOf } from "../ops/endpoints.js";
 
 export type HttpOptions = Config["http"] & {
   /** Where the token variable (`token_env`) is read. */
@@ -62,6 +63,9 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   let guard: RequestGuard;
   let dashboard: Dashboard | undefined;
   let closing = false;
+  // Before the port opens: the first scrape counts every run since the start.
+  const ops = new OpsEndpoints(metricsSourceOf(api));
+  await ops.start();
 
   /** At http.max_sessions, the session idle longest goes first; one with a request in flight is kept. */
   const makeRoom = async (): Promise<boolean> => {
@@ -127,6 +131,8 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       }
       return handleHook(api, req, res, jobId);
     }
+    // Probes answer without a token; /metrics asks for it (SPEC §22).
+    if (ops.owns(pathname)) return ops.handle(req, res, pathname, () => guard.authorized(req.headers.authorization), howToAuth);
     // The browser dashboard (SPEC §12) has its own login (a cookie) and CSRF checks.
     if (dashboard?.owns(pathname)) return dashboard.handle(req, res);
     if (!guard.authorized(req.headers.authorization)) {
@@ -230,6 +236,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     close: () =>
       (closed ??= (async () => {
         closing = true;
+        ops.close();
         clearInterval(sweeper);
         dashboard?.close();
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));

@@ -8,6 +8,7 @@ import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/ap
 import type { App } from "../core/app.js";
 import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
+import type { Health } from "../ops/metrics.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
 
 /**
@@ -62,6 +63,18 @@ export class Host implements CronApi {
 
   get isOwner(): boolean {
     return this.owner !== null;
+  }
+
+  /**
+   * For /readyz and /metrics: the owner's runtime; a follower is ready while an owner answers
+   * it, and counts runs from the owner's events.
+   */
+  health(): Health {
+    const none = { running: null, queued: null, fleet_processes: null };
+    if (this.closing) return { ready: false, reason: "shutting down", ...none };
+    if (this.owner) return this.owner.app.health();
+    if (this.remote) return { ready: true, reason: null, ...none };
+    return { ready: false, reason: "no process owns the data dir at this moment; this one is taking it over", ...none };
   }
 
   /** The owner's App, when this process owns the data dir. */
@@ -411,7 +424,7 @@ class Generation {
 }
 
 function pipeEvents(from: AppEventBus, to: AppEventBus): () => void {
-  const names: (keyof AppEvents)[] = ["job", "run", "notice"];
+  const names: (keyof AppEvents)[] = ["job", "run", "notice", "delivery", "store_write"];
   const offs = names.map((name) => {
     const fn = (...args: unknown[]) => (to.emit as (e: string, ...a: unknown[]) => boolean)(name, ...args);
     from.on(name, fn as never);

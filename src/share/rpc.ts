@@ -20,7 +20,7 @@ type EventMsg = { event: keyof AppEvents; args: unknown[] };
 const MAX_LINE = 64 * 1024 * 1024;
 /** A connection that has not sent its token within this long is closed. */
 const AUTH_TIMEOUT_MS = 5_000;
-const EVENT_NAMES: (keyof AppEvents)[] = ["job", "run", "notice"];
+const EVENT_NAMES: (keyof AppEvents)[] = ["job", "run", "notice", "delivery"];
 
 function onLines(socket: net.Socket, handle: (msg: unknown) => void): void {
   let buf = "";

@@ -46,6 +46,10 @@ export class Fleet implements OrphanFinder {
     private readonly onError: (err: unknown) => void,
   ) {}
 
+  liveProcesses(): number {
+    return this.workers.length;
+  }
+
   async join(): Promise<void> {
     await this.beat();
     this.timer = setInterval(() => {

@@ -156,8 +156,9 @@ function announceDeliveries(runs: RunRepo, announce: (run: Run, attempts: Delive
   const put = runs.put.bind(runs);
   runs.put = async (run: Run) => {
     const before = runs.get(run.id)?.deliveries?.length ?? 0;
-    await put(run);
+    const outcome = await put(run);
     const added = (run.deliveries ?? []).slice(before);
-    if (added.length) announce(run, added);
+    if (added.length && outcome.kind === "stored") announce(run, added);
+    return outcome;
   };
 }

@@ -328,13 +328,26 @@ function mcpConfig(args: string[]): number {
     process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { type: "http", url } } }, null, 2) + "\n");
     return 0;
   }
-  const argv = [cli, "serve", ...dataArgs];
+  const launch = launchCommand(cli, process.env);
+  const argv = [...launch.args, "serve", ...dataArgs];
   if (values["claude-code"]) {
-    process.stdout.write(`claude mcp add agent-cron -- ${[process.execPath, ...argv].map(shellQuote).join(" ")}\n`);
+    process.stdout.write(`claude mcp add agent-cron -- ${[launch.command, ...argv].map(shellQuote).join(" ")}\n`);
     return 0;
   }
-  process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { command: process.execPath, args: argv } } }, null, 2) + "\n");
+  process.stdout.write(JSON.stringify({ mcpServers: { "agent-cron": { command: launch.command, args: argv } } }, null, 2) + "\n");
   return 0;
+}
+
+/**
+ * How a client starts this install. Run through npx, this file lives in npm's cache
+ * (~/.npm/_npx/<hash>/), which npm empties at will: a config naming it would break some day,
+ * so the answer is then npx again, pinned to this version. Elsewhere (a clone, a global
+ * install) the absolute path stays where it is.
+ */
+function launchCommand(cli: string, env: NodeJS.ProcessEnv): { command: string; args: string[] } {
+  const cache = env.npm_config_cache ? path.resolve(env.npm_config_cache) + path.sep : null;
+  if (/[\\/]_npx[\\/]/.test(cli) || (cache !== null && cli.startsWith(cache))) return { command: "npx", args: ["-y", `agent-cron@${VERSION}`] };
+  return { command: process.execPath, args: [cli] };
 }
 
 /**

@@ -1,5 +1,7 @@
 /** The CLI as a newcomer types it: update, short ids, flags anywhere, help, mcp-config, escapes. */
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -94,6 +96,22 @@ describe.concurrent("CLI commands", () => {
     await client.close();
     expect((await runCli(["mcp-config", "--claude-code"])).stdout).toMatch(/^claude mcp add agent-cron -- \/.+ serve\n$/);
     expect(json(await runCli(["mcp-config", "--http", "--port", "9000"])).mcpServers["agent-cron"]).toEqual({ type: "http", url: "http://127.0.0.1:9000/mcp" });
+  });
+
+  it("mcp-config run from npm's npx cache prints npx pinned to this version, never a path in the cache", async ({ expect, onTestFinished }) => {
+    // What `npx agent-cron mcp-config` runs: the package unpacked under ~/.npm/_npx/<hash>/.
+    const home = mkdtempSync(path.join(os.tmpdir(), "agent-cron-npx-"));
+    onTestFinished(() => removeDir(home));
+    const pkg = path.join(home, ".npm", "_npx", "0123456789abcdef", "node_modules", "agent-cron");
+    mkdirSync(pkg, { recursive: true });
+    cpSync(path.join(ROOT, process.env.AGENT_CRON_DIST || "dist"), path.join(pkg, "dist"), { recursive: true });
+    cpSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
+    const version = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
+    const run = (...args: string[]) => execFileSync(process.execPath, [path.join(pkg, "dist", "cli.js"), ...args], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home } });
+    const out = run("mcp-config");
+    expect(out).not.toContain("_npx");
+    expect(JSON.parse(out).mcpServers["agent-cron"]).toEqual({ command: "npx", args: ["-y", `agent-cron@${version}`, "serve"] });
+    expect(run("mcp-config", "--claude-code")).toBe(`claude mcp add agent-cron -- npx -y agent-cron@${version} serve\n`);
   });
 
   it("prints control characters from prompts, names and outputs escaped, never raw", async ({ expect, onTestFinished }) => {

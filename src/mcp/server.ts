@@ -1,12 +1,12 @@
+import { readFileSync } from "node:fs";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
 import { LazyAjvValidator } from "./elicit-validator.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolContext } from "./tool.js";
-import { tools } from "./tools/index.js";
 import { VERSION } from "../version.js";
 
 export const SERVER_NAME = "agent-cron";
@@ -19,6 +19,27 @@ export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurrin
 - For a follow-up ("check whether the deploy finished"), add a one-shot with schedule "in 20m".
 - Results: list_runs shows recent runs with the first 500 characters of each answer; get_run gives a whole run and its output.
 - Pause a job to stop it for a while; remove deletes it with its history.`;
+
+/** The file scripts/bundle.mjs writes beside the bundle: `tools/list` as toolDefinitions() gives it. */
+export const PREPARED_TOOLS_FILE = "tools-list.json";
+let prepared: Tool[] | null | undefined;
+
+/**
+ * The tool list the build prepared, so that a cold start answers `tools/list` without building
+ * the tools' zod schemas; undefined when running from src/ (tests), where it is computed.
+ */
+function preparedTools(): Tool[] | undefined {
+  if (prepared === undefined) {
+    try {
+      prepared = (JSON.parse(readFileSync(new URL(`./${PREPARED_TOOLS_FILE}`, import.meta.url), "utf8")) as { tools: Tool[] }).tools;
+    } catch {
+      prepared = null;
+    }
+  }
+  return prepared ?? undefined;
+}
+
+const loadTools = () => import("./tools/index.js").then((m) => m.tools);
 
 /**
  * One MCP server per client session, all over one shared API. Its events become
@@ -59,7 +80,7 @@ export function createServer(api: CronApi): McpServer {
       return answer.content?.approve === false ? "decline" : "accept";
     },
   };
-  registerTools(server, ctx, tools);
+  registerTools(server, ctx, loadTools, preparedTools());
   registerResources(server, api);
 
   server.server.setRequestHandler(SubscribeRequestSchema, async ({ params }) => {

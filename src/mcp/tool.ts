@@ -126,18 +126,39 @@ function typeOnly(node: unknown): unknown {
   return Object.fromEntries(Object.entries(node).filter(([k]) => !RESTATED.has(k)).map(([k, v]) => [k, typeOnly(v)]));
 }
 
+/** The tools a server serves: the list itself, or a loader that imports them when first needed. */
+export type ToolSource = readonly ToolDef<z.ZodType>[] | (() => Promise<readonly ToolDef<z.ZodType>[]>);
+
 /**
  * Answers `tools/list` and `tools/call` ourselves: the list is precomputed and portable (see
  * schema.ts), and a bad argument gets one sentence naming the field instead of zod's
- * multi-line report.
+ * multi-line report. With `prepared` (the list as the build wrote it, scripts/bundle.mjs) and a
+ * loader, the first `tools/list` answers without the tools' modules: building their zod schemas
+ * and converting them to JSON was a third of a cold start. They load right after that answer,
+ * or at the first call.
  */
-export function registerTools(server: McpServer, ctx: ToolContext, tools: readonly ToolDef<z.ZodType>[]): void {
-  const handlers = new Map<string, { def: ToolDef<z.ZodType>; run: ReturnType<ToolDef<z.ZodType>["handler"]> }>();
-  for (const tool of tools) handlers.set(tool.name, { def: tool, run: tool.handler(ctx) });
-  server.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: toolDefinitions(tools) }));
+export function registerTools(server: McpServer, ctx: ToolContext, source: ToolSource, prepared?: Tool[]): void {
+  type Handlers = Map<string, { def: ToolDef<z.ZodType>; run: ReturnType<ToolDef<z.ZodType>["handler"]> }>;
+  let loading: Promise<{ tools: readonly ToolDef<z.ZodType>[]; handlers: Handlers }> | null = null;
+  const load = () =>
+    (loading ??= (async () => {
+      const tools = typeof source === "function" ? await source() : source;
+      const handlers: Handlers = new Map();
+      for (const tool of tools) handlers.set(tool.name, { def: tool, run: tool.handler(ctx) });
+      return { tools, handlers };
+    })());
+  if (typeof source !== "function") void load();
+  server.server.setRequestHandler(ListToolsRequestSchema, async () => {
+    if (prepared) {
+      // After the answer is on its way, so that loading the tools never delays it.
+      setTimeout(() => void load().catch((err) => ctx.log("error", `Loading the tools failed: ${errorMessage(err)}`)), 0);
+      return { tools: prepared };
+    }
+    return { tools: toolDefinitions((await load()).tools) };
+  });
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const name = request.params.name;
-    const entry = handlers.get(name);
+    const entry = (await load()).handlers.get(name);
     if (!entry) return failure(name, new UserError(`unknown tool ${quote(name)}; tools/list shows the tools.`));
     const raw = request.params.arguments ?? {};
     const parsed = entry.def.config.inputSchema.safeParse(raw);

@@ -8,13 +8,14 @@
 //
 //   node bench/postgres.mjs                      # needs AGENT_CRON_BENCH_DATABASE_URL (or AGENT_CRON_TEST_DATABASE_URL,
 //                                                # AGENT_CRON_DATABASE_URL): a server where it may CREATE and DROP databases
-//   node bench/postgres.mjs --cluster            # or a throwaway cluster of its own (scripts/pg-cluster.sh)
+//   node bench/postgres.mjs --cluster            # or a throwaway cluster of its own (scripts/pg-cluster.sh; the default
+//                                                # when no URL is set and PostgreSQL's server is installed)
 //   node bench/postgres.mjs --fleets 1,3 --jobs 100 --capacity-jobs 400 --seconds 20 [--keep]   # --keep: leave the databases and the servers' stderr in the temp dir
 //
 // pg-boss 12 needs Node >= 22.12: the servers run on this Node when it is new enough, else on
 // .cache/node22 (bash scripts/install-node22.sh). Results go to bench/results/postgres.json.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,16 +71,32 @@ if (!existsSync(CLI)) {
 
 let adminUrl = process.env.AGENT_CRON_BENCH_DATABASE_URL || process.env.AGENT_CRON_TEST_DATABASE_URL || process.env.AGENT_CRON_DATABASE_URL;
 let clusterDir = null;
-if (!adminUrl && opt.cluster) {
+// With no URL, a throwaway cluster of its own when PostgreSQL's server is installed (what
+// scripts/pg-cluster.sh looks for), so that `npm run bench` reaches this section on its own.
+const serverInstalled = readdirSafe("/usr/lib/postgresql").some((v) => existsSync(path.join("/usr/lib/postgresql", v, "bin", "initdb")));
+if (!adminUrl && (opt.cluster || serverInstalled)) {
+  if (!serverInstalled) {
+    process.stdout.write("bench postgres: skipped; --cluster needs PostgreSQL's server here (bash scripts/install-postgres.sh)\n");
+    process.exit(0);
+  }
   const out = execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "start"], { encoding: "utf8" });
   clusterDir = /AGENT_CRON_PG_DIR='([^']+)'/.exec(out)[1];
   adminUrl = /AGENT_CRON_TEST_DATABASE_URL='([^']+)'/.exec(out)[1];
+  process.stdout.write(`bench postgres: a throwaway cluster of its own (scripts/pg-cluster.sh) at ${adminUrl}\n`);
 }
 if (!adminUrl) {
   process.stdout.write(
-    "bench postgres: skipped; set AGENT_CRON_BENCH_DATABASE_URL to a PostgreSQL server where the bench may create and drop databases, or pass --cluster for a throwaway one\n",
+    "bench postgres: skipped; PostgreSQL is not installed here (bash scripts/install-postgres.sh) and no AGENT_CRON_BENCH_DATABASE_URL is set (a server where the bench may create and drop databases)\n",
   );
   process.exit(0);
+}
+
+function readdirSafe(dir) {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 const created = [];

@@ -1,3 +1,5 @@
+import { closeSync, openSync, readSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
 import { DataFile } from "lowdb/node";
 import { UserError } from "../core/errors.js";
 
@@ -37,4 +39,81 @@ export function parseNamed(file: string, text: string): Record<string, unknown> 
     throw new UserError(`Data file ${file} does not hold a JSON object. It was left untouched; move it aside to start afresh.`);
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * Reads a data file written by stringifyRecords a record at a time: `onRecord` gets each
+ * parsed record of `key` in order, and the other top-level fields are returned. Holds one
+ * chunk of the file and one record at a time, where JSON.parse of the whole file holds all of
+ * its text and every record at once. Null when the file does not exist; "other layout" when
+ * it is not laid out as stringifyRecords writes it (say, formatted by hand): then nothing is
+ * known about its records, and the caller parses it whole (parseNamed names what is wrong).
+ */
+export function readRecordLines(file: string, key: string, onRecord: (record: unknown, index: number) => void): Record<string, unknown> | null | "other layout" {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  const opening = `${JSON.stringify(key)}:[`;
+  let head: Record<string, unknown> | null = null;
+  let index = 0;
+  let closed = false;
+  let empty = false;
+  /** One line of the file; false when the layout is not stringifyRecords'. */
+  const line = (text: string): boolean => {
+    if (head === null) {
+      // `{"version":1,...,"jobs":[` or, with no records, `{...,"jobs":[]}`
+      if (text.endsWith(`${opening}]}`)) {
+        empty = true;
+        head = tryParse(text);
+        return head !== null;
+      }
+      if (!text.startsWith("{") || !text.endsWith(opening)) return false;
+      head = tryParse(`${text}]}`);
+      return head !== null;
+    }
+    if (closed || empty) return text === "";
+    if (text === "]}") {
+      closed = true;
+      return true;
+    }
+    const record = tryParse(text.endsWith(",") ? text.slice(0, -1) : text);
+    if (record === null) return false;
+    onRecord(record, index++);
+    return true;
+  };
+  try {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    const decoder = new StringDecoder("utf8");
+    let rest = "";
+    let n: number;
+    while ((n = readSync(fd, chunk, 0, chunk.length, null)) > 0) {
+      const text = rest + decoder.write(chunk.subarray(0, n));
+      let start = 0;
+      let end: number;
+      while ((end = text.indexOf("\n", start)) >= 0) {
+        if (!line(text.slice(start, end))) return "other layout";
+        start = end + 1;
+      }
+      rest = text.slice(start);
+    }
+    rest += decoder.end();
+    if (rest !== "" && !line(rest)) return "other layout";
+  } finally {
+    closeSync(fd);
+  }
+  if (head === null || (!closed && !empty)) return "other layout";
+  return head;
+}
+
+function tryParse(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobSchema, type Job } from "../../src/core/jobs.js";
 import { JobStore } from "../../src/store/jobs-store.js";
+import { stringifyRecords } from "../../src/store/json-file.js";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -165,6 +166,38 @@ describe("JobStore", () => {
       expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0]).journal).toBe(snap.journal);
       expect((await JobStore.open(dir)).size).toBe(2);
     });
+  });
+
+  it("reads jobs.json as the store writes it (a job a line) and as a person may format it, to the same jobs", async () => {
+    const dir = tmp();
+    const jobs = [job({ name: "a" }), job({ name: "b", prompt: "ü\u2028, \"quoted\"\n]}" }), job({ name: "c", notify_on: ["failed"] })];
+    const snapshot = { version: 1, journal: "0123456789abcdef", jobs };
+    writeFileSync(path.join(dir, "jobs.journal"), JSON.stringify({ journal: "0123456789abcdef", after: null }) + "\n");
+    writeFileSync(path.join(dir, "jobs.json"), stringifyRecords(snapshot, "jobs"));
+    const byLine = await JobStore.open(dir);
+    expect([...byLine.all()]).toEqual(jobs);
+    byLine.close();
+    writeFileSync(path.join(dir, "jobs.json"), JSON.stringify(snapshot, null, 2));
+    const whole = await JobStore.open(dir);
+    expect([...whole.all()]).toEqual(jobs);
+    whole.close();
+    writeFileSync(path.join(dir, "jobs.json"), stringifyRecords({ ...snapshot, jobs: [] }, "jobs"));
+    expect((await JobStore.open(dir)).size).toBe(0);
+    // A bad job on its line is named by its place, as in a whole-file read.
+    writeFileSync(path.join(dir, "jobs.json"), stringifyRecords({ ...snapshot, jobs: [jobs[0], { ...jobs[1], state: "sleeping" }] }, "jobs"));
+    await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.json \(job #2\) holds an invalid job \(state/);
+  });
+
+  it("keeps one copy of the lists most jobs share, and a job's own list apart", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    for (let i = 0; i < 600; i++) await s.put(job({ notify_on: i === 7 ? ["failed"] : ["completed"] }));
+    await s.idle();
+    const again = [...(await JobStore.open(dir)).all()];
+    expect(again[0].notify_on).toBe(again[1].notify_on);
+    expect(again[0].deliver_on).toBe(again[599].deliver_on);
+    expect(again[7].notify_on).toEqual(["failed"]);
+    expect(again[8].notify_on).toEqual(["completed"]);
   });
 
   it("stops on a jobs.json that does not parse, naming it and leaving it byte for byte", async () => {

@@ -23,8 +23,9 @@ await build({
   target: "node20",
   packages: "bundle",
   logLevel: "warning",
-  // pg's optional native binding, never installed.
-  external: ["pg-native"],
+  // pg's optional native binding, never installed; pg and pg-boss are optional peers, loaded
+  // from node_modules by the postgres store only (src/backends/postgres/index.ts).
+  external: ["pg-native", "pg", "pg-boss"],
   plugins: [englishOnlyZod(), noDefaultAjvInSdkServer()],
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },

@@ -418,7 +418,8 @@ async function migrate(args: string[]): Promise<number> {
     throw new UserError(`${dir} holds no agent-cron data (no jobs.json); pass the data dir to copy with --data-dir.`);
   }
   const { dataDir, config } = setup(values);
-  const { migrateDataDir, describeReport } = await import("./backends/postgres/migrate-files.js");
+  const { loadPostgres } = await import("./backends/postgres/index.js");
+  const { migrateDataDir, describeReport } = await loadPostgres(() => import("./backends/postgres/migrate-files.js"));
   const { where, report } = await migrateDataDir(dataDir, config, process.env);
   print({ json: !!values.json }, { data_dir: dataDir, database: where, ...report }, () => describeReport(dataDir, where, report));
   return 0;

@@ -4,7 +4,7 @@
  * answers --version and a stdio tools/list. server.json follows the MCP registry's schema.
  */
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -49,6 +49,8 @@ describe("the npm package", () => {
     });
     const { stdout: version } = await run("npx", ["--no-install", "agent-cron", "--version"], { cwd: prefix });
     expect(version.trim()).toBe(pkg.version);
+    // The bundle carries what it uses: the install is agent-cron alone (it pulled 144 packages, 55 MB).
+    expect(readdirSync(path.join(prefix, "node_modules")).filter((n) => !n.startsWith("."))).toEqual(["agent-cron"]);
 
     const bin = path.join(prefix, "node_modules", ".bin", "agent-cron");
     const dataDir = path.join(work, "data");
@@ -61,11 +63,30 @@ describe("the npm package", () => {
     expect(tools.map((t) => t.name)).toContain("add_cron");
     expect(client.getServerVersion()?.version).toBe(pkg.version);
     await client.close();
+
+    // The postgres store's packages are optional peers: without them, a clear sentence, exit 2.
+    const pgDir = path.join(work, "pg-data");
+    mkdirSync(pgDir);
+    writeFileSync(path.join(pgDir, "config.json"), JSON.stringify({ always_on: "client", store: { type: "postgres" } }));
+    const refused = await run(bin, ["list", "--data-dir", pgDir], { env: { PATH: process.env.PATH, AGENT_CRON_DATABASE_URL: "postgres://u:p@127.0.0.1:1/db" } }).then(
+      () => ({ code: 0, stderr: "" }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(refused.code).toBe(2);
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    expect(refused.stderr).toMatch(major > 22 || (major === 22 && minor >= 12) ? /needs the packages pg and pg-boss \(pg(-boss)? is not installed\).*npm install pg@\^8 pg-boss@\^12/ : /needs Node\.js 22\.12 or newer/);
   });
 
   it("package.json has the registry's fields, and server.json is valid against the MCP registry schema", () => {
     for (const key of ["repository", "homepage", "keywords", "mcpName", "license"]) expect(pkg[key], key).toBeTruthy();
     expect(pkg.scripts.prepare).toMatch(/build/);
+    // The version is the newest the changelog describes.
+    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+    expect(/## Changelog\s+- (\d+\.\d+\.\d+)/.exec(readme)?.[1]).toBe(pkg.version);
+    // dist/ bundles every library but the postgres store's, which are optional peers.
+    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(Object.keys(pkg.peerDependencies)).toEqual(["pg", "pg-boss"]);
+    expect(pkg.peerDependenciesMeta).toEqual({ pg: { optional: true }, "pg-boss": { optional: true } });
     const schema = JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "server.schema.json"), "utf8"));
     const ajv = new Ajv({ strict: false, allErrors: true });
     addFormats.default(ajv);

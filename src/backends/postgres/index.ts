@@ -21,8 +21,27 @@ export interface OpenPostgresOptions extends Omit<PostgresBackendOptions, "url">
 export async function openPostgresBackend(opts: OpenPostgresOptions): Promise<PostgresBackend> {
   checkNodeVersion(opts.nodeVersion ?? process.versions.node);
   const url = databaseUrl(opts.env, opts.urlEnv);
-  const { openBackend } = await import("./backend.js");
+  const { openBackend } = await loadPostgres(() => import("./backend.js"));
   return openBackend({ ...opts, url });
+}
+
+/**
+ * pg and pg-boss are optional peers of the package, not installed with it (a files store, the
+ * usual one, never needs them, and pg-boss 12 asks for a newer Node than agent-cron): a module
+ * that needs them is loaded through here, which says what to install when they are missing.
+ */
+export async function loadPostgres<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const missing = e.code === "ERR_MODULE_NOT_FOUND" && /['"](pg|pg-boss)['"]/.exec(e.message)?.[1];
+    if (!missing) throw err;
+    throw new UserError(
+      `The postgres store needs the packages pg and pg-boss (${missing} is not installed): agent-cron installs them only on request. ` +
+        `Run npm install pg@^8 pg-boss@^12 where agent-cron is installed (npm install -g pg pg-boss beside a global install), or set "store": {"type": "files"} in the config.`,
+    );
+  }
 }
 
 export function checkNodeVersion(version: string): void {

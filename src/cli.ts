@@ -7,6 +7,7 @@ import { loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
+import { takeSecrets } from "./secret-env.js";
 import { VERSION } from "./version.js";
 
 const USAGE = `agent-cron: schedule agent work for later (an MCP server)
@@ -135,6 +136,8 @@ function splitCommand(argv: string[]): { command: string | undefined; rest: stri
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Before anything can start a run: the server's secrets leave its environment block (SPEC §20).
+  takeSecrets();
   const { command, rest } = splitCommand(argv);
   if (!command) throw new UserError("No command given; run agent-cron --help for the list (agent-cron serve starts the MCP server).");
   if (command === "--help" || command === "-h" || command === "help") {
@@ -304,9 +307,13 @@ async function reportExecutors(config: Config, host: { events: { emit(e: "notice
   } else {
     host.events.emit("notice", "info", `Executors: ${line}; default ${config.default_executor}.`, { executors: rows });
   }
-  const { sandboxStartupNote } = await import("./executors/sandbox.js");
+  const { autoSandboxWarning, sandboxSettings, sandboxStartupNote } = await import("./executors/sandbox.js");
   const note = sandboxStartupNote(config, process.env);
   if (note) host.events.emit("notice", "info", note, {});
+  for (const [name, cfg] of Object.entries(config.executors)) {
+    const warning = await autoSandboxWarning(sandboxSettings(name, cfg, {}), process.env);
+    if (warning) host.events.emit("notice", "warning", warning, { executor: name });
+  }
   const { channelRows } = await import("./delivery/channels.js");
   for (const c of channelRows(config.channels, process.env)) {
     if (c.status !== "ok") host.events.emit("notice", "warning", `Channel "${c.channel}" cannot send: ${c.detail}. Jobs cannot deliver to it until that is fixed.`, { channel: c.channel });

@@ -19,9 +19,9 @@ const envMap = z.record(envName, z.string()).default({});
  * building an executor config by hand needs none of them.
  */
 const osSandbox = z
-  .enum(["none", "bwrap"])
+  .enum(["auto", "none", "bwrap"])
   .optional()
-  .describe('OS sandbox for each run: "bwrap" starts the program under bubblewrap (own pid namespace, read-only system, only its work dir writable); default "none"');
+  .describe('OS sandbox for each run: "auto" (default) uses bubblewrap when it works on this host, else runs without one and warns; "bwrap" requires bubblewrap (own user and pid namespace, read-only system, only its work dir writable); "none" runs the program as it is');
 const BIND_SUFFIX = /:([A-Za-z]+)$/;
 const bindSpec = z
   .string()
@@ -41,17 +41,38 @@ const sandboxShared = {
   binds: z
     .array(bindSpec)
     .optional()
-    .describe('With "sandbox": "bwrap": extra absolute paths the run may see, read-only unless suffixed ":rw" (e.g. "/srv/data", "/var/cache/tool:rw")'),
+    .describe('With the sandbox ("auto" or "bwrap"): extra absolute paths the run may see, read-only unless suffixed ":rw" (e.g. "/srv/data", "/var/cache/tool:rw")'),
   network: z
     .boolean()
     .optional()
-    .describe('With "sandbox": "bwrap": false gives the run no network but loopback (a new network namespace); default true'),
+    .describe('With the sandbox ("auto" or "bwrap"): false gives the run no network but loopback (a new network namespace); default true'),
+  max_memory_mb: z
+    .number()
+    .int()
+    .min(16)
+    .max(1_048_576)
+    .optional()
+    .describe("Per run: memory (resident, all of its processes together) past which the run is killed and fails with that reason; default 4096"),
+  max_pids: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .optional()
+    .describe("Per run: processes at once past which the run is killed and fails with that reason; default 512"),
+  max_disk_mb: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_048_576)
+    .optional()
+    .describe("Per run: bytes written to its work dir (and the size of any one file it writes) past which the run is killed and fails with that reason; default 2048"),
 };
 /** network and binds do nothing without the sandbox: refuse them rather than let an operator believe a run is offline. */
 function sandboxOnly(cfg: { sandbox?: string; binds?: string[]; network?: boolean }, ctx: z.RefinementCtx): void {
-  if (cfg.sandbox === "bwrap") return;
+  if (cfg.sandbox !== "none") return;
   for (const key of ["binds", "network"] as const) {
-    if (cfg[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: 'takes effect only with "sandbox": "bwrap"; set that or remove it' });
+    if (cfg[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: 'takes effect only with the sandbox ("sandbox": "auto" or "bwrap"); set one or remove it' });
   }
 }
 /** For executors that start no program: a clear error instead of "unknown field". */
@@ -91,9 +112,9 @@ const CodexExecutor = z.strictObject({
    * here too, as before `codex_sandbox` existed: they cannot be mistaken for "none" or "bwrap".
    */
   sandbox: z
-    .enum(["none", "bwrap", ...CODEX_SANDBOX_MODES])
+    .enum(["auto", "none", "bwrap", ...CODEX_SANDBOX_MODES])
     .optional()
-    .describe('OS sandbox for each run: "bwrap" or "none" (default). For compatibility, a codex sandbox mode given here ("read-only", …) is taken as codex_sandbox'),
+    .describe('OS sandbox for each run: "auto" (default), "bwrap" or "none". For compatibility, a codex sandbox mode given here ("read-only", …) is taken as codex_sandbox'),
   codex_sandbox: z
     .enum(CODEX_SANDBOX_MODES)
     .optional()
@@ -107,7 +128,7 @@ const CodexExecutor = z.strictObject({
     ctx.addIssue({
       code: "custom",
       path: ["sandbox"],
-      message: `names codex's own mode "${cfg.sandbox}" while codex_sandbox is also set; keep codex's mode in codex_sandbox and use sandbox only for "none" or "bwrap"`,
+      message: `names codex's own mode "${cfg.sandbox}" while codex_sandbox is also set; keep codex's mode in codex_sandbox and use sandbox only for "auto", "none" or "bwrap"`,
     });
   }
   sandboxOnly(cfg, ctx);
@@ -142,6 +163,9 @@ const OpenAIExecutor = z.strictObject({
   sandbox: programOnly,
   binds: programOnly,
   network: programOnly,
+  max_memory_mb: programOnly,
+  max_pids: programOnly,
+  max_disk_mb: programOnly,
 });
 
 export const ExecutorConfigSchema = z.discriminatedUnion("type", [

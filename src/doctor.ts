@@ -3,7 +3,7 @@ import type { Config, ExecutorConfig } from "./config.js";
 import { resolveProgram } from "./executors/cli-agent.js";
 import { AUTH_VARS, buildChildEnv } from "./executors/env.js";
 import { runProcess } from "./executors/process.js";
-import { bwrapAvailable, sandboxMode, type SandboxCheck } from "./executors/sandbox.js";
+import { bwrapWorksHere, sandboxMode, type SandboxCheck } from "./executors/sandbox.js";
 
 export interface DoctorRow {
   /** The executor's name; "(sandbox)" for the bubblewrap row. */
@@ -23,7 +23,8 @@ const ENDPOINT_TIMEOUT_MS = 3_000;
 
 /**
  * Checks every configured executor at once: its program is there and answers, or its endpoint
- * answers; an executor with `"sandbox": "bwrap"` is ok only when bubblewrap can start here.
+ * answers; an executor with `"sandbox": "bwrap"` is ok only when bubblewrap can start here, and
+ * one left on "auto" says whether its runs are sandboxed.
  * With `sandbox: true` a last row, executor "(sandbox)" and type "sandbox", says whether
  * bubblewrap works here, whether or not an executor uses it (see sandboxDoctorRow).
  */
@@ -33,11 +34,12 @@ export async function doctor(
   opts: { sandbox?: boolean } = {},
 ): Promise<DoctorRow[]> {
   let check: Promise<SandboxCheck> | undefined;
-  const sandbox = () => (check ??= bwrapAvailable({ env }));
+  const sandbox = () => (check ??= bwrapWorksHere("bwrap", env));
   const rows = await Promise.all(
     Object.entries(config.executors).map(async ([name, cfg]) => {
       const row = await checkExecutor(name, cfg, config.env_allow, env);
-      return sandboxMode(cfg) === "bwrap" ? withSandbox(row, name, await sandbox()) : row;
+      const mode = sandboxMode(cfg);
+      return mode === "none" ? row : withSandbox(row, name, mode, await sandbox());
     }),
   );
   return opts.sandbox ? [...rows, sandboxRow(await sandbox())] : rows;
@@ -45,18 +47,24 @@ export async function doctor(
 
 /** The "(sandbox)" row alone: whether bubblewrap can start a sandbox here. */
 export async function sandboxDoctorRow(env: NodeJS.ProcessEnv): Promise<DoctorRow> {
-  return sandboxRow(await bwrapAvailable({ env }));
+  return sandboxRow(await bwrapWorksHere("bwrap", env));
 }
 
 function sandboxRow(check: SandboxCheck): DoctorRow {
   return { executor: "(sandbox)", type: "sandbox", program: check.program, endpoint: null, status: check.status, version: check.version, detail: check.detail };
 }
 
-/** A sandboxed executor whose program is fine still cannot run when bubblewrap cannot. */
-function withSandbox(row: DoctorRow, name: string, check: SandboxCheck): DoctorRow {
+/**
+ * A sandboxed executor whose program is fine still cannot run when bubblewrap cannot ("bwrap"),
+ * or runs unsandboxed, which the row says ("auto").
+ */
+function withSandbox(row: DoctorRow, name: string, mode: "auto" | "bwrap", check: SandboxCheck): DoctorRow {
   if (row.status !== "ok") return row;
   const key = `executors.${name}.sandbox`;
-  if (check.ok) return { ...row, detail: `${row.detail}; sandbox bwrap ok${check.version ? ` (${check.version})` : ""}` };
+  if (check.ok) return { ...row, detail: `${row.detail}; sandbox ${mode === "auto" ? "auto: " : ""}bwrap ok${check.version ? ` (${check.version})` : ""}` };
+  if (mode === "auto") {
+    return { ...row, detail: `${row.detail}; runs WITHOUT a sandbox (${key} is "auto" and ${check.detail.replace(/\.$/, "")}). Install bubblewrap, or set ${key} to "none" to accept that.` };
+  }
   return {
     ...row,
     status: check.status === "missing" ? "missing" : "error",

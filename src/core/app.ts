@@ -572,7 +572,7 @@ export class App {
     this.schedules.set(job.id, schedule);
     this.events.emit("job", job, "added");
     if (this.started) this.reschedule(job);
-    return { job, created: true, warnings: this.executorWarnings(this.executorOf(job)), triggerToken };
+    return { job, created: true, warnings: await this.executorWarnings(this.executorOf(job)), triggerToken };
   }
 
   async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp" } = {}): Promise<Job> {
@@ -758,8 +758,14 @@ export class App {
   /** Looking a program up on PATH costs a stat per PATH entry; once a minute is enough. */
   private readonly programChecks = new Map<string, { found: boolean; at: number }>();
 
-  executorWarnings(name: string): string[] {
-    const program = this.executors.get(name)?.program;
+  async executorWarnings(name: string): Promise<string[]> {
+    const executor = this.executors.get(name);
+    // "sandbox": "auto" where bubblewrap does not work: the model should know its job runs unconfined.
+    const sandbox = (await executor?.sandboxWarning?.()) ?? null;
+    return [...this.programWarnings(name, executor?.program ?? null), ...(sandbox ? [sandbox] : [])];
+  }
+
+  private programWarnings(name: string, program: string | null): string[] {
     if (!program) return [];
     let check = this.programChecks.get(program);
     if (!check || Date.now() - check.at > 60_000) {

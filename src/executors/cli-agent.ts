@@ -1,4 +1,5 @@
 import { AUTH_VARS, buildChildEnv } from "./env.js";
+import type { RunLimits } from "./limits.js";
 import { resolveProgram, runProcess, type ProcessGroups, type ProcessResult, type ProcessSpec } from "./process.js";
 import { runSandboxed, type SandboxSettings } from "./sandbox.js";
 import type { ExecutionRequest, ExecutionResult } from "./types.js";
@@ -8,8 +9,10 @@ export interface ProcessExecutorOptions {
   serverEnv: NodeJS.ProcessEnv;
   envAllow: string[];
   killGraceMs: number;
-  /** Set when the executor's config says `"sandbox": "bwrap"`: every attempt starts under bubblewrap. */
+  /** Unless the executor's config says `"sandbox": "none"`: attempts start under bubblewrap ("auto": when it works here). */
   sandbox?: SandboxSettings | null;
+  /** Memory, processes and work-dir bytes of each attempt (limits.ts); none when absent. */
+  limits?: RunLimits | null;
   /** Where the attempts' process groups are kept; the shared default set if absent. */
   processGroups?: ProcessGroups;
 }
@@ -66,6 +69,7 @@ export function runAgentProcess(
     signal: req.signal,
     ...(opts.onStdoutLine ? { onStdoutLine: opts.onStdoutLine } : {}),
     ...(opts.processGroups ? { groups: opts.processGroups } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   };
   // The one place where a program executor's attempt is put in its sandbox.
   if (opts.sandbox) {
@@ -93,6 +97,7 @@ export function unfinishedResult(
   const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
   // Trying again cannot help: the sandbox fails the same way until the operator changes something.
   if (proc.sandboxError) return { ...base, status: "failed", permanent: true, error: `Executor "${ref.executorName}" could not start: ${proc.sandboxError}` };
+  if (proc.limitError) return { ...base, status: "failed", error: `Stopped: ${proc.limitError}; the process group was killed. Raise the limit in the executor's config if the run needs more.` };
   if (proc.spawnError) {
     const missing = resolveProgram(ref.program, proc.env.PATH, req.workDir) === null;
     const hint = missing ? ` Install it or set ${ref.configKey} in the config file.` : "";

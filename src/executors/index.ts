@@ -4,7 +4,8 @@ import { CodexExecutor } from "./codex.js";
 import { CommandExecutor } from "./command.js";
 import { OpenAIExecutor } from "./openai.js";
 import type { ProcessGroups } from "./process.js";
-import { sandboxSettings } from "./sandbox.js";
+import { runLimits } from "./limits.js";
+import { autoSandboxWarning, sandboxSettings, type SandboxSettings } from "./sandbox.js";
 import type { Executor } from "./types.js";
 
 export interface ExecutorContext {
@@ -30,7 +31,14 @@ export function createExecutors(config: Config, ctx: ExecutorContext): Map<strin
 }
 
 export function createExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext): Executor {
-  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox: sandboxSettings(name, cfg, ctx), processGroups: ctx.processGroups };
+  const sandbox = sandboxSettings(name, cfg, ctx);
+  const executor = buildExecutor(name, cfg, config, ctx, sandbox);
+  if (sandbox?.mode === "auto") executor.sandboxWarning = () => autoSandboxWarning(sandbox, ctx.serverEnv);
+  return executor;
+}
+
+function buildExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext, sandbox: SandboxSettings | null): Executor {
+  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox, limits: runLimits(cfg), processGroups: ctx.processGroups };
   switch (cfg.type) {
     case "claude-code":
       return new ClaudeCodeExecutor(name, cfg, common);

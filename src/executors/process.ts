@@ -3,6 +3,9 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync 
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
+import { hitFileCap, limitMessages, rlimitPrefix, watchLimits, type RunLimits } from "./limits.js";
+import { killOrphanedRuns } from "./orphans.js";
+import { reaperForget, reaperTrack } from "./reaper.js";
 
 export interface ProcessSpec {
   argv: string[];
@@ -37,6 +40,11 @@ export interface ProcessSpec {
   onStdoutLine?: (line: string) => boolean | void;
   /** Where the child's process group is kept while it runs; the shared default set if absent. */
   groups?: ProcessGroups;
+  /**
+   * A run's limits (see limits.ts): watched while it runs, past one it is killed and
+   * `limitError` says which. The working directory is the work dir whose growth counts.
+   */
+  limits?: RunLimits | null;
 }
 
 export interface ProcessResult {
@@ -55,6 +63,8 @@ export interface ProcessResult {
   durationMs: number;
   /** What the child wrote to fd 3 (the first 64 KiB), when `statusFd` asked for it. */
   status?: string;
+  /** The limit the run passed, in words ("the run used more than 64 MB of memory (max_memory_mb)"), when it was stopped for it. */
+  limitError?: string | null;
 }
 
 /**
@@ -82,8 +92,10 @@ export class ProcessGroups {
     return this.live.size;
   }
 
-  add(pgid: number): void {
+  /** `runId`: the run's AGENT_CRON_RUN_ID, so that the reaper can find what left the group too. */
+  add(pgid: number, runId?: string): void {
     this.live.add(pgid);
+    if (runId) reaperTrack(pgid, runId);
     withLiveGroups.add(this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -92,6 +104,7 @@ export class ProcessGroups {
   }
 
   delete(pgid: number): void {
+    if (this.live.has(pgid)) reaperForget(pgid);
     this.live.delete(pgid);
     if (this.live.size === 0) withLiveGroups.delete(this);
   }
@@ -305,6 +318,20 @@ function nextSpawn(): void {
   if (spawnWaiters.length) setImmediate(nextSpawn);
 }
 
+/** prlimit, looked up once: the kernel's per-file cap of a run (see limits.ts). */
+let prlimitProgram: string | null | undefined;
+
+/**
+ * The argv to spawn: the program under its rlimits when it has limits, prlimit is installed
+ * and the program is there (a missing program must fail in spawn, with its own message).
+ */
+function withRlimits(spec: ProcessSpec): string[] {
+  if (!spec.limits || process.platform !== "linux") return spec.argv;
+  prlimitProgram ??= resolveProgram("prlimit", "/usr/bin:/bin:/usr/sbin:/sbin");
+  if (!prlimitProgram || !existsSync(spec.cwd) || !resolveProgram(spec.argv[0] ?? "", spec.env.PATH, spec.cwd)) return spec.argv;
+  return [...rlimitPrefix(spec.limits, prlimitProgram), ...spec.argv];
+}
+
 function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
   const started = performance.now();
   const stdout = new HeadBuffer(spec.maxOutputBytes);
@@ -324,6 +351,8 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
     const timers: NodeJS.Timeout[] = [];
     let child: ChildProcess | undefined;
     let pgid: number | undefined;
+    let limitError: string | null = null;
+    let stopWatch: (() => { reason: string | null; escaped: boolean }) | null = null;
 
     const finish = () => {
       if (done) return;
@@ -334,6 +363,12 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
         signalGroup(pgid, "SIGKILL");
         groups.delete(pgid);
       }
+      const last = stopWatch?.();
+      limitError ??= last?.reason ?? null;
+      if (!limitError && spec.limits && exitCode !== 0 && hitFileCap(exitSignal, stderr.text())) limitError = limitMessages.file(spec.limits);
+      // What left the process group (setsid) outlives the group kill: it carries the run's id.
+      const runId = spec.env.AGENT_CRON_RUN_ID;
+      if (runId && (timedOut || canceled || limitError || last?.escaped)) killOrphanedRuns([runId]);
       child?.stdout?.destroy();
       child?.stderr?.destroy();
       child?.stdin?.destroy();
@@ -350,6 +385,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
         spawnError,
         durationMs: Math.round(performance.now() - started),
         ...(status ? { status: status.text() } : {}),
+        ...(spec.limits ? { limitError } : {}),
       });
     };
 
@@ -377,7 +413,8 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
     }
 
     try {
-      child = spawn(program, spec.argv.slice(1), {
+      const argv = withRlimits(spec);
+      child = spawn(argv[0], argv.slice(1), {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,
@@ -399,7 +436,20 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
     if (child.pid === undefined) return; // the "error" event follows
 
     pgid = child.pid;
-    groups.add(pgid);
+    groups.add(pgid, spec.env.AGENT_CRON_RUN_ID);
+    if (spec.limits) {
+      stopWatch = watchLimits({
+        pgid,
+        workDir: spec.cwd,
+        limits: spec.limits,
+        onExceeded: (reason) => {
+          if (done || limitError) return;
+          limitError = reason;
+          // No grace: a run past its memory or process limit is a danger to the host now.
+          signalGroup(pgid!, "SIGKILL");
+        },
+      });
+    }
 
     const lines = spec.onStdoutLine ? new LineSplitter(spec.maxOutputBytes) : null;
     let watching = lines !== null;

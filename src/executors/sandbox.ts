@@ -1,10 +1,13 @@
 /**
- * The OS sandbox of executors that start a program (SPEC §16): with `"sandbox": "bwrap"` an
- * attempt runs under bubblewrap, in its own pid (and ipc) namespace, without capabilities, on
- * a read-only view of the system, with HOME, /tmp and the owner's hidden paths (data dir,
- * config file, the root of default work dirs) replaced by empty tmpfs (files by an unreadable
- * /dev/null), and of the host's files only its work dir, its scratch dir and the executor's
- * own config (claude-code, codex) writable.
+ * The OS sandbox of executors that start a program (SPEC §16, §20): with `"sandbox": "auto"`
+ * (the default) an attempt runs under bubblewrap when bubblewrap works on this host, and
+ * without it (with a warning at start, in doctor and in add_cron answers) when it does not;
+ * `"bwrap"` requires it; `"none"` never uses it. Under bubblewrap the run has its own user,
+ * pid (and ipc) namespace, no capabilities, a read-only view of the system (the kernel's
+ * tunables under /proc and /sys included), with HOME, /tmp and the owner's hidden paths (data
+ * dir, config file, the root of default work dirs) replaced by empty tmpfs (files by an
+ * unreadable /dev/null), and of the host's files only its work dir, its scratch dir and the
+ * executor's own config (claude-code, codex) writable.
  *
  * Everything here works on real paths: mounts are applied in the order given to bwrap, so
  * the mount list is sorted by depth (a deeper mount is applied after, and wins over, the
@@ -18,13 +21,15 @@ import type { Config, ExecutorConfig } from "../config.js";
 import { isWithin } from "../core/work-dirs.js";
 import { resolveProgram, runProcess, type ProcessResult, type ProcessSpec } from "./process.js";
 
-export type SandboxMode = "none" | "bwrap";
+export type SandboxMode = "auto" | "none" | "bwrap";
 
 /** The fd on which bwrap reports, as JSON, the program's start and exit (`--json-status-fd`). */
 const STATUS_FD = 3;
 
 /** One executor's sandbox, fixed when the executor is built from config. */
 export interface SandboxSettings {
+  /** "auto": only when bubblewrap works here (see bwrapWorksHere); "bwrap": always, or the run fails. */
+  mode: "auto" | "bwrap";
   /** For messages: `executors.<name>.sandbox`. */
   executorName: string;
   /** The operator's `binds`: absolute paths, read-only unless suffixed `:rw`. */
@@ -43,15 +48,21 @@ export interface SandboxContext {
   bwrapProgram?: string;
 }
 
-/** The OS sandbox an executor's config asks for; executors that start no program have none. */
+/**
+ * The OS sandbox an executor's config asks for; executors that start no program have none.
+ * Anything but "none" and "bwrap" is "auto", the default (a codex mode under `sandbox` too).
+ */
 export function sandboxMode(cfg: ExecutorConfig): SandboxMode {
-  return cfg.type !== "openai" && cfg.sandbox === "bwrap" ? "bwrap" : "none";
+  if (cfg.type === "openai" || cfg.sandbox === "none") return "none";
+  return cfg.sandbox === "bwrap" ? "bwrap" : "auto";
 }
 
 /** The sandbox of one executor, or null when it runs its program as it is. */
 export function sandboxSettings(name: string, cfg: ExecutorConfig, ctx: SandboxContext): SandboxSettings | null {
-  if (cfg.type === "openai" || sandboxMode(cfg) !== "bwrap") return null;
+  const mode = sandboxMode(cfg);
+  if (cfg.type === "openai" || mode === "none") return null;
   return {
+    mode,
     executorName: name,
     binds: cfg.binds ?? [],
     network: cfg.network ?? true,
@@ -147,15 +158,20 @@ function executorNeeds(type: string, env: Record<string, string>, home: string |
 }
 
 /**
- * The flags of every sandbox, before its mounts. --cap-drop ALL matters when the server runs
- * as root: bwrap then keeps every capability by default, and a program with CAP_SYS_ADMIN
- * could simply unmount what hides the data dir, or remount the system writable. No
- * --new-session: it would take the program out of the process group that runProcess signals
- * on timeout and cancel; the group has no terminal anyway (spawned detached, so setsid).
+ * The flags of every sandbox, before its mounts. When the server runs as root, bwrap keeps
+ * every capability by default, and a program with CAP_SYS_ADMIN could simply unmount what
+ * hides the data dir, or remount the system writable: --cap-drop ALL takes them away, and
+ * --unshare-user puts the run in a user namespace of its own, so that whatever it gains there
+ * is no capability over the host's namespaces (a write to /proc/sys/kernel/hostname needs
+ * CAP_SYS_ADMIN over the host's). No --new-session: it would take the program out of the
+ * process group that runProcess signals on timeout and cancel; the group has no terminal
+ * anyway (spawned detached, so setsid). --die-with-parent: the sandbox, and every process in
+ * its pid namespace, dies with the server, even of kill -9.
  */
 function baseFlags(network: boolean, statusFd: number): string[] {
   return [
     "--die-with-parent",
+    "--unshare-user",
     "--cap-drop",
     "ALL",
     "--unshare-pid",
@@ -174,6 +190,14 @@ function baseFlags(network: boolean, statusFd: number): string[] {
  * (see resolveProgram): bwrap would otherwise look it up inside the sandbox. Paths that do not
  * exist are skipped, except the operator's binds, which bwrap then refuses with its reason.
  */
+/**
+ * The kernel's knobs in the sandbox's fresh /proc, bound read-only over it (as container
+ * runtimes do): the files there are root's, and a root server's run is root (uid 0) to their
+ * permission bits even in its own user namespace. /sys is read-only with the rest of the
+ * system (the recursive --ro-bind of /).
+ */
+const KERNEL_TUNABLES = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"];
+
 /** Sockets outside the runtime dir that would let a run act as the user outside the sandbox. */
 const SESSION_SOCKETS = ["/run/dbus", "/var/run/dbus", "/run/docker.sock", "/var/run/docker.sock", "/run/systemd/private"];
 
@@ -231,6 +255,7 @@ export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): strin
     const b = parseBind(spec);
     bind(b.path, b.rw, true);
   }
+  for (const p of KERNEL_TUNABLES) bind(p, false, false);
   bind(opts.scratchDir, true, true);
   bind(opts.workDir, true, true);
 
@@ -281,7 +306,8 @@ export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): strin
  * status fd carries an "exit-code" only for a program it started) or the run was stopped.
  */
 export function sandboxFailure(proc: ProcessResult): string | null {
-  if (proc.timedOut || proc.canceled) return null;
+  // Stopped by us: a run killed for passing a limit had started, whatever bwrap could not report.
+  if (proc.timedOut || proc.canceled || proc.limitError) return null;
   if (proc.spawnError) return `bwrap could not be started: ${proc.spawnError}`;
   if (/"exit-code"\s*:/.test(proc.status ?? "") || proc.exitCode === 0) return null;
   const own = proc.stderr
@@ -326,6 +352,9 @@ export async function runSandboxed(
   extra: { type: string; scratchDir: string; serverEnv: NodeJS.ProcessEnv },
 ): Promise<ProcessResult & { sandboxError: string | null }> {
   const key = `executors.${settings.executorName}.sandbox`;
+  // "auto" where bubblewrap does not work: the run goes on without it, as start-up, doctor and
+  // add_cron said it would (autoSandboxWarning).
+  if (settings.mode === "auto" && !(await bwrapWorksHere(settings.bwrap, extra.serverEnv)).ok) return { ...(await runProcess(spec)), sandboxError: null };
   // As runProcess says it, and not a sandbox failure: the next attempt may find it.
   if (!probe(spec.cwd)?.dir) return { ...notStarted(`working directory ${spec.cwd} does not exist`), sandboxError: null };
   // Resolved here, on the child's PATH as spawn would, so that bwrap gets an absolute path and
@@ -392,13 +421,39 @@ export async function bwrapAvailable(opts: { program?: string; env?: NodeJS.Proc
   const proc = await runProcess({
     ...base,
     statusFd: true,
-    argv: [bwrap, ...baseFlags(false, STATUS_FD), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--", "true"],
+    argv: [bwrap, ...baseFlags(false, STATUS_FD), "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--tmpfs", "/tmp", "--", "true"],
   });
   if (proc.exitCode === 0 && /"exit-code"\s*:\s*0/.test(proc.status ?? "")) {
-    return { ok: true, status: "ok", program: bwrap, version, detail: "bubblewrap works here: a test sandbox started (own pid and network namespace, no capabilities, read-only system)." };
+    return { ok: true, status: "ok", program: bwrap, version, detail: "bubblewrap works here: a test sandbox started (own user, pid and network namespace, no capabilities, read-only system)." };
   }
   const why = proc.timedOut ? "the test sandbox did not finish within 5 s" : (sandboxFailure(proc) ?? `the test sandbox exited with code ${proc.exitCode ?? proc.signal}`);
   return { ok: false, status: "error", program: bwrap, version, detail: `bubblewrap is installed but cannot start a sandbox here: ${why}.` };
+}
+
+const checks = new Map<string, Promise<SandboxCheck>>();
+
+/**
+ * bwrapAvailable, tried once per program and PATH for the life of the process: "auto" asks
+ * before every run, and a trial sandbox costs two process starts.
+ */
+export function bwrapWorksHere(program: string, env: NodeJS.ProcessEnv): Promise<SandboxCheck> {
+  const key = `${program}\0${env.PATH ?? ""}`;
+  let check = checks.get(key);
+  if (!check) checks.set(key, (check = bwrapAvailable({ program, env })));
+  return check;
+}
+
+/**
+ * What to tell the operator (at start, in doctor) and the model (add_cron answers) about an
+ * executor left on "sandbox": "auto" where bubblewrap does not work: its runs go unsandboxed.
+ * Null when the executor is sandboxed, or said "none" itself.
+ */
+export async function autoSandboxWarning(settings: SandboxSettings | null, env: NodeJS.ProcessEnv): Promise<string | null> {
+  if (settings?.mode !== "auto") return null;
+  const check = await bwrapWorksHere(settings.bwrap, env);
+  if (check.ok) return null;
+  const key = `executors.${settings.executorName}.sandbox`;
+  return `Executor "${settings.executorName}" runs without a sandbox (${key} is "auto" and ${check.detail.replace(/\.$/, "")}): its runs can read and write what the server's user can. Install bubblewrap, or set ${key} to "none" to accept that.`;
 }
 
 /**
@@ -412,5 +467,5 @@ export function sandboxStartupNote(config: Pick<Config, "executors">, env: NodeJ
   if (!open.length) return null;
   // A PATH lookup, not a trial run: this is said at every start, and doctor runs the real check.
   if (!resolveProgram("bwrap", env.PATH)) return null;
-  return `bubblewrap is available: set "sandbox": "bwrap" on an executor to isolate its runs (not sandboxed now: ${open.join(", ")}).`;
+  return `bubblewrap is available: remove "sandbox": "none" from an executor (or set "auto") to isolate its runs (not sandboxed now: ${open.join(", ")}).`;
 }

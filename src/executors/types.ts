@@ -64,4 +64,6 @@ export interface Executor {
   execute(req: ExecutionRequest): Promise<ExecutionResult>;
   /** The program this executor starts, for `doctor` and `add_cron` warnings; null when none. */
   readonly program: string | null;
+  /** Why its runs go without the sandbox they would have by default ("sandbox": "auto"), or null. */
+  sandboxWarning?: () => Promise<string | null>;
 }

@@ -287,17 +287,19 @@ describe("doctor and the start-up note", () => {
     const config = parseConfig({
       executors: {
         boxed: { type: "command", command: ["node", probe], sandbox: "bwrap" },
-        open: { type: "command", command: ["node", probe] },
+        auto: { type: "command", command: ["node", probe] },
+        open: { type: "command", command: ["node", probe], sandbox: "none" },
       },
       default_executor: "boxed",
     });
     const rows = await doctor(config, process.env, { sandbox: true });
-    expect(rows.map((r) => [r.executor, r.status])).toEqual([["boxed", "ok"], ["open", "ok"], ["(sandbox)", "ok"]]);
+    expect(rows.map((r) => [r.executor, r.status])).toEqual([["boxed", "ok"], ["auto", "ok"], ["open", "ok"], ["(sandbox)", "ok"]]);
     expect(rows[0].detail).toContain("sandbox bwrap ok");
-    expect(rows[1].detail).not.toContain("sandbox");
+    expect(rows[1].detail).toContain("sandbox auto: bwrap ok");
+    expect(rows[2].detail).not.toContain("sandbox");
 
     expect(await sandboxStartupNote(config, process.env)).toBe(
-      'bubblewrap is available: set "sandbox": "bwrap" on an executor to isolate its runs (not sandboxed now: open).',
+      'bubblewrap is available: remove "sandbox": "none" from an executor (or set "auto") to isolate its runs (not sandboxed now: open).',
     );
   });
 

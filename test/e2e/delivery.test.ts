@@ -72,7 +72,7 @@ function channels(): Json {
 }
 
 async function server(extra: Json = {}, prefix = "agent-cron-deliver-"): Promise<{ s: Server; dir: string }> {
-  const dir = makeDataDir({ channels: channels(), executors: { fail: fixtureExecutor("fail-agent.mjs", "3"), quiet: { type: "command", command: [process.execPath, "-e", ""] } }, ...extra }, prefix);
+  const dir = makeDataDir({ channels: channels(), executors: { fail: fixtureExecutor("fail-agent.mjs", "3"), quiet: { type: "command", command: [process.execPath, "-e", ""], sandbox: "none" } }, ...extra }, prefix);
   cleanup.push(() => removeDir(dir));
   const s = await Server.start(dir, { env: channelEnv() });
   cleanup.push(() => s.kill9());

@@ -151,7 +151,7 @@ describe("claude-code runs through the server (the fake Claude Code CLI)", () =>
     cleanup.push(() => removeDir(scratch));
     const recordFile = path.join(scratch, "calls.jsonl");
     const s = await start({
-      config: { default_executor: "claude", executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), env: { FAKE_AGENT_RECORD: recordFile } } } },
+      config: { default_executor: "claude", executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), env: { FAKE_AGENT_RECORD: recordFile }, sandbox: "none" } } },
       env: { HOME: scratch },
     });
     const calls = () => readFileSync(recordFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { argv: string[]; stdin: string });

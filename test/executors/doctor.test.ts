@@ -26,11 +26,11 @@ describe("doctor", () => {
   it("finds binaries and their versions, checks endpoints, and reports what is missing or down", async () => {
     const config = parseConfig({
       executors: {
-        claude: { type: "claude-code", bin: "fake-claude.mjs" },
-        codex: { type: "codex", bin: fixture("fake-codex.mjs") },
-        gone: { type: "codex", bin: "agent-cron-no-such-codex" },
-        broken: { type: "claude-code", bin: fixture("fail-agent.mjs") },
-        script: { type: "command", command: ["node", "my-agent.mjs", "{prompt}"] },
+        claude: { type: "claude-code", bin: "fake-claude.mjs", sandbox: "none" },
+        codex: { type: "codex", bin: fixture("fake-codex.mjs"), sandbox: "none" },
+        gone: { type: "codex", bin: "agent-cron-no-such-codex", sandbox: "none" },
+        broken: { type: "claude-code", bin: fixture("fail-agent.mjs"), sandbox: "none" },
+        script: { type: "command", command: ["node", "my-agent.mjs", "{prompt}"], sandbox: "none" },
         local: { type: "openai", base_url: baseUrl, model: "llama3.2", api_key_env: "LOCAL_KEY" },
         open: { type: "openai", base_url: baseUrl + "/", model: "llama3.2" },
         down: { type: "openai", base_url: "http://127.0.0.1:1/v1", model: "x" },

@@ -241,7 +241,7 @@ describe("sandbox config", () => {
     throw new Error("config was accepted");
   };
 
-  it("accepts sandbox, binds and network on program executors, and defaults to no sandbox", () => {
+  it("accepts sandbox, binds and network on program executors, and defaults to the sandbox where it works (auto)", () => {
     const cfg = parseConfig({
       executors: {
         claude: { type: "claude-code", sandbox: "bwrap", binds: ["/srv/data", "/var/cache/tool:rw"], network: false },
@@ -252,8 +252,9 @@ describe("sandbox config", () => {
     });
     expect(sandboxMode(cfg.executors.claude)).toBe("bwrap");
     expect(sandboxMode(cfg.executors.script)).toBe("none");
-    expect(sandboxMode(cfg.executors.plain)).toBe("none");
+    expect(sandboxMode(cfg.executors.plain)).toBe("auto");
     expect(sandboxSettings("claude", cfg.executors.claude, { hiddenPaths: ["/data"] })).toEqual({
+      mode: "bwrap",
       executorName: "claude",
       binds: ["/srv/data", "/var/cache/tool:rw"],
       network: false,
@@ -261,7 +262,8 @@ describe("sandbox config", () => {
       bwrap: "bwrap",
     });
     expect(sandboxSettings("codex", cfg.executors.codex, {})).toMatchObject({ network: true, binds: [], hiddenPaths: [] });
-    expect(sandboxSettings("plain", cfg.executors.plain, {})).toBeNull();
+    expect(sandboxSettings("plain", cfg.executors.plain, {})).toMatchObject({ mode: "auto", network: true });
+    expect(sandboxSettings("script", cfg.executors.script, {})).toBeNull();
   });
 
   it("refuses bad binds, naming the entry", () => {
@@ -279,23 +281,24 @@ describe("sandbox config", () => {
     expect(bad({ ...openai, sandbox: "bwrap" })).toContain("executors.x.sandbox: applies to executors that start a program");
     expect(bad({ ...openai, network: false })).toContain("executors.x.network: applies to executors that start a program");
     expect(bad({ ...openai, binds: ["/srv"] })).toContain("executors.x.binds: applies to executors that start a program");
-    expect(bad({ type: "command", command: ["node"], network: false })).toContain('executors.x.network: takes effect only with "sandbox": "bwrap"');
-    expect(bad({ type: "claude-code", sandbox: "none", binds: ["/srv"] })).toContain('executors.x.binds: takes effect only with "sandbox": "bwrap"');
-    expect(bad({ type: "command", command: ["node"], sandbox: "docker" })).toContain('executors.x.sandbox must be one of "none", "bwrap"');
+    expect(bad({ type: "command", command: ["node"], sandbox: "none", network: false })).toContain('executors.x.network: takes effect only with the sandbox');
+    expect(bad({ type: "claude-code", sandbox: "none", binds: ["/srv"] })).toContain('executors.x.binds: takes effect only with the sandbox');
+    expect(bad({ type: "command", command: ["node"], sandbox: "docker" })).toContain('executors.x.sandbox must be one of "auto", "none", "bwrap"');
+    expect(bad({ ...openai, max_memory_mb: 64 })).toContain("executors.x.max_memory_mb: applies to executors that start a program");
   });
 
   it("keeps codex's own sandbox modes under sandbox as before, and takes codex_sandbox", () => {
     const codex = (over: Record<string, unknown>) => ExecutorConfigSchema.parse({ type: "codex", ...over }) as CodexExecutorConfig;
     expect(codexSandboxMode(codex({}))).toBe("workspace-write");
-    expect(sandboxMode(codex({}))).toBe("none");
+    expect(sandboxMode(codex({}))).toBe("auto");
     expect(codexSandboxMode(codex({ sandbox: "read-only" }))).toBe("read-only");
-    expect(sandboxMode(codex({ sandbox: "read-only" }))).toBe("none");
+    expect(sandboxMode(codex({ sandbox: "read-only" }))).toBe("auto");
     const both = codex({ sandbox: "bwrap", codex_sandbox: "danger-full-access" });
     expect([sandboxMode(both), codexSandboxMode(both)]).toEqual(["bwrap", "danger-full-access"]);
     expect(bad({ type: "codex", sandbox: "read-only", codex_sandbox: "workspace-write" })).toContain(
       "executors.x.sandbox: names codex's own mode \"read-only\" while codex_sandbox is also set",
     );
-    expect(bad({ type: "codex", sandbox: "read-only", network: false })).toContain('executors.x.network: takes effect only with "sandbox": "bwrap"');
+    expect(bad({ type: "codex", sandbox: "none", network: false })).toContain('executors.x.network: takes effect only with the sandbox');
   });
 });
 

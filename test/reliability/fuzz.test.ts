@@ -158,7 +158,7 @@ describe("fuzz: hostile tool arguments against one running server", () => {
       max_concurrent: 2,
       runs_per_job: 5,
       work_dir_roots: [root],
-      executors: { true: { type: "command", command: ["/bin/true", "{prompt}"] } },
+      executors: { true: { type: "command", command: ["/bin/true", "{prompt}"], sandbox: "none" } },
     }, "agent-cron-fuzz-");
     s = await Server.start(dataDir);
     await s.client.listTools(); // the client then checks every structuredContent against its outputSchema

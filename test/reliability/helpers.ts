@@ -33,7 +33,7 @@ if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" fi
 export type Json = Record<string, any>;
 
 /** A command executor over a fixture script, run with this very node binary. */
-export const fixtureExecutor = (file: string, ...args: string[]) => ({ type: "command", command: [NODE, fixture(file), ...args] });
+export const fixtureExecutor = (file: string, ...args: string[]) => ({ type: "command", command: [NODE, fixture(file), ...args], sandbox: "none" });
 
 /** A fresh temp data dir with a config.json: the echo fixture as default executor, plus `extra`. */
 export function makeDataDir(extra: Json = {}, prefix = "agent-cron-rel-"): string {

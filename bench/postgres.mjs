@@ -140,7 +140,7 @@ function home(config) {
       default_executor: "echo",
       max_concurrent: MAX_CONCURRENT,
       runs_per_job: 1000,
-      executors: { echo: { type: "command", command: ["/bin/echo", "{prompt}"] } },
+      executors: { echo: { type: "command", command: ["/bin/echo", "{prompt}"], sandbox: "none" } },
       ...config,
     }),
   );

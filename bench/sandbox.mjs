@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// What the sandbox costs a run (a benchmark, not a test): the median time of one attempt of a
+// trivial command executor (`/bin/true`), from the executor's start to the program's end,
+// with "sandbox": "none" and with "sandbox": "auto" (bubblewrap where it works here). Both
+// carry the per-run limits (prlimit and the /proc watcher), as every run does.
+//
+//   node bench/sandbox.mjs                 # 40 runs each (after 5 warm-up runs)
+//   node bench/sandbox.mjs --runs 100
+//
+// The executors are bundled from src/ into .cache/bench-lib/, as bench/run.mjs does for the store.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values: opt } = parseArgs({ options: { runs: { type: "string", default: "40" } } });
+const RUNS = Number(opt.runs);
+
+const { build } = await import("esbuild");
+const outdir = path.join(root, ".cache", "bench-lib");
+await build({ entryPoints: [path.join(root, "src", "executors", "index.ts"), path.join(root, "src", "executors", "sandbox.ts")], outdir, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+const { createExecutor } = await import(pathToFileURL(path.join(outdir, "index.js")).href);
+const { bwrapWorksHere } = await import(pathToFileURL(path.join(outdir, "sandbox.js")).href);
+
+const base = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-sandbox-"));
+const serverEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.homedir() };
+const check = await bwrapWorksHere("bwrap", serverEnv);
+
+async function attempt(executor, i) {
+  const workDir = mkdtempSync(path.join(base, "run-"));
+  const t0 = performance.now();
+  const r = await executor.execute({
+    runId: `bench-${i}`, jobId: "bench", sessionId: "bench", resume: false, scheduledFor: "", prompt: "", workDir,
+    timeoutMs: 30_000, outputFormat: "text", outputSchema: null, maxCostUsd: null, signal: new AbortController().signal,
+    scratchDir: workDir, maxOutputBytes: 65_536,
+  });
+  const ms = performance.now() - t0;
+  if (r.status !== "completed") throw new Error(`run ${i} ended ${r.status}: ${r.error}`);
+  return ms;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const rows = [];
+for (const sandbox of ["none", "auto"]) {
+  const executor = createExecutor(sandbox, { type: "command", command: ["/bin/true"], output: "text", env: {}, sandbox }, { env_allow: [] }, { serverEnv, killGraceMs: 500, hiddenPaths: [] });
+  for (let i = 0; i < 5; i++) await attempt(executor, i);
+  const times = [];
+  for (let i = 0; i < RUNS; i++) times.push(await attempt(executor, i));
+  rows.push({ sandbox, sandboxed: sandbox === "auto" && check.ok, runs: RUNS, median_ms: Math.round(median(times) * 10) / 10, p90_ms: Math.round([...times].sort((a, b) => a - b)[Math.floor(RUNS * 0.9)] * 10) / 10 });
+}
+rmSync(base, { recursive: true, force: true });
+
+process.stdout.write(`\n== sandbox: one run of /bin/true (${check.ok ? `bubblewrap works here: ${check.version}` : `bubblewrap does not work here: ${check.detail}`})\n`);
+process.stdout.write("SANDBOX  SANDBOXED  RUNS  MEDIAN ms  P90 ms\n");
+for (const r of rows) process.stdout.write(`${r.sandbox.padEnd(7)}  ${String(r.sandboxed).padEnd(9)}  ${String(r.runs).padEnd(4)}  ${String(r.median_ms).padEnd(9)}  ${r.p90_ms}\n`);
+const [none, auto] = rows;
+process.stdout.write(`auto costs ${Math.round((auto.median_ms - none.median_ms) * 10) / 10} ms more per run (median)\n`);

@@ -155,3 +155,38 @@ describe("the server's secrets are not in its environment block", () => {
     }
   });
 });
+
+describe("starting an owner without secrets in its environment (src/secret-env.ts, for the background owner)", () => {
+  it("hands the secrets over a pipe: the owner uses the token, and its environment block holds only the allow-listed names", async () => {
+    const { ownerEnvironment, handOverSecrets, SECRETS_FD_ENV } = await import("../../src/secret-env.js");
+    const { spawn } = await import("node:child_process");
+    const dataDir = makeDataDir();
+    dirs.push(dataDir);
+    const token = "owner-token-91c2aa";
+    const { env, secrets } = ownerEnvironment({ PATH: process.env.PATH, HOME: process.env.HOME, AGENT_CRON_TOKEN: token, OPENAI_API_KEY: "sk-owner-91c2aa", AGENT_CRON_ALWAYS_ON: "client" });
+    expect(Object.keys(env).sort()).toEqual(["HOME", "PATH"]);
+    const child = spawn(NODE, [path.join(process.cwd(), "dist", "cli.js"), "serve", "--http", "--port", "0", "--data-dir", dataDir], {
+      env: { ...env, [SECRETS_FD_ENV]: "3" },
+      stdio: ["ignore", "ignore", "pipe", "pipe"],
+    });
+    try {
+      handOverSecrets(child, secrets);
+      let stderr = "";
+      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+      const url = await waitFor(() => /agent-cron ready http (\S+)/.exec(stderr)?.[1], { what: "the ready line" });
+      const block = readFileSync(`/proc/${child.pid}/environ`, "latin1").split("\0").filter(Boolean);
+      expect(block.map((e) => e.split("=")[0]).sort()).toEqual([SECRETS_FD_ENV, "HOME", "PATH"]);
+      // The token arrived: without it the endpoint refuses, with it the request gets through.
+      const post = (auth?: string) =>
+        fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+        });
+      expect((await post()).status).toBe(401);
+      expect((await post(token)).status).toBe(200);
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+});

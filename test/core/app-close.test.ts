@@ -21,7 +21,7 @@ async function sleeperApp(): Promise<{ app: App; pidFile: string }> {
   const config = parseConfig({
     timezone: "UTC",
     default_executor: "sleeper",
-    executors: { sleeper: { type: "command", command: ["sh", "-c", `echo $$ > ${pidFile}; exec sleep 30`] } },
+    executors: { sleeper: { type: "command", command: ["sh", "-c", `echo $$ > ${pidFile}; exec sleep 30`], sandbox: "none" } },
   });
   const backend = openMemoryBackend({ runsPerJob: 10, clock: systemClock });
   const app = await composeApp({ ...backend, exclusive: true }, { dataDir: path.join(dir, "data"), config, workRoot: path.join(dir, "work") });

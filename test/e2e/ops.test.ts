@@ -41,7 +41,7 @@ describe("/healthz, /readyz and /metrics (SPEC §22)", () => {
     const hook = await receiver();
     const server = await HttpServer.start({
       config: {
-        executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs") } },
+        executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), sandbox: "none" } },
         channels: { hook: { type: "webhook", url_env: "HOOK_URL" } },
       },
       env: { HOOK_URL: hook },

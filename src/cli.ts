@@ -7,6 +7,8 @@ import { loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
+import type { AppEventBus } from "./core/events.js";
+import { logger } from "./log.js";
 import { takeSecrets } from "./secret-env.js";
 import { VERSION } from "./version.js";
 
@@ -210,10 +212,10 @@ function setup(values: Values): { dataDir: string; config: Config; configPath: s
 async function serve(args: string[]): Promise<number> {
   const { values } = parse(args, { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" } }, 0);
   const { dataDir, config, configPath: configFile } = setup(values);
-  const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
+  logger.setFormat(config.log_format);
   const { Host } = await import("./share/host.js");
   const host = await Host.open({ dataDir, config, configPath: configFile, role: "server", onNotice: notice });
-  host.events.on("notice", notice);
+  logEvents(host.events);
   const configPath = (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG;
   const { watchConfig } = await import("./config-watch.js");
   const watcher = watchConfig({
@@ -222,6 +224,7 @@ async function serve(args: string[]): Promise<number> {
     current: config,
     apply: (next, changed) => {
       host.applyConfig(next);
+      logger.setFormat(next.log_format);
       const later = changed.filter((k) => k === "http" || k === "timezone" || k === "metrics_port");
       const message = `Config reloaded (${changed.join(", ")} changed)${later.length ? `; ${later.join(" and ")} apply at the next start` : ""}.`;
       host.events.emit("notice", "info", message, { changed });
@@ -253,19 +256,19 @@ async function serve(args: string[]): Promise<number> {
       throw err;
     });
     closeTransport = http.close;
-    process.stderr.write(`agent-cron ready http ${http.url} data=${dataDir}\n`);
+    logger.ready(`agent-cron ready http ${http.url} data=${dataDir}`, { url: http.url, data_dir: dataDir });
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000));
   } else {
     const { serveStdio } = await import("./mcp/stdio.js");
     // The client quitting closes stdin: stop at once, interrupting runs in flight.
     closeTransport = await serveStdio(host, () => void stop(0));
-    process.stderr.write(`agent-cron ready stdio data=${dataDir}\n`);
+    logger.ready(`agent-cron ready stdio data=${dataDir}`, { data_dir: dataDir });
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
   }
   if (config.metrics_port !== undefined) {
     const { serveOps, metricsSourceOf } = await import("./ops/endpoints.js");
     const token = process.env[config.http.token_env] || undefined;
-    const log = (line: string) => process.stderr.write(line + "\n");
+    const log = (line: string) => logger.line(line, "metrics");
     const closeFirst = closeTransport;
     await serveOps(metricsSourceOf(host), { host: config.http.host, port: config.metrics_port, token, tokenEnv: config.http.token_env, allowedHosts: config.http.allowed_hosts, log }).then(
       (ops) => {
@@ -281,6 +284,27 @@ async function serve(args: string[]): Promise<number> {
   }
   void reportExecutors(config, host);
   return new Promise<number>(() => {});
+}
+
+/** A notice (the App's, the host's) as a log line; its data may name the job and run. */
+function notice(level: string, message: string, data: Record<string, unknown> = {}): void {
+  const lvl = level === "warning" || level === "error" ? level : "info";
+  logger.log(lvl, typeof data.event === "string" ? data.event : "notice", message, data);
+}
+
+/** What a server logs of its jobs and runs (SPEC §22: every line with its job and run ids). */
+function logEvents(events: AppEventBus): void {
+  events.on("notice", notice);
+  events.on("job", (job, change) => change !== "updated" && logger.log("info", `job.${change}`, `Job ${job.name ?? job.id} ${change}${job.state === "active" ? "" : ` (${job.state})`}.`, { job_id: job.id, run_id: null, job_name: job.name }));
+  events.on("run", (run, change, job) => {
+    const name = job?.name ?? run.job_id;
+    const ended = change === "finished";
+    const failed = ended && !["completed", "skipped"].includes(run.status);
+    const message = ended
+      ? `Run of ${name} ${run.status}${run.duration_ms !== null ? ` after ${(run.duration_ms / 1000).toFixed(1)} s` : ""}${run.error ? `: ${run.error.split("\n")[0].slice(0, 200)}` : ""}.`
+      : `Run of ${name} started (${run.trigger}).`;
+    logger.log(failed ? "warning" : "info", `run.${change}`, message, { job_id: run.job_id, run_id: run.id, job_name: job?.name ?? null, status: run.status, trigger: run.trigger, duration_ms: run.duration_ms });
+  });
 }
 
 /**
@@ -367,17 +391,17 @@ async function dashboard(args: string[]): Promise<number> {
   const { values } = parse(args, { port: { type: "string" } }, 0);
   const port = values.port === undefined ? 8766 : parsePort(String(values.port));
   const { dataDir, config, configPath } = setup(values);
-  const notice = (level: string, message: string) => process.stderr.write(`agent-cron ${level}: ${message}\n`);
+  logger.setFormat(config.log_format);
   const [{ Host }, { serveDashboard }] = await Promise.all([import("./share/host.js"), import("./dashboard/index.js")]);
   const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;
-  const server = await serveDashboard(host, { port, token, log: (line) => process.stderr.write(line + "\n") }).catch(async (err) => {
+  const server = await serveDashboard(host, { port, token, log: (line) => logger.line(line, "dashboard") }).catch(async (err) => {
     await host.close(0);
     throw err;
   });
   const owning = host.isOwner ? " (no server runs on this data dir: this process schedules its jobs until it stops)" : "";
-  process.stderr.write(`agent-cron ready dashboard ${server.url} data=${dataDir}${owning}\n`);
+  logger.ready(`agent-cron ready dashboard ${server.url} data=${dataDir}${owning}`, { url: server.url, data_dir: dataDir });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -11,6 +11,7 @@ import { createExecutors } from "./executors/index.js";
 import { ProcessGroups } from "./executors/process.js";
 import type { Executor } from "./executors/types.js";
 import { openFilesBackend } from "./backends/files/index.js";
+import { logger } from "./log.js";
 
 /**
  * The composition root: reads the config and builds one App from one backend, the executors
@@ -54,7 +55,7 @@ export async function openApp(opts: OpenAppOptions): Promise<App> {
     workRoot,
     clock,
     // To the MCP clients and stderr, as notices; before the App exists, to stderr.
-    onProblem: (message) => (app ? app.events.emit("notice", "error", message, {}) : process.stderr.write(`agent-cron error: ${message}\n`)),
+    onProblem: (message) => (app ? app.events.emit("notice", "error", message, {}) : logger.log("error", "store", message)),
   });
   try {
     app = await composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });

@@ -12,6 +12,7 @@ import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/g
 import { createServer } from "./server.js";
 import type { Dashboard } from "../dashboard/index.js";
 import { OpsEndpoints, metricsSourceOf } from "../ops/endpoints.js";
+import { logger } from "../log.js";
 
 export type HttpOptions = Config["http"] & {
   /** Where the token variable (`token_env`) is read. */
@@ -55,7 +56,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
         `so that clients must send "Authorization: Bearer <token>", or bind to 127.0.0.1.`,
     );
   }
-  const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
+  const log = opts.log ?? ((line: string) => logger.line(line, "http"));
   const events = new MemoryEventStore(opts.eventLimits ?? DEFAULT_EVENT_LIMITS);
   const sessions = new Map<string, Session>();
   const idleMs = opts.session_idle_seconds * 1000;

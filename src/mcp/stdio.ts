@@ -2,6 +2,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { CronApi } from "../core/api.js";
 import { LineLimiter, sniffId } from "./line-limit.js";
 import { createServer } from "./server.js";
+import { logger } from "../log.js";
 
 /** One message at most; the SDK's own buffer holds 10 MiB, and each message is handed to it alone. */
 export const MAX_STDIO_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -15,7 +16,7 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   const limiter = new LineLimiter(MAX_STDIO_MESSAGE_BYTES, (head, bytes) => {
     const id = sniffId(head);
     const message = `Message too large: ${bytes} bytes; one message may have at most ${MAX_STDIO_MESSAGE_BYTES} bytes. It was not read.`;
-    process.stderr.write(`agent-cron warning: ${message}\n`);
+    logger.log("warning", "stdio.too_large", message);
     // A request gets its error answer; a notification (no id) cannot be answered.
     if (id !== null) void transport.send({ jsonrpc: "2.0", id, error: { code: -32600, message } }).catch(() => {});
   });

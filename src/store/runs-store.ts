@@ -10,6 +10,7 @@ import { writeError } from "./jobs-store.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
 import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
+import { logger } from "../log.js";
 
 /** One job's history: its log on disk and, once read, its runs in memory. */
 interface JobLog {
@@ -102,7 +103,7 @@ export class RunStore {
     this.workRoot = opts.workRoot ?? this.legacyWorkRoot;
     this.fence = opts.fence ?? unfenced;
     // Found after start-up, so nothing stops: the operator reads it where the server logs.
-    this.onProblem = opts.onProblem ?? ((message) => process.stderr.write(`agent-cron error: ${message}\n`));
+    this.onProblem = opts.onProblem ?? ((message) => logger.log("error", "store", message));
     this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE));
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });

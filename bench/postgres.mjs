@@ -153,7 +153,7 @@ async function startServer(url, config) {
     command: NODE,
     args: [CLI, "serve", "--data-dir", dataDir],
     // BENCH_NODE_OPTIONS reaches the servers only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-    env: { HOME: h, XDG_CACHE_HOME: path.join(h, "cache"), ...(url ? { AGENT_CRON_DATABASE_URL: url } : {}), ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
+    env: { HOME: h, XDG_CACHE_HOME: path.join(h, "cache"), AGENT_CRON_ALWAYS_ON: "client", ...(url ? { AGENT_CRON_DATABASE_URL: url } : {}), ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
     stderr: "pipe",
   });
   let stderr = "";

@@ -79,7 +79,9 @@ const configFile = path.join(base, "config.json");
 // max_jobs well above the largest job set (the default 1,000 would refuse the adds at 1,000+
 // stored jobs); the `true` executor without a sandbox, as the targets are stated (the fire
 // section also measures the default sandbox separately, --sandbox-fleet).
-const benchConfig = (extra = {}) => ({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), max_jobs: 1_000_000, default_executor: "true", executors: { true: { type: "command", command: ["true"], sandbox: "none" } }, ...extra });
+// always_on "client": each server measured is the process that owns its data dir and runs the
+// jobs, not a follower of a background owner it would leave running.
+const benchConfig = (extra = {}) => ({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), max_jobs: 1_000_000, always_on: "client", default_executor: "true", executors: { true: { type: "command", command: ["true"], sandbox: "none" } }, ...extra });
 writeFileSync(configFile, JSON.stringify(benchConfig()));
 
 // ---------------------------------------------------------------------------------------------
@@ -847,7 +849,7 @@ async function benchBytes() {
  */
 async function benchPostgres() {
   const out = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, "bench", "postgres.mjs"), ...(opt.cli ? ["--cli", cli] : [])], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [path.join(root, "bench", "postgres.mjs"), ...(opt.cli ? ["--cli", cli] : [])], { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENT_CRON_ALWAYS_ON: "client" } });
     let stdout = "";
     child.stdout.on("data", (c) => {
       stdout += c;

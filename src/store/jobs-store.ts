@@ -339,17 +339,23 @@ function validJob(raw: unknown, where: string): Job {
  */
 const sharedLists = new Map<string, readonly string[]>();
 const LIST_FIELDS = ["notify_on", "deliver_to", "deliver_on", "requires_mcp"] as const;
+/** The list each field got last: the next job's is nearly always the same (a compare, no key). */
+const lastShared: Partial<Record<(typeof LIST_FIELDS)[number], readonly string[]>> = {};
 
 function shareLists(job: Job): Job {
   for (const field of LIST_FIELDS) {
     const list = job[field] as readonly string[] | undefined;
     if (!Array.isArray(list) || list.length > 8) continue;
-    const key = `${field}\u0000${list.join("\u0000")}`;
-    let shared = sharedLists.get(key);
-    if (!shared) {
-      if (sharedLists.size >= 1024) continue;
-      shared = Object.freeze([...list]);
-      sharedLists.set(key, shared);
+    let shared = lastShared[field];
+    if (!shared || shared.length !== list.length || list.some((v, i) => v !== shared![i])) {
+      const key = `${field}\u0000${list.join("\u0000")}`;
+      shared = sharedLists.get(key);
+      if (!shared) {
+        if (sharedLists.size >= 1024) continue;
+        shared = Object.freeze([...list]);
+        sharedLists.set(key, shared);
+      }
+      lastShared[field] = shared;
     }
     (job as Record<string, unknown>)[field] = shared;
   }

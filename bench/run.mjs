@@ -440,7 +440,7 @@ async function benchAdd() {
   for (const size of SIZES) {
     // one finished run per stored job (up to 10,000: past that, 100,000 run logs to write and
     // copy would be most of the section), so list_runs without a job sorts `size` runs
-    const journal = size ? Math.max(512, size / 4) - Math.floor(ADDS / 2) : 0;
+    const journal = size ? Math.max(512, Math.min(size * 4, 4096), size / 4) - Math.floor(ADDS / 2) : 0; // src/store/jobs-store.ts compactAfterLines
     const dir = await populatedDir(size, { runsPerJob: size && size <= 10_000 ? 1 : 0, journal });
     const s = await startServer(dir, { label: `add-${size}` });
     try {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobSchema, type Job } from "../../src/core/jobs.js";
-import { JobStore } from "../../src/store/jobs-store.js";
+import { JobStore, compactAfterLines } from "../../src/store/jobs-store.js";
 import { stringifyRecords } from "../../src/store/json-file.js";
 
 const dirs: string[] = [];
@@ -52,17 +52,37 @@ describe("JobStore", () => {
   it("folds the journal into jobs.json once it grows, keeping every job", async () => {
     const dir = tmp();
     const s = await JobStore.open(dir);
-    const jobs = Array.from({ length: 600 }, () => job());
+    // Past the threshold of a set this size (4,096 lines from 1,024 jobs up).
+    const count = 4200;
+    expect(compactAfterLines(count)).toBeLessThan(count);
+    const jobs = Array.from({ length: count }, () => job());
     for (const j of jobs) await s.put(j);
     // A change made while the snapshot is being written lands in the fresh journal.
     await s.put({ ...jobs[0], prompt: "during compaction" });
     await s.idle();
     const snapshot = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
-    expect(snapshot.jobs.length).toBeGreaterThan(500);
-    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n").length).toBeLessThan(100);
+    expect(snapshot.jobs.length).toBeGreaterThan(4096);
+    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n").length).toBeLessThan(200);
     const again = await JobStore.open(dir);
-    expect(again.size).toBe(600);
+    expect(again.size).toBe(count);
     expect(again.get(jobs[0].id)?.prompt).toBe("during compaction");
+  });
+
+  it("compacts a small, busy job set after thousands of changes, not hundreds", async () => {
+    const dir = tmp();
+    const s = await JobStore.open(dir);
+    const jobs = Array.from({ length: 1000 }, () => job());
+    for (const j of jobs) await s.put(j);
+    await s.idle();
+    // An every-second fleet's changes: each job changed a few times.
+    for (let round = 0; round < 2; round++) for (const j of jobs) await s.put({ ...j, run_count: round + 1 });
+    await s.idle();
+    // 3,000 lines since the start (the threshold was 512): still one journal, jobs.json never
+    // rewritten; a few jobs keep the floor.
+    expect(readFileSync(path.join(dir, "jobs.journal"), "utf8").trim().split("\n")).toHaveLength(3001);
+    expect(compactAfterLines(25)).toBe(512);
+    expect(compactAfterLines(100_000)).toBe(25_000);
+    expect((await JobStore.open(dir)).get(jobs[5].id)?.run_count).toBe(2);
   });
 
   it("drops a torn last journal line (a write cut by a crash) but refuses a corrupt one in the middle", async () => {
@@ -113,7 +133,7 @@ describe("JobStore", () => {
     it("refuses to start when jobs.json is gone but the journal only holds what came after it", async () => {
       const dir = tmp();
       const s = await JobStore.open(dir);
-      for (let i = 0; i < 600; i++) await s.put(job());
+      for (let i = 0; i < 4200; i++) await s.put(job());
       await s.idle();
       s.close();
       rmSync(path.join(dir, "jobs.json"));

@@ -24,7 +24,10 @@ node22="$root/.cache/node22/node_modules/.bin/node"
 eval "$(bash scripts/pg-cluster.sh start)"
 trap 'bash scripts/pg-cluster.sh stop "$AGENT_CRON_PG_DIR"' EXIT
 
-npm run build
+echo "== the Claude Desktop extension: npm run pack:mcpb, its manifest checked by the format's validator"
+npm run pack:mcpb
+npx mcpb validate build/mcpb/manifest.json
+npx mcpb info agent-cron.mcpb
 echo "== test:all on $(node --version): real agent CLIs, the Inspector and bubblewrap"
 npx vitest run -c vitest.all.config.ts --exclude 'test/all/postgres*'
 

@@ -1,9 +1,15 @@
-import { watch, type FSWatcher } from "node:fs";
+import { existsSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 
 const SETTLE_MS = 200;
+const APPROVAL_RANK: Record<Config["approval"], number> = { none: 0, ask: 1, required: 2 };
+
+/** The settings a notice about the kept config names, so a person sees what stays in force. */
+function summary(config: Config): string {
+  return `approval "${config.approval}", executors ${Object.keys(config.executors).join(", ") || "none"}, max_concurrent ${config.max_concurrent}`;
+}
 
 export interface ConfigWatch {
   close(): void;
@@ -28,11 +34,24 @@ export function watchConfig(opts: {
   const reload = () => {
     timer = null;
     let next: Config;
+    const running = JSON.parse(last) as Config;
+    // A config file that goes away is not a wish for the defaults (approval "none", the
+    // default executor): it may be a slip, or a run without a sandbox (SPEC §20).
+    if (!existsSync(file)) {
+      opts.reject(`The config file ${file} was removed; the running config is kept (${summary(running)}). Put it back, or restart agent-cron to run without one.`);
+      return;
+    }
     try {
       next = loadConfig(opts.dataDir, opts.explicitPath).config;
     } catch (err) {
-      opts.reject(`${errorMessage(err)} The running config is kept.`);
+      opts.reject(`${errorMessage(err)} The running config is kept (${summary(running)}).`);
       return;
+    }
+    // Approval is a person's safeguard against agents: an edit of a file never lowers it
+    // while running (a run without a sandbox can write the file); a restart, a person's act, does.
+    if (APPROVAL_RANK[next.approval] < APPROVAL_RANK[running.approval]) {
+      opts.reject(`The config file ${file} lowers approval from "${running.approval}" to "${next.approval}"; a running agent-cron keeps "${running.approval}". Restart agent-cron to apply it.`);
+      next = { ...next, approval: running.approval };
     }
     const text = JSON.stringify(next);
     if (text === last) return;

@@ -1,4 +1,4 @@
-import type { App } from "./app.js";
+import type { App, Approver } from "./app.js";
 import { encodeCursor } from "./queries.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
@@ -61,10 +61,15 @@ export interface CronApi {
   resume(a: { job: string }): Promise<JobChange>;
   remove(a: { job: string; keep_runs?: boolean }): Promise<{ removed: string }>;
   getCron(a: { job: string }): Promise<JobView>;
-  updateCron(a: { job: string; patch: unknown; origin?: "cli" | "mcp" }): Promise<JobChange>;
-  /** A person approves or rejects a job waiting for approval; the CLI and dashboard only, never a tool. */
-  approve(a: { job: string }): Promise<JobChange>;
-  reject(a: { job: string }): Promise<{ removed: string }>;
+  /** `by`: the client that asks, for the record when the change sends the job back for approval. */
+  updateCron(a: { job: string; patch: unknown; origin?: "cli" | "mcp"; by?: string }): Promise<JobChange>;
+  /**
+   * A person approves or rejects a job waiting for approval; the CLI and dashboard only, never
+   * a tool. `via` is what the caller says it is; who it is, is filled in by the edge that
+   * checked it (actAsChecked), never taken from the caller.
+   */
+  approve(a: DecisionArgs): Promise<JobChange>;
+  reject(a: DecisionArgs): Promise<{ removed: string }>;
   /** POST /hooks/{job_id}: starts a run of an event-triggered job (null when queued behind the one going). */
   triggerEvent(a: { job_id: string; token: string; payload: string }): Promise<{ run: Run | null }>;
   runNow(a: { job: string }): Promise<{ run: Run; job_name: string | null }>;
@@ -80,6 +85,44 @@ export interface CronApi {
   overview(a: { state?: JobState; query?: string; limit?: number; cursor?: string; runs?: number }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
   /** The dashboard's job page: a job's runs, newest first, with their cost. */
   jobRuns(a: { job: string; limit?: number; cursor?: string }): Promise<{ runs: RunBrief[]; next_cursor: string | null }>;
+}
+
+export interface DecisionArgs {
+  job: string;
+  via?: Approver["via"];
+  /** Set by the edge that checked the caller (actAsChecked); a caller's own is overwritten. */
+  by?: string;
+}
+
+/** Whether the caller of a call acts for a person (SPEC §20), as the edge that serves it found out. */
+export type PersonCheck = { person: true; who: string } | { person: false; why: string };
+
+/** The calls that need a person, or that give a person more rights than an agent. */
+export function claimsPerson(method: ApiMethod, args: unknown): boolean {
+  if (method === "approve" || method === "reject") return true;
+  const a = args as { origin?: string; approved?: boolean } | null;
+  return (method === "addCron" || method === "updateCron") && (a?.origin === "cli" || a?.approved === true);
+}
+
+/**
+ * A call as the checked caller may make it: approving and rejecting need a person; a job
+ * added or changed "from the CLI" (no approval needed) or "accepted by the user" by anything
+ * else is treated as an agent's. Who approved is taken from the check, not from the caller.
+ */
+export function actAsChecked(method: ApiMethod, args: unknown, check: PersonCheck): unknown {
+  const a = (args ?? {}) as Record<string, unknown>;
+  if (method === "approve" || method === "reject") {
+    if (!check.person) {
+      throw new UserError(
+        `${method === "approve" ? "Approving" : "Rejecting"} a job is a person's act, and this caller is not one: ${check.why}. ` +
+          "A person approves at a terminal with agent-cron approve JOB, or on the dashboard signed in with the approver secret.",
+      );
+    }
+    const via = a.via === "dashboard" ? "dashboard" : "cli";
+    return { ...a, via, by: via === "dashboard" ? `the approver signed in on the dashboard served by ${check.who}` : check.who };
+  }
+  if (check.person || !claimsPerson(method, args)) return args;
+  return { ...a, origin: "mcp", approved: false, ...(method === "addCron" ? { created_by: "a run (through the CLI)" } : { by: "a run (through the CLI)" }) };
 }
 
 /** A run as the dashboard lists it: no answer, with its cost; `error` cut at 300 characters. */
@@ -205,16 +248,16 @@ export class LocalApi implements CronApi {
     return { job, description: describeJob(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
-  async updateCron({ job: ref, patch, origin }: { job: string; patch: unknown; origin?: "cli" | "mcp" }) {
-    return this.change(await this.app.updateJob(ref, patch, { origin }));
+  async updateCron({ job: ref, patch, origin, by }: { job: string; patch: unknown; origin?: "cli" | "mcp"; by?: string }) {
+    return this.change(await this.app.updateJob(ref, patch, { origin, by }));
   }
 
-  async approve({ job }: { job: string }) {
-    return this.change(await this.app.approve(job));
+  async approve({ job, by, via }: DecisionArgs) {
+    return this.change(await this.app.approve(job, { by: by ?? "a person", via: via ?? "cli" }));
   }
 
-  async reject({ job }: { job: string }) {
-    return { removed: await this.app.reject(job) };
+  async reject({ job, by, via }: DecisionArgs) {
+    return { removed: await this.app.reject(job, { by: by ?? "a person", via: via ?? "cli" }) };
   }
 
   async triggerEvent({ job_id, token, payload }: { job_id: string; token: string; payload: string }) {

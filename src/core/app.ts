@@ -6,9 +6,9 @@ import { Dispatcher } from "./dispatcher.js";
 import { UnauthorizedError, UserError, errorMessage } from "./errors.js";
 import { AppEventBus } from "./events.js";
 import { AddJobInput, UpdateJobInput } from "./job-input.js";
-import { checkTimezone, compileSchema, draftJob, hashToken, parseInput, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
+import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
-import { maxRunsReached, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp } from "./planner.js";
 import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "./ports.js";
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
@@ -19,6 +19,12 @@ import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 
 export type { Page } from "./queries.js";
+
+/** Who approved or rejected a job, and through what, as the edge that checked them says. */
+export interface Approver {
+  by: string;
+  via: Extract<ApprovalChannel, "cli" | "dashboard">;
+}
 export { encodeCursor } from "./queries.js";
 export { hashToken } from "./job-definitions.js";
 
@@ -187,6 +193,8 @@ export class App {
    */
   private async pauseBrokenJobs(): Promise<void> {
     for (const job of [...this.jobs.all()]) {
+      const lookalike = legacyNameProblem(job);
+      if (lookalike) this.startupProblems.push(lookalike);
       const problem = brokenJobProblem(job);
       if (!problem) continue;
       this.broken.add(job.id);
@@ -560,6 +568,9 @@ export class App {
     if (opts.dryRun) return { job: draft, created: true, warnings: [] };
     const mode = this.config.approval;
     if (opts.origin !== "cli" && (mode === "required" || (mode === "ask" && !opts.approved))) draft.state = "pending_approval";
+    else if (opts.origin !== "cli" && mode === "ask") {
+      draft.approvals = withApprovalEvent([], { event: "approved", at: draft.created_at, by: `the user of ${createdBy}, asked by the client`, via: "elicitation" });
+    }
     let triggerToken: string | undefined;
     if (draft.trigger === "http") {
       // Shown once, in this answer; only its hash is kept.
@@ -575,7 +586,8 @@ export class App {
     return { job, created: true, warnings: await this.executorWarnings(this.executorOf(job)), triggerToken };
   }
 
-  async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp" } = {}): Promise<Job> {
+  /** `by` names the client that asks, for the record when the change sends the job back for approval. */
+  async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp"; by?: string } = {}): Promise<Job> {
     const patch = parseInput(UpdateJobInput, rawPatch);
     // Before the job is read: from here to the store, no await may let another change in.
     await compileSchema(patch.output_schema);
@@ -585,6 +597,7 @@ export class App {
       withDerivedFields(
         patchedJob(this.definitions, current, patch, now, (candidate) => this.nextRuns(candidate, 1, now)[0], {
           origin: opts.origin,
+          by: opts.by,
           nameTaken: (name) => this.jobs.byName(name) !== undefined,
         }).job,
       ),
@@ -616,12 +629,16 @@ export class App {
     });
   }
 
-  /** A person approves a job an agent made (agent-cron approve, the dashboard); no tool can. */
-  async approve(ref: string): Promise<Job> {
+  /**
+   * A person approves a job an agent made (agent-cron approve, the dashboard); no tool can.
+   * `actor` says who and through what, as the edge that checked them found it (SPEC §20).
+   */
+  async approve(ref: string, actor: Approver = { by: "a person", via: "cli" }): Promise<Job> {
     const now = this.clock.now();
     return this.changeJob(ref, (j) => {
       if (j.state !== "pending_approval") throw new UserError(`Job "${j.name ?? j.id}" is not waiting for approval (it is ${j.state}).`);
-      return { ...this.activatedFromNow(j, now).fields, last_error: null };
+      const at = toIsoInZone(new Date(now), j.timezone);
+      return { ...this.activatedFromNow(j, now).fields, last_error: null, approvals: withApprovalEvent(j.approvals, { event: "approved", at, ...actor }) };
     });
   }
 
@@ -642,11 +659,17 @@ export class App {
     return result.job;
   }
 
-  /** A person turns down a job waiting for approval: it is removed, with nothing run. */
-  async reject(ref: string): Promise<string> {
+  /**
+   * A person turns down a job waiting for approval: it is removed, with nothing run. The job
+   * record goes with it, so who rejected it is said as a notice (clients' log, stderr).
+   */
+  async reject(ref: string, actor: Approver = { by: "a person", via: "cli" }): Promise<string> {
     const job = this.resolveJob(ref);
     if (job.state !== "pending_approval") throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}); remove it instead.`);
-    return this.remove(job.id);
+    const id = await this.remove(job.id);
+    const at = toIsoInZone(new Date(this.clock.now()), job.timezone);
+    this.events.emit("notice", "info", `Job ${job.name ? `"${job.name}" (${job.id})` : job.id} was rejected by ${actor.by} through ${actor.via} at ${at}, and removed.`, { job_id: job.id, rejected_by: actor.by, via: actor.via, at });
+    return id;
   }
 
   /**

@@ -6,8 +6,9 @@ import { checkWebhookUrl } from "../delivery/webhook.js";
 import { UserError } from "./errors.js";
 import { describeIssue } from "./issues.js";
 import type { AddJobInput, UpdateJobInput } from "./job-input.js";
-import { DEFAULT_DELIVER_ON, MAX_PROMPT_BYTES, maxRunsReached, type Job } from "./jobs.js";
+import { DEFAULT_DELIVER_ON, MAX_APPROVAL_EVENTS, MAX_PROMPT_BYTES, maxRunsReached, type ApprovalEvent, type Job } from "./jobs.js";
 import { compileOutputSchema } from "./output.js";
+import { ID_LIKE } from "./queries.js";
 import { parseSchedule, type ParsedSchedule } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
 import { resolveWorkDir } from "./work-dirs.js";
@@ -34,8 +35,15 @@ const DEFINITION_FIELDS = [
   "on_permission_denied", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
 ] as const;
 
-/** What a job does and where: changing one under approval "required" needs a person again. */
-export const RISKY_FIELDS = ["prompt", "schedule", "executor", "work_dir"] as const;
+/**
+ * What a job does, when, and where its results go (SPEC §20): under approval "ask" or
+ * "required", an agent's change of one sends the job back to a person. A list of names, not
+ * of Job keys, so that fields added later (`after`, `check`) are covered by adding them here.
+ */
+export const REAPPROVAL_FIELDS: readonly string[] = [
+  "prompt", "schedule", "timezone", "executor", "work_dir", "on_complete", "on_fail", "deliver_to", "deliver_on",
+  "output_schema", "requires_mcp", "trigger", "after", "check",
+];
 
 export function sameDefinition(a: Job, b: Job): boolean {
   return DEFINITION_FIELDS.every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
@@ -69,6 +77,27 @@ function checkPrompt(prompt: string): string {
   if (bytes > MAX_PROMPT_BYTES) throw new UserError(`prompt is ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES} (32 KiB). Put long instructions in a file in the work dir and refer to it.`);
   if (prompt.includes("\u0000")) throw new UserError("prompt contains a NUL character; remove it.");
   return prompt;
+}
+
+/**
+ * A name is looked up wherever an id is (SPEC §20): one that could pass for a job or run id,
+ * or for the start of one (8+ hex digits, as list prints ids), could stand in for another
+ * job in `agent-cron approve <prefix>`. Stored names from before this rule still load; see
+ * legacyNameProblem.
+ */
+export function checkName(name: string): string {
+  if (ID_LIKE.test(name)) {
+    throw new UserError(
+      `name "${name}" looks like a job id or the start of one (8 or more hex digits and dashes), so it could be taken for another job; use a name with another letter or sign in it, such as "job-${name}".`,
+    );
+  }
+  return name;
+}
+
+/** A stored name that breaks checkName's rule: what to tell the person, or null. */
+export function legacyNameProblem(job: Job): string | null {
+  if (job.name === null || !ID_LIKE.test(job.name)) return null;
+  return `Job ${job.id} is named "${job.name}", which looks like a job id; it is still found by its id, and by that name only while no id starts with it. Rename it: agent-cron update ${job.id} --name <new name> (or update_cron with "name").`;
 }
 
 function checkTime(value: string, timezone: string, field: string, now: number): string {
@@ -123,7 +152,7 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
   const state = input.enabled === false ? "paused" : "active";
   const job: Job = {
     id: randomUUID(),
-    name: input.name ?? null,
+    name: input.name === undefined ? null : checkName(input.name),
     schedule: input.schedule.trim(),
     run_at: schedule.runAt ? toIsoInZone(schedule.runAt, timezone) : null,
     timezone,
@@ -159,6 +188,7 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
     catch_up_window_seconds: input.catch_up_window_seconds ?? null,
     trigger: input.trigger ?? "schedule",
     trigger_token_hash: null,
+    approvals: [],
     created_by: createdBy,
     created_at: nowIso(timezone),
     updated_at: nowIso(timezone),
@@ -186,7 +216,7 @@ export function patchedJob(
   patch: UpdateJobInput,
   now: number,
   firstRun: (candidate: Job) => Date | undefined,
-  opts: { origin?: "cli" | "mcp"; nameTaken(name: string): boolean },
+  opts: { origin?: "cli" | "mcp"; by?: string; nameTaken(name: string): boolean },
 ): { job: Job; first: Date | undefined } {
   const timezone = patch.timezone !== undefined ? checkTimezone(patch.timezone) : job.timezone;
   const next: Job = { ...job };
@@ -211,6 +241,7 @@ export function patchedJob(
   if (patch.deliver_to) next.deliver_to = [...new Set(patch.deliver_to)];
   if (patch.deliver_on) next.deliver_on = [...new Set(patch.deliver_on)];
   if (patch.session === "isolated") next.session_id = null;
+  if (patch.name && patch.name !== job.name) checkName(patch.name);
   if (patch.name && patch.name !== job.name && opts.nameTaken(patch.name)) {
     throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
   }
@@ -225,12 +256,20 @@ export function patchedJob(
         : "its schedule has no occurrence left before expires_at";
     throw new UserError(`After this change the job would never run: ${why}. Change that too, or pause or remove the job.`);
   }
-  // Under approval "required", an agent that changes what a job does or where sends it back
-  // to a person; so does a change to a job still waiting.
-  const risky = RISKY_FIELDS.some((k) => patch[k] !== undefined);
-  if (opts.origin !== "cli" && ctx.config.approval === "required" && risky && next.state !== "completed") next.state = "pending_approval";
+  // Under approval, an agent that changes what a job does, when, or where its results go
+  // sends it back to a person, saying which fields and who changed them.
+  const changed = REAPPROVAL_FIELDS.filter((k) => k in patch && JSON.stringify((next as Record<string, unknown>)[k] ?? null) !== JSON.stringify((job as Record<string, unknown>)[k] ?? null));
+  if (opts.origin !== "cli" && ctx.config.approval !== "none" && changed.length && next.state !== "completed") {
+    next.state = "pending_approval";
+    next.approvals = withApprovalEvent(job.approvals, { event: "sent_back", at: next.updated_at, by: opts.by ?? "an MCP client", via: "mcp", fields: changed });
+  }
   next.next_run_at = first && next.state === "active" ? toIsoInZone(first, timezone) : null;
   return { job: next, first };
+}
+
+/** The job's approval events with one more, the oldest dropped past MAX_APPROVAL_EVENTS. */
+export function withApprovalEvent(events: readonly ApprovalEvent[] | undefined, event: ApprovalEvent): ApprovalEvent[] {
+  return [...(events ?? []), event].slice(-MAX_APPROVAL_EVENTS);
 }
 
 /** Event trigger tokens are kept as SHA-256 hashes, compared in constant time. */

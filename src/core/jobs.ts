@@ -50,6 +50,21 @@ export const UsageSchema = z.object({
 });
 export type Usage = z.infer<typeof UsageSchema>;
 
+/** How a person's decision reached agent-cron: the CLI, the dashboard (approver secret), or a client's elicitation (approval "ask"). */
+export const APPROVAL_CHANNELS = ["cli", "dashboard", "elicitation", "mcp"] as const;
+export type ApprovalChannel = (typeof APPROVAL_CHANNELS)[number];
+/** One step of a job's approval: approved by a person, or sent back to pending_approval by a change. */
+export const ApprovalEventSchema = z.object({
+  event: z.enum(["approved", "sent_back"]),
+  at: isoTime,
+  by: z.string().describe("Who: the person's user and process, or the client that asked"),
+  via: z.enum(APPROVAL_CHANNELS),
+  fields: z.array(z.string()).optional().describe("sent_back: the fields whose change needs a person again"),
+});
+export type ApprovalEvent = z.infer<typeof ApprovalEventSchema>;
+/** A job keeps its newest approval events, no more. */
+export const MAX_APPROVAL_EVENTS = 20;
+
 export const JobSchema = z.object({
   id: z.string(),
   name: z.string().nullable(),
@@ -88,6 +103,7 @@ export const JobSchema = z.object({
   catch_up_window_seconds: z.number().nullable().default(null).describe("Missed occurrences older than this are not caught up; null: the config's"),
   trigger: z.enum(JOB_TRIGGERS).default("schedule").describe("http: POST /hooks/{id} with the job's token also starts a run"),
   trigger_token_hash: z.string().nullable().default(null).describe("SHA-256 of the event trigger's token; the token itself is shown once"),
+  approvals: z.array(ApprovalEventSchema).default([]).describe("Who approved this job, when and through what; and which changes sent it back (newest last)"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,

@@ -11,12 +11,28 @@ export interface Page<T> {
   total?: number;
 }
 
-/** Finds a job by id, name, or the unique start of its id (8 characters or more, as the CLI prints). */
+/**
+ * Finds a job by id, name, or the unique start of its id (8 characters or more, as the CLI
+ * prints). A reference that is one job's name and another's id prefix is an error naming
+ * both: a job named like another's id must never be acted on in its place (SPEC §20).
+ */
 export function resolveJob(jobs: JobRepo, ref: string): Job {
-  const job = jobs.get(ref) ?? jobs.byName(ref) ?? byIdPrefix(ref, jobs.all(), "job");
+  const exact = jobs.get(ref);
+  if (exact) return exact;
+  const named = jobs.byName(ref);
+  const prefixed = byIdPrefix(ref, jobs.all(), "job");
+  if (named && prefixed && named.id !== prefixed.id) {
+    throw new UserError(
+      `"${ref}" is both the name of job ${named.id} and the start of job ${prefixed.id}'s id; give the whole id of the one you mean.`,
+    );
+  }
+  const job = named ?? prefixed;
   if (!job) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
   return job;
 }
+
+/** What resolveJob would take for the start of an id: 8 to 35 characters of hex digits and dashes. */
+export const ID_LIKE = /^[0-9a-f-]{8,}$/i;
 
 /** A run by id or the unique start of its id. */
 export function resolveRun(runs: RunRepo, ref: string): Run {
@@ -86,7 +102,8 @@ function pageNewestFirst(oldestFirst: readonly Run[], limit: number, after: stri
 
 /** The one record whose id starts with `prefix` (8+ characters); several is an error naming them. */
 export function byIdPrefix<T extends { id: string }>(prefix: string, records: Iterable<T>, kind: "job" | "run"): T | undefined {
-  if (prefix.length < 8 || prefix.length >= 36 || !/^[0-9a-f-]+$/.test(prefix)) return undefined;
+  if (prefix.length >= 36 || !ID_LIKE.test(prefix)) return undefined;
+  prefix = prefix.toLowerCase();
   const found: T[] = [];
   for (const r of records) if (r.id.startsWith(prefix)) found.push(r);
   if (found.length > 1) {

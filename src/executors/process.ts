@@ -109,6 +109,10 @@ export class ProcessGroups {
     if (this.live.size === 0) withLiveGroups.delete(this);
   }
 
+  ids(): IterableIterator<number> {
+    return this.live.values();
+  }
+
   /** Signals every live group of this set, synchronously; returns how many there were. */
   killAll(sig: NodeJS.Signals = "SIGKILL"): number {
     for (const pgid of this.live) signalGroup(pgid, sig);
@@ -162,6 +166,13 @@ export function killAllProcessGroups(sig: NodeJS.Signals = "SIGKILL"): number {
   let n = 0;
   for (const groups of [...withLiveGroups]) n += groups.killAll(sig);
   return n;
+}
+
+/** The ids of every live group (each a run's process group and session: runs start detached). */
+export function liveProcessGroups(): Set<number> {
+  const all = new Set<number>();
+  for (const groups of withLiveGroups) for (const pgid of groups.ids()) all.add(pgid);
+  return all;
 }
 
 /** Live groups across every set. */

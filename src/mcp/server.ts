@@ -71,11 +71,17 @@ export function createServer(api: CronApi): McpServer {
     confirm: async (message) => {
       if (!server.server.getClientCapabilities()?.elicitation) return "unsupported";
       await validator.prepare();
-      const answer = await server.server.elicitInput(
-        { message, requestedSchema: { type: "object", properties: { approve: { type: "boolean", title: "Schedule this job", default: true } } } },
-        // A person reads and decides: give them time.
-        { timeout: 10 * 60_000 },
-      );
+      let answer;
+      try {
+        answer = await server.server.elicitInput(
+          { message, requestedSchema: { type: "object", properties: { approve: { type: "boolean", title: "Schedule this job", default: true } } } },
+          // A person reads and decides: give them time.
+          { timeout: 10 * 60_000 },
+        );
+      } catch {
+        // No answer (timed out, or the client failed to ask): nobody said no.
+        return "cancel";
+      }
       if (answer.action !== "accept") return answer.action;
       return answer.content?.approve === false ? "decline" : "accept";
     },

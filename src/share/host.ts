@@ -4,11 +4,12 @@ import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../config.js";
-import { LocalApi, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
+import { LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../core/api.js";
 import type { App } from "../core/app.js";
 import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import type { Health } from "../ops/metrics.js";
+import { checkSelf } from "./peer.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
 
 /**
@@ -239,7 +240,10 @@ export class Host implements CronApi {
     for (;;) {
       if (this.owner) {
         try {
-          return await (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, args);
+          // Served here: this process is the one to check (a CLI or dashboard that owns the data
+          // dir, or any process on a shared store); a call forwarded to an owner is checked there.
+          const checked = claimsPerson(method, args) ? actAsChecked(method, args, checkSelf()) : args;
+          return await (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, checked);
         } catch (err) {
           // Deposed mid-call: nothing was written, so the new owner can take the call.
           if (!(err instanceof LockLostError)) throw err;

@@ -1,9 +1,10 @@
 import { timingSafeEqual } from "node:crypto";
 import { chmodSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
-import { API_METHODS, READ_METHODS, type ApiMethod, type CronApi } from "../core/api.js";
+import { API_METHODS, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../core/api.js";
 import { LockLostError, UnauthorizedError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
 import type { AppEventBus, AppEvents } from "../core/events.js";
+import { checkSocketPeer } from "./peer.js";
 
 /**
  * The local socket between processes sharing a data dir: newline-delimited JSON.
@@ -55,6 +56,8 @@ export interface ServeOptions {
   token: string;
   /** Checked before each call: a deposed owner answers nothing and sends callers on. */
   fence: Fence;
+  /** Who is at the other end, for the calls only a person may make (default: the kernel's word, peer.ts). */
+  checkPeer?: (socket: net.Socket) => Promise<PersonCheck>;
 }
 
 const sameSecret = (a: string, b: string) => {
@@ -79,6 +82,9 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
     socket.on("close", () => accepted.delete(socket));
     socket.on("error", () => socket.destroy());
     let authed = false;
+    // Asked once per connection, and only when a call needs a person (it spawns `ss`).
+    let peer: Promise<PersonCheck> | null = null;
+    const checkPeer = opts.checkPeer ?? checkSocketPeer;
     // A caller proves itself at once or is let go.
     const authTimer = setTimeout(() => socket.destroy(), AUTH_TIMEOUT_MS);
     authTimer.unref();
@@ -110,8 +116,11 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
       } catch (err) {
         return send(socket, { id, error: errorMessage(err), retry: true });
       }
-      const call = (api[method] as (a: unknown) => Promise<unknown>)
-        .call(api, args)
+      // The token proves only that the caller can read owner.json, which a run without a
+      // sandbox can; what needs a person is checked against the caller's process itself.
+      const checked = claimsPerson(method, args) ? (peer ??= checkPeer(socket)).then((c) => actAsChecked(method, args, c)) : Promise.resolve(args);
+      const call = checked
+        .then((a) => (api[method] as (a: unknown) => Promise<unknown>).call(api, a))
         .then(
           (result) => send(socket, { id, result }),
           (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError, unauthorized: err instanceof UnauthorizedError, retry: err instanceof LockLostError }),

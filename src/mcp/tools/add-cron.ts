@@ -23,15 +23,19 @@ export const addCronTool = defineTool({
     // Under approval "ask", the user sees the job in words and decides before it is stored.
     const probe = await ctx.api.addCron({ input: args, created_by, dry_run: true });
     let approved = false;
+    let answer: Awaited<ReturnType<typeof ctx.confirm>> | null = null;
     if (probe.approval === "ask" && probe.created) {
-      const answer = await ctx.confirm(approvalQuestion(probe.job, probe.description, created_by));
-      if (answer === "decline" || answer === "cancel") throw new UserError("The user declined to schedule this job; nothing was stored.");
+      answer = await ctx.confirm(approvalQuestion(probe.job, probe.description, created_by));
+      // Only a decline is the user's no. A cancel may come from a client that showed nothing
+      // (claude -p answers every elicitation so): the job then waits for a person (SPEC §20).
+      if (answer === "decline") throw new UserError("The user declined to schedule this job; nothing was stored.");
       approved = answer === "accept";
     }
     const r = await ctx.api.addCron({ input: args, created_by, approved });
     const ref = r.job.name ?? r.job.id;
+    const unanswered = answer === "cancel" && r.job.state === "pending_approval" ? " The question was dismissed without an answer, so the job is kept for a person to decide." : "";
     const verb = !r.created ? "Already scheduled, unchanged:" : r.job.state === "pending_approval" ? `Waiting for a person's approval (agent-cron approve ${ref}):` : "Scheduled";
-    const summary = jobSentence(verb, r.job, r.description, r.next_runs[0]) +
+    const summary = jobSentence(verb, r.job, r.description, r.next_runs[0]) + unanswered +
       (r.trigger_token ? ` Start it with POST /hooks/${r.job.id} on the HTTP daemon and Authorization: Bearer ${r.trigger_token} (shown only now).` : "") +
       (r.warnings.length ? ` Warning: ${r.warnings.join(" ")}` : "");
     return ok(summary, {

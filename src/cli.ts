@@ -251,7 +251,7 @@ async function serve(args: string[]): Promise<number> {
   if (values.http) {
     const port = values.port === undefined ? config.http.port : parsePort(String(values.port));
     const { serveHttp } = await import("./mcp/http.js");
-    const http = await serveHttp(host, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env }).catch(async (err) => {
+    const http = await serveHttp(host, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env, approverTokenEnv: config.approver_token_env }).catch(async (err) => {
       await host.close(0);
       throw err;
     });
@@ -396,7 +396,8 @@ async function dashboard(args: string[]): Promise<number> {
   const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;
-  const server = await serveDashboard(host, { port, token, log: (line) => logger.line(line, "dashboard") }).catch(async (err) => {
+  const approverToken = process.env[config.approver_token_env] || undefined;
+  const server = await serveDashboard(host, { port, token, approverToken, log: (line) => logger.line(line, "dashboard") }).catch(async (err) => {
     await host.close(0);
     throw err;
   });

@@ -224,6 +224,9 @@ export const ConfigSchema = z.strictObject({
     .enum(["none", "ask", "required"])
     .default("none")
     .describe("Jobs made by agents: none (active at once), ask (the user confirms through the client; pending_approval when it cannot ask), required (every one waits for agent-cron approve)"),
+  approver_token_env: envName
+    .default("AGENT_CRON_APPROVER_TOKEN")
+    .describe("The environment variable holding the approver secret: signed in with it, a person approves jobs on the dashboard. Not the MCP token, never passed to a run; unset, the dashboard cannot approve (agent-cron approve at a terminal can)"),
   daily_budget_usd: z.number().positive().optional(),
   default_executor: z.string().min(1).default("claude"),
   executors: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema).default({}),
@@ -290,6 +293,15 @@ export function parseConfig(raw: unknown, source = "config"): Config {
       throw new UserError(
         `Invalid ${source}: default_executor "${cfg.default_executor}" is not defined under "executors"`,
       );
+  }
+  // The approver secret and the daemon's token are a person's; a run never gets them (SPEC §20).
+  for (const secret of [cfg.approver_token_env, cfg.http.token_env]) {
+    if (cfg.env_allow.includes(secret)) {
+      throw new UserError(`Invalid ${source}: env_allow names ${secret}, ${secret === cfg.approver_token_env ? "the approver secret (approver_token_env)" : "the daemon's token (http.token_env)"}, which never goes to a run; remove it from env_allow.`);
+    }
+  }
+  if (cfg.approver_token_env === cfg.http.token_env) {
+    throw new UserError(`Invalid ${source}: approver_token_env and http.token_env both name ${cfg.http.token_env}; the approver secret must not be the token every MCP client holds. Name another variable.`);
   }
   cfg.work_dir_roots = cfg.work_dir_roots.map((p) => path.resolve(p));
   return { ...cfg, timezone: cfg.timezone ?? systemTimezone() };

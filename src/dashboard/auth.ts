@@ -3,8 +3,8 @@ import type { IncomingMessage } from "node:http";
 
 /** A login cookie lasts this long; the token itself is asked for again after. */
 const COOKIE_MAX_AGE_S = 30 * 24 * 3600;
-/** Wrong tokens allowed per minute before /login answers 429 for the rest of it. */
-const LOGIN_FAILURES_PER_MINUTE = 20;
+/** An approver's sign-in lasts a working day: approving is rarer than looking. */
+const APPROVER_MAX_AGE_S = 12 * 3600;
 
 const mac = (key: Buffer | string, text: string) => createHmac("sha256", key).update(text).digest();
 
@@ -23,21 +23,64 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
  * Every POST needs an Origin equal to the page's own and a CSRF field: an HMAC of the login
  * (or, without a token, of nothing) under a key derived from the token or, without one, made
  * at start. A page from another site can neither read the field nor forge the Origin.
+ *
+ * Approving and rejecting jobs need more (SPEC §20): the approver secret (config
+ * `approver_token_env`), which is not the MCP token, so no agent holding that token can
+ * approve. Signed in, the browser holds a second cookie (an HMAC of that secret), and the
+ * approve and reject forms carry a CSRF field bound to it, which a page without the
+ * approver's cookie never shows. Without an approver secret the dashboard cannot approve.
  */
 export class DashboardAuth {
   readonly cookieName: string;
   private readonly session: Buffer | null;
   private readonly csrfKey: Buffer;
   private readonly tokenDigest: Buffer | null;
-  /** Wrong tokens this minute, per client address: one client guessing cannot lock others out. */
-  private failures = { minute: 0, byClient: new Map<string, number>() };
+  private readonly approverDigest: Buffer | null;
+  private readonly approverSession: Buffer | null;
 
-  constructor(token: string | undefined, port: number) {
+  constructor(token: string | undefined, port: number, approverToken?: string) {
     // One name per port: two daemons on one host (cookies ignore ports) keep their logins apart.
     this.cookieName = `agent_cron_${port}`;
     this.tokenDigest = token ? mac("agent-cron token digest", token) : null;
     this.session = token ? mac(token, "agent-cron dashboard session v1") : null;
     this.csrfKey = token ? mac(token, "agent-cron dashboard csrf v1") : randomBytes(32);
+    // Only digests are kept, never the secret itself.
+    const approver = approverToken && approverToken !== token ? approverToken : undefined;
+    this.approverDigest = approver ? mac("agent-cron approver digest", approver) : null;
+    this.approverSession = approver ? mac(approver, "agent-cron approver session v1") : null;
+  }
+
+  /** An approver secret is configured: the dashboard can approve, for who signs in with it. */
+  get approverConfigured(): boolean {
+    return this.approverSession !== null;
+  }
+
+  approverMatches(candidate: string): boolean {
+    return this.approverDigest !== null && sameBytes(mac("agent-cron approver digest", candidate), this.approverDigest);
+  }
+
+  /** The request carries the approver's cookie. */
+  isApprover(req: IncomingMessage): boolean {
+    if (!this.approverSession) return false;
+    const value = readCookie(req.headers.cookie, `${this.cookieName}_approver`);
+    return value !== null && sameBytes(Buffer.from(value), Buffer.from(this.approverSession.toString("base64url")));
+  }
+
+  approverCookie(): string {
+    return `${this.cookieName}_approver=${this.approverSession!.toString("base64url")}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${APPROVER_MAX_AGE_S}`;
+  }
+
+  approverLogoutCookie(): string {
+    return `${this.cookieName}_approver=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+  }
+
+  /** The CSRF field of the approve and reject forms: bound to the approver's sign-in, shown only to it. */
+  approverCsrf(): string {
+    return mac(this.csrfKey, `approver:${this.approverSession?.toString("base64url") ?? "none"}`).toString("base64url");
+  }
+
+  approverCsrfValid(value: string | null): boolean {
+    return this.approverSession !== null && value !== null && sameBytes(Buffer.from(value), Buffer.from(this.approverCsrf()));
   }
 
   get required(): boolean {
@@ -48,19 +91,6 @@ export class DashboardAuth {
   tokenMatches(candidate: string): boolean {
     if (!this.tokenDigest) return true;
     return sameBytes(mac("agent-cron token digest", candidate), this.tokenDigest);
-  }
-
-  /** Too many wrong tokens from this client this minute: refuse its next ones without checking. */
-  throttled(client: string): boolean {
-    const minute = Math.floor(Date.now() / 60_000);
-    return this.failures.minute === minute && (this.failures.byClient.get(client) ?? 0) >= LOGIN_FAILURES_PER_MINUTE;
-  }
-
-  noteFailure(client: string): void {
-    const minute = Math.floor(Date.now() / 60_000);
-    // A new minute, or a flood of addresses: start counting afresh (bounded memory).
-    if (this.failures.minute !== minute || this.failures.byClient.size > 10_000) this.failures = { minute, byClient: new Map() };
-    this.failures.byClient.set(client, (this.failures.byClient.get(client) ?? 0) + 1);
   }
 
   /** The request carries a valid login cookie or bearer token (always true without a token). */

@@ -7,15 +7,18 @@ import { UserError, errorMessage } from "../core/errors.js";
 import { JOB_STATES, type JobState } from "../core/jobs.js";
 import { RequestGuard, defaultAllowedHosts, urlHost } from "../mcp/http/guard.js";
 import { ICON, SCRIPT, STYLESHEET } from "./assets.js";
+import { GuessThrottle } from "../mcp/http/throttle.js";
 import { DashboardAuth, sameOrigin } from "./auth.js";
 import { escapeHtml, type Html } from "./html.js";
 import { renderMarkdown } from "./markdown.js";
-import { bouncePage, jobPage, jobsPage, loginPage, messagePage, runPage, type PageContext } from "./pages.js";
+import { approverPage, bouncePage, jobPage, jobsPage, loginPage, messagePage, runPage, type PageContext } from "./pages.js";
 import { EventStreams } from "./sse.js";
 
 export interface DashboardOptions {
   /** The daemon's token (from http.token_env); none: the dashboard is open, like /mcp. */
   token: string | undefined;
+  /** The approver secret (config approver_token_env); none: the dashboard cannot approve (SPEC §20). */
+  approverToken?: string;
   /** The port it is served on: names the login cookie. */
   port: number;
   /** Where request errors go; never given a URL's query (it may hold ?token=). */
@@ -63,7 +66,7 @@ const ASSETS: Record<string, { type: string; body: Buffer; gz: Buffer }> = Objec
   }),
 );
 
-const OWNED = /^\/(?:$|login$|logout$|events$|favicon\.(?:svg|ico)$|assets\/|jobs(?:\/|$)|runs(?:\/|$))/;
+const OWNED = /^\/(?:$|login$|logout$|approver(?:\/logout)?$|events$|favicon\.(?:svg|ico)$|assets\/|jobs(?:\/|$)|runs(?:\/|$))/;
 
 /**
  * The browser dashboard (SPEC §12): server-rendered pages over the CronApi, so it is the same
@@ -73,12 +76,16 @@ const OWNED = /^\/(?:$|login$|logout$|events$|favicon\.(?:svg|ico)$|assets\/|job
 export class Dashboard {
   private readonly auth: DashboardAuth;
   private readonly streams: EventStreams;
+  private readonly guesses = new GuessThrottle();
 
   constructor(
     private readonly api: CronApi,
     private readonly opts: DashboardOptions,
   ) {
-    this.auth = new DashboardAuth(opts.token, opts.port);
+    this.auth = new DashboardAuth(opts.token, opts.port, opts.approverToken);
+    if (opts.approverToken && opts.approverToken === opts.token) {
+      opts.log("agent-cron warning: the approver secret is the daemon's token; approving on the dashboard is off until approver_token_env names a secret of its own.");
+    }
     this.streams = new EventStreams(api.events);
     // A Host keeps it for an App it opens later (a takeover).
     if (opts.linkBase) applyLinkBase(api, opts.linkBase);
@@ -117,6 +124,8 @@ export class Dashboard {
     if (path === "/login") return this.login(req, res, url);
 
     if (!this.auth.authorized(req)) {
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+      if (bearer !== undefined && !(await this.guesses.failed(GuessThrottle.key(req, bearer, "dashboard")))) return void req.socket.destroy();
       const target = path + url.search;
       if (reading && path !== "/events" && wantsHtml(req)) {
         // A link followed from another site (a chat message) comes without the SameSite=Strict
@@ -128,8 +137,10 @@ export class Dashboard {
       return this.text(res, 401, "Log in first: open /login in a browser, or send the header \"Authorization: Bearer <token>\".", { "www-authenticate": 'Bearer realm="agent-cron"' });
     }
 
-    const ctx: PageContext = { csrf: this.auth.csrfToken(), loginRequired: this.auth.required, here: path + url.search };
-    if (method === "POST") return this.post(req, res, path, ctx);
+    const approver = !this.auth.approverConfigured ? "off" : this.auth.isApprover(req) ? { csrf: this.auth.approverCsrf() } : "signed-out";
+    const ctx: PageContext = { csrf: this.auth.csrfToken(), loginRequired: this.auth.required, here: path + url.search, approver };
+    if (path === "/approver" && method !== "POST") return this.approverLogin(req, res, url);
+    if (method === "POST") return this.post(req, res, path, ctx, url);
     if (!reading) {
       req.resume();
       return this.text(res, 405, "Use GET for pages and POST for actions.", { allow: "GET, HEAD, POST" });
@@ -212,7 +223,7 @@ export class Dashboard {
 
   // Actions
 
-  private async post(req: IncomingMessage, res: ServerResponse, path: string, ctx: PageContext): Promise<void> {
+  private async post(req: IncomingMessage, res: ServerResponse, path: string, ctx: PageContext, url: URL): Promise<void> {
     const json = wantsJson(req);
     const refuse = (status: number, message: string) => (json ? this.json(res, status, { ok: false, message }) : this.page(req, res, status, messagePage("Not done", message, ctx)));
     if (!sameOrigin(req)) {
@@ -221,11 +232,23 @@ export class Dashboard {
     }
     const form = await readForm(req);
     if (form === null) return refuse(413, `A form may have at most ${FORM_MAX_BYTES / 1024} KiB.`);
-    if (!this.auth.csrfValid(form.get("csrf"))) return refuse(403, "This form is out of date (the daemon restarted, or its token changed); reload the page and try again.");
+    const decision = /^\/jobs\/[^/]+\/(approve|reject)$/.test(path);
+    if (!decision && !this.auth.csrfValid(form.get("csrf"))) return refuse(403, "This form is out of date (the daemon restarted, or its token changed); reload the page and try again.");
     const back = localPath(form.get("back"));
     if (path === "/logout") return this.redirect(res, "/login", { "set-cookie": this.auth.logoutCookie() });
+    if (path === "/approver") return this.approverLogin(req, res, url, form);
+    if (path === "/approver/logout") return this.redirect(res, "/", { "set-cookie": this.auth.approverLogoutCookie() });
 
-    const jobAction = /^\/jobs\/([^/]+)\/(pause|resume|run|approve)$/.exec(path);
+    const jobAction = /^\/jobs\/([^/]+)\/(pause|resume|run|approve|reject)$/.exec(path);
+    // Approving is a person's act (SPEC §20): the daemon's token, a CSRF field and an Origin
+    // are not enough; it takes the approver's own sign-in and its own CSRF field.
+    if (jobAction && (jobAction[2] === "approve" || jobAction[2] === "reject")) {
+      const how = `a person approves at a terminal with: agent-cron approve ${decodeSegment(jobAction[1]) ?? "JOB"}`;
+      if (!this.auth.approverConfigured) return refuse(403, `This dashboard cannot approve or reject jobs: no approver secret is configured (config approver_token_env); ${how}.`);
+      if (!this.auth.isApprover(req) || !this.auth.approverCsrfValid(form.get("csrf"))) {
+        return refuse(403, `Approving and rejecting need the approver's sign-in (/approver, with the approver secret); ${how}.`);
+      }
+    }
     const cancel = /^\/runs\/([^/]+)\/cancel$/.exec(path);
     const ref = decodeSegment((jobAction ?? cancel)?.[1] ?? "");
     if (ref === null || (!jobAction && !cancel)) return refuse(404, `There is no action at ${path}.`);
@@ -242,8 +265,14 @@ export class Dashboard {
           location = `/runs/${encodeURIComponent(run.id)}`;
           message = `Started a run of ${job_name ?? run.job_id.slice(0, 8)}${run.status === "running" ? "" : `: ${run.status}`}.`;
         } else {
-          const { job } = verb === "pause" ? await this.api.pause({ job: ref }) : verb === "resume" ? await this.api.resume({ job: ref }) : await this.api.approve({ job: ref });
-          message = `${job.name ?? job.id.slice(0, 8)} is ${job.state.replace("_", " ")}.`;
+          if (verb === "reject") {
+            const { removed } = await this.api.reject({ job: ref, via: "dashboard" });
+            message = `Rejected and removed ${removed.slice(0, 8)}.`;
+            location = "/";
+          } else {
+            const { job } = verb === "pause" ? await this.api.pause({ job: ref }) : verb === "resume" ? await this.api.resume({ job: ref }) : await this.api.approve({ job: ref, via: "dashboard" });
+            message = `${job.name ?? job.id.slice(0, 8)} is ${job.state.replace("_", " ")}.`;
+          }
         }
       }
     } catch (err) {
@@ -273,23 +302,42 @@ export class Dashboard {
     }
     const form = await readForm(req);
     const target = localPath(form?.get("next"));
-    if (this.auth.throttled(clientOf(req))) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
-    if (!form || !this.auth.tokenMatches(form.get("token") ?? "")) {
-      this.auth.noteFailure(clientOf(req));
+    const typed = form?.get("token") ?? "";
+    if (!form || !this.auth.tokenMatches(typed)) {
+      if (!(await this.guesses.failed(GuessThrottle.key(req, typed, "login")))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
   }
 
+  /**
+   * `/approver`: the approver's sign-in form, and its POST (already past Origin and CSRF
+   * checks), which sets the approver's cookie when the approver secret matches.
+   */
+  private async approverLogin(req: IncomingMessage, res: ServerResponse, url: URL, form?: URLSearchParams): Promise<void> {
+    const next = localPath(form?.get("next") ?? url.searchParams.get("next"));
+    if (!this.auth.approverConfigured) {
+      req.resume();
+      return this.page(req, res, 404, messagePage("No approver", "This dashboard has no approver secret (config approver_token_env), so it cannot approve; a person approves at a terminal with agent-cron approve JOB."));
+    }
+    const csrf = this.auth.csrfToken();
+    if (!form) return this.page(req, res, 200, approverPage({ next, csrf }));
+    const typed = form.get("secret") ?? "";
+    if (!this.auth.approverMatches(typed)) {
+      if (!(await this.guesses.failed(GuessThrottle.key(req, typed, "approver")))) return void req.socket.destroy();
+      return this.page(req, res, 401, approverPage({ next, csrf, error: "That is not the approver secret." }));
+    }
+    return this.redirect(res, next, { "set-cookie": this.auth.approverCookie() });
+  }
+
   /** `?token=` on any page: checked, turned into the cookie, and dropped from the address. */
-  private tokenInQuery(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  private async tokenInQuery(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const token = url.searchParams.get("token") ?? "";
     url.searchParams.delete("token");
     const target = url.pathname + url.search;
     if (!this.auth.required) return this.redirect(res, target);
-    if (this.auth.throttled(clientOf(req))) return this.page(req, res, 429, loginPage({ next: target, error: "Too many wrong tokens this minute; wait a minute and try again." }));
     if (!this.auth.tokenMatches(token)) {
-      this.auth.noteFailure(clientOf(req));
+      if (!(await this.guesses.failed(GuessThrottle.key(req, token, "login")))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -370,7 +418,7 @@ export interface DashboardServer {
  * `agent-cron dashboard`: the dashboard alone, on loopback, for people who use only stdio.
  * The same Host and Origin checks as the daemon; the same token when one is set.
  */
-export async function serveDashboard(api: CronApi, opts: { port: number; token: string | undefined; log: (line: string) => void }): Promise<DashboardServer> {
+export async function serveDashboard(api: CronApi, opts: { port: number; token: string | undefined; approverToken?: string; log: (line: string) => void }): Promise<DashboardServer> {
   const host = "127.0.0.1";
   let dashboard: Dashboard | undefined;
   let guard: RequestGuard | undefined;
@@ -401,7 +449,7 @@ export async function serveDashboard(api: CronApi, opts: { port: number; token: 
   const address = server.address() as AddressInfo;
   // The token is checked by the dashboard's own login; the guard checks only Host and Origin.
   guard = new RequestGuard(defaultAllowedHosts(host, address.address), address.port, undefined);
-  dashboard = new Dashboard(api, { token: opts.token, port: address.port, log: opts.log });
+  dashboard = new Dashboard(api, { token: opts.token, approverToken: opts.approverToken, port: address.port, log: opts.log });
   const url = `http://${host}:${address.port}/`;
   return {
     url,
@@ -457,10 +505,5 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
     req.on("end", () => resolve(over ? null : new URLSearchParams(Buffer.concat(chunks).toString("utf8"))));
     req.on("error", reject);
   });
-}
-
-/** Who is asking, for the login throttle: the peer's address. */
-function clientOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? "unknown";
 }
 

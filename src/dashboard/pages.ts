@@ -13,6 +13,11 @@ export interface PageContext {
   loginRequired: boolean;
   /** Path and query of this page: where an action sends the browser back to. */
   here: string;
+  /**
+   * Approving (SPEC §20): "off" without an approver secret; "signed-out" with one, for a
+   * viewer not signed in with it; else the CSRF field of the approve and reject forms.
+   */
+  approver: "off" | "signed-out" | { csrf: string };
 }
 
 export const ICON_DATA = ICON;
@@ -36,6 +41,8 @@ function layout(opts: { title: string; ctx?: PageContext; watch?: string; job?: 
 <a class="brand" href="/">agent-cron</a>
 <nav aria-label="Main">
 <a href="/">Jobs</a>
+${ctx && typeof ctx.approver === "object" ? html`<form method="post" action="/approver/logout" class="inline"><input type="hidden" name="csrf" value="${ctx.csrf}"><button type="submit">Approver: sign out</button></form>` : ""}
+${ctx?.approver === "signed-out" ? html`<a href="/approver?next=${encodeURIComponent(ctx.here)}">Sign in as approver</a>` : ""}
 ${ctx?.loginRequired ? html`<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${ctx.csrf}"><button type="submit">Log out</button></form>` : ""}
 </nav>
 </header>
@@ -62,19 +69,34 @@ function stateBadge(state: JobState): Html {
 }
 
 /** One POST button. `key` names it across refreshes (pause and resume share one), so focus stays. */
-function action(ctx: PageContext, path: string, text: string, opts: { key: string; back?: string; primary?: boolean; danger?: boolean; labelFor?: string }): Html {
+function action(ctx: PageContext, path: string, text: string, opts: { key: string; back?: string; primary?: boolean; danger?: boolean; labelFor?: string; csrf?: string }): Html {
   const cls = opts.primary ? "primary" : opts.danger ? "danger" : "";
-  return html`<form method="post" action="${path}" class="inline" data-action><input type="hidden" name="csrf" value="${ctx.csrf}"><input type="hidden" name="back" value="${opts.back ?? ctx.here}"><button type="submit" class="${cls}" data-key="${opts.key}"${opts.labelFor ? html` aria-label="${text} ${opts.labelFor}"` : ""}>${text}</button></form>`;
+  return html`<form method="post" action="${path}" class="inline" data-action><input type="hidden" name="csrf" value="${opts.csrf ?? ctx.csrf}"><input type="hidden" name="back" value="${opts.back ?? ctx.here}"><button type="submit" class="${cls}" data-key="${opts.key}"${opts.labelFor ? html` aria-label="${text} ${opts.labelFor}"` : ""}>${text}</button></form>`;
 }
 
 function jobActions(ctx: PageContext, job: { id: string; name: string | null; state: JobState }, running: string | null, back: string): Html {
   const base = jobHref(job.id);
   const who = label(job);
-  return html`${job.state === "pending_approval" ? action(ctx, `${base}/approve`, "Approve", { key: `approve-${job.id}`, back, primary: true, labelFor: who }) : ""}${
+  return html`${job.state === "pending_approval" ? approval(ctx, job, back) : ""}${
     job.state === "active" ? action(ctx, `${base}/pause`, "Pause", { key: `toggle-${job.id}`, back, labelFor: who }) : ""
   }${job.state === "paused" ? action(ctx, `${base}/resume`, "Resume", { key: `toggle-${job.id}`, back, labelFor: who }) : ""}${
     job.state === "pending_approval" ? "" : action(ctx, `${base}/run`, "Run now", { key: `run-${job.id}`, back, labelFor: who })
   }${running ? action(ctx, `${runHref(running)}/cancel`, "Cancel run", { key: `cancel-${job.id}`, back, danger: true, labelFor: who }) : ""}`;
+}
+
+/**
+ * A job waiting for a person: Approve and Reject for a viewer signed in with the approver
+ * secret; for anyone else, how a person approves it, and no button (SPEC §20).
+ */
+function approval(ctx: PageContext, job: { id: string; name: string | null }, back: string): Html {
+  const base = jobHref(job.id);
+  const who = label(job);
+  if (typeof ctx.approver === "object") {
+    const csrf = ctx.approver.csrf;
+    return html`${action(ctx, `${base}/approve`, "Approve", { key: `approve-${job.id}`, back, primary: true, labelFor: who, csrf })}${action(ctx, `${base}/reject`, "Reject", { key: `reject-${job.id}`, back, danger: true, labelFor: who, csrf })}`;
+  }
+  const how = ctx.approver === "signed-out" ? html`, or <a href="/approver?next=${encodeURIComponent(ctx.here)}">sign in as approver</a>` : "";
+  return html`<span class="hint">Waiting for a person: <code>agent-cron approve ${job.name ?? job.id}</code> at a terminal${how}</span>`;
 }
 
 function strip(runs: RunBrief[], timezone: string): Html {
@@ -328,6 +350,23 @@ ${opts.error ? html`<p class="notice bad" role="alert">${opts.error}</p>` : ""}
 <label for="token">Token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button type="submit" class="primary">Log in</button>
+</form>`,
+  });
+}
+
+/** The approver's sign-in: the approver secret, not the daemon's token. */
+export function approverPage(opts: { next: string; csrf: string; error?: string }): Html {
+  return layout({
+    title: "Sign in as approver",
+    main: html`<form class="login" method="post" action="/approver">
+<h1>Sign in as approver</h1>
+<p>Approving and rejecting jobs that agents made needs the approver secret (the variable named by <code>approver_token_env</code>, <code>AGENT_CRON_APPROVER_TOKEN</code> by default), which is not the daemon's token.</p>
+${opts.error ? html`<p class="notice bad" role="alert">${opts.error}</p>` : ""}
+<input type="hidden" name="next" value="${opts.next}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
+<label for="secret">Approver secret</label>
+<input id="secret" name="secret" type="password" autocomplete="current-password" required autofocus>
+<button type="submit" class="primary">Sign in</button>
 </form>`,
   });
 }

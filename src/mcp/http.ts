@@ -10,6 +10,7 @@ import { UnauthorizedError, UserError, errorMessage } from "../core/errors.js";
 import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from "./http/event-store.js";
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
 import { createServer } from "./server.js";
+import { GuessThrottle } from "./http/throttle.js";
 import type { Dashboard } from "../dashboard/index.js";
 import { OpsEndpoints, metricsSourceOf } from "../ops/endpoints.js";
 import { logger } from "../log.js";
@@ -17,6 +18,8 @@ import { logger } from "../log.js";
 export type HttpOptions = Config["http"] & {
   /** Where the token variable (`token_env`) is read. */
   env: Record<string, string | undefined>;
+  /** The variable holding the approver secret (config approver_token_env), read from `env`. */
+  approverTokenEnv?: string;
   eventLimits?: EventStoreLimits;
   /** How long a response stream may sit with its client reading nothing before it is cut. */
   stallMs?: number;
@@ -63,6 +66,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   const stallMs = opts.stallMs ?? STALL_MS;
   let guard: RequestGuard;
   let dashboard: Dashboard | undefined;
+  const guesses = new GuessThrottle();
   let closing = false;
   // Before the port opens: the first scrape counts every run since the start.
   const ops = new OpsEndpoints(metricsSourceOf(api));
@@ -130,13 +134,15 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
       } catch {
         return reply(res, 404, -32000, "Not found: no such event trigger.");
       }
-      return handleHook(api, req, res, jobId);
+      return handleHook(api, req, res, jobId, guesses);
     }
     // Probes answer without a token; /metrics asks for it (SPEC §22).
     if (ops.owns(pathname)) return ops.handle(req, res, pathname, () => guard.authorized(req.headers.authorization), howToAuth);
     // The browser dashboard (SPEC §12) has its own login (a cookie) and CSRF checks.
     if (dashboard?.owns(pathname)) return dashboard.handle(req, res);
     if (!guard.authorized(req.headers.authorization)) {
+      // A wrong token is a guess: its answer waits (GuessThrottle); a missing one is not.
+      if (req.headers.authorization && !(await guesses.failed(GuessThrottle.key(req, req.headers.authorization, "mcp")))) return void req.socket.destroy();
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
       const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;
       return reply(res, 401, -32000, `Unauthorized: ${howToAuth}.`, {
@@ -203,7 +209,8 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   const url = `http://${urlHost(opts.host)}:${address.port}${ENDPOINT}`;
   // Loaded here, not with the module: only the HTTP daemon serves it.
   const { createDashboard, dashboardLinkBase } = await import("../dashboard/index.js");
-  dashboard = createDashboard(api, { token, port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
+  const approverToken = (opts.approverTokenEnv && opts.env[opts.approverTokenEnv]) || undefined;
+  dashboard = createDashboard(api, { token, approverToken, port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
   log(`agent-cron: the dashboard is at http://${urlHost(opts.host)}:${address.port}/.`);
   if (!token) {
     log(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
@@ -254,7 +261,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
 export const MAX_EVENT_BYTES = 64 * 1024;
 
 /** POST /hooks/{job_id} with "Authorization: Bearer <trigger_token>": 202 {run_id}. */
-async function handleHook(api: CronApi, req: IncomingMessage, res: ServerResponse, jobId: string): Promise<void> {
+async function handleHook(api: CronApi, req: IncomingMessage, res: ServerResponse, jobId: string, guesses: GuessThrottle): Promise<void> {
   const answer = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
     res.writeHead(status, { "content-type": "application/json", ...headers });
     res.end(JSON.stringify(body));
@@ -271,6 +278,7 @@ async function handleHook(api: CronApi, req: IncomingMessage, res: ServerRespons
     const { run } = await api.triggerEvent({ job_id: jobId, token: auth, payload: body });
     return answer(202, run ? { run_id: run.id, status: run.status } : { run_id: null, status: "queued" });
   } catch (err) {
+    if (err instanceof UnauthorizedError && !(await guesses.failed(GuessThrottle.key(req, auth, "hooks")))) return void req.socket.destroy();
     if (err instanceof UnauthorizedError) return answer(401, { error: err.message }, { "www-authenticate": 'Bearer realm="agent-cron-hooks", error="invalid_token"' });
     if (err instanceof UserError) return answer(409, { error: err.message });
     return answer(500, { error: errorMessage(err) });

@@ -77,7 +77,7 @@ describe("a first run that works", () => {
     const s = await start();
     writeFileSync(path.join(s.dataDir, "config.json"), JSON.stringify({ ...baseConfig(), max_concurrent: "lots" }));
     await waitFor(() => /max_concurrent/.test(s.stderr()), { what: "the rejection on stderr" });
-    expect(s.stderr()).toMatch(/agent-cron error: Invalid config file .*max_concurrent must be a number.*The running config is kept\./);
+    expect(s.stderr()).toMatch(/agent-cron error: Invalid config file .*max_concurrent must be a number.*The running config is kept \(approval "none"/);
     await waitFor(() => logMessages(s).some((m) => m.includes("max_concurrent") && m.includes("running config is kept")), { what: "the MCP log message" });
     writeFileSync(path.join(s.dataDir, "config.json"), "{ not json");
     await waitFor(() => /is not valid JSON/.test(s.stderr()), { what: "the JSON error" });

@@ -19,6 +19,8 @@ export interface DashboardOptions {
   token: string | undefined;
   /** The approver secret (config approver_token_env); none: the dashboard cannot approve (SPEC §20). */
   approverToken?: string;
+  /** Shared with /mcp on the daemon: guesses of its token wait in one line per client, wherever they are sent. */
+  guesses?: GuessThrottle;
   /** The port it is served on: names the login cookie. */
   port: number;
   /** Where request errors go; never given a URL's query (it may hold ?token=). */
@@ -76,13 +78,14 @@ const OWNED = /^\/(?:$|login$|logout$|approver(?:\/logout)?$|events$|favicon\.(?
 export class Dashboard {
   private readonly auth: DashboardAuth;
   private readonly streams: EventStreams;
-  private readonly guesses = new GuessThrottle();
+  private readonly guesses: GuessThrottle;
 
   constructor(
     private readonly api: CronApi,
     private readonly opts: DashboardOptions,
   ) {
     this.auth = new DashboardAuth(opts.token, opts.port, opts.approverToken);
+    this.guesses = opts.guesses ?? new GuessThrottle();
     if (opts.approverToken && opts.approverToken === opts.token) {
       opts.log("agent-cron warning: the approver secret is the daemon's token; approving on the dashboard is off until approver_token_env names a secret of its own.");
     }
@@ -125,7 +128,7 @@ export class Dashboard {
 
     if (!this.auth.authorized(req)) {
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-      if (bearer !== undefined && !(await this.guesses.failed(GuessThrottle.key(req, bearer, "dashboard")))) return void req.socket.destroy();
+      if (bearer !== undefined && !(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
       const target = path + url.search;
       if (reading && path !== "/events" && wantsHtml(req)) {
         // A link followed from another site (a chat message) comes without the SameSite=Strict
@@ -304,7 +307,7 @@ export class Dashboard {
     const target = localPath(form?.get("next"));
     const typed = form?.get("token") ?? "";
     if (!form || !this.auth.tokenMatches(typed)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, typed, "login")))) return void req.socket.destroy();
+      if (!(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -324,7 +327,7 @@ export class Dashboard {
     if (!form) return this.page(req, res, 200, approverPage({ next, csrf }));
     const typed = form.get("secret") ?? "";
     if (!this.auth.approverMatches(typed)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, typed, "approver")))) return void req.socket.destroy();
+      if (!(await this.guesses.failed(GuessThrottle.key(req, "approver")))) return void req.socket.destroy();
       return this.page(req, res, 401, approverPage({ next, csrf, error: "That is not the approver secret." }));
     }
     return this.redirect(res, next, { "set-cookie": this.auth.approverCookie() });
@@ -337,7 +340,7 @@ export class Dashboard {
     const target = url.pathname + url.search;
     if (!this.auth.required) return this.redirect(res, target);
     if (!this.auth.tokenMatches(token)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, token, "login")))) return void req.socket.destroy();
+      if (!(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });

@@ -142,7 +142,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
     if (dashboard?.owns(pathname)) return dashboard.handle(req, res);
     if (!guard.authorized(req.headers.authorization)) {
       // A wrong token is a guess: its answer waits (GuessThrottle); a missing one is not.
-      if (req.headers.authorization && !(await guesses.failed(GuessThrottle.key(req, req.headers.authorization, "mcp")))) return void req.socket.destroy();
+      if (req.headers.authorization && !(await guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
       const error = req.headers.authorization ? ', error="invalid_token"' : "";
       const description = req.headers.authorization ? "the token does not match" : `no token: ${howToAuth}`;
       return reply(res, 401, -32000, `Unauthorized: ${howToAuth}.`, {
@@ -210,7 +210,7 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   // Loaded here, not with the module: only the HTTP daemon serves it.
   const { createDashboard, dashboardLinkBase } = await import("../dashboard/index.js");
   const approverToken = (opts.approverTokenEnv && opts.env[opts.approverTokenEnv]) || undefined;
-  dashboard = createDashboard(api, { token, approverToken, port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
+  dashboard = createDashboard(api, { token, approverToken, guesses, port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
   log(`agent-cron: the dashboard is at http://${urlHost(opts.host)}:${address.port}/.`);
   if (!token) {
     log(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
@@ -278,7 +278,7 @@ async function handleHook(api: CronApi, req: IncomingMessage, res: ServerRespons
     const { run } = await api.triggerEvent({ job_id: jobId, token: auth, payload: body });
     return answer(202, run ? { run_id: run.id, status: run.status } : { run_id: null, status: "queued" });
   } catch (err) {
-    if (err instanceof UnauthorizedError && !(await guesses.failed(GuessThrottle.key(req, auth, "hooks")))) return void req.socket.destroy();
+    if (err instanceof UnauthorizedError && !(await guesses.failed(GuessThrottle.key(req, "hooks")))) return void req.socket.destroy();
     if (err instanceof UnauthorizedError) return answer(401, { error: err.message }, { "www-authenticate": 'Bearer realm="agent-cron-hooks", error="invalid_token"' });
     if (err instanceof UserError) return answer(409, { error: err.message });
     return answer(500, { error: errorMessage(err) });

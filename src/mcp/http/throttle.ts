@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 
 export interface ThrottleOptions {
@@ -23,17 +22,18 @@ const MAX_CLIENTS = 10_000;
  * only after a delay that doubles with each wrong one from the same client, and one client's
  * wrong answers go out one after another, so guesses sent in parallel wait in line too.
  *
- * A client is the peer address and the first hex digit of the presented credential's hash:
- * every local client is 127.0.0.1, so the address alone would put them all in one line.
+ * A client is its peer address. Every local client is 127.0.0.1, so they share one line;
+ * that is why the check comes first: the line only ever holds wrong answers, so a person
+ * with the right token is never behind a guesser (keying by the presented credential
+ * instead would let a guesser that varies its guesses skip the line).
  */
 export class GuessThrottle {
   private readonly clients = new Map<string, { failures: number; last: number; next: number }>();
 
   constructor(private readonly opts: ThrottleOptions = DEFAULT_THROTTLE) {}
 
-  static key(req: IncomingMessage, presented: string, scope = ""): string {
-    const bucket = createHash("sha256").update(presented).digest("hex")[0];
-    return `${scope}|${req.socket.remoteAddress ?? "?"}|${bucket}`;
+  static key(req: IncomingMessage, scope: string): string {
+    return `${scope}|${req.socket.remoteAddress ?? "?"}`;
   }
 
   /**

@@ -45,8 +45,6 @@ describe("approving on the dashboard", () => {
     expect(job.state).toBe("pending_approval");
     const cookie = await login(base);
     const page = await request(base, "/", { headers: { cookie } });
-    expect(page.text).toContain("<code>agent-cron approve agent-made</code>");
-    expect(page.text).not.toContain(`action="/jobs/${job.id}/approve"`);
     const csrf = csrfOf(page.text);
     for (const verb of ["approve", "reject"]) {
       const forged = await request(base, `/jobs/${job.id}/${verb}`, { form: { csrf }, headers: { cookie, origin: base, accept: "application/json" } });
@@ -57,6 +55,8 @@ describe("approving on the dashboard", () => {
       expect(scripted.status, verb).toBe(403);
     }
     expect((await c.tool("get_cron", { job: "agent-made" })).job.state).toBe("pending_approval");
+    expect(page.text).toContain("<code>agent-cron approve agent-made</code>");
+    expect(page.text).not.toContain(`action="/jobs/${job.id}/approve"`);
   });
 
   it("with an approver secret: the token holder still cannot; the approver signs in with the secret and approves, recorded as the dashboard's; the secret never reaches a run", async () => {

@@ -11,6 +11,7 @@ import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp } from "./planner.js";
 import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "./ports.js";
+import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import { describeSchedule, nextOccurrences, parseSchedule, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
@@ -603,6 +604,7 @@ export class App {
       ),
     );
     if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
+    if (patch.output_schema !== undefined) this.releaseUnusedSchemas();
     this.events.emit("job", result.job, "updated");
     if (this.started) this.reschedule(result.job);
     return result.job;
@@ -701,9 +703,18 @@ export class App {
     await this.dispatcher.cancelJob(job.id, "Canceled because its job was removed.");
     await this.jobs.delete(job.id);
     this.schedules.delete(job.id);
+    if (job.output_schema) this.releaseUnusedSchemas();
     if (!keepRuns) await this.runs.removeJob(job.id);
     this.events.emit("job", job, "removed");
     return job.id;
+  }
+
+  /** Frees the compiled output_schemas no job uses any more (two jobs may share one). */
+  private releaseUnusedSchemas(): void {
+    if (keptOutputSchemas() === 0) return;
+    const used = new Set<string>();
+    for (const j of this.jobs.all()) if (j.output_schema) used.add(JSON.stringify(j.output_schema));
+    forgetUnusedOutputSchemas(used);
   }
 
   listJobs(opts: { state?: Job["state"]; query?: string; limit?: number; cursor?: string }): Page<Job> {

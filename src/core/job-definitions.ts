@@ -7,7 +7,7 @@ import { UserError } from "./errors.js";
 import { describeIssue } from "./issues.js";
 import type { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { DEFAULT_DELIVER_ON, MAX_APPROVAL_EVENTS, MAX_PROMPT_BYTES, maxRunsReached, type ApprovalEvent, type Job } from "./jobs.js";
-import { compileOutputSchema } from "./output.js";
+import { checkSchemaDepth, compileOutputSchema } from "./output.js";
 import { ID_LIKE } from "./queries.js";
 import { parseSchedule, type ParsedSchedule } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
@@ -62,6 +62,8 @@ export function parseInput<T>(schema: { safeParse(v: unknown): { success: true; 
  */
 export async function compileSchema(schema: Record<string, unknown> | null | undefined): Promise<void> {
   if (!schema) return;
+  // Before anything recursive (JSON.stringify, ajv) sees it.
+  checkSchemaDepth(schema);
   if (JSON.stringify(schema).length > 64 * 1024) throw new UserError("output_schema is larger than 64 KiB.");
   await compileOutputSchema(schema);
 }

@@ -1,4 +1,4 @@
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
 import { RE2JS } from "re2js";
 
 /**
@@ -13,7 +13,19 @@ import { RE2JS } from "re2js";
  * the server; it lacks lookaround and backreferences, and a schema using them is refused
  * when the job is made, with that reason.
  */
-export const validator = new Ajv({ allErrors: false, strict: false, code: { regExp: linearRegExp as never } });
+const OPTIONS = { allErrors: false, strict: false, code: { regExp: linearRegExp as never } };
+export const validator = new Ajv(OPTIONS);
+
+/**
+ * A job's output_schema, compiled in an ajv of its own, checked first against the JSON Schema
+ * meta-schema by the shared one (which compiles only the meta-schema, never a job's schema).
+ * An ajv keeps every schema it compiled, with its `$id`, for as long as it lives; one per
+ * schema lets a job's schema be freed with its job, and two jobs may use the same `$id`.
+ */
+export function compileIsolated(schema: Record<string, unknown>): ValidateFunction {
+  if (!validator.validateSchema(schema)) throw new Error(validator.errorsText(validator.errors, { dataVar: "output_schema" }));
+  return new Ajv({ ...OPTIONS, validateSchema: false }).compile(schema);
+}
 
 function linearRegExp(pattern: string): { test: (s: string) => boolean; toString: () => string } {
   // ECMA-262's \uXXXX and \u{X…} are RE2's \x{…}.

@@ -41,6 +41,9 @@ function preparedTools(): Tool[] | undefined {
 
 const loadTools = () => import("./tools/index.js").then((m) => m.tools);
 
+/** One object for every ask: the SDK's validator compiles a schema per object it is given, and keeps it. */
+const APPROVAL_SCHEMA = { type: "object" as const, properties: { approve: { type: "boolean" as const, title: "Schedule this job", default: true } } };
+
 /**
  * One MCP server per client session, all over one shared API. Its events become
  * resource updates (for subscribed URIs), list changes, and logging messages.
@@ -74,7 +77,7 @@ export function createServer(api: CronApi): McpServer {
       let answer;
       try {
         answer = await server.server.elicitInput(
-          { message, requestedSchema: { type: "object", properties: { approve: { type: "boolean", title: "Schedule this job", default: true } } } },
+          { message, requestedSchema: APPROVAL_SCHEMA },
           // A person reads and decides: give them time.
           { timeout: 10 * 60_000 },
         );

@@ -13,8 +13,8 @@ export const MAX_STDIO_MESSAGE_BYTES = 8 * 1024 * 1024;
  */
 export async function serveStdio(api: CronApi, onGone: () => void): Promise<() => Promise<void>> {
   const server = createServer(api);
-  const limiter = new LineLimiter(MAX_STDIO_MESSAGE_BYTES, (head, bytes) => {
-    const id = sniffId(head);
+  const limiter = new LineLimiter(MAX_STDIO_MESSAGE_BYTES, (head, bytes, tail) => {
+    const id = sniffId(head, tail);
     const message = `Message too large: ${bytes} bytes; one message may have at most ${MAX_STDIO_MESSAGE_BYTES} bytes. It was not read.`;
     logger.log("warning", "stdio.too_large", message);
     // A request gets its error answer; a notification (no id) cannot be answered.

@@ -1,7 +1,7 @@
 /** A stdio message too large for one read is answered with an error; the server keeps serving. */
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI, makeDataDir, removeDir, waitFor } from "../helpers/server.js";
+import { CLI, TestServer, makeDataDir, removeDir, waitFor } from "../helpers/server.js";
 
 describe("stdio framing", () => {
   const dir = makeDataDir();
@@ -31,5 +31,30 @@ describe("stdio framing", () => {
     expect(child.exitCode).toBeNull();
     child.stdin.end();
     await new Promise((r) => child.once("exit", r));
+  });
+
+  it("answers an SDK client's oversized request (its id comes last) with a JSON-RPC error, and keeps serving it", async () => {
+    const s = await TestServer.start({});
+    try {
+      const call = s.client.callTool({ name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(9 * 1024 * 1024) } }, undefined, { timeout: 20_000 });
+      await expect(call).rejects.toThrow(/Message too large: \d+ bytes; one message may have at most 8388608 bytes/);
+      expect((await s.tool("list_crons")).total).toBe(0);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  it("refuses an output_schema nested too deep with its depth and the limit, and keeps serving", async () => {
+    const s = await TestServer.start({});
+    try {
+      let deep: Record<string, unknown> = { type: "string" };
+      for (let i = 0; i < 1500; i++) deep = { type: "object", properties: { a: deep } };
+      expect(await s.toolError("add_cron", { schedule: "@daily", prompt: "p", output_format: "structured", output_schema: deep })).toBe(
+        "add_cron failed: output_schema is nested 3001 levels deep; the limit is 64. Describe deep or recursive shapes with $defs and $ref.",
+      );
+      expect((await s.tool("list_crons")).total).toBe(0);
+    } finally {
+      await s.cleanup();
+    }
   });
 });

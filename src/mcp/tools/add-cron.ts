@@ -1,5 +1,6 @@
 import { AddJobInput } from "../../core/job-input.js";
 import { UserError } from "../../core/errors.js";
+import { checkSchemaDepth } from "../../core/output.js";
 import type { Job } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
 import { JobChangeSchema, jobChange, jobSentence } from "./shared.js";
@@ -19,6 +20,8 @@ export const addCronTool = defineTool({
     annotations: { title: "Schedule agent work", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async (args) => {
+    // Before it is copied anywhere (a follower forwards it as JSON, which recurses per level).
+    if (args.output_schema) checkSchemaDepth(args.output_schema);
     const created_by = ctx.clientName();
     // Under approval "ask", the user sees the job in words and decides before it is stored.
     const probe = await ctx.api.addCron({ input: args, created_by, dry_run: true });

@@ -1,4 +1,5 @@
 import { UpdateJobInput } from "../../core/job-input.js";
+import { checkSchemaDepth } from "../../core/output.js";
 import { defineTool, ok } from "../tool.js";
 import { JobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
 
@@ -15,6 +16,7 @@ export const updateCronTool = defineTool({
     annotations: { title: "Change a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async ({ job: ref, ...patch }) => {
+    if (patch.output_schema) checkSchemaDepth(patch.output_schema);
     const before = await ctx.api.getCron({ job: ref }).catch(() => null);
     const r = await ctx.api.updateCron({ job: ref, patch, by: ctx.clientName() });
     // Under config approval, a change of what a job does or where its results go needs a

@@ -1,12 +1,15 @@
 /**
  * Per-run limits (SPEC §20): memory, processes and bytes written to the work dir. Every
- * program executor's run is watched, sandboxed or not: one timer for the whole server reads
- * /proc once per tick and, for each run, adds up the resident memory and counts the processes
- * of its process group and of its descendants (which includes everything in a sandbox's pid
- * namespace), and every other tick sums what its work dir grew by. A run past a limit is
- * killed at once and fails with the reason. On top of that a hard per-process cap the kernel
- * enforces, RLIMIT_FSIZE (no file the run writes grows past max_disk_mb), is set through
- * `prlimit` where it is installed (util-linux, on every mainstream Linux).
+ * program executor's run is watched, sandboxed or not. One timer for the whole server, twice
+ * a second, walks each run's process tree down from its leader (the kernel's per-thread
+ * children lists: a few reads per process of the run, not one per process of the host),
+ * which includes everything in a sandbox's pid namespace, adds up their resident memory and
+ * counts them; every fourth tick it reads all of /proc once, for processes of the run's group
+ * that left the tree (their parent died); every other tick it sums what the work dir grew
+ * by. A run past a limit is killed at once and fails with the reason. On top of that a hard
+ * per-process cap the kernel enforces, RLIMIT_FSIZE (no file the run writes grows past
+ * max_disk_mb), is set through `prlimit` where it is installed (util-linux, on every
+ * mainstream Linux).
  *
  * Why not RLIMIT_AS and RLIMIT_NPROC: address space is not memory (Node, Bun and Go reserve
  * many GB they never touch, and would not start under a 4 GB RLIMIT_AS), and RLIMIT_NPROC
@@ -107,13 +110,9 @@ const watched = new Set<Watched>();
 let timer: NodeJS.Timeout | null = null;
 let ticks = 0;
 
-interface ProcInfo {
-  ppid: number;
-  pgrp: number;
-}
-
-function readProcs(): Map<number, ProcInfo> {
-  const procs = new Map<number, ProcInfo>();
+/** Parent and process group of every process, from one read of all of /proc. */
+function readProcs(): Map<number, { ppid: number; pgrp: number }> {
+  const procs = new Map<number, { ppid: number; pgrp: number }>();
   let entries: string[];
   try {
     entries = readdirSync("/proc");
@@ -123,16 +122,21 @@ function readProcs(): Map<number, ProcInfo> {
   for (const entry of entries) {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-      // After "(comm)": state, ppid, pgrp.
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      procs.set(pid, { ppid: Number(f[1]), pgrp: Number(f[2]) });
-    } catch {
-      // Gone meanwhile.
-    }
+    const stat = statOf(pid);
+    if (stat) procs.set(pid, stat);
   }
   return procs;
+}
+
+function statOf(pid: number): { ppid: number; pgrp: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // After "(comm)": state, ppid, pgrp.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), pgrp: Number(f[2]) };
+  } catch {
+    return null;
+  }
 }
 
 /** Resident memory of one process in bytes (VmRSS), 0 when gone or a kernel thread. */
@@ -145,20 +149,71 @@ function rssBytes(pid: number): number {
   }
 }
 
-/** The group's processes and the leader's descendants (a process that left the group with setsid is still one). */
-function members(w: Watched, procs: Map<number, ProcInfo>, children: Map<number, number[]>): number[] {
+/** Where the kernel lists children per thread (CONFIG_PROC_CHILDREN); null until tried, false without it. */
+let childrenFiles: boolean | null = null;
+
+/** The children of one process, every thread's; null when the kernel does not list them. */
+function childrenOf(pid: number): number[] | null {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const tid of tasks) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1");
+      childrenFiles = true;
+    } catch (err) {
+      if (childrenFiles === null && (err as NodeJS.ErrnoException).code === "ENOENT") childrenFiles = false;
+      if (childrenFiles === false) return null;
+      continue;
+    }
+    for (const c of text.split(" ")) if (c.trim()) out.push(Number(c));
+  }
+  return out;
+}
+
+/**
+ * The run's processes: its tree below the leader, and, when `procs` (a full read of /proc) is
+ * given, every process of its group and the whole tree from it. A descendant in another group
+ * (setsid) marks the run as having escapees, for the sweep at its end.
+ */
+function members(w: Watched, procs: Map<number, { ppid: number; pgrp: number }> | null): number[] {
   const found = new Set<number>();
-  for (const [pid, p] of procs) if (p.pgrp === w.pgid) found.add(pid);
-  const stack = [...found];
+  const stack: number[] = [];
+  const add = (pid: number) => {
+    if (found.has(pid)) return;
+    found.add(pid);
+    stack.push(pid);
+  };
+  if (procs) {
+    for (const [pid, p] of procs) if (p.pgrp === w.pgid) add(pid);
+  } else if (statOf(w.pgid)) add(w.pgid);
+  const byParent = procs ? childMap(procs) : null;
   while (stack.length) {
-    for (const child of children.get(stack.pop()!) ?? []) {
+    const pid = stack.pop()!;
+    const kids = byParent ? (byParent.get(pid) ?? []) : (childrenOf(pid) ?? []);
+    for (const child of kids) {
       if (found.has(child)) continue;
-      found.add(child);
-      if (procs.get(child)!.pgrp !== w.pgid) w.escaped = true;
-      stack.push(child);
+      const pgrp = procs ? procs.get(child)?.pgrp : statOf(child)?.pgrp;
+      if (pgrp !== undefined && pgrp !== w.pgid) w.escaped = true;
+      add(child);
     }
   }
   return [...found];
+}
+
+function childMap(procs: Map<number, { ppid: number; pgrp: number }>): Map<number, number[]> {
+  const children = new Map<number, number[]>();
+  for (const [pid, p] of procs) {
+    const list = children.get(p.ppid);
+    if (list) list.push(pid);
+    else children.set(p.ppid, [pid]);
+  }
+  return children;
 }
 
 function exceeded(w: Watched, reason: string): void {
@@ -181,15 +236,10 @@ function diskReason(w: Watched): string | null {
 
 function tick(): void {
   ticks++;
-  const procs = readProcs();
-  const children = new Map<number, number[]>();
-  for (const [pid, p] of procs) {
-    const list = children.get(p.ppid);
-    if (list) list.push(pid);
-    else children.set(p.ppid, [pid]);
-  }
+  // The full read of /proc: every fourth tick, or every tick where the kernel lists no children.
+  const procs = ticks % 4 === 0 || childrenFiles === false ? readProcs() : null;
   for (const w of [...watched]) {
-    const pids = members(w, procs, children);
+    const pids = members(w, procs);
     if (pids.length > w.limits.pids) {
       exceeded(w, limitMessages.pids(w.limits));
       continue;

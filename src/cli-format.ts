@@ -29,11 +29,39 @@ export function formatChannelTable(rows: ChannelRow[]): string {
   return table(["CHANNEL", "TYPE", "STATUS", "DETAIL"], rows.map((r) => [r.channel, r.type, r.status, r.detail]));
 }
 
-export function formatJobsTable(jobs: JobRow[]): string {
+/**
+ * A time as people read it beside systemctl list-timers and gh: "in 5h", "2h ago", "in 20m",
+ * "just now"; the largest unit that fits, one decimal-free number.
+ */
+export function relativeTime(iso: string | null | undefined, now = Date.now()): string {
+  const t = iso ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(t)) return "-";
+  const diff = t - now;
+  const s = Math.abs(diff) / 1000;
+  if (s < 5) return "just now";
+  const span = s < 90 ? `${Math.round(s)}s` : s < 90 * 60 ? `${Math.round(s / 60)}m` : s < 36 * 3600 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
+  return diff > 0 ? `in ${span}` : `${span} ago`;
+}
+
+/** A one-shot's schedule as given ("in 20m") says nothing once made: its time is its next run. */
+function scheduleCell(j: JobRow): string {
+  return /^in\s/i.test(j.schedule) ? "once" : j.schedule;
+}
+
+export function formatJobsTable(jobs: JobRow[], now = Date.now()): string {
   if (!jobs.length) return "No jobs.";
   return table(
-    ["NAME", "ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST", "PROMPT"],
-    jobs.map((j) => [j.name ?? "-", j.id.slice(0, 8), j.state, j.schedule, j.next_run_at ?? "-", j.last_status ?? "-", clip(j.prompt, 40)]),
+    ["NAME", "ID", "STATE", "SCHEDULE", "NEXT", "LAST RUN", "PROMPT"],
+    jobs.map((j) => [
+      j.name ?? "-",
+      j.id.slice(0, 8),
+      j.state,
+      scheduleCell(j),
+      // A next run in the past is one the server has yet to take (or a stopped server's): say so.
+      j.next_run_at ? (Date.parse(j.next_run_at) < now - 5000 ? `due ${relativeTime(j.next_run_at, now)}` : relativeTime(j.next_run_at, now)) : "-",
+      j.last_run_at ? `${relativeTime(j.last_run_at, now)}${j.last_status ? ` (${j.last_status})` : ""}` : "-",
+      clip(j.prompt, 40),
+    ]),
   );
 }
 
@@ -59,12 +87,12 @@ export function formatJob(job: Job, description: string, next: string[], recent:
     ["name", job.name ?? "-"],
     ["id", job.id],
     ["state", job.state],
-    ["schedule", `${job.schedule}  (${description})`],
+    ["schedule", job.run_at && /^in\s/i.test(job.schedule) ? `once at ${job.run_at} (${relativeTime(job.run_at)}; given as "${job.schedule}")` : `${job.schedule}  (${description})`],
     ["executor", job.executor ?? `${defaultExecutor ?? "the default"} (follows default_executor)`],
     ["work dir", job.work_dir ?? "(fresh folder per run)"],
     ["deliver to", job.deliver_to.length ? `${job.deliver_to.join(", ")} on ${job.deliver_on.join(", ")}` : "-"],
-    ["next runs", next.join(", ") || "-"],
-    ["last run", job.last_run_at ? `${job.last_run_at} ${job.last_status}` : "-"],
+    ["next runs", next.length ? `${next.join(", ")} (${relativeTime(next[0])})` : "-"],
+    ["last run", job.last_run_at ? `${job.last_run_at} (${relativeTime(job.last_run_at)}) ${job.last_status ?? ""}`.trim() : "-"],
     ["last error", job.last_error ?? "-"],
     ["prompt", job.prompt],
   ];

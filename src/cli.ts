@@ -7,6 +7,7 @@ import { loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
+import type { CronApi } from "./core/api.js";
 import type { AppEventBus } from "./core/events.js";
 import { logger } from "./log.js";
 import { takeSecrets } from "./secret-env.js";
@@ -21,7 +22,8 @@ Usage:
   agent-cron list [--state active|paused|completed|pending_approval] [--query Q] [--limit N]
   agent-cron runs [JOB] [--status S] [--limit N]
   agent-cron show JOB | show-run RUN
-  agent-cron pause JOB | resume JOB | remove JOB [--keep-runs]
+  agent-cron pause JOB | resume JOB | remove JOB [--keep-runs] [--yes]
+  agent-cron logs JOB|RUN [-f]                                 a run's output; -f waits for the next runs
   agent-cron approve JOB | reject JOB                          decide on a job an agent made (config approval)
   agent-cron run JOB                                           run a job now and wait for it
   agent-cron doctor                                            check the configured executors and channels
@@ -73,8 +75,12 @@ Shows a run with its whole output.`,
 Stops scheduling a job; a run already going finishes.`,
   resume: `agent-cron resume JOB
 Resumes a paused job; scheduling restarts from now.`,
-  remove: `agent-cron remove JOB [--keep-runs]
-Deletes a job and (unless --keep-runs) its run history.`,
+  remove: `agent-cron remove JOB [--keep-runs] [--yes]
+Deletes a job and (unless --keep-runs) its run history. Asks first at a terminal; --yes (-y)
+skips the question, and is required when no terminal can answer (scripts, pipes).`,
+  logs: `agent-cron logs JOB|RUN [-f]
+Prints a run's whole output: RUN's, or the newest finished run of JOB. With -f (--follow) it
+then waits, and prints each run of the job as it finishes (or RUN once it ends), until Ctrl-C.`,
   approve: `agent-cron approve JOB
 Approves a job waiting for a person's approval (state pending_approval, config "approval"):
 it becomes active and is scheduled from now. No MCP tool can do this.`,
@@ -176,6 +182,7 @@ async function main(argv: string[]): Promise<number> {
     case "pause":
     case "resume":
     case "remove":
+    case "logs":
     case "run":
     case "approve":
     case "reject":
@@ -189,6 +196,17 @@ async function main(argv: string[]): Promise<number> {
 type Values = Record<string, string | boolean | undefined>;
 
 function parse(args: string[], options: ParseArgsConfig["options"], allowPositionals: number): { values: Values; positionals: string[] } {
+  // A boolean flag can be set false: --no-silent or --silent=false (node:util's parseArgs on
+  // Node 20 has no negation of its own).
+  const set: [string, boolean][] = [];
+  const booleans = new Set(Object.entries(options ?? {}).filter(([, o]) => o.type === "boolean").map(([k]) => k));
+  args = args.filter((a) => {
+    const m = /^--(?:no-([a-z][a-z0-9-]*)|([a-z][a-z0-9-]*)=(false|true))$/.exec(a);
+    const name = m?.[1] ?? m?.[2];
+    if (!name || !booleans.has(name)) return true;
+    set.push([name, m![3] === "true"]);
+    return false;
+  });
   let parsed;
   try {
     parsed = parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
@@ -198,7 +216,12 @@ function parse(args: string[], options: ParseArgsConfig["options"], allowPositio
   if (parsed.positionals.length > allowPositionals) {
     throw new UserError(`Unexpected argument "${parsed.positionals[allowPositionals]}".`);
   }
-  return { values: parsed.values as Values, positionals: parsed.positionals };
+  const values = parsed.values as Values;
+  for (const [key, value] of set) {
+    if (values[key] !== undefined) throw new UserError(`--${key} is given twice; give it once (--${key}, --no-${key} or --${key}=false).`);
+    values[key] = value;
+  }
+  return { values, positionals: parsed.positionals };
 }
 
 function setup(values: Values): { dataDir: string; config: Config; configPath: string | null } {
@@ -481,7 +504,8 @@ const COMMAND_OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   update: { ...fieldOptions(["enabled"]), clear: { type: "string" } },
   list: { state: { type: "string" }, query: { type: "string" }, limit: { type: "string" } },
   runs: { status: { type: "string" }, limit: { type: "string" } },
-  remove: { "keep-runs": { type: "boolean" } },
+  remove: { "keep-runs": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
+  logs: { follow: { type: "boolean", short: "f" } },
 };
 
 async function jobCommand(command: string, args: string[]): Promise<number> {
@@ -558,10 +582,21 @@ ${formatChannelTable(channels)}
         return 0;
       }
       case "remove": {
+        if (!values.yes) {
+          const { job } = await host.getCron({ job: ref });
+          const what = `job ${fmt.escapeControls(job.name ?? job.id)} (${job.id.slice(0, 8)})${values["keep-runs"] ? "" : " and its run history"}`;
+          if (!process.stdin.isTTY) throw new UserError(`agent-cron remove would delete ${what}; add --yes to confirm (no terminal here to ask).`);
+          if (!(await confirm(`Remove ${what}? [y/N] `))) {
+            process.stderr.write("Not removed.\n");
+            return 1;
+          }
+        }
         const r = await host.remove({ job: ref, keep_runs: !!values["keep-runs"] });
         print(out, r, () => `Removed ${r.removed}`);
         return 0;
       }
+      case "logs":
+        return await logs(host, ref, !!values.follow, out, fmt);
       case "reject": {
         const r = await host.reject({ job: ref });
         print(out, r, () => `Rejected and removed ${r.removed}`);
@@ -635,6 +670,51 @@ function parseJsonFlag(flag: string, text: string): unknown {
   } catch (err) {
     throw new UserError(`--${flag} must be JSON (or @file): ${errorMessage(err)}`);
   }
+}
+
+/** Asks a yes/no question at the terminal; only "y" or "yes" is a yes. */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+type Fmt = typeof import("./cli-format.js");
+
+/** agent-cron logs JOB|RUN [-f]: a run's whole output, and with -f each later run of the job. */
+async function logs(host: CronApi, ref: string, follow: boolean, out: Out, fmt: Fmt): Promise<number> {
+  const show = async (runId: string) => {
+    const run = await host.readRun({ run: runId });
+    if (out.json) return print(out, run, () => "");
+    const when = run.started_at ?? run.scheduled_for ?? "";
+    process.stdout.write(`== ${fmt.escapeControls(run.job_name ?? run.job_id)} · run ${run.id.slice(0, 8)} · ${run.status} · ${when}\n`);
+    const text = run.output === null || run.output === undefined ? (run.error ?? "") : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
+    process.stdout.write(fmt.escapeControls(text, true) + (text.endsWith("\n") || !text ? "" : "\n"));
+  };
+  // A run id (or its first 8+ hex digits) first; names cannot look like one.
+  const asRun = /^[0-9a-f-]{8,}$/i.test(ref) ? await host.readRun({ run: ref }).catch(() => null) : null;
+  if (asRun) {
+    if (asRun.status === "running" && follow) await host.waitRun({ run: asRun.id });
+    await show(asRun.id);
+    return 0;
+  }
+  const { job } = await host.getCron({ job: ref });
+  const { runs } = await host.listRuns({ job: job.id, limit: 20 });
+  const last = runs.find((r) => r.status !== "running");
+  if (last) await show(last.id);
+  else if (!follow) process.stderr.write(`No finished run of ${fmt.escapeControls(job.name ?? job.id)} yet; -f waits for the next.\n`);
+  if (!follow) return 0;
+  return new Promise<number>((resolve) => {
+    let chain = Promise.resolve();
+    host.events.on("run", (run, change) => {
+      if (change === "finished" && run.job_id === job.id) chain = chain.then(() => show(run.id)).catch(() => {});
+    });
+    process.once("SIGINT", () => resolve(0));
+  });
 }
 
 function print(out: Out, value: unknown, human: () => string): void {

@@ -95,9 +95,9 @@ describe.concurrent("the job commands on a data dir no server is using", () => {
 
     expect((await cli("run", "audit")).code).toBe(0);
     expect((await cli("run", "kept")).code).toBe(0);
-    expect(json(await cli("remove", "audit", "--json")).removed).toBe(job.id);
+    expect(json(await cli("remove", "audit", "--json", "--yes")).removed).toBe(job.id);
     expect(existsSync(path.join(dir, "runs", `${job.id}.json`))).toBe(false);
-    const kept = await cli("remove", "kept", "--keep-runs");
+    const kept = await cli("remove", "kept", "--keep-runs", "-y");
     expect(kept.code).toBe(0);
     expect(kept.stdout).toMatch(/Removed/);
     expect(json(await cli("list", "--json")).jobs).toEqual([]);

@@ -144,7 +144,7 @@ describe("two stdio servers and the CLI on one data dir", () => {
     const listed = await runCli(["list", "--data-dir", dir, "--json"]);
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout).jobs.map((j: { id: string }) => j.id)).toEqual([job.id]);
-    const removed = await runCli(["remove", "cli-job", "--data-dir", dir]);
+    const removed = await runCli(["remove", "cli-job", "--data-dir", dir, "--yes"]);
     expect(removed.code).toBe(0);
     expect((await b.tool("list_crons")).jobs).toEqual([]);
     expect(isAlive(a.pid) && isAlive(b.pid)).toBe(true);

@@ -15,12 +15,12 @@ function dataDir(onTestFinished: (fn: () => Promise<void>) => void) {
 /** The built CLI in a pseudo-terminal (util-linux script), with `input` typed at it. */
 function inTerminal(args: string[], input: string): { code: number | null; out: string } {
   const command = [process.execPath, CLI, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
-  const r = spawnSync("script", ["-qec", command, "/dev/null"], { input, encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync("script", ["-qec", command, "/dev/null"], { input, encoding: "utf8", timeout: 60_000 });
   return { code: r.status, out: r.stdout };
 }
 
 describe.concurrent("the CLI, as people use it at a terminal", () => {
-  it("list shows when the next and last runs are, relative to now, and a one-shot as once, not as the delay it was given", async ({ expect, onTestFinished }) => {
+  it("list shows when the next and last runs are, relative to now, and a one-shot as once, not as the delay it was given", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { cli } = dataDir(onTestFinished);
     expect((await cli("add", "--name", "later", "--schedule", "in 5h", "--prompt", "hi")).code).toBe(0);
     const before = (await cli("list")).stdout;
@@ -33,7 +33,7 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(shown).toMatch(/schedule\s+once at \S+ \((in 5h|in 4h); given as "in 5h"\)/);
   });
 
-  it("a one-shot past its time no longer says when it was due", async ({ expect, onTestFinished }) => {
+  it("a one-shot past its time no longer says when it was due", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { dir, cli } = dataDir(onTestFinished);
     const server = await HttpServer.start({ dataDir: dir });
     onTestFinished(() => server.cleanup());
@@ -44,7 +44,7 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(row).not.toMatch(/in 1s|in \d/);
   });
 
-  it("remove asks at a terminal (y removes, anything else keeps), refuses without --yes where nobody can answer, and --yes skips the question", async ({ expect, onTestFinished }) => {
+  it("remove asks at a terminal (y removes, anything else keeps), refuses without --yes where nobody can answer, and --yes skips the question", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { dir, cli } = dataDir(onTestFinished);
     for (const name of ["a", "b", "c"]) await cli("add", "--name", name, "--schedule", "@daily", "--prompt", "x");
     const piped = await cli("remove", "a");
@@ -63,7 +63,7 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(left).toEqual(["a"]);
   });
 
-  it("booleans can be set false: --no-FLAG and --FLAG=false", async ({ expect, onTestFinished }) => {
+  it("booleans can be set false: --no-FLAG and --FLAG=false", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { cli } = dataDir(onTestFinished);
     expect(json(await cli("add", "--name", "q", "--schedule", "@daily", "--prompt", "x", "--silent", "--no-prompt-context", "--json")).job).toMatchObject({ silent: true, prompt_context: false });
     expect(json(await cli("update", "q", "--no-silent", "--json")).job.silent).toBe(false);
@@ -74,7 +74,7 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(twice.stderr).toMatch(/--silent is given twice/);
   });
 
-  it("logs prints a run's output by job or run, and -f prints each later run of the job as it finishes", async ({ expect, onTestFinished }) => {
+  it("logs prints a run's output by job or run, and -f prints each later run of the job as it finishes", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { dir, cli } = dataDir(onTestFinished);
     await cli("add", "--name", "talk", "--schedule", "@daily", "--prompt", "first answer");
     const run = json(await cli("run", "talk", "--json")).run;

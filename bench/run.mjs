@@ -45,6 +45,8 @@ const { values: opt } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     "heap-prof": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
+    // For an A/B against a build from before config always_on existed (it refuses the key).
+    "legacy-config": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -81,7 +83,7 @@ const configFile = path.join(base, "config.json");
 // section also measures the default sandbox separately, --sandbox-fleet).
 // always_on "client": each server measured is the process that owns its data dir and runs the
 // jobs, not a follower of a background owner it would leave running.
-const benchConfig = (extra = {}) => ({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), max_jobs: 1_000_000, always_on: "client", default_executor: "true", executors: { true: { type: "command", command: ["true"], sandbox: "none" } }, ...extra });
+const benchConfig = (extra = {}) => ({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), max_jobs: 1_000_000, ...(opt["legacy-config"] ? {} : { always_on: "client" }), default_executor: "true", executors: { true: { type: "command", command: ["true"], sandbox: "none" } }, ...extra });
 writeFileSync(configFile, JSON.stringify(benchConfig()));
 
 // ---------------------------------------------------------------------------------------------

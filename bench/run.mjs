@@ -259,8 +259,8 @@ const populated = new Map();
  * the store's format. `journal` lines re-put existing jobs so that the next compaction falls
  * within the measurement (the steady state of a busy store). Returns a fresh copy each call.
  */
-async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
-  const key = `${jobs}-${runsPerJob}-${journal}`;
+async function populatedDir(jobs, { runsPerJob = 0, journal = 0, fields = null } = {}) {
+  const key = `${jobs}-${runsPerJob}-${journal}${fields ? `-${populated.size}` : ""}`;
   let src = populated.get(key);
   if (!src) {
     const { job, run } = await getTemplates();
@@ -269,7 +269,7 @@ async function populatedDir(jobs, { runsPerJob = 0, journal = 0 } = {}) {
     mkdirSync(path.join(src, "outputs"), { recursive: true });
     const list = [];
     for (let i = 0; i < jobs; i++) {
-      const j = { ...job, id: randomUUID(), name: `pre-${i}`, prompt: `noop ${i}` };
+      const j = { ...job, id: randomUUID(), name: `pre-${i}`, prompt: `noop ${i}`, ...fields };
       list.push(j);
       if (runsPerJob) {
         const runs = [];
@@ -317,10 +317,19 @@ async function benchFire() {
   for (const { fleet, sandbox } of plan) {
     const sandboxConfig = sandbox === "none" ? null : path.join(base, `config-sandbox-default.json`);
     if (sandboxConfig) writeFileSync(sandboxConfig, JSON.stringify(benchConfig({ executors: { true: { type: "command", command: ["true"] } } })));
-    const s = await startServer(path.join(base, `fire-${fleet}-${sandbox}`), { probe: true, label: `fire-${fleet}-${sandbox}`, config: sandboxConfig ?? configFile });
+    // The fleet is in the data dir when the server starts (added through add_cron, the first
+    // jobs would fire while the last are added, and a big fleet would load the server before
+    // its window). Scheduled from now: nothing before this start is owed.
+    const now = new Date().toISOString().replace("Z", "+00:00");
+    const dir = await populatedDir(fleet, { fields: { schedule: EVERY_SECOND, retries: 0, created_at: now, updated_at: now, schedule_from: now, next_run_at: null } });
+    const s = await startServer(dir, { probe: true, label: `fire-${fleet}-${sandbox}`, config: sandboxConfig ?? configFile });
     try {
       const ids = [];
-      for (let i = 0; i < fleet; i++) ids.push((await s.call("add_cron", { name: `fire-${i}`, schedule: EVERY_SECOND, prompt: "noop", retries: 0 })).job.id);
+      for (let cursor; ids.length < fleet; ) {
+        const page = await s.call("list_crons", { limit: 100, ...(cursor ? { cursor } : {}) });
+        ids.push(...page.jobs.map((j) => j.id));
+        if (!(cursor = page.next_cursor)) break;
+      }
       // The window starts on the first whole second at least 1 s after the last job was added,
       // so every job is scheduled for every occurrence inside it.
       const from = Math.ceil((Date.now() + 1000) / 1000) * 1000;

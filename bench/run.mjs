@@ -136,7 +136,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130)
 
 let profSeq = 0;
 /** Starts a server on `dataDir` and connects a client; resolves after `initialize`. */
-async function startServer(dataDir, { probe = false, label = "server", config = configFile, node = process.execPath } = {}) {
+async function startServer(dataDir, { probe = false, label = "server", config = configFile, node = process.execPath, rssLimitBytes = null } = {}) {
   const nodeArgs = opt["node-args"] ? opt["node-args"].split(" ").filter(Boolean) : [];
   if (probe) nodeArgs.push("--expose-gc", "--require", path.join(root, "bench", "lib", "probe.cjs"));
   if (opt["cpu-prof"] || opt["heap-prof"]) mkdirSync(profDir, { recursive: true });
@@ -161,11 +161,28 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
     if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
   });
   const client = new Client({ name: "agent-cron-bench", version: "1.0.0" });
+  // Watched from its start, before it answers initialize: an overloaded fleet grows from there.
+  let overLimit = null;
+  const watchdog = rssLimitBytes
+    ? setInterval(() => {
+        let rss = 0;
+        try {
+          rss = transport.pid ? rssBytes(transport.pid) : 0;
+        } catch {} // gone
+        if (rss > rssLimitBytes && !overLimit) {
+          overLimit = r2(rss / 2 ** 20);
+          try {
+            process.kill(transport.pid, "SIGKILL");
+          } catch {}
+        }
+      }, 500)
+    : null;
   try {
     // A start with 100,000 jobs on a busy machine can pass the SDK's default minute.
     await client.connect(transport, { timeout: 600_000 });
   } catch (err) {
-    throw new Error(`server did not start: ${err.message}\n${stderr}`);
+    if (watchdog) clearInterval(watchdog);
+    throw Object.assign(new Error(`server did not start: ${err.message}${overLimit ? ` (stopped: RSS ${overLimit} MB)` : ""}\n${stderr}`), { overLimit });
   }
   const pid = transport.pid;
   live.add(pid);
@@ -186,7 +203,9 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
       process.kill(pid, "SIGUSR2");
       return p;
     },
+    overLimit: () => overLimit,
     close: async () => {
+      if (watchdog) clearInterval(watchdog);
       await client.close().catch(() => {});
       live.delete(pid);
     },
@@ -322,21 +341,20 @@ async function benchFire() {
     // its window). Scheduled from now: nothing before this start is owed.
     const now = new Date().toISOString().replace("Z", "+00:00");
     const dir = await populatedDir(fleet, { fields: { schedule: EVERY_SECOND, retries: 0, created_at: now, updated_at: now, schedule_from: now, next_run_at: null } });
-    const s = await startServer(dir, { probe: true, label: `fire-${fleet}-${sandbox}`, config: sandboxConfig ?? configFile });
     // A fleet the machine cannot keep up with piles up in the server (measured: past 1.9 GB
-    // of RSS within two minutes at load 25-35): past 1 GB it is stopped, whenever that happens,
-    // rather than let it take a shared machine; the row says so.
-    let overLimit = null;
-    const watchdog = setInterval(() => {
-      let rss = 0;
-      try {
-        rss = rssBytes(s.pid);
-      } catch {} // gone
-      if (rss > 2 ** 30 && !overLimit) {
-        overLimit = r2(rss / 2 ** 20);
-        s.kill();
-      }
-    }, 500);
+    // of RSS within two minutes at load 25-35): past 1 GB it is stopped, whenever that happens
+    // (from before it answers initialize), rather than let it take a shared machine; the row
+    // says so.
+    let s;
+    try {
+      s = await startServer(dir, { probe: true, label: `fire-${fleet}-${sandbox}`, config: sandboxConfig ?? configFile, rssLimitBytes: 2 ** 30 });
+    } catch (err) {
+      if (!err.overLimit) throw err;
+      log(`fire ${fleet} (${sandbox}): RSS passed 1 GB (${err.overLimit} MB) before it answered; stopped`);
+      rows.push({ fleet, sandbox, window_s: SECONDS, expected: fleet * SECONDS, aborted: "the server's RSS passed 1 GB before it answered initialize", rss_max_mb: err.overLimit });
+      continue;
+    }
+    const overLimit = () => s.overLimit();
     try {
       const ids = [];
       for (let cursor; ids.length < fleet; ) {
@@ -367,7 +385,7 @@ async function benchFire() {
           await sleep(20);
         }
       })();
-      while (Date.now() < to + 1000 && !overLimit) {
+      while (Date.now() < to + 1000 && !overLimit()) {
         rssMax.push(rssBytes(s.pid));
         await sleep(250);
       }
@@ -441,11 +459,10 @@ async function benchFire() {
       rows.push(row);
       log(`fire ${fleet}: ${JSON.stringify(row)}`);
     } catch (err) {
-      if (!overLimit) throw err;
-      log(`fire ${fleet} (${sandbox}): RSS passed 1 GB (${overLimit} MB); stopped`);
-      rows.push({ fleet, sandbox, window_s: SECONDS, expected: fleet * SECONDS, aborted: "the server's RSS passed 1 GB", rss_max_mb: overLimit });
+      if (!overLimit()) throw err;
+      log(`fire ${fleet} (${sandbox}): RSS passed 1 GB (${overLimit()} MB); stopped`);
+      rows.push({ fleet, sandbox, window_s: SECONDS, expected: fleet * SECONDS, aborted: "the server's RSS passed 1 GB", rss_max_mb: overLimit() });
     } finally {
-      clearInterval(watchdog);
       await s.close();
     }
   }

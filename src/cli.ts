@@ -31,6 +31,7 @@ Usage:
   agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
   agent-cron dashboard [--port 8766]                           the browser dashboard for a data dir, on loopback
   agent-cron migrate --to postgres [--data-dir D]              copy a data dir's jobs and runs into the database
+  agent-cron run-tools                                         (started by agent-cron for one run: its MCP tools)
   agent-cron help COMMAND                                      that command's flags
 
 JOB is a job's name, its id, or the first 8+ characters of its id (as list prints it);
@@ -43,7 +44,7 @@ Common flags (before or after the command):
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.`;
 
 const FIELD_FLAGS = Object.keys(JobFieldsShape).map((k) => `--${k.replaceAll("_", "-")}`);
-const FIELD_NOTE = `Lists take commas (--notify-on failed,canceled); --output-schema takes JSON or @file.`;
+const FIELD_NOTE = `Lists take commas (--notify-on failed,canceled); --output-schema takes JSON or @file; --after JOB[:completed|failed|any].`;
 
 /** Each command's own help, for `help COMMAND` and `COMMAND --help`. */
 const COMMAND_HELP: Record<string, string> = {
@@ -167,6 +168,12 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "mcp-config":
       return mcpConfig(rest);
+    case "run-tools": {
+      // Started by an agent CLI for one run; lives until that agent closes its stdin.
+      const { serveRunTools } = await import("./mcp/run-tools.js");
+      await serveRunTools();
+      return new Promise<number>(() => {});
+    }
     case "test-channel":
       return testChannel(rest);
     case "dashboard":
@@ -642,7 +649,11 @@ function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): R
       input[key] = n;
     } else if (kind === "array") input[key] = String(raw).split(",").map((s) => s.trim()).filter(Boolean);
     else if (key === "output_schema") input[key] = parseJsonFlag(flag, String(raw));
-    else input[key] = raw;
+    else if (key === "after") {
+      // --after fetch (on completed) or --after fetch:failed / fetch:any
+      const m = /^(.*):(completed|failed|any)$/.exec(String(raw));
+      input[key] = m ? { job: m[1], on: m[2] } : { job: String(raw) };
+    } else input[key] = raw;
   }
   if (mode === "add" && (input.schedule === undefined || input.prompt === undefined)) throw new UserError("agent-cron add needs --schedule and --prompt.");
   if (mode === "update") {

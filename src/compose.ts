@@ -9,6 +9,10 @@ import { retryBaseFromEnv } from "./delivery/post.js";
 import { DeliveryService } from "./delivery/service.js";
 import { createExecutors } from "./executors/index.js";
 import { ProcessGroups } from "./executors/process.js";
+import { runCheckProcess } from "./executors/cli-agent.js";
+import { createRunToolsPort } from "./run-tools/channel.js";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { Executor } from "./executors/types.js";
 import { openFilesBackend } from "./backends/files/index.js";
 import { logger } from "./log.js";
@@ -127,6 +131,8 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     env,
     executors,
     killProcessGroups: () => void groups.killAll("SIGKILL"),
+    runTools: runToolsPort(),
+    runCheck: (argv, req) => runCheckProcess(argv, req, { serverEnv: env, envAllow: opts.config.env_allow, killGraceMs: opts.config.kill_grace_seconds * 1000, processGroups: groups }),
     notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
   });
   return app;
@@ -162,4 +168,14 @@ function announceDeliveries(runs: RunRepo, announce: (run: Run, attempts: Delive
     if (added.length && outcome.kind === "stored") announce(run, added);
     return outcome;
   };
+}
+
+/**
+ * The run tools' MCP server is this very install's CLI (`agent-cron run-tools`), started by
+ * the agent CLI with the node that runs this server. Absent when not running from the build
+ * (in-process tests), where agents get no run tools.
+ */
+function runToolsPort() {
+  const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+  return existsSync(cli) && !cli.includes(`${"/"}src${"/"}`) ? createRunToolsPort({ command: process.execPath, args: [cli, "run-tools"] }) : undefined;
 }

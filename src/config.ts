@@ -272,6 +272,17 @@ export const ConfigSchema = z.strictObject({
     .enum(["text", "json"])
     .default("text")
     .describe('Log lines on stderr: "text" (time, level, message, job and run ids) or "json" (one object per line: time, level, event, message, job_id, run_id)'),
+  checks: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_.-]+$/, "check names use letters, digits, _ . -"),
+      z.strictObject({
+        program: z.string().min(1).describe("The program to run (a path, or a name on PATH); no shell"),
+        args: z.array(z.string()).default([]).describe("Its arguments; {work_dir}, {run_id}, {job_id} are replaced"),
+        timeout_seconds: z.number().int().min(1).max(3600).default(60).describe("Killed after this long, and the occurrence fails; default 60"),
+      }),
+    )
+    .default({})
+    .describe("Gate checks a job may name (job field check): run before each occurrence in the run's sandbox and work dir; exit 0 runs the agent with the check's stdout, exit 1 skips the occurrence (no agent, no tokens), anything else fails it"),
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 

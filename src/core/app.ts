@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Config } from "../config.js";
 import { resolveProgram as resolveOnPath } from "../executors/command.js";
-import type { Executor } from "../executors/types.js";
+import type { CheckProcessResult, ExecutionRequest, Executor } from "../executors/types.js";
+import { chainedJobs } from "./chain.js";
 import { Dispatcher } from "./dispatcher.js";
 import { UnauthorizedError, UserError, errorMessage } from "./errors.js";
 import { AppEventBus } from "./events.js";
@@ -10,8 +11,9 @@ import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, p
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp } from "./planner.js";
-import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "./ports.js";
+import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
 import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
+import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import { describeSchedule, nextOccurrences, parseSchedule, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
@@ -26,6 +28,9 @@ export interface Approver {
   by: string;
   via: Extract<ApprovalChannel, "cli" | "dashboard">;
 }
+
+/** In a fleet, a chained run owed this long after its upstream ended is started by whoever finds it. */
+const CHAIN_SETTLE_MS = 10_000;
 export { encodeCursor } from "./queries.js";
 export { hashToken } from "./job-definitions.js";
 
@@ -60,6 +65,10 @@ export interface AppParts {
   env?: NodeJS.ProcessEnv;
   /** Kills the process groups of this App's runs (those left when it closes, after the grace). */
   killProcessGroups(): void;
+  /** Runs a gate check for an executor that starts no program of its own (openai): no sandbox. */
+  runCheck(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult>;
+  /** Tools inside runs (agent-cron run-tools); none when absent. */
+  runTools?: RunToolsPort;
 }
 
 /**
@@ -109,6 +118,8 @@ export class App {
       env: this.env,
       checkExecutor: (name) => void this.executor(name),
       forbiddenWorkDirs: [parts.dataDir, parts.workRoot],
+      resolveJob: (ref) => this.resolveJob(ref),
+      getJob: (id) => this.jobs.get(id),
     };
     // Deliveries go out after the run is recorded and outside any concurrency slot, so a slow
     // receiver never holds up agent runs; their attempts are then added to the run record.
@@ -134,6 +145,16 @@ export class App {
       updateJob: (id, change) => this.updateRecord(id, change),
       killProcessGroups: parts.killProcessGroups,
       shared: !parts.exclusive,
+      chainedAfter: (job, run) => chainedJobs(this.jobs.all(), job.id, run),
+      runCheck: (executor, argv, req) => (executor.runCheck ? executor.runCheck(argv, req) : parts.runCheck(argv, req)),
+      openRunTools: parts.runTools
+        ? (job, run, said, dir) => parts.runTools!.open({ runId: run.id, jobId: job.id, dir, tools: runToolsOf(job) }, (tool, args) => this.runToolCall(job.id, run.id, said, tool as RunToolName, args))
+        : undefined,
+      // A crash test kills the process at a named point (e.g. between a run's final record and
+      // the start of its chained runs); nothing sets it outside tests.
+      fault: (point) => {
+        if (this.env.AGENT_CRON_FAULT === point) process.kill(process.pid, "SIGKILL");
+      },
     });
     this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
     this.jobs.onExternalChange?.((id, job, previous) => {
@@ -242,6 +263,23 @@ export class App {
   }
 
   /**
+   * Chained runs a finished run still owes (`chain_due`): its process died between its final
+   * record and starting them. The only process starts them at start-up; in a fleet, any process
+   * that finds one settled a while ago (the finisher normally has), each once (chain.ts).
+   */
+  private async resumeChains(): Promise<void> {
+    const upstreams = new Set<string>();
+    for (const j of this.jobs.all()) if (j.after) upstreams.add(j.after.job);
+    const settled = this.clock.now() - (this.parts.exclusive ? 0 : CHAIN_SETTLE_MS);
+    for (const id of upstreams) {
+      for (const run of this.runs.ofJob(id)) {
+        if (!run.chain_due.length || run.status === "running" || Date.parse(run.finished_at ?? "") > settled) continue;
+        await this.dispatcher.startChained(run);
+      }
+    }
+  }
+
+  /**
    * An occurrence is marked handled (last_scheduled_for) just before its run record is
    * written; a crash between the two would leave no trace of it. Give it its record.
    */
@@ -271,6 +309,7 @@ export class App {
       this.reschedule(this.jobs.get(job.id));
     }
     this.scheduler.start();
+    await this.resumeChains().catch((err) => this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}));
     // What the previous owner had not finished handing over; only the owner sends.
     if (this.parts.exclusive) this.notifier.resumePending();
     this.armSweep();
@@ -298,6 +337,7 @@ export class App {
     if (every === null || this.closed) return;
     this.sweepTimer = this.clock.setTimer(() => {
       void this.recoverInterrupted()
+        .then(() => this.resumeChains())
         .catch((err) => this.events.emit("notice", "error", `Looking for interrupted runs failed: ${errorMessage(err)}`, {}))
         .finally(() => this.armSweep());
     }, every);
@@ -659,6 +699,45 @@ export class App {
     if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
     if (result.changed) this.reschedule(result.job);
     return result.job;
+  }
+
+  /**
+   * A call from inside a run (agent-cron run-tools), already matched to its run by the
+   * channel's token: the run's own outcome, its job's notes, and (self_service) its own
+   * pause and schedule. Nothing else of the server is reachable from here.
+   */
+  private async runToolCall(jobId: string, runId: string, said: RunSaid, tool: RunToolName, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const args = parseRunToolArgs(tool, raw);
+    const job = this.jobs.get(jobId);
+    if (!job) throw new UserError("This run's job has been removed.");
+    const at = toIsoInZone(new Date(this.clock.now()), job.timezone);
+    switch (tool) {
+      case "report_nothing":
+        said.outcome = "quiet";
+        said.note = args.reason;
+        return { summary: "Recorded: nothing to report. This run ends quiet and no message goes out; end your turn now.", outcome: "quiet" };
+      case "ask_person":
+        said.outcome = "needs_attention";
+        said.note = args.question;
+        return { summary: "Your question goes to a person; this run ends as needing attention. End your turn now.", outcome: "needs_attention" };
+      case "remember": {
+        const updated = await this.updateRecord(jobId, (j) => ({ notes: withNote(j.notes, { at, run_id: runId, text: args.note }) }));
+        const kept = updated?.notes.length ?? 0;
+        return { summary: `Remembered. The job keeps ${kept} note${kept === 1 ? "" : "s"}; later runs get them under "Notes from earlier runs:".`, notes_kept: kept };
+      }
+      case "pause_me": {
+        if (!job.self_service) throw new UserError("pause_me is only for jobs with self_service: true.");
+        const paused = await this.changeJob(jobId, (j) => (j.state === "active" ? { ...stopped("paused"), last_error: `Paused by its own run ${runId}: ${args.reason}` } : null));
+        return { summary: `Job ${paused.name ?? paused.id} is ${paused.state}; a person resumes it with agent-cron resume ${paused.name ?? paused.id}.`, state: paused.state };
+      }
+      case "reschedule_me": {
+        if (!job.self_service) throw new UserError("reschedule_me is only for jobs with self_service: true.");
+        // A run is an agent: under approval its new schedule waits for a person (as an MCP client's would).
+        const updated = await this.updateJob(jobId, { schedule: args.schedule }, { origin: "mcp", by: `its own run ${runId}` });
+        const when = updated.state === "active" ? `next run ${updated.next_run_at}` : `it is ${updated.state}`;
+        return { summary: `Job ${updated.name ?? updated.id} now runs on "${updated.schedule}"; ${when}.`, state: updated.state, next_run_at: updated.next_run_at };
+      }
+    }
   }
 
   /**

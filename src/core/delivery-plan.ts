@@ -11,8 +11,13 @@ import type { Delivery, DeliveryTarget, Job, Run } from "./jobs.js";
  */
 export function deliveryTargets(job: Job, run: Run, how: { paused: boolean; changed: boolean }): DeliveryTarget[] {
   if (job.silent) return [];
-  const targets: DeliveryTarget[] = [];
   const on = new Set(job.deliver_on);
+  // What the run's agent said of its run (run tools) decides over how it ended: a question
+  // always goes to the channels; "nothing to report" only under deliver_on "always".
+  if (run.status === "completed" && run.outcome === "needs_attention") return job.deliver_to.map((channel) => ({ channel, event: "needs_attention" }));
+  if (run.status === "completed" && run.outcome === "quiet") return on.has("always") ? job.deliver_to.map((channel) => ({ channel, event: "quiet" })) : [];
+  if (on.has("always")) for (const e of ["completed", "failed", "canceled"] as const) on.add(e);
+  const targets: DeliveryTarget[] = [];
   const failed = run.status === "failed" || run.status === "timed_out" || run.status === "interrupted";
   const hasAnswer = (run.response ?? "").trim() !== "";
   for (const channel of job.deliver_to) {

@@ -3,11 +3,13 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
-import type { Executor, ExecutionResult } from "../executors/types.js";
-import type { Occurrence, PutOutcome, RunRepo } from "./ports.js";
+import type { CheckProcessResult, Executor, ExecutionRequest, ExecutionResult } from "../executors/types.js";
+import { chainRunId, upstreamSection } from "./chain.js";
+import { STORED, type Occurrence, type PutOutcome, type RunRepo, type RunToolsHandle } from "./ports.js";
+import type { RunSaid } from "./run-tools.js";
 import { errorMessage } from "./errors.js";
 import type { AppEventBus } from "./events.js";
-import { maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
+import { CHECK_NOTHING_TO_DO, maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { afterNotRun, afterRun } from "./job-rules.js";
 import { contextLine } from "./prompt-context.js";
@@ -33,6 +35,17 @@ export interface DispatchHost {
   readonly shared?: boolean;
   /** Kills what is left of this App's runs at close (their process groups), and no other App's. */
   killProcessGroups(): void;
+  /** The active jobs chained after `job` that `run`'s ending starts (see chain.ts). */
+  chainedAfter(job: Job, run: Run): string[];
+  /** Runs a gate check's program for a run, in that run's sandbox when its executor has one. */
+  runCheck(executor: Executor, argv: string[], req: ExecutionRequest): Promise<CheckProcessResult>;
+  /**
+   * Opens a run's own tools channel (report_nothing, remember, …) in `dir`; `said` receives
+   * what the agent says of its run. Null (or absent) when this App offers no run tools.
+   */
+  openRunTools?(job: Job, run: Run, said: RunSaid, dir: string): Promise<RunToolsHandle | null>;
+  /** Test seam for crash tests: named points where a fault may be injected (AGENT_CRON_FAULT). */
+  fault?(point: string): void;
 }
 
 interface ActiveRun {
@@ -152,7 +165,12 @@ export class Dispatcher {
     };
     this.track(active);
     try {
-      await this.host.runs.put(run);
+      // A chained run is recorded once, whoever starts it (chain.ts).
+      if (occ.runId && !(await this.host.runs.putNew(run))) {
+        this.untrack(active);
+        return this.host.runs.get(run.id) ?? run;
+      }
+      if (!occ.runId) await this.host.runs.put(run);
     } catch (err) {
       // No agent starts without its record; the job must not stay "running" for ever either.
       this.untrack(active);
@@ -185,6 +203,9 @@ export class Dispatcher {
     let checkedValue: unknown = null;
     let attempts = 0;
     let failure: string | null = null;
+    let nothingToDo = false;
+    let tools: RunToolsHandle | null = null;
+    const said: RunSaid = { outcome: null, note: null };
     try {
       const workDir = run.work_dir ?? this.workDirOf(job, run.id);
       if (!job.work_dir) {
@@ -196,8 +217,31 @@ export class Dispatcher {
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
       // Command scripts may parse their input: they get the context line only when asked.
       const withContext = job.prompt_context ?? executor.type !== "command";
-      const base = run.event_payload === null ? job.prompt : `${job.prompt}\n\nEvent payload:\n${run.event_payload}`;
+      const sections = [job.prompt];
+      if (run.event_payload !== null) sections.push(`Event payload:\n${run.event_payload}`);
+      if (run.after_run !== null) sections.push(await this.upstreamOutput(run.after_run));
+      if (job.notes.length) sections.push(`Notes from earlier runs:\n${job.notes.map((n) => `- ${n.at}: ${n.text}`).join("\n")}`);
+      if (job.check) {
+        const gate = await this.gate(job, run, executor, workDir, signal);
+        if (gate.kind === "skip") {
+          nothingToDo = true;
+          throw new GateClosed();
+        }
+        if (gate.kind === "fail") {
+          failure = gate.error;
+          throw new GateClosed();
+        }
+        sections.push(`Check output:\n${gate.stdout}`);
+      }
+      const base = sections.join("\n\n");
       const prompt = withContext ? `${contextLine(job, run, newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status !== "running"))}\n\n${base}` : base;
+      // Agent CLIs that take MCP servers get their run's own tools.
+      if ((executor.type === "claude-code" || executor.type === "codex") && this.host.openRunTools) {
+        tools = await this.host.openRunTools(job, run, said, workDir).catch((err) => {
+          this.writeFailed(`Run ${run.id}: its run tools could not be opened, so it runs without them`, err);
+          return null;
+        });
+      }
       let waited = 0;
       for (let attempt = 0; attempt <= job.retries; attempt++) {
         if (signal.aborted) break;
@@ -224,6 +268,9 @@ export class Dispatcher {
           }
         }
         attempts = attempt + 1;
+        // What an attempt that failed said does not hold for the next one.
+        said.outcome = null;
+        said.note = null;
         let last = await slot(() =>
           executor.execute({
             runId: run.id,
@@ -243,6 +290,7 @@ export class Dispatcher {
             maxOutputBytes: this.host.config.max_output_bytes,
             onPermissionDenied: job.on_permission_denied,
             requiresMcp: job.requires_mcp,
+            runTools: tools?.server ?? null,
           }),
         );
         if (last.status === "completed") {
@@ -259,12 +307,18 @@ export class Dispatcher {
         if (last.status === "canceled" || last.permanent) break;
       }
     } catch (err) {
-      failure = `The run could not start: ${errorMessage(err)}`;
+      if (!(err instanceof GateClosed)) failure = `The run could not start: ${errorMessage(err)}`;
+    } finally {
+      // From here on the run's token is useless.
+      await tools?.close().catch(() => {});
     }
 
     let status: RunStatus;
     let error: string | null;
-    if (active.abortStatus) {
+    if (nothingToDo && !active.abortStatus) {
+      status = "skipped";
+      error = CHECK_NOTHING_TO_DO;
+    } else if (active.abortStatus) {
       status = active.abortStatus;
       error = active.abortReason;
     } else if (failure) {
@@ -277,7 +331,7 @@ export class Dispatcher {
       status = result.status;
       error = result.error;
     }
-    return this.finish(job, active, status, error, attempts, result, checkedValue);
+    return this.finish(job, active, status, error, attempts, result, checkedValue, said);
   }
 
   private async finish(
@@ -288,6 +342,7 @@ export class Dispatcher {
     attempts: number,
     result: ExecutionResult | null,
     value: unknown,
+    said: RunSaid = { outcome: null, note: null },
   ): Promise<Run> {
     const now = this.host.clock.now();
     const outputText = result ? (status === "completed" && typeof value !== "string" && value !== null ? JSON.stringify(value, null, 2) : result.output) : "";
@@ -306,6 +361,9 @@ export class Dispatcher {
       output_truncated: result?.outputTruncated ?? false,
       usage: result?.usage ?? null,
       warnings: result?.warnings ?? [],
+      // What the agent said of its run stands only for a run that completed.
+      outcome: status === "completed" ? said.outcome : null,
+      outcome_note: status === "completed" ? said.note : null,
     };
     // What this ending owes people is decided now and written with it (see deliveryTargets).
     const current = this.host.getJob(job.id) ?? job;
@@ -316,6 +374,8 @@ export class Dispatcher {
     const previous = watchesChanges ? newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status === "completed") : undefined;
     run.delivery_due = deliveryTargets(current, run, { paused, changed: watchesChanges && previous?.output_hash !== run.output_hash });
     run.delivery = run.delivery_due.length ? "pending" : null;
+    // Which chained jobs this ending starts is written with it: a restart starts what is left.
+    run.chain_due = this.host.chainedAfter(current, run);
     active.run = run;
     try {
       // Nothing to keep for an empty answer (a file per run adds up at 200 runs a second).
@@ -332,6 +392,7 @@ export class Dispatcher {
       this.recordLater(run, err, ended);
       return run;
     }
+    if (run.chain_due.length) this.host.fault?.("after-chain-intent");
     // On a shared store another process may have taken this run over (this one had gone quiet)
     // and recorded it interrupted, with its own deliveries and job change: that record stands.
     if (outcome.kind === "superseded") return outcome.by;
@@ -355,6 +416,9 @@ export class Dispatcher {
         this.writeFailed(`Job ${job.name ?? job.id}: how its run ended could not be saved`, err);
         return undefined;
       });
+    // Before the ending is announced (and delivered): the record's last change is then this
+    // one, and its delivery's writes never cross it.
+    if (run.chain_due.length) await this.startChained(run);
     this.host.events.emit("run", run, "finished", updated ?? job);
     if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
@@ -371,7 +435,10 @@ export class Dispatcher {
     };
     let outcome: PutOutcome;
     try {
-      outcome = await this.host.runs.put(run);
+      if (occ.runId) {
+        if (!(await this.host.runs.putNew(run))) return this.host.runs.get(run.id) ?? run;
+        outcome = STORED;
+      } else outcome = await this.host.runs.put(run);
     } catch (err) {
       this.recordLater(run, err, ended);
       return run;
@@ -379,6 +446,77 @@ export class Dispatcher {
     if (outcome.kind === "superseded") return outcome.by;
     await ended();
     return run;
+  }
+
+  /**
+   * Starts the runs a finished run owes its chained jobs (`chain_due`), each once (its id is
+   * derived from the upstream run's), then empties `chain_due`. Called when the run ends and,
+   * for what a process that died left, at start-up. What could not start stays due.
+   */
+  async startChained(upstream: Run): Promise<void> {
+    const left: string[] = [];
+    for (const jobId of upstream.chain_due) {
+      const job = this.host.getJob(jobId);
+      if (!job || job.state !== "active") continue;
+      if (this.closing) {
+        left.push(jobId);
+        continue;
+      }
+      try {
+        await this.occur(job, { scheduledFor: null, trigger: "after", afterRun: upstream.id, runId: chainRunId(upstream.id, jobId) });
+      } catch (err) {
+        left.push(jobId);
+        this.writeFailed(`Job ${job.name ?? job.id}: its run after run ${upstream.id} could not start`, err);
+      }
+    }
+    // On the newest copy, atomically: its deliveries may be recording their attempts meanwhile.
+    const done = (r: Run) => (r.chain_due.length === left.length && r.chain_due.every((id) => left.includes(id)) ? null : { ...r, chain_due: left });
+    await this.host.runs.update(upstream.id, done).catch((err) => this.writeFailed(`Run ${upstream.id}: its chained runs are started but this could not be recorded`, err));
+  }
+
+  /** The upstream run's output under "Output of <name>:". */
+  private async upstreamOutput(runId: string): Promise<string> {
+    const upstream = this.host.runs.get(runId);
+    const job = upstream ? this.host.getJob(upstream.job_id) : undefined;
+    const output = (await this.host.runs.readOutput(runId).catch(() => null)) ?? upstream?.response ?? "";
+    return upstreamSection(job?.name ?? upstream?.job_id ?? runId, output);
+  }
+
+  /**
+   * The job's gate check, in the run's sandbox and work dir under its timeout: exit 0 lets the
+   * agent run with the check's stdout; exit 1 says there is nothing to do; anything else fails.
+   */
+  private async gate(job: Job, run: Run, executor: Executor, workDir: string, signal: AbortSignal): Promise<{ kind: "run"; stdout: string } | { kind: "skip" } | { kind: "fail"; error: string }> {
+    const name = job.check!;
+    const cfg = this.host.config.checks[name];
+    if (!cfg) return { kind: "fail", error: `The check "${name}" is no longer in the config (checks.${name}); ask the operator to restore it, or clear the job's check.` };
+    const vars: Record<string, string> = { work_dir: workDir, run_id: run.id, job_id: job.id };
+    const argv = [cfg.program, ...cfg.args.map((a) => a.replace(/\{(work_dir|run_id|job_id)\}/g, (_, k: string) => vars[k]))];
+    const proc = await this.host.runCheck(executor, argv, {
+      runId: run.id,
+      jobId: job.id,
+      sessionId: run.session_id ?? "",
+      resume: false,
+      scheduledFor: run.scheduled_for ?? "",
+      prompt: "",
+      workDir,
+      timeoutMs: cfg.timeout_seconds * 1000,
+      outputFormat: "text",
+      outputSchema: null,
+      maxCostUsd: null,
+      signal,
+      scratchDir: workDir,
+      maxOutputBytes: CHECK_OUTPUT_BYTES,
+    });
+    const what = `The check "${name}"`;
+    if (proc.sandboxError) return { kind: "fail", error: `${what} could not start: ${proc.sandboxError}` };
+    if (proc.spawnError) return { kind: "fail", error: `${what} could not start: ${proc.spawnError}. Fix checks.${name}.program in the config.` };
+    if (proc.canceled) return { kind: "fail", error: `${what} was canceled.` };
+    if (proc.timedOut) return { kind: "fail", error: `${what} timed out after ${cfg.timeout_seconds} s (checks.${name}.timeout_seconds)${tailOf(proc.stderrTail)}` };
+    if (proc.exitCode === 0) return { kind: "run", stdout: cutUtf8(proc.stdout, CHECK_OUTPUT_BYTES).text };
+    if (proc.exitCode === 1) return { kind: "skip" };
+    const how = proc.exitCode === null ? `was killed by ${proc.signal}` : `exited with code ${proc.exitCode}`;
+    return { kind: "fail", error: `${what} ${how} (0 runs the agent, 1 skips)${tailOf(proc.stderrTail)}` };
   }
 
   /**
@@ -565,6 +703,16 @@ function sleep(ms: number, signal?: AbortSignal, clock?: Clock): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** A gate check's stdout given to the agent, at most. */
+const CHECK_OUTPUT_BYTES = 16 * 1024;
+
+/** Thrown inside execute when the gate check decides the run (no agent starts). */
+class GateClosed extends Error {}
+
+function tailOf(tail: string): string {
+  return tail ? `: ${tail}` : ".";
 }
 
 /** The newest run of a history (oldest first), other than `except`, that `matches`. */

@@ -12,6 +12,7 @@ import { ID_LIKE } from "./queries.js";
 import { parseSchedule, type ParsedSchedule } from "./schedule.js";
 import { isValidTimezone, toIsoInZone } from "./time.js";
 import { resolveWorkDir } from "./work-dirs.js";
+import { refuseCycle } from "./chain.js";
 
 /**
  * What a job may be: every field a caller gives is checked here, with one sentence that says
@@ -25,6 +26,9 @@ export interface DefinitionContext {
   checkExecutor(name: string): void;
   /** Paths a work_dir may not be, be inside, or hold (the data dir, the default work root). */
   readonly forbiddenWorkDirs: string[];
+  /** A stored job by id, name or id prefix (throws a UserError naming the ref when none). */
+  resolveJob(ref: string): Job;
+  getJob(id: string): Job | undefined;
 }
 
 /** What a caller defined, for add_cron's retry-safety check. */
@@ -33,6 +37,7 @@ const DEFINITION_FIELDS = [
   "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
   "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail", "deliver_to", "deliver_on",
   "on_permission_denied", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
+  "after", "check", "self_service",
 ] as const;
 
 /**
@@ -118,8 +123,32 @@ function checkWorkDir(ctx: DefinitionContext, dir: string): string {
   return resolveWorkDir(dir, ctx.config.work_dir_roots, ctx.forbiddenWorkDirs);
 }
 
+/** The gate check a job names must be one the operator configured (callers never choose programs). */
+function checkCheck(ctx: DefinitionContext, name: string | null): void {
+  if (name === null || ctx.config.checks[name]) return;
+  const known = Object.keys(ctx.config.checks);
+  throw new UserError(
+    `check names "${name.length > 64 ? `${name.slice(0, 64)}…` : name}", which is not a configured check; ` +
+      (known.length ? `the checks are: ${known.join(", ")}.` : "the operator has configured no checks (config key checks)."),
+  );
+}
+
+/** `after` as given (a job id or name) → as stored (the upstream's id), refusing a loop. */
+function checkAfter(ctx: DefinitionContext, self: Pick<Job, "id" | "name">, after: { job: string; on?: "completed" | "failed" | "any" } | null | undefined): Job["after"] {
+  if (!after) return null;
+  let upstream: Job;
+  try {
+    upstream = ctx.resolveJob(after.job);
+  } catch {
+    throw new UserError(`after names job "${after.job}", which does not exist; list_crons shows the jobs.`);
+  }
+  refuseCycle({ get: (id) => ctx.getJob(id) }, self, upstream.id);
+  return { job: upstream.id, on: after.on ?? "completed" };
+}
+
 /** The fields that refer to the operator's config: webhooks, channels, the output settings. */
 function checkReferences(ctx: DefinitionContext, job: Job): void {
+  checkCheck(ctx, job.check);
   if (job.output_format === "structured" && !job.output_schema) {
     throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
   }
@@ -191,6 +220,10 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
     trigger: input.trigger ?? "schedule",
     trigger_token_hash: null,
     approvals: [],
+    after: null,
+    check: input.check ?? null,
+    self_service: input.self_service ?? false,
+    notes: [],
     created_by: createdBy,
     created_at: nowIso(timezone),
     updated_at: nowIso(timezone),
@@ -203,6 +236,7 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
     run_count: 0,
     consecutive_failures: 0,
   };
+  job.after = checkAfter(ctx, job, input.after);
   checkReferences(ctx, job);
   return { job, schedule };
 }
@@ -244,6 +278,7 @@ export function patchedJob(
   if (patch.deliver_on) next.deliver_on = [...new Set(patch.deliver_on)];
   if (patch.session === "isolated") next.session_id = null;
   if (patch.name && patch.name !== job.name) checkName(patch.name);
+  if (patch.after !== undefined) next.after = checkAfter(ctx, next, patch.after);
   if (patch.name && patch.name !== job.name && opts.nameTaken(patch.name)) {
     throw new UserError(`Another job is already named "${patch.name}"; choose another name.`);
   }

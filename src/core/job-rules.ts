@@ -29,7 +29,8 @@ export function afterRun(job: Job, run: Run): Partial<Job> {
   const consecutive = failed ? job.consecutive_failures + 1 : run.status === "completed" ? 0 : job.consecutive_failures;
   const change: Partial<Job> = {
     last_status: run.status,
-    last_error: run.status === "completed" ? null : run.error,
+    // A paused job keeps why it was paused (say, by its own run's pause_me) past a run that completes.
+    last_error: run.status === "completed" ? (job.state === "paused" ? job.last_error : null) : run.error,
     consecutive_failures: consecutive,
   };
   if (job.state !== "active") return change;

@@ -16,8 +16,22 @@ export const NOTIFY_EVENTS = ["completed", "failed", "canceled"] as const;
  * `changed` is a completed run whose answer differs from the previous completed run's;
  * `paused` is the job pausing itself after failures in a row.
  */
-export const DELIVER_EVENTS = ["completed", "failed", "canceled", "changed", "paused"] as const;
+export const DELIVER_EVENTS = ["completed", "failed", "canceled", "changed", "paused", "always"] as const;
 export type DeliverEvent = (typeof DELIVER_EVENTS)[number];
+/**
+ * Why a target is owed a run: a deliver_on event, or what the run's own agent said through its
+ * run tools (`needs_attention`: it asked a person; `quiet`: nothing to report, sent only under
+ * deliver_on "always").
+ */
+export const DELIVERY_TARGET_EVENTS = ["completed", "failed", "canceled", "changed", "paused", "needs_attention", "quiet"] as const;
+export type DeliveryTargetEvent = (typeof DELIVERY_TARGET_EVENTS)[number];
+/** What a run's agent said of its run through the run tools (SPEC §21); null: nothing. */
+export const RUN_OUTCOMES = ["quiet", "needs_attention"] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+/** A chained job's upstream ending that starts it. */
+export const AFTER_ON = ["completed", "failed", "any"] as const;
+/** The reason of an occurrence its gate check found nothing to do for. */
+export const CHECK_NOTHING_TO_DO = "check: nothing to do";
 export const DEFAULT_DELIVER_ON: DeliverEvent[] = ["completed", "failed", "paused"];
 export const DELIVERY_STATES = ["pending", "delivered", "failed"] as const;
 export const RUN_STATUSES = [
@@ -30,7 +44,7 @@ export const RUN_STATUSES = [
   "missed",
   "interrupted",
 ] as const;
-export const RUN_TRIGGERS = ["schedule", "catch_up", "manual", "event"] as const;
+export const RUN_TRIGGERS = ["schedule", "catch_up", "manual", "event", "after"] as const;
 export const PERMISSION_DENIED_POLICIES = ["fail", "warn"] as const;
 export const JOB_TRIGGERS = ["schedule", "http"] as const;
 
@@ -104,6 +118,17 @@ export const JobSchema = z.object({
   trigger: z.enum(JOB_TRIGGERS).default("schedule").describe("http: POST /hooks/{id} with the job's token also starts a run"),
   trigger_token_hash: z.string().nullable().default(null).describe("SHA-256 of the event trigger's token; the token itself is shown once"),
   approvals: z.array(ApprovalEventSchema).default([]).describe("Who approved this job, when and through what; and which changes sent it back (newest last)"),
+  after: z
+    .object({ job: z.string().describe("The upstream job's id"), on: z.enum(AFTER_ON) })
+    .nullable()
+    .default(null)
+    .describe("Chaining: each run of `job` that ends `on` (completed, failed, any) starts a run of this job with its output"),
+  check: z.string().nullable().default(null).describe("A gate check from the operator's config: runs before each occurrence; exit 1 skips it"),
+  self_service: z.boolean().default(false).describe("The run's agent may pause or reschedule its own job (pause_me, reschedule_me)"),
+  notes: z
+    .array(z.object({ at: isoTime, run_id: z.string(), text: z.string() }))
+    .default([])
+    .describe("What earlier runs remembered (remember), oldest first, up to 8 KiB in all; given to the next runs"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,
@@ -148,7 +173,7 @@ export type Delivery = z.infer<typeof DeliveryShape>;
 /** What a finished run still has to hand over: a channel, or the job's webhook, and why. */
 export const DeliveryTargetSchema = z.object({
   channel: z.string(),
-  event: z.enum(DELIVER_EVENTS),
+  event: z.enum(DELIVERY_TARGET_EVENTS),
 });
 export type DeliveryTarget = z.infer<typeof DeliveryTargetSchema>;
 
@@ -177,6 +202,10 @@ export const RunSchema = z.object({
   output_hash: z.string().nullable().default(null).describe("Hash of the whole output, to tell a changed answer"),
   warnings: z.array(z.string()).default([]).describe("What went wrong without failing the run (permission denials under on_permission_denied: warn)"),
   event_payload: z.string().nullable().default(null).describe("trigger event: the request body, appended to the prompt"),
+  after_run: z.string().nullable().default(null).describe("trigger after: the upstream run that started this one"),
+  outcome: z.enum(RUN_OUTCOMES).nullable().default(null).describe("What the agent said through its run tools: quiet (nothing to report), needs_attention (asked a person)"),
+  outcome_note: z.string().nullable().default(null).describe("quiet: why there is nothing to report; needs_attention: the agent's question for a person"),
+  chain_due: z.array(z.string()).default([]).describe("Chained jobs this run still has to start (a restart starts them)"),
 });
 export type Run = z.infer<typeof RunSchema>;
 
@@ -190,9 +219,9 @@ export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
  * and events): every field at its empty value, then `fields`. The one place a run is made, for
  * runs that start, occurrences recorded without running, and a fleet's lost occurrences.
  */
-export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: RunTrigger; payload?: string }, fields: Partial<Run>): Run {
+export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: RunTrigger; payload?: string; runId?: string; afterRun?: string }, fields: Partial<Run>): Run {
   return {
-    id: randomUUID(),
+    id: occ.runId ?? randomUUID(),
     job_id: job.id,
     status: "running",
     trigger: occ.trigger,
@@ -215,6 +244,10 @@ export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: Ru
     output_hash: null,
     warnings: [],
     event_payload: occ.payload ?? null,
+    after_run: occ.afterRun ?? null,
+    outcome: null,
+    outcome_note: null,
+    chain_due: [],
     ...fields,
   };
 }

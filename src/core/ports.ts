@@ -68,6 +68,11 @@ export interface RunRepo {
    * stored run, or undefined when it is gone.
    */
   update(id: string, change: (run: Run) => Run | null): Promise<Run | undefined>;
+  /**
+   * Adds a run only if no run has its id (on a shared store, atomically across the fleet);
+   * false when one had. How a chained run is started once per upstream run.
+   */
+  putNew(run: Run): Promise<boolean>;
   removeJob(jobId: string): Promise<void>;
   writeOutput(runId: string, output: string, raw?: string): Promise<void>;
   readOutput(runId: string): Promise<string | null>;
@@ -87,6 +92,12 @@ export interface Occurrence {
   trigger: RunTrigger;
   /** An event's request body, appended to the prompt under "Event payload:". */
   payload?: string;
+  /**
+   * A chained run (trigger "after"): the upstream run that started it. Its id is derived from
+   * the upstream run's, so that it is recorded once whoever starts it (see chainRunId).
+   */
+  afterRun?: string;
+  runId?: string;
 }
 
 /**
@@ -143,4 +154,30 @@ export interface Notifier {
   setLinkBase?(url: string | null): void;
   idle(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The MCP server an agent CLI starts for its run's tools: how to start it, with its token. */
+export interface RunToolsServer {
+  name: string;
+  command: string;
+  args: string[];
+  /** Given to that server only (through the agent CLI's MCP configuration), never to the agent. */
+  env: Record<string, string>;
+}
+
+export interface RunToolsHandle {
+  server: RunToolsServer;
+  /** The run has ended: the channel closes and its token is useless from now on. */
+  close(): Promise<void>;
+}
+
+/**
+ * Tools inside a run (SPEC §21): a channel bound to one run by a one-time token, that takes
+ * only the tools named for it and hands each call to `call`.
+ */
+export interface RunToolsPort {
+  open(
+    run: { runId: string; jobId: string; dir: string; tools: string[] },
+    call: (tool: string, args: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  ): Promise<RunToolsHandle>;
 }

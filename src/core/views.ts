@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DELIVERY_STATES, JOB_STATES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
+import { DELIVERY_STATES, JOB_STATES, RUN_OUTCOMES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
 import { cutUtf8 } from "./output.js";
 import { describeSchedule, scheduleOfJob } from "./schedule.js";
 
@@ -76,6 +76,9 @@ export const RunRowSchema = z.object({
   response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
   uri: z.string().describe("The run's resource, cron://runs/{id}"),
   delivery: z.enum(DELIVERY_STATES).optional().describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
+  after_run: z.string().optional().describe("trigger after: the upstream run that started this one"),
+  outcome: z.enum(RUN_OUTCOMES).optional().describe("quiet: the agent reported nothing to do; needs_attention: it asked a person (outcome_note)"),
+  outcome_note: z.string().optional().describe("Why it was quiet, or the agent's question for a person"),
 });
 export type RunRow = z.infer<typeof RunRowSchema>;
 
@@ -137,7 +140,22 @@ export function runRow(run: Run, jobName: string | null): RunRow {
     response_truncated: (response?.cut ?? false) || run.output_truncated,
     uri: `cron://runs/${run.id}`,
     ...(run.delivery ? { delivery: run.delivery } : {}),
+    ...(run.after_run ? { after_run: run.after_run } : {}),
+    ...(run.outcome ? { outcome: run.outcome } : {}),
+    ...(run.outcome_note ? { outcome_note: clipChars(run.outcome_note, ROW_RESPONSE_CHARS).text } : {}),
   };
+}
+
+/**
+ * A run's ending in words, as people read it: `completed`, `quiet: nothing new`,
+ * `needs_attention: may I delete build/?`, `skipped: check: nothing to do`, and
+ * `, after run 1a2b3c4d` for a chained run.
+ */
+export function runOutcomeText(run: Pick<Run, "status" | "outcome" | "outcome_note" | "error" | "after_run">): string {
+  let text: string = run.status;
+  if (run.status === "completed" && run.outcome) text = run.outcome_note ? `${run.outcome}: ${run.outcome_note}` : run.outcome;
+  else if (run.status === "skipped" && run.error) text = `skipped: ${run.error}`;
+  return run.after_run ? `${text}, after run ${run.after_run.slice(0, 8)}` : text;
 }
 
 /** A run's whole output as get_run gives it: text cut at 32 KiB, or the parsed JSON when it fits. */

@@ -104,7 +104,7 @@ export class Deliverer {
       jobName: job?.name ?? null,
       runId: run.id,
       status: run.status,
-      error: target.event === "paused" ? (job?.last_error ?? run.error) : run.error,
+      error: target.event === "paused" ? (job?.last_error ?? run.error) : target.event === "needs_attention" || target.event === "quiet" ? run.outcome_note : run.error,
       response: output,
       durationMs: run.duration_ms,
       costUsd: run.usage?.cost_usd ?? null,

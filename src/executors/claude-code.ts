@@ -8,11 +8,13 @@ import {
   num,
   rawOutput,
   runAgentProcess,
+  runCheckProcess,
   stderrTail,
   unfinishedResult,
   type ProcessExecutorOptions,
 } from "./cli-agent.js";
-import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { RunToolsServer } from "../core/ports.js";
 
 /** The `type: "result"` object that `claude -p` prints last, in json and stream-json output alike. */
 interface ClaudeResult {
@@ -58,6 +60,10 @@ export class ClaudeCodeExecutor implements Executor {
     this.program = cfg.bin;
   }
 
+  runCheck(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult> {
+    return runCheckProcess(argv, req, this.opts);
+  }
+
   /** The argv of one attempt; `sessionId` is the session to create, or to resume when `req.resume`. */
   buildArgv(req: ExecutionRequest, sessionId: string): string[] {
     const { cfg } = this;
@@ -70,11 +76,15 @@ export class ClaudeCodeExecutor implements Executor {
     if (cfg.model) argv.push("--model", cfg.model);
     if (cfg.permission_mode) argv.push("--permission-mode", cfg.permission_mode);
     // These flags are variadic: one comma-joined value cannot swallow the arguments after it.
-    if (cfg.allowed_tools?.length) argv.push("--allowedTools", cfg.allowed_tools.join(","));
+    // The run's own tools are allowed without asking: `-p` has no one to ask.
+    const allowed = [...(cfg.allowed_tools ?? []), ...(req.runTools ? [`mcp__${req.runTools.name}`] : [])];
+    if (allowed.length) argv.push("--allowedTools", allowed.join(","));
     if (cfg.disallowed_tools?.length) argv.push("--disallowedTools", cfg.disallowed_tools.join(","));
     if (cfg.append_system_prompt) argv.push("--append-system-prompt", cfg.append_system_prompt);
     if (cfg.max_turns !== undefined) argv.push("--max-turns", String(cfg.max_turns));
-    if (cfg.mcp_config) argv.push("--mcp-config", cfg.mcp_config);
+    // --mcp-config takes several configs; the run's tools come as one more, inline.
+    const mcp = [...(cfg.mcp_config ? [cfg.mcp_config] : []), ...(req.runTools ? [runToolsMcpConfig(req.runTools)] : [])];
+    if (mcp.length) argv.push("--mcp-config", ...mcp);
     if (req.outputFormat === "structured") argv.push("--json-schema", JSON.stringify(req.outputSchema ?? {}));
     if (req.maxCostUsd !== null) argv.push("--max-budget-usd", String(req.maxCostUsd));
     return [...argv, ...cfg.args];
@@ -173,6 +183,11 @@ export class ClaudeCodeExecutor implements Executor {
     }
     return { ...base, status: "completed", error: null, output: result.result ?? "" };
   }
+}
+
+/** The run tools' server as Claude Code's --mcp-config JSON takes one. */
+function runToolsMcpConfig(server: RunToolsServer): string {
+  return JSON.stringify({ mcpServers: { [server.name]: { type: "stdio", command: server.command, args: server.args, env: server.env } } });
 }
 
 /** The job's `requires_mcp`, without blanks and repeats. */

@@ -2,7 +2,7 @@ import { AUTH_VARS, buildChildEnv } from "./env.js";
 import type { RunLimits } from "./limits.js";
 import { resolveProgram, runProcess, type ProcessGroups, type ProcessResult, type ProcessSpec } from "./process.js";
 import { runSandboxed, type SandboxSettings } from "./sandbox.js";
-import type { ExecutionRequest, ExecutionResult } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult } from "./types.js";
 
 /** What every executor that starts a program gets from the server. */
 export interface ProcessExecutorOptions {
@@ -139,4 +139,22 @@ export function num(value: unknown): number | null {
 
 export function cutNote(proc: ProcessResult, req: ExecutionRequest): string {
   return proc.stdoutTruncated ? ` (stdout was cut at ${req.maxOutputBytes} bytes; raise max_output_bytes)` : "";
+}
+
+/**
+ * A gate check (config `checks`) of a run: in the run's work dir, under the executor's
+ * sandbox when it has one, with the base environment (no agent credentials: a check needs none).
+ */
+export async function runCheckProcess(argv: string[], req: ExecutionRequest, opts: ProcessExecutorOptions): Promise<CheckProcessResult> {
+  const proc = await runAgentProcess(argv, req, { ...opts, type: "command", executorEnv: {}, stdin: null });
+  return {
+    exitCode: proc.exitCode,
+    signal: proc.signal,
+    stdout: proc.stdout,
+    stderrTail: stderrTail(proc.stderr),
+    timedOut: proc.timedOut,
+    canceled: proc.canceled,
+    spawnError: proc.spawnError,
+    sandboxError: proc.sandboxError,
+  };
 }

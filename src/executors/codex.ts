@@ -9,11 +9,12 @@ import {
   num,
   rawOutput,
   runAgentProcess,
+  runCheckProcess,
   stderrTail,
   unfinishedResult,
   type ProcessExecutorOptions,
 } from "./cli-agent.js";
-import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
 
 /** What `codex exec --json` said, read from its JSONL events. */
 interface CodexEvents {
@@ -80,6 +81,13 @@ function errorText(message: unknown): string | null {
   return message.trim();
 }
 
+/** A TOML value of strings, arrays and tables, inline (JSON's string escapes are TOML's too). */
+function tomlValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
+  if (v && typeof v === "object") return `{ ${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`).join(", ")} }`;
+  return JSON.stringify(v);
+}
+
 /** A `-c key=value` pair; codex parses the value as TOML and falls back to the raw string. */
 function configArg([key, value]: [string, string | number | boolean]): string[] {
   return ["-c", `${key}=${String(value)}`];
@@ -106,6 +114,10 @@ export class CodexExecutor implements Executor {
     this.program = cfg.bin;
   }
 
+  runCheck(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult> {
+    return runCheckProcess(argv, req, this.opts);
+  }
+
   /** The argv of one attempt; `schemaFile` holds the output schema of a structured job. */
   buildArgv(req: ExecutionRequest, schemaFile: string | null): string[] {
     const { cfg } = this;
@@ -114,6 +126,8 @@ export class CodexExecutor implements Executor {
     if (req.session === "isolated") argv.push("--ephemeral");
     if (cfg.model) argv.push("-m", cfg.model);
     argv.push(...Object.entries(cfg.config).flatMap(configArg));
+    // The run's own tools, as one more MCP server (a TOML inline table).
+    if (req.runTools) argv.push("-c", `mcp_servers.${req.runTools.name}=${tomlValue({ command: req.runTools.command, args: req.runTools.args, env: req.runTools.env })}`);
     if (schemaFile) argv.push("--output-schema", schemaFile);
     argv.push(...cfg.args);
     // Codex picks its own thread id; a persistent job resumes the one its first run reported.

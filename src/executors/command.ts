@@ -1,6 +1,6 @@
 import type { CommandExecutorConfig } from "../config.js";
-import { cutNote, exitError, rawOutput, runAgentProcess, unfinishedResult, type ProcessExecutorOptions } from "./cli-agent.js";
-import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import { cutNote, exitError, rawOutput, runAgentProcess, runCheckProcess, unfinishedResult, type ProcessExecutorOptions } from "./cli-agent.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
 
 export { resolveProgram } from "./cli-agent.js";
 export type CommandExecutorOptions = ProcessExecutorOptions;
@@ -112,6 +112,10 @@ export class CommandExecutor implements Executor {
     private readonly opts: CommandExecutorOptions,
   ) {
     this.program = cfg.command[0];
+  }
+
+  runCheck(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult> {
+    return runCheckProcess(argv, req, this.opts);
   }
 
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {

@@ -1,4 +1,5 @@
 import type { Usage } from "../core/jobs.js";
+import type { RunToolsServer } from "../core/ports.js";
 
 /** Everything one attempt of a run needs; built by the dispatcher, read by an executor. */
 export interface ExecutionRequest {
@@ -35,6 +36,8 @@ export interface ExecutionRequest {
   onPermissionDenied?: "fail" | "warn";
   /** claude-code: MCP servers that must show `connected` in the init event, or the run fails at once. */
   requiresMcp?: string[];
+  /** claude-code, codex: the run's own tools server (agent-cron run-tools), added to the agent's MCP configuration. */
+  runTools?: RunToolsServer | null;
 }
 
 export interface ExecutionResult {
@@ -66,4 +69,19 @@ export interface Executor {
   readonly program: string | null;
   /** Why its runs go without the sandbox they would have by default ("sandbox": "auto"), or null. */
   sandboxWarning?: () => Promise<string | null>;
+  /** Runs a run's gate check as this executor runs its program (its sandbox, the base environment). */
+  runCheck?(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult>;
+}
+
+/** How a gate check's program ended (SPEC §21): its exit code decides the occurrence. */
+export interface CheckProcessResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  /** The end of stderr, where a failing check says why. */
+  stderrTail: string;
+  timedOut: boolean;
+  canceled: boolean;
+  spawnError: string | null;
+  sandboxError: string | null;
 }

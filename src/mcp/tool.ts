@@ -123,6 +123,8 @@ function withoutDescriptions(schema: Record<string, unknown>, fields: readonly s
 function typeOnly(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(typeOnly);
   if (!node || typeof node !== "object") return node;
+  // An object's fields are read there too (after, output_schema).
+  if ((node as Record<string, unknown>).type === "object") return { type: "object" };
   return Object.fromEntries(Object.entries(node).filter(([k]) => !RESTATED.has(k)).map(([k, v]) => [k, typeOnly(v)]));
 }
 

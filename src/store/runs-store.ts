@@ -207,6 +207,13 @@ export class RunStore {
     return order.page(opts.limit, after, opts.filter);
   }
 
+  /** This store has one writer (the data dir's owner): a run not in its job's log is new. */
+  async putNew(run: Run): Promise<boolean> {
+    if (this.ofJob(run.job_id).some((r) => r.id === run.id)) return false;
+    await this.put(run);
+    return true;
+  }
+
   /**
    * Adds or replaces a run with one appended line; resolves once it is written. Memory
    * changes at once; the puts made in one stretch of synchronous work (a fleet's runs

@@ -56,6 +56,10 @@ function run(jobId: string, at: number | null, over: Partial<Run> = {}): Run {
     output_hash: null,
     warnings: [],
     event_payload: null,
+    after_run: null,
+    outcome: null,
+    outcome_note: null,
+    chain_due: [],
     ...over,
   };
 }

@@ -93,6 +93,12 @@ class MemoryRuns implements RunRepo {
     return recentBySorting(this.all(), opts);
   }
 
+  async putNew(run: Run): Promise<boolean> {
+    if (this.byId.has(run.id)) return false;
+    await this.put(run);
+    return true;
+  }
+
   async put(run: Run): Promise<PutOutcome> {
     if (this.store.failWrites) throw this.store.failWrites;
     let runs = this.store.runs.get(run.job_id);

@@ -71,7 +71,12 @@ export class PgRunRepo implements RunRepo {
   }
 
   async put(run: Run): Promise<PutOutcome> {
-    return this.write(this.db, run);
+    return (await this.write(this.db, run))!;
+  }
+
+  /** Inserted only when no process has inserted a run of that id: the fleet starts a chained run once. */
+  async putNew(run: Run): Promise<boolean> {
+    return (await this.write(this.db, run, true)) !== null;
   }
 
   /** The row is read and written under its lock, so two updates made at once both land. */
@@ -88,22 +93,24 @@ export class PgRunRepo implements RunRepo {
     return stored === undefined ? undefined : (this.byId.get(id) ?? stored);
   }
 
-  private async write(q: Queryable, run: Run): Promise<PutOutcome> {
+  /** `onlyNew`: an insert that does nothing when the run exists (then null). */
+  private async write(q: Queryable, run: Run, onlyNew = false): Promise<PutOutcome | null> {
     const json = runJson(run);
     const { rows } = await q.query<{ seq: string; rev: string }>(
       `WITH w AS (
          INSERT INTO ${SCHEMA}.runs AS r (id, job_id, status, trigger, scheduled_for, started_at, process_id, rev, data)
          VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, nextval('${SCHEMA}.rev'), $8::jsonb)
-         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, scheduled_for = EXCLUDED.scheduled_for,
+         ON CONFLICT (id) ${onlyNew ? "DO NOTHING" : `DO UPDATE SET status = EXCLUDED.status, scheduled_for = EXCLUDED.scheduled_for,
            started_at = EXCLUDED.started_at, rev = EXCLUDED.rev, data = EXCLUDED.data
-         WHERE r.claimed_by IS NULL OR r.claimed_by = $7
+         WHERE r.claimed_by IS NULL OR r.claimed_by = $7`}
          RETURNING r.id, r.seq, r.rev)
        SELECT w.seq, w.rev, ${notifySql("r", "w", "$7", "$9")} FROM w`,
       [run.id, run.job_id, run.status, run.trigger, run.scheduled_for, run.started_at, this.origin, json, inlineJson(json)],
     );
     if (rows.length === 0) {
-      // Another process took this run over (its process had gone quiet): its record stands.
+      // Another process took this run over (its process had gone quiet), or (onlyNew) recorded it first: its record stands.
       await this.fetch([run.id]);
+      if (onlyNew) return null;
       const by = this.byId.get(run.id);
       if (by) return { kind: "superseded", by };
       throw new Error(`Run ${run.id} was taken over by another agent-cron process and could not be read back.`);

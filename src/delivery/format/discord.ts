@@ -23,6 +23,8 @@ export const DISCORD_COLORS: Record<DeliveryEvent, number> = {
   failed: 0xe74c3c,
   paused: 0xf39c12,
   canceled: 0xf39c12,
+  needs_attention: 0x3498db,
+  quiet: 0x95a5a6,
 };
 
 export const discordRenderer: Renderer = markdownRenderer({

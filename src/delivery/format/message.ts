@@ -4,7 +4,7 @@
  * Everything here is pure: no clock, no environment, no I/O.
  */
 
-export type DeliveryEvent = "completed" | "failed" | "canceled" | "changed" | "paused";
+export type DeliveryEvent = "completed" | "failed" | "canceled" | "changed" | "paused" | "needs_attention" | "quiet";
 
 export interface DeliveryMessage {
   event: DeliveryEvent;
@@ -137,6 +137,10 @@ export function titleParts(msg: DeliveryMessage): { emoji: string; text: string 
     }
     case "canceled":
       return { emoji: "🚫", text: `${name} canceled` };
+    case "needs_attention":
+      return { emoji: "🙋", text: `${name} needs attention${msg.error?.trim() ? `: ${shorten(msg.error.replace(/\s+/g, " ").trim(), TITLE_REASON_MAX)}` : ""}` };
+    case "quiet":
+      return { emoji: "💤", text: `${name}: nothing to report${msg.error?.trim() ? ` (${shortReason(msg.error)})` : ""}` };
   }
 }
 
@@ -151,7 +155,7 @@ export function title(msg: DeliveryMessage): string {
  * answer); null when the title already says it all.
  */
 export function errorDetail(msg: DeliveryMessage): string | null {
-  if (msg.test || !(msg.event === "failed" || msg.event === "paused")) return null;
+  if (msg.test || !(msg.event === "failed" || msg.event === "paused" || msg.event === "needs_attention")) return null;
   const error = msg.error?.trim();
   if (!error) return null;
   const short = shortReason(error);

@@ -20,6 +20,8 @@ export const NTFY_TAGS: Record<DeliveryEvent | "test", string> = {
   failed: "x",
   paused: "pause_button",
   canceled: "no_entry_sign",
+  needs_attention: "raising_hand",
+  quiet: "zzz",
   test: "test_tube",
 };
 

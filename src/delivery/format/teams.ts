@@ -36,6 +36,8 @@ const COLORS: Record<DeliveryEvent, "Good" | "Attention" | "Warning"> = {
   failed: "Attention",
   paused: "Warning",
   canceled: "Warning",
+  needs_attention: "Warning",
+  quiet: "Good",
 };
 
 export type TeamsElement =

@@ -13,8 +13,8 @@ export const listCronsTool = defineTool({
       "List the durable jobs (they outlive this session), 20 a page, as compact rows; get_cron shows one whole. " +
       'Filter by state or by a substring of name or prompt. Example: {"state": "active", "query": "deploy"}.',
     inputSchema: z.strictObject({
-      state: z.enum(JOB_STATES).optional().describe("Only jobs in this state (default: every state)"),
-      query: z.string().max(200).optional().describe("Case-insensitive substring of the name or prompt"),
+      state: z.enum(JOB_STATES).optional().describe("Only jobs in this state"),
+      query: z.string().max(200).optional().describe("Substring of the name or prompt"),
       limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
       cursor: cursor.optional(),
       fields: z.array(z.enum(ROW_OPTIONAL_FIELDS)).max(ROW_OPTIONAL_FIELDS.length).optional()

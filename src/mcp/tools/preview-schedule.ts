@@ -11,7 +11,7 @@ export const previewScheduleTool = defineTool({
     inputSchema: z.strictObject({
       schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time, or "in 20m"'),
       timezone: z.string().min(1).max(64).optional().describe("IANA timezone (default: the server's)"),
-      count: z.number().int().min(1).max(50).optional().describe("How many occurrences to show (default 5)"),
+      count: z.number().int().min(1).max(50).optional().describe("Occurrences to show (default 5)"),
     }),
     outputSchema: z.object({
       valid: z.boolean(),

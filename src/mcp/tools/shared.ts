@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { AddCronResult } from "../../core/api.js";
 import { TERMINAL_STATUSES, type Job, type Run } from "../../core/jobs.js";
-import { JobRowSchema, jobRow, type RunRow } from "../../core/views.js";
+import { JobRowSchema, jobRow, runOutcomeText, type RunRow } from "../../core/views.js";
 
 export const jobRef = z.string().min(1).max(200).describe("Job id, name, or 8+ first characters of its id");
 export const runRef = z.string().min(1).max(200).describe("Run id, or its first 8+ characters");
@@ -46,10 +46,12 @@ export function runSentence(run: Run, jobName?: string | null): string {
   const job = jobName ? `"${jobName}"` : run.job_id;
   if (!TERMINAL_STATUSES.has(run.status)) return `Run ${run.id} of job ${job} is running; get_run with this id gives the result.`;
   const took = run.duration_ms === null ? "" : run.duration_ms < 1000 ? ` in ${run.duration_ms} ms` : ` in ${Math.round(run.duration_ms / 100) / 10} s`;
-  return `Run ${run.id} of job ${job} ${run.status}${took}${run.error ? `: ${run.error}` : "."}`;
+  const said = run.status === "completed" && run.outcome ? `, ${run.outcome}${run.outcome_note ? `: ${run.outcome_note}` : ""}` : "";
+  const after = run.after_run ? ` (started after run ${run.after_run})` : "";
+  return `Run ${run.id} of job ${job}${after} ${run.status}${took}${said}${run.error ? `: ${run.error}` : ""}.`.replace(/\.\.$/, ".");
 }
 
 export function runLine(run: RunRow): string {
   const when = run.scheduled_for ?? run.started_at ?? "";
-  return `${run.id} ${run.status} ${when}${run.error ? ` — ${run.error}` : ""}`;
+  return `${run.id} ${runOutcomeText({ ...run, outcome: run.outcome ?? null, outcome_note: run.outcome_note ?? null, after_run: run.after_run ?? null })} ${when}${run.error && run.status !== "skipped" ? ` — ${run.error}` : ""}`;
 }

@@ -115,7 +115,7 @@ describe("run tools", () => {
     expect(summary).toContain("deployer needs_attention: The deploy key expired");
   });
 
-  it("pause_me and reschedule_me only with self_service; under approval a reschedule waits for a person", async () => {
+  it("pause_me and reschedule_me only with self_service; under approval a reschedule waits for a person", { timeout: 90_000 }, async () => {
     const { s, record } = await start("/slack/self", { approval: "required" });
     await s.addJob({ name: "plain", schedule: YEARLY, executor: "claude", prompt: `x\n${tool("pause_me", { reason: "done" })}` });
     // Under approval "required" a job from an MCP client waits; approve it as a person would.

@@ -32,6 +32,7 @@ Usage:
   agent-cron dashboard [--port 8766]                           the browser dashboard for a data dir, on loopback
   agent-cron migrate --to postgres [--data-dir D]              copy a data dir's jobs and runs into the database
   agent-cron run-tools                                         (started by agent-cron for one run: its MCP tools)
+  agent-cron import crontab [FILE|-] [--dry-run]              each crontab line a job of a configured command executor
   agent-cron help COMMAND                                      that command's flags
 
 JOB is a job's name, its id, or the first 8+ characters of its id (as list prints it);
@@ -106,6 +107,14 @@ Copies the jobs, runs and outputs of a files data dir (default ~/.agent-cron) in
 PostgreSQL database named by AGENT_CRON_DATABASE_URL (or the config's store.url_env). Records
 already there are left as they are, so running it twice changes nothing; the data dir is not
 changed. Stop the servers on that data dir first.`,
+  import: `agent-cron import crontab [FILE|-] [--dry-run] [--json]
+Makes a job of each line of a crontab (FILE, - for stdin, or your own: crontab -l). agent-cron
+never runs a crontab's command by itself: a line becomes a job only when its command is exactly
+the command of an executor of type "command" in config.json (no {prompt} in it), and the job
+then names that executor. Each other line is listed with the reason (@reboot, NAME=value
+lines, % in a command, shell syntax, an unknown schedule) and, for a plain command that no
+executor runs, the executor entry to add. CRON_TZ= lines set the timezone of the lines below.
+--dry-run shows the jobs and stores nothing. Exits 1 when a line could not be imported.`,
   "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
@@ -180,6 +189,8 @@ async function main(argv: string[]): Promise<number> {
       return dashboard(rest);
     case "migrate":
       return migrate(rest);
+    case "import":
+      return importCrontab(rest);
     case "add":
     case "update":
     case "list":
@@ -469,6 +480,65 @@ async function testChannel(args: string[]): Promise<number> {
     ].join("\n"),
   );
   return ok ? 0 : 1;
+}
+
+async function importCrontab(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { "dry-run": { type: "boolean" } }, 2);
+  if (positionals[0] !== "crontab") throw new UserError(`agent-cron import takes crontab (agent-cron import crontab [FILE|-]), got "${positionals[0] ?? ""}".`);
+  const source = positionals[1];
+  let text: string;
+  if (source === "-") text = readFileSync(0, "utf8");
+  else if (source) {
+    try {
+      text = readFileSync(source, "utf8");
+    } catch (err) {
+      throw new UserError(`Cannot read ${source}: ${errorMessage(err)}.`);
+    }
+  } else {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("crontab", ["-l"], { encoding: "utf8" });
+    if (r.error || r.status !== 0) throw new UserError(`crontab -l did not list your crontab (${r.error ? errorMessage(r.error) : r.stderr.trim() || `exit ${r.status}`}); give the file: agent-cron import crontab FILE.`);
+    text = r.stdout;
+  }
+  const out: Out = { json: !!values.json };
+  const dryRun = !!values["dry-run"];
+  const { dataDir, config, configPath } = setup(values);
+  const { planCrontab } = await import("./import-crontab.js");
+  const { importable, refused } = planCrontab(text, config);
+  const jobs: { line: number; name: string; schedule: string; executor: string; description: string; next_run: string | null; created: boolean }[] = [];
+  if (importable.length) {
+    const { Host } = await import("./share/host.js");
+    const host = await Host.open({ dataDir, config, configPath, role: "cli" });
+    try {
+      for (const l of importable) {
+        const input = { name: l.name, schedule: l.schedule, executor: l.executor, prompt: `Imported from crontab line ${l.line}: ${l.text}`, ...(l.timezone ? { timezone: l.timezone } : {}) };
+        try {
+          const r = await host.addCron({ input, created_by: "cli", origin: "cli", dry_run: dryRun });
+          jobs.push({ line: l.line, name: l.name, schedule: l.schedule, executor: l.executor, description: r.description, next_run: r.next_runs[0] ?? null, created: !dryRun && r.created });
+        } catch (err) {
+          if (!(err instanceof UserError)) throw err;
+          refused.push({ line: l.line, text: l.text, reason: err.message.replace(/^add_cron failed: /, "") });
+        }
+      }
+    } finally {
+      await host.close(0);
+    }
+  }
+  refused.sort((a, b) => a.line - b.line);
+  const { escapeControls } = await import("./cli-format.js");
+  print(out, { dry_run: dryRun, jobs, not_importable: refused }, () => {
+    const lines = [dryRun ? `Would add ${jobs.length} job(s) (--dry-run: nothing stored):` : `Added ${jobs.filter((j) => j.created).length} job(s)${jobs.some((j) => !j.created) ? `, ${jobs.filter((j) => !j.created).length} already there` : ""}:`];
+    for (const j of jobs) lines.push(`  line ${j.line}: ${j.name}  ${escapeControls(j.schedule)} (${j.description}) → executor ${j.executor}; next ${j.next_run ?? "none"}`);
+    if (refused.length) {
+      lines.push(`Not importable (${refused.length}):`);
+      for (const r of refused) {
+        lines.push(`  line ${r.line}: ${escapeControls(r.text)}`, `    ${r.reason}`);
+        if (r.suggested_executor) lines.push(`    "executors": { ${JSON.stringify(r.suggested_executor.name)}: ${JSON.stringify(r.suggested_executor.config)} }`);
+      }
+    }
+    return lines.join("\n");
+  });
+  return refused.length ? 1 : 0;
 }
 
 async function migrate(args: string[]): Promise<number> {

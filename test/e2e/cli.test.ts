@@ -193,7 +193,10 @@ describe("the job commands while a stdio server is using the data dir", () => {
     const r = await cli("list", "--json");
     expect(r.code).toBe(0);
     const listed = JSON.parse(r.stdout).jobs as Structured[];
-    const fromServer = (await s.tool("list_crons")).jobs as Structured[];
+    // list_crons leaves out fields at their default unless `fields` asks for them; the CLI's
+    // JSON gives every field.
+    const every = ["name", "description", "timezone", "state", "next_run_at", "last_run_at", "last_status"];
+    const fromServer = (await s.tool("list_crons", { fields: every })).jobs as Structured[];
     expect(listed).toEqual(fromServer);
   });
 });

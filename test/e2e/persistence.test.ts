@@ -12,12 +12,14 @@ describe.concurrent("restarts on the same data dir", () => {
     await a.tool("add_cron", { name: "keeper", schedule: "@every 1s", prompt: "kept" });
     await a.tool("add_cron", { name: "sleeper", schedule: YEARLY, prompt: "z", enabled: false, retries: 7 });
     const before = await a.waitForRuns("keeper", (runs) => runs.filter((r) => r.status === "completed").length >= 2 && runs.filter((r) => r.status === "completed"));
-    const jobsBefore = (await a.tool("list_crons")).jobs as Structured[];
+    // Every row field, even those at their default (list_crons leaves them out otherwise).
+    const every = { fields: ["name", "description", "timezone", "state", "next_run_at", "last_run_at", "last_status"] };
+    const jobsBefore = (await a.tool("list_crons", every)).jobs as Structured[];
     await a.close();
 
     const b = await TestServer.start({ dataDir: a.dataDir });
     onTestFinished(() => b.close());
-    const jobsAfter = (await b.tool("list_crons")).jobs as Structured[];
+    const jobsAfter = (await b.tool("list_crons", every)).jobs as Structured[];
     expect(jobsAfter.map((j) => j.id)).toEqual(jobsBefore.map((j) => j.id));
     const sleeper = jobsAfter.find((j) => j.name === "sleeper")!;
     expect(sleeper).toMatchObject({ state: "paused", prompt: "z" });

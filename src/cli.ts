@@ -85,7 +85,9 @@ Prints a run's whole output: RUN's, or the newest finished run of JOB. With -f (
 then waits, and prints each run of the job as it finishes (or RUN once it ends), until Ctrl-C.`,
   approve: `agent-cron approve JOB
 Approves a job waiting for a person's approval (state pending_approval, config "approval"):
-it becomes active and is scheduled from now. No MCP tool can do this.`,
+it becomes active and is scheduled from now. No MCP tool can do this, nor a run: the data dir's
+owner checks that the process asking is a person's (this user, outside any sandbox, not started
+by a run). The job records who approved it, when and how (agent-cron show JOB --json).`,
   reject: `agent-cron reject JOB
 Turns down a job waiting for approval: it is removed, and never ran.`,
   run: `agent-cron run JOB
@@ -97,7 +99,8 @@ and that each delivery channel has what it needs (its environment variables).`,
 Sends a test message to the channel NAME from config.json ("channels") and prints what the
 receiver answered, attempt by attempt; exits 1 if it did not accept the message.`,
   dashboard: `agent-cron dashboard [--port N]
-Serves the browser dashboard (jobs, runs, outputs; pause, resume, run now, cancel, approve) at
+Serves the browser dashboard (jobs, runs, outputs; pause, resume, run now, cancel; approve and
+reject when signed in with the approver secret from AGENT_CRON_APPROVER_TOKEN) at
 http://127.0.0.1:N/ (default 8766; --port 0 picks a free port), loopback only, for people who
 use agent-cron over stdio. It works through the process that owns the data dir, like the other
 commands; when none does, it owns it and schedules the jobs until it stops (Ctrl-C). With a token

@@ -272,6 +272,7 @@ ${job.trigger === "http" ? fact("Event trigger", html`<code>POST /hooks/${job.id
 ${job.requires_mcp.length ? fact("Requires MCP", job.requires_mcp.join(", ")) : ""}
 ${job.jitter_seconds ? fact("Jitter", `up to ${job.jitter_seconds} s`) : ""}
 ${fact("Created", html`${timeTag(job.created_at, job.timezone)} <span class="muted">by ${job.created_by}</span>`)}
+${job.approvals.length ? fact("Approval", html`${job.approvals.slice(-5).reverse().map((e) => html`<div>${e.event === "approved" ? "Approved" : `Sent back (${(e.fields ?? []).join(", ")} changed)`} ${timeTag(e.at, job.timezone)} <span class="muted">by ${e.by}, through ${e.via}</span></div>`)}`) : ""}
 ${fact("Updated", timeTag(job.updated_at, job.timezone))}
 </dl>
 <h2>Prompt</h2>

@@ -93,6 +93,7 @@ describe("approving on the dashboard", () => {
     const approved = (await c.tool("get_cron", { job: job.id })).job;
     expect(approved.state).toBe("active");
     expect(approved.approvals.at(-1)).toMatchObject({ event: "approved", via: "dashboard", by: expect.stringMatching(/^the approver signed in on the dashboard served by .*\(uid \d+\), pid \d+/) });
+    expect((await request(base, `/jobs/${job.id}`, { headers: { cookie } })).text).toMatch(/<dt>Approval<\/dt><dd><div>Approved [\s\S]*by the approver signed in on the dashboard[\s\S]*through dashboard/);
 
     const run = (await c.tool("run_now", { job: job.id, wait: true })).run;
     const out = (await c.tool("get_run", { run: run.id })).run;

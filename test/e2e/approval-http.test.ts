@@ -57,7 +57,7 @@ describe("approving on the dashboard", () => {
     expect((await c.tool("get_cron", { job: "agent-made" })).job.state).toBe("pending_approval");
     expect(page.text).toContain("<code>agent-cron approve agent-made</code>");
     expect(page.text).not.toContain(`action="/jobs/${job.id}/approve"`);
-  });
+  }, 120_000);
 
   it("with an approver secret: the token holder still cannot; the approver signs in with the secret and approves, recorded as the dashboard's; the secret never reaches a run", async () => {
     const { h, base } = await daemon({ AGENT_CRON_TOKEN: TOKEN, AGENT_CRON_APPROVER_TOKEN: APPROVER });
@@ -99,7 +99,7 @@ describe("approving on the dashboard", () => {
     const out = (await c.tool("get_run", { run: run.id })).run;
     expect(JSON.stringify(out)).not.toContain(APPROVER);
     expect(JSON.stringify(out)).toContain("AGENT_CRON_RUN_ID");
-  });
+  }, 120_000);
 
   it("a config whose env_allow would pass the approver secret to runs is refused", async () => {
     const dir = makeDataDir({ config: { env_allow: ["AGENT_CRON_APPROVER_TOKEN"] } });
@@ -107,7 +107,7 @@ describe("approving on the dashboard", () => {
     const r = await runCli(["list", "--data-dir", dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("env_allow names AGENT_CRON_APPROVER_TOKEN, the approver secret (approver_token_env), which never goes to a run");
-  });
+  }, 120_000);
 });
 
 describe("guessing tokens", () => {
@@ -130,7 +130,7 @@ describe("guessing tokens", () => {
     expect((await c.tool("list_crons")).total).toBe(0);
     expect(guessDone).toBe(false);
     await eighth;
-  });
+  }, 120_000);
 
   it("a flood of wrong logins never locks out the person who types the right token", async () => {
     const { base } = await daemon({ AGENT_CRON_TOKEN: TOKEN });
@@ -145,5 +145,5 @@ describe("guessing tokens", () => {
     expect(ok.status).toBe(303);
     expect(answers.length).toBeLessThan(25);
     void flood;
-  });
+  }, 120_000);
 });

@@ -6,19 +6,10 @@
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { CLI, TestServer, makeDataDir, runCli, waitFor } from "../helpers/server.js";
+import { describe, expect, it } from "vitest";
+import { CLI, makeDataDir, runCli, serversPerTest, waitFor } from "../helpers/server.js";
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-});
-
-async function start(opts: Parameters<typeof TestServer.start>[0]): Promise<TestServer> {
-  const s = await TestServer.start(opts);
-  cleanup.push(() => s.cleanup());
-  return s;
-}
+const start = serversPerTest();
 
 const cli = async (args: string[], dataDir: string) => runCli([...args, "--data-dir", dataDir]);
 
@@ -63,7 +54,7 @@ describe("approval is a person's act", () => {
     const rejected = await cli(["reject", "planted"], dataDir);
     expect(rejected.code, rejected.stderr).toBe(0);
     await waitFor(() => /Job "planted" \([0-9a-f-]{36}\) was rejected by .*\(uid \d+\), pid \d+ .* through cli/.test(s.stderr()), { what: "the rejection notice" });
-  });
+  }, 120_000);
 });
 
 describe("a change of what a job does needs a person again", () => {
@@ -93,7 +84,7 @@ describe("a change of what a job does needs a person again", () => {
       ...changes.flatMap(() => ["sent_back/mcp", "approved/cli"]),
     ]);
     expect(job.approvals[1]).toMatchObject({ by: "e2e-client/1.0.0", fields: ["on_complete"] });
-  });
+  }, 120_000);
 });
 
 describe("elicitation answers", () => {
@@ -106,7 +97,7 @@ describe("elicitation answers", () => {
     action = "decline";
     expect(await s.toolError("add_cron", { name: "refused", schedule: "@daily", prompt: "p" })).toBe("add_cron failed: The user declined to schedule this job; nothing was stored.");
     expect((await s.tool("list_crons")).jobs.map((j: { name: string }) => j.name)).toEqual(["unanswered"]);
-  });
+  }, 120_000);
 });
 
 describe("names that cannot pass for ids", () => {
@@ -146,7 +137,7 @@ describe("names that cannot pass for ids", () => {
     const renamed = await cli(["update", impostor.id, "--name", "impostor-renamed"], again.dataDir);
     expect(renamed.code, renamed.stderr).toBe(0);
     expect((await again.tool("pause", { job: prefix })).job.id).toBe(victim.id);
-  });
+  }, 120_000);
 });
 
 describe("config removed or broken while running", () => {
@@ -169,6 +160,6 @@ describe("config removed or broken while running", () => {
 
     writeFileSync(configFile, JSON.stringify({ ...JSON.parse(original), approval: "none" }));
     await expectKept("lowering approval", /lowers approval from \\?"required\\?" to \\?"none\\?"; a running agent-cron keeps \\?"required\\?"/, "after-lower");
-  });
+  }, 120_000);
 });
 

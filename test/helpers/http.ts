@@ -45,7 +45,7 @@ export class HttpServer {
     const server = new HttpServer(child, dataDir);
     let code: number | null | undefined;
     void server.exited.then((c) => (code = c));
-    await waitFor(() => server.url || code !== undefined, { timeout: 10_000, what: "the ready line", describe: () => server.stderrText });
+    await waitFor(() => server.url || code !== undefined, { timeout: 30_000, what: "the ready line", describe: () => server.stderrText });
     if (!server.url) throw new Error(`The server exited with ${code}:\n${server.stderrText}`);
     return server;
   }

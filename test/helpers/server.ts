@@ -19,6 +19,7 @@ import {
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import { RUN_LOG_SUFFIX, replayRunLog } from "../../src/store/run-log.js";
+import { afterEach } from "vitest";
 import { isAlive } from "./process.js";
 export { isAlive };
 
@@ -449,3 +450,19 @@ export function runsOnDisk(dataDir: string, jobId: string): Structured[] {
   return replayRunLog(file, jobId, readFileSync(file, "utf8")).runs as unknown as Structured[];
 }
 
+
+/**
+ * Servers a test file starts, each stopped (and its data dir removed) after its test: call
+ * once at the top of the file, beside the tests.
+ */
+export function serversPerTest(): (opts?: StartOptions) => Promise<TestServer> {
+  const started: TestServer[] = [];
+  afterEach(async () => {
+    for (const s of started.splice(0).reverse()) await s.cleanup().catch(() => {});
+  });
+  return async (opts = {}) => {
+    const s = await TestServer.start(opts);
+    started.push(s);
+    return s;
+  };
+}

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { loadConfig, defaultDataDir, type Config } from "./config.js";
+import { alwaysOn, loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
@@ -27,6 +27,9 @@ Usage:
   agent-cron approve JOB | reject JOB                          decide on a job an agent made (config approval)
   agent-cron run JOB                                           run a job now and wait for it
   agent-cron doctor                                            check the configured executors and channels
+  agent-cron status                                            the data dir's owner (pid, version, uptime, how started) and next runs
+  agent-cron start | stop                                      start or stop the background owner (jobs run with no client open)
+  agent-cron service install [--http] | uninstall | status     a user service (systemd, launchd) that starts the owner at login
   agent-cron test-channel NAME                                 send a test message to a delivery channel
   agent-cron mcp-config [--http] [--claude-code]               print the MCP client config for this install
   agent-cron dashboard [--port 8766]                           the browser dashboard for a data dir, on loopback
@@ -118,6 +121,28 @@ then names that executor. Each other line is listed with the reason (@reboot, NA
 lines, % in a command, shell syntax, an unknown schedule) and, for a plain command that no
 executor runs, the executor entry to add. CRON_TZ= lines set the timezone of the lines below.
 --dry-run shows the jobs and stores nothing. Exits 1 when a line could not be imported.`,
+  status: `agent-cron status [--json]
+Says which process owns the data dir (pid, version, uptime, how it was started: daemon, service,
+client, http), whether jobs run while no client is open, and the next three occurrences across
+jobs. Exits 0 whether or not a process owns the data dir.`,
+  start: `agent-cron start
+Starts the data dir's background owner (a detached agent-cron serve --background), which runs
+the jobs while no client is open, and prints where jobs run. Nothing to do when it runs already;
+an older version's background owner is asked to hand over. With always_on "daemon" (the
+default) an MCP client's stdio server does this by itself.`,
+  stop: `agent-cron stop
+Stops the background owner (or an HTTP daemon or dashboard that owns the data dir): no new
+occurrence starts, runs in flight finish for up to shutdown_grace_seconds, and it exits. An
+MCP client that is still open with always_on "daemon" starts a new one; to stop for good,
+set always_on to "client" (or uninstall the service that starts it) first.`,
+  service: `agent-cron service install [--http] [--dry-run] [--no-enable] [--platform linux|macos]
+agent-cron service uninstall [--dry-run] | service status
+A user service that starts the data dir's owner at login and restarts it when it fails: a systemd
+user unit (~/.config/systemd/user/agent-cron.service, checked with systemd-analyze --user verify)
+on Linux, a LaunchAgent (~/Library/LaunchAgents/io.github.agent-cron.agent-cron.plist) on macOS.
+--http serves MCP over HTTP from it too (agent-cron serve --http). --dry-run prints what it
+would write and run; --no-enable writes it without telling systemd or launchd. The answer says
+when loginctl enable-linger is needed for jobs to run while you are logged out.`,
   "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
@@ -194,6 +219,14 @@ async function main(argv: string[]): Promise<number> {
       return migrate(rest);
     case "import":
       return importCrontab(rest);
+    case "status":
+      return status(rest);
+    case "start":
+      return startOwnerCommand(rest);
+    case "stop":
+      return stopOwner(rest);
+    case "service":
+      return service(rest);
     case "add":
     case "update":
     case "list":
@@ -253,29 +286,66 @@ function setup(values: Values): { dataDir: string; config: Config; configPath: s
   return { dataDir, config, configPath };
 }
 
-async function serve(args: string[]): Promise<number> {
-  const { values } = parse(args, { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" } }, 0);
-  const { dataDir, config, configPath: configFile } = setup(values);
-  logger.setFormat(config.log_format);
-  const { Host } = await import("./share/host.js");
-  const host = await Host.open({ dataDir, config, configPath: configFile, role: "server", onNotice: notice });
-  logEvents(host.events);
-  const configPath = (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG;
+/** The --config a person gave (flag or env), resolved, to pass on to a background owner; null for the data dir's own. */
+function explicitConfig(values: Values): string | null {
+  const given = (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG;
+  return given ? path.resolve(given) : null;
+}
+
+/**
+ * always_on "daemon": how this process starts the data dir's background owner when nobody
+ * owns it (SPEC §17). Undefined under "client", or on a shared store (postgres), where every
+ * process schedules and there is no owner to start.
+ */
+async function ownerStarter(values: Values, dataDir: string, config: Config, force = false): Promise<((since: number | null) => void) | undefined> {
+  if (config.store.type !== "files") return undefined;
+  if (!force && alwaysOn(config) !== "daemon") return undefined;
+  const { startBackgroundOwner } = await import("./share/background.js");
+  const configPath = explicitConfig(values);
+  return (handoverSince) => void startBackgroundOwner({ dataDir, config, configPath, env: process.env, handoverSince });
+}
+
+/** config.json is watched: a valid edit applies without a restart. */
+async function watchServerConfig(values: Values, dataDir: string, config: Config, host: import("./share/host.js").Host) {
   const { watchConfig } = await import("./config-watch.js");
-  const watcher = watchConfig({
+  return watchConfig({
     dataDir,
-    explicitPath: configPath,
+    explicitPath: (values.config as string | undefined) ?? process.env.AGENT_CRON_CONFIG,
     current: config,
     apply: (next, changed) => {
       host.applyConfig(next);
       logger.setFormat(next.log_format);
-      const later = changed.filter((k) => k === "http" || k === "timezone" || k === "metrics_port");
+      const later = changed.filter((k) => k === "http" || k === "timezone" || k === "metrics_port" || k === "always_on");
       const message = `Config reloaded (${changed.join(", ")} changed)${later.length ? `; ${later.join(" and ")} apply at the next start` : ""}.`;
       host.events.emit("notice", "info", message, { changed });
       void reportExecutors(next, host);
     },
     reject: (message) => host.events.emit("notice", "error", message, {}),
   });
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" }, background: { type: "boolean" }, "started-by": { type: "string" }, "handover-since": { type: "string" } },
+    0,
+  );
+  const { dataDir, config, configPath: configFile } = setup(values);
+  logger.setFormat(config.log_format);
+  if (values.background) return serveBackground(values, dataDir, config, configFile);
+  const { Host } = await import("./share/host.js");
+  const host = await Host.open({
+    dataDir,
+    config,
+    configPath: configFile,
+    role: "server",
+    onNotice: notice,
+    startedAs: values.http ? "http" : "client",
+    // Over HTTP nothing changes: the daemon is the owner.
+    startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
+  });
+  logEvents(host.events);
+  const watcher = await watchServerConfig(values, dataDir, config, host);
 
   let closeTransport: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
@@ -349,6 +419,78 @@ function logEvents(events: AppEventBus): void {
       : `Run of ${name} started (${run.trigger}).`;
     logger.log(failed ? "warning" : "info", `run.${change}`, message, { job_id: run.job_id, run_id: run.id, job_name: job?.name ?? null, status: run.status, trigger: run.trigger, duration_ms: run.duration_ms });
   });
+}
+
+/**
+ * The background owner (SPEC §17): owns the data dir and schedules, serves no MCP client (its
+ * followers do), and stays until it is stopped (agent-cron stop, SIGTERM, its service), hands
+ * over to a newer version, or loses the data dir. It writes its own size-capped log; its
+ * secrets (executor keys, channel URLs) came on fd 3 (secret-env.ts, taken at start), never in
+ * its environment.
+ */
+async function serveBackground(values: Values, dataDir: string, config: Config, configFile: string | null): Promise<number> {
+  const [{ Host, OwnerPresentError }, bg] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const log = new bg.RotatingLog(bg.logPathFor(dataDir));
+  const say = (level: string, message: string) => {
+    const line = `${new Date().toISOString()} agent-cron ${level}: ${message}`;
+    log.write(line);
+    // Under a service manager stderr is its journal; started detached, it goes nowhere.
+    process.stderr.write(line + "\n");
+  };
+  process.on("uncaughtException", (err) => {
+    say("error", `crashed: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
+  const startedAs = values["started-by"] === "service" ? "service" : "daemon";
+  const since = values["handover-since"] === undefined ? undefined : Number(values["handover-since"]);
+  let stop: (graceMs: number) => Promise<void> = async () => process.exit(0);
+  let host;
+  try {
+    host = await Host.open({
+      dataDir,
+      config,
+      configPath: configFile,
+      role: "server",
+      startedAs,
+      ownerOnly: true,
+      handoverSince: Number.isFinite(since) ? since : undefined,
+      onNotice: say,
+      onOwnershipEnded: (why) => {
+        say("info", `No longer the owner of ${dataDir} (${why}); exiting.`);
+        process.exit(0);
+      },
+      onHandOverRequest: () => {
+        say("info", "Asked to hand over (agent-cron stop, or a newer agent-cron): no occurrence is taken from now; runs in flight finish (up to shutdown_grace_seconds), then this process exits.");
+        void stop(config.shutdown_grace_seconds * 1000);
+      },
+    });
+  } catch (err) {
+    if (err instanceof OwnerPresentError) {
+      say("info", err.message);
+      return 0;
+    }
+    say("error", errorMessage(err));
+    return 1;
+  }
+  host.events.on("notice", (level, message) => say(level, message));
+  const watcher = await watchServerConfig(values, dataDir, config, host);
+  let stopping: Promise<void> | null = null;
+  stop = (graceMs) => {
+    stopping ??= (async () => {
+      try {
+        watcher.close();
+        await host.close(graceMs);
+        say("info", "Stopped.");
+      } finally {
+        process.exit(0);
+      }
+    })();
+    return stopping;
+  };
+  say("info", `ready background pid=${process.pid} version=${VERSION} started_as=${startedAs} data=${dataDir}`);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000));
+  void reportExecutors(config, host);
+  return new Promise<number>(() => {});
 }
 
 /**
@@ -437,7 +579,7 @@ async function dashboard(args: string[]): Promise<number> {
   const { dataDir, config, configPath } = setup(values);
   logger.setFormat(config.log_format);
   const [{ Host }, { serveDashboard }] = await Promise.all([import("./share/host.js"), import("./dashboard/index.js")]);
-  const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice });
+  const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice, startedAs: "dashboard" });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;
   const approverToken = process.env[config.approver_token_env] || undefined;
@@ -560,6 +702,162 @@ async function migrate(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The data dir a command names, without making it (status and stop only look). */
+function dataDirOf(values: Values): string {
+  return path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
+}
+
+/** Seconds as "3 h 12 min" / "42 s". */
+function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  return h < 48 ? `${h} h ${m % 60} min` : `${Math.floor(h / 24)} days ${h % 24} h`;
+}
+
+/** Who owns the data dir and what runs next (SPEC §17), read through the owner like every command. */
+async function ownerStatus(values: Values): Promise<Record<string, unknown> & { sentence: string; lines: string[] }> {
+  const dataDir = dataDirOf(values);
+  const [{ Host, readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  // Read before this command opens the data dir (which, with no owner, it then owns itself).
+  const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
+  const owner = found && isAlive(found.pid) ? found : null;
+  const { config, configPath } = setup(values);
+  const host = await Host.open({ dataDir, config, configPath, role: "cli" });
+  try {
+    const where = owner ? describeOwner(owner, false, config.timezone) : { sentence: NO_OWNER, background: false as boolean | null };
+    const { occurrences } = await host.upcoming({ count: 3 });
+    const uptime = owner ? Date.now() - Date.parse(owner.since) : null;
+    const lines = [
+      owner
+        ? `owner: pid ${owner.pid}, agent-cron ${owner.version ?? "(before 0.2)"}, up ${duration(uptime!)}, started as ${owner.started_as ?? "client"}`
+        : "owner: none (no agent-cron process owns this data dir)",
+      where.sentence,
+      `data dir: ${dataDir}`,
+      occurrences.length ? `next: ${occurrences.map((o) => `${o.at} ${o.name ?? o.job_id.slice(0, 8)}`).join("; ")}` : "next: no occurrence is due (no active job)",
+    ];
+    return {
+      sentence: where.sentence,
+      lines,
+      data_dir: dataDir,
+      owner: owner ? { pid: owner.pid, version: owner.version ?? null, started_as: owner.started_as ?? "client", since: owner.since, uptime_seconds: Math.round(uptime! / 1000) } : null,
+      runs_without_client: where.background,
+      next: occurrences,
+    };
+  } finally {
+    await host.close(0);
+  }
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parse(args, {}, 0);
+  const st = await ownerStatus(values);
+  const { sentence, lines, ...rest } = st;
+  print({ json: !!values.json }, { summary: sentence, ...rest }, () => lines.join("\n"));
+  return 0;
+}
+
+async function startOwnerCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {}, 0);
+  const { dataDir, config, configPath } = setup(values);
+  if (config.store.type !== "files") throw new UserError("With the postgres store every agent-cron server schedules; there is no background owner to start. Run agent-cron serve --http (or a service) on a machine.");
+  const { Host } = await import("./share/host.js");
+  const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner: await ownerStarter(values, dataDir, config, true) });
+  const where = host.residence();
+  await host.close(0);
+  print({ json: !!values.json }, where, () => where.sentence);
+  return 0;
+}
+
+async function stopOwner(args: string[]): Promise<number> {
+  const { values } = parse(args, {}, 0);
+  const dataDir = dataDirOf(values);
+  const [{ readOwnerFile }, { isAlive, looksLikeAgentCron }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const info = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
+  const done = (text: string, stopped: number | null) => {
+    print({ json: !!values.json }, { summary: text, stopped_pid: stopped }, () => text);
+    return 0;
+  };
+  // owner.json outlives an owner that crashed; its pid may be another program's by now.
+  if (!info || !isAlive(info.pid) || !looksLikeAgentCron(info.pid)) return done(`No agent-cron process owns ${dataDir}; nothing to stop.`, null);
+  const how = info.started_as ?? "client";
+  if (how === "client" || how === "cli") {
+    throw new UserError(`The data dir is owned by ${how === "cli" ? "an agent-cron command" : "an MCP client's stdio server"} (pid ${info.pid}), which ends with its client; close that client instead.`);
+  }
+  const { config } = setup(values);
+  if (how === "daemon" || how === "service") {
+    // Asked through the socket (with owner.json's secret): only the real owner hears it.
+    const [{ RemoteApiClient }, { AppEventBus }] = await Promise.all([import("./share/rpc.js"), import("./core/events.js")]);
+    const remote = await RemoteApiClient.connect(info.socket, new AppEventBus(), info.token);
+    try {
+      await remote.handOver();
+    } finally {
+      remote.close();
+    }
+  } else {
+    process.kill(info.pid, "SIGTERM");
+  }
+  const until = Date.now() + (config.shutdown_grace_seconds + 15) * 1000;
+  while (isAlive(info.pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  if (isAlive(info.pid)) throw new UnavailableError(`The owner (pid ${info.pid}) was asked to stop but is still running after ${config.shutdown_grace_seconds + 15} s.`);
+  const later =
+    how === "service"
+      ? " Its user service starts it again at the next login; agent-cron service uninstall removes the service."
+      : alwaysOn(config) === "daemon"
+        ? ' An MCP client still open (or the next one) starts a new background owner while always_on is "daemon".'
+        : "";
+  return done(`Stopped the ${how === "daemon" ? "background owner" : how === "service" ? "background owner started by the user service" : how === "http" ? "HTTP daemon" : "dashboard"} (pid ${info.pid}) of ${dataDir}.${later}`, info.pid);
+}
+
+async function service(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { http: { type: "boolean" }, "dry-run": { type: "boolean" }, "no-enable": { type: "boolean" }, platform: { type: "string" } },
+    1,
+  );
+  const action = positionals[0];
+  if (action !== "install" && action !== "uninstall" && action !== "status") {
+    throw new UserError(`agent-cron service needs install, uninstall or status${action ? `, got "${action}"` : ""}; see agent-cron help service.`);
+  }
+  const svc = await import("./service.js");
+  const platform = svc.platformOf(values.platform as string | undefined);
+  const out: Out = { json: !!values.json };
+  const opts = { dryRun: !!values["dry-run"], enable: !values["no-enable"] };
+  if (action === "status") {
+    const dataDir = dataDirOf(values);
+    const installed = await svc.serviceStatus({ platform, dataDir, env: process.env });
+    const owner = await ownerStatus(values);
+    const { sentence, lines, ...rest } = owner;
+    const head = installed.installed
+      ? `service: ${installed.file} (${installed.http ? "serve --http" : "background owner"}), ${installed.state ?? "state unknown: the service manager cannot be asked here"}`
+      : `service: not installed (${installed.file} does not exist); agent-cron service install adds it`;
+    print(out, { summary: sentence, service: installed, ...rest }, () => [head, ...lines].join("\n"));
+    return 0;
+  }
+  if (action === "uninstall") {
+    const report = await svc.uninstallService({ platform, dataDir: dataDirOf(values), env: process.env }, opts);
+    print(out, report, () => formatServiceReport(report));
+    return report.commands.every((c) => c.ok) ? 0 : 1;
+  }
+  const { dataDir, config } = setup(values);
+  const { cliPath } = await import("./share/background.js");
+  const spec = { platform, dataDir, configPath: explicitConfig(values), http: !!values.http, node: process.execPath, cli: cliPath(), env: process.env, shutdownGraceSeconds: config.shutdown_grace_seconds };
+  const report = await svc.installService(spec, opts);
+  print(out, report, () => formatServiceReport(report));
+  return report.verify && report.verify.ran && !report.verify.ok ? 1 : 0;
+}
+
+function formatServiceReport(r: import("./service.js").ServiceReport): string {
+  const lines = [`${r.action === "install" ? (r.dry_run ? "Would write" : "Wrote") : r.dry_run ? "Would remove" : "Uninstall"} ${r.file} (${r.platform === "macos" ? "launchd LaunchAgent" : "systemd user unit"} ${r.name})`];
+  if (r.dry_run && r.content) lines.push("", r.content);
+  if (r.verify) lines.push(r.verify.ran ? `systemd-analyze --user verify: ${r.verify.ok ? "ok" : `failed: ${r.verify.output}`}` : `not verified: ${r.verify.output}`);
+  for (const c of r.commands) lines.push(`$ ${c.command}: ${c.ok ? "ok" : `failed: ${c.output.split("\n")[0]}`}`);
+  lines.push(...r.notes);
+  return lines.join("\n");
+}
+
 function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
@@ -587,6 +885,9 @@ const COMMAND_OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   remove: { "keep-runs": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
   logs: { follow: { type: "boolean", short: "f" } },
 };
+
+/** The job commands that make work to do: under always_on "daemon" they start the background owner. */
+const OWNER_STARTING = new Set(["add", "update", "resume", "approve", "run"]);
 
 async function jobCommand(command: string, args: string[]): Promise<number> {
   const noPositional = command === "add" || command === "list" || command === "doctor";
@@ -617,7 +918,10 @@ ${formatChannelTable(channels)}
   if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}, got "${status}".`);
 
   const [{ Host }, fmt] = await Promise.all([import("./share/host.js"), import("./cli-format.js")]);
-  const host = await Host.open({ dataDir, config, configPath, role: "cli" });
+  // A command that makes work to do starts the background owner (always_on "daemon"), as a
+  // stdio server does: a job added from a terminal runs when no client is open, too.
+  const startOwner = OWNER_STARTING.has(command) ? await ownerStarter(values, dataDir, config) : undefined;
+  const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner });
   try {
     switch (command) {
       case "add":
@@ -628,7 +932,13 @@ ${formatChannelTable(channels)}
         const verb = created === null ? "Updated" : created ? "Added" : "Exists:";
         print(out, r, () =>
           fmt.escapeControls(
-            [`${verb} ${r.job.name ?? r.job.id} (${r.job.id.slice(0, 8)})`, `  ${r.description}`, `  next: ${r.next_runs.slice(0, 3).join(", ") || "none"}`, ...warnings.map((w) => `  warning: ${w}`)].join("\n"),
+            [
+              `${verb} ${r.job.name ?? r.job.id} (${r.job.id.slice(0, 8)})`,
+              `  ${r.description}`,
+              `  next: ${r.next_runs.slice(0, 3).join(", ") || "none"}`,
+              ...warnings.map((w) => `  warning: ${w}`),
+              `  ${host.residence().sentence}`,
+            ].join("\n"),
             true,
           ),
         );

@@ -4,6 +4,7 @@ import type { Fence } from "./core/errors.js";
 import type { Delivery, Run } from "./core/jobs.js";
 import type { ExecutorRegistry, RunRepo } from "./core/ports.js";
 import { systemClock, type Clock } from "./core/scheduler.js";
+import { sampleClocks } from "./core/clock-watch.js";
 import { defaultWorkRoot } from "./core/work-dirs.js";
 import { retryBaseFromEnv } from "./delivery/post.js";
 import { DeliveryService } from "./delivery/service.js";
@@ -133,6 +134,8 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     killProcessGroups: () => void groups.killAll("SIGKILL"),
     runTools: runToolsPort(),
     runCheck: (argv, req) => runCheckProcess(argv, req, { serverEnv: env, envAllow: opts.config.env_allow, killGraceMs: opts.config.kill_grace_seconds * 1000, processGroups: groups }),
+    // Real clocks only: sleep, wake and clock steps are noticed (a test's fake clock has none).
+    sampleClocks: clock === systemClock ? sampleClocks : undefined,
     notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
   });
   return app;

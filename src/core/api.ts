@@ -85,6 +85,14 @@ export interface CronApi {
   overview(a: { state?: JobState; query?: string; limit?: number; cursor?: string; runs?: number }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
   /** The dashboard's job page: a job's runs, newest first, with their cost. */
   jobRuns(a: { job: string; limit?: number; cursor?: string }): Promise<{ runs: RunBrief[]; next_cursor: string | null }>;
+  /** The next occurrences across every active job, soonest first (agent-cron status). */
+  upcoming(a: { count?: number }): Promise<{ occurrences: Upcoming[] }>;
+}
+
+export interface Upcoming {
+  job_id: string;
+  name: string | null;
+  at: string;
 }
 
 export interface DecisionArgs {
@@ -165,14 +173,14 @@ export const OVERVIEW_MAX = 1000;
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
   "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
-  "overview", "jobRuns",
+  "overview", "jobRuns", "upcoming",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
   "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
-  "overview", "jobRuns",
+  "overview", "jobRuns", "upcoming",
 ]);
 
 const MAX_COMPLETIONS = 100;
@@ -331,6 +339,20 @@ export class LocalApi implements CronApi {
       next = page.next_cursor;
     } while (next && jobs.length < limit);
     return { jobs, total, next_cursor: next };
+  }
+
+  async upcoming({ count = 3 }: { count?: number }) {
+    const n = Math.min(Math.max(1, count), 20);
+    const soonest: { at: number; job: Job }[] = [];
+    for (const job of this.app.jobs.all()) {
+      if (job.state !== "active" || !job.next_run_at) continue;
+      const at = Date.parse(job.next_run_at);
+      if (soonest.length === n && at >= soonest[n - 1].at) continue;
+      soonest.push({ at, job });
+      soonest.sort((a, b) => a.at - b.at);
+      if (soonest.length > n) soonest.pop();
+    }
+    return { occurrences: soonest.map(({ job }) => ({ job_id: job.id, name: job.name, at: job.next_run_at! })) };
   }
 
   async jobRuns({ job, limit, cursor }: Parameters<CronApi["jobRuns"]>[0]) {

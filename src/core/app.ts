@@ -20,6 +20,7 @@ import { describeSchedule, nextOccurrences, parseSchedule, scheduleOfJob, type P
 import { toIsoInZone } from "./time.js";
 import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
+import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";
 
 export type { Page } from "./queries.js";
 
@@ -69,6 +70,11 @@ export interface AppParts {
   runCheck(argv: string[], req: ExecutionRequest): Promise<CheckProcessResult>;
   /** Tools inside runs (agent-cron run-tools); none when absent. */
   runTools?: RunToolsPort;
+  /**
+   * Samples the wall, monotonic and boot clocks, to notice sleep, wake and clock steps
+   * (clock-watch.ts); none: not watched (tests on a fake clock).
+   */
+  sampleClocks?: () => ClockSample;
 }
 
 /**
@@ -95,6 +101,8 @@ export class App {
   /** Set first thing in close(): a sweep still going then must not arm another. */
   private closed = false;
   private sweepTimer: unknown = null;
+  private clockWatch: ClockWatch | null = null;
+  private watchTimer: unknown = null;
   private readonly env: NodeJS.ProcessEnv;
   /** Run events of other processes, passed on to listeners but not delivered here. */
   private readonly external = new WeakSet<Run>();
@@ -298,18 +306,31 @@ export class App {
     }
   }
 
-  /** Starts the fleet timer: catches up on what was missed, then schedules every active job. */
-  async start(): Promise<void> {
+  /**
+   * Occurrences in [from, to] are run when they come due, however late, rather than caught up:
+   * they fell in a hand-over from an older owner, so they were not missed, only delayed.
+   */
+  private runLate: { from: number; to: number } | null = null;
+
+  /**
+   * Starts the fleet timer: catches up on what was missed, then schedules every active job.
+   * `handoverSince`: the previous owner handed over and took no occurrence after this time;
+   * the ones since then run (late) instead of going through catch-up.
+   */
+  async start(opts: { handoverSince?: number } = {}): Promise<void> {
     if (this.started) return;
     this.started = true;
     const now = this.clock.now();
+    const caughtUpTo = opts.handoverSince !== undefined && opts.handoverSince < now ? opts.handoverSince : now;
+    if (caughtUpTo < now) this.runLate = { from: caughtUpTo, to: now };
     for (const job of [...this.jobs.all()]) {
       if (job.state !== "active") continue;
-      await this.catchUp(job, now);
+      await this.catchUp(job, caughtUpTo);
       this.reschedule(this.jobs.get(job.id));
     }
     this.scheduler.start();
     await this.resumeChains().catch((err) => this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}));
+    this.watchClocks();
     // What the previous owner had not finished handing over; only the owner sends.
     if (this.parts.exclusive) this.notifier.resumePending();
     this.armSweep();
@@ -331,6 +352,34 @@ export class App {
     return { ready: reason === null, reason, running: load.running, queued: load.queued, fleet_processes: this.parts.orphans.liveProcesses?.() ?? null };
   }
 
+  /**
+   * Samples the clocks every second (SPEC §17): a suspend, a stall or a clock step is noticed
+   * within a few seconds, and what came due meanwhile fires at once, through catch-up.
+   */
+  private watchClocks(): void {
+    const sample = this.parts.sampleClocks;
+    if (!sample || this.closed) return;
+    this.clockWatch ??= new ClockWatch(sample);
+    this.watchTimer = this.clock.setTimer(() => {
+      this.checkClocks();
+      this.watchClocks();
+    }, SAMPLE_EVERY_MS);
+  }
+
+  private checkClocks(): void {
+    const jump = this.clockWatch?.check();
+    if (!jump) return;
+    const by = Math.round((jump.to - jump.from) / 1000);
+    const tz = this.config.timezone;
+    this.events.emit(
+      "notice",
+      "warning",
+      `${jump.reason === "host asleep" ? "The host was asleep (or agent-cron was suspended)" : "The system clock was changed"}: the wall clock went from ${toIsoInZone(new Date(jump.from), tz)} to ${toIsoInZone(new Date(jump.to), tz)} (${by >= 0 ? "+" : ""}${by} s). Occurrences that came due meanwhile go through each job's catch_up.`,
+      { reason: jump.reason, from: new Date(jump.from).toISOString(), to: new Date(jump.to).toISOString() },
+    );
+    this.scheduler.poke();
+  }
+
   /** In a fleet, runs of processes that died are looked for again and again. */
   private armSweep(): void {
     const every = this.parts.orphans.everyMs;
@@ -349,6 +398,8 @@ export class App {
     this.scheduler.stop();
     if (this.sweepTimer !== null) this.clock.clearTimer(this.sweepTimer);
     this.sweepTimer = null;
+    if (this.watchTimer !== null) this.clock.clearTimer(this.watchTimer);
+    this.watchTimer = null;
     // Occurrences waiting out their jitter are let go.
     await this.queue.close();
     await this.dispatcher.close(graceMs);
@@ -415,7 +466,10 @@ export class App {
       return;
     }
     const now = this.clock.now();
-    if (now - at > LATE_MS) {
+    const handedOver = this.runLate !== null && at >= this.runLate.from && at <= this.runLate.to;
+    if (now - at > LATE_MS && !handedOver) {
+      // Said first, so that what is recorded missed carries why (host asleep, clock changed).
+      this.checkClocks();
       // The machine slept or the clock jumped: this is catch-up territory, not a normal fire.
       void this.catchUp(job, now).then(() => this.reschedule(this.jobs.get(jobId)), (err) => this.warn(jobId, err));
       return;
@@ -469,7 +523,7 @@ export class App {
     });
     if (!taken?.changed || !plan) return;
     for (const t of plan.record) {
-      await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", `Missed while the server was not running (catch_up: ${job.catch_up}).`);
+      await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", this.missedReason(t, job));
     }
     if (plan.truncated) {
       this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${job.last_scheduled_for ?? job.created_at}; the newest ${plan.record.length} are recorded.`, { job_id: job.id });
@@ -484,6 +538,14 @@ export class App {
     // live occurrences under overlap allow cannot starve it), and in the background, so
     // start-up and the other jobs do not wait for it.
     void this.runBacklog(job.id, plan.run).catch((err) => this.warn(job.id, err));
+  }
+
+  /** Why an occurrence was not run: the gap it fell into, or the server not running. */
+  private missedReason(at: number, job: Job): string {
+    const why = this.clockWatch?.reasonFor(at);
+    if (why === "host asleep") return `host asleep: the machine slept or agent-cron was suspended when this came due (catch_up: ${job.catch_up}).`;
+    if (why === "clock changed") return `clock changed: the system clock was moved past this occurrence (catch_up: ${job.catch_up}).`;
+    return `Missed while the server was not running (catch_up: ${job.catch_up}).`;
   }
 
   private async runBacklog(jobId: string, times: number[]): Promise<void> {

@@ -71,6 +71,11 @@ export class FleetScheduler {
     this.arm();
   }
 
+  /** Looks at the heap again now: the wall clock jumped, and what is due fires at once. */
+  poke(): void {
+    if (this.running) this.arm();
+  }
+
   stop(): void {
     this.running = false;
     if (this.timer !== null) this.clock.clearTimer(this.timer);

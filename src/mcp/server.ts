@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
+import type { Residence } from "../share/background.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
 import { LazyAjvValidator } from "./elicit-validator.js";
@@ -13,7 +14,7 @@ export const SERVER_NAME = "agent-cron";
 export const SERVER_VERSION = VERSION;
 
 export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurring (cron, "@every 15m") or one-shot ("in 20m", an ISO time).
-- Use it, not a session-scoped timer (CronCreate, ScheduleWakeup, /loop), when the user wants something that lasts: its jobs are stored, survive restarts and the client quitting (with the HTTP daemon), each run starts a fresh agent session, and every result is kept to read later.
+- Use it, not a session-scoped timer (CronCreate, ScheduleWakeup, /loop), when the user wants something that lasts: its jobs are stored and survive restarts, each run starts a fresh agent session, and every result is kept to read later. By default (always_on "daemon") jobs run in a background owner also while no client is open; with always_on "client" only while a client is; add_cron and list_crons say which.
 - Confirm the timezone with the user; schedules are read in the job's timezone (default: the server's). preview_schedule shows when a schedule fires, without storing anything.
 - Give every job a short unique name: add_cron is then safe to retry, and every tool takes the name.
 - For a follow-up ("check whether the deploy finished"), add a one-shot with schedule "in 20m".
@@ -71,6 +72,8 @@ export function createServer(api: CronApi): McpServer {
       return c ? `${c.name}/${c.version}` : "unknown";
     },
     log: (level, message) => log(level, message),
+    // The Host knows (owner.json); a bare API (tests) does not.
+    where: () => (api as { residence?: () => Residence }).residence?.() ?? null,
     confirm: async (message) => {
       if (!server.server.getClientCapabilities()?.elicitation) return "unsupported";
       await validator.prepare();

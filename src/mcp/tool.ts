@@ -11,6 +11,7 @@ import {
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
+import type { Residence } from "../share/background.js";
 import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import { describeIssue, quote } from "../core/issues.js";
 import { portableJsonSchema } from "./schema.js";
@@ -22,6 +23,8 @@ export interface ToolContext {
   api: CronApi;
   /** "name/version" of the connected client, for `created_by`. */
   clientName(): string;
+  /** Where the jobs run (a background owner, or only while a client is open); null when the API cannot tell. */
+  where(): Residence | null;
   log(level: "info" | "warning" | "error", message: string): void;
   /**
    * Asks the user to confirm something through the client (MCP elicitation). "unsupported"

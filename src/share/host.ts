@@ -10,6 +10,8 @@ import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } 
 import { AppEventBus, type AppEvents } from "../core/events.js";
 import type { Health } from "../ops/metrics.js";
 import { checkSelf } from "./peer.js";
+import { VERSION } from "../version.js";
+import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
 
 /**
@@ -32,7 +34,40 @@ export interface HostOptions {
   /** How long to wait for the data dir when another process is between owners. */
   waitMs?: number;
   onNotice?: (level: string, message: string) => void;
+  /** How this process came to be (owner.json says it while this process owns the data dir). Default: "client" for a server, "cli" for the CLI. */
+  startedAs?: StartedAs;
+  /**
+   * A background owner (serve --background): it owns the data dir or nothing. It never
+   * follows another owner (seating fails with OwnerPresentError), and when it stops owning
+   * (deposed, handed over) `onOwnershipEnded` runs, which ends the process.
+   */
+  ownerOnly?: boolean;
+  onOwnershipEnded?: (why: string) => void;
+  /** The previous owner handed over and took no occurrence after this time (serve --background --handover-since). */
+  handoverSince?: number;
+  /** The environment the App's executors and channels read (the background owner's secrets come from a pipe). */
+  env?: NodeJS.ProcessEnv;
+  /** A newer agent-cron asked this background owner to hand over: stop owning, then end. */
+  onHandOverRequest?: () => void;
+  /**
+   * always_on "daemon": when nobody owns the data dir, start a background owner (with the
+   * time a hand-over began, when this follows one) and follow it, instead of owning the data
+   * dir for as long as this process lives. An older background owner is asked to hand over.
+   */
+  startOwner?: (handoverSince: number | null) => void;
 }
+
+/** serve --background found the data dir owned already: it has nothing to do. */
+export class OwnerPresentError extends Error {
+  constructor(readonly owner: OwnerFile | null) {
+    super(`Another agent-cron process (pid ${owner?.pid ?? "?"}, ${owner?.started_as ?? "unknown"}) owns the data dir; this one is not needed.`);
+  }
+}
+
+/** A background owner that does not take the data dir within this long is given up on: the process owns it itself. */
+const START_OWNER_MS = Number(process.env.AGENT_CRON_START_OWNER_MS) > 0 ? Number(process.env.AGENT_CRON_START_OWNER_MS) : 10_000;
+/** How long a hand-over may take: the old owner lets its runs finish for up to its shutdown grace first. */
+const HANDOVER_MS = 120_000;
 
 /**
  * One process's seat on a data dir. The first process takes the lock and owns the data dir:
@@ -101,20 +136,44 @@ export class Host implements CronApi {
     this.owner?.app.applyConfig(config);
   }
 
-  /** Becomes owner or follower, whichever the data dir allows first. */
+  /**
+   * Becomes owner or follower, whichever the data dir allows first. With `startOwner`
+   * (always_on "daemon") it follows a background owner, starting one when nobody owns the
+   * data dir, and owns it itself only if that owner never comes.
+   */
   private async seat(waitMs: number): Promise<void> {
     if (this.opts.config.store.type !== "files") return this.openShared();
     const deadline = Date.now() + waitMs;
     let lastError = "";
+    let startedAt: number | null = null;
+    let handoverSince: number | null = null;
     while (!this.closing) {
-      if (await this.tryOwn()) return;
+      if (this.opts.ownerOnly) {
+        if (await this.tryOwn()) return;
+        throw new OwnerPresentError(readOwnerFile(this.opts.dataDir));
+      }
+      const startOwner = this.opts.startOwner;
+      if (!startOwner || (startedAt !== null && Date.now() - startedAt > START_OWNER_MS)) {
+        if (await this.tryOwn()) {
+          if (startOwner) {
+            this.opts.onNotice?.("warning", `The background owner did not start within ${START_OWNER_MS / 1000} s (see ${path.join(this.opts.dataDir, "logs", "agent-cron.log")}); this process owns the data dir, and jobs run only while it is open.`);
+          }
+          return;
+        }
+      }
       try {
-        await this.follow();
-        return;
+        const followed = await this.follow();
+        if (followed === true) return;
+        handoverSince = followed.handoverSince;
+        continue;
       } catch (err) {
         // The owner is there but does not answer: say so now rather than wait to take over.
         if (err instanceof UnavailableError) throw err;
         lastError = errorMessage(err);
+      }
+      if (startOwner && startedAt === null && !(await this.locked())) {
+        startOwner(handoverSince);
+        startedAt = Date.now();
       }
       if (Date.now() > deadline) {
         throw new Error(`The data dir ${this.opts.dataDir} is locked, but its owner does not answer on ${this.socketPath} (${lastError}).`);
@@ -140,13 +199,20 @@ export class Host implements CronApi {
       if ((err as NodeJS.ErrnoException).code === "ELOCKED") return false;
       throw err;
     }
-    gen.taken({ pid: process.pid, role: this.opts.role, socket: this.socketPath, since: new Date().toISOString() });
+    gen.taken({
+      pid: process.pid,
+      role: this.opts.role,
+      socket: this.socketPath,
+      since: new Date().toISOString(),
+      version: VERSION,
+      started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
+    });
     let app: App;
     try {
       // Loaded only by a process that owns the data dir: a CLI that forwards to the owner never
       // loads the App, its stores and executors (start-up of every CLI command).
       const { openApp } = await import("../compose.js");
-      app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence });
+      app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence, env: this.opts.env });
     } catch (err) {
       gen.removeOwnerFile();
       await release().catch(() => {});
@@ -156,10 +222,14 @@ export class Host implements CronApi {
     app.delivery.setLinkBase?.(this.linkBase);
     const api = new LocalApi(app);
     const unpipe = pipeEvents(app.events, this.events);
-    const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence });
+    const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence, onHandOver: this.opts.onHandOverRequest });
     this.owner = { app, api, gen, release, stopServing, unpipe };
     gen.onLost = (why) => this.depose(gen, why);
-    if (this.opts.role === "server") await app.start();
+    if (this.opts.role === "server") {
+      await app.start({ handoverSince: this.opts.handoverSince });
+      // Only the first tenure follows that hand-over.
+      this.opts.handoverSince = undefined;
+    }
     return true;
   }
 
@@ -169,7 +239,7 @@ export class Host implements CronApi {
    */
   private async openShared(): Promise<void> {
     const { openApp } = await import("../compose.js");
-    const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role });
+    const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role, env: this.opts.env });
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     app.delivery.setLinkBase?.(this.linkBase);
     const unpipe = pipeEvents(app.events, this.events);
@@ -177,14 +247,38 @@ export class Host implements CronApi {
     if (this.opts.role === "server") await app.start();
   }
 
-  private async follow(): Promise<void> {
-    const remote = await RemoteApiClient.connect(this.socketPath, this.events, readOwnerFile(this.opts.dataDir)?.token ?? "");
+  /** True while a live process holds the data dir's lock. */
+  private async locked(): Promise<boolean> {
+    return lockfile.check(this.opts.dataDir, { lockfilePath: path.join(this.opts.dataDir, "agent-cron.lock"), stale: LOCK_STALE_MS, realpath: false }).catch(() => false);
+  }
+
+  /**
+   * Follows the owner; true once this process forwards to it. An older background owner met
+   * by a process that would start one is first asked to hand over: then this returns when the
+   * old one has let go of the data dir, with the time it stopped taking occurrences.
+   */
+  private async follow(): Promise<true | { handoverSince: number }> {
+    const info = readOwnerFile(this.opts.dataDir);
+    const remote = await RemoteApiClient.connect(this.socketPath, this.events, info?.token ?? "");
+    if (this.opts.startOwner && info && info.started_as === "daemon" && newerVersion(VERSION, info.version)) {
+      this.opts.onNotice?.("info", `The background owner (pid ${info.pid}) runs agent-cron ${info.version}; asking it to hand over to ${VERSION}.`);
+      let since = Date.now();
+      try {
+        since = (await remote.handOver()).stopped_at;
+      } finally {
+        remote.close();
+      }
+      const until = Date.now() + HANDOVER_MS;
+      while ((await this.locked()) && Date.now() < until) await sleep(RETRY_MS / 3);
+      return { handoverSince: since };
+    }
     this.remote = remote;
     remote.onClose(() => {
       if (this.remote !== remote) return;
       this.remote = null;
       if (!this.closing) this.reseat();
     });
+    return true;
   }
 
   /**
@@ -216,6 +310,11 @@ export class Host implements CronApi {
     const owner = this.owner;
     if (!owner || owner.gen !== gen) return;
     this.owner = null;
+    if (this.opts.ownerOnly) {
+      // A background owner that lost the data dir has nothing left to do.
+      void owner.app.close(0).catch(() => {}).finally(() => this.opts.onOwnershipEnded?.(why));
+      return;
+    }
     this.opts.onNotice?.("error", `Another agent-cron process took over the data dir while this one was not responding (${why}); this one now forwards to it.`);
     const demote = async () => {
       // The app first: its timer and runs stop at once, instead of going on (retrying,
@@ -306,6 +405,30 @@ export class Host implements CronApi {
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
   overview = (a: Parameters<CronApi["overview"]>[0]) => this.call<Awaited<ReturnType<CronApi["overview"]>>>("overview", a);
   jobRuns = (a: Parameters<CronApi["jobRuns"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobRuns"]>>>("jobRuns", a);
+  upcoming = (a: Parameters<CronApi["upcoming"]>[0]) => this.call<Awaited<ReturnType<CronApi["upcoming"]>>>("upcoming", a);
+
+  /**
+   * Where the jobs run, as owner.json says (SPEC §17): in a background owner, which runs
+   * while no client is open, or in a process that ends with its client. Read from the data
+   * dir, not asked of the owner: every process answers the same, at no cost to the owner.
+   */
+  residence(): Residence {
+    if (this.opts.config.store.type !== "files") {
+      return {
+        background: null,
+        pid: process.pid,
+        started_as: null,
+        since: null,
+        version: VERSION,
+        self: true,
+        sentence: "Jobs run in the agent-cron processes that share the database (each occurrence in one of them), while at least one of them runs.",
+        short: "Runs in the agent-cron processes that share the database.",
+      };
+    }
+    const info = readOwnerFile(this.opts.dataDir);
+    if (!info || !isAlive(info.pid)) return { background: false, pid: null, started_as: null, since: null, version: null, self: false, sentence: NO_OWNER, short: NO_OWNER_SHORT };
+    return describeOwner(info, info.pid === process.pid, this.opts.config.timezone);
+  }
 }
 
 /**
@@ -324,6 +447,10 @@ export interface OwnerFile {
   role: string;
   socket: string;
   since: string;
+  /** agent-cron's version; absent in files written before 0.2. */
+  version?: string;
+  /** How the owner was started (background.ts StartedAs); absent before 0.2. */
+  started_as?: string;
   /** Proves the caller may use the socket, and fences the owner's writes (see Generation). */
   token: string;
 }
@@ -435,6 +562,15 @@ function pipeEvents(from: AppEventBus, to: AppEventBus): () => void {
     return () => from.off(name, fn as never);
   });
   return () => offs.forEach((off) => off());
+}
+
+/** True when version `a` is newer than `b` (x.y.z, numerically; a missing `b` is older). */
+export function newerVersion(a: string, b: string | undefined): boolean {
+  if (!b) return false;
+  const pa = a.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  const pb = b.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] > pb[i];
+  return false;
 }
 
 function sleep(ms: number): Promise<void> {

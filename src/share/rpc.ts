@@ -58,7 +58,15 @@ export interface ServeOptions {
   fence: Fence;
   /** Who is at the other end, for the calls only a person may make (default: the kernel's word, peer.ts). */
   checkPeer?: (socket: net.Socket) => Promise<PersonCheck>;
+  /**
+   * A newer agent-cron asks this (background) owner to hand over: called once, after the
+   * answer with the time it stopped taking occurrences has gone out. Absent: refused.
+   */
+  onHandOver?: () => void;
 }
+
+/** The one call outside the API: a newer agent-cron asks the owner to hand the data dir over. */
+const HAND_OVER = "handOver";
 
 const sameSecret = (a: string, b: string) => {
   const x = Buffer.from(a);
@@ -110,6 +118,15 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
       }
       const { id, method, args } = raw as { id: number; method: ApiMethod; args: unknown };
       if (stopping) return send(socket, { id, error: "The owner is stopping.", retry: true });
+      if ((method as string) === HAND_OVER) {
+        if (!opts.onHandOver) return send(socket, { id, error: "This owner does not hand over (it was not started as a background owner).", user: true });
+        // From here no occurrence is taken: the answer says since when, for the next owner.
+        send(socket, { id, result: { stopped_at: Date.now() } });
+        const handOver = opts.onHandOver;
+        opts.onHandOver = undefined;
+        setImmediate(handOver);
+        return;
+      }
       if (!API_METHODS.includes(method)) return send(socket, { id, error: `Unknown method ${method}`, user: false });
       try {
         opts.fence();
@@ -262,6 +279,11 @@ export class RemoteApiClient {
         resolve(client);
       };
     });
+  }
+
+  /** Asks the owner to hand the data dir over (see ServeOptions.onHandOver). */
+  async handOver(): Promise<{ stopped_at: number }> {
+    return (await this.call(HAND_OVER as ApiMethod, {})) as { stopped_at: number };
   }
 
   onClose(handler: () => void): void {

@@ -38,7 +38,7 @@ describe("answers a model can use", () => {
     const answer = result.structuredContent as Structured;
     expect(bytes(answer)).toBeLessThanOrEqual(1024);
     expect(Object.keys(answer)[0]).toBe("summary");
-    expect(answer.summary).toMatch(/^Scheduled "log-audit": At 09:00 AM, Monday through Friday \(Europe\/Paris\); next run \d{4}-\d{2}-\d{2}T09:00:00\.000\+01:00\.$/);
+    expect(answer.summary).toMatch(/^Scheduled "log-audit": At 09:00 AM, Monday through Friday \(Europe\/Paris\); next run \d{4}-\d{2}-\d{2}T09:00:00\.000\+01:00\. Warning: Runs only while this client is open \(always_on "client"\)\.$/);
     // The text block carries the same sentence.
     expect((result.content[0] as { text: string }).text).toBe(answer.summary);
     expect(Object.keys(answer.job).sort()).toEqual(["description", "id", "last_run_at", "last_status", "name", "next_run_at", "prompt", "schedule", "state", "timezone"]);
@@ -54,7 +54,7 @@ describe("answers a model can use", () => {
     expect(first.total).toBe(50);
     expect(first.next_cursor).toEqual(expect.any(String));
     expect(Object.keys(first)[0]).toBe("summary");
-    expect(first.summary).toBe("50 jobs, 20 on this page: 20 active; pass next_cursor for more.");
+    expect(first.summary).toBe(`50 jobs, 20 on this page: 20 active; pass next_cursor for more. Runs only while this client is open (always_on "client").`);
     // The default page is what a model gets unasked: well under Claude Code's preview limit.
     expect(bytes(first)).toBeLessThanOrEqual(8 * 1024);
     const all = await s.tool("list_crons", { limit: 50 });

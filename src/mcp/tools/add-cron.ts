@@ -11,7 +11,7 @@ export const addCronTool = defineTool({
     title: "Schedule agent work",
     description:
       "Schedule a prompt to run later, once or on a recurring schedule. Unlike a session timer (CronCreate, ScheduleWakeup), " +
-      "the job is durable: it survives restarts and client exits, each run starts a fresh agent session, and results are kept. " +
+      "the job is durable: it survives restarts and client exits (always_on daemon), each run starts a fresh agent session, and results are kept. " +
       "Name it so a retry does not duplicate it. " +
       'Example: {"name": "log-audit", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Audit yesterday\'s logs"}; ' +
       'a follow-up: {"schedule": "in 20m", ...}.',
@@ -35,11 +35,15 @@ export const addCronTool = defineTool({
       approved = answer === "accept";
     }
     const r = await ctx.api.addCron({ input: args, created_by, approved });
+    // Where it runs (SPEC §17): a job that runs only while this client is open says so as a warning.
+    const where = ctx.where();
+    if (where && where.background === false) r.warnings.push(where.short);
     const ref = r.job.name ?? r.job.id;
     const unanswered = answer === "cancel" && r.job.state === "pending_approval" ? " The question was dismissed without an answer, so the job is kept for a person to decide." : "";
     const verb = !r.created ? "Already scheduled, unchanged:" : r.job.state === "pending_approval" ? `Waiting for a person's approval (agent-cron approve ${ref}):` : "Scheduled";
     const summary = jobSentence(verb, r.job, r.description, r.next_runs[0]) + unanswered +
       (r.trigger_token ? ` Start it with POST /hooks/${r.job.id} on the HTTP daemon and Authorization: Bearer ${r.trigger_token} (shown only now).` : "") +
+      (where?.background ? ` ${where.short}` : "") +
       (r.warnings.length ? ` Warning: ${r.warnings.join(" ")}` : "");
     return ok(summary, {
       ...jobChange(r.job, r, { created: r.created, warnings: r.warnings }),

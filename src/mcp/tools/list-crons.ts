@@ -37,9 +37,11 @@ export const listCronsTool = defineTool({
     const states = new Map<string, number>();
     for (const j of page.jobs) states.set(j.state, (states.get(j.state) ?? 0) + 1);
     const shown = page.jobs.length <= 5 ? page.jobs.map((j) => `${jobLabel(j)} (${j.state})`).join(", ") : [...states].map(([st, n]) => `${n} ${st}`).join(", ");
-    const summary = page.total === 0
+    const where = ctx.where();
+    const summary = (page.total === 0
       ? "No jobs match."
-      : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`;
+      : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`) +
+      (where ? ` ${where.short}` : "");
     const keep = new Set(fields ?? []);
     const jobs = page.jobs.map((j) => listRow(j, page.timezone, keep));
     return ok(summary, { jobs, total: page.total, next_cursor: page.next_cursor, ...(page.timezone ? { timezone: page.timezone } : {}) });

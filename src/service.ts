@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "./core/errors.js";
@@ -79,7 +79,8 @@ export function systemdUnit(spec: ServiceSpec): string {
     `ExecStart=${argv(spec).map(systemdWord).join(" ")}`,
     // The PATH of the install, so that claude, codex and the configured commands are found.
     `Environment=${systemdWord(`PATH=${spec.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"}`)}`,
-    `WorkingDirectory=${systemdWord(spec.dataDir)}`,
+    // Taken as it is (no quotes), only % escaped.
+    `WorkingDirectory=${spec.dataDir.replaceAll("%", "%%")}`,
     "Restart=on-failure",
     "RestartSec=5",
     // SIGTERM to the owner only: it lets its runs finish for shutdown_grace_seconds, then ends them.
@@ -180,7 +181,10 @@ export async function installService(spec: ServiceSpec, opts: { dryRun: boolean;
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, content, { mode: 0o644 });
   if (spec.platform === "linux") {
-    const v = await run("systemd-analyze", ["--user", "verify", file], spec.env);
+    // systemd-analyze --user needs a runtime dir; outside a login session (CI, a container) there is none.
+    const runtime = spec.env.XDG_RUNTIME_DIR && existsSync(spec.env.XDG_RUNTIME_DIR) ? null : mkdtempSync(path.join(os.tmpdir(), "agent-cron-verify-"));
+    const v = await run("systemd-analyze", ["--user", "verify", file], runtime ? { ...spec.env, XDG_RUNTIME_DIR: runtime } : spec.env);
+    if (runtime) rmSync(runtime, { recursive: true, force: true });
     report.verify = v.missing ? { ran: false, ok: false, output: "systemd-analyze is not installed here" } : { ran: true, ok: v.ok, output: v.output };
   }
   if (opts.enable) {

@@ -702,6 +702,16 @@ async function migrate(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Where the jobs run, from owner.json, without opening the data dir (doctor, status). */
+async function residenceOf(dataDir: string, config: Config): Promise<Pick<import("./share/background.js").Residence, "sentence" | "background"> & { pid: number | null; started_as: string | null }> {
+  const [{ readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  if (config.store.type !== "files") return { sentence: "Jobs run in the agent-cron processes that share the database, while at least one of them runs.", background: null, pid: null, started_as: null };
+  const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
+  if (!found || !isAlive(found.pid)) return { sentence: NO_OWNER, background: false, pid: null, started_as: null };
+  const r = describeOwner(found, false, config.timezone);
+  return { sentence: r.sentence, background: r.background, pid: r.pid, started_as: r.started_as };
+}
+
 /** The data dir a command names, without making it (status and stop only look). */
 function dataDirOf(values: Values): string {
   return path.resolve((values["data-dir"] as string | undefined) ?? defaultDataDir());
@@ -720,14 +730,14 @@ function duration(ms: number): string {
 /** Who owns the data dir and what runs next (SPEC §17), read through the owner like every command. */
 async function ownerStatus(values: Values): Promise<Record<string, unknown> & { sentence: string; lines: string[] }> {
   const dataDir = dataDirOf(values);
-  const [{ Host, readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const [{ Host, readOwnerFile }, { isAlive }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
   // Read before this command opens the data dir (which, with no owner, it then owns itself).
   const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   const owner = found && isAlive(found.pid) ? found : null;
   const { config, configPath } = setup(values);
+  const where = await residenceOf(dataDir, config);
   const host = await Host.open({ dataDir, config, configPath, role: "cli" });
   try {
-    const where = owner ? describeOwner(owner, false, config.timezone) : { sentence: NO_OWNER, background: false as boolean | null };
     const { occurrences } = await host.upcoming({ count: 3 });
     const uptime = owner ? Date.now() - Date.parse(owner.since) : null;
     const lines = [
@@ -899,10 +909,13 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
     const [{ doctor, formatDoctorTable }, { channelRows }, { formatChannelTable }] = await Promise.all([import("./doctor.js"), import("./delivery/channels.js"), import("./cli-format.js")]);
     const rows = await doctor(config, process.env);
     const channels = channelRows(config.channels, process.env);
-    if (out.json) print(out, { executors: rows, channels }, () => "");
+    const where = await residenceOf(dataDir, config);
+    if (out.json) print(out, { executors: rows, channels, owner: where }, () => "");
     else process.stdout.write(`${formatDoctorTable(rows)}
 
 ${formatChannelTable(channels)}
+
+${where.sentence}
 `);
     return rows.every((r) => r.status === "ok") && channels.every((c) => c.status === "ok") ? 0 : 1;
   }

@@ -171,7 +171,9 @@ export class Dashboard {
     const cursor = url.searchParams.get("cursor") || null;
     const data = await this.userPage(req, res, ctx, 400, () => this.api.overview({ state: state as JobState | undefined, query, limit, cursor: cursor ?? undefined, runs: 20 }));
     if (!data) return;
-    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor }));
+    // The Host knows where the jobs run (owner.json); SPEC §17 wants the page to say it.
+    const residence = (this.api as { residence?: () => { sentence: string } }).residence?.().sentence;
+    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor, residence }));
   }
 
   private async job(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext, ref: string | null): Promise<void> {

@@ -122,6 +122,8 @@ export interface JobsPageData {
   limit: number;
   /** The cursor of this page (null on the first), for the "first page" link. */
   cursor: string | null;
+  /** Where the jobs run: a background owner (pid, since when) or only while a client is open. */
+  residence?: string;
 }
 
 export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
@@ -140,6 +142,7 @@ export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
     watch: "all",
     main: html`<h1>Jobs</h1>
 <p class="muted small" id="summary" data-live>${data.total} job${data.total === 1 ? "" : "s"}${filtered ? " match" : ""}${shown < data.total ? `; showing ${shown}` : ""}. Times are in each job's zone<span id="viewer-tz"></span>.</p>
+${data.residence ? html`<p class="muted small" id="residence">${data.residence}</p>` : ""}
 <form class="filters" method="get" action="/" role="search">
 <label>State<select name="state"><option value="">any</option>${JOB_STATES.map((s) => html`<option value="${s}"${data.state === s ? " selected" : ""}>${s.replace("_", " ")}</option>`)}</select></label>
 <label>Name or prompt<input type="search" name="q" value="${data.query ?? ""}" placeholder="search"></label>

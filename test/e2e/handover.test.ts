@@ -49,7 +49,7 @@ describe("hand-over to a newer agent-cron", () => {
     const work = mkdtempSync(path.join(os.tmpdir(), "agent-cron-handover-"));
     cleanup.push(() => removeDir(work));
     const countFile = path.join(work, "executions.txt");
-    const dir = makeDataDir({ config: { executors: { append: { type: "command", command: [process.execPath, fixture("append-agent.mjs"), countFile] } } } });
+    const dir = makeDataDir({ config: { executors: { append: { type: "command", command: [process.execPath, fixture("append-agent.mjs"), countFile], sandbox: "none" } } } });
     reaper.remember(dir);
     cleanup.push(() => removeDir(dir));
     const lines = () => (existsSync(countFile) ? readFileSync(countFile, "utf8").trim().split("\n").filter(Boolean) : []);

@@ -37,6 +37,13 @@ const KEEP = new Set<string>([
   "NODE_ENV",
   "AGENT_CRON_DATA_DIR",
   "AGENT_CRON_CONFIG",
+  // A run's marks: an agent-cron started inside a run must keep showing them, since its
+  // environment is how the run's processes are found (the stray sweep, the reaper) and how a
+  // caller is known to be a run (approval is a person's act).
+  "AGENT_CRON_RUN_ID",
+  "AGENT_CRON_JOB_ID",
+  "AGENT_CRON_SESSION_ID",
+  "AGENT_CRON_SCHEDULED_FOR",
 ]);
 const KEEP_PREFIXES = ["LC_", "XDG_"];
 

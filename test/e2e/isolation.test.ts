@@ -154,6 +154,20 @@ describe("the server's secrets are not in its environment block", () => {
       await s.cleanup();
     }
   });
+
+  it("an agent-cron started inside a run keeps the run's marks in its environment block (how strays and runs are recognised)", async () => {
+    // The CLI, imported as a run would start it, prints its own environment block as it exits.
+    const cli = path.join(process.cwd(), "dist", "cli.js");
+    const script = `process.on("exit", () => require("fs").writeSync(1, require("fs").readFileSync("/proc/self/environ", "latin1").split("\\0").join("\\n"))); import(${JSON.stringify(cli)})`;
+    const s = await start({ executors: { inner: { type: "command", command: [NODE, "-e", script, "argv1", "--version"], sandbox: "none" } } });
+    try {
+      const run = await runOnce(s, "inner");
+      expect(run.status, run.error).toBe("completed");
+      expect(run.output.split("\n")).toContain(`AGENT_CRON_RUN_ID=${run.id}`);
+    } finally {
+      await s.cleanup();
+    }
+  });
 });
 
 describe("starting an owner without secrets in its environment (src/secret-env.ts, for the background owner)", () => {

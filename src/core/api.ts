@@ -147,6 +147,9 @@ export interface RunBrief {
   error: string | null;
   cost_usd: number | null;
   delivery: Run["delivery"];
+  outcome: Run["outcome"];
+  outcome_note: string | null;
+  after_run: string | null;
 }
 export interface JobOverview {
   job: JobRow;
@@ -166,6 +169,9 @@ const runBrief = (r: Run): RunBrief => ({
   error: r.error === null ? null : clipChars(r.error, 300).text,
   cost_usd: r.usage?.cost_usd ?? null,
   delivery: r.delivery,
+  outcome: r.outcome,
+  outcome_note: r.outcome_note === null ? null : clipChars(r.outcome_note, 300).text,
+  after_run: r.after_run,
 });
 /** The dashboard's jobs page shows at most this many jobs at once. */
 export const OVERVIEW_MAX = 1000;

@@ -59,6 +59,25 @@ const label = (job: { name: string | null; id: string }) => job.name ?? job.id.s
 const jobHref = (id: string) => `/jobs/${encodeURIComponent(id)}`;
 const runHref = (id: string) => `/runs/${encodeURIComponent(id)}`;
 
+/**
+ * What the run's agent said of it (SPEC §21), beside its status: `quiet: no new issues`,
+ * `needs attention: may I rotate the key?`; and a skip's reason (`check: nothing to do`).
+ */
+function outcomeNote(r: Pick<RunBrief, "status" | "outcome" | "outcome_note" | "error">): Html | string {
+  if (r.status === "completed" && r.outcome) {
+    const word = r.outcome === "quiet" ? "quiet" : "needs attention";
+    return html` <span class="badge st-${r.outcome === "quiet" ? "skipped" : "paused"}">${word}</span>${r.outcome_note ? html` <span class="small">${r.outcome_note}</span>` : ""}`;
+  }
+  if (r.status === "skipped" && r.error) return html` <span class="small muted">${r.error}</span>`;
+  return "";
+}
+
+/** `after`, with a link to the upstream run that started it. */
+function triggerText(r: Pick<RunBrief, "trigger" | "after_run">): Html | string {
+  if (r.trigger === "after" && r.after_run) return html`after <a href="${runHref(r.after_run)}">run ${r.after_run.slice(0, 8)}</a>`;
+  return r.trigger.replace("_", " ");
+}
+
 function statusBadge(status: string | null): Html {
   if (!status) return html`<span class="badge st-none">none yet</span>`;
   return html`<span class="badge st-${status}">${status.replace("_", " ")}</span>`;
@@ -238,8 +257,8 @@ function runsTable(ctx: PageContext, runs: RunBrief[], job: Job, back: string): 
 ${runs.map(
   (r) => html`<tr id="run-${r.id}" data-live>
 <td class="name"><a href="${runHref(r.id)}">${r.started_at ? timeTag(r.started_at, job.timezone) : timeTag(r.scheduled_for, job.timezone)}</a></td>
-<td data-label="Status"><div>${statusBadge(r.status)}${r.attempts > 1 ? html` <span class="muted small">${r.attempts} attempts</span>` : ""}${r.delivery === "failed" ? html` <span class="badge st-failed">delivery failed</span>` : ""}</div></td>
-<td data-label="Trigger"><div>${r.trigger.replace("_", " ")}</div></td>
+<td data-label="Status"><div>${statusBadge(r.status)}${outcomeNote(r)}${r.attempts > 1 ? html` <span class="muted small">${r.attempts} attempts</span>` : ""}${r.delivery === "failed" ? html` <span class="badge st-failed">delivery failed</span>` : ""}</div></td>
+<td data-label="Trigger"><div>${triggerText(r)}</div></td>
 <td data-label="Duration"><div>${formatDuration(r.duration_ms)}</div></td>
 <td data-label="Cost"><div>${formatCost(r.cost_usd)}</div></td>
 <td data-label="Error" class="small"><div>${orDash(r.error)}</div></td>
@@ -307,8 +326,8 @@ export function runPage(ctx: PageContext, data: RunPageData): Html {
 <h1>Run of ${jobName} ${statusBadge(run.status)}</h1>
 ${run.status === "running" ? html`<div class="bar">${action(ctx, `${here}/cancel`, "Cancel run", { key: `cancel-${run.id}`, danger: true })}</div>` : ""}
 <dl class="facts">
-${fact("Status", run.status.replace("_", " "))}
-${fact("Trigger", run.trigger.replace("_", " "))}
+${fact("Status", html`${run.status.replace("_", " ")}${outcomeNote(run)}`)}
+${fact("Trigger", triggerText(run))}
 ${run.scheduled_for ? fact("Scheduled for", timeTag(run.scheduled_for, tz)) : ""}
 ${fact("Started", timeTag(run.started_at, tz))}
 ${fact("Finished", timeTag(run.finished_at, tz))}

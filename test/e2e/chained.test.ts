@@ -180,3 +180,27 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+describe("the dashboard shows chained and gated runs plainly", () => {
+  it("a chained run links its upstream run; a gated skip says check: nothing to do", async () => {
+    const { HttpServer } = await import("../helpers/http.js");
+    const { request } = await import("../helpers/dashboard.js");
+    const server = await HttpServer.start({ config: { checks: { never: { program: NODE, args: ["-e", "process.exit(1)"] } } } });
+    try {
+      const client = await server.connect();
+      const base = server.url.replace(/\/mcp$/, "");
+      await client.tool("add_cron", { name: "up", schedule: YEARLY, prompt: "u", executor: "echo" });
+      const { job: down } = await client.tool("add_cron", { name: "down", schedule: YEARLY, prompt: "d", executor: "echo", after: { job: "up" } });
+      const { job: gated } = await client.tool("add_cron", { name: "gated", schedule: YEARLY, prompt: "g", executor: "echo", check: "never" });
+      const { run: upRun } = await client.tool("run_now", { job: "up", wait: true });
+      await client.tool("run_now", { job: "gated", wait: true });
+      const downRun = await waitFor(async () => (await client.tool("list_runs", { job: "down" })).runs.find((r: { status: string }) => r.status === "completed"), { what: "the chained run" });
+      const jobPage = (await request(base, `/jobs/${down.id}`)).text;
+      expect(jobPage).toContain(`after <a href="/runs/${upRun.id}">run ${upRun.id.slice(0, 8)}</a>`);
+      expect((await request(base, `/runs/${downRun.id}`)).text).toContain(`after <a href="/runs/${upRun.id}">`);
+      expect((await request(base, `/jobs/${gated.id}`)).text).toContain("check: nothing to do");
+    } finally {
+      await server.cleanup();
+    }
+  });
+});

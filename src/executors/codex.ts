@@ -127,7 +127,11 @@ export class CodexExecutor implements Executor {
     if (cfg.model) argv.push("-m", cfg.model);
     argv.push(...Object.entries(cfg.config).flatMap(configArg));
     // The run's own tools, as one more MCP server (a TOML inline table).
-    if (req.runTools) argv.push("-c", `mcp_servers.${req.runTools.name}=${tomlValue({ command: req.runTools.command, args: req.runTools.args, env: req.runTools.env })}`);
+    // `codex exec` has no one to ask: its default ("auto") refuses tools not marked read-only.
+    if (req.runTools) {
+      const { name, command, args, env } = req.runTools;
+      argv.push("-c", `mcp_servers.${name}=${tomlValue({ command, args, env, default_tools_approval_mode: "approve" })}`);
+    }
     if (schemaFile) argv.push("--output-schema", schemaFile);
     argv.push(...cfg.args);
     // Codex picks its own thread id; a persistent job resumes the one its first run reported.

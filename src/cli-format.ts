@@ -1,6 +1,7 @@
 import type { Job, Run, RunWithOutput } from "./core/jobs.js";
 import type { ChannelRow } from "./delivery/channels.js";
 import { clipChars, type JobRow, type RunRow } from "./core/views.js";
+import { OUTCOMES, type AuditReport } from "./core/ledger.js";
 
 /**
  * Prompts, names and outputs come from callers and agents: a terminal escape in one must not
@@ -110,12 +111,38 @@ export function formatRun(run: RunWithOutput | (Run & { output?: unknown })): st
     `finished   ${run.finished_at ?? "-"}`,
   ];
   if (run.error) lines.push(`error      ${run.error}`);
+  for (const w of run.warnings) lines.push(`warning    ${w}`);
+  const evidence = [
+    run.executor_version && `version ${run.executor_version}`,
+    run.exit_code !== null ? `exit code ${run.exit_code}` : run.signal ? `signal ${run.signal}` : null,
+    run.output_sha256 && `output sha256 ${run.output_sha256}`,
+  ].filter(Boolean);
+  if (evidence.length) lines.push(`evidence   ${evidence.join(", ")}`);
   if (run.usage) lines.push(`usage      ${JSON.stringify(run.usage)}`);
+  if (run.tool_calls?.length) lines.push(`tools      ${run.tool_calls.map((t) => `${t.name} ×${t.count}`).join(", ")}`);
   if (run.delivery) lines.push(`delivery   ${run.delivery}${run.delivery_due.length ? ` (still owed: ${run.delivery_due.map((t) => t.channel).join(", ")})` : ""}`);
   for (const d of run.deliveries ?? []) {
-    lines.push(`  ${d.ok ? "ok    " : "failed"} ${d.channel} (${d.event}) attempt ${d.attempt}${d.http_status !== null ? ` HTTP ${d.http_status}` : ""}${d.error ? `: ${d.error}` : ""}  ${d.at}`);
+    lines.push(`  ${d.ok ? "ok    " : "failed"} ${d.channel} (${d.event}) attempt ${d.attempt}${d.http_status !== null ? ` HTTP ${d.http_status}` : ""}${d.message_id ? ` message ${d.message_id}` : ""}${d.error ? `: ${d.error}` : ""}  ${d.at}`);
   }
   const output = run.output === undefined ? run.response : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
   if (output) lines.push("", output);
+  return escapeControls(lines.join("\n"), true);
+}
+
+/** An audit for a terminal: the summary, then one row per job with its counts, then what has no record. */
+export function formatAudit(report: AuditReport): string {
+  const shown = OUTCOMES.filter((o) => report.counts[o] || report.jobs.some((j) => j.counts[o]));
+  const lines = [
+    report.summary,
+    "",
+    table(
+      ["JOB", "FROM", "DUE", ...shown.map((o) => o.toUpperCase()), "UNACCOUNTED"],
+      report.jobs.map((j) => [j.name ?? j.job_id.slice(0, 8), j.from, String(j.due), ...shown.map((o) => String(j.counts[o] ?? 0)), String(j.unaccounted)]),
+    ),
+  ];
+  if (report.more_jobs) lines.push(`(${report.more_jobs} more jobs, all accounted for)`);
+  for (const j of report.jobs.filter((j) => j.unaccounted)) {
+    lines.push("", `${j.name ?? j.job_id}: no record for ${j.unaccounted_at.join(", ")}${j.unaccounted > j.unaccounted_at.length ? ` and ${j.unaccounted - j.unaccounted_at.length} more` : ""}`);
+  }
   return escapeControls(lines.join("\n"), true);
 }

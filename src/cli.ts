@@ -26,6 +26,7 @@ Usage:
   agent-cron logs JOB|RUN [-f]                                 a run's output; -f waits for the next runs
   agent-cron approve JOB | reject JOB                          decide on a job an agent made (config approval)
   agent-cron run JOB                                           run a job now and wait for it
+  agent-cron audit [JOB] [--since 7d]                          check every occurrence has its record
   agent-cron doctor                                            check the configured executors and channels
   agent-cron status                                            the data dir's owner (pid, version, uptime, how started) and next runs
   agent-cron start | stop                                      start or stop the background owner (jobs run with no client open)
@@ -95,6 +96,11 @@ by a run). The job records who approved it, when and how (agent-cron show JOB --
 Turns down a job waiting for approval: it is removed, and never ran.`,
   run: `agent-cron run JOB
 Runs a job now and waits for it; exits 1 if the run did not complete.`,
+  audit: `agent-cron audit [JOB] [--since 7d] [--limit N]
+Checks that every occurrence of each job (or of JOB) since --since (default 7d; also 24h, 30m,
+2w or an ISO time) has exactly one record (completed, failed, interrupted, skipped, missed) or
+is pending now, under the schedule in force at the time, pauses excluded. Prints the counts per
+job and each occurrence that was due and has no record; exits 1 when there is one.`,
   doctor: `agent-cron doctor
 Checks that each configured executor's program is there and answers (or its endpoint answers),
 and that each delivery channel has what it needs (its environment variables).`,
@@ -241,6 +247,7 @@ async function main(argv: string[]): Promise<number> {
     case "approve":
     case "reject":
     case "doctor":
+    case "audit":
       return jobCommand(command, rest);
     default:
       throw new UserError(`Unknown command "${command}"; run agent-cron --help for the list.`);
@@ -894,6 +901,7 @@ const COMMAND_OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   runs: { status: { type: "string" }, limit: { type: "string" } },
   remove: { "keep-runs": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
   logs: { follow: { type: "boolean", short: "f" } },
+  audit: { since: { type: "string" }, limit: { type: "string" } },
 };
 
 /** The job commands that make work to do: under always_on "daemon" they start the background owner. */
@@ -921,7 +929,7 @@ ${where.sentence}
   }
 
   const ref = positionals[0];
-  if (!noPositional && command !== "runs" && !ref) {
+  if (!noPositional && command !== "runs" && command !== "audit" && !ref) {
     throw new UserError(`agent-cron ${command} needs a ${command === "show-run" ? "run id" : "job id or name"}; see agent-cron help ${command}.`);
   }
   // Checked before the data dir is opened: bad flags change nothing.
@@ -971,6 +979,11 @@ ${where.sentence}
         const view = await host.getCron({ job: ref });
         print(out, view, () => fmt.formatJob(view.job, view.description, view.next_runs, view.recent_runs, config.default_executor));
         return 0;
+      }
+      case "audit": {
+        const report = await host.audit({ job: ref, since: values.since as string | undefined, limit: limit ?? 100 });
+        print(out, report, () => fmt.formatAudit(report));
+        return report.unaccounted ? 1 : 0;
       }
       case "show-run": {
         const run = await host.readRun({ run: ref });

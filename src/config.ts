@@ -236,6 +236,18 @@ export const ConfigSchema = z.strictObject({
   kill_grace_seconds: z.number().min(0).max(600).default(5),
   catch_up_window_seconds: z.number().int().min(0).default(24 * 3600),
   shutdown_grace_seconds: z.number().min(0).max(3600).default(10),
+  audit_interval_minutes: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 60)
+    .default(60)
+    .describe("How often the server audits itself (every occurrence of the last 7 days has its record); an unaccounted one becomes a notice, a log line and one delivery to the job's channels or to alerts. 0 turns it off"),
+  alerts: z.array(z.string().min(1).max(64)).default([]).describe("Channels that hear of unaccounted occurrences of jobs that deliver nowhere themselves"),
+  durability: z
+    .enum(["fsync", "os"])
+    .default("fsync")
+    .describe('Files store: "fsync" (default) acknowledges a change only once its journal or run-log line is on disk; "os" leaves it to the operating system (faster, may lose the last changes on a power cut, never on a crash of agent-cron)'),
   http: z
     .strictObject({
       host: hostName.default("127.0.0.1"),

@@ -1,4 +1,5 @@
 import type { App, Approver } from "./app.js";
+import type { AuditReport } from "./ledger.js";
 import { encodeCursor } from "./queries.js";
 import { UserError } from "./errors.js";
 import type { AppEventBus } from "./events.js";
@@ -85,6 +86,8 @@ export interface CronApi {
   overview(a: { state?: JobState; query?: string; limit?: number; cursor?: string; runs?: number }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
   /** The dashboard's job page: a job's runs, newest first, with their cost. */
   jobRuns(a: { job: string; limit?: number; cursor?: string }): Promise<{ runs: RunBrief[]; next_cursor: string | null }>;
+  /** Every occurrence since `since` (default 7d) against its records (SPEC §18): counts per job and what has no record. */
+  audit(a: { job?: string; since?: string; limit?: number }): Promise<AuditReport>;
   /** The next occurrences across every active job, soonest first (agent-cron status). */
   upcoming(a: { count?: number }): Promise<{ occurrences: Upcoming[] }>;
 }
@@ -179,14 +182,14 @@ export const OVERVIEW_MAX = 1000;
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
   "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
-  "overview", "jobRuns", "upcoming",
+  "overview", "jobRuns", "upcoming", "audit",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
   "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
-  "overview", "jobRuns", "upcoming",
+  "overview", "jobRuns", "upcoming", "audit",
 ]);
 
 const MAX_COMPLETIONS = 100;
@@ -345,6 +348,10 @@ export class LocalApi implements CronApi {
       next = page.next_cursor;
     } while (next && jobs.length < limit);
     return { jobs, total, next_cursor: next };
+  }
+
+  async audit(a: Parameters<CronApi["audit"]>[0]) {
+    return this.app.audit(a);
   }
 
   async upcoming({ count = 3 }: { count?: number }) {

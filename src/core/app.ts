@@ -21,6 +21,7 @@ import { toIsoInZone } from "./time.js";
 import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";
+import { MAX_SCHEDULE_HISTORY, OccurrenceCache, auditJob, auditReport, indexRecords, type AuditReport, type JobAudit, type RecordIndex } from "./ledger.js";
 
 export type { Page } from "./queries.js";
 
@@ -136,6 +137,7 @@ export class App {
       onError: (what, err) => this.events.emit("notice", "error", `${what}: ${errorMessage(err)}`, {}),
     });
     this.events.on("run", (run, change) => {
+      this.ledger.delete(run.job_id);
       if (change === "finished" && !this.external.has(run)) this.notifier.deliver(run.id);
     });
     this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
@@ -261,6 +263,7 @@ export class App {
       ended.delivery_due = job ? deliveryTargets(job, ended, { paused: false, changed: false }) : [];
       ended.delivery = ended.delivery_due.length ? "pending" : null;
       await this.runs.put(ended);
+      this.ledger.delete(run.job_id);
       if (job) {
         await this.updateRecord(job.id, (j) => ({ ...afterNotRun(j, run.trigger, "interrupted"), last_error: "The server stopped while the last run was going." }));
       }
@@ -334,6 +337,7 @@ export class App {
     // What the previous owner had not finished handing over; only the owner sends.
     if (this.parts.exclusive) this.notifier.resumePending();
     this.armSweep();
+    this.armSelfAudit();
   }
 
   /**
@@ -397,6 +401,8 @@ export class App {
     this.closed = true;
     this.scheduler.stop();
     if (this.sweepTimer !== null) this.clock.clearTimer(this.sweepTimer);
+    if (this.auditTimer !== null) this.clock.clearTimer(this.auditTimer);
+    this.auditTimer = null;
     this.sweepTimer = null;
     if (this.watchTimer !== null) this.clock.clearTimer(this.watchTimer);
     this.watchTimer = null;
@@ -496,9 +502,19 @@ export class App {
   private async runOccurrence(jobId: string, occ: Occurrence): Promise<void> {
     try {
       const current = this.jobs.get(jobId);
-      // Paused, changed (a new schedule counts from its change), removed or closing meanwhile.
-      const restarted = occ.scheduledFor !== null && Date.parse(current?.schedule_from ?? "") > occ.scheduledFor;
-      if (!current || current.state !== "active" || restarted || this.dispatcher.isClosing) return;
+      if (!current) return;
+      // Paused, changed (a new schedule counts from its change) or closing meanwhile: the
+      // occurrence was taken, so it gets its record (the ledger has no hole), without running.
+      const restarted = occ.scheduledFor !== null && Date.parse(current.schedule_from ?? "") > occ.scheduledFor;
+      const why =
+        this.dispatcher.isClosing ? "The server stopped before this occurrence could start."
+        : current.state !== "active" ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
+        : restarted ? "The job's schedule changed before this occurrence could start."
+        : null;
+      if (why) {
+        await this.dispatcher.record(current, occ, "skipped", why);
+        return;
+      }
       await this.dispatcher.occur(current, occ);
       await this.syncNextRun(jobId);
     } catch (err) {
@@ -522,6 +538,12 @@ export class App {
       return !plan || handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) };
     });
     if (!taken?.changed || !plan) return;
+    if (plan.truncated && plan.record.length) {
+      // The older ones get no record each; the ledger keeps them as one stretch, missed.
+      const since = Math.max(handledUntil(job), Date.parse(job.created_at));
+      const span = { from: toIsoInZone(new Date(since), job.timezone), to: toIsoInZone(new Date(plan.record[0]), job.timezone), reason: `the server was not running (catch_up: ${job.catch_up})` };
+      await this.updateRecord(job.id, (j) => ({ missed_spans: [...j.missed_spans, span].slice(-MAX_SCHEDULE_HISTORY) }));
+    }
     for (const t of plan.record) {
       await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", this.missedReason(t, job));
     }
@@ -571,6 +593,7 @@ export class App {
     if (!job) {
       this.scheduler.set(id, null);
       this.schedules.delete(id);
+      this.ledger.delete(id);
       void this.dispatcher.cancelJob(id, "Canceled because its job was removed.");
       if (previous) this.events.emit("job", previous, "removed");
       return;
@@ -595,6 +618,85 @@ export class App {
     if (this.said.size > 1000) this.said.clear();
     this.said.set(why, now);
     this.events.emit("notice", "error", `Job ${jobId}: ${why}`, { job_id: jobId });
+  }
+
+  // The ledger (SPEC §18)
+
+  /**
+   * Each job's records as the audit reads them, rebuilt when one of its runs changes (a run
+   * event) or its history is not the one it was built from.
+   */
+  private readonly ledger = new Map<string, { index: RecordIndex; source: readonly Run[]; length: number; last: Run | undefined }>();
+  private auditTimer: unknown = null;
+  /** Unaccounted occurrences already reported by the self-audit ("job id@time"), so each is said once. */
+  private readonly reported = new Set<string>();
+  /** What the last audit found, for a metric (see unaccountedOccurrences in ledger.ts). */
+  lastAudit: { unaccounted: number; at: number } | null = null;
+
+  /**
+   * Every occurrence of the jobs (or one job) since `since` (default 7 days; "24h", "30m",
+   * "2w" or an ISO time) against its records: counts by outcome per job, and each occurrence
+   * that is due and has none.
+   */
+  audit(opts: { job?: string; since?: string; limit?: number } = {}): AuditReport {
+    const now = this.clock.now();
+    const since = parseSince(opts.since, now);
+    const jobs = opts.job ? [this.resolveJob(opts.job)] : [...this.jobs.all()];
+    const cache = new OccurrenceCache(since, now);
+    const audits: JobAudit[] = [];
+    for (const job of jobs) {
+      let source: readonly Run[];
+      try {
+        source = this.runs.ofJob(job.id);
+      } catch (err) {
+        // A history that cannot be read is named; the other jobs are still audited.
+        this.warn(job.id, err);
+        continue;
+      }
+      let entry = this.ledger.get(job.id);
+      if (!entry || entry.source !== source || entry.length !== source.length || entry.last !== source[source.length - 1]) {
+        entry = { index: indexRecords(source, this.config.runs_per_job), source, length: source.length, last: source[source.length - 1] };
+        this.ledger.set(job.id, entry);
+      }
+      audits.push(auditJob(job, entry.index, { since, now, waiting: (id) => this.dispatcher.waiting(id) }, cache));
+    }
+    const report = auditReport(audits, { since, now, timezone: this.config.timezone, limit: Math.min(Math.max(1, opts.limit ?? 20), 1000) });
+    this.lastAudit = { unaccounted: report.unaccounted, at: now };
+    return report;
+  }
+
+  private armSelfAudit(): void {
+    const minutes = this.config.audit_interval_minutes;
+    if (!minutes || this.dispatcher.isClosing) return;
+    this.auditTimer = this.clock.setTimer(() => {
+      void this.selfAudit()
+        .catch((err) => this.events.emit("notice", "error", `The self-audit failed: ${errorMessage(err)}`, {}))
+        .finally(() => this.armSelfAudit());
+    }, minutes * 60_000);
+  }
+
+  /**
+   * The server audits itself: an occurrence newly found without a record is said once, as a
+   * notice to clients (and the log), and delivered once to its job's channels or config alerts.
+   */
+  async selfAudit(): Promise<AuditReport> {
+    const report = this.audit({ limit: 1000 });
+    for (const a of report.jobs) {
+      const fresh = a.unaccounted_at.filter((t) => !this.reported.has(`${a.job_id}@${t}`));
+      if (!fresh.length) continue;
+      for (const t of fresh) this.reported.add(`${a.job_id}@${t}`);
+      const job = this.jobs.get(a.job_id);
+      const label = a.name ?? a.job_id;
+      const title = `${a.unaccounted} occurrence${a.unaccounted === 1 ? "" : "s"} of ${label} ha${a.unaccounted === 1 ? "s" : "ve"} no record`;
+      this.events.emit("notice", "warning", `Audit: ${title}: ${fresh.join(", ")}.`, { job_id: a.job_id, unaccounted_at: fresh });
+      const channels = job && job.deliver_to.length ? job.deliver_to : this.config.alerts;
+      if (job && channels.length && this.notifier.alert) {
+        const attempts = await this.notifier.alert(channels, job, title, `Due with no record (agent-cron audit ${label}):\n${fresh.map((t) => `- ${t}`).join("\n")}`);
+        const refused = attempts.filter((d) => !d.ok);
+        if (refused.length) this.events.emit("notice", "error", `The audit's alert for ${label} was not delivered: ${refused.map((d) => `${d.channel}: ${d.error}`).join("; ")}`, { job_id: a.job_id });
+      }
+    }
+    return report;
   }
 
   // Jobs
@@ -845,6 +947,7 @@ export class App {
     await this.jobs.delete(job.id);
     this.schedules.delete(job.id);
     if (job.output_schema) this.releaseUnusedSchemas();
+    this.ledger.delete(job.id);
     if (!keepRuns) await this.runs.removeJob(job.id);
     this.events.emit("job", job, "removed");
     return job.id;
@@ -951,4 +1054,17 @@ export class App {
       ? []
       : [`Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`];
   }
+}
+
+/** `since` of an audit: a span back from now ("7d", "24h", "30m", "2w") or an ISO time; default 7 days. */
+export function parseSince(since: string | undefined, now: number): number {
+  if (since === undefined || since === "") return now - 7 * 86_400_000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$/i.exec(since);
+  if (m) {
+    const unit = { m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }[m[2].toLowerCase() as "m"];
+    return now - Number(m[1]) * unit;
+  }
+  const at = Date.parse(since);
+  if (Number.isFinite(at) && /^\d{4}-\d{2}-\d{2}/.test(since)) return Math.min(at, now);
+  throw new UserError(`since "${since}" is neither a span back from now (such as 7d, 24h, 30m) nor an ISO time (such as 2026-12-01T00:00Z).`);
 }

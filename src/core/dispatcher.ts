@@ -581,6 +581,12 @@ export class Dispatcher {
     await Promise.all([...(this.active.get(jobId) ?? [])].map((a) => this.abort(a, "canceled", reason)));
   }
 
+  /** Occurrences of a job waiting here to start (queued behind its run), for the audit's "pending". */
+  waiting(jobId: string): ReadonlySet<number> | undefined {
+    const t = this.queued.get(jobId)?.scheduledFor;
+    return t === undefined || t === null ? undefined : new Set([t]);
+  }
+
   /** Waits for a run in flight to end. */
   whenDone(runId: string): Promise<Run> | null {
     return this.byRunId.get(runId)?.done ?? null;

@@ -36,7 +36,7 @@ const DEFINITION_FIELDS = [
   "schedule", "timezone", "prompt", "executor", "work_dir", "session", "type", "timeout_seconds", "retries",
   "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
   "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail", "deliver_to", "deliver_on",
-  "on_permission_denied", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
+  "on_permission_denied", "on_empty", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
   "after", "check", "self_service",
 ] as const;
 
@@ -213,6 +213,9 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
     deliver_to: input.deliver_to ? [...new Set(input.deliver_to)] : [],
     deliver_on: input.deliver_on ? [...new Set(input.deliver_on)] : [...DEFAULT_DELIVER_ON],
     on_permission_denied: input.on_permission_denied ?? "fail",
+    on_empty: input.on_empty ?? "warn",
+    schedule_history: [],
+    missed_spans: [],
     requires_mcp: input.requires_mcp ? [...new Set(input.requires_mcp)] : [],
     prompt_context: input.prompt_context ?? null,
     jitter_seconds: input.jitter_seconds ?? 0,

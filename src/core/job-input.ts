@@ -4,7 +4,7 @@ import {
   CATCH_UP_POLICIES,
   DELIVER_EVENTS,
   JOB_TRIGGERS,
-  PERMISSION_DENIED_POLICIES,
+  PERMISSION_DENIED_POLICIES, ON_EMPTY_POLICIES,
   JOB_TYPES,
   NOTIFY_EVENTS,
   OUTPUT_FORMATS,
@@ -66,6 +66,7 @@ export const JobFieldsShape = {
     .max(6)
     .describe("Default completed, failed, paused"),
   on_permission_denied: z.enum(PERMISSION_DENIED_POLICIES).describe("claude-code denied a tool (default fail)"),
+  on_empty: z.enum(ON_EMPTY_POLICIES).describe("A success with no output: warn (default) or fail"),
   requires_mcp: z.array(z.string().min(1).max(100)).max(20).describe("MCP servers claude-code needs connected"),
   prompt_context: z.boolean().describe("Prefix a context line (default on; off for command)"),
   jitter_seconds: z.number().int().min(0).max(3600).describe("Random start delay up to this"),

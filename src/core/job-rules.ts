@@ -1,3 +1,4 @@
+import { withScheduleHistory } from "./ledger.js";
 import { maxRunsReached, type Job, type JobState, type Run, type RunStatus, type RunTrigger } from "./jobs.js";
 
 /**
@@ -10,7 +11,7 @@ import { maxRunsReached, type Job, type JobState, type Run, type RunStatus, type
 /** The job as stored: `enabled` follows `state`. */
 export function withDerivedFields(job: Job): Job {
   const enabled = job.state === "active";
-  return job.enabled === enabled ? job : { ...job, enabled };
+  return withScheduleHistory(job.enabled === enabled ? job : { ...job, enabled });
 }
 
 /** Moves a job to a state that is not scheduled: nothing is next. */

@@ -78,6 +78,25 @@ export const ApprovalEventSchema = z.object({
 export type ApprovalEvent = z.infer<typeof ApprovalEventSchema>;
 /** A job keeps its newest approval events, no more. */
 export const MAX_APPROVAL_EVENTS = 20;
+/** One change of what a job is due to do: from `at`, this schedule, timezone and state hold. */
+export const ScheduleEntrySchema = z.object({
+  at: isoTime,
+  state: z.enum(JOB_STATES),
+  schedule: z.string(),
+  timezone: z.string(),
+  run_at: isoTime.optional().describe("A one-shot's time"),
+});
+export type ScheduleEntry = z.infer<typeof ScheduleEntrySchema>;
+
+/** Occurrences missed while the server was down that got no record of their own (only the newest are recorded). */
+export const MissedSpanSchema = z.object({
+  from: isoTime.describe("Exclusive"),
+  to: isoTime.describe("Exclusive"),
+  reason: z.string(),
+});
+export type MissedSpan = z.infer<typeof MissedSpanSchema>;
+
+export const ON_EMPTY_POLICIES = ["warn", "fail"] as const;
 
 export const JobSchema = z.object({
   id: z.string(),
@@ -129,6 +148,9 @@ export const JobSchema = z.object({
     .array(z.object({ at: isoTime, run_id: z.string(), text: z.string() }))
     .default([])
     .describe("What earlier runs remembered (remember), oldest first, up to 8 KiB in all; given to the next runs"),
+  on_empty: z.enum(ON_EMPTY_POLICIES).default("warn").describe('A run that succeeds having done nothing (no output; for agents also no output tokens): "warn" (completed with warnings: ["empty: …"], delivered as needing attention) or "fail"'),
+  schedule_history: z.array(ScheduleEntrySchema).default([]).describe("Each change of schedule, timezone or state (pauses) with its time, newest last, so an audit knows what was due when"),
+  missed_spans: z.array(MissedSpanSchema).default([]).describe("Stretches of occurrences missed while the server was down beyond the newest ones recorded"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,
@@ -150,6 +172,7 @@ const DeliveryShape = z.object({
   attempt: z.number(),
   ok: z.boolean().describe("True only when the receiver accepted it (2xx, and the service's own ok where it has one)"),
   http_status: z.number().nullable().describe("HTTP status, null when no answer"),
+  message_id: z.string().nullable().optional().describe("The id the service gave the message (Slack ts, Discord id, Telegram message_id), where it returns one"),
   error: z.string().nullable(),
   at: isoTime,
 });
@@ -200,7 +223,11 @@ export const RunSchema = z.object({
   delivery: z.enum(DELIVERY_STATES).nullable().default(null).describe("pending until every target has accepted it (delivered) or given up (failed); null when nothing was due"),
   delivery_due: z.array(DeliveryTargetSchema).default([]).describe("Targets not yet handed the result: a restart sends these"),
   output_hash: z.string().nullable().default(null).describe("Hash of the whole output, to tell a changed answer"),
-  warnings: z.array(z.string()).default([]).describe("What went wrong without failing the run (permission denials under on_permission_denied: warn)"),
+  warnings: z.array(z.string()).default([]).describe("What went wrong without failing the run (permission denials under on_permission_denied: warn; empty: an answer with nothing in it)"),
+  executor_version: z.string().nullable().default(null).describe("The executor's program and version, as it reports it"),
+  signal: z.string().nullable().default(null).describe("The signal that ended the agent's process, when one did"),
+  tool_calls: z.array(z.object({ name: z.string(), count: z.number() })).nullable().default(null).describe("Tools the agent called, from its event stream (claude-code, codex)"),
+  output_sha256: z.string().nullable().default(null).describe("SHA-256 of the whole output"),
   event_payload: z.string().nullable().default(null).describe("trigger event: the request body, appended to the prompt"),
   after_run: z.string().nullable().default(null).describe("trigger after: the upstream run that started this one"),
   outcome: z.enum(RUN_OUTCOMES).nullable().default(null).describe("What the agent said through its run tools: quiet (nothing to report), needs_attention (asked a person)"),
@@ -243,6 +270,10 @@ export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: Ru
     delivery_due: [],
     output_hash: null,
     warnings: [],
+    executor_version: null,
+    signal: null,
+    tool_calls: null,
+    output_sha256: null,
     event_payload: occ.payload ?? null,
     after_run: occ.afterRun ?? null,
     outcome: null,

@@ -1,6 +1,6 @@
 import type { Config } from "../config.js";
 import type { Executor } from "../executors/types.js";
-import type { Job, Run, RunTrigger } from "./jobs.js";
+import type { Delivery, Job, Run, RunTrigger } from "./jobs.js";
 
 /**
  * What the core needs from the world, and nothing about how it is done. The composition root
@@ -150,6 +150,8 @@ export interface Notifier {
   resumePending(): number;
   /** A new config (config.json edited): channels and webhook settings for the next delivery. */
   applyConfig(config: Config): void;
+  /** Sends a notice about a job (an audit found occurrences with no record) to `channels`; resolves to the attempts. */
+  alert?(channels: string[], job: Job, title: string, body: string): Promise<Delivery[]>;
   /** Messages link to the dashboard's run page under this URL (null: to cron://runs/<id>). */
   setLinkBase?(url: string | null): void;
   idle(): Promise<void>;

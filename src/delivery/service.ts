@@ -1,5 +1,6 @@
 import type { Config } from "../config.js";
-import type { Job } from "../core/jobs.js";
+import type { Delivery, Job } from "../core/jobs.js";
+import { sendToChannel } from "./channels.js";
 import type { Notifier, RunRepo } from "../core/ports.js";
 import { Deliverer } from "./deliverer.js";
 import { WebhookSender } from "./webhook.js";
@@ -55,6 +56,30 @@ export class DeliveryService implements Notifier {
     const old = this.webhooks;
     this.webhooks = new WebhookSender(config, this.opts.env, this.opts.retryBaseMs);
     void this.deliverer.idle().then(() => old.close());
+  }
+
+  async alert(channels: string[], job: Job, title: string, body: string): Promise<Delivery[]> {
+    const attempts: Delivery[] = [];
+    for (const name of channels) {
+      const cfg = this.config.channels[name];
+      if (!cfg) continue;
+      const msg = {
+        event: "failed" as const,
+        jobId: job.id,
+        jobName: job.name,
+        runId: job.id,
+        status: "unaccounted",
+        error: title,
+        response: body,
+        durationMs: null,
+        costUsd: null,
+        nextRunAt: job.next_run_at,
+        timezone: job.timezone,
+        link: this.linkBase ? `${this.linkBase}/jobs/${encodeURIComponent(job.id)}` : `cron://jobs/${job.id}`,
+      };
+      attempts.push(...(await sendToChannel(name, cfg, msg, this.opts.env, { retryBaseMs: this.opts.retryBaseMs })));
+    }
+    return attempts;
   }
 
   deliver(runId: string): void {

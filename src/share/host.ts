@@ -405,6 +405,7 @@ export class Host implements CronApi {
   completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
   overview = (a: Parameters<CronApi["overview"]>[0]) => this.call<Awaited<ReturnType<CronApi["overview"]>>>("overview", a);
   jobRuns = (a: Parameters<CronApi["jobRuns"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobRuns"]>>>("jobRuns", a);
+  audit = (a: Parameters<CronApi["audit"]>[0]) => this.call<Awaited<ReturnType<CronApi["audit"]>>>("audit", a);
   upcoming = (a: Parameters<CronApi["upcoming"]>[0]) => this.call<Awaited<ReturnType<CronApi["upcoming"]>>>("upcoming", a);
 
   /**

@@ -422,6 +422,99 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
     });
   });
 
+  describe("the ledger: every occurrence accounted for (SPEC §18)", () => {
+    /** Lets `seconds` pass one at a time, each run finishing at once. */
+    async function tick(clock: FakeClock, exec: ControlledExecutor, seconds: number) {
+      for (let i = 0; i < seconds; i++) {
+        clock.advance(1000);
+        await new Promise((r) => setTimeout(r, 15));
+        exec.finishAll();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+
+    it("audits a schedule changed twice and paused once with no false gaps, and keeps each change in schedule_history", async () => {
+      const { app, clock, exec } = await makeApp();
+      await app.addJob({ name: "shifting", schedule: "@every 2s", prompt: "p", overlap: "allow" }, "test");
+      await app.start();
+      await tick(clock, exec, 8);
+      await app.updateJob("shifting", { schedule: "* * * * * *" });
+      await tick(clock, exec, 5);
+      await app.pause("shifting");
+      await tick(clock, exec, 10);
+      await app.resume("shifting");
+      await tick(clock, exec, 4);
+      await app.updateJob("shifting", { schedule: "@every 3s" });
+      await tick(clock, exec, 10);
+      clock.advance(20_000); // past the grace for the newest ones
+      await app.pause("shifting");
+      // Occurrences taken just before the pause get their record (skipped) instead of none.
+      await new Promise((r) => setTimeout(r, 50));
+      exec.finishAll();
+      await until(() => runsOf(app, "shifting").every((r) => r.status !== "running"));
+      const report = app.audit({ job: "shifting" });
+      expect(report.unaccounted).toBe(0);
+      expect(report.jobs[0].duplicates).toBe(0);
+      const recorded = runsOf(app, "shifting").filter((r) => r.trigger === "schedule").length;
+      expect(report.occurrences).toBe(recorded);
+      expect(report.occurrences).toBeGreaterThanOrEqual(15);
+      expect(report.summary).toMatch(/^Every occurrence since .* is accounted for/);
+      const history = app.resolveJob("shifting").schedule_history.map((e) => `${e.state} ${e.schedule}`);
+      expect(history).toEqual(["active @every 2s", "active * * * * * *", "paused * * * * * *", "active * * * * * *", "active @every 3s", "paused @every 3s"]);
+    }, 60_000);
+
+    it("finds occurrences whose records are gone, names them, and the self-audit says so once and delivers one alert", async () => {
+      const receivers = await ChatReceivers.start();
+      try {
+        const clock = new FakeClock(T0);
+        const { app, exec } = await openTestApp({ backend, clock, config: { audit_interval_minutes: 1, alerts: ["ops"], channels: { ops: { type: "telegram", token_env: "TG_TOKEN", chat_id: "42", api_base: receivers.url("/telegram") } } } });
+        process.env.TG_TOKEN = "123:abc";
+        const notices: string[] = [];
+        app.events.on("notice", (_level, message) => notices.push(message));
+        const { job } = await app.addJob({ name: "lost", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
+        await app.start();
+        await tick(clock, exec, 5);
+        await until(() => runsOf(app, "lost").every((r) => r.status !== "running"));
+        await app.runs.removeJob(job.id); // the history is lost behind the server's back
+        await app.pause("lost");
+        clock.advance(30_000);
+        const report = app.audit({ job: "lost" });
+        expect(report.unaccounted).toBe(5);
+        expect(report.jobs[0].unaccounted_at[0]).toBe("2026-03-02T09:00:00.000+00:00");
+        expect(report.summary).toMatch(/^5 occurrences since .* have no record, in lost/);
+        clock.advance(60_000); // the self-audit
+        await until(() => notices.some((n) => /^Audit: 5 occurrences of lost have no record: 2026-03-02T09:00:00.000\+00:00/.test(n)));
+        await vi.waitFor(() => expect(receivers.at("/telegram/bot123:abc/sendMessage")).toHaveLength(1), { timeout: 30_000, interval: 20 });
+        clock.advance(60_000); // said once
+        await new Promise((r) => setTimeout(r, 50));
+        expect(notices.filter((n) => n.startsWith("Audit:"))).toHaveLength(1);
+        expect(receivers.at("/telegram/bot123:abc/sendMessage")).toHaveLength(1);
+        expect(app.lastAudit?.unaccounted).toBe(5);
+      } finally {
+        delete process.env.TG_TOKEN;
+        await receivers.close();
+      }
+    }, 60_000);
+
+    it("counts a long outage's unrecorded occurrences as missed, not unaccounted", async () => {
+      const first = await makeApp();
+      await first.app.addJob({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
+      await first.app.close(0);
+      forget(first.app);
+      const clock = new FakeClock("2026-03-02T11:00:30Z"); // two hours later
+      const { app, exec } = await makeApp({ store: first.store, clock });
+      await app.start();
+      await until(() => exec.calls.length === 1);
+      exec.finishAll();
+      await until(() => runsOf(app, "minutely").every((r) => r.status !== "running"));
+      const report = app.audit({ job: "minutely" });
+      expect(report.unaccounted).toBe(0);
+      expect(report.occurrences).toBe(121); // 09:00 to 11:00
+      expect(report.counts).toMatchObject({ completed: 1, missed: 120 });
+      expect(app.resolveJob("minutely").missed_spans).toHaveLength(1);
+    });
+  });
+
   it("skips runs once the day's spend reaches daily_budget_usd, says why once, and runs again the next day", async () => {
     const { app, exec, clock } = await makeApp({ daily_budget_usd: 1 });
     const notices: string[] = [];

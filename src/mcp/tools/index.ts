@@ -1,4 +1,5 @@
 import { addCronTool } from "./add-cron.js";
+import { auditTool } from "./audit.js";
 import { cancelRunTool } from "./cancel-run.js";
 import { getCronTool } from "./get-cron.js";
 import { getRunTool } from "./get-run.js";
@@ -23,4 +24,5 @@ export const tools = [
   runNowTool,
   cancelRunTool,
   previewScheduleTool,
+  auditTool,
 ];

@@ -1,0 +1,48 @@
+import { z } from "zod";
+import { OUTCOMES } from "../../core/ledger.js";
+import { defineTool, ok } from "../tool.js";
+
+const Counts = z.object(Object.fromEntries(OUTCOMES.map((o) => [o, z.number().optional()]))).describe("Occurrences by how they ended; pending: queued, waiting out jitter, or running");
+
+export const auditTool = defineTool({
+  name: "audit",
+  config: {
+    title: "Audit the occurrences",
+    description:
+      "Check that every occurrence each job's schedule produced (under the schedule in force at the time, pauses excluded) has exactly one record: " +
+      "completed, failed, interrupted, skipped, missed (each with its reason in list_runs) or is pending now. Answers counts by outcome per job and every " +
+      'occurrence that was due and has no record. Use it when a person asks whether their jobs really ran. Example: {"job": "log-audit", "since": "7d"}.',
+    inputSchema: z.strictObject({
+      job: z.string().min(1).max(200).optional().describe("Job id or name; all jobs when absent"),
+      since: z.string().min(1).max(64).optional().describe('How far back: "7d" (default), "24h", "30m", "2w", or an ISO time'),
+      limit: z.number().int().min(1).max(100).optional().describe("Jobs listed (default 20; those with something unaccounted first)"),
+    }),
+    outputSchema: z.object({
+      summary: z.string(),
+      since: z.string(),
+      until: z.string(),
+      jobs_audited: z.number(),
+      occurrences: z.number().describe("Occurrences due in the window"),
+      unaccounted: z.number().describe("Due with no record"),
+      counts: Counts,
+      jobs: z.array(
+        z.object({
+          job_id: z.string(),
+          name: z.string().nullable(),
+          from: z.string().describe("Where this job's audit starts: since, its creation, or its oldest kept record"),
+          due: z.number(),
+          counts: Counts,
+          unaccounted: z.number(),
+          unaccounted_at: z.array(z.string()).describe("The first 20 occurrences with no record"),
+          duplicates: z.number().describe("Occurrences with more than one record"),
+        }),
+      ),
+      more_jobs: z.number().describe("Jobs not listed (all accounted for)"),
+    }),
+    annotations: { title: "Audit the occurrences", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+  },
+  handler: (ctx) => async ({ job, since, limit }) => {
+    const report = await ctx.api.audit({ job, since, limit });
+    return ok(report.summary, { ...report });
+  },
+});

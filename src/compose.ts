@@ -56,6 +56,7 @@ export async function openApp(opts: OpenAppOptions): Promise<App> {
   const files = await openFilesBackend({
     dataDir: opts.dataDir,
     runsPerJob: opts.config.runs_per_job,
+    durability: opts.config.durability,
     fence: opts.fence,
     workRoot,
     clock,

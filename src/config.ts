@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -354,8 +354,11 @@ export function loadConfig(dataDir: string, explicitPath?: string): { config: Co
   const file = explicitPath ? path.resolve(explicitPath) : path.join(dataDir, "config.json");
   let text: string;
   try {
+    // A FIFO or a device would hang the read: only a regular file is read.
+    if (!statSync(file).isFile()) throw new UserError(`Config file ${file} is not a regular file (a FIFO, device or directory); point --config at a JSON file.`);
     text = readFileSync(file, "utf8");
   } catch (err) {
+    if (err instanceof UserError) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && !explicitPath) {
       return { config: parseConfig({}), path: null };
     }

@@ -642,7 +642,7 @@ export class App {
     const now = this.clock.now();
     const since = parseSince(opts.since, now);
     const jobs = opts.job ? [this.resolveJob(opts.job)] : [...this.jobs.all()];
-    const cache = new OccurrenceCache(since, now);
+    const cache = new OccurrenceCache();
     const audits: JobAudit[] = [];
     for (const job of jobs) {
       let source: readonly Run[];

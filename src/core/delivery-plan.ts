@@ -24,8 +24,10 @@ export function deliveryTargets(job: Job, run: Run, how: { paused: boolean; chan
     let event: DeliveryTarget["event"] | null = null;
     if (how.paused && on.has("paused")) event = "paused";
     else if (run.status === "completed") {
-      // An empty answer is never delivered as a result.
-      if (!hasAnswer) event = null;
+      // An empty answer is never delivered as a result; a run that did nothing is delivered as
+      // needing attention (SPEC §18), to those who hear of its endings.
+      if (isEmptyRun(run)) event = on.has("completed") || on.has("failed") ? "completed" : null;
+      else if (!hasAnswer) event = null;
       else if (how.changed && on.has("changed")) event = "changed";
       else if (on.has("completed")) event = "completed";
     } else if (failed && on.has("failed")) event = "failed";
@@ -53,4 +55,9 @@ function finalState(deliveries: Delivery[]): "delivered" | "failed" {
   const last = new Map<string, boolean>();
   for (const d of deliveries) last.set(`${d.channel}:${d.event}`, d.ok);
   return [...last.values()].every(Boolean) ? "delivered" : "failed";
+}
+
+/** A run that "succeeded" having done nothing: it carries an `empty:` warning. */
+export function isEmptyRun(run: Pick<Run, "warnings">): boolean {
+  return run.warnings.some((w) => w.startsWith("empty:"));
 }

@@ -206,6 +206,7 @@ export class Dispatcher {
     let nothingToDo = false;
     let tools: RunToolsHandle | null = null;
     const said: RunSaid = { outcome: null, note: null };
+    let executorType = "";
     try {
       const workDir = run.work_dir ?? this.workDirOf(job, run.id);
       if (!job.work_dir) {
@@ -215,6 +216,7 @@ export class Dispatcher {
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
+      executorType = executor.type;
       // Command scripts may parse their input: they get the context line only when asked.
       const withContext = job.prompt_context ?? executor.type !== "command";
       const sections = [job.prompt];
@@ -331,6 +333,14 @@ export class Dispatcher {
       status = result.status;
       error = result.error;
     }
+    // A run whose agent said there was nothing to do (report_nothing) is quiet, not empty.
+    const empty = status === "completed" && result && said.outcome !== "quiet" && !nothingToDo ? emptyRun(result, checkedValue, executorType) : null;
+    if (empty && job.on_empty === "fail") {
+      status = "failed";
+      error = `empty: ${empty} (on_empty: fail).`;
+    } else if (empty && result) {
+      result = { ...result, warnings: [...(result.warnings ?? []), `empty: ${empty}; check the job (on_empty: "fail" fails such runs).`] };
+    }
     return this.finish(job, active, status, error, attempts, result, checkedValue, said);
   }
 
@@ -364,13 +374,18 @@ export class Dispatcher {
       // What the agent said of its run stands only for a run that completed.
       outcome: status === "completed" ? said.outcome : null,
       outcome_note: status === "completed" ? said.note : null,
+      // Evidence of what happened (SPEC §18).
+      executor_version: result?.version ?? null,
+      signal: result?.signal ?? null,
+      tool_calls: result?.toolCalls ?? null,
+      output_sha256: result ? createHash("sha256").update(outputText).digest("hex") : null,
     };
     // What this ending owes people is decided now and written with it (see deliveryTargets).
     const current = this.host.getJob(job.id) ?? job;
     const paused = current.state === "active" && afterRun(current, run).state === "paused";
     // Only a job that delivers `changed` needs its answers told apart (hashing a large output costs).
     const watchesChanges = status === "completed" && current.deliver_to.length > 0 && current.deliver_on.includes("changed");
-    if (watchesChanges) run.output_hash = createHash("sha256").update(outputText).digest("hex").slice(0, 32);
+    if (watchesChanges) run.output_hash = run.output_sha256!.slice(0, 32);
     const previous = watchesChanges ? newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status === "completed") : undefined;
     run.delivery_due = deliveryTargets(current, run, { paused, changed: watchesChanges && previous?.output_hash !== run.output_hash });
     run.delivery = run.delivery_due.length ? "pending" : null;
@@ -725,4 +740,15 @@ function tailOf(tail: string): string {
 function newest(runs: readonly Run[], except: string, matches: (r: Run) => boolean): Run | undefined {
   for (let i = runs.length - 1; i >= 0; i--) if (runs[i].id !== except && matches(runs[i])) return runs[i];
   return undefined;
+}
+
+/**
+ * Why a run that "succeeded" did nothing, or null when it did something: no output at all,
+ * or (for agent executors) a reported turn count or output token count of zero.
+ */
+function emptyRun(result: ExecutionResult, value: unknown, executorType: string): string | null {
+  const text = typeof value === "string" ? value : value === null || value === undefined ? result.output : JSON.stringify(value);
+  if (!text.trim()) return "the run succeeded with no output";
+  if (executorType !== "command" && result.noTurn) return "the agent reported no turn and no output tokens";
+  return null;
 }

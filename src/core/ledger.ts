@@ -110,25 +110,21 @@ export interface AuditOptions {
 export class OccurrenceCache {
   private readonly cache = new Map<string, Float64Array>();
 
-  constructor(
-    private readonly from: number,
-    private readonly to: number,
-  ) {}
-
-  of(s: ParsedSchedule): Float64Array {
-    const key = `${s.kind}\u0000${s.source}\u0000${s.timezone}\u0000${s.kind === "every" ? s.anchor?.getTime() : s.kind === "once" ? s.runAt?.getTime() : ""}`;
+  /** Occurrences in (from, to]; jobs with the same schedule and stretch share one array. */
+  of(s: ParsedSchedule, from: number, to: number): Float64Array {
+    const key = `${s.kind}\u0000${s.source}\u0000${s.timezone}\u0000${s.kind === "every" ? s.anchor?.getTime() : s.kind === "once" ? s.runAt?.getTime() : ""}\u0000${from}\u0000${to}`;
     let times = this.cache.get(key);
     if (!times) {
       if (s.kind === "every") {
         // Arithmetic: anchor + k × every.
         const a = s.anchor?.getTime() ?? 0;
         const every = s.everyMs!;
-        const k0 = Math.max(1, Math.floor((this.from - a) / every) + 1);
-        const k1 = Math.floor((this.to - a) / every);
+        const k0 = Math.max(1, Math.floor((from - a) / every) + 1);
+        const k1 = Math.floor((to - a) / every);
         times = new Float64Array(Math.max(0, k1 - k0 + 1));
         for (let k = k0; k <= k1; k++) times[k - k0] = a + k * every;
       } else {
-        times = Float64Array.from(occurrencesBetween(s, new Date(this.from), new Date(this.to), Number.MAX_SAFE_INTEGER), (d) => d.getTime());
+        times = Float64Array.from(occurrencesBetween(s, new Date(from), new Date(to), Number.MAX_SAFE_INTEGER), (d) => d.getTime());
       }
       this.cache.set(key, times);
     }
@@ -178,9 +174,9 @@ export function auditJob(job: Job, records: RecordIndex, opts: AuditOptions, cac
     } catch {
       continue;
     }
-    const occ = cache.of(sched);
+    const occ = cache.of(sched, start, end);
     let r = upperBound(times, start);
-    for (let i = upperBound(occ, start); i < occ.length && occ[i] <= end; i++) {
+    for (let i = 0; i < occ.length; i++) {
       const t = occ[i];
       due++;
       while (r < times.length && times[r] < t) r++;

@@ -333,8 +333,11 @@ ${fact("Started", timeTag(run.started_at, tz))}
 ${fact("Finished", timeTag(run.finished_at, tz))}
 ${fact("Duration", formatDuration(run.duration_ms))}
 ${fact("Attempts", String(run.attempts))}
-${fact("Executor", orDash(run.executor))}
+${fact("Executor", run.executor_version ? `${run.executor ?? "-"} (${run.executor_version})` : orDash(run.executor))}
 ${run.exit_code !== null ? fact("Exit code", String(run.exit_code)) : ""}
+${run.signal ? fact("Signal", run.signal) : ""}
+${run.tool_calls?.length ? fact("Tool calls", run.tool_calls.map((t) => `${t.name} ×${t.count}`).join(", ")) : ""}
+${run.output_sha256 ? fact("Output SHA-256", html`<code>${run.output_sha256}</code>`) : ""}
 ${run.session_id ? fact("Session", html`<code>${run.session_id}</code>`) : ""}
 ${run.work_dir ? fact("Work dir", html`<code>${run.work_dir}</code>`) : ""}
 ${fact("Usage", usage ? `${usage.input_tokens ?? "?"} tokens in, ${usage.output_tokens ?? "?"} out, ${formatCost(usage.cost_usd)}` : orDash(null))}
@@ -352,9 +355,9 @@ ${run.warnings.length ? html`<h2>Warnings</h2><ul>${run.warnings.map((w) => html
     }</div>
 <div id="deliveries" data-live>${
       run.deliveries?.length
-        ? html`<h2>Deliveries</h2><div class="table-wrap cards"><table class="cards"><thead><tr><th scope="col">Channel</th><th scope="col">Event</th><th scope="col">Attempt</th><th scope="col">Result</th><th scope="col">HTTP</th><th scope="col">Error</th><th scope="col">At</th></tr></thead><tbody>${run.deliveries.map(
+        ? html`<h2>Deliveries</h2><div class="table-wrap cards"><table class="cards"><thead><tr><th scope="col">Channel</th><th scope="col">Event</th><th scope="col">Attempt</th><th scope="col">Result</th><th scope="col">HTTP</th><th scope="col">Message id</th><th scope="col">Error</th><th scope="col">At</th></tr></thead><tbody>${run.deliveries.map(
             (d) =>
-              html`<tr><td class="name">${d.channel}</td><td data-label="Event"><div>${d.event}</div></td><td data-label="Attempt"><div>${d.attempt}</div></td><td data-label="Result"><div>${d.ok ? html`<span class="badge st-completed">accepted</span>` : html`<span class="badge st-failed">refused</span>`}</div></td><td data-label="HTTP"><div>${orDash(d.http_status === null ? null : String(d.http_status))}</div></td><td data-label="Error" class="small"><div>${orDash(d.error)}</div></td><td data-label="At"><div>${timeTag(d.at, tz)}</div></td></tr>`,
+              html`<tr><td class="name">${d.channel}</td><td data-label="Event"><div>${d.event}</div></td><td data-label="Attempt"><div>${d.attempt}</div></td><td data-label="Result"><div>${d.ok ? html`<span class="badge st-completed">accepted</span>` : html`<span class="badge st-failed">refused</span>`}</div></td><td data-label="HTTP"><div>${orDash(d.http_status === null ? null : String(d.http_status))}</div></td><td data-label="Message id"><div>${orDash(d.message_id ?? null)}</div></td><td data-label="Error" class="small"><div>${orDash(d.error)}</div></td><td data-label="At"><div>${timeTag(d.at, tz)}</div></td></tr>`,
           )}</tbody></table></div>`
         : ""
     }</div>

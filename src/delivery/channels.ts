@@ -3,7 +3,7 @@ import type { ChannelConfig } from "./channel-config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery } from "../core/jobs.js";
 import { resolveProgram } from "../executors/command.js";
-import { JSON_HEADERS, by2xx, oneAttempt, postWithRetries, type PostRequest } from "./post.js";
+import { JSON_HEADERS, by2xx, idIn, oneAttempt, postWithRetries, type PostRequest } from "./post.js";
 import { signedHeaders } from "./webhook.js";
 import type { DeliveryMessage } from "./format/message.js";
 import { desktopNotifier } from "./format/notifier.js";
@@ -67,19 +67,26 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
         body: JSON.stringify(f.slackPayload(msg)),
         secrets: [url],
         // Slack's incoming webhooks answer 200 "ok"; anything else is an error code in the body.
+        // Slack's Web API (chat.postMessage) answers {"ok": true, "ts": …} instead: its ts is the message id.
         accepted: (status, body) =>
-          status === 200 && body.trim() === "ok" ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}: ${body.trim().slice(0, 200) || "no body"}` },
+          status === 200 && body.trim() === "ok"
+            ? { ok: true, error: null }
+            : status === 200 && idIn(body, (a) => a.ok === true && a.ts) !== null
+              ? { ok: true, error: null, messageId: idIn(body, (a) => a.ts) }
+              : { ok: false, error: `HTTP ${status}: ${body.trim().slice(0, 200) || "no body"}` },
       };
     }
     case "discord": {
-      const url = urlOf(cfg);
+      // wait=true: Discord answers with the message it made, whose id is the evidence of delivery.
+      const base = urlOf(cfg);
+      const url = /[?&]wait=/.test(base) ? base : `${base}${base.includes("?") ? "&" : "?"}wait=true`;
       return {
         url,
         headers: JSON_HEADERS,
         body: JSON.stringify(f.discordPayload(msg)),
-        secrets: [url],
+        secrets: [base],
         accepted: (status, body) => {
-          if (status !== 429) return by2xx(status, body);
+          if (status !== 429) return { ...by2xx(status, body), messageId: status >= 200 && status < 300 ? idIn(body, (a) => a.id) : null };
           // Discord says how long to wait in the JSON body as well as in Retry-After.
           let retryAfterMs: number | undefined;
           try {
@@ -112,7 +119,7 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
           } catch {
             // not JSON: not accepted
           }
-          if (status === 200 && answer.ok === true) return { ok: true, error: null };
+          if (status === 200 && answer.ok === true) return { ok: true, error: null, messageId: idIn(body, (a) => a.result?.message_id) };
           const retry = Number(answer.parameters?.retry_after);
           return {
             ok: false,

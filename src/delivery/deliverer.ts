@@ -2,7 +2,7 @@ import type { Config } from "../config.js";
 import { errorMessage } from "../core/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
 import type { RunRepo } from "../core/ports.js";
-import { withTargetDone } from "../core/delivery-plan.js";
+import { isEmptyRun, withTargetDone } from "../core/delivery-plan.js";
 import type { WebhookEvent, WebhookSender } from "./webhook.js";
 import { sendToChannel } from "./channels.js";
 import { oneAttempt } from "./post.js";
@@ -103,8 +103,8 @@ export class Deliverer {
       jobId: run.job_id,
       jobName: job?.name ?? null,
       runId: run.id,
-      status: run.status,
-      error: target.event === "paused" ? (job?.last_error ?? run.error) : target.event === "needs_attention" || target.event === "quiet" ? run.outcome_note : run.error,
+      status: isEmptyRun(run) ? "empty" : run.status,
+      error: target.event === "paused" ? (job?.last_error ?? run.error) : target.event === "needs_attention" || target.event === "quiet" ? run.outcome_note : (run.error ?? run.warnings.find((w) => w.startsWith("empty:")) ?? null),
       response: output,
       durationMs: run.duration_ms,
       costUsd: run.usage?.cost_usd ?? null,

@@ -13,6 +13,8 @@ export interface Verdict {
   error: string | null;
   /** How long the receiver asked us to wait (Discord's and Telegram's retry_after). */
   retryAfterMs?: number;
+  /** The id the service gave the message, where it answers with one. */
+  messageId?: string | null;
 }
 
 export interface PostRequest {
@@ -41,7 +43,7 @@ export interface PostOptions {
 
 /** The record of a target that took a single try, or none at all (nothing to send to). */
 export function oneAttempt(channel: string, event: string, ok: boolean, error: string | null): Delivery[] {
-  return [{ channel, event, attempt: 1, ok, http_status: null, error, at: new Date().toISOString() }];
+  return [{ channel, event, attempt: 1, ok, http_status: null, message_id: null, error, at: new Date().toISOString() }];
 }
 
 /** AGENT_CRON_RETRY_BASE_MS: end-to-end tests shorten the first back-off with it. */
@@ -91,7 +93,7 @@ export async function postWithRetries(build: () => PostRequest, opts: PostOption
       verdict = { ok: false, error: timedOut ? `no answer within ${opts.timeoutMs / 1000} s` : errorMessage(cause) };
     }
     const error = verdict.error === null ? null : redact(verdict.error, req.secrets ?? []);
-    attempts.push({ channel: opts.channel, event: opts.event, attempt, ok: verdict.ok, http_status: status, error, at: new Date().toISOString() });
+    attempts.push({ channel: opts.channel, event: opts.event, attempt, ok: verdict.ok, http_status: status, message_id: verdict.messageId ?? null, error, at: new Date().toISOString() });
     const retryable = status === null ? !(error && opts.isFinal?.(error)) : status === 429 || status >= 500;
     if (verdict.ok || !retryable || attempt === MAX_ATTEMPTS || opts.signal?.aborted) break;
     await pause(Math.min(Math.max(verdict.retryAfterMs ?? 0, base * 2 ** (attempt - 1)), MAX_RETRY_AFTER_MS), opts.signal);
@@ -127,4 +129,14 @@ function redact(text: string, secrets: string[]): string {
   let out = text;
   for (const s of secrets) if (s) out = out.split(s).join("<redacted>");
   return out;
+}
+
+/** A field of a JSON answer as a message id (Slack's ts, Discord's id, Telegram's result.message_id). */
+export function idIn(body: string, pick: (answer: any) => unknown): string | null {
+  try {
+    const v = pick(JSON.parse(body));
+    return typeof v === "string" || typeof v === "number" ? String(v) : null;
+  } catch {
+    return null;
+  }
 }

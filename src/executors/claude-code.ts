@@ -5,6 +5,8 @@ import {
   cutNote,
   exitError,
   jsonLines,
+  countTools,
+  programVersion,
   num,
   rawOutput,
   runAgentProcess,
@@ -101,7 +103,18 @@ export class ClaudeCodeExecutor implements Executor {
     // (max_output_bytes), so it is kept as it streams by.
     let lastResult: ClaudeResult | undefined;
     const streaming = this.cfg.output_format === "stream-json" || required.length > 0;
+    // Evidence from the stream: the tools the agent called and the version its init reports.
+    const tools: string[] = [];
+    let version: string | null = null;
     const onStdoutLine = (line: string): boolean => {
+      if (line.includes('"tool_use"')) {
+        const content = (jsonLines(line)[0]?.message as { content?: unknown } | undefined)?.content;
+        if (Array.isArray(content)) for (const c of content) if (c?.type === "tool_use" && typeof c.name === "string") tools.push(c.name);
+      }
+      if (version === null && line.includes('"claude_code_version"')) {
+        const v = jsonLines(line)[0]?.claude_code_version;
+        if (typeof v === "string") version = v;
+      }
       if (line.includes('"result"')) {
         const event = jsonLines(line)[0];
         if (event?.type === "result") lastResult = event as ClaudeResult;
@@ -143,11 +156,16 @@ export class ClaudeCodeExecutor implements Executor {
     const result = lastResult ?? (jsonLines(proc.stdout).filter((line) => line.type === "result").at(-1) as ClaudeResult | undefined);
     const denials = result ? describeDenials(result.permission_denials) : [];
     const warnings = denials.length && req.onPermissionDenied === "warn" ? denialWarnings(denials) : null;
+    const usage = result ? claudeUsage(result) : null;
     const base = {
       exitCode: proc.exitCode,
+      signal: proc.signal,
+      version: version ?? (await programVersion(this.program, proc.env)),
+      toolCalls: countTools(tools),
+      noTurn: result?.num_turns === 0 || usage?.output_tokens === 0,
       output: "",
       outputTruncated: proc.stdoutTruncated,
-      usage: result ? claudeUsage(result) : null,
+      usage,
       sessionId: result?.session_id ?? sessionId,
       raw: rawOutput(proc),
       ...(warnings ? { warnings } : {}),

@@ -81,6 +81,30 @@ export function runAgentProcess(
 /** A finished attempt, with the environment it got and why its sandbox did not start, if it did not. */
 export type AgentProcessResult = ProcessResult & { env: Record<string, string>; sandboxError: string | null };
 
+/** Counts of tool names in the order first called. */
+export function countTools(names: Iterable<string>): { name: string; count: number }[] | null {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  return counts.size ? [...counts].map(([name, count]) => ({ name, count })) : null;
+}
+
+const versions = new Map<string, Promise<string | null>>();
+
+/** A program's `--version` line, asked once per program and process (null when it does not answer in 5 s). */
+export function programVersion(program: string, env: Record<string, string>): Promise<string | null> {
+  let v = versions.get(program);
+  if (!v) {
+    v = import("node:child_process").then(
+      ({ execFile }) =>
+        new Promise<string | null>((resolve) => {
+          execFile(program, ["--version"], { env, timeout: 5000, killSignal: "SIGKILL" }, (err, stdout) => resolve(err ? null : stdout.trim().split("\n")[0].slice(0, 100) || null));
+        }),
+    );
+    versions.set(program, v);
+  }
+  return v;
+}
+
 export function rawOutput(proc: ProcessResult): string {
   return proc.stderr ? `${proc.stdout}\n--- stderr ---\n${proc.stderr}` : proc.stdout;
 }
@@ -94,7 +118,8 @@ export function unfinishedResult(
   req: ExecutionRequest,
   ref: ProgramRef,
 ): ExecutionResult | null {
-  const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
+  // A run that did not finish keeps what it printed: its stdout is its output, shown beside the error.
+  const base = { exitCode: proc.exitCode, signal: proc.signal, output: proc.stdout, outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
   // Trying again cannot help: the sandbox fails the same way until the operator changes something.
   if (proc.sandboxError) return { ...base, status: "failed", permanent: true, error: `Executor "${ref.executorName}" could not start: ${proc.sandboxError}` };
   if (proc.limitError) return { ...base, status: "failed", error: `Stopped: ${proc.limitError}; the process group was killed. Raise the limit in the executor's config if the run needs more.` };

@@ -3,8 +3,10 @@ import path from "node:path";
 import { isCodexSandboxMode, type CodexExecutorConfig, type CodexSandboxMode } from "../config.js";
 import type { Usage } from "../core/jobs.js";
 import {
+  countTools,
   cutNote,
   exitError,
+  programVersion,
   jsonLines,
   num,
   rawOutput,
@@ -24,6 +26,8 @@ interface CodexEvents {
   usage: Usage | null;
   /** A `turn.failed`, or an `error` that no later `turn.completed` recovered from. */
   failure: string | null;
+  /** Tools the agent used: commands, file changes, MCP tools, web searches. */
+  tools: string[];
 }
 
 /**
@@ -38,7 +42,7 @@ interface CodexEvents {
  * permission-denial handling applies to claude-code only.
  */
 export function readCodexEvents(stdout: string): CodexEvents {
-  const events: CodexEvents = { threadId: null, answer: null, usage: null, failure: null };
+  const events: CodexEvents = { threadId: null, answer: null, usage: null, failure: null, tools: [] };
   let pendingError: string | null = null;
   for (const ev of jsonLines(stdout)) {
     const item = ev.item as Record<string, unknown> | undefined;
@@ -48,6 +52,8 @@ export function readCodexEvents(stdout: string): CodexEvents {
         break;
       case "item.completed":
         if (item?.type === "agent_message" && typeof item.text === "string") events.answer = item.text;
+        else if (item?.type === "mcp_tool_call") events.tools.push(`${String(item.server ?? "mcp")}.${String(item.tool ?? "tool")}`);
+        else if (item?.type === "command_execution" || item?.type === "file_change" || item?.type === "web_search") events.tools.push(item.type);
         break;
       case "turn.completed": {
         const u = (ev.usage ?? {}) as Record<string, unknown>;
@@ -169,6 +175,10 @@ export class CodexExecutor implements Executor {
     const events = readCodexEvents(proc.stdout);
     const base = {
       exitCode: proc.exitCode,
+      signal: proc.signal,
+      version: await programVersion(this.program, proc.env),
+      toolCalls: countTools(events.tools),
+      noTurn: events.usage?.output_tokens === 0,
       output: "",
       outputTruncated: proc.stdoutTruncated,
       usage: events.usage,

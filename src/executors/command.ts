@@ -140,8 +140,9 @@ export class CommandExecutor implements Executor {
     });
     if (unfinished) return unfinished;
 
-    const base = { exitCode: proc.exitCode, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
-    if (proc.exitCode !== 0) return { ...base, status: "failed", error: exitError(this.program, proc) };
+    const base = { exitCode: proc.exitCode, signal: proc.signal, output: "", outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
+    // A failed run keeps what it printed: its stdout is shown beside the error (stderr's tail).
+    if (proc.exitCode !== 0) return { ...base, output: proc.stdout, status: "failed", error: exitError(this.program, proc) };
     const extracted = extractOutput(proc.stdout, this.cfg.output);
     if ("error" in extracted) {
       return { ...base, status: "failed", error: `Cannot read the answer (output "${this.cfg.output}"): ${extracted.error}${cutNote(proc, req)}.` };

@@ -60,6 +60,14 @@ export interface ExecutionResult {
   raw?: string;
   /** What went wrong without failing the run (denied permissions under `warn`). */
   warnings?: string[];
+  /** The agent program's version, as it reports it (its init event, or `--version`). */
+  version?: string | null;
+  /** The signal that ended the process, when one did. */
+  signal?: string | null;
+  /** Tools the agent called, from its event stream, in the order first called. */
+  toolCalls?: { name: string; count: number }[] | null;
+  /** Output tokens or turns were reported as none: the agent did nothing (an empty run). */
+  noTurn?: boolean;
 }
 
 export interface Executor {

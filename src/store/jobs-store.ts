@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { UserError, unfenced, type Fence } from "../core/errors.js";
 import { JobSchema, type Job } from "../core/jobs.js";
 import type { JobRepo } from "../core/ports.js";
-import { parseNamed, readRecordLines, recordsFile } from "./json-file.js";
+import { checkRegularFile, parseNamed, readRecordLines, recordsFile } from "./json-file.js";
 
 type JournalEntry = { put: Job } | { del: string };
 /**
@@ -48,21 +48,25 @@ export class JobStore implements JobRepo {
   private constructor(
     readonly dir: string,
     private readonly fence: Fence,
+    /** "fsync": a change is acknowledged once its line is on disk; "os": once the OS has it. */
+    private readonly durability: "fsync" | "os",
   ) {
     this.snapshot = recordsFile(path.join(dir, "jobs.json"), "jobs");
     this.journalPath = path.join(dir, "jobs.journal");
     this.oldJournalPath = `${this.journalPath}.old`;
   }
 
-  static async open(dir: string, fence: Fence = unfenced): Promise<JobStore> {
+  static async open(dir: string, fence: Fence = unfenced, durability: "fsync" | "os" = "fsync"): Promise<JobStore> {
     mkdirSync(dir, { recursive: true });
-    const store = new JobStore(dir, fence);
+    const store = new JobStore(dir, fence, durability);
     await store.load();
     return store;
   }
 
   private async load(): Promise<void> {
     const file = path.join(this.dir, "jobs.json");
+    // A FIFO or a device would hang the reads below: each data file must be a regular file.
+    for (const f of [file, this.oldJournalPath, this.journalPath]) checkRegularFile(f);
     // Job by job, as the store writes them (one a line): at 100,000 jobs, parsing the whole
     // file at once held its text and every raw record at the same time (RSS 375 MB, and most
     // of a restart in the garbage collector). Any other layout (a hand-formatted file) is
@@ -248,6 +252,7 @@ export class JobStore implements JobRepo {
       this.fd ??= openSync(this.journalPath, "a");
       let off = 0;
       while (off < line.length) off += writeSync(this.fd, line, off);
+      if (this.durability === "fsync") fdatasyncSync(this.fd);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {

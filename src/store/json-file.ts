@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { DataFile } from "lowdb/node";
 import { UserError } from "../core/errors.js";
@@ -116,4 +116,28 @@ function tryParse(text: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A data file's text. One that is not a regular file (a FIFO, a device, a directory) is an
+ * error naming it: reading a FIFO or a device would wait for ever, or never end. A missing
+ * file throws ENOENT as readFileSync does.
+ */
+export function readDataFile(file: string): string {
+  checkRegularFile(file);
+  return readFileSync(file, "utf8");
+}
+
+/** Throws a UserError naming `file` when it exists and is not a regular file (links are followed). */
+export function checkRegularFile(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (st.isFile()) return;
+  const what = st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "not a regular file";
+  throw new UserError(`Data file ${file} is ${what}, not a regular file. Nothing was read or changed; move it aside (agent-cron makes a new one where none is).`);
 }

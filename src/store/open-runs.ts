@@ -1,3 +1,4 @@
+import { checkRegularFile } from "./json-file.js";
 import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { writeError } from "./jobs-store.js";
 
@@ -33,6 +34,8 @@ export class OpenRuns {
   /** Reads the file; false when it is missing or damaged (the caller rebuilds it from the logs). */
   load(): boolean {
     let text: string;
+    // Not a regular file (a FIFO would hang the read): named, as every data file is.
+    checkRegularFile(this.file);
     try {
       text = readFileSync(this.file, "utf8");
     } catch {

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LockLostError, UserError, unfenced, type Fence } from "../core/errors.js";
 import { RunSchema, type Run } from "../core/jobs.js";
 import { STORED, type PutOutcome } from "../core/ports.js";
-import { parseNamed } from "./json-file.js";
+import { parseNamed, readDataFile } from "./json-file.js";
 import { writeError } from "./jobs-store.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
@@ -91,12 +91,14 @@ export class RunStore {
   private warmQueue: JobLog[] = [];
   private warmed: { promise: Promise<void>; resolve: () => void } | null = null;
   private closed = false;
+  private readonly durability: "fsync" | "os";
 
   constructor(
     dataDir: string,
     private readonly runsPerJob: number,
-    opts: { fence?: Fence; workRoot?: string; onProblem?: (message: string) => void } = {},
+    opts: { fence?: Fence; workRoot?: string; onProblem?: (message: string) => void; durability?: "fsync" | "os" } = {},
   ) {
+    this.durability = opts.durability ?? "fsync";
     this.runsDir = path.join(dataDir, "runs");
     this.outputsDir = path.join(dataDir, "outputs");
     this.legacyWorkRoot = path.join(dataDir, "work");
@@ -437,7 +439,7 @@ export class RunStore {
     try {
       let text = "";
       try {
-        text = readFileSync(log.file, "utf8");
+        text = readDataFile(log.file);
       } catch (err) {
         // Gone meanwhile (removed by hand): an empty history, as for a new job.
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
@@ -564,6 +566,8 @@ export class RunStore {
       }
       let off = 0;
       while (off < buf.length) off += writeSync(fd, buf, off);
+      // Acknowledged once on disk (durability "fsync"): one sync per log and batch of puts.
+      if (this.durability === "fsync") fdatasyncSync(fd);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {

@@ -25,6 +25,8 @@ const job = (over: Partial<Job> = {}): Job =>
     run_count: 0,
     consecutive_failures: 0,
     pause_after_failures: 5,
+    schedule_history: [],
+    missed_spans: [],
     ...over,
   }) as Job;
 const at = (hhmm: string) => Date.parse(`2026-03-02T${hhmm}:00.000Z`);

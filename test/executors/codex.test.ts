@@ -166,6 +166,6 @@ describe("readCodexEvents", () => {
         .map((e) => JSON.stringify(e))
         .join("\n"),
     );
-    expect(events).toEqual({ threadId: "t1", answer: null, usage: null, failure: "stream disconnected" });
+    expect(events).toEqual({ threadId: "t1", answer: null, usage: null, failure: "stream disconnected", tools: [] });
   });
 });

@@ -10,7 +10,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface Seen {
+  /** The path without its query. */
   path: string;
+  query: URLSearchParams;
   headers: http.IncomingHttpHeaders;
   body: string;
   json: any;
@@ -22,7 +24,11 @@ export type Answer = { status: number; body?: string; headers?: Record<string, s
 /** How each service answers a request it accepts. */
 const ACCEPT: Record<string, (seen: Seen) => Answer> = {
   slack: () => ({ status: 200, body: "ok", headers: { "content-type": "text/html" } }),
-  discord: () => ({ status: 204 }),
+  // With ?wait=true Discord answers 200 with the message it made (its id), else 204.
+  discord: (seen) =>
+    seen.query.get("wait") === "true"
+      ? { status: 200, body: JSON.stringify({ id: "1182736459182736459", type: 0, channel_id: "1100000000000000001", content: seen.json?.content ?? "" }), headers: { "content-type": "application/json" } }
+      : { status: 204 },
   teams: () => ({ status: 202 }),
   telegram: (seen) => ({
     status: 200,
@@ -62,14 +68,15 @@ export class ChatReceivers {
       req.setEncoding("utf8");
       req.on("data", (c: string) => (body += c));
       req.on("end", () => {
-        const path = req.url ?? "/";
+        const url = new URL(req.url ?? "/", "http://receiver");
+        const path = url.pathname;
         let json: unknown = null;
         try {
           json = JSON.parse(body);
         } catch {
           // not JSON
         }
-        const seen: Seen = { path, headers: req.headers, body, json, at: Date.now() };
+        const seen: Seen = { path, query: url.searchParams, headers: req.headers, body, json, at: Date.now() };
         this.seen.push(seen);
         const plan = this.plans.get(path);
         const n = this.at(path).length;

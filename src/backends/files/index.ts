@@ -27,9 +27,10 @@ export async function openFilesBackend(opts: {
   clock: Clock;
   /** A run log found damaged after start-up (read in the background): where to say so. */
   onProblem?: (message: string) => void;
+  durability?: "fsync" | "os";
 }): Promise<FilesBackend> {
-  const jobs = await JobStore.open(opts.dataDir, opts.fence);
-  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot, onProblem: opts.onProblem });
+  const jobs = await JobStore.open(opts.dataDir, opts.fence, opts.durability);
+  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot, onProblem: opts.onProblem, durability: opts.durability });
   runs.load();
   return {
     jobs,

@@ -120,6 +120,7 @@ export function titleParts(msg: DeliveryMessage): { emoji: string; text: string 
   const took = msg.durationMs === null ? "" : ` in ${humanDuration(msg.durationMs)}`;
   switch (msg.event) {
     case "completed":
+      if (msg.status === "empty") return { emoji: "⚠️", text: `${name} completed having done nothing: needs attention` };
       return { emoji: "✅", text: msg.status === "completed" || !msg.status ? `${name} completed${took}` : `${name} ${msg.status.replace(/_/g, " ")}` };
     case "changed":
       return { emoji: "🔁", text: `${name} completed${took}, answer changed` };

@@ -176,6 +176,23 @@ export function auditJob(job: Job, records: RecordIndex, opts: AuditOptions, cac
     }
     const occ = cache.of(sched, start, end);
     let r = upperBound(times, start);
+    // The usual case: the records line up one to one with the occurrences (each has exactly
+    // one): a tight loop over two typed arrays.
+    const n = occ.length;
+    let aligned = n > 0 && r + n <= times.length && (r + n === times.length || times[r + n] > end);
+    if (aligned) {
+      for (let i = 0; i < n; i++) {
+        if (times[r + i] !== occ[i]) {
+          aligned = false;
+          break;
+        }
+      }
+    }
+    if (aligned) {
+      for (let i = r; i < r + n; i++) counts[codes[i]]++;
+      due += n;
+      continue;
+    }
     for (let i = 0; i < occ.length; i++) {
       const t = occ[i];
       due++;

@@ -100,7 +100,7 @@ describe("delivery to channels", () => {
     await s.tool("add_cron", { name: "audit", schedule: YEARLY, prompt: "**All good**: 3 files, see `log.txt`", deliver_to: ["team"] });
     const run = await deliveredRun(s, "audit");
     expect(run.delivery).toBe("delivered");
-    expect(run.deliveries).toEqual([{ channel: "team", event: "completed", attempt: 1, ok: true, http_status: 200, error: null, at: expect.any(String) }]);
+    expect(run.deliveries).toEqual([{ channel: "team", event: "completed", attempt: 1, ok: true, http_status: 200, message_id: null, error: null, at: expect.any(String) }]);
     const [msg] = rx.at("/slack/ok");
     expect(msg.headers["content-type"]).toMatch(/application\/json/);
     expect(msg.json.text).toMatch(/audit completed/);
@@ -118,7 +118,7 @@ describe("delivery to channels", () => {
     const run = await deliveredRun(s, "bad-payload");
     expect(run.status).toBe("completed");
     expect(run.delivery).toBe("failed");
-    expect(run.deliveries).toEqual([{ channel: "team_bad", event: "completed", attempt: 1, ok: false, http_status: 400, error: "HTTP 400: invalid_payload", at: expect.any(String) }]);
+    expect(run.deliveries).toEqual([{ channel: "team_bad", event: "completed", attempt: 1, ok: false, http_status: 400, message_id: null, error: "HTTP 400: invalid_payload", at: expect.any(String) }]);
     expect((await s.tool("list_runs", { job: "bad-payload" })).runs[0].delivery).toBe("failed");
     const cli = await runCli(["runs", "bad-payload", "--data-dir", s.dataDir]);
     expect(cli.stdout).toMatch(/DELIVERY/);
@@ -133,7 +133,7 @@ describe("delivery to channels", () => {
     expect(second.at - first.at).toBeGreaterThanOrEqual(950);
   });
 
-  it("Discord: an embed with title, description and color, accepted on 204; 429's JSON retry_after is honoured", async () => {
+  it("Discord: an embed with title, description and color, sent with wait=true and accepted on 200 with the message's id; 429's JSON retry_after is honoured", async () => {
     await s.tool("add_cron", { name: "disc", schedule: YEARLY, prompt: "# Report\n- one\n- two", deliver_to: ["ops", "ops_slow"] });
     const run = await deliveredRun(s, "disc");
     expect(run.delivery).toBe("delivered");
@@ -145,7 +145,7 @@ describe("delivery to channels", () => {
     expect(embed.description.length).toBeLessThanOrEqual(4096);
     expect(Number.isInteger(embed.color)).toBe(true);
     const slow = run.deliveries.filter((d: Json) => d.channel === "ops_slow");
-    expect(slow.map((d: Json) => [d.attempt, d.ok, d.http_status])).toEqual([[1, false, 429], [2, true, 204]]);
+    expect(slow.map((d: Json) => [d.attempt, d.ok, d.http_status, d.message_id])).toEqual([[1, false, 429, null], [2, true, 200, "1182736459182736459"]]);
   });
 
   it("Teams: an Adaptive Card in a message attachment, accepted on 202", async () => {
@@ -229,14 +229,16 @@ describe("delivery to channels", () => {
     expect(done.deliveries.map((d: Json) => [d.attempt, d.ok, d.error])).toEqual([1, 2, 3, 4].map((n) => [n, false, "no answer within 1 s"]));
   });
 
-  it("an empty answer is never delivered as completed", async () => {
+  it("an empty answer is never delivered as a result: it goes out as needing attention (SPEC §18)", async () => {
     await s.tool("add_cron", { name: "empty", schedule: YEARLY, prompt: "say nothing", executor: "quiet", deliver_to: ["team"] });
     const before = rx.at("/slack/ok").length;
     const { run } = await s.tool("run_now", { job: "empty", wait: true });
     expect(run.status).toBe("completed");
-    await sleep(300);
-    expect((await s.tool("get_run", { run: run.id })).run.delivery).toBeNull();
-    expect(rx.at("/slack/ok").length).toBe(before);
+    expect(run.warnings[0]).toMatch(/^empty: /);
+    await waitFor(() => rx.at("/slack/ok").length === before + 1, { timeout: 20_000 });
+    const text = JSON.stringify(rx.at("/slack/ok").at(-1)!.json);
+    expect(text).toMatch(/empty completed having done nothing: needs attention/);
+    expect(text).not.toMatch(/empty completed in/);
   });
 
   it("deliver_on changed: only answers that differ from the previous completed run's go out", async () => {

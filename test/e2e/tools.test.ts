@@ -16,10 +16,10 @@ describe("the tools, each through a real MCP client", () => {
     await s?.cleanup();
   });
 
-  it("lists the twelve tools, each with input and output schemas (summary first) and annotations", async () => {
+  it("lists the thirteen tools, each with input and output schemas (summary first) and annotations", async () => {
     const { tools } = await s.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(
-      ["add_cron", "cancel_run", "get_cron", "get_run", "list_crons", "list_runs", "pause", "preview_schedule", "remove", "resume", "run_now", "update_cron"],
+      ["add_cron", "audit", "cancel_run", "get_cron", "get_run", "list_crons", "list_runs", "pause", "preview_schedule", "remove", "resume", "run_now", "update_cron"],
     );
     for (const t of tools) {
       expect(t.inputSchema.type).toBe("object");

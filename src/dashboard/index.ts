@@ -11,7 +11,7 @@ import { GuessThrottle } from "../mcp/http/throttle.js";
 import { DashboardAuth, sameOrigin } from "./auth.js";
 import { escapeHtml, type Html } from "./html.js";
 import { renderMarkdown } from "./markdown.js";
-import { approverPage, bouncePage, jobPage, jobsPage, loginPage, messagePage, runPage, type PageContext } from "./pages.js";
+import { approverPage, auditPage, bouncePage, jobPage, jobsPage, loginPage, messagePage, runPage, type PageContext } from "./pages.js";
 import { EventStreams } from "./sse.js";
 
 export interface DashboardOptions {
@@ -68,7 +68,7 @@ const ASSETS: Record<string, { type: string; body: Buffer; gz: Buffer }> = Objec
   }),
 );
 
-const OWNED = /^\/(?:$|login$|logout$|approver(?:\/logout)?$|events$|favicon\.(?:svg|ico)$|assets\/|jobs(?:\/|$)|runs(?:\/|$))/;
+const OWNED = /^\/(?:$|login$|logout$|approver(?:\/logout)?$|events$|audit$|favicon\.(?:svg|ico)$|assets\/|jobs(?:\/|$)|runs(?:\/|$))/;
 
 /**
  * The browser dashboard (SPEC §12): server-rendered pages over the CronApi, so it is the same
@@ -149,6 +149,7 @@ export class Dashboard {
       return this.text(res, 405, "Use GET for pages and POST for actions.", { allow: "GET, HEAD, POST" });
     }
     if (path === "/") return this.jobs(req, res, url, ctx);
+    if (path === "/audit") return this.audit(req, res, url, ctx);
     if (path === "/events") return this.streams.open(req, res, SECURITY_HEADERS);
     if (path === "/jobs" || path === "/runs" || path === "/jobs/" || path === "/runs/") return this.redirect(res, "/");
     const job = /^\/jobs\/([^/]+)$/.exec(path);
@@ -173,7 +174,16 @@ export class Dashboard {
     if (!data) return;
     // The Host knows where the jobs run (owner.json); SPEC §17 wants the page to say it.
     const residence = (this.api as { residence?: () => { sentence: string } }).residence?.().sentence;
-    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor, residence }));
+    // The audit's one sentence heads the page (SPEC §18); its details are on /audit.
+    const audit = await this.api.audit({ limit: 1 }).catch(() => null);
+    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor, residence, audit }));
+  }
+
+  private async audit(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext): Promise<void> {
+    const since = url.searchParams.get("since") || undefined;
+    const report = await this.userPage(req, res, ctx, 400, () => this.api.audit({ since, limit: 100 }));
+    if (!report) return;
+    return this.page(req, res, 200, auditPage(ctx, report));
   }
 
   private async job(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext, ref: string | null): Promise<void> {

@@ -1,3 +1,4 @@
+import { OUTCOMES, type AuditReport } from "../core/ledger.js";
 import type { JobOverview, JobView, RunBrief } from "../core/api.js";
 import type { Job, JobState, RunWithOutput } from "../core/jobs.js";
 import { JOB_STATES } from "../core/jobs.js";
@@ -143,6 +144,8 @@ export interface JobsPageData {
   cursor: string | null;
   /** Where the jobs run: a background owner (pid, since when) or only while a client is open. */
   residence?: string;
+  /** The audit of the last 7 days (SPEC §18), when it could be made. */
+  audit?: AuditReport | null;
 }
 
 export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
@@ -160,6 +163,7 @@ export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
     ctx,
     watch: "all",
     main: html`<h1>Jobs</h1>
+${data.audit ? html`<p class="notice${data.audit.unaccounted ? " bad" : ""}" id="audit-panel" data-live>${data.audit.summary} <a href="/audit">Audit</a></p>` : ""}
 <p class="muted small" id="summary" data-live>${data.total} job${data.total === 1 ? "" : "s"}${filtered ? " match" : ""}${shown < data.total ? `; showing ${shown}` : ""}. Times are in each job's zone<span id="viewer-tz"></span>.</p>
 ${data.residence ? html`<p class="muted small" id="residence">${data.residence}</p>` : ""}
 <form class="filters" method="get" action="/" role="search">
@@ -411,4 +415,22 @@ export function messagePage(title: string, message: string, ctx?: PageContext, b
  */
 export function bouncePage(target: string): Html {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${target}"><title>agent-cron</title></head><body><p><a href="${target}">Continue to the dashboard</a></p></body></html>`;
+}
+
+/** The audit panel (SPEC §18): per job, counts by outcome and every occurrence due with no record. */
+export function auditPage(ctx: PageContext, report: AuditReport): Html {
+  const outcomes = OUTCOMES.filter((o) => report.counts[o]);
+  return layout({
+    title: "Audit",
+    ctx,
+    main: html`<p class="crumbs"><a href="/">Jobs</a> ›</p>
+<h1>Audit</h1>
+<p class="notice${report.unaccounted ? " bad" : ""}" id="audit-summary">${report.summary}</p>
+<p class="muted small">From ${report.since} to ${report.until}. <a href="/audit?since=24h">Last 24 hours</a> · <a href="/audit">Last 7 days</a> · <a href="/audit?since=30d">Last 30 days</a></p>
+<div class="table-wrap cards"><table class="cards"><thead><tr><th scope="col">Job</th><th scope="col">From</th><th scope="col">Due</th>${outcomes.map((o) => html`<th scope="col">${o}</th>`)}<th scope="col">No record</th></tr></thead><tbody>${report.jobs.map(
+      (j) =>
+        html`<tr><td class="name"><a href="${jobHref(j.job_id)}">${j.name ?? j.job_id.slice(0, 8)}</a></td><td data-label="From"><div>${j.from}</div></td><td data-label="Due"><div>${String(j.due)}</div></td>${outcomes.map((o) => html`<td data-label="${o}"><div>${String(j.counts[o] ?? 0)}</div></td>`)}<td data-label="No record"><div>${j.unaccounted ? html`<span class="badge st-failed">${String(j.unaccounted)}</span><div class="small">${j.unaccounted_at.join(", ")}</div>` : "0"}</div></td></tr>`,
+    )}</tbody></table></div>
+${report.more_jobs ? html`<p class="muted small">${report.more_jobs} more jobs, every occurrence accounted for.</p>` : ""}`,
+  });
 }

@@ -13,6 +13,7 @@ import { checkSelf } from "./peer.js";
 import { VERSION } from "../version.js";
 import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
+import { unaccountedOccurrences } from "../core/ledger.js";
 
 /**
  * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
@@ -111,6 +112,11 @@ export class Host implements CronApi {
     if (this.owner) return this.owner.app.health();
     if (this.remote) return { ready: true, reason: null, ...none };
     return { ready: false, reason: "no process owns the data dir at this moment; this one is taking it over", ...none };
+  }
+
+  /** For /metrics: what the owner's last audit found unaccounted (SPEC §18); null in a follower or before the first audit. */
+  unaccounted(): number | null {
+    return this.owner ? unaccountedOccurrences(this.owner.app) : null;
   }
 
   /** The owner's App, when this process owns the data dir. */

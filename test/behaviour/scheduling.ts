@@ -10,6 +10,7 @@ import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";
 import { forget, openTestApp, type TestBackend } from "../helpers/app.js";
 import { ChatReceivers } from "../helpers/chat-receivers.js";
+import { unaccountedOccurrences } from "../../src/core/ledger.js";
 
 const T0 = "2026-03-02T08:59:59.500Z";
 
@@ -493,7 +494,7 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
         await new Promise((r) => setTimeout(r, 50));
         expect(notices.filter((n) => n.startsWith("Audit:"))).toHaveLength(1);
         expect(receivers.at("/telegram/bot123:abc/sendMessage")).toHaveLength(1);
-        expect(app.lastAudit?.unaccounted).toBe(5);
+        expect(unaccountedOccurrences(app)).toBe(5); // what /metrics reads
       } finally {
         delete process.env.TG_TOKEN;
         await receivers.close();

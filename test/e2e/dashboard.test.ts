@@ -36,6 +36,19 @@ describe("dashboard on the HTTP daemon, without a token", () => {
     await rx?.close();
   });
 
+  it("shows the audit's sentence on the jobs page and an audit panel with counts per job (SPEC §18)", async () => {
+    await client.tool("add_cron", { name: "audited", schedule: "0 9 * * 1-5", prompt: "p", executor: "echo" });
+    const home = await request(base, "/");
+    expect(home.text).toMatch(/id="audit-panel"[^>]*>Every occurrence since .* is accounted for/);
+    const panel = await request(base, "/audit?since=24h");
+    expect(panel.status, panel.text.slice(0, 2000)).toBe(200);
+    expect(panel.headers["content-security-policy"]).toMatch(/^default-src 'self'(;|$)/);
+    expect(panel.text).toMatch(/<h1>Audit<\/h1>/);
+    expect(panel.text).toContain(">audited</a>");
+    expect(unsafeMarkup(panel.text)).toEqual([]);
+    expect((await request(base, "/audit?since=yesterday-ish")).status).toBe(400);
+  });
+
   it("serves the jobs, job and run pages with CSP, and never lets a hostile prompt or output become markup", async () => {
     const { job } = await client.tool("add_cron", { name: "hostile", schedule: "0 9 * * 1-5", prompt: HOSTILE, executor: "echo-stdin" });
     const { run } = await client.tool("run_now", { job: job.id, wait: true });

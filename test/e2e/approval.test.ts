@@ -93,7 +93,7 @@ describe("elicitation answers", () => {
     const s = await start({ config: { approval: "ask" }, onElicit: () => ({ action }) });
     const kept = await s.tool("add_cron", { name: "unanswered", schedule: "@daily", prompt: "p" });
     expect(kept.job.state).toBe("pending_approval");
-    expect(kept.summary).toMatch(/^Waiting for a person's approval \(agent-cron approve unanswered\): .* The question was dismissed without an answer, so the job is kept for a person to decide\.$/);
+    expect(kept.summary).toMatch(/^Waiting for a person's approval \(agent-cron approve unanswered\): .* The question was dismissed without an answer, so the job is kept for a person to decide\.( Warning: .*)?$/);
     action = "decline";
     expect(await s.toolError("add_cron", { name: "refused", schedule: "@daily", prompt: "p" })).toBe("add_cron failed: The user declined to schedule this job; nothing was stored.");
     expect((await s.tool("list_crons")).jobs.map((j: { name: string }) => j.name)).toEqual(["unanswered"]);

@@ -11,7 +11,7 @@ const NODE = process.execPath;
 describe("agent-cron import crontab", () => {
   it("imports lines whose command is a configured command executor, lists the others with reasons, and --dry-run stores nothing", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const hello = [NODE, fixture("echo-agent.mjs"), "hello from cron"];
-    const dir = makeDataDir({ config: { executors: { hello: { type: "command", command: hello } } } });
+    const dir = makeDataDir({ config: { executors: { hello: { type: "command", command: hello, sandbox: "none" } } } });
     onTestFinished(() => removeDir(dir));
     const cli = (...args: string[]) => runCli([...args, "--data-dir", dir]);
     const tab = [

@@ -71,7 +71,7 @@ describe("evidence on a run record", () => {
     try {
       const s = await start({
         config: {
-          executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), output_format: "stream-json" } },
+          executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), output_format: "stream-json", sandbox: "none" } },
           channels: {
             ops: { type: "discord", url: rx.url("/discord/ops") },
             me: { type: "telegram", token_env: "TG_TOKEN", chat_id: "42", api_base: `${rx.base}/telegram` },

@@ -27,7 +27,7 @@ describe("stdio framing", () => {
     const tooLarge = answers().find((a) => a.id === 7);
     expect(tooLarge.error.code).toBe(-32600);
     expect(tooLarge.error.message).toMatch(/^Message too large: \d+ bytes; one message may have at most 8388608 bytes/);
-    expect(answers().find((a) => a.id === 8).result.tools.length).toBe(12);
+    expect(answers().find((a) => a.id === 8).result.tools.length).toBe(13);
     expect(child.exitCode).toBeNull();
     child.stdin.end();
     await new Promise((r) => child.once("exit", r));

@@ -50,7 +50,7 @@ describe("webhooks through the server (private networks allowed by the operator)
     const job = (await s.tool("add_cron", { name: "signed", schedule: "in 1s", prompt: "signed output", on_complete: url, on_fail: rx.url("/signed-failed") })).job;
     const run = (await deliveredRun("signed")) as Run;
     expect(run.status).toBe("completed");
-    expect(run.deliveries).toEqual([{ channel: "on_complete", event: "completed", attempt: 1, ok: true, at: expect.any(String), http_status: 200, error: null }]);
+    expect(run.deliveries).toEqual([{ channel: "on_complete", event: "completed", attempt: 1, ok: true, at: expect.any(String), http_status: 200, message_id: null, error: null }]);
     expect(run.delivery).toBe("delivered");
 
     const [seen] = rx.at("/done");

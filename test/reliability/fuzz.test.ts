@@ -285,7 +285,11 @@ describe("fuzz: hostile tool arguments against one running server", () => {
     const snapshot = async () => {
       const stored = await s.jobs();
       const files = readDataFiles(dataDir);
-      return { stored, files, sameAsFiles: stored.map((j) => JSON.stringify(j)).sort(), inFiles: [...files.jobs.values()].map((j) => JSON.stringify(j)).sort() };
+      // Fields compared by value, not by the order a reader happened to build them in.
+      const sorted = (v: unknown): unknown =>
+        Array.isArray(v) ? v.map(sorted) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
+      const canonical = (j: object) => JSON.stringify(sorted(j));
+      return { stored, files, sameAsFiles: stored.map(canonical).sort(), inFiles: [...files.jobs.values()].map(canonical).sort() };
     };
     let snap = await snapshot();
     for (let i = 0; i < 20 && JSON.stringify(snap.inFiles) !== JSON.stringify(snap.sameAsFiles); i++) {

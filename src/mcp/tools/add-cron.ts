@@ -10,8 +10,8 @@ export const addCronTool = defineTool({
   config: {
     title: "Schedule agent work",
     description:
-      "Schedule a prompt to run later, once or on a recurring schedule. Unlike a session timer (CronCreate, ScheduleWakeup), " +
-      "the job is durable: it survives restarts and client exits (always_on daemon), each run starts a fresh agent session, and results are kept. " +
+      "Schedule a prompt to run later, once or recurring. Unlike a session timer (CronCreate, ScheduleWakeup) the job is durable " +
+      "(survives restarts and client exits), each run is a fresh agent session, and results are kept. " +
       "Name it so a retry does not duplicate it. " +
       'Example: {"name": "log-audit", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Audit yesterday\'s logs"}; ' +
       'a follow-up: {"schedule": "in 20m", ...}.',

@@ -9,13 +9,12 @@ export const auditTool = defineTool({
   config: {
     title: "Audit the occurrences",
     description:
-      "Check that every occurrence each job's schedule produced (under the schedule in force at the time, pauses excluded) has exactly one record: " +
-      "completed, failed, interrupted, skipped, missed (each with its reason in list_runs) or is pending now. Answers counts by outcome per job and every " +
-      'occurrence that was due and has no record. Use it when a person asks whether their jobs really ran. Example: {"job": "log-audit", "since": "7d"}.',
+      "Did every scheduled occurrence run? Counts each job's occurrences by outcome and lists any due with no record. " +
+      'Example: {"job": "log-audit", "since": "7d"}.',
     inputSchema: z.strictObject({
-      job: z.string().min(1).max(200).optional().describe("Job id or name; all jobs when absent"),
-      since: z.string().min(1).max(64).optional().describe('How far back: "7d" (default), "24h", "30m", "2w", or an ISO time'),
-      limit: z.number().int().min(1).max(100).optional().describe("Jobs listed (default 20; those with something unaccounted first)"),
+      job: z.string().min(1).max(200).optional().describe("Job (default all)"),
+      since: z.string().min(1).max(64).optional().describe('"7d" (default), "24h" or an ISO time'),
+      limit: z.number().int().min(1).max(100).optional().describe("Jobs listed (default 20)"),
     }),
     outputSchema: z.object({
       summary: z.string(),

@@ -37,7 +37,7 @@ describe("MCP Inspector --strict", () => {
     const r = await strictToolsList([process.execPath, CLI, "serve", "--data-dir", data]);
     expect(r.code).toBe(0);
     const listed = JSON.parse(r.stdout);
-    expect(listed.tools.length).toBe(12);
+    expect(listed.tools.length).toBe(13);
     expect(listed.schemaFindings).toBeUndefined();
     // The server's own stderr lines (its ready line, the executor notice) pass through.
     const inspectorSaid = r.stderr.split("\n").filter((l) => !l.startsWith("agent-cron ")).join("\n");

@@ -236,7 +236,7 @@ async function timeEach(n, fn) {
  * The store modules the micro-benchmarks call directly. dist/ is one bundle (scripts/bundle.mjs),
  * so they are bundled here on their own, from the same sources, into .cache/bench-lib/.
  */
-async function storeModule(name, folder = "store") {
+async function storeModule(name, folder = existsSync(path.join(root, "src", "backends", "files", "store")) ? "backends/files/store" : "store") {
   const { build } = await import("esbuild");
   const outdir = path.join(root, ".cache", "bench-lib");
   await build({ entryPoints: [path.join(root, "src", folder, `${name}.ts`)], outdir, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
@@ -244,10 +244,10 @@ async function storeModule(name, folder = "store") {
 }
 const { stringifyRecords } = await storeModule("json-file");
 // The run history format of the store under test: the per-job run log (runs/<job_id>.jsonl)
-// where src/store/run-log.ts exists, else the older whole-file runs/<job_id>.json, so this
+// where src/backends/files/store/run-log.ts (before, src/store/run-log.ts) exists, else the older whole-file runs/<job_id>.json, so this
 // script also benchmarks a checkout from before the log (an A/B with --cli needs each build's
 // own format).
-const runLog = existsSync(path.join(root, "src", "store", "run-log.ts")) ? await storeModule("run-log") : null;
+const runLog = existsSync(path.join(root, "src", "backends", "files", "store", "run-log.ts")) || existsSync(path.join(root, "src", "store", "run-log.ts")) ? await storeModule("run-log") : null;
 function writeRunHistory(dir, jobId, runs) {
   if (runLog) {
     writeFileSync(path.join(dir, "runs", `${jobId}.jsonl`), runLog.formatRunLog(jobId, runs));
@@ -493,7 +493,7 @@ async function benchAdd() {
   for (const size of SIZES) {
     // one finished run per stored job (up to 10,000: past that, 100,000 run logs to write and
     // copy would be most of the section), so list_runs without a job sorts `size` runs
-    const journal = size ? Math.max(512, Math.min(size * 4, 4096), size / 4) - Math.floor(ADDS / 2) : 0; // src/store/jobs-store.ts compactAfterLines
+    const journal = size ? Math.max(512, Math.min(size * 4, 4096), size / 4) - Math.floor(ADDS / 2) : 0; // src/backends/files/store/jobs-store.ts compactAfterLines
     const dir = await populatedDir(size, { runsPerJob: size && size <= 10_000 ? 1 : 0, journal });
     const s = await startServer(dir, { label: `add-${size}` });
     try {

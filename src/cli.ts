@@ -307,13 +307,13 @@ function explicitConfig(values: Values): string | null {
 async function ownerStarter(values: Values, dataDir: string, config: Config, force = false): Promise<((since: number | null) => void) | undefined> {
   if (config.store.type !== "files") return undefined;
   if (!force && alwaysOn(config) !== "daemon") return undefined;
-  const { startBackgroundOwner } = await import("./share/background.js");
+  const { startBackgroundOwner } = await import("./backends/files/share/background.js");
   const configPath = explicitConfig(values);
   return (handoverSince) => void startBackgroundOwner({ dataDir, config, configPath, env: process.env, handoverSince });
 }
 
 /** config.json is watched: a valid edit applies without a restart. */
-async function watchServerConfig(values: Values, dataDir: string, config: Config, host: import("./share/host.js").Host) {
+async function watchServerConfig(values: Values, dataDir: string, config: Config, host: import("./backends/files/share/host.js").Host) {
   const { watchConfig } = await import("./config-watch.js");
   return watchConfig({
     dataDir,
@@ -340,7 +340,7 @@ async function serve(args: string[]): Promise<number> {
   const { dataDir, config, configPath: configFile } = setup(values);
   logger.setFormat(config.log_format);
   if (values.background) return serveBackground(values, dataDir, config, configFile);
-  const { Host } = await import("./share/host.js");
+  const { Host } = await import("./backends/files/share/host.js");
   const host = await Host.open({
     dataDir,
     config,
@@ -436,7 +436,7 @@ function logEvents(events: AppEventBus): void {
  * its environment.
  */
 async function serveBackground(values: Values, dataDir: string, config: Config, configFile: string | null): Promise<number> {
-  const [{ Host, OwnerPresentError }, bg] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const [{ Host, OwnerPresentError }, bg] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
   const log = new bg.RotatingLog(bg.logPathFor(dataDir));
   const say = (level: string, message: string) => {
     const line = `${new Date().toISOString()} agent-cron ${level}: ${message}`;
@@ -585,7 +585,7 @@ async function dashboard(args: string[]): Promise<number> {
   const port = values.port === undefined ? 8766 : parsePort(String(values.port));
   const { dataDir, config, configPath } = setup(values);
   logger.setFormat(config.log_format);
-  const [{ Host }, { serveDashboard }] = await Promise.all([import("./share/host.js"), import("./dashboard/index.js")]);
+  const [{ Host }, { serveDashboard }] = await Promise.all([import("./backends/files/share/host.js"), import("./dashboard/index.js")]);
   const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice, startedAs: "dashboard" });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;
@@ -659,7 +659,7 @@ async function importCrontab(args: string[]): Promise<number> {
   const { importable, refused } = planCrontab(text, config);
   const jobs: { line: number; name: string; schedule: string; executor: string; description: string; next_run: string | null; created: boolean }[] = [];
   if (importable.length) {
-    const { Host } = await import("./share/host.js");
+    const { Host } = await import("./backends/files/share/host.js");
     const host = await Host.open({ dataDir, config, configPath, role: "cli" });
     try {
       for (const l of importable) {
@@ -710,8 +710,8 @@ async function migrate(args: string[]): Promise<number> {
 }
 
 /** Where the jobs run, from owner.json, without opening the data dir (doctor, status). */
-async function residenceOf(dataDir: string, config: Config): Promise<Pick<import("./share/background.js").Residence, "sentence" | "background"> & { pid: number | null; started_as: string | null }> {
-  const [{ readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+async function residenceOf(dataDir: string, config: Config): Promise<Pick<import("./backends/files/share/background.js").Residence, "sentence" | "background"> & { pid: number | null; started_as: string | null }> {
+  const [{ readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
   if (config.store.type !== "files") return { sentence: "Jobs run in the agent-cron processes that share the database, while at least one of them runs.", background: null, pid: null, started_as: null };
   const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   if (!found || !isAlive(found.pid)) return { sentence: NO_OWNER, background: false, pid: null, started_as: null };
@@ -737,7 +737,7 @@ function duration(ms: number): string {
 /** Who owns the data dir and what runs next (SPEC §17), read through the owner like every command. */
 async function ownerStatus(values: Values): Promise<Record<string, unknown> & { sentence: string; lines: string[] }> {
   const dataDir = dataDirOf(values);
-  const [{ Host, readOwnerFile }, { isAlive }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const [{ Host, readOwnerFile }, { isAlive }] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
   // Read before this command opens the data dir (which, with no owner, it then owns itself).
   const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   const owner = found && isAlive(found.pid) ? found : null;
@@ -780,7 +780,7 @@ async function startOwnerCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {}, 0);
   const { dataDir, config, configPath } = setup(values);
   if (config.store.type !== "files") throw new UserError("With the postgres store every agent-cron server schedules; there is no background owner to start. Run agent-cron serve --http (or a service) on a machine.");
-  const { Host } = await import("./share/host.js");
+  const { Host } = await import("./backends/files/share/host.js");
   const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner: await ownerStarter(values, dataDir, config, true) });
   const where = host.residence();
   await host.close(0);
@@ -791,7 +791,7 @@ async function startOwnerCommand(args: string[]): Promise<number> {
 async function stopOwner(args: string[]): Promise<number> {
   const { values } = parse(args, {}, 0);
   const dataDir = dataDirOf(values);
-  const [{ readOwnerFile }, { isAlive, looksLikeAgentCron }] = await Promise.all([import("./share/host.js"), import("./share/background.js")]);
+  const [{ readOwnerFile }, { isAlive, looksLikeAgentCron }] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
   const info = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   const done = (text: string, stopped: number | null) => {
     print({ json: !!values.json }, { summary: text, stopped_pid: stopped }, () => text);
@@ -806,7 +806,7 @@ async function stopOwner(args: string[]): Promise<number> {
   const { config } = setup(values);
   if (how === "daemon" || how === "service") {
     // Asked through the socket (with owner.json's secret): only the real owner hears it.
-    const [{ RemoteApiClient }, { AppEventBus }] = await Promise.all([import("./share/rpc.js"), import("./core/events.js")]);
+    const [{ RemoteApiClient }, { AppEventBus }] = await Promise.all([import("./backends/files/share/rpc.js"), import("./core/events.js")]);
     const remote = await RemoteApiClient.connect(info.socket, new AppEventBus(), info.token);
     try {
       await remote.handOver();
@@ -859,7 +859,7 @@ async function service(args: string[]): Promise<number> {
     return report.commands.every((c) => c.ok) ? 0 : 1;
   }
   const { dataDir, config } = setup(values);
-  const { cliPath } = await import("./share/background.js");
+  const { cliPath } = await import("./backends/files/share/background.js");
   const spec = { platform, dataDir, configPath: explicitConfig(values), http: !!values.http, node: process.execPath, cli: cliPath(), env: process.env, shutdownGraceSeconds: config.shutdown_grace_seconds };
   const report = await svc.installService(spec, opts);
   print(out, report, () => formatServiceReport(report));
@@ -938,7 +938,7 @@ ${where.sentence}
   const status = values.status as string | undefined;
   if (status && !RUN_STATUSES.includes(status as RunStatus)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}, got "${status}".`);
 
-  const [{ Host }, fmt] = await Promise.all([import("./share/host.js"), import("./cli-format.js")]);
+  const [{ Host }, fmt] = await Promise.all([import("./backends/files/share/host.js"), import("./cli-format.js")]);
   // A command that makes work to do starts the background owner (always_on "daemon"), as a
   // stdio server does: a job added from a terminal runs when no client is open, too.
   const startOwner = OWNER_STARTING.has(command) ? await ownerStarter(values, dataDir, config) : undefined;

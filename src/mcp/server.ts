@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
-import type { Residence } from "../share/background.js";
+import type { Residence } from "../backends/files/share/background.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
 import { LazyAjvValidator } from "./elicit-validator.js";

@@ -11,7 +11,7 @@ import {
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
-import type { Residence } from "../share/background.js";
+import type { Residence } from "../backends/files/share/background.js";
 import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
 import { describeIssue, quote } from "../core/issues.js";
 import { portableJsonSchema } from "./schema.js";

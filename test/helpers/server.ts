@@ -18,7 +18,7 @@ import {
   ElicitRequestSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
-import { RUN_LOG_SUFFIX, replayRunLog } from "../../src/store/run-log.js";
+import { RUN_LOG_SUFFIX, replayRunLog } from "../../src/backends/files/store/run-log.js";
 import { afterEach } from "vitest";
 import { isAlive } from "./process.js";
 export { isAlive };

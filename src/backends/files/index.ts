@@ -3,12 +3,12 @@ import type { Fence } from "../../core/errors.js";
 import type { JobRepo, OccurrenceQueue, OrphanFinder, RunRepo } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
 import { LocalQueue, OwnerOrphans } from "../local.js";
-import { JobStore } from "../../store/jobs-store.js";
-import { RunStore } from "../../store/runs-store.js";
+import { JobStore } from "./store/jobs-store.js";
+import { RunStore } from "./store/runs-store.js";
 
 /**
  * The files backend: one data dir, owned by one process at a time (the data-dir lock and the
- * local socket in src/share/ make every other process a follower of that owner). Jobs in
+ * local socket in share/ make every other process a follower of that owner). Jobs in
  * `jobs.json` plus its journal, runs in `runs/`, outputs in `outputs/`.
  */
 export interface FilesBackend {

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import type net from "node:net";
 import os from "node:os";
-import { liveProcessGroups } from "../executors/process.js";
+import { liveProcessGroups } from "../../../executors/process.js";
 
 /**
  * Whether a process acts for a person (SPEC §20): approving a job, and adding or changing one

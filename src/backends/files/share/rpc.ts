@@ -1,9 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
 import { chmodSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
-import { API_METHODS, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../core/api.js";
-import { LockLostError, UnauthorizedError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
-import type { AppEventBus, AppEvents } from "../core/events.js";
+import { API_METHODS, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../../../core/api.js";
+import { LockLostError, UnauthorizedError, UnavailableError, UserError, errorMessage, type Fence } from "../../../core/errors.js";
+import type { AppEventBus, AppEvents } from "../../../core/events.js";
 import { checkSocketPeer } from "./peer.js";
 
 /**

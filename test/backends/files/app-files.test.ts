@@ -1,12 +1,12 @@
 import { renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import type { App } from "../../src/core/app.js";
-import type { Run } from "../../src/core/jobs.js";
-import { JobStore } from "../../src/store/jobs-store.js";
-import { schedulingBehaviour } from "../behaviour/scheduling.js";
-import { FakeClock } from "../helpers/clock.js";
-import { filesBackend, forget, openTestApp } from "../helpers/app.js";
+import type { App } from "../../../src/core/app.js";
+import type { Run } from "../../../src/core/jobs.js";
+import { JobStore } from "../../../src/backends/files/store/jobs-store.js";
+import { schedulingBehaviour } from "../../behaviour/scheduling.js";
+import { FakeClock } from "../../helpers/clock.js";
+import { filesBackend, forget, openTestApp } from "../../helpers/app.js";
 
 // The same behaviour on a real data dir, then what only files can do: go away, fill up, be hand-edited.
 schedulingBehaviour(filesBackend);

@@ -1,4 +1,4 @@
-import type { Run } from "../core/jobs.js";
+import type { Run } from "../../../core/jobs.js";
 
 /**
  * When a run happened, for ordering across jobs: its start, else its occurrence. The order

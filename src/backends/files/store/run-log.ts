@@ -1,5 +1,5 @@
-import { UserError } from "../core/errors.js";
-import { RunSchema, type Run } from "../core/jobs.js";
+import { UserError } from "../../../core/errors.js";
+import { RunSchema, type Run } from "../../../core/jobs.js";
 import { parseNamed } from "./json-file.js";
 
 /**

@@ -2,15 +2,15 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { LockLostError, UserError, unfenced, type Fence } from "../core/errors.js";
-import { RunSchema, type Run } from "../core/jobs.js";
-import { STORED, type PutOutcome } from "../core/ports.js";
+import { LockLostError, UserError, unfenced, type Fence } from "../../../core/errors.js";
+import { RunSchema, type Run } from "../../../core/jobs.js";
+import { STORED, type PutOutcome } from "../../../core/ports.js";
 import { parseNamed, readDataFile } from "./json-file.js";
 import { writeError } from "./jobs-store.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
 import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
-import { logger } from "../log.js";
+import { logger } from "../../../log.js";
 
 /** One job's history: its log on disk and, once read, its runs in memory. */
 interface JobLog {

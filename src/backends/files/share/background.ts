@@ -2,9 +2,9 @@ import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Config } from "../config.js";
-import { toIsoInZone } from "../core/time.js";
-import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "../secret-env.js";
+import type { Config } from "../../../config.js";
+import { toIsoInZone } from "../../../core/time.js";
+import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "../../../secret-env.js";
 
 /**
  * The background owner of a data dir (SPEC §17): a detached `agent-cron serve --background`

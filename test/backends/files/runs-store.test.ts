@@ -2,10 +2,10 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readd
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Run } from "../../src/core/jobs.js";
-import { stringifyRecords } from "../../src/store/json-file.js";
-import { formatRunLog } from "../../src/store/run-log.js";
-import { RunStore } from "../../src/store/runs-store.js";
+import type { Run } from "../../../src/core/jobs.js";
+import { stringifyRecords } from "../../../src/backends/files/store/json-file.js";
+import { formatRunLog } from "../../../src/backends/files/store/run-log.js";
+import { RunStore } from "../../../src/backends/files/store/runs-store.js";
 
 const dirs: string[] = [];
 const stores: RunStore[] = [];

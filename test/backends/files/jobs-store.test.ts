@@ -2,9 +2,9 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { JobSchema, type Job } from "../../src/core/jobs.js";
-import { JobStore, compactAfterLines } from "../../src/store/jobs-store.js";
-import { stringifyRecords } from "../../src/store/json-file.js";
+import { JobSchema, type Job } from "../../../src/core/jobs.js";
+import { JobStore, compactAfterLines } from "../../../src/backends/files/store/jobs-store.js";
+import { stringifyRecords } from "../../../src/backends/files/store/json-file.js";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -3,17 +3,17 @@ import fs, { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSyn
 import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
-import type { Config } from "../config.js";
-import { LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../core/api.js";
-import type { App } from "../core/app.js";
-import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../core/errors.js";
-import { AppEventBus, type AppEvents } from "../core/events.js";
-import type { Health } from "../ops/metrics.js";
+import type { Config } from "../../../config.js";
+import { LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../../../core/api.js";
+import type { App } from "../../../core/app.js";
+import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../../../core/errors.js";
+import { AppEventBus, type AppEvents } from "../../../core/events.js";
+import type { Health } from "../../../ops/metrics.js";
 import { checkSelf } from "./peer.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../../../version.js";
 import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
-import { unaccountedOccurrences } from "../core/ledger.js";
+import { unaccountedOccurrences } from "../../../core/ledger.js";
 
 /**
  * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
@@ -217,7 +217,7 @@ export class Host implements CronApi {
     try {
       // Loaded only by a process that owns the data dir: a CLI that forwards to the owner never
       // loads the App, its stores and executors (start-up of every CLI command).
-      const { openApp } = await import("../compose.js");
+      const { openApp } = await import("../../../compose.js");
       app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence, env: this.opts.env });
     } catch (err) {
       gen.removeOwnerFile();
@@ -244,7 +244,7 @@ export class Host implements CronApi {
    * server or CLI, opens its own App on it, with no data-dir lock and no socket.
    */
   private async openShared(): Promise<void> {
-    const { openApp } = await import("../compose.js");
+    const { openApp } = await import("../../../compose.js");
     const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role, env: this.opts.env });
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     app.delivery.setLinkBase?.(this.linkBase);

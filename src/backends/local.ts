@@ -1,7 +1,7 @@
 import { UserError } from "../core/errors.js";
 import { withDerivedFields } from "../core/job-rules.js";
 import type { Job, Run } from "../core/jobs.js";
-import { handledUntil } from "../core/planner.js";
+import { takeable } from "../core/planner.js";
 import type { JobRepo, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "../core/ports.js";
 import type { Clock } from "../core/scheduler.js";
 import { toIsoInZone } from "../core/time.js";
@@ -32,7 +32,7 @@ export class LocalQueue implements OccurrenceQueue {
     if (!this.runner) throw new UserError("The occurrence queue has no runner yet.");
     const at = occ.scheduledFor;
     const result = await this.jobs.update(job.id, (j) =>
-      handledUntil(j) >= at
+      !takeable(j, at)
         ? null
         : withDerivedFields({ ...j, last_scheduled_for: toIsoInZone(new Date(at), j.timezone), updated_at: toIsoInZone(new Date(this.clock.now()), j.timezone) }),
     );

@@ -48,6 +48,32 @@ export function withScheduleHistory(job: Job): Job {
   return { ...job, schedule_history: next.length > MAX_SCHEDULE_HISTORY ? next.slice(-MAX_SCHEDULE_HISTORY) : next };
 }
 
+/**
+ * Whether the occurrence at `at` was due under the job's schedule history: the entry in force
+ * then (the newest one strictly before it, as the audit counts) was active and its schedule
+ * produced that time. A take that reaches the store after a pause or a new schedule uses this
+ * to tell an occurrence due before the change (it still gets its record) from one that never
+ * was (another process armed it from an older copy).
+ */
+export function wasDue(job: Job, at: number): boolean {
+  const history = job.schedule_history;
+  let entry: ScheduleEntry | undefined;
+  for (let i = history.length - 1; i >= 0; i--) {
+    if (Date.parse(history[i].at) < at) {
+      entry = history[i];
+      break;
+    }
+  }
+  if (!entry || entry.state !== "active" || at < Date.parse(job.created_at)) return false;
+  if (job.expires_at && at > Date.parse(job.expires_at)) return false;
+  try {
+    const sched = scheduleOfJob({ schedule: entry.schedule, timezone: entry.timezone, run_at: entry.run_at ?? null, created_at: job.created_at });
+    return occurrencesBetween(sched, new Date(at - 1), new Date(at), 1, new Date(job.created_at)).some((d) => d.getTime() === at);
+  } catch {
+    return false;
+  }
+}
+
 /** A job's records as the audit reads them: occurrence times (sorted) and outcome codes. */
 export interface RecordIndex {
   times: Float64Array;

@@ -2,6 +2,7 @@ import { errorMessage } from "./errors.js";
 import type { Job } from "./jobs.js";
 import { latestOccurrenceBetween, nextOccurrences, occurrencesBetween, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
 import { isValidTimezone } from "./time.js";
+import { wasDue } from "./ledger.js";
 
 /**
  * What to run and when, as pure functions of a job, its schedule and the clock: no I/O, no
@@ -20,6 +21,19 @@ export const LATE_MS = 5_000;
 /** Occurrences at or before this instant are done with (run, recorded, or skipped on purpose). */
 export function handledUntil(job: Job): number {
   return Math.max(job.last_scheduled_for ? Date.parse(job.last_scheduled_for) : -Infinity, job.schedule_from ? Date.parse(job.schedule_from) : -Infinity);
+}
+
+/**
+ * Whether a take of the occurrence at `at` goes ahead: it is not handled yet (no take of it or
+ * of a later one), and the job still schedules it, or it came due before the job was paused or
+ * given a new schedule. Such an occurrence is taken anyway so that it gets its record
+ * (skipped, when its run finds the job changed): the ledger has no hole where a take was slower
+ * than a person's change (SPEC §18).
+ */
+export function takeable(job: Job, at: number): boolean {
+  if (job.last_scheduled_for && Date.parse(job.last_scheduled_for) >= at) return false;
+  if (job.state === "active" && handledUntil(job) < at) return true;
+  return wasDue(job, at);
 }
 
 /** The job's next occurrences after `from`, never at or before the last one handled, within expires_at and max_runs. */

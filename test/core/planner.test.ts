@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { afterNotRun, afterRun, withDerivedFields } from "../../src/core/job-rules.js";
 import type { Job, Run } from "../../src/core/jobs.js";
-import { MAX_MISSED_RECORDS, brokenJobProblem, nextRuns, planCatchUp } from "../../src/core/planner.js";
+import { MAX_MISSED_RECORDS, brokenJobProblem, nextRuns, planCatchUp, takeable } from "../../src/core/planner.js";
 import { scheduleOfJob } from "../../src/core/schedule.js";
 
 // Decisions as pure functions of a job and the clock: no data dir, no timers.
@@ -106,5 +106,35 @@ describe("job rules", () => {
     expect(brokenJobProblem(job({ timezone: "Mars/Olympus" }))).toMatch(/timezone "Mars\/Olympus"/);
     expect(brokenJobProblem(job({ created_at: "soon" }))).toMatch(/created_at "soon" is not a date/);
     expect(brokenJobProblem(job())).toBeNull();
+  });
+});
+
+describe("takeable: an occurrence whose take reaches the store after a change (SPEC §18)", () => {
+  const history = (...entries: [string, "active" | "paused", string][]) => entries.map(([hhmm, state, schedule]) => ({ at: `2026-03-02T${hhmm}:00.000+00:00`, state, schedule, timezone: "UTC" }));
+
+  it("is taken when the job still schedules it, and never twice", () => {
+    const j = job({ schedule_history: history(["09:00", "active", "* * * * *"]) });
+    expect(takeable(j, at("09:01"))).toBe(true);
+    expect(takeable({ ...j, last_scheduled_for: "2026-03-02T09:01:00.000+00:00" }, at("09:01"))).toBe(false);
+  });
+
+  it("is still taken when it came due before a pause, so its run records it (skipped)", () => {
+    const j = job({ state: "paused", schedule_history: history(["09:00", "active", "* * * * *"], ["09:05", "paused", "* * * * *"]) });
+    expect(takeable(j, at("09:03"))).toBe(true);
+    expect(takeable(j, at("09:05"))).toBe(true); // due at the very instant of the pause: taken before it
+    expect(takeable(j, at("09:06"))).toBe(false); // never due: armed from an older copy
+  });
+
+  it("is still taken when it came due under the schedule a new one replaced", () => {
+    const changed = "2026-03-02T09:05:30.000+00:00";
+    const j = job({
+      schedule: "*/10 * * * *",
+      schedule_from: changed,
+      schedule_history: [...history(["09:00", "active", "* * * * *"]), { at: changed, state: "active", schedule: "*/10 * * * *", timezone: "UTC" }],
+    });
+    expect(takeable(j, at("09:04"))).toBe(true);
+    expect(takeable(j, at("09:10"))).toBe(true);
+    expect(takeable({ ...j, state: "paused" }, at("09:04"))).toBe(true);
+    expect(takeable({ ...j, last_scheduled_for: "2026-03-02T09:04:00.000+00:00" }, at("09:03"))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import type { Job as BossJob, PgBoss } from "pg-boss";
 import type pg from "pg";
 import { withDerivedFields } from "../../core/job-rules.js";
 import type { Job, RunTrigger } from "../../core/jobs.js";
-import { handledUntil } from "../../core/planner.js";
+import { takeable } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
 import { toIsoInZone } from "../../core/time.js";
@@ -86,7 +86,7 @@ export class PgQueue implements OccurrenceQueue {
     if (!this.deps.goesFirst(job.id)) await sleep(HANDOFF_MS);
     // Taken and heard of, through this process or another: nothing to ask the database.
     const known = this.deps.jobs.get(job.id);
-    if (!known || handledUntil(known) >= at) return null;
+    if (!known || !takeable(known, at)) return null;
     this.deps.checkAvailable();
     return new Promise<Job | null>((resolve, reject) => {
       this.pendingTakes.push({ jobId: job.id, at, trigger: occ.trigger, delayMs, resolve, reject });
@@ -182,8 +182,9 @@ export class PgQueue implements OccurrenceQueue {
           continue;
         }
         const stored = row.data === null && mirror[i].job ? mirror[i].job! : parseJob(row.data, t.jobId);
-        // Paused, rescheduled or handled through another process since this one armed it.
-        if (stored.state !== "active" || handledUntil(stored) >= t.at) {
+        // Handled through another process since this one armed it, or paused or rescheduled
+        // before it came due (one due before the change is taken: its run records it skipped).
+        if (!takeable(stored, t.at)) {
           refused.push(t);
           out.push(null);
           continue;

@@ -484,6 +484,8 @@ export class Dispatcher {
         this.writeFailed(`Job ${job.name ?? job.id}: its run after run ${upstream.id} could not start`, err);
       }
     }
+    // The other worst moment: the chained runs are recorded, chain_due still names them.
+    if (upstream.chain_due.length > left.length) this.host.fault?.("after-chain-started");
     // On the newest copy, atomically: its deliveries may be recording their attempts meanwhile.
     const done = (r: Run) => (r.chain_due.length === left.length && r.chain_due.every((id) => left.includes(id)) ? null : { ...r, chain_due: left });
     await this.host.runs.update(upstream.id, done).catch((err) => this.writeFailed(`Run ${upstream.id}: its chained runs are started but this could not be recorded`, err));

@@ -5,6 +5,7 @@
  * fresh database on it, so tests never see each other's rows.
  */
 import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -92,4 +93,16 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A fleet member's HOME under `parent`, with a config of its own (on the database at `url`):
+ * nothing on disk is shared with the other processes.
+ */
+export function fleetHome(parent: string, url: string, config: Record<string, unknown>): { home: string; dataDir: string; env: Record<string, string> } {
+  const home = mkdtempSync(path.join(parent, "agent-cron-pg-home-"));
+  const dataDir = path.join(home, ".agent-cron");
+  mkdirSync(dataDir, { mode: 0o700 });
+  writeFileSync(path.join(dataDir, "config.json"), JSON.stringify({ timezone: "UTC", store: { type: "postgres" }, ...config }));
+  return { home, dataDir, env: { HOME: home, AGENT_CRON_DATABASE_URL: url } };
 }

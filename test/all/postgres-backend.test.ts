@@ -216,6 +216,27 @@ describe("postgres backend", () => {
     expect(a.runs.get(run.id)?.status).toBe("interrupted");
   });
 
+  it("inserts a run only if absent (putNew) when two processes put the same id at once: one wins each, its record stands in both mirrors", async () => {
+    const url = await freshDatabase(cluster, "putnew");
+    const [a, b] = [await backend(url), await backend(url)];
+    // 20 jobs of 5 runs (runs_per_job here), so that none is evicted.
+    const jobs = Array.from({ length: 20 }, () => makeJob());
+    for (const job of jobs) await a.jobs.insert(job);
+    const runs = jobs.flatMap((job) => Array.from({ length: 5 }, () => makeRun(job, { trigger: "after" })));
+    const won = await Promise.all(runs.map((run) => Promise.all([a.runs.putNew({ ...run, response: "a" }), b.runs.putNew({ ...run, response: "b" })])));
+    expect(won.filter(([x, y]) => x === y)).toEqual([]);
+    const stored = new Map((await sql<{ id: string; who: string }>(url, "SELECT id, data->>'response' AS who FROM agent_cron.runs")).map((r) => [r.id, r.who]));
+    expect(stored.size).toBe(runs.length);
+    runs.forEach((run, i) => expect(stored.get(run.id)).toBe(won[i][0] ? "a" : "b"));
+    // The loser read the winner's record back; the other mirror heard of it.
+    for (const repo of [a, b]) await waitFor("both mirrors to hold every winner", () => runs.every((run) => repo.runs.get(run.id)?.response === stored.get(run.id)));
+    // Both won some: the race was real.
+    expect(won.some(([x]) => x) && won.some(([, y]) => y)).toBe(true);
+    // Once there, a later putNew changes nothing.
+    expect(await a.runs.putNew({ ...runs[0], status: "completed" })).toBe(false);
+    expect((await sql<{ status: string }>(url, "SELECT status FROM agent_cron.runs WHERE id = $1", [runs[0].id]))[0].status).toBe("running");
+  });
+
   it("keeps runs_per_job runs of a job in the database and every mirror, with outputs capped at max_output_bytes", async () => {
     const url = await freshDatabase(cluster, "runs");
     const [a, b] = [await backend(url), await backend(url)];

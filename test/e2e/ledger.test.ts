@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -155,6 +155,41 @@ describe("runs that did nothing, and failed runs' output", () => {
       await rx.close();
     }
   }, 90_000);
+});
+
+describe("a journal cut back to its header (on a real disk)", () => {
+  it("refuses to start, naming jobs.journal, the changes lost and the way out; files untouched; the way out starts it", async () => {
+    const dataDir = makeDataDir();
+    dirs.push(dataDir);
+    const first = await start({ dataDir });
+    for (const name of ["kept-1", "kept-2"]) await first.tool("add_cron", { name, schedule: "@daily", prompt: "p" });
+    await first.tool("pause", { job: "kept-1" });
+    process.kill(first.pid, "SIGKILL"); // no clean close: what the disk holds is what counts
+    await first.close().catch(() => {});
+    const journal = path.join(dataDir, "jobs.journal");
+    const snapshot = path.join(dataDir, "jobs.json");
+    const header = readFileSync(journal, "utf8").split("\n")[0] + "\n";
+    expect(JSON.parse(header).rev).toBe(3);
+    expect(JSON.parse(readFileSync(snapshot, "utf8")).jobs).toEqual([]); // every job is in the journal
+    writeFileSync(journal, header);
+    const snapshotBefore = readFileSync(snapshot, "utf8");
+
+    const refused = await startRaw(dataDir, { timeout: 15_000 });
+    expect(refused.ready).toBe(false);
+    expect(refused.code).not.toBeNull();
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`Data file ${journal} was cut back`);
+    expect(refused.stderr).toMatch(/the last 3 changes would be lost\. Nothing was changed; restore .*jobs\.journal from a backup, or, to start from jobs\.json alone and accept losing those changes, remove the "journal" key from jobs\.json/);
+    expect(readFileSync(journal, "utf8")).toBe(header);
+    expect(readFileSync(snapshot, "utf8")).toBe(snapshotBefore);
+
+    // The way out, as the message words it.
+    const snap = JSON.parse(snapshotBefore);
+    delete snap.journal;
+    writeFileSync(snapshot, JSON.stringify(snap));
+    const second = await start({ dataDir });
+    expect((await second.tool("list_crons", {})).jobs).toEqual([]);
+  }, 60_000);
 });
 
 describe("data files that are not regular files (on a real disk)", () => {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobSchema, type Job } from "../../../src/core/jobs.js";
-import { JobStore, compactAfterLines } from "../../../src/backends/files/store/jobs-store.js";
+import { JobStore, compactAfterLines, journalHeaderLine } from "../../../src/backends/files/store/jobs-store.js";
 import { stringifyRecords } from "../../../src/backends/files/store/json-file.js";
 
 const dirs: string[] = [];
@@ -173,6 +173,74 @@ describe("JobStore", () => {
       expect(store.get(b.id)).toBeDefined();
     });
 
+    it("refuses to start when jobs.journal was cut back to its header, naming it, the changes lost and the way out", async () => {
+      const dir = tmp();
+      const s = await JobStore.open(dir);
+      for (const name of ["one", "two", "three"]) await s.put(job({ name }));
+      s.close();
+      const file = path.join(dir, "jobs.journal");
+      const header = readFileSync(file, "utf8").split("\n")[0] + "\n";
+      expect(JSON.parse(header)).toMatchObject({ from: 0, rev: 3 });
+      writeFileSync(file, header);
+      const before = readFileSync(path.join(dir, "jobs.json"), "utf8");
+      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal was cut back: it holds the job set up to change 0, but its header records change 3, so the last 3 changes would be lost\. Nothing was changed; .*remove the "journal" key from jobs\.json/);
+      expect(readFileSync(file, "utf8")).toBe(header);
+      expect(readFileSync(path.join(dir, "jobs.json"), "utf8")).toBe(before);
+      // Cut back by one line: still refused.
+      const full = await (async () => {
+        const d = tmp();
+        const t = await JobStore.open(d);
+        for (const name of ["a", "b"]) await t.put(job({ name }));
+        t.close();
+        return d;
+      })();
+      const lines = readFileSync(path.join(full, "jobs.journal"), "utf8").split("\n");
+      writeFileSync(path.join(full, "jobs.journal"), lines.slice(0, 2).join("\n") + "\n");
+      await expect(JobStore.open(full)).rejects.toThrow(/up to change 1, but its header records change 2, so the last 1 change would be lost/);
+    });
+
+    it("refuses a journal holding fewer changes than jobs.json records, even with its header's rev cut back too", async () => {
+      const dir = tmp();
+      writeFileSync(path.join(dir, "jobs.json"), stringifyRecords({ version: 1, journal: "0123456789abcdef", rev: 7, jobs: [job({ name: "seven" })] }, "jobs"));
+      writeFileSync(path.join(dir, "jobs.journal"), journalHeaderLine("0123456789abcdef", null, 5).line);
+      await expect(JobStore.open(dir)).rejects.toThrow(/up to change 5, but .*jobs\.json records change 7/);
+    });
+
+    it("keeps the header's rev in step across restarts and compactions", async () => {
+      const dir = tmp();
+      let s = await JobStore.open(dir);
+      const a = job({ name: "kept" });
+      await s.put(a);
+      s.close();
+      s = await JobStore.open(dir);
+      await s.put({ ...a, prompt: "again" });
+      await s.delete(a.id);
+      s.close();
+      expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0])).toMatchObject({ from: 0, rev: 3 });
+      s = await JobStore.open(dir);
+      for (let i = 0; i < 600; i++) await s.put(job());
+      await s.idle();
+      s.close();
+      const snap = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
+      const head = JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0]);
+      expect(head.from).toBe(snap.rev);
+      expect(head.rev).toBe(603);
+      expect((await JobStore.open(dir)).size).toBe(600);
+    });
+
+    it("gives a journal whose header has no revision one at start-up (a data dir from before revisions), keeping its jobs", async () => {
+      const dir = tmp();
+      const a = job({ name: "kept" });
+      writeFileSync(path.join(dir, "jobs.json"), stringifyRecords({ version: 1, journal: "0123456789abcdef", jobs: [] }, "jobs"));
+      writeFileSync(path.join(dir, "jobs.journal"), JSON.stringify({ journal: "0123456789abcdef", after: null }) + "\n" + JSON.stringify({ put: a }) + "\n");
+      const s = await JobStore.open(dir);
+      expect(s.get(a.id)?.name).toBe("kept");
+      s.close();
+      const snap = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
+      expect(snap.jobs).toHaveLength(1);
+      expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0])).toMatchObject({ journal: snap.journal, from: snap.rev, rev: snap.rev });
+    });
+
     it("gives a data dir written before journals had headers one, keeping its jobs", async () => {
       const dir = tmp();
       const a = job({ name: "old" });
@@ -192,8 +260,8 @@ describe("JobStore", () => {
   it("reads jobs.json as the store writes it (a job a line) and as a person may format it, to the same jobs", async () => {
     const dir = tmp();
     const jobs = [job({ name: "a" }), job({ name: "b", prompt: "ü\u2028, \"quoted\"\n]}" }), job({ name: "c", notify_on: ["failed"] })];
-    const snapshot = { version: 1, journal: "0123456789abcdef", jobs };
-    writeFileSync(path.join(dir, "jobs.journal"), JSON.stringify({ journal: "0123456789abcdef", after: null }) + "\n");
+    const snapshot = { version: 1, journal: "0123456789abcdef", rev: 3, jobs };
+    writeFileSync(path.join(dir, "jobs.journal"), journalHeaderLine("0123456789abcdef", null, 3).line);
     writeFileSync(path.join(dir, "jobs.json"), stringifyRecords(snapshot, "jobs"));
     const byLine = await JobStore.open(dir);
     expect([...byLine.all()]).toEqual(jobs);

@@ -11,8 +11,17 @@ type JournalEntry = { put: Job } | { del: string };
  * A journal's first line names it, and the one it follows. The snapshot names the journal that
  * holds the changes made since it was written, so a journal that was emptied, deleted or swapped
  * is noticed at start-up instead of silently losing those changes.
+ *
+ * Revisions count the changes of the job set: the snapshot records the one it holds, a header
+ * the one its journal starts from (`from`, a line each after it) and, kept up to date in place,
+ * the newest one written to it (`rev`). A journal cut back to its header (or short of what its
+ * header or the snapshot records) is noticed the same way.
  */
-type JournalHeader = { journal: string; after: string | null };
+type JournalHeader = { journal: string; after: string | null; from?: number; rev?: number };
+
+/** Digits kept for the header's `rev`, right-aligned after its key (JSON allows the spaces), so it is rewritten in place. */
+const REV_WIDTH = 16;
+const REV_KEY = '"rev":';
 
 const STORE_VERSION = 1;
 
@@ -44,6 +53,10 @@ export class JobStore implements JobRepo {
   private compacting: Promise<void> | null = null;
   /** The id in the current journal's header; null until the first compaction of an old data dir. */
   private journalId: string | null = null;
+  /** The revision of the job set in memory: one more per journal line. */
+  private rev = 0;
+  /** Where the current journal's header keeps its `rev` (a byte offset), or null for a header without one. */
+  private revAt: number | null = null;
 
   private constructor(
     readonly dir: string,
@@ -86,20 +99,23 @@ export class JobStore implements JobRepo {
     const current = this.replay(this.journalPath);
     this.journalBytes = current.bytes;
     this.journalId = current.header?.journal ?? null;
+    this.revAt = current.revAt;
     const expected = typeof data?.journal === "string" ? data.journal : null;
-    this.checkJournals(data !== null, expected, old, current);
+    const snapshotRev = typeof data?.rev === "number" ? data.rev : null;
+    this.checkJournals(data !== null, expected, snapshotRev, old, current);
+    this.rev = Math.max(snapshotRev ?? 0, reached(old) ?? 0, reached(current) ?? 0);
     // A compaction cut short before its new journal was made: make it now, following the
     // snapshot's, or the next change would start a journal without a header.
     if (expected !== null && this.journalId === null) this.startJournal(expected);
-    // A data dir made before journals had headers (or a new one) gets them now.
-    if (expected === null) {
+    // A data dir made before journals had headers or revisions (or a new one) gets them now.
+    if (expected === null || this.revAt === null) {
       this.compact();
       await this.compacting;
     }
   }
 
   /** The snapshot and the journals must belong together; see JournalHeader. */
-  private checkJournals(hasSnapshot: boolean, expected: string | null, old: Replayed, current: Replayed): void {
+  private checkJournals(hasSnapshot: boolean, expected: string | null, snapshotRev: number | null, old: Replayed, current: Replayed): void {
     const file = path.join(this.dir, "jobs.json");
     if (!hasSnapshot) {
       // With `.old` present a compaction was under way and its snapshot not yet written.
@@ -111,23 +127,33 @@ export class JobStore implements JobRepo {
       return;
     }
     if (expected === null) return;
-    if (current.header?.journal === expected) return;
+    const wayOut = `Nothing was changed; restore ${this.journalPath} from a backup, or, to start from jobs.json alone and accept losing those changes, remove the "journal" key from jobs.json.`;
     // A compaction was cut short: `.old` is the snapshot's journal and the new one follows it.
-    if (old.header?.journal === expected && (current.bytes === 0 || current.header?.after === expected)) return;
-    const what = !existsSync(this.journalPath) ? "is missing" : current.bytes === 0 ? "is empty" : "is not the journal jobs.json was written with";
-    throw new UserError(
-      `Data file ${this.journalPath} ${what}: the job changes made since ${file} was written would be lost. Nothing was changed; restore ${this.journalPath} from a backup, ` +
-        `or, to start from jobs.json alone and accept losing those changes, remove the "journal" key from jobs.json.`,
-    );
+    const named = current.header?.journal === expected ? current : old.header?.journal === expected && (current.bytes === 0 || current.header?.after === expected) ? old : null;
+    if (!named) {
+      const what = !existsSync(this.journalPath) ? "is missing" : current.bytes === 0 ? "is empty" : "is not the journal jobs.json was written with";
+      throw new UserError(`Data file ${this.journalPath} ${what}: the job changes made since ${file} was written would be lost. ${wayOut}`);
+    }
+    // Its header (or the snapshot) records more changes than it holds: it was cut back.
+    const got = reached(named);
+    const want = Math.max(named.header?.rev ?? 0, snapshotRev ?? 0);
+    if (got !== null && got < want) {
+      const where = named === old ? this.oldJournalPath : this.journalPath;
+      const lost = want - got;
+      throw new UserError(
+        `Data file ${where} was cut back: it holds the job set up to change ${got}, but ${(named.header?.rev ?? 0) >= want ? "its header" : file} records change ${want}, so the last ${lost} change${lost === 1 ? "" : "s"} would be lost. ` +
+          wayOut.replace(this.journalPath, where),
+      );
+    }
   }
 
-  /** Applies a journal file; returns its header and its size after dropping a torn last line. */
+  /** Applies a journal file; returns its header, its change lines and its size after dropping a torn last line. */
   private replay(file: string): Replayed {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { bytes: 0, header: null };
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { bytes: 0, header: null, lines: 0, revAt: null };
       throw err;
     }
     let bytes = Buffer.byteLength(text);
@@ -140,20 +166,29 @@ export class JobStore implements JobRepo {
       truncateSync(file, bytes);
     }
     let header: JournalHeader | null = null;
+    let revAt: number | null = null;
+    let changes = 0;
     lines.forEach((line, i) => {
       if (!line) return;
       const where = `${file} (line ${i + 1})`;
-      const entry = parseNamed(where, line) as Partial<{ put: unknown; del: unknown; journal: unknown; after: unknown }>;
+      const entry = parseNamed(where, line) as Partial<{ put: unknown; del: unknown; journal: unknown; after: unknown; from: unknown; rev: unknown }>;
       if (i === 0 && typeof entry.journal === "string") {
         header = { journal: entry.journal, after: typeof entry.after === "string" ? entry.after : null };
+        if (Number.isSafeInteger(entry.from) && Number.isSafeInteger(entry.rev)) {
+          header.from = entry.from as number;
+          header.rev = entry.rev as number;
+          const key = line.lastIndexOf(REV_KEY);
+          if (key >= 0 && line.length - 1 - (key + REV_KEY.length) === REV_WIDTH) revAt = Buffer.byteLength(line.slice(0, key + REV_KEY.length));
+        }
         return;
       }
       if (typeof entry.del === "string") this.forget(entry.del);
       else if (entry.put) this.remember(validJob(entry.put, where));
       else throw new UserError(`Data file ${where} is neither a put nor a del entry. It was left untouched; move it aside to start afresh.`);
       this.journalLines++;
+      changes++;
     });
-    return { bytes, header };
+    return { bytes, header, lines: changes, revAt };
   }
 
   private remember(job: Job): void {
@@ -249,10 +284,18 @@ export class JobStore implements JobRepo {
     const line = Buffer.from(JSON.stringify(entry) + "\n");
     this.fence();
     try {
-      this.fd ??= openSync(this.journalPath, "a");
+      // Not O_APPEND: the header's rev is rewritten in place, and Linux appends every write
+      // on an O_APPEND descriptor whatever its position.
+      this.fd ??= openSync(this.journalPath, "r+");
       let off = 0;
-      while (off < line.length) off += writeSync(this.fd, line, off);
+      while (off < line.length) off += writeSync(this.fd, line, off, line.length - off, this.journalBytes + off);
       if (this.durability === "fsync") fdatasyncSync(this.fd);
+      // After the line is on disk: a header never records a change its journal may not hold
+      // (a power cut loses at most the newest rev, never a line the header counts).
+      if (this.revAt !== null) {
+        const rev = Buffer.from(String(this.rev + 1).padStart(REV_WIDTH));
+        writeSync(this.fd, rev, 0, rev.length, this.revAt);
+      }
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
@@ -264,6 +307,7 @@ export class JobStore implements JobRepo {
     }
     this.journalBytes += line.length;
     this.journalLines++;
+    this.rev++;
     if (!this.compacting && this.journalLines > compactAfterLines(this.jobs.size)) this.compact();
   }
 
@@ -297,7 +341,7 @@ export class JobStore implements JobRepo {
     this.journalLines = 0;
     const jobs = [...this.jobs.values()];
     this.compacting = this.snapshot
-      .write({ version: STORE_VERSION, journal: this.journalId, jobs })
+      .write({ version: STORE_VERSION, journal: this.journalId, rev: this.rev, jobs })
       .then(() => rmSync(this.oldJournalPath, { force: true }))
       .catch(() => {})
       .finally(() => {
@@ -305,19 +349,31 @@ export class JobStore implements JobRepo {
       });
   }
 
-  /** A new, empty journal whose header names it; in place at once (temp file + rename). */
+  /** A new, empty journal whose header names it and starts at the current revision; in place at once (temp file + rename). */
   private startJournal(after: string | null): void {
-    const header: JournalHeader = { journal: randomBytes(8).toString("hex"), after };
-    const line = JSON.stringify(header) + "\n";
+    const id = randomBytes(8).toString("hex");
+    const { line, revAt } = journalHeaderLine(id, after, this.rev);
     const tmp = `${this.journalPath}.tmp`;
     writeFileSync(tmp, line);
     renameSync(tmp, this.journalPath);
-    this.journalId = header.journal;
+    this.journalId = id;
     this.journalBytes = Buffer.byteLength(line);
+    this.revAt = revAt;
   }
 }
 
-type Replayed = { bytes: number; header: JournalHeader | null };
+/** A journal's header line, starting at revision `from`, and where its `rev` is rewritten (a byte offset). */
+export function journalHeaderLine(journal: string, after: string | null, from: number): { line: string; revAt: number } {
+  const head = `${JSON.stringify({ journal, after, from }).slice(0, -1)},${REV_KEY}`;
+  return { line: `${head}${String(from).padStart(REV_WIDTH)}}\n`, revAt: Buffer.byteLength(head) };
+}
+
+type Replayed = { bytes: number; header: JournalHeader | null; lines: number; revAt: number | null };
+
+/** The revision a journal brings the job set to, or null for one without revisions (older data dirs). */
+function reached(j: Replayed): number | null {
+  return j.header?.from === undefined ? null : j.header.from + j.lines;
+}
 
 /**
  * Journal lines before a compaction rewrites jobs.json. A quarter of the job set keeps a

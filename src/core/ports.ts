@@ -165,6 +165,12 @@ export interface RunToolsServer {
   args: string[];
   /** Given to that server only (through the agent CLI's MCP configuration), never to the agent. */
   env: Record<string, string>;
+  /**
+   * What a sandboxed run must be given to use it: the files that server starts from (the
+   * program and its script, kept reachable when they live under a hidden path) and the run's
+   * own socket, bound in; nothing else of the server.
+   */
+  sandbox: { programs: string[]; socket: string };
 }
 
 export interface RunToolsHandle {

@@ -73,7 +73,7 @@ export function runAgentProcess(
   };
   // The one place where a program executor's attempt is put in its sandbox.
   if (opts.sandbox) {
-    return runSandboxed(spec, opts.sandbox, { type: opts.type, scratchDir: req.scratchDir, serverEnv: opts.serverEnv }).then((proc) => ({ ...proc, env }));
+    return runSandboxed(spec, opts.sandbox, { type: opts.type, scratchDir: req.scratchDir, serverEnv: opts.serverEnv, runTools: req.runTools?.sandbox }).then((proc) => ({ ...proc, env }));
   }
   return runProcess(spec).then((proc) => ({ ...proc, env, sandboxError: null }));
 }

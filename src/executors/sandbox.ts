@@ -85,6 +85,12 @@ export interface WrapOptions {
   hiddenPaths: readonly string[];
   binds: readonly string[];
   network: boolean;
+  /**
+   * The run's own tools server (SPEC §21), started by the agent inside the sandbox: its
+   * programs stay reachable as the agent's own do, and the run's socket is bound in (it may
+   * live outside the work dir, in the hidden /tmp, when the work dir's path is too long).
+   */
+  runTools?: { programs: readonly string[]; socket: string };
   /** The fd for `--json-status-fd`; default 3. */
   statusFd?: number;
 }
@@ -243,7 +249,7 @@ export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): strin
   // directory (for `~/.npm/lib/node_modules/pkg/bin/cli.js`, the package `pkg`; for
   // `~/.nvm/versions/node/v22/bin/node`, that Node install), unless that would bring a whole
   // hidden root back; then only the program's directory, or the program alone.
-  for (const p of [program, interpreterOf(program, env.PATH)]) {
+  for (const p of [program, interpreterOf(program, env.PATH), ...(opts.runTools?.programs ?? [])]) {
     const real = p ? probe(p)?.real : undefined;
     if (!real || !underHidden(real)) continue;
     const candidates = [path.dirname(path.dirname(real)), path.dirname(real), real];
@@ -258,6 +264,7 @@ export function wrapInSandbox(argv: readonly string[], opts: WrapOptions): strin
   for (const p of KERNEL_TUNABLES) bind(p, false, false);
   bind(opts.scratchDir, true, true);
   bind(opts.workDir, true, true);
+  if (opts.runTools) bind(opts.runTools.socket, true, false);
 
   // One mount per path, the strongest; then shallow to deep, so the deeper one wins.
   const byPath = new Map<string, Mount>();
@@ -349,7 +356,7 @@ function missingProgram(program: string, cwd: string): string {
 export async function runSandboxed(
   spec: ProcessSpec,
   settings: SandboxSettings,
-  extra: { type: string; scratchDir: string; serverEnv: NodeJS.ProcessEnv },
+  extra: { type: string; scratchDir: string; serverEnv: NodeJS.ProcessEnv; runTools?: WrapOptions["runTools"] },
 ): Promise<ProcessResult & { sandboxError: string | null }> {
   const key = `executors.${settings.executorName}.sandbox`;
   // "auto" where bubblewrap does not work: the run goes on without it, as start-up, doctor and
@@ -378,6 +385,7 @@ export async function runSandboxed(
     hiddenPaths: settings.hiddenPaths,
     binds: settings.binds,
     network: settings.network,
+    ...(extra.runTools ? { runTools: extra.runTools } : {}),
     statusFd: STATUS_FD,
   });
   // bwrap dies of SIGTERM and takes the sandbox with it: the program gets the SIGTERM itself.

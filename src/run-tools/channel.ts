@@ -74,6 +74,7 @@ export function createRunToolsPort(opts: { command: string; args: string[] }): R
           command: opts.command,
           args: opts.args,
           env: { AGENT_CRON_RUN_TOOLS_SOCKET: socketPath, AGENT_CRON_RUN_TOOLS_TOKEN: token, AGENT_CRON_RUN_TOOLS: run.tools.join(",") },
+          sandbox: { programs: [opts.command, ...opts.args.filter((a) => path.isAbsolute(a))], socket: socketPath },
         },
         async close() {
           if (!open) return;

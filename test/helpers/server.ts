@@ -104,6 +104,8 @@ export interface StartOptions extends DataDirOptions {
   dataDir?: string;
   /** Extra environment for the server process. */
   env?: Record<string, string>;
+  /** The built CLI to start (default dist/cli.js): a copy installed elsewhere. */
+  cli?: string;
   clientName?: string;
   clientVersion?: string;
   /** Declare the elicitation capability and answer each request with this. */
@@ -133,7 +135,7 @@ export class TestServer {
     const dataDir = opts.dataDir ?? makeDataDir(opts);
     const transport = new StdioClientTransport({
       command: NODE,
-      args: [CLI, "serve", "--data-dir", dataDir],
+      args: [opts.cli ?? CLI, "serve", "--data-dir", dataDir],
       env: { ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,

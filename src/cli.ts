@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { alwaysOn, loadConfig, defaultDataDir, type Config } from "./config.js";
-import { UnavailableError, UserError, errorMessage } from "./core/errors.js";
+import { UnavailableError, UserError, codeOf, errorMessage, kindOf } from "./kernel/errors.js";
 import { JobFieldsShape } from "./core/job-input.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
 import type { CronApi } from "./core/api.js";
@@ -436,7 +436,7 @@ function logEvents(events: AppEventBus): void {
  * its environment.
  */
 async function serveBackground(values: Values, dataDir: string, config: Config, configFile: string | null): Promise<number> {
-  const [{ Host, OwnerPresentError }, bg] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
+  const [{ Host }, bg] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
   const log = new bg.RotatingLog(bg.logPathFor(dataDir));
   const say = (level: string, message: string) => {
     const line = `${new Date().toISOString()} agent-cron ${level}: ${message}`;
@@ -472,8 +472,8 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
       },
     });
   } catch (err) {
-    if (err instanceof OwnerPresentError) {
-      say("info", err.message);
+    if (codeOf(err) === "AC_OWNER_PRESENT") {
+      say("info", errorMessage(err));
       return 0;
     }
     say("error", errorMessage(err));
@@ -668,8 +668,8 @@ async function importCrontab(args: string[]): Promise<number> {
           const r = await host.addCron({ input, created_by: "cli", origin: "cli", dry_run: dryRun });
           jobs.push({ line: l.line, name: l.name, schedule: l.schedule, executor: l.executor, description: r.description, next_run: r.next_runs[0] ?? null, created: !dryRun && r.created });
         } catch (err) {
-          if (!(err instanceof UserError)) throw err;
-          refused.push({ line: l.line, text: l.text, reason: err.message.replace(/^add_cron failed: /, "") });
+          if (kindOf(err) !== "user") throw err;
+          refused.push({ line: l.line, text: l.text, reason: errorMessage(err) });
         }
       }
     } finally {
@@ -1144,13 +1144,10 @@ function print(out: Out, value: unknown, human: () => string): void {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof UserError) {
-      process.stderr.write(`agent-cron: ${err.message}\n`);
-      process.exit(2);
-    }
-    if (err instanceof UnavailableError) {
-      process.stderr.write(`agent-cron: ${err.message}\n`);
-      process.exit(1);
+    const kind = kindOf(err);
+    if (kind !== "internal") {
+      process.stderr.write(`agent-cron: ${errorMessage(err)}\n`);
+      process.exit(kind === "user" ? 2 : 1);
     }
     process.stderr.write(`agent-cron: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -1,6 +1,6 @@
 import type { Config } from "./config.js";
 import { App, type AppParts } from "./core/app.js";
-import type { Fence } from "./core/errors.js";
+import type { Fence } from "./kernel/errors.js";
 import type { Delivery, Run } from "./core/jobs.js";
 import type { ExecutorRegistry, RunRepo } from "./core/ports.js";
 import { systemClock, type Clock } from "./core/scheduler.js";

@@ -1,7 +1,7 @@
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "./config.js";
-import { errorMessage } from "./core/errors.js";
+import { errorMessage } from "./kernel/errors.js";
 
 const SETTLE_MS = 200;
 const APPROVAL_RANK: Record<Config["approval"], number> = { none: 0, ask: 1, required: 2 };

@@ -2,11 +2,11 @@ import { readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { UserError } from "./core/errors.js";
-import { describeIssue } from "./core/issues.js";
-import { isValidTimezone, systemTimezone } from "./core/time.js";
-import { ChannelsSchema } from "./delivery/channel-config.js";
-export type { ChannelConfig } from "./delivery/channel-config.js";
+import { UserError } from "./kernel/errors.js";
+import { describeIssue } from "./kernel/issues.js";
+import { isValidTimezone, systemTimezone } from "./kernel/time.js";
+import { ChannelsSchema } from "./kernel/channel-config.js";
+export type { ChannelConfig } from "./kernel/channel-config.js";
 
 const envName = z
   .string()

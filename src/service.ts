@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { UserError } from "./core/errors.js";
+import { UserError } from "./kernel/errors.js";
 
 /**
  * `agent-cron service install | uninstall | status` (SPEC §17): a user-level service that

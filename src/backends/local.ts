@@ -1,10 +1,10 @@
-import { UserError } from "../core/errors.js";
+import { UserError } from "../kernel/errors.js";
 import { withDerivedFields } from "../core/job-rules.js";
 import type { Job, Run } from "../core/jobs.js";
 import { takeable } from "../core/planner.js";
 import type { JobRepo, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "../core/ports.js";
 import type { Clock } from "../core/scheduler.js";
-import { toIsoInZone } from "../core/time.js";
+import { toIsoInZone } from "../kernel/time.js";
 import { killOrphanedRuns } from "../executors/orphans.js";
 
 /** The parts of a backend with one process on its store (files, memory): it takes every occurrence itself. */

@@ -1,7 +1,7 @@
 import type { App, Approver } from "./app.js";
 import type { AuditReport } from "./ledger.js";
 import { encodeCursor } from "./queries.js";
-import { UserError } from "./errors.js";
+import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
 import type { AppEventBus } from "./events.js";
 import type { Job, JobState, Run, RunStatus, RunWithOutput } from "./jobs.js";
 import { clipChars, describeJob, jobRow, runRow, type JobRow, type RunRow } from "./views.js";
@@ -298,9 +298,9 @@ export class LocalApi implements CronApi {
     try {
       return { valid: true, ...this.app.preview(schedule, timezone, count ?? 5) };
     } catch (err) {
-      if (!(err instanceof UserError)) throw err;
+      if (kindOf(err) !== "user") throw err;
       // An invalid schedule is an answer here, not a failure.
-      return { valid: false, description: "", next_runs: [], next_runs_utc: [], error: err.message };
+      return { valid: false, description: "", next_runs: [], next_runs_utc: [], error: errorMessage(err) };
     }
   }
 

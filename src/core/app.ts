@@ -4,7 +4,7 @@ import { resolveProgram as resolveOnPath } from "../executors/command.js";
 import type { CheckProcessResult, ExecutionRequest, Executor } from "../executors/types.js";
 import { chainedJobs } from "./chain.js";
 import { Dispatcher } from "./dispatcher.js";
-import { UnauthorizedError, UserError, errorMessage } from "./errors.js";
+import { UnauthorizedError, UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
 import { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
@@ -17,7 +17,7 @@ import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName 
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import { describeSchedule, nextOccurrences, parseSchedule, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
-import { toIsoInZone } from "./time.js";
+import { toIsoInZone } from "../kernel/time.js";
 import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { UserError } from "./errors.js";
+import { UserError } from "../kernel/errors.js";
 import type { Job, Run } from "./jobs.js";
 import { cutUtf8 } from "./output.js";
 

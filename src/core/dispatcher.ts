@@ -7,7 +7,7 @@ import type { CheckProcessResult, Executor, ExecutionRequest, ExecutionResult } 
 import { chainRunId, upstreamSection } from "./chain.js";
 import { STORED, type Occurrence, type PutOutcome, type RunRepo, type RunToolsHandle } from "./ports.js";
 import type { RunSaid } from "./run-tools.js";
-import { errorMessage } from "./errors.js";
+import { errorMessage } from "../kernel/errors.js";
 import type { AppEventBus } from "./events.js";
 import { CHECK_NOTHING_TO_DO, maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
@@ -15,7 +15,7 @@ import { afterNotRun, afterRun } from "./job-rules.js";
 import { contextLine } from "./prompt-context.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
-import { startOfDayInZone, toIsoInZone } from "./time.js";
+import { startOfDayInZone, toIsoInZone } from "../kernel/time.js";
 import { makePrivateDir, resolveWorkDir } from "./work-dirs.js";
 
 /** What the dispatcher needs from the app: the job set and how to save a job. */
@@ -422,11 +422,14 @@ export class Dispatcher {
     // A persistent job resumes the session its agent reported (Codex picks its own id), or
     // ours once a run has completed in it.
     const session = job.session === "persistent" && (result?.sessionId || (status === "completed" && run.session_id));
+    // Whether this ending paused the job, as the change applied to its newest copy decided.
+    let pausedNow = false;
     const updated = await this.host
-      .updateJob(job.id, (j) => ({
-        ...afterRun(j, run),
-        ...(session && j.session === "persistent" ? { session_id: session } : {}),
-      }))
+      .updateJob(job.id, (j) => {
+        const change = afterRun(j, run);
+        pausedNow = j.state === "active" && change.state === "paused";
+        return { ...change, ...(session && j.session === "persistent" ? { session_id: session } : {}) };
+      })
       .catch((err) => {
         this.writeFailed(`Job ${job.name ?? job.id}: how its run ended could not be saved`, err);
         return undefined;
@@ -435,7 +438,7 @@ export class Dispatcher {
     // one, and its delivery's writes never cross it.
     if (run.chain_due.length) await this.startChained(run);
     this.host.events.emit("run", run, "finished", updated ?? job);
-    if (updated?.state === "paused" && updated.last_error?.startsWith("Paused after")) {
+    if (updated && pausedNow) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
   }

@@ -3,14 +3,14 @@ import type { z } from "zod";
 import type { Config } from "../config.js";
 import { channelProblem } from "../delivery/channels.js";
 import { checkWebhookUrl } from "../delivery/webhook.js";
-import { UserError } from "./errors.js";
-import { describeIssue } from "./issues.js";
+import { UserError } from "../kernel/errors.js";
+import { describeIssue } from "../kernel/issues.js";
 import type { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { DEFAULT_DELIVER_ON, MAX_APPROVAL_EVENTS, MAX_PROMPT_BYTES, maxRunsReached, type ApprovalEvent, type Job } from "./jobs.js";
 import { checkSchemaDepth, compileOutputSchema } from "./output.js";
 import { ID_LIKE } from "./queries.js";
 import { parseSchedule, type ParsedSchedule } from "./schedule.js";
-import { isValidTimezone, toIsoInZone } from "./time.js";
+import { isValidTimezone, toIsoInZone } from "../kernel/time.js";
 import { resolveWorkDir } from "./work-dirs.js";
 import { refuseCycle } from "./chain.js";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { toIsoInZone } from "./time.js";
+import { toIsoInZone } from "../kernel/time.js";
 
 /** The one source of truth for job and run shapes: tools, resources and the store use these. */
 

@@ -1,6 +1,6 @@
 import type { Job, Run, ScheduleEntry } from "./jobs.js";
 import { occurrencesBetween, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
-import { toIsoInZone } from "./time.js";
+import { toIsoInZone } from "../kernel/time.js";
 
 /**
  * The ledger (SPEC §18): each occurrence a job's schedule produced, from its creation (or from

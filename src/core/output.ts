@@ -1,5 +1,5 @@
 import type { ValidateFunction } from "ajv";
-import { UserError } from "./errors.js";
+import { UserError } from "../kernel/errors.js";
 import { RESPONSE_CAP_BYTES } from "./jobs.js";
 
 /**

@@ -1,7 +1,7 @@
-import { errorMessage } from "./errors.js";
+import { errorMessage } from "../kernel/errors.js";
 import type { Job } from "./jobs.js";
 import { latestOccurrenceBetween, nextOccurrences, occurrencesBetween, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
-import { isValidTimezone } from "./time.js";
+import { isValidTimezone } from "../kernel/time.js";
 import { wasDue } from "./ledger.js";
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Job, Run } from "./jobs.js";
-import { toIsoInZone } from "./time.js";
+import { toIsoInZone } from "../kernel/time.js";
 import { describeJob } from "./views.js";
 
 /**

@@ -1,4 +1,4 @@
-import { UserError } from "./errors.js";
+import { UserError } from "../kernel/errors.js";
 import { RUN_STATUSES, type Job, type Run, type RunStatus } from "./jobs.js";
 import type { JobRepo, RunRepo } from "./ports.js";
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { UserError } from "./errors.js";
-import { describeIssue } from "./issues.js";
+import { UserError } from "../kernel/errors.js";
+import { describeIssue } from "../kernel/issues.js";
 import type { Job, RunOutcome } from "./jobs.js";
 
 /**

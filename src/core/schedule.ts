@@ -17,8 +17,8 @@
  */
 import { Cron } from "croner";
 import cronstrue from "cronstrue";
-import { UserError } from "./errors.js";
-import { isUtcZone, isValidTimezone, toIsoInZone, zonedWallTimeToDate } from "./time.js";
+import { UserError } from "../kernel/errors.js";
+import { isUtcZone, isValidTimezone, toIsoInZone, zonedWallTimeToDate } from "../kernel/time.js";
 
 export type ScheduleKind = "cron" | "every" | "once";
 

@@ -1,7 +1,7 @@
 import { chmodSync, lstatSync, mkdirSync, realpathSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { UserError } from "./errors.js";
+import { UserError } from "../kernel/errors.js";
 import { hasNoControlChars } from "./job-input.js";
 
 /**

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { gzipSync } from "node:zlib";
 import type { CronApi } from "../core/api.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
 import { JOB_STATES, type JobState } from "../core/jobs.js";
 import { RequestGuard, defaultAllowedHosts, urlHost } from "../mcp/http/guard.js";
 import { ICON, SCRIPT, STYLESHEET } from "./assets.js";
@@ -218,7 +218,7 @@ export class Dashboard {
     try {
       run = await this.api.readRun({ run: ref });
     } catch (err) {
-      if (err instanceof UserError) return this.text(res, 404, err.message);
+      if (kindOf(err) === "user") return this.text(res, 404, errorMessage(err));
       throw err;
     }
     const text = run.output === null || run.output === undefined ? "" : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
@@ -230,8 +230,8 @@ export class Dashboard {
     try {
       return await load();
     } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      this.page(req, res, status, messagePage(status === 404 ? "Not found" : "Cannot show this", err.message, ctx));
+      if (kindOf(err) !== "user") throw err;
+      this.page(req, res, status, messagePage(status === 404 ? "Not found" : "Cannot show this", errorMessage(err), ctx));
       return null;
     }
   }
@@ -291,7 +291,7 @@ export class Dashboard {
         }
       }
     } catch (err) {
-      if (err instanceof UserError) return refuse(409, err.message);
+      if (kindOf(err) === "user") return refuse(409, errorMessage(err));
       throw err;
     }
     if (json) return this.json(res, 200, { ok: true, message, ...(location ? { location } : {}) });

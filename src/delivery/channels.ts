@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
-import type { ChannelConfig } from "./channel-config.js";
-import { errorMessage } from "../core/errors.js";
+import type { ChannelConfig } from "../kernel/channel-config.js";
+import { errorMessage } from "../kernel/errors.js";
 import type { Delivery } from "../core/jobs.js";
 import { resolveProgram } from "../executors/command.js";
 import { JSON_HEADERS, by2xx, idIn, oneAttempt, postWithRetries, type PostRequest } from "./post.js";

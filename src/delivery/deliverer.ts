@@ -1,5 +1,5 @@
 import type { Config } from "../config.js";
-import { errorMessage } from "../core/errors.js";
+import { errorMessage } from "../kernel/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
 import type { RunRepo } from "../core/ports.js";
 import { isEmptyRun, withTargetDone } from "../core/delivery-plan.js";

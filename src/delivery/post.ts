@@ -1,5 +1,5 @@
 import type { Agent } from "undici";
-import { errorMessage } from "../core/errors.js";
+import { errorMessage } from "../kernel/errors.js";
 import type { Delivery } from "../core/jobs.js";
 
 /** Attempts per target: the first and three retries, on network errors, 5xx and 429 only. */
@@ -37,8 +37,8 @@ export interface PostOptions {
   signal?: AbortSignal;
   /** The connection pool to use (the webhook guard's, which checks resolved addresses). */
   dispatcher?: Agent;
-  /** A network error that no retry can mend (an address the guard refused). */
-  isFinal?: (error: string) => boolean;
+  /** A network error that no retry can mend (an address the guard refused), told by its code. */
+  isFinal?: (err: unknown) => boolean;
 }
 
 /** The record of a target that took a single try, or none at all (nothing to send to). */
@@ -73,6 +73,7 @@ export async function postWithRetries(build: () => PostRequest, opts: PostOption
     const req = build();
     let status: number | null = null;
     let verdict: Verdict;
+    let final = false;
     try {
       const res = await request(req.url, {
         method: "POST",
@@ -91,10 +92,11 @@ export async function postWithRetries(build: () => PostRequest, opts: PostOption
       const cause = (err as { cause?: unknown }).cause ?? err;
       const timedOut = (err as Error).name === "TimeoutError" || (cause as Error)?.name === "TimeoutError" || /timeout/i.test(errorMessage(cause));
       verdict = { ok: false, error: timedOut ? `no answer within ${opts.timeoutMs / 1000} s` : errorMessage(cause) };
+      final = opts.isFinal?.(err) ?? false;
     }
     const error = verdict.error === null ? null : redact(verdict.error, req.secrets ?? []);
     attempts.push({ channel: opts.channel, event: opts.event, attempt, ok: verdict.ok, http_status: status, message_id: verdict.messageId ?? null, error, at: new Date().toISOString() });
-    const retryable = status === null ? !(error && opts.isFinal?.(error)) : status === 429 || status >= 500;
+    const retryable = status === null ? !final : status === 429 || status >= 500;
     if (verdict.ok || !retryable || attempt === MAX_ATTEMPTS || opts.signal?.aborted) break;
     await pause(Math.min(Math.max(verdict.retryAfterMs ?? 0, base * 2 ** (attempt - 1)), MAX_RETRY_AFTER_MS), opts.signal);
     if (opts.signal?.aborted) break;

@@ -3,7 +3,7 @@ import dns, { type LookupAddress } from "node:dns";
 import net from "node:net";
 import type { Agent } from "undici";
 import type { Config } from "../config.js";
-import { UserError } from "../core/errors.js";
+import { AgentCronError, UserError, codeOf } from "../kernel/errors.js";
 import type { Delivery, Job, Run } from "../core/jobs.js";
 import { JSON_HEADERS, oneAttempt, postWithRetries } from "./post.js";
 
@@ -150,7 +150,7 @@ export class WebhookSender {
             const list = addresses as LookupAddress[];
             const bad = list.find((a) => isPrivateAddress(a.address));
             if (bad && !allowPrivate) {
-              return callback(new Error(`${hostname} resolves to the private address ${bad.address}; refused (webhooks.allow_private_networks is off)`), "", 0);
+              return callback(new AgentCronError("AC_PRIVATE_ADDRESS", `${hostname} resolves to the private address ${bad.address}; refused (webhooks.allow_private_networks is off)`), "", 0);
             }
             if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
             callback(null, list[0].address, list[0].family);
@@ -180,7 +180,7 @@ export class WebhookSender {
       retryBaseMs: this.retryBaseMs,
       signal,
       dispatcher: await this.guardedAgent(),
-      isFinal: (error) => /refused \(webhooks/.test(error),
+      isFinal: (err) => codeOf(err) === "AC_PRIVATE_ADDRESS",
     });
   }
 }

@@ -6,7 +6,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "../config.js";
 import type { CronApi } from "../core/api.js";
-import { UnauthorizedError, UserError, errorMessage } from "../core/errors.js";
+import { UserError, codeOf, errorMessage, kindOf } from "../kernel/errors.js";
 import { DEFAULT_EVENT_LIMITS, MemoryEventStore, type EventStoreLimits } from "./http/event-store.js";
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./http/guard.js";
 import { createServer } from "./server.js";
@@ -278,9 +278,10 @@ async function handleHook(api: CronApi, req: IncomingMessage, res: ServerRespons
     const { run } = await api.triggerEvent({ job_id: jobId, token: auth, payload: body });
     return answer(202, run ? { run_id: run.id, status: run.status } : { run_id: null, status: "queued" });
   } catch (err) {
-    if (err instanceof UnauthorizedError && !(await guesses.failed(GuessThrottle.key(req, "hooks")))) return void req.socket.destroy();
-    if (err instanceof UnauthorizedError) return answer(401, { error: err.message }, { "www-authenticate": 'Bearer realm="agent-cron-hooks", error="invalid_token"' });
-    if (err instanceof UserError) return answer(409, { error: err.message });
+    const code = codeOf(err);
+    if (code === "AC_UNAUTHORIZED" && !(await guesses.failed(GuessThrottle.key(req, "hooks")))) return void req.socket.destroy();
+    if (code === "AC_UNAUTHORIZED") return answer(401, { error: errorMessage(err), code }, { "www-authenticate": 'Bearer realm="agent-cron-hooks", error="invalid_token"' });
+    if (kindOf(err) === "user") return answer(409, { error: errorMessage(err), code });
     return answer(500, { error: errorMessage(err) });
   }
 }

@@ -12,8 +12,8 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
 import type { Residence } from "../backends/files/share/background.js";
-import { UnavailableError, UserError, errorMessage } from "../core/errors.js";
-import { describeIssue, quote } from "../core/issues.js";
+import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
+import { describeIssue, quote } from "../kernel/issues.js";
 import { portableJsonSchema } from "./schema.js";
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -79,7 +79,7 @@ export function ok(summary: string, fields: Record<string, unknown>): CallToolRe
  * failed). The server never crashes on input.
  */
 export function failure(tool: string, err: unknown): CallToolResult {
-  const reason = err instanceof UserError || err instanceof UnavailableError ? err.message : `internal error: ${errorMessage(err)}`;
+  const reason = kindOf(err) === "internal" ? `internal error: ${errorMessage(err)}` : errorMessage(err);
   // One line, whatever a message echoes of the caller's input.
   const text = `${tool} failed: ${reason}`.replace(/[\u0000-\u001f\u007f]+/g, " ");
   return { content: [{ type: "text", text }], isError: true };
@@ -171,7 +171,7 @@ export function registerTools(server: McpServer, ctx: ToolContext, source: ToolS
     try {
       return await entry.run(parsed.data as never, extra);
     } catch (err) {
-      if (!(err instanceof UserError)) ctx.log("error", `Tool ${name} failed: ${errorMessage(err)}`);
+      if (kindOf(err) !== "user") ctx.log("error", `Tool ${name} failed: ${errorMessage(err)}`);
       return failure(name, err);
     }
   });

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { CronApi } from "../core/api.js";
-import { UserError, errorMessage } from "../core/errors.js";
+import { UserError, errorMessage } from "../kernel/errors.js";
 import { JOB_STATES } from "../core/jobs.js";
 import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "../mcp/http/guard.js";
 import type { Health, Metrics, MetricsSource } from "./metrics.js";

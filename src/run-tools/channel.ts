@@ -4,7 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { RunToolsHandle, RunToolsPort } from "../core/ports.js";
-import { errorMessage } from "../core/errors.js";
+import { errorMessage } from "../kernel/errors.js";
 
 /**
  * The owner's side of a run's tools (SPEC §21): one Unix socket per run, in the run's own

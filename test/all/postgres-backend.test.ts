@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresBackend, checkNodeVersion, type PostgresBackend } from "../../src/backends/postgres/index.js";
 import { migrate, SCHEMA_VERSION } from "../../src/backends/postgres/schema.js";
 import { Db } from "../../src/backends/postgres/db.js";
-import { UnavailableError, UserError } from "../../src/core/errors.js";
+import { UnavailableError, UserError } from "../../src/kernel/errors.js";
 import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js";
 import type { Occurrence } from "../../src/core/ports.js";
 import { systemClock } from "../../src/core/scheduler.js";

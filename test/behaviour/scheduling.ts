@@ -339,6 +339,8 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
   it("pauses a job after pause_after_failures failed runs in a row and says why", async () => {
     const { app, exec } = await makeApp();
     await app.addJob({ name: "bad", schedule: "@daily", prompt: "p", retries: 0, pause_after_failures: 2 }, "test");
+    const notices: string[] = [];
+    app.events.on("notice", (_level, message) => notices.push(message));
     for (let i = 0; i < 2; i++) {
       const run = await app.runNow("bad");
       await until(() => exec.calls.length === i + 1);
@@ -348,6 +350,8 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
     const job = app.resolveJob("bad");
     expect(job.state).toBe("paused");
     expect(job.last_error).toMatch(/Paused after 2 failed runs in a row.*exit 3/);
+    // Said once, by the ending that paused it (decided by the job's change, not by its text).
+    expect(notices.filter((n) => n.includes("paused itself"))).toEqual([expect.stringMatching(/^Job bad paused itself: Paused after 2 failed runs in a row/)]);
   });
 
   it("marks a run left running by a dead process interrupted at start-up, and never runs that occurrence again", async () => {

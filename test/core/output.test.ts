@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { MAX_SCHEMA_DEPTH, checkOutput, compileOutputSchema, keptOutputSchemas, nestingDepth } from "../../src/core/output.js";
 import { memoryBackend, openTestApp } from "../helpers/app.js";
-import { UserError } from "../../src/core/errors.js";
+import { UserError } from "../../src/kernel/errors.js";
 
 const structured = (schema: Record<string, unknown>, value: unknown) => checkOutput("structured", schema, JSON.stringify(value), undefined);
 

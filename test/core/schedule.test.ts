@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UserError } from "../../src/core/errors.js";
+import { UserError } from "../../src/kernel/errors.js";
 import {
   describeSchedule,
   latestOccurrenceBetween,
@@ -8,7 +8,7 @@ import {
   parseSchedule,
   scheduleOfJob,
 } from "../../src/core/schedule.js";
-import { toIsoInZone } from "../../src/core/time.js";
+import { toIsoInZone } from "../../src/kernel/time.js";
 
 const NY = "America/New_York";
 const NOW = new Date("2026-01-01T00:00:00Z");

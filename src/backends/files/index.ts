@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { Fence } from "../../core/errors.js";
+import type { Fence } from "../../kernel/errors.js";
 import type { JobRepo, OccurrenceQueue, OrphanFinder, RunRepo } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
 import { LocalQueue, OwnerOrphans } from "../local.js";

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { PgBoss } from "pg-boss";
-import { UnavailableError, errorMessage } from "../../core/errors.js";
+import { UnavailableError, errorMessage, kindOf } from "../../kernel/errors.js";
 import type { Clock } from "../../core/scheduler.js";
-import { BOSS_SCHEMA, Db, isConnectionError, unreachableSentence } from "./db.js";
+import { BOSS_SCHEMA, Db, DbUnreachableError, isConnectionError, unreachableSentence } from "./db.js";
 import { Fleet } from "./fleet.js";
 import { PgJobRepo } from "./jobs.js";
 import { Listener, type Change } from "./notify.js";
@@ -207,7 +207,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
     limits: () => ({ perProcess: opts.limits().maxConcurrent, fleet: opts.limits().fleetMaxConcurrent }),
     goesFirst: (jobId) => fleet.goesFirst(jobId),
     checkAvailable: () => {
-      if (!available) throw new UnavailableError(`The database at ${db.where} is unreachable; agent-cron retries and resumes when it is back.`);
+      if (!available) throw new DbUnreachableError(db.where, null);
     },
     onError,
   });
@@ -245,10 +245,11 @@ function isQuiet(err: unknown): boolean {
 }
 
 function startupError(err: unknown, where: string, urlEnv: string): unknown {
-  if (err instanceof UnavailableError) {
-    const reason = err.message.replace(/^The database at \S+ is unreachable: /, "").replace(/; agent-cron retries and resumes when it is back\.$/, "");
-    return new UnavailableError(`The database at ${where} is unreachable: ${reason}. Start it, or fix the URL in ${urlEnv}.`);
+  if (err instanceof DbUnreachableError) {
+    return new UnavailableError(`The database at ${where} is unreachable${err.reason ? `: ${err.reason}` : ""}. Start it, or fix the URL in ${urlEnv}.`, "AC_DB_UNREACHABLE");
   }
+  // Another sentence meant for the caller (the database is busy) stands as it is.
+  if (kindOf(err) === "unavailable") return err;
   const e = err as { code?: string; message?: string };
   if (e?.code === "28P01" || e?.code === "28000") return new UnavailableError(`The database at ${where} refused the login (${e.message}); fix the user or password in ${urlEnv}.`);
   if (e?.code === "3D000") return new UnavailableError(`The database at ${where} does not exist (${e.message}); create it (createdb) or fix the URL in ${urlEnv}.`);

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { UnavailableError } from "../../core/errors.js";
+import { UnavailableError } from "../../kernel/errors.js";
 
 /** Our tables live in their own schema; pg-boss keeps its own beside it. */
 export const SCHEMA = "agent_cron";
@@ -88,7 +88,7 @@ export class Db {
       return new UnavailableError(`The database at ${this.where} is busy: no connection of this process was free for 5 s; try again.`);
     }
     this.onConnectionError(err);
-    return new UnavailableError(unreachableSentence(this.where, err));
+    return new DbUnreachableError(this.where, connectionReason(err));
   }
 
   async end(): Promise<void> {
@@ -99,7 +99,17 @@ export class Db {
 }
 
 export function unreachableSentence(where: string, err: unknown): string {
-  return `The database at ${where} is unreachable: ${connectionReason(err)}; agent-cron retries and resumes when it is back.`;
+  return new DbUnreachableError(where, connectionReason(err)).message;
+}
+
+/** The database does not answer (AC_DB_UNREACHABLE); `reason` says how, for a sentence worded elsewhere. */
+export class DbUnreachableError extends UnavailableError {
+  constructor(
+    where: string,
+    readonly reason: string | null,
+  ) {
+    super(`The database at ${where} is unreachable${reason ? `: ${reason}` : ""}; agent-cron retries and resumes when it is back.`, "AC_DB_UNREACHABLE");
+  }
 }
 
 /** host:port/database of a postgres URL, without user or password. */

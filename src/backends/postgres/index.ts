@@ -1,4 +1,4 @@
-import { UserError } from "../../core/errors.js";
+import { UserError } from "../../kernel/errors.js";
 import type { PostgresBackend, PostgresBackendOptions } from "./backend.js";
 
 export type { PostgresBackend } from "./backend.js";

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { UserError } from "../../core/errors.js";
+import { UserError } from "../../kernel/errors.js";
 import { JobSchema, type Job } from "../../core/jobs.js";
 import type { JobRepo } from "../../core/ports.js";
 import { SCHEMA, type Db } from "./db.js";

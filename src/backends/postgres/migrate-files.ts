@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../../config.js";
-import { UserError } from "../../core/errors.js";
+import { UserError } from "../../kernel/errors.js";
 import type { Job } from "../../core/jobs.js";
 import { systemClock } from "../../core/scheduler.js";
 import { openFilesBackend } from "../files/index.js";

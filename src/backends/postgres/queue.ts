@@ -5,7 +5,7 @@ import type { Job, RunTrigger } from "../../core/jobs.js";
 import { takeable } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
-import { toIsoInZone } from "../../core/time.js";
+import { toIsoInZone } from "../../kernel/time.js";
 import { CHANNEL, SCHEMA, type Db } from "./db.js";
 import type { PgJobRepo } from "./jobs.js";
 import { parseJob } from "./jobs.js";

@@ -1,7 +1,7 @@
 import { rm } from "node:fs/promises";
 import type pg from "pg";
 import path from "node:path";
-import { UserError } from "../../core/errors.js";
+import { UserError } from "../../kernel/errors.js";
 import { RunSchema, TERMINAL_STATUSES, type Run } from "../../core/jobs.js";
 import { cutUtf8 } from "../../core/output.js";
 import { STORED, type PutOutcome, type RunRepo } from "../../core/ports.js";

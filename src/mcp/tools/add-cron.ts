@@ -1,5 +1,5 @@
 import { AddJobInput } from "../../core/job-input.js";
-import { UserError } from "../../core/errors.js";
+import { UserError } from "../../kernel/errors.js";
 import { checkSchemaDepth } from "../../core/output.js";
 import type { Job } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync } from "n
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../../../config.js";
-import { toIsoInZone } from "../../../core/time.js";
+import { toIsoInZone } from "../../../kernel/time.js";
 import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "../../../secret-env.js";
 
 /**

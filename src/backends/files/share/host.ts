@@ -6,7 +6,7 @@ import lockfile from "proper-lockfile";
 import type { Config } from "../../../config.js";
 import { LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../../../core/api.js";
 import type { App } from "../../../core/app.js";
-import { LockLostError, UnavailableError, UserError, errorMessage, type Fence } from "../../../core/errors.js";
+import { AgentCronError, LockLostError, UserError, codeOf, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import { AppEventBus, type AppEvents } from "../../../core/events.js";
 import type { Health } from "../../../ops/metrics.js";
 import { checkSelf } from "./peer.js";
@@ -59,9 +59,11 @@ export interface HostOptions {
 }
 
 /** serve --background found the data dir owned already: it has nothing to do. */
-export class OwnerPresentError extends Error {
+export class OwnerPresentError extends AgentCronError {
   constructor(readonly owner: OwnerFile | null) {
-    super(`Another agent-cron process (pid ${owner?.pid ?? "?"}, ${owner?.started_as ?? "unknown"}) owns the data dir; this one is not needed.`);
+    super(
+      "AC_OWNER_PRESENT",
+      `Another agent-cron process (pid ${owner?.pid ?? "?"}, ${owner?.started_as ?? "unknown"}) owns the data dir; this one is not needed.`);
   }
 }
 
@@ -174,7 +176,7 @@ export class Host implements CronApi {
         continue;
       } catch (err) {
         // The owner is there but does not answer: say so now rather than wait to take over.
-        if (err instanceof UnavailableError) throw err;
+        if (kindOf(err) === "unavailable") throw err;
         lastError = errorMessage(err);
       }
       if (startOwner && startedAt === null && !(await this.locked())) {
@@ -351,7 +353,7 @@ export class Host implements CronApi {
           return await (this.owner.api[method] as (a: unknown) => Promise<T>).call(this.owner.api, checked);
         } catch (err) {
           // Deposed mid-call: nothing was written, so the new owner can take the call.
-          if (!(err instanceof LockLostError)) throw err;
+          if (codeOf(err) !== "AC_LOCK_LOST") throw err;
           continue;
         }
       }

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { chmodSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { API_METHODS, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../../../core/api.js";
-import { LockLostError, UnauthorizedError, UnavailableError, UserError, errorMessage, type Fence } from "../../../core/errors.js";
+import { AgentCronError, UnavailableError, codeOf, errorFromCode, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import type { AppEventBus, AppEvents } from "../../../core/events.js";
 import { checkSocketPeer } from "./peer.js";
 
@@ -15,7 +15,7 @@ import { checkSocketPeer } from "./peer.js";
  */
 
 /** `retry`: the owner is stopping and did not apply the call; the next owner should take it. */
-type Reply = { id: number; result?: unknown; error?: string; user?: boolean; unauthorized?: boolean; retry?: boolean };
+type Reply = { id: number; result?: unknown; error?: string; code?: string; user?: boolean; unauthorized?: boolean; retry?: boolean };
 type EventMsg = { event: keyof AppEvents; args: unknown[] };
 
 const MAX_LINE = 64 * 1024 * 1024;
@@ -131,7 +131,7 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
       try {
         opts.fence();
       } catch (err) {
-        return send(socket, { id, error: errorMessage(err), retry: true });
+        return send(socket, { id, error: errorMessage(err), code: codeOf(err) ?? undefined, retry: true });
       }
       // The token proves only that the caller can read owner.json, which a run without a
       // sandbox can; what needs a person is checked against the caller's process itself.
@@ -140,7 +140,11 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
         .then((a) => (api[method] as (a: unknown) => Promise<unknown>).call(api, a))
         .then(
           (result) => send(socket, { id, result }),
-          (err) => send(socket, { id, error: errorMessage(err), user: err instanceof UserError, unauthorized: err instanceof UnauthorizedError, retry: err instanceof LockLostError }),
+          // The code says what the error is; the flags are for a follower older than codes.
+          (err) => {
+            const code = codeOf(err);
+            send(socket, { id, error: errorMessage(err), code: code ?? undefined, user: kindOf(err) === "user", unauthorized: code === "AC_UNAUTHORIZED", retry: code === "AC_LOCK_LOST" });
+          },
         );
       inFlight.add(call);
       void call.finally(() => inFlight.delete(call));
@@ -242,7 +246,10 @@ export class RemoteApiClient {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.error === undefined) p.resolve(msg.result);
-      else p.reject(msg.retry ? new OwnerGoneError(false) : msg.unauthorized ? new UnauthorizedError(msg.error) : msg.user ? new UserError(msg.error) : new Error(msg.error));
+      // The owner lost the data dir before applying the call: it goes to the next owner.
+      else if (msg.retry || msg.code === "AC_LOCK_LOST") p.reject(new OwnerGoneError(false));
+      // An owner older than codes said only user/unauthorized.
+      else p.reject(errorFromCode(msg.code ?? (msg.unauthorized ? "AC_UNAUTHORIZED" : msg.user ? "AC_BAD_REQUEST" : undefined), msg.error));
     });
     socket.on("close", () => {
       // After a graceful stop, a call still unanswered reached the owner too late to be
@@ -331,9 +338,10 @@ export class RemoteApiClient {
 /** A call the owner does not answer in this long fails with a sentence (env AGENT_CRON_CALL_TIMEOUT_MS for tests). */
 const CALL_TIMEOUT_MS = Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) > 0 ? Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) : 30_000;
 
-export class OwnerGoneError extends Error {
+export class OwnerGoneError extends AgentCronError {
   constructor(readonly mayHaveApplied: boolean) {
     super(
+      "AC_OWNER_GONE",
       mayHaveApplied
         ? "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again."
         : "The agent-cron process that owned the data dir stopped; try again.",

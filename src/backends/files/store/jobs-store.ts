@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
-import { UserError, unfenced, type Fence } from "../../../core/errors.js";
+import { UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
 import { checkRegularFile, parseNamed, readRecordLines, recordsFile } from "./json-file.js";

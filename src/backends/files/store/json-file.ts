@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { DataFile } from "lowdb/node";
-import { UserError } from "../../../core/errors.js";
+import { UserError } from "../../../kernel/errors.js";
 
 /**
  * A lowdb data file whose records sit one per line: compact enough to rewrite quickly at

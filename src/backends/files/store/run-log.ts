@@ -1,4 +1,4 @@
-import { UserError } from "../../../core/errors.js";
+import { UserError } from "../../../kernel/errors.js";
 import { RunSchema, type Run } from "../../../core/jobs.js";
 import { parseNamed } from "./json-file.js";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { LockLostError, UserError, unfenced, type Fence } from "../../../core/errors.js";
+import { LockLostError, UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { RunSchema, type Run } from "../../../core/jobs.js";
 import { STORED, type PutOutcome } from "../../../core/ports.js";
 import { parseNamed, readDataFile } from "./json-file.js";

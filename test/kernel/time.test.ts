@@ -7,7 +7,7 @@ import {
   toIsoUtc,
   wallClockInZone,
   zonedWallTimeToDate,
-} from "../../src/core/time.js";
+} from "../../src/kernel/time.js";
 
 const NY = "America/New_York";
 

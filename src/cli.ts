@@ -863,7 +863,7 @@ async function service(args: string[]): Promise<number> {
   const spec = { platform, dataDir, configPath: explicitConfig(values), http: !!values.http, node: process.execPath, cli: cliPath(), env: process.env, shutdownGraceSeconds: config.shutdown_grace_seconds };
   const report = await svc.installService(spec, opts);
   print(out, report, () => formatServiceReport(report));
-  return report.verify && report.verify.ran && !report.verify.ok ? 1 : 0;
+  return report.verify?.ran && !report.verify.ok ? 1 : 0;
 }
 
 function formatServiceReport(r: import("./service.js").ServiceReport): string {

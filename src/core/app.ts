@@ -466,7 +466,7 @@ export class App {
 
   private onDue(jobId: string, at: number): void {
     const job = this.jobs.get(jobId);
-    if (!job || job.state !== "active" || this.dispatcher.isClosing) return;
+    if (job?.state !== "active" || this.dispatcher.isClosing) return;
     if (this.expiring.delete(jobId)) {
       void this.expire(jobId).catch((err) => this.warn(jobId, err));
       return;
@@ -573,7 +573,7 @@ export class App {
   private async runBacklog(jobId: string, times: number[]): Promise<void> {
     for (const t of times) {
       const current = this.jobs.get(jobId);
-      if (!current || current.state !== "active" || this.dispatcher.isClosing) return;
+      if (current?.state !== "active" || this.dispatcher.isClosing) return;
       const run = await this.dispatcher.startOccurrence(current, { scheduledFor: t, trigger: "catch_up" });
       if (!run) return;
       await this.dispatcher.whenDone(run.id);
@@ -689,7 +689,7 @@ export class App {
       const label = a.name ?? a.job_id;
       const title = `${a.unaccounted} occurrence${a.unaccounted === 1 ? "" : "s"} of ${label} ha${a.unaccounted === 1 ? "s" : "ve"} no record`;
       this.events.emit("notice", "warning", `Audit: ${title}: ${fresh.join(", ")}.`, { job_id: a.job_id, unaccounted_at: fresh });
-      const channels = job && job.deliver_to.length ? job.deliver_to : this.config.alerts;
+      const channels = job?.deliver_to.length ? job.deliver_to : this.config.alerts;
       if (job && channels.length && this.notifier.alert) {
         const attempts = await this.notifier.alert(channels, job, title, `Due with no record (agent-cron audit ${label}):\n${fresh.map((t) => `- ${t}`).join("\n")}`);
         const refused = attempts.filter((d) => !d.ok);

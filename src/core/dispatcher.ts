@@ -475,7 +475,7 @@ export class Dispatcher {
     const left: string[] = [];
     for (const jobId of upstream.chain_due) {
       const job = this.host.getJob(jobId);
-      if (!job || job.state !== "active") continue;
+      if (job?.state !== "active") continue;
       if (this.closing) {
         left.push(jobId);
         continue;
@@ -582,7 +582,7 @@ export class Dispatcher {
     if (!next || this.active.get(jobId)?.size) return;
     this.queued.delete(jobId);
     const job = this.host.getJob(jobId);
-    if (!job || job.state !== "active") return;
+    if (job?.state !== "active") return;
     void this.start(job, next).catch((err) =>
       this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }),
     );

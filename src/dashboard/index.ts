@@ -490,7 +490,7 @@ function decodeSegment(segment: string): string | null {
 
 /** Only a path on this server: never `//elsewhere`, a scheme, or a header break. */
 function localPath(value: string | null | undefined): string {
-  if (!value || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\") || /[\u0000-\u001f\\]/.test(value)) return "/";
+  if (!value?.startsWith("/") || value.startsWith("//") || value.startsWith("/\\") || /[\u0000-\u001f\\]/.test(value)) return "/";
   return value;
 }
 

@@ -4,7 +4,7 @@ import type { Job, JobState, RunWithOutput } from "../core/jobs.js";
 import { JOB_STATES } from "../core/jobs.js";
 import type { JobRow } from "../core/views.js";
 import { ICON, SCRIPT_PATH, STYLESHEET_PATH } from "./assets.js";
-import { Html, formatCost, formatDuration, formatInZone, html, timeTag, trusted, type Interpolation } from "./html.js";
+import { type Html, formatCost, formatDuration, formatInZone, html, timeTag, trusted, type Interpolation } from "./html.js";
 
 /** What every page needs to draw its header and forms. */
 export interface PageContext {

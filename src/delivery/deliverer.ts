@@ -38,7 +38,7 @@ export class Deliverer {
   deliver(runId: string): void {
     if (this.active.has(runId) || this.abort.signal.aborted) return;
     const run = this.host.runs.get(runId);
-    if (!run || run.delivery !== "pending" || run.delivery_due.length === 0) return;
+    if (run?.delivery !== "pending" || run.delivery_due.length === 0) return;
     const p = this.deliverAll(run)
       .catch((err) => this.host.onError(`Run ${runId}: its deliveries could not be recorded`, err))
       .finally(() => this.active.delete(runId));

@@ -134,6 +134,7 @@ function redact(text: string, secrets: string[]): string {
 }
 
 /** A field of a JSON answer as a message id (Slack's ts, Discord's id, Telegram's result.message_id). */
+// biome-ignore lint/suspicious/noExplicitAny: a provider's answer is untyped JSON; `pick` reads one field of it and returns unknown
 export function idIn(body: string, pick: (answer: any) => unknown): string | null {
   try {
     const v = pick(JSON.parse(body));

@@ -87,7 +87,7 @@ describe("dashboard in Chromium", () => {
     await page.goto(base + "/");
     await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 
-    const row = page.locator(`#job-${ids["live"]}`);
+    const row = page.locator(`#job-${ids.live}`);
     await row.getByRole("button", { name: "Pause live" }).click();
     await expect.poll(() => row.locator(".badge").first().textContent()).toBe("paused");
     await row.getByRole("button", { name: "Resume live" }).click();
@@ -126,7 +126,7 @@ describe("dashboard in Chromium", () => {
     // The first Tab reaches the skip link.
     await page.keyboard.press("Tab");
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
-    const key = `toggle-${ids["keys"]}`;
+    const key = `toggle-${ids.keys}`;
     await page.focus(`[data-key="${key}"]`);
     await page.keyboard.press("Enter");
     await expect.poll(() => page.locator(`[data-key="${key}"]`).textContent()).toBe("Resume");

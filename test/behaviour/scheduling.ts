@@ -364,6 +364,7 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
     const run = runsOf(first.app, "tick")[0];
     await first.app.runs.put({ ...run, pid: 2 ** 22 + 12345 });
     forget(first.app);
+    // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
     first.app["scheduler"].stop();
 
     const clock = new FakeClock(first.clock.now());
@@ -385,6 +386,7 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
       const clock = new FakeClock(first.clock.now() + 10 * 60_000);
       const second = await makeApp({ store: first.store, clock });
       await second.app.start();
+      // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
       await second.app["jobs"].idle();
       await new Promise((r) => setTimeout(r, 50));
       return { ...second, runs: runsOf(second.app, "m") };

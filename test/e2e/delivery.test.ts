@@ -371,7 +371,7 @@ describe("test-channel and doctor", () => {
     const env = channelEnv();
     const ok = await runCli(["test-channel", "team", "--data-dir", dir], { env });
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/^team \(slack\): delivered after 1 attempt\n  attempt 1: accepted, HTTP 200/);
+    expect(ok.stdout).toMatch(/^team \(slack\): delivered after 1 attempt\n {2}attempt 1: accepted, HTTP 200/);
     expect(rx.at("/slack/ok").at(-1)!.json.text).toMatch(/Test message from agent-cron/);
     const bad = await runCli(["test-channel", "team_bad", "--data-dir", dir], { env });
     expect(bad.code).toBe(1);

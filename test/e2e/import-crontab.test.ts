@@ -52,7 +52,7 @@ describe("agent-cron import crontab", () => {
     // For real, from stdin.
     const real = spawnSync(NODE, [CLI, "import", "crontab", "-", "--data-dir", dir], { input: tab, encoding: "utf8" });
     expect(real.status).toBe(1);
-    expect(real.stdout).toMatch(/^Added 2 job\(s\):\n  line 4: crontab-hello-4 {2}15 3 \* \* \* \(.+America\/New_York.*\) → executor hello/);
+    expect(real.stdout).toMatch(/^Added 2 job\(s\):\n {2}line 4: crontab-hello-4 {2}15 3 \* \* \* \(.+America\/New_York.*\) → executor hello/);
     expect(real.stdout).toContain('"executors": { "report": {"type":"command","command":["/usr/bin/report","--out","/tmp/r.txt"]} }');
     const jobs = json(await cli("list", "--json")).jobs as Structured[];
     expect(jobs.map((j) => j.name)).toEqual(["crontab-hello-4", "crontab-hello-9"]);

@@ -4,7 +4,7 @@
  * run that passes them, no run outlives its timeout or a server killed with kill -9, and a run
  * finds no secret in its parent's environment.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TestServer, fixture, isAlive, makeDataDir, removeDir, runCli, waitFor } from "../helpers/server.js";

@@ -60,7 +60,7 @@ function parsePlist(text: string): Plist {
     });
   const take = (re: RegExp): RegExpExecArray => {
     const m = re.exec(rest);
-    if (!m || m.index !== 0) throw new Error(`expected ${re} at: ${rest.slice(0, 60)}`);
+    if (m?.index !== 0) throw new Error(`expected ${re} at: ${rest.slice(0, 60)}`);
     rest = rest.slice(m[0].length).replace(/^\s+/, "");
     return m;
   };

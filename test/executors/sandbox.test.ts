@@ -3,7 +3,7 @@
  * in which order, and what the config accepts. The real sandbox is tested in
  * test/all/sandbox.test.ts (npm run test:all, which installs bubblewrap).
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExecutorConfigSchema, parseConfig, type CodexExecutorConfig } from "../../src/config.js";
@@ -60,7 +60,7 @@ function mounts(args: string[]): string[] {
   return out;
 }
 
-const after = (list: string[], later: string, earlier: string) => {
+const expectAfter = (list: string[], later: string, earlier: string) => {
   expect(list).toContain(later);
   expect(list).toContain(earlier);
   expect(list.indexOf(later)).toBeGreaterThan(list.indexOf(earlier));
@@ -92,7 +92,7 @@ describe("wrapInSandbox", () => {
     expect(m).toContain(`tmpfs ${workRoot}`);
     expect(m.join("\n")).not.toContain(missing);
     // The work dir is under a hidden root: its bind must come after, or it would be hidden too.
-    after(m, `rw ${runDir}`, `tmpfs ${workRoot}`);
+    expectAfter(m, `rw ${runDir}`, `tmpfs ${workRoot}`);
     expect(m.filter((x) => x === `rw ${runDir}`)).toHaveLength(1);
   });
 
@@ -100,7 +100,7 @@ describe("wrapInSandbox", () => {
     const inner = path.join(runDir, ".agent-cron");
     mkdirSync(inner, { recursive: true });
     const m = mounts(wrap(["/usr/bin/node"], { hiddenPaths: [inner] }));
-    after(m, `tmpfs ${inner}`, `rw ${runDir}`);
+    expectAfter(m, `tmpfs ${inner}`, `rw ${runDir}`);
     rmSync(inner, { recursive: true });
   });
 
@@ -112,7 +112,7 @@ describe("wrapInSandbox", () => {
     const shared = path.join(dataDir, "shared");
     mkdirSync(shared, { recursive: true });
     const m = mounts(wrap(["/usr/bin/node"], { binds: [shared, `${runDir}:ro`, "/opt/not-there:rw"] }));
-    after(m, `ro ${shared}`, `tmpfs ${dataDir}`);
+    expectAfter(m, `ro ${shared}`, `tmpfs ${dataDir}`);
     // A missing bind is passed on: bwrap refuses it, and the run fails with its reason.
     expect(m).toContain("rw /opt/not-there");
     // The work dir stays writable even when a bind names it read-only.
@@ -122,8 +122,8 @@ describe("wrapInSandbox", () => {
 
   it("binds claude-code's config dir and file writable inside the empty HOME, or $CLAUDE_CONFIG_DIR alone", () => {
     const m = mounts(wrap(["/usr/bin/node"], { type: "claude-code" }));
-    after(m, `rw ${path.join(home, ".claude")}`, `tmpfs ${home}`);
-    after(m, `rw ${path.join(home, ".claude.json")}`, `tmpfs ${home}`);
+    expectAfter(m, `rw ${path.join(home, ".claude")}`, `tmpfs ${home}`);
+    expectAfter(m, `rw ${path.join(home, ".claude.json")}`, `tmpfs ${home}`);
     expect(m).not.toContain(`rw ${path.join(home, ".codex")}`);
 
     const own = path.join(base, "claude-config");
@@ -149,7 +149,7 @@ describe("wrapInSandbox", () => {
     writeFileSync(cli, "#!/usr/bin/env node\n");
     chmodSync(cli, 0o755);
     const m = mounts(wrap([cli]));
-    after(m, `ro ${pkg}`, `tmpfs ${home}`);
+    expectAfter(m, `ro ${pkg}`, `tmpfs ${home}`);
 
     mkdirSync(path.join(home, "bin"), { recursive: true });
     const tool = path.join(home, "bin", "tool");
@@ -169,7 +169,7 @@ describe("wrapInSandbox", () => {
     writeFileSync(script, "#!/usr/bin/env node\n");
     chmodSync(script, 0o755);
     const m = mounts(wrap([script], { env: { HOME: home, PATH: `${path.join(nodeDir, "bin")}:/usr/bin` } }));
-    after(m, `ro ${nodeDir}`, `tmpfs ${home}`);
+    expectAfter(m, `ro ${nodeDir}`, `tmpfs ${home}`);
     // The script itself is not under a hidden path: nothing to bind for it.
     expect(m).not.toContain(`ro ${base}`);
   });

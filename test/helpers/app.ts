@@ -5,7 +5,7 @@ import { afterEach } from "vitest";
 import { parseConfig, type Config } from "../../src/config.js";
 import type { App } from "../../src/core/app.js";
 import { composeApp, openApp } from "../../src/compose.js";
-import { MemoryStore, openMemoryBackend } from "../../src/backends/memory/index.js";
+import { type MemoryStore, openMemoryBackend } from "../../src/backends/memory/index.js";
 import { FakeClock } from "./clock.js";
 import { ControlledExecutor } from "./fake-executor.js";
 

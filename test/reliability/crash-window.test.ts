@@ -10,7 +10,6 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config.js";
-import type { App } from "../../src/core/app.js";
 import { openApp as composeApp } from "../../src/compose.js";
 import { FakeClock } from "../helpers/clock.js";
 import { ControlledExecutor } from "../helpers/fake-executor.js";

@@ -62,7 +62,7 @@ export class Db {
     } catch (err) {
       throw this.wrap(err);
     }
-    let broken: unknown = undefined;
+    let broken: unknown;
     try {
       await client.query("BEGIN");
       const result = await fn(client);

@@ -581,7 +581,7 @@ export function fitAtoms(
 export function splitAtoms(atoms: readonly Atom[], max: number, m: Measure): Atom[][] {
   const parts: Atom[][] = [];
   let rest: readonly Atom[] | null = atoms;
-  for (let guard = 0; rest && rest.length && guard < 100_000; guard++) {
+  for (let guard = 0; rest?.length && guard < 100_000; guard++) {
     const cut = cutAtoms(rest, max, m, 0.5);
     if (cut.head.some(isContent)) parts.push(cut.head);
     rest = cut.rest;

@@ -12,7 +12,7 @@
  * The whole message is kept under about 28 KB. Action.OpenUrl only for an http(s) link.
  */
 import { escapeMarkdown, linkDestination, markdownRenderer } from "./commonmark.js";
-import { type Atom, JSON_UTF8, type OpenAtom, Walker, fitAtoms, messageBody, render, type Renderer } from "./markdown.js";
+import { type Atom, JSON_UTF8, type OpenAtom, fitAtoms, messageBody, render, type Renderer } from "./markdown.js";
 import { type DeliveryEvent, type DeliveryMessage, FOOTER_SEPARATOR, NO_OUTPUT, footerParts, isWebLink, shorten, title } from "./message.js";
 
 /** Teams refuses messages over about 28 KB; this leaves room for the envelope it adds. */

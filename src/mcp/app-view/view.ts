@@ -120,7 +120,7 @@ function fromResult(result: CallToolResult): Shown {
     const jobs = (data.jobs as Data[]).map((j) => rowOf({ timezone: zone, state: "active", ...j }));
     return { kind: "list", summary, jobs, total: typeof data.total === "number" ? data.total : jobs.length, more: !!data.next_cursor };
   }
-  if (data && data.job && typeof data.job === "object" && Array.isArray(data.recent_runs)) {
+  if (data?.job && typeof data.job === "object" && Array.isArray(data.recent_runs)) {
     const job = data.job as Data;
     // get_cron's description has the timezone in brackets; the row shows it on its own.
     const described = typeof data.description === "string" ? data.description.replace(` (${String(job.timezone)})`, "") : undefined;

@@ -73,7 +73,7 @@ export function checkProcess(pid: number, runGroups: ReadonlySet<number> = liveP
     if (runGroups.has(cur) || runGroups.has(stat.pgrp) || runGroups.has(stat.session)) return { person: false, why: `${self} belongs to a run` };
     if (cur !== pid && cur === process.pid) return { person: false, why: `${self} is agent-cron's owner: ${pid} was started by a run` };
     const environ = readProc(cur, "environ");
-    if (environ !== null && environ.split("\0").some((v) => RUN_MARKERS.some((m) => v.startsWith(m)))) {
+    if (environ?.split("\0").some((v) => RUN_MARKERS.some((m) => v.startsWith(m)))) {
       return { person: false, why: `${self} has a run's AGENT_CRON_RUN_ID in its environment` };
     }
     cur = stat.ppid;

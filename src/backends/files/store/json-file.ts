@@ -8,7 +8,7 @@ import { UserError } from "../../../kernel/errors.js";
  * 100,000 jobs, still plain JSON a person can read and diff. Writes go through steno (temp
  * file + rename, concurrent writes coalesced), so a kill -9 never leaves half a file.
  */
-export function recordsFile<T>(file: string, key: string): DataFile<Record<string, unknown>> {
+export function recordsFile(file: string, key: string): DataFile<Record<string, unknown>> {
   return new DataFile<Record<string, unknown>>(file, {
     parse: (text) => parseNamed(file, text),
     stringify: (data) => stringifyRecords(data, key),

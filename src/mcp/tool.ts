@@ -94,7 +94,8 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
     list = tools.map((t) => {
       const output = portableJsonSchema(t.config.outputSchema, "output");
       const properties = { summary: { type: "string", description: "One sentence saying what happened" }, ...(output.properties as object) };
-      const required = ["summary", ...((output.required as string[] | undefined) ?? [])];
+      // Once each: a schema whose `required` repeats a name is invalid JSON Schema.
+      const required = [...new Set(["summary", ...((output.required as string[] | undefined) ?? [])])];
       return {
         name: t.name,
         title: t.config.title,

@@ -17,7 +17,6 @@ export const auditTool = defineTool({
       limit: z.number().int().min(1).max(100).optional().describe("Jobs listed (default 20)"),
     }),
     outputSchema: z.object({
-      summary: z.string(),
       since: z.string(),
       until: z.string(),
       jobs_audited: z.number(),

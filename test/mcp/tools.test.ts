@@ -1,16 +1,16 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ISO_MS, TestServer, groupAlive, isAlive, waitFor, type Structured } from "../helpers/server.js";
+import { ISO_MS, InProcessServer, groupAlive, isAlive, waitFor, type Structured } from "../helpers/in-process.js";
 
 /** Far in the future: these jobs run only when run_now asks. */
 const YEARLY = "0 0 1 1 *";
 
 describe("the tools, each through a real MCP client", () => {
-  let s: TestServer;
+  let s: InProcessServer;
 
   beforeAll(async () => {
-    s = await TestServer.start();
+    s = await InProcessServer.start();
   });
   afterAll(async () => {
     await s?.cleanup();

@@ -1,18 +1,19 @@
 /**
  * What a model reads (SPEC §10): Claude Code and Codex show the model only structuredContent,
- * so its size and shape are the product. Driven through the SDK client over stdio.
+ * so its size and shape are the product. Driven through the SDK client over the in-memory
+ * transport, against the server `serve` builds (test/helpers/in-process.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { portabilityProblems } from "../../src/mcp/schema.js";
-import { TestServer, sleep, textOf, waitFor, type Structured } from "../helpers/server.js";
+import { InProcessServer, sleep, textOf, waitFor, type Structured } from "../helpers/in-process.js";
 
 const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v));
 const PROMPT_100 = "Audit yesterday's application logs, list every new error with its count, and say which release added it.".slice(0, 100);
 
 describe("answers a model can use", () => {
-  let s: TestServer;
+  let s: InProcessServer;
   beforeAll(async () => {
-    s = await TestServer.start();
+    s = await InProcessServer.start();
   });
   afterAll(async () => {
     await s?.cleanup();

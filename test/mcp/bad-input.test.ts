@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync } from
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestServer, removeDir } from "../helpers/server.js";
+import { InProcessServer, removeDir } from "../helpers/in-process.js";
 
 const ok = { schedule: "0 9 * * 1-5", prompt: "Audit the logs" };
 const encodedUnknownId = Buffer.from("00000000-0000-4000-8000-000000000000").toString("base64url");
@@ -44,12 +44,12 @@ const cases: [string, string, Record<string, unknown>, RegExp][] = [
 ];
 
 describe("bad input gets an isError result with one clear sentence, and nothing is stored", () => {
-  let s: TestServer;
+  let s: InProcessServer;
   let root: string;
 
   beforeAll(async () => {
     root = realpathSync(mkdtempSync(path.join(os.tmpdir(), "agent-cron-roots-")));
-    s = await TestServer.start({ config: { work_dir_roots: [root] } });
+    s = await InProcessServer.start({ config: { work_dir_roots: [root] } });
   });
   afterAll(async () => {
     await s?.cleanup();

@@ -64,7 +64,7 @@ export function wasDue(job: Job, at: number): boolean {
       break;
     }
   }
-  if (!entry || entry.state !== "active" || at < Date.parse(job.created_at)) return false;
+  if (entry?.state !== "active" || at < Date.parse(job.created_at)) return false;
   if (job.expires_at && at > Date.parse(job.expires_at)) return false;
   try {
     const sched = scheduleOfJob({ schedule: entry.schedule, timezone: entry.timezone, run_at: entry.run_at ?? null, created_at: job.created_at });

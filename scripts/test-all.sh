@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run test:all: what `npm test` cannot do with Node and `npm install` alone.
 #  1. installs the pinned agent CLIs, Node 22 and the MCP Inspector (into .cache/, once),
-#     bubblewrap (apt-get, when bwrap is missing) and libfaketime (the clock-step test);
+#     bubblewrap (apt-get, when bwrap is missing), libfaketime (the clock-step test) and strace
+#     (the fsync test);
 #  2. runs the tests that need them (test/contract/: real Claude Code and Codex;
 #     test/all/: the Inspector's --strict schema check, the bwrap sandbox);
 #  3. runs the postgres backend's tests on Node 22 (pg-boss 12 needs it) against a throwaway
@@ -16,6 +17,7 @@ bash scripts/install-agent-clis.sh
 bash scripts/install-node22.sh
 bash scripts/install-bubblewrap.sh
 bash scripts/install-faketime.sh
+bash scripts/install-strace.sh
 bash scripts/install-chromium.sh
 bash scripts/install-postgres.sh
 node22="$root/.cache/node22/node_modules/.bin/node"

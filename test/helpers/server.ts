@@ -29,6 +29,8 @@ export interface StartOptions extends DataDirOptions {
   env?: Record<string, string>;
   /** The built CLI to start (default dist/cli.js): a copy installed elsewhere. */
   cli?: string;
+  /** A command the server runs under (e.g. strace and its options): `node dist/cli.js serve …` is appended to it. */
+  wrap?: string[];
   clientName?: string;
   clientVersion?: string;
   /** Declare the elicitation capability and answer each request with this. */
@@ -49,9 +51,11 @@ export class TestServer extends McpTestClient {
 
   static async start(opts: StartOptions = {}): Promise<TestServer> {
     const dataDir = opts.dataDir ?? makeDataDir(opts);
+    const serve = [NODE, opts.cli ?? CLI, "serve", "--data-dir", dataDir];
+    const [command, ...args] = [...(opts.wrap ?? []), ...serve];
     const transport = new StdioClientTransport({
-      command: NODE,
-      args: [opts.cli ?? CLI, "serve", "--data-dir", dataDir],
+      command,
+      args,
       env: { ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), ...(opts.env ?? {}) },
       stderr: "pipe",
       cwd: dataDir,

@@ -31,8 +31,9 @@ const STORE_VERSION = 1;
  *
  * Appends are synchronous writes on a descriptor kept open: a line is a few microseconds of
  * main thread, where an async append costs an open, a write and a close on the thread pool
- * that runs also need. The data is in the OS's hands when the call returns, exactly as with
- * an awaited async write (neither fsyncs), so an acknowledged change survives kill -9.
+ * that runs also need. With `durability: "fsync"` the line is fdatasync'd before the call
+ * returns, so an acknowledged change survives a power cut (test/all/fsync.test.ts watches it
+ * with strace); with `"os"` it is in the OS's hands, which survives a kill -9.
  *
  * Compaction never blocks appends: the journal is renamed to `jobs.journal.old`, a fresh
  * one takes new lines, and the snapshot is written in the background; `.old` is removed once

@@ -21,10 +21,12 @@ function placeOf(rel) {
   if (top === "backends") return [3, parts.length > 2 ? `backends/${parts[1]}` : "backends"];
   if (["store", "share"].includes(top)) return [3, `backends/files`];
   if (["executors", "delivery", "run-tools", "ops"].includes(top)) return [3, top];
-  if (["mcp", "dashboard", "http"].includes(top)) return [4, top];
-  return [5, "root"];
+  if (["mcp", "dashboard"].includes(top)) return [4, top];
+  // src/http/ assembles the HTTP server from mcp/, dashboard/ and the ops endpoints.
+  if (top === "http") return [5, "http"];
+  return [6, "root"];
 }
-const floorNames = ["kernel", "config", "core", "adapters (backends, executors, delivery, run-tools, ops)", "edges (mcp, dashboard, http)", "root (compose, cli, service, doctor, …)"];
+const floorNames = ["kernel", "config", "core", "adapters (backends, executors, delivery, run-tools, ops)", "edges (mcp, dashboard)", "http (the one HTTP server)", "root (compose, cli, service, doctor, …)"];
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {

@@ -371,7 +371,7 @@ async function serve(args: string[]): Promise<number> {
 
   if (values.http) {
     const port = values.port === undefined ? config.http.port : parsePort(String(values.port));
-    const { serveHttp } = await import("./mcp/http.js");
+    const { serveHttp } = await import("./http/server.js");
     const http = await serveHttp(host, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env, approverTokenEnv: config.approver_token_env }).catch(async (err) => {
       await host.close(0);
       throw err;
@@ -387,7 +387,7 @@ async function serve(args: string[]): Promise<number> {
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
   }
   if (config.metrics_port !== undefined) {
-    const { serveOps, metricsSourceOf } = await import("./ops/endpoints.js");
+    const { serveOps, metricsSourceOf } = await import("./http/ops.js");
     const token = process.env[config.http.token_env] || undefined;
     const log = (line: string) => logger.line(line, "metrics");
     const closeFirst = closeTransport;
@@ -585,7 +585,7 @@ async function dashboard(args: string[]): Promise<number> {
   const port = values.port === undefined ? 8766 : parsePort(String(values.port));
   const { dataDir, config, configPath } = setup(values);
   logger.setFormat(config.log_format);
-  const [{ Host }, { serveDashboard }] = await Promise.all([import("./backends/files/share/host.js"), import("./dashboard/index.js")]);
+  const [{ Host }, { serveDashboard }] = await Promise.all([import("./backends/files/share/host.js"), import("./http/server.js")]);
   const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice, startedAs: "dashboard" });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;

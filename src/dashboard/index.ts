@@ -1,13 +1,9 @@
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import os from "node:os";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { gzipSync } from "node:zlib";
 import type { CronApi } from "../core/api.js";
-import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
+import { errorMessage, kindOf } from "../kernel/errors.js";
 import { JOB_STATES, type JobState } from "../core/jobs.js";
-import { RequestGuard, defaultAllowedHosts, urlHost } from "../mcp/http/guard.js";
 import { ICON, SCRIPT, STYLESHEET } from "./assets.js";
-import { GuessThrottle } from "../mcp/http/throttle.js";
 import { DashboardAuth, sameOrigin } from "./auth.js";
 import { escapeHtml, type Html } from "./html.js";
 import { renderMarkdown } from "./markdown.js";
@@ -19,8 +15,12 @@ export interface DashboardOptions {
   token: string | undefined;
   /** The approver secret (config approver_token_env); none: the dashboard cannot approve (SPEC §20). */
   approverToken?: string;
-  /** Shared with /mcp on the daemon: guesses of its token wait in one line per client, wherever they are sent. */
-  guesses?: GuessThrottle;
+  /**
+   * Counts a wrong credential of `scope` from this request's client; false: close the connection
+   * unanswered (src/http/throttle.ts). Shared with /mcp on the daemon: guesses of its token wait
+   * in one line per client, wherever they are sent.
+   */
+  guessed(req: IncomingMessage, scope: "token" | "approver"): Promise<boolean>;
   /** The port it is served on: names the login cookie. */
   port: number;
   /** Where request errors go; never given a URL's query (it may hold ?token=). */
@@ -78,14 +78,12 @@ const OWNED = /^\/(?:$|login$|logout$|approver(?:\/logout)?$|events$|audit$|favi
 export class Dashboard {
   private readonly auth: DashboardAuth;
   private readonly streams: EventStreams;
-  private readonly guesses: GuessThrottle;
 
   constructor(
     private readonly api: CronApi,
     private readonly opts: DashboardOptions,
   ) {
     this.auth = new DashboardAuth(opts.token, opts.port, opts.approverToken);
-    this.guesses = opts.guesses ?? new GuessThrottle();
     if (opts.approverToken && opts.approverToken === opts.token) {
       opts.log("agent-cron warning: the approver secret is the daemon's token; approving on the dashboard is off until approver_token_env names a secret of its own.");
     }
@@ -128,7 +126,7 @@ export class Dashboard {
 
     if (!this.auth.authorized(req)) {
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-      if (bearer !== undefined && !(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
+      if (bearer !== undefined && !(await this.opts.guessed(req, "token"))) return void req.socket.destroy();
       const target = path + url.search;
       if (reading && path !== "/events" && wantsHtml(req)) {
         // A link followed from another site (a chat message) comes without the SameSite=Strict
@@ -319,7 +317,7 @@ export class Dashboard {
     const target = localPath(form?.get("next"));
     const typed = form?.get("token") ?? "";
     if (!form || !this.auth.tokenMatches(typed)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
+      if (!(await this.opts.guessed(req, "token"))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -339,7 +337,7 @@ export class Dashboard {
     if (!form) return this.page(req, res, 200, approverPage({ next, csrf }));
     const typed = form.get("secret") ?? "";
     if (!this.auth.approverMatches(typed)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, "approver")))) return void req.socket.destroy();
+      if (!(await this.opts.guessed(req, "approver"))) return void req.socket.destroy();
       return this.page(req, res, 401, approverPage({ next, csrf, error: "That is not the approver secret." }));
     }
     return this.redirect(res, next, { "set-cookie": this.auth.approverCookie() });
@@ -352,7 +350,7 @@ export class Dashboard {
     const target = url.pathname + url.search;
     if (!this.auth.required) return this.redirect(res, target);
     if (!this.auth.tokenMatches(token)) {
-      if (!(await this.guesses.failed(GuessThrottle.key(req, "token")))) return void req.socket.destroy();
+      if (!(await this.opts.guessed(req, "token"))) return void req.socket.destroy();
       return this.page(req, res, 401, loginPage({ next: target, error: "That token does not match the daemon's." }));
     }
     return this.redirect(res, target, { "set-cookie": this.auth.loginCookie() });
@@ -409,72 +407,8 @@ export class Dashboard {
   }
 }
 
-/**
- * The base of the links in channel messages: the daemon's address as a person on this
- * machine opens it; a wildcard bind (0.0.0.0, ::) is reached by the machine's name.
- */
-export function dashboardLinkBase(boundHost: string, port: number): string {
-  const bare = boundHost.replace(/^\[(.*)\]$/, "$1");
-  const host = bare === "0.0.0.0" || bare === "::" ? os.hostname() : urlHost(boundHost);
-  return `http://${host}:${port}`;
-}
-
 export function createDashboard(api: CronApi, opts: DashboardOptions): Dashboard {
   return new Dashboard(api, opts);
-}
-
-export interface DashboardServer {
-  /** `http://127.0.0.1:PORT/`, with the real port. */
-  url: string;
-  close(): Promise<void>;
-}
-
-/**
- * `agent-cron dashboard`: the dashboard alone, on loopback, for people who use only stdio.
- * The same Host and Origin checks as the daemon; the same token when one is set.
- */
-export async function serveDashboard(api: CronApi, opts: { port: number; token: string | undefined; approverToken?: string; log: (line: string) => void }): Promise<DashboardServer> {
-  const host = "127.0.0.1";
-  let dashboard: Dashboard | undefined;
-  let guard: RequestGuard | undefined;
-  const server = http.createServer((req, res) => {
-    if (!dashboard || !guard) return void res.writeHead(503).end();
-    if (!guard.hostAllowed(req.headers.host)) {
-      req.resume();
-      return void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`Host "${req.headers.host ?? ""}" is not allowed; open the dashboard at ${url}.\n`);
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined && !guard.originAllowed(origin)) {
-      req.resume();
-      return void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`Origin "${origin}" is not allowed.\n`);
-    }
-    const pathname = new URL(req.url ?? "/", "http://dashboard").pathname;
-    if (!dashboard.owns(pathname)) {
-      req.resume();
-      return void res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: this is the agent-cron dashboard; its pages start at /.\n");
-    }
-    void dashboard.handle(req, res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "EADDRINUSE" ? new UserError(`Port ${opts.port} on ${host} is already in use: stop the other dashboard, or pass --port (0 picks a free one).`) : err),
-    );
-    server.listen({ host, port: opts.port }, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  // The token is checked by the dashboard's own login; the guard checks only Host and Origin.
-  guard = new RequestGuard(defaultAllowedHosts(host, address.address), address.port, undefined);
-  dashboard = new Dashboard(api, { token: opts.token, approverToken: opts.approverToken, port: address.port, log: opts.log });
-  const url = `http://${host}:${address.port}/`;
-  return {
-    url,
-    close: async () => {
-      dashboard?.close();
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await stopped;
-    },
-  };
 }
 
 // Request helpers

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DashboardAuth } from "../../src/dashboard/auth.js";
-import { GuessThrottle } from "../../src/mcp/http/throttle.js";
+import { GuessThrottle } from "../../src/http/throttle.js";
 
 const elapsed = async (p: Promise<unknown>) => {
   const t0 = Date.now();

@@ -1,6 +1,6 @@
 // Unit tests of the HTTP request checks (Host, Origin, bearer token), next to the HTTP e2e tests.
 import { describe, expect, it } from "vitest";
-import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "../../src/mcp/http/guard.js";
+import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "../../src/http/guard.js";
 
 describe("isLoopback", () => {
   it.each(["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"])("%s is loopback", (h) => {

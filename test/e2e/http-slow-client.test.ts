@@ -4,7 +4,7 @@ import http from "node:http";
 import { afterEach, expect, it } from "vitest";
 import type { CronApi } from "../../src/core/api.js";
 import { AppEventBus } from "../../src/core/events.js";
-import { serveHttp, type HttpHandle } from "../../src/mcp/http.js";
+import { serveHttp, type HttpHandle } from "../../src/http/server.js";
 import { HttpClient, RawStream, rawSession } from "../helpers/http.js";
 import { waitFor } from "../helpers/server.js";
 

@@ -3,10 +3,10 @@ import type { AddressInfo } from "node:net";
 import type { CronApi } from "../core/api.js";
 import { UserError, errorMessage } from "../kernel/errors.js";
 import { JOB_STATES } from "../core/jobs.js";
-import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "../mcp/http/guard.js";
-import type { Health, Metrics, MetricsSource } from "./metrics.js";
+import { RequestGuard, defaultAllowedHosts, isLoopback, urlHost } from "./guard.js";
+import type { Health, Metrics, MetricsSource } from "../ops/metrics.js";
 
-export type { Health } from "./metrics.js";
+export type { Health } from "../ops/metrics.js";
 
 export const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -36,7 +36,7 @@ export class OpsEndpoints {
     }
     if (!authorized()) return text(res, 401, `Unauthorized: ${howToAuth}.\n`, { "www-authenticate": 'Bearer realm="agent-cron"' });
     // Loaded at the first scrape: a server nobody scrapes never loads prom-client.
-    const metrics = await (this.loading ??= import("./metrics.js").then(({ createMetrics }) => (this.metrics = createMetrics(this.source))));
+    const metrics = await (this.loading ??= import("../ops/metrics.js").then(({ createMetrics }) => (this.metrics = createMetrics(this.source))));
     return text(res, 200, await metrics.text(), { "content-type": metrics.contentType });
   }
 
@@ -45,7 +45,7 @@ export class OpsEndpoints {
    * what happened since the server started.
    */
   async start(): Promise<void> {
-    const { createMetrics } = await import("./metrics.js");
+    const { createMetrics } = await import("../ops/metrics.js");
     this.loading ??= Promise.resolve((this.metrics = createMetrics(this.source)));
   }
 

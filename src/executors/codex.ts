@@ -87,7 +87,10 @@ function errorText(message: unknown): string | null {
   return message.trim();
 }
 
-/** A TOML value of strings, arrays and tables, inline (JSON's string escapes are TOML's too). */
+/** How long Codex waits for the run tools' server to start (its default, 10 s, is short on a loaded machine). */
+const RUN_TOOLS_STARTUP_SECONDS = 30;
+
+/** A TOML value of strings, numbers, booleans, arrays and tables, inline (JSON's string escapes are TOML's too). */
 function tomlValue(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
   if (v && typeof v === "object") return `{ ${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`).join(", ")} }`;
@@ -132,11 +135,15 @@ export class CodexExecutor implements Executor {
     if (req.session === "isolated") argv.push("--ephemeral");
     if (cfg.model) argv.push("-m", cfg.model);
     argv.push(...Object.entries(cfg.config).flatMap(configArg));
-    // The run's own tools, as one more MCP server (a TOML inline table).
-    // `codex exec` has no one to ask: its default ("auto") refuses tools not marked read-only.
+    // The run's own tools, as one more MCP server (a TOML inline table). `required`: Codex
+    // otherwise sends the first turn without a server that is still starting (a loaded machine
+    // takes a second to start node), and the model never sees the tools; now the turn waits for
+    // it, and a server that cannot start fails the run saying so instead of running without.
+    // "approve": `codex exec` has no one to ask, whatever the user's config.toml defaults to.
     if (req.runTools) {
       const { name, command, args, env } = req.runTools;
-      argv.push("-c", `mcp_servers.${name}=${tomlValue({ command, args, env, default_tools_approval_mode: "approve" })}`);
+      const server = { command, args, env, required: true, startup_timeout_sec: RUN_TOOLS_STARTUP_SECONDS, default_tools_approval_mode: "approve" };
+      argv.push("-c", `mcp_servers.${name}=${tomlValue(server)}`);
     }
     if (schemaFile) argv.push("--output-schema", schemaFile);
     argv.push(...cfg.args);

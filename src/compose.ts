@@ -45,7 +45,7 @@ export interface OpenAppOptions {
 }
 
 /** The parts a backend gives the App. */
-export type BackendParts = Pick<AppParts, "jobs" | "runs" | "queue" | "orphans" | "jobsLocation"> & { exclusive: boolean };
+export type BackendParts = Pick<AppParts, "jobs" | "runs" | "queue" | "orphans" | "jobsLocation" | "sync" | "remoteCancel"> & { exclusive: boolean };
 
 /** Opens the backend the config names (files unless `store` says otherwise) and builds the App on it. */
 export async function openApp(opts: OpenAppOptions): Promise<App> {

@@ -204,7 +204,11 @@ export interface JobsPage {
   next_cursor: string | null;
 }
 
-/** The API served straight from this process's App. */
+/**
+ * The API served straight from this process's App. Every call that reads or names a record
+ * first waits for the App to be in sync (a fleet's mirror has heard every change acknowledged
+ * anywhere before the call), so a change made through another process is in the answer.
+ */
 export class LocalApi implements CronApi {
   constructor(readonly app: App) {}
 
@@ -231,11 +235,13 @@ export class LocalApi implements CronApi {
   }
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
+    await this.app.synced();
     const page = this.app.listJobs(a);
     return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor, timezone: this.app.config.timezone };
   }
 
   async listRuns(a: Parameters<CronApi["listRuns"]>[0]) {
+    await this.app.synced();
     const page = this.app.listRuns(a);
     return { runs: page.items.map((r) => this.row(r)), next_cursor: page.next_cursor };
   }
@@ -249,31 +255,38 @@ export class LocalApi implements CronApi {
   }
 
   async pause({ job }: { job: string }) {
+    await this.app.synced();
     return this.change(await this.app.pause(job));
   }
 
   async resume({ job }: { job: string }) {
+    await this.app.synced();
     return this.change(await this.app.resume(job));
   }
 
   async remove({ job, keep_runs }: { job: string; keep_runs?: boolean }) {
+    await this.app.synced();
     return { removed: await this.app.remove(job, keep_runs ?? false) };
   }
 
   async getCron({ job: ref }: { job: string }): Promise<JobView> {
+    await this.app.synced();
     const job = this.app.resolveJob(ref);
     return { job, description: describeJob(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
   async updateCron({ job: ref, patch, origin, by }: { job: string; patch: unknown; origin?: "cli" | "mcp"; by?: string }) {
+    await this.app.synced();
     return this.change(await this.app.updateJob(ref, patch, { origin, by }));
   }
 
   async approve({ job, by, via }: DecisionArgs) {
+    await this.app.synced();
     return this.change(await this.app.approve(job, { by: by ?? "a person", via: via ?? "cli" }));
   }
 
   async reject({ job, by, via }: DecisionArgs) {
+    await this.app.synced();
     return { removed: await this.app.reject(job, { by: by ?? "a person", via: via ?? "cli" }) };
   }
 
@@ -282,15 +295,18 @@ export class LocalApi implements CronApi {
   }
 
   async runNow({ job }: { job: string }) {
+    await this.app.synced();
     const run = await this.app.runNow(job);
     return { run, job_name: this.app.jobs.get(run.job_id)?.name ?? null };
   }
 
   async waitRun({ run }: { run: string }) {
+    await this.app.synced();
     return { run: await this.app.waitForRun(run) };
   }
 
   async cancelRun({ run }: { run: string }) {
+    await this.app.synced();
     return { run: await this.app.cancelRun(run) };
   }
 
@@ -305,11 +321,13 @@ export class LocalApi implements CronApi {
   }
 
   async readRun({ run }: { run: string }) {
+    await this.app.synced();
     const record = await this.app.getRun(run);
     return { ...record, job_name: this.app.jobs.get(record.job_id)?.name ?? null };
   }
 
   async jobsPage({ cursor }: { cursor?: string }): Promise<JobsPage> {
+    await this.app.synced();
     const page = this.app.listJobs({ limit: JOBS_PAGE_MAX, cursor });
     // Whole records can be 33 KB each (a 32 KiB prompt): the page also stops at a byte budget.
     const jobs: Job[] = [];
@@ -325,6 +343,7 @@ export class LocalApi implements CronApi {
   }
 
   async completeIds({ kind, prefix }: { kind: "job" | "run"; prefix: string }) {
+    await this.app.synced();
     const out: string[] = [];
     const ids = kind === "job" ? [...this.app.jobs.all()].map((j) => j.id) : this.app.listRuns({ limit: 100 }).items.map((r) => r.id);
     for (const id of ids) {
@@ -335,6 +354,7 @@ export class LocalApi implements CronApi {
   }
 
   async overview({ runs: count = 20, limit = 100, cursor, ...filter }: Parameters<CronApi["overview"]>[0]) {
+    await this.app.synced();
     if (!Number.isInteger(limit) || limit < 1 || limit > OVERVIEW_MAX) throw new UserError(`limit must be a whole number from 1 to ${OVERVIEW_MAX}, got ${limit}.`);
     if (!Number.isInteger(count) || count < 0 || count > 100) throw new UserError(`runs must be a whole number from 0 to 100, got ${count}.`);
     const jobs: JobOverview[] = [];
@@ -369,6 +389,7 @@ export class LocalApi implements CronApi {
   }
 
   async jobRuns({ job, limit, cursor }: Parameters<CronApi["jobRuns"]>[0]) {
+    await this.app.synced();
     const page = this.app.listRuns({ job, limit, cursor });
     return { runs: page.items.map(runBrief), next_cursor: page.next_cursor };
   }

@@ -10,7 +10,7 @@ import { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
-import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp } from "./planner.js";
+import { LATE_MS, MAX_CATCH_UP_RUNS, MAX_MISSED_RECORDS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
 import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
 import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
 import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
@@ -22,6 +22,9 @@ import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";
 import { MAX_SCHEDULE_HISTORY, OccurrenceCache, auditJob, auditReport, indexRecords, type AuditReport, type JobAudit, type RecordIndex } from "./ledger.js";
+
+/** cancel_run of a run in another process waits this long for its record to end. */
+const REMOTE_CANCEL_WAIT_MS = 15_000;
 
 export type { Page } from "./queries.js";
 
@@ -76,6 +79,14 @@ export interface AppParts {
    * (clock-watch.ts); none: not watched (tests on a fake clock).
    */
   sampleClocks?: () => ClockSample;
+  /**
+   * Resolves once this process's copy of the store holds every change acknowledged anywhere
+   * before the call (a fleet's mirror catching up: read-your-writes across processes). None
+   * for a store with one writer.
+   */
+  sync?(): Promise<void>;
+  /** cancel_run of a run another process of a fleet runs: asks it (see App.cancelRun). */
+  remoteCancel?: { request(runId: string): Promise<void>; onRequest(listener: (runId: string) => void): void };
 }
 
 /**
@@ -165,6 +176,7 @@ export class App {
       fault: (point) => {
         if (this.env.AGENT_CRON_FAULT === point) process.kill(process.pid, "SIGKILL");
       },
+      waitBehind: parts.queue.waitBehind?.bind(parts.queue),
     });
     this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
     this.jobs.onExternalChange?.((id, job, previous) => {
@@ -177,6 +189,9 @@ export class App {
         this.warn(id, err);
       }
     });
+    parts.remoteCancel?.onRequest((runId) => {
+      void this.dispatcher.cancel(runId, "Canceled on request (through another agent-cron process).").catch((err) => this.warn(runId, err));
+    });
     this.runs.onExternalChange?.((run) => {
       this.external.add(run);
       this.events.emit("run", run, run.status === "running" ? "started" : "finished", this.jobs.get(run.job_id));
@@ -185,6 +200,11 @@ export class App {
 
   get config(): Config {
     return this.current;
+  }
+
+  /** Waits until this process's answers include every change acknowledged before (see AppParts.sync). */
+  async synced(): Promise<void> {
+    await this.parts.sync?.();
   }
 
   /** The notifier, for the HTTP daemon to point messages at its dashboard. */
@@ -477,7 +497,14 @@ export class App {
       // Said first, so that what is recorded missed carries why (host asleep, clock changed).
       this.checkClocks();
       // The machine slept or the clock jumped: this is catch-up territory, not a normal fire.
-      void this.catchUp(job, now).then(() => this.reschedule(this.jobs.get(jobId)), (err) => this.warn(jobId, err));
+      void this.catchUp(job, now).then(
+        () => this.reschedule(this.jobs.get(jobId)),
+        (err) => {
+          this.warn(jobId, err);
+          // A failed catch-up loses nothing (and a store that stays down is not asked in a tight loop).
+          this.retryLater(jobId);
+        },
+      );
       return;
     }
     void this.fire(job, at).catch((err) => this.warn(jobId, err));
@@ -494,8 +521,24 @@ export class App {
     // Past `at` even if that write fails (disk full): never spin on one occurrence. The files
     // backend applies the change in memory at once, so a slow disk never delays the fleet.
     this.reschedule(this.jobs.get(job.id), at);
-    const taken = await taking;
+    let taken: Job | null;
+    try {
+      taken = await taking;
+    } catch (err) {
+      // Not taken: armed again in a moment from what is handled then, so this occurrence is
+      // tried again (or caught up) rather than passed over.
+      this.retryLater(job.id);
+      throw err;
+    }
     if (taken) this.events.emit("job", taken, "updated");
+  }
+
+  /** Arms a job again in a second from what is handled then (a take or catch-up failed). */
+  private retryLater(jobId: string): void {
+    this.scheduler.set(jobId, null);
+    this.clock.setTimer(() => {
+      if (!this.dispatcher.isClosing) this.reschedule(this.jobs.get(jobId));
+    }, 1000);
   }
 
   /** A taken occurrence, handed back by the queue (after its jitter, or by a fleet worker). */
@@ -503,6 +546,11 @@ export class App {
     try {
       const current = this.jobs.get(jobId);
       if (!current) return;
+      if (occ.missed && occ.scheduledFor !== null) {
+        // A fleet's catch-up queues what it only records too (see OccurrenceQueue.takeCatchUp).
+        await this.dispatcher.record(current, occ, "missed", this.missedReason(occ.scheduledFor, current));
+        return;
+      }
       // Paused, changed (a new schedule counts from its change) or closing meanwhile: the
       // occurrence was taken, so it gets its record (the ledger has no hole), without running.
       const restarted = occ.scheduledFor !== null && Date.parse(current.schedule_from ?? "") > occ.scheduledFor;
@@ -515,7 +563,8 @@ export class App {
         await this.dispatcher.record(current, occ, "skipped", why);
         return;
       }
-      await this.dispatcher.occur(current, occ);
+      if (occ.backlog) await this.dispatcher.startOccurrence(current, occ);
+      else await this.dispatcher.occur(current, occ);
       await this.syncNextRun(jobId);
     } catch (err) {
       this.warn(jobId, err);
@@ -528,9 +577,22 @@ export class App {
    * the plan.
    */
   private async catchUp(job: Job, now: number): Promise<void> {
-    const planFor = (j: Job) => planCatchUp(j, this.scheduleOf(j), now, j.catch_up_window_seconds ?? this.config.catch_up_window_seconds);
+    // A fleet's catch-up follows a stall or an outage of seconds to minutes (the processes cover
+    // for each other), and records each occurrence it does not run, up to MAX_CATCH_UP_RUNS.
+    const recorded = this.queue.takeCatchUp ? MAX_CATCH_UP_RUNS : MAX_MISSED_RECORDS;
+    const planFor = (j: Job) => planCatchUp(j, this.scheduleOf(j), now, j.catch_up_window_seconds ?? this.config.catch_up_window_seconds, recorded);
     let plan = planFor(job);
     if (!plan) return;
+    if (this.queue.takeCatchUp) {
+      // A fleet queues the whole plan with the job's change: its workers run and record it.
+      const taken = await this.queue.takeCatchUp(job.id, planFor);
+      if (taken) {
+        await this.missedSpan(job, taken.plan);
+        this.events.emit("job", this.jobs.get(job.id) ?? taken.job, "updated");
+        if (taken.plan.truncated) this.missedNotice(taken.job, job.last_scheduled_for ?? job.created_at, taken.plan.record.length);
+      }
+      return;
+    }
     // Planned again from the newest copy: on a shared store another process may have taken
     // some of these occurrences (or caught up) since this copy was read.
     const taken = await this.change(job.id, (j) => {
@@ -538,18 +600,11 @@ export class App {
       return !plan || handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) };
     });
     if (!taken?.changed || !plan) return;
-    if (plan.truncated && plan.record.length) {
-      // The older ones get no record each; the ledger keeps them as one stretch, missed.
-      const since = Math.max(handledUntil(job), Date.parse(job.created_at));
-      const span = { from: toIsoInZone(new Date(since), job.timezone), to: toIsoInZone(new Date(plan.record[0]), job.timezone), reason: `the server was not running (catch_up: ${job.catch_up})` };
-      await this.updateRecord(job.id, (j) => ({ missed_spans: [...j.missed_spans, span].slice(-MAX_SCHEDULE_HISTORY) }));
-    }
+    await this.missedSpan(job, plan);
     for (const t of plan.record) {
       await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", this.missedReason(t, job));
     }
-    if (plan.truncated) {
-      this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${job.last_scheduled_for ?? job.created_at}; the newest ${plan.record.length} are recorded.`, { job_id: job.id });
-    }
+    if (plan.truncated) this.missedNotice(job, job.last_scheduled_for ?? job.created_at, plan.record.length);
     if (plan.run.length <= 1) {
       const current = this.jobs.get(job.id);
       if (plan.run.length && current?.state === "active") await this.dispatcher.occur(current, { scheduledFor: plan.run[0], trigger: "catch_up" });
@@ -562,12 +617,24 @@ export class App {
     void this.runBacklog(job.id, plan.run).catch((err) => this.warn(job.id, err));
   }
 
+  /** A truncated plan's older occurrences get no record each; the ledger keeps them as one stretch, missed. */
+  private async missedSpan(job: Job, plan: CatchUpPlan): Promise<void> {
+    if (!plan.truncated || !plan.record.length) return;
+    const since = Math.max(handledUntil(job), Date.parse(job.created_at));
+    const span = { from: toIsoInZone(new Date(since), job.timezone), to: toIsoInZone(new Date(plan.record[0]), job.timezone), reason: `the server was not running (catch_up: ${job.catch_up})` };
+    await this.updateRecord(job.id, (j) => ({ missed_spans: [...j.missed_spans, span].slice(-MAX_SCHEDULE_HISTORY) }));
+  }
+
   /** Why an occurrence was not run: the gap it fell into, or the server not running. */
   private missedReason(at: number, job: Job): string {
     const why = this.clockWatch?.reasonFor(at);
     if (why === "host asleep") return `host asleep: the machine slept or agent-cron was suspended when this came due (catch_up: ${job.catch_up}).`;
     if (why === "clock changed") return `clock changed: the system clock was moved past this occurrence (catch_up: ${job.catch_up}).`;
     return `Missed while the server was not running (catch_up: ${job.catch_up}).`;
+  }
+
+  private missedNotice(job: Job, since: string, recorded: number): void {
+    this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${since}; the newest ${recorded} are recorded.`, { job_id: job.id });
   }
 
   private async runBacklog(jobId: string, times: number[]): Promise<void> {
@@ -982,11 +1049,26 @@ export class App {
   async cancelRun(runId: string): Promise<Run> {
     const run = this.getRunRecord(runId);
     if (run.status !== "running") return run;
-    const ended = await this.dispatcher.cancel(runId);
-    if (!ended) {
-      throw new UserError(`Run ${runId} is held by another agent-cron process (pid ${run.pid}); cancel it there.`);
+    const ended = await this.dispatcher.cancel(run.id);
+    if (ended) return ended;
+    const remote = this.parts.remoteCancel;
+    if (!remote) throw new UserError(`Run ${runId} is held by another agent-cron process (pid ${run.pid}); cancel it there.`);
+    // The process running it cancels it; asked again every 2 s (a process reconnecting to the
+    // database can miss one request) until the record says it ended.
+    const deadline = Date.now() + REMOTE_CANCEL_WAIT_MS;
+    for (;;) {
+      await remote.request(run.id);
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = this.runs.get(run.id);
+        if (now && now.status !== "running") return now;
+      }
+      if (Date.now() > deadline) {
+        throw new UserError(
+          `Run ${run.id} is going in another agent-cron process (pid ${run.pid}), which was asked to cancel it and has not ended it within ${REMOTE_CANCEL_WAIT_MS / 1000} s; its record will say canceled when it does (or interrupted, if that process is gone).`,
+        );
+      }
     }
-    return ended;
   }
 
   getRunRecord(runId: string): Run {

@@ -33,6 +33,8 @@ export interface DispatchHost {
   updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
   /** True when other processes run this store's jobs too (postgres): overlap counts their runs. */
   readonly shared?: boolean;
+  /** queue_one on a shared store: the store keeps the occurrence queued (see OccurrenceQueue.waitBehind). */
+  waitBehind?(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean>;
   /** Kills what is left of this App's runs at close (their process groups), and no other App's. */
   killProcessGroups(): void;
   /** The active jobs chained after `job` that `run`'s ending starts (see chain.ts). */
@@ -100,24 +102,27 @@ export class Dispatcher {
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     if (this.pastMaxRuns(job)) return null;
-    if (job.overlap !== "allow" && this.runningElsewhere(job.id)) {
-      // Another process's run cannot be queued behind or replaced from here.
-      return this.record(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
-    }
     const running = this.active.get(job.id);
-    if (running?.size && job.overlap !== "allow") {
-      if (job.overlap === "skip") {
-        return this.record(job, occ, "skipped", "The previous run was still going (overlap: skip).");
-      }
+    const here = !!running?.size;
+    const elsewhere = job.overlap !== "allow" && this.runningElsewhere(job.id);
+    if (job.overlap !== "allow" && (here || elsewhere)) {
       if (job.overlap === "queue_one") {
-        if (this.queued.has(job.id)) {
-          return this.record(job, occ, "skipped", "A run was already queued behind the one still going (overlap: queue_one).");
+        const behind = "A run was already queued behind the one still going (overlap: queue_one).";
+        if (occ.scheduledFor !== null && this.host.waitBehind) {
+          // The store keeps it queued (a crash does not lose it) and hands it back when the run ends.
+          return (await this.host.waitBehind(job.id, { ...occ, scheduledFor: occ.scheduledFor })) ? null : this.record(job, occ, "skipped", behind);
         }
-        this.queued.set(job.id, occ);
-        return null;
+        if (this.queued.has(job.id)) return this.record(job, occ, "skipped", behind);
+        if (here) {
+          this.queued.set(job.id, occ);
+          return null;
+        }
       }
+      // Another process's run cannot be queued behind or replaced from here.
+      if (!here) return this.record(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
+      if (job.overlap === "skip") return this.record(job, occ, "skipped", "The previous run was still going (overlap: skip).");
       if (job.overlap === "replace") {
-        await Promise.all([...running].map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
+        await Promise.all([...running!].map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
       }
     }
     return this.start(job, occ);

@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
 import type { Executor } from "../executors/types.js";
 import type { Delivery, Job, Run, RunTrigger } from "./jobs.js";
+import type { CatchUpPlan } from "./planner.js";
 
 /**
  * What the core needs from the world, and nothing about how it is done. The composition root
@@ -98,6 +99,10 @@ export interface Occurrence {
    */
   afterRun?: string;
   runId?: string;
+  /** A caught-up occurrence only to be recorded `missed` (a fleet queues those too, so none is lost). */
+  missed?: boolean;
+  /** One of a catch-up backlog (catch_up: all): it runs whatever overlap says. */
+  backlog?: boolean;
 }
 
 /**
@@ -116,6 +121,21 @@ export interface OccurrenceQueue {
    * nothing is queued then.
    */
   take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null>;
+  /**
+   * A fleet's catch-up, taken whole in one transaction (postgres): `plan` is decided on the
+   * stored job under its lock; the job's last_scheduled_for moves to the plan's newest and every
+   * occurrence of the plan, to run or to record `missed`, is queued like a taken one, so a
+   * process that dies mid-catch-up loses none. Resolves to the job and plan when this call took
+   * it, null when there was nothing (left) to catch up. Without it the App catches up itself.
+   */
+  takeCatchUp?(jobId: string, plan: (stored: Job) => CatchUpPlan | null): Promise<{ job: Job; plan: CatchUpPlan } | null>;
+  /**
+   * overlap queue_one in a fleet: keeps a taken occurrence queued behind the job's run going
+   * (here or in another process) in the store, so it survives a crash and is claimed under
+   * fleet_max_concurrent when it runs. False when another occurrence already waits (this one is
+   * then recorded skipped).
+   */
+  waitBehind?(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean>;
   /** Where taken occurrences run; set once by the App before the first take. */
   consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void;
   /** Stops handing out occurrences (waiting ones are dropped; the store says they were taken). */

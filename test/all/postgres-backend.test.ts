@@ -68,9 +68,9 @@ describe("postgres backend", () => {
     const results = await Promise.all(dbs.map((db) => migrate(db)));
     expect(results.filter((r) => r.from === 0)).toHaveLength(1);
     expect(results.every((r) => r.to === SCHEMA_VERSION)).toBe(true);
-    expect(await sql(url, "SELECT version FROM agent_cron.schema_version")).toEqual([{ version: SCHEMA_VERSION }]);
+    expect(await sql(url, "SELECT version FROM agent_cron.schema_version ORDER BY version")).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
     await sql(url, "INSERT INTO agent_cron.schema_version (version) VALUES ($1)", [SCHEMA_VERSION + 1]);
-    await expect(migrate(dbs[0])).rejects.toThrow(/schema version 2, newer than this agent-cron knows \(1\); upgrade agent-cron/);
+    await expect(migrate(dbs[0])).rejects.toThrow(new RegExp(`schema version ${SCHEMA_VERSION + 1}, newer than this agent-cron knows \\(${SCHEMA_VERSION}\\); upgrade agent-cron`));
     await Promise.all(dbs.map((db) => db.end()));
   });
 

@@ -137,7 +137,7 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     expect(total).toBeGreaterThan(200 * 28);
   }, 180_000);
 
-  it("records a run interrupted within 60 s when its process is killed with -9, and never runs it again", async () => {
+  it("records a run interrupted within 5 s when its process is killed with -9 (its lock goes with its connection), and never runs it again", async () => {
     const url = await freshDatabase(cluster, "kill");
     const fleet = await startFleet(url, 3);
     await fleet[0].tool("add_cron", { name: "long", schedule: "in 1s", prompt: "30", executor: "sleep", retries: 2 });
@@ -150,10 +150,12 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     const killedAt = Date.now();
     const ended = await waitFor(async () => (await others[0].runs("long")).find((r) => r.id === running.id && r.status !== "running"), {
       timeout: 70_000,
-      interval: 500,
+      interval: 100,
       what: "the run to be recorded interrupted",
     });
-    expect(Date.now() - killedAt).toBeLessThan(60_000);
+    const detectedMs = Date.now() - killedAt;
+    process.stderr.write(`death known and recorded ${detectedMs} ms after kill -9\n`);
+    expect(detectedMs).toBeLessThan(5000);
     expect(ended.status).toBe("interrupted");
     // Its agent outlived the killed server; the process that recorded it, on this machine, ended it.
     await waitFor(() => pidsWorkingIn(workCacheOf(victim.dataDir)).length === 0, { timeout: 5000, what: "the orphaned agent to be killed" });
@@ -164,6 +166,35 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       expect((await s.job("long")).state).toBe("completed");
     }
   }, 120_000);
+
+  it("cancels a run from a process other than the one running it", async () => {
+    const url = await freshDatabase(cluster, "cancel");
+    const fleet = await startFleet(url, 2);
+    await fleet[0].tool("add_cron", { name: "long", schedule: "in 1s", prompt: "30", executor: "sleep" });
+    const running = await waitFor(async () => (await fleet[1].runs("long")).find((r) => r.status === "running"), { timeout: 15_000, what: "the run to start" });
+    const other = fleet.find((s) => s.pid !== running.pid)!;
+    const holder = fleet.find((s) => s.pid === running.pid)!;
+    const asked = Date.now();
+    const { run } = await other.tool("cancel_run", { run: running.id });
+    expect(run.status).toBe("canceled");
+    expect(Date.now() - asked).toBeLessThan(10_000);
+    // The process that ran it recorded it, and its agent is gone.
+    await waitFor(() => pidsWorkingIn(workCacheOf(holder.dataDir)).length === 0, { timeout: 5000, what: "the canceled agent to end" });
+    expect((await holder.runs("long")).map((r) => r.status)).toEqual(["canceled"]);
+  }, 60_000);
+
+  it("answers with a change acknowledged by another process from then on (read-your-writes), each of 20 times", async () => {
+    const url = await freshDatabase(cluster, "ryw");
+    const [a, b] = await startFleet(url, 2);
+    for (let i = 1; i <= 20; i++) {
+      await a.tool("add_cron", { name: `w${i}`, schedule: "@daily", prompt: `p${i}`, silent: true });
+      // Asked at once, with no wait: B's answer includes what A just acknowledged.
+      expect((await b.tool("list_crons", { limit: 100 })).total).toBe(i);
+      expect((await b.tool("get_cron", { job: `w${i}` })).job.name).toBe(`w${i}`);
+    }
+    await b.tool("pause", { job: "w7" });
+    expect((await a.tool("get_cron", { job: "w7" })).job.state).toBe("paused");
+  }, 60_000);
 
   it("stops a job everywhere within a second of a pause through one process, and tells every process's subscribers of runs", async () => {
     const url = await freshDatabase(cluster, "pause");

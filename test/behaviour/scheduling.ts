@@ -392,36 +392,41 @@ describe(`App scheduling with an injected clock (${backend.name} backend)`, () =
       return { ...second, runs: runsOf(second.app, "m") };
     }
 
+    // A fleet (postgres) queues a catch-up whole and its workers run and record it, a moment later.
     it("latest: runs the newest missed occurrence once and records the others missed", async () => {
-      const { runs, exec } = await downFor10Minutes("latest");
+      const { exec, app } = await downFor10Minutes("latest");
+      await until(() => exec.calls.length === 1 && runsOf(app, "m").filter((r) => r.status === "missed").length === 9);
       expect(exec.calls.map((c) => c.req.scheduledFor)).toEqual(["2026-03-02T09:09:00.000+00:00"]);
-      expect(runs.filter((r) => r.status === "missed")).toHaveLength(9);
-      expect(runs.find((r) => r.status === "running")?.trigger).toBe("catch_up");
+      expect(runsOf(app, "m").find((r) => r.status === "running")?.trigger).toBe("catch_up");
     });
 
     for (const overlap of ["allow", "skip"] as const) {
       it(`all (overlap ${overlap}): runs every missed occurrence, one after another, oldest first, none skipped`, async () => {
         const { exec, app } = await downFor10Minutes("all", overlap);
-        await until(() => exec.calls.length === 1);
-        // The backlog is the job's own queue: the next waits for the one going.
-        await new Promise((r) => setTimeout(r, 50));
-        expect(exec.calls).toHaveLength(1);
+        await until(() => exec.calls.length >= 1);
+        if (backend.name !== "postgres") {
+          // The backlog is the job's own queue: the next waits for the one going. (A fleet's
+          // workers run a backlog as they free up, side by side: docs/postgres.md.)
+          await new Promise((r) => setTimeout(r, 50));
+          expect(exec.calls).toHaveLength(1);
+        }
         await until(() => {
           exec.finishAll();
           return exec.calls.length === 10;
         });
         exec.finishAll();
         const order = exec.calls.map((c) => c.req.scheduledFor);
-        expect(order).toEqual(Array.from({ length: 10 }, (_, i) => `2026-03-02T09:0${i}:00.000+00:00`));
+        const expected = Array.from({ length: 10 }, (_, i) => `2026-03-02T09:0${i}:00.000+00:00`);
+        expect(backend.name === "postgres" ? [...order].sort() : order).toEqual(expected);
         await until(() => runsOf(app, "m").filter((r) => r.status === "completed").length === 10);
         expect(runsOf(app, "m").filter((r) => r.status === "skipped")).toEqual([]);
       });
     }
 
     it("none: records every missed occurrence and runs nothing until the next one", async () => {
-      const { runs, exec, clock, app } = await downFor10Minutes("none");
+      const { exec, clock, app } = await downFor10Minutes("none");
+      await until(() => runsOf(app, "m").filter((r) => r.status === "missed").length === 10);
       expect(exec.calls).toHaveLength(0);
-      expect(runs.filter((r) => r.status === "missed")).toHaveLength(10);
       clock.advance(60_000);
       await until(() => exec.calls.length === 1);
       expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:10:00.000+00:00");

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { PgBoss } from "pg-boss";
 import { UnavailableError, errorMessage, kindOf } from "../../kernel/errors.js";
 import type { Clock } from "../../core/scheduler.js";
-import { BOSS_SCHEMA, Db, DbUnreachableError, isConnectionError, unreachableSentence } from "./db.js";
+import { BOSS_SCHEMA, CHANNEL, Db, DbUnreachableError, isConnectionError, unreachableSentence } from "./db.js";
 import { Fleet } from "./fleet.js";
 import { PgJobRepo } from "./jobs.js";
 import { Listener, type Change } from "./notify.js";
@@ -33,6 +33,10 @@ export interface PostgresBackend {
   jobsLocation: string;
   /** This process's id in the fleet. */
   processId: string;
+  /** Resolves once the mirror holds every change acknowledged before the call (read-your-writes). */
+  sync(): Promise<void>;
+  /** cancel_run of a run going in another process of the fleet. */
+  remoteCancel: { request(runId: string): Promise<void>; onRequest(listener: (runId: string) => void): void };
   close(): Promise<void>;
 }
 
@@ -73,28 +77,80 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   // Notifications too large to carry their record are read back together, once per turn.
   const toFetch = { jobs: new Set<string>(), runs: new Set<string>() };
   let flushing = false;
+  const reading = new Set<Promise<void>>();
   const flush = () => {
     if (flushing) return;
     flushing = true;
-    setImmediate(async () => {
-      flushing = false;
-      const jobIds = [...toFetch.jobs];
-      const runIds = [...toFetch.runs];
-      toFetch.jobs.clear();
-      toFetch.runs.clear();
-      try {
-        if (jobIds.length) await jobs.fetch(jobIds);
-        if (runIds.length) await runs.fetch(runIds);
-      } catch (err) {
-        // Caught up after the connection is back (resync reads everything).
-        degrade(err);
-      }
-    });
+    const read = new Promise<void>((resolve) =>
+      setImmediate(async () => {
+        flushing = false;
+        const jobIds = [...toFetch.jobs];
+        const runIds = [...toFetch.runs];
+        toFetch.jobs.clear();
+        toFetch.runs.clear();
+        try {
+          if (jobIds.length) await jobs.fetch(jobIds);
+          if (runIds.length) await runs.fetch(runIds);
+        } catch (err) {
+          // Caught up after the connection is back (resync reads everything).
+          degrade(err);
+        } finally {
+          resolve();
+        }
+      }),
+    );
+    reading.add(read);
+    void read.finally(() => reading.delete(read));
+  };
+
+  /**
+   * Read-your-writes across the fleet: a notification of this process's own, sent now, comes
+   * back on the LISTEN connection after every notification of a transaction that committed
+   * before it (PostgreSQL delivers them in commit order), so once it is heard, and the records
+   * too large to travel are read back, the mirror holds every change acknowledged before the
+   * call. One round trip; while the database is away the mirror answers as it is.
+   */
+  let cancelListener: ((runId: string) => void) | null = null;
+  const remoteCancel = {
+    /** Asks the fleet to cancel a run: the process running it does (its record then says canceled). */
+    request: async (runId: string) => {
+      await db.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 'c', 'id', $2::text, 'v', 0)::text)`, [processId, runId]);
+    },
+    onRequest: (listener: (runId: string) => void) => {
+      cancelListener = listener;
+    },
+  };
+
+  const syncWaiters = new Map<string, () => void>();
+  const sync = async () => {
+    if (closing || !available || !listener.connected) return;
+    const token = randomUUID();
+    const heard = new Promise<void>((resolve) => syncWaiters.set(token, resolve));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await db.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 's', 'id', $2::text, 'v', 0)::text)`, [processId, token]);
+      await Promise.race([heard, new Promise<void>((resolve) => (timer = setTimeout(resolve, SYNC_WAIT_MS)))]);
+    } catch {
+      return;
+    } finally {
+      clearTimeout(timer);
+      syncWaiters.delete(token);
+    }
+    await Promise.all([...reading]);
   };
 
   // Set once pg-boss exists (servers only): a take elsewhere wakes this worker.
   let queueRef: PgQueue | null = null;
   const onChange = (change: Change) => {
+    if (change.k === "s") {
+      if (change.o === processId) syncWaiters.get(change.id)?.();
+      return;
+    }
+    if (change.k === "c") {
+      // Every process hears it; the one running the run cancels it.
+      if (change.o !== processId) cancelListener?.(change.id);
+      return;
+    }
     if (change.o === processId) return;
     if (change.k === "w") {
       queueRef?.wake();
@@ -153,7 +209,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   db.onConnectionError = degrade;
   takeDb.onConnectionError = degrade;
 
-  const listener = new Listener(opts.url, { onChange, onReconnect: resync, onLost: degrade });
+  const listener = new Listener(opts.url, processId, { onChange, onReconnect: resync, onLost: degrade });
   let boss: PgBoss | null = null;
   try {
     // Listening before loading: a change committed while the mirror loads is heard, not missed.
@@ -168,6 +224,9 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
         max: 4,
         application_name: "agent-cron pg-boss",
         schedule: false,
+        // An occurrence fetched by a process that died before claiming it is handed out again
+        // once its heartbeat (10 s) has lapsed, noticed within this many seconds.
+        superviseIntervalSeconds: 5,
         registerInstance: false,
         openTelemetry: { enabled: false },
       });
@@ -178,7 +237,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
       await boss.createQueue(QUEUE, {
         // A process that dies stops beating: its occurrence goes back to the queue, where the
         // occurrence row (no longer queued) keeps it from running again.
-        heartbeatSeconds: 30,
+        heartbeatSeconds: 10,
         expireInSeconds: 24 * 3600,
         retryLimit: 1_000_000,
         retryDelay: 1,
@@ -214,6 +273,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   if (boss) queueRef = queue;
   const bossRef = boss;
   fleet.holding = () => queue.holding();
+  fleet.onSweep = (alive) => queue.requeueOrphanedWaits(alive);
   // pg-boss heartbeats of the occurrences in hand, with this process's own.
   fleet.onBeat = async () => {
     const held = queue.held();
@@ -236,8 +296,11 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
       await takeDb.end();
     })());
 
-  return { jobs, runs, queue, orphans: fleet, jobsLocation: location, processId, close };
+  return { jobs, runs, queue, orphans: fleet, jobsLocation: location, processId, sync, remoteCancel, close };
 }
+
+/** A sync waits this long at most for its notification (a LISTEN connection that has silently died). */
+const SYNC_WAIT_MS = 2000;
 
 /** pg-boss's own reports of a connection that is down: the backend already said so once. */
 function isQuiet(err: unknown): boolean {

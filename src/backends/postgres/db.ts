@@ -6,6 +6,8 @@ export const SCHEMA = "agent_cron";
 export const BOSS_SCHEMA = "agent_cron_boss";
 /** One channel for every change: the payload says what changed (see notify.ts). */
 export const CHANNEL = "agent_cron";
+/** pg_advisory_lock(LIVE_LOCK, hashtext(process id)): a process's sign of life (see fleet.ts). */
+export const LIVE_LOCK = 1633907302;
 
 /**
  * The database as agent-cron uses it: one pool whose errors never crash the process, and

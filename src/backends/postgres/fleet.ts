@@ -3,19 +3,39 @@ import { newRun, type Job, type Run, type RunTrigger } from "../../core/jobs.js"
 import type { OrphanFinder } from "../../core/ports.js";
 import { killOrphanedRuns } from "../../executors/orphans.js";
 import { VERSION } from "../../version.js";
-import { SCHEMA, type Db } from "./db.js";
+import { LIVE_LOCK, SCHEMA, type Db } from "./db.js";
 import { parseRun } from "./runs.js";
 
-/** A process says it is alive this often... */
-export const HEARTBEAT_MS = 10_000;
-/** ...and is taken for gone once it has been quiet this long (a missed beat or three is a slow moment, not death). */
+/** A process says it is alive this often (and touches the pg-boss jobs it holds, whose heartbeat is 10 s)... */
+export const HEARTBEAT_MS = 5_000;
+/**
+ * ...and is taken for gone once it has been quiet this long: the fallback when its machine or
+ * network is lost (its connection, and so its lock, may linger on the server for a long time).
+ */
 export const STALE_SECONDS = 35;
-/** How often each process looks for runs of processes that have gone: an orphan is found within STALE + SWEEP (< 60 s). */
-export const SWEEP_MS = 10_000;
+/** How often each process looks for runs of processes that have gone: found within 2-3 s of a kill, within STALE + SWEEP (< 60 s) otherwise. */
+export const SWEEP_MS = 2_000;
 /** Finished occurrence rows are kept this long (a late duplicate take of one is refused by the job's last_scheduled_for anyway). */
 const KEEP_OCCURRENCES = "1 hour";
+/**
+ * Each process holds the session-level advisory lock (LIVE_LOCK, hashtext(its id)) on its LISTEN
+ * connection (notify.ts). The database drops it the moment that connection ends, which a
+ * kill -9 does at once: others read pg_locks, so a death is known within a sweep, not a
+ * heartbeat timeout. After the database itself restarted no one holds a lock until they
+ * reconnect, so for RELOCK_GRACE_SECONDS after a restart the heartbeat alone decides.
+ */
+const RELOCK_GRACE_SECONDS = 15;
 
-const ALIVE = (col: string) => `EXISTS (SELECT 1 FROM ${SCHEMA}.processes p WHERE p.id = ${col} AND p.heartbeat_at > now() - interval '${STALE_SECONDS} seconds')`;
+/**
+ * SQL: the ids of the live processes (their lock held and their heartbeat fresh), with whether
+ * each works the queue. pg_locks is read once, not per row: sweeps compare against this list.
+ */
+const LIVE_SQL = `WITH held AS (
+    SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LIVE_LOCK}::oid AND l.objsubid = 2)
+  SELECT p.id, p.worker FROM ${SCHEMA}.processes p
+  WHERE p.heartbeat_at > now() - interval '${STALE_SECONDS} seconds'
+    AND (now() < pg_postmaster_start_time() + interval '${RELOCK_GRACE_SECONDS} seconds'
+         OR (hashtext(p.id)::bigint & 4294967295)::oid IN (SELECT objid FROM held))`;
 
 /**
  * This process's seat in the fleet: a row in `processes` refreshed every HEARTBEAT_MS, and
@@ -32,6 +52,8 @@ export class Fleet implements OrphanFinder {
   private lastPrune = 0;
   /** Extra work each beat (pg-boss heartbeats of the occurrences in hand). */
   onBeat: () => Promise<void> = async () => {};
+  /** Extra work each sweep (occurrences a gone process left waiting are queued again). */
+  onSweep: (alive: string[]) => Promise<void> = async () => {};
   /** The occurrences this process's worker holds now ("job_id epoch-ms"). */
   holding: () => Set<string> = () => new Set();
 
@@ -60,16 +82,21 @@ export class Fleet implements OrphanFinder {
   }
 
   private async beat(): Promise<void> {
-    const { rows } = await this.db.query<{ id: string }>(
-      `WITH me AS (
-         INSERT INTO ${SCHEMA}.processes (id, host, pid, version, worker) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now())
-       SELECT id FROM ${SCHEMA}.processes WHERE worker AND heartbeat_at > now() - interval '${STALE_SECONDS} seconds'`,
+    await this.db.query(
+      `INSERT INTO ${SCHEMA}.processes (id, host, pid, version, worker) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
       [this.id, os.hostname(), process.pid, VERSION, this.worker],
     );
-    const ids = new Set(rows.map((r) => r.id));
+    await this.alive();
+  }
+
+  /** The live processes now; the live workers kept for goesFirst (a dead one's jobs pass to the others within a sweep). */
+  async alive(): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string; worker: boolean }>(LIVE_SQL);
+    const ids = new Set(rows.filter((r) => r.worker).map((r) => r.id));
     if (this.worker) ids.add(this.id);
     this.workers = [...ids].sort();
+    return [...new Set([...rows.map((r) => r.id), this.id])];
   }
 
   /**
@@ -96,14 +123,16 @@ export class Fleet implements OrphanFinder {
    * process had started without writing their run yet, as runs to record (never run again).
    */
   async claimOrphans(): Promise<Run[]> {
+    const alive = await this.alive();
+    await this.onSweep(alive);
     const { rows } = await this.db.query<{ id: string; data: unknown; host: string | null }>(
       `WITH orphan AS (
          SELECT r.id, r.process_id AS was FROM ${SCHEMA}.runs r
-         WHERE r.status = 'running' AND (r.process_id IS NULL OR NOT ${ALIVE("r.process_id")})
+         WHERE r.status = 'running' AND (r.process_id IS NULL OR r.process_id <> ALL($2::text[]))
          FOR UPDATE OF r SKIP LOCKED)
        UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1 FROM orphan o WHERE r.id = o.id
        RETURNING r.id, r.data, (SELECT p.host FROM ${SCHEMA}.processes p WHERE p.id = o.was) AS host`,
-      [this.id],
+      [this.id, alive],
     );
     const orphans = rows.map((r) => parseRun(r.data, r.id));
     // Agents that outlived their server on this machine are killed, as the files backend does
@@ -112,15 +141,16 @@ export class Fleet implements OrphanFinder {
     killOrphanedRuns(rows.filter((r) => r.host === here).map((r) => r.id));
     await this.db.query(
       `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
-       WHERE o.state = 'running' AND NOT ${ALIVE("o.process_id")}
+       WHERE o.state = 'running' AND (o.process_id IS NULL OR o.process_id <> ALL($1::text[]))
          AND EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)`,
+      [alive],
     );
     const lost = await this.db.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger }>(
       `UPDATE ${SCHEMA}.occurrences o SET state = 'lost', process_id = $1, finished_at = now()
-       WHERE o.state = 'running' AND NOT ${ALIVE("o.process_id")}
+       WHERE o.state = 'running' AND (o.process_id IS NULL OR o.process_id <> ALL($2::text[]))
          AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)
        RETURNING o.job_id, o.scheduled_for, o.trigger`,
-      [this.id],
+      [this.id, alive],
     );
     // This process's own, when its worker no longer holds them: a claim whose answer was lost
     // with the connection (the row moved, the worker never heard) would otherwise wait forever.

@@ -25,6 +25,8 @@ export class PgJobRepo implements JobRepo {
   /** Jobs removed (ids are never reused): late news of them is ignored. */
   private readonly removed = new Set<string>();
   private readonly writes = new Set<Promise<unknown>>();
+  /** The ids applied while a load's read is under way, one set per load (see load). */
+  private readonly touched = new Set<Set<string>>();
   private listener: ((id: string, job: Job | undefined, previous: Job | undefined) => void) | null = null;
 
   constructor(
@@ -35,14 +37,24 @@ export class PgJobRepo implements JobRepo {
 
   /** Reads every job; at open, and again after the connection came back. Returns the ids whose copy changed. */
   async load(): Promise<{ changed: string[]; removed: string[] }> {
-    const { rows } = await this.db.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs ORDER BY seq`);
+    // A job written while the read is under way (added by this process after the read's
+    // snapshot, say) is missing from the rows but not removed: only jobs the mirror held,
+    // untouched, before the read began can be found gone by it.
+    const touched = new Set<string>();
+    this.touched.add(touched);
+    let rows: Row[];
+    try {
+      ({ rows } = await this.db.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs ORDER BY seq`));
+    } finally {
+      this.touched.delete(touched);
+    }
     const seen = new Set<string>();
     const changed: string[] = [];
     for (const row of rows) {
       seen.add(row.id);
       if (this.applyRow(row, false)) changed.push(row.id);
     }
-    const removed = [...this.jobs.keys()].filter((id) => !seen.has(id));
+    const removed = [...this.jobs.keys()].filter((id) => !seen.has(id) && !touched.has(id));
     for (const id of removed) this.forget(id);
     return { changed, removed };
   }
@@ -254,6 +266,7 @@ export class PgJobRepo implements JobRepo {
     this.jobs.set(job.id, job);
     this.revs.set(job.id, rev);
     if (job.name) this.names.set(job.name, job.id);
+    for (const t of this.touched) t.add(job.id);
   }
 
   private forget(id: string): void {

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { CHANNEL } from "./db.js";
+import { CHANNEL, LIVE_LOCK } from "./db.js";
 
 /**
  * What a NOTIFY on the agent_cron channel says. Sent with pg_notify inside the writing
@@ -10,8 +10,8 @@ import { CHANNEL } from "./db.js";
 export interface Change {
   /** The process that wrote it: a process ignores its own news. */
   o: string;
-  /** j: a job written; jd: a job removed; r: a run written; rd: a job's runs removed; w: work queued. */
-  k: "j" | "jd" | "r" | "rd" | "w";
+  /** j: a job written; jd: a job removed; r: a run written; rd: a job's runs removed; w: work queued; s: a sync mark (its sender waits for it); c: cancel the run `id`. */
+  k: "j" | "jd" | "r" | "rd" | "w" | "s" | "c";
   id: string;
   /** The record's rev (jd/rd: the rev at removal). */
   v: number;
@@ -53,6 +53,8 @@ export class Listener {
 
   constructor(
     private readonly url: string,
+    /** This process's id: its advisory lock is held on this connection (null: none). */
+    private readonly liveLock: string | null,
     private readonly handlers: {
       onChange(change: Change): void;
       /** Connected again after a loss: resolves once the owner has caught up. */
@@ -96,6 +98,9 @@ export class Listener {
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
+      // This process's sign of life (see fleet.ts): held while this connection lives. Tried, not
+      // waited for: after a network cut the old connection may hold it still, which says the same.
+      if (this.liveLock) await client.query("SELECT pg_try_advisory_lock($1, hashtext($2))", [LIVE_LOCK, this.liveLock]);
     } catch (err) {
       lost = true;
       client.end().catch(() => {});

@@ -2,7 +2,7 @@ import type { Job as BossJob, PgBoss } from "pg-boss";
 import type pg from "pg";
 import { withDerivedFields } from "../../core/job-rules.js";
 import type { Job, RunTrigger } from "../../core/jobs.js";
-import { takeable } from "../../core/planner.js";
+import { handledUntil, takeable, type CatchUpPlan } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
 import { toIsoInZone } from "../../kernel/time.js";
@@ -24,8 +24,12 @@ const HANDOFF_MS = 2000;
 /** Takes written in one transaction, at most; transactions of takes at once, at most. */
 const TAKE_BATCH_MAX = 500;
 const TAKE_BATCHES = 4;
+/** A take's transaction is tried this many times at most while the database is up (see persist). */
+const TAKE_ATTEMPTS = 12;
 /** Occurrences that ended are settled together this long after (see flush). */
 const SETTLE_MS = 50;
+/** pg_advisory_xact_lock(WAIT_LOCK, hashtext(job id)): one waiting occurrence per job (queue_one). */
+const WAIT_LOCK = 1633907303;
 /** pg_advisory_xact_lock key around counting the fleet's runs. */
 const FLEET_LOCK = "7161938520000001";
 
@@ -33,6 +37,10 @@ interface OccurrenceData {
   job_id: string;
   at: number;
   trigger: RunTrigger;
+  /** A caught-up occurrence only to be recorded missed. */
+  missed?: boolean;
+  /** One of a catch-up backlog (runs whatever overlap says). */
+  backlog?: boolean;
 }
 
 /**
@@ -83,15 +91,52 @@ export class PgQueue implements OccurrenceQueue {
   async take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
     if (!this.deps.boss) throw new Error("This agent-cron process does not schedule (it answers one CLI command).");
     const at = occ.scheduledFor;
-    if (!this.deps.goesFirst(job.id)) await sleep(HANDOFF_MS);
+    const readyAt = Date.now() + (this.deps.goesFirst(job.id) ? 0 : HANDOFF_MS);
+    // A job's takes go in the order of their occurrences, whatever each waits (the hand-off):
+    // a take of a later occurrence first would mark the earlier one handled, never taken.
+    const previous = this.chains.get(job.id);
+    const mine = (async () => {
+      await previous?.catch(() => {});
+      const wait = readyAt - Date.now();
+      if (wait > 0) await sleep(wait);
+      return this.takeInOrder(job.id, at, occ.trigger, delayMs);
+    })();
+    this.chains.set(job.id, mine);
+    void mine
+      .catch(() => {})
+      .finally(() => {
+        if (this.chains.get(job.id) === mine) this.chains.delete(job.id);
+      });
+    return mine;
+  }
+
+  /** The last take asked for, per job: the next one starts after it. */
+  private readonly chains = new Map<string, Promise<Job | null>>();
+  /**
+   * The earliest occurrence whose take failed, per job: no later occurrence of the job is taken
+   * by this process until that one is handled (by a take, another process, or a catch-up), so
+   * a failure never leaves a hole behind a later take. The App arms the job again from what is
+   * handled.
+   */
+  private readonly failedAt = new Map<string, number>();
+
+  private async takeInOrder(jobId: string, at: number, trigger: RunTrigger, delayMs: number): Promise<Job | null> {
     // Taken and heard of, through this process or another: nothing to ask the database.
-    const known = this.deps.jobs.get(job.id);
+    const known = this.deps.jobs.get(jobId);
+    const failed = this.failedAt.get(jobId);
+    if (failed !== undefined && known && handledUntil(known) >= failed) this.failedAt.delete(jobId);
     if (!known || !takeable(known, at)) return null;
-    this.deps.checkAvailable();
-    return new Promise<Job | null>((resolve, reject) => {
-      this.pendingTakes.push({ jobId: job.id, at, trigger: occ.trigger, delayMs, resolve, reject });
-      this.scheduleTakes();
-    });
+    if (failed !== undefined && this.failedAt.has(jobId) && at > failed) return null;
+    try {
+      this.deps.checkAvailable();
+      return await new Promise<Job | null>((resolve, reject) => {
+        this.pendingTakes.push({ jobId, at, trigger, delayMs, resolve, reject });
+        this.scheduleTakes();
+      });
+    } catch (err) {
+      this.failedAt.set(jobId, Math.min(at, this.failedAt.get(jobId) ?? Infinity));
+      throw err;
+    }
   }
 
   private readonly pendingTakes: PendingTake[] = [];
@@ -128,7 +173,7 @@ export class PgQueue implements OccurrenceQueue {
       if (!batch.length) return;
       for (const id of inBatch) this.takingJobs.add(id);
       this.takeBatches++;
-      void this.takeBatch(batch)
+      void this.persist(() => this.takeBatch(batch))
         .then(
           (results) => batch.forEach((t, i) => t.resolve(results[i])),
           (err) => batch.forEach((t) => t.reject(err)),
@@ -138,6 +183,33 @@ export class PgQueue implements OccurrenceQueue {
           this.takeBatches--;
           if (this.pendingTakes.length) this.startTakeBatches();
         });
+    }
+  }
+
+  /**
+   * Runs a take's transaction again when it failed for a passing reason (a deadlock, a lock or
+   * statement timeout, every connection busy) while the database is up: a take given up would
+   * lose its occurrence, and the job's later takes wait behind it (takes of one job go in order),
+   * so none is taken past it. While the database is away it fails at once: the backend catches
+   * up when it is back, and every job is armed again from what the database says was handled.
+   */
+  private async persist<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.closed || attempt >= TAKE_ATTEMPTS || !this.isUp()) throw err;
+        await sleep(Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  private isUp(): boolean {
+    try {
+      this.deps.checkAvailable();
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -207,7 +279,7 @@ export class PgQueue implements OccurrenceQueue {
       await boss.insert(
         QUEUE,
         won.map(({ take: t }) => ({ data: { job_id: t.jobId, at: t.at, trigger: t.trigger } satisfies OccurrenceData, ...(t.delayMs > 0 ? { startAfter: t.delayMs / 1000 } : {}) })),
-        { db: { executeSql: (text, values) => client.query(text, values as unknown[]) as Promise<pg.QueryResult> } },
+        { db: txDb(client) },
       );
       if (wakeOthers) await client.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 'w', 'id', '', 'v', 0)::text)`, [origin]);
       return out.map((o) => (o ? { job: o.job, rev: revs.get(o.job.id)! } : null));
@@ -233,6 +305,146 @@ export class PgQueue implements OccurrenceQueue {
     }
     if (now) this.wake();
     return results;
+  }
+
+  /**
+   * A catch-up, taken whole (see OccurrenceQueue.takeCatchUp): under the job's row lock, the plan
+   * is made on the stored job, its last_scheduled_for moved, and every occurrence of the plan
+   * inserted and enqueued, in one transaction.
+   */
+  async takeCatchUp(jobId: string, plan: (stored: Job) => CatchUpPlan | null): Promise<{ job: Job; plan: CatchUpPlan } | null> {
+    const boss = this.deps.boss;
+    if (!boss) return null;
+    this.deps.checkAvailable();
+    const { jobs, clock } = this.deps;
+    const taken = await this.persist(() => this.deps.takeDb.tx(async (client) => {
+      // Occurrence rows first, then the job's row: the order a take keeps, so the two never
+      // deadlock. The plan is made on the row as read, and given up if it changed meanwhile.
+      const read = await client.query<{ rev: string; data: unknown }>(`SELECT rev, data FROM ${SCHEMA}.jobs WHERE id = $1`, [jobId]);
+      if (!read.rows.length) return null;
+      const stored = parseJob(read.rows[0].data, jobId);
+      const p = stored.state === "active" ? plan(stored) : null;
+      if (!p || handledUntil(stored) >= p.newest) return null;
+      const wanted: OccurrenceData[] = [
+        ...p.record.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, missed: true })),
+        ...p.run.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, ...(p.run.length > 1 ? { backlog: true } : {}) })),
+      ];
+      // A row already there (an occurrence taken before) keeps its own fate.
+      const inserted = await client.query<{ scheduled_for: Date }>(
+        `INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state)
+         SELECT $1, at, 'catch_up', 'queued' FROM unnest($2::timestamptz[]) AS at ORDER BY at
+         ON CONFLICT DO NOTHING RETURNING scheduled_for`,
+        [jobId, wanted.map((w) => new Date(w.at).toISOString())],
+      );
+      const locked = await client.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [jobId]);
+      if (!locked.rows.length) return null;
+      // Changed since it was read (another process took an occurrence or caught up): planned again.
+      if (locked.rows[0].rev !== read.rows[0].rev) throw new Error("The job changed while its catch-up was planned.");
+      const job = withDerivedFields({
+        ...stored,
+        last_scheduled_for: toIsoInZone(new Date(p.newest), stored.timezone),
+        updated_at: toIsoInZone(new Date(clock.now()), stored.timezone),
+      });
+      const revs = await jobs.writeMany(client, [job]);
+      const fresh = new Set(inserted.rows.map((r) => r.scheduled_for.getTime()));
+      const queued = wanted.filter((w) => fresh.has(w.at));
+      if (queued.length) await boss.insert(QUEUE, queued.map((data) => ({ data })), { db: txDb(client) });
+      return { job, plan: p, rev: revs.get(jobId)! };
+    }));
+    if (!taken) return null;
+    jobs.applyOwn(taken.job, taken.rev);
+    this.wake();
+    return { job: taken.job, plan: taken.plan };
+  }
+
+  /** Occurrences this process keeps queued behind a run (queue_one): "job_id epoch-ms". */
+  private readonly waiting = new Set<string>();
+
+  async waitBehind(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean> {
+    const at = new Date(occ.scheduledFor).toISOString();
+    const moved = await this.persist(() => this.deps.db.tx(async (client) => {
+      // One occurrence waits per job fleet-wide: decided under a lock of the job's own (not its
+      // row, which takes lock after occurrence rows: this one holds its occurrence's row).
+      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WAIT_LOCK, jobId]);
+      const { rowCount } = await client.query(
+        `UPDATE ${SCHEMA}.occurrences SET state = 'waiting'
+         WHERE job_id = $1 AND scheduled_for = $2 AND state = 'running' AND process_id = $3
+           AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences w WHERE w.job_id = $1 AND w.state = 'waiting' AND w.scheduled_for <> $2)`,
+        [jobId, at, this.deps.origin],
+      );
+      return rowCount === 1;
+    }));
+    if (moved) this.waiting.add(`${jobId} ${occ.scheduledFor}`);
+    return moved;
+  }
+
+  /**
+   * An occurrence waiting behind a run (queue_one): held here until the job has no run going,
+   * then claimed again (under fleet_max_concurrent) and handed to the runner, which may make it
+   * wait again. Stops when this process closes: the row stays 'waiting' and another process
+   * requeues it once this one is gone (requeueOrphanedWaits).
+   */
+  private async runWhenFree(jobId: string, at: number, trigger: RunTrigger): Promise<void> {
+    const key = `${jobId} ${at}`;
+    while (this.waiting.has(key) && !this.closed) {
+      const going = this.deps.runs.ofJob(jobId).find((r) => r.status === "running");
+      if (going) {
+        await Promise.race([this.deps.runs.whenEnded(going.id), sleep(1000)]);
+        continue;
+      }
+      const moved = await this.moveBack(jobId, at);
+      if (moved === "full") {
+        await sleep(1000);
+        continue;
+      }
+      this.waiting.delete(key);
+      if (moved === "gone") return;
+      await this.runner!(jobId, { scheduledFor: at, trigger });
+    }
+  }
+
+  /** waiting → running for this process, when the fleet has room. */
+  private async moveBack(jobId: string, at: number): Promise<"moved" | "full" | "gone"> {
+    const update = (conn: { query: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }> }) =>
+      conn.query(`UPDATE ${SCHEMA}.occurrences SET state = 'running', process_id = $3, started_at = now() WHERE job_id = $1 AND scheduled_for = $2 AND state = 'waiting'`, [
+        jobId,
+        new Date(at).toISOString(),
+        this.deps.origin,
+      ]);
+    const cap = this.deps.limits().fleet;
+    const { rowCount } =
+      cap === undefined
+        ? await update(this.deps.db)
+        : await this.deps.db.tx(async (client) => {
+            if ((await this.fleetRoom(client, cap)) <= 0) return { rowCount: -1 };
+            return update(client);
+          });
+    return rowCount === -1 ? "full" : rowCount === 1 ? "moved" : "gone";
+  }
+
+  /**
+   * Occurrences left waiting (queue_one) by processes that are gone: queued again, with a new
+   * pg-boss job, in one transaction. The dead process's own pg-boss job, handed out again
+   * later, finds the row taken or claims it first: it runs once either way.
+   */
+  async requeueOrphanedWaits(alive: string[]): Promise<void> {
+    const boss = this.deps.boss;
+    if (!boss) return;
+    await this.deps.db.tx(async (client) => {
+      const { rows } = await client.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger }>(
+        `UPDATE ${SCHEMA}.occurrences o SET state = 'queued', process_id = NULL
+         WHERE o.state = 'waiting' AND (o.process_id IS NULL OR o.process_id <> ALL($1::text[]))
+         RETURNING o.job_id, o.scheduled_for, o.trigger`,
+        [alive],
+      );
+      if (!rows.length) return;
+      await boss.insert(
+        QUEUE,
+        rows.map((r) => ({ data: { job_id: r.job_id, at: r.scheduled_for.getTime(), trigger: r.trigger } satisfies OccurrenceData })),
+        { db: txDb(client) },
+      );
+    });
+    this.wake();
   }
 
   consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void {
@@ -340,11 +552,14 @@ export class PgQueue implements OccurrenceQueue {
   }
 
   private async settle(job: BossJob<OccurrenceData>, claim: Claim): Promise<void> {
-    const { job_id: jobId, at, trigger } = job.data;
+    const { job_id: jobId, at, trigger, missed, backlog } = job.data;
     try {
       if (claim === "moved") {
         try {
-          await this.runner!(jobId, { scheduledFor: at, trigger });
+          await this.runner!(jobId, { scheduledFor: at, trigger, ...(missed ? { missed } : {}), ...(backlog ? { backlog } : {}) });
+          // Queued behind a run (queue_one): held until it has run.
+          await this.runWhenFree(jobId, at, trigger);
+          if (this.waiting.delete(`${jobId} ${at}`)) return;
           await this.runEnded(jobId, at);
         } catch (err) {
           this.deps.onError(err);
@@ -390,19 +605,27 @@ export class PgQueue implements OccurrenceQueue {
       return result;
     }
     await db.tx(async (client) => {
-      // One process counts at a time, so two never both take the last slots.
-      await client.query("SELECT pg_advisory_xact_lock($1)", [FLEET_LOCK]);
-      const { rows } = await client.query<{ n: string }>(
-        `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running')
-              + (SELECT count(*) FROM ${SCHEMA}.runs r WHERE r.status = 'running'
-                   AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences o WHERE o.job_id = r.job_id AND o.scheduled_for = r.scheduled_for)) AS n`,
-      );
-      const room = Math.max(0, cap - Number(rows[0].n));
+      const room = Math.max(0, await this.fleetRoom(client, cap));
       const now = batch.slice(0, room);
       if (now.length) mark(now, await move(client, now));
       for (const j of batch.slice(room)) result.set(j.id, "full");
     });
     return result;
+  }
+
+  /**
+   * Runs the fleet may still start under fleet_max_concurrent. Takes a transaction lock, so one
+   * process counts at a time and two never both take the last slots: call it in a transaction
+   * that then claims what fits.
+   */
+  async fleetRoom(client: Pick<pg.ClientBase, "query">, cap: number): Promise<number> {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [FLEET_LOCK]);
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running')
+            + (SELECT count(*) FROM ${SCHEMA}.runs r WHERE r.status = 'running'
+                 AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences o WHERE o.job_id = r.job_id AND o.scheduled_for = r.scheduled_for)) AS n`,
+    );
+    return cap - Number(rows[0].n);
   }
 
   // Settlements are written together: one statement for the occurrence rows, one pg-boss call
@@ -461,6 +684,9 @@ export class PgQueue implements OccurrenceQueue {
 }
 
 type Claim = "moved" | "taken" | "full" | "give back";
+
+/** pg-boss writes with this transaction's connection (its `db` option). */
+const txDb = (client: Pick<pg.ClientBase, "query">) => ({ executeSql: (text: string, values?: unknown[]) => client.query(text, values) as Promise<pg.QueryResult> });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

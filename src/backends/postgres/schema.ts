@@ -85,6 +85,16 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX occurrences_old ON ${SCHEMA}.occurrences (scheduled_for) WHERE state IN ('done', 'lost');
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- overlap queue_one: an occurrence queued behind a run going is 'waiting', in the table
+      -- rather than in one process's memory, so it survives that process (fleet.ts requeues it).
+      ALTER TABLE ${SCHEMA}.occurrences DROP CONSTRAINT occurrences_state_check;
+      ALTER TABLE ${SCHEMA}.occurrences ADD CONSTRAINT occurrences_state_check CHECK (state IN ('queued', 'running', 'waiting', 'done', 'lost'));
+      CREATE INDEX occurrences_waiting ON ${SCHEMA}.occurrences (job_id) WHERE state = 'waiting';
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -6,13 +6,13 @@
  * test): each has exactly one record, and none ran twice (the agent appends a line per
  * execution to a file, so executions are counted outside the servers).
  */
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { TestServer, pidsWorkingIn, sleep, waitFor } from "../helpers/server.js";
-import { freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
+import { fleetHome, freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
 
 let cluster: Cluster;
 beforeAll(() => {
@@ -48,33 +48,25 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
   });
 
   function member(url: string): Member {
-    const home = mkdtempSync(path.join(root, "home-"));
-    const dataDir = path.join(home, ".agent-cron");
-    mkdirSync(dataDir, { mode: 0o700 });
-    writeFileSync(
-      path.join(dataDir, "config.json"),
-      JSON.stringify({
-        timezone: "UTC",
-        default_executor: "count",
-        max_concurrent: 16,
-        fleet_max_concurrent: 30,
-        runs_per_job: 1000,
-        kill_grace_seconds: 0.2,
-        shutdown_grace_seconds: 0,
-        catch_up_window_seconds: 3600,
-        executors: {
-          // One line per execution, written before it sleeps: a run that starts is counted even if
-          // its server is killed under it.
-          count: {
-            type: "command",
-            sandbox: "none",
-            command: ["/bin/sh", "-c", `echo "$AGENT_CRON_JOB_ID $AGENT_CRON_SCHEDULED_FOR $AGENT_CRON_RUN_ID" >> ${execLog}; exec sleep "$0"`, "{prompt}"],
-          },
+    const made = fleetHome(root, url, {
+      default_executor: "count",
+      max_concurrent: 16,
+      fleet_max_concurrent: 30,
+      runs_per_job: 1000,
+      kill_grace_seconds: 0.2,
+      shutdown_grace_seconds: 0,
+      catch_up_window_seconds: 3600,
+      executors: {
+        // One line per execution, written before it sleeps: a run that starts is counted even if
+        // its server is killed under it.
+        count: {
+          type: "command",
+          sandbox: "none",
+          command: ["/bin/sh", "-c", `echo "$AGENT_CRON_JOB_ID $AGENT_CRON_SCHEDULED_FOR $AGENT_CRON_RUN_ID" >> ${execLog}; exec sleep "$0"`, "{prompt}"],
         },
-        store: { type: "postgres" },
-      }),
-    );
-    return { home, dataDir, env: { HOME: home, AGENT_CRON_DATABASE_URL: url }, server: null };
+      },
+    });
+    return { ...made, server: null };
   }
 
   /** Starts a member, trying again while the database is away (a start then exits 1). */

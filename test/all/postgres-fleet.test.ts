@@ -7,13 +7,13 @@
  * `agent-cron migrate --to postgres` copies a files data dir, twice without change.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { TestServer, isAlive, pidsWorkingIn, runCli, sleep, waitFor, workCacheOf } from "../helpers/server.js";
-import { freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
+import { fleetHome, freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
 
 let cluster: Cluster;
 beforeAll(() => {
@@ -33,28 +33,20 @@ afterEach(async () => {
 
 /** A config of its own in a HOME of its own: nothing on disk is shared with the other processes. */
 function homeFor(url: string, extra: Record<string, unknown> = {}): { home: string; dataDir: string; env: Record<string, string> } {
-  const home = mkdtempSync(path.join(os.tmpdir(), "agent-cron-pg-home-"));
-  homes.push(home);
-  const dataDir = path.join(home, ".agent-cron");
-  mkdirSync(dataDir, { mode: 0o700 });
-  writeFileSync(
-    path.join(dataDir, "config.json"),
-    JSON.stringify({
-      timezone: "UTC",
-      default_executor: "echo",
-      max_concurrent: 8,
-      runs_per_job: 200,
-      kill_grace_seconds: 0.5,
-      executors: {
-        // A program that costs next to nothing to start: 200 runs a second on a small machine.
-        echo: { type: "command", command: ["/bin/echo", "{prompt}"] },
-        sleep: { type: "command", command: ["/bin/sleep", "{prompt}"] },
-      },
-      store: { type: "postgres" },
-      ...extra,
-    }),
-  );
-  return { home, dataDir, env: { HOME: home, AGENT_CRON_DATABASE_URL: url } };
+  const made = fleetHome(os.tmpdir(), url, {
+    default_executor: "echo",
+    max_concurrent: 8,
+    runs_per_job: 200,
+    kill_grace_seconds: 0.5,
+    executors: {
+      // A program that costs next to nothing to start: 200 runs a second on a small machine.
+      echo: { type: "command", command: ["/bin/echo", "{prompt}"] },
+      sleep: { type: "command", command: ["/bin/sleep", "{prompt}"] },
+    },
+    ...extra,
+  });
+  homes.push(made.home);
+  return made;
 }
 
 async function startFleet(url: string, n: number, extra: Record<string, unknown> = {}): Promise<TestServer[]> {

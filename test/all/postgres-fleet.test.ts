@@ -96,16 +96,19 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     );
     await sleep(Date.parse(expiresAt) - Date.now() + 1000);
     // Let what is queued or running finish.
+    let busy: unknown[] = [];
     await waitFor(
       async () => {
-        const [busy] = await sql<{ n: number }>(
+        busy = await sql(
           url,
-          `SELECT (SELECT count(*) FROM agent_cron.occurrences WHERE state IN ('queued', 'running'))
-                + (SELECT count(*) FROM agent_cron.runs WHERE status = 'running') AS n`,
+          `SELECT o.job_id, o.scheduled_for, o.state, o.process_id, (SELECT string_agg(b.state::text, ',') FROM agent_cron_boss.job b
+                    WHERE b.name = 'agent-cron-occurrences' AND b.data->>'job_id' = o.job_id AND (b.data->>'at')::bigint = (extract(epoch FROM o.scheduled_for) * 1000)::bigint) AS boss
+           FROM agent_cron.occurrences o WHERE o.state IN ('queued', 'running')
+           UNION ALL SELECT r.job_id, r.scheduled_for, 'run ' || r.status, r.process_id, NULL FROM agent_cron.runs r WHERE r.status = 'running'`,
         );
-        return Number(busy.n) === 0;
+        return busy.length === 0;
       },
-      { timeout: 60_000, what: "the fleet to finish what it took" },
+      { timeout: 60_000, what: "the fleet to finish what it took", describe: () => `${busy.length} left, the first: ${JSON.stringify(busy.slice(0, 8))}` },
     );
     const jobs = await sql<{ id: string; created_at: string }>(url, "SELECT id, data->>'created_at' AS created_at FROM agent_cron.jobs");
     expect(jobs).toHaveLength(200);

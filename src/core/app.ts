@@ -177,6 +177,7 @@ export class App {
         if (this.env.AGENT_CRON_FAULT === point) process.kill(process.pid, "SIGKILL");
       },
       waitBehind: parts.queue.waitBehind?.bind(parts.queue),
+      fleetSlot: parts.queue.fleetSlot?.bind(parts.queue),
     });
     this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
     this.jobs.onExternalChange?.((id, job, previous) => {
@@ -291,6 +292,8 @@ export class App {
       if (!this.parts.exclusive && ended.delivery === "pending") this.notifier.deliver(ended.id);
     }
     if (this.parts.exclusive) await this.recordLostOccurrences();
+    // A fleet: what a process that is gone left undelivered is sent by the one that claimed it.
+    for (const id of (await this.parts.orphans.claimDeliveries?.()) ?? []) this.notifier.deliver(id);
   }
 
   /**

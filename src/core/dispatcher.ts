@@ -35,6 +35,8 @@ export interface DispatchHost {
   readonly shared?: boolean;
   /** queue_one on a shared store: the store keeps the occurrence queued (see OccurrenceQueue.waitBehind). */
   waitBehind?(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean>;
+  /** fleet_max_concurrent: room in the fleet for one attempt (see OccurrenceQueue.fleetSlot). */
+  fleetSlot?(run: Run, signal: AbortSignal): Promise<() => void>;
   /** Kills what is left of this App's runs at close (their process groups), and no other App's. */
   killProcessGroups(): void;
   /** The active jobs chained after `job` that `run`'s ending starts (see chain.ts). */
@@ -218,8 +220,17 @@ export class Dispatcher {
         makePrivateDir(this.host.workRoot);
         await mkdir(workDir, { recursive: true, mode: 0o700 });
       }
+      // This process's slot first, then the fleet's: a run waiting here holds no room in the fleet.
+      const inFleet = <T>(fn: () => Promise<T>) => async (): Promise<T> => {
+        const release = (await this.host.fleetSlot?.(run, signal)) ?? (() => {});
+        try {
+          return await fn();
+        } finally {
+          release();
+        }
+      };
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
-        job.type === "resource-intensive" ? this.heavy(() => this.limit(fn)) : this.limit(fn);
+        job.type === "resource-intensive" ? this.heavy(() => this.limit(inFleet(fn))) : this.limit(inFleet(fn));
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
       executorType = executor.type;
       // Command scripts may parse their input: they get the context line only when asked.

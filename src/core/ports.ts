@@ -136,6 +136,13 @@ export interface OccurrenceQueue {
    * then recorded skipped).
    */
   waitBehind?(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean>;
+  /**
+   * fleet_max_concurrent (postgres): resolves once the fleet has room for this run's attempt,
+   * to a function that gives the room back. Every kind of run asks (manual, event, chained,
+   * caught up, queued); a run whose occurrence this queue claimed holds its room by the claim.
+   * Resolves at once when `signal` aborts (the attempt then ends canceled without running).
+   */
+  fleetSlot?(run: Run, signal: AbortSignal): Promise<() => void>;
   /** Where taken occurrences run; set once by the App before the first take. */
   consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void;
   /** Stops handing out occurrences (waiting ones are dropped; the store says they were taken). */
@@ -154,6 +161,12 @@ export interface OrphanFinder {
   readonly everyMs: number | null;
   /** The processes of a fleet known alive now (postgres); absent on a store with one owner. */
   liveProcesses?(): number;
+  /**
+   * Finished runs whose deliveries a process that is gone left pending (killed, or stopped
+   * mid-retry), claimed by this one: each id is returned to one caller only, which sends what
+   * the run still owes (postgres; absent on a store with one owner, which resends at start).
+   */
+  claimDeliveries?(): Promise<string[]>;
 }
 
 /** The executors the operator configured, by name; tool callers only pick one. */

@@ -13,6 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { TestServer, isAlive, pidsWorkingIn, runCli, sleep, waitFor, workCacheOf } from "../helpers/server.js";
+import { ACCEPTED, ChatReceivers } from "../helpers/chat-receivers.js";
+import { HttpServer } from "../helpers/http.js";
 import { fleetHome, freshDatabase, sql, startCluster, type Cluster } from "./pg-helpers.js";
 
 let cluster: Cluster;
@@ -161,6 +163,87 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       expect((await s.job("long")).state).toBe("completed");
     }
   }, 120_000);
+
+  it("finishes a delivery left pending by a process killed while sending it, from another process, once", async () => {
+    const rx = await ChatReceivers.start();
+    try {
+      const url = await freshDatabase(cluster, "deliver");
+      const fleet = await startFleet(url, 3, { webhooks: { allow_private_networks: true } });
+      // The first POST is never answered: its sender is killed while it waits.
+      const hook = rx.url("/webhook/done", ["hang", ACCEPTED]);
+      await fleet[0].tool("add_cron", { name: "once", schedule: "in 1s", prompt: "hello", on_complete: hook });
+      await waitFor(() => rx.at("/webhook/done").length >= 1, { timeout: 20_000, what: "the first delivery attempt" });
+      const [run] = await fleet[1].runs("once");
+      const sender = fleet.find((s) => s.pid === run.pid)!;
+      expect(sender, `the run's process (pid ${run.pid}) is one of the fleet`).toBeDefined();
+      process.kill(sender.pid, "SIGKILL");
+      const killedAt = Date.now();
+      const others = fleet.filter((s) => s !== sender);
+      await waitFor(() => rx.at("/webhook/done").length >= 2, { timeout: 20_000, what: "another process to send the pending delivery" });
+      process.stderr.write(`pending delivery sent again ${Date.now() - killedAt} ms after kill -9 of its sender\n`);
+      const getRun = async (s: TestServer) => (await s.tool("get_run", { run: run.id })).run;
+      const done = await waitFor(async () => { const r = await getRun(others[0]); return r.delivery === "delivered" && r; }, {
+        timeout: 10_000,
+        what: "the run's delivery to be recorded delivered",
+      });
+      expect(done.deliveries.filter((d: { ok: boolean }) => d.ok).map((d: { channel: string; http_status: number }) => [d.channel, d.http_status])).toEqual([["on_complete", 200]]);
+      // Once: the two survivors sweep every 2 s, and neither sends it again.
+      await sleep(6000);
+      expect(rx.at("/webhook/done").map((r) => r.json?.run?.id)).toEqual([run.id, run.id]);
+      expect((await getRun(others[1])).delivery).toBe("delivered");
+    } finally {
+      await rx.close();
+    }
+  }, 90_000);
+
+  it("holds every kind of run under fleet_max_concurrent: manual, event, chained and queued (queue_one) occurrences", async () => {
+    const url = await freshDatabase(cluster, "cap");
+    const spans = path.join(os.tmpdir(), `agent-cron-cap-${process.pid}-${Date.now()}.log`);
+    homes.push(spans);
+    // Each execution writes when it begins and ends: the overlap is counted here, from outside.
+    const extra = {
+      default_executor: "span",
+      fleet_max_concurrent: 2,
+      max_concurrent: 6,
+      executors: {
+        span: { type: "command", sandbox: "none", command: ["/bin/sh", "-c", `echo "+ $AGENT_CRON_RUN_ID" >> ${spans}; sleep "$0"; echo "- $AGENT_CRON_RUN_ID" >> ${spans}`, "{prompt}"] },
+      },
+    };
+    const [a, b] = await startFleet(url, 2, extra);
+    const made = homeFor(url, extra);
+    const h = await HttpServer.start({ dataDir: made.dataDir, env: made.env });
+    try {
+      for (const i of [1, 2, 3, 4]) await a.tool("add_cron", { name: `m${i}`, schedule: "@yearly", prompt: "1.5", silent: true });
+      await a.tool("add_cron", { name: "up", schedule: "@yearly", prompt: "0.2", silent: true });
+      await a.tool("add_cron", { name: "down", schedule: "@yearly", prompt: "1.5", after: { job: "up" }, silent: true });
+      const ev = await b.tool("add_cron", { name: "ev", schedule: "@yearly", prompt: "1.5", trigger: "http", overlap: "allow", silent: true });
+      // Every second, each run 2.5 s: occurrences queue behind the one going.
+      await b.tool("add_cron", { name: "q", schedule: "* * * * * *", prompt: "2.5", overlap: "queue_one", silent: true, max_runs: 4 });
+      await Promise.all([
+        a.tool("run_now", { job: "m1" }),
+        a.tool("run_now", { job: "m2" }),
+        b.tool("run_now", { job: "m3" }),
+        b.tool("run_now", { job: "m4" }),
+        a.tool("run_now", { job: "up" }),
+        ...[1, 2].map(() => fetch(`${new URL(h.url).origin}/hooks/${ev.job.id}`, { method: "POST", headers: { authorization: `Bearer ${ev.trigger_token}` }, body: "payload" }).then((r) => expect(r.status).toBe(202))),
+      ]);
+      // 4 manual + up + down + 2 events + 4 of q: 12 executions.
+      const lines = () => readFileSync(spans, "utf8").split("\n").filter(Boolean);
+      await waitFor(() => lines().filter((l) => l.startsWith("- ")).length >= 12, { timeout: 90_000, interval: 250, what: "12 executions to end", describe: () => lines().join(" | ") });
+      let going = 0;
+      let most = 0;
+      for (const l of lines()) {
+        going += l.startsWith("+ ") ? 1 : -1;
+        most = Math.max(most, going);
+      }
+      process.stderr.write(`fleet cap 2: at most ${most} executions at once across 3 processes, 12 executions\n`);
+      expect(most).toBe(2);
+      const kinds = (await a.tool("list_runs", { limit: 100 })).runs.map((r: { trigger: string }) => r.trigger).sort();
+      expect(kinds.filter((k: string) => k !== "schedule")).toEqual(["after", "event", "event", "manual", "manual", "manual", "manual", "manual"]);
+    } finally {
+      await h.stop();
+    }
+  }, 150_000);
 
   it("cancels a run from a process other than the one running it", async () => {
     const url = await freshDatabase(cluster, "cancel");

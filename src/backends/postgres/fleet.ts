@@ -135,6 +135,13 @@ export class Fleet implements OrphanFinder {
       [this.id, alive],
     );
     const orphans = rows.map((r) => parseRun(r.data, r.id));
+    // Room in the fleet (fleet_max_concurrent) held by a process that is gone, or by a run that
+    // ended while its release could not be written.
+    await this.db.query(
+      `DELETE FROM ${SCHEMA}.slots s WHERE s.process_id <> ALL($1::text[])
+         OR NOT EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.id = s.run_id AND r.status = 'running')`,
+      [alive],
+    );
     // Agents that outlived their server on this machine are killed, as the files backend does
     // (found by AGENT_CRON_RUN_ID in their environment); those on other machines are out of reach.
     const here = os.hostname();
@@ -182,6 +189,20 @@ export class Fleet implements OrphanFinder {
       await this.prune().catch(this.onError);
     }
     return orphans;
+  }
+
+  async claimDeliveries(): Promise<string[]> {
+    const alive = await this.alive();
+    // claimed_by makes the record this process's to write from then on (runs.ts), so a process
+    // wrongly taken for gone could not record the same delivery as well.
+    const { rows } = await this.db.query<{ id: string }>(
+      `UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1
+       WHERE r.data->>'delivery' = 'pending' AND r.status <> 'running'
+         AND (coalesce(r.claimed_by, r.process_id) IS NULL OR coalesce(r.claimed_by, r.process_id) <> ALL($2::text[]))
+       RETURNING r.id`,
+      [this.id, alive],
+    );
+    return rows.map((r) => r.id);
   }
 
   private async prune(): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Job as BossJob, PgBoss } from "pg-boss";
 import type pg from "pg";
 import { withDerivedFields } from "../../core/job-rules.js";
-import type { Job, RunTrigger } from "../../core/jobs.js";
+import type { Job, Run, RunTrigger } from "../../core/jobs.js";
 import { handledUntil, takeable, type CatchUpPlan } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
@@ -452,10 +452,14 @@ export class PgQueue implements OccurrenceQueue {
     if (this.deps.boss) this.loopDone ??= this.loop();
   }
 
-  /** Another process queued work (or a slot freed here): look now. */
+  /** Runs waiting for room in the fleet (fleetSlot): told when room may have been freed. */
+  private readonly roomWaiters = new Set<() => void>();
+
+  /** Another process queued work or freed room (or a slot freed here): look now. */
   wake(): void {
     this.woken = true;
     this.wakeUp?.();
+    for (const waiter of [...this.roomWaiters]) waiter();
   }
 
   /** The occurrences held here ("job_id epoch-ms"). */
@@ -614,18 +618,61 @@ export class PgQueue implements OccurrenceQueue {
   }
 
   /**
-   * Runs the fleet may still start under fleet_max_concurrent. Takes a transaction lock, so one
-   * process counts at a time and two never both take the last slots: call it in a transaction
+   * Runs the fleet may still start under fleet_max_concurrent: the cap less the occurrences
+   * claimed (running) and the rooms other runs hold (slots). Takes a transaction lock, so one
+   * process counts at a time and two never both take the last room: call it in a transaction
    * that then claims what fits.
    */
   async fleetRoom(client: Pick<pg.ClientBase, "query">, cap: number): Promise<number> {
     await client.query("SELECT pg_advisory_xact_lock($1)", [FLEET_LOCK]);
     const { rows } = await client.query<{ n: string }>(
-      `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running')
-            + (SELECT count(*) FROM ${SCHEMA}.runs r WHERE r.status = 'running'
-                 AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences o WHERE o.job_id = r.job_id AND o.scheduled_for = r.scheduled_for)) AS n`,
+      `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running') + (SELECT count(*) FROM ${SCHEMA}.slots) AS n`,
     );
     return cap - Number(rows[0].n);
+  }
+
+  async fleetSlot(run: Run, signal: AbortSignal): Promise<() => void> {
+    const cap = this.deps.limits().fleet;
+    const none = () => {};
+    if (cap === undefined) return none;
+    // Its occurrence's claim holds its room (claim, moveBack).
+    if (run.scheduled_for !== null && this.holding().has(`${run.job_id} ${Date.parse(run.scheduled_for)}`)) return none;
+    const { db, origin } = this.deps;
+    for (;;) {
+      if (signal.aborted || this.closed) return none;
+      try {
+        const got = await db.tx(async (client) => {
+          if ((await this.fleetRoom(client, cap)) <= 0) return false;
+          await client.query(`INSERT INTO ${SCHEMA}.slots (run_id, process_id) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET process_id = EXCLUDED.process_id`, [run.id, origin]);
+          return true;
+        });
+        if (got) {
+          return () => {
+            // Not given back (the database away): the sweep frees a room whose run is no longer running.
+            void db
+              .query(`DELETE FROM ${SCHEMA}.slots WHERE run_id = $1`, [run.id])
+              .then(() => db.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 'w', 'id', '', 'v', 0)::text)`, [origin]))
+              .catch((err) => this.deps.onError(err));
+            this.wake();
+          };
+        }
+      } catch (err) {
+        this.deps.onError(err);
+      }
+      // Full (or the database away): looked at again in a second, at once when room is freed
+      // (a wake: a run ended here, or another process said so), or when the run is canceled.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.roomWaiters.delete(done);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, 1000);
+        this.roomWaiters.add(done);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
   }
 
   // Settlements are written together: one statement for the occurrence rows, one pg-boss call

@@ -95,6 +95,20 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX occurrences_waiting ON ${SCHEMA}.occurrences (job_id) WHERE state = 'waiting';
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- Deliveries a process that is gone left pending are looked for every sweep (fleet.ts).
+      CREATE INDEX runs_delivery_pending ON ${SCHEMA}.runs (id) WHERE data->>'delivery' = 'pending';
+      -- fleet_max_concurrent: the room a run not started from a claimed occurrence (manual, event,
+      -- chained) holds while an attempt executes; a claimed occurrence holds its room by its row.
+      CREATE TABLE ${SCHEMA}.slots (
+        run_id      text PRIMARY KEY,
+        process_id  text NOT NULL,
+        taken_at    timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -10,7 +10,7 @@ import { AddJobInput, UpdateJobInput } from "./job-input.js";
 import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
-import { LATE_MS, MAX_CATCH_UP_RUNS, MAX_MISSED_RECORDS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
+import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
 import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
 import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
 import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
@@ -580,10 +580,7 @@ export class App {
    * the plan.
    */
   private async catchUp(job: Job, now: number): Promise<void> {
-    // A fleet's catch-up follows a stall or an outage of seconds to minutes (the processes cover
-    // for each other), and records each occurrence it does not run, up to MAX_CATCH_UP_RUNS.
-    const recorded = this.queue.takeCatchUp ? MAX_CATCH_UP_RUNS : MAX_MISSED_RECORDS;
-    const planFor = (j: Job) => planCatchUp(j, this.scheduleOf(j), now, j.catch_up_window_seconds ?? this.config.catch_up_window_seconds, recorded);
+    const planFor = (j: Job) => planCatchUp(j, this.scheduleOf(j), now, j.catch_up_window_seconds ?? this.config.catch_up_window_seconds);
     let plan = planFor(job);
     if (!plan) return;
     if (this.queue.takeCatchUp) {

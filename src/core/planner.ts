@@ -61,10 +61,10 @@ export interface CatchUpPlan {
 /**
  * Occurrences between the job's last handled one and `now`, per its catch_up policy; null
  * when nothing was missed. Only occurrences inside the window (`windowSeconds` back from now)
- * may run; older ones are recorded, and only the newest `maxRecorded`, so a laptop closed for a
- * month does not write a month of records.
+ * may run; older ones are recorded, and only the newest few, so a laptop closed for a month
+ * does not write a month of records.
  */
-export function planCatchUp(job: Job, sched: ParsedSchedule, now: number, windowSeconds: number, maxRecorded = MAX_MISSED_RECORDS): CatchUpPlan | null {
+export function planCatchUp(job: Job, sched: ParsedSchedule, now: number, windowSeconds: number): CatchUpPlan | null {
   // next_run_at is the first occurrence after the last one handled: if it is still ahead,
   // nothing was missed (the common case at start-up, and cheap to check for 100,000 jobs).
   if (job.next_run_at && Date.parse(job.next_run_at) > now) return null;
@@ -85,8 +85,8 @@ export function planCatchUp(job: Job, sched: ParsedSchedule, now: number, window
     const span = before[SCAN_LIMIT - 1] - before[0];
     before = occurrencesBetween(sched, new Date(newest - span), new Date(until), SCAN_LIMIT, anchor).map((d) => d.getTime());
   }
-  const record = before.filter((t) => !running.has(t)).slice(-maxRecorded);
-  return { newest, run, record, truncated: record.length === maxRecorded };
+  const record = before.filter((t) => !running.has(t)).slice(-MAX_MISSED_RECORDS);
+  return { newest, run, record, truncated: record.length === MAX_MISSED_RECORDS };
 }
 
 /** Why a stored job cannot be scheduled, or null when it can. */

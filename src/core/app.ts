@@ -557,9 +557,12 @@ export class App {
       // Paused, changed (a new schedule counts from its change) or closing meanwhile: the
       // occurrence was taken, so it gets its record (the ledger has no hole), without running.
       const restarted = occ.scheduledFor !== null && Date.parse(current.schedule_from ?? "") > occ.scheduledFor;
+      // Completed at its expires_at while this occurrence, due before then, was on its way (a
+      // fleet's worker may start it seconds late): it runs, as it would have on time.
+      const dueBeforeEnd = current.state === "completed" && occ.scheduledFor !== null && current.expires_at !== null && occ.scheduledFor <= Date.parse(current.expires_at);
       const why =
         this.dispatcher.isClosing ? "The server stopped before this occurrence could start."
-        : current.state !== "active" ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
+        : current.state !== "active" && !dueBeforeEnd ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
         : restarted ? "The job's schedule changed before this occurrence could start."
         : null;
       if (why) {

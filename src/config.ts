@@ -209,8 +209,9 @@ export const ConfigSchema = z.strictObject({
   timezone: z
     .string()
     .refine(isValidTimezone, "must be an IANA timezone name such as Europe/Paris")
-    .optional(),
-  max_concurrent: z.number().int().min(1).max(256).default(4),
+    .optional()
+    .describe("Default timezone of jobs (an IANA name such as Europe/Paris), and the day of daily_budget_usd; default: the system's"),
+  max_concurrent: z.number().int().min(1).max(256).default(4).describe("Runs at once across all jobs (with the postgres store: in this process); default 4"),
   fleet_max_concurrent: z
     .number()
     .int()
@@ -218,8 +219,8 @@ export const ConfigSchema = z.strictObject({
     .max(100_000)
     .optional()
     .describe("With the postgres store: runs at once across every process of the fleet (max_concurrent still caps each process); default no fleet-wide cap"),
-  runs_per_job: z.number().int().min(1).max(100_000).default(100),
-  max_jobs: z.number().int().min(1).max(1_000_000).default(1000),
+  runs_per_job: z.number().int().min(1).max(100_000).default(100).describe("Runs kept per job, newest first; a run's default work dir goes with its record; default 100"),
+  max_jobs: z.number().int().min(1).max(1_000_000).default(1000).describe("Jobs at most (completed ones count); add_cron past it is an error naming this key; default 1000"),
   approval: z
     .enum(["none", "ask", "required"])
     .default("none")
@@ -227,15 +228,32 @@ export const ConfigSchema = z.strictObject({
   approver_token_env: envName
     .default("AGENT_CRON_APPROVER_TOKEN")
     .describe("The environment variable holding the approver secret: signed in with it, a person approves jobs on the dashboard. Not the MCP token, never passed to a run; unset, the dashboard cannot approve (agent-cron approve at a terminal can)"),
-  daily_budget_usd: z.number().positive().optional(),
-  default_executor: z.string().min(1).default("claude"),
-  executors: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema).default({}),
-  work_dir_roots: z.array(z.string().refine((p) => path.isAbsolute(p), "must be an absolute path")).default([]),
-  env_allow: z.array(envName).default([]),
-  max_output_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
-  kill_grace_seconds: z.number().min(0).max(600).default(5),
-  catch_up_window_seconds: z.number().int().min(0).default(24 * 3600),
-  shutdown_grace_seconds: z.number().min(0).max(3600).default(10),
+  daily_budget_usd: z.number().positive().optional().describe("Once today's runs cost this much, further runs are skipped until tomorrow (in the config's timezone); default none"),
+  default_executor: z.string().min(1).default("claude").describe('The executor of a job that names none, read at each run; default "claude"'),
+  executors: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema)
+    .default({})
+    .describe("Executors by name (claude-code, codex, command, openai); jobs name one, callers never give a program. With none configured, claude runs Claude Code from PATH"),
+  work_dir_roots: z
+    .array(z.string().refine((p) => path.isAbsolute(p), "must be an absolute path"))
+    .default([])
+    .describe("Folders a job's work_dir may be in; none configured refuses every work_dir"),
+  env_allow: z.array(envName).default([]).describe("Environment variables of the server passed on to runs, beyond PATH HOME LANG TZ TMPDIR"),
+  max_output_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe("Stdout and stderr kept per run, each; past it the record says the output was cut; default 1 MiB"),
+  kill_grace_seconds: z.number().min(0).max(600).default(5).describe("Between SIGTERM and SIGKILL of a run's process group; default 5"),
+  catch_up_window_seconds: z
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600)
+    .describe("Occurrences missed while down and older than this are recorded missed, not run; a job's own value wins; default 86400"),
+  shutdown_grace_seconds: z.number().min(0).max(3600).default(10).describe("On SIGTERM, how long the HTTP daemon lets runs finish before interrupting them; default 10"),
   audit_interval_minutes: z
     .number()
     .int()
@@ -258,13 +276,15 @@ export const ConfigSchema = z.strictObject({
       max_sessions: z.number().int().min(1).max(100_000).default(100),
       max_body_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("The HTTP daemon (serve --http): host, port, token_env, allowed_hosts, session_idle_seconds, max_sessions, max_body_bytes"),
   webhooks: z
     .strictObject({
       secret_env: envName.default("AGENT_CRON_WEBHOOK_SECRET"),
       allow_private_networks: z.boolean().default(false),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("Job webhooks (on_complete, on_fail): secret_env names the signing secret's variable; allow_private_networks lets them reach loopback and private addresses"),
   channels: ChannelsSchema,
   store: StoreSchema,
   always_on: z

@@ -186,6 +186,26 @@ export const API_METHODS = [
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
+/**
+ * A CronApi whose methods each go to `call(method, args)` (a Host forwarding to the owner of its
+ * data dir): one method per name in API_METHODS, so the API is described once, there.
+ */
+abstract class ApiForwarder {
+  protected abstract call<T>(method: ApiMethod, args: unknown): Promise<T>;
+  static {
+    for (const method of API_METHODS) {
+      Object.defineProperty(ApiForwarder.prototype, method, {
+        value(this: ApiForwarder, args: unknown) {
+          return this.call(method, args);
+        },
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+}
+export const ForwardingApi = ApiForwarder as abstract new () => ApiForwarder & Pick<CronApi, ApiMethod>;
+
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
   "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../../../config.js";
-import { LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../../../core/api.js";
+import { ForwardingApi, LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../../../core/api.js";
 import type { App } from "../../../core/app.js";
 import { AgentCronError, LockLostError, UserError, codeOf, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import { AppEventBus, type AppEvents } from "../../../core/events.js";
@@ -79,7 +79,7 @@ const HANDOVER_MS = 120_000;
  * events, so all answer with the same data and each occurrence runs once. When the owner
  * exits (socket closes) or dies (the lock goes stale), a follower takes over.
  */
-export class Host implements CronApi {
+export class Host extends ForwardingApi implements CronApi {
   readonly events = new AppEventBus();
   /** `gen` is null on a shared store (postgres): no lock, no socket, the database coordinates. */
   private owner: { app: App; api: LocalApi; gen: Generation | null; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
@@ -89,6 +89,7 @@ export class Host implements CronApi {
   readonly socketPath: string;
 
   private constructor(private opts: HostOptions) {
+    super();
     this.events.setMaxListeners(0);
     this.socketPath = socketPathFor(opts.dataDir);
   }
@@ -342,7 +343,7 @@ export class Host implements CronApi {
       });
   }
 
-  private async call<T>(method: ApiMethod, args: unknown): Promise<T> {
+  protected async call<T>(method: ApiMethod, args: unknown): Promise<T> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (this.owner) {
@@ -392,29 +393,6 @@ export class Host implements CronApi {
     owner.gen?.removeOwnerFile();
     await owner.release().catch(() => {});
   }
-
-  addCron = (a: Parameters<CronApi["addCron"]>[0]) => this.call<Awaited<ReturnType<CronApi["addCron"]>>>("addCron", a);
-  listCrons = (a: Parameters<CronApi["listCrons"]>[0]) => this.call<Awaited<ReturnType<CronApi["listCrons"]>>>("listCrons", a);
-  listRuns = (a: Parameters<CronApi["listRuns"]>[0]) => this.call<Awaited<ReturnType<CronApi["listRuns"]>>>("listRuns", a);
-  pause = (a: Parameters<CronApi["pause"]>[0]) => this.call<Awaited<ReturnType<CronApi["pause"]>>>("pause", a);
-  resume = (a: Parameters<CronApi["resume"]>[0]) => this.call<Awaited<ReturnType<CronApi["resume"]>>>("resume", a);
-  remove = (a: Parameters<CronApi["remove"]>[0]) => this.call<Awaited<ReturnType<CronApi["remove"]>>>("remove", a);
-  getCron = (a: Parameters<CronApi["getCron"]>[0]) => this.call<Awaited<ReturnType<CronApi["getCron"]>>>("getCron", a);
-  updateCron = (a: Parameters<CronApi["updateCron"]>[0]) => this.call<Awaited<ReturnType<CronApi["updateCron"]>>>("updateCron", a);
-  runNow = (a: Parameters<CronApi["runNow"]>[0]) => this.call<Awaited<ReturnType<CronApi["runNow"]>>>("runNow", a);
-  waitRun = (a: Parameters<CronApi["waitRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["waitRun"]>>>("waitRun", a);
-  cancelRun = (a: Parameters<CronApi["cancelRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["cancelRun"]>>>("cancelRun", a);
-  previewSchedule = (a: Parameters<CronApi["previewSchedule"]>[0]) => this.call<Awaited<ReturnType<CronApi["previewSchedule"]>>>("previewSchedule", a);
-  readRun = (a: Parameters<CronApi["readRun"]>[0]) => this.call<Awaited<ReturnType<CronApi["readRun"]>>>("readRun", a);
-  jobsPage = (a: Parameters<CronApi["jobsPage"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobsPage"]>>>("jobsPage", a);
-  triggerEvent = (a: Parameters<CronApi["triggerEvent"]>[0]) => this.call<Awaited<ReturnType<CronApi["triggerEvent"]>>>("triggerEvent", a);
-  approve = (a: Parameters<CronApi["approve"]>[0]) => this.call<Awaited<ReturnType<CronApi["approve"]>>>("approve", a);
-  reject = (a: Parameters<CronApi["reject"]>[0]) => this.call<Awaited<ReturnType<CronApi["reject"]>>>("reject", a);
-  completeIds = (a: Parameters<CronApi["completeIds"]>[0]) => this.call<Awaited<ReturnType<CronApi["completeIds"]>>>("completeIds", a);
-  overview = (a: Parameters<CronApi["overview"]>[0]) => this.call<Awaited<ReturnType<CronApi["overview"]>>>("overview", a);
-  jobRuns = (a: Parameters<CronApi["jobRuns"]>[0]) => this.call<Awaited<ReturnType<CronApi["jobRuns"]>>>("jobRuns", a);
-  audit = (a: Parameters<CronApi["audit"]>[0]) => this.call<Awaited<ReturnType<CronApi["audit"]>>>("audit", a);
-  upcoming = (a: Parameters<CronApi["upcoming"]>[0]) => this.call<Awaited<ReturnType<CronApi["upcoming"]>>>("upcoming", a);
 
   /**
    * Where the jobs run, as owner.json says (SPEC §17): in a background owner, which runs

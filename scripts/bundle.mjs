@@ -79,9 +79,10 @@ const viewScript = await build({
   plugins: [englishOnlyZod()],
 });
 const viewStyle = await transform(readFileSync(`${viewDir}/view.css`, "utf8"), { loader: "css", minify: true });
-const script = viewScript.outputFiles[0].text;
 // Inline, "</script" or "</style" would end the element early, and "<!--" changes how a
-// browser reads the rest of a script.
+// browser reads the rest of a script. Both occur only in strings, template literals and
+// regular expressions of the bundle (markdown-it's HTML-block patterns), where \x3C is "<".
+const script = viewScript.outputFiles[0].text.replace(/<!--/g, "\\x3C!--").replace(/<\/script/gi, "\\x3C/script");
 if (/<\/script|<!--/i.test(script) || /<\/style/i.test(viewStyle.code)) throw new Error("bundle: the app view's script or style contains a closing tag; escape it in the source.");
 const page = readFileSync(`${viewDir}/view.html`, "utf8")
   .replace("/*INLINE_STYLE*/", () => viewStyle.code.trim())

@@ -5,6 +5,10 @@ import { escapeHtml } from "./html.js";
  * links only to http(s) and mailto, and no images at all: an image is a request the page
  * would make to wherever the agent pointed it (CSP blocks that too, but it is not emitted).
  * An image becomes a link the reader may follow.
+ *
+ * One renderer for the dashboard (server side, markdown-it loaded with the first run page) and
+ * the MCP App view (bundled into the page by scripts/bundle.mjs): both call `markdownRenderer`
+ * with markdown-it's constructor, so the two show an answer the same way.
  */
 
 /** Larger outputs show as plain text: rendering megabytes of Markdown would stall the daemon. */
@@ -12,14 +16,11 @@ export const MARKDOWN_MAX_CHARS = 512 * 1024;
 
 const SAFE_LINK = /^(?:https?:\/\/|mailto:)/i;
 
-type MarkdownIt = InstanceType<typeof import("markdown-it").default>;
+type MarkdownItCtor = typeof import("markdown-it").default;
+type MarkdownIt = InstanceType<MarkdownItCtor>;
 
-let md: MarkdownIt | null = null;
-
-async function renderer(): Promise<MarkdownIt> {
-  if (md) return md;
-  // Loaded with the first run page, not with the daemon.
-  const { default: MarkdownItCtor } = await import("markdown-it");
+/** `render(text)` → safe HTML, from markdown-it's constructor (imported by the caller). */
+export function markdownRenderer(MarkdownItCtor: MarkdownItCtor): (text: string) => string {
   const m = new MarkdownItCtor({ html: false, linkify: true, typographer: false });
   m.validateLink = (url: string) => SAFE_LINK.test(url.trim());
   const rules = m.renderer.rules;
@@ -45,11 +46,13 @@ async function renderer(): Promise<MarkdownIt> {
       ? `<a class="image-link" href="${escapeHtml(src)}" rel="noopener noreferrer nofollow">${escapeHtml(label)}</a>`
       : `<span class="image-link">${escapeHtml(label)}</span>`;
   };
-  md = m;
-  return m;
+  return (text) => (text.length > MARKDOWN_MAX_CHARS ? `<pre class="output-plain">${escapeHtml(text)}</pre>` : (m as MarkdownIt).render(text));
 }
 
+let render: ((text: string) => string) | null = null;
+
 export async function renderMarkdown(text: string): Promise<string> {
-  if (text.length > MARKDOWN_MAX_CHARS) return `<pre class="output-plain">${escapeHtml(text)}</pre>`;
-  return (await renderer()).render(text);
+  // Loaded with the first run page, not with the daemon.
+  render ??= markdownRenderer((await import("markdown-it")).default);
+  return render(text);
 }

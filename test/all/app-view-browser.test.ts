@@ -220,6 +220,36 @@ describe("the jobs view in a browser host", () => {
     await h.page.close();
   });
 
+  it("keeps every row where it was after Pause and Resume: the button under the pointer is still the same job's (wide and narrow hosts)", async () => {
+    for (const width of [920, 420]) {
+      const h = await openHost("list_crons", {});
+      await h.page.setViewportSize({ width, height: 900 });
+      await h.view.locator("tr[data-job]").nth(2).waitFor();
+      for (const [press, then] of [["pause", "resume"], ["resume", "pause"]] as const) {
+        const audit = rowOf(h, "log-audit");
+        const pressed = audit.locator(`button[data-action="${press}"]`);
+        await pressed.scrollIntoViewIfNeeded();
+        const box = (await pressed.boundingBox())!;
+        const frame = (await h.page.locator("iframe").boundingBox())!;
+        const x = box.x + box.width / 2;
+        const y = box.y + box.height / 2;
+        await h.page.mouse.click(x, y);
+        await audit.locator(`button[data-action="${then}"]:not([disabled])`).waitFor();
+        // What is under the pointer now, in the view's own coordinates.
+        const under = await h.view.evaluate(
+          ([px, py]) => {
+            const el = document.elementFromPoint(px, py);
+            return { job: el?.closest("tr[data-job]")?.querySelector(".name")?.textContent ?? null, action: el?.closest("button")?.getAttribute("data-action") ?? null };
+          },
+          [x - frame.x - 1, y - frame.y - 1],
+        );
+        expect(under, `${width} px wide, after ${press}`).toEqual({ job: "log-audit", action: then });
+      }
+      if (width === 420) await h.page.screenshot({ path: path.join(SCREENSHOTS, "app-view-list-narrow-after-pause.png"), fullPage: true });
+      await h.page.close();
+    }
+  });
+
   it("renders a get_cron result: the job, its next runs and its recent runs, in the light theme; Run now adds a run", async () => {
     const h = await openHost("get_cron", { job: "log-audit" });
     await h.view.locator("tr[data-run]").first().waitFor();
@@ -260,6 +290,41 @@ describe("the jobs view in a browser host", () => {
     const e = await openHost("get_cron", { job: "no-such-job" });
     await expect.poll(() => e.view.locator(".note.error").textContent()).toMatch(/^get_cron failed: /);
     await e.page.close();
+  });
+
+  it("renders a run's answer as Markdown (headings, lists, code), and HTML in it stays text: a script in the output does not run", async () => {
+    const answer = [
+      "## Errors since yesterday",
+      "",
+      "- `TimeoutError` in **checkout** (3×)",
+      "- see [the runbook](https://example.com/runbook)",
+      "",
+      "<script>window.parent.postMessage('pwned', '*'); document.title = 'pwned';</script>",
+      '<img src="x" onerror="document.title = \'pwned\'">',
+      "",
+      "```",
+      "08:12:03 checkout TimeoutError",
+      "```",
+    ].join("\n");
+    await s.tool("add_cron", { name: "md-report", schedule: "@daily", prompt: answer, executor: "echo-stdin" });
+    await s.tool("run_now", { job: "md-report", wait: true });
+    const h = await openHost("get_cron", { job: "md-report" });
+    const md = h.view.locator("tr[data-run] .md").first();
+    await md.waitFor();
+    expect(await md.locator("h2").textContent()).toBe("Errors since yesterday");
+    expect(await md.locator("li").count()).toBe(2);
+    expect(await md.locator("li code").textContent()).toBe("TimeoutError");
+    expect(await md.locator("li strong").textContent()).toBe("checkout");
+    expect(await md.locator("a").getAttribute("href")).toBe("https://example.com/runbook");
+    expect(await md.locator("pre code").textContent()).toBe("08:12:03 checkout TimeoutError\n");
+    // The HTML of the answer is shown as text, never made into elements.
+    expect(await md.locator("script, img, [onerror]").count()).toBe(0);
+    expect(await md.textContent()).toContain("<script>window.parent.postMessage");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await h.view.evaluate(() => document.title)).toBe("agent-cron jobs");
+    await h.page.screenshot({ path: path.join(SCREENSHOTS, "app-view-job-markdown.png"), fullPage: true });
+    expect(h.consoleErrors).toEqual([]);
+    await h.page.close();
   });
 
   it("loaded nothing but the host page and the view, and broke no rule of the default CSP", async () => {

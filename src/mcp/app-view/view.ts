@@ -6,12 +6,21 @@
  * request of its own, so it works under the spec's default CSP (no connect-src, nothing remote).
  *
  * Everything shown is set with textContent, never as HTML: names, prompts and answers come
- * from agents.
+ * from agents. The one exception is a run's answer, which is Markdown: it goes through the
+ * dashboard's renderer (src/dashboard/markdown.ts, raw HTML off, links http(s) and mailto only,
+ * no images), whose output is escaped text in a fixed set of tags.
+ *
+ * Rows stay where they are: a button changes its job's row in place, every cell keeps its
+ * number of lines whatever the job's state, the columns have fixed widths, and Pause and
+ * Resume share one slot of one width. So after a click the pointer is over the same job's
+ * button, never a neighbour's (the rows only change order when the result is fetched again).
  */
 import "./zod-jitless.js";
 import { App, PostMessageTransport, applyDocumentTheme, applyHostFonts, applyHostStyleVariables } from "@modelcontextprotocol/ext-apps";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import MarkdownIt from "markdown-it";
 import type { JobRow, RunRow } from "../../core/views.js";
+import { markdownRenderer } from "../../dashboard/markdown.js";
 
 // ext-apps' index re-exports its types from an extensionless path that NodeNext does not follow.
 type HostContext = NonNullable<ReturnType<App["getHostContext"]>>;
@@ -40,6 +49,8 @@ const userActions: string[] = [];
 let locale: string | undefined;
 let viewerZone: string | undefined;
 let connected = false;
+
+const renderMarkdown = markdownRenderer(MarkdownIt);
 
 const app = new App({ name: "agent-cron jobs view", version: AGENT_CRON_VERSION }, {});
 
@@ -291,8 +302,8 @@ function listView(s: Extract<Shown, { kind: "list" }>): Child[] {
       el("td", {}, el("span", { class: "name" }, job.name ?? shortId(job.id)), el("span", { class: "prompt" }, job.prompt)),
       el("td", { "data-label": "Schedule" }, job.description, el("span", { class: "sub" }, job.timezone)),
       el("td", { "data-label": "State" }, stateBadge(job.state)),
-      el("td", { "data-label": "Next run" }, job.state === "active" ? when(job.next_run_at, job.timezone) : "—"),
-      el("td", { "data-label": "Last run" }, statusBadge(job.last_status), job.last_run_at && el("span", { class: "sub nowrap" }, relative(job.last_run_at))),
+      el("td", { "data-label": "Next run" }, job.state === "active" ? when(job.next_run_at, job.timezone) : twoLines("—", `none while ${job.state.replace("_", " ")}`)),
+      el("td", { "data-label": "Last run" }, statusBadge(job.last_status), el("span", { class: "sub nowrap" }, job.last_run_at ? relative(job.last_run_at) : "—")),
       el("td", { class: "actions" }, ...actions(job)),
     ),
   );
@@ -301,7 +312,8 @@ function listView(s: Extract<Shown, { kind: "list" }>): Child[] {
     el("p", { class: "summary" }, s.summary),
     el(
       "table",
-      {},
+      { class: "jobs" },
+      el("colgroup", {}, ...["job", "schedule", "state", "next", "last", "actions"].map((c) => el("col", { class: `c-${c}` }))),
       el("thead", {}, el("tr", {}, ...["Job", "Schedule", "State", "Next run", "Last run", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...rows),
     ),
@@ -319,7 +331,7 @@ function jobView(s: Extract<Shown, { kind: "job" }>): Child[] {
       el("td", {}, statusBadge(run.status)),
       el("td", { "data-label": "Started" }, run.started_at ? when(run.started_at, job.timezone) : "—", el("span", { class: "sub" }, run.trigger)),
       el("td", { "data-label": "Took" }, run.duration_ms === null ? "—" : duration(run.duration_ms)),
-      el("td", {}, run.error ? el("span", { class: "error" }, run.error) : el("span", { class: "response" }, run.response ?? "")),
+      el("td", {}, run.error ? el("span", { class: "error" }, run.error) : answer(run.response)),
     ),
   );
   return [
@@ -356,16 +368,38 @@ function actions(job: JobRow): Child[] {
   if (!canCallTools()) return [noteNode];
   if (job.state === "pending_approval") return [el("span", { class: "row-note" }, "Waiting for a person to approve it (agent-cron approve)."), noteNode];
   const working = busy.has(job.id);
-  return [
-    job.state === "active" && button("Pause", "pause", working, () => void act(job, "pause")),
-    job.state === "paused" && button("Resume", "resume", working, () => void act(job, "resume")),
-    button("Run now", "run_now", working, () => void act(job, "run_now")),
-    noteNode,
-  ];
+  // Pause and Resume take turns in one slot of one width (view.css .toggle).
+  const toggle =
+    job.state === "active"
+      ? button("Pause", "pause", working, () => void act(job, "pause"), "toggle")
+      : job.state === "paused"
+        ? button("Resume", "resume", working, () => void act(job, "resume"), "toggle")
+        : el("span", { class: "toggle" });
+  return [toggle, button("Run now", "run_now", working, () => void act(job, "run_now")), noteNode];
 }
 
-function button(text: string, action: string, disabled: boolean, onClick: () => void): HTMLElement {
-  const b = el("button", { type: "button", "data-action": action }, text) as HTMLButtonElement;
+/** A cell's two lines, the second one smaller: every state of a job fills the same lines. */
+function twoLines(first: string, second: string): Node {
+  return el("span", {}, first, el("span", { class: "sub" }, second));
+}
+
+/** A run's answer (its first 500 characters) as Markdown; links open through the host. */
+function answer(text: string | null): HTMLElement {
+  const div = el("div", { class: "md" });
+  // markdown-it with html off: everything from the answer arrives escaped (see the file's head).
+  div.innerHTML = renderMarkdown(text ?? "");
+  div.addEventListener("click", (event) => {
+    const link = (event.target as Element).closest("a[href]");
+    if (!link) return;
+    // The view is a sandboxed frame: following a link would replace it. The host opens it.
+    event.preventDefault();
+    void app.openLink({ url: link.getAttribute("href")! }).catch(() => {});
+  });
+  return div;
+}
+
+function button(text: string, action: string, disabled: boolean, onClick: () => void, cls?: string): HTMLElement {
+  const b = el("button", { type: "button", "data-action": action, ...(cls ? { class: cls } : {}) }, text) as HTMLButtonElement;
   b.disabled = disabled;
   b.addEventListener("click", onClick);
   return b;
@@ -411,7 +445,7 @@ function format(iso: string, timeZone: string | undefined, options = FULL): stri
 
 /** The time in the viewer's zone, how far off it is, and the job's own wall clock when that differs. */
 function when(iso: string | null, jobZone: string): Node {
-  if (!iso) return document.createTextNode("—");
+  if (!iso) return twoLines("—", "none due");
   const mine = format(iso, viewerZone);
   const sub = format(iso, jobZone) === mine ? relative(iso) : `${relative(iso)} · ${format(iso, jobZone, SHORT)} ${jobZone}`;
   return el("span", { title: iso }, mine, el("span", { class: "sub" }, sub));

@@ -2,6 +2,7 @@ import type { Job, Run, RunWithOutput } from "./core/jobs.js";
 import type { ChannelRow } from "./delivery/channels.js";
 import { clipChars, type JobRow, type RunRow } from "./core/views.js";
 import { OUTCOMES, type AuditReport } from "./core/ledger.js";
+import { relativeTime } from "./core/relative-time.js";
 
 /**
  * Prompts, names and outputs come from callers and agents: a terminal escape in one must not
@@ -28,20 +29,6 @@ function clip(text: string, max: number): string {
 export function formatChannelTable(rows: ChannelRow[]): string {
   if (rows.length === 0) return "No channels configured (config key channels).";
   return table(["CHANNEL", "TYPE", "STATUS", "DETAIL"], rows.map((r) => [r.channel, r.type, r.status, r.detail]));
-}
-
-/**
- * A time as people read it beside systemctl list-timers and gh: "in 5h", "2h ago", "in 20m",
- * "just now"; the largest unit that fits, one decimal-free number.
- */
-export function relativeTime(iso: string | null | undefined, now = Date.now()): string {
-  const t = iso ? Date.parse(iso) : NaN;
-  if (!Number.isFinite(t)) return "-";
-  const diff = t - now;
-  const s = Math.abs(diff) / 1000;
-  if (s < 5) return "just now";
-  const span = s < 90 ? `${Math.round(s)}s` : s < 90 * 60 ? `${Math.round(s / 60)}m` : s < 36 * 3600 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
-  return diff > 0 ? `in ${span}` : `${span} ago`;
 }
 
 /** A one-shot's schedule as given ("in 20m") says nothing once made: its time is its next run. */

@@ -408,6 +408,11 @@ export class LocalApi implements CronApi {
     return { occurrences: soonest.map(({ job }) => ({ job_id: job.id, name: job.name, at: job.next_run_at! })) };
   }
 
+  /** The executor a job that names none runs with (the dashboard's job page names it). */
+  defaultExecutor(): string {
+    return this.app.config.default_executor;
+  }
+
   async jobRuns({ job, limit, cursor }: Parameters<CronApi["jobRuns"]>[0]) {
     await this.app.synced();
     const page = this.app.listRuns({ job, limit, cursor });

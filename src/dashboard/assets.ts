@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { relativeTime } from "../core/relative-time.js";
 
 /**
  * The dashboard's stylesheet and script, served by the daemon itself (CSP `default-src
@@ -63,7 +64,7 @@ td .prompt{display:block;max-width:26em;overflow:hidden;text-overflow:ellipsis;w
 .strip i.st-running{animation:pulse 1.2s ease-in-out infinite}
 @media (prefers-reduced-motion:reduce){.strip i.st-running{animation:none}}
 @keyframes pulse{50%{opacity:.35}}
-time+.local{display:block;font-size:.8em;color:var(--muted)}
+time[title]{text-decoration:underline dotted var(--line);text-underline-offset:3px;cursor:help;white-space:nowrap}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3em 1.2em;margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.8em 1em}
 dl.facts dt{color:var(--muted)}
 dl.facts dd{margin:0;overflow-wrap:anywhere}
@@ -114,24 +115,25 @@ export const SCRIPT = `"use strict";
   var viewerTz = "UTC";
   try { viewerTz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch (e) {}
   var local = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  // The server's own words for a time (src/core/relative-time.ts), so that both say the same.
+  var relativeTime = (${relativeTime.toString()});
 
-  // The server writes times in the job's zone; add the viewer's when it differs.
+  // Every time is relative words with the exact time in its title: keep the words current,
+  // and add the viewer's zone to the title when it is not the job's.
   function localise(root) {
     var times = root.querySelectorAll("time[datetime][data-tz]");
+    var now = Date.now();
     for (var i = 0; i < times.length; i++) {
       var t = times[i];
-      var next = t.nextElementSibling;
-      if (next && next.classList.contains("local")) continue;
       var d = new Date(t.getAttribute("datetime"));
       if (isNaN(d.getTime())) continue;
-      t.title = t.textContent + " (" + t.getAttribute("data-tz") + ")";
-      if (t.getAttribute("data-tz") === viewerTz) continue;
-      var s = document.createElement("span");
-      s.className = "local";
-      s.textContent = local.format(d) + " your time";
-      t.after(s);
+      t.textContent = relativeTime(d.getTime(), now);
+      if (t.hasAttribute("data-local") || t.getAttribute("data-tz") === viewerTz) continue;
+      t.setAttribute("data-local", "");
+      t.title = t.title + " · " + local.format(d) + " your time (" + viewerTz + ")";
     }
   }
+  setInterval(function () { localise(document); }, 20000);
 
   // What the server last sent for each live part, to replace only what changed.
   var served = new Map();
@@ -141,8 +143,6 @@ export const SCRIPT = `"use strict";
   }
   remember(document);
   localise(document);
-  var tzNote = document.getElementById("viewer-tz");
-  if (tzNote && document.querySelector(".local")) tzNote.textContent = "; the smaller ones in yours (" + viewerTz + ")";
 
   function focusKey() {
     var a = document.activeElement;

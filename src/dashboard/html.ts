@@ -1,3 +1,5 @@
+import { relativeTime } from "../core/relative-time.js";
+
 /**
  * HTML built from tagged templates that escape every interpolated value unless it is already
  * Html. Job names, prompts, errors and outputs come from agents and are hostile by default:
@@ -70,15 +72,21 @@ export function formatInZone(ms: number, timezone: string, now = Date.now()): st
 }
 
 /**
- * An instant as `<time>`: the text in the job's zone (what the server knows), the instant in
- * `datetime` for the page's script, which adds the viewer's own zone when it differs.
+ * An instant as the dashboard shows every one, in one format: relative words ("in 5h", "2h
+ * ago", as the CLI says them) as the text, the exact instant in `datetime`, and the exact time
+ * in the job's zone as the title. The page's script keeps the words current and adds the
+ * viewer's own zone to the title when it differs (SPEC §12: the viewer's zone and the job's).
  */
 export function timeTag(iso: string | null | undefined, timezone: string, now = Date.now()): Html {
   if (!iso) return html`<span class="muted">—</span>`;
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) return html`${iso}`;
-  const text = formatInZone(ms, timezone, now);
-  return html`<time datetime="${new Date(ms).toISOString()}" data-tz="${timezone}">${text}</time>`;
+  return html`<time datetime="${new Date(ms).toISOString()}" data-tz="${timezone}" title="${exactTime(ms, timezone, now)}">${relativeTime(ms, now)}</time>`;
+}
+
+/** "7 Dec, 09:00:05 Europe/Paris": a time's title, and what pictures' marks say. */
+export function exactTime(ms: number, timezone: string, now = Date.now()): string {
+  return `${formatInZone(ms, timezone, now)} ${timezone}`;
 }
 
 export function formatDuration(ms: number | null | undefined): string {

@@ -193,7 +193,9 @@ export class Dashboard {
       return { view, ...runs };
     });
     if (!data) return;
-    return this.page(req, res, 200, jobPage(ctx, { ...data, cursor }));
+    // A Host or LocalApi knows the config's default_executor; the page names it (SPEC §22).
+    const defaultExecutor = (this.api as { defaultExecutor?: () => string }).defaultExecutor?.();
+    return this.page(req, res, 200, jobPage(ctx, { ...data, cursor, defaultExecutor }));
   }
 
   private async run(req: IncomingMessage, res: ServerResponse, ctx: PageContext, ref: string | null): Promise<void> {

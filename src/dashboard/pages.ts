@@ -4,7 +4,7 @@ import type { Job, JobState, RunWithOutput } from "../core/jobs.js";
 import { JOB_STATES } from "../core/jobs.js";
 import type { JobRow } from "../core/views.js";
 import { ICON, SCRIPT_PATH, STYLESHEET_PATH } from "./assets.js";
-import { type Html, formatCost, formatDuration, formatInZone, html, timeTag, trusted, type Interpolation } from "./html.js";
+import { type Html, exactTime, formatCost, formatDuration, html, timeTag, trusted, type Interpolation } from "./html.js";
 
 /** What every page needs to draw its header and forms. */
 export interface PageContext {
@@ -127,7 +127,7 @@ function strip(runs: RunBrief[], timezone: string): Html {
   // Oldest on the left, as a timeline reads; each mark's title says which run it was.
   const marks = [...runs].reverse().map((r) => {
     const when = r.started_at ?? r.scheduled_for;
-    const at = when ? formatInZone(Date.parse(when), timezone) : "";
+    const at = when ? exactTime(Date.parse(when), timezone) : "";
     return html`<i class="st-${r.status}" title="${r.status} ${at}${r.duration_ms !== null ? ` · ${formatDuration(r.duration_ms)}` : ""}"></i>`;
   });
   return html`<span class="strip" role="img" aria-label="Last ${runs.length} runs: ${summary}">${marks}</span>`;
@@ -164,7 +164,7 @@ export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
     watch: "all",
     main: html`<h1>Jobs</h1>
 ${data.audit ? html`<p class="notice${data.audit.unaccounted ? " bad" : ""}" id="audit-panel" data-live>${data.audit.summary} <a href="/audit">Audit</a></p>` : ""}
-<p class="muted small" id="summary" data-live>${data.total} job${data.total === 1 ? "" : "s"}${filtered ? " match" : ""}${shown < data.total ? `; showing ${shown}` : ""}. Times are in each job's zone<span id="viewer-tz"></span>.</p>
+<p class="muted small" id="summary" data-live>${data.total} job${data.total === 1 ? "" : "s"}${filtered ? " match" : ""}${shown < data.total ? `; showing ${shown}` : ""}. Times are from now; point at one for the exact time, in the job's zone and yours.</p>
 ${data.residence ? html`<p class="muted small" id="residence">${data.residence}</p>` : ""}
 <form class="filters" method="get" action="/" role="search">
 <label>State<select name="state"><option value="">any</option>${JOB_STATES.map((s) => html`<option value="${s}"${data.state === s ? " selected" : ""}>${s.replace("_", " ")}</option>`)}</select></label>
@@ -279,7 +279,7 @@ ${fact("Id", html`<code>${job.id}</code>`)}
 ${fact("Schedule", html`<code>${job.schedule}</code>`)}
 ${job.run_at ? fact("Runs at", timeTag(job.run_at, job.timezone)) : ""}
 ${fact("Time zone", job.timezone)}
-${fact("Executor", job.executor ?? `default (${defaultExecutor ?? "config"})`)}
+${fact("Executor", job.executor ?? (defaultExecutor ? `${defaultExecutor} (default)` : "the default (config default_executor)"))}
 ${fact("Work dir", orDash(job.work_dir))}
 ${fact("Session", job.session)}
 ${fact("Type", job.type)}

@@ -100,8 +100,13 @@ describe("dashboard in Chromium", () => {
     await expect.poll(() => row.locator(".strip i.st-completed").count(), { timeout: 15_000 }).toBe(1);
     await expect.poll(() => row.locator(".badge.st-completed").count()).toBe(1);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
-    // The viewer's zone is added beside the job's.
-    expect(await page.locator(".local").first().textContent()).toMatch(/your time$/);
+    // One format in every cell: relative words, the exact time in the job's zone and the
+    // viewer's (New York, not the job's Paris) in the title, the instant in datetime.
+    const next = page.locator(`#job-${ids["log-audit"]} td[data-label="Next run"] time`);
+    expect(await next.textContent()).toMatch(/^in \d+[smhd]$/);
+    expect(await next.getAttribute("title")).toMatch(/^\d+ \w{3}, \d\d:\d\d:\d\d Europe\/Paris · .+ your time \(America\/New_York\)$/);
+    expect(await next.getAttribute("datetime")).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z$/);
+    expect(await page.locator("td time").evaluateAll((ts) => ts.every((t) => /^(in \d+[smhd]|\d+[smhd] ago|just now)$/.test(t.textContent ?? "")))).toBe(true);
     expect(problems).toEqual([]);
     await context.close();
   });

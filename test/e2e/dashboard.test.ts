@@ -84,6 +84,24 @@ describe("dashboard on the HTTP daemon, without a token", () => {
     expect((await request(base, `/jobs/${job.id}`)).text).toContain("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
   });
 
+  it("names the executor that will run on the job page, the config's default included; every time is one <time>: relative words, the exact time in its title", async () => {
+    const { job: plain } = await client.tool("add_cron", { name: "uses-default", schedule: "0 9 * * *", timezone: "Europe/Paris", prompt: "hello" });
+    const { job: named } = await client.tool("add_cron", { name: "names-one", schedule: "0 9 * * *", prompt: "hello", executor: "echo-stdin" });
+    const page = (await request(base, `/jobs/${plain.id}`)).text;
+    expect(page).toContain("<dt>Executor</dt><dd>echo (default)</dd>");
+    expect((await request(base, `/jobs/${named.id}`)).text).toContain("<dt>Executor</dt><dd>echo-stdin</dd>");
+    const times = [...page.matchAll(/<time datetime="([^"]+)" data-tz="([^"]+)" title="([^"]+)">([^<]+)<\/time>/g)];
+    expect(times.length).toBeGreaterThanOrEqual(7); // five next runs, created, updated
+    for (const [, iso, zone, title, text] of times) {
+      expect(zone).toBe("Europe/Paris");
+      expect(text).toMatch(/^(in \d+[smhd]|\d+[smhd] ago|just now)$/);
+      expect(title).toMatch(/^\d+ \w{3}, \d\d:\d\d:\d\d Europe\/Paris$/);
+      expect(Number.isNaN(Date.parse(iso))).toBe(false);
+    }
+    // Every <time> on the page is one of these: no second format beside it.
+    expect(page.match(/<time /g)!.length).toBe(times.length);
+  });
+
   it("pauses, resumes and runs a job only with the page's CSRF field and its own Origin", async () => {
     const { job } = await client.tool("add_cron", { name: "actions", schedule: "0 9 * * *", prompt: "hi", executor: "echo" });
     const page = await request(base, "/");

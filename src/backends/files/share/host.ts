@@ -416,6 +416,11 @@ export class Host extends ForwardingApi implements CronApi {
     if (!info || !isAlive(info.pid)) return { background: false, pid: null, started_as: null, since: null, version: null, self: false, sentence: NO_OWNER, short: NO_OWNER_SHORT };
     return describeOwner(info, info.pid === process.pid, this.opts.config.timezone);
   }
+
+  /** The executor a job that names none runs with (config default_executor, as edited since). */
+  defaultExecutor(): string {
+    return this.opts.config.default_executor;
+  }
 }
 
 /**

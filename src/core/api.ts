@@ -1,4 +1,5 @@
 import type { App, Approver } from "./app.js";
+import { activity, type Activity } from "./activity.js";
 import type { AuditReport } from "./ledger.js";
 import { encodeCursor } from "./queries.js";
 import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
@@ -90,6 +91,8 @@ export interface CronApi {
   audit(a: { job?: string; since?: string; limit?: number }): Promise<AuditReport>;
   /** The next occurrences across every active job, soonest first (agent-cron status). */
   upcoming(a: { count?: number }): Promise<{ occurrences: Upcoming[] }>;
+  /** The dashboard's pictures (SPEC §22): the past and next day's occurrences across jobs, and the cost per day. */
+  activity(a: Record<string, never>): Promise<Activity>;
 }
 
 export interface Upcoming {
@@ -182,7 +185,7 @@ export const OVERVIEW_MAX = 1000;
 export const API_METHODS = [
   "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
   "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
-  "overview", "jobRuns", "upcoming", "audit",
+  "overview", "jobRuns", "upcoming", "audit", "activity",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
@@ -209,7 +212,7 @@ export const ForwardingApi = ApiForwarder as abstract new () => ApiForwarder & P
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
   "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
-  "overview", "jobRuns", "upcoming", "audit",
+  "overview", "jobRuns", "upcoming", "audit", "activity",
 ]);
 
 const MAX_COMPLETIONS = 100;
@@ -406,6 +409,18 @@ export class LocalApi implements CronApi {
       if (soonest.length > n) soonest.pop();
     }
     return { occurrences: soonest.map(({ job }) => ({ job_id: job.id, name: job.name, at: job.next_run_at! })) };
+  }
+
+  async activity(): Promise<Activity> {
+    const app = this.app;
+    return activity({
+      jobs: app.jobs.all(),
+      runsOf: (id) => app.runs.ofJob(id),
+      allRuns: () => app.runs.all(),
+      nextRuns: (job, count, from) => app.nextRuns(job, count, from),
+      now: app.clock.now(),
+      timezone: app.config.timezone,
+    });
   }
 
   /** The executor a job that names none runs with (the dashboard's job page names it). */

@@ -76,6 +76,24 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",m
 .md table{display:block;overflow-x:auto;width:auto}
 .md blockquote{margin:.5em 0;padding-left:1em;border-left:3px solid var(--line);color:var(--muted)}
 .md img{display:none}
+.panel{margin:.6em 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.6em .9em .3em}
+.panel figcaption{margin-bottom:.3em}
+.chart{display:block;overflow:visible;margin:.2em 0}
+.chart text{fill:var(--muted);font-size:11px}
+.chart .lane-label{fill:var(--fg);font-size:12px;font-weight:600}
+.chart .grid{stroke:var(--line);stroke-width:1}
+.chart .grid.now{stroke:var(--accent);stroke-dasharray:3 3}
+.chart .base{stroke:var(--line);stroke-width:1}
+.chart a:focus-visible rect{stroke:var(--focus);stroke-width:2}
+.m-completed{fill:var(--ok)}
+.m-failed,.m-timed_out{fill:var(--bad)}
+.m-canceled,.m-interrupted{fill:var(--warn)}
+.m-skipped,.m-missed{fill:var(--idle)}
+.m-running{fill:var(--run)}
+.m-due{fill:var(--card);stroke:var(--run);stroke-width:1.5}
+.m-cost{fill:var(--accent)}
+.legend{display:flex;flex-wrap:wrap;gap:.2em 1em;list-style:none;padding:0;margin:.2em 0;font-size:.82em;color:var(--muted)}
+.legend svg{vertical-align:-1px;margin-right:.35em}
 .notice{padding:.6em .9em;border-radius:8px;border:1px solid var(--line);background:var(--card)}
 .notice.bad{border-color:var(--bad)}
 #flash:empty{display:none}
@@ -104,6 +122,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",m
   table.cards td .prompt{max-width:none;white-space:normal}
   table.cards td.actions{padding-top:.4em}
   dl.facts{gap:.35em .9em;padding:.7em .8em}
+  .chart .minor{display:none}
   button,.button{min-height:2.6em;padding:.35em .9em}
 }
 `;

@@ -48,6 +48,7 @@ function applyLinkBase(api: CronApi, url: string | null): void {
 const FORM_MAX_BYTES = 16 * 1024;
 const JOBS_PAGE_SIZE = 100;
 const JOB_RUNS_PAGE_SIZE = 50;
+const HISTORY_RUNS = 100;
 
 const SECURITY_HEADERS: Record<string, string> = {
   "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -174,7 +175,8 @@ export class Dashboard {
     const residence = (this.api as { residence?: () => { sentence: string } }).residence?.().sentence;
     // The audit's one sentence heads the page (SPEC §18); its details are on /audit.
     const audit = await this.api.audit({ limit: 1 }).catch(() => null);
-    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor, residence, audit }));
+    const activity = await this.api.activity({}).catch(() => null);
+    return this.page(req, res, 200, jobsPage(ctx, { ...data, state: state as JobState | undefined, query, limit, cursor, residence, audit, activity }));
   }
 
   private async audit(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PageContext): Promise<void> {
@@ -190,7 +192,9 @@ export class Dashboard {
     const data = await this.userPage(req, res, ctx, 404, async () => {
       const view = await this.api.getCron({ job: ref });
       const runs = await this.api.jobRuns({ job: view.job.id, limit: JOB_RUNS_PAGE_SIZE, cursor: cursor ?? undefined });
-      return { view, ...runs };
+      // The picture of the last 100 runs heads the first page of runs only.
+      const history = cursor ? undefined : (await this.api.jobRuns({ job: view.job.id, limit: HISTORY_RUNS })).runs;
+      return { view, ...runs, history };
     });
     if (!data) return;
     // A Host or LocalApi knows the config's default_executor; the page names it (SPEC §22).

@@ -3,7 +3,9 @@ import type { JobOverview, JobView, RunBrief } from "../core/api.js";
 import type { Job, JobState, RunWithOutput } from "../core/jobs.js";
 import { JOB_STATES } from "../core/jobs.js";
 import type { JobRow } from "../core/views.js";
+import type { Activity } from "../core/activity.js";
 import { ICON, SCRIPT_PATH, STYLESHEET_PATH } from "./assets.js";
+import { costChart, durationChart, timelineChart } from "./charts.js";
 import { type Html, exactTime, formatCost, formatDuration, html, timeTag, trusted, type Interpolation } from "./html.js";
 
 /** What every page needs to draw its header and forms. */
@@ -146,6 +148,8 @@ export interface JobsPageData {
   residence?: string;
   /** The audit of the last 7 days (SPEC §18), when it could be made. */
   audit?: AuditReport | null;
+  /** What the pictures draw (SPEC §22), when it could be read. */
+  activity?: Activity | null;
 }
 
 export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
@@ -186,7 +190,8 @@ ${rows}
 <nav class="pager" aria-label="Pages">
 ${data.cursor ? html`<a href="${params({})}">First page</a>` : ""}
 ${data.next_cursor ? html`<a href="${params({ cursor: data.next_cursor })}" rel="next">Next ${data.limit} jobs</a>` : ""}
-</nav>`,
+</nav>
+${data.activity ? html`<h2>Activity</h2><div id="activity" class="charts" data-live>${timelineChart(data.activity)}${costChart(data.activity)}</div>` : ""}`,
   });
 }
 
@@ -216,6 +221,8 @@ export interface JobPageData {
   next_cursor: string | null;
   cursor: string | null;
   defaultExecutor?: string;
+  /** The job's last 100 runs, newest first, for its picture (first page only). */
+  history?: RunBrief[];
 }
 
 export function jobPage(ctx: PageContext, data: JobPageData): Html {
@@ -241,6 +248,7 @@ ${job.last_error ? html`<p class="notice bad"><strong>Last error:</strong> ${job
           ? html`<ol>${next_runs_utc.map((t) => html`<li>${timeTag(t, job.timezone)}</li>`)}</ol>`
           : html`<p class="muted">None due.</p>`
     }</div>
+${data.history ? html`<div id="job-chart" data-live>${durationChart(data.history, job.timezone)}</div>` : ""}
 <h2 id="runs-title">Runs</h2>
 ${runsTable(ctx, data.runs, job, base)}
 <nav class="pager" aria-label="Run pages">

@@ -1,5 +1,5 @@
 import type { Job, JobState, Run, RunStatus } from "./jobs.js";
-import { startOfDayInZone, toIsoInZone } from "./time.js";
+import { startOfDayInZone, toIsoInZone } from "../kernel/time.js";
 
 /**
  * What the dashboard's pictures draw (SPEC §22): the past day's and the next day's occurrences

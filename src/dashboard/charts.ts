@@ -1,6 +1,6 @@
 import type { Activity, MarkStatus, TimelineLane } from "../core/activity.js";
 import type { RunBrief } from "../core/api.js";
-import { Html, exactTime, formatCost, formatDuration, html } from "./html.js";
+import { type Html, exactTime, formatCost, formatDuration, html } from "./html.js";
 
 /**
  * The dashboard's pictures (SPEC §22), drawn on the server as inline SVG: no script, nothing

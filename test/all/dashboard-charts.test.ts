@@ -124,7 +124,7 @@ describe("the dashboard's pictures in Chromium", () => {
       expect(jobs.problems).toEqual([]);
       await jobs.close();
 
-      const job = await open(`/jobs/${ids["triage"]}`, options);
+      const job = await open(`/jobs/${ids.triage}`, options);
       expect(await count(job.page, "svg.durations rect.m-completed")).toBe(3);
       await job.page.locator("#job-chart").screenshot({ path: path.join(SHOTS, `dashboard-job-durations-${look}.png`) });
       expect(job.problems).toEqual([]);

@@ -340,6 +340,10 @@ async function serve(args: string[]): Promise<number> {
   const { dataDir, config, configPath: configFile } = setup(values);
   logger.setFormat(config.log_format);
   if (values.background) return serveBackground(values, dataDir, config, configFile);
+  // Loaded while the data dir opens, not after: once its jobs start firing, their file work
+  // fills libuv's thread pool, and an import (the ES loader reads through that pool) waited
+  // behind it, so a fleet of 1,000 every-second jobs held `initialize` for a minute (issue 27).
+  const stdioModule = values.http ? null : import("./mcp/stdio.js");
   const { Host } = await import("./backends/files/share/host.js");
   const host = await Host.open({
     dataDir,
@@ -380,7 +384,7 @@ async function serve(args: string[]): Promise<number> {
     logger.ready(`agent-cron ready http ${http.url} data=${dataDir}`, { url: http.url, data_dir: dataDir });
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000));
   } else {
-    const { serveStdio } = await import("./mcp/stdio.js");
+    const { serveStdio } = await stdioModule!;
     // The client quitting closes stdin: stop at once, interrupting runs in flight.
     closeTransport = await serveStdio(host, () => void stop(0));
     logger.ready(`agent-cron ready stdio data=${dataDir}`, { data_dir: dataDir });

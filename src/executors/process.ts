@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { hitFileCap, limitMessages, rlimitPrefix, watchLimits, type RunLimits } from "./limits.js";
 import { killOrphanedRuns } from "./orphans.js";
 import { reaperForget, reaperTrack } from "./reaper.js";
+import { startChild, type Child } from "./spawner.js";
 
 export interface ProcessSpec {
   argv: string[];
@@ -303,30 +302,8 @@ function describeSpawnError(err: NodeJS.ErrnoException, program: string, cwd: st
  * gets SIGTERM, then SIGKILL after the grace period; when the leader is done, whatever is left
  * of its group is killed too, so nothing the run started outlives it.
  */
-export async function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
-  await spawnTurn();
+export function runProcess(spec: ProcessSpec): Promise<ProcessResult> {
   return startProcess(spec);
-}
-
-/**
- * Starting a child blocks the event loop until it has exec'd (fork copies the parent's page
- * tables: ~1-2 ms at this server's size). A fleet firing together would start its runs back
- * to back in one stretch, hundreds of milliseconds in which no timer fires and no call is
- * answered. So children start one per turn of the event loop, with timers and I/O between.
- */
-const spawnWaiters: (() => void)[] = [];
-
-function spawnTurn(): Promise<void> {
-  return new Promise((resolve) => {
-    spawnWaiters.push(resolve);
-    if (spawnWaiters.length === 1) setImmediate(nextSpawn);
-  });
-}
-
-function nextSpawn(): void {
-  // An immediate queued from here runs in the next turn, after timers and I/O.
-  spawnWaiters.shift()?.();
-  if (spawnWaiters.length) setImmediate(nextSpawn);
 }
 
 /** prlimit, looked up once: the kernel's per-file cap of a run (see limits.ts). */
@@ -360,7 +337,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
     let done = false;
     let terminating = false;
     const timers: NodeJS.Timeout[] = [];
-    let child: ChildProcess | undefined;
+    let child: Child | undefined;
     let pgid: number | undefined;
     let limitError: string | null = null;
     let stopWatch: (() => { reason: string | null; escaped: boolean }) | null = null;
@@ -380,10 +357,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
       // What left the process group (setsid) outlives the group kill: it carries the run's id.
       const runId = spec.env.AGENT_CRON_RUN_ID;
       if (runId && (timedOut || canceled || limitError || last?.escaped)) killOrphanedRuns([runId]);
-      child?.stdout?.destroy();
-      child?.stderr?.destroy();
-      child?.stdin?.destroy();
-      (child?.stdio[3] as Readable | null | undefined)?.destroy();
+      for (const s of child?.stdio ?? []) s?.destroy();
       resolve({
         exitCode,
         signal: exitSignal,
@@ -425,13 +399,8 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
 
     try {
       const argv = withRlimits(spec);
-      child = spawn(argv[0], argv.slice(1), {
-        cwd: spec.cwd,
-        env: spec.env,
-        detached: true,
-        stdio: status ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
-        windowsHide: true,
-      });
+      // Off the main thread when many start (see spawner.ts): the wait for the exec is a worker's.
+      child = startChild({ file: argv[0], args: argv.slice(1), cwd: spec.cwd, env: spec.env, stdin: spec.stdin ?? null, extraFd: status !== null });
     } catch (err) {
       // Synchronous failures: bad arguments such as a NUL byte in argv or env.
       spawnError = describeSpawnError(err as NodeJS.ErrnoException, program, spec.cwd);
@@ -444,11 +413,20 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
         finish();
       }
     });
-    if (child.pid === undefined) return; // the "error" event follows
-
-    pgid = child.pid;
-    groups.add(pgid, spec.env.AGENT_CRON_RUN_ID);
-    if (spec.limits) {
+    child.once("spawn", () => {
+      pgid = child!.pid!;
+      groups.add(pgid, spec.env.AGENT_CRON_RUN_ID);
+      // The timeout counts from here, as it did when spawn returned only once the child had exec'd.
+      timers.push(
+        setTimeout(() => {
+          if (exitCode !== null || exitSignal !== null) return;
+          timedOut = true;
+          terminate();
+        }, Math.min(spec.timeoutMs, MAX_TIMER_MS)),
+      );
+      // Canceled while the worker was starting it.
+      if (canceled) terminate();
+      if (!spec.limits) return;
       stopWatch = watchLimits({
         pgid,
         workDir: spec.cwd,
@@ -460,7 +438,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
           signalGroup(pgid!, "SIGKILL");
         },
       });
-    }
+    });
 
     const lines = spec.onStdoutLine ? new LineSplitter(spec.maxOutputBytes) : null;
     let watching = lines !== null;
@@ -480,16 +458,13 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
         }
       }
     };
-    child.stdout!.on("data", (c: Buffer) => {
+    child.stdio[1]!.on("data", (c: Buffer) => {
       stdout.push(c);
       if (watching) watch(lines!.push(c));
     });
-    if (lines) child.stdout!.on("end", () => watching && watch(lines.end()));
-    child.stderr!.on("data", (c: Buffer) => stderr.push(c));
-    if (status) (child.stdio[3] as Readable).on("data", (c: Buffer) => status.push(c));
-    // A child that exits without reading its stdin gives EPIPE here; that is its business.
-    child.stdin!.on("error", () => {});
-    child.stdin!.end(spec.stdin ?? undefined);
+    if (lines) child.stdio[1]!.on("end", () => watching && watch(lines.end()));
+    child.stdio[2]!.on("data", (c: Buffer) => stderr.push(c));
+    if (status) child.stdio[3]!.on("data", (c: Buffer) => status.push(c));
 
     child.on("exit", (code, sig) => {
       exitCode = code;
@@ -498,13 +473,6 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
     });
     child.on("close", finish);
 
-    timers.push(
-      setTimeout(() => {
-        if (exitCode !== null || exitSignal !== null) return;
-        timedOut = true;
-        terminate();
-      }, Math.min(spec.timeoutMs, MAX_TIMER_MS)),
-    );
     spec.signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

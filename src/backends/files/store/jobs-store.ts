@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
 import { checkRegularFile, parseNamed, readRecordLines, recordsFile } from "./json-file.js";
+import { SyncedFile } from "./sync.js";
 
 type JournalEntry = { put: Job } | { del: string };
 /**
@@ -31,9 +32,11 @@ const STORE_VERSION = 1;
  *
  * Appends are synchronous writes on a descriptor kept open: a line is a few microseconds of
  * main thread, where an async append costs an open, a write and a close on the thread pool
- * that runs also need. With `durability: "fsync"` the line is fdatasync'd before the call
- * returns, so an acknowledged change survives a power cut (test/all/fsync.test.ts watches it
- * with strace); with `"os"` it is in the OS's hands, which survives a kill -9.
+ * that runs also need. With `durability: "fsync"` the change is acknowledged once a sync
+ * that covers its line has finished, so an acknowledged change survives a power cut
+ * (test/all/fsync.test.ts watches it with strace); the sync runs off the main thread and is
+ * shared by every change written meanwhile (see sync.ts). With `"os"` the line is in the
+ * OS's hands when the call returns, which survives a kill -9.
  *
  * Compaction never blocks appends: the journal is renamed to `jobs.journal.old`, a fresh
  * one takes new lines, and the snapshot is written in the background; `.old` is removed once
@@ -48,7 +51,7 @@ export class JobStore implements JobRepo {
   private readonly snapshot;
   private readonly journalPath: string;
   private readonly oldJournalPath: string;
-  private fd: number | null = null;
+  private file: SyncedFile | null = null;
   private journalLines = 0;
   private journalBytes = 0;
   private compacting: Promise<void> | null = null;
@@ -58,6 +61,8 @@ export class JobStore implements JobRepo {
   private rev = 0;
   /** Where the current journal's header keeps its `rev` (a byte offset), or null for a header without one. */
   private revAt: number | null = null;
+  /** The newest rev written to a header: syncs finish in order, but a rev is never written back. */
+  private revWritten = 0;
 
   private constructor(
     readonly dir: string,
@@ -231,13 +236,15 @@ export class JobStore implements JobRepo {
     const before = this.jobs.get(job.id);
     // Memory first: a compaction started by this append snapshots memory, and must see it.
     this.remember(job);
+    let synced: Promise<void> | null;
     try {
-      this.append({ put: job });
+      synced = this.append({ put: job });
     } catch (err) {
       this.forget(job.id);
       if (before) this.remember(before);
       throw err;
     }
+    await synced;
   }
 
   /** A new job (see put). */
@@ -263,12 +270,14 @@ export class JobStore implements JobRepo {
     const before = this.jobs.get(id);
     if (!before) return;
     this.forget(id);
+    let synced: Promise<void> | null;
     try {
-      this.append({ del: id });
+      synced = this.append({ del: id });
     } catch (err) {
       this.remember(before);
       throw err;
     }
+    await synced;
   }
 
   /** Resolves when a background compaction (if any) is done. */
@@ -276,31 +285,30 @@ export class JobStore implements JobRepo {
     await this.compacting;
   }
 
+  /** Closes the journal's descriptor once the syncs asked of it are done. */
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    this.file?.close();
+    this.file = null;
   }
 
-  private append(entry: JournalEntry): void {
+  /**
+   * Writes the line at once (memory and the OS agree when this returns); with durability
+   * "fsync", returns the sync to wait for before acknowledging the change.
+   */
+  private append(entry: JournalEntry): Promise<void> | null {
     const line = Buffer.from(JSON.stringify(entry) + "\n");
     this.fence();
+    let file: SyncedFile | null = null;
     try {
       // Not O_APPEND: the header's rev is rewritten in place, and Linux appends every write
       // on an O_APPEND descriptor whatever its position.
-      this.fd ??= openSync(this.journalPath, "r+");
+      file = this.file ??= new SyncedFile(openSync(this.journalPath, "r+"));
       let off = 0;
-      while (off < line.length) off += writeSync(this.fd, line, off, line.length - off, this.journalBytes + off);
-      if (this.durability === "fsync") fdatasyncSync(this.fd);
-      // After the line is on disk: a header never records a change its journal may not hold
-      // (a power cut loses at most the newest rev, never a line the header counts).
-      if (this.revAt !== null) {
-        const rev = Buffer.from(String(this.rev + 1).padStart(REV_WIDTH));
-        writeSync(this.fd, rev, 0, rev.length, this.revAt);
-      }
+      while (off < line.length) off += writeSync(file.fd, line, off, line.length - off, this.journalBytes + off);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
-        if (this.fd !== null) ftruncateSync(this.fd, this.journalBytes);
+        if (file) ftruncateSync(file.fd, this.journalBytes);
       } catch {
         // The next start-up drops a torn last line anyway.
       }
@@ -308,8 +316,32 @@ export class JobStore implements JobRepo {
     }
     this.journalBytes += line.length;
     this.journalLines++;
-    this.rev++;
+    const rev = ++this.rev;
+    const revAt = this.revAt;
+    let synced: Promise<void> | null = null;
+    if (this.durability === "fsync") {
+      // The header's rev after the line is on disk: a header never records a change its
+      // journal may not hold (a power cut loses at most the newest rev, never a line it counts).
+      // Asked before a compaction below swaps the journal: this line is in this file.
+      synced = file.synced().then(
+        () => this.writeRev(file, revAt, rev),
+        (err) => Promise.reject(syncError(this.journalPath, err)),
+      );
+    } else this.writeRev(file, revAt, rev);
     if (!this.compacting && this.journalLines > compactAfterLines(this.jobs.size)) this.compact();
+    return synced;
+  }
+
+  /** Records `rev` in the header of the journal `file`, unless a newer one is there or the journal was swapped. */
+  private writeRev(file: SyncedFile, revAt: number | null, rev: number): void {
+    if (revAt === null || file !== this.file || rev <= this.revWritten) return;
+    this.revWritten = rev;
+    const text = Buffer.from(String(rev).padStart(REV_WIDTH));
+    try {
+      writeSync(file.fd, text, 0, text.length, revAt);
+    } catch {
+      // The header may say less than its journal holds, never more; start-up counts the lines.
+    }
   }
 
   /**
@@ -385,6 +417,14 @@ function reached(j: Replayed): number | null {
  */
 export function compactAfterLines(jobs: number): number {
   return Math.max(512, Math.min(jobs * 4, 4096), jobs / 4);
+}
+
+/**
+ * A sync that failed after its line was written (EIO): the change is in the file and in
+ * memory, and replays at the next start, but it cannot be promised to survive a power cut.
+ */
+export function syncError(file: string, err: unknown): UserError {
+  return new UserError(`Saved to ${file}, but the disk did not confirm it (${(err as Error).message}); the change may not survive a power cut. Check the disk.`);
 }
 
 /** A failed write, worded for the caller: nothing was changed. */

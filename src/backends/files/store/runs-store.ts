@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { appendFileSync, closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LockLostError, UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { RunSchema, type Run } from "../../../core/jobs.js";
 import { STORED, type PutOutcome } from "../../../core/ports.js";
 import { parseNamed, readDataFile } from "./json-file.js";
-import { writeError } from "./jobs-store.js";
+import { syncError, writeError } from "./jobs-store.js";
+import { syncAndClose } from "./sync.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
 import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
@@ -312,13 +313,21 @@ export class RunStore {
     for (const p of live) byLog.set(p.log, [...(byLog.get(p.log) ?? []), p]);
     const written: PendingPut[] = [];
     for (const [log, puts] of byLog) {
+      let synced: Promise<void> | null;
       try {
-        this.append(log, puts.map((p) => p.line).join(""), puts.length);
+        synced = this.append(log, puts.map((p) => p.line).join(""), puts.length);
       } catch (err) {
         failed(puts, err);
         continue;
       }
       written.push(...puts);
+      // Memory and the file agree from here; only the acknowledgement waits for the disk.
+      if (synced) {
+        for (const p of puts) {
+          const { resolve, reject } = p;
+          p.resolve = () => void synced.then(resolve, reject);
+        }
+      }
       if (!log.tail && log.lines > log.compactAt) this.compact(log);
     }
     const closes: string[] = [];
@@ -555,7 +564,7 @@ export class RunStore {
    * Appends a line: open, write, close. (Keeping descriptors open saved ~1 µs an append, and
    * would let appends go on into a file moved or removed by hand instead of failing.)
    */
-  private append(log: JobLog, line: string, lines = 1): void {
+  private append(log: JobLog, line: string, lines = 1): Promise<void> | null {
     const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
     let fd: number | undefined;
     try {
@@ -566,8 +575,6 @@ export class RunStore {
       }
       let off = 0;
       while (off < buf.length) off += writeSync(fd, buf, off);
-      // Acknowledged once on disk (durability "fsync"): one sync per log and batch of puts.
-      if (this.durability === "fsync") fdatasyncSync(fd);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
@@ -575,13 +582,19 @@ export class RunStore {
       } catch {
         log.torn = true;
       }
-      throw writeError(log.file, err);
-    } finally {
       if (fd !== undefined) closeSync(fd);
+      throw writeError(log.file, err);
     }
     log.bytes += buf.length;
     log.lines += lines;
     log.tail?.push(line);
+    // Acknowledged once on disk (durability "fsync"): one sync per log and batch of puts, on
+    // the thread pool (see sync.ts); the descriptor is closed after it.
+    if (this.durability !== "fsync") {
+      closeSync(fd);
+      return null;
+    }
+    return syncAndClose(fd).catch((err) => Promise.reject(syncError(log.file, err)));
   }
 
   /**

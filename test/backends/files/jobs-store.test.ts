@@ -69,6 +69,29 @@ describe("JobStore", () => {
     expect(again.get(jobs[0].id)?.prompt).toBe("during compaction");
   });
 
+  it("with durability fsync, acknowledges changes after a sync off the main thread, shared by the changes made meanwhile, across compactions", async () => {
+    // Issue 27: a synchronous fdatasync per change held the event loop of a 1,000-job fleet.
+    const dir = tmp();
+    const store = await JobStore.open(dir, undefined, "fsync");
+    const jobs = Array.from({ length: 200 }, () => job());
+    let settled = 0;
+    // 1,000 lines pass compactAfterLines(200) (800), so a journal is swapped while syncs of its lines are pending.
+    expect(compactAfterLines(200)).toBeLessThan(1000);
+    const rounds = [0, 1, 2, 3, 4].flatMap(() => jobs);
+    const puts = rounds.map((j, i) => store.put({ ...j, run_count: i }).then(() => void settled++));
+    // Written and applied at once, acknowledged only after a sync: none before a turn of the event loop.
+    await Promise.resolve();
+    expect(settled).toBe(0);
+    expect(store.get(jobs[0].id)?.run_count).toBe(800);
+    await Promise.all(puts);
+    await store.idle();
+    store.close();
+    const again = await JobStore.open(dir, undefined, "fsync");
+    expect(again.size).toBe(200);
+    expect(jobs.every((j, i) => again.get(j.id)?.run_count === 800 + i)).toBe(true)
+    again.close();
+  });
+
   it("compacts a small, busy job set after thousands of changes, not hundreds", async () => {
     const dir = tmp();
     const s = await JobStore.open(dir);

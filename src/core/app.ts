@@ -806,8 +806,17 @@ export class App {
     return result;
   }
 
+  /**
+   * A run's bookkeeping on its job. A change that leaves every field as it is (a run that
+   * completed after one that completed) writes nothing: on a shared store that is a check of
+   * the row's revision instead of a write and its notification to every process.
+   */
   private async updateRecord(id: string, fn: (job: Job) => Partial<Job>): Promise<Job | undefined> {
-    return (await this.change(id, fn))?.job;
+    return (await this.change(id, (job) => {
+      const fields = fn(job);
+      const same = (Object.keys(fields) as (keyof Job)[]).every((k) => Object.is(job[k], fields[k]) || JSON.stringify(job[k]) === JSON.stringify(fields[k]));
+      return same ? null : fields;
+    }))?.job;
   }
 
   /**

@@ -3,9 +3,11 @@ import { UserError } from "../../kernel/errors.js";
 import { JobSchema, type Job } from "../../core/jobs.js";
 import type { JobRepo } from "../../core/ports.js";
 import { SCHEMA, type Db } from "./db.js";
-import { inlineJson, notifySql, type Change } from "./notify.js";
+import { inlineSql, notifySql, type Change } from "./notify.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
+/** Reads and conditional writes tried before a job whose row moved on is changed under its lock. */
+const OPTIMISTIC_ATTEMPTS = 2;
 type Row = { id: string; rev: string; data: unknown };
 
 /**
@@ -27,6 +29,8 @@ export class PgJobRepo implements JobRepo {
   private readonly writes = new Set<Promise<unknown>>();
   /** The ids applied while a load's read is under way, one set per load (see load). */
   private readonly touched = new Set<Set<string>>();
+  /** This process's writes in flight, per job (see writing): the last one to wait for. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private listener: ((id: string, job: Job | undefined, previous: Job | undefined) => void) | null = null;
 
   constructor(
@@ -95,15 +99,14 @@ export class PgJobRepo implements JobRepo {
 
   async insert(job: Job): Promise<void> {
     await this.track(async () => {
-      const json = JSON.stringify(job);
       let rows: { rev: string }[];
       try {
         ({ rows } = await this.db.query<{ rev: string }>(
           `WITH w AS (
-             INSERT INTO ${SCHEMA}.jobs (id, name, state, rev, data) VALUES ($1, $2, $3, nextval('${SCHEMA}.rev'), $4::jsonb)
+             INSERT INTO ${SCHEMA}.jobs (id, name, state, rev, data) VALUES ($1, $2, $3, nextval('${SCHEMA}.rev'), $4::text::jsonb)
              RETURNING id, rev, seq)
-           SELECT w.rev, ${notifySql("j", "w", "$5", "$6")} FROM w`,
-          [job.id, job.name, job.state, json, this.origin, inlineJson(json)],
+           SELECT w.rev, ${notifySql("j", "w", "$5", inlineSql("$4::text"))} FROM w`,
+          [job.id, job.name, job.state, JSON.stringify(job), this.origin],
         ));
       } catch (err) {
         throw nameTaken(err, job.name) ?? err;
@@ -113,40 +116,84 @@ export class PgJobRepo implements JobRepo {
   }
 
   async update(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined> {
-    return this.track(async () => {
-      const mine = this.jobs.get(id);
-      const rev = this.revs.get(id);
-      if (mine && rev !== undefined) {
-        const next = change(mine);
-        if (next === null) {
-          // Nothing to change in the mirror's copy; it is the newest only if the row agrees.
-          const { rows } = await this.db.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1`, [id]);
-          if (rows.length === 0) return this.gone(id);
-          if (Number(rows[0].rev) === rev) return { job: mine, changed: false };
-        } else {
-          const written = await this.write(this.db, next, rev);
-          if (written !== null) {
-            this.apply(next, written);
-            return { job: next, changed: true };
-          }
+    // After this process's writes of the job in flight: started at once, it would wait for their
+    // row lock and then fail its revision check (a take moves every job's row every second).
+    const before = this.inFlight.get(id);
+    const mine = this.track(async () => {
+      await before;
+      return this.updateNow(id, change);
+    });
+    this.writing([id], mine);
+    return mine;
+  }
+
+  /**
+   * Marks jobs as being written by this process until `write` settles (a take's transaction
+   * holding their rows, see PgQueue): updates of them wait for it.
+   */
+  writing(ids: Iterable<string>, write: Promise<unknown>): void {
+    const settled = write.then(
+      () => {},
+      () => {},
+    );
+    for (const id of ids) {
+      const previous = this.inFlight.get(id);
+      const last = previous ? Promise.all([previous, settled]).then(() => {}) : settled;
+      this.inFlight.set(id, last);
+      void last.then(() => {
+        if (this.inFlight.get(id) === last) this.inFlight.delete(id);
+      });
+    }
+  }
+
+  private async updateNow(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined> {
+    const mine = this.jobs.get(id);
+    const rev = this.revs.get(id);
+    if (mine && rev !== undefined) {
+      const next = change(mine);
+      if (next === null) {
+        // Nothing to change in the mirror's copy; it is the newest only if the row agrees.
+        const { rows } = await this.db.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1`, [id]);
+        if (rows.length === 0) return this.gone(id);
+        if (Number(rows[0].rev) === rev) return { job: mine, changed: false };
+      } else {
+        const written = await this.write(this.db, next, rev);
+        if (written !== null) {
+          this.apply(next, written);
+          return { job: next, changed: true };
         }
       }
-      // Another process wrote it since this mirror heard (or this mirror has not heard of it yet).
-      const locked = await this.db.tx(async (client) => {
-        const { rows } = await client.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [id]);
-        if (rows.length === 0) return null;
-        const stored = parseJob(rows[0].data, id);
-        const next = change(stored);
-        if (next === null) return { row: rows[0], job: stored, rev: null };
-        return { row: rows[0], job: next, rev: await this.write(client, next, null) };
-      });
-      if (!locked) return this.gone(id);
-      // What was stored is news to this mirror (another process wrote it); then ours, once committed.
-      this.applyRow(locked.row, true);
-      if (locked.rev === null) return { job: this.jobs.get(id) ?? locked.job, changed: false };
-      this.apply(locked.job, locked.rev);
-      return { job: locked.job, changed: true };
+    }
+    // Another process wrote it since this mirror heard (or this mirror has not heard of it yet):
+    // read the row and write the change on it if the row has not moved on meanwhile (two round
+    // trips, no transaction); a row that keeps moving is changed under its lock.
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const { rows } = await this.db.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = $1`, [id]);
+      if (rows.length === 0) return this.gone(id);
+      this.applyRow(rows[0], true);
+      const stored = this.revs.get(id) === Number(rows[0].rev) ? this.jobs.get(id)! : parseJob(rows[0].data, id);
+      const next = change(stored);
+      if (next === null) return { job: stored, changed: false };
+      const written = await this.write(this.db, next, Number(rows[0].rev));
+      if (written !== null) {
+        this.apply(next, written);
+        return { job: next, changed: true };
+      }
+    }
+    const locked = await this.db.tx(async (client) => {
+      const { rows } = await client.query<Row>(`SELECT id, rev, data FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+      if (rows.length === 0) return null;
+      const stored = parseJob(rows[0].data, id);
+      const next = change(stored);
+      if (next === null) return { row: rows[0], job: stored, rev: null };
+      return { row: rows[0], job: next, rev: await this.write(client, next, null) };
     });
+    if (!locked) return this.gone(id);
+    // What was stored is news to this mirror (another process wrote it); then ours, once committed.
+    this.applyRow(locked.row, true);
+    if (locked.rev === null) return { job: this.jobs.get(id) ?? locked.job, changed: false };
+    this.apply(locked.job, locked.rev);
+    return { job: locked.job, changed: true };
   }
 
   /**
@@ -154,17 +201,17 @@ export class PgJobRepo implements JobRepo {
    * null when the row had moved on (or is gone).
    */
   async write(conn: Queryable | Db, job: Job, ifRev: number | null): Promise<number | null> {
-    const json = JSON.stringify(job);
-    const values: unknown[] = [job.id, job.name, job.state, json, this.origin, inlineJson(json)];
+    // The JSON travels once: the notification's copy is the same text, when it fits.
+    const values: unknown[] = [job.id, job.name, job.state, JSON.stringify(job), this.origin];
     if (ifRev !== null) values.push(String(ifRev));
     let rows: { rev: string }[];
     try {
       ({ rows } = await (conn as Queryable).query<{ rev: string }>(
         `WITH w AS (
-           UPDATE ${SCHEMA}.jobs SET name = $2, state = $3, rev = nextval('${SCHEMA}.rev'), data = $4::jsonb, updated_at = now()
-           WHERE id = $1${ifRev !== null ? " AND rev = $7" : ""}
+           UPDATE ${SCHEMA}.jobs SET name = $2, state = $3, rev = nextval('${SCHEMA}.rev'), data = $4::text::jsonb, updated_at = now()
+           WHERE id = $1${ifRev !== null ? " AND rev = $6" : ""}
            RETURNING id, rev, seq)
-         SELECT w.rev, ${notifySql("j", "w", "$5", "$6")} FROM w`,
+         SELECT w.rev, ${notifySql("j", "w", "$5", inlineSql("$4::text"))} FROM w`,
         values,
       ));
     } catch (err) {
@@ -178,15 +225,16 @@ export class PgJobRepo implements JobRepo {
    * new rev. Their names and states are as stored (a take changes neither).
    */
   async writeMany(conn: Queryable, list: Job[]): Promise<Map<string, number>> {
-    const json = list.map((j) => JSON.stringify(j));
+    // One JSON array, not text[] parameters: pg escapes an array's elements character by
+    // character, a cost that showed in the capacity profile (docs/postgres.md, Capacity).
     const { rows } = await conn.query<{ id: string; rev: string }>(
-      `WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS x(id, data, inline)),
+      `WITH x AS (SELECT e->>'id' AS id, e::text AS data FROM json_array_elements($1::text::json) AS e),
        w AS (
          UPDATE ${SCHEMA}.jobs j SET rev = nextval('${SCHEMA}.rev'), data = x.data::jsonb, updated_at = now()
          FROM x WHERE j.id = x.id
          RETURNING j.id, j.rev, j.seq)
-       SELECT w.id, w.rev, ${notifySql("j", "w", "$4", "x.inline")} FROM w JOIN x ON x.id = w.id`,
-      [list.map((j) => j.id), json, json.map(inlineJson), this.origin],
+       SELECT w.id, w.rev, ${notifySql("j", "w", "$2", inlineSql("x.data"))} FROM w JOIN x ON x.id = w.id`,
+      [JSON.stringify(list), this.origin],
     );
     return new Map(rows.map((r) => [r.id, Number(r.rev)]));
   }

@@ -24,14 +24,14 @@ export interface Change {
 /** Records up to this many bytes travel in the notification; larger ones are read back. */
 export const INLINE_LIMIT = 7000;
 
-/** The record's JSON to pass as the payload's `d`, or null when it is too large to travel. */
-export function inlineJson(json: string): string | null {
-  return Buffer.byteLength(json) <= INLINE_LIMIT ? json : null;
+/** SQL for the payload's `d` from an SQL text expression holding the record's JSON: null when too large to travel. */
+export function inlineSql(jsonText: string): string {
+  return `(CASE WHEN octet_length(${jsonText}) <= ${INLINE_LIMIT} THEN ${jsonText} END)`;
 }
 
 /**
  * SQL for a NOTIFY about the row `alias` just written: kind, id and rev from the row, the
- * record from parameter `$inline` (json text or null).
+ * record from the SQL expression `inline` (json text or null; see inlineSql).
  */
 export function notifySql(kind: Change["k"], alias: string, origin: string, inline: string): string {
   return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', '${kind}', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inline}::json)::text)`;

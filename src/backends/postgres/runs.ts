@@ -7,7 +7,7 @@ import { cutUtf8 } from "../../core/output.js";
 import { STORED, type PutOutcome, type RunRepo } from "../../core/ports.js";
 import { recentBySorting } from "../../core/queries.js";
 import { CHANNEL, SCHEMA, type Db } from "./db.js";
-import { inlineJson, notifySql, type Change } from "./notify.js";
+import { inlineSql, notifySql, type Change } from "./notify.js";
 
 type Row = { id: string; seq: string; rev: string; data: unknown };
 /** The pool, or one connection inside a transaction. */
@@ -95,17 +95,17 @@ export class PgRunRepo implements RunRepo {
 
   /** `onlyNew`: an insert that does nothing when the run exists (then null). */
   private async write(q: Queryable, run: Run, onlyNew = false): Promise<PutOutcome | null> {
-    const json = runJson(run);
     const { rows } = await q.query<{ seq: string; rev: string }>(
       `WITH w AS (
          INSERT INTO ${SCHEMA}.runs AS r (id, job_id, status, trigger, scheduled_for, started_at, process_id, rev, data)
-         VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, nextval('${SCHEMA}.rev'), $8::jsonb)
+         VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, nextval('${SCHEMA}.rev'), $8::text::jsonb)
          ON CONFLICT (id) ${onlyNew ? "DO NOTHING" : `DO UPDATE SET status = EXCLUDED.status, scheduled_for = EXCLUDED.scheduled_for,
            started_at = EXCLUDED.started_at, rev = EXCLUDED.rev, data = EXCLUDED.data
          WHERE r.claimed_by IS NULL OR r.claimed_by = $7`}
          RETURNING r.id, r.seq, r.rev)
-       SELECT w.seq, w.rev, ${notifySql("r", "w", "$7", "$9")} FROM w`,
-      [run.id, run.job_id, run.status, run.trigger, run.scheduled_for, run.started_at, this.origin, json, inlineJson(json)],
+       SELECT w.seq, w.rev, ${notifySql("r", "w", "$7", inlineSql("$8::text"))} FROM w`,
+      // The JSON travels once: the notification's copy is the same text, when it fits.
+      [run.id, run.job_id, run.status, run.trigger, run.scheduled_for, run.started_at, this.origin, runJson(run)],
     );
     if (rows.length === 0) {
       // Another process took this run over (its process had gone quiet), or (onlyNew) recorded it first: its record stands.

@@ -221,10 +221,19 @@ export class PgQueue implements OccurrenceQueue {
    * (`insert` with this transaction's connection as `db`). Rows are taken in id order, so two
    * processes' batches never deadlock.
    */
-  private async takeBatch(batch: PendingTake[]): Promise<(Job | null)[]> {
+  private takeBatch(batch: PendingTake[]): Promise<(Job | null)[]> {
+    batch.sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+    // After this process's updates of these jobs in flight, and before its next ones: written
+    // at once, the two would meet at the rows' locks and the updates fail their revision check.
+    return this.deps.jobs.exclusive(
+      batch.map((t) => t.jobId),
+      () => this.takeBatchNow(batch),
+    );
+  }
+
+  private async takeBatchNow(batch: PendingTake[]): Promise<(Job | null)[]> {
     const { takeDb: db, jobs, origin } = this.deps;
     const boss = this.deps.boss!;
-    batch.sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
     const mirror = batch.map((t) => ({ job: jobs.get(t.jobId), rev: jobs.revOf(t.jobId) ?? -1 }));
     // The other workers are woken only when this one cannot start them at once itself.
     const now = batch.filter((t) => t.delayMs <= 0).length;

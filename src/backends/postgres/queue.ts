@@ -30,6 +30,8 @@ const TAKE_ATTEMPTS = 12;
 const SETTLE_MS = 50;
 /** pg_advisory_xact_lock(WAIT_LOCK, hashtext(job id)): one waiting occurrence per job (queue_one). */
 const WAIT_LOCK = 1633907303;
+/** A worker that is behind waits this long for a few slots to free before it fetches (see loop). */
+const GATHER_MS = 15;
 /** pg_advisory_xact_lock key around counting the fleet's runs. */
 const FLEET_LOCK = "7161938520000001";
 
@@ -498,8 +500,16 @@ export class PgQueue implements OccurrenceQueue {
   }
 
   private async loop(): Promise<void> {
+    // The last fetch filled every free slot: more is queued than this process runs.
+    let behind = false;
     while (!this.closed) {
-      const free = this.deps.limits().perProcess - this.inHand.size;
+      let free = this.deps.limits().perProcess - this.inHand.size;
+      if (behind && free > 0 && free < this.deps.limits().perProcess / 4) {
+        // At capacity slots free one at a time as runs end, and fetching each alone costs two
+        // round trips (fetch, claim) per occurrence: a moment gathers a few more.
+        await sleep(GATHER_MS);
+        free = this.deps.limits().perProcess - this.inHand.size;
+      }
       if (free > 0) {
         let fetched: BossJob<OccurrenceData>[] = [];
         this.woken = false;
@@ -511,7 +521,8 @@ export class PgQueue implements OccurrenceQueue {
           continue;
         }
         if (fetched.length) this.track(this.handle(fetched));
-        if (fetched.length === free) continue;
+        behind = fetched.length === free;
+        if (behind) continue;
       }
       await this.idle(POLL_MS);
     }

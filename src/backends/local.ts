@@ -1,10 +1,9 @@
 import { UserError } from "../kernel/errors.js";
-import { withDerivedFields } from "../core/job-rules.js";
+import { takenFields } from "../core/job-rules.js";
 import type { Job, Run } from "../core/jobs.js";
 import { takeable } from "../core/planner.js";
 import type { JobRepo, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo } from "../core/ports.js";
 import type { Clock } from "../core/scheduler.js";
-import { toIsoInZone } from "../kernel/time.js";
 import { killOrphanedRuns } from "../executors/orphans.js";
 
 /** The parts of a backend with one process on its store (files, memory): it takes every occurrence itself. */
@@ -28,14 +27,10 @@ export class LocalQueue implements OccurrenceQueue {
     this.runner = runner;
   }
 
-  async take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
+  async take(job: Job, occ: Occurrence & { scheduledFor: number; nextRunAt?: string | null }, delayMs: number): Promise<Job | null> {
     if (!this.runner) throw new UserError("The occurrence queue has no runner yet.");
     const at = occ.scheduledFor;
-    const result = await this.jobs.update(job.id, (j) =>
-      !takeable(j, at)
-        ? null
-        : withDerivedFields({ ...j, last_scheduled_for: toIsoInZone(new Date(at), j.timezone), updated_at: toIsoInZone(new Date(this.clock.now()), j.timezone) }),
-    );
+    const result = await this.jobs.update(job.id, (j) => (!takeable(j, at) ? null : takenFields(j, at, this.clock.now(), job, occ.nextRunAt)));
     if (!result?.changed || this.closed) return null;
     const run = this.runner;
     if (delayMs <= 0) {

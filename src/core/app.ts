@@ -520,10 +520,12 @@ export class App {
   private async fire(job: Job, at: number): Promise<void> {
     // Jitter spreads recurring fleets; a one-shot runs at its time.
     const delay = job.run_at === null ? jitterDelayMs(job.id, at, job.jitter_seconds) : 0;
-    const taking = this.queue.take(job, { scheduledFor: at, trigger: "schedule" }, delay);
-    // Past `at` even if that write fails (disk full): never spin on one occurrence. The files
-    // backend applies the change in memory at once, so a slow disk never delays the fleet.
+    // Past `at` even if the take fails (disk full): never spin on one occurrence. Armed first,
+    // the job's next run is known and written with the take (see takenFields).
     this.reschedule(this.jobs.get(job.id), at);
+    const next = this.scheduler.nextFor(job.id);
+    const nextRunAt = next === null ? null : toIsoInZone(new Date(next), job.timezone);
+    const taking = this.queue.take(job, { scheduledFor: at, trigger: "schedule", nextRunAt }, delay);
     let taken: Job | null;
     try {
       taken = await taking;

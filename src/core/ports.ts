@@ -118,9 +118,10 @@ export interface OccurrenceQueue {
    * (last_scheduled_for, never moved back) and queues its run to start after `delayMs`
    * (jitter). Resolves to the updated job when this call took it, or null when it was taken
    * already (by another process) or the job is gone. Throws when the store cannot be written;
-   * nothing is queued then.
+   * nothing is queued then. `nextRunAt`: the job's next_run_at once this one is taken, written
+   * with it (see takenFields).
    */
-  take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null>;
+  take(job: Job, occ: Occurrence & { scheduledFor: number; nextRunAt?: string | null }, delayMs: number): Promise<Job | null>;
   /**
    * A fleet's catch-up, taken whole in one transaction (postgres): `plan` is decided on the
    * stored job under its lock; the job's last_scheduled_for moves to the plan's newest and every

@@ -1,6 +1,6 @@
 import type { Job as BossJob, PgBoss } from "pg-boss";
 import type pg from "pg";
-import { withDerivedFields } from "../../core/job-rules.js";
+import { takenFields, withDerivedFields } from "../../core/job-rules.js";
 import type { Job, Run, RunTrigger } from "../../core/jobs.js";
 import { handledUntil, takeable, type CatchUpPlan } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
@@ -90,7 +90,7 @@ export class PgQueue implements OccurrenceQueue {
    * have not heard it was taken HANDOFF_MS later (its process may have died), so normally one
    * process per job asks. Takes due together are written together (see takeBatch).
    */
-  async take(job: Job, occ: Occurrence & { scheduledFor: number }, delayMs: number): Promise<Job | null> {
+  async take(job: Job, occ: Occurrence & { scheduledFor: number; nextRunAt?: string | null }, delayMs: number): Promise<Job | null> {
     if (!this.deps.boss) throw new Error("This agent-cron process does not schedule (it answers one CLI command).");
     const at = occ.scheduledFor;
     const readyAt = Date.now() + (this.deps.goesFirst(job.id) ? 0 : HANDOFF_MS);
@@ -101,7 +101,7 @@ export class PgQueue implements OccurrenceQueue {
       await previous?.catch(() => {});
       const wait = readyAt - Date.now();
       if (wait > 0) await sleep(wait);
-      return this.takeInOrder(job.id, at, occ.trigger, delayMs);
+      return this.takeInOrder(job.id, at, occ.trigger, delayMs, job, occ.nextRunAt);
     })();
     this.chains.set(job.id, mine);
     void mine
@@ -122,7 +122,7 @@ export class PgQueue implements OccurrenceQueue {
    */
   private readonly failedAt = new Map<string, number>();
 
-  private async takeInOrder(jobId: string, at: number, trigger: RunTrigger, delayMs: number): Promise<Job | null> {
+  private async takeInOrder(jobId: string, at: number, trigger: RunTrigger, delayMs: number, armed: Job, nextRunAt: string | null | undefined): Promise<Job | null> {
     // Taken and heard of, through this process or another: nothing to ask the database.
     const known = this.deps.jobs.get(jobId);
     const failed = this.failedAt.get(jobId);
@@ -132,7 +132,7 @@ export class PgQueue implements OccurrenceQueue {
     try {
       this.deps.checkAvailable();
       return await new Promise<Job | null>((resolve, reject) => {
-        this.pendingTakes.push({ jobId, at, trigger, delayMs, resolve, reject });
+        this.pendingTakes.push({ jobId, at, trigger, delayMs, armed, nextRunAt, resolve, reject });
         this.scheduleTakes();
       });
     } catch (err) {
@@ -272,10 +272,9 @@ export class PgQueue implements OccurrenceQueue {
           out.push(null);
           continue;
         }
-        const clockNow = new Date(this.deps.clock.now());
         out.push({
           take: t,
-          job: withDerivedFields({ ...stored, last_scheduled_for: toIsoInZone(new Date(t.at), stored.timezone), updated_at: toIsoInZone(clockNow, stored.timezone) }),
+          job: takenFields(stored, t.at, this.deps.clock.now(), t.armed, t.nextRunAt),
         });
       }
       if (refused.length) {
@@ -762,6 +761,9 @@ interface PendingTake {
   at: number;
   trigger: RunTrigger;
   delayMs: number;
+  /** The job as the App armed this occurrence, and its next_run_at then (see takenFields). */
+  armed: Job;
+  nextRunAt: string | null | undefined;
   resolve: (job: Job | null) => void;
   reject: (err: unknown) => void;
 }

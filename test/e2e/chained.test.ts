@@ -108,6 +108,27 @@ describe("after: chained jobs", () => {
     await third.tool("list_crons", {});
     expect(runsOnDisk(dataDir, down.id)).toHaveLength(1);
   });
+
+  it("a kill -9 after the chained run is recorded, before chain_due is emptied: the restart records it interrupted and starts no second one", async () => {
+    const dataDir = makeDataDir();
+    dirs.push(dataDir);
+    const s = await start({ dataDir, env: { AGENT_CRON_FAULT: "after-chain-started" } });
+    const up = await s.addJob({ name: "up", schedule: YEARLY, prompt: "the upstream answer", executor: "echo" });
+    // overlap allow: only the run's id keeps a second start out.
+    const down = await s.addJob({ name: "down", schedule: YEARLY, prompt: "Go on.", executor: "echo", after: { job: "up" }, overlap: "allow" });
+    const pid = s.pid;
+    await s.call("run_now", { job: "up" });
+    await waitFor(() => s.transport.pid === null || !isAlive(pid), { timeout: 15_000, what: "the server to die at the fault point" });
+    const [upRun] = runsOnDisk(dataDir, up.id);
+    expect(upRun.chain_due).toEqual([down.id]);
+    const [recorded] = runsOnDisk(dataDir, down.id);
+    expect(recorded).toMatchObject({ status: "running", after_run: upRun.id });
+
+    const again = await start({ dataDir });
+    await waitFor(() => runsOnDisk(dataDir, up.id)[0]?.chain_due?.length === 0, { what: "chain_due to be emptied" });
+    const runs = await again.runs("down");
+    expect(runs.map((r) => [r.id, r.status])).toEqual([[recorded.id, "interrupted"]]);
+  });
 });
 
 describe("check: gate checks", () => {

@@ -2,19 +2,20 @@ import type { Config } from "./config.js";
 import { App, type AppParts } from "./core/app.js";
 import type { Fence } from "./kernel/errors.js";
 import type { Delivery, Run } from "./core/jobs.js";
-import type { ExecutorRegistry, RunRepo } from "./core/ports.js";
+import type { Executor, ExecutorRegistry, RunRepo } from "./core/ports.js";
 import { systemClock, type Clock } from "./core/scheduler.js";
 import { sampleClocks } from "./core/clock-watch.js";
 import { defaultWorkRoot } from "./core/work-dirs.js";
 import { retryBaseFromEnv } from "./delivery/post.js";
+import { channelProblem } from "./delivery/channels.js";
 import { DeliveryService } from "./delivery/service.js";
+import { checkWebhookUrl } from "./delivery/webhook.js";
 import { createExecutors } from "./executors/index.js";
 import { ProcessGroups } from "./executors/process.js";
-import { runCheckProcess } from "./executors/cli-agent.js";
+import { resolveProgram, runCheckProcess } from "./executors/cli-agent.js";
 import { createRunToolsPort } from "./run-tools/channel.js";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Executor } from "./executors/types.js";
 import { openFilesBackend } from "./backends/files/index.js";
 import { logger } from "./log.js";
 
@@ -117,7 +118,7 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
   const groups = new ProcessGroups();
   const executors = (config: Config): ExecutorRegistry => {
     const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths, processGroups: groups });
-    return { get: (name) => map.get(name), names: () => [...map.keys()] };
+    return { get: (name) => map.get(name), names: () => [...map.keys()], programFound: (program) => resolveProgram(program) !== null };
   };
   let app: App | undefined;
   const observe = (store: "jobs" | "runs") => (seconds: number) => app?.events.emit("store_write", store, seconds);
@@ -137,6 +138,7 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     runCheck: (argv, req) => runCheckProcess(argv, req, { serverEnv: env, envAllow: opts.config.env_allow, killGraceMs: opts.config.kill_grace_seconds * 1000, processGroups: groups }),
     // Real clocks only: sleep, wake and clock steps are noticed (a test's fake clock has none).
     sampleClocks: clock === systemClock ? sampleClocks : undefined,
+    deliveryChecks: { checkWebhookUrl, channelProblem },
     notifier: ({ config, onError }) => new DeliveryService({ config, env, runs: backend.runs, getJob: (id) => backend.jobs.get(id), onError, retryBaseMs }),
   });
   return app;

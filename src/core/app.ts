@@ -1,17 +1,15 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Config } from "../config.js";
-import { resolveProgram as resolveOnPath } from "../executors/command.js";
-import type { CheckProcessResult, ExecutionRequest, Executor } from "../executors/types.js";
 import { chainedJobs } from "./chain.js";
 import { Dispatcher } from "./dispatcher.js";
 import { UnauthorizedError, UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
 import { AddJobInput, UpdateJobInput } from "./job-input.js";
-import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext } from "./job-definitions.js";
+import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext, type DeliveryChecks } from "./job-definitions.js";
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
-import type { ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
+import type { CheckProcessResult, ExecutionRequest, Executor, ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
 import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
 import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
@@ -52,6 +50,8 @@ export interface AppParts {
   orphans: OrphanFinder;
   /** The executors of a config; called again when the config is reloaded. */
   executors(config: Config): ExecutorRegistry;
+  /** How delivery checks a job's webhooks and channels when it is defined (src/delivery/). */
+  deliveryChecks: DeliveryChecks;
   /** The notifier (channels, webhooks); `onError` is where it reports a write that failed. */
   notifier(ctx: { config: Config; onError(what: string, err: unknown): void }): Notifier;
   /**
@@ -140,6 +140,7 @@ export class App {
       forbiddenWorkDirs: [parts.dataDir, parts.workRoot],
       resolveJob: (ref) => this.resolveJob(ref),
       getJob: (id) => this.jobs.get(id),
+      delivery: parts.deliveryChecks,
     };
     // Deliveries go out after the run is recorded and outside any concurrency slot, so a slow
     // receiver never holds up agent runs; their attempts are then added to the run record.
@@ -165,7 +166,7 @@ export class App {
       getJob: (id) => this.jobs.get(id),
       updateJob: (id, change) => this.updateRecord(id, change),
       killProcessGroups: parts.killProcessGroups,
-      shared: !parts.exclusive,
+      exclusive: parts.exclusive,
       chainedAfter: (job, run) => chainedJobs(this.jobs.all(), job.id, run),
       runCheck: (executor, argv, req) => (executor.runCheck ? executor.runCheck(argv, req) : parts.runCheck(argv, req)),
       openRunTools: parts.runTools
@@ -1143,7 +1144,7 @@ export class App {
     if (!program) return [];
     let check = this.programChecks.get(program);
     if (!check || Date.now() - check.at > 60_000) {
-      check = { found: resolveOnPath(program) !== null, at: Date.now() };
+      check = { found: this.executors.programFound(program), at: Date.now() };
       this.programChecks.set(program, check);
     }
     return check.found

@@ -1,4 +1,3 @@
-import { webhookFor } from "../delivery/webhook.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "./jobs.js";
 
 /**
@@ -60,4 +59,18 @@ function finalState(deliveries: Delivery[]): "delivered" | "failed" {
 /** A run that "succeeded" having done nothing: it carries an `empty:` warning. */
 export function isEmptyRun(run: Pick<Run, "warnings">): boolean {
   return run.warnings.some((w) => w.startsWith("empty:"));
+}
+
+export type WebhookEvent = "completed" | "failed" | "canceled";
+
+/** Which webhook (if any) a finished run triggers. */
+export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEvent } | null {
+  if (job.silent) return null;
+  const event: WebhookEvent | null =
+    run.status === "completed" ? "completed" :
+    run.status === "failed" || run.status === "timed_out" || run.status === "interrupted" ? "failed" :
+    run.status === "canceled" ? "canceled" : null;
+  if (!event || !job.notify_on.includes(event)) return null;
+  const url = event === "completed" ? job.on_complete : job.on_fail;
+  return url ? { url, event } : null;
 }

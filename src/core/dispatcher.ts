@@ -3,9 +3,8 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
-import type { CheckProcessResult, Executor, ExecutionRequest, ExecutionResult } from "../executors/types.js";
 import { chainRunId, upstreamSection } from "./chain.js";
-import { STORED, type Occurrence, type PutOutcome, type RunRepo, type RunToolsHandle } from "./ports.js";
+import { STORED, type CheckProcessResult, type Executor, type ExecutionRequest, type ExecutionResult, type Occurrence, type PutOutcome, type RunRepo, type RunToolsHandle } from "./ports.js";
 import type { RunSaid } from "./run-tools.js";
 import { errorMessage } from "../kernel/errors.js";
 import type { AppEventBus } from "./events.js";
@@ -31,8 +30,8 @@ export interface DispatchHost {
   getJob(id: string): Job | undefined;
   /** Applies a change to the newest copy of a job and stores it; undefined if the job is gone. */
   updateJob(id: string, change: (job: Job) => Partial<Job>): Promise<Job | undefined>;
-  /** True when other processes run this store's jobs too (postgres): overlap counts their runs. */
-  readonly shared?: boolean;
+  /** The App's own flag (AppParts.exclusive): false when other processes run this store's jobs too (postgres), so overlap counts their runs. */
+  readonly exclusive: boolean;
   /** queue_one on a shared store: the store keeps the occurrence queued (see OccurrenceQueue.waitBehind). */
   waitBehind?(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean>;
   /** fleet_max_concurrent: room in the fleet for one attempt (see OccurrenceQueue.fleetSlot). */
@@ -131,7 +130,7 @@ export class Dispatcher {
   }
 
   private runningElsewhere(jobId: string): boolean {
-    return !!this.host.shared && this.host.runs.ofJob(jobId).some((r) => r.status === "running" && !this.byRunId.has(r.id));
+    return !this.host.exclusive && this.host.runs.ofJob(jobId).some((r) => r.status === "running" && !this.byRunId.has(r.id));
   }
 
   /**

@@ -1,8 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { z } from "zod";
 import type { Config } from "../config.js";
-import { channelProblem } from "../delivery/channels.js";
-import { checkWebhookUrl } from "../delivery/webhook.js";
+import type { ChannelConfig } from "../kernel/channel-config.js";
 import { UserError } from "../kernel/errors.js";
 import { describeIssue } from "../kernel/issues.js";
 import type { AddJobInput, UpdateJobInput } from "./job-input.js";
@@ -29,6 +28,16 @@ export interface DefinitionContext {
   /** A stored job by id, name or id prefix (throws a UserError naming the ref when none). */
   resolveJob(ref: string): Job;
   getJob(id: string): Job | undefined;
+  /** The delivery parts' own checks (src/delivery/), handed in by the composition root. */
+  readonly delivery: DeliveryChecks;
+}
+
+/** What delivery says a job's targets must be; core asks, src/delivery/ knows. */
+export interface DeliveryChecks {
+  /** Throws a UserError when `url` may not be a webhook (`field` names it in the sentence). */
+  checkWebhookUrl(url: string, field: string, allowPrivate: boolean): void;
+  /** Why a configured channel cannot send now (a variable it names is unset), or null. */
+  channelProblem(name: string, channel: ChannelConfig, env: NodeJS.ProcessEnv): string | null;
 }
 
 /** What a caller defined, for add_cron's retry-safety check. */
@@ -153,8 +162,8 @@ function checkReferences(ctx: DefinitionContext, job: Job): void {
     throw new UserError('output_format "structured" needs an output_schema (a JSON Schema object).');
   }
   const allow = ctx.config.webhooks.allow_private_networks;
-  if (job.on_complete) checkWebhookUrl(job.on_complete, "on_complete", allow);
-  if (job.on_fail) checkWebhookUrl(job.on_fail, "on_fail", allow);
+  if (job.on_complete) ctx.delivery.checkWebhookUrl(job.on_complete, "on_complete", allow);
+  if (job.on_fail) ctx.delivery.checkWebhookUrl(job.on_fail, "on_fail", allow);
   // Callers pick channels by name; the operator's config says where they go.
   const channels = ctx.config.channels;
   for (const name of job.deliver_to) {
@@ -166,7 +175,7 @@ function checkReferences(ctx: DefinitionContext, job: Job): void {
           (known.length ? `the channels are: ${known.join(", ")}.` : "the operator has configured no channels (config key channels)."),
       );
     }
-    const missing = channelProblem(name, channel, ctx.env);
+    const missing = ctx.delivery.channelProblem(name, channel, ctx.env);
     if (missing) throw new UserError(`deliver_to names "${name}", which cannot send: ${missing}.`);
   }
 }

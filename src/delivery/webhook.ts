@@ -5,6 +5,9 @@ import type { Agent } from "undici";
 import type { Config } from "../config.js";
 import { AgentCronError, UserError, codeOf } from "../kernel/errors.js";
 import type { Delivery, Job, Run } from "../core/jobs.js";
+import type { WebhookEvent } from "../core/delivery-plan.js";
+
+export type { WebhookEvent } from "../core/delivery-plan.js";
 import { JSON_HEADERS, oneAttempt, postWithRetries } from "./post.js";
 
 const TIMEOUT_MS = 10_000;
@@ -101,20 +104,6 @@ export function signedHeaders(id: string, body: string, secret: string | undefin
     "webhook-timestamp": String(timestamp),
     ...(secret ? { "webhook-signature": sign(secret, id, timestamp, body) } : {}),
   };
-}
-
-export type WebhookEvent = "completed" | "failed" | "canceled";
-
-/** Which webhook (if any) a finished run triggers. */
-export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEvent } | null {
-  if (job.silent) return null;
-  const event: WebhookEvent | null =
-    run.status === "completed" ? "completed" :
-    run.status === "failed" || run.status === "timed_out" || run.status === "interrupted" ? "failed" :
-    run.status === "canceled" ? "canceled" : null;
-  if (!event || !job.notify_on.includes(event)) return null;
-  const url = event === "completed" ? job.on_complete : job.on_fail;
-  return url ? { url, event } : null;
 }
 
 /**

@@ -15,8 +15,7 @@ import {
   unfinishedResult,
   type ProcessExecutorOptions,
 } from "./cli-agent.js";
-import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
-import type { RunToolsServer } from "../core/ports.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor, RunToolsServer } from "../core/ports.js";
 
 /** The `type: "result"` object that `claude -p` prints last, in json and stream-json output alike. */
 interface ClaudeResult {

@@ -2,7 +2,7 @@ import { AUTH_VARS, buildChildEnv } from "./env.js";
 import type { RunLimits } from "./limits.js";
 import { resolveProgram, runProcess, type ProcessGroups, type ProcessResult, type ProcessSpec } from "./process.js";
 import { runSandboxed, type SandboxSettings } from "./sandbox.js";
-import type { CheckProcessResult, ExecutionRequest, ExecutionResult } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult } from "../core/ports.js";
 
 /** What every executor that starts a program gets from the server. */
 export interface ProcessExecutorOptions {

@@ -16,7 +16,7 @@ import {
   unfinishedResult,
   type ProcessExecutorOptions,
 } from "./cli-agent.js";
-import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "../core/ports.js";
 
 /** What `codex exec --json` said, read from its JSONL events. */
 interface CodexEvents {

@@ -1,6 +1,6 @@
 import type { CommandExecutorConfig } from "../config.js";
 import { cutNote, exitError, rawOutput, runAgentProcess, runCheckProcess, unfinishedResult, type ProcessExecutorOptions } from "./cli-agent.js";
-import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "../core/ports.js";
 
 export { resolveProgram } from "./cli-agent.js";
 export type CommandExecutorOptions = ProcessExecutorOptions;

@@ -6,7 +6,7 @@ import { OpenAIExecutor } from "./openai.js";
 import type { ProcessGroups } from "./process.js";
 import { runLimits } from "./limits.js";
 import { autoSandboxWarning, sandboxSettings, type SandboxSettings } from "./sandbox.js";
-import type { Executor } from "./types.js";
+import type { Executor } from "../core/ports.js";
 
 export interface ExecutorContext {
   serverEnv: NodeJS.ProcessEnv;

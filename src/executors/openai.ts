@@ -1,7 +1,7 @@
 import type { OpenAIExecutorConfig } from "../config.js";
 import type { Usage } from "../core/jobs.js";
 import { num, seconds } from "./cli-agent.js";
-import type { ExecutionRequest, ExecutionResult, Executor } from "./types.js";
+import type { ExecutionRequest, ExecutionResult, Executor } from "../core/ports.js";
 
 export interface OpenAIExecutorOptions {
   serverEnv: NodeJS.ProcessEnv;

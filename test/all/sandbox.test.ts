@@ -13,7 +13,7 @@ import { ExecutorConfigSchema, parseConfig } from "../../src/config.js";
 import { doctor, sandboxDoctorRow } from "../../src/doctor.js";
 import { createExecutor, type ExecutorContext } from "../../src/executors/index.js";
 import { bwrapAvailable, sandboxStartupNote } from "../../src/executors/sandbox.js";
-import type { ExecutionRequest, ExecutionResult } from "../../src/executors/types.js";
+import type { ExecutionRequest, ExecutionResult } from "../../src/core/ports.js";
 import { fixture, makeRequest, processesWithEnv, sandboxTestDir, waitFor } from "../executors/helpers.js";
 
 const FIXTURES = path.dirname(fixture("sandbox-probe.mjs"));

@@ -4,7 +4,8 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config.js";
 import type { Job, Run } from "../../src/core/jobs.js";
-import { WebhookSender, checkWebhookUrl, isPrivateAddress, webhookFor } from "../../src/delivery/webhook.js";
+import { webhookFor } from "../../src/core/delivery-plan.js";
+import { WebhookSender, checkWebhookUrl, isPrivateAddress } from "../../src/delivery/webhook.js";
 
 const SECRET = "whsec_" + Buffer.from("a-test-secret-of-some-length!!").toString("base64");
 const servers: http.Server[] = [];

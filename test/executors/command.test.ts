@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { CommandExecutorConfig } from "../../src/config.js";
 import { CommandExecutor, extractOutput, resolveProgram } from "../../src/executors/command.js";
-import type { ExecutionRequest } from "../../src/executors/types.js";
+import type { ExecutionRequest } from "../../src/core/ports.js";
 import { fixture } from "./helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "agent-cron-command-"));

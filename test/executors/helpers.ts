@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ExecutionRequest } from "../../src/executors/types.js";
+import type { ExecutionRequest } from "../../src/core/ports.js";
 import { isAlive } from "../helpers/process.js";
 export { isAlive };
 

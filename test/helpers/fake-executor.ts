@@ -1,4 +1,4 @@
-import type { ExecutionRequest, ExecutionResult, Executor } from "../../src/executors/types.js";
+import type { ExecutionRequest, ExecutionResult, Executor } from "../../src/core/ports.js";
 
 /**
  * An in-process agent for core tests: each attempt waits until the test settles it (or

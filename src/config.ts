@@ -218,7 +218,7 @@ export const ConfigSchema = z.strictObject({
     .min(1)
     .max(100_000)
     .optional()
-    .describe("With the postgres store: runs at once across every process of the fleet (max_concurrent still caps each process); default no fleet-wide cap"),
+    .describe("With the postgres store: runs at once across every process of the fleet, every kind (scheduled, caught up, queued, manual, event, chained); max_concurrent still caps each process; default no fleet-wide cap"),
   runs_per_job: z.number().int().min(1).max(100_000).default(100).describe("Runs kept per job, newest first; a run's default work dir goes with its record; default 100"),
   max_jobs: z.number().int().min(1).max(1_000_000).default(1000).describe("Jobs at most (completed ones count); add_cron past it is an error naming this key; default 1000"),
   approval: z

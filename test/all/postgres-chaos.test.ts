@@ -22,7 +22,10 @@ afterAll(() => cluster?.stop());
 
 const OVERLAPS = ["allow", "skip", "queue_one", "replace"] as const;
 const CATCH_UPS = ["none", "latest", "all"] as const;
-/** Jobs per (overlap, catch_up) pair. */
+/**
+ * Jobs per (overlap, catch_up) pair: 12 jobs. With 2 (24 jobs) on the shared 2-core machine
+ * the fleet fell behind after the restarts and did not finish within the wait (see docs/postgres.md).
+ */
 const EACH = 1;
 /** How long the jobs live, from their creation; the faults happen inside it. */
 const LIFE_MS = 110_000;
@@ -204,6 +207,7 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
     const unaccounted: string[] = [];
     const doubled: string[] = [];
     const ranTwice: string[] = [];
+    const duplicateKeys = new Set<string>();
     const byStatus: Record<string, number> = {};
     const expected = new Set<string>();
     for (const job of jobs) {
@@ -214,6 +218,7 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
         expected.add(key);
         const got = recordsOf.get(key) ?? [];
         if (got.length === 0) unaccounted.push(`${job.name} ${new Date(t).toISOString()}`);
+        if (got.length > 1 || (executions.get(key) ?? 0) > 1) duplicateKeys.add(key);
         if (got.length > 1) doubled.push(`${job.name} ${new Date(t).toISOString()}: ${got.join(", ")}`);
         for (const s of got) byStatus[s] = (byStatus[s] ?? 0) + 1;
         if ((executions.get(key) ?? 0) > 1) ranTwice.push(`${job.name} ${new Date(t).toISOString()} ran ${executions.get(key)} times`);
@@ -221,7 +226,8 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
     }
     const stray = [...recordsOf.keys()].filter((k) => !expected.has(k));
     const executed = [...executions.values()].reduce((a, b) => a + b, 0);
-    const summary = { jobs: n, occurrences, records: records.length, byStatus, executions: executed, kills, restarts, dbRestarts, dbStops, unaccounted: unaccounted.length, doubled: doubled.length, ranTwice: ranTwice.length, stray: stray.length };
+    // duplicates: occurrences with more than one record, or executed more than once.
+    const summary = { jobs: n, occurrences, records: records.length, byStatus, executions: executed, kills, restarts, dbRestarts, dbStops, unaccounted: unaccounted.length, duplicates: duplicateKeys.size, doubled: doubled.length, ranTwice: ranTwice.length, stray: stray.length };
     process.stderr.write(`chaos: ${JSON.stringify(summary)}\n`);
     say(`summary ${JSON.stringify(summary)}`);
     if (unaccounted.length) {

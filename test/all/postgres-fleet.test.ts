@@ -143,8 +143,23 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     expect(victim).toBeDefined();
     const others = fleet.filter((s) => s !== victim);
     expect(pidsWorkingIn(workCacheOf(victim.dataDir)).length).toBeGreaterThan(0);
+    // The victim's sign of life: its session advisory lock (fleet.ts), read as the others read it.
+    const [{ id: victimId }] = await sql<{ id: string }>(url, "SELECT id FROM agent_cron.processes WHERE pid = $1", [victim.pid]);
+    const lockHeld = async () =>
+      Number(
+        (
+          await sql<{ n: string }>(
+            url,
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 1633907302::oid AND objsubid = 2 AND objid = (hashtext($1)::bigint & 4294967295)::oid",
+            [victimId],
+          )
+        )[0].n,
+      ) > 0;
+    expect(await lockHeld()).toBe(true);
     process.kill(victim.pid, "SIGKILL");
     const killedAt = Date.now();
+    await waitFor(async () => !(await lockHeld()), { timeout: 30_000, interval: 50, what: "the killed process's lock to be released" });
+    process.stderr.write(`kill -9: its lock released (the others know at their next sweep, every 2 s) after ${Date.now() - killedAt} ms\n`);
     const ended = await waitFor(async () => (await others[0].runs("long")).find((r) => r.id === running.id && r.status !== "running"), {
       timeout: 70_000,
       interval: 100,
@@ -270,6 +285,7 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       expect((await b.tool("list_crons", { limit: 100 })).total).toBe(i);
       expect((await b.tool("get_cron", { job: `w${i}` })).job.name).toBe(`w${i}`);
     }
+    process.stderr.write("read-your-writes: 20 of 20 jobs acknowledged by A were in B's list and get_cron asked at once\n");
     await b.tool("pause", { job: "w7" });
     expect((await a.tool("get_cron", { job: "w7" })).job.state).toBe("paused");
   }, 60_000);

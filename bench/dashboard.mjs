@@ -83,21 +83,39 @@ const tool = async (name, args) => {
 /** Runs `fn` over `items`, `width` at a time. */
 async function pool(items, width, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 const browser = await chromium.launch({ executablePath: opt.chromium, args: ["--no-sandbox"] });
-const results = { date: new Date().toISOString(), machine: { cpus: os.availableParallelism(), node: process.version }, command: `node bench/dashboard.mjs ${process.argv.slice(2).join(" ")}`.trim(), jobs: JOBS, runs: JOBS * RUNS_PER_JOB };
+const results = {
+  date: new Date().toISOString(),
+  machine: { cpus: os.availableParallelism(), node: process.version },
+  command: `node bench/dashboard.mjs ${process.argv.slice(2).join(" ")}`.trim(),
+  jobs: JOBS,
+  runs: JOBS * RUNS_PER_JOB,
+};
 try {
   log(`bench: adding ${JOBS} jobs and ${JOBS * RUNS_PER_JOB} runs through the daemon's tools…`);
   const t0 = Date.now();
   const ids = [];
-  await pool(Array.from({ length: JOBS }, (_, i) => i), 8, async (i) => {
-    const { job } = await tool("add_cron", { name: `job-${String(i).padStart(4, "0")}`, schedule: `${i % 60} ${i % 24} * * *`, prompt: `Summarise what changed in repository ${i} since yesterday`, overlap: "allow", retries: 0 });
-    ids.push(job.id);
-  });
+  await pool(
+    Array.from({ length: JOBS }, (_, i) => i),
+    8,
+    async (i) => {
+      const { job } = await tool("add_cron", {
+        name: `job-${String(i).padStart(4, "0")}`,
+        schedule: `${i % 60} ${i % 24} * * *`,
+        prompt: `Summarise what changed in repository ${i} since yesterday`,
+        overlap: "allow",
+        retries: 0,
+      });
+      ids.push(job.id);
+    },
+  );
   const runs = ids.flatMap((id) => Array.from({ length: RUNS_PER_JOB }, () => id));
   await pool(runs, 8, async (id) => {
     const { run } = await tool("run_now", { job: id, wait: true });
@@ -107,7 +125,10 @@ try {
   log(`bench: set up in ${results.setup_s} s`);
 
   // First paint and weight, each load in a fresh context (nothing cached).
-  for (const [label, url] of [["jobs_page_100", "/"], ["jobs_page_1000", "/?limit=1000"]]) {
+  for (const [label, url] of [
+    ["jobs_page_100", "/"],
+    ["jobs_page_1000", "/?limit=1000"],
+  ]) {
     const fcp = [];
     const load = [];
     let weight = null;
@@ -118,7 +139,12 @@ try {
       page.on("requestfinished", async (req) => {
         const res = await req.response();
         const s = await req.sizes();
-        sizes.push({ url: req.url().replace(base, ""), type: res?.headers()["content-type"] ?? "", sent: s.responseBodySize, decoded: (await res?.body())?.length ?? 0 });
+        sizes.push({
+          url: req.url().replace(base, ""),
+          type: res?.headers()["content-type"] ?? "",
+          sent: s.responseBodySize,
+          decoded: (await res?.body())?.length ?? 0,
+        });
       });
       await page.goto(base + url, { waitUntil: "load" });
       const entry = await page.evaluate(
@@ -126,7 +152,10 @@ try {
           new Promise((resolve) => {
             const found = performance.getEntriesByName("first-contentful-paint")[0];
             if (found) return resolve(found.startTime);
-            new PerformanceObserver((list) => resolve(list.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null)).observe({ type: "paint", buffered: true });
+            new PerformanceObserver((list) => resolve(list.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null)).observe({
+              type: "paint",
+              buffered: true,
+            });
           }),
       );
       fcp.push(entry);
@@ -152,7 +181,10 @@ try {
     await sleep(500);
     const delays = [];
     for (let i = 0; i < REPEAT; i++) {
-      const before = await page.locator(selector("x")).count().catch(() => 0);
+      const before = await page
+        .locator(selector("x"))
+        .count()
+        .catch(() => 0);
       const { run } = await tool("run_now", { job: watched.id });
       const sel = selector(run.id);
       const want = label === "sse_job_page" ? 1 : Math.min(20, before + 1);
@@ -186,4 +218,10 @@ try {
 }
 mkdirSync(path.dirname(opt.out), { recursive: true });
 writeFileSync(opt.out, JSON.stringify(results, null, 2) + "\n");
-process.stdout.write(JSON.stringify({ ...results, jobs_page_100: { ...results.jobs_page_100, files: undefined }, jobs_page_1000: { ...results.jobs_page_1000, files: undefined } }, null, 2) + "\n");
+process.stdout.write(
+  JSON.stringify(
+    { ...results, jobs_page_100: { ...results.jobs_page_100, files: undefined }, jobs_page_1000: { ...results.jobs_page_1000, files: undefined } },
+    null,
+    2,
+  ) + "\n",
+);

@@ -6,7 +6,14 @@ import { PgBoss } from "pg-boss";
 
 const [url, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg ?? 10);
-const boss = new PgBoss({ connectionString: url, schema: "bench_boss", schedule: false, supervise: false, registerInstance: false, openTelemetry: { enabled: false } });
+const boss = new PgBoss({
+  connectionString: url,
+  schema: "bench_boss",
+  schedule: false,
+  supervise: false,
+  registerInstance: false,
+  openTelemetry: { enabled: false },
+});
 boss.on("error", (err) => process.stderr.write(`pg-boss: ${err.message}\n`));
 await boss.start();
 await boss.createQueue("bench");

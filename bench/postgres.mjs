@@ -169,7 +169,15 @@ async function startServer(url, config, label = "server") {
   const transport = new StdioClientTransport({
     command: NODE,
     args: [CLI, "serve", "--data-dir", dataDir],
-    env: { HOME: h, XDG_CACHE_HOME: path.join(h, "cache"), AGENT_CRON_ALWAYS_ON: "client", PG_COUNT_FILE: countFile, ...(opt["cpu-prof"] ? { PG_PROFILE_FILE: path.join(PROF_DIR, `${label}.cpuprofile`) } : {}), NODE_OPTIONS: nodeOptions.join(" "), ...(url ? { AGENT_CRON_DATABASE_URL: url } : {}) },
+    env: {
+      HOME: h,
+      XDG_CACHE_HOME: path.join(h, "cache"),
+      AGENT_CRON_ALWAYS_ON: "client",
+      PG_COUNT_FILE: countFile,
+      ...(opt["cpu-prof"] ? { PG_PROFILE_FILE: path.join(PROF_DIR, `${label}.cpuprofile`) } : {}),
+      NODE_OPTIONS: nodeOptions.join(" "),
+      ...(url ? { AGENT_CRON_DATABASE_URL: url } : {}),
+    },
     stderr: "pipe",
   });
   let stderr = "";
@@ -237,7 +245,11 @@ function perOccurrence(a, b, occurrences) {
   }
   let pgCpu = 0;
   for (const [pid, ms] of b.pgCpu) if (a.pgCpu.has(pid)) pgCpu += ms - a.pgCpu.get(pid);
-  const statements = [...trips].filter(([, n]) => n > 0).sort((x, y) => y[1] - x[1]).slice(0, 12).map(([sql, n]) => ({ per_occurrence: per(n), sql }));
+  const statements = [...trips]
+    .filter(([, n]) => n > 0)
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 12)
+    .map(([sql, n]) => ({ per_occurrence: per(n), sql }));
   return { round_trips: per(total), server_cpu_ms: per(cpu), postgres_cpu_ms: per(pgCpu), statements };
 }
 
@@ -336,10 +348,20 @@ async function pgBossBaseline() {
   return JSON.parse(out.trim().split("\n").pop());
 }
 
-const result = { at: new Date().toISOString(), node: NODE === process.execPath ? process.version : "node22 (.cache)", cpus: os.cpus().length, pgboss: [], capacity: [], lateness: [], calls: [] };
+const result = {
+  at: new Date().toISOString(),
+  node: NODE === process.execPath ? process.version : "node22 (.cache)",
+  cpus: os.cpus().length,
+  pgboss: [],
+  capacity: [],
+  lateness: [],
+  calls: [],
+};
 const load = () => os.loadavg().map((l) => round(l, 2));
 try {
-  process.stdout.write(`bench postgres: ${FLEETS.join(", ")} processes; ${CAPACITY_JOBS} jobs for capacity, ${JOBS} for lateness, ${SECONDS} s each; load ${load().join(" ")}\n`);
+  process.stdout.write(
+    `bench postgres: ${FLEETS.join(", ")} processes; ${CAPACITY_JOBS} jobs for capacity, ${JOBS} for lateness, ${SECONDS} s each; load ${load().join(" ")}\n`,
+  );
   if (opt["cpu-prof"]) mkdirSync(PROF_DIR, { recursive: true });
   if (ONLY.has("capacity")) {
     // pg-boss alone before and after each capacity run: the same cluster in the same window.

@@ -51,7 +51,13 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 16).map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), "utf8")
+      .split("\n")
+      .slice(1, 16)
+      .map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n") + "\n",
+  );
   process.exit(0);
 }
 const only = opt.only ? opt.only.split(",").map((s) => s.trim()) : SECTIONS;
@@ -83,7 +89,15 @@ const configFile = path.join(base, "config.json");
 // section also measures the default sandbox separately, --sandbox-fleet).
 // always_on "client": each server measured is the process that owns its data dir and runs the
 // jobs, not a follower of a background owner it would leave running.
-const benchConfig = (extra = {}) => ({ timezone: "UTC", max_concurrent: Number(opt["max-concurrent"]), max_jobs: 1_000_000, ...(opt["legacy-config"] ? {} : { always_on: "client" }), default_executor: "true", executors: { true: { type: "command", command: ["true"], sandbox: "none" } }, ...extra });
+const benchConfig = (extra = {}) => ({
+  timezone: "UTC",
+  max_concurrent: Number(opt["max-concurrent"]),
+  max_jobs: 1_000_000,
+  ...(opt["legacy-config"] ? {} : { always_on: "client" }),
+  default_executor: "true",
+  executors: { true: { type: "command", command: ["true"], sandbox: "none" } },
+  ...extra,
+});
 writeFileSync(configFile, JSON.stringify(benchConfig()));
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +111,7 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 };
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-const r2 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? x ?? null : Math.round(x * 100) / 100);
+const r2 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? (x ?? null) : Math.round(x * 100) / 100);
 const rssBytes = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
 const cpuMs = (pid, withChildren = false) => {
   try {
@@ -111,7 +125,11 @@ const cpuMs = (pid, withChildren = false) => {
 };
 const log = (...a) => process.stderr.write(a.join(" ") + "\n");
 /** What the server said at start about sandboxing its runs, for the report. */
-const sandboxNotice = (stderr) => stderr.split("\n").find((l) => /sandbox|bubblewrap/i.test(l))?.replace(/^agent-cron \w+: /, "") ?? null;
+const sandboxNotice = (stderr) =>
+  stderr
+    .split("\n")
+    .find((l) => /sandbox|bubblewrap/i.test(l))
+    ?.replace(/^agent-cron \w+: /, "") ?? null;
 function table(title, header, rows) {
   const cells = [header, ...rows].map((r) => r.map((c) => (c === null || c === undefined ? "—" : typeof c === "number" ? fmt(c) : String(c))));
   const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
@@ -239,7 +257,15 @@ async function timeEach(n, fn) {
 async function storeModule(name, folder = existsSync(path.join(root, "src", "backends", "files", "store")) ? "backends/files/store" : "store") {
   const { build } = await import("esbuild");
   const outdir = path.join(root, ".cache", "bench-lib");
-  await build({ entryPoints: [path.join(root, "src", folder, `${name}.ts`)], outdir, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+  await build({
+    entryPoints: [path.join(root, "src", folder, `${name}.ts`)],
+    outdir,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    logLevel: "warning",
+  });
   return import(pathToFileURL(path.join(outdir, `${name}.js`)).href);
 }
 const { stringifyRecords } = await storeModule("json-file");
@@ -247,7 +273,10 @@ const { stringifyRecords } = await storeModule("json-file");
 // where src/backends/files/store/run-log.ts (before, src/store/run-log.ts) exists, else the older whole-file runs/<job_id>.json, so this
 // script also benchmarks a checkout from before the log (an A/B with --cli needs each build's
 // own format).
-const runLog = existsSync(path.join(root, "src", "backends", "files", "store", "run-log.ts")) || existsSync(path.join(root, "src", "store", "run-log.ts")) ? await storeModule("run-log") : null;
+const runLog =
+  existsSync(path.join(root, "src", "backends", "files", "store", "run-log.ts")) || existsSync(path.join(root, "src", "store", "run-log.ts"))
+    ? await storeModule("run-log")
+    : null;
 function writeRunHistory(dir, jobId, runs) {
   if (runLog) {
     writeFileSync(path.join(dir, "runs", `${jobId}.jsonl`), runLog.formatRunLog(jobId, runs));
@@ -320,7 +349,14 @@ async function populatedDir(jobs, { runsPerJob = 0, journal = 0, fields = null }
 
 const results = {
   date: new Date().toISOString(),
-  machine: { cpus: os.availableParallelism(), cpu_model: os.cpus()[0]?.model ?? null, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg_before: os.loadavg().map((x) => r2(x)) },
+  machine: {
+    cpus: os.availableParallelism(),
+    cpu_model: os.cpus()[0]?.model ?? null,
+    mem_gb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadavg_before: os.loadavg().map((x) => r2(x)),
+  },
   command: `node bench/run.mjs ${process.argv.slice(2).join(" ")}`.trim(),
   sections: {},
 };
@@ -340,7 +376,9 @@ async function benchFire() {
     // jobs would fire while the last are added, and a big fleet would load the server before
     // its window). Scheduled from now: nothing before this start is owed.
     const now = new Date().toISOString().replace("Z", "+00:00");
-    const dir = await populatedDir(fleet, { fields: { schedule: EVERY_SECOND, retries: 0, created_at: now, updated_at: now, schedule_from: now, next_run_at: null } });
+    const dir = await populatedDir(fleet, {
+      fields: { schedule: EVERY_SECOND, retries: 0, created_at: now, updated_at: now, schedule_from: now, next_run_at: null },
+    });
     // A fleet the machine cannot keep up with piles up in the server (measured: past 1.9 GB
     // of RSS within two minutes at load 25-35): past 1 GB it is stopped, whenever that happens
     // (from before it answers initialize), rather than let it take a shared machine; the row
@@ -351,7 +389,14 @@ async function benchFire() {
     } catch (err) {
       if (!err.overLimit) throw err;
       log(`fire ${fleet} (${sandbox}): RSS passed 1 GB (${err.overLimit} MB) before it answered; stopped`);
-      rows.push({ fleet, sandbox, window_s: SECONDS, expected: fleet * SECONDS, aborted: "the server's RSS passed 1 GB before it answered initialize", rss_max_mb: err.overLimit });
+      rows.push({
+        fleet,
+        sandbox,
+        window_s: SECONDS,
+        expected: fleet * SECONDS,
+        aborted: "the server's RSS passed 1 GB before it answered initialize",
+        rss_max_mb: err.overLimit,
+      });
       continue;
     }
     const overLimit = () => s.overLimit();
@@ -399,7 +444,11 @@ async function benchFire() {
       const expected = fleet * SECONDS;
       const late = [];
       const durations = [];
-      let ran = 0, skipped = 0, missed = 0, other = 0, dupes = 0;
+      let ran = 0,
+        skipped = 0,
+        missed = 0,
+        other = 0,
+        dupes = 0;
       const t0 = performance.now();
       for (const id of ids) {
         const { runs } = await s.call("list_runs", { job: id, limit: 100 });
@@ -468,19 +517,72 @@ async function benchFire() {
   }
   table(
     `Fire lateness (started_at - scheduled_for), every-second \`true\` jobs, ${SECONDS} s window`,
-    ["fleet", "sandbox", "expected", "ran", "share run", "skipped", "missed", "absent", "late p50 ms", "late p99 ms", "late max ms", "run p50 ms", "run p99 ms", "server CPU %"],
-    rows.map((r) => [r.fleet, r.sandbox, r.expected, r.ran, r.share_run, r.skipped, r.missed, r.not_recorded, r.late_p50_ms, r.late_p99_ms, r.late_max_ms, r.run_duration_p50_ms, r.run_duration_p99_ms, r.server_cpu_pct]),
+    [
+      "fleet",
+      "sandbox",
+      "expected",
+      "ran",
+      "share run",
+      "skipped",
+      "missed",
+      "absent",
+      "late p50 ms",
+      "late p99 ms",
+      "late max ms",
+      "run p50 ms",
+      "run p99 ms",
+      "server CPU %",
+    ],
+    rows.map((r) => [
+      r.fleet,
+      r.sandbox,
+      r.expected,
+      r.ran,
+      r.share_run,
+      r.skipped,
+      r.missed,
+      r.not_recorded,
+      r.late_p50_ms,
+      r.late_p99_ms,
+      r.late_max_ms,
+      r.run_duration_p50_ms,
+      r.run_duration_p99_ms,
+      r.server_cpu_pct,
+    ]),
   );
   table(
     "Fire: tool calls during the window (list_crons and get_cron, one at a time) and CPU per run",
     ["fleet", "sandbox", "calls", "call p50 ms", "call p99 ms", "call max ms", "server CPU ms/run", "server + runs CPU ms/run"],
     rows.map((r) => [r.fleet, r.sandbox, r.tool_calls, r.tool_call_p50_ms, r.tool_call_p99_ms, r.tool_call_max_ms, r.server_cpu_ms_per_run, r.cpu_ms_per_run]),
   );
-  for (const r of rows) if (r.sandbox !== "none") console.log(`(fleet ${r.fleet}, default sandbox: the server said "${r.sandbox_notice ?? "nothing about a sandbox"}")`);
+  for (const r of rows)
+    if (r.sandbox !== "none") console.log(`(fleet ${r.fleet}, default sandbox: the server said "${r.sandbox_notice ?? "nothing about a sandbox"}")`);
   table(
     "Fire: inside the server during the window (bench/lib/probe.cjs)",
-    ["fleet", "spawns", "spawn blocks loop, mean ms", "spawn blocking total ms", "loop delay p50 ms", "loop delay p99 ms", "loop delay max ms", "fs round trip p50 ms", "fs round trip p99 ms", "RSS max MB"],
-    rows.map((r) => [`${r.fleet} (${r.sandbox})`, r.spawns, r.spawn_block_ms_mean, r.spawn_block_ms_total, r.loop_delay_p50_ms, r.loop_delay_p99_ms, r.loop_delay_max_ms, r.fs_roundtrip_p50_ms, r.fs_roundtrip_p99_ms, r.rss_max_mb]),
+    [
+      "fleet",
+      "spawns",
+      "spawn blocks loop, mean ms",
+      "spawn blocking total ms",
+      "loop delay p50 ms",
+      "loop delay p99 ms",
+      "loop delay max ms",
+      "fs round trip p50 ms",
+      "fs round trip p99 ms",
+      "RSS max MB",
+    ],
+    rows.map((r) => [
+      `${r.fleet} (${r.sandbox})`,
+      r.spawns,
+      r.spawn_block_ms_mean,
+      r.spawn_block_ms_total,
+      r.loop_delay_p50_ms,
+      r.loop_delay_p99_ms,
+      r.loop_delay_max_ms,
+      r.fs_roundtrip_p50_ms,
+      r.fs_roundtrip_p99_ms,
+      r.rss_max_mb,
+    ]),
   );
   results.sections.fire = rows;
 }
@@ -546,7 +648,15 @@ async function benchMemory() {
       const rss = rssBytes(s.pid);
       const heap = await s.probe();
       await sleep(200);
-      rows.push({ jobs: size, start_ms: r2(startMs), rss_bytes: rss, rss_after_gc_bytes: rssBytes(s.pid), heap_used_bytes: heap.heap_used, heap_total_bytes: heap.heap_total, external_bytes: heap.external });
+      rows.push({
+        jobs: size,
+        start_ms: r2(startMs),
+        rss_bytes: rss,
+        rss_after_gc_bytes: rssBytes(s.pid),
+        heap_used_bytes: heap.heap_used,
+        heap_total_bytes: heap.heap_total,
+        external_bytes: heap.external,
+      });
       log(`memory ${size}: ${JSON.stringify(rows.at(-1))}`);
     } finally {
       await s.close();
@@ -597,7 +707,9 @@ async function benchStart() {
   /** Cold start on one Node, with its floor measured in the same stretch (medians of 7). */
   const coldOn = async (node, tag) => {
     const bare = bareNode(node);
-    const cold = [], coldRaw = [], coldInit = [];
+    const cold = [],
+      coldRaw = [],
+      coldInit = [];
     for (let i = 0; i < 7; i++) {
       // A fresh data dir each time; the compile cache (Node 22) lives outside it and is warm
       // after the first start, as it is for a client that starts the server every session.
@@ -606,7 +718,12 @@ async function benchStart() {
       coldRaw.push(r.ms);
       coldInit.push(r.init);
     }
-    return { bare_node_p50_ms: r2(bare), cold_p50_ms: r2(pct(cold, 50)), cold_raw_tools_list_p50_ms: r2(pct(coldRaw, 50)), cold_initialize_p50_ms: r2(pct(coldInit, 50)) };
+    return {
+      bare_node_p50_ms: r2(bare),
+      cold_p50_ms: r2(pct(cold, 50)),
+      cold_raw_tools_list_p50_ms: r2(pct(coldRaw, 50)),
+      cold_initialize_p50_ms: r2(pct(coldInit, 50)),
+    };
   };
   const node20 = await coldOn(process.execPath, "this-node");
   const node22Path = path.join(root, ".cache", "node22", "node_modules", ".bin", "node");
@@ -651,20 +768,24 @@ async function benchStart() {
     restart_1k_jobs_100k_runs_p50_ms: restartHistory,
   };
   const n22 = (k) => (row.node22 ? `${row.node22[k]}` : "—");
-  table(`Start to the first tools/list answer (spawn → initialize → tools/list); medians; Node ${process.version}${row.node22 ? ` and ${row.node22.node}` : ""}`, ["figure", "ms", "Node 22 ms"], [
-    ["bare `node -e 0`, the floor (median of 7)", row.bare_node_p50_ms, n22("bare_node_p50_ms")],
-    ["cold start, empty data dir, SDK listTools (as peer-compare; median of 7)", row.cold_p50_ms, n22("cold_p50_ms")],
-    ["  of which spawn → initialize answer (median of 7)", row.cold_initialize_p50_ms, n22("cold_initialize_p50_ms")],
-    ["cold start, raw tools/list request, no client-side validator compile (median of 7)", row.cold_raw_tools_list_p50_ms, n22("cold_raw_tools_list_p50_ms")],
-    ["first SDK listTools on a warm server (client compiles the output validators)", row.warm_tools_list_sdk_ms, "—"],
-    ["raw tools/list on a warm server (server side only)", row.warm_tools_list_raw_ms, "—"],
-    ["restart with 1,000 jobs (median of 3)", row.restart_1k_jobs_p50_ms, "—"],
-    [`  mcp-cron 0.9.1 restart with 1,000 tasks${peer.note ? ` (${peer.note})` : ""}`, row.peer_restart_1k_jobs_ms, "—"],
-    ["restart with 10,000 jobs (median of 3)", row.restart_10k_jobs_p50_ms, "—"],
-    ["restart with 10,000 jobs + 10,000 run files (median of 3)", row.restart_10k_jobs_10k_runs_p50_ms, "—"],
-    ["restart with 100,000 jobs (median of 3)", row.restart_100k_jobs_p50_ms, "—"],
-    ["restart with 1,000 jobs + 100,000 runs (100 per job; median of 3)", row.restart_1k_jobs_100k_runs_p50_ms, "—"],
-  ]);
+  table(
+    `Start to the first tools/list answer (spawn → initialize → tools/list); medians; Node ${process.version}${row.node22 ? ` and ${row.node22.node}` : ""}`,
+    ["figure", "ms", "Node 22 ms"],
+    [
+      ["bare `node -e 0`, the floor (median of 7)", row.bare_node_p50_ms, n22("bare_node_p50_ms")],
+      ["cold start, empty data dir, SDK listTools (as peer-compare; median of 7)", row.cold_p50_ms, n22("cold_p50_ms")],
+      ["  of which spawn → initialize answer (median of 7)", row.cold_initialize_p50_ms, n22("cold_initialize_p50_ms")],
+      ["cold start, raw tools/list request, no client-side validator compile (median of 7)", row.cold_raw_tools_list_p50_ms, n22("cold_raw_tools_list_p50_ms")],
+      ["first SDK listTools on a warm server (client compiles the output validators)", row.warm_tools_list_sdk_ms, "—"],
+      ["raw tools/list on a warm server (server side only)", row.warm_tools_list_raw_ms, "—"],
+      ["restart with 1,000 jobs (median of 3)", row.restart_1k_jobs_p50_ms, "—"],
+      [`  mcp-cron 0.9.1 restart with 1,000 tasks${peer.note ? ` (${peer.note})` : ""}`, row.peer_restart_1k_jobs_ms, "—"],
+      ["restart with 10,000 jobs (median of 3)", row.restart_10k_jobs_p50_ms, "—"],
+      ["restart with 10,000 jobs + 10,000 run files (median of 3)", row.restart_10k_jobs_10k_runs_p50_ms, "—"],
+      ["restart with 100,000 jobs (median of 3)", row.restart_100k_jobs_p50_ms, "—"],
+      ["restart with 1,000 jobs + 100,000 runs (100 per job; median of 3)", row.restart_1k_jobs_100k_runs_p50_ms, "—"],
+    ],
+  );
   results.sections.start = row;
 }
 
@@ -679,7 +800,12 @@ async function peerRestart(jobs) {
   const dir = path.join(base, "peer");
   mkdirSync(dir, { recursive: true });
   const connect = async () => {
-    const transport = new StdioClientTransport({ command: bin, args: ["-transport", "stdio", "-db-path", path.join(dir, "results.db"), "-log-file", path.join(dir, "log.txt")], env: { ...process.env, HOME: dir }, stderr: "ignore" });
+    const transport = new StdioClientTransport({
+      command: bin,
+      args: ["-transport", "stdio", "-db-path", path.join(dir, "results.db"), "-log-file", path.join(dir, "log.txt")],
+      env: { ...process.env, HOME: dir },
+      stderr: "ignore",
+    });
     const client = new Client({ name: "agent-cron-bench", version: "1.0.0" });
     const t = performance.now();
     await client.connect(transport);
@@ -697,7 +823,8 @@ async function peerRestart(jobs) {
     return { client, ms, close };
   };
   const first = await connect();
-  for (let i = 0; i < jobs; i++) await first.client.callTool({ name: "add_task", arguments: { name: `job${i}`, command: "true", schedule: "0 0 0 1 1 *", enabled: true } });
+  for (let i = 0; i < jobs; i++)
+    await first.client.callTool({ name: "add_task", arguments: { name: `job${i}`, command: "true", schedule: "0 0 0 1 1 *", enabled: true } });
   await first.close();
   const xs = [];
   for (let i = 0; i < 3; i++) {
@@ -751,7 +878,11 @@ async function benchRecord() {
       return performance.now() - t;
     };
     const all = [...store.all()];
-    const sortAll = () => all.map((r) => ({ r, t: Date.parse(r.started_at ?? r.scheduled_for ?? "") || 0 })).sort((a, b) => b.t - a.t || (a.r.id < b.r.id ? 1 : -1)).slice(0, 20);
+    const sortAll = () =>
+      all
+        .map((r) => ({ r, t: Date.parse(r.started_at ?? r.scheduled_for ?? "") || 0 }))
+        .sort((a, b) => b.t - a.t || (a.r.id < b.r.id ? 1 : -1))
+        .slice(0, 20);
     const sorted = Array.from({ length: 5 }, () => time(sortAll));
     if (!store.recent) return { sort_all_p50_ms: r2(pct(sorted, 50)) };
     const build = time(() => store.recent({ limit: 20 }));
@@ -774,7 +905,15 @@ async function benchRecord() {
       writeHistory(dir, jobIds, Math.min(100, total));
       const { store, load_ms, all_loaded_ms } = await open(dir, 100);
       const pages = recentPages(store);
-      rows.push({ series: "many jobs, 100 runs each (default cap)", total_runs: total, jobs: jobIds.length, load_ms, all_loaded_ms, ...(await measure(store, jobIds, 300)), ...pages });
+      rows.push({
+        series: "many jobs, 100 runs each (default cap)",
+        total_runs: total,
+        jobs: jobIds.length,
+        load_ms,
+        all_loaded_ms,
+        ...(await measure(store, jobIds, 300)),
+        ...pages,
+      });
       await store.close?.();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -784,7 +923,14 @@ async function benchRecord() {
       const jobIds = [randomUUID()];
       writeHistory(dir, jobIds, total);
       const { store, load_ms, all_loaded_ms } = await open(dir, total);
-      rows.push({ series: "one job, runs_per_job = history size", total_runs: total, jobs: 1, load_ms, all_loaded_ms, ...(await measure(store, jobIds, total >= 100_000 ? 10 : total >= 10_000 ? 30 : 100)) });
+      rows.push({
+        series: "one job, runs_per_job = history size",
+        total_runs: total,
+        jobs: 1,
+        load_ms,
+        all_loaded_ms,
+        ...(await measure(store, jobIds, total >= 100_000 ? 10 : total >= 10_000 ? 30 : 100)),
+      });
       await store.close?.();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -801,15 +947,49 @@ async function benchRecord() {
       for (; done < mark - 200; done++) await store.put(finished(jobId));
       const lat = await timeEach(200, () => store.put(finished(jobId)));
       done += 200;
-      rows.push({ series: "one job, default cap 100, runs recorded so far", total_runs: mark, jobs: 1, load_ms: null, p50_us: Math.round(pct(lat, 50) * 1000), mean_us: Math.round(mean(lat) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) });
+      rows.push({
+        series: "one job, default cap 100, runs recorded so far",
+        total_runs: mark,
+        jobs: 1,
+        load_ms: null,
+        p50_us: Math.round(pct(lat, 50) * 1000),
+        mean_us: Math.round(mean(lat) * 1000),
+        p99_us: Math.round(pct(lat, 99) * 1000),
+      });
     }
     await store.close?.();
     rmSync(dir, { recursive: true, force: true });
   }
   table(
     "Recording one finished run (RunStore.put, awaited: on disk when it resolves); loading a history; list_runs across jobs (RunStore.recent)",
-    ["series", "runs", "jobs", "put p50 µs", "put mean µs", "put p99 µs", "load() ms", "all in memory ms", "sort all ms", "index build ms", "newest page µs", "page after cursor µs"],
-    rows.map((r) => [r.series, r.total_runs, r.jobs, r.p50_us, r.mean_us, r.p99_us, r.load_ms, r.all_loaded_ms, r.sort_all_p50_ms, r.recent_index_build_ms, r.recent_first_page_us, r.recent_cursor_page_p50_us]),
+    [
+      "series",
+      "runs",
+      "jobs",
+      "put p50 µs",
+      "put mean µs",
+      "put p99 µs",
+      "load() ms",
+      "all in memory ms",
+      "sort all ms",
+      "index build ms",
+      "newest page µs",
+      "page after cursor µs",
+    ],
+    rows.map((r) => [
+      r.series,
+      r.total_runs,
+      r.jobs,
+      r.p50_us,
+      r.mean_us,
+      r.p99_us,
+      r.load_ms,
+      r.all_loaded_ms,
+      r.sort_all_p50_ms,
+      r.recent_index_build_ms,
+      r.recent_first_page_us,
+      r.recent_cursor_page_p50_us,
+    ]),
   );
   results.sections.record = rows;
 }
@@ -826,7 +1006,8 @@ async function benchHttp() {
   }
   const out = await new Promise((resolve) => {
     const child = spawn(process.execPath, [script, "--sessions", "50", "--calls", "20"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
     child.stderr.on("data", (c) => (stderr += c));
     const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
@@ -844,16 +1025,20 @@ async function benchHttp() {
     results.sections.http = { error: `exit ${out.code}`, stderr: out.stderr.slice(-2000) };
     return;
   }
-  table("HTTP: 50 concurrent sessions × 20 calls (bench/http-load.mjs; clients share the 2 cores)", ["figure", "value"], [
-    ["calls", data.calls],
-    ["errors", data.errors],
-    ["p50 ms", data.p50_ms],
-    ["p99 ms", data.p99_ms],
-    ["max ms", data.max_ms],
-    ["calls/s", data.calls_per_second],
-    ["fan-out: sessions reached / max ms", `${data.fanout_sessions_reached} / ${data.fanout_max_ms}`],
-    ["server RSS MB", data.server_rss_mb],
-  ]);
+  table(
+    "HTTP: 50 concurrent sessions × 20 calls (bench/http-load.mjs; clients share the 2 cores)",
+    ["figure", "value"],
+    [
+      ["calls", data.calls],
+      ["errors", data.errors],
+      ["p50 ms", data.p50_ms],
+      ["p99 ms", data.p99_ms],
+      ["max ms", data.max_ms],
+      ["calls/s", data.calls_per_second],
+      ["fan-out: sessions reached / max ms", `${data.fanout_sessions_reached} / ${data.fanout_max_ms}`],
+      ["server RSS MB", data.server_rss_mb],
+    ],
+  );
   results.sections.http = data;
 }
 
@@ -883,13 +1068,17 @@ async function benchBytes() {
       list_crons_default_page_bytes: size(page.structuredContent),
       list_crons_50_jobs_bytes: size(all.structuredContent),
     };
-    table("Bytes a model reads (structuredContent; 100-character prompts)", ["figure", "bytes", "target"], [
-      ["tool definitions (name, description, inputSchema), all tools", row.tool_definitions_bytes, "≤ 12,288"],
-      ["whole tools/list (with output schemas, annotations)", row.tools_list_bytes, "—"],
-      ["add_cron answer", row.add_cron_answer_bytes, "≤ 1,024"],
-      ["list_crons, default page (20 rows)", row.list_crons_default_page_bytes, "—"],
-      ["list_crons, 50 rows", row.list_crons_50_jobs_bytes, "≤ 12,288"],
-    ]);
+    table(
+      "Bytes a model reads (structuredContent; 100-character prompts)",
+      ["figure", "bytes", "target"],
+      [
+        ["tool definitions (name, description, inputSchema), all tools", row.tool_definitions_bytes, "≤ 12,288"],
+        ["whole tools/list (with output schemas, annotations)", row.tools_list_bytes, "—"],
+        ["add_cron answer", row.add_cron_answer_bytes, "≤ 1,024"],
+        ["list_crons, default page (20 rows)", row.list_crons_default_page_bytes, "—"],
+        ["list_crons, 50 rows", row.list_crons_50_jobs_bytes, "≤ 12,288"],
+      ],
+    );
     results.sections.bytes = row;
   } finally {
     await s.close();
@@ -902,7 +1091,11 @@ async function benchBytes() {
  */
 async function benchPostgres() {
   const out = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, "bench", "postgres.mjs"), ...(opt.cli ? ["--cli", cli] : [])], { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENT_CRON_ALWAYS_ON: "client" } });
+    const child = spawn(process.execPath, [path.join(root, "bench", "postgres.mjs"), ...(opt.cli ? ["--cli", cli] : [])], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, AGENT_CRON_ALWAYS_ON: "client" },
+    });
     let stdout = "";
     child.stdout.on("data", (c) => {
       stdout += c;
@@ -911,7 +1104,11 @@ async function benchPostgres() {
     child.on("exit", (code) => resolve({ code, stdout }));
   });
   const skipped = /^bench postgres: skipped[;,]? ?(.*)$/m.exec(out.stdout);
-  results.sections.postgres = { reached: !skipped && out.code === 0, exit_code: out.code, note: skipped ? skipped[1] : out.code === 0 ? "ran (bench/results/postgres.json)" : `failed (exit ${out.code})` };
+  results.sections.postgres = {
+    reached: !skipped && out.code === 0,
+    exit_code: out.code,
+    note: skipped ? skipped[1] : out.code === 0 ? "ran (bench/results/postgres.json)" : `failed (exit ${out.code})`,
+  };
   if (out.code !== 0) process.exitCode = 1;
 }
 
@@ -919,41 +1116,86 @@ async function benchPostgres() {
 function targetsTable(sec) {
   const rows = [];
   const mb = (b) => r2(b / 2 ** 20);
-  const add = (figure, target, value, met) => rows.push([figure, target, value ?? "—", value === null || value === undefined || met === null ? "not measured" : met ? "met" : "missed"]);
+  const add = (figure, target, value, met) =>
+    rows.push([figure, target, value ?? "—", value === null || value === undefined || met === null ? "not measured" : met ? "met" : "missed"]);
   const st = sec.start && !sec.start.error ? sec.start : null;
-  for (const [tag, c] of [[st?.node, st], [st?.node22?.node, st?.node22]]) {
+  for (const [tag, c] of [
+    [st?.node, st],
+    [st?.node22?.node, st?.node22],
+  ]) {
     if (!c) continue;
     const raw = c.cold_raw_tools_list_p50_ms / c.bare_node_p50_ms;
     const sdk = c.cold_p50_ms / c.bare_node_p50_ms;
-    add(`cold start to the first raw tools/list, Node ${tag}`, `≤ 2× bare node (${c.bare_node_p50_ms} ms)`, `${c.cold_raw_tools_list_p50_ms} ms = ${r2(raw)}×`, raw <= 2);
+    add(
+      `cold start to the first raw tools/list, Node ${tag}`,
+      `≤ 2× bare node (${c.bare_node_p50_ms} ms)`,
+      `${c.cold_raw_tools_list_p50_ms} ms = ${r2(raw)}×`,
+      raw <= 2,
+    );
     add(`cold start to an SDK listTools(), Node ${tag}`, `≤ 3× bare node`, `${c.cold_p50_ms} ms = ${r2(sdk)}×`, sdk <= 3);
   }
   if (st) {
     const vsPeer = st.peer_restart_1k_jobs_ms ? st.restart_1k_jobs_p50_ms / st.peer_restart_1k_jobs_ms : null;
-    add("restart with 1,000 jobs", `≤ 5× mcp-cron's (${st.peer_restart_1k_jobs_ms ?? "not measured"} ms)`, vsPeer === null ? `${st.restart_1k_jobs_p50_ms} ms` : `${st.restart_1k_jobs_p50_ms} ms = ${r2(vsPeer)}×`, vsPeer === null ? null : vsPeer <= 5);
-    add("restart with 100,000 jobs", "≤ 1,500 ms", st.restart_100k_jobs_p50_ms === undefined ? null : `${st.restart_100k_jobs_p50_ms} ms`, st.restart_100k_jobs_p50_ms <= 1500);
+    add(
+      "restart with 1,000 jobs",
+      `≤ 5× mcp-cron's (${st.peer_restart_1k_jobs_ms ?? "not measured"} ms)`,
+      vsPeer === null ? `${st.restart_1k_jobs_p50_ms} ms` : `${st.restart_1k_jobs_p50_ms} ms = ${r2(vsPeer)}×`,
+      vsPeer === null ? null : vsPeer <= 5,
+    );
+    add(
+      "restart with 100,000 jobs",
+      "≤ 1,500 ms",
+      st.restart_100k_jobs_p50_ms === undefined ? null : `${st.restart_100k_jobs_p50_ms} ms`,
+      st.restart_100k_jobs_p50_ms <= 1500,
+    );
   }
   const mem = Array.isArray(sec.memory) ? sec.memory : [];
-  for (const [jobs, limit] of [[1000, 55], [100_000, 250]]) {
+  for (const [jobs, limit] of [
+    [1000, 55],
+    [100_000, 250],
+  ]) {
     const r = mem.find((x) => x.jobs === jobs);
     add(`RSS at ${jobs.toLocaleString("en")} jobs (1 s after start)`, `≤ ${limit} MB`, r ? `${mb(r.rss_bytes)} MB` : null, r ? mb(r.rss_bytes) <= limit : null);
   }
   const fire = Array.isArray(sec.fire) ? sec.fire : [];
   const f = fire.find((x) => x.fleet === 1000 && x.sandbox === "none");
   if (f?.aborted) add("fleet of 1,000 every-second `true` jobs (no sandbox)", "≥ 99 % run, p99 ≤ 50 ms", `stopped: ${f.aborted} (${f.rss_max_mb} MB)`, false);
-  add("fleet of 1,000 every-second `true` jobs (no sandbox): occurrences run", "≥ 99 %", f && !f.aborted ? `${r2(f.share_run * 100)} %` : null, f && !f.aborted ? f.share_run >= 0.99 : null);
+  add(
+    "fleet of 1,000 every-second `true` jobs (no sandbox): occurrences run",
+    "≥ 99 %",
+    f && !f.aborted ? `${r2(f.share_run * 100)} %` : null,
+    f && !f.aborted ? f.share_run >= 0.99 : null,
+  );
   add("…fire lateness p99", "≤ 50 ms", f ? `${f.late_p99_ms} ms` : null, f ? f.late_p99_ms <= 50 : null);
-  add("…tool calls during the fleet, p99 (not stalled)", "≤ 50 ms", f?.tool_call_p99_ms == null ? null : `${f.tool_call_p99_ms} ms`, f ? f.tool_call_p99_ms <= 50 : null);
+  add(
+    "…tool calls during the fleet, p99 (not stalled)",
+    "≤ 50 ms",
+    f?.tool_call_p99_ms == null ? null : `${f.tool_call_p99_ms} ms`,
+    f ? f.tool_call_p99_ms <= 50 : null,
+  );
   const fs = fire.find((x) => x.fleet === 1000 && x.sandbox !== "none");
-  add("the same fleet, default sandbox: occurrences run, lateness p99, CPU per run", "reported", fs?.aborted ? `stopped: ${fs.aborted}` : fs ? `${r2(fs.share_run * 100)} %, ${fs.late_p99_ms} ms, ${fs.cpu_ms_per_run} ms CPU/run (no sandbox: ${f?.cpu_ms_per_run ?? "—"})` : null, fs ? true : null);
+  add(
+    "the same fleet, default sandbox: occurrences run, lateness p99, CPU per run",
+    "reported",
+    fs?.aborted
+      ? `stopped: ${fs.aborted}`
+      : fs
+        ? `${r2(fs.share_run * 100)} %, ${fs.late_p99_ms} ms, ${fs.cpu_ms_per_run} ms CPU/run (no sandbox: ${f?.cpu_ms_per_run ?? "—"})`
+        : null,
+    fs ? true : null,
+  );
   const b = sec.bytes && !sec.bytes.error ? sec.bytes : null;
-  add("a 50-row list_crons answer (100-character prompts)", "≤ 12,288 B", b ? `${b.list_crons_50_jobs_bytes} B` : null, b ? b.list_crons_50_jobs_bytes <= 12_288 : null);
+  add(
+    "a 50-row list_crons answer (100-character prompts)",
+    "≤ 12,288 B",
+    b ? `${b.list_crons_50_jobs_bytes} B` : null,
+    b ? b.list_crons_50_jobs_bytes <= 12_288 : null,
+  );
   const pgs = sec.postgres;
   add("npm run bench reaches its Postgres section", "ran", pgs ? pgs.note : null, pgs ? pgs.reached : null);
   table(`Targets (issue 27), load average ${os.loadavg()[0].toFixed(2)} now`, ["figure", "target", "measured", "met?"], rows);
   return rows;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // the ledger's audit (SPEC §18): 1,000 jobs with a week of every-minute history
@@ -976,9 +1218,22 @@ async function benchAudit() {
       // Created a week and an hour ago (spread: each at its own second, so each @every has its own occurrences).
       const created = now - WEEK - 3_600_000 + (spread ? i * 1000 : 0);
       const createdIso = new Date(created).toISOString();
-      jobs.push({ id: randomUUID(), name: `job-${i}`, schedule, timezone: "UTC", run_at: null, state: "active", created_at: createdIso, expires_at: null, jitter_seconds: 0, missed_spans: [], schedule_history: [{ at: createdIso, state: "active", schedule, timezone: "UTC" }] });
+      jobs.push({
+        id: randomUUID(),
+        name: `job-${i}`,
+        schedule,
+        timezone: "UTC",
+        run_at: null,
+        state: "active",
+        created_at: createdIso,
+        expires_at: null,
+        jitter_seconds: 0,
+        missed_spans: [],
+        schedule_history: [{ at: createdIso, state: "active", schedule, timezone: "UTC" }],
+      });
       // The per-job index the App keeps: every occurrence of the week recorded (typed arrays, no object per run).
-      const first = schedule === "* * * * *" ? Math.ceil((since + 1) / 60_000) * 60_000 : created + Math.max(1, Math.floor((since - created) / 60_000) + 1) * 60_000;
+      const first =
+        schedule === "* * * * *" ? Math.ceil((since + 1) / 60_000) * 60_000 : created + Math.max(1, Math.floor((since - created) / 60_000) + 1) * 60_000;
       const n = Math.floor((now - first) / 60_000) + 1;
       const times = new Float64Array(n);
       for (let k = 0; k < n; k++) times[k] = first + k * 60_000;
@@ -1005,7 +1260,11 @@ async function benchAudit() {
     rows.push({ series, jobs: JOBS, occurrences: check.occurrences, p50_ms: r2(pct(lat, 50)), max_ms: r2(Math.max(...lat)), cpu_p50_ms: r2(pct(cpu, 50)) });
     log(`audit ${series}: ${JSON.stringify(rows.at(-1))}`);
   }
-  table("Audit (SPEC §18): every occurrence of the last 7 days against its record, per-job sorted indexes (target < 200 ms at 1,000 jobs)", ["series", "jobs", "occurrences", "p50 ms", "max ms", "CPU p50 ms"], rows.map((r) => [r.series, r.jobs, r.occurrences, r.p50_ms, r.max_ms, r.cpu_p50_ms]));
+  table(
+    "Audit (SPEC §18): every occurrence of the last 7 days against its record, per-job sorted indexes (target < 200 ms at 1,000 jobs)",
+    ["series", "jobs", "occurrences", "p50 ms", "max ms", "CPU p50 ms"],
+    rows.map((r) => [r.series, r.jobs, r.occurrences, r.p50_ms, r.max_ms, r.cpu_p50_ms]),
+  );
   results.sections.audit = rows;
 }
 
@@ -1034,15 +1293,38 @@ async function benchDurability() {
       await runs.put({ ...r, status: "completed" });
     });
     await runs.close();
-    rows.push({ durability, add_p50_us: Math.round(pct(adds, 50) * 1000), add_mean_us: Math.round(mean(adds) * 1000), run_p50_us: Math.round(pct(perRun, 50) * 1000), run_mean_us: Math.round(mean(perRun) * 1000) });
+    rows.push({
+      durability,
+      add_p50_us: Math.round(pct(adds, 50) * 1000),
+      add_mean_us: Math.round(mean(adds) * 1000),
+      run_p50_us: Math.round(pct(perRun, 50) * 1000),
+      run_mean_us: Math.round(mean(perRun) * 1000),
+    });
     rmSync(dir, { recursive: true, force: true });
   }
-  table(`Durability: cost per acknowledged add (a journal line) and per run (two run-log lines), ${N} each, on ${base}`, ["durability", "add p50 µs", "add mean µs", "run p50 µs", "run mean µs"], rows.map((r) => [r.durability, r.add_p50_us, r.add_mean_us, r.run_p50_us, r.run_mean_us]));
+  table(
+    `Durability: cost per acknowledged add (a journal line) and per run (two run-log lines), ${N} each, on ${base}`,
+    ["durability", "add p50 µs", "add mean µs", "run p50 µs", "run mean µs"],
+    rows.map((r) => [r.durability, r.add_p50_us, r.add_mean_us, r.run_p50_us, r.run_mean_us]),
+  );
   results.sections.durability = rows;
 }
 
-const runners = { fire: benchFire, add: benchAdd, memory: benchMemory, start: benchStart, record: benchRecord, http: benchHttp, bytes: benchBytes, postgres: benchPostgres, audit: benchAudit, durability: benchDurability };
-console.log(`agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version} · load ${results.machine.loadavg_before[0]}`);
+const runners = {
+  fire: benchFire,
+  add: benchAdd,
+  memory: benchMemory,
+  start: benchStart,
+  record: benchRecord,
+  http: benchHttp,
+  bytes: benchBytes,
+  postgres: benchPostgres,
+  audit: benchAudit,
+  durability: benchDurability,
+};
+console.log(
+  `agent-cron bench ${results.date} · ${results.machine.cpus} CPUs (${results.machine.cpu_model}) · Node ${process.version} · load ${results.machine.loadavg_before[0]}`,
+);
 const t0 = performance.now();
 for (const name of SECTIONS) {
   if (!only.includes(name)) continue;
@@ -1060,7 +1342,9 @@ for (const name of SECTIONS) {
 results.total_ms = Math.round(performance.now() - t0);
 results.machine.loadavg_after = os.loadavg().map((x) => r2(x));
 if (results.machine.loadavg_before[0] > 1 || results.machine.loadavg_after[0] > 1.5) {
-  console.log(`\nNote: the machine was busy (load average ${results.machine.loadavg_before[0]} before, ${results.machine.loadavg_after[0]} after); timings are inflated.`);
+  console.log(
+    `\nNote: the machine was busy (load average ${results.machine.loadavg_before[0]} before, ${results.machine.loadavg_after[0]} after); timings are inflated.`,
+  );
 }
 mkdirSync(path.dirname(opt.out), { recursive: true });
 // Merge with an earlier run's sections so that `--only x` refreshes x and keeps the rest.
@@ -1068,8 +1352,15 @@ let previous = {};
 try {
   previous = opt.only ? JSON.parse(readFileSync(opt.out, "utf8")) : {};
 } catch {}
-const when = Object.fromEntries(Object.keys(results.sections).map((k) => [k, { date: results.date, command: results.command, loadavg_before: results.machine.loadavg_before }]));
-const merged = { ...previous, ...results, sections: { ...(previous.sections ?? {}), ...results.sections }, section_runs: { ...(previous.section_runs ?? {}), ...when } };
+const when = Object.fromEntries(
+  Object.keys(results.sections).map((k) => [k, { date: results.date, command: results.command, loadavg_before: results.machine.loadavg_before }]),
+);
+const merged = {
+  ...previous,
+  ...results,
+  sections: { ...(previous.sections ?? {}), ...results.sections },
+  section_runs: { ...(previous.section_runs ?? {}), ...when },
+};
 merged.targets = targetsTable(merged.sections);
 writeFileSync(opt.out, JSON.stringify(merged, null, 2) + "\n");
 console.log(`\nTotal ${(results.total_ms / 1000).toFixed(0)} s; JSON in ${path.relative(process.cwd(), opt.out) || opt.out}`);

@@ -20,7 +20,15 @@ const RUNS = Number(opt.runs);
 
 const { build } = await import("esbuild");
 const outdir = path.join(root, ".cache", "bench-lib");
-await build({ entryPoints: [path.join(root, "src", "executors", "index.ts"), path.join(root, "src", "executors", "sandbox.ts")], outdir, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+await build({
+  entryPoints: [path.join(root, "src", "executors", "index.ts"), path.join(root, "src", "executors", "sandbox.ts")],
+  outdir,
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  logLevel: "warning",
+});
 const { createExecutor } = await import(pathToFileURL(path.join(outdir, "index.js")).href);
 const { bwrapWorksHere } = await import(pathToFileURL(path.join(outdir, "sandbox.js")).href);
 
@@ -32,9 +40,20 @@ async function attempt(executor, i) {
   const workDir = mkdtempSync(path.join(base, "run-"));
   const t0 = performance.now();
   const r = await executor.execute({
-    runId: `bench-${i}`, jobId: "bench", sessionId: "bench", resume: false, scheduledFor: "", prompt: "", workDir,
-    timeoutMs: 30_000, outputFormat: "text", outputSchema: null, maxCostUsd: null, signal: new AbortController().signal,
-    scratchDir: workDir, maxOutputBytes: 65_536,
+    runId: `bench-${i}`,
+    jobId: "bench",
+    sessionId: "bench",
+    resume: false,
+    scheduledFor: "",
+    prompt: "",
+    workDir,
+    timeoutMs: 30_000,
+    outputFormat: "text",
+    outputSchema: null,
+    maxCostUsd: null,
+    signal: new AbortController().signal,
+    scratchDir: workDir,
+    maxOutputBytes: 65_536,
   });
   const ms = performance.now() - t0;
   if (r.status !== "completed") throw new Error(`run ${i} ended ${r.status}: ${r.error}`);
@@ -48,16 +67,32 @@ const median = (xs) => {
 
 const rows = [];
 for (const sandbox of ["none", "auto"]) {
-  const executor = createExecutor(sandbox, { type: "command", command: ["/bin/true"], output: "text", env: {}, sandbox }, { env_allow: [] }, { serverEnv, killGraceMs: 500, hiddenPaths: [] });
+  const executor = createExecutor(
+    sandbox,
+    { type: "command", command: ["/bin/true"], output: "text", env: {}, sandbox },
+    { env_allow: [] },
+    { serverEnv, killGraceMs: 500, hiddenPaths: [] },
+  );
   for (let i = 0; i < 5; i++) await attempt(executor, i);
   const times = [];
   for (let i = 0; i < RUNS; i++) times.push(await attempt(executor, i));
-  rows.push({ sandbox, sandboxed: sandbox === "auto" && check.ok, runs: RUNS, median_ms: Math.round(median(times) * 10) / 10, p90_ms: Math.round([...times].sort((a, b) => a - b)[Math.floor(RUNS * 0.9)] * 10) / 10 });
+  rows.push({
+    sandbox,
+    sandboxed: sandbox === "auto" && check.ok,
+    runs: RUNS,
+    median_ms: Math.round(median(times) * 10) / 10,
+    p90_ms: Math.round([...times].sort((a, b) => a - b)[Math.floor(RUNS * 0.9)] * 10) / 10,
+  });
 }
 rmSync(base, { recursive: true, force: true });
 
-process.stdout.write(`\n== sandbox: one run of /bin/true (${check.ok ? `bubblewrap works here: ${check.version}` : `bubblewrap does not work here: ${check.detail}`})\n`);
+process.stdout.write(
+  `\n== sandbox: one run of /bin/true (${check.ok ? `bubblewrap works here: ${check.version}` : `bubblewrap does not work here: ${check.detail}`})\n`,
+);
 process.stdout.write("SANDBOX  SANDBOXED  RUNS  MEDIAN ms  P90 ms\n");
-for (const r of rows) process.stdout.write(`${r.sandbox.padEnd(7)}  ${String(r.sandboxed).padEnd(9)}  ${String(r.runs).padEnd(4)}  ${String(r.median_ms).padEnd(9)}  ${r.p90_ms}\n`);
+for (const r of rows)
+  process.stdout.write(
+    `${r.sandbox.padEnd(7)}  ${String(r.sandboxed).padEnd(9)}  ${String(r.runs).padEnd(4)}  ${String(r.median_ms).padEnd(9)}  ${r.p90_ms}\n`,
+  );
 const [none, auto] = rows;
 process.stdout.write(`auto costs ${Math.round((auto.median_ms - none.median_ms) * 10) / 10} ms more per run (median)\n`);

@@ -15,12 +15,22 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const { values: opt } = parseArgs({ options: { cycles: { type: "string", default: "500" }, cli: { type: "string", default: path.join(root, "dist", "cli.js") } } });
+const { values: opt } = parseArgs({
+  options: { cycles: { type: "string", default: "500" }, cli: { type: "string", default: path.join(root, "dist", "cli.js") } },
+});
 const CYCLES = Number(opt.cycles);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-schemas-"));
-writeFileSync(path.join(dir, "config.json"), JSON.stringify({ executors: { echo: { type: "command", command: ["true"], sandbox: "none" } }, default_executor: "echo" }));
-const transport = new StdioClientTransport({ command: process.execPath, args: [opt.cli, "serve", "--data-dir", dir], env: { PATH: process.env.PATH ?? "", HOME: os.homedir() }, stderr: "ignore" });
+writeFileSync(
+  path.join(dir, "config.json"),
+  JSON.stringify({ executors: { echo: { type: "command", command: ["true"], sandbox: "none" } }, default_executor: "echo" }),
+);
+const transport = new StdioClientTransport({
+  command: process.execPath,
+  args: [opt.cli, "serve", "--data-dir", dir],
+  env: { PATH: process.env.PATH ?? "", HOME: os.homedir() },
+  stderr: "ignore",
+});
 const client = new Client({ name: "bench", version: "1" });
 await client.connect(transport);
 const pid = transport.pid;
@@ -32,7 +42,13 @@ const schema = (i) => ({
   required: ["summary", "items"],
   properties: {
     summary: { type: "string", maxLength: 2000 },
-    items: { type: "array", items: { type: "object", properties: Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`f${i}_${k}`, { type: "string", pattern: `^[a-z]{1,${k + 1}}$` }])) } },
+    items: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`f${i}_${k}`, { type: "string", pattern: `^[a-z]{1,${k + 1}}$` }])),
+      },
+    },
   },
 });
 
@@ -53,6 +69,8 @@ const ms = performance.now() - t0;
 const after = rssMb();
 await new Promise((r) => setTimeout(r, 2000));
 const settled = rssMb();
-console.log(`${CYCLES} add_cron + remove cycles with an output_schema (${path.relative(root, opt.cli)}): ${ms.toFixed(0)} ms; server RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after, ${settled.toFixed(0)} MB 2 s later`);
+console.log(
+  `${CYCLES} add_cron + remove cycles with an output_schema (${path.relative(root, opt.cli)}): ${ms.toFixed(0)} ms; server RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after, ${settled.toFixed(0)} MB 2 s later`,
+);
 await client.close();
 rmSync(dir, { recursive: true, force: true });

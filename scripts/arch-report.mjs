@@ -26,7 +26,15 @@ function placeOf(rel) {
   if (top === "http") return [5, "http"];
   return [6, "root"];
 }
-const floorNames = ["kernel", "config", "core", "adapters (backends, executors, delivery, run-tools, ops)", "edges (mcp, dashboard)", "http (the one HTTP server)", "root (compose, cli, service, doctor, …)"];
+const floorNames = [
+  "kernel",
+  "config",
+  "core",
+  "adapters (backends, executors, delivery, run-tools, ops)",
+  "edges (mcp, dashboard)",
+  "http (the one HTTP server)",
+  "root (compose, cli, service, doctor, …)",
+];
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -35,7 +43,9 @@ function walk(dir) {
   });
 }
 
-const files = walk(src).map((p) => path.relative(src, p).split(path.sep).join("/")).sort();
+const files = walk(src)
+  .map((p) => path.relative(src, p).split(path.sep).join("/"))
+  .sort();
 const importRe = /(?:^|\n)\s*(import|export)\s+(type\s+)?[^"'`;]*?from\s+["'](\.[^"']+)["']|import\(\s*["'](\.[^"']+)["']\s*\)/g;
 const edges = [];
 const lines = {};
@@ -68,19 +78,25 @@ const pairs = (list) => {
     const key = `${placeOf(e.from)[1]} → ${placeOf(e.to)[1]}`;
     (byPair.get(key) ?? byPair.set(key, []).get(key)).push(e);
   }
-  return [...byPair].map(([pair, es]) => ({ pair, imports: es.length, files: [...new Set(es.map((e) => e.from))] , edges: es }));
+  return [...byPair].map(([pair, es]) => ({ pair, imports: es.length, files: [...new Set(es.map((e) => e.from))], edges: es }));
 };
 // Two parts of one floor that import each other form a cycle: the worst kind of across.
 const acrossPairs = pairs(across);
 const cycles = acrossPairs
-  .filter(({ pair }) => { const [a, b] = pair.split(" → "); return acrossPairs.some((p) => p.pair === `${b} → ${a}`); })
+  .filter(({ pair }) => {
+    const [a, b] = pair.split(" → ");
+    return acrossPairs.some((p) => p.pair === `${b} → ${a}`);
+  })
   .map(({ pair }) => pair);
 
 const floors = floorNames.map((name, i) => {
   const members = files.filter((f) => placeOf(f)[0] === i);
   return { floor: i, name, files: members.length, lines: members.reduce((n, f) => n + lines[f], 0), parts: [...new Set(members.map((f) => placeOf(f)[1]))] };
 });
-const largest = Object.entries(lines).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([file, n]) => ({ file: `src/${file}`, lines: n }));
+const largest = Object.entries(lines)
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 12)
+  .map(([file, n]) => ({ file: `src/${file}`, lines: n }));
 const report = {
   files: files.length,
   lines: Object.values(lines).reduce((a, b) => a + b, 0),
@@ -99,9 +115,17 @@ if (process.argv.includes("--json")) {
   console.log("\nFloors (lowest first):");
   for (const f of floors) console.log(`  ${f.floor} ${f.name}: ${f.files} files, ${f.lines} lines${f.parts.length > 1 ? ` [${f.parts.join(", ")}]` : ""}`);
   console.log(`\nArrows running back up a floor: ${up.length} imports in ${report.upward.pairs} part pairs`);
-  for (const p of report.upward.byPair) { console.log(`  ${p.pair} (${p.imports})`); p.edges.forEach((e) => console.log(fmt(e))); }
-  console.log(`\nArrows across one floor between parts: ${across.length} imports in ${acrossPairs.length} part pairs; cycles: ${cycles.length ? cycles.join("; ") : "none"}`);
-  for (const p of acrossPairs) { console.log(`  ${p.pair} (${p.imports})`); p.edges.forEach((e) => console.log(fmt(e))); }
+  for (const p of report.upward.byPair) {
+    console.log(`  ${p.pair} (${p.imports})`);
+    p.edges.forEach((e) => console.log(fmt(e)));
+  }
+  console.log(
+    `\nArrows across one floor between parts: ${across.length} imports in ${acrossPairs.length} part pairs; cycles: ${cycles.length ? cycles.join("; ") : "none"}`,
+  );
+  for (const p of acrossPairs) {
+    console.log(`  ${p.pair} (${p.imports})`);
+    p.edges.forEach((e) => console.log(fmt(e)));
+  }
   console.log("\nLargest files:");
   for (const l of largest) console.log(`  ${String(l.lines).padStart(5)}  ${l.file}`);
 }

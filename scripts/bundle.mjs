@@ -83,12 +83,16 @@ const viewStyle = await transform(readFileSync(`${viewDir}/view.css`, "utf8"), {
 // browser reads the rest of a script. Both occur only in strings, template literals and
 // regular expressions of the bundle (markdown-it's HTML-block patterns), where \x3C is "<".
 const script = viewScript.outputFiles[0].text.replace(/<!--/g, "\\x3C!--").replace(/<\/script/gi, "\\x3C/script");
-if (/<\/script|<!--/i.test(script) || /<\/style/i.test(viewStyle.code)) throw new Error("bundle: the app view's script or style contains a closing tag; escape it in the source.");
+if (/<\/script|<!--/i.test(script) || /<\/style/i.test(viewStyle.code))
+  throw new Error("bundle: the app view's script or style contains a closing tag; escape it in the source.");
 const page = readFileSync(`${viewDir}/view.html`, "utf8")
   .replace("/*INLINE_STYLE*/", () => viewStyle.code.trim())
   .replace("/*INLINE_SCRIPT*/", () => script.trim());
 // A module whose default export is the page: the server imports it when a host asks.
-writeFileSync(path.join(outdir, "app-view.js"), `// The MCP App view ui://agent-cron/jobs (src/mcp/app-view/), built by scripts/bundle.mjs.\nexport default ${JSON.stringify(page)};\n`);
+writeFileSync(
+  path.join(outdir, "app-view.js"),
+  `// The MCP App view ui://agent-cron/jobs (src/mcp/app-view/), built by scripts/bundle.mjs.\nexport default ${JSON.stringify(page)};\n`,
+);
 
 /**
  * zod's namespace object (`import { z } from "zod/v4"`, as ext-apps and the SDK write it)
@@ -124,10 +128,10 @@ function noDefaultAjvInSdkServer() {
         return { path: "ajv-provider-stub", namespace: "agent-cron-stub" };
       });
       b.onLoad({ filter: /^ajv-provider-stub$/, namespace: "agent-cron-stub" }, () => ({
-        contents: "export class AjvJsonSchemaValidator { constructor() { throw new Error('agent-cron passes its own jsonSchemaValidator to the SDK server (src/mcp/elicit-validator.ts).'); } }",
+        contents:
+          "export class AjvJsonSchemaValidator { constructor() { throw new Error('agent-cron passes its own jsonSchemaValidator to the SDK server (src/mcp/elicit-validator.ts).'); } }",
         loader: "js",
       }));
     },
   };
 }
-

@@ -28,7 +28,9 @@ const TYPES = { claude: "claude-code", codex: "codex" };
 if (executor || bin) {
   const name = executor ?? "claude";
   if (!TYPES[name]) {
-    process.stderr.write(`agent-cron: the extension's "Agent" setting must be claude or codex, got "${name}"; change it in Claude Desktop (Settings → Extensions → agent-cron).\n`);
+    process.stderr.write(
+      `agent-cron: the extension's "Agent" setting must be claude or codex, got "${name}"; change it in Claude Desktop (Settings → Extensions → agent-cron).\n`,
+    );
     process.exit(2);
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

@@ -28,7 +28,7 @@ const manifest = {
   version: pkg.version,
   description: pkg.description,
   long_description:
-    "Lets Claude schedule recurring and one-shot agent work (\"every weekday at 9, audit the logs\", \"in 20 minutes, check the deploy\"). Each run starts a fresh agent session (Claude Code or Codex) with a timeout and retries; jobs survive restarts and run in agent-cron's background owner while Claude Desktop is closed. Results are kept to read later and can be delivered to Slack, Discord, ntfy and more.",
+    'Lets Claude schedule recurring and one-shot agent work ("every weekday at 9, audit the logs", "in 20 minutes, check the deploy"). Each run starts a fresh agent session (Claude Code or Codex) with a timeout and retries; jobs survive restarts and run in agent-cron\'s background owner while Claude Desktop is closed. Results are kept to read later and can be delivered to Slack, Discord, ntfy and more.',
   author: { name: "agent-cron contributors", url: pkg.homepage.replace(/#.*$/, "") },
   repository: { type: "git", url: pkg.repository.url.replace(/^git\+/, "").replace(/\.git$/, "") },
   homepage: pkg.homepage,
@@ -55,14 +55,16 @@ const manifest = {
     data_dir: {
       type: "directory",
       title: "Data folder",
-      description: "Where agent-cron keeps its jobs, runs and config.json (the --data-dir of agent-cron). Default ~/.agent-cron, shared with the agent-cron command line.",
+      description:
+        "Where agent-cron keeps its jobs, runs and config.json (the --data-dir of agent-cron). Default ~/.agent-cron, shared with the agent-cron command line.",
       default: "${HOME}/.agent-cron",
       required: false,
     },
     executor: {
       type: "string",
       title: "Agent",
-      description: 'Which agent runs the jobs: "claude" (Claude Code, the default) or "codex". Becomes default_executor; the executors in the data folder\'s config.json are kept.',
+      description:
+        'Which agent runs the jobs: "claude" (Claude Code, the default) or "codex". Becomes default_executor; the executors in the data folder\'s config.json are kept.',
       default: "claude",
       required: false,
     },

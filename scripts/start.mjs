@@ -24,7 +24,9 @@ const sources = ["src", "scripts/bundle.mjs", "package.json", "tsconfig.json", "
 const builtAt = Math.min(...built.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
 const changedAt = Math.max(...sources.map(newest));
 if (builtAt === 0 || changedAt > builtAt) {
-  process.stderr.write(`agent-cron: building ${path.relative(root, dist) || "dist"}/ (${builtAt === 0 ? "not built yet" : "the sources changed since the last build"})\n`);
+  process.stderr.write(
+    `agent-cron: building ${path.relative(root, dist) || "dist"}/ (${builtAt === 0 ? "not built yet" : "the sources changed since the last build"})\n`,
+  );
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   const r = spawnSync(npm, ["run", "build"], { cwd: root, stdio: "inherit", shell: process.platform === "win32" });
   if (r.status !== 0) process.exit(r.status ?? 1);

@@ -18,7 +18,11 @@ export function escapeControls(text: string, keepLines = false): string {
 export function table(headers: string[], cells: string[][]): string {
   const rows = cells.map((r) => r.map((c) => escapeControls(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
@@ -28,7 +32,10 @@ function clip(text: string, max: number): string {
 
 export function formatChannelTable(rows: ChannelRow[]): string {
   if (rows.length === 0) return "No channels configured (config key channels).";
-  return table(["CHANNEL", "TYPE", "STATUS", "DETAIL"], rows.map((r) => [r.channel, r.type, r.status, r.detail]));
+  return table(
+    ["CHANNEL", "TYPE", "STATUS", "DETAIL"],
+    rows.map((r) => [r.channel, r.type, r.status, r.detail]),
+  );
 }
 
 /** A one-shot's schedule as given ("in 20m") says nothing once made: its time is its next run. */
@@ -75,7 +82,12 @@ export function formatJob(job: Job, description: string, next: string[], recent:
     ["name", job.name ?? "-"],
     ["id", job.id],
     ["state", job.state],
-    ["schedule", job.run_at && /^in\s/i.test(job.schedule) ? `once at ${job.run_at} (${relativeTime(job.run_at)}; given as "${job.schedule}")` : `${job.schedule}  (${description})`],
+    [
+      "schedule",
+      job.run_at && /^in\s/i.test(job.schedule)
+        ? `once at ${job.run_at} (${relativeTime(job.run_at)}; given as "${job.schedule}")`
+        : `${job.schedule}  (${description})`,
+    ],
     ["executor", job.executor ?? `${defaultExecutor ?? "the default"} (follows default_executor)`],
     ["work dir", job.work_dir ?? "(fresh folder per run)"],
     ["deliver to", job.deliver_to.length ? `${job.deliver_to.join(", ")} on ${job.deliver_on.join(", ")}` : "-"],
@@ -107,9 +119,12 @@ export function formatRun(run: RunWithOutput | (Run & { output?: unknown })): st
   if (evidence.length) lines.push(`evidence   ${evidence.join(", ")}`);
   if (run.usage) lines.push(`usage      ${JSON.stringify(run.usage)}`);
   if (run.tool_calls?.length) lines.push(`tools      ${run.tool_calls.map((t) => `${t.name} ×${t.count}`).join(", ")}`);
-  if (run.delivery) lines.push(`delivery   ${run.delivery}${run.delivery_due.length ? ` (still owed: ${run.delivery_due.map((t) => t.channel).join(", ")})` : ""}`);
+  if (run.delivery)
+    lines.push(`delivery   ${run.delivery}${run.delivery_due.length ? ` (still owed: ${run.delivery_due.map((t) => t.channel).join(", ")})` : ""}`);
   for (const d of run.deliveries ?? []) {
-    lines.push(`  ${d.ok ? "ok    " : "failed"} ${d.channel} (${d.event}) attempt ${d.attempt}${d.http_status !== null ? ` HTTP ${d.http_status}` : ""}${d.message_id ? ` message ${d.message_id}` : ""}${d.error ? `: ${d.error}` : ""}  ${d.at}`);
+    lines.push(
+      `  ${d.ok ? "ok    " : "failed"} ${d.channel} (${d.event}) attempt ${d.attempt}${d.http_status !== null ? ` HTTP ${d.http_status}` : ""}${d.message_id ? ` message ${d.message_id}` : ""}${d.error ? `: ${d.error}` : ""}  ${d.at}`,
+    );
   }
   const output = run.output === undefined ? run.response : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
   if (output) lines.push("", output);
@@ -129,7 +144,10 @@ export function formatAudit(report: AuditReport): string {
   ];
   if (report.more_jobs) lines.push(`(${report.more_jobs} more jobs, all accounted for)`);
   for (const j of report.jobs.filter((j) => j.unaccounted)) {
-    lines.push("", `${j.name ?? j.job_id}: no record for ${j.unaccounted_at.join(", ")}${j.unaccounted > j.unaccounted_at.length ? ` and ${j.unaccounted - j.unaccounted_at.length} more` : ""}`);
+    lines.push(
+      "",
+      `${j.name ?? j.job_id}: no record for ${j.unaccounted_at.join(", ")}${j.unaccounted > j.unaccounted_at.length ? ` and ${j.unaccounted - j.unaccounted_at.length} more` : ""}`,
+    );
   }
   return escapeControls(lines.join("\n"), true);
 }

@@ -260,7 +260,11 @@ function parse(args: string[], options: ParseArgsConfig["options"], allowPositio
   // A boolean flag can be set false: --no-silent or --silent=false (node:util's parseArgs on
   // Node 20 has no negation of its own).
   const set: [string, boolean][] = [];
-  const booleans = new Set(Object.entries(options ?? {}).filter(([, o]) => o.type === "boolean").map(([k]) => k));
+  const booleans = new Set(
+    Object.entries(options ?? {})
+      .filter(([, o]) => o.type === "boolean")
+      .map(([k]) => k),
+  );
   args = args.filter((a) => {
     const m = /^--(?:no-([a-z][a-z0-9-]*)|([a-z][a-z0-9-]*)=(false|true))$/.exec(a);
     const name = m?.[1] ?? m?.[2];
@@ -334,7 +338,14 @@ async function watchServerConfig(values: Values, dataDir: string, config: Config
 async function serve(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { http: { type: "boolean" }, host: { type: "string" }, port: { type: "string" }, background: { type: "boolean" }, "started-by": { type: "string" }, "handover-since": { type: "string" } },
+    {
+      http: { type: "boolean" },
+      host: { type: "string" },
+      port: { type: "string" },
+      background: { type: "boolean" },
+      "started-by": { type: "string" },
+      "handover-since": { type: "string" },
+    },
     0,
   );
   const { dataDir, config, configPath: configFile } = setup(values);
@@ -376,7 +387,13 @@ async function serve(args: string[]): Promise<number> {
   if (values.http) {
     const port = values.port === undefined ? config.http.port : parsePort(String(values.port));
     const { serveHttp } = await import("./http/server.js");
-    const http = await serveHttp(host, { ...config.http, host: (values.host as string | undefined) ?? config.http.host, port, env: process.env, approverTokenEnv: config.approver_token_env }).catch(async (err) => {
+    const http = await serveHttp(host, {
+      ...config.http,
+      host: (values.host as string | undefined) ?? config.http.host,
+      port,
+      env: process.env,
+      approverTokenEnv: config.approver_token_env,
+    }).catch(async (err) => {
       await host.close(0);
       throw err;
     });
@@ -395,7 +412,14 @@ async function serve(args: string[]): Promise<number> {
     const token = process.env[config.http.token_env] || undefined;
     const log = (line: string) => logger.line(line, "metrics");
     const closeFirst = closeTransport;
-    await serveOps(metricsSourceOf(host), { host: config.http.host, port: config.metrics_port, token, tokenEnv: config.http.token_env, allowedHosts: config.http.allowed_hosts, log }).then(
+    await serveOps(metricsSourceOf(host), {
+      host: config.http.host,
+      port: config.metrics_port,
+      token,
+      tokenEnv: config.http.token_env,
+      allowedHosts: config.http.allowed_hosts,
+      log,
+    }).then(
       (ops) => {
         log(`agent-cron: metrics at ${ops.url}/metrics (and /healthz, /readyz).`);
         closeTransport = async () => {
@@ -420,7 +444,16 @@ function notice(level: string, message: string, data: Record<string, unknown> = 
 /** What a server logs of its jobs and runs (SPEC §22: every line with its job and run ids). */
 function logEvents(events: AppEventBus): void {
   events.on("notice", notice);
-  events.on("job", (job, change) => change !== "updated" && logger.log("info", `job.${change}`, `Job ${job.name ?? job.id} ${change}${job.state === "active" ? "" : ` (${job.state})`}.`, { job_id: job.id, run_id: null, job_name: job.name }));
+  events.on(
+    "job",
+    (job, change) =>
+      change !== "updated" &&
+      logger.log("info", `job.${change}`, `Job ${job.name ?? job.id} ${change}${job.state === "active" ? "" : ` (${job.state})`}.`, {
+        job_id: job.id,
+        run_id: null,
+        job_name: job.name,
+      }),
+  );
   events.on("run", (run, change, job) => {
     const name = job?.name ?? run.job_id;
     const ended = change === "finished";
@@ -428,7 +461,14 @@ function logEvents(events: AppEventBus): void {
     const message = ended
       ? `Run of ${name} ${run.status}${run.duration_ms !== null ? ` after ${(run.duration_ms / 1000).toFixed(1)} s` : ""}${run.error ? `: ${run.error.split("\n")[0].slice(0, 200)}` : ""}.`
       : `Run of ${name} started (${run.trigger}).`;
-    logger.log(failed ? "warning" : "info", `run.${change}`, message, { job_id: run.job_id, run_id: run.id, job_name: job?.name ?? null, status: run.status, trigger: run.trigger, duration_ms: run.duration_ms });
+    logger.log(failed ? "warning" : "info", `run.${change}`, message, {
+      job_id: run.job_id,
+      run_id: run.id,
+      job_name: job?.name ?? null,
+      status: run.status,
+      trigger: run.trigger,
+      duration_ms: run.duration_ms,
+    });
   });
 }
 
@@ -471,7 +511,10 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
         process.exit(0);
       },
       onHandOverRequest: () => {
-        say("info", "Asked to hand over (agent-cron stop, or a newer agent-cron): no occurrence is taken from now; runs in flight finish (up to shutdown_grace_seconds), then this process exits.");
+        say(
+          "info",
+          "Asked to hand over (agent-cron stop, or a newer agent-cron): no occurrence is taken from now; runs in flight finish (up to shutdown_grace_seconds), then this process exits.",
+        );
         void stop(config.shutdown_grace_seconds * 1000);
       },
     });
@@ -509,7 +552,10 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
  * can run, using the doctor's own check, and what to set when none can: a first run should
  * not fail silently an hour later.
  */
-async function reportExecutors(config: Config, host: { events: { emit(e: "notice", level: "info" | "warning" | "error", message: string, data: Record<string, unknown>): boolean } }): Promise<void> {
+async function reportExecutors(
+  config: Config,
+  host: { events: { emit(e: "notice", level: "info" | "warning" | "error", message: string, data: Record<string, unknown>): boolean } },
+): Promise<void> {
   const { doctor } = await import("./doctor.js");
   const rows = await doctor(config, process.env);
   const usable = rows.filter((r) => r.status === "ok");
@@ -524,7 +570,12 @@ async function reportExecutors(config: Config, host: { events: { emit(e: "notice
       { executors: rows },
     );
   } else if (def && def.status !== "ok") {
-    host.events.emit("notice", "warning", `The default executor "${def.executor}" cannot run (${def.detail}); jobs that name no executor will fail. Executors: ${line}.`, { executors: rows });
+    host.events.emit(
+      "notice",
+      "warning",
+      `The default executor "${def.executor}" cannot run (${def.detail}); jobs that name no executor will fail. Executors: ${line}.`,
+      { executors: rows },
+    );
   } else {
     host.events.emit("notice", "info", `Executors: ${line}; default ${config.default_executor}.`, { executors: rows });
   }
@@ -537,7 +588,10 @@ async function reportExecutors(config: Config, host: { events: { emit(e: "notice
   }
   const { channelRows } = await import("./delivery/channels.js");
   for (const c of channelRows(config.channels, process.env)) {
-    if (c.status !== "ok") host.events.emit("notice", "warning", `Channel "${c.channel}" cannot send: ${c.detail}. Jobs cannot deliver to it until that is fixed.`, { channel: c.channel });
+    if (c.status !== "ok")
+      host.events.emit("notice", "warning", `Channel "${c.channel}" cannot send: ${c.detail}. Jobs cannot deliver to it until that is fixed.`, {
+        channel: c.channel,
+      });
   }
 }
 
@@ -624,7 +678,9 @@ async function testChannel(args: string[]): Promise<number> {
   const cfg = config.channels[name];
   if (!cfg) {
     const known = Object.keys(config.channels);
-    throw new UserError(`There is no channel named "${name}"; ${known.length ? `the channels are: ${known.join(", ")}` : "config.json defines none (key channels)"}.`);
+    throw new UserError(
+      `There is no channel named "${name}"; ${known.length ? `the channels are: ${known.join(", ")}` : "config.json defines none (key channels)"}.`,
+    );
   }
   const [{ sendToChannel, testMessage }, { retryBaseFromEnv }] = await Promise.all([import("./delivery/channels.js"), import("./delivery/post.js")]);
   const attempts = await sendToChannel(name, cfg, testMessage(), process.env, { retryBaseMs: retryBaseFromEnv(process.env) });
@@ -632,7 +688,10 @@ async function testChannel(args: string[]): Promise<number> {
   print({ json: !!values.json }, { channel: name, type: cfg.type, delivered: ok, attempts }, () =>
     [
       `${name} (${cfg.type}): ${ok ? "delivered" : "not delivered"} after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}`,
-      ...attempts.map((a) => `  attempt ${a.attempt}: ${a.ok ? "accepted" : "refused"}${a.http_status !== null ? `, HTTP ${a.http_status}` : ""}${a.error ? ` (${a.error})` : ""}`),
+      ...attempts.map(
+        (a) =>
+          `  attempt ${a.attempt}: ${a.ok ? "accepted" : "refused"}${a.http_status !== null ? `, HTTP ${a.http_status}` : ""}${a.error ? ` (${a.error})` : ""}`,
+      ),
     ].join("\n"),
   );
   return ok ? 0 : 1;
@@ -653,7 +712,10 @@ async function importCrontab(args: string[]): Promise<number> {
   } else {
     const { spawnSync } = await import("node:child_process");
     const r = spawnSync("crontab", ["-l"], { encoding: "utf8" });
-    if (r.error || r.status !== 0) throw new UserError(`crontab -l did not list your crontab (${r.error ? errorMessage(r.error) : r.stderr.trim() || `exit ${r.status}`}); give the file: agent-cron import crontab FILE.`);
+    if (r.error || r.status !== 0)
+      throw new UserError(
+        `crontab -l did not list your crontab (${r.error ? errorMessage(r.error) : r.stderr.trim() || `exit ${r.status}`}); give the file: agent-cron import crontab FILE.`,
+      );
     text = r.stdout;
   }
   const out: Out = { json: !!values.json };
@@ -667,10 +729,24 @@ async function importCrontab(args: string[]): Promise<number> {
     const host = await Host.open({ dataDir, config, configPath, role: "cli" });
     try {
       for (const l of importable) {
-        const input = { name: l.name, schedule: l.schedule, executor: l.executor, prompt: `Imported from crontab line ${l.line}: ${l.text}`, ...(l.timezone ? { timezone: l.timezone } : {}) };
+        const input = {
+          name: l.name,
+          schedule: l.schedule,
+          executor: l.executor,
+          prompt: `Imported from crontab line ${l.line}: ${l.text}`,
+          ...(l.timezone ? { timezone: l.timezone } : {}),
+        };
         try {
           const r = await host.addCron({ input, created_by: "cli", origin: "cli", dry_run: dryRun });
-          jobs.push({ line: l.line, name: l.name, schedule: l.schedule, executor: l.executor, description: r.description, next_run: r.next_runs[0] ?? null, created: !dryRun && r.created });
+          jobs.push({
+            line: l.line,
+            name: l.name,
+            schedule: l.schedule,
+            executor: l.executor,
+            description: r.description,
+            next_run: r.next_runs[0] ?? null,
+            created: !dryRun && r.created,
+          });
         } catch (err) {
           if (kindOf(err) !== "user") throw err;
           refused.push({ line: l.line, text: l.text, reason: errorMessage(err) });
@@ -683,13 +759,19 @@ async function importCrontab(args: string[]): Promise<number> {
   refused.sort((a, b) => a.line - b.line);
   const { escapeControls } = await import("./cli-format.js");
   print(out, { dry_run: dryRun, jobs, not_importable: refused }, () => {
-    const lines = [dryRun ? `Would add ${jobs.length} job(s) (--dry-run: nothing stored):` : `Added ${jobs.filter((j) => j.created).length} job(s)${jobs.some((j) => !j.created) ? `, ${jobs.filter((j) => !j.created).length} already there` : ""}:`];
-    for (const j of jobs) lines.push(`  line ${j.line}: ${j.name}  ${escapeControls(j.schedule)} (${j.description}) → executor ${j.executor}; next ${j.next_run ?? "none"}`);
+    const lines = [
+      dryRun
+        ? `Would add ${jobs.length} job(s) (--dry-run: nothing stored):`
+        : `Added ${jobs.filter((j) => j.created).length} job(s)${jobs.some((j) => !j.created) ? `, ${jobs.filter((j) => !j.created).length} already there` : ""}:`,
+    ];
+    for (const j of jobs)
+      lines.push(`  line ${j.line}: ${j.name}  ${escapeControls(j.schedule)} (${j.description}) → executor ${j.executor}; next ${j.next_run ?? "none"}`);
     if (refused.length) {
       lines.push(`Not importable (${refused.length}):`);
       for (const r of refused) {
         lines.push(`  line ${r.line}: ${escapeControls(r.text)}`, `    ${r.reason}`);
-        if (r.suggested_executor) lines.push(`    "executors": { ${JSON.stringify(r.suggested_executor.name)}: ${JSON.stringify(r.suggested_executor.config)} }`);
+        if (r.suggested_executor)
+          lines.push(`    "executors": { ${JSON.stringify(r.suggested_executor.name)}: ${JSON.stringify(r.suggested_executor.config)} }`);
       }
     }
     return lines.join("\n");
@@ -714,9 +796,21 @@ async function migrate(args: string[]): Promise<number> {
 }
 
 /** Where the jobs run, from owner.json, without opening the data dir (doctor, status). */
-async function residenceOf(dataDir: string, config: Config): Promise<Pick<import("./backends/files/share/background.js").Residence, "sentence" | "background"> & { pid: number | null; started_as: string | null }> {
-  const [{ readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
-  if (config.store.type !== "files") return { sentence: "Jobs run in the agent-cron processes that share the database, while at least one of them runs.", background: null, pid: null, started_as: null };
+async function residenceOf(
+  dataDir: string,
+  config: Config,
+): Promise<Pick<import("./backends/files/share/background.js").Residence, "sentence" | "background"> & { pid: number | null; started_as: string | null }> {
+  const [{ readOwnerFile }, { describeOwner, isAlive, NO_OWNER }] = await Promise.all([
+    import("./backends/files/share/host.js"),
+    import("./backends/files/share/background.js"),
+  ]);
+  if (config.store.type !== "files")
+    return {
+      sentence: "Jobs run in the agent-cron processes that share the database, while at least one of them runs.",
+      background: null,
+      pid: null,
+      started_as: null,
+    };
   const found = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   if (!found || !isAlive(found.pid)) return { sentence: NO_OWNER, background: false, pid: null, started_as: null };
   const r = describeOwner(found, false, config.timezone);
@@ -757,13 +851,23 @@ async function ownerStatus(values: Values): Promise<Record<string, unknown> & { 
         : "owner: none (no agent-cron process owns this data dir)",
       where.sentence,
       `data dir: ${dataDir}`,
-      occurrences.length ? `next: ${occurrences.map((o) => `${o.at} ${o.name ?? o.job_id.slice(0, 8)}`).join("; ")}` : "next: no occurrence is due (no active job)",
+      occurrences.length
+        ? `next: ${occurrences.map((o) => `${o.at} ${o.name ?? o.job_id.slice(0, 8)}`).join("; ")}`
+        : "next: no occurrence is due (no active job)",
     ];
     return {
       sentence: where.sentence,
       lines,
       data_dir: dataDir,
-      owner: owner ? { pid: owner.pid, version: owner.version ?? null, started_as: owner.started_as ?? "client", since: owner.since, uptime_seconds: Math.round(uptime! / 1000) } : null,
+      owner: owner
+        ? {
+            pid: owner.pid,
+            version: owner.version ?? null,
+            started_as: owner.started_as ?? "client",
+            since: owner.since,
+            uptime_seconds: Math.round(uptime! / 1000),
+          }
+        : null,
       runs_without_client: where.background,
       next: occurrences,
     };
@@ -783,7 +887,10 @@ async function status(args: string[]): Promise<number> {
 async function startOwnerCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {}, 0);
   const { dataDir, config, configPath } = setup(values);
-  if (config.store.type !== "files") throw new UserError("With the postgres store every agent-cron server schedules; there is no background owner to start. Run agent-cron serve --http (or a service) on a machine.");
+  if (config.store.type !== "files")
+    throw new UserError(
+      "With the postgres store every agent-cron server schedules; there is no background owner to start. Run agent-cron serve --http (or a service) on a machine.",
+    );
   const { Host } = await import("./backends/files/share/host.js");
   const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner: await ownerStarter(values, dataDir, config, true) });
   const where = host.residence();
@@ -795,7 +902,10 @@ async function startOwnerCommand(args: string[]): Promise<number> {
 async function stopOwner(args: string[]): Promise<number> {
   const { values } = parse(args, {}, 0);
   const dataDir = dataDirOf(values);
-  const [{ readOwnerFile }, { isAlive, looksLikeAgentCron }] = await Promise.all([import("./backends/files/share/host.js"), import("./backends/files/share/background.js")]);
+  const [{ readOwnerFile }, { isAlive, looksLikeAgentCron }] = await Promise.all([
+    import("./backends/files/share/host.js"),
+    import("./backends/files/share/background.js"),
+  ]);
   const info = existsSync(dataDir) ? readOwnerFile(dataDir) : null;
   const done = (text: string, stopped: number | null) => {
     print({ json: !!values.json }, { summary: text, stopped_pid: stopped }, () => text);
@@ -805,7 +915,9 @@ async function stopOwner(args: string[]): Promise<number> {
   if (!info || !isAlive(info.pid) || !looksLikeAgentCron(info.pid)) return done(`No agent-cron process owns ${dataDir}; nothing to stop.`, null);
   const how = info.started_as ?? "client";
   if (how === "client" || how === "cli") {
-    throw new UserError(`The data dir is owned by ${how === "cli" ? "an agent-cron command" : "an MCP client's stdio server"} (pid ${info.pid}), which ends with its client; close that client instead.`);
+    throw new UserError(
+      `The data dir is owned by ${how === "cli" ? "an agent-cron command" : "an MCP client's stdio server"} (pid ${info.pid}), which ends with its client; close that client instead.`,
+    );
   }
   const { config } = setup(values);
   if (how === "daemon" || how === "service") {
@@ -822,14 +934,18 @@ async function stopOwner(args: string[]): Promise<number> {
   }
   const until = Date.now() + (config.shutdown_grace_seconds + 15) * 1000;
   while (isAlive(info.pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  if (isAlive(info.pid)) throw new UnavailableError(`The owner (pid ${info.pid}) was asked to stop but is still running after ${config.shutdown_grace_seconds + 15} s.`);
+  if (isAlive(info.pid))
+    throw new UnavailableError(`The owner (pid ${info.pid}) was asked to stop but is still running after ${config.shutdown_grace_seconds + 15} s.`);
   const later =
     how === "service"
       ? " Its user service starts it again at the next login; agent-cron service uninstall removes the service."
       : alwaysOn(config) === "daemon"
         ? ' An MCP client still open (or the next one) starts a new background owner while always_on is "daemon".'
         : "";
-  return done(`Stopped the ${how === "daemon" ? "background owner" : how === "service" ? "background owner started by the user service" : how === "http" ? "HTTP daemon" : "dashboard"} (pid ${info.pid}) of ${dataDir}.${later}`, info.pid);
+  return done(
+    `Stopped the ${how === "daemon" ? "background owner" : how === "service" ? "background owner started by the user service" : how === "http" ? "HTTP daemon" : "dashboard"} (pid ${info.pid}) of ${dataDir}.${later}`,
+    info.pid,
+  );
 }
 
 async function service(args: string[]): Promise<number> {
@@ -864,16 +980,28 @@ async function service(args: string[]): Promise<number> {
   }
   const { dataDir, config } = setup(values);
   const { cliPath } = await import("./backends/files/share/background.js");
-  const spec = { platform, dataDir, configPath: explicitConfig(values), http: !!values.http, node: process.execPath, cli: cliPath(), env: process.env, shutdownGraceSeconds: config.shutdown_grace_seconds };
+  const spec = {
+    platform,
+    dataDir,
+    configPath: explicitConfig(values),
+    http: !!values.http,
+    node: process.execPath,
+    cli: cliPath(),
+    env: process.env,
+    shutdownGraceSeconds: config.shutdown_grace_seconds,
+  };
   const report = await svc.installService(spec, opts);
   print(out, report, () => formatServiceReport(report));
   return report.verify?.ran && !report.verify.ok ? 1 : 0;
 }
 
 function formatServiceReport(r: import("./service.js").ServiceReport): string {
-  const lines = [`${r.action === "install" ? (r.dry_run ? "Would write" : "Wrote") : r.dry_run ? "Would remove" : "Uninstall"} ${r.file} (${r.platform === "macos" ? "launchd LaunchAgent" : "systemd user unit"} ${r.name})`];
+  const lines = [
+    `${r.action === "install" ? (r.dry_run ? "Would write" : "Wrote") : r.dry_run ? "Would remove" : "Uninstall"} ${r.file} (${r.platform === "macos" ? "launchd LaunchAgent" : "systemd user unit"} ${r.name})`,
+  ];
   if (r.dry_run && r.content) lines.push("", r.content);
-  if (r.verify) lines.push(r.verify.ran ? `systemd-analyze --user verify: ${r.verify.ok ? "ok" : `failed: ${r.verify.output}`}` : `not verified: ${r.verify.output}`);
+  if (r.verify)
+    lines.push(r.verify.ran ? `systemd-analyze --user verify: ${r.verify.ok ? "ok" : `failed: ${r.verify.output}`}` : `not verified: ${r.verify.output}`);
   for (const c of r.commands) lines.push(`$ ${c.command}: ${c.ok ? "ok" : `failed: ${c.output.split("\n")[0]}`}`);
   lines.push(...r.notes);
   return lines.join("\n");
@@ -918,12 +1046,17 @@ async function jobCommand(command: string, args: string[]): Promise<number> {
   const { dataDir, config, configPath } = setup(values);
 
   if (command === "doctor") {
-    const [{ doctor, formatDoctorTable }, { channelRows }, { formatChannelTable }] = await Promise.all([import("./doctor.js"), import("./delivery/channels.js"), import("./cli-format.js")]);
+    const [{ doctor, formatDoctorTable }, { channelRows }, { formatChannelTable }] = await Promise.all([
+      import("./doctor.js"),
+      import("./delivery/channels.js"),
+      import("./cli-format.js"),
+    ]);
     const rows = await doctor(config, process.env);
     const channels = channelRows(config.channels, process.env);
     const where = await residenceOf(dataDir, config);
     if (out.json) print(out, { executors: rows, channels, owner: where }, () => "");
-    else process.stdout.write(`${formatDoctorTable(rows)}
+    else
+      process.stdout.write(`${formatDoctorTable(rows)}
 
 ${formatChannelTable(channels)}
 
@@ -951,7 +1084,10 @@ ${where.sentence}
     switch (command) {
       case "add":
       case "update": {
-        const r = command === "add" ? await host.addCron({ input, created_by: "cli", origin: "cli" }) : await host.updateCron({ job: ref, patch: input, origin: "cli" });
+        const r =
+          command === "add"
+            ? await host.addCron({ input, created_by: "cli", origin: "cli" })
+            : await host.updateCron({ job: ref, patch: input, origin: "cli" });
         const created = "created" in r ? (r.created as boolean) : null;
         const warnings = "warnings" in r ? (r.warnings as string[]) : [];
         const verb = created === null ? "Updated" : created ? "Added" : "Exists:";
@@ -997,7 +1133,8 @@ ${where.sentence}
       case "approve":
       case "pause":
       case "resume": {
-        const { job } = command === "pause" ? await host.pause({ job: ref }) : command === "resume" ? await host.resume({ job: ref }) : await host.approve({ job: ref });
+        const { job } =
+          command === "pause" ? await host.pause({ job: ref }) : command === "resume" ? await host.resume({ job: ref }) : await host.approve({ job: ref });
         print(out, { job }, () => fmt.escapeControls(`${job.name ?? job.id}: ${job.state}${job.next_run_at ? `, next ${job.next_run_at}` : ""}`));
         return 0;
       }
@@ -1060,7 +1197,11 @@ function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): R
       const n = Number(raw);
       if (!Number.isFinite(n) || String(raw).trim() === "") throw new UserError(`--${flag} must be a number, got "${raw}".`);
       input[key] = n;
-    } else if (kind === "array") input[key] = String(raw).split(",").map((s) => s.trim()).filter(Boolean);
+    } else if (kind === "array")
+      input[key] = String(raw)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
     else if (key === "output_schema") input[key] = parseJsonFlag(flag, String(raw));
     else if (key === "after") {
       // --after fetch (on completed) or --after fetch:failed / fetch:any
@@ -1070,7 +1211,10 @@ function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): R
   }
   if (mode === "add" && (input.schedule === undefined || input.prompt === undefined)) throw new UserError("agent-cron add needs --schedule and --prompt.");
   if (mode === "update") {
-    for (const name of String(values.clear ?? "").split(",").map((s) => s.trim().replaceAll("-", "_")).filter(Boolean)) {
+    for (const name of String(values.clear ?? "")
+      .split(",")
+      .map((s) => s.trim().replaceAll("-", "_"))
+      .filter(Boolean)) {
       if (!(name in JobFieldsShape)) throw new UserError(`--clear: unknown field "${name}"; fields are ${Object.keys(JobFieldsShape).join(", ")}.`);
       if (name in input) throw new UserError(`--clear ${name} and --${name.replaceAll("_", "-")} contradict each other; give one.`);
       input[name] = null;
@@ -1116,7 +1260,8 @@ async function logs(host: CronApi, ref: string, follow: boolean, out: Out, fmt: 
     if (out.json) return print(out, run, () => "");
     const when = run.started_at ?? run.scheduled_for ?? "";
     process.stdout.write(`== ${fmt.escapeControls(run.job_name ?? run.job_id)} · run ${run.id.slice(0, 8)} · ${run.status} · ${when}\n`);
-    const text = run.output === null || run.output === undefined ? (run.error ?? "") : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
+    const text =
+      run.output === null || run.output === undefined ? (run.error ?? "") : typeof run.output === "string" ? run.output : JSON.stringify(run.output, null, 2);
     process.stdout.write(fmt.escapeControls(text, true) + (text.endsWith("\n") || !text ? "" : "\n"));
   };
   // A run id (or its first 8+ hex digits) first; names cannot look like one.

@@ -117,7 +117,8 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
   // This App's agents: closing it kills these, not another App's in the same process.
   const groups = new ProcessGroups();
   const executors = (config: Config): ExecutorRegistry => {
-    const map = opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths, processGroups: groups });
+    const map =
+      opts.executors ?? createExecutors(config, { serverEnv: env, killGraceMs: config.kill_grace_seconds * 1000, hiddenPaths, processGroups: groups });
     return { get: (name) => map.get(name), names: () => [...map.keys()], programFound: (program) => resolveProgram(program) !== null };
   };
   let app: App | undefined;
@@ -135,7 +136,13 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     executors,
     killProcessGroups: () => void groups.killAll("SIGKILL"),
     runTools: runToolsPort(),
-    runCheck: (argv, req) => runCheckProcess(argv, req, { serverEnv: env, envAllow: opts.config.env_allow, killGraceMs: opts.config.kill_grace_seconds * 1000, processGroups: groups }),
+    runCheck: (argv, req) =>
+      runCheckProcess(argv, req, {
+        serverEnv: env,
+        envAllow: opts.config.env_allow,
+        killGraceMs: opts.config.kill_grace_seconds * 1000,
+        processGroups: groups,
+      }),
     // Real clocks only: sleep, wake and clock steps are noticed (a test's fake clock has none).
     sampleClocks: clock === systemClock ? sampleClocks : undefined,
     deliveryChecks: { checkWebhookUrl, channelProblem },

@@ -38,7 +38,9 @@ export function watchConfig(opts: {
     // A config file that goes away is not a wish for the defaults (approval "none", the
     // default executor): it may be a slip, or a run without a sandbox (SPEC §20).
     if (!existsSync(file)) {
-      opts.reject(`The config file ${file} was removed; the running config is kept (${summary(running)}). Put it back, or restart agent-cron to run without one.`);
+      opts.reject(
+        `The config file ${file} was removed; the running config is kept (${summary(running)}). Put it back, or restart agent-cron to run without one.`,
+      );
       return;
     }
     try {
@@ -50,7 +52,9 @@ export function watchConfig(opts: {
     // Approval is a person's safeguard against agents: an edit of a file never lowers it
     // while running (a run without a sandbox can write the file); a restart, a person's act, does.
     if (APPROVAL_RANK[next.approval] < APPROVAL_RANK[running.approval]) {
-      opts.reject(`The config file ${file} lowers approval from "${running.approval}" to "${next.approval}"; a running agent-cron keeps "${running.approval}". Restart agent-cron to apply it.`);
+      opts.reject(
+        `The config file ${file} lowers approval from "${running.approval}" to "${next.approval}"; a running agent-cron keeps "${running.approval}". Restart agent-cron to apply it.`,
+      );
       next = { ...next, approval: running.approval };
     }
     const text = JSON.stringify(next);

@@ -8,9 +8,7 @@ import { isValidTimezone, systemTimezone } from "./kernel/time.js";
 import { ChannelsSchema } from "./kernel/channel-config.js";
 export type { ChannelConfig } from "./kernel/channel-config.js";
 
-const envName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name like MY_TOKEN");
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name like MY_TOKEN");
 const envMap = z.record(envName, z.string()).default({});
 
 /**
@@ -21,7 +19,9 @@ const envMap = z.record(envName, z.string()).default({});
 const osSandbox = z
   .enum(["auto", "none", "bwrap"])
   .optional()
-  .describe('OS sandbox for each run: "auto" (default) uses bubblewrap when it works on this host, else runs without one and warns; "bwrap" requires bubblewrap (own user and pid namespace, read-only system, only its work dir writable); "none" runs the program as it is');
+  .describe(
+    'OS sandbox for each run: "auto" (default) uses bubblewrap when it works on this host, else runs without one and warns; "bwrap" requires bubblewrap (own user and pid namespace, read-only system, only its work dir writable); "none" runs the program as it is',
+  );
 const BIND_SUFFIX = /:([A-Za-z]+)$/;
 const bindSpec = z
   .string()
@@ -35,13 +35,16 @@ const bindSpec = z
     const file = suffix === undefined ? spec : spec.slice(0, -suffix.length - 1);
     if (/[\u0000-\u001f\u007f]/.test(file)) ctx.addIssue({ code: "custom", message: "must not contain control characters" });
     else if (!path.isAbsolute(file)) ctx.addIssue({ code: "custom", message: `must be an absolute path, got ${JSON.stringify(file)}` });
-    else if (path.resolve(file) === "/") ctx.addIssue({ code: "custom", message: 'must not be "/": the sandbox already sees the whole system read-only; bind a narrower path' });
+    else if (path.resolve(file) === "/")
+      ctx.addIssue({ code: "custom", message: 'must not be "/": the sandbox already sees the whole system read-only; bind a narrower path' });
   });
 const sandboxShared = {
   binds: z
     .array(bindSpec)
     .optional()
-    .describe('With the sandbox ("auto" or "bwrap"): extra absolute paths the run may see, read-only unless suffixed ":rw" (e.g. "/srv/data", "/var/cache/tool:rw")'),
+    .describe(
+      'With the sandbox ("auto" or "bwrap"): extra absolute paths the run may see, read-only unless suffixed ":rw" (e.g. "/srv/data", "/var/cache/tool:rw")',
+    ),
   network: z
     .boolean()
     .optional()
@@ -66,13 +69,16 @@ const sandboxShared = {
     .min(1)
     .max(1_048_576)
     .optional()
-    .describe("Per run: bytes written to its work dir (and the size of any one file it writes) past which the run is killed and fails with that reason; default 2048"),
+    .describe(
+      "Per run: bytes written to its work dir (and the size of any one file it writes) past which the run is killed and fails with that reason; default 2048",
+    ),
 };
 /** network and binds do nothing without the sandbox: refuse them rather than let an operator believe a run is offline. */
 function sandboxOnly(cfg: { sandbox?: string; binds?: string[]; network?: boolean }, ctx: z.RefinementCtx): void {
   if (cfg.sandbox !== "none") return;
   for (const key of ["binds", "network"] as const) {
-    if (cfg[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: 'takes effect only with the sandbox ("sandbox": "auto" or "bwrap"); set one or remove it' });
+    if (cfg[key] !== undefined)
+      ctx.addIssue({ code: "custom", path: [key], message: 'takes effect only with the sandbox ("sandbox": "auto" or "bwrap"); set one or remove it' });
   }
 }
 /** For executors that start no program: a clear error instead of "unknown field". */
@@ -86,66 +92,71 @@ export function isCodexSandboxMode(value: unknown): value is CodexSandboxMode {
   return (CODEX_SANDBOX_MODES as readonly unknown[]).includes(value);
 }
 
-const ClaudeCodeExecutor = z.strictObject({
-  type: z.literal("claude-code"),
-  bin: z.string().min(1).default("claude"),
-  model: z.string().min(1).optional(),
-  permission_mode: z.string().min(1).optional(),
-  allowed_tools: z.array(z.string().min(1)).optional(),
-  disallowed_tools: z.array(z.string().min(1)).optional(),
-  append_system_prompt: z.string().optional(),
-  max_turns: z.number().int().positive().optional(),
-  mcp_config: z.string().min(1).optional(),
-  output_format: z.enum(["json", "stream-json"]).default("json"),
-  args: z.array(z.string()).default([]),
-  env: envMap,
-  sandbox: osSandbox,
-  ...sandboxShared,
-}).superRefine(sandboxOnly);
+const ClaudeCodeExecutor = z
+  .strictObject({
+    type: z.literal("claude-code"),
+    bin: z.string().min(1).default("claude"),
+    model: z.string().min(1).optional(),
+    permission_mode: z.string().min(1).optional(),
+    allowed_tools: z.array(z.string().min(1)).optional(),
+    disallowed_tools: z.array(z.string().min(1)).optional(),
+    append_system_prompt: z.string().optional(),
+    max_turns: z.number().int().positive().optional(),
+    mcp_config: z.string().min(1).optional(),
+    output_format: z.enum(["json", "stream-json"]).default("json"),
+    args: z.array(z.string()).default([]),
+    env: envMap,
+    sandbox: osSandbox,
+    ...sandboxShared,
+  })
+  .superRefine(sandboxOnly);
 
-const CodexExecutor = z.strictObject({
-  type: z.literal("codex"),
-  bin: z.string().min(1).default("codex"),
-  model: z.string().min(1).optional(),
-  /**
-   * The OS sandbox, as for the other program executors. Codex's own sandbox modes are accepted
-   * here too, as before `codex_sandbox` existed: they cannot be mistaken for "none" or "bwrap".
-   */
-  sandbox: z
-    .enum(["auto", "none", "bwrap", ...CODEX_SANDBOX_MODES])
-    .optional()
-    .describe('OS sandbox for each run: "auto" (default), "bwrap" or "none". For compatibility, a codex sandbox mode given here ("read-only", …) is taken as codex_sandbox'),
-  codex_sandbox: z
-    .enum(CODEX_SANDBOX_MODES)
-    .optional()
-    .describe('Codex\'s own sandbox, passed as `codex exec -s`; default "workspace-write"'),
-  config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
-  args: z.array(z.string()).default([]),
-  env: envMap,
-  ...sandboxShared,
-}).superRefine((cfg, ctx) => {
-  if (cfg.codex_sandbox !== undefined && isCodexSandboxMode(cfg.sandbox)) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["sandbox"],
-      message: `names codex's own mode "${cfg.sandbox}" while codex_sandbox is also set; keep codex's mode in codex_sandbox and use sandbox only for "auto", "none" or "bwrap"`,
-    });
-  }
-  sandboxOnly(cfg, ctx);
-});
+const CodexExecutor = z
+  .strictObject({
+    type: z.literal("codex"),
+    bin: z.string().min(1).default("codex"),
+    model: z.string().min(1).optional(),
+    /**
+     * The OS sandbox, as for the other program executors. Codex's own sandbox modes are accepted
+     * here too, as before `codex_sandbox` existed: they cannot be mistaken for "none" or "bwrap".
+     */
+    sandbox: z
+      .enum(["auto", "none", "bwrap", ...CODEX_SANDBOX_MODES])
+      .optional()
+      .describe(
+        'OS sandbox for each run: "auto" (default), "bwrap" or "none". For compatibility, a codex sandbox mode given here ("read-only", …) is taken as codex_sandbox',
+      ),
+    codex_sandbox: z.enum(CODEX_SANDBOX_MODES).optional().describe('Codex\'s own sandbox, passed as `codex exec -s`; default "workspace-write"'),
+    config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    args: z.array(z.string()).default([]),
+    env: envMap,
+    ...sandboxShared,
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.codex_sandbox !== undefined && isCodexSandboxMode(cfg.sandbox)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sandbox"],
+        message: `names codex's own mode "${cfg.sandbox}" while codex_sandbox is also set; keep codex's mode in codex_sandbox and use sandbox only for "auto", "none" or "bwrap"`,
+      });
+    }
+    sandboxOnly(cfg, ctx);
+  });
 
-const CommandExecutor = z.strictObject({
-  type: z.literal("command"),
-  command: z.array(z.string()).min(1, "must name at least the program to run"),
-  /** How to read the answer from stdout: the whole text, a JSON field, or the last matching JSONL event. */
-  output: z
-    .string()
-    .regex(/^(text|json(:.+)?|jsonl-last(:.+)?)$/, 'must be "text", "json:<field path>" or "jsonl-last:<filter>"')
-    .default("text"),
-  env: envMap,
-  sandbox: osSandbox,
-  ...sandboxShared,
-}).superRefine(sandboxOnly);
+const CommandExecutor = z
+  .strictObject({
+    type: z.literal("command"),
+    command: z.array(z.string()).min(1, "must name at least the program to run"),
+    /** How to read the answer from stdout: the whole text, a JSON field, or the last matching JSONL event. */
+    output: z
+      .string()
+      .regex(/^(text|json(:.+)?|jsonl-last(:.+)?)$/, 'must be "text", "json:<field path>" or "jsonl-last:<filter>"')
+      .default("text"),
+    env: envMap,
+    sandbox: osSandbox,
+    ...sandboxShared,
+  })
+  .superRefine(sandboxOnly);
 
 const OpenAIExecutor = z.strictObject({
   type: z.literal("openai"),
@@ -168,12 +179,7 @@ const OpenAIExecutor = z.strictObject({
   max_disk_mb: programOnly,
 });
 
-export const ExecutorConfigSchema = z.discriminatedUnion("type", [
-  ClaudeCodeExecutor,
-  CodexExecutor,
-  CommandExecutor,
-  OpenAIExecutor,
-]);
+export const ExecutorConfigSchema = z.discriminatedUnion("type", [ClaudeCodeExecutor, CodexExecutor, CommandExecutor, OpenAIExecutor]);
 export type ExecutorConfig = z.infer<typeof ExecutorConfigSchema>;
 export type ClaudeCodeExecutorConfig = z.infer<typeof ClaudeCodeExecutor>;
 export type CodexExecutorConfig = z.infer<typeof CodexExecutor>;
@@ -218,22 +224,46 @@ export const ConfigSchema = z.strictObject({
     .min(1)
     .max(100_000)
     .optional()
-    .describe("With the postgres store: runs at once across every process of the fleet, every kind (scheduled, caught up, queued, manual, event, chained); max_concurrent still caps each process; default no fleet-wide cap"),
-  runs_per_job: z.number().int().min(1).max(100_000).default(100).describe("Runs kept per job, newest first; a run's default work dir goes with its record; default 100"),
-  max_jobs: z.number().int().min(1).max(1_000_000).default(1000).describe("Jobs at most (completed ones count); add_cron past it is an error naming this key; default 1000"),
+    .describe(
+      "With the postgres store: runs at once across every process of the fleet, every kind (scheduled, caught up, queued, manual, event, chained); max_concurrent still caps each process; default no fleet-wide cap",
+    ),
+  runs_per_job: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(100)
+    .describe("Runs kept per job, newest first; a run's default work dir goes with its record; default 100"),
+  max_jobs: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(1000)
+    .describe("Jobs at most (completed ones count); add_cron past it is an error naming this key; default 1000"),
   approval: z
     .enum(["none", "ask", "required"])
     .default("none")
-    .describe("Jobs made by agents: none (active at once), ask (the user confirms through the client; pending_approval when it cannot ask), required (every one waits for agent-cron approve)"),
+    .describe(
+      "Jobs made by agents: none (active at once), ask (the user confirms through the client; pending_approval when it cannot ask), required (every one waits for agent-cron approve)",
+    ),
   approver_token_env: envName
     .default("AGENT_CRON_APPROVER_TOKEN")
-    .describe("The environment variable holding the approver secret: signed in with it, a person approves jobs on the dashboard. Not the MCP token, never passed to a run; unset, the dashboard cannot approve (agent-cron approve at a terminal can)"),
-  daily_budget_usd: z.number().positive().optional().describe("Once today's runs cost this much, further runs are skipped until tomorrow (in the config's timezone); default none"),
+    .describe(
+      "The environment variable holding the approver secret: signed in with it, a person approves jobs on the dashboard. Not the MCP token, never passed to a run; unset, the dashboard cannot approve (agent-cron approve at a terminal can)",
+    ),
+  daily_budget_usd: z
+    .number()
+    .positive()
+    .optional()
+    .describe("Once today's runs cost this much, further runs are skipped until tomorrow (in the config's timezone); default none"),
   default_executor: z.string().min(1).default("claude").describe('The executor of a job that names none, read at each run; default "claude"'),
   executors: z
     .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "executor names use letters, digits, _ . -"), ExecutorConfigSchema)
     .default({})
-    .describe("Executors by name (claude-code, codex, command, openai); jobs name one, callers never give a program. With none configured, claude runs Claude Code from PATH"),
+    .describe(
+      "Executors by name (claude-code, codex, command, openai); jobs name one, callers never give a program. With none configured, claude runs Claude Code from PATH",
+    ),
   work_dir_roots: z
     .array(z.string().refine((p) => path.isAbsolute(p), "must be an absolute path"))
     .default([])
@@ -253,28 +283,45 @@ export const ConfigSchema = z.strictObject({
     .min(0)
     .default(24 * 3600)
     .describe("Occurrences missed while down and older than this are recorded missed, not run; a job's own value wins; default 86400"),
-  shutdown_grace_seconds: z.number().min(0).max(3600).default(10).describe("On SIGTERM, how long the HTTP daemon lets runs finish before interrupting them; default 10"),
+  shutdown_grace_seconds: z
+    .number()
+    .min(0)
+    .max(3600)
+    .default(10)
+    .describe("On SIGTERM, how long the HTTP daemon lets runs finish before interrupting them; default 10"),
   audit_interval_minutes: z
     .number()
     .int()
     .min(0)
     .max(7 * 24 * 60)
     .default(60)
-    .describe("How often the server audits itself (every occurrence of the last 7 days has its record); an unaccounted one becomes a notice, a log line and one delivery to the job's channels or to alerts. 0 turns it off"),
+    .describe(
+      "How often the server audits itself (every occurrence of the last 7 days has its record); an unaccounted one becomes a notice, a log line and one delivery to the job's channels or to alerts. 0 turns it off",
+    ),
   alerts: z.array(z.string().min(1).max(64)).default([]).describe("Channels that hear of unaccounted occurrences of jobs that deliver nowhere themselves"),
   durability: z
     .enum(["fsync", "os"])
     .default("fsync")
-    .describe('Files store: "fsync" (default) acknowledges a change only once its journal or run-log line is on disk; "os" leaves it to the operating system (faster, may lose the last changes on a power cut, never on a crash of agent-cron)'),
+    .describe(
+      'Files store: "fsync" (default) acknowledges a change only once its journal or run-log line is on disk; "os" leaves it to the operating system (faster, may lose the last changes on a power cut, never on a crash of agent-cron)',
+    ),
   http: z
     .strictObject({
       host: hostName.default("127.0.0.1"),
       port: z.number().int().min(0).max(65535).default(8765),
       token_env: envName.default("AGENT_CRON_TOKEN"),
       allowed_hosts: z.array(hostName).optional(),
-      session_idle_seconds: z.number().int().min(1).default(30 * 60),
+      session_idle_seconds: z
+        .number()
+        .int()
+        .min(1)
+        .default(30 * 60),
       max_sessions: z.number().int().min(1).max(100_000).default(100),
-      max_body_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      max_body_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(4 * 1024 * 1024),
     })
     .prefault({})
     .describe("The HTTP daemon (serve --http): host, port, token_env, allowed_hosts, session_idle_seconds, max_sessions, max_body_bytes"),
@@ -284,7 +331,9 @@ export const ConfigSchema = z.strictObject({
       allow_private_networks: z.boolean().default(false),
     })
     .prefault({})
-    .describe("Job webhooks (on_complete, on_fail): secret_env names the signing secret's variable; allow_private_networks lets them reach loopback and private addresses"),
+    .describe(
+      "Job webhooks (on_complete, on_fail): secret_env names the signing secret's variable; allow_private_networks lets them reach loopback and private addresses",
+    ),
   channels: ChannelsSchema,
   store: StoreSchema,
   always_on: z
@@ -299,11 +348,15 @@ export const ConfigSchema = z.strictObject({
     .min(0)
     .max(65535)
     .optional()
-    .describe("Serve /healthz, /readyz and /metrics on this port too (for a server over stdio, which has no HTTP port); loopback only unless the http token is set; 0 picks a free port; default none"),
+    .describe(
+      "Serve /healthz, /readyz and /metrics on this port too (for a server over stdio, which has no HTTP port); loopback only unless the http token is set; 0 picks a free port; default none",
+    ),
   log_format: z
     .enum(["text", "json"])
     .default("text")
-    .describe('Log lines on stderr: "text" (time, level, message, job and run ids) or "json" (one object per line: time, level, event, message, job_id, run_id)'),
+    .describe(
+      'Log lines on stderr: "text" (time, level, message, job and run ids) or "json" (one object per line: time, level, event, message, job_id, run_id)',
+    ),
   checks: z
     .record(
       z.string().regex(/^[A-Za-z0-9_.-]+$/, "check names use letters, digits, _ . -"),
@@ -314,7 +367,9 @@ export const ConfigSchema = z.strictObject({
       }),
     )
     .default({})
-    .describe("Gate checks a job may name (job field check): run before each occurrence in the run's sandbox and work dir; exit 0 runs the agent with the check's stdout, exit 1 skips the occurrence (no agent, no tokens), anything else fails it"),
+    .describe(
+      "Gate checks a job may name (job field check): run before each occurrence in the run's sandbox and work dir; exit 0 runs the agent with the check's stdout, exit 1 skips the occurrence (no agent, no tokens), anything else fails it",
+    ),
 });
 export type Config = z.infer<typeof ConfigSchema> & { timezone: string };
 
@@ -332,19 +387,20 @@ export function parseConfig(raw: unknown, source = "config"): Config {
   const cfg = result.data;
   if (!cfg.executors[cfg.default_executor]) {
     if (cfg.default_executor === "claude") cfg.executors.claude = DEFAULT_EXECUTOR;
-    else
-      throw new UserError(
-        `Invalid ${source}: default_executor "${cfg.default_executor}" is not defined under "executors"`,
-      );
+    else throw new UserError(`Invalid ${source}: default_executor "${cfg.default_executor}" is not defined under "executors"`);
   }
   // The approver secret and the daemon's token are a person's; a run never gets them (SPEC §20).
   for (const secret of [cfg.approver_token_env, cfg.http.token_env]) {
     if (cfg.env_allow.includes(secret)) {
-      throw new UserError(`Invalid ${source}: env_allow names ${secret}, ${secret === cfg.approver_token_env ? "the approver secret (approver_token_env)" : "the daemon's token (http.token_env)"}, which never goes to a run; remove it from env_allow.`);
+      throw new UserError(
+        `Invalid ${source}: env_allow names ${secret}, ${secret === cfg.approver_token_env ? "the approver secret (approver_token_env)" : "the daemon's token (http.token_env)"}, which never goes to a run; remove it from env_allow.`,
+      );
     }
   }
   if (cfg.approver_token_env === cfg.http.token_env) {
-    throw new UserError(`Invalid ${source}: approver_token_env and http.token_env both name ${cfg.http.token_env}; the approver secret must not be the token every MCP client holds. Name another variable.`);
+    throw new UserError(
+      `Invalid ${source}: approver_token_env and http.token_env both name ${cfg.http.token_env}; the approver secret must not be the token every MCP client holds. Name another variable.`,
+    );
   }
   cfg.work_dir_roots = cfg.work_dir_roots.map((p) => path.resolve(p));
   return { ...cfg, timezone: cfg.timezone ?? systemTimezone() };
@@ -375,7 +431,8 @@ export function loadConfig(dataDir: string, explicitPath?: string): { config: Co
   let text: string;
   try {
     // A FIFO or a device would hang the read: only a regular file is read.
-    if (!statSync(file).isFile()) throw new UserError(`Config file ${file} is not a regular file (a FIFO, device or directory); point --config at a JSON file.`);
+    if (!statSync(file).isFile())
+      throw new UserError(`Config file ${file} is not a regular file (a FIFO, device or directory); point --config at a JSON file.`);
     text = readFileSync(file, "utf8");
   } catch (err) {
     if (err instanceof UserError) throw err;

@@ -28,11 +28,7 @@ const ENDPOINT_TIMEOUT_MS = 3_000;
  * With `sandbox: true` a last row, executor "(sandbox)" and type "sandbox", says whether
  * bubblewrap works here, whether or not an executor uses it (see sandboxDoctorRow).
  */
-export async function doctor(
-  config: Pick<Config, "executors" | "env_allow">,
-  env: NodeJS.ProcessEnv,
-  opts: { sandbox?: boolean } = {},
-): Promise<DoctorRow[]> {
+export async function doctor(config: Pick<Config, "executors" | "env_allow">, env: NodeJS.ProcessEnv, opts: { sandbox?: boolean } = {}): Promise<DoctorRow[]> {
   let check: Promise<SandboxCheck> | undefined;
   const sandbox = () => (check ??= bwrapWorksHere("bwrap", env));
   const rows = await Promise.all(
@@ -63,7 +59,10 @@ function withSandbox(row: DoctorRow, name: string, mode: "auto" | "bwrap", check
   const key = `executors.${name}.sandbox`;
   if (check.ok) return { ...row, detail: `${row.detail}; sandbox ${mode === "auto" ? "auto: " : ""}bwrap ok${check.version ? ` (${check.version})` : ""}` };
   if (mode === "auto") {
-    return { ...row, detail: `${row.detail}; runs WITHOUT a sandbox (${key} is "auto" and ${check.detail.replace(/\.$/, "")}). Install bubblewrap, or set ${key} to "none" to accept that.` };
+    return {
+      ...row,
+      detail: `${row.detail}; runs WITHOUT a sandbox (${key} is "auto" and ${check.detail.replace(/\.$/, "")}). Install bubblewrap, or set ${key} to "none" to accept that.`,
+    };
   }
   return {
     ...row,
@@ -74,7 +73,8 @@ function withSandbox(row: DoctorRow, name: string, mode: "auto" | "bwrap", check
 
 async function checkExecutor(name: string, cfg: ExecutorConfig, envAllow: string[], env: NodeJS.ProcessEnv): Promise<DoctorRow> {
   const row = { executor: name, type: cfg.type, program: null, endpoint: null, version: null };
-  if (cfg.type === "openai") return { ...row, ...(await checkEndpoint(cfg.base_url, cfg.api_key_env ? (cfg.env[cfg.api_key_env] ?? env[cfg.api_key_env]) : undefined)) };
+  if (cfg.type === "openai")
+    return { ...row, ...(await checkEndpoint(cfg.base_url, cfg.api_key_env ? (cfg.env[cfg.api_key_env] ?? env[cfg.api_key_env]) : undefined)) };
 
   const bin = cfg.type === "command" ? cfg.command[0] : cfg.bin;
   const key = cfg.type === "command" ? `executors.${name}.command` : `executors.${name}.bin`;
@@ -108,7 +108,7 @@ async function checkExecutor(name: string, cfg: ExecutorConfig, envAllow: string
   const lastLine = proc.stderr.trim().split("\n").at(-1)?.trim().slice(0, 200);
   const why = proc.timedOut
     ? `"${bin} --version" did not answer within ${VERSION_TIMEOUT_MS / 1000} s`
-    : proc.spawnError ?? `"${bin} --version" exited with code ${proc.exitCode ?? proc.signal}${lastLine ? `: ${lastLine}` : ""}`;
+    : (proc.spawnError ?? `"${bin} --version" exited with code ${proc.exitCode ?? proc.signal}${lastLine ? `: ${lastLine}` : ""}`);
   return { ...row, program: resolved, status: "error", version, detail: why };
 }
 
@@ -137,9 +137,7 @@ async function checkEndpoint(baseUrl: string, apiKey: string | undefined): Promi
 export function formatDoctorTable(rows: DoctorRow[]): string {
   if (rows.length === 0) return "No executors configured.";
   const header = ["EXECUTOR", "TYPE", "PROGRAM / ENDPOINT", "STATUS", "VERSION", "DETAIL"];
-  const cells = rows.map((r) =>
-    [r.executor, r.type, r.program ?? r.endpoint ?? "", r.status, r.version ?? "-", r.detail].map((c) => c.replace(/\s+/g, " ")),
-  );
+  const cells = rows.map((r) => [r.executor, r.type, r.program ?? r.endpoint ?? "", r.status, r.version ?? "-", r.detail].map((c) => c.replace(/\s+/g, " ")));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join("  ");
   return [line(header), ...cells.map(line)].join("\n");

@@ -55,7 +55,9 @@ export function planCrontab(text: string, config: Config): { importable: Importa
         timezone = env[2].replace(/^["']|["']$/g, "");
         return;
       }
-      return refuse(`an environment line (${env[1]}=…): agent-cron passes no crontab variables; put what the program needs in its executor's "env" in config.json`);
+      return refuse(
+        `an environment line (${env[1]}=…): agent-cron passes no crontab variables; put what the program needs in its executor's "env" in config.json`,
+      );
     }
     let schedule: string;
     let rest: string;
@@ -72,9 +74,15 @@ export function planCrontab(text: string, config: Config): { importable: Importa
       rest = m[6];
     }
     if (rest.trim() === "") return refuse("no command after the schedule");
-    if (/(^|[^\\])%/.test(rest)) return refuse('"%" in a crontab command starts the program\'s standard input; put the command in a script and configure that script as a command executor');
+    if (/(^|[^\\])%/.test(rest))
+      return refuse(
+        '"%" in a crontab command starts the program\'s standard input; put the command in a script and configure that script as a command executor',
+      );
     const argv = splitWords(rest);
-    if (argv === null) return refuse("the command uses the shell (pipes, redirections, variables, globs or unbalanced quotes); put it in a script and configure that script as a command executor");
+    if (argv === null)
+      return refuse(
+        "the command uses the shell (pipes, redirections, variables, globs or unbalanced quotes); put it in a script and configure that script as a command executor",
+      );
     const executor = byArgv.get(JSON.stringify(argv));
     if (!executor) {
       const suggested = suggestName(argv[0], config);
@@ -130,7 +138,11 @@ function splitWords(command: string): string[] | null {
 }
 
 function suggestName(program: string, config: Config): string {
-  const base = (program.split("/").pop() ?? "job").replace(/\.[a-z0-9]+$/i, "").replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "") || "job";
+  const base =
+    (program.split("/").pop() ?? "job")
+      .replace(/\.[a-z0-9]+$/i, "")
+      .replace(/[^A-Za-z0-9_.-]+/g, "-")
+      .replace(/^-+|-+$/g, "") || "job";
   let name = base;
   for (let n = 2; config.executors[name]; n++) name = `${base}-${n}`;
   return name;

@@ -72,7 +72,7 @@ export function ownerEnvironment(env: NodeJS.ProcessEnv = process.env): { env: R
 /** Writes the secrets to the child's fd 3 (a pipe) and closes it; the child reads them with takeSecrets(). */
 export function handOverSecrets(child: ChildProcess, secrets: Record<string, string>): void {
   const pipe = child.stdio[3] as NodeJS.WritableStream | null | undefined;
-  if (!pipe) throw new Error("handOverSecrets needs the child spawned with stdio[3] = \"pipe\"");
+  if (!pipe) throw new Error('handOverSecrets needs the child spawned with stdio[3] = "pipe"');
   pipe.end(JSON.stringify(secrets));
 }
 

@@ -31,7 +31,9 @@ export function platformOf(flag: string | undefined, actual: NodeJS.Platform = p
   const p = flag ?? (actual === "darwin" ? "macos" : actual === "linux" ? "linux" : undefined);
   if (p === "linux" || p === "macos") return p;
   if (flag !== undefined) throw new UserError(`--platform must be "linux" or "macos", got "${flag}".`);
-  throw new UserError(`agent-cron service supports Linux (systemd) and macOS (launchd), not ${actual}; run agent-cron serve --http under your own service manager instead.`);
+  throw new UserError(
+    `agent-cron service supports Linux (systemd) and macOS (launchd), not ${actual}; run agent-cron serve --http under your own service manager instead.`,
+  );
 }
 
 /** The service's name: agent-cron for the default data dir, agent-cron-<hash> for another. */
@@ -169,11 +171,24 @@ export async function installService(spec: ServiceSpec, opts: { dryRun: boolean;
   const file = serviceFile(spec);
   const name = serviceName(spec.dataDir, spec.env);
   const content = spec.platform === "macos" ? launchdPlist(spec) : systemdUnit(spec);
-  const report: ServiceReport = { platform: spec.platform, name, file, action: "install", dry_run: opts.dryRun, content, verify: null, commands: [], notes: [] };
+  const report: ServiceReport = {
+    platform: spec.platform,
+    name,
+    file,
+    action: "install",
+    dry_run: opts.dryRun,
+    content,
+    verify: null,
+    commands: [],
+    notes: [],
+  };
   const enable: [string, string[]][] =
     spec.platform === "macos"
       ? [["launchctl", ["bootstrap", `gui/${process.getuid?.() ?? 501}`, file]]]
-      : [["systemctl", ["--user", "daemon-reload"]], ["systemctl", ["--user", "enable", "--now", `${name}.service`]]];
+      : [
+          ["systemctl", ["--user", "daemon-reload"]],
+          ["systemctl", ["--user", "enable", "--now", `${name}.service`]],
+        ];
   if (opts.dryRun) {
     report.notes.push(`Nothing written (--dry-run). It would write ${file} and run: ${enable.map(([c, a]) => [c, ...a].join(" ")).join("; ")}.`);
     return report;
@@ -190,7 +205,10 @@ export async function installService(spec: ServiceSpec, opts: { dryRun: boolean;
   if (opts.enable) {
     report.commands = await runAll(enable, spec.env);
     const failed = report.commands.find((c) => !c.ok);
-    if (failed) report.notes.push(`"${failed.command}" failed (${failed.output.split("\n")[0]}); the ${spec.platform === "macos" ? "agent" : "unit"} is written, turn it on with: ${enable.map(([c, a]) => [c, ...a].join(" ")).join(" && ")}.`);
+    if (failed)
+      report.notes.push(
+        `"${failed.command}" failed (${failed.output.split("\n")[0]}); the ${spec.platform === "macos" ? "agent" : "unit"} is written, turn it on with: ${enable.map(([c, a]) => [c, ...a].join(" ")).join(" && ")}.`,
+      );
   } else {
     report.notes.push(`Written, not turned on (--no-enable); turn it on with: ${enable.map(([c, a]) => [c, ...a].join(" ")).join(" && ")}.`);
   }
@@ -204,20 +222,36 @@ async function lingerNote(env: NodeJS.ProcessEnv): Promise<string> {
   const user = env.USER || env.LOGNAME || os.userInfo().username;
   const r = await run("loginctl", ["show-user", user, "--property=Linger"], env);
   if (r.ok && /Linger=yes/.test(r.output)) return `Lingering is on for ${user}: the service runs while you are logged out, and starts at boot.`;
-  if (r.ok) return `The service runs only while ${user} is logged in; to run jobs while you are logged out (and from boot), run: loginctl enable-linger ${user}`;
+  if (r.ok)
+    return `The service runs only while ${user} is logged in; to run jobs while you are logged out (and from boot), run: loginctl enable-linger ${user}`;
   return `Could not ask loginctl whether lingering is on (${r.output.split("\n")[0] || "no answer"}); to run jobs while you are logged out, run: loginctl enable-linger ${user}`;
 }
 
-export async function uninstallService(spec: Pick<ServiceSpec, "platform" | "dataDir" | "env">, opts: { dryRun: boolean; enable: boolean }): Promise<ServiceReport> {
+export async function uninstallService(
+  spec: Pick<ServiceSpec, "platform" | "dataDir" | "env">,
+  opts: { dryRun: boolean; enable: boolean },
+): Promise<ServiceReport> {
   const file = serviceFile(spec);
   const name = serviceName(spec.dataDir, spec.env);
-  const report: ServiceReport = { platform: spec.platform, name, file, action: "uninstall", dry_run: opts.dryRun, content: null, verify: null, commands: [], notes: [] };
+  const report: ServiceReport = {
+    platform: spec.platform,
+    name,
+    file,
+    action: "uninstall",
+    dry_run: opts.dryRun,
+    content: null,
+    verify: null,
+    commands: [],
+    notes: [],
+  };
   if (!existsSync(file)) {
     report.notes.push(`No service is installed for this data dir (${file} does not exist).`);
     return report;
   }
   const disable: [string, string[]][] =
-    spec.platform === "macos" ? [["launchctl", ["bootout", `gui/${process.getuid?.() ?? 501}/${launchdLabel(name)}`]]] : [["systemctl", ["--user", "disable", "--now", `${name}.service`]]];
+    spec.platform === "macos"
+      ? [["launchctl", ["bootout", `gui/${process.getuid?.() ?? 501}/${launchdLabel(name)}`]]]
+      : [["systemctl", ["--user", "disable", "--now", `${name}.service`]]];
   if (opts.dryRun) {
     report.notes.push(`Nothing removed (--dry-run). It would run ${disable.map(([c, a]) => [c, ...a].join(" ")).join("; ")} and remove ${file}.`);
     return report;
@@ -225,7 +259,9 @@ export async function uninstallService(spec: Pick<ServiceSpec, "platform" | "dat
   if (opts.enable) report.commands = await runAll(disable, spec.env);
   rmSync(file, { force: true });
   if (spec.platform === "linux" && opts.enable) report.commands.push(...(await runAll([["systemctl", ["--user", "daemon-reload"]]], spec.env)));
-  report.notes.push(`Removed ${file}. The owner it started is stopped${report.commands.every((c) => c.ok) ? "" : " once the service manager is told (see the commands above), or with agent-cron stop"}.`);
+  report.notes.push(
+    `Removed ${file}. The owner it started is stopped${report.commands.every((c) => c.ok) ? "" : " once the service manager is told (see the commands above), or with agent-cron stop"}.`,
+  );
   return report;
 }
 

@@ -16,9 +16,15 @@ for (const file of positionals) {
   const dt = prof.timeDeltas;
   for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const short = (url) => url.replace(/^file:\/\//, "").replace(/.*\/node_modules\//, "nm/").replace(/.*\/dist\//, "dist/");
+  const short = (url) =>
+    url
+      .replace(/^file:\/\//, "")
+      .replace(/.*\/node_modules\//, "nm/")
+      .replace(/.*\/dist\//, "dist/");
   const key = (n) => `${n.callFrame.functionName || "(anonymous)"} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
-  const selfBy = new Map(), inclBy = new Map(), fileBy = new Map();
+  const selfBy = new Map(),
+    inclBy = new Map(),
+    fileBy = new Map();
   for (const [id, t] of self) {
     const n = nodes.get(id);
     selfBy.set(key(n), (selfBy.get(key(n)) ?? 0) + t);
@@ -37,10 +43,16 @@ for (const file of positionals) {
   const pctOf = (us) => ((100 * us) / total).toFixed(1).padStart(5) + "%";
   const show = (title, map) => {
     console.log(`\n${title}`);
-    [...map].filter(([k]) => !opt.filter || k.includes(opt.filter)).sort((a, b) => b[1] - a[1]).slice(0, top).forEach(([k, t]) => console.log(`${ms(t)} ms ${pctOf(t)}  ${k}`));
+    [...map]
+      .filter(([k]) => !opt.filter || k.includes(opt.filter))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .forEach(([k, t]) => console.log(`${ms(t)} ms ${pctOf(t)}  ${k}`));
   };
   const idle = [...self].filter(([id]) => ["(idle)", "(program)", "(garbage collector)"].includes(nodes.get(id).callFrame.functionName));
-  console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled; ${idle.map(([id, t]) => `${nodes.get(id).callFrame.functionName} ${(t / 1000).toFixed(0)} ms`).join(", ")}`);
+  console.log(
+    `${file}: ${(total / 1000).toFixed(0)} ms sampled; ${idle.map(([id, t]) => `${nodes.get(id).callFrame.functionName} ${(t / 1000).toFixed(0)} ms`).join(", ")}`,
+  );
   show("self time by file", fileBy);
   show("self time by function", selfBy);
   show("inclusive time by function", inclBy);

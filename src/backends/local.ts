@@ -72,4 +72,3 @@ export class OwnerOrphans implements OrphanFinder {
     return orphans;
   }
 }
-

@@ -85,7 +85,15 @@ export function activity(src: ActivitySource): Activity {
     past.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
     lanes.push({ job_id: job.id, name: job.name, timezone: job.timezone, state: job.state, past: thin(past, from, now), next: thin(next, now, until) });
   }
-  return { now: new Date(now).toISOString(), from: new Date(from).toISOString(), until: new Date(until).toISOString(), timezone: src.timezone, lanes, more_jobs: more, cost_days: costDays(src) };
+  return {
+    now: new Date(now).toISOString(),
+    from: new Date(from).toISOString(),
+    until: new Date(until).toISOString(),
+    timezone: src.timezone,
+    lanes,
+    more_jobs: more,
+    cost_days: costDays(src),
+  };
 }
 
 /** A lane too dense to draw one mark per occurrence: one mark per slice, its worst outcome, with the count. */

@@ -57,7 +57,12 @@ export interface CronApi {
   readonly events: AppEventBus;
   addCron(a: AddCronArgs): Promise<AddCronResult>;
   /** `timezone` is the server's: a model-facing row leaves it out where a job has this one. */
-  listCrons(a: { state?: JobState; query?: string; limit?: number; cursor?: string }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null; timezone: string }>;
+  listCrons(a: {
+    state?: JobState;
+    query?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<{ jobs: JobRow[]; total: number; next_cursor: string | null; timezone: string }>;
   listRuns(a: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Promise<{ runs: RunRow[]; next_cursor: string | null }>;
   pause(a: { job: string }): Promise<JobChange>;
   resume(a: { job: string }): Promise<JobChange>;
@@ -84,7 +89,13 @@ export interface CronApi {
   /** Completion of resource ids. */
   completeIds(a: { kind: "job" | "run"; prefix: string }): Promise<string[]>;
   /** The dashboard's jobs page: job rows, each with its newest runs (`runs`, default 20), in one call. */
-  overview(a: { state?: JobState; query?: string; limit?: number; cursor?: string; runs?: number }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
+  overview(a: {
+    state?: JobState;
+    query?: string;
+    limit?: number;
+    cursor?: string;
+    runs?: number;
+  }): Promise<{ jobs: JobOverview[]; total: number; next_cursor: string | null }>;
   /** The dashboard's job page: a job's runs, newest first, with their cost. */
   jobRuns(a: { job: string; limit?: number; cursor?: string }): Promise<{ runs: RunBrief[]; next_cursor: string | null }>;
   /** Every occurrence since `since` (default 7d) against its records (SPEC §18): counts per job and what has no record. */
@@ -183,9 +194,29 @@ const runBrief = (r: Run): RunBrief => ({
 export const OVERVIEW_MAX = 1000;
 
 export const API_METHODS = [
-  "addCron", "listCrons", "listRuns", "pause", "resume", "remove", "getCron", "updateCron",
-  "runNow", "waitRun", "cancelRun", "previewSchedule", "readRun", "jobsPage", "completeIds", "approve", "reject", "triggerEvent",
-  "overview", "jobRuns", "upcoming", "audit", "activity",
+  "addCron",
+  "listCrons",
+  "listRuns",
+  "pause",
+  "resume",
+  "remove",
+  "getCron",
+  "updateCron",
+  "runNow",
+  "waitRun",
+  "cancelRun",
+  "previewSchedule",
+  "readRun",
+  "jobsPage",
+  "completeIds",
+  "approve",
+  "reject",
+  "triggerEvent",
+  "overview",
+  "jobRuns",
+  "upcoming",
+  "audit",
+  "activity",
 ] as const satisfies readonly Exclude<keyof CronApi, "events">[];
 export type ApiMethod = (typeof API_METHODS)[number];
 
@@ -211,8 +242,19 @@ export const ForwardingApi = ApiForwarder as abstract new () => ApiForwarder & P
 
 /** The calls that change nothing: safe to repeat on another owner, or after a timeout. */
 export const READ_METHODS: ReadonlySet<ApiMethod> = new Set([
-  "listCrons", "listRuns", "getCron", "previewSchedule", "readRun", "jobsPage", "completeIds", "waitRun",
-  "overview", "jobRuns", "upcoming", "audit", "activity",
+  "listCrons",
+  "listRuns",
+  "getCron",
+  "previewSchedule",
+  "readRun",
+  "jobsPage",
+  "completeIds",
+  "waitRun",
+  "overview",
+  "jobRuns",
+  "upcoming",
+  "audit",
+  "activity",
 ]);
 
 const MAX_COMPLETIONS = 100;
@@ -378,7 +420,8 @@ export class LocalApi implements CronApi {
 
   async overview({ runs: count = 20, limit = 100, cursor, ...filter }: Parameters<CronApi["overview"]>[0]) {
     await this.app.synced();
-    if (!Number.isInteger(limit) || limit < 1 || limit > OVERVIEW_MAX) throw new UserError(`limit must be a whole number from 1 to ${OVERVIEW_MAX}, got ${limit}.`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > OVERVIEW_MAX)
+      throw new UserError(`limit must be a whole number from 1 to ${OVERVIEW_MAX}, got ${limit}.`);
     if (!Number.isInteger(count) || count < 0 || count > 100) throw new UserError(`runs must be a whole number from 0 to 100, got ${count}.`);
     const jobs: JobOverview[] = [];
     let next = cursor ?? null;

@@ -5,11 +5,35 @@ import { Dispatcher } from "./dispatcher.js";
 import { UnauthorizedError, UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
 import { AddJobInput, UpdateJobInput } from "./job-input.js";
-import { checkTimezone, compileSchema, draftJob, hashToken, legacyNameProblem, parseInput, withApprovalEvent, patchedJob, sameDefinition, type DefinitionContext, type DeliveryChecks } from "./job-definitions.js";
+import {
+  checkTimezone,
+  compileSchema,
+  draftJob,
+  hashToken,
+  legacyNameProblem,
+  parseInput,
+  withApprovalEvent,
+  patchedJob,
+  sameDefinition,
+  type DefinitionContext,
+  type DeliveryChecks,
+} from "./job-definitions.js";
 import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
-import type { CheckProcessResult, ExecutionRequest, Executor, ExecutorRegistry, JobRepo, Notifier, Occurrence, OccurrenceQueue, OrphanFinder, RunRepo, RunToolsPort } from "./ports.js";
+import type {
+  CheckProcessResult,
+  ExecutionRequest,
+  Executor,
+  ExecutorRegistry,
+  JobRepo,
+  Notifier,
+  Occurrence,
+  OccurrenceQueue,
+  OrphanFinder,
+  RunRepo,
+  RunToolsPort,
+} from "./ports.js";
 import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
 import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
 import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
@@ -170,7 +194,10 @@ export class App {
       chainedAfter: (job, run) => chainedJobs(this.jobs.all(), job.id, run),
       runCheck: (executor, argv, req) => (executor.runCheck ? executor.runCheck(argv, req) : parts.runCheck(argv, req)),
       openRunTools: parts.runTools
-        ? (job, run, said, dir) => parts.runTools!.open({ runId: run.id, jobId: job.id, dir, tools: runToolsOf(job) }, (tool, args) => this.runToolCall(job.id, run.id, said, tool as RunToolName, args))
+        ? (job, run, said, dir) =>
+            parts.runTools!.open({ runId: run.id, jobId: job.id, dir, tools: runToolsOf(job) }, (tool, args) =>
+              this.runToolCall(job.id, run.id, said, tool as RunToolName, args),
+            )
         : undefined,
       // A crash test kills the process at a named point (e.g. between a run's final record and
       // the start of its chained runs); nothing sets it outside tests.
@@ -253,7 +280,9 @@ export class App {
       if (!problem) continue;
       this.broken.add(job.id);
       const label = job.name ? `"${job.name}" (${job.id})` : job.id;
-      this.startupProblems.push(`Job ${label} in ${this.parts.jobsLocation} cannot be scheduled: ${problem}. It is paused; fix it with update_cron (or agent-cron update), then resume it.`);
+      this.startupProblems.push(
+        `Job ${label} in ${this.parts.jobsLocation} cannot be scheduled: ${problem}. It is paused; fix it with update_cron (or agent-cron update), then resume it.`,
+      );
       if (job.state === "active") {
         await this.jobs.update(job.id, (j) =>
           withDerivedFields({
@@ -287,7 +316,10 @@ export class App {
       await this.runs.put(ended);
       this.ledger.delete(run.job_id);
       if (job) {
-        await this.updateRecord(job.id, (j) => ({ ...afterNotRun(j, run.trigger, "interrupted"), last_error: "The server stopped while the last run was going." }));
+        await this.updateRecord(job.id, (j) => ({
+          ...afterNotRun(j, run.trigger, "interrupted"),
+          last_error: "The server stopped while the last run was going.",
+        }));
       }
       // The only process sends what is pending once it starts; in a fleet, the one that found it.
       if (!this.parts.exclusive && ended.delivery === "pending") this.notifier.deliver(ended.id);
@@ -329,7 +361,12 @@ export class App {
       const adjacent = job.jitter_seconds === 0 && job.catch_up !== "all";
       if (adjacent && job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
       if (this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
-      await this.dispatcher.record(job, { scheduledFor: Date.parse(at), trigger: "schedule" }, "interrupted", "The server stopped as this occurrence was starting; it is not run again.");
+      await this.dispatcher.record(
+        job,
+        { scheduledFor: Date.parse(at), trigger: "schedule" },
+        "interrupted",
+        "The server stopped as this occurrence was starting; it is not run again.",
+      );
     }
   }
 
@@ -356,7 +393,9 @@ export class App {
       this.reschedule(this.jobs.get(job.id));
     }
     this.scheduler.start();
-    await this.resumeChains().catch((err) => this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}));
+    await this.resumeChains().catch((err) =>
+      this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}),
+    );
     this.watchClocks();
     // What the previous owner had not finished handing over; only the owner sends.
     if (this.parts.exclusive) this.notifier.resumePending();
@@ -562,12 +601,15 @@ export class App {
       const restarted = occ.scheduledFor !== null && Date.parse(current.schedule_from ?? "") > occ.scheduledFor;
       // Completed at its expires_at while this occurrence, due before then, was on its way (a
       // fleet's worker may start it seconds late): it runs, as it would have on time.
-      const dueBeforeEnd = current.state === "completed" && occ.scheduledFor !== null && current.expires_at !== null && occ.scheduledFor <= Date.parse(current.expires_at);
-      const why =
-        this.dispatcher.isClosing ? "The server stopped before this occurrence could start."
-        : current.state !== "active" && !dueBeforeEnd ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
-        : restarted ? "The job's schedule changed before this occurrence could start."
-        : null;
+      const dueBeforeEnd =
+        current.state === "completed" && occ.scheduledFor !== null && current.expires_at !== null && occ.scheduledFor <= Date.parse(current.expires_at);
+      const why = this.dispatcher.isClosing
+        ? "The server stopped before this occurrence could start."
+        : current.state !== "active" && !dueBeforeEnd
+          ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
+          : restarted
+            ? "The job's schedule changed before this occurrence could start."
+            : null;
       if (why) {
         await this.dispatcher.record(current, occ, "skipped", why);
         return;
@@ -627,7 +669,11 @@ export class App {
   private async missedSpan(job: Job, plan: CatchUpPlan): Promise<void> {
     if (!plan.truncated || !plan.record.length) return;
     const since = Math.max(handledUntil(job), Date.parse(job.created_at));
-    const span = { from: toIsoInZone(new Date(since), job.timezone), to: toIsoInZone(new Date(plan.record[0]), job.timezone), reason: `the server was not running (catch_up: ${job.catch_up})` };
+    const span = {
+      from: toIsoInZone(new Date(since), job.timezone),
+      to: toIsoInZone(new Date(plan.record[0]), job.timezone),
+      reason: `the server was not running (catch_up: ${job.catch_up})`,
+    };
     await this.updateRecord(job.id, (j) => ({ missed_spans: [...j.missed_spans, span].slice(-MAX_SCHEDULE_HISTORY) }));
   }
 
@@ -640,7 +686,9 @@ export class App {
   }
 
   private missedNotice(job: Job, since: string, recorded: number): void {
-    this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${since}; the newest ${recorded} are recorded.`, { job_id: job.id });
+    this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${since}; the newest ${recorded} are recorded.`, {
+      job_id: job.id,
+    });
   }
 
   private async runBacklog(jobId: string, times: number[]): Promise<void> {
@@ -764,9 +812,20 @@ export class App {
       this.events.emit("notice", "warning", `Audit: ${title}: ${fresh.join(", ")}.`, { job_id: a.job_id, unaccounted_at: fresh });
       const channels = job?.deliver_to.length ? job.deliver_to : this.config.alerts;
       if (job && channels.length && this.notifier.alert) {
-        const attempts = await this.notifier.alert(channels, job, title, `Due with no record (agent-cron audit ${label}):\n${fresh.map((t) => `- ${t}`).join("\n")}`);
+        const attempts = await this.notifier.alert(
+          channels,
+          job,
+          title,
+          `Due with no record (agent-cron audit ${label}):\n${fresh.map((t) => `- ${t}`).join("\n")}`,
+        );
         const refused = attempts.filter((d) => !d.ok);
-        if (refused.length) this.events.emit("notice", "error", `The audit's alert for ${label} was not delivered: ${refused.map((d) => `${d.channel}: ${d.error}`).join("; ")}`, { job_id: a.job_id });
+        if (refused.length)
+          this.events.emit(
+            "notice",
+            "error",
+            `The audit's alert for ${label} was not delivered: ${refused.map((d) => `${d.channel}: ${d.error}`).join("; ")}`,
+            { job_id: a.job_id },
+          );
       }
     }
     return report;
@@ -815,11 +874,13 @@ export class App {
    * the row's revision instead of a write and its notification to every process.
    */
   private async updateRecord(id: string, fn: (job: Job) => Partial<Job>): Promise<Job | undefined> {
-    return (await this.change(id, (job) => {
-      const fields = fn(job);
-      const same = (Object.keys(fields) as (keyof Job)[]).every((k) => Object.is(job[k], fields[k]) || JSON.stringify(job[k]) === JSON.stringify(fields[k]));
-      return same ? null : fields;
-    }))?.job;
+    return (
+      await this.change(id, (job) => {
+        const fields = fn(job);
+        const same = (Object.keys(fields) as (keyof Job)[]).every((k) => Object.is(job[k], fields[k]) || JSON.stringify(job[k]) === JSON.stringify(fields[k]));
+        return same ? null : fields;
+      })
+    )?.job;
   }
 
   /**
@@ -842,21 +903,26 @@ export class App {
       const existing = this.jobs.byName(draft.name);
       if (existing) {
         if (sameDefinition(existing, draft)) return { job: existing, created: false, warnings: [] };
-        throw new UserError(
-          `A job named "${draft.name}" already exists with a different definition; use update_cron to change it, or choose another name.`,
-        );
+        throw new UserError(`A job named "${draft.name}" already exists with a different definition; use update_cron to change it, or choose another name.`);
       }
     }
     const first = nextRuns({ ...draft, state: "active" }, schedule, 1, now)[0];
     if (!first) throw new UserError("The job would never run: its expires_at ends it before the first occurrence.");
     if (this.jobs.size >= this.config.max_jobs) {
-      throw new UserError(`There are already ${this.jobs.size} jobs, the limit set by max_jobs in the config; remove some (completed jobs count too) or ask the operator to raise max_jobs.`);
+      throw new UserError(
+        `There are already ${this.jobs.size} jobs, the limit set by max_jobs in the config; remove some (completed jobs count too) or ask the operator to raise max_jobs.`,
+      );
     }
     if (opts.dryRun) return { job: draft, created: true, warnings: [] };
     const mode = this.config.approval;
     if (opts.origin !== "cli" && (mode === "required" || (mode === "ask" && !opts.approved))) draft.state = "pending_approval";
     else if (opts.origin !== "cli" && mode === "ask") {
-      draft.approvals = withApprovalEvent([], { event: "approved", at: draft.created_at, by: `the user of ${createdBy}, asked by the client`, via: "elicitation" });
+      draft.approvals = withApprovalEvent([], {
+        event: "approved",
+        at: draft.created_at,
+        by: `the user of ${createdBy}, asked by the client`,
+        via: "elicitation",
+      });
     }
     let triggerToken: string | undefined;
     if (draft.trigger === "http") {
@@ -912,7 +978,8 @@ export class App {
       if (j.state === "completed") throw new UserError(`Job "${j.name ?? j.id}" has completed; give it a new schedule with update_cron to run it again.`);
       // Resuming does not replay what passed while paused.
       const { fields, first } = this.activatedFromNow({ ...j, consecutive_failures: 0 }, now);
-      if (!first && j.run_at !== null) throw new UserError(`Job "${j.name ?? j.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
+      if (!first && j.run_at !== null)
+        throw new UserError(`Job "${j.name ?? j.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
       return { ...fields, consecutive_failures: 0 };
     });
   }
@@ -969,19 +1036,31 @@ export class App {
       case "remember": {
         const updated = await this.updateRecord(jobId, (j) => ({ notes: withNote(j.notes, { at, run_id: runId, text: args.note }) }));
         const kept = updated?.notes.length ?? 0;
-        return { summary: `Remembered. The job keeps ${kept} note${kept === 1 ? "" : "s"}; later runs get them under "Notes from earlier runs:".`, notes_kept: kept };
+        return {
+          summary: `Remembered. The job keeps ${kept} note${kept === 1 ? "" : "s"}; later runs get them under "Notes from earlier runs:".`,
+          notes_kept: kept,
+        };
       }
       case "pause_me": {
         if (!job.self_service) throw new UserError("pause_me is only for jobs with self_service: true.");
-        const paused = await this.changeJob(jobId, (j) => (j.state === "active" ? { ...stopped("paused"), last_error: `Paused by its own run ${runId}: ${args.reason}` } : null));
-        return { summary: `Job ${paused.name ?? paused.id} is ${paused.state}; a person resumes it with agent-cron resume ${paused.name ?? paused.id}.`, state: paused.state };
+        const paused = await this.changeJob(jobId, (j) =>
+          j.state === "active" ? { ...stopped("paused"), last_error: `Paused by its own run ${runId}: ${args.reason}` } : null,
+        );
+        return {
+          summary: `Job ${paused.name ?? paused.id} is ${paused.state}; a person resumes it with agent-cron resume ${paused.name ?? paused.id}.`,
+          state: paused.state,
+        };
       }
       case "reschedule_me": {
         if (!job.self_service) throw new UserError("reschedule_me is only for jobs with self_service: true.");
         // A run is an agent: under approval its new schedule waits for a person (as an MCP client's would).
         const updated = await this.updateJob(jobId, { schedule: args.schedule }, { origin: "mcp", by: `its own run ${runId}` });
         const when = updated.state === "active" ? `next run ${updated.next_run_at}` : `it is ${updated.state}`;
-        return { summary: `Job ${updated.name ?? updated.id} now runs on "${updated.schedule}"; ${when}.`, state: updated.state, next_run_at: updated.next_run_at };
+        return {
+          summary: `Job ${updated.name ?? updated.id} now runs on "${updated.schedule}"; ${when}.`,
+          state: updated.state,
+          next_run_at: updated.next_run_at,
+        };
       }
     }
   }
@@ -992,10 +1071,16 @@ export class App {
    */
   async reject(ref: string, actor: Approver = { by: "a person", via: "cli" }): Promise<string> {
     const job = this.resolveJob(ref);
-    if (job.state !== "pending_approval") throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}); remove it instead.`);
+    if (job.state !== "pending_approval")
+      throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}); remove it instead.`);
     const id = await this.remove(job.id);
     const at = toIsoInZone(new Date(this.clock.now()), job.timezone);
-    this.events.emit("notice", "info", `Job ${job.name ? `"${job.name}" (${job.id})` : job.id} was rejected by ${actor.by} through ${actor.via} at ${at}, and removed.`, { job_id: job.id, rejected_by: actor.by, via: actor.via, at });
+    this.events.emit(
+      "notice",
+      "info",
+      `Job ${job.name ? `"${job.name}" (${job.id})` : job.id} was rejected by ${actor.by} through ${actor.via} at ${at}, and removed.`,
+      { job_id: job.id, rejected_by: actor.by, via: actor.via, at },
+    );
     return id;
   }
 
@@ -1012,13 +1097,16 @@ export class App {
     if (!job || !ok) throw new UnauthorizedError("The token does not match this job's event trigger.");
     this.refusePending(job, "run");
     if (job.state !== "active") throw new UserError(`Job "${job.name ?? job.id}" is ${job.state}; resume it to take events.`);
-    if (maxRunsReached(job)) throw new UserError(`Job "${job.name ?? job.id}" has made its max_runs (${job.max_runs}); raise it with update_cron to take more events.`);
+    if (maxRunsReached(job))
+      throw new UserError(`Job "${job.name ?? job.id}" has made its max_runs (${job.max_runs}); raise it with update_cron to take more events.`);
     return this.dispatcher.occur(job, { scheduledFor: null, trigger: "event", payload });
   }
 
   private refusePending(job: Job, what: string): void {
     if (job.state === "pending_approval") {
-      throw new UserError(`Job "${job.name ?? job.id}" is waiting for a person's approval, so it cannot ${what}; they approve it with: agent-cron approve ${job.name ?? job.id}.`);
+      throw new UserError(
+        `Job "${job.name ?? job.id}" is waiting for a person's approval, so it cannot ${what}; they approve it with: agent-cron approve ${job.name ?? job.id}.`,
+      );
     }
   }
 
@@ -1149,7 +1237,9 @@ export class App {
     }
     return check.found
       ? []
-      : [`Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`];
+      : [
+          `Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`,
+        ];
   }
 }
 

@@ -58,7 +58,9 @@ export function refuseCycle(jobs: { get(id: string): Job | undefined }, self: Pi
   while (at !== undefined) {
     if (at === self.id) {
       path.push(label(self));
-      throw new UserError(`after would make a cycle: ${path.join(" → ")}; a job cannot end up waiting for itself. Chain it after another job, or remove after from one of these.`);
+      throw new UserError(
+        `after would make a cycle: ${path.join(" → ")}; a job cannot end up waiting for itself. Chain it after another job, or remove after from one of these.`,
+      );
     }
     if (seen.has(at)) return;
     seen.add(at);

@@ -67,9 +67,13 @@ export type WebhookEvent = "completed" | "failed" | "canceled";
 export function webhookFor(job: Job, run: Run): { url: string; event: WebhookEvent } | null {
   if (job.silent) return null;
   const event: WebhookEvent | null =
-    run.status === "completed" ? "completed" :
-    run.status === "failed" || run.status === "timed_out" || run.status === "interrupted" ? "failed" :
-    run.status === "canceled" ? "canceled" : null;
+    run.status === "completed"
+      ? "completed"
+      : run.status === "failed" || run.status === "timed_out" || run.status === "interrupted"
+        ? "failed"
+        : run.status === "canceled"
+          ? "canceled"
+          : null;
   if (!event || !job.notify_on.includes(event)) return null;
   const url = event === "completed" ? job.on_complete : job.on_fail;
   return url ? { url, event } : null;

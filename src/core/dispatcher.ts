@@ -4,7 +4,17 @@ import path from "node:path";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Config } from "../config.js";
 import { chainRunId, upstreamSection } from "./chain.js";
-import { STORED, type CheckProcessResult, type Executor, type ExecutionRequest, type ExecutionResult, type Occurrence, type PutOutcome, type RunRepo, type RunToolsHandle } from "./ports.js";
+import {
+  STORED,
+  type CheckProcessResult,
+  type Executor,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Occurrence,
+  type PutOutcome,
+  type RunRepo,
+  type RunToolsHandle,
+} from "./ports.js";
 import type { RunSaid } from "./run-tools.js";
 import { errorMessage } from "../kernel/errors.js";
 import type { AppEventBus } from "./events.js";
@@ -64,7 +74,6 @@ interface ActiveRun {
 const REWRITE_EVERY_MS = 5000;
 /** Retries of one run wait at most this long in all. */
 const MAX_TOTAL_BACKOFF_MS = 3_600_000;
-
 
 /**
  * One occurrence's life: overlap policy, the daily budget, the concurrency slots, attempts
@@ -181,23 +190,30 @@ export class Dispatcher {
       // No agent starts without its record; the job must not stay "running" for ever either.
       this.untrack(active);
       const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
-      this.recordLater({ ...run, status: "failed", finished_at: at, duration_ms: 0, error: `The run did not start: its record could not be written (${errorMessage(err)}).` }, err);
+      this.recordLater(
+        { ...run, status: "failed", finished_at: at, duration_ms: 0, error: `The run did not start: its record could not be written (${errorMessage(err)}).` },
+        err,
+      );
       throw err;
     }
-    const jobNow = await this.host.updateJob(job.id, (j) => ({ run_count: j.run_count + 1, last_run_at: run.started_at })).catch((err) => {
-      this.writeFailed(`Job ${job.name ?? job.id}: its run count could not be saved`, err);
-      return undefined;
-    });
+    const jobNow = await this.host
+      .updateJob(job.id, (j) => ({ run_count: j.run_count + 1, last_run_at: run.started_at }))
+      .catch((err) => {
+        this.writeFailed(`Job ${job.name ?? job.id}: its run count could not be saved`, err);
+        return undefined;
+      });
     this.host.events.emit("run", run, "started", jobNow ?? job);
-    active.done = this.execute(jobNow ?? job, active).catch((err) => {
-      // execute records every ending itself; this is the last net, so that a failure here
-      // is reported instead of ending the process as an unhandled rejection.
-      this.writeFailed(`Run ${run.id}`, err);
-      return active.run;
-    }).finally(() => {
-      this.untrack(active);
-      this.releaseQueued(job.id);
-    });
+    active.done = this.execute(jobNow ?? job, active)
+      .catch((err) => {
+        // execute records every ending itself; this is the last net, so that a failure here
+        // is reported instead of ending the process as an unhandled rejection.
+        this.writeFailed(`Run ${run.id}`, err);
+        return active.run;
+      })
+      .finally(() => {
+        this.untrack(active);
+        this.releaseQueued(job.id);
+      });
     return run;
   }
 
@@ -220,14 +236,16 @@ export class Dispatcher {
         await mkdir(workDir, { recursive: true, mode: 0o700 });
       }
       // This process's slot first, then the fleet's: a run waiting here holds no room in the fleet.
-      const inFleet = <T>(fn: () => Promise<T>) => async (): Promise<T> => {
-        const release = (await this.host.fleetSlot?.(run, signal)) ?? (() => {});
-        try {
-          return await fn();
-        } finally {
-          release();
-        }
-      };
+      const inFleet =
+        <T>(fn: () => Promise<T>) =>
+        async (): Promise<T> => {
+          const release = (await this.host.fleetSlot?.(run, signal)) ?? (() => {});
+          try {
+            return await fn();
+          } finally {
+            release();
+          }
+        };
       const slot = <T>(fn: () => Promise<T>): Promise<T> =>
         job.type === "resource-intensive" ? this.heavy(() => this.limit(inFleet(fn))) : this.limit(inFleet(fn));
       const executor = this.host.executor(run.executor ?? this.host.config.default_executor);
@@ -251,7 +269,13 @@ export class Dispatcher {
         sections.push(`Check output:\n${gate.stdout}`);
       }
       const base = sections.join("\n\n");
-      const prompt = withContext ? `${contextLine(job, run, newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status !== "running"))}\n\n${base}` : base;
+      const prompt = withContext
+        ? `${contextLine(
+            job,
+            run,
+            newest(this.host.runs.ofJob(job.id), run.id, (r) => r.status !== "running"),
+          )}\n\n${base}`
+        : base;
       // Agent CLIs that take MCP servers get their run's own tools.
       if ((executor.type === "claude-code" || executor.type === "codex") && this.host.openRunTools) {
         tools = await this.host.openRunTools(job, run, said, workDir).catch((err) => {
@@ -267,7 +291,11 @@ export class Dispatcher {
           // never holds up other jobs; its total is capped.
           const delay = job.retry_delay_seconds * 1000 * 2 ** (attempt - 1);
           if (waited + delay > MAX_TOTAL_BACKOFF_MS) {
-            if (result) result = { ...result, error: `${result.error ?? "Failed"} (not retried further: the retries would wait more than ${MAX_TOTAL_BACKOFF_MS / 3_600_000} h in all)` };
+            if (result)
+              result = {
+                ...result,
+                error: `${result.error ?? "Failed"} (not retried further: the retries would wait more than ${MAX_TOTAL_BACKOFF_MS / 3_600_000} h in all)`,
+              };
             break;
           }
           waited += delay;
@@ -506,7 +534,9 @@ export class Dispatcher {
     if (upstream.chain_due.length > left.length) this.host.fault?.("after-chain-started");
     // On the newest copy, atomically: its deliveries may be recording their attempts meanwhile.
     const done = (r: Run) => (r.chain_due.length === left.length && r.chain_due.every((id) => left.includes(id)) ? null : { ...r, chain_due: left });
-    await this.host.runs.update(upstream.id, done).catch((err) => this.writeFailed(`Run ${upstream.id}: its chained runs are started but this could not be recorded`, err));
+    await this.host.runs
+      .update(upstream.id, done)
+      .catch((err) => this.writeFailed(`Run ${upstream.id}: its chained runs are started but this could not be recorded`, err));
   }
 
   /** The upstream run's output under "Output of <name>:". */
@@ -521,10 +551,20 @@ export class Dispatcher {
    * The job's gate check, in the run's sandbox and work dir under its timeout: exit 0 lets the
    * agent run with the check's stdout; exit 1 says there is nothing to do; anything else fails.
    */
-  private async gate(job: Job, run: Run, executor: Executor, workDir: string, signal: AbortSignal): Promise<{ kind: "run"; stdout: string } | { kind: "skip" } | { kind: "fail"; error: string }> {
+  private async gate(
+    job: Job,
+    run: Run,
+    executor: Executor,
+    workDir: string,
+    signal: AbortSignal,
+  ): Promise<{ kind: "run"; stdout: string } | { kind: "skip" } | { kind: "fail"; error: string }> {
     const name = job.check!;
     const cfg = this.host.config.checks[name];
-    if (!cfg) return { kind: "fail", error: `The check "${name}" is no longer in the config (checks.${name}); ask the operator to restore it, or clear the job's check.` };
+    if (!cfg)
+      return {
+        kind: "fail",
+        error: `The check "${name}" is no longer in the config (checks.${name}); ask the operator to restore it, or clear the job's check.`,
+      };
     const vars: Record<string, string> = { work_dir: workDir, run_id: run.id, job_id: job.id };
     const argv = [cfg.program, ...cfg.args.map((a) => a.replace(/\{(work_dir|run_id|job_id)\}/g, (_, k: string) => vars[k]))];
     const proc = await this.host.runCheck(executor, argv, {
@@ -547,7 +587,8 @@ export class Dispatcher {
     if (proc.sandboxError) return { kind: "fail", error: `${what} could not start: ${proc.sandboxError}` };
     if (proc.spawnError) return { kind: "fail", error: `${what} could not start: ${proc.spawnError}. Fix checks.${name}.program in the config.` };
     if (proc.canceled) return { kind: "fail", error: `${what} was canceled.` };
-    if (proc.timedOut) return { kind: "fail", error: `${what} timed out after ${cfg.timeout_seconds} s (checks.${name}.timeout_seconds)${tailOf(proc.stderrTail)}` };
+    if (proc.timedOut)
+      return { kind: "fail", error: `${what} timed out after ${cfg.timeout_seconds} s (checks.${name}.timeout_seconds)${tailOf(proc.stderrTail)}` };
     if (proc.exitCode === 0) return { kind: "run", stdout: cutUtf8(proc.stdout, CHECK_OUTPUT_BYTES).text };
     if (proc.exitCode === 1) return { kind: "skip" };
     const how = proc.exitCode === null ? `was killed by ${proc.signal}` : `exited with code ${proc.exitCode}`;

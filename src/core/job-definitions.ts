@@ -42,11 +42,39 @@ export interface DeliveryChecks {
 
 /** What a caller defined, for add_cron's retry-safety check. */
 const DEFINITION_FIELDS = [
-  "schedule", "timezone", "prompt", "executor", "work_dir", "session", "type", "timeout_seconds", "retries",
-  "retry_delay_seconds", "output_format", "output_schema", "overlap", "catch_up", "max_runs", "max_cost_usd",
-  "pause_after_failures", "silent", "notify_on", "on_complete", "on_fail", "deliver_to", "deliver_on",
-  "on_permission_denied", "on_empty", "requires_mcp", "prompt_context", "jitter_seconds", "catch_up_window_seconds", "trigger",
-  "after", "check", "self_service",
+  "schedule",
+  "timezone",
+  "prompt",
+  "executor",
+  "work_dir",
+  "session",
+  "type",
+  "timeout_seconds",
+  "retries",
+  "retry_delay_seconds",
+  "output_format",
+  "output_schema",
+  "overlap",
+  "catch_up",
+  "max_runs",
+  "max_cost_usd",
+  "pause_after_failures",
+  "silent",
+  "notify_on",
+  "on_complete",
+  "on_fail",
+  "deliver_to",
+  "deliver_on",
+  "on_permission_denied",
+  "on_empty",
+  "requires_mcp",
+  "prompt_context",
+  "jitter_seconds",
+  "catch_up_window_seconds",
+  "trigger",
+  "after",
+  "check",
+  "self_service",
 ] as const;
 
 /**
@@ -55,8 +83,20 @@ const DEFINITION_FIELDS = [
  * of Job keys, so that fields added later (`after`, `check`) are covered by adding them here.
  */
 export const REAPPROVAL_FIELDS: readonly string[] = [
-  "prompt", "schedule", "timezone", "executor", "work_dir", "on_complete", "on_fail", "deliver_to", "deliver_on",
-  "output_schema", "requires_mcp", "trigger", "after", "check",
+  "prompt",
+  "schedule",
+  "timezone",
+  "executor",
+  "work_dir",
+  "on_complete",
+  "on_fail",
+  "deliver_to",
+  "deliver_on",
+  "output_schema",
+  "requires_mcp",
+  "trigger",
+  "after",
+  "check",
 ];
 
 export function sameDefinition(a: Job, b: Job): boolean {
@@ -90,7 +130,10 @@ export function checkTimezone(tz: string): string {
 function checkPrompt(prompt: string): string {
   const bytes = Buffer.byteLength(prompt);
   if (!prompt.trim()) throw new UserError("prompt is empty; say what the agent should do.");
-  if (bytes > MAX_PROMPT_BYTES) throw new UserError(`prompt is ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES} (32 KiB). Put long instructions in a file in the work dir and refer to it.`);
+  if (bytes > MAX_PROMPT_BYTES)
+    throw new UserError(
+      `prompt is ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES} (32 KiB). Put long instructions in a file in the work dir and refer to it.`,
+    );
   if (prompt.includes("\u0000")) throw new UserError("prompt contains a NUL character; remove it.");
   return prompt;
 }
@@ -143,7 +186,11 @@ function checkCheck(ctx: DefinitionContext, name: string | null): void {
 }
 
 /** `after` as given (a job id or name) → as stored (the upstream's id), refusing a loop. */
-function checkAfter(ctx: DefinitionContext, self: Pick<Job, "id" | "name">, after: { job: string; on?: "completed" | "failed" | "any" } | null | undefined): Job["after"] {
+function checkAfter(
+  ctx: DefinitionContext,
+  self: Pick<Job, "id" | "name">,
+  after: { job: string; on?: "completed" | "failed" | "any" } | null | undefined,
+): Job["after"] {
   if (!after) return null;
   let upstream: Job;
   try {
@@ -307,7 +354,9 @@ export function patchedJob(
   }
   // Under approval, an agent that changes what a job does, when, or where its results go
   // sends it back to a person, saying which fields and who changed them.
-  const changed = REAPPROVAL_FIELDS.filter((k) => k in patch && JSON.stringify((next as Record<string, unknown>)[k] ?? null) !== JSON.stringify((job as Record<string, unknown>)[k] ?? null));
+  const changed = REAPPROVAL_FIELDS.filter(
+    (k) => k in patch && JSON.stringify((next as Record<string, unknown>)[k] ?? null) !== JSON.stringify((job as Record<string, unknown>)[k] ?? null),
+  );
   if (opts.origin !== "cli" && ctx.config.approval !== "none" && changed.length && next.state !== "completed") {
     next.state = "pending_approval";
     next.approvals = withApprovalEvent(job.approvals, { event: "sent_back", at: next.updated_at, by: opts.by ?? "an MCP client", via: "mcp", fields: changed });

@@ -4,7 +4,8 @@ import {
   CATCH_UP_POLICIES,
   DELIVER_EVENTS,
   JOB_TRIGGERS,
-  PERMISSION_DENIED_POLICIES, ON_EMPTY_POLICIES,
+  PERMISSION_DENIED_POLICIES,
+  ON_EMPTY_POLICIES,
   JOB_TYPES,
   NOTIFY_EVENTS,
   OUTPUT_FORMATS,
@@ -30,18 +31,19 @@ export const JobFieldsShape = {
     .max(100)
     .regex(/^[\p{L}\p{N}][\p{L}\p{N} ._:@/-]*$/u, "must start with a letter or digit and use letters, digits, spaces and . _ : @ / -")
     .describe("Unique; usable as the job id, makes retries safe"),
-  schedule: z
-    .string()
-    .min(1)
-    .max(200)
-    .describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time ("2026-12-01T09:00") or a delay ("in 20m")'),
+  schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time ("2026-12-01T09:00") or a delay ("in 20m")'),
   prompt: z.string().min(1).describe("What the agent does each run (up to 32 KiB)"),
   timezone: z.string().min(1).max(64).describe("IANA zone (default: the server's)"),
   executor: z.string().min(1).max(64).describe("Executor name from config (default: default_executor)"),
   work_dir: z.string().min(1).max(4096).describe("Absolute dir inside work_dir_roots"),
   session: z.enum(SESSION_MODES).describe("persistent resumes one session (default isolated: fresh each run)"),
   type: z.enum(JOB_TYPES).describe("resource-intensive: one at a time (default medium)"),
-  timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600).describe("Run time limit (default 1800)"),
+  timeout_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .describe("Run time limit (default 1800)"),
   retries: z.number().int().min(0).max(10).describe("Retries of a failed run (default 3)"),
   retry_delay_seconds: z.number().min(0).max(3600).describe("First retry delay, doubling (default 1)"),
   output_format: z.enum(OUTPUT_FORMATS).describe("json: must parse; structured: match output_schema (default text)"),
@@ -57,24 +59,21 @@ export const JobFieldsShape = {
   notify_on: z.array(z.enum(NOTIFY_EVENTS)).max(3).describe("Webhook endings (default all)"),
   on_complete: webhookUrl,
   on_fail: webhookUrl,
-  deliver_to: z
-    .array(z.string().min(1).max(64))
-    .max(10)
-    .describe('Channels from config, e.g. ["team"]'),
-  deliver_on: z
-    .array(z.enum(DELIVER_EVENTS))
-    .max(6)
-    .describe("Default completed, failed, paused"),
+  deliver_to: z.array(z.string().min(1).max(64)).max(10).describe('Channels from config, e.g. ["team"]'),
+  deliver_on: z.array(z.enum(DELIVER_EVENTS)).max(6).describe("Default completed, failed, paused"),
   on_permission_denied: z.enum(PERMISSION_DENIED_POLICIES).describe("claude-code denied a tool (default fail)"),
   on_empty: z.enum(ON_EMPTY_POLICIES).describe("A success with no output: warn (default) or fail"),
   requires_mcp: z.array(z.string().min(1).max(100)).max(20).describe("MCP servers claude-code needs connected"),
   prompt_context: z.boolean().describe("Prefix a context line (default on; off for command)"),
   jitter_seconds: z.number().int().min(0).max(3600).describe("Random start delay up to this"),
-  catch_up_window_seconds: z.number().int().min(0).max(366 * 86400).describe("Catch up only within this (default: config)"),
+  catch_up_window_seconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(366 * 86400)
+    .describe("Catch up only within this (default: config)"),
   trigger: z.enum(JOB_TRIGGERS).describe("http: POST /hooks/{job_id} with its token starts a run"),
-  after: z
-    .strictObject({ job: z.string(), on: z.enum(AFTER_ON).optional() })
-    .describe("After each run of job ending on (default completed)"),
+  after: z.strictObject({ job: z.string(), on: z.enum(AFTER_ON).optional() }).describe("After each run of job ending on (default completed)"),
   check: z.string().min(1).describe("Gate check from config"),
   self_service: z.boolean().describe("Runs may pause/reschedule it"),
 };

@@ -34,16 +34,7 @@ export const AFTER_ON = ["completed", "failed", "any"] as const;
 export const CHECK_NOTHING_TO_DO = "check: nothing to do";
 export const DEFAULT_DELIVER_ON: DeliverEvent[] = ["completed", "failed", "paused"];
 export const DELIVERY_STATES = ["pending", "delivered", "failed"] as const;
-export const RUN_STATUSES = [
-  "running",
-  "completed",
-  "failed",
-  "timed_out",
-  "canceled",
-  "skipped",
-  "missed",
-  "interrupted",
-] as const;
+export const RUN_STATUSES = ["running", "completed", "failed", "timed_out", "canceled", "skipped", "missed", "interrupted"] as const;
 export const RUN_TRIGGERS = ["schedule", "catch_up", "manual", "event", "after"] as const;
 export const PERMISSION_DENIED_POLICIES = ["fail", "warn"] as const;
 export const JOB_TRIGGERS = ["schedule", "http"] as const;
@@ -129,7 +120,10 @@ export const JobSchema = z.object({
   on_fail: z.string().nullable(),
   deliver_to: z.array(z.string()).default([]).describe("Channels from the operator's config that get this job's results"),
   deliver_on: z.array(z.enum(DELIVER_EVENTS)).default(DEFAULT_DELIVER_ON).describe("Which endings are delivered to deliver_to"),
-  on_permission_denied: z.enum(PERMISSION_DENIED_POLICIES).default("fail").describe("A claude-code run whose result lists permission_denials: fail it (default), or complete with warnings"),
+  on_permission_denied: z
+    .enum(PERMISSION_DENIED_POLICIES)
+    .default("fail")
+    .describe("A claude-code run whose result lists permission_denials: fail it (default), or complete with warnings"),
   requires_mcp: z.array(z.string()).default([]).describe("MCP servers a claude-code run needs connected; one that is not fails the run at once"),
   prompt_context: z.boolean().nullable().default(null).describe("Precede the prompt with one line of context; null: on for agent executors, off for command"),
   jitter_seconds: z.number().default(0).describe("Each occurrence starts after a stable pseudo-random delay up to this long"),
@@ -148,8 +142,16 @@ export const JobSchema = z.object({
     .array(z.object({ at: isoTime, run_id: z.string(), text: z.string() }))
     .default([])
     .describe("What earlier runs remembered (remember), oldest first, up to 8 KiB in all; given to the next runs"),
-  on_empty: z.enum(ON_EMPTY_POLICIES).default("warn").describe('A run that succeeds having done nothing (no output; for agents also no output tokens): "warn" (completed with warnings: ["empty: …"], delivered as needing attention) or "fail"'),
-  schedule_history: z.array(ScheduleEntrySchema).default([]).describe("Each change of schedule, timezone or state (pauses) with its time, newest last, so an audit knows what was due when"),
+  on_empty: z
+    .enum(ON_EMPTY_POLICIES)
+    .default("warn")
+    .describe(
+      'A run that succeeds having done nothing (no output; for agents also no output tokens): "warn" (completed with warnings: ["empty: …"], delivered as needing attention) or "fail"',
+    ),
+  schedule_history: z
+    .array(ScheduleEntrySchema)
+    .default([])
+    .describe("Each change of schedule, timezone or state (pauses) with its time, newest last, so an audit knows what was due when"),
   missed_spans: z.array(MissedSpanSchema).default([]).describe("Stretches of occurrences missed while the server was down beyond the newest ones recorded"),
   created_by: z.string(),
   created_at: isoTime,
@@ -172,7 +174,11 @@ const DeliveryShape = z.object({
   attempt: z.number(),
   ok: z.boolean().describe("True only when the receiver accepted it (2xx, and the service's own ok where it has one)"),
   http_status: z.number().nullable().describe("HTTP status, null when no answer"),
-  message_id: z.string().nullable().optional().describe("The id the service gave the message (Slack ts, Discord id, Telegram message_id), where it returns one"),
+  message_id: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("The id the service gave the message (Slack ts, Discord id, Telegram message_id), where it returns one"),
   error: z.string().nullable(),
   at: isoTime,
 });
@@ -220,17 +226,32 @@ export const RunSchema = z.object({
   usage: UsageSchema.nullable(),
   pid: z.number().nullable().describe("The server process that ran it"),
   deliveries: z.array(DeliverySchema).optional().describe("Every delivery attempt to a channel or webhook"),
-  delivery: z.enum(DELIVERY_STATES).nullable().default(null).describe("pending until every target has accepted it (delivered) or given up (failed); null when nothing was due"),
+  delivery: z
+    .enum(DELIVERY_STATES)
+    .nullable()
+    .default(null)
+    .describe("pending until every target has accepted it (delivered) or given up (failed); null when nothing was due"),
   delivery_due: z.array(DeliveryTargetSchema).default([]).describe("Targets not yet handed the result: a restart sends these"),
   output_hash: z.string().nullable().default(null).describe("Hash of the whole output, to tell a changed answer"),
-  warnings: z.array(z.string()).default([]).describe("What went wrong without failing the run (permission denials under on_permission_denied: warn; empty: an answer with nothing in it)"),
+  warnings: z
+    .array(z.string())
+    .default([])
+    .describe("What went wrong without failing the run (permission denials under on_permission_denied: warn; empty: an answer with nothing in it)"),
   executor_version: z.string().nullable().default(null).describe("The executor's program and version, as it reports it"),
   signal: z.string().nullable().default(null).describe("The signal that ended the agent's process, when one did"),
-  tool_calls: z.array(z.object({ name: z.string(), count: z.number() })).nullable().default(null).describe("Tools the agent called, from its event stream (claude-code, codex)"),
+  tool_calls: z
+    .array(z.object({ name: z.string(), count: z.number() }))
+    .nullable()
+    .default(null)
+    .describe("Tools the agent called, from its event stream (claude-code, codex)"),
   output_sha256: z.string().nullable().default(null).describe("SHA-256 of the whole output"),
   event_payload: z.string().nullable().default(null).describe("trigger event: the request body, appended to the prompt"),
   after_run: z.string().nullable().default(null).describe("trigger after: the upstream run that started this one"),
-  outcome: z.enum(RUN_OUTCOMES).nullable().default(null).describe("What the agent said through its run tools: quiet (nothing to report), needs_attention (asked a person)"),
+  outcome: z
+    .enum(RUN_OUTCOMES)
+    .nullable()
+    .default(null)
+    .describe("What the agent said through its run tools: quiet (nothing to report), needs_attention (asked a person)"),
   outcome_note: z.string().nullable().default(null).describe("quiet: why there is nothing to report; needs_attention: the agent's question for a person"),
   chain_due: z.array(z.string()).default([]).describe("Chained jobs this run still has to start (a restart starts them)"),
 });
@@ -246,7 +267,11 @@ export type RunWithOutput = z.infer<typeof RunWithOutputSchema>;
  * and events): every field at its empty value, then `fields`. The one place a run is made, for
  * runs that start, occurrences recorded without running, and a fleet's lost occurrences.
  */
-export function newRun(job: Job, occ: { scheduledFor: number | null; trigger: RunTrigger; payload?: string; runId?: string; afterRun?: string }, fields: Partial<Run>): Run {
+export function newRun(
+  job: Job,
+  occ: { scheduledFor: number | null; trigger: RunTrigger; payload?: string; runId?: string; afterRun?: string },
+  fields: Partial<Run>,
+): Run {
   return {
     id: occ.runId ?? randomUUID(),
     job_id: job.id,

@@ -174,7 +174,15 @@ function upperBound(times: Float64Array, t: number): number {
 export function auditJob(job: Job, records: RecordIndex, opts: AuditOptions, cache: OccurrenceCache): JobAudit {
   const history = job.schedule_history.length
     ? job.schedule_history
-    : [{ at: job.created_at, state: job.state, schedule: job.schedule, timezone: job.timezone, ...(job.run_at ? { run_at: job.run_at } : {}) } as ScheduleEntry];
+    : [
+        {
+          at: job.created_at,
+          state: job.state,
+          schedule: job.schedule,
+          timezone: job.timezone,
+          ...(job.run_at ? { run_at: job.run_at } : {}),
+        } as ScheduleEntry,
+      ];
   let from = Math.max(opts.since, Date.parse(job.created_at), Date.parse(history[0].at));
   if (records.capped && records.times.length) from = Math.max(from, records.times[0] - 1);
   const counts = new Uint32Array(OUTCOMES.length);
@@ -226,7 +234,7 @@ export function auditJob(job: Job, records: RecordIndex, opts: AuditOptions, cac
       if (r < times.length && times[r] === t) {
         counts[codes[r]]++;
         r++;
-        while (r < times.length && times[r] === t) (duplicates++, r++);
+        while (r < times.length && times[r] === t) duplicates++, r++;
         continue;
       }
       if (t > opts.now - GRACE_MS - job.jitter_seconds * 1000 || waiting?.has(t)) counts[PENDING]++;
@@ -239,7 +247,16 @@ export function auditJob(job: Job, records: RecordIndex, opts: AuditOptions, cac
   }
   const byOutcome: Partial<Record<Outcome, number>> = {};
   OUTCOMES.forEach((o, i) => counts[i] && (byOutcome[o] = counts[i]));
-  return { job_id: job.id, name: job.name, from: toIsoInZone(new Date(from), job.timezone), due, counts: byOutcome, unaccounted, unaccounted_at: listed, duplicates };
+  return {
+    job_id: job.id,
+    name: job.name,
+    from: toIsoInZone(new Date(from), job.timezone),
+    due,
+    counts: byOutcome,
+    unaccounted,
+    unaccounted_at: listed,
+    duplicates,
+  };
 }
 
 /** The answer of `audit`: totals first, then the jobs with something unaccounted, then the rest. */
@@ -272,8 +289,21 @@ export function auditReport(audits: JobAudit[], opts: { since: number; now: numb
   const summary =
     unaccounted === 0
       ? `Every occurrence since ${since} is accounted for: ${occurrences} due across ${audits.length} job${audits.length === 1 ? "" : "s"}, ${describeCounts(counts)}.`
-      : `${unaccounted} occurrence${unaccounted === 1 ? "" : "s"} since ${since} ${unaccounted === 1 ? "has" : "have"} no record, in ${bad.map((a) => a.name ?? a.job_id).slice(0, 5).join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}; ${occurrences} due across ${audits.length} jobs, ${describeCounts(counts)}.`;
-  return { summary, since, until: toIsoInZone(new Date(opts.now), opts.timezone), jobs_audited: audits.length, occurrences, unaccounted, counts, jobs: shown, more_jobs: sorted.length - shown.length };
+      : `${unaccounted} occurrence${unaccounted === 1 ? "" : "s"} since ${since} ${unaccounted === 1 ? "has" : "have"} no record, in ${bad
+          .map((a) => a.name ?? a.job_id)
+          .slice(0, 5)
+          .join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}; ${occurrences} due across ${audits.length} jobs, ${describeCounts(counts)}.`;
+  return {
+    summary,
+    since,
+    until: toIsoInZone(new Date(opts.now), opts.timezone),
+    jobs_audited: audits.length,
+    occurrences,
+    unaccounted,
+    counts,
+    jobs: shown,
+    more_jobs: sorted.length - shown.length,
+  };
 }
 
 function describeCounts(counts: Partial<Record<Outcome, number>>): string {

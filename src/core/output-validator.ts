@@ -29,12 +29,17 @@ export function compileIsolated(schema: Record<string, unknown>): ValidateFuncti
 
 function linearRegExp(pattern: string): { test: (s: string) => boolean; toString: () => string } {
   // ECMA-262's \uXXXX and \u{X…} are RE2's \x{…}.
-  const re2Syntax = pattern.replace(/(?<!\\)((?:\\\\)*)\\u(?:\{([0-9a-fA-F]{1,6})\}|([0-9a-fA-F]{4}))/g, (_m, pre: string, braced?: string, four?: string) => `${pre}\\x{${braced ?? four}}`);
+  const re2Syntax = pattern.replace(
+    /(?<!\\)((?:\\\\)*)\\u(?:\{([0-9a-fA-F]{1,6})\}|([0-9a-fA-F]{4}))/g,
+    (_m, pre: string, braced?: string, four?: string) => `${pre}\\x{${braced ?? four}}`,
+  );
   let re: RE2JS;
   try {
     re = RE2JS.compile(re2Syntax);
   } catch (err) {
-    throw new Error(`pattern ${JSON.stringify(pattern)} is not supported (${(err as Error).message}); patterns are matched in linear time, without lookaround or backreferences`);
+    throw new Error(
+      `pattern ${JSON.stringify(pattern)} is not supported (${(err as Error).message}); patterns are matched in linear time, without lookaround or backreferences`,
+    );
   }
   // ajv keys its compiled patterns by toString(): each must be told apart.
   return { test: (s: string) => re.matcher(s).find(), toString: () => `re2:${pattern}` };

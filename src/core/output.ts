@@ -30,7 +30,9 @@ export function nestingDepth(value: unknown): number {
 export function checkSchemaDepth(schema: Record<string, unknown>): void {
   const depth = nestingDepth(schema);
   if (depth > MAX_SCHEMA_DEPTH) {
-    throw new UserError(`output_schema is nested ${depth} levels deep; the limit is ${MAX_SCHEMA_DEPTH}. Describe deep or recursive shapes with $defs and $ref.`);
+    throw new UserError(
+      `output_schema is nested ${depth} levels deep; the limit is ${MAX_SCHEMA_DEPTH}. Describe deep or recursive shapes with $defs and $ref.`,
+    );
   }
 }
 

@@ -75,7 +75,8 @@ export function planCatchUp(job: Job, sched: ParsedSchedule, now: number, window
   const newest = latestOccurrenceBetween(sched, new Date(since), new Date(until), anchor)?.getTime();
   if (newest === undefined) return null;
   const windowStart = Math.max(since, now - windowSeconds * 1000);
-  const inWindow = newest >= windowStart ? occurrencesBetween(sched, new Date(windowStart), new Date(until), MAX_CATCH_UP_RUNS, anchor).map((d) => d.getTime()) : [];
+  const inWindow =
+    newest >= windowStart ? occurrencesBetween(sched, new Date(windowStart), new Date(until), MAX_CATCH_UP_RUNS, anchor).map((d) => d.getTime()) : [];
   const run = job.catch_up === "none" ? [] : job.catch_up === "latest" ? [newest].filter((t) => t >= windowStart) : inWindow;
   const running = new Set(run);
   let before = occurrencesBetween(sched, new Date(since), new Date(until), SCAN_LIMIT, anchor).map((d) => d.getTime());

@@ -16,7 +16,8 @@ export function contextLine(job: Job, run: Pick<Run, "scheduled_for" | "trigger"
   const name = job.name ? `"${job.name}"` : job.id;
   const when = run.scheduled_for ?? run.started_at;
   const occurrence = when ? wallTime(Date.parse(when), job.timezone) : "now";
-  const what = run.trigger === "manual" ? `run by hand at ${occurrence}` : run.trigger === "event" ? `started by an event at ${occurrence}` : `occurrence ${occurrence}`;
+  const what =
+    run.trigger === "manual" ? `run by hand at ${occurrence}` : run.trigger === "event" ? `started by an event at ${occurrence}` : `occurrence ${occurrence}`;
   const last = previous
     ? `previous run: ${previous.status} at ${previous.finished_at ? wallTime(Date.parse(previous.finished_at), job.timezone) : "?"}${previous.status !== "completed" && previous.error ? ` (${clip(previous.error, 120)})` : ""}`
     : "no previous run";

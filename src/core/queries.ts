@@ -22,9 +22,7 @@ export function resolveJob(jobs: JobRepo, ref: string): Job {
   const named = jobs.byName(ref);
   const prefixed = byIdPrefix(ref, jobs.all(), "job");
   if (named && prefixed && named.id !== prefixed.id) {
-    throw new UserError(
-      `"${ref}" is both the name of job ${named.id} and the start of job ${prefixed.id}'s id; give the whole id of the one you mean.`,
-    );
+    throw new UserError(`"${ref}" is both the name of job ${named.id} and the start of job ${prefixed.id}'s id; give the whole id of the one you mean.`);
   }
   const job = named ?? prefixed;
   if (!job) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
@@ -50,7 +48,8 @@ export function listJobs(jobs: JobRepo, opts: { state?: Job["state"]; query?: st
   let total = 0;
   let more = false;
   for (const job of jobs.all()) {
-    const matches = (!opts.state || job.state === opts.state) && (!query || !!job.name?.toLowerCase().includes(query) || job.prompt.toLowerCase().includes(query));
+    const matches =
+      (!opts.state || job.state === opts.state) && (!query || !!job.name?.toLowerCase().includes(query) || job.prompt.toLowerCase().includes(query));
     if (matches) total++;
     if (!passed) {
       passed = job.id === after;
@@ -107,7 +106,10 @@ export function byIdPrefix<T extends { id: string }>(prefix: string, records: It
   const found: T[] = [];
   for (const r of records) if (r.id.startsWith(prefix)) found.push(r);
   if (found.length > 1) {
-    const ids = found.slice(0, 5).map((r) => r.id).join(", ");
+    const ids = found
+      .slice(0, 5)
+      .map((r) => r.id)
+      .join(", ");
     throw new UserError(`"${prefix}" is the start of ${found.length} ${kind} ids (${ids}${found.length > 5 ? ", …" : ""}); give more characters.`);
   }
   return found[0];
@@ -125,7 +127,12 @@ export function runTime(r: Run): number {
 export function recentBySorting(all: Iterable<Run>, opts: { limit: number; after?: string; filter?: (run: Run) => boolean }) {
   const keyed = [...all].map((r) => ({ r, t: runTime(r) }));
   keyed.sort((a, b) => a.t - b.t || (a.r.id < b.r.id ? -1 : 1));
-  return pageNewestFirst(keyed.map((k) => k.r), opts.limit, opts.after, opts.filter);
+  return pageNewestFirst(
+    keyed.map((k) => k.r),
+    opts.limit,
+    opts.after,
+    opts.filter,
+  );
 }
 
 export function clampLimit(limit: number | undefined, dflt: number, max: number): number {

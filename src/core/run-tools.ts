@@ -28,30 +28,30 @@ export const RUN_TOOL_SPECS: Record<RunToolName, { title: string; description: s
   report_nothing: {
     title: "Nothing to report",
     description:
-      "Call this when this scheduled run found nothing worth telling anyone (no change, nothing new). The run is recorded as quiet and no message goes out. Then end your turn. Example: {\"reason\": \"no new issues since yesterday\"}.",
+      'Call this when this scheduled run found nothing worth telling anyone (no change, nothing new). The run is recorded as quiet and no message goes out. Then end your turn. Example: {"reason": "no new issues since yesterday"}.',
     input: { reason: text(2000, "Why there is nothing to report, in a few words") },
   },
   remember: {
     title: "Remember for later runs",
     description:
-      "Keep a short note for the next runs of this job (they get it under \"Notes from earlier runs:\"); up to 8 KiB of notes are kept, oldest dropped first. Example: {\"note\": \"last seen issue: #4812\"}.",
+      'Keep a short note for the next runs of this job (they get it under "Notes from earlier runs:"); up to 8 KiB of notes are kept, oldest dropped first. Example: {"note": "last seen issue: #4812"}.',
     input: { note: text(NOTES_MAX_BYTES, "What later runs should know") },
   },
   ask_person: {
     title: "Ask a person",
     description:
-      "Stop and ask a person: the question goes to the job's channels and the run is recorded as needing attention. Use it when you cannot go on safely without a decision. Then end your turn. Example: {\"question\": \"The deploy key expired; should I rotate it?\"}.",
+      'Stop and ask a person: the question goes to the job\'s channels and the run is recorded as needing attention. Use it when you cannot go on safely without a decision. Then end your turn. Example: {"question": "The deploy key expired; should I rotate it?"}.',
     input: { question: text(4000, "The question, with what the person needs to answer it") },
   },
   pause_me: {
     title: "Pause this job",
-    description: "Pause this job (no more scheduled runs until a person resumes it), with the reason. Example: {\"reason\": \"the project was archived\"}.",
+    description: 'Pause this job (no more scheduled runs until a person resumes it), with the reason. Example: {"reason": "the project was archived"}.',
     input: { reason: text(2000, "Why the job should stop") },
   },
   reschedule_me: {
     title: "Reschedule this job",
     description:
-      "Give this job a new schedule (cron, @every, an ISO time or a delay such as \"in 2h\"). Under approval the job waits for a person again. Example: {\"schedule\": \"0 9 * * 1\"}.",
+      'Give this job a new schedule (cron, @every, an ISO time or a delay such as "in 2h"). Under approval the job waits for a person again. Example: {"schedule": "0 9 * * 1"}.',
     input: { schedule: text(200, "The new schedule") },
   },
 };

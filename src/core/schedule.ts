@@ -104,16 +104,29 @@ function parse(source: string, timezone: string, now: Date): ParsedSchedule {
 }
 
 const UNIT_MS: Record<string, number> = {
-  s: SECOND, sec: SECOND, secs: SECOND, second: SECOND, seconds: SECOND,
-  m: MINUTE, min: MINUTE, mins: MINUTE, minute: MINUTE, minutes: MINUTE,
-  h: HOUR, hr: HOUR, hrs: HOUR, hour: HOUR, hours: HOUR,
-  d: DAY, day: DAY, days: DAY,
+  s: SECOND,
+  sec: SECOND,
+  secs: SECOND,
+  second: SECOND,
+  seconds: SECOND,
+  m: MINUTE,
+  min: MINUTE,
+  mins: MINUTE,
+  minute: MINUTE,
+  minutes: MINUTE,
+  h: HOUR,
+  hr: HOUR,
+  hrs: HOUR,
+  hour: HOUR,
+  hours: HOUR,
+  d: DAY,
+  day: DAY,
+  days: DAY,
 };
 
 /** "90s", "15m", "1h30m", "2 hours 30 minutes" → milliseconds, between 1 s and 366 days. */
 function parseInterval(text: string, what: string): number {
-  const bad = () =>
-    new UserError(`${what} must be a duration such as 90s, 15m, 2h or 1h30m (units d, h, m, s), got "${text}"`);
+  const bad = () => new UserError(`${what} must be a duration such as 90s, 15m, 2h or 1h30m (units d, h, m, s), got "${text}"`);
   if (!/^(\d+\s*[a-z]+\s*)+$/i.test(text)) throw bad();
   let ms = 0;
   for (const [, n, unit] of text.matchAll(/(\d+)\s*([a-z]+)/gi)) {
@@ -141,9 +154,7 @@ function parseDateTime(text: string, timezone: string): Date {
   }
   const m = ISO.exec(text);
   if (!m) {
-    throw new UserError(
-      `"${text}" is not a date-time; write it as 2026-12-01T09:00, optionally with seconds and an offset such as +01:00 or Z`,
-    );
+    throw new UserError(`"${text}" is not a date-time; write it as 2026-12-01T09:00, optionally with seconds and an offset such as +01:00 or Z`);
   }
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map((v) => Number(v ?? 0));
   const ms = Number((m[7] ?? "").slice(0, 3).padEnd(3, "0"));
@@ -184,7 +195,10 @@ const FIELDS: CronField[] = [
   { label: "hour", min: 0, max: 23 },
   { label: "day of month", min: 1, max: 31 },
   {
-    label: "month", min: 1, max: 12, hint: " (or JAN-DEC)",
+    label: "month",
+    min: 1,
+    max: 12,
+    hint: " (or JAN-DEC)",
     names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
   },
   { label: "day of week", min: 0, max: 7, hint: " (or SUN-SAT)", names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
@@ -197,9 +211,7 @@ function cronPattern(schedule: string): string {
   if (!text.startsWith("@")) return text.split(/\s+/).join(" ");
   const expanded = NICKNAMES[text.toLowerCase()];
   if (!expanded) {
-    throw new UserError(
-      `unknown schedule nickname "${text}"; use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every <duration>`,
-    );
+    throw new UserError(`unknown schedule nickname "${text}"; use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every <duration>`);
   }
   return expanded;
 }
@@ -416,7 +428,9 @@ export function occurrencesBetween(s: ParsedSchedule, from: Date, to: Date, limi
   const end = to.getTime();
   if (s.kind !== "cron") {
     const n = s.kind === "once" ? 1 : Math.min(limit, Math.ceil((end - from.getTime()) / s.everyMs!));
-    return nextOccurrences(s, from, n, anchor).filter((d) => d.getTime() <= end).slice(0, limit);
+    return nextOccurrences(s, from, n, anchor)
+      .filter((d) => d.getTime() <= end)
+      .slice(0, limit);
   }
   const out: Date[] = [];
   const { cron } = entryOf(s.source, s.timezone);
@@ -437,7 +451,10 @@ export function latestOccurrenceBetween(s: ParsedSchedule, from: Date, to: Date,
     latest = k >= 1 ? a + k * s.everyMs! : null;
   } else {
     // previousRuns is strictly before its reference, so step 1 ms past `to`.
-    latest = entryOf(s.source, s.timezone).cron.previousRuns(1, new Date(end + 1))[0]?.getTime() ?? null;
+    latest =
+      entryOf(s.source, s.timezone)
+        .cron.previousRuns(1, new Date(end + 1))[0]
+        ?.getTime() ?? null;
   }
   return latest !== null && latest > start && latest <= end ? new Date(latest) : null;
 }
@@ -470,7 +487,12 @@ export function describeSchedule(s: ParsedSchedule, withZone = true): string {
 }
 
 function describeInterval(ms: number): string {
-  const units: [string, number][] = [["day", DAY], ["hour", HOUR], ["minute", MINUTE], ["second", SECOND]];
+  const units: [string, number][] = [
+    ["day", DAY],
+    ["hour", HOUR],
+    ["minute", MINUTE],
+    ["second", SECOND],
+  ];
   const parts: string[] = [];
   for (const [name, size] of units) {
     const n = Math.floor(ms / size);

@@ -75,7 +75,10 @@ export const RunRowSchema = z.object({
   response: nullableText(`The first ${ROW_RESPONSE_CHARS} characters of the answer`),
   response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
   uri: z.string().describe("The run's resource, cron://runs/{id}"),
-  delivery: z.enum(DELIVERY_STATES).optional().describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
+  delivery: z
+    .enum(DELIVERY_STATES)
+    .optional()
+    .describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
   after_run: z.string().optional().describe("trigger after: the upstream run that started this one"),
   outcome: z.enum(RUN_OUTCOMES).optional().describe("quiet: the agent reported nothing to do; needs_attention: it asked a person (outcome_note)"),
   outcome_note: z.string().optional().describe("Why it was quiet, or the agent's question for a person"),

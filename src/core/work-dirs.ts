@@ -38,7 +38,9 @@ export function makePrivateDir(dir: string): void {
  */
 export function resolveWorkDir(dir: string, roots: readonly string[], forbidden: readonly string[] = []): string {
   if (!roots.length) {
-    throw new UserError("work_dir is refused: the operator has configured no work_dir_roots. Leave work_dir out to use a fresh folder per run, or ask the operator to add a root to the config.");
+    throw new UserError(
+      "work_dir is refused: the operator has configured no work_dir_roots. Leave work_dir out to use a fresh folder per run, or ask the operator to add a root to the config.",
+    );
   }
   if (!path.isAbsolute(dir) || !hasNoControlChars(dir)) throw new UserError(`work_dir must be an absolute path, got "${dir}".`);
   let real: string;
@@ -58,7 +60,8 @@ export function resolveWorkDir(dir: string, roots: readonly string[], forbidden:
   // there (or holding them) would hand a run the socket's secret and everyone's outputs.
   for (const f of forbidden) {
     const r = realOrNull(f);
-    if (r !== null && (isWithin(real, r) || isWithin(r, real))) throw new UserError(`work_dir "${dir}" is or holds agent-cron's own data (${f}); choose a project folder.`);
+    if (r !== null && (isWithin(real, r) || isWithin(r, real)))
+      throw new UserError(`work_dir "${dir}" is or holds agent-cron's own data (${f}); choose a project folder.`);
   }
   return real;
 }

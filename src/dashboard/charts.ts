@@ -39,7 +39,11 @@ function legend(statuses: Iterable<MarkStatus>): Html {
 function tally(marks: { status: MarkStatus; count: number }[]): string {
   const counts = new Map<MarkStatus, number>();
   for (const m of marks) counts.set(m.status, (counts.get(m.status) ?? 0) + m.count);
-  return LEGEND.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${STATUS_WORDS[s]}`).join(", ") || "none";
+  return (
+    LEGEND.filter((s) => counts.has(s))
+      .map((s) => `${counts.get(s)} ${STATUS_WORDS[s]}`)
+      .join(", ") || "none"
+  );
 }
 
 const LANE_HEIGHT = 34;
@@ -125,7 +129,10 @@ export function costChart(a: Activity): Html {
   const bars = days.map((d, i) => {
     const h = most > 0 ? Math.max(2, Math.round((d.cost_usd / most) * BARS_HEIGHT)) : 0;
     const words = `${dayName(d.day)}: ${formatCost(d.cost_usd)} from ${d.priced} of ${d.runs} run${d.runs === 1 ? "" : "s"}`;
-    const bar = d.cost_usd > 0 ? html`<rect class="m m-cost" x="${pct(i * slot + slot * 0.2)}" y="${base - h}" width="${pct(slot * 0.6)}" height="${h}" rx="1"><title>${words}</title></rect>` : "";
+    const bar =
+      d.cost_usd > 0
+        ? html`<rect class="m m-cost" x="${pct(i * slot + slot * 0.2)}" y="${base - h}" width="${pct(slot * 0.6)}" height="${h}" rx="1"><title>${words}</title></rect>`
+        : "";
     const tick = html`<text class="tick${(days.length - 1 - i) % 2 ? " minor" : ""}" x="${pct(i * slot + slot / 2)}" y="${base + 13}" text-anchor="middle">${dayName(d.day)}</text>`;
     return html`${bar}${tick}`;
   });

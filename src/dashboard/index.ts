@@ -86,7 +86,9 @@ export class Dashboard {
   ) {
     this.auth = new DashboardAuth(opts.token, opts.port, opts.approverToken);
     if (opts.approverToken && opts.approverToken === opts.token) {
-      opts.log("agent-cron warning: the approver secret is the daemon's token; approving on the dashboard is off until approver_token_env names a secret of its own.");
+      opts.log(
+        "agent-cron warning: the approver secret is the daemon's token; approving on the dashboard is off until approver_token_env names a secret of its own.",
+      );
     }
     this.streams = new EventStreams(api.events);
     // A Host keeps it for an App it opens later (a takeover).
@@ -136,7 +138,9 @@ export class Dashboard {
         return this.page(req, res, 401, loginPage({ next: target }), { "www-authenticate": 'Bearer realm="agent-cron"' });
       }
       req.resume();
-      return this.text(res, 401, "Log in first: open /login in a browser, or send the header \"Authorization: Bearer <token>\".", { "www-authenticate": 'Bearer realm="agent-cron"' });
+      return this.text(res, 401, 'Log in first: open /login in a browser, or send the header "Authorization: Bearer <token>".', {
+        "www-authenticate": 'Bearer realm="agent-cron"',
+      });
     }
 
     const approver = !this.auth.approverConfigured ? "off" : this.auth.isApprover(req) ? { csrf: this.auth.approverCsrf() } : "signed-out";
@@ -169,7 +173,9 @@ export class Dashboard {
     const limitText = url.searchParams.get("limit");
     const limit = limitText ? Number(limitText) : JOBS_PAGE_SIZE;
     const cursor = url.searchParams.get("cursor") || null;
-    const data = await this.userPage(req, res, ctx, 400, () => this.api.overview({ state: state as JobState | undefined, query, limit, cursor: cursor ?? undefined, runs: 20 }));
+    const data = await this.userPage(req, res, ctx, 400, () =>
+      this.api.overview({ state: state as JobState | undefined, query, limit, cursor: cursor ?? undefined, runs: 20 }),
+    );
     if (!data) return;
     // The Host knows where the jobs run (owner.json); SPEC §17 wants the page to say it.
     const residence = (this.api as { residence?: () => { sentence: string } }).residence?.().sentence;
@@ -244,7 +250,8 @@ export class Dashboard {
 
   private async post(req: IncomingMessage, res: ServerResponse, path: string, ctx: PageContext, url: URL): Promise<void> {
     const json = wantsJson(req);
-    const refuse = (status: number, message: string) => (json ? this.json(res, status, { ok: false, message }) : this.page(req, res, status, messagePage("Not done", message, ctx)));
+    const refuse = (status: number, message: string) =>
+      json ? this.json(res, status, { ok: false, message }) : this.page(req, res, status, messagePage("Not done", message, ctx));
     if (!sameOrigin(req)) {
       req.resume();
       return refuse(403, "This action did not come from the dashboard's own page (its Origin header is missing or different); use the buttons on the page.");
@@ -252,7 +259,8 @@ export class Dashboard {
     const form = await readForm(req);
     if (form === null) return refuse(413, `A form may have at most ${FORM_MAX_BYTES / 1024} KiB.`);
     const decision = /^\/jobs\/[^/]+\/(approve|reject)$/.test(path);
-    if (!decision && !this.auth.csrfValid(form.get("csrf"))) return refuse(403, "This form is out of date (the daemon restarted, or its token changed); reload the page and try again.");
+    if (!decision && !this.auth.csrfValid(form.get("csrf")))
+      return refuse(403, "This form is out of date (the daemon restarted, or its token changed); reload the page and try again.");
     const back = localPath(form.get("back"));
     if (path === "/logout") return this.redirect(res, "/login", { "set-cookie": this.auth.logoutCookie() });
     if (path === "/approver") return this.approverLogin(req, res, url, form);
@@ -263,7 +271,8 @@ export class Dashboard {
     // are not enough; it takes the approver's own sign-in and its own CSRF field.
     if (jobAction && (jobAction[2] === "approve" || jobAction[2] === "reject")) {
       const how = `a person approves at a terminal with: agent-cron approve ${decodeSegment(jobAction[1]) ?? "JOB"}`;
-      if (!this.auth.approverConfigured) return refuse(403, `This dashboard cannot approve or reject jobs: no approver secret is configured (config approver_token_env); ${how}.`);
+      if (!this.auth.approverConfigured)
+        return refuse(403, `This dashboard cannot approve or reject jobs: no approver secret is configured (config approver_token_env); ${how}.`);
       if (!this.auth.isApprover(req) || !this.auth.approverCsrfValid(form.get("csrf"))) {
         return refuse(403, `Approving and rejecting need the approver's sign-in (/approver, with the approver secret); ${how}.`);
       }
@@ -289,7 +298,12 @@ export class Dashboard {
             message = `Rejected and removed ${removed.slice(0, 8)}.`;
             location = "/";
           } else {
-            const { job } = verb === "pause" ? await this.api.pause({ job: ref }) : verb === "resume" ? await this.api.resume({ job: ref }) : await this.api.approve({ job: ref, via: "dashboard" });
+            const { job } =
+              verb === "pause"
+                ? await this.api.pause({ job: ref })
+                : verb === "resume"
+                  ? await this.api.resume({ job: ref })
+                  : await this.api.approve({ job: ref, via: "dashboard" });
             message = `${job.name ?? job.id.slice(0, 8)} is ${job.state.replace("_", " ")}.`;
           }
         }
@@ -337,7 +351,15 @@ export class Dashboard {
     const next = localPath(form?.get("next") ?? url.searchParams.get("next"));
     if (!this.auth.approverConfigured) {
       req.resume();
-      return this.page(req, res, 404, messagePage("No approver", "This dashboard has no approver secret (config approver_token_env), so it cannot approve; a person approves at a terminal with agent-cron approve JOB."));
+      return this.page(
+        req,
+        res,
+        404,
+        messagePage(
+          "No approver",
+          "This dashboard has no approver secret (config approver_token_env), so it cannot approve; a person approves at a terminal with agent-cron approve JOB.",
+        ),
+      );
     }
     const csrf = this.auth.csrfToken();
     if (!form) return this.page(req, res, 200, approverPage({ next, csrf }));
@@ -397,7 +419,13 @@ export class Dashboard {
 
   private text(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
     const body = Buffer.from(text.endsWith("\n") || text === "" ? text : text + "\n");
-    res.writeHead(status, { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "content-length": String(body.length), ...headers });
+    res.writeHead(status, {
+      ...SECURITY_HEADERS,
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+      "content-length": String(body.length),
+      ...headers,
+    });
     res.end(body);
   }
 
@@ -461,4 +489,3 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
     req.on("error", reject);
   });
 }
-

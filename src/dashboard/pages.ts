@@ -91,7 +91,12 @@ function stateBadge(state: JobState): Html {
 }
 
 /** One POST button. `key` names it across refreshes (pause and resume share one), so focus stays. */
-function action(ctx: PageContext, path: string, text: string, opts: { key: string; back?: string; primary?: boolean; danger?: boolean; labelFor?: string; csrf?: string }): Html {
+function action(
+  ctx: PageContext,
+  path: string,
+  text: string,
+  opts: { key: string; back?: string; primary?: boolean; danger?: boolean; labelFor?: string; csrf?: string },
+): Html {
   const cls = opts.primary ? "primary" : opts.danger ? "danger" : "";
   return html`<form method="post" action="${path}" class="inline" data-action><input type="hidden" name="csrf" value="${opts.csrf ?? ctx.csrf}"><input type="hidden" name="back" value="${opts.back ?? ctx.here}"><button type="submit" class="${cls}" data-key="${opts.key}"${opts.labelFor ? html` aria-label="${text} ${opts.labelFor}"` : ""}>${text}</button></form>`;
 }
@@ -155,7 +160,8 @@ export interface JobsPageData {
 export function jobsPage(ctx: PageContext, data: JobsPageData): Html {
   const params = (extra: Record<string, string | undefined>) => {
     const p = new URLSearchParams();
-    for (const [k, v] of Object.entries({ state: data.state, q: data.query, limit: data.limit === 100 ? undefined : String(data.limit), ...extra })) if (v) p.set(k, v);
+    for (const [k, v] of Object.entries({ state: data.state, q: data.query, limit: data.limit === 100 ? undefined : String(data.limit), ...extra }))
+      if (v) p.set(k, v);
     const s = p.toString();
     return s ? `/?${s}` : "/";
   };
@@ -178,15 +184,15 @@ ${data.limit !== 100 ? html`<input type="hidden" name="limit" value="${data.limi
 ${filtered ? html`<a class="button" href="/">Clear</a>` : ""}
 </form>
 <div id="jobs-wrap"${shown ? "" : html` data-live`}>${
-  shown
-    ? html`<div class="table-wrap cards"><table class="cards">
+      shown
+        ? html`<div class="table-wrap cards"><table class="cards">
 <thead><tr><th scope="col">Job</th><th scope="col">Schedule</th><th scope="col">State</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Recent runs</th><th scope="col"><span class="muted">Actions</span></th></tr></thead>
 <tbody id="jobs" data-live-list>
 ${rows}
 </tbody>
 </table></div>`
-    : html`<p class="notice" id="jobs">${filtered ? "No job matches." : html`No jobs yet. An agent adds them with the <code>add_cron</code> tool; at a terminal, <code>agent-cron add --schedule "0 9 * * 1-5" --prompt "…"</code>.`}</p>`
-}</div>
+        : html`<p class="notice" id="jobs">${filtered ? "No job matches." : html`No jobs yet. An agent adds them with the <code>add_cron</code> tool; at a terminal, <code>agent-cron add --schedule "0 9 * * 1-5" --prompt "…"</code>.`}</p>`
+    }</div>
 <nav class="pager" aria-label="Pages">
 ${data.cursor ? html`<a href="${params({})}">First page</a>` : ""}
 ${data.next_cursor ? html`<a href="${params({ cursor: data.next_cursor })}" rel="next">Next ${data.limit} jobs</a>` : ""}
@@ -213,7 +219,8 @@ function fact(name: string, value: Interpolation): Html {
   return html`<dt>${name}</dt><dd>${value}</dd>`;
 }
 
-const orDash = (v: Interpolation) => (v === null || v === undefined || v === "" || (Array.isArray(v) && v.length === 0) ? html`<span class="muted">—</span>` : v);
+const orDash = (v: Interpolation) =>
+  v === null || v === undefined || v === "" || (Array.isArray(v) && v.length === 0) ? html`<span class="muted">—</span>` : v;
 
 export interface JobPageData {
   view: JobView;
@@ -306,7 +313,20 @@ ${job.trigger === "http" ? fact("Event trigger", html`<code>POST /hooks/${job.id
 ${job.requires_mcp.length ? fact("Requires MCP", job.requires_mcp.join(", ")) : ""}
 ${job.jitter_seconds ? fact("Jitter", `up to ${job.jitter_seconds} s`) : ""}
 ${fact("Created", html`${timeTag(job.created_at, job.timezone)} <span class="muted">by ${job.created_by}</span>`)}
-${job.approvals.length ? fact("Approval", html`${job.approvals.slice(-5).reverse().map((e) => html`<div>${e.event === "approved" ? "Approved" : `Sent back (${(e.fields ?? []).join(", ")} changed)`} ${timeTag(e.at, job.timezone)} <span class="muted">by ${e.by}, through ${e.via}</span></div>`)}`) : ""}
+${
+  job.approvals.length
+    ? fact(
+        "Approval",
+        html`${job.approvals
+          .slice(-5)
+          .reverse()
+          .map(
+            (e) =>
+              html`<div>${e.event === "approved" ? "Approved" : `Sent back (${(e.fields ?? []).join(", ")} changed)`} ${timeTag(e.at, job.timezone)} <span class="muted">by ${e.by}, through ${e.via}</span></div>`,
+          )}`,
+      )
+    : ""
+}
 ${fact("Updated", timeTag(job.updated_at, job.timezone))}
 </dl>
 <h2>Prompt</h2>

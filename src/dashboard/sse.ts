@@ -35,7 +35,10 @@ export class EventStreams {
     const onRun = (run: Run, change: string) => this.send({ kind: "run", change, job_id: run.job_id, run_id: run.id, status: run.status, at: Date.now() });
     events.on("job", onJob);
     events.on("run", onRun);
-    this.offs.push(() => events.off("job", onJob), () => events.off("run", onRun));
+    this.offs.push(
+      () => events.off("job", onJob),
+      () => events.off("run", onRun),
+    );
     this.timer = setInterval(() => this.heartbeat(), Math.min(HEARTBEAT_MS, STALL_MS / 2));
     this.timer.unref();
   }

@@ -20,7 +20,6 @@ const formatters = () =>
   ]).then(([slack, discord, teams, telegram, ntfy, desktop]) => ({ ...slack, ...discord, ...teams, ...telegram, ...ntfy, ...desktop }));
 type Formatters = Awaited<ReturnType<typeof formatters>>;
 
-
 /** Why a configured channel cannot send in this environment (a variable is unset), or null. */
 export function channelProblem(name: string, cfg: ChannelConfig, env: NodeJS.ProcessEnv): string | null {
   const unset = (key: string, variable: string) => `channels.${name}.${key} names ${variable}, which is not set in the server's environment`;
@@ -53,7 +52,6 @@ function endpointProblem(name: string, cfg: { url?: string; url_env?: string }, 
   }
   return `channels.${name}.${cfg.url ? "url" : `url_env (${cfg.url_env})`} is not an http(s) URL`;
 }
-
 
 /** The HTTP request a channel sends for a message; null for the desktop channel. */
 function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, f: Formatters): PostRequest | null {
@@ -131,7 +129,11 @@ function requestFor(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env:
     }
     case "ntfy": {
       const topicUrl = new URL(urlOf(cfg));
-      const topic = topicUrl.pathname.replace(/^\/+|\/+$/g, "").split("/").pop() ?? "";
+      const topic =
+        topicUrl.pathname
+          .replace(/^\/+|\/+$/g, "")
+          .split("/")
+          .pop() ?? "";
       // JSON publishing goes to the server's root, naming the topic in the body.
       const root = new URL(topicUrl.pathname.replace(/[^/]+\/*$/, ""), topicUrl).href;
       const token = cfg.token_env ? env[cfg.token_env] : undefined;
@@ -165,7 +167,13 @@ export interface SendOptions {
  * counts only when the receiver accepted it; 429 waits as long as the receiver asks,
  * network errors and 5xx are retried, anything else is final. Never throws.
  */
-export async function sendToChannel(name: string, cfg: ChannelConfig, msg: DeliveryMessage, env: NodeJS.ProcessEnv, opts: SendOptions = {}): Promise<Delivery[]> {
+export async function sendToChannel(
+  name: string,
+  cfg: ChannelConfig,
+  msg: DeliveryMessage,
+  env: NodeJS.ProcessEnv,
+  opts: SendOptions = {},
+): Promise<Delivery[]> {
   const problem = channelProblem(name, cfg, env);
   if (problem) return oneAttempt(name, msg.event, false, `${problem}.`);
   const f = await formatters();
@@ -194,7 +202,9 @@ function notifyDesktop(argv: string[]): Promise<{ ok: boolean; error: string | n
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-500)));
     child.on("error", (err) => resolve({ ok: false, error: errorMessage(err) }));
     child.on("close", (code, signal) =>
-      resolve(code === 0 ? { ok: true, error: null } : { ok: false, error: `${program} exited with ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ""}` }),
+      resolve(
+        code === 0 ? { ok: true, error: null } : { ok: false, error: `${program} exited with ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ""}` },
+      ),
     );
   });
 }

@@ -104,7 +104,12 @@ export class Deliverer {
       jobName: job?.name ?? null,
       runId: run.id,
       status: isEmptyRun(run) ? "empty" : run.status,
-      error: target.event === "paused" ? (job?.last_error ?? run.error) : target.event === "needs_attention" || target.event === "quiet" ? run.outcome_note : (run.error ?? run.warnings.find((w) => w.startsWith("empty:")) ?? null),
+      error:
+        target.event === "paused"
+          ? (job?.last_error ?? run.error)
+          : target.event === "needs_attention" || target.event === "quiet"
+            ? run.outcome_note
+            : (run.error ?? run.warnings.find((w) => w.startsWith("empty:")) ?? null),
       response: output,
       durationMs: run.duration_ms,
       costUsd: run.usage?.cost_usd ?? null,

@@ -56,7 +56,9 @@ export const JSON_HEADERS = { "content-type": "application/json", "user-agent": 
 
 /** 2xx is accepted; the rest says its status and the start of the receiver's answer. */
 export function by2xx(status: number, body: string): Verdict {
-  return status >= 200 && status < 300 ? { ok: true, error: null } : { ok: false, error: `HTTP ${status}${body.trim() ? `: ${body.trim().slice(0, 200)}` : ""}` };
+  return status >= 200 && status < 300
+    ? { ok: true, error: null }
+    : { ok: false, error: `HTTP ${status}${body.trim() ? `: ${body.trim().slice(0, 200)}` : ""}` };
 }
 
 /**
@@ -95,7 +97,16 @@ export async function postWithRetries(build: () => PostRequest, opts: PostOption
       final = opts.isFinal?.(err) ?? false;
     }
     const error = verdict.error === null ? null : redact(verdict.error, req.secrets ?? []);
-    attempts.push({ channel: opts.channel, event: opts.event, attempt, ok: verdict.ok, http_status: status, message_id: verdict.messageId ?? null, error, at: new Date().toISOString() });
+    attempts.push({
+      channel: opts.channel,
+      event: opts.event,
+      attempt,
+      ok: verdict.ok,
+      http_status: status,
+      message_id: verdict.messageId ?? null,
+      error,
+      at: new Date().toISOString(),
+    });
     const retryable = status === null ? !final : status === 429 || status >= 500;
     if (verdict.ok || !retryable || attempt === MAX_ATTEMPTS || opts.signal?.aborted) break;
     await pause(Math.min(Math.max(verdict.retryAfterMs ?? 0, base * 2 ** (attempt - 1)), MAX_RETRY_AFTER_MS), opts.signal);

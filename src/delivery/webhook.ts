@@ -22,7 +22,10 @@ export function isPrivateAddress(address: string): boolean {
   if (v === 4) {
     const [a, b] = address.split(".").map(Number);
     return (
-      a === 0 || a === 10 || a === 127 || a >= 224 ||
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      a >= 224 ||
       (a === 100 && b >= 64 && b <= 127) ||
       (a === 169 && b === 254) ||
       (a === 172 && b >= 16 && b <= 31) ||
@@ -85,7 +88,9 @@ export function checkWebhookUrl(url: string, field: string, allowPrivate: boolea
   // A trailing dot is the same name fully qualified: "localhost." is localhost.
   const host = u.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (!allowPrivate && (isPrivateAddress(host) || host === "localhost" || host.endsWith(".localhost"))) {
-    throw new UserError(`${field} points to a private or loopback address (${u.hostname}); the operator must set webhooks.allow_private_networks to allow that.`);
+    throw new UserError(
+      `${field} points to a private or loopback address (${u.hostname}); the operator must set webhooks.allow_private_networks to allow that.`,
+    );
   }
 }
 
@@ -120,8 +125,7 @@ export class WebhookSender {
     private readonly config: Config,
     private readonly env: NodeJS.ProcessEnv,
     private readonly retryBaseMs = 1000,
-  ) {
-  }
+  ) {}
 
   private guardedAgent(): Promise<Agent> {
     this.agent ??= import("../http-client.js").then(({ Agent }) => this.makeAgent(Agent));
@@ -139,7 +143,14 @@ export class WebhookSender {
             const list = addresses as LookupAddress[];
             const bad = list.find((a) => isPrivateAddress(a.address));
             if (bad && !allowPrivate) {
-              return callback(new AgentCronError("AC_PRIVATE_ADDRESS", `${hostname} resolves to the private address ${bad.address}; refused (webhooks.allow_private_networks is off)`), "", 0);
+              return callback(
+                new AgentCronError(
+                  "AC_PRIVATE_ADDRESS",
+                  `${hostname} resolves to the private address ${bad.address}; refused (webhooks.allow_private_networks is off)`,
+                ),
+                "",
+                0,
+              );
             }
             if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
             callback(null, list[0].address, list[0].family);

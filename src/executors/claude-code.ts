@@ -152,7 +152,11 @@ export class ClaudeCodeExecutor implements Executor {
     });
     if (unfinished) return { ...unfinished, sessionId };
 
-    const result = lastResult ?? (jsonLines(proc.stdout).filter((line) => line.type === "result").at(-1) as ClaudeResult | undefined);
+    const result =
+      lastResult ??
+      (jsonLines(proc.stdout)
+        .filter((line) => line.type === "result")
+        .at(-1) as ClaudeResult | undefined);
     const denials = result ? describeDenials(result.permission_denials) : [];
     const warnings = denials.length && req.onPermissionDenied === "warn" ? denialWarnings(denials) : null;
     const usage = result ? claudeUsage(result) : null;

@@ -73,7 +73,9 @@ export function runAgentProcess(
   };
   // The one place where a program executor's attempt is put in its sandbox.
   if (opts.sandbox) {
-    return runSandboxed(spec, opts.sandbox, { type: opts.type, scratchDir: req.scratchDir, serverEnv: opts.serverEnv, runTools: req.runTools?.sandbox }).then((proc) => ({ ...proc, env }));
+    return runSandboxed(spec, opts.sandbox, { type: opts.type, scratchDir: req.scratchDir, serverEnv: opts.serverEnv, runTools: req.runTools?.sandbox }).then(
+      (proc) => ({ ...proc, env }),
+    );
   }
   return runProcess(spec).then((proc) => ({ ...proc, env, sandboxError: null }));
 }
@@ -97,7 +99,9 @@ export function programVersion(program: string, env: Record<string, string>): Pr
     v = import("node:child_process").then(
       ({ execFile }) =>
         new Promise<string | null>((resolve) => {
-          execFile(program, ["--version"], { env, timeout: 5000, killSignal: "SIGKILL" }, (err, stdout) => resolve(err ? null : stdout.trim().split("\n")[0].slice(0, 100) || null));
+          execFile(program, ["--version"], { env, timeout: 5000, killSignal: "SIGKILL" }, (err, stdout) =>
+            resolve(err ? null : stdout.trim().split("\n")[0].slice(0, 100) || null),
+          );
         }),
     );
     versions.set(program, v);
@@ -122,11 +126,21 @@ export function unfinishedResult(
   const base = { exitCode: proc.exitCode, signal: proc.signal, output: proc.stdout, outputTruncated: proc.stdoutTruncated, usage: null, raw: rawOutput(proc) };
   // Trying again cannot help: the sandbox fails the same way until the operator changes something.
   if (proc.sandboxError) return { ...base, status: "failed", permanent: true, error: `Executor "${ref.executorName}" could not start: ${proc.sandboxError}` };
-  if (proc.limitError) return { ...base, status: "failed", error: `Stopped: ${proc.limitError}; the process group was killed. Raise the limit in the executor's config if the run needs more.` };
+  if (proc.limitError)
+    return {
+      ...base,
+      status: "failed",
+      error: `Stopped: ${proc.limitError}; the process group was killed. Raise the limit in the executor's config if the run needs more.`,
+    };
   if (proc.spawnError) {
     const missing = resolveProgram(ref.program, proc.env.PATH, req.workDir) === null;
     const hint = missing ? ` Install it or set ${ref.configKey} in the config file.` : "";
-    return { ...base, status: "failed", permanent: missing || /\((ENOENT|EACCES)\)/.test(proc.spawnError), error: `Executor "${ref.executorName}" could not start: ${proc.spawnError}.${hint}` };
+    return {
+      ...base,
+      status: "failed",
+      permanent: missing || /\((ENOENT|EACCES)\)/.test(proc.spawnError),
+      error: `Executor "${ref.executorName}" could not start: ${proc.spawnError}.${hint}`,
+    };
   }
   if (proc.canceled) return { ...base, status: "canceled", error: "Canceled; the process group was killed." };
   if (proc.timedOut) {

@@ -93,7 +93,10 @@ const RUN_TOOLS_STARTUP_SECONDS = 30;
 /** A TOML value of strings, numbers, booleans, arrays and tables, inline (JSON's string escapes are TOML's too). */
 function tomlValue(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
-  if (v && typeof v === "object") return `{ ${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`).join(", ")} }`;
+  if (v && typeof v === "object")
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`)
+      .join(", ")} }`;
   return JSON.stringify(v);
 }
 
@@ -155,8 +158,7 @@ export class CodexExecutor implements Executor {
   }
 
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {
-    const schemaFile =
-      req.outputFormat === "structured" ? path.join(req.scratchDir, `.agent-cron-output-schema-${req.runId}.json`) : null;
+    const schemaFile = req.outputFormat === "structured" ? path.join(req.scratchDir, `.agent-cron-output-schema-${req.runId}.json`) : null;
     try {
       if (schemaFile) await writeFile(schemaFile, JSON.stringify(req.outputSchema ?? {}));
       return await this.run(req, schemaFile);

@@ -3,13 +3,7 @@ export const BASE_ENV_VARS = ["PATH", "HOME", "LANG", "TZ", "TMPDIR"] as const;
 
 /** Each executor type's own credentials and config locations, passed when the server has them. */
 export const AUTH_VARS: Record<string, readonly string[]> = {
-  "claude-code": [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "CLAUDE_CONFIG_DIR",
-  ],
+  "claude-code": ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR"],
   codex: ["CODEX_API_KEY", "OPENAI_API_KEY", "CODEX_HOME"],
   command: [],
   openai: [],

@@ -38,7 +38,14 @@ export function createExecutor(name: string, cfg: ExecutorConfig, config: Pick<C
 }
 
 function buildExecutor(name: string, cfg: ExecutorConfig, config: Pick<Config, "env_allow">, ctx: ExecutorContext, sandbox: SandboxSettings | null): Executor {
-  const common = { serverEnv: ctx.serverEnv, envAllow: config.env_allow, killGraceMs: ctx.killGraceMs, sandbox, limits: runLimits(cfg), processGroups: ctx.processGroups };
+  const common = {
+    serverEnv: ctx.serverEnv,
+    envAllow: config.env_allow,
+    killGraceMs: ctx.killGraceMs,
+    sandbox,
+    limits: runLimits(cfg),
+    processGroups: ctx.processGroups,
+  };
   switch (cfg.type) {
     case "claude-code":
       return new ClaudeCodeExecutor(name, cfg, common);

@@ -266,7 +266,7 @@ function tick(): void {
  * last work-dir check (what was written just before the end) and says whether a descendant
  * had left the process group, so that the caller can look for it.
  */
-export function watchLimits(watch: LimitWatch): (() => { reason: string | null; escaped: boolean }) {
+export function watchLimits(watch: LimitWatch): () => { reason: string | null; escaped: boolean } {
   if (process.platform !== "linux") return () => ({ reason: null, escaped: false });
   const w: Watched = { ...watch, baseBytes: dirBytes(watch.workDir, Number.MAX_SAFE_INTEGER), escaped: false, done: false };
   watched.add(w);

@@ -14,9 +14,7 @@ const BACKOFF_CAP_MS = 8_000;
 const RETRY_AFTER_CAP_MS = 30_000;
 const ERROR_BODY_CHARS = 300;
 
-type Reply =
-  | { kind: "http"; status: number; retryAfterMs: number | null; body: string; truncated: boolean }
-  | { kind: "network"; error: string };
+type Reply = { kind: "http"; status: number; retryAfterMs: number | null; body: string; truncated: boolean } | { kind: "network"; error: string };
 
 /** Seconds or an HTTP date, as RFC 9110 allows; null when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | null {

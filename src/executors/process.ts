@@ -418,11 +418,14 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
       groups.add(pgid, spec.env.AGENT_CRON_RUN_ID);
       // The timeout counts from here, as it did when spawn returned only once the child had exec'd.
       timers.push(
-        setTimeout(() => {
-          if (exitCode !== null || exitSignal !== null) return;
-          timedOut = true;
-          terminate();
-        }, Math.min(spec.timeoutMs, MAX_TIMER_MS)),
+        setTimeout(
+          () => {
+            if (exitCode !== null || exitSignal !== null) return;
+            timedOut = true;
+            terminate();
+          },
+          Math.min(spec.timeoutMs, MAX_TIMER_MS),
+        ),
       );
       // Canceled while the worker was starting it.
       if (canceled) terminate();

@@ -27,7 +27,12 @@ function send(line: string): void {
   if (broken || process.platform === "win32") return;
   if (!reaper) {
     try {
-      reaper = spawn("/bin/sh", ["-c", SCRIPT], { cwd: "/", detached: true, stdio: ["pipe", "ignore", "ignore"], env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" } });
+      reaper = spawn("/bin/sh", ["-c", SCRIPT], {
+        cwd: "/",
+        detached: true,
+        stdio: ["pipe", "ignore", "ignore"],
+        env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" },
+      });
     } catch {
       broken = true;
       return;

@@ -111,7 +111,6 @@ export function parseBind(spec: string): { path: string; rw: boolean } {
   return { path: path.resolve(m ? spec.slice(0, -3) : spec), rw: m?.[1] === "rw" };
 }
 
-
 function depth(p: string): number {
   return p === "/" ? 0 : p.split("/").length - 1;
 }
@@ -421,7 +420,13 @@ export async function bwrapAvailable(opts: { program?: string; env?: NodeJS.Proc
   const name = opts.program ?? "bwrap";
   const bwrap = resolveProgram(name, env.PATH);
   if (!bwrap) {
-    return { ok: false, status: "missing", program: name, version: null, detail: `bubblewrap is not installed ("${name}" is not on PATH); install it with apt-get install bubblewrap.` };
+    return {
+      ok: false,
+      status: "missing",
+      program: name,
+      version: null,
+      detail: `bubblewrap is not installed ("${name}" is not on PATH); install it with apt-get install bubblewrap.`,
+    };
   }
   const base = { cwd: os.tmpdir(), env: { PATH: env.PATH ?? "/usr/bin:/bin" }, stdin: null, timeoutMs: 5_000, killGraceMs: 500, maxOutputBytes: 64 * 1024 };
   const ver = await runProcess({ ...base, argv: [bwrap, "--version"] });
@@ -432,9 +437,17 @@ export async function bwrapAvailable(opts: { program?: string; env?: NodeJS.Proc
     argv: [bwrap, ...baseFlags(false, STATUS_FD), "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--tmpfs", "/tmp", "--", "true"],
   });
   if (proc.exitCode === 0 && /"exit-code"\s*:\s*0/.test(proc.status ?? "")) {
-    return { ok: true, status: "ok", program: bwrap, version, detail: "bubblewrap works here: a test sandbox started (own user, pid and network namespace, no capabilities, read-only system)." };
+    return {
+      ok: true,
+      status: "ok",
+      program: bwrap,
+      version,
+      detail: "bubblewrap works here: a test sandbox started (own user, pid and network namespace, no capabilities, read-only system).",
+    };
   }
-  const why = proc.timedOut ? "the test sandbox did not finish within 5 s" : (sandboxFailure(proc) ?? `the test sandbox exited with code ${proc.exitCode ?? proc.signal}`);
+  const why = proc.timedOut
+    ? "the test sandbox did not finish within 5 s"
+    : (sandboxFailure(proc) ?? `the test sandbox exited with code ${proc.exitCode ?? proc.signal}`);
   return { ok: false, status: "error", program: bwrap, version, detail: `bubblewrap is installed but cannot start a sandbox here: ${why}.` };
 }
 

@@ -195,7 +195,13 @@ export function startChild(req: SpawnRequest): Child {
     inWindow = 0;
   }
   if (++inWindow > BURST || spawners.length > 0) return spawnOffThread(req);
-  const child = spawn(req.file, req.args, { cwd: req.cwd, env: req.env, detached: true, stdio: req.extraFd ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"], windowsHide: true });
+  const child = spawn(req.file, req.args, {
+    cwd: req.cwd,
+    env: req.env,
+    detached: true,
+    stdio: req.extraFd ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
+    windowsHide: true,
+  });
   if (child.stdin) {
     // A child that exits without reading its stdin gives EPIPE here; that is its business.
     child.stdin.on("error", () => {});

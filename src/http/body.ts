@@ -25,7 +25,8 @@ export function readBody(req: IncomingMessage, max: number): Promise<string | nu
 export function listen(server: http.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") reject(new UserError(`Port ${port} on ${host} is already in use: stop the other server, or pass --port (0 picks a free one).`));
+      if (err.code === "EADDRINUSE")
+        reject(new UserError(`Port ${port} on ${host} is already in use: stop the other server, or pass --port (0 picks a free one).`));
       else if (err.code === "EACCES") reject(new UserError(`Not allowed to listen on port ${port}: pick a port above 1023 with --port.`));
       else if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
         reject(new UserError(`Cannot listen on host "${host}": it is not an address of this machine (${err.code}).`));

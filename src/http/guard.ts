@@ -49,7 +49,11 @@ export class RequestGuard {
   private readonly rules: { name: string; port?: string }[];
   private readonly tokenDigest: Buffer | null;
 
-  constructor(allowedHosts: string[], private readonly port: number, token: string | undefined) {
+  constructor(
+    allowedHosts: string[],
+    private readonly port: number,
+    token: string | undefined,
+  ) {
     this.rules = allowedHosts.map(splitHost).filter((r) => r !== null);
     this.tokenDigest = token ? digest(token) : null;
   }

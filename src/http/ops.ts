@@ -74,7 +74,10 @@ export interface OpsServer {
  * The same endpoints on a port of their own (config metrics_port), for a server that speaks
  * MCP over stdio: loopback only unless a token is set, like the HTTP daemon.
  */
-export async function serveOps(source: MetricsSource, opts: { host: string; port: number; token: string | undefined; tokenEnv: string; allowedHosts?: string[]; log: (line: string) => void }): Promise<OpsServer> {
+export async function serveOps(
+  source: MetricsSource,
+  opts: { host: string; port: number; token: string | undefined; tokenEnv: string; allowedHosts?: string[]; log: (line: string) => void },
+): Promise<OpsServer> {
   const host = opts.token ? opts.host : "127.0.0.1";
   if (!opts.token && !isLoopback(opts.host)) opts.log(`agent-cron warning: metrics_port serves on 127.0.0.1, not ${opts.host}: ${opts.tokenEnv} is not set.`);
   const ops = new OpsEndpoints(source);
@@ -82,17 +85,30 @@ export async function serveOps(source: MetricsSource, opts: { host: string; port
   let guard: RequestGuard;
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? "/", "http://x").pathname;
-    if (!guard.hostAllowed(req.headers.host)) return text(res, 403, `Host "${req.headers.host ?? ""}" is not allowed; add it to http.allowed_hosts in the config.\n`);
+    if (!guard.hostAllowed(req.headers.host))
+      return text(res, 403, `Host "${req.headers.host ?? ""}" is not allowed; add it to http.allowed_hosts in the config.\n`);
     if (!ops.owns(pathname)) return text(res, 404, "Not found: this port serves /healthz, /readyz and /metrics.\n");
-    ops.handle(req, res, pathname, () => guard.authorized(req.headers.authorization), `send "Authorization: Bearer <token>" with the token from ${opts.tokenEnv}`).catch((err) => {
-      opts.log(`agent-cron error: metrics ${req.url}: ${errorMessage(err)}`);
-      if (!res.headersSent) text(res, 500, "Internal error.\n");
-      else res.destroy();
-    });
+    ops
+      .handle(
+        req,
+        res,
+        pathname,
+        () => guard.authorized(req.headers.authorization),
+        `send "Authorization: Bearer <token>" with the token from ${opts.tokenEnv}`,
+      )
+      .catch((err) => {
+        opts.log(`agent-cron error: metrics ${req.url}: ${errorMessage(err)}`);
+        if (!res.headersSent) text(res, 500, "Internal error.\n");
+        else res.destroy();
+      });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "EADDRINUSE" ? new UserError(`metrics_port ${opts.port} on ${host} is already in use: pick another port in the config (0 picks a free one).`) : err),
+      reject(
+        err.code === "EADDRINUSE"
+          ? new UserError(`metrics_port ${opts.port} on ${host} is already in use: pick another port in the config (0 picks a free one).`)
+          : err,
+      ),
     );
     server.listen({ host, port: opts.port }, () => resolve());
   });

@@ -138,7 +138,14 @@ export async function serveHttp(api: CronApi, opts: HttpOptions): Promise<HttpHa
   // Loaded here, not with the module: only the HTTP daemon serves it.
   const { createDashboard } = await import("../dashboard/index.js");
   const approverToken = (opts.approverTokenEnv && opts.env[opts.approverTokenEnv]) || undefined;
-  dashboard = createDashboard(api, { token, approverToken, guessed: guessedBy(guesses), port: address.port, log, linkBase: dashboardLinkBase(opts.host, address.port) });
+  dashboard = createDashboard(api, {
+    token,
+    approverToken,
+    guessed: guessedBy(guesses),
+    port: address.port,
+    log,
+    linkBase: dashboardLinkBase(opts.host, address.port),
+  });
   log(`agent-cron: the dashboard is at http://${urlHost(opts.host)}:${address.port}/.`);
   if (!token) {
     log(`agent-cron warning: ${opts.token_env} is not set, so ${url} is open to every local process; set ${opts.token_env} to require a bearer token.`);
@@ -173,7 +180,10 @@ export interface DashboardServer {
  * `agent-cron dashboard`: the dashboard alone, on loopback, for people who use only stdio.
  * The same Host and Origin checks as the daemon; the same token when one is set.
  */
-export async function serveDashboard(api: CronApi, opts: { port: number; token: string | undefined; approverToken?: string; log: (line: string) => void }): Promise<DashboardServer> {
+export async function serveDashboard(
+  api: CronApi,
+  opts: { port: number; token: string | undefined; approverToken?: string; log: (line: string) => void },
+): Promise<DashboardServer> {
   const host = "127.0.0.1";
   const { Dashboard } = await import("../dashboard/index.js");
   let dashboard: Dashboard | undefined;
@@ -182,7 +192,9 @@ export async function serveDashboard(api: CronApi, opts: { port: number; token: 
     if (!dashboard || !guard) return void res.writeHead(503).end();
     if (!guard.hostAllowed(req.headers.host)) {
       req.resume();
-      return void res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`Host "${req.headers.host ?? ""}" is not allowed; open the dashboard at ${url}.\n`);
+      return void res
+        .writeHead(403, { "content-type": "text/plain; charset=utf-8" })
+        .end(`Host "${req.headers.host ?? ""}" is not allowed; open the dashboard at ${url}.\n`);
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !guard.originAllowed(origin)) {
@@ -192,20 +204,32 @@ export async function serveDashboard(api: CronApi, opts: { port: number; token: 
     const pathname = new URL(req.url ?? "/", "http://dashboard").pathname;
     if (!dashboard.owns(pathname)) {
       req.resume();
-      return void res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: this is the agent-cron dashboard; its pages start at /.\n");
+      return void res
+        .writeHead(404, { "content-type": "text/plain; charset=utf-8" })
+        .end("Not found: this is the agent-cron dashboard; its pages start at /.\n");
     }
     void dashboard.handle(req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "EADDRINUSE" ? new UserError(`Port ${opts.port} on ${host} is already in use: stop the other dashboard, or pass --port (0 picks a free one).`) : err),
+      reject(
+        err.code === "EADDRINUSE"
+          ? new UserError(`Port ${opts.port} on ${host} is already in use: stop the other dashboard, or pass --port (0 picks a free one).`)
+          : err,
+      ),
     );
     server.listen({ host, port: opts.port }, () => resolve());
   });
   const address = server.address() as AddressInfo;
   // The token is checked by the dashboard's own login; the guard checks only Host and Origin.
   guard = new RequestGuard(defaultAllowedHosts(host, address.address), address.port, undefined);
-  dashboard = new Dashboard(api, { token: opts.token, approverToken: opts.approverToken, guessed: guessedBy(new GuessThrottle()), port: address.port, log: opts.log });
+  dashboard = new Dashboard(api, {
+    token: opts.token,
+    approverToken: opts.approverToken,
+    guessed: guessedBy(new GuessThrottle()),
+    port: address.port,
+    log: opts.log,
+  });
   const url = `http://${host}:${address.port}/`;
   return {
     url,

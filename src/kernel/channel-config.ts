@@ -28,7 +28,9 @@ const endpoint = {
 
 const Slack = z.strictObject({ type: z.literal("slack").describe("Slack incoming webhook: Block Kit with mrkdwn"), ...endpoint }).superRefine(oneEndpoint);
 const Discord = z.strictObject({ type: z.literal("discord").describe("Discord webhook: an embed"), ...endpoint }).superRefine(oneEndpoint);
-const Teams = z.strictObject({ type: z.literal("teams").describe("Microsoft Teams Workflows webhook: an Adaptive Card"), ...endpoint }).superRefine(oneEndpoint);
+const Teams = z
+  .strictObject({ type: z.literal("teams").describe("Microsoft Teams Workflows webhook: an Adaptive Card"), ...endpoint })
+  .superRefine(oneEndpoint);
 const Webhook = z
   .strictObject({
     type: z.literal("webhook").describe("Any HTTP endpoint: the message as JSON, signed per Standard Webhooks when secret_env is set"),
@@ -39,7 +41,10 @@ const Webhook = z
 const Telegram = z.strictObject({
   type: z.literal("telegram").describe("Telegram Bot API sendMessage, HTML parse mode"),
   token_env: envName.describe("The variable holding the bot token"),
-  chat_id: z.union([z.string().min(1).max(64), z.number().int()]).transform(String).describe("The chat to post to (a number, or @channelname)"),
+  chat_id: z
+    .union([z.string().min(1).max(64), z.number().int()])
+    .transform(String)
+    .describe("The chat to post to (a number, or @channelname)"),
   api_base: httpUrl.default("https://api.telegram.org").describe("The Bot API's base URL (tests point it at loopback)"),
   timeout_seconds: timeout,
 });

@@ -21,8 +21,16 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix = 
       const bound = issue.code === "too_big" ? issue.maximum : issue.minimum;
       const word = issue.code === "too_big" ? "at most" : "at least";
       const unit = issue.origin === "string" ? " characters" : issue.origin === "array" || issue.origin === "set" ? " items" : "";
-      const got = typeof value === "string" ? `${value.length} characters` : Array.isArray(value) ? `${value.length} items` : typeof value === "number" ? String(value) : "";
-      if (issue.origin === "number" && !issue.inclusive) return `${field} must be ${issue.code === "too_big" ? "below" : "above"} ${bound}${got ? `, got ${got}` : ""}.`;
+      const got =
+        typeof value === "string"
+          ? `${value.length} characters`
+          : Array.isArray(value)
+            ? `${value.length} items`
+            : typeof value === "number"
+              ? String(value)
+              : "";
+      if (issue.origin === "number" && !issue.inclusive)
+        return `${field} must be ${issue.code === "too_big" ? "below" : "above"} ${bound}${got ? `, got ${got}` : ""}.`;
       return `${field} must be ${word} ${bound}${unit}${got ? `, got ${got}` : ""}.`;
     }
     case "invalid_value":

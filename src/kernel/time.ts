@@ -180,9 +180,7 @@ export function toIsoUtc(date: Date): string {
  * exist (in a spring-forward gap) is the first instant after the gap; an ambiguous one (in a
  * fall-back overlap) is its first occurrence.
  */
-export function zonedWallTimeToDate(
-  y: number, mo: number, d: number, h: number, mi: number, s: number, ms: number, timezone: string,
-): Date {
+export function zonedWallTimeToDate(y: number, mo: number, d: number, h: number, mi: number, s: number, ms: number, timezone: string): Date {
   const wall = utcMs(y, mo, d, h, mi, s, ms);
   // A day either side is far enough to see both offsets of any transition near `wall`.
   const before = offsetAt(wall - DAY, timezone);

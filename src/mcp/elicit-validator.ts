@@ -21,7 +21,11 @@ export class LazyAjvValidator implements jsonSchemaValidator {
     return (input: unknown) => {
       if (check(input)) return { valid: true, data: input as T, errorMessage: undefined };
       const first = check.errors?.[0];
-      return { valid: false, data: undefined, errorMessage: first ? `${first.instancePath || "answer"} ${first.message ?? "is not valid"}` : "The answer does not match the schema." };
+      return {
+        valid: false,
+        data: undefined,
+        errorMessage: first ? `${first.instancePath || "answer"} ${first.message ?? "is not valid"}` : "The answer does not match the schema.",
+      };
     };
   }
 }

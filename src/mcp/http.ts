@@ -82,7 +82,9 @@ export function createMcpEndpoint(api: CronApi, opts: McpEndpointOptions): McpEn
       if (!session) return jsonRpcError(res, 404, -32001, "Session not found: it ended or expired; start a new one with an initialize request.");
     } else if (req.method === "POST" && (Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body))) {
       if (!(await makeRoom())) {
-        return jsonRpcError(res, 503, -32000, `Too many sessions: all ${opts.max_sessions} (http.max_sessions) have a request in flight; try again shortly.`, { "retry-after": "1" });
+        return jsonRpcError(res, 503, -32000, `Too many sessions: all ${opts.max_sessions} (http.max_sessions) have a request in flight; try again shortly.`, {
+          "retry-after": "1",
+        });
       }
       ({ id: fresh, session } = await openSession());
     } else {

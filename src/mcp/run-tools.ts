@@ -16,13 +16,16 @@ export async function serveRunTools(env: NodeJS.ProcessEnv = process.env): Promi
   const socket = env.AGENT_CRON_RUN_TOOLS_SOCKET;
   const token = env.AGENT_CRON_RUN_TOOLS_TOKEN;
   if (!socket || !token) {
-    throw new Error("agent-cron run-tools is started by agent-cron for one run (AGENT_CRON_RUN_TOOLS_SOCKET and AGENT_CRON_RUN_TOOLS_TOKEN are not set); there is nothing to run by hand.");
+    throw new Error(
+      "agent-cron run-tools is started by agent-cron for one run (AGENT_CRON_RUN_TOOLS_SOCKET and AGENT_CRON_RUN_TOOLS_TOKEN are not set); there is nothing to run by hand.",
+    );
   }
   const names = (env.AGENT_CRON_RUN_TOOLS ?? "report_nothing,remember,ask_person").split(",").filter((n): n is RunToolName => n in RUN_TOOL_SPECS);
   const server = new McpServer(
     { name: "agent-cron-run", version: VERSION },
     {
-      instructions: "Tools for this scheduled agent-cron run: report_nothing when there is nothing worth telling, remember to leave a note for the next runs, ask_person when a person must decide.",
+      instructions:
+        "Tools for this scheduled agent-cron run: report_nothing when there is nothing worth telling, remember to leave a note for the next runs, ask_person when a person must decide.",
       jsonSchemaValidator: new LazyAjvValidator(),
     },
   );

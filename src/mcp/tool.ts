@@ -115,7 +115,18 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
  * A field another tool's schema documents keeps only its type here: its description, values
  * and bounds are read there (the server checks them either way).
  */
-const RESTATED = new Set(["description", "enum", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "maxItems", "minItems"]);
+const RESTATED = new Set([
+  "description",
+  "enum",
+  "minLength",
+  "maxLength",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "maxItems",
+  "minItems",
+]);
 
 function withoutDescriptions(schema: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
   if (!fields.length) return schema;
@@ -129,7 +140,11 @@ function typeOnly(node: unknown): unknown {
   if (!node || typeof node !== "object") return node;
   // An object's fields are read there too (after, output_schema).
   if ((node as Record<string, unknown>).type === "object") return { type: "object" };
-  return Object.fromEntries(Object.entries(node).filter(([k]) => !RESTATED.has(k)).map(([k, v]) => [k, typeOnly(v)]));
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([k]) => !RESTATED.has(k))
+      .map(([k, v]) => [k, typeOnly(v)]),
+  );
 }
 
 /** The tools a server serves: the list itself, or a loader that imports them when first needed. */

@@ -45,7 +45,12 @@ export function createMetrics(source: MetricsSource): Metrics {
   // process_* and nodejs_* under their usual names, so stock Node dashboards read them too.
   client.collectDefaultMetrics({ register: registry });
 
-  new client.Gauge({ name: "agent_cron_build_info", help: "Always 1; the version of agent-cron serving these metrics", labelNames: ["version"], registers: [registry] }).set({ version: VERSION }, 1);
+  new client.Gauge({
+    name: "agent_cron_build_info",
+    help: "Always 1; the version of agent-cron serving these metrics",
+    labelNames: ["version"],
+    registers: [registry],
+  }).set({ version: VERSION }, 1);
 
   const occurrences = new client.Counter({
     name: "agent_cron_occurrences_total",
@@ -72,7 +77,12 @@ export function createMetrics(source: MetricsSource): Metrics {
     labelNames: ["direction", "executor"],
     registers: [registry],
   });
-  const cost = new client.Counter({ name: "agent_cron_cost_usd_total", help: "Cost in US dollars the executors reported, by executor", labelNames: ["executor"], registers: [registry] });
+  const cost = new client.Counter({
+    name: "agent_cron_cost_usd_total",
+    help: "Cost in US dollars the executors reported, by executor",
+    labelNames: ["executor"],
+    registers: [registry],
+  });
   const deliveries = new client.Counter({
     name: "agent_cron_deliveries_total",
     help: "Delivery attempts to channels and webhooks, by channel and outcome (ok: the receiver accepted it; failed)",

@@ -52,8 +52,11 @@ export function createRunToolsPort(opts: { command: string; args: string[] }): R
           } catch {
             return answer({ ok: false, error: "The request is not JSON." });
           }
-          const given = createHash("sha256").update(typeof req.token === "string" ? req.token : "").digest();
-          if (!open || !timingSafeEqual(given, expected)) return answer({ ok: false, error: "This token is not valid for this run (it has ended, or the token belongs to another run)." });
+          const given = createHash("sha256")
+            .update(typeof req.token === "string" ? req.token : "")
+            .digest();
+          if (!open || !timingSafeEqual(given, expected))
+            return answer({ ok: false, error: "This token is not valid for this run (it has ended, or the token belongs to another run)." });
           if (typeof req.tool !== "string" || !allowed.has(req.tool)) return answer({ ok: false, error: `No tool "${String(req.tool)}" in this run.` });
           const args = req.args && typeof req.args === "object" && !Array.isArray(req.args) ? (req.args as Record<string, unknown>) : {};
           call(req.tool, args).then(
@@ -89,7 +92,12 @@ export function createRunToolsPort(opts: { command: string; args: string[] }): R
 }
 
 /** The other end, in `agent-cron run-tools`: one call over the run's socket. */
-export function callRunTool(socketPath: string, token: string, tool: string, args: Record<string, unknown>): Promise<{ ok: true; result: Record<string, unknown> } | { ok: false; error: string }> {
+export function callRunTool(
+  socketPath: string,
+  token: string,
+  tool: string,
+  args: Record<string, unknown>,
+): Promise<{ ok: true; result: Record<string, unknown> } | { ok: false; error: string }> {
   return new Promise((resolve) => {
     const conn = net.connect(socketPath);
     let buf = "";

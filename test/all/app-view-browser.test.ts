@@ -20,7 +20,8 @@ import { ROOT, TestServer, waitFor, type Structured } from "../helpers/server.js
 const VIEW_URI = "ui://agent-cron/jobs";
 const SCREENSHOTS = path.join(ROOT, ".cache", "screenshots");
 /** SEP-1865: what a host must apply when the resource declares no CSP. */
-const DEFAULT_CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' data:; connect-src 'none'";
+const DEFAULT_CSP =
+  "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' data:; connect-src 'none'";
 
 /** The host page's script: ext-apps' AppBridge, as a host embeds a view. */
 const HOST_SCRIPT = `
@@ -119,7 +120,11 @@ describe("the jobs view in a browser host", () => {
     consoleErrors: string[];
   }
 
-  async function openHost(toolName: string, args: Record<string, unknown>, opts: { hostContext?: Record<string, unknown>; serverTools?: boolean } = {}): Promise<Host> {
+  async function openHost(
+    toolName: string,
+    args: Record<string, unknown>,
+    opts: { hostContext?: Record<string, unknown>; serverTools?: boolean } = {},
+  ): Promise<Host> {
     const result = await s.call(toolName, args);
     const page = await browser.newPage({ viewport: { width: 920, height: 760 } });
     const calls: Host["calls"] = [];
@@ -148,14 +153,18 @@ describe("the jobs view in a browser host", () => {
   const rowOf = (h: Host, name: string) => h.view.locator("tr[data-job]", { hasText: name });
 
   it("renders a list_crons result in the host's dark theme, and Pause, Resume and Run now change the real job through the host", async () => {
-    const h = await openHost("list_crons", {}, {
-      hostContext: {
-        theme: "dark",
-        locale: "en-GB",
-        timeZone: "Europe/London",
-        styles: { variables: { "--color-background-primary": "#101820", "--color-text-primary": "#e8eef4" } },
+    const h = await openHost(
+      "list_crons",
+      {},
+      {
+        hostContext: {
+          theme: "dark",
+          locale: "en-GB",
+          timeZone: "Europe/London",
+          styles: { variables: { "--color-background-primary": "#101820", "--color-text-primary": "#e8eef4" } },
+        },
       },
-    });
+    );
     await h.view.locator("tr[data-job]").nth(2).waitFor();
     expect(await h.view.locator("tr[data-job]").count()).toBe(3);
     expect(await h.view.locator("h1").textContent()).toBe("Scheduled jobs · 3");
@@ -173,7 +182,11 @@ describe("the jobs view in a browser host", () => {
     expect(await rowOf(h, "deploy-check").textContent()).toContain("never run");
 
     // The host's theme and style variables are the view's.
-    const look = await h.view.evaluate(() => ({ theme: document.documentElement.dataset.theme, bg: getComputedStyle(document.body).backgroundColor, fg: getComputedStyle(document.body).color }));
+    const look = await h.view.evaluate(() => ({
+      theme: document.documentElement.dataset.theme,
+      bg: getComputedStyle(document.body).backgroundColor,
+      fg: getComputedStyle(document.body).color,
+    }));
     expect(look).toEqual({ theme: "dark", bg: "rgb(16, 24, 32)", fg: "rgb(232, 238, 244)" });
     await h.page.screenshot({ path: path.join(SCREENSHOTS, "app-view-list-dark.png"), fullPage: true });
 
@@ -225,7 +238,10 @@ describe("the jobs view in a browser host", () => {
       const h = await openHost("list_crons", {});
       await h.page.setViewportSize({ width, height: 900 });
       await h.view.locator("tr[data-job]").nth(2).waitFor();
-      for (const [press, then] of [["pause", "resume"], ["resume", "pause"]] as const) {
+      for (const [press, then] of [
+        ["pause", "resume"],
+        ["resume", "pause"],
+      ] as const) {
         const audit = rowOf(h, "log-audit");
         const pressed = audit.locator(`button[data-action="${press}"]`);
         await pressed.scrollIntoViewIfNeeded();
@@ -239,7 +255,10 @@ describe("the jobs view in a browser host", () => {
         const under = await h.view.evaluate(
           ([px, py]) => {
             const el = document.elementFromPoint(px, py);
-            return { job: el?.closest("tr[data-job]")?.querySelector(".name")?.textContent ?? null, action: el?.closest("button")?.getAttribute("data-action") ?? null };
+            return {
+              job: el?.closest("tr[data-job]")?.querySelector(".name")?.textContent ?? null,
+              action: el?.closest("button")?.getAttribute("data-action") ?? null,
+            };
           },
           [x - frame.x - 1, y - frame.y - 1],
         );

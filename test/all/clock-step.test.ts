@@ -58,7 +58,9 @@ describe("the owner's wall clock stepped ahead (libfaketime)", () => {
     expect(seenAt - steppedAt).toBeLessThan(5000 + 1500);
     for (const r of missed) expect(r.error).toMatch(/^clock changed: /);
     expect(runs.filter((r: Structured) => r.trigger === "catch_up" && r.status !== "missed")).toHaveLength(1);
-    const notice = await waitFor(() => s.notificationsOf("notifications/message").find((n) => /system clock was changed/.test(JSON.stringify(n.params))), { what: "the notice" });
+    const notice = await waitFor(() => s.notificationsOf("notifications/message").find((n) => /system clock was changed/.test(JSON.stringify(n.params))), {
+      what: "the notice",
+    });
     expect(JSON.stringify(notice.params)).toMatch(/\+1[12]\d s/);
   }, 60_000);
 });

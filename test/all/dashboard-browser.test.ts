@@ -162,7 +162,13 @@ describe("dashboard in Chromium", () => {
       ["desktop", { width: 1280, height: 800 }],
       ["phone", { width: 390, height: 844 }],
     ] as const) {
-      const context = await browser.newContext({ viewport, timezoneId: "Asia/Tokyo", isMobile: label === "phone", hasTouch: label === "phone", deviceScaleFactor: 1 });
+      const context = await browser.newContext({
+        viewport,
+        timezoneId: "Asia/Tokyo",
+        isMobile: label === "phone",
+        hasTouch: label === "phone",
+        deviceScaleFactor: 1,
+      });
       const { page, problems } = await openPage(context);
       for (const [name, url] of [
         ["jobs", "/"],

@@ -76,7 +76,10 @@ describe("the dashboard's pictures in Chromium", () => {
     expect(await page.locator("figure:has(svg.timeline) .legend li").allTextContents()).toEqual(["completed", "failed", "due"]);
     // The triage lane's next occurrences are three hours apart, right of "now" (the middle).
     const width = (await timeline.boundingBox())!.width;
-    const xs = await page.locator("svg.timeline g.lane", { hasText: "triage" }).locator("rect.m-due").evaluateAll((rs) => rs.map((r) => (r as SVGRectElement).x.baseVal.value));
+    const xs = await page
+      .locator("svg.timeline g.lane", { hasText: "triage" })
+      .locator("rect.m-due")
+      .evaluateAll((rs) => rs.map((r) => (r as SVGRectElement).x.baseVal.value));
     expect(xs.every((x) => x > width / 2)).toBe(true);
     const gaps = xs.slice(1).map((x, i) => x - xs[i]);
     for (const g of gaps) expect(g).toBeCloseTo(width / 16, 0);
@@ -86,7 +89,9 @@ describe("the dashboard's pictures in Chromium", () => {
     const days = new Set(runs.map((r: { started_at: string }) => r.started_at.slice(0, 10)));
     expect(await count(page, "svg.cost rect.m-cost")).toBe(days.size);
     if (days.size === 1) expect(await page.locator("svg.cost rect.m-cost title").textContent()).toMatch(/^\d+ \w{3}: \$0\.0369 from 3 of 6 runs$/);
-    expect(await page.locator("#cost-summary").textContent()).toBe("$0.0369 over the last 14 days, from 3 of 6 runs that reported a cost; the most in a day $0.0369.");
+    expect(await page.locator("#cost-summary").textContent()).toBe(
+      "$0.0369 over the last 14 days, from 3 of 6 runs that reported a cost; the most in a day $0.0369.",
+    );
     expect(await count(page, "svg.cost text.tick")).toBe(15); // the top value and 14 days
     // Nothing in the pictures could run a script.
     expect(await count(page, "svg script, svg [onload], svg [onclick], svg foreignObject")).toBe(0);
@@ -98,7 +103,9 @@ describe("the dashboard's pictures in Chromium", () => {
     const { page, problems, close } = await open(`/jobs/${ids["nightly-backup"]}`, { javaScriptEnabled: false });
     expect(await count(page, "svg.durations rect.m")).toBe(2);
     expect(await count(page, "svg.durations rect.m-failed")).toBe(2);
-    expect(await page.locator("#durations-summary").textContent()).toMatch(/^Last 2 runs, oldest on the left: 2 failed\. Median duration [\d.]+ (ms|s), longest [\d.]+ (ms|s)\.$/);
+    expect(await page.locator("#durations-summary").textContent()).toMatch(
+      /^Last 2 runs, oldest on the left: 2 failed\. Median duration [\d.]+ (ms|s), longest [\d.]+ (ms|s)\.$/,
+    );
     // The longest run's bar is the full height (80 px); bars are the outcome's colour.
     const heights = await page.locator("svg.durations rect.m").evaluateAll((rs) => rs.map((r) => (r as SVGRectElement).height.baseVal.value));
     expect(Math.max(...heights)).toBe(80);
@@ -114,7 +121,11 @@ describe("the dashboard's pictures in Chromium", () => {
     ] as [string, BrowserContextOptions][]) {
       const jobs = await open("/", options);
       // The colours are the stylesheet's, for the viewer's scheme: green completed, red failed.
-      const fill = (sel: string) => jobs.page.locator(sel).first().evaluate((r) => getComputedStyle(r).fill);
+      const fill = (sel: string) =>
+        jobs.page
+          .locator(sel)
+          .first()
+          .evaluate((r) => getComputedStyle(r).fill);
       const [ok, bad] = [await fill("svg.timeline rect.m-completed"), await fill("svg.timeline rect.m-failed")];
       expect(ok).toBe(look === "light" ? "rgb(23, 128, 61)" : "rgb(76, 199, 122)");
       expect(bad).toBe(look === "light" ? "rgb(192, 38, 45)" : "rgb(255, 107, 107)");

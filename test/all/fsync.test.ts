@@ -89,7 +89,9 @@ describe("durability seen by strace", () => {
     const started = answer(calls, runId, record!.index);
     const runSync = calls.find((c) => c.index > record!.index && c.index < started.index && SYNCS.has(c.name) && c.file === runLog);
     expect(runSync, `an fdatasync of ${runLog} between its line and the answer`).toBeDefined();
-    console.log(`fsync: ${put!.name} jobs.journal #${put!.index} → ${sync!.name} #${sync!.index} → answer #${added.index}; ${record!.name} run log #${record!.index} → ${runSync!.name} #${runSync!.index} → answer #${started.index}`);
+    console.log(
+      `fsync: ${put!.name} jobs.journal #${put!.index} → ${sync!.name} #${sync!.index} → answer #${added.index}; ${record!.name} run log #${record!.index} → ${runSync!.name} #${runSync!.index} → answer #${started.index}`,
+    );
   }, 120_000);
 
   it('"os": the same lines and answers, and no fsync or fdatasync of jobs.journal or a run log', async () => {

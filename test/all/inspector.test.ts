@@ -40,7 +40,10 @@ describe("MCP Inspector --strict", () => {
     expect(listed.tools.length).toBe(13);
     expect(listed.schemaFindings).toBeUndefined();
     // The server's own stderr lines (its ready line, the executor notice) pass through.
-    const inspectorSaid = r.stderr.split("\n").filter((l) => !/^(\S+ )?agent-cron /.test(l)).join("\n");
+    const inspectorSaid = r.stderr
+      .split("\n")
+      .filter((l) => !/^(\S+ )?agent-cron /.test(l))
+      .join("\n");
     expect(inspectorSaid).not.toMatch(/Schema portability|warning|error/i);
   });
 

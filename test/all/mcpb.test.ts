@@ -26,7 +26,11 @@ describe("agent-cron.mcpb", () => {
   it("npm run pack:mcpb builds an extension whose manifest the format's validator accepts", { timeout: 180_000 }, async () => {
     // What pack:mcpb runs after `npm run build` (test-all.sh built dist/ already; building again
     // here would pull dist/ from under the tests running beside this one).
-    const packed = await run(process.execPath, [path.join(ROOT, "scripts", "pack-mcpb.mjs")], { cwd: ROOT, env: { ...process.env, AGENT_CRON_MCPB_OUT: out }, maxBuffer: 16 * 1024 * 1024 });
+    const packed = await run(process.execPath, [path.join(ROOT, "scripts", "pack-mcpb.mjs")], {
+      cwd: ROOT,
+      env: { ...process.env, AGENT_CRON_MCPB_OUT: out },
+      maxBuffer: 16 * 1024 * 1024,
+    });
     expect(packed.stdout).toContain("Manifest schema validation passes!");
     expect(existsSync(out)).toBe(true);
 
@@ -55,7 +59,12 @@ describe("agent-cron.mcpb", () => {
     const transport = new StdioClientTransport({
       command: command === "node" ? process.execPath : command,
       args: args.map(fill),
-      env: { PATH: process.env.PATH ?? "", HOME: work, AGENT_CRON_ALWAYS_ON: "client", ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fill(v)])) },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: work,
+        AGENT_CRON_ALWAYS_ON: "client",
+        ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fill(v)])),
+      },
       stderr: "pipe",
       cwd: work,
     });

@@ -26,7 +26,10 @@ afterAll(async () => {
   await Promise.allSettled(open.map((b) => b.close()));
 });
 
-async function backend(url: string, opts: { role?: "server" | "cli"; fleet?: number; maxConcurrent?: number; notices?: string[] } = {}): Promise<PostgresBackend> {
+async function backend(
+  url: string,
+  opts: { role?: "server" | "cli"; fleet?: number; maxConcurrent?: number; notices?: string[] } = {},
+): Promise<PostgresBackend> {
   const b = await openPostgresBackend({
     urlEnv: "TEST_DB",
     env: { TEST_DB: url },
@@ -44,20 +47,68 @@ async function backend(url: string, opts: { role?: "server" | "cli"; fleet?: num
 function makeJob(fields: Partial<Job> = {}): Job {
   const now = new Date().toISOString();
   return JobSchema.parse({
-    id: randomUUID(), name: null, schedule: "@every 1s", run_at: null, timezone: "UTC", prompt: "p", executor: null, work_dir: null,
-    session: "isolated", session_id: null, type: "medium", timeout_seconds: 60, retries: 0, retry_delay_seconds: 1, output_format: "text",
-    output_schema: null, overlap: "allow", catch_up: "latest", max_runs: null, expires_at: null, max_cost_usd: null, pause_after_failures: 5,
-    enabled: true, state: "active", silent: true, notify_on: [], on_complete: null, on_fail: null, created_by: "test", created_at: now,
-    updated_at: now, last_run_at: null, last_status: null, last_error: null, last_scheduled_for: null, next_run_at: null, run_count: 0,
-    consecutive_failures: 0, ...fields,
+    id: randomUUID(),
+    name: null,
+    schedule: "@every 1s",
+    run_at: null,
+    timezone: "UTC",
+    prompt: "p",
+    executor: null,
+    work_dir: null,
+    session: "isolated",
+    session_id: null,
+    type: "medium",
+    timeout_seconds: 60,
+    retries: 0,
+    retry_delay_seconds: 1,
+    output_format: "text",
+    output_schema: null,
+    overlap: "allow",
+    catch_up: "latest",
+    max_runs: null,
+    expires_at: null,
+    max_cost_usd: null,
+    pause_after_failures: 5,
+    enabled: true,
+    state: "active",
+    silent: true,
+    notify_on: [],
+    on_complete: null,
+    on_fail: null,
+    created_by: "test",
+    created_at: now,
+    updated_at: now,
+    last_run_at: null,
+    last_status: null,
+    last_error: null,
+    last_scheduled_for: null,
+    next_run_at: null,
+    run_count: 0,
+    consecutive_failures: 0,
+    ...fields,
   });
 }
 
 function makeRun(job: Job, fields: Partial<Run> = {}): Run {
   return RunSchema.parse({
-    id: randomUUID(), job_id: job.id, status: "running", trigger: "schedule", scheduled_for: null, started_at: new Date().toISOString(),
-    finished_at: null, duration_ms: null, attempts: 1, session_id: null, work_dir: null, exit_code: null, error: null, response: null,
-    output_truncated: false, usage: null, pid: process.pid, ...fields,
+    id: randomUUID(),
+    job_id: job.id,
+    status: "running",
+    trigger: "schedule",
+    scheduled_for: null,
+    started_at: new Date().toISOString(),
+    finished_at: null,
+    duration_ms: null,
+    attempts: 1,
+    session_id: null,
+    work_dir: null,
+    exit_code: null,
+    error: null,
+    response: null,
+    output_truncated: false,
+    usage: null,
+    pid: process.pid,
+    ...fields,
   });
 }
 
@@ -68,9 +119,13 @@ describe("postgres backend", () => {
     const results = await Promise.all(dbs.map((db) => migrate(db)));
     expect(results.filter((r) => r.from === 0)).toHaveLength(1);
     expect(results.every((r) => r.to === SCHEMA_VERSION)).toBe(true);
-    expect(await sql(url, "SELECT version FROM agent_cron.schema_version ORDER BY version")).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
+    expect(await sql(url, "SELECT version FROM agent_cron.schema_version ORDER BY version")).toEqual(
+      Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+    );
     await sql(url, "INSERT INTO agent_cron.schema_version (version) VALUES ($1)", [SCHEMA_VERSION + 1]);
-    await expect(migrate(dbs[0])).rejects.toThrow(new RegExp(`schema version ${SCHEMA_VERSION + 1}, newer than this agent-cron knows \\(${SCHEMA_VERSION}\\); upgrade agent-cron`));
+    await expect(migrate(dbs[0])).rejects.toThrow(
+      new RegExp(`schema version ${SCHEMA_VERSION + 1}, newer than this agent-cron knows \\(${SCHEMA_VERSION}\\); upgrade agent-cron`),
+    );
     await Promise.all(dbs.map((db) => db.end()));
   });
 
@@ -90,7 +145,11 @@ describe("postgres backend", () => {
     await waitFor("b to see the pause", () => b.jobs.get(job.id)?.state === "paused", 1000, 5);
     await a.jobs.delete(job.id);
     await waitFor("b to see the removal", () => b.jobs.get(job.id) === undefined, 1000, 5);
-    expect(heard).toEqual([[job.id, "active"], [job.id, "paused"], [job.id, undefined]]);
+    expect(heard).toEqual([
+      [job.id, "active"],
+      [job.id, "paused"],
+      [job.id, undefined],
+    ]);
     // Field order as written (jsonb reorders keys; the mirror gives them back in the schema's order).
     const c = await backend(url, { role: "cli" });
     await a.jobs.insert(makeJob({ name: "order" }));
@@ -229,7 +288,8 @@ describe("postgres backend", () => {
     expect(stored.size).toBe(runs.length);
     runs.forEach((run, i) => expect(stored.get(run.id)).toBe(won[i][0] ? "a" : "b"));
     // The loser read the winner's record back; the other mirror heard of it.
-    for (const repo of [a, b]) await waitFor("both mirrors to hold every winner", () => runs.every((run) => repo.runs.get(run.id)?.response === stored.get(run.id)));
+    for (const repo of [a, b])
+      await waitFor("both mirrors to hold every winner", () => runs.every((run) => repo.runs.get(run.id)?.response === stored.get(run.id)));
     // Both won some: the race was real.
     expect(won.some(([x]) => x) && won.some(([, y]) => y)).toBe(true);
     // Once there, a later putNew changes nothing.
@@ -279,7 +339,9 @@ describe("postgres backend", () => {
     try {
       const err = await a.jobs.update(job.id, (j) => ({ ...j, prompt: "changed" })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UnavailableError);
-      expect((err as Error).message).toMatch(/^The database at 127\.0\.0\.1:\d+\/ac_outage_\w+ is unreachable: .+; agent-cron retries and resumes when it is back\.$/);
+      expect((err as Error).message).toMatch(
+        /^The database at 127\.0\.0\.1:\d+\/ac_outage_\w+ is unreachable: .+; agent-cron retries and resumes when it is back\.$/,
+      );
       // Takes are refused until this process has caught up.
       await expect(a.queue.take(a.jobs.get(job.id)!, { scheduledFor: Date.now(), trigger: "schedule" }, 0)).rejects.toBeInstanceOf(UnavailableError);
       await waitFor("the warning", () => notices.some((n) => n.startsWith("warning: The database at")));
@@ -299,7 +361,16 @@ describe("postgres backend", () => {
     expect(() => checkNodeVersion("22.11.0")).toThrow(UserError);
     expect(() => checkNodeVersion("22.12.0")).not.toThrow();
     expect(() => checkNodeVersion("24.1.0")).not.toThrow();
-    const opts = { urlEnv: "NOPE", env: {}, limits: () => ({ maxConcurrent: 1, fleetMaxConcurrent: undefined, maxOutputBytes: 1024 }), runsPerJob: 1, workRoot: "/x", clock: systemClock, role: "cli" as const, onNotice: () => {} };
+    const opts = {
+      urlEnv: "NOPE",
+      env: {},
+      limits: () => ({ maxConcurrent: 1, fleetMaxConcurrent: undefined, maxOutputBytes: 1024 }),
+      runsPerJob: 1,
+      workRoot: "/x",
+      clock: systemClock,
+      role: "cli" as const,
+      onNotice: () => {},
+    };
     await expect(openPostgresBackend(opts)).rejects.toThrow(/^The config's store is postgres, but NOPE is not set; set it to the database URL/);
     await expect(openPostgresBackend({ ...opts, env: { NOPE: "mysql://x" } })).rejects.toThrow(/^NOPE must be a postgres:\/\/ URL/);
     await expect(openPostgresBackend({ ...opts, env: { NOPE: "postgres://127.0.0.1:1/x" } })).rejects.toThrow(

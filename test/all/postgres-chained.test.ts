@@ -49,7 +49,11 @@ function member(url: string): Member {
     executors: {
       // One line per execution ("<job id> <run id>"), then the prompt as the answer. No sandbox:
       // the line goes to a file under /tmp, which a sandbox hides.
-      count: { type: "command", sandbox: "none", command: ["/bin/sh", "-c", `echo "$AGENT_CRON_JOB_ID $AGENT_CRON_RUN_ID" >> ${execLog}; echo "$0"`, "{prompt}"] },
+      count: {
+        type: "command",
+        sandbox: "none",
+        command: ["/bin/sh", "-c", `echo "$AGENT_CRON_JOB_ID $AGENT_CRON_RUN_ID" >> ${execLog}; echo "$0"`, "{prompt}"],
+      },
     },
   });
   homes.push(made.home);
@@ -79,7 +83,11 @@ function executions(jobId: string): Map<string, number> {
 
 type Row = { id: string; status: string; after_run: string | null; pid: number; chain_due: string[] };
 const rowsOf = (url: string, jobId: string) =>
-  sql<Row>(url, "SELECT id, status, data->>'after_run' AS after_run, (data->>'pid')::int AS pid, data->'chain_due' AS chain_due FROM agent_cron.runs WHERE job_id = $1 ORDER BY seq", [jobId]);
+  sql<Row>(
+    url,
+    "SELECT id, status, data->>'after_run' AS after_run, (data->>'pid')::int AS pid, data->'chain_due' AS chain_due FROM agent_cron.runs WHERE job_id = $1 ORDER BY seq",
+    [jobId],
+  );
 
 /** Adds the upstream job and the job chained after it through `s`, and waits until every process in `all` knows both. */
 async function addChain(s: TestServer, all: TestServer[], downFields: Record<string, unknown> = {}): Promise<{ up: string; down: string }> {
@@ -112,10 +120,13 @@ describe("chained jobs on a fleet under kill -9", () => {
     expect(await rowsOf(url, down)).toEqual([]);
 
     // A living process's sweep finds the chain owed (once the upstream run has settled) and starts it.
-    const [chained] = await waitFor(async () => {
-      const rows = await rowsOf(url, down);
-      return rows.length > 0 && rows.every((r) => r.status !== "running") && rows;
-    }, { timeout: 60_000, interval: 250, what: "the chained run to be started and finish on another process" });
+    const [chained] = await waitFor(
+      async () => {
+        const rows = await rowsOf(url, down);
+        return rows.length > 0 && rows.every((r) => r.status !== "running") && rows;
+      },
+      { timeout: 60_000, interval: 250, what: "the chained run to be started and finish on another process" },
+    );
     expect(chained).toMatchObject({ status: "completed", after_run: upRun });
     expect(others.map((s) => s.pid)).toContain(chained.pid);
     await waitFor(async () => (await rowsOf(url, up))[0].chain_due.length === 0, { what: "chain_due to be emptied" });
@@ -145,11 +156,18 @@ describe("chained jobs on a fleet under kill -9", () => {
 
     // The others find chain_due still set (and try to start it: its id is taken) and the run's
     // process gone (its run becomes interrupted); chain_due is emptied; one record.
-    await waitFor(async () => (await rowsOf(url, up))[0].chain_due.length === 0, { timeout: 60_000, interval: 250, what: "another process to settle the owed chain" });
-    const [settled] = await waitFor(async () => {
-      const rows = await rowsOf(url, down);
-      return rows.every((r) => r.status !== "running") && rows;
-    }, { timeout: 90_000, interval: 500, what: "the chained run of the killed process to be recorded interrupted" });
+    await waitFor(async () => (await rowsOf(url, up))[0].chain_due.length === 0, {
+      timeout: 60_000,
+      interval: 250,
+      what: "another process to settle the owed chain",
+    });
+    const [settled] = await waitFor(
+      async () => {
+        const rows = await rowsOf(url, down);
+        return rows.every((r) => r.status !== "running") && rows;
+      },
+      { timeout: 90_000, interval: 500, what: "the chained run of the killed process to be recorded interrupted" },
+    );
     expect(settled).toMatchObject({ id: recorded.id, status: "interrupted", after_run: upRun });
 
     await start(a);
@@ -185,10 +203,15 @@ describe("chained jobs on a fleet under kill -9", () => {
 
     // Both find all 120 at start-up and race to start each.
     const racers = await Promise.all([start(b), start(c)]);
-    const rows = await waitFor(async () => {
-      const got = await rowsOf(url, down);
-      return got.length >= owed.length + 1 && got.every((r) => r.status !== "running") && (await rowsOf(url, up)).every((r) => r.chain_due.length === 0) && got;
-    }, { timeout: 120_000, interval: 500, what: "every owed chained run to be started and finish" });
+    const rows = await waitFor(
+      async () => {
+        const got = await rowsOf(url, down);
+        return (
+          got.length >= owed.length + 1 && got.every((r) => r.status !== "running") && (await rowsOf(url, up)).every((r) => r.chain_due.length === 0) && got
+        );
+      },
+      { timeout: 120_000, interval: 500, what: "every owed chained run to be started and finish" },
+    );
     expect(rows).toHaveLength(owed.length + 1);
     expect(rows.filter((r) => r.status !== "completed")).toEqual([]);
     expect(rows.map((r) => r.after_run).sort()).toEqual([run.id, ...owed].sort());

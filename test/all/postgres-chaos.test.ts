@@ -88,7 +88,8 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
   it("runs no occurrence twice and leaves exactly one record of each, counted from the schedule", async () => {
     onTestFailed(() => {
       process.stderr.write(`--- events:\n${readFileSync(events, "utf8")}`);
-      for (const [i, m] of members.entries()) process.stderr.write(`--- member ${i} stderr, last lines:\n${(m.server?.stderr() ?? "(killed)").split("\n").slice(-30).join("\n")}\n`);
+      for (const [i, m] of members.entries())
+        process.stderr.write(`--- member ${i} stderr, last lines:\n${(m.server?.stderr() ?? "(killed)").split("\n").slice(-30).join("\n")}\n`);
     });
     const url = await freshDatabase(cluster, "chaos");
     for (let i = 0; i < 3; i++) members.push(member(url));
@@ -103,7 +104,15 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
         const target = members[n % 3].server!;
         // Runs longer than a second, so overlap decides something; allow's are short.
         const prompt = overlap === "allow" ? "0.1" : "1.2";
-        await target.tool("add_cron", { name: `${overlap}-${catch_up}-${k}`, schedule: "* * * * * *", prompt, overlap, catch_up, expires_at: expiresAt, silent: true });
+        await target.tool("add_cron", {
+          name: `${overlap}-${catch_up}-${k}`,
+          schedule: "* * * * * *",
+          prompt,
+          overlap,
+          catch_up,
+          expires_at: expiresAt,
+          silent: true,
+        });
         n++;
       }
     }
@@ -227,11 +236,29 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
     const stray = [...recordsOf.keys()].filter((k) => !expected.has(k));
     const executed = [...executions.values()].reduce((a, b) => a + b, 0);
     // duplicates: occurrences with more than one record, or executed more than once.
-    const summary = { jobs: n, occurrences, records: records.length, byStatus, executions: executed, kills, restarts, dbRestarts, dbStops, unaccounted: unaccounted.length, duplicates: duplicateKeys.size, doubled: doubled.length, ranTwice: ranTwice.length, stray: stray.length };
+    const summary = {
+      jobs: n,
+      occurrences,
+      records: records.length,
+      byStatus,
+      executions: executed,
+      kills,
+      restarts,
+      dbRestarts,
+      dbStops,
+      unaccounted: unaccounted.length,
+      duplicates: duplicateKeys.size,
+      doubled: doubled.length,
+      ranTwice: ranTwice.length,
+      stray: stray.length,
+    };
     process.stderr.write(`chaos: ${JSON.stringify(summary)}\n`);
     say(`summary ${JSON.stringify(summary)}`);
     if (unaccounted.length) {
-      const rows = await sql(url, "SELECT o.job_id, j.name, o.scheduled_for, o.state, o.trigger, o.taken_at, o.finished_at FROM agent_cron.occurrences o JOIN agent_cron.jobs j ON j.id = o.job_id");
+      const rows = await sql(
+        url,
+        "SELECT o.job_id, j.name, o.scheduled_for, o.state, o.trigger, o.taken_at, o.finished_at FROM agent_cron.occurrences o JOIN agent_cron.jobs j ON j.id = o.job_id",
+      );
       const byKey = new Map(rows.map((r) => [`${r.name} ${(r.scheduled_for as Date).toISOString()}`, r]));
       for (const u of unaccounted.slice(0, 40)) process.stderr.write(`unaccounted ${u}: occurrence row ${JSON.stringify(byKey.get(u) ?? null)}\n`);
     }

@@ -62,7 +62,8 @@ async function startFleet(url: string, n: number, extra: Record<string, unknown>
   // What the servers said, when a test fails: the first thing to read.
   const pids = fleet.map((s) => s.pid);
   onTestFailed(() => {
-    for (const [i, s] of fleet.entries()) process.stderr.write(`--- server ${i} (pid ${pids[i]}) stderr, last lines:\n${s.stderr().split("\n").slice(-25).join("\n")}\n`);
+    for (const [i, s] of fleet.entries())
+      process.stderr.write(`--- server ${i} (pid ${pids[i]}) stderr, last lines:\n${s.stderr().split("\n").slice(-25).join("\n")}\n`);
   });
   return fleet;
 }
@@ -128,7 +129,9 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       total += got.length;
     }
     // Each process ran a share of them.
-    const perProcess = await Promise.all(fleet.map(async (s) => (await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM agent_cron.runs WHERE (data->>'pid')::int = $1", [s.pid]))[0].n));
+    const perProcess = await Promise.all(
+      fleet.map(async (s) => (await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM agent_cron.runs WHERE (data->>'pid')::int = $1", [s.pid]))[0].n),
+    );
     expect(perProcess.reduce((a, b) => a + b, 0)).toBe(total);
     for (const n of perProcess) expect(n).toBeGreaterThan(total / 10);
     expect(total).toBeGreaterThan(200 * 28);
@@ -197,11 +200,19 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       await waitFor(() => rx.at("/webhook/done").length >= 2, { timeout: 20_000, what: "another process to send the pending delivery" });
       process.stderr.write(`pending delivery sent again ${Date.now() - killedAt} ms after kill -9 of its sender\n`);
       const getRun = async (s: TestServer) => (await s.tool("get_run", { run: run.id })).run;
-      const done = await waitFor(async () => { const r = await getRun(others[0]); return r.delivery === "delivered" && r; }, {
-        timeout: 10_000,
-        what: "the run's delivery to be recorded delivered",
-      });
-      expect(done.deliveries.filter((d: { ok: boolean }) => d.ok).map((d: { channel: string; http_status: number }) => [d.channel, d.http_status])).toEqual([["on_complete", 200]]);
+      const done = await waitFor(
+        async () => {
+          const r = await getRun(others[0]);
+          return r.delivery === "delivered" && r;
+        },
+        {
+          timeout: 10_000,
+          what: "the run's delivery to be recorded delivered",
+        },
+      );
+      expect(done.deliveries.filter((d: { ok: boolean }) => d.ok).map((d: { channel: string; http_status: number }) => [d.channel, d.http_status])).toEqual([
+        ["on_complete", 200],
+      ]);
       // Once: the two survivors sweep every 2 s, and neither sends it again.
       await sleep(6000);
       expect(rx.at("/webhook/done").map((r) => r.json?.run?.id)).toEqual([run.id, run.id]);
@@ -221,7 +232,11 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
       fleet_max_concurrent: 2,
       max_concurrent: 6,
       executors: {
-        span: { type: "command", sandbox: "none", command: ["/bin/sh", "-c", `echo "+ $AGENT_CRON_RUN_ID" >> ${spans}; sleep "$0"; echo "- $AGENT_CRON_RUN_ID" >> ${spans}`, "{prompt}"] },
+        span: {
+          type: "command",
+          sandbox: "none",
+          command: ["/bin/sh", "-c", `echo "+ $AGENT_CRON_RUN_ID" >> ${spans}; sleep "$0"; echo "- $AGENT_CRON_RUN_ID" >> ${spans}`, "{prompt}"],
+        },
       },
     };
     const [a, b] = await startFleet(url, 2, extra);
@@ -240,11 +255,22 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
         b.tool("run_now", { job: "m3" }),
         b.tool("run_now", { job: "m4" }),
         a.tool("run_now", { job: "up" }),
-        ...[1, 2].map(() => fetch(`${new URL(h.url).origin}/hooks/${ev.job.id}`, { method: "POST", headers: { authorization: `Bearer ${ev.trigger_token}` }, body: "payload" }).then((r) => expect(r.status).toBe(202))),
+        ...[1, 2].map(() =>
+          fetch(`${new URL(h.url).origin}/hooks/${ev.job.id}`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${ev.trigger_token}` },
+            body: "payload",
+          }).then((r) => expect(r.status).toBe(202)),
+        ),
       ]);
       // 4 manual + up + down + 2 events + 4 of q: 12 executions.
       const lines = () => readFileSync(spans, "utf8").split("\n").filter(Boolean);
-      await waitFor(() => lines().filter((l) => l.startsWith("- ")).length >= 12, { timeout: 90_000, interval: 250, what: "12 executions to end", describe: () => lines().join(" | ") });
+      await waitFor(() => lines().filter((l) => l.startsWith("- ")).length >= 12, {
+        timeout: 90_000,
+        interval: 250,
+        what: "12 executions to end",
+        describe: () => lines().join(" | "),
+      });
       let going = 0;
       let most = 0;
       for (const l of lines()) {
@@ -311,7 +337,9 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     await fleet[1].tool("pause", { job: "tick" });
     const pausedAt = Date.now();
     await Promise.all(
-      [fleet[0], fleet[2]].map((s) => waitFor(async () => (await s.job("tick")).state === "paused", { timeout: 1000, interval: 20, what: "the pause everywhere" })),
+      [fleet[0], fleet[2]].map((s) =>
+        waitFor(async () => (await s.job("tick")).state === "paused", { timeout: 1000, interval: 20, what: "the pause everywhere" }),
+      ),
     );
     expect(Date.now() - pausedAt).toBeLessThan(1000);
     await sleep(3000);
@@ -322,7 +350,8 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
   it("says the database is unreachable while it is stopped for 10 s, then resumes, running no occurrence twice", async () => {
     const url = await freshDatabase(cluster, "outage");
     const fleet = await startFleet(url, 3);
-    for (let i = 0; i < 5; i++) await fleet[i % 3].tool("add_cron", { name: `o${i}`, schedule: "* * * * * *", prompt: `o${i}`, overlap: "allow", silent: true });
+    for (let i = 0; i < 5; i++)
+      await fleet[i % 3].tool("add_cron", { name: `o${i}`, schedule: "* * * * * *", prompt: `o${i}`, overlap: "allow", silent: true });
     await waitFor(async () => (await fleet[0].runRows()).length >= 15, { timeout: 20_000, what: "runs before the outage" });
     cluster.down();
     const downAt = Date.now();
@@ -347,7 +376,11 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     expect(doubled).toEqual([]);
     // Every process answers with the same data again.
     await sleep(1500);
-    const seen = await Promise.all(fleet.map(async (s) => (await s.tool("list_crons", { fields: ["state"] })).jobs.map((j: { name: string; state: string }) => `${j.name}:${j.state}`).sort()));
+    const seen = await Promise.all(
+      fleet.map(async (s) =>
+        (await s.tool("list_crons", { fields: ["state"] })).jobs.map((j: { name: string; state: string }) => `${j.name}:${j.state}`).sort(),
+      ),
+    );
     expect(seen[1]).toEqual(seen[0]);
     expect(seen[2]).toEqual(seen[0]);
     expect(fleet[1].stderr()).toMatch(/The database at .+ is reachable again; scheduling resumed\./);

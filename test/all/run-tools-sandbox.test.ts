@@ -74,16 +74,25 @@ async function start(cache: "long" | "short"): Promise<{ s: TestServer; record: 
 
 function invocations(record: string): Structured[] {
   if (!existsSync(record)) return [];
-  return readFileSync(record, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  return readFileSync(record, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }
 
 const tool = (name: string, args: Record<string, unknown>) => `TOOL ${name} ${JSON.stringify(args)}`;
 
 describe("run tools inside a bubblewrap sandbox", () => {
-  it("a claude-code and a codex run reach their own run-tools server: report_nothing makes the run quiet, remember keeps the note", { timeout: 60_000 }, async () => {
+  it("a claude-code and a codex run reach their own run-tools server: report_nothing makes the run quiet, remember keeps the note", {
+    timeout: 60_000,
+  }, async () => {
     const { s, record } = await start("long");
     for (const executor of ["claude", "codex"]) {
-      const prompt = [`Look at the feed.`, tool("remember", { note: `${executor} saw item #17` }), tool("report_nothing", { reason: `${executor}: nothing new` })].join("\n");
+      const prompt = [
+        `Look at the feed.`,
+        tool("remember", { note: `${executor} saw item #17` }),
+        tool("report_nothing", { reason: `${executor}: nothing new` }),
+      ].join("\n");
       await s.addJob({ name: `watch-${executor}`, schedule: "@yearly", executor, prompt, retries: 0 });
       const { run } = await s.tool("run_now", { job: `watch-${executor}`, wait: true });
       expect(run.status, run.error).toBe("completed");

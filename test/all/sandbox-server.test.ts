@@ -19,7 +19,12 @@ describe("a sandboxed run started by the server", () => {
     const dataDir = path.join(base, "data");
     mkdirSync(dataDir);
     const configFile = path.join(base, "agent-cron.json");
-    const probe = { type: "command", command: [process.execPath, fixture("sandbox-probe.mjs")], sandbox: "bwrap", binds: [path.dirname(fixture("sandbox-probe.mjs"))] };
+    const probe = {
+      type: "command",
+      command: [process.execPath, fixture("sandbox-probe.mjs")],
+      sandbox: "bwrap",
+      binds: [path.dirname(fixture("sandbox-probe.mjs"))],
+    };
     writeFileSync(configFile, JSON.stringify(baseConfig({ executors: { probe } })));
     const s = await TestServer.start({ dataDir, env: { AGENT_CRON_CONFIG: configFile } });
     try {
@@ -130,7 +135,11 @@ describe("a sandbox started by a root server (SPEC §20)", () => {
       binds: [fixtures],
       ...limits,
     });
-    const s = await serverWith({ memory: greedy("memory", 1024, { max_memory_mb: 100 }), pids: greedy("pids", 40, { max_pids: 8 }), disk: greedy("disk", 24, { max_disk_mb: 4 }) });
+    const s = await serverWith({
+      memory: greedy("memory", 1024, { max_memory_mb: 100 }),
+      pids: greedy("pids", 40, { max_pids: 8 }),
+      disk: greedy("disk", 24, { max_disk_mb: 4 }),
+    });
     try {
       const runs = await Promise.all(
         ["memory", "pids", "disk"].map(async (executor) => {
@@ -150,15 +159,33 @@ describe("a sandbox started by a root server (SPEC §20)", () => {
   it("leaves no process of a sandboxed run when the server is killed with kill -9, a grandchild that left the group included", async () => {
     const s = await serverWith({ boxed: { type: "command", command: probeCommand, sandbox: "bwrap", binds: [fixtures] } });
     try {
-      const { job } = await s.tool("add_cron", { schedule: "@yearly", prompt: JSON.stringify({ hang: "i21-kill9-marker", escape: true }), executor: "boxed", retries: 0 });
+      const { job } = await s.tool("add_cron", {
+        schedule: "@yearly",
+        prompt: JSON.stringify({ hang: "i21-kill9-marker", escape: true }),
+        executor: "boxed",
+        retries: 0,
+      });
       const { run } = await s.tool("run_now", { job: job.id });
-      const agents = await waitFor(() => {
-        const pids = processesWithEnv("AGENT_CRON_RUN_ID", run.id);
-        return pids.length >= 2 && pids;
-      }, { what: "the probe and its grandchild" });
+      const agents = await waitFor(
+        () => {
+          const pids = processesWithEnv("AGENT_CRON_RUN_ID", run.id);
+          return pids.length >= 2 && pids;
+        },
+        { what: "the probe and its grandchild" },
+      );
       process.kill(s.pid, "SIGKILL");
       expect(await waitFor(() => !agents.some(isAlive), { timeout: 10_000, what: "every process of the run to be gone" })).toBe(true);
-      expect(readdirSync("/proc").filter((e) => /^\d+$/.test(e)).some((e) => { try { return readFileSync(`/proc/${e}/cmdline`, "latin1").includes("i21-kill9-marker"); } catch { return false; } })).toBe(false);
+      expect(
+        readdirSync("/proc")
+          .filter((e) => /^\d+$/.test(e))
+          .some((e) => {
+            try {
+              return readFileSync(`/proc/${e}/cmdline`, "latin1").includes("i21-kill9-marker");
+            } catch {
+              return false;
+            }
+          }),
+      ).toBe(false);
     } finally {
       await s.cleanup();
     }

@@ -85,7 +85,12 @@ function report(r: ExecutionResult): Report {
   return JSON.parse(line) as Report;
 }
 
-const hostInterfaces = readFileSync("/proc/net/dev", "utf8").split("\n").slice(2).map((l) => l.split(":")[0].trim()).filter(Boolean).sort();
+const hostInterfaces = readFileSync("/proc/net/dev", "utf8")
+  .split("\n")
+  .slice(2)
+  .map((l) => l.split(":")[0].trim())
+  .filter(Boolean)
+  .sort();
 
 describe('"sandbox": "bwrap"', () => {
   const secrets = {
@@ -155,7 +160,12 @@ describe('"sandbox": "bwrap"', () => {
   it("cannot undo its sandbox: no capabilities, so no unmounting what hides a path, no remounting the system writable", async () => {
     const r = await executor().execute(
       request({
-        run: [["umount", dataDir], ["umount", "-l", home], ["mount", "-o", "remount,bind,rw", "/"], ["mount", "-o", "remount,rw", "/usr"]],
+        run: [
+          ["umount", dataDir],
+          ["umount", "-l", home],
+          ["mount", "-o", "remount,bind,rw", "/"],
+          ["mount", "-o", "remount,rw", "/usr"],
+        ],
         read: [secrets.data, secrets.home],
         write: ["/usr/agent-cron-probe-2"],
       }),
@@ -293,7 +303,12 @@ describe("doctor and the start-up note", () => {
       default_executor: "boxed",
     });
     const rows = await doctor(config, process.env, { sandbox: true });
-    expect(rows.map((r) => [r.executor, r.status])).toEqual([["boxed", "ok"], ["auto", "ok"], ["open", "ok"], ["(sandbox)", "ok"]]);
+    expect(rows.map((r) => [r.executor, r.status])).toEqual([
+      ["boxed", "ok"],
+      ["auto", "ok"],
+      ["open", "ok"],
+      ["(sandbox)", "ok"],
+    ]);
     expect(rows[0].detail).toContain("sandbox bwrap ok");
     expect(rows[1].detail).toContain("sandbox auto: bwrap ok");
     expect(rows[2].detail).not.toContain("sandbox");

@@ -216,7 +216,9 @@ async function startToolUseModelApi(outsideFile: string): Promise<{ origin: stri
       res.writeHead(200, { "content-type": "text/event-stream" });
       const ev = (type: string, data: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
       const usage = { input_tokens: 10, output_tokens: 1 };
-      ev("message_start", { message: { id: "msg_1", type: "message", role: "assistant", model: body.model, content: [], stop_reason: null, stop_sequence: null, usage } });
+      ev("message_start", {
+        message: { id: "msg_1", type: "message", role: "assistant", model: body.model, content: [], stop_reason: null, stop_sequence: null, usage },
+      });
       blocks.forEach((b, index) => {
         if (b.type === "text") {
           ev("content_block_start", { index, content_block: { type: "text", text: "" } });

@@ -60,12 +60,17 @@ async function codexExec(opts: { approveInConfig: boolean; extraArgs?: string[] 
   const args = [
     "exec",
     "--skip-git-repo-check",
-    "-m", "fake-model",
-    "-c", "model_provider=fake",
-    "-c", `model_providers.fake={ name = "fake", base_url = "${api.origin}/v1", wire_api = "responses", env_key = "FAKE_MODEL_KEY", request_max_retries = 0, stream_max_retries = 0 }`,
+    "-m",
+    "fake-model",
+    "-c",
+    "model_provider=fake",
+    "-c",
+    `model_providers.fake={ name = "fake", base_url = "${api.origin}/v1", wire_api = "responses", env_key = "FAKE_MODEL_KEY", request_max_retries = 0, stream_max_retries = 0 }`,
     // Without these two it calls hosts outside the loopback.
-    "-c", "analytics.enabled=false",
-    "-c", "features.plugins=false",
+    "-c",
+    "analytics.enabled=false",
+    "-c",
+    "features.plugins=false",
     ...(opts.extraArgs ?? []),
     "MODEL=mcp-client Every weekday at 9 UTC, summarise yesterday's errors.",
   ];
@@ -105,9 +110,13 @@ async function jobsInDataDir(dataDir: string): Promise<{ name: string; schedule:
 describe("Codex CLI as an MCP client of agent-cron over stdio", () => {
   it("offers agent-cron's tools to the model as the mcp__agent_cron namespace, each with its description", async () => {
     const s = await codexExec({ approveInConfig: true });
-    const offered = s.requests.map((r) => (r.body.tools as { type: string; name: string; tools?: { name: string }[] }[]).find((t) => t.name === "mcp__agent_cron")).find(Boolean);
+    const offered = s.requests
+      .map((r) => (r.body.tools as { type: string; name: string; tools?: { name: string }[] }[]).find((t) => t.name === "mcp__agent_cron"))
+      .find(Boolean);
     expect(offered?.type).toBe("namespace");
-    expect(offered!.tools!.map((t) => t.name)).toEqual(expect.arrayContaining(["add_cron", "list_crons", "get_cron", "pause", "resume", "run_now", "remove", "audit"]));
+    expect(offered!.tools!.map((t) => t.name)).toEqual(
+      expect.arrayContaining(["add_cron", "list_crons", "get_cron", "pause", "resume", "run_now", "remove", "audit"]),
+    );
   });
 
   it("without the tool-approval setting, codex exec refuses add_cron itself (it has no one to ask); the read-only list_crons runs", async () => {

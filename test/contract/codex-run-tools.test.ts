@@ -76,7 +76,10 @@ describe("run tools with the real codex CLI", () => {
       const offered = calls[0].body.tools.find((t: Structured) => t.type === "namespace" && t.name === RUN_TOOLS_NAMESPACE);
       expect(offered.tools.map((t: Structured) => t.name).sort()).toEqual(["ask_person", "remember", "report_nothing"]);
       // Each call's structured answer came back to the model, summary first.
-      const outputs = calls.at(-1)!.body.input.filter((i: Structured) => i.type === "function_call_output").map((i: Structured) => String(i.output));
+      const outputs = calls
+        .at(-1)!
+        .body.input.filter((i: Structured) => i.type === "function_call_output")
+        .map((i: Structured) => String(i.output));
       expect(outputs).toHaveLength(CODEX_RUN_TOOL_CALLS.length);
       expect(outputs[0]).toContain('"summary":"Remembered. The job keeps 1 note;');
       expect(outputs[1]).toContain('"summary":"Recorded: nothing to report.');

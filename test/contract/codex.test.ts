@@ -59,7 +59,9 @@ const schema = {
 /** The session files codex keeps to resume a thread. */
 const rolloutFiles = () => {
   try {
-    return readdirSync(path.join(codexHome, "sessions"), { recursive: true }).map(String).filter((f) => f.endsWith(".jsonl"));
+    return readdirSync(path.join(codexHome, "sessions"), { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith(".jsonl"));
   } catch {
     return [];
   }

@@ -38,10 +38,13 @@ describe("run tools with the real claude CLI", () => {
     const calls: { tool: string; args: Record<string, unknown> }[] = [];
     const port = createRunToolsPort({ command: process.execPath, args: [CLI, "run-tools"] });
     const req = makeRequest(workDir, { prompt: "Check the feed. MODEL=report-nothing", timeoutMs: 90_000 });
-    const tools = await port.open({ runId: req.runId, jobId: req.jobId, dir: workDir, tools: ["report_nothing", "remember", "ask_person"] }, async (tool, args) => {
-      calls.push({ tool, args });
-      return { summary: "Recorded: nothing to report.", outcome: "quiet" };
-    });
+    const tools = await port.open(
+      { runId: req.runId, jobId: req.jobId, dir: workDir, tools: ["report_nothing", "remember", "ask_person"] },
+      async (tool, args) => {
+        calls.push({ tool, args });
+        return { summary: "Recorded: nothing to report.", outcome: "quiet" };
+      },
+    );
     try {
       const r = await executor.execute({ ...req, runTools: tools.server });
       expect(r.status, r.error ?? "").toBe("completed");

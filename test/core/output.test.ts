@@ -52,8 +52,10 @@ describe("compiled output_schemas live as long as their jobs", () => {
 
   it("a run's validator is kept while its job uses the schema and freed when the job goes or its schema changes", async () => {
     const { app, exec } = await openTestApp({ backend: memoryBackend });
-    const a = (await app.addJob({ name: "a", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test")).job;
-    const b = (await app.addJob({ name: "b", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test")).job;
+    const a = (await app.addJob({ name: "a", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
+      .job;
+    const b = (await app.addJob({ name: "b", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
+      .job;
     const runOnce = async (job: string, output: string) => {
       const run = await app.runNow(job);
       await vi.waitFor(() => expect(exec.calls.length).toBeGreaterThan(0), { timeout: 5000, interval: 5 });
@@ -79,7 +81,9 @@ describe("compiled output_schemas live as long as their jobs", () => {
     for (let i = 0; i < 20_000; i++) deep = { type: "object", properties: { a: deep } };
     const { app } = await openTestApp({ backend: memoryBackend });
     await expect(app.addJob({ schedule: "@daily", prompt: "p", output_format: "structured", output_schema: deep }, "test")).rejects.toThrow(
-      new UserError(`output_schema is nested ${nestingDepth(deep)} levels deep; the limit is ${MAX_SCHEMA_DEPTH}. Describe deep or recursive shapes with $defs and $ref.`),
+      new UserError(
+        `output_schema is nested ${nestingDepth(deep)} levels deep; the limit is ${MAX_SCHEMA_DEPTH}. Describe deep or recursive shapes with $defs and $ref.`,
+      ),
     );
     expect(nestingDepth(deep)).toBe(40_001);
   });

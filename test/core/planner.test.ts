@@ -110,7 +110,8 @@ describe("job rules", () => {
 });
 
 describe("takeable: an occurrence whose take reaches the store after a change (SPEC §18)", () => {
-  const history = (...entries: [string, "active" | "paused", string][]) => entries.map(([hhmm, state, schedule]) => ({ at: `2026-03-02T${hhmm}:00.000+00:00`, state, schedule, timezone: "UTC" }));
+  const history = (...entries: [string, "active" | "paused", string][]) =>
+    entries.map(([hhmm, state, schedule]) => ({ at: `2026-03-02T${hhmm}:00.000+00:00`, state, schedule, timezone: "UTC" }));
 
   it("is taken when the job still schedules it, and never twice", () => {
     const j = job({ schedule_history: history(["09:00", "active", "* * * * *"]) });

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/kernel/errors.js";
-import {
-  describeSchedule,
-  latestOccurrenceBetween,
-  nextOccurrences,
-  occurrencesBetween,
-  parseSchedule,
-  scheduleOfJob,
-} from "../../src/core/schedule.js";
+import { describeSchedule, latestOccurrenceBetween, nextOccurrences, occurrencesBetween, parseSchedule, scheduleOfJob } from "../../src/core/schedule.js";
 import { toIsoInZone } from "../../src/kernel/time.js";
 
 const NY = "America/New_York";
@@ -57,25 +50,16 @@ describe("cron: DST in America/New_York", () => {
   });
 
   it("treats a list of hours as fixed times too (30 2,14 * * *): the 02:30 in the gap still runs, at 03:00", () => {
-    expect(next("30 2,14 * * *", NY, "2026-03-08T00:00:00-05:00", 2)).toEqual([
-      "2026-03-08T03:00:00.000-04:00",
-      "2026-03-08T14:30:00.000-04:00",
-    ]);
+    expect(next("30 2,14 * * *", NY, "2026-03-08T00:00:00-05:00", 2)).toEqual(["2026-03-08T03:00:00.000-04:00", "2026-03-08T14:30:00.000-04:00"]);
   });
 
   it("runs a repeated time from a list of hours once on fall-back (30 1,13 * * *)", () => {
     // croner's default fixedTimeRule ("single-value") would run 01:30 twice here.
-    expect(next("30 1,13 * * *", NY, "2026-11-01T00:00:00-04:00", 2)).toEqual([
-      "2026-11-01T01:30:00.000-04:00",
-      "2026-11-01T13:30:00.000-05:00",
-    ]);
+    expect(next("30 1,13 * * *", NY, "2026-11-01T00:00:00-04:00", 2)).toEqual(["2026-11-01T01:30:00.000-04:00", "2026-11-01T13:30:00.000-05:00"]);
   });
 
   it("runs several fixed times that fall in the same gap once, at its end (0,30 2 * * *)", () => {
-    expect(next("0,30 2 * * *", NY, "2026-03-08T00:00:00-05:00", 2)).toEqual([
-      "2026-03-08T03:00:00.000-04:00",
-      "2026-03-09T02:00:00.000-04:00",
-    ]);
+    expect(next("0,30 2 * * *", NY, "2026-03-08T00:00:00-05:00", 2)).toEqual(["2026-03-08T03:00:00.000-04:00", "2026-03-09T02:00:00.000-04:00"]);
   });
 
   it("follows real elapsed time for interval jobs on spring-forward: the times in the gap are skipped (*/30 * * * *)", () => {
@@ -112,14 +96,16 @@ describe("cron: calendar rules", () => {
 
   it("skips months without a 31st (0 0 31 * *)", () => {
     expect(next("0 0 31 * *", "UTC", "2026-01-01T00:00:00Z", 5).map((d) => d.slice(0, 10))).toEqual([
-      "2026-01-31", "2026-03-31", "2026-05-31", "2026-07-31", "2026-08-31",
+      "2026-01-31",
+      "2026-03-31",
+      "2026-05-31",
+      "2026-07-31",
+      "2026-08-31",
     ]);
   });
 
   it("runs on the last day of each month with L, including Feb 29 in leap years", () => {
-    expect(next("0 0 L * *", "UTC", "2026-01-01T00:00:00Z", 4).map((d) => d.slice(0, 10))).toEqual([
-      "2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30",
-    ]);
+    expect(next("0 0 L * *", "UTC", "2026-01-01T00:00:00Z", 4).map((d) => d.slice(0, 10))).toEqual(["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30"]);
     expect(next("0 0 L 2 *", "UTC", "2027-03-01T00:00:00Z", 1)[0].slice(0, 10)).toBe("2028-02-29");
   });
 
@@ -135,7 +121,13 @@ describe("cron: calendar rules", () => {
 
   it("combines day of month and day of week with OR, as Vixie cron does (0 9 1 * MON)", () => {
     expect(next("0 9 1 * MON", "UTC", "2026-01-01T00:00:00Z", 7).map((d) => d.slice(0, 10))).toEqual([
-      "2026-01-01", "2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26", "2026-02-01", "2026-02-02",
+      "2026-01-01",
+      "2026-01-05",
+      "2026-01-12",
+      "2026-01-19",
+      "2026-01-26",
+      "2026-02-01",
+      "2026-02-02",
     ]);
   });
 
@@ -163,8 +155,14 @@ describe("cron: calendar rules", () => {
   it("expands the nicknames", () => {
     const from = "2026-03-15T10:20:00Z";
     const same: [string, string][] = [
-      ["@yearly", "0 0 1 1 *"], ["@annually", "0 0 1 1 *"], ["@monthly", "0 0 1 * *"], ["@weekly", "0 0 * * 0"],
-      ["@daily", "0 0 * * *"], ["@midnight", "0 0 * * *"], ["@hourly", "0 * * * *"], ["@DAILY", "0 0 * * *"],
+      ["@yearly", "0 0 1 1 *"],
+      ["@annually", "0 0 1 1 *"],
+      ["@monthly", "0 0 1 * *"],
+      ["@weekly", "0 0 * * 0"],
+      ["@daily", "0 0 * * *"],
+      ["@midnight", "0 0 * * *"],
+      ["@hourly", "0 * * * *"],
+      ["@DAILY", "0 0 * * *"],
     ];
     for (const [nick, cron] of same) expect(next(nick, "UTC", from, 3), nick).toEqual(next(cron, "UTC", from, 3));
     expect(next("@weekly", "UTC", from, 1)).toEqual(["2026-03-22T00:00:00.000+00:00"]);
@@ -176,7 +174,10 @@ describe("cron: calendar rules", () => {
     expect(nextOccurrences(s, new Date(NOW.getTime() - 7 * 86_400_000), 1)[0].getTime()).toBeLessThan(all[0]);
     for (const i of [5, 200, 3, 150, 299, 0, 42, 42, 120, 380]) {
       const p = all[i] + 1;
-      expect(nextOccurrences(s, new Date(p), 3).map((d) => d.getTime()), `after #${i}`).toEqual(all.filter((t) => t > p).slice(0, 3));
+      expect(
+        nextOccurrences(s, new Date(p), 3).map((d) => d.getTime()),
+        `after #${i}`,
+      ).toEqual(all.filter((t) => t > p).slice(0, 3));
     }
     expect(nextOccurrences(s, new Date(all[10]), 1)[0].getTime()).toBe(all[11]);
   });
@@ -319,9 +320,7 @@ describe("describeSchedule", () => {
   });
 
   it("describes a one-shot with its time in the zone", () => {
-    expect(describeSchedule(parseSchedule("2026-12-01T09:00", "Europe/Paris", NOW))).toBe(
-      "Once, at 2026-12-01T09:00:00.000+01:00 (Europe/Paris)",
-    );
+    expect(describeSchedule(parseSchedule("2026-12-01T09:00", "Europe/Paris", NOW))).toBe("Once, at 2026-12-01T09:00:00.000+01:00 (Europe/Paris)");
   });
 });
 
@@ -338,9 +337,7 @@ describe("parseSchedule: errors in words", () => {
   });
 
   it("counts the fields", () => {
-    expect(errorOf("1 2 3 4 5 6 7")).toBe(
-      "a cron schedule has 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first); got 7",
-    );
+    expect(errorOf("1 2 3 4 5 6 7")).toBe("a cron schedule has 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first); got 7");
     expect(errorOf("every day")).toMatch(/^a cron schedule has 5 fields .*; got 2; other forms: @daily/);
   });
 

@@ -25,7 +25,9 @@ describe("approval of jobs made by agents", () => {
     clock.advance(5000);
     await new Promise((r) => setTimeout(r, 30));
     expect(exec.calls).toHaveLength(0);
-    await expect(app.runNow("agent-made")).rejects.toThrow(/waiting for a person's approval, so it cannot run; they approve it with: agent-cron approve agent-made/);
+    await expect(app.runNow("agent-made")).rejects.toThrow(
+      /waiting for a person's approval, so it cannot run; they approve it with: agent-cron approve agent-made/,
+    );
     await expect(app.resume("agent-made")).rejects.toThrow(/cannot be resumed/);
     // Approved: scheduled from now on, nothing replayed from the wait.
     const approved = await app.approve("agent-made");
@@ -79,7 +81,9 @@ describe("the context line before each prompt", () => {
     await until(() => runsOf(app, "standup")[0].status === "completed");
     await app.runNow("standup");
     await until(() => exec.calls.length === 2);
-    expect(exec.calls[1].req.prompt).toMatch(/^\[agent-cron\] Job "standup", run by hand at Tuesday 2026-12-01 09:00 \+01:00 \(Europe\/Paris\); .*previous run: completed at Tuesday 2026-12-01 09:00 \+01:00\.\n\nSummarise yesterday$/);
+    expect(exec.calls[1].req.prompt).toMatch(
+      /^\[agent-cron\] Job "standup", run by hand at Tuesday 2026-12-01 09:00 \+01:00 \(Europe\/Paris\); .*previous run: completed at Tuesday 2026-12-01 09:00 \+01:00\.\n\nSummarise yesterday$/,
+    );
   });
 
   it("is off with prompt_context false, and says how the previous run failed", () => {

@@ -30,7 +30,15 @@ async function receiver(statuses: number[], extraHeaders: Record<string, string>
 }
 
 const job = (over: Partial<Job> = {}) =>
-  ({ id: "11111111-1111-4111-8111-111111111111", name: "nightly", silent: false, notify_on: ["completed", "failed", "canceled"], on_complete: null, on_fail: null, ...over }) as Job;
+  ({
+    id: "11111111-1111-4111-8111-111111111111",
+    name: "nightly",
+    silent: false,
+    notify_on: ["completed", "failed", "canceled"],
+    on_complete: null,
+    on_fail: null,
+    ...over,
+  }) as Job;
 const run = (over: Partial<Run> = {}) =>
   ({ id: "22222222-2222-4222-8222-222222222222", job_id: job().id, status: "completed", scheduled_for: "2026-12-01T09:00:00.000+01:00", ...over }) as Run;
 
@@ -88,7 +96,19 @@ describe("webhooks", () => {
   });
 
   it("classifies addresses", () => {
-    for (const a of ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"]) {
+    for (const a of [
+      "127.0.0.1",
+      "10.0.0.1",
+      "172.16.5.4",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "0.0.0.0",
+      "::1",
+      "fd00::1",
+      "fe80::1",
+      "::ffff:127.0.0.1",
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
     for (const a of ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111"]) expect(isPrivateAddress(a), a).toBe(false);
@@ -96,7 +116,16 @@ describe("webhooks", () => {
 
   it("refuses loopback hidden in IPv6 forms that embed an IPv4 address, as URLs spell them", () => {
     // new URL() rewrites [::127.0.0.1] to [::7f00:1] and [::ffff:0:127.0.0.1] to [::ffff:0:7f00:1].
-    for (const host of ["[::127.0.0.1]", "[::ffff:0:127.0.0.1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::10.0.0.1]", "[2002:7f00:1::]", "[0:0:0:0:0:0:0:1]", "[::]"]) {
+    for (const host of [
+      "[::127.0.0.1]",
+      "[::ffff:0:127.0.0.1]",
+      "[::ffff:127.0.0.1]",
+      "[::ffff:7f00:1]",
+      "[::10.0.0.1]",
+      "[2002:7f00:1::]",
+      "[0:0:0:0:0:0:0:1]",
+      "[::]",
+    ]) {
       expect(() => checkWebhookUrl(`http://${host}/hook`, "on_complete", false), host).toThrow(/private or loopback/);
     }
     for (const a of ["::7f00:1", "::ffff:0:7f00:1", "::ffff:0:a00:1", "2002:a00:1::1", "64:ff9b::8.8.8.8"]) expect(isPrivateAddress(a), a).toBe(true);
@@ -121,7 +150,13 @@ describe("retries and the owner's abort signal", () => {
     const { url, seen } = await receiver([503, 503, 503, 200]);
     const owner = new AbortController();
     for (let i = 0; i < 3; i++) {
-      const attempts = await postWithRetries(() => ({ url, headers: {}, body: "{}" }), { channel: "c", event: "completed", timeoutMs: 5000, retryBaseMs: 1, signal: owner.signal });
+      const attempts = await postWithRetries(() => ({ url, headers: {}, body: "{}" }), {
+        channel: "c",
+        event: "completed",
+        timeoutMs: 5000,
+        retryBaseMs: 1,
+        signal: owner.signal,
+      });
       expect(attempts.length).toBeGreaterThan(0);
     }
     expect(seen.length).toBeGreaterThanOrEqual(6);

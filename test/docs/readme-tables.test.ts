@@ -32,7 +32,10 @@ function table(heading: string, first: string): Row[] {
   const rows: Row[] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith("|")) break;
-    const [keys, defaults, ...meaning] = line.slice(1, -1).split(" | ").map((c) => c.trim());
+    const [keys, defaults, ...meaning] = line
+      .slice(1, -1)
+      .split(" | ")
+      .map((c) => c.trim());
     // `http.*` documents the object http; `retries`, `retry_delay_seconds` two fields.
     rows.push({ keys: [...keys.matchAll(/`([a-z_]+)(?:\.\*)?`/g)].map((m) => m[1]), defaults, meaning: meaning.join(" | "), line });
   }
@@ -75,7 +78,8 @@ function states(text: string, value: unknown): boolean {
 }
 
 /** Nothing applied: no value, or an empty list or map. */
-const isUnset = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && Object.keys(v).length === 0);
+const isUnset = (v: unknown) =>
+  v === undefined || v === null || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && Object.keys(v).length === 0);
 
 /** What a description says the default is: `(default 1800)`, `default 4096`, `"fsync" (default)`; null when it says none. */
 function describedDefault(description: string): string | null {

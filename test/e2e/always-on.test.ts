@@ -71,7 +71,9 @@ describe("always_on daemon: a background owner", () => {
     // "ENV": the echo agent prints its environment.
     const added = await a.tool("add_cron", { name: "later", schedule: "in 6s", prompt: "ENV" });
     const scheduledAt = Date.now();
-    expect(added.summary).toMatch(new RegExp(`Runs in agent-cron's background owner \\(pid ${owner.pid}, since \\d\\d:\\d\\d\\), also with no client open\\.$`));
+    expect(added.summary).toMatch(
+      new RegExp(`Runs in agent-cron's background owner \\(pid ${owner.pid}, since \\d\\d:\\d\\d\\), also with no client open\\.$`),
+    );
     expect(added.warnings).toEqual([]);
     const listed = await a.tool("list_crons");
     expect(listed.summary).toContain(`background owner (pid ${owner.pid}`);
@@ -135,7 +137,9 @@ describe("always_on daemon: a background owner", () => {
 
   it("a CLI command that adds a job starts the background owner too, and a new client follows it", async () => {
     const dir = dataDir();
-    const add = await runCli(["add", "--data-dir", dir, "--name", "from-cli", "--schedule", "@daily", "--prompt", "p"], { env: { AGENT_CRON_ALWAYS_ON: "daemon" } });
+    const add = await runCli(["add", "--data-dir", dir, "--name", "from-cli", "--schedule", "@daily", "--prompt", "p"], {
+      env: { AGENT_CRON_ALWAYS_ON: "daemon" },
+    });
     expect(add.code, add.stderr).toBe(0);
     const owner = ownerOf(dir)!;
     expect(owner.started_as).toBe("daemon");

@@ -25,7 +25,12 @@ describe("the MCP App view", () => {
     const { tools } = await s.client.listTools();
     // What ext-apps' own helper would register for a tool of ours.
     let helperMeta: unknown;
-    registerAppTool({ registerTool: ((_name: string, config: { _meta: unknown }) => void (helperMeta = config._meta)) as never }, "list_crons", { _meta: { ui: { resourceUri: VIEW_URI } } }, (() => ({ content: [] })) as never);
+    registerAppTool(
+      { registerTool: ((_name: string, config: { _meta: unknown }) => void (helperMeta = config._meta)) as never },
+      "list_crons",
+      { _meta: { ui: { resourceUri: VIEW_URI } } },
+      (() => ({ content: [] })) as never,
+    );
     expect(helperMeta).toEqual({ ui: { resourceUri: VIEW_URI }, [RESOURCE_URI_META_KEY]: VIEW_URI });
 
     for (const name of ["list_crons", "get_cron"]) {

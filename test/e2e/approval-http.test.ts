@@ -49,7 +49,9 @@ describe("approving on the dashboard", () => {
     for (const verb of ["approve", "reject"]) {
       const forged = await request(base, `/jobs/${job.id}/${verb}`, { form: { csrf }, headers: { cookie, origin: base, accept: "application/json" } });
       expect(forged.status, verb).toBe(403);
-      expect(JSON.parse(forged.text).message).toMatch(/no approver secret is configured \(config approver_token_env\); a person approves at a terminal with: agent-cron approve/);
+      expect(JSON.parse(forged.text).message).toMatch(
+        /no approver secret is configured \(config approver_token_env\); a person approves at a terminal with: agent-cron approve/,
+      );
       // And a script with the bearer token alone.
       const scripted = await request(base, `/jobs/${job.id}/${verb}`, { form: { csrf }, headers: { authorization: `Bearer ${TOKEN}`, origin: base } });
       expect(scripted.status, verb).toBe(403);
@@ -92,8 +94,14 @@ describe("approving on the dashboard", () => {
     expect(done.status).toBe(303);
     const approved = (await c.tool("get_cron", { job: job.id })).job;
     expect(approved.state).toBe("active");
-    expect(approved.approvals.at(-1)).toMatchObject({ event: "approved", via: "dashboard", by: expect.stringMatching(/^the approver signed in on the dashboard served by .*\(uid \d+\), pid \d+/) });
-    expect((await request(base, `/jobs/${job.id}`, { headers: { cookie } })).text).toMatch(/<dt>Approval<\/dt><dd><div>Approved [\s\S]*by the approver signed in on the dashboard[\s\S]*through dashboard/);
+    expect(approved.approvals.at(-1)).toMatchObject({
+      event: "approved",
+      via: "dashboard",
+      by: expect.stringMatching(/^the approver signed in on the dashboard served by .*\(uid \d+\), pid \d+/),
+    });
+    expect((await request(base, `/jobs/${job.id}`, { headers: { cookie } })).text).toMatch(
+      /<dt>Approval<\/dt><dd><div>Approved [\s\S]*by the approver signed in on the dashboard[\s\S]*through dashboard/,
+    );
 
     const run = (await c.tool("run_now", { job: job.id, wait: true })).run;
     const out = (await c.tool("get_run", { run: run.id })).run;
@@ -136,7 +144,10 @@ describe("guessing tokens", () => {
     const { base } = await daemon({ AGENT_CRON_TOKEN: TOKEN });
     const answers: Answer[] = [];
     const flood = Array.from({ length: 25 }, (_, i) =>
-      request(base, "/login", { form: { token: `guess-${i}`, next: "/" }, headers: { origin: base } }).then((a) => void answers.push(a), () => {}),
+      request(base, "/login", { form: { token: `guess-${i}`, next: "/" }, headers: { origin: base } }).then(
+        (a) => void answers.push(a),
+        () => {},
+      ),
     );
     // The free guesses come back at once; the rest wait in line.
     await waitFor(() => answers.length >= 3, { what: "the first wrong answers" });

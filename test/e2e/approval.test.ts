@@ -20,14 +20,21 @@ describe("approval is a person's act", () => {
     // What an agent with a shell would run, inside its run: the CLI, on the same data dir.
     const inRun = (...args: string[]) => ({ type: "command", sandbox: "none", command: [process.execPath, CLI, ...args, "--data-dir", dataDir] });
     config.approval = "required";
-    config.executors = { ...config.executors, approver: inRun("approve", "{prompt}"), planter: inRun("add", "--name", "planted", "--schedule", "@every 1s", "--prompt", "{prompt}") };
+    config.executors = {
+      ...config.executors,
+      approver: inRun("approve", "{prompt}"),
+      planter: inRun("add", "--name", "planted", "--schedule", "@every 1s", "--prompt", "{prompt}"),
+    };
     writeFileSync(path.join(dataDir, "config.json"), JSON.stringify(config));
     const s = await start({ dataDir });
 
     const waiting = await s.tool("add_cron", { name: "waiting", schedule: "@every 1s", prompt: "tick" });
     expect(waiting.job.state).toBe("pending_approval");
     // The person's own jobs, made at a terminal, need no approval.
-    for (const [name, executor, prompt] of [["self-approver", "approver", "waiting"], ["planter", "planter", "evil"]]) {
+    for (const [name, executor, prompt] of [
+      ["self-approver", "approver", "waiting"],
+      ["planter", "planter", "evil"],
+    ]) {
       const added = await cli(["add", "--name", name, "--schedule", "@yearly", "--executor", executor, "--prompt", prompt], dataDir);
       expect(added.code, added.stderr).toBe(0);
     }
@@ -35,7 +42,9 @@ describe("approval is a person's act", () => {
     const approving = await s.tool("run_now", { job: "self-approver" });
     const approveRun = await s.waitForRunEnd("self-approver", approving.run.id);
     expect(approveRun.status).toBe("failed");
-    expect(approveRun.error).toMatch(/Approving a job is a person's act, and this caller is not one: process \d+ (?:belongs to a run|has a run's AGENT_CRON_RUN_ID)/);
+    expect(approveRun.error).toMatch(
+      /Approving a job is a person's act, and this caller is not one: process \d+ (?:belongs to a run|has a run's AGENT_CRON_RUN_ID)/,
+    );
     expect((await s.job("waiting")).state).toBe("pending_approval");
 
     const planting = await s.tool("run_now", { job: "planter" });
@@ -49,11 +58,15 @@ describe("approval is a person's act", () => {
     expect(approved.code, approved.stderr).toBe(0);
     const job = (await s.tool("get_cron", { job: "waiting" })).job;
     expect(job.state).toBe("active");
-    expect(job.approvals).toEqual([{ event: "approved", via: "cli", at: expect.stringMatching(/^\d{4}-/), by: expect.stringMatching(/\(uid \d+\), pid \d+ \(/) }]);
+    expect(job.approvals).toEqual([
+      { event: "approved", via: "cli", at: expect.stringMatching(/^\d{4}-/), by: expect.stringMatching(/\(uid \d+\), pid \d+ \(/) },
+    ]);
     // A person rejects: the job goes, and the notice says who.
     const rejected = await cli(["reject", "planted"], dataDir);
     expect(rejected.code, rejected.stderr).toBe(0);
-    await waitFor(() => /Job "planted" \([0-9a-f-]{36}\) was rejected by .*\(uid \d+\), pid \d+ .* through cli/.test(s.stderr()), { what: "the rejection notice" });
+    await waitFor(() => /Job "planted" \([0-9a-f-]{36}\) was rejected by .*\(uid \d+\), pid \d+ .* through cli/.test(s.stderr()), {
+      what: "the rejection notice",
+    });
   }, 120_000);
 });
 
@@ -93,9 +106,13 @@ describe("elicitation answers", () => {
     const s = await start({ config: { approval: "ask" }, onElicit: () => ({ action }) });
     const kept = await s.tool("add_cron", { name: "unanswered", schedule: "@daily", prompt: "p" });
     expect(kept.job.state).toBe("pending_approval");
-    expect(kept.summary).toMatch(/^Waiting for a person's approval \(agent-cron approve unanswered\): .* The question was dismissed without an answer, so the job is kept for a person to decide\.( Warning: .*)?$/);
+    expect(kept.summary).toMatch(
+      /^Waiting for a person's approval \(agent-cron approve unanswered\): .* The question was dismissed without an answer, so the job is kept for a person to decide\.( Warning: .*)?$/,
+    );
     action = "decline";
-    expect(await s.toolError("add_cron", { name: "refused", schedule: "@daily", prompt: "p" })).toBe("add_cron failed: The user declined to schedule this job; nothing was stored.");
+    expect(await s.toolError("add_cron", { name: "refused", schedule: "@daily", prompt: "p" })).toBe(
+      "add_cron failed: The user declined to schedule this job; nothing was stored.",
+    );
     expect((await s.tool("list_crons")).jobs.map((j: { name: string }) => j.name)).toEqual(["unanswered"]);
   }, 120_000);
 });
@@ -131,7 +148,9 @@ describe("names that cannot pass for ids", () => {
     expect(again.stderr()).toContain(`Rename it: agent-cron update ${impostor.id} --name <new name>`);
     const ambiguous = await cli(["approve", prefix], again.dataDir);
     expect(ambiguous.code).toBe(2);
-    expect(ambiguous.stderr).toContain(`"${prefix}" is both the name of job ${impostor.id} and the start of job ${victim.id}'s id; give the whole id of the one you mean.`);
+    expect(ambiguous.stderr).toContain(
+      `"${prefix}" is both the name of job ${impostor.id} and the start of job ${victim.id}'s id; give the whole id of the one you mean.`,
+    );
     expect(await again.toolError("pause", { job: prefix })).toContain("is both the name of job");
     // By id it is usable, and renaming it ends the ambiguity.
     const renamed = await cli(["update", impostor.id, "--name", "impostor-renamed"], again.dataDir);
@@ -145,7 +164,11 @@ describe("config removed or broken while running", () => {
     const s = await start({ config: { approval: "required" } });
     const configFile = path.join(s.dataDir, "config.json");
     const original = readFileSync(configFile, "utf8");
-    const notices = () => s.notificationsOf("notifications/message").map((n) => JSON.stringify(n.params.data)).join("\n");
+    const notices = () =>
+      s
+        .notificationsOf("notifications/message")
+        .map((n) => JSON.stringify(n.params.data))
+        .join("\n");
     const expectKept = async (what: string, pattern: RegExp, name: string) => {
       await waitFor(() => pattern.test(s.stderr()) && pattern.test(notices()), { what: `the notice after ${what}`, timeout: 10_000 });
       const r = await s.tool("add_cron", { name, schedule: "@daily", prompt: "p", executor: "echo" });
@@ -153,7 +176,11 @@ describe("config removed or broken while running", () => {
     };
 
     rmSync(configFile);
-    await expectKept("deleting it", /config file .*config\.json was removed; the running config is kept \(approval \\?"required\\?", executors [^)]*echo/, "after-delete");
+    await expectKept(
+      "deleting it",
+      /config file .*config\.json was removed; the running config is kept \(approval \\?"required\\?", executors [^)]*echo/,
+      "after-delete",
+    );
 
     writeFileSync(configFile, original.slice(0, original.length / 2));
     await expectKept("corrupting it", /is not valid JSON.*The running config is kept \(approval \\?"required\\?"/, "after-corrupt");
@@ -162,4 +189,3 @@ describe("config removed or broken while running", () => {
     await expectKept("lowering approval", /lowers approval from \\?"required\\?" to \\?"none\\?"; a running agent-cron keeps \\?"required\\?"/, "after-lower");
   }, 120_000);
 });
-

@@ -55,32 +55,44 @@ describe.concurrent("catch-up after the server was stopped across occurrences", 
 
     // Let the caught-up runs finish and the schedule go on by one more occurrence.
     const runs = byOccurrence(
-      await waitFor(async () => {
-        const list = await second.runs("c");
-        const settled = !list.some((r) => r.status === "running");
-        const resumed = list.some((r) => r.trigger === "schedule" && ms(r.scheduled_for) > readyAt && r.status === "completed");
-        // A backlog (all) runs one after another in the background, so it may still be going
-        // when the schedule resumes; it is done when each missed occurrence has its record.
-        const recordedAll = surelyMissed.every((t) => list.some((r) => ms(r.scheduled_for) === t && r.status !== "running"));
-        return settled && resumed && recordedAll && list;
-      }, { timeout: 15_000, what: "the catch-up to settle and scheduling to resume" }),
+      await waitFor(
+        async () => {
+          const list = await second.runs("c");
+          const settled = !list.some((r) => r.status === "running");
+          const resumed = list.some((r) => r.trigger === "schedule" && ms(r.scheduled_for) > readyAt && r.status === "completed");
+          // A backlog (all) runs one after another in the background, so it may still be going
+          // when the schedule resumes; it is done when each missed occurrence has its record.
+          const recordedAll = surelyMissed.every((t) => list.some((r) => ms(r.scheduled_for) === t && r.status !== "running"));
+          return settled && resumed && recordedAll && list;
+        },
+        { timeout: 15_000, what: "the catch-up to settle and scheduling to resume" },
+      ),
     );
 
     const caught = runs.filter((r) => r.trigger === "catch_up");
     const caughtTimes = caught.map((r) => ms(r.scheduled_for));
     // Every missed occurrence is handled by catch-up, each once, and nothing else is.
     expect(caughtTimes.slice(0, surelyMissed.length), brief(runs)).toEqual(surelyMissed);
-    expect(caughtTimes.every((t) => missed.includes(t)), brief(runs)).toBe(true);
+    expect(
+      caughtTimes.every((t) => missed.includes(t)),
+      brief(runs),
+    ).toBe(true);
     const ran = caught.filter((r) => r.status !== "missed");
     const recorded = caught.filter((r) => r.status === "missed");
 
     if (mode === "latest") {
-      expect(ran.map((r) => r.status), brief(runs)).toEqual(["completed"]);
+      expect(
+        ran.map((r) => r.status),
+        brief(runs),
+      ).toEqual(["completed"]);
       expect(ms(ran[0].scheduled_for)).toBe(Math.max(...caughtTimes));
       expect(recorded.length).toBe(caught.length - 1);
     } else if (mode === "all") {
       expect(recorded, brief(runs)).toEqual([]);
-      expect(ran.every((r) => r.status === "completed"), brief(runs)).toBe(true);
+      expect(
+        ran.every((r) => r.status === "completed"),
+        brief(runs),
+      ).toBe(true);
       // In order: each caught-up run started no earlier than the one before it.
       const starts = ran.map((r) => ms(r.started_at));
       expect(starts).toEqual([...starts].sort((a, b) => a - b));
@@ -93,7 +105,10 @@ describe.concurrent("catch-up after the server was stopped across occurrences", 
     // No occurrence without a record, none with two, from the first run to the last.
     const times = runs.map((r) => ms(r.scheduled_for));
     expect(new Set(times).size, brief(runs)).toBe(times.length);
-    expect(times.filter((t, i) => i > 0 && t - times[i - 1] !== EVERY), brief(runs)).toEqual([]);
+    expect(
+      times.filter((t, i) => i > 0 && t - times[i - 1] !== EVERY),
+      brief(runs),
+    ).toEqual([]);
     console.log(`catch-up ${mode} (${schedule}): ${caught.length} missed occurrences → ${ran.length} run, ${recorded.length} recorded missed`);
   });
 });

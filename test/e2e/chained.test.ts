@@ -142,7 +142,11 @@ describe("check: gate checks", () => {
     const state = path.join(probe, "feed.state");
     const record = path.join(probe, "agent.jsonl");
     const s = await start({
-      config: { ...gateConfig(state), env_allow: ["FAKE_AGENT_RECORD"], executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), sandbox: "none" } } },
+      config: {
+        ...gateConfig(state),
+        env_allow: ["FAKE_AGENT_RECORD"],
+        executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), sandbox: "none" } },
+      },
       env: { FAKE_AGENT_RECORD: record },
     });
     await s.addJob({ name: "watch", schedule: YEARLY, prompt: "Report new items.", executor: "claude", check: "feed" });
@@ -158,7 +162,10 @@ describe("check: gate checks", () => {
     writeFileSync(state, "change:3 new items in the feed");
     const { run: busy } = await s.tool("run_now", { job: "watch", wait: true });
     expect(busy.status).toBe("completed");
-    const seen = readFileSync(record, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const seen = readFileSync(record, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(seen).toHaveLength(1);
     expect(seen[0].stdin).toContain("Check output:\n3 new items in the feed");
     // The check ran in the run's work dir.
@@ -215,7 +222,10 @@ describe("the dashboard shows chained and gated runs plainly", () => {
       const { job: gated } = await client.tool("add_cron", { name: "gated", schedule: YEARLY, prompt: "g", executor: "echo", check: "never" });
       const { run: upRun } = await client.tool("run_now", { job: "up", wait: true });
       await client.tool("run_now", { job: "gated", wait: true });
-      const downRun = await waitFor(async () => (await client.tool("list_runs", { job: "down" })).runs.find((r: { status: string }) => r.status === "completed"), { what: "the chained run" });
+      const downRun = await waitFor(
+        async () => (await client.tool("list_runs", { job: "down" })).runs.find((r: { status: string }) => r.status === "completed"),
+        { what: "the chained run" },
+      );
       const jobPage = (await request(base, `/jobs/${down.id}`)).text;
       expect(jobPage).toContain(`after <a href="/runs/${upRun.id}">run ${upRun.id.slice(0, 8)}</a>`);
       expect((await request(base, `/runs/${downRun.id}`)).text).toContain(`after <a href="/runs/${upRun.id}">`);

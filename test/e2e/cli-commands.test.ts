@@ -107,7 +107,8 @@ describe.concurrent("CLI commands", () => {
     cpSync(path.join(ROOT, process.env.AGENT_CRON_DIST || "dist"), path.join(pkg, "dist"), { recursive: true });
     cpSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
     const version = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
-    const run = (...args: string[]) => execFileSync(process.execPath, [path.join(pkg, "dist", "cli.js"), ...args], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home } });
+    const run = (...args: string[]) =>
+      execFileSync(process.execPath, [path.join(pkg, "dist", "cli.js"), ...args], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home } });
     const out = run("mcp-config");
     expect(out).not.toContain("_npx");
     expect(JSON.parse(out).mcpServers["agent-cron"]).toEqual({ command: "npx", args: ["-y", `agent-cron@${version}`, "serve"] });

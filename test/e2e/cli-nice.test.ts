@@ -20,7 +20,10 @@ function inTerminal(args: string[], input: string): { code: number | null; out: 
 }
 
 describe.concurrent("the CLI, as people use it at a terminal", () => {
-  it("list shows when the next and last runs are, relative to now, and a one-shot as once, not as the delay it was given", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
+  it("list shows when the next and last runs are, relative to now, and a one-shot as once, not as the delay it was given", { timeout: 120_000 }, async ({
+    expect,
+    onTestFinished,
+  }) => {
     const { cli } = dataDir(onTestFinished);
     expect((await cli("add", "--name", "later", "--schedule", "in 5h", "--prompt", "hi")).code).toBe(0);
     const before = (await cli("list")).stdout;
@@ -44,12 +47,16 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(row).not.toMatch(/in 1s|in \d/);
   });
 
-  it("remove asks at a terminal (y removes, anything else keeps), refuses without --yes where nobody can answer, and --yes skips the question", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
+  it("remove asks at a terminal (y removes, anything else keeps), refuses without --yes where nobody can answer, and --yes skips the question", {
+    timeout: 120_000,
+  }, async ({ expect, onTestFinished }) => {
     const { dir, cli } = dataDir(onTestFinished);
     for (const name of ["a", "b", "c"]) await cli("add", "--name", name, "--schedule", "@daily", "--prompt", "x");
     const piped = await cli("remove", "a");
     expect(piped.code).toBe(2);
-    expect(piped.stderr).toMatch(/^agent-cron: agent-cron remove would delete job a \(\S{8}\) and its run history; add --yes to confirm \(no terminal here to ask\)\.\n$/);
+    expect(piped.stderr).toMatch(
+      /^agent-cron: agent-cron remove would delete job a \(\S{8}\) and its run history; add --yes to confirm \(no terminal here to ask\)\.\n$/,
+    );
 
     const no = inTerminal(["remove", "a", "--data-dir", dir], "n\n");
     expect(no.out).toMatch(/Remove job a \(\S{8}\) and its run history\? \[y\/N\]/);
@@ -65,7 +72,10 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
 
   it("booleans can be set false: --no-FLAG and --FLAG=false", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
     const { cli } = dataDir(onTestFinished);
-    expect(json(await cli("add", "--name", "q", "--schedule", "@daily", "--prompt", "x", "--silent", "--no-prompt-context", "--json")).job).toMatchObject({ silent: true, prompt_context: false });
+    expect(json(await cli("add", "--name", "q", "--schedule", "@daily", "--prompt", "x", "--silent", "--no-prompt-context", "--json")).job).toMatchObject({
+      silent: true,
+      prompt_context: false,
+    });
     expect(json(await cli("update", "q", "--no-silent", "--json")).job.silent).toBe(false);
     expect(json(await cli("update", "q", "--silent=true", "--prompt-context=true", "--json")).job).toMatchObject({ silent: true, prompt_context: true });
     expect(json(await cli("update", "q", "--silent=false", "--json")).job.silent).toBe(false);
@@ -74,7 +84,10 @@ describe.concurrent("the CLI, as people use it at a terminal", () => {
     expect(twice.stderr).toMatch(/--silent is given twice/);
   });
 
-  it("logs prints a run's output by job or run, and -f prints each later run of the job as it finishes", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
+  it("logs prints a run's output by job or run, and -f prints each later run of the job as it finishes", { timeout: 120_000 }, async ({
+    expect,
+    onTestFinished,
+  }) => {
     const { dir, cli } = dataDir(onTestFinished);
     await cli("add", "--name", "talk", "--schedule", "@daily", "--prompt", "first answer");
     const run = json(await cli("run", "talk", "--json")).run;

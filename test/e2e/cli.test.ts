@@ -24,7 +24,15 @@ describe.concurrent("the job commands on a data dir no server is using", () => {
     expect(r.code).toBe(0);
     const out = json(r);
     expect(out.created).toBe(true);
-    expect(out.job).toMatchObject({ name: "audit", schedule: "0 9 * * 1-5", prompt: "Audit the logs", retries: 0, timezone: "America/New_York", created_by: "cli", state: "active" });
+    expect(out.job).toMatchObject({
+      name: "audit",
+      schedule: "0 9 * * 1-5",
+      prompt: "Audit the logs",
+      retries: 0,
+      timezone: "America/New_York",
+      created_by: "cli",
+      state: "active",
+    });
     expect(out.next_runs.length).toBeGreaterThan(0);
     expect(out.next_runs[0]).toMatch(/T09:00:00\.000-0[45]:00$/);
     expect(out.description).toMatch(/9:00|09:00/);
@@ -129,7 +137,12 @@ describe.concurrent("bad usage exits 2 with a one-line reason on stderr", () => 
     expect(r.stderr).toMatch(/^agent-cron: /);
     // Nothing stored: no journal entry past the header naming the journal, no snapshot with jobs.
     const journal = path.join(dir, "jobs.journal");
-    if (existsSync(journal)) expect(readFileSync(journal, "utf8").split("\n").filter((l) => l && !l.startsWith('{"journal":'))).toEqual([]);
+    if (existsSync(journal))
+      expect(
+        readFileSync(journal, "utf8")
+          .split("\n")
+          .filter((l) => l && !l.startsWith('{"journal":')),
+      ).toEqual([]);
     const snapshot = path.join(dir, "jobs.json");
     if (existsSync(snapshot)) expect(JSON.parse(readFileSync(snapshot, "utf8")).jobs).toEqual([]);
   });

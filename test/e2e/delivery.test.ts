@@ -11,7 +11,19 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCEPTED, ChatReceivers, REFUSALS } from "../helpers/chat-receivers.js";
 import { startRaw } from "../helpers/server.js";
-import { Server, expireLock, fixtureExecutor, makeDataDir, readDataFiles, readOwner, removeDir, runCli, sleep, waitFor, type Json } from "../reliability/helpers.js";
+import {
+  Server,
+  expireLock,
+  fixtureExecutor,
+  makeDataDir,
+  readDataFiles,
+  readOwner,
+  removeDir,
+  runCli,
+  sleep,
+  waitFor,
+  type Json,
+} from "../reliability/helpers.js";
 
 const YEARLY = "0 0 1 1 *";
 const SECRET = "whsec_" + Buffer.from("a delivery test secret of 32 bytes").toString("base64");
@@ -72,7 +84,14 @@ function channels(): Json {
 }
 
 async function server(extra: Json = {}, prefix = "agent-cron-deliver-"): Promise<{ s: Server; dir: string }> {
-  const dir = makeDataDir({ channels: channels(), executors: { fail: fixtureExecutor("fail-agent.mjs", "3"), quiet: { type: "command", command: [process.execPath, "-e", ""], sandbox: "none" } }, ...extra }, prefix);
+  const dir = makeDataDir(
+    {
+      channels: channels(),
+      executors: { fail: fixtureExecutor("fail-agent.mjs", "3"), quiet: { type: "command", command: [process.execPath, "-e", ""], sandbox: "none" } },
+      ...extra,
+    },
+    prefix,
+  );
   cleanup.push(() => removeDir(dir));
   const s = await Server.start(dir, { env: channelEnv() });
   cleanup.push(() => s.kill9());
@@ -96,11 +115,13 @@ describe("delivery to channels", () => {
     ({ s } = await server());
   });
 
-  it("Slack: Block Kit with mrkdwn and a fallback text, accepted on 200 \"ok\"", async () => {
+  it('Slack: Block Kit with mrkdwn and a fallback text, accepted on 200 "ok"', async () => {
     await s.tool("add_cron", { name: "audit", schedule: YEARLY, prompt: "**All good**: 3 files, see `log.txt`", deliver_to: ["team"] });
     const run = await deliveredRun(s, "audit");
     expect(run.delivery).toBe("delivered");
-    expect(run.deliveries).toEqual([{ channel: "team", event: "completed", attempt: 1, ok: true, http_status: 200, message_id: null, error: null, at: expect.any(String) }]);
+    expect(run.deliveries).toEqual([
+      { channel: "team", event: "completed", attempt: 1, ok: true, http_status: 200, message_id: null, error: null, at: expect.any(String) },
+    ]);
     const [msg] = rx.at("/slack/ok");
     expect(msg.headers["content-type"]).toMatch(/application\/json/);
     expect(msg.json.text).toMatch(/audit completed/);
@@ -118,7 +139,18 @@ describe("delivery to channels", () => {
     const run = await deliveredRun(s, "bad-payload");
     expect(run.status).toBe("completed");
     expect(run.delivery).toBe("failed");
-    expect(run.deliveries).toEqual([{ channel: "team_bad", event: "completed", attempt: 1, ok: false, http_status: 400, message_id: null, error: "HTTP 400: invalid_payload", at: expect.any(String) }]);
+    expect(run.deliveries).toEqual([
+      {
+        channel: "team_bad",
+        event: "completed",
+        attempt: 1,
+        ok: false,
+        http_status: 400,
+        message_id: null,
+        error: "HTTP 400: invalid_payload",
+        at: expect.any(String),
+      },
+    ]);
     expect((await s.tool("list_runs", { job: "bad-payload" })).runs[0].delivery).toBe("failed");
     const cli = await runCli(["runs", "bad-payload", "--data-dir", s.dataDir]);
     expect(cli.stdout).toMatch(/DELIVERY/);
@@ -128,7 +160,10 @@ describe("delivery to channels", () => {
   it("Slack: 429 waits out Retry-After, then delivers", async () => {
     await s.tool("add_cron", { name: "throttled", schedule: YEARLY, prompt: "hello", deliver_to: ["team_slow"] });
     const run = await deliveredRun(s, "throttled");
-    expect(run.deliveries.map((d: Json) => [d.attempt, d.ok, d.http_status])).toEqual([[1, false, 429], [2, true, 200]]);
+    expect(run.deliveries.map((d: Json) => [d.attempt, d.ok, d.http_status])).toEqual([
+      [1, false, 429],
+      [2, true, 200],
+    ]);
     const [first, second] = rx.at("/slack/throttled");
     expect(second.at - first.at).toBeGreaterThanOrEqual(950);
   });
@@ -145,7 +180,10 @@ describe("delivery to channels", () => {
     expect(embed.description.length).toBeLessThanOrEqual(4096);
     expect(Number.isInteger(embed.color)).toBe(true);
     const slow = run.deliveries.filter((d: Json) => d.channel === "ops_slow");
-    expect(slow.map((d: Json) => [d.attempt, d.ok, d.http_status, d.message_id])).toEqual([[1, false, 429, null], [2, true, 200, "1182736459182736459"]]);
+    expect(slow.map((d: Json) => [d.attempt, d.ok, d.http_status, d.message_id])).toEqual([
+      [1, false, 429, null],
+      [2, true, 200, "1182736459182736459"],
+    ]);
   });
 
   it("Teams: an Adaptive Card in a message attachment, accepted on 202", async () => {
@@ -161,7 +199,7 @@ describe("delivery to channels", () => {
     expect(card.body.some((b: Json) => b.type === "TextBlock" && /teams-job completed/.test(b.text))).toBe(true);
   });
 
-  it("Telegram: sendMessage with HTML parse mode, accepted only on \"ok\": true; a refusal's description is recorded", async () => {
+  it('Telegram: sendMessage with HTML parse mode, accepted only on "ok": true; a refusal\'s description is recorded', async () => {
     await s.tool("add_cron", { name: "tg", schedule: YEARLY, prompt: "Use <b> tags & **bold**", deliver_to: ["me", "me_wrong_chat"] });
     rx.url("/telegram-refusing/bot123456:ABC-secret-token/sendMessage", [REFUSALS.telegramChatNotFound]);
     const run = await deliveredRun(s, "tg");
@@ -209,7 +247,10 @@ describe("delivery to channels", () => {
       "webhook-signature": String(msg.headers["webhook-signature"]),
     }) as Json;
     expect(verified.message).toMatchObject({ event: "completed", runId: run.id, response: "payload" });
-    expect(run.deliveries.filter((d: Json) => d.channel === "flaky").map((d: Json) => [d.attempt, d.ok, d.http_status])).toEqual([[1, false, 503], [2, true, 200]]);
+    expect(run.deliveries.filter((d: Json) => d.channel === "flaky").map((d: Json) => [d.attempt, d.ok, d.http_status])).toEqual([
+      [1, false, 503],
+      [2, true, 200],
+    ]);
   });
 
   it("a receiver that never answers is given up on after 4 attempts, each timed out; the next run is not held up", async () => {
@@ -257,7 +298,16 @@ describe("delivery to channels", () => {
   });
 
   it("a job that pauses itself after failures in a row is delivered as paused", async () => {
-    await s.tool("add_cron", { name: "breaks", schedule: YEARLY, prompt: "x", executor: "fail", retries: 0, pause_after_failures: 2, deliver_to: ["ops"], deliver_on: ["paused"] });
+    await s.tool("add_cron", {
+      name: "breaks",
+      schedule: YEARLY,
+      prompt: "x",
+      executor: "fail",
+      retries: 0,
+      pause_after_failures: 2,
+      deliver_to: ["ops"],
+      deliver_on: ["paused"],
+    });
     const first = (await s.tool("run_now", { job: "breaks", wait: true })).run;
     const second = await deliveredRun(s, "breaks");
     expect((await s.tool("get_run", { run: first.id })).run.delivery).toBeNull();
@@ -267,9 +317,13 @@ describe("delivery to channels", () => {
   });
 
   it("refuses unknown channels, unknown deliver_on values and channels whose variable is unset; nothing is stored", async () => {
-    expect(await errorOf(s, { deliver_to: ["nope"] })).toMatch(/^add_cron failed: deliver_to names "nope", which is not a configured channel; the channels are: team, team_bad/);
+    expect(await errorOf(s, { deliver_to: ["nope"] })).toMatch(
+      /^add_cron failed: deliver_to names "nope", which is not a configured channel; the channels are: team, team_bad/,
+    );
     expect(await errorOf(s, { deliver_on: ["sometimes"] })).toMatch(/deliver_on/);
-    expect(await errorOf(s, { deliver_to: ["unset"] })).toMatch(/deliver_to names "unset", which cannot send: channels\.unset\.url_env names NOT_SET_ANYWHERE, which is not set/);
+    expect(await errorOf(s, { deliver_to: ["unset"] })).toMatch(
+      /deliver_to names "unset", which cannot send: channels\.unset\.url_env names NOT_SET_ANYWHERE, which is not set/,
+    );
     expect((await s.tool("list_crons", { query: "refused-" })).total).toBe(0);
   });
 });
@@ -317,7 +371,10 @@ describe("delivery across processes and restarts", () => {
   });
 
   it("a run interrupted by kill -9 is delivered as failed by the next owner", async () => {
-    const dir = makeDataDir({ channels: { ops: { type: "discord", url_env: "DISCORD_URL" } }, executors: { sleep: fixtureExecutor("sleep-agent.mjs", "{prompt}") } }, "agent-cron-deliver-int-");
+    const dir = makeDataDir(
+      { channels: { ops: { type: "discord", url_env: "DISCORD_URL" } }, executors: { sleep: fixtureExecutor("sleep-agent.mjs", "{prompt}") } },
+      "agent-cron-deliver-int-",
+    );
     cleanup.push(() => removeDir(dir));
     const a = await Server.start(dir, { env: channelEnv() });
     await a.tool("add_cron", { name: "cut-short", schedule: YEARLY, prompt: "30000", executor: "sleep", deliver_to: ["ops"] });
@@ -327,13 +384,21 @@ describe("delivery across processes and restarts", () => {
     expireLock(dir);
     const b = await Server.start(dir, { env: channelEnv() });
     cleanup.push(() => b.kill9());
-    const done = await waitFor(async () => {
-      const r = (await b.tool("get_run", { run: run.id })).run;
-      return r.delivery === "delivered" && r;
-    }, { timeout: 15_000, what: "the interrupted run's delivery" });
+    const done = await waitFor(
+      async () => {
+        const r = (await b.tool("get_run", { run: run.id })).run;
+        return r.delivery === "delivered" && r;
+      },
+      { timeout: 15_000, what: "the interrupted run's delivery" },
+    );
     expect(done.status).toBe("interrupted");
     expect(done.deliveries).toEqual([expect.objectContaining({ channel: "ops", event: "failed", ok: true })]);
-    expect(rx.at("/discord/ok").slice(before).map((m) => m.json.embeds[0].title)).toEqual([expect.stringMatching(/cut-short/)]);
+    expect(
+      rx
+        .at("/discord/ok")
+        .slice(before)
+        .map((m) => m.json.embeds[0].title),
+    ).toEqual([expect.stringMatching(/cut-short/)]);
   });
 
   it("a delivery pending when the owner is killed (kill -9) is sent by the next owner, once", async () => {

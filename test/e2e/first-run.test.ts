@@ -66,7 +66,9 @@ describe("a first run that works", () => {
 
   it("a valid config edit takes effect without a restart: a new executor can be used at once", async () => {
     const s = await start();
-    expect(await s.toolError("add_cron", { name: "later", schedule: "@yearly", prompt: "x", executor: "added-later" })).toMatch(/Unknown executor "added-later"/);
+    expect(await s.toolError("add_cron", { name: "later", schedule: "@yearly", prompt: "x", executor: "added-later" })).toMatch(
+      /Unknown executor "added-later"/,
+    );
     writeConfig(s, { executors: { "added-later": { type: "command", command: [process.execPath, "-e", "console.log('new executor')"], sandbox: "none" } } });
     await waitFor(() => /Config reloaded \(executors changed\)/.test(s.stderr()), { what: "the reload line on stderr" });
     await s.tool("add_cron", { name: "later", schedule: "@yearly", prompt: "x", executor: "added-later" });

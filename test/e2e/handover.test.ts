@@ -37,7 +37,16 @@ function cli(build: string, args: string[], dataDir: string): Promise<{ code: nu
     execFile(
       process.execPath,
       [build, ...args, "--data-dir", dataDir],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir), AGENT_CRON_ALWAYS_ON: "daemon" }, timeout: 60_000 },
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? os.homedir(),
+          ...TEST_ENV,
+          XDG_CACHE_HOME: workCacheOf(dataDir),
+          AGENT_CRON_ALWAYS_ON: "daemon",
+        },
+        timeout: 60_000,
+      },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });
@@ -49,7 +58,9 @@ describe("hand-over to a newer agent-cron", () => {
     const work = mkdtempSync(path.join(os.tmpdir(), "agent-cron-handover-"));
     cleanup.push(() => removeDir(work));
     const countFile = path.join(work, "executions.txt");
-    const dir = makeDataDir({ config: { executors: { append: { type: "command", command: [process.execPath, fixture("append-agent.mjs"), countFile], sandbox: "none" } } } });
+    const dir = makeDataDir({
+      config: { executors: { append: { type: "command", command: [process.execPath, fixture("append-agent.mjs"), countFile], sandbox: "none" } } },
+    });
     reaper.remember(dir);
     cleanup.push(() => removeDir(dir));
     const lines = () => (existsSync(countFile) ? readFileSync(countFile, "utf8").trim().split("\n").filter(Boolean) : []);
@@ -60,7 +71,11 @@ describe("hand-over to a newer agent-cron", () => {
     const oldOwner = ownerOf(dir)!;
     expect(oldOwner).toMatchObject({ version: OLD_VERSION, started_as: "daemon" });
     reaper.rememberPid(oldOwner.pid);
-    const add = await cli(oldCli, ["add", "--name", "tick", "--schedule", "* * * * * *", "--prompt", "tick", "--executor", "append", "--overlap", "allow", "--retries", "0", "--json"], dir);
+    const add = await cli(
+      oldCli,
+      ["add", "--name", "tick", "--schedule", "* * * * * *", "--prompt", "tick", "--executor", "append", "--overlap", "allow", "--retries", "0", "--json"],
+      dir,
+    );
     expect(add.code, add.stderr).toBe(0);
     const jobId = JSON.parse(add.stdout).job.id as string;
     await waitFor(() => lines().length >= 3, { timeout: 20_000, what: "three runs by the old owner" });
@@ -102,8 +117,14 @@ describe("hand-over to a newer agent-cron", () => {
         `(first occurrence ${firstNew?.scheduled_for}, started ${firstNew ? Date.parse(firstNew.started_at) - Date.parse(firstNew.scheduled_for) : "?"} ms after it was due); ` +
         `records: ${[...new Set(runs.map((r) => `${r.status}/${r.trigger}`))].join(", ")}`,
     );
-    expect(dupes.map((t) => new Date(t).toISOString()), "occurrences run twice").toEqual([]);
-    expect(gaps.map((t) => new Date(t).toISOString()), "occurrences lost").toEqual([]);
+    expect(
+      dupes.map((t) => new Date(t).toISOString()),
+      "occurrences run twice",
+    ).toEqual([]);
+    expect(
+      gaps.map((t) => new Date(t).toISOString()),
+      "occurrences lost",
+    ).toEqual([]);
     expect(byOld.length).toBeGreaterThanOrEqual(3);
     expect(byNew.length).toBeGreaterThanOrEqual(4);
     expect(runs.filter((r) => r.status !== "completed").map((r) => `${r.scheduled_for} ${r.status} ${r.error}`)).toEqual([]);

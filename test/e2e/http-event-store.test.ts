@@ -20,7 +20,10 @@ describe("MemoryEventStore", () => {
     expect(await store.getStreamIdForEventId!(ids[1])).toBe("_GET_stream");
     const { stream, got } = await replay(store, ids[1]);
     expect(stream).toBe("_GET_stream");
-    expect(got).toEqual([{ id: ids[2], n: 3 }, { id: ids[3], n: 4 }]);
+    expect(got).toEqual([
+      { id: ids[2], n: 3 },
+      { id: ids[3], n: 4 },
+    ]);
   });
 
   it("never replays another session's events, though stream ids are shared", async () => {

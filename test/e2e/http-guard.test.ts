@@ -15,7 +15,8 @@ describe("RequestGuard", () => {
   const guard = new RequestGuard(defaultAllowedHosts("127.0.0.1", "127.0.0.1"), 8765, undefined);
 
   it("accepts the loopback names with or without this server's port", () => {
-    for (const h of ["localhost", "localhost:8765", "127.0.0.1", "127.0.0.1:8765", "[::1]", "[::1]:8765", "LocalHost:8765"]) expect(guard.hostAllowed(h), h).toBe(true);
+    for (const h of ["localhost", "localhost:8765", "127.0.0.1", "127.0.0.1:8765", "[::1]", "[::1]:8765", "LocalHost:8765"])
+      expect(guard.hostAllowed(h), h).toBe(true);
   });
 
   it("refuses other names, other ports, and a missing Host", () => {

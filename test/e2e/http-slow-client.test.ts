@@ -37,11 +37,14 @@ it("cuts a stream whose client stopped reading, while other sessions get every n
     res.pause(); // never reads
   });
   request.on("error", () => {});
-  await waitFor(async () => {
-    const second = await RawStream.open(url, slow.headers);
-    second.close();
-    return second.status === 409; // the stalled stream is the session's one GET stream
-  }, { what: "the slow client's stream to open" });
+  await waitFor(
+    async () => {
+      const second = await RawStream.open(url, slow.headers);
+      second.close();
+      return second.status === 409; // the stalled stream is the session's one GET stream
+    },
+    { what: "the slow client's stream to open" },
+  );
 
   const fast = await HttpClient.connect(url);
   clients.push(fast);

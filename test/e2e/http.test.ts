@@ -95,10 +95,13 @@ describe("agent-cron serve --http", () => {
       { what: "the resumed stream" },
     );
     expect(again.status).toBe(200);
-    const replayed = await waitFor(() => {
-      const updates = again.messages().filter((m) => m.message.method === "notifications/resources/updated" && m.message.params.uri === uri);
-      return updates.length >= 2 && updates;
-    }, { what: "the missed updates" });
+    const replayed = await waitFor(
+      () => {
+        const updates = again.messages().filter((m) => m.message.method === "notifications/resources/updated" && m.message.params.uri === uri);
+        return updates.length >= 2 && updates;
+      },
+      { what: "the missed updates" },
+    );
     expect(replayed.map((m) => m.id)).not.toContain(seen.id);
     // Still live after the replay.
     await s.call("tools/call", { name: "pause", arguments: { job: jobId } });
@@ -121,14 +124,21 @@ describe("agent-cron serve --http", () => {
 
     // The body and the challenge say what to send, and where the token comes from.
     expect(missing.json().error.message).toMatch(/send the header "Authorization: Bearer <token>" with the token from AGENT_CRON_TOKEN/);
-    expect(missing.headers["www-authenticate"]).toMatch(/error_description="no token: send the header 'Authorization: Bearer <token>' with the token from AGENT_CRON_TOKEN"/);
+    expect(missing.headers["www-authenticate"]).toMatch(
+      /error_description="no token: send the header 'Authorization: Bearer <token>' with the token from AGENT_CRON_TOKEN"/,
+    );
     expect(wrong.headers["www-authenticate"]).toMatch(/error="invalid_token"/);
     expect(JSON.stringify(missing.json()) + missing.headers["www-authenticate"]).not.toContain(TOKEN);
 
     // A client that falls back to OAuth (Claude Code: .well-known discovery, then Dynamic
     // Client Registration at /register, whose answer it shows) is told to use the header.
     const base = server.url.replace(/\/mcp$/, "");
-    for (const p of ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]) {
+    for (const p of [
+      "/.well-known/oauth-protected-resource",
+      "/.well-known/oauth-protected-resource/mcp",
+      "/.well-known/oauth-authorization-server",
+      "/.well-known/openid-configuration",
+    ]) {
       const r = await rawRequest(base + p, { method: "GET" });
       expect(r.status, p).toBe(404);
       expect(r.json().error_description, p).toMatch(/agent-cron does not use OAuth; send the header "Authorization: Bearer <token>"/);

@@ -9,7 +9,10 @@ const json = (r: CliResult) => JSON.parse(r.stdout) as Structured;
 const NODE = process.execPath;
 
 describe("agent-cron import crontab", () => {
-  it("imports lines whose command is a configured command executor, lists the others with reasons, and --dry-run stores nothing", { timeout: 120_000 }, async ({ expect, onTestFinished }) => {
+  it("imports lines whose command is a configured command executor, lists the others with reasons, and --dry-run stores nothing", { timeout: 120_000 }, async ({
+    expect,
+    onTestFinished,
+  }) => {
     const hello = [NODE, fixture("echo-agent.mjs"), "hello from cron"];
     const dir = makeDataDir({ config: { executors: { hello: { type: "command", command: hello, sandbox: "none" } } } });
     onTestFinished(() => removeDir(dir));
@@ -42,7 +45,10 @@ describe("agent-cron import crontab", () => {
     expect(reasons[2]).toMatch(/environment line \(MAILTO=…\)/);
     expect(reasons[5]).toMatch(/^@reboot has no time of day/);
     expect(reasons[6]).toMatch(/no command executor in config\.json runs exactly this command/);
-    expect(plan.not_importable.find((r: Structured) => r.line === 6).suggested_executor).toEqual({ name: "report", config: { type: "command", command: ["/usr/bin/report", "--out", "/tmp/r.txt"] } });
+    expect(plan.not_importable.find((r: Structured) => r.line === 6).suggested_executor).toEqual({
+      name: "report",
+      config: { type: "command", command: ["/usr/bin/report", "--out", "/tmp/r.txt"] },
+    });
     expect(reasons[7]).toMatch(/uses the shell/);
     expect(reasons[8]).toMatch(/"%" in a crontab command/);
     expect(reasons[10]).toMatch(/minute must be 0-59, got 61/);

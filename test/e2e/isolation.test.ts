@@ -177,7 +177,13 @@ describe("starting an owner without secrets in its environment (src/secret-env.t
     const dataDir = makeDataDir();
     dirs.push(dataDir);
     const token = "owner-token-91c2aa";
-    const { env, secrets } = ownerEnvironment({ PATH: process.env.PATH, HOME: process.env.HOME, AGENT_CRON_TOKEN: token, OPENAI_API_KEY: "sk-owner-91c2aa", AGENT_CRON_ALWAYS_ON: "client" });
+    const { env, secrets } = ownerEnvironment({
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      AGENT_CRON_TOKEN: token,
+      OPENAI_API_KEY: "sk-owner-91c2aa",
+      AGENT_CRON_ALWAYS_ON: "client",
+    });
     expect(Object.keys(env).sort()).toEqual(["HOME", "PATH"]);
     const child = spawn(NODE, [path.join(process.cwd(), "dist", "cli.js"), "serve", "--http", "--port", "0", "--data-dir", dataDir], {
       env: { ...env, [SECRETS_FD_ENV]: "3" },
@@ -195,7 +201,12 @@ describe("starting an owner without secrets in its environment (src/secret-env.t
         fetch(url, {
           method: "POST",
           headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
-          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+          }),
         });
       expect((await post()).status).toBe(401);
       expect((await post(token)).status).toBe(200);

@@ -41,7 +41,9 @@ describe("the ledger across a kill -9 of the owner (real time, second-level sche
     await sleep(2500); // occurrences pass while no process owns the data dir
     const second = await start({ dataDir });
     const restartedAt = Date.now();
-    await second.waitForRuns("ticker", (runs) => runs.filter((r) => r.status === "completed" && Date.parse(r.started_at) >= restartedAt).length >= 2, { timeout: 30_000 });
+    await second.waitForRuns("ticker", (runs) => runs.filter((r) => r.status === "completed" && Date.parse(r.started_at) >= restartedAt).length >= 2, {
+      timeout: 30_000,
+    });
     await second.tool("pause", { job: "ticker" });
     // Nothing pending: the last runs end and the newest occurrences leave the grace period.
     const report = await waitFor(
@@ -82,15 +84,21 @@ describe("evidence on a run record", () => {
       await s.tool("add_cron", { name: "evidence", schedule: "0 0 1 1 *", prompt: "MODE=tools check the logs", executor: "claude", deliver_to: ["ops", "me"] });
       const { run: started } = await s.tool("run_now", { job: "evidence", wait: true });
       expect(started.status).toBe("completed");
-      const done = await waitFor(async () => {
-        const { run } = await s.tool("get_run", { run: started.id.slice(0, 8) });
-        return run.delivery === "delivered" ? run : null;
-      }, { timeout: 30_000 });
+      const done = await waitFor(
+        async () => {
+          const { run } = await s.tool("get_run", { run: started.id.slice(0, 8) });
+          return run.delivery === "delivered" ? run : null;
+        },
+        { timeout: 30_000 },
+      );
       const { output } = await s.tool("get_run", { run: started.id });
       // What the fake agent did: three tool calls, its version, its usage.
       expect(done.executor).toBe("claude");
       expect(done.executor_version).toBe("2.1.332");
-      expect(done.tool_calls).toEqual([{ name: "Read", count: 2 }, { name: "Bash", count: 1 }]);
+      expect(done.tool_calls).toEqual([
+        { name: "Read", count: 2 },
+        { name: "Bash", count: 1 },
+      ]);
       expect(done.exit_code).toBe(0);
       expect(done.signal).toBeNull();
       expect(done.attempts).toBe(1);
@@ -123,7 +131,10 @@ describe("runs that did nothing, and failed runs' output", () => {
         config: {
           executors: {
             silent: { type: "command", command: [NODE, "-e", "0"] },
-            broken: { type: "command", command: [NODE, "-e", "console.log('partial work: 3 files checked'); console.error('boom at the end'); process.exit(4)"] },
+            broken: {
+              type: "command",
+              command: [NODE, "-e", "console.log('partial work: 3 files checked'); console.error('boom at the end'); process.exit(4)"],
+            },
           },
           channels: { ops: { type: "slack", url: rx.url("/slack/ops") } },
         },
@@ -179,7 +190,9 @@ describe("a journal cut back to its header (on a real disk)", () => {
     expect(refused.code).not.toBeNull();
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain(`Data file ${journal} was cut back`);
-    expect(refused.stderr).toMatch(/the last 3 changes would be lost\. Nothing was changed; restore .*jobs\.journal from a backup, or, to start from jobs\.json alone and accept losing those changes, remove the "journal" key from jobs\.json/);
+    expect(refused.stderr).toMatch(
+      /the last 3 changes would be lost\. Nothing was changed; restore .*jobs\.journal from a backup, or, to start from jobs\.json alone and accept losing those changes, remove the "journal" key from jobs\.json/,
+    );
     expect(readFileSync(journal, "utf8")).toBe(header);
     expect(readFileSync(snapshot, "utf8")).toBe(snapshotBefore);
 
@@ -197,7 +210,10 @@ describe("data files that are not regular files (on a real disk)", () => {
     ["jobs.json is a FIFO", (dir) => (execFileSync("mkfifo", [path.join(dir, "jobs.json")]), path.join(dir, "jobs.json"))],
     ["jobs.journal is a directory", (dir) => (mkdirSync(path.join(dir, "jobs.journal")), path.join(dir, "jobs.journal"))],
     ["jobs.json is a device", (dir) => (symlinkSync("/dev/zero", path.join(dir, "jobs.json")), path.join(dir, "jobs.json"))],
-    ["runs/open.jsonl is a FIFO", (dir) => (mkdirSync(path.join(dir, "runs")), execFileSync("mkfifo", [path.join(dir, "runs", "open.jsonl")]), path.join(dir, "runs", "open.jsonl"))],
+    [
+      "runs/open.jsonl is a FIFO",
+      (dir) => (mkdirSync(path.join(dir, "runs")), execFileSync("mkfifo", [path.join(dir, "runs", "open.jsonl")]), path.join(dir, "runs", "open.jsonl")),
+    ],
   ];
   for (const [what, make] of cases) {
     it(`${what}: start-up stops with an error naming it, never hangs`, async () => {

@@ -81,9 +81,15 @@ describe("a job's life through a real MCP client", () => {
 
     const templates = (await s.client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
     expect(templates).toEqual(expect.arrayContaining(["cron://jobs/{job_id}", "cron://runs/{run_id}"]));
-    const jobIds = await s.client.complete({ ref: { type: "ref/resource", uri: "cron://jobs/{job_id}" }, argument: { name: "job_id", value: job.id.slice(0, 6) } });
+    const jobIds = await s.client.complete({
+      ref: { type: "ref/resource", uri: "cron://jobs/{job_id}" },
+      argument: { name: "job_id", value: job.id.slice(0, 6) },
+    });
     expect(jobIds.completion.values).toContain(job.id);
-    const runIds = await s.client.complete({ ref: { type: "ref/resource", uri: "cron://runs/{run_id}" }, argument: { name: "run_id", value: run.id.slice(0, 6) } });
+    const runIds = await s.client.complete({
+      ref: { type: "ref/resource", uri: "cron://runs/{run_id}" },
+      argument: { name: "run_id", value: run.id.slice(0, 6) },
+    });
     expect(runIds.completion.values).toContain(run.id);
 
     const listing = await s.client.listResources();
@@ -126,11 +132,16 @@ describe("a job's life through a real MCP client", () => {
   });
 
   it("sends each run's start and end as logging messages from logger agent-cron", async () => {
-    const logs = await waitFor(() => {
-      const msgs = s.notificationsOf("notifications/message").filter((n) => n.params.logger === "agent-cron");
-      const data = msgs.map((m) => m.params.data as Structured);
-      return data.some((d) => d.event === "run.finished" && d.job_id === job.id) && data.some((d) => d.event === "run.started" && d.job_id === job.id) && msgs;
-    }, { what: "run logging messages" });
+    const logs = await waitFor(
+      () => {
+        const msgs = s.notificationsOf("notifications/message").filter((n) => n.params.logger === "agent-cron");
+        const data = msgs.map((m) => m.params.data as Structured);
+        return (
+          data.some((d) => d.event === "run.finished" && d.job_id === job.id) && data.some((d) => d.event === "run.started" && d.job_id === job.id) && msgs
+        );
+      },
+      { what: "run logging messages" },
+    );
     const finished = logs.find((m) => (m.params.data as Structured).event === "run.finished" && (m.params.data as Structured).job_id === job.id)!;
     const data = finished.params.data as Structured;
     expect(finished.params.level).toBe("info");
@@ -159,7 +170,9 @@ describe("a job's life through a real MCP client", () => {
     const { job: resumed } = await s.tool("resume", { job: "ticker" });
     expect(resumed.state).toBe("active");
     expect(resumed.next_run_at).not.toBeNull();
-    const fresh = await s.waitForRuns("ticker", (runs) => runs.find((r) => r.status === "completed" && Date.parse(r.scheduled_for) >= resumedAt - 1000 && !settled.some((o) => o.id === r.id)));
+    const fresh = await s.waitForRuns("ticker", (runs) =>
+      runs.find((r) => r.status === "completed" && Date.parse(r.scheduled_for) >= resumedAt - 1000 && !settled.some((o) => o.id === r.id)),
+    );
     expect(Date.parse(fresh.scheduled_for)).toBeGreaterThan(Math.max(...settled.map((r) => Date.parse(r.scheduled_for))));
     // Nothing that passed while paused was replayed.
     const runs = await s.runs("ticker");

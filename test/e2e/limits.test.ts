@@ -15,7 +15,9 @@ describe("limits", () => {
     const s = await TestServer.start({ config: { max_jobs: 3 } });
     servers.push(s);
     for (let i = 0; i < 3; i++) await s.tool("add_cron", { name: `j${i}`, schedule: "@daily", prompt: "p" });
-    expect(await s.toolError("add_cron", { name: "j3", schedule: "@daily", prompt: "p" })).toMatch(/^add_cron failed: There are already 3 jobs, the limit set by max_jobs/);
+    expect(await s.toolError("add_cron", { name: "j3", schedule: "@daily", prompt: "p" })).toMatch(
+      /^add_cron failed: There are already 3 jobs, the limit set by max_jobs/,
+    );
     expect((await s.tool("list_crons")).total).toBe(3);
     // Retrying an existing job by name is not a new job.
     expect((await s.tool("add_cron", { name: "j0", schedule: "@daily", prompt: "p" })).created).toBe(false);
@@ -25,7 +27,9 @@ describe("limits", () => {
     const s = await TestServer.start();
     servers.push(s);
     const big = "x".repeat(32 * 1024 - 10);
-    await Promise.all(Array.from({ length: 230 }, (_, i) => s.tool("add_cron", { name: `j${i}`, schedule: "@daily", prompt: i < 20 ? `${big}${i}` : `small ${i}` })));
+    await Promise.all(
+      Array.from({ length: 230 }, (_, i) => s.tool("add_cron", { name: `j${i}`, schedule: "@daily", prompt: i < 20 ? `${big}${i}` : `small ${i}` })),
+    );
     const seen = new Set<string>();
     const sizes: number[] = [];
     let uri: string | null = "cron://jobs";
@@ -60,7 +64,12 @@ describe("limits", () => {
     expect(dirs.every((d) => !d.startsWith(s.dataDir + path.sep))).toBe(true);
     expect(statSync(work).mode & 0o777).toBe(0o700);
     expect(statSync(dirs[3]).mode & 0o777).toBe(0o700);
-    expect(readdirSync(work).sort()).toEqual(dirs.slice(2).map((d) => path.basename(d)).sort());
+    expect(readdirSync(work).sort()).toEqual(
+      dirs
+        .slice(2)
+        .map((d) => path.basename(d))
+        .sort(),
+    );
     await s.tool("remove", { job: "w" });
     expect(readdirSync(work)).toEqual([]);
     // A persistent job's one folder goes with the job.

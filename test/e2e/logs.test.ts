@@ -21,7 +21,11 @@ describe("log_format", () => {
     const failed = (await c.tool("run_now", { job: "breaks", wait: true })).run;
     await waitFor(() => server.stderr().includes(failed.id), { what: "the failed run's line" });
 
-    const lines = server.stderr().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const lines = server
+      .stderr()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     for (const line of lines) {
       expect(line.time).toMatch(ISO);
       expect(["info", "warning", "error"]).toContain(line.level);
@@ -43,8 +47,17 @@ describe("log_format", () => {
     const c = await server.connect();
     const { job } = await c.tool("add_cron", { name: "plain", schedule: "0 3 * * *", prompt: "hi" });
     const { run } = await c.tool("run_now", { job: "plain", wait: true });
-    const line = await waitFor(() => server.stderr().split("\n").find((l) => l.includes(`run=${run.id}`) && l.includes("run.finished")), { what: "the run's line" });
-    expect(line).toMatch(new RegExp(`^\\S+Z agent-cron info: Run of plain completed after \\d+\\.\\d s\\. \\[event=run\\.finished job=${job.id} run=${run.id}\\]$`));
+    const line = await waitFor(
+      () =>
+        server
+          .stderr()
+          .split("\n")
+          .find((l) => l.includes(`run=${run.id}`) && l.includes("run.finished")),
+      { what: "the run's line" },
+    );
+    expect(line).toMatch(
+      new RegExp(`^\\S+Z agent-cron info: Run of plain completed after \\d+\\.\\d s\\. \\[event=run\\.finished job=${job.id} run=${run.id}\\]$`),
+    );
     expect(line.split(" ")[0]).toMatch(ISO);
     // The ready line stays exactly as SPEC §1 says, for launchers that wait for it.
     expect(server.stderr()).toMatch(/^agent-cron ready http http:\/\/\S+ data=\S+$/m);

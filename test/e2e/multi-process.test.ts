@@ -28,9 +28,15 @@ async function pair(): Promise<{ dir: string; a: Server; b: Server }> {
 
 /** Each occurrence has exactly one record, and none between the first and the last is missing. */
 function expectEachOccurrenceOnce(runs: Run[], everyMs = 1000): void {
-  const times = runs.filter((r) => r.scheduled_for !== null).map((r) => Date.parse(r.scheduled_for!)).sort((x, y) => x - y);
+  const times = runs
+    .filter((r) => r.scheduled_for !== null)
+    .map((r) => Date.parse(r.scheduled_for!))
+    .sort((x, y) => x - y);
   const dupes = times.filter((t, i) => i > 0 && t === times[i - 1]);
-  expect(dupes.map((t) => new Date(t).toISOString()), "occurrences with more than one run").toEqual([]);
+  expect(
+    dupes.map((t) => new Date(t).toISOString()),
+    "occurrences with more than one run",
+  ).toEqual([]);
   const gaps = times.filter((t, i) => i > 0 && t - times[i - 1] !== everyMs).map((t) => new Date(t).toISOString());
   expect(gaps, "occurrences after a gap (an occurrence with no record at all)").toEqual([]);
 }
@@ -61,12 +67,18 @@ describe("two stdio servers and the CLI on one data dir", () => {
     // seconds on a loaded machine): B's, read later, may also hold runs of occurrences after A's
     // newest. Up to that one, the two are the same runs.
     const newestA = Math.max(...fromA.map((r) => Date.parse(r.scheduled_for!)));
-    expect(fromB.filter((r) => Date.parse(r.scheduled_for!) <= newestA).map((r) => r.id), brief(fromB)).toEqual(fromA.map((r) => r.id));
+    expect(
+      fromB.filter((r) => Date.parse(r.scheduled_for!) <= newestA).map((r) => r.id),
+      brief(fromB),
+    ).toEqual(fromA.map((r) => r.id));
     const disk = runsOnDisk(dir, tick.id) as unknown as Run[];
     expect(disk.length).toBeGreaterThanOrEqual(4);
     // Every run was made by the owner, once per occurrence.
     expect(new Set(disk.map((r) => r.pid))).toEqual(new Set([a.pid]));
-    expect(disk.filter((r) => r.status !== "running").every((r) => r.status === "completed" && r.trigger === "schedule"), brief(disk)).toBe(true);
+    expect(
+      disk.filter((r) => r.status !== "running").every((r) => r.status === "completed" && r.trigger === "schedule"),
+      brief(disk),
+    ).toBe(true);
     expectEachOccurrenceOnce(disk);
 
     // A change made through one is seen by the other at once.
@@ -91,18 +103,27 @@ describe("two stdio servers and the CLI on one data dir", () => {
 
     // The follower becomes the owner and schedules again.
     const newOwner = await waitFor(() => readOwner(dir)?.pid === b.pid && Date.now(), { timeout: 12_000, what: "the follower to own the data dir" });
-    const firstRun = await waitFor(async () => (await b.runs("tick")).find((r) => r.pid === b.pid && r.status !== "missed") && Date.now(), { timeout: 12_000, what: "a run by the follower" });
+    const firstRun = await waitFor(async () => (await b.runs("tick")).find((r) => r.pid === b.pid && r.status !== "missed") && Date.now(), {
+      timeout: 12_000,
+      what: "a run by the follower",
+    });
     const tookOver = newOwner - killedAt;
     console.log(`multi-process: kill -9 → follower owns the data dir in ${tookOver} ms, first run by it after ${firstRun - killedAt} ms`);
     expect(tookOver).toBeLessThan(10_000);
     expect(firstRun - killedAt).toBeLessThan(10_000);
     expect(isAlive(b.pid)).toBe(true);
 
-    await waitFor(async () => (await b.runs("tick")).filter((r) => r.pid === b.pid && r.status === "completed" && r.trigger === "schedule").length >= 2, { timeout: 10_000, what: "scheduled runs by the follower" });
+    await waitFor(async () => (await b.runs("tick")).filter((r) => r.pid === b.pid && r.status === "completed" && r.trigger === "schedule").length >= 2, {
+      timeout: 10_000,
+      what: "scheduled runs by the follower",
+    });
     const runs = await b.runs("tick");
     const byA = runs.filter((r) => r.pid === a.pid);
     // What the dead owner had in flight is recorded interrupted, not left running or run again.
-    expect(byA.some((r) => r.status === "interrupted"), brief(runs)).toBe(true);
+    expect(
+      byA.some((r) => r.status === "interrupted"),
+      brief(runs),
+    ).toBe(true);
     expect(runs.some((r) => r.status === "running" && r.pid === a.pid)).toBe(false);
     // The occurrences nobody ran while the lock went stale: the newest caught up, the rest missed.
     const caughtUp = runs.filter((r) => r.trigger === "catch_up");
@@ -125,14 +146,30 @@ describe("two stdio servers and the CLI on one data dir", () => {
     console.log(`multi-process: owner exit → follower owns the data dir in ${owned - t0} ms`);
     expect(owned - t0).toBeLessThan(2000);
 
-    await waitFor(async () => (await b.runs("tick")).some((r) => r.pid === b.pid && r.status === "completed"), { timeout: 5000, what: "a run by the new owner" });
+    await waitFor(async () => (await b.runs("tick")).some((r) => r.pid === b.pid && r.status === "completed"), {
+      timeout: 5000,
+      what: "a run by the new owner",
+    });
     expectEachOccurrenceOnce(runsOnDisk(dir, tick.id) as unknown as Run[]);
     expect((await b.tool("get_cron", { job: "tick" })).job.id).toBe(tick.id);
   }, 40_000);
 
   it("lets the CLI add, list and remove jobs while the servers run; the servers list the job and run it at once", async () => {
     const { dir, a, b } = await pair();
-    const added = await runCli(["add", "--schedule", "* * * * * *", "--prompt", "from the cli", "--name", "cli-job", "--retries", "0", "--data-dir", dir, "--json"]);
+    const added = await runCli([
+      "add",
+      "--schedule",
+      "* * * * * *",
+      "--prompt",
+      "from the cli",
+      "--name",
+      "cli-job",
+      "--retries",
+      "0",
+      "--data-dir",
+      dir,
+      "--json",
+    ]);
     expect(added.stderr).toBe("");
     expect(added.code).toBe(0);
     const job = JSON.parse(added.stdout).job;
@@ -143,7 +180,10 @@ describe("two stdio servers and the CLI on one data dir", () => {
     expect((await a.tool("list_crons")).jobs.map((j: { id: string }) => j.id)).toEqual([job.id]);
     expect((await b.tool("list_crons")).jobs.map((j: { id: string }) => j.id)).toEqual([job.id]);
     // And the owner schedules it at once.
-    await waitFor(async () => (await b.runs("cli-job")).some((r) => r.status === "completed" && r.pid === a.pid), { timeout: 5000, what: "a run of the CLI's job" });
+    await waitFor(async () => (await b.runs("cli-job")).some((r) => r.status === "completed" && r.pid === a.pid), {
+      timeout: 5000,
+      what: "a run of the CLI's job",
+    });
 
     const listed = await runCli(["list", "--data-dir", dir, "--json"]);
     expect(listed.code).toBe(0);
@@ -159,10 +199,19 @@ describe("two stdio servers and the CLI on one data dir", () => {
     const job = (await b.tool("add_cron", { name: "tick", schedule: "@every 1s", prompt: "tick", retries: 0 })).job;
     await b.client.subscribeResource({ uri: `cron://jobs/${job.id}` });
     const since = Date.now();
-    await waitFor(() => b.notifications.some((n) => n.at >= since && n.method === "notifications/resources/updated" && n.params.uri === `cron://jobs/${job.id}`), { timeout: 8000, what: "resources/updated for the job" });
-    await waitFor(() => b.notifications.some((n) => n.at >= since && n.method === "notifications/resources/list_changed"), { timeout: 8000, what: "resources/list_changed" });
     await waitFor(
-      () => b.notifications.some((n) => n.at >= since && n.method === "notifications/message" && n.params.data?.event === "run.finished" && n.params.data?.job_id === job.id),
+      () => b.notifications.some((n) => n.at >= since && n.method === "notifications/resources/updated" && n.params.uri === `cron://jobs/${job.id}`),
+      { timeout: 8000, what: "resources/updated for the job" },
+    );
+    await waitFor(() => b.notifications.some((n) => n.at >= since && n.method === "notifications/resources/list_changed"), {
+      timeout: 8000,
+      what: "resources/list_changed",
+    });
+    await waitFor(
+      () =>
+        b.notifications.some(
+          (n) => n.at >= since && n.method === "notifications/message" && n.params.data?.event === "run.finished" && n.params.data?.job_id === job.id,
+        ),
       { timeout: 8000, what: "a run.finished log message" },
     );
     // The run it announced is one the owner made and the follower can read.

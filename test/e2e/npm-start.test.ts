@@ -25,7 +25,13 @@ describe("npm start", () => {
     cleanup.push(() => removeDir(dataDir));
     const npm = spawn("npm", ["start", "--", "--port", "0"], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: os.tmpdir(), AGENT_CRON_DATA_DIR: dataDir, AGENT_CRON_ALWAYS_ON: "client", ...(process.env.AGENT_CRON_DIST ? { AGENT_CRON_DIST: process.env.AGENT_CRON_DIST } : {}) },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: os.tmpdir(),
+        AGENT_CRON_DATA_DIR: dataDir,
+        AGENT_CRON_ALWAYS_ON: "client",
+        ...(process.env.AGENT_CRON_DIST ? { AGENT_CRON_DIST: process.env.AGENT_CRON_DIST } : {}),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

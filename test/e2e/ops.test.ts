@@ -79,10 +79,13 @@ describe("/healthz, /readyz and /metrics (SPEC §22)", () => {
     expect(run.status).toBe("completed");
     expect((await c.tool("run_now", { job: "breaks", wait: true })).run.status).toBe("failed");
 
-    const after = await waitFor(async () => {
-      const m = await scrape(server.url);
-      return valueOf(m, "agent_cron_deliveries_total", { channel: "hook", outcome: "ok" }) >= 1 ? m : null;
-    }, { what: "the delivery to be counted" });
+    const after = await waitFor(
+      async () => {
+        const m = await scrape(server.url);
+        return valueOf(m, "agent_cron_deliveries_total", { channel: "hook", outcome: "ok" }) >= 1 ? m : null;
+      },
+      { what: "the delivery to be counted" },
+    );
     expect(valueOf(after, "agent_cron_occurrences_total", { outcome: "completed", trigger: "manual" })).toBe(1);
     expect(valueOf(after, "agent_cron_occurrences_total", { outcome: "failed", trigger: "manual" })).toBe(1);
     expect(valueOf(after, "agent_cron_run_duration_seconds_count")).toBe(2);
@@ -90,16 +93,21 @@ describe("/healthz, /readyz and /metrics (SPEC §22)", () => {
     expect(valueOf(after, "agent_cron_tokens_total", { direction: "input", executor: "claude" })).toBe(150);
     expect(valueOf(after, "agent_cron_tokens_total", { direction: "output", executor: "claude" })).toBe(50);
     expect(valueOf(after, "agent_cron_cost_usd_total", { executor: "claude" })).toBeCloseTo(0.0123, 6);
-    expect(valueOf(after, "agent_cron_store_write_seconds_count", { store: "runs" })).toBeGreaterThan(valueOf(before, "agent_cron_store_write_seconds_count", { store: "runs" }));
+    expect(valueOf(after, "agent_cron_store_write_seconds_count", { store: "runs" })).toBeGreaterThan(
+      valueOf(before, "agent_cron_store_write_seconds_count", { store: "runs" }),
+    );
     expect(valueOf(after, "agent_cron_store_write_seconds_count", { store: "jobs" })).toBeGreaterThanOrEqual(2);
     expect(valueOf(after, "agent_cron_jobs", { state: "active" })).toBe(2);
 
     // A scheduled run: its lateness is observed, and a run going shows as running.
     await c.tool("add_cron", { name: "every-second", schedule: "@every 1s", prompt: "2500", executor: "sleep", overlap: "skip" });
-    const going = await waitFor(async () => {
-      const m = await scrape(server.url);
-      return valueOf(m, "agent_cron_runs_running") >= 1 ? m : null;
-    }, { what: "a run to show as running" });
+    const going = await waitFor(
+      async () => {
+        const m = await scrape(server.url);
+        return valueOf(m, "agent_cron_runs_running") >= 1 ? m : null;
+      },
+      { what: "a run to show as running" },
+    );
     expect(valueOf(going, "agent_cron_fire_lateness_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(valueOf(going, "agent_cron_fire_lateness_seconds_bucket", { le: "+Inf" })).toBe(valueOf(going, "agent_cron_fire_lateness_seconds_count"));
     await c.tool("pause", { job: "every-second" });
@@ -130,10 +138,15 @@ describe("/healthz, /readyz and /metrics (SPEC §22)", () => {
     const before = await scrape(url);
     await s.tool("add_cron", { name: "once", schedule: "0 3 * * *", prompt: "hi" });
     await s.tool("run_now", { job: "once", wait: true });
-    const after = await waitFor(async () => {
-      const m = await scrape(url);
-      return valueOf(m, "agent_cron_occurrences_total", { outcome: "completed" }) > valueOf(before, "agent_cron_occurrences_total", { outcome: "completed" }) ? m : null;
-    }, { what: "the run to be counted" });
+    const after = await waitFor(
+      async () => {
+        const m = await scrape(url);
+        return valueOf(m, "agent_cron_occurrences_total", { outcome: "completed" }) > valueOf(before, "agent_cron_occurrences_total", { outcome: "completed" })
+          ? m
+          : null;
+      },
+      { what: "the run to be counted" },
+    );
     expect(valueOf(after, "agent_cron_run_duration_seconds_count")).toBe(1);
     expect((await get(url, "/mcp")).status).toBe(404);
   });

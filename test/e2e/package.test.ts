@@ -70,13 +70,19 @@ describe("the npm package", () => {
     const pgDir = path.join(work, "pg-data");
     mkdirSync(pgDir);
     writeFileSync(path.join(pgDir, "config.json"), JSON.stringify({ always_on: "client", store: { type: "postgres" } }));
-    const refused = await run(bin, ["list", "--data-dir", pgDir], { env: { PATH: process.env.PATH, AGENT_CRON_DATABASE_URL: "postgres://u:p@127.0.0.1:1/db" } }).then(
+    const refused = await run(bin, ["list", "--data-dir", pgDir], {
+      env: { PATH: process.env.PATH, AGENT_CRON_DATABASE_URL: "postgres://u:p@127.0.0.1:1/db" },
+    }).then(
       () => ({ code: 0, stderr: "" }),
       (err: { code: number; stderr: string }) => err,
     );
     expect(refused.code).toBe(2);
     const [major, minor] = process.versions.node.split(".").map(Number);
-    expect(refused.stderr).toMatch(major > 22 || (major === 22 && minor >= 12) ? /needs the packages pg and pg-boss \(pg(-boss)? is not installed\).*npm install pg@\^8 pg-boss@\^12/ : /needs Node\.js 22\.12 or newer/);
+    expect(refused.stderr).toMatch(
+      major > 22 || (major === 22 && minor >= 12)
+        ? /needs the packages pg and pg-boss \(pg(-boss)? is not installed\).*npm install pg@\^8 pg-boss@\^12/
+        : /needs Node\.js 22\.12 or newer/,
+    );
   });
 
   it("package.json has the registry's fields, and server.json is valid against the MCP registry schema", () => {

@@ -11,7 +11,10 @@ describe.concurrent("restarts on the same data dir", () => {
     onTestFinished(() => removeDir(a.dataDir));
     await a.tool("add_cron", { name: "keeper", schedule: "@every 1s", prompt: "kept" });
     await a.tool("add_cron", { name: "sleeper", schedule: YEARLY, prompt: "z", enabled: false, retries: 7 });
-    const before = await a.waitForRuns("keeper", (runs) => runs.filter((r) => r.status === "completed").length >= 2 && runs.filter((r) => r.status === "completed"));
+    const before = await a.waitForRuns(
+      "keeper",
+      (runs) => runs.filter((r) => r.status === "completed").length >= 2 && runs.filter((r) => r.status === "completed"),
+    );
     // Every row field, even those at their default (list_crons leaves them out otherwise).
     const every = { fields: ["name", "description", "timezone", "state", "next_run_at", "last_run_at", "last_status"] };
     const jobsBefore = (await a.tool("list_crons", every)).jobs as Structured[];
@@ -46,10 +49,13 @@ describe.concurrent("restarts on the same data dir", () => {
     const [running] = await a.waitForRuns("long-once", (runs) => runs[0]?.status === "running" && runs);
     const [runningToo] = await a.waitForRuns("long-every", (runs) => runs[0]?.status === "running" && runs);
     const workDirs: string[] = [running, runningToo].map((r) => r.work_dir);
-    const agents = await waitFor(() => {
-      const pids = workDirs.map((d) => pidsWorkingIn(d));
-      return pids.every((p) => p.length > 0) && pids.flat();
-    }, { what: "both agents to start" });
+    const agents = await waitFor(
+      () => {
+        const pids = workDirs.map((d) => pidsWorkingIn(d));
+        return pids.every((p) => p.length > 0) && pids.flat();
+      },
+      { what: "both agents to start" },
+    );
     // Whatever happens, no agent outlives the test.
     onTestFinished(() => agents.forEach((pid) => isAlive(pid) && process.kill(pid, "SIGKILL")));
     process.kill(a.pid, "SIGKILL");

@@ -52,7 +52,10 @@ async function start(slackPath: string, config: Record<string, unknown> = {}): P
 
 function invocations(record: string): Structured[] {
   if (!existsSync(record)) return [];
-  return readFileSync(record, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  return readFileSync(record, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }
 
 const tool = (name: string, args: Record<string, unknown>) => `TOOL ${name} ${JSON.stringify(args)}`;
@@ -60,7 +63,13 @@ const tool = (name: string, args: Record<string, unknown>) => `TOOL ${name} ${JS
 describe("run tools", () => {
   it("report_nothing: the run completes quiet and is not delivered; with deliver_on always it is, as nothing to report", async () => {
     const { s, record } = await start("/slack/quiet");
-    await s.addJob({ name: "watch", schedule: YEARLY, executor: "claude", deliver_to: ["team"], prompt: `Look for news.\n${tool("report_nothing", { reason: "no new issues since yesterday" })}` });
+    await s.addJob({
+      name: "watch",
+      schedule: YEARLY,
+      executor: "claude",
+      deliver_to: ["team"],
+      prompt: `Look for news.\n${tool("report_nothing", { reason: "no new issues since yesterday" })}`,
+    });
     const { run } = await s.tool("run_now", { job: "watch", wait: true });
     expect(run.status).toBe("completed");
     expect(run.outcome).toBe("quiet");
@@ -106,7 +115,14 @@ describe("run tools", () => {
 
   it("ask_person: the run ends needs_attention and the question is delivered", async () => {
     const { s } = await start("/slack/ask");
-    await s.addJob({ name: "deployer", schedule: YEARLY, executor: "claude", deliver_to: ["team"], deliver_on: ["failed"], prompt: `Deploy.\n${tool("ask_person", { question: "The deploy key expired; should I rotate it?" })}` });
+    await s.addJob({
+      name: "deployer",
+      schedule: YEARLY,
+      executor: "claude",
+      deliver_to: ["team"],
+      deliver_on: ["failed"],
+      prompt: `Deploy.\n${tool("ask_person", { question: "The deploy key expired; should I rotate it?" })}`,
+    });
     const { run } = await s.tool("run_now", { job: "deployer", wait: true });
     expect(run).toMatchObject({ status: "completed", outcome: "needs_attention", outcome_note: "The deploy key expired; should I rotate it?" });
     const [sent] = await waitFor(() => rx.at("/slack/ask").length === 1 && rx.at("/slack/ask"), { what: "the question delivered" });
@@ -130,7 +146,13 @@ describe("run tools", () => {
     expect(plainCall.run_tools.results[0]).toMatchObject({ isError: true });
     expect((await s.job("plain")).state).toBe("active");
 
-    await s.addJob({ name: "selfish", schedule: YEARLY, executor: "claude", self_service: true, prompt: `x\n${tool("reschedule_me", { schedule: "0 9 * * 1" })}` });
+    await s.addJob({
+      name: "selfish",
+      schedule: YEARLY,
+      executor: "claude",
+      self_service: true,
+      prompt: `x\n${tool("reschedule_me", { schedule: "0 9 * * 1" })}`,
+    });
     await approve("selfish");
     await s.tool("run_now", { job: "selfish", wait: true });
     const selfCall = invocations(record)[1];
@@ -174,7 +196,9 @@ describe("run tools", () => {
     const holding = await waitFor(() => invocations(record).find((c) => c.holding), { what: "the second run to hold with its tools", timeout: 15_000 });
     const socket = holding.run_tools.server.env.AGENT_CRON_RUN_TOOLS_SOCKET;
     expect(holding.run_tools.server.env.AGENT_CRON_RUN_TOOLS_TOKEN).not.toBe(firstServer.env.AGENT_CRON_RUN_TOOLS_TOKEN);
-    const crossed = await callTool({ ...firstServer, env: { ...firstServer.env, AGENT_CRON_RUN_TOOLS_SOCKET: socket } }, "report_nothing", { reason: "not mine" });
+    const crossed = await callTool({ ...firstServer, env: { ...firstServer.env, AGENT_CRON_RUN_TOOLS_SOCKET: socket } }, "report_nothing", {
+      reason: "not mine",
+    });
     expect(crossed.isError).toBe(true);
     expect(crossed.text).toContain("not valid for this run");
     await s.tool("cancel_run", { run: held.id });
@@ -187,7 +211,9 @@ describe("run tools", () => {
 async function callTool(server: { command: string; args: string[]; env: Record<string, string> }, name: string, args: Record<string, unknown>) {
   expect(server.args[0]).toBe(CLI);
   const client = new Client({ name: "replay", version: "1.0.0" });
-  await client.connect(new StdioClientTransport({ command: server.command, args: server.args, env: { PATH: process.env.PATH ?? "", ...server.env }, stderr: "ignore" }));
+  await client.connect(
+    new StdioClientTransport({ command: server.command, args: server.args, env: { PATH: process.env.PATH ?? "", ...server.env }, stderr: "ignore" }),
+  );
   try {
     const r = await client.callTool({ name, arguments: args });
     return { isError: r.isError ?? false, text: (r.content as { text?: string }[])[0]?.text ?? "" };

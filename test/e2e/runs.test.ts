@@ -38,7 +38,15 @@ describe.concurrent("runs through the server", () => {
   });
 
   it("a run that outlives timeout_seconds is timed_out, and each timed-out attempt is retried", async ({ expect }) => {
-    await s.tool("add_cron", { name: "slowpoke", schedule: YEARLY, prompt: "8000", executor: "sleep", timeout_seconds: 1, retries: 1, retry_delay_seconds: 0.2 });
+    await s.tool("add_cron", {
+      name: "slowpoke",
+      schedule: YEARLY,
+      prompt: "8000",
+      executor: "sleep",
+      timeout_seconds: 1,
+      retries: 1,
+      retry_delay_seconds: 0.2,
+    });
     const t0 = Date.now();
     const { run } = await s.tool("run_now", { job: "slowpoke", wait: true });
     const took = Date.now() - t0;
@@ -100,7 +108,16 @@ describe.concurrent("runs through the server", () => {
     expect((await s.read(`cron://runs/${ok.id}`)).output.response).toBe("hello from json");
 
     const strict = { type: "object", required: ["verdict"], properties: { verdict: { enum: ["pass", "fail"] } } };
-    await s.tool("add_cron", { name: "struct-bad", schedule: YEARLY, prompt: "object", executor: "json", output_format: "structured", output_schema: strict, retries: 1, retry_delay_seconds: 0.1 });
+    await s.tool("add_cron", {
+      name: "struct-bad",
+      schedule: YEARLY,
+      prompt: "object",
+      executor: "json",
+      output_format: "structured",
+      output_schema: strict,
+      retries: 1,
+      retry_delay_seconds: 0.1,
+    });
     const { run: bad } = await s.tool("run_now", { job: "struct-bad", wait: true });
     expect(bad.status).toBe("failed");
     expect(bad.attempts).toBe(2);
@@ -108,7 +125,9 @@ describe.concurrent("runs through the server", () => {
     expect(bad.error).toMatch(/verdict/);
   });
 
-  it("checks work_dir again before each run: a folder swapped for a link outside the roots fails the run with that reason, and no agent starts", async ({ expect }) => {
+  it("checks work_dir again before each run: a folder swapped for a link outside the roots fails the run with that reason, and no agent starts", async ({
+    expect,
+  }) => {
     const dir = path.join(root, "swapped");
     mkdirSync(dir);
     await s.tool("add_cron", { name: "swapped-dir", schedule: YEARLY, prompt: "ran", executor: "echo", work_dir: dir, retries: 2 });
@@ -123,10 +142,20 @@ describe.concurrent("runs through the server", () => {
     expect((await s.tool("get_run", { run: run.id })).run.output ?? "").toBe("");
   });
 
-  it("an output_schema pattern that backtracks exponentially in JavaScript is matched in linear time: the run fails, the server keeps answering", async ({ expect }) => {
+  it("an output_schema pattern that backtracks exponentially in JavaScript is matched in linear time: the run fails, the server keeps answering", async ({
+    expect,
+  }) => {
     // With a backtracking engine ^(a+)+$ against 40 a's and a "!" never finishes.
     const evil = { type: "object", required: ["id"], properties: { id: { type: "string", pattern: "^(a+)+$" } } };
-    await s.tool("add_cron", { name: "redos", schedule: YEARLY, prompt: JSON.stringify({ id: "a".repeat(40) + "!" }), executor: "echo", output_format: "structured", output_schema: evil, retries: 0 });
+    await s.tool("add_cron", {
+      name: "redos",
+      schedule: YEARLY,
+      prompt: JSON.stringify({ id: "a".repeat(40) + "!" }),
+      executor: "echo",
+      output_format: "structured",
+      output_schema: evil,
+      retries: 0,
+    });
     const { run } = await s.tool("run_now", { job: "redos", wait: true });
     expect(run.status).toBe("failed");
     expect(run.error).toMatch(/does not match output_schema: \/id must match pattern/);
@@ -137,9 +166,18 @@ describe.concurrent("runs through the server", () => {
 
   it("an output_schema pattern the linear-time engine cannot run is refused when the job is made, saying why", async ({ expect }) => {
     const lookahead = { type: "object", properties: { id: { type: "string", pattern: "^(?=a)a+$" } } };
-    const r = await s.call("add_cron", { name: "lookahead", schedule: YEARLY, prompt: "p", executor: "echo", output_format: "structured", output_schema: lookahead });
+    const r = await s.call("add_cron", {
+      name: "lookahead",
+      schedule: YEARLY,
+      prompt: "p",
+      executor: "echo",
+      output_format: "structured",
+      output_schema: lookahead,
+    });
     expect(r.isError).toBe(true);
-    expect(JSON.stringify(r.content)).toMatch(/add_cron failed: output_schema is not a valid JSON Schema: pattern \\"\^\(\?=a\)a\+\$\\" is not supported .*without lookaround or backreferences/);
+    expect(JSON.stringify(r.content)).toMatch(
+      /add_cron failed: output_schema is not a valid JSON Schema: pattern \\"\^\(\?=a\)a\+\$\\" is not supported .*without lookaround or backreferences/,
+    );
     expect((await s.tool("list_crons", { query: "lookahead" })).total).toBe(0);
   });
 
@@ -245,7 +283,18 @@ describe.concurrent("runs through the server", () => {
     expect(env.AGENT_CRON_SESSION_ID).toBe(run.session_id);
     expect(env.AGENT_CRON_SCHEDULED_FOR).toBe("");
     expect(env.PATH).toEqual(expect.any(String));
-    const allowed = new Set(["PATH", "HOME", "LANG", "TZ", "TMPDIR", "ALLOWED_VAR", "AGENT_CRON_RUN_ID", "AGENT_CRON_JOB_ID", "AGENT_CRON_SESSION_ID", "AGENT_CRON_SCHEDULED_FOR"]);
+    const allowed = new Set([
+      "PATH",
+      "HOME",
+      "LANG",
+      "TZ",
+      "TMPDIR",
+      "ALLOWED_VAR",
+      "AGENT_CRON_RUN_ID",
+      "AGENT_CRON_JOB_ID",
+      "AGENT_CRON_SESSION_ID",
+      "AGENT_CRON_SCHEDULED_FOR",
+    ]);
     // The client passes USER, SHELL, LOGNAME, TERM to the server: none may reach the agent.
     expect(Object.keys(env).filter((k) => !allowed.has(k))).toEqual([]);
   });
@@ -263,8 +312,12 @@ describe.concurrent("runs through the server", () => {
 
   it("a work_dir outside work_dir_roots (or linking out of them) is refused; one inside is used for the run", async ({ expect }) => {
     expect(await s.toolError("add_cron", { name: "wd-out", schedule: YEARLY, prompt: "x", work_dir: scratch })).toMatch(/outside the allowed roots/);
-    expect(await s.toolError("add_cron", { name: "wd-link", schedule: YEARLY, prompt: "x", work_dir: path.join(root, "escape") })).toMatch(/outside the allowed roots/);
-    expect(await s.toolError("add_cron", { name: "wd-dots", schedule: YEARLY, prompt: "x", work_dir: path.join(root, "project", "..", "..") })).toMatch(/outside the allowed roots/);
+    expect(await s.toolError("add_cron", { name: "wd-link", schedule: YEARLY, prompt: "x", work_dir: path.join(root, "escape") })).toMatch(
+      /outside the allowed roots/,
+    );
+    expect(await s.toolError("add_cron", { name: "wd-dots", schedule: YEARLY, prompt: "x", work_dir: path.join(root, "project", "..", "..") })).toMatch(
+      /outside the allowed roots/,
+    );
     expect(await s.toolError("add_cron", { name: "wd-missing", schedule: YEARLY, prompt: "x", work_dir: path.join(root, "nope") })).toMatch(/does not exist/);
     expect((await s.tool("list_crons", { query: "wd-" })).jobs).toEqual([]);
 
@@ -316,7 +369,8 @@ async function waitForJob(s: TestServer, name: string, check: (job: Structured) 
   for (;;) {
     last = await s.job(name);
     if (check(last)) return last;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for job ${name}: ${JSON.stringify({ state: last.state, run_count: last.run_count, last_error: last.last_error })}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out waiting for job ${name}: ${JSON.stringify({ state: last.state, run_count: last.run_count, last_error: last.last_error })}`);
     await sleep(100);
   }
 }

@@ -24,7 +24,10 @@ function setup(): { home: string; dir: string; cli: (...args: string[]) => Retur
   const home = mkdtempSync(path.join(os.tmpdir(), "agent-cron-home-"));
   const dir = makeDataDir();
   reaper.remember(dir);
-  cleanup.push(() => removeDir(home), () => removeDir(dir));
+  cleanup.push(
+    () => removeDir(home),
+    () => removeDir(dir),
+  );
   return { home, dir, cli: (...args) => runCli([...args, "--data-dir", dir], { env: { HOME: home } }) };
 }
 
@@ -51,7 +54,10 @@ type Plist = string | boolean | number | Plist[] | { [key: string]: Plist };
  * or a bad entity throws.
  */
 function parsePlist(text: string): Plist {
-  let rest = text.replace(/^<\?xml version="1\.0" encoding="UTF-8"\?>\s*<!DOCTYPE plist PUBLIC "-\/\/Apple\/\/DTD PLIST 1\.0\/\/EN" "http:\/\/www\.apple\.com\/DTDs\/PropertyList-1\.0\.dtd">\s*/, "");
+  let rest = text.replace(
+    /^<\?xml version="1\.0" encoding="UTF-8"\?>\s*<!DOCTYPE plist PUBLIC "-\/\/Apple\/\/DTD PLIST 1\.0\/\/EN" "http:\/\/www\.apple\.com\/DTDs\/PropertyList-1\.0\.dtd">\s*/,
+    "",
+  );
   if (rest === text) throw new Error("no XML declaration and plist doctype");
   const entity = (s: string) =>
     s.replace(/&(amp|lt|gt|quot|apos);|&|</g, (m, name) => {
@@ -65,8 +71,8 @@ function parsePlist(text: string): Plist {
     return m;
   };
   const value = (): Plist => {
-    if (rest.startsWith("<true/>")) return take(/<true\/>/), true;
-    if (rest.startsWith("<false/>")) return take(/<false\/>/), false;
+    if (rest.startsWith("<true/>")) return (take(/<true\/>/), true);
+    if (rest.startsWith("<false/>")) return (take(/<false\/>/), false);
     if (rest.startsWith("<string>")) return entity(take(/<string>([^<]*)<\/string>/)[1]);
     if (rest.startsWith("<integer>")) return Number(take(/<integer>(-?\d+)<\/integer>/)[1]);
     if (rest.startsWith("<array>")) {
@@ -160,7 +166,16 @@ describe("agent-cron service", () => {
     expect(report.file.startsWith(path.join(home, "Library", "LaunchAgents", "io.github.agent-cron.agent-cron-"))).toBe(true);
     expect(existsSync(report.file)).toBe(false);
     const plist = parsePlist(report.content) as Record<string, Plist>;
-    expect(Object.keys(plist).sort()).toEqual(["EnvironmentVariables", "KeepAlive", "Label", "ProcessType", "ProgramArguments", "RunAtLoad", "StandardErrorPath", "WorkingDirectory"]);
+    expect(Object.keys(plist).sort()).toEqual([
+      "EnvironmentVariables",
+      "KeepAlive",
+      "Label",
+      "ProcessType",
+      "ProgramArguments",
+      "RunAtLoad",
+      "StandardErrorPath",
+      "WorkingDirectory",
+    ]);
     expect(plist.Label).toBe(path.basename(report.file, ".plist"));
     expect(plist.ProgramArguments).toEqual([process.execPath, CLI, "serve", "--http", "--data-dir", dir]);
     expect(plist.RunAtLoad).toBe(true);
@@ -174,8 +189,21 @@ describe("agent-cron service", () => {
     const written = await cli("service", "install", "--no-enable", "--platform", "macos", "--json");
     expect(written.code, written.stderr).toBe(0);
     const w = JSON.parse(written.stdout);
-    expect((parsePlist(readFileSync(w.file, "utf8")) as Record<string, Plist>).ProgramArguments).toEqual([process.execPath, CLI, "serve", "--background", "--started-by", "service", "--data-dir", dir]);
-    expect(JSON.parse((await cli("service", "status", "--platform", "macos", "--json")).stdout).service).toMatchObject({ installed: true, file: w.file, http: false });
+    expect((parsePlist(readFileSync(w.file, "utf8")) as Record<string, Plist>).ProgramArguments).toEqual([
+      process.execPath,
+      CLI,
+      "serve",
+      "--background",
+      "--started-by",
+      "service",
+      "--data-dir",
+      dir,
+    ]);
+    expect(JSON.parse((await cli("service", "status", "--platform", "macos", "--json")).stdout).service).toMatchObject({
+      installed: true,
+      file: w.file,
+      http: false,
+    });
     expect((await cli("service", "uninstall", "--no-enable", "--platform", "macos")).code).toBe(0);
     expect(existsSync(w.file)).toBe(false);
   });

@@ -45,10 +45,14 @@ describe("the owner suspended and continued (SIGSTOP, SIGCONT)", () => {
     // catch_up "latest": the newest occurrence of the gap runs, once.
     expect(caughtUp).toHaveLength(1);
     expect(Date.parse(caughtUp[0].scheduled_for)).toBeGreaterThan(Math.max(...missed.map((r: Structured) => Date.parse(r.scheduled_for))));
-    const notice = await waitFor(() => s.notificationsOf("notifications/message").find((n) => /host was asleep/.test(JSON.stringify(n.params))), { what: "the notice" });
+    const notice = await waitFor(() => s.notificationsOf("notifications/message").find((n) => /host was asleep/.test(JSON.stringify(n.params))), {
+      what: "the notice",
+    });
     expect(JSON.stringify(notice.params)).toMatch(/catch_up/);
     // Then it goes on as before.
-    await s.waitForRuns("every2", (rs) => rs.some((r) => r.trigger === "schedule" && Date.parse(r.scheduled_for) > continuedAt && r.status === "completed"), { what: "a scheduled run after the wake" });
+    await s.waitForRuns("every2", (rs) => rs.some((r) => r.trigger === "schedule" && Date.parse(r.scheduled_for) > continuedAt && r.status === "completed"), {
+      what: "a scheduled run after the wake",
+    });
     expect(job.id).toBeTruthy();
   }, 60_000);
 });

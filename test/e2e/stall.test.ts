@@ -18,7 +18,9 @@ describe("a stalled owner", () => {
     const took = Date.now() - t0;
     process.kill(s.pid, "SIGCONT");
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^agent-cron: The agent-cron process that owns the data dir did not answer (listCrons )?within 1\.5 s; it may be stalled\. Try again\.$/);
+    expect(r.stderr.trim()).toMatch(
+      /^agent-cron: The agent-cron process that owns the data dir did not answer (listCrons )?within 1\.5 s; it may be stalled\. Try again\.$/,
+    );
     expect(took).toBeLessThan(6000);
     // Awake again, it answers.
     expect((await s.tool("list_crons")).total).toBe(1);

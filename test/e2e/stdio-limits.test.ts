@@ -13,13 +13,27 @@ describe("stdio framing", () => {
     let err = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-    const answers = () => out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const answers = () =>
+      out
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
     const send = (m: unknown) => child.stdin.write(JSON.stringify(m) + "\n");
-    send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    send({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    });
     await waitFor(() => answers().some((a) => a.id === 1), { what: "initialize" });
     send({ jsonrpc: "2.0", method: "notifications/initialized" });
     // 11 MiB in one line, written in pieces as a pipe delivers it.
-    const huge = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(11 * 1024 * 1024) } } });
+    const huge = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "tools/call",
+      params: { name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(11 * 1024 * 1024) } },
+    });
     for (let i = 0; i < huge.length; i += 1 << 20) child.stdin.write(huge.slice(i, i + (1 << 20)));
     child.stdin.write("\n");
     send({ jsonrpc: "2.0", id: 8, method: "tools/list" });
@@ -36,7 +50,9 @@ describe("stdio framing", () => {
   it("answers an SDK client's oversized request (its id comes last) with a JSON-RPC error, and keeps serving it", async () => {
     const s = await TestServer.start({});
     try {
-      const call = s.client.callTool({ name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(9 * 1024 * 1024) } }, undefined, { timeout: 20_000 });
+      const call = s.client.callTool({ name: "add_cron", arguments: { schedule: "@daily", prompt: "x".repeat(9 * 1024 * 1024) } }, undefined, {
+        timeout: 20_000,
+      });
       await expect(call).rejects.toThrow(/Message too large: \d+ bytes; one message may have at most 8388608 bytes/);
       expect((await s.tool("list_crons")).total).toBe(0);
     } finally {

@@ -34,9 +34,13 @@ describe("approval of jobs made by agents", () => {
     });
     const ok = await s.tool("add_cron", { name: "asked", schedule: "0 9 * * 1-5", timezone: "Europe/Paris", prompt: "Audit the logs" });
     expect(ok.job.state).toBe("active");
-    expect(asked[0]).toMatch(/^e2e-client\/1\.0\.0 wants to schedule an agent job "asked":\n• When: At 09:00 AM, Monday through Friday \(Europe\/Paris\)\n• Runs: the default executor, in a fresh folder each run\n• Prompt: Audit the logs\nSchedule it\?$/);
+    expect(asked[0]).toMatch(
+      /^e2e-client\/1\.0\.0 wants to schedule an agent job "asked":\n• When: At 09:00 AM, Monday through Friday \(Europe\/Paris\)\n• Runs: the default executor, in a fresh folder each run\n• Prompt: Audit the logs\nSchedule it\?$/,
+    );
     verdict = "decline";
-    expect(await s.toolError("add_cron", { name: "declined", schedule: "@daily", prompt: "rm -rf" })).toBe("add_cron failed: The user declined to schedule this job; nothing was stored.");
+    expect(await s.toolError("add_cron", { name: "declined", schedule: "@daily", prompt: "rm -rf" })).toBe(
+      "add_cron failed: The user declined to schedule this job; nothing was stored.",
+    );
     expect((await s.tool("list_crons")).total).toBe(1);
     // Retrying an existing job asks nothing.
     expect((await s.tool("add_cron", { name: "asked", schedule: "0 9 * * 1-5", timezone: "Europe/Paris", prompt: "Audit the logs" })).created).toBe(false);
@@ -65,7 +69,10 @@ describe("approval of jobs made by agents", () => {
 
   it("required: even a client that can be asked gets a waiting job; reject removes it; the CLI's own jobs need no approval", async () => {
     const asked: string[] = [];
-    const s = await start({ config: { approval: "required" }, onElicit: ({ message }) => (asked.push(message), { action: "accept", content: { approve: true } }) });
+    const s = await start({
+      config: { approval: "required" },
+      onElicit: ({ message }) => (asked.push(message), { action: "accept", content: { approve: true } }),
+    });
     expect((await s.tool("add_cron", { name: "agent-job", schedule: "@daily", prompt: "p" })).job.state).toBe("pending_approval");
     expect(asked).toEqual([]);
     const rejected = await runCli(["reject", "agent-job", "--data-dir", s.dataDir]);
@@ -105,10 +112,13 @@ describe("event triggers (trigger: http)", () => {
     const res = await post(made.job.id, made.trigger_token, '{"ref":"refs/heads/main"}');
     expect(res.status).toBe(202);
     const { run_id } = await res.json();
-    const run = await waitFor(async () => {
-      const r = (await c.tool("get_run", { run: run_id })).run;
-      return r.status !== "running" && r;
-    }, { what: "the event run" });
+    const run = await waitFor(
+      async () => {
+        const r = (await c.tool("get_run", { run: run_id })).run;
+        return r.status !== "running" && r;
+      },
+      { what: "the event run" },
+    );
     expect(run).toMatchObject({ status: "completed", trigger: "event", event_payload: '{"ref":"refs/heads/main"}' });
     expect(run.response.trim()).toBe('A push arrived.\n\nEvent payload:\n{"ref":"refs/heads/main"}');
 
@@ -151,10 +161,17 @@ describe("claude-code runs through the server (the fake Claude Code CLI)", () =>
     cleanup.push(() => removeDir(scratch));
     const recordFile = path.join(scratch, "calls.jsonl");
     const s = await start({
-      config: { default_executor: "claude", executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), env: { FAKE_AGENT_RECORD: recordFile }, sandbox: "none" } } },
+      config: {
+        default_executor: "claude",
+        executors: { claude: { type: "claude-code", bin: fixture("fake-claude.mjs"), env: { FAKE_AGENT_RECORD: recordFile }, sandbox: "none" } },
+      },
       env: { HOME: scratch },
     });
-    const calls = () => readFileSync(recordFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { argv: string[]; stdin: string });
+    const calls = () =>
+      readFileSync(recordFile, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { argv: string[]; stdin: string });
     return { s, calls };
   }
 
@@ -187,6 +204,8 @@ describe("claude-code runs through the server (the fake Claude Code CLI)", () =>
     await s.tool("add_cron", { name: "ctx", schedule: "0 9 * * 2", timezone: "Europe/Paris", prompt: "What day is it?" });
     await s.tool("run_now", { job: "ctx", wait: true });
     const stdin = calls().at(-1)!.stdin;
-    expect(stdin).toMatch(/^\[agent-cron\] Job "ctx", run by hand at \w+day \d{4}-\d{2}-\d{2} \d{2}:\d{2} \+0[12]:00 \(Europe\/Paris\); schedule: At 09:00 AM, only on Tuesday; no previous run\.\n\nWhat day is it\?$/);
+    expect(stdin).toMatch(
+      /^\[agent-cron\] Job "ctx", run by hand at \w+day \d{4}-\d{2}-\d{2} \d{2}:\d{2} \+0[12]:00 \(Europe\/Paris\); schedule: At 09:00 AM, only on Tuesday; no previous run\.\n\nWhat day is it\?$/,
+    );
   });
 });

@@ -47,10 +47,13 @@ describe("webhooks through the server (private networks allowed by the operator)
 
   it.concurrent("POSTs the finished run, signed: verified with the standardwebhooks package, with an Idempotency-Key of job and occurrence", async () => {
     const url = rx.url("/done");
-    const job = (await s.tool("add_cron", { name: "signed", schedule: "in 1s", prompt: "signed output", on_complete: url, on_fail: rx.url("/signed-failed") })).job;
+    const job = (await s.tool("add_cron", { name: "signed", schedule: "in 1s", prompt: "signed output", on_complete: url, on_fail: rx.url("/signed-failed") }))
+      .job;
     const run = (await deliveredRun("signed")) as Run;
     expect(run.status).toBe("completed");
-    expect(run.deliveries).toEqual([{ channel: "on_complete", event: "completed", attempt: 1, ok: true, at: expect.any(String), http_status: 200, message_id: null, error: null }]);
+    expect(run.deliveries).toEqual([
+      { channel: "on_complete", event: "completed", attempt: 1, ok: true, at: expect.any(String), http_status: 200, message_id: null, error: null },
+    ]);
     expect(run.delivery).toBe("delivered");
 
     const [seen] = rx.at("/done");
@@ -66,7 +69,9 @@ describe("webhooks through the server (private networks allowed by the operator)
     expect(() => verify({ ...seen, body: seen.body.replace("completed", "failed") })).toThrow();
     expect(() => new Webhook("whsec_" + randomBytes(24).toString("base64")).verify(seen.body, seen.headers as Record<string, string>)).toThrow();
     // Delivery is on the record on disk too.
-    const onDisk = readDataFiles(dir).runs.get(job.id)!.find((r) => r.id === run.id)!;
+    const onDisk = readDataFiles(dir)
+      .runs.get(job.id)!
+      .find((r) => r.id === run.id)!;
     expect(onDisk.deliveries?.map((d) => d.http_status)).toEqual([200]);
   });
 
@@ -76,7 +81,11 @@ describe("webhooks through the server (private networks allowed by the operator)
     const started = (await s.tool("run_now", { job: "retried", wait: true })).run as Run;
     expect(started.status).toBe("failed");
     const run = (await deliveredRun("retried", 3)) as Run;
-    expect(run.deliveries!.map((d) => [d.attempt, d.event, d.http_status])).toEqual([[1, "failed", 503], [2, "failed", 429], [3, "failed", 200]]);
+    expect(run.deliveries!.map((d) => [d.attempt, d.event, d.http_status])).toEqual([
+      [1, "failed", 503],
+      [2, "failed", 429],
+      [3, "failed", 200],
+    ]);
     expect(run.deliveries!.map((d) => d.error)).toEqual(["HTTP 503", "HTTP 429", null]);
     const seen = rx.at("/flaky");
     expect(seen).toHaveLength(3);
@@ -131,8 +140,16 @@ describe("webhook targets with the default config (private networks not allowed)
   });
 
   const privateTargets = [
-    "http://127.0.0.1:8080/hook", "http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook",
-    "http://localhost/hook", "http://localhost./hook", "http://192.168.0.10/hook", "http://172.16.5.4/hook", "http://2130706433/hook", "http://[::ffff:10.0.0.1]/",
+    "http://127.0.0.1:8080/hook",
+    "http://10.0.0.1/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/hook",
+    "http://localhost/hook",
+    "http://localhost./hook",
+    "http://192.168.0.10/hook",
+    "http://172.16.5.4/hook",
+    "http://2130706433/hook",
+    "http://[::ffff:10.0.0.1]/",
   ];
 
   it.each(privateTargets)("refuses %s at add_cron (on_complete and on_fail) with one clear sentence, storing nothing", async (url) => {

@@ -101,18 +101,31 @@ describe("ClaudeCodeExecutor against the fake claude", () => {
     const r = await ex.execute(req);
     expect(r.status).toBe("completed");
     expect(readInvocations(recordFile)[0].argv).toEqual([
-      "-p", "--output-format", "json",
-      "--session-id", req.sessionId,
-      "--model", "sonnet",
-      "--permission-mode", "acceptEdits",
-      "--allowedTools", "Read,Bash(git log:*)",
-      "--disallowedTools", "WebFetch",
-      "--append-system-prompt", "Be brief.",
-      "--max-turns", "7",
-      "--mcp-config", "/etc/agent-cron/mcp.json",
-      "--json-schema", JSON.stringify(schema),
-      "--max-budget-usd", "0.5",
-      "--add-dir", "/srv/shared",
+      "-p",
+      "--output-format",
+      "json",
+      "--session-id",
+      req.sessionId,
+      "--model",
+      "sonnet",
+      "--permission-mode",
+      "acceptEdits",
+      "--allowedTools",
+      "Read,Bash(git log:*)",
+      "--disallowedTools",
+      "WebFetch",
+      "--append-system-prompt",
+      "Be brief.",
+      "--max-turns",
+      "7",
+      "--mcp-config",
+      "/etc/agent-cron/mcp.json",
+      "--json-schema",
+      JSON.stringify(schema),
+      "--max-budget-usd",
+      "0.5",
+      "--add-dir",
+      "/srv/shared",
     ]);
   });
 
@@ -299,7 +312,9 @@ async function denialsThroughExecutor(n: number): Promise<{ blocked: string | nu
   const bin = path.join(home, "claude-many-denials.mjs");
   const denials = Array.from({ length: n }, (_, i) => ({ tool_name: "Bash", tool_use_id: `toolu_${i}`, tool_input: { command: `cmd ${i}` } }));
   const result = { type: "result", subtype: "success", is_error: false, num_turns: 1, result: "ok", permission_denials: denials };
-  writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, { mode: 0o755 });
+  writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, {
+    mode: 0o755,
+  });
   const ex = executor({ bin });
   const failed = await ex.execute(request());
   const warned = await ex.execute(request({ onPermissionDenied: "warn" }));
@@ -342,12 +357,7 @@ describe("requires_mcp (SPEC §13)", () => {
   });
 
   it("reads the servers' statuses as reported", () => {
-    const servers = [
-      { name: "a", status: "needs-auth" },
-      { name: "b", status: "pending" },
-      { name: "c", status: "connected" },
-      { name: "d" },
-    ];
+    const servers = [{ name: "a", status: "needs-auth" }, { name: "b", status: "pending" }, { name: "c", status: "connected" }, { name: "d" }];
     expect(mcpServerProblems(servers, ["a", "b", "c", "d"])).toBe(
       'MCP server "a" is needs-auth; MCP server "b" is pending; MCP server "d" is of unknown status',
     );
@@ -358,7 +368,9 @@ describe("requires_mcp (SPEC §13)", () => {
   it("fails a run whose program printed no init event, since nothing was checked", async () => {
     const bin = path.join(home, "claude-no-init.mjs");
     const result = { type: "result", subtype: "success", is_error: false, num_turns: 1, result: "ok", permission_denials: [] };
-    writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, { mode: 0o755 });
+    writeFileSync(bin, `#!/usr/bin/env node\nprocess.stdin.resume();process.stdin.on("end",()=>console.log(${JSON.stringify(JSON.stringify(result))}));\n`, {
+      mode: 0o755,
+    });
     const r = await executor({ bin }).execute(request({ requiresMcp: ["github"] }));
     expect(r).toMatchObject({ status: "failed", permanent: true });
     expect(r.error).toContain("printed no system/init event, so the required MCP servers (github) could not be checked");

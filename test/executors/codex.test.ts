@@ -52,9 +52,7 @@ describe("CodexExecutor against the fake codex", () => {
     });
     expect(r.sessionId).toMatch(/^[0-9a-f-]{36}$/);
     const [call] = readInvocations(recordFile);
-    expect(call.argv).toEqual([
-      "exec", "--json", "--skip-git-repo-check", "-C", workDir, "-s", "read-only", "--ephemeral", "-m", "gpt-5-codex", "-",
-    ]);
+    expect(call.argv).toEqual(["exec", "--json", "--skip-git-repo-check", "-C", workDir, "-s", "read-only", "--ephemeral", "-m", "gpt-5-codex", "-"]);
     expect(call.stdin).toBe("Check the build");
     expect(call.cwd).toBe(workDir);
   });
@@ -83,11 +81,16 @@ describe("CodexExecutor against the fake codex", () => {
     });
     await ex.execute(request());
     expect(readInvocations(recordFile)[0].argv.slice(7)).toEqual([
-      "-c", "model_provider=local",
-      "-c", "model_providers.local.base_url=http://127.0.0.1:1/v1",
-      "-c", "analytics.enabled=false",
-      "-c", "model_context_window=8192",
-      "--add-dir", "/srv/shared",
+      "-c",
+      "model_provider=local",
+      "-c",
+      "model_providers.local.base_url=http://127.0.0.1:1/v1",
+      "-c",
+      "analytics.enabled=false",
+      "-c",
+      "model_context_window=8192",
+      "--add-dir",
+      "/srv/shared",
       "-",
     ]);
   });
@@ -158,11 +161,7 @@ describe("CodexExecutor against the fake codex", () => {
 describe("readCodexEvents", () => {
   it("treats a trailing error event without a completed turn as the failure", () => {
     const events = readCodexEvents(
-      [
-        { type: "thread.started", thread_id: "t1" },
-        { type: "turn.started" },
-        { type: "error", message: "stream disconnected" },
-      ]
+      [{ type: "thread.started", thread_id: "t1" }, { type: "turn.started" }, { type: "error", message: "stream disconnected" }]
         .map((e) => JSON.stringify(e))
         .join("\n"),
     );

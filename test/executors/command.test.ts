@@ -21,11 +21,15 @@ const serverEnv = {
 };
 
 function executor(command: string[], over: Partial<CommandExecutorConfig> = {}, envAllow: string[] = []) {
-  return new CommandExecutor("script", { type: "command", command, output: "text", env: {}, ...over }, {
-    serverEnv,
-    envAllow,
-    killGraceMs: 200,
-  });
+  return new CommandExecutor(
+    "script",
+    { type: "command", command, output: "text", env: {}, ...over },
+    {
+      serverEnv,
+      envAllow,
+      killGraceMs: 200,
+    },
+  );
 }
 
 function request(over: Partial<ExecutionRequest> = {}): ExecutionRequest {
@@ -79,9 +83,7 @@ describe("CommandExecutor", () => {
   });
 
   it("survives a large prompt on stdin to a child that never reads it", async () => {
-    const r = await executor([process.execPath, fixture("no-stdin-agent.mjs")]).execute(
-      request({ prompt: "p".repeat(4 * 1024 * 1024) }),
-    );
+    const r = await executor([process.execPath, fixture("no-stdin-agent.mjs")]).execute(request({ prompt: "p".repeat(4 * 1024 * 1024) }));
     expect(r).toMatchObject({ status: "completed", output: "bye" });
   });
 

@@ -53,7 +53,11 @@ describe("doctor", () => {
     expect(by.gone.detail).toContain("executors.gone.bin");
     expect(by.broken).toMatchObject({ status: "error" });
     expect(by.broken.detail).toMatch(/^".*fail-agent\.mjs --version" exited with code 1: \S/);
-    expect(by.script).toMatchObject({ status: "ok", program: process.execPath.endsWith("/node") ? expect.stringMatching(/node$/) : expect.any(String), version: null });
+    expect(by.script).toMatchObject({
+      status: "ok",
+      program: process.execPath.endsWith("/node") ? expect.stringMatching(/node$/) : expect.any(String),
+      version: null,
+    });
     expect(by.local).toMatchObject({ status: "ok", endpoint: `${baseUrl}/models`, program: null, detail: "reachable: HTTP 200" });
     expect(by.open).toMatchObject({ status: "ok", endpoint: `${baseUrl}/models`, detail: "reachable: HTTP 401 (check the API key)" });
     expect(by.down).toMatchObject({ status: "unreachable" });

@@ -8,7 +8,6 @@ export { isAlive };
 
 export const fixture = (name: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", name);
 
-
 export async function waitFor(check: () => boolean, ms = 3000): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -50,7 +49,11 @@ export interface Invocation {
 /** What the fake CLIs recorded, one invocation per line. */
 export function readInvocations(file: string): Invocation[] {
   try {
-    return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Invocation);
+    return readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Invocation);
   } catch {
     return [];
   }

@@ -59,7 +59,11 @@ const request = (over: Parameters<typeof makeRequest>[1] = {}) => makeRequest(os
 describe("OpenAIExecutor against a node:http server", () => {
   it("posts the chat completion with system prompt, max_tokens and key, and reads answer and usage", async () => {
     const { baseUrl, seen } = await serve((_, res) => json(res, 200, completion("Paris.")));
-    const ex = executor(baseUrl + "/", { api_key_env: "LOCAL_LLM_KEY", system_prompt: "You are terse.", max_tokens: 64 }, { LOCAL_LLM_KEY: "k-123", SECRET: "x" });
+    const ex = executor(
+      baseUrl + "/",
+      { api_key_env: "LOCAL_LLM_KEY", system_prompt: "You are terse.", max_tokens: 64 },
+      { LOCAL_LLM_KEY: "k-123", SECRET: "x" },
+    );
     const r = await ex.execute(request({ prompt: "Capital of France?" }));
     expect(r).toMatchObject({ status: "completed", error: null, output: "Paris.", usage: { input_tokens: 21, output_tokens: 9, cost_usd: null } });
     expect(seen).toHaveLength(1);

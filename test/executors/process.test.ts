@@ -163,11 +163,16 @@ describe("process groups, one set per owner", () => {
   it("an executor built with a context's set keeps its agents' groups there", async () => {
     const groups = new ProcessGroups();
     const config = parseConfig({});
-    const executor = createExecutor("slow", { type: "command", command: [fixture("sleep-agent.mjs"), "10000"], output: "text", env: {}, sandbox: "none" }, config, {
-      serverEnv: process.env,
-      killGraceMs: 1000,
-      processGroups: groups,
-    });
+    const executor = createExecutor(
+      "slow",
+      { type: "command", command: [fixture("sleep-agent.mjs"), "10000"], output: "text", env: {}, sandbox: "none" },
+      config,
+      {
+        serverEnv: process.env,
+        killGraceMs: 1000,
+        processGroups: groups,
+      },
+    );
     const pending = executor.execute(makeRequest(tmp));
     expect(await waitFor(() => groups.size === 1)).toBe(true);
     expect(groups.killAll()).toBe(1);

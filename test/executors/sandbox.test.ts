@@ -281,8 +281,8 @@ describe("sandbox config", () => {
     expect(bad({ ...openai, sandbox: "bwrap" })).toContain("executors.x.sandbox: applies to executors that start a program");
     expect(bad({ ...openai, network: false })).toContain("executors.x.network: applies to executors that start a program");
     expect(bad({ ...openai, binds: ["/srv"] })).toContain("executors.x.binds: applies to executors that start a program");
-    expect(bad({ type: "command", command: ["node"], sandbox: "none", network: false })).toContain('executors.x.network: takes effect only with the sandbox');
-    expect(bad({ type: "claude-code", sandbox: "none", binds: ["/srv"] })).toContain('executors.x.binds: takes effect only with the sandbox');
+    expect(bad({ type: "command", command: ["node"], sandbox: "none", network: false })).toContain("executors.x.network: takes effect only with the sandbox");
+    expect(bad({ type: "claude-code", sandbox: "none", binds: ["/srv"] })).toContain("executors.x.binds: takes effect only with the sandbox");
     expect(bad({ type: "command", command: ["node"], sandbox: "docker" })).toContain('executors.x.sandbox must be one of "auto", "none", "bwrap"');
     expect(bad({ ...openai, max_memory_mb: 64 })).toContain("executors.x.max_memory_mb: applies to executors that start a program");
   });
@@ -296,16 +296,21 @@ describe("sandbox config", () => {
     const both = codex({ sandbox: "bwrap", codex_sandbox: "danger-full-access" });
     expect([sandboxMode(both), codexSandboxMode(both)]).toEqual(["bwrap", "danger-full-access"]);
     expect(bad({ type: "codex", sandbox: "read-only", codex_sandbox: "workspace-write" })).toContain(
-      "executors.x.sandbox: names codex's own mode \"read-only\" while codex_sandbox is also set",
+      'executors.x.sandbox: names codex\'s own mode "read-only" while codex_sandbox is also set',
     );
-    expect(bad({ type: "codex", sandbox: "none", network: false })).toContain('executors.x.network: takes effect only with the sandbox');
+    expect(bad({ type: "codex", sandbox: "none", network: false })).toContain("executors.x.network: takes effect only with the sandbox");
   });
 });
 
 describe("a sandbox that cannot start (no bubblewrap needed)", () => {
   it("fails the run for good, naming the key and the fix, when bwrap is missing", async () => {
     const cfg = ExecutorConfigSchema.parse({ type: "command", command: [process.execPath, fixture("echo-agent.mjs")], sandbox: "bwrap" });
-    const ex = createExecutor("boxed", cfg, { env_allow: [] }, { serverEnv: { PATH: process.env.PATH }, killGraceMs: 200, bwrapProgram: path.join(base, "no-bwrap") });
+    const ex = createExecutor(
+      "boxed",
+      cfg,
+      { env_allow: [] },
+      { serverEnv: { PATH: process.env.PATH }, killGraceMs: 200, bwrapProgram: path.join(base, "no-bwrap") },
+    );
     const r = await ex.execute(makeRequest(runDir));
     expect(r).toMatchObject({ status: "failed", permanent: true, exitCode: null });
     expect(r.error).toBe(
@@ -316,10 +321,17 @@ describe("a sandbox that cannot start (no bubblewrap needed)", () => {
 
   it("reports a missing program as such, before looking for bwrap", async () => {
     const cfg = ExecutorConfigSchema.parse({ type: "command", command: ["agent-cron-no-such-program"], sandbox: "bwrap" });
-    const ex = createExecutor("boxed", cfg, { env_allow: [] }, { serverEnv: { PATH: process.env.PATH }, killGraceMs: 200, bwrapProgram: path.join(base, "no-bwrap") });
+    const ex = createExecutor(
+      "boxed",
+      cfg,
+      { env_allow: [] },
+      { serverEnv: { PATH: process.env.PATH }, killGraceMs: 200, bwrapProgram: path.join(base, "no-bwrap") },
+    );
     const r = await ex.execute(makeRequest(runDir));
     expect(r).toMatchObject({ status: "failed", permanent: true });
-    expect(r.error).toBe('Executor "boxed" could not start: program "agent-cron-no-such-program" was not found (ENOENT). Install it or set executors.boxed.command in the config file.');
+    expect(r.error).toBe(
+      'Executor "boxed" could not start: program "agent-cron-no-such-program" was not found (ENOENT). Install it or set executors.boxed.command in the config file.',
+    );
   });
 
   it("doctor marks a sandboxed executor missing when bubblewrap is, and leaves the others alone", async () => {
@@ -331,7 +343,10 @@ describe("a sandbox that cannot start (no bubblewrap needed)", () => {
       default_executor: "boxed",
     });
     const rows = await doctor(config, { PATH: path.join(base, "empty-path") });
-    expect(rows.map((r) => [r.executor, r.status])).toEqual([["boxed", "missing"], ["open", "ok"]]);
+    expect(rows.map((r) => [r.executor, r.status])).toEqual([
+      ["boxed", "missing"],
+      ["open", "ok"],
+    ]);
     expect(rows[0].detail).toContain("apt-get install bubblewrap");
     expect(rows[0].detail).toContain('set executors.boxed.sandbox to "none"');
     const withRow = await doctor(config, { PATH: path.join(base, "empty-path") }, { sandbox: true });

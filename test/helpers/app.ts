@@ -44,7 +44,10 @@ export const memoryBackend: TestBackend = {
     const backend = openMemoryBackend({ store: store as MemoryStore | undefined, runsPerJob: config.runs_per_job, clock });
     const workRoot = mkdtempSync(path.join(os.tmpdir(), "agent-cron-work-"));
     dirs.push(workRoot);
-    const app = await composeApp({ ...backend, exclusive: true }, { dataDir: path.join(workRoot, "no-data-dir"), config, clock, executors: new Map([["fake", exec]]), workRoot });
+    const app = await composeApp(
+      { ...backend, exclusive: true },
+      { dataDir: path.join(workRoot, "no-data-dir"), config, clock, executors: new Map([["fake", exec]]), workRoot },
+    );
     return { app, store: backend.store, dir: "" };
   },
 };
@@ -55,7 +58,15 @@ export const memoryBackend: TestBackend = {
  * backend's store (a restart); `config` is merged over the base.
  */
 export async function openTestApp(
-  opts: { backend?: TestBackend; dir?: string; store?: unknown; clock?: FakeClock; now?: string; exec?: ControlledExecutor; config?: Record<string, unknown> } = {},
+  opts: {
+    backend?: TestBackend;
+    dir?: string;
+    store?: unknown;
+    clock?: FakeClock;
+    now?: string;
+    exec?: ControlledExecutor;
+    config?: Record<string, unknown>;
+  } = {},
 ) {
   const backend = opts.backend ?? filesBackend;
   const clock = opts.clock ?? new FakeClock(opts.now ?? "2026-03-02T08:59:59.500Z");

@@ -27,12 +27,19 @@ const ACCEPT: Record<string, (seen: Seen) => Answer> = {
   // With ?wait=true Discord answers 200 with the message it made (its id), else 204.
   discord: (seen) =>
     seen.query.get("wait") === "true"
-      ? { status: 200, body: JSON.stringify({ id: "1182736459182736459", type: 0, channel_id: "1100000000000000001", content: seen.json?.content ?? "" }), headers: { "content-type": "application/json" } }
+      ? {
+          status: 200,
+          body: JSON.stringify({ id: "1182736459182736459", type: 0, channel_id: "1100000000000000001", content: seen.json?.content ?? "" }),
+          headers: { "content-type": "application/json" },
+        }
       : { status: 204 },
   teams: () => ({ status: 202 }),
   telegram: (seen) => ({
     status: 200,
-    body: JSON.stringify({ ok: true, result: { message_id: 17, date: Math.floor(Date.now() / 1000), chat: { id: Number(seen.json?.chat_id) || 0, type: "private" }, text: "…" } }),
+    body: JSON.stringify({
+      ok: true,
+      result: { message_id: 17, date: Math.floor(Date.now() / 1000), chat: { id: Number(seen.json?.chat_id) || 0, type: "private" }, text: "…" },
+    }),
     headers: { "content-type": "application/json" },
   }),
   ntfy: (seen) => ({
@@ -52,7 +59,11 @@ export const REFUSALS = {
     body: JSON.stringify({ message: "You are being rate limited.", retry_after: seconds, global: false }),
     headers: { "content-type": "application/json", "retry-after": String(Math.ceil(seconds)) },
   }),
-  telegramChatNotFound: { status: 400, body: JSON.stringify({ ok: false, error_code: 400, description: "Bad Request: chat not found" }), headers: { "content-type": "application/json" } },
+  telegramChatNotFound: {
+    status: 400,
+    body: JSON.stringify({ ok: false, error_code: 400, description: "Bad Request: chat not found" }),
+    headers: { "content-type": "application/json" },
+  },
   unavailable: { status: 503, body: "upstream unavailable" },
 } satisfies Record<string, Answer | ((s: number) => Answer)>;
 

@@ -71,7 +71,12 @@ export function unsafeMarkup(page: string): string[] {
   for (const m of page.matchAll(/<(img|iframe|object|embed|video|audio|source)\b/gi)) found.push(m[0]);
   // The dashboard's own pictures (charts.ts) are the only SVG: a chart, or a legend's swatch.
   for (const m of page.matchAll(/<svg\b[^>]*>/gi)) {
-    if (!/^<svg class="chart (timeline|durations|cost)" width="100%" height="\d+" role="img" aria-labelledby="[a-z]+-title [a-z]+-summary">$|^<svg width="12" height="12" aria-hidden="true">$/.test(m[0])) found.push(m[0]);
+    if (
+      !/^<svg class="chart (timeline|durations|cost)" width="100%" height="\d+" role="img" aria-labelledby="[a-z]+-title [a-z]+-summary">$|^<svg width="12" height="12" aria-hidden="true">$/.test(
+        m[0],
+      )
+    )
+      found.push(m[0]);
   }
   for (const m of page.matchAll(/\s(?:href|src|action)\s*=\s*"\s*(?:javascript|data|vbscript):/gi)) found.push(m[0]);
   return found;

@@ -91,4 +91,3 @@ export async function removeDir(dir: string): Promise<void> {
  * (under $XDG_CACHE_HOME/agent-cron/work), and a test must not leave them in the real one.
  */
 export const workCacheOf = (dataDir: string) => `${dataDir.replace(/\/+$/, "")}-cache`;
-

@@ -108,7 +108,10 @@ export class HttpClient {
       [ResourceListChangedNotificationSchema, "notifications/resources/list_changed"],
       [LoggingMessageNotificationSchema, "notifications/message"],
     ] as const) {
-      client.setNotificationHandler(schema, (n: { params?: unknown }) => void self.notifications.push({ method, params: (n.params ?? {}) as Record<string, any> }));
+      client.setNotificationHandler(
+        schema,
+        (n: { params?: unknown }) => void self.notifications.push({ method, params: (n.params ?? {}) as Record<string, any> }),
+      );
     }
     await client.connect(transport);
     return self;
@@ -150,7 +153,10 @@ export interface RawResponse {
  * One request with node:http, which (unlike fetch) lets a test set any Host header.
  * MCP's Accept and Content-Type headers are added unless given.
  */
-export function rawRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; path?: string } = {}): Promise<RawResponse> {
+export function rawRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; path?: string } = {},
+): Promise<RawResponse> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -204,7 +210,9 @@ export interface SseEvent {
 
 /** Parses a finished SSE body (a POST's response stream) into its JSON-RPC messages. */
 export function sseMessages(text: string): any[] {
-  return parseSse(text).events.filter((e) => e.data.trim()).map((e) => JSON.parse(e.data));
+  return parseSse(text)
+    .events.filter((e) => e.data.trim())
+    .map((e) => JSON.parse(e.data));
 }
 
 function parseSse(buffer: string): { events: SseEvent[]; rest: string } {

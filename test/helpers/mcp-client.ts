@@ -96,10 +96,12 @@ export class McpTestClient {
   /** Polls a job's runs until `check` returns something truthy, which is returned. */
   async waitForRuns<T>(job: string, check: (runs: Structured[]) => T | undefined | false | null, opts: WaitOptions = {}): Promise<T> {
     let last: Structured[] = [];
-    return waitFor(
-      async () => check((last = await this.runs(job))),
-      { timeout: 20_000, ...opts, what: opts.what ?? `runs of ${job}`, describe: () => JSON.stringify(last.map(brief)) },
-    );
+    return waitFor(async () => check((last = await this.runs(job))), {
+      timeout: 20_000,
+      ...opts,
+      what: opts.what ?? `runs of ${job}`,
+      describe: () => JSON.stringify(last.map(brief)),
+    });
   }
 
   /** Waits for a run to leave `running` and returns it. */
@@ -152,4 +154,3 @@ export async function waitFor<T>(check: () => T | undefined | null | false | Pro
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-

@@ -129,7 +129,6 @@ function cacheEnvFor(args: string[]): Record<string, string> {
   return i >= 0 && args[i + 1] ? { XDG_CACHE_HOME: workCacheOf(args[i + 1]) } : {};
 }
 
-
 /** Live (non-zombie) processes whose working directory is `dir` or inside it: a run's agents. */
 export function pidsWorkingIn(dir: string): number[] {
   const pids: number[] = [];
@@ -166,9 +165,14 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: opts.cwd ?? os.tmpdir(), maxBuffer: 64 * 1024 * 1024 },
+      {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) },
+        timeout: opts.timeout ?? 20_000,
+        cwd: opts.cwd ?? os.tmpdir(),
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : null) : 0;
+        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
         resolve({ code, stdout, stderr });
       },
     );
@@ -178,7 +182,10 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 /** Starts `serve` without a client (for start-up failures): resolves when it exits or prints its ready line. */
 export function startRaw(dataDir: string, opts: { timeout?: number; args?: string[] } = {}): Promise<{ code: number | null; stderr: string; ready: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir) } });
+    const child = spawn(NODE, [CLI, "serve", "--data-dir", dataDir, ...(opts.args ?? [])], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...TEST_ENV, XDG_CACHE_HOME: workCacheOf(dataDir) },
+    });
     let stderr = "";
     let settled = false;
     const done = (v: { code: number | null; stderr: string; ready: boolean }) => {
@@ -211,7 +218,6 @@ export function runsOnDisk(dataDir: string, jobId: string): Structured[] {
   if (!existsSync(file)) return [];
   return replayRunLog(file, jobId, readFileSync(file, "utf8")).runs as unknown as Structured[];
 }
-
 
 /**
  * Servers a test file starts, each stopped (and its data dir removed) after its test: call

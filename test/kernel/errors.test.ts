@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { AgentCronError, ERRORS, LockLostError, UnauthorizedError, UnavailableError, UserError, codeOf, errorFromCode, kindOf } from "../../src/kernel/errors.js";
+import {
+  AgentCronError,
+  ERRORS,
+  LockLostError,
+  UnauthorizedError,
+  UnavailableError,
+  UserError,
+  codeOf,
+  errorFromCode,
+  kindOf,
+} from "../../src/kernel/errors.js";
 
 describe("coded errors (one registry; callers read the code, never the message)", () => {
   it("gives each error class its code and kind", () => {

@@ -1,13 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  isValidTimezone,
-  startOfDayInZone,
-  systemTimezone,
-  toIsoInZone,
-  toIsoUtc,
-  wallClockInZone,
-  zonedWallTimeToDate,
-} from "../../src/kernel/time.js";
+import { isValidTimezone, startOfDayInZone, systemTimezone, toIsoInZone, toIsoUtc, wallClockInZone, zonedWallTimeToDate } from "../../src/kernel/time.js";
 
 const NY = "America/New_York";
 

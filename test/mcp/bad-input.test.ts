@@ -22,7 +22,12 @@ const cases: [string, string, Record<string, unknown>, RegExp][] = [
   ["a prompt over 32 KiB", "add_cron", { ...ok, prompt: "x".repeat(32 * 1024 + 1) }, /32 KiB/],
   ["an unknown executor", "add_cron", { ...ok, executor: "gpt-9000" }, /Unknown executor "gpt-9000"/],
   ["structured output without output_schema", "add_cron", { ...ok, output_format: "structured" }, /needs an output_schema/],
-  ["an output_schema that is not a JSON Schema", "add_cron", { ...ok, output_format: "structured", output_schema: { type: "banana" } }, /output_schema is not a valid JSON Schema/],
+  [
+    "an output_schema that is not a JSON Schema",
+    "add_cron",
+    { ...ok, output_format: "structured", output_schema: { type: "banana" } },
+    /output_schema is not a valid JSON Schema/,
+  ],
   ["a number where the schedule string goes", "add_cron", { ...ok, schedule: 5 }, /schedule/],
   ["an unknown field", "add_cron", { ...ok, command: ["rm", "-rf", "/"] }, /command/],
   ["retries of 11", "add_cron", { ...ok, retries: 11 }, /retries/],
@@ -68,14 +73,24 @@ describe("bad input gets an isError result with one clear sentence, and nothing 
   it("stored nothing on disk after all those refusals", async () => {
     const journal = path.join(s.dataDir, "jobs.journal");
     // Only the header that names the journal: no change was written.
-    if (existsSync(journal)) expect(readFileSync(journal, "utf8").split("\n").filter((l) => l && !l.startsWith('{"journal":'))).toEqual([]);
+    if (existsSync(journal))
+      expect(
+        readFileSync(journal, "utf8")
+          .split("\n")
+          .filter((l) => l && !l.startsWith('{"journal":')),
+      ).toEqual([]);
     const snapshot = path.join(s.dataDir, "jobs.json");
     if (existsSync(snapshot)) expect(JSON.parse(readFileSync(snapshot, "utf8")).jobs).toEqual([]);
     const runsDir = path.join(s.dataDir, "runs");
     // No run log; the index of open runs (open.jsonl) may exist, listing none.
     if (existsSync(runsDir)) expect(readdirSync(runsDir).filter((f) => f !== "open.jsonl")).toEqual([]);
     const index = path.join(runsDir, "open.jsonl");
-    if (existsSync(index)) expect(readFileSync(index, "utf8").split("\n").filter((l) => l.startsWith('{"open"'))).toEqual([]);
+    if (existsSync(index))
+      expect(
+        readFileSync(index, "utf8")
+          .split("\n")
+          .filter((l) => l.startsWith('{"open"')),
+      ).toEqual([]);
     expect((await s.tool("list_runs")).runs).toEqual([]);
   });
 

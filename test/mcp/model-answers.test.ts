@@ -31,9 +31,13 @@ describe("answers a model can use", () => {
     ]);
     expect(problems).toEqual([]);
     // The checker is not vacuous: it finds each kind of problem.
-    expect(portabilityProblems({ type: "object", properties: { a: { type: ["string", "null"] }, b: {}, c: { type: "string", pattern: "^\\p{L}+$" } } })).toHaveLength(3);
+    expect(
+      portabilityProblems({ type: "object", properties: { a: { type: ["string", "null"] }, b: {}, c: { type: "string", pattern: "^\\p{L}+$" } } }),
+    ).toHaveLength(3);
     // The job name's \p{…} rule is still enforced by the server, only not advertised.
-    expect(await s.toolError("add_cron", { name: "-bad", schedule: "@daily", prompt: "x" })).toMatch(/^add_cron failed: name must start with a letter or digit/);
+    expect(await s.toolError("add_cron", { name: "-bad", schedule: "@daily", prompt: "x" })).toMatch(
+      /^add_cron failed: name must start with a letter or digit/,
+    );
   });
 
   it("add_cron answers in under 1 KB, summary first, with the compact row and three next runs", async () => {
@@ -41,10 +45,23 @@ describe("answers a model can use", () => {
     const answer = result.structuredContent as Structured;
     expect(bytes(answer)).toBeLessThanOrEqual(1024);
     expect(Object.keys(answer)[0]).toBe("summary");
-    expect(answer.summary).toMatch(/^Scheduled "log-audit": At 09:00 AM, Monday through Friday \(Europe\/Paris\); next run \d{4}-\d{2}-\d{2}T09:00:00\.000\+01:00\. Warning: Runs only while this client is open \(always_on "client"\)\.$/);
+    expect(answer.summary).toMatch(
+      /^Scheduled "log-audit": At 09:00 AM, Monday through Friday \(Europe\/Paris\); next run \d{4}-\d{2}-\d{2}T09:00:00\.000\+01:00\. Warning: Runs only while this client is open \(always_on "client"\)\.$/,
+    );
     // The text block carries the same sentence.
     expect((result.content[0] as { text: string }).text).toBe(answer.summary);
-    expect(Object.keys(answer.job).sort()).toEqual(["description", "id", "last_run_at", "last_status", "name", "next_run_at", "prompt", "schedule", "state", "timezone"]);
+    expect(Object.keys(answer.job).sort()).toEqual([
+      "description",
+      "id",
+      "last_run_at",
+      "last_status",
+      "name",
+      "next_run_at",
+      "prompt",
+      "schedule",
+      "state",
+      "timezone",
+    ]);
     expect(answer.next_runs).toHaveLength(3);
     expect(answer.next_runs_utc).toHaveLength(3);
     expect(answer.created).toBe(true);
@@ -62,7 +79,9 @@ describe("answers a model can use", () => {
     expect(bytes(first)).toBeLessThanOrEqual(8 * 1024);
     const all = await s.tool("list_crons", { limit: 50 });
     expect(all.jobs).toHaveLength(50);
-    console.log(`list_crons: 20 rows (default page) ${bytes(first)} bytes, 50 rows ${bytes(all)} bytes of structuredContent; a row: ${JSON.stringify(all.jobs[3])}`);
+    console.log(
+      `list_crons: 20 rows (default page) ${bytes(first)} bytes, 50 rows ${bytes(all)} bytes of structuredContent; a row: ${JSON.stringify(all.jobs[3])}`,
+    );
     // SPEC §10: 50 rows with 100-character prompts fit in 12 KB. A row leaves out what says
     // nothing: null fields, state active, the server's timezone (named once in the answer), and
     // the words for a nickname schedule.
@@ -99,9 +118,20 @@ describe("answers a model can use", () => {
     const { runs } = await s.tool("list_runs", { job: "big-answer" });
     expect(runs).toHaveLength(1);
     const row = runs[0];
-    expect(Object.keys(row).sort()).toEqual(
-      ["duration_ms", "error", "id", "job_id", "job_name", "response", "response_truncated", "scheduled_for", "started_at", "status", "trigger", "uri"],
-    );
+    expect(Object.keys(row).sort()).toEqual([
+      "duration_ms",
+      "error",
+      "id",
+      "job_id",
+      "job_name",
+      "response",
+      "response_truncated",
+      "scheduled_for",
+      "started_at",
+      "status",
+      "trigger",
+      "uri",
+    ]);
     expect(row.job_name).toBe("big-answer");
     expect(Array.from(row.response as string).length).toBe(500);
     expect(row.response_truncated).toBe(true);

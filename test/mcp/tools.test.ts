@@ -18,9 +18,21 @@ describe("the tools, each through a real MCP client", () => {
 
   it("lists the thirteen tools, each with input and output schemas (summary first) and annotations", async () => {
     const { tools } = await s.client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(
-      ["add_cron", "audit", "cancel_run", "get_cron", "get_run", "list_crons", "list_runs", "pause", "preview_schedule", "remove", "resume", "run_now", "update_cron"],
-    );
+    expect(tools.map((t) => t.name).sort()).toEqual([
+      "add_cron",
+      "audit",
+      "cancel_run",
+      "get_cron",
+      "get_run",
+      "list_crons",
+      "list_runs",
+      "pause",
+      "preview_schedule",
+      "remove",
+      "resume",
+      "run_now",
+      "update_cron",
+    ]);
     for (const t of tools) {
       expect(t.inputSchema.type).toBe("object");
       expect(t.outputSchema?.type).toBe("object");
@@ -98,7 +110,10 @@ describe("the tools, each through a real MCP client", () => {
 
   it("preview_schedule shows next runs in the given timezone and in UTC, and stores nothing", async () => {
     const jobsBefore = (await s.tool("list_crons")).jobs.length;
-    const files = () => readdirSync(s.dataDir).sort().join(",") + ":" + (existsSync(path.join(s.dataDir, "jobs.journal")) ? readFileSync(path.join(s.dataDir, "jobs.journal"), "utf8").length : 0);
+    const files = () =>
+      readdirSync(s.dataDir).sort().join(",") +
+      ":" +
+      (existsSync(path.join(s.dataDir, "jobs.journal")) ? readFileSync(path.join(s.dataDir, "jobs.journal"), "utf8").length : 0);
     const filesBefore = files();
     const p = await s.tool("preview_schedule", { schedule: "0 9 * * 1-5", timezone: "America/New_York", count: 3 });
     expect(p.valid).toBe(true);

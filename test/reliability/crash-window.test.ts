@@ -38,7 +38,10 @@ describe("a crash between marking an occurrence handled and recording its run", 
     // The process "dies" here: run records never reach the disk from now on.
     first.app.runs.put = () => new Promise(() => {});
     clock.advance(500); // 09:00:00.000 is due
-    await vi.waitFor(() => expect(readFileSync(path.join(dir, "jobs.journal"), "utf8")).toContain('"last_scheduled_for":"2026-03-02T09:00:00.000+00:00"'), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(readFileSync(path.join(dir, "jobs.journal"), "utf8")).toContain('"last_scheduled_for":"2026-03-02T09:00:00.000+00:00"'), {
+      timeout: 5000,
+      interval: 5,
+    });
     await first.app.jobs.idle();
     // Abandoned, as after kill -9: no close, no further writes.
 

@@ -75,7 +75,12 @@ describe("an owner that stalls and is taken over", () => {
       sock.on("close", () => resolve(text));
       sock.on("error", reject);
       // What a run's agent would try: a forged add_cron without the token.
-      sock.write(JSON.stringify({ auth: "guess" }) + "\n" + JSON.stringify({ id: 1, method: "addCron", args: { input: { schedule: "@daily", prompt: "backdoor" }, createdBy: "forged" } }) + "\n");
+      sock.write(
+        JSON.stringify({ auth: "guess" }) +
+          "\n" +
+          JSON.stringify({ id: 1, method: "addCron", args: { input: { schedule: "@daily", prompt: "backdoor" }, createdBy: "forged" } }) +
+          "\n",
+      );
     });
     expect(reply).toMatch(/"denied":"This socket serves only agent-cron processes that can read the data dir's owner\.json\."/);
     expect(reply).not.toMatch(/"hello"|"result"/);

@@ -367,7 +367,8 @@ export function readDataFiles(dataDir: string): DataFiles {
           try {
             const entry = JSON.parse(line);
             const r = RunSchema.safeParse(entry.put);
-            if (!r.success) return out.problems.push(`runs/${name} line ${i + 1}: invalid run: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+            if (!r.success)
+              return out.problems.push(`runs/${name} line ${i + 1}: invalid run: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
             byId.set(r.data.id, r.data);
             for (const id of entry.drop ?? []) byId.delete(id);
           } catch (err) {
@@ -426,7 +427,11 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     execFile(
       NODE,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20_000, cwd: os.tmpdir() },
+      {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.homedir(), ...TEST_ENV, ...cacheEnvFor(args), ...(opts.env ?? {}) },
+        timeout: opts.timeout ?? 20_000,
+        cwd: os.tmpdir(),
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
         resolve({ code, stdout, stderr, ms: Date.now() - t0 });
@@ -437,4 +442,3 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 
 /** Milliseconds since the epoch of an ISO time (null → NaN). */
 export const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
-

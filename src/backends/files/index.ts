@@ -30,7 +30,12 @@ export async function openFilesBackend(opts: {
   durability?: "fsync" | "os";
 }): Promise<FilesBackend> {
   const jobs = await JobStore.open(opts.dataDir, opts.fence, opts.durability);
-  const runs = new RunStore(opts.dataDir, opts.runsPerJob, { fence: opts.fence, workRoot: opts.workRoot, onProblem: opts.onProblem, durability: opts.durability });
+  const runs = new RunStore(opts.dataDir, opts.runsPerJob, {
+    fence: opts.fence,
+    workRoot: opts.workRoot,
+    onProblem: opts.onProblem,
+    durability: opts.durability,
+  });
   runs.load();
   return {
     jobs,
@@ -40,4 +45,3 @@ export async function openFilesBackend(opts: {
     jobsLocation: path.join(opts.dataDir, "jobs.json"),
   };
 }
-

@@ -304,17 +304,24 @@ const SYNC_WAIT_MS = 2000;
 
 /** pg-boss's own reports of a connection that is down: the backend already said so once. */
 function isQuiet(err: unknown): boolean {
-  return /ECONNREFUSED|Connection terminated|terminating connection|the database system is (shutting down|starting up)|timeout exceeded when trying to connect/i.test(errorMessage(err));
+  return /ECONNREFUSED|Connection terminated|terminating connection|the database system is (shutting down|starting up)|timeout exceeded when trying to connect/i.test(
+    errorMessage(err),
+  );
 }
 
 function startupError(err: unknown, where: string, urlEnv: string): unknown {
   if (err instanceof DbUnreachableError) {
-    return new UnavailableError(`The database at ${where} is unreachable${err.reason ? `: ${err.reason}` : ""}. Start it, or fix the URL in ${urlEnv}.`, "AC_DB_UNREACHABLE");
+    return new UnavailableError(
+      `The database at ${where} is unreachable${err.reason ? `: ${err.reason}` : ""}. Start it, or fix the URL in ${urlEnv}.`,
+      "AC_DB_UNREACHABLE",
+    );
   }
   // Another sentence meant for the caller (the database is busy) stands as it is.
   if (kindOf(err) === "unavailable") return err;
   const e = err as { code?: string; message?: string };
-  if (e?.code === "28P01" || e?.code === "28000") return new UnavailableError(`The database at ${where} refused the login (${e.message}); fix the user or password in ${urlEnv}.`);
-  if (e?.code === "3D000") return new UnavailableError(`The database at ${where} does not exist (${e.message}); create it (createdb) or fix the URL in ${urlEnv}.`);
+  if (e?.code === "28P01" || e?.code === "28000")
+    return new UnavailableError(`The database at ${where} refused the login (${e.message}); fix the user or password in ${urlEnv}.`);
+  if (e?.code === "3D000")
+    return new UnavailableError(`The database at ${where} does not exist (${e.message}); create it (createdb) or fix the URL in ${urlEnv}.`);
   return err;
 }

@@ -136,7 +136,9 @@ export function isConnectionError(err: unknown): boolean {
   // Class 08: connection exceptions; 57P01-57P03: the server is shutting down or starting.
   if (/^08/.test(code) || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300") return true;
   const message = typeof e.message === "string" ? e.message : "";
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|connect ECONNREFUSED|Client was closed/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|connect ECONNREFUSED|Client was closed/i.test(
+    message,
+  );
 }
 
 function connectionReason(err: unknown): string {

@@ -55,7 +55,9 @@ export function checkNodeVersion(version: string): void {
 export function databaseUrl(env: NodeJS.ProcessEnv, urlEnv: string): string {
   const url = env[urlEnv]?.trim();
   if (!url) {
-    throw new UserError(`The config's store is postgres, but ${urlEnv} is not set; set it to the database URL, e.g. ${urlEnv}=postgres://agent_cron:PASSWORD@db.example:5432/agent_cron.`);
+    throw new UserError(
+      `The config's store is postgres, but ${urlEnv} is not set; set it to the database URL, e.g. ${urlEnv}=postgres://agent_cron:PASSWORD@db.example:5432/agent_cron.`,
+    );
   }
   if (!/^postgres(ql)?:\/\//i.test(url)) {
     throw new UserError(`${urlEnv} must be a postgres:// URL (postgres://user:password@host:5432/database), got something else.`);

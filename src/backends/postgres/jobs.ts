@@ -343,7 +343,9 @@ export function parseJob(data: unknown, id: string): Job {
   const parsed = JobSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UserError(`The database holds an invalid job ${id} (${issue.path.join(".") || "record"}: ${issue.message}); fix or remove that row in agent_cron.jobs.`);
+    throw new UserError(
+      `The database holds an invalid job ${id} (${issue.path.join(".") || "record"}: ${issue.message}); fix or remove that row in agent_cron.jobs.`,
+    );
   }
   return parsed.data;
 }
@@ -352,5 +354,7 @@ export function parseJob(data: unknown, id: string): Job {
 function nameTaken(err: unknown, name: string | null): UserError | null {
   const e = err as { code?: string; constraint?: string };
   if (e?.code !== "23505" || !name || !String(e.constraint ?? "").includes("name")) return null;
-  return new UserError(`Another job is already named "${name}" (it was just added through another agent-cron process); choose another name, or call add_cron again with the same definition to get that job.`);
+  return new UserError(
+    `Another job is already named "${name}" (it was just added through another agent-cron process); choose another name, or call add_cron again with the same definition to get that job.`,
+  );
 }

@@ -76,16 +76,17 @@ async function copyInto(dataDir: string, copy: string, db: Db, runsPerJob: numbe
   await db.tx(async (client) => {
     for (let i = 0; i < jobs.length; i += BATCH) {
       const batch = jobs.slice(i, i + BATCH);
-      const existing = await client.query<{ id: string; name: string | null }>(
-        `SELECT id, name FROM ${SCHEMA}.jobs WHERE id = ANY($1) OR name = ANY($2)`,
-        [batch.map((j) => j.id), batch.flatMap((j) => (j.name ? [j.name] : []))],
-      );
+      const existing = await client.query<{ id: string; name: string | null }>(`SELECT id, name FROM ${SCHEMA}.jobs WHERE id = ANY($1) OR name = ANY($2)`, [
+        batch.map((j) => j.id),
+        batch.flatMap((j) => (j.name ? [j.name] : [])),
+      ]);
       const ids = new Set(existing.rows.map((r) => r.id));
       const names = new Map(existing.rows.filter((r) => r.name).map((r) => [r.name!, r.id]));
       const fresh: Job[] = [];
       for (const job of batch) {
         if (ids.has(job.id)) report.jobs.present++;
-        else if (job.name && names.has(job.name)) report.jobs.skipped.push(`"${job.name}" (${job.id}): the database has another job of that name (${names.get(job.name)})`);
+        else if (job.name && names.has(job.name))
+          report.jobs.skipped.push(`"${job.name}" (${job.id}): the database has another job of that name (${names.get(job.name)})`);
         else fresh.push(job);
       }
       if (!fresh.length) continue;
@@ -142,10 +143,12 @@ const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 export function describeReport(dataDir: string, where: string, r: MigrationReport): string {
   const lines = [
     `Copied ${count(r.jobs.copied, "job")}, ${count(r.runs.copied, "run")} and ${count(r.outputs.copied, "output")} from ${dataDir} to the database at ${where}` +
-      (r.jobs.present || r.runs.present ? ` (${count(r.jobs.present, "job")} and ${count(r.runs.present, "run")} were there already, and were left as they are).` : "."),
+      (r.jobs.present || r.runs.present
+        ? ` (${count(r.jobs.present, "job")} and ${count(r.runs.present, "run")} were there already, and were left as they are).`
+        : "."),
   ];
   for (const s of r.jobs.skipped) lines.push(`Not copied: job ${s}; rename one of them and run migrate again.`);
-  if (r.jobs.copied || r.runs.copied) lines.push(`The data dir is unchanged. Point the servers at the database with "store": {"type": "postgres"} in their config.`);
+  if (r.jobs.copied || r.runs.copied)
+    lines.push(`The data dir is unchanged. Point the servers at the database with "store": {"type": "postgres"} in their config.`);
   return lines.join("\n");
 }
-

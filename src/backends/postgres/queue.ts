@@ -122,7 +122,14 @@ export class PgQueue implements OccurrenceQueue {
    */
   private readonly failedAt = new Map<string, number>();
 
-  private async takeInOrder(jobId: string, at: number, trigger: RunTrigger, delayMs: number, armed: Job, nextRunAt: string | null | undefined): Promise<Job | null> {
+  private async takeInOrder(
+    jobId: string,
+    at: number,
+    trigger: RunTrigger,
+    delayMs: number,
+    armed: Job,
+    nextRunAt: string | null | undefined,
+  ): Promise<Job | null> {
     // Taken and heard of, through this process or another: nothing to ask the database.
     const known = this.deps.jobs.get(jobId);
     const failed = this.failedAt.get(jobId);
@@ -285,10 +292,16 @@ export class PgQueue implements OccurrenceQueue {
       }
       const won = out.filter((o): o is { job: Job; take: PendingTake } => o !== null);
       if (!won.length) return out.map(() => null);
-      const revs = await jobs.writeMany(client, won.map((w) => w.job));
+      const revs = await jobs.writeMany(
+        client,
+        won.map((w) => w.job),
+      );
       await boss.insert(
         QUEUE,
-        won.map(({ take: t }) => ({ data: { job_id: t.jobId, at: t.at, trigger: t.trigger } satisfies OccurrenceData, ...(t.delayMs > 0 ? { startAfter: t.delayMs / 1000 } : {}) })),
+        won.map(({ take: t }) => ({
+          data: { job_id: t.jobId, at: t.at, trigger: t.trigger } satisfies OccurrenceData,
+          ...(t.delayMs > 0 ? { startAfter: t.delayMs / 1000 } : {}),
+        })),
         { db: txDb(client) },
       );
       if (wakeOthers) await client.query(`SELECT pg_notify('${CHANNEL}', json_build_object('o', $1::text, 'k', 'w', 'id', '', 'v', 0)::text)`, [origin]);
@@ -327,40 +340,47 @@ export class PgQueue implements OccurrenceQueue {
     if (!boss) return null;
     this.deps.checkAvailable();
     const { jobs, clock } = this.deps;
-    const taken = await this.persist(() => this.deps.takeDb.tx(async (client) => {
-      // Occurrence rows first, then the job's row: the order a take keeps, so the two never
-      // deadlock. The plan is made on the row as read, and given up if it changed meanwhile.
-      const read = await client.query<{ rev: string; data: unknown }>(`SELECT rev, data FROM ${SCHEMA}.jobs WHERE id = $1`, [jobId]);
-      if (!read.rows.length) return null;
-      const stored = parseJob(read.rows[0].data, jobId);
-      const p = stored.state === "active" ? plan(stored) : null;
-      if (!p || handledUntil(stored) >= p.newest) return null;
-      const wanted: OccurrenceData[] = [
-        ...p.record.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, missed: true })),
-        ...p.run.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, ...(p.run.length > 1 ? { backlog: true } : {}) })),
-      ];
-      // A row already there (an occurrence taken before) keeps its own fate.
-      const inserted = await client.query<{ scheduled_for: Date }>(
-        `INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state)
+    const taken = await this.persist(() =>
+      this.deps.takeDb.tx(async (client) => {
+        // Occurrence rows first, then the job's row: the order a take keeps, so the two never
+        // deadlock. The plan is made on the row as read, and given up if it changed meanwhile.
+        const read = await client.query<{ rev: string; data: unknown }>(`SELECT rev, data FROM ${SCHEMA}.jobs WHERE id = $1`, [jobId]);
+        if (!read.rows.length) return null;
+        const stored = parseJob(read.rows[0].data, jobId);
+        const p = stored.state === "active" ? plan(stored) : null;
+        if (!p || handledUntil(stored) >= p.newest) return null;
+        const wanted: OccurrenceData[] = [
+          ...p.record.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, missed: true })),
+          ...p.run.map((at) => ({ job_id: jobId, at, trigger: "catch_up" as const, ...(p.run.length > 1 ? { backlog: true } : {}) })),
+        ];
+        // A row already there (an occurrence taken before) keeps its own fate.
+        const inserted = await client.query<{ scheduled_for: Date }>(
+          `INSERT INTO ${SCHEMA}.occurrences (job_id, scheduled_for, trigger, state)
          SELECT $1, at, 'catch_up', 'queued' FROM unnest($2::timestamptz[]) AS at ORDER BY at
          ON CONFLICT DO NOTHING RETURNING scheduled_for`,
-        [jobId, wanted.map((w) => new Date(w.at).toISOString())],
-      );
-      const locked = await client.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [jobId]);
-      if (!locked.rows.length) return null;
-      // Changed since it was read (another process took an occurrence or caught up): planned again.
-      if (locked.rows[0].rev !== read.rows[0].rev) throw new Error("The job changed while its catch-up was planned.");
-      const job = withDerivedFields({
-        ...stored,
-        last_scheduled_for: toIsoInZone(new Date(p.newest), stored.timezone),
-        updated_at: toIsoInZone(new Date(clock.now()), stored.timezone),
-      });
-      const revs = await jobs.writeMany(client, [job]);
-      const fresh = new Set(inserted.rows.map((r) => r.scheduled_for.getTime()));
-      const queued = wanted.filter((w) => fresh.has(w.at));
-      if (queued.length) await boss.insert(QUEUE, queued.map((data) => ({ data })), { db: txDb(client) });
-      return { job, plan: p, rev: revs.get(jobId)! };
-    }));
+          [jobId, wanted.map((w) => new Date(w.at).toISOString())],
+        );
+        const locked = await client.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1 FOR UPDATE`, [jobId]);
+        if (!locked.rows.length) return null;
+        // Changed since it was read (another process took an occurrence or caught up): planned again.
+        if (locked.rows[0].rev !== read.rows[0].rev) throw new Error("The job changed while its catch-up was planned.");
+        const job = withDerivedFields({
+          ...stored,
+          last_scheduled_for: toIsoInZone(new Date(p.newest), stored.timezone),
+          updated_at: toIsoInZone(new Date(clock.now()), stored.timezone),
+        });
+        const revs = await jobs.writeMany(client, [job]);
+        const fresh = new Set(inserted.rows.map((r) => r.scheduled_for.getTime()));
+        const queued = wanted.filter((w) => fresh.has(w.at));
+        if (queued.length)
+          await boss.insert(
+            QUEUE,
+            queued.map((data) => ({ data })),
+            { db: txDb(client) },
+          );
+        return { job, plan: p, rev: revs.get(jobId)! };
+      }),
+    );
     if (!taken) return null;
     jobs.applyOwn(taken.job, taken.rev);
     this.wake();
@@ -372,18 +392,20 @@ export class PgQueue implements OccurrenceQueue {
 
   async waitBehind(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean> {
     const at = new Date(occ.scheduledFor).toISOString();
-    const moved = await this.persist(() => this.deps.db.tx(async (client) => {
-      // One occurrence waits per job fleet-wide: decided under a lock of the job's own (not its
-      // row, which takes lock after occurrence rows: this one holds its occurrence's row).
-      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WAIT_LOCK, jobId]);
-      const { rowCount } = await client.query(
-        `UPDATE ${SCHEMA}.occurrences SET state = 'waiting'
+    const moved = await this.persist(() =>
+      this.deps.db.tx(async (client) => {
+        // One occurrence waits per job fleet-wide: decided under a lock of the job's own (not its
+        // row, which takes lock after occurrence rows: this one holds its occurrence's row).
+        await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WAIT_LOCK, jobId]);
+        const { rowCount } = await client.query(
+          `UPDATE ${SCHEMA}.occurrences SET state = 'waiting'
          WHERE job_id = $1 AND scheduled_for = $2 AND state = 'running' AND process_id = $3
            AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.occurrences w WHERE w.job_id = $1 AND w.state = 'waiting' AND w.scheduled_for <> $2)`,
-        [jobId, at, this.deps.origin],
-      );
-      return rowCount === 1;
-    }));
+          [jobId, at, this.deps.origin],
+        );
+        return rowCount === 1;
+      }),
+    );
     if (moved) this.waiting.add(`${jobId} ${occ.scheduledFor}`);
     return moved;
   }
@@ -416,11 +438,10 @@ export class PgQueue implements OccurrenceQueue {
   /** waiting → running for this process, when the fleet has room. */
   private async moveBack(jobId: string, at: number): Promise<"moved" | "full" | "gone"> {
     const update = (conn: { query: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }> }) =>
-      conn.query(`UPDATE ${SCHEMA}.occurrences SET state = 'running', process_id = $3, started_at = now() WHERE job_id = $1 AND scheduled_for = $2 AND state = 'waiting'`, [
-        jobId,
-        new Date(at).toISOString(),
-        this.deps.origin,
-      ]);
+      conn.query(
+        `UPDATE ${SCHEMA}.occurrences SET state = 'running', process_id = $3, started_at = now() WHERE job_id = $1 AND scheduled_for = $2 AND state = 'waiting'`,
+        [jobId, new Date(at).toISOString(), this.deps.origin],
+      );
     const cap = this.deps.limits().fleet;
     const { rowCount } =
       cap === undefined
@@ -662,7 +683,10 @@ export class PgQueue implements OccurrenceQueue {
       try {
         const got = await db.tx(async (client) => {
           if ((await this.fleetRoom(client, cap)) <= 0) return false;
-          await client.query(`INSERT INTO ${SCHEMA}.slots (run_id, process_id) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET process_id = EXCLUDED.process_id`, [run.id, origin]);
+          await client.query(
+            `INSERT INTO ${SCHEMA}.slots (run_id, process_id) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET process_id = EXCLUDED.process_id`,
+            [run.id, origin],
+          );
           return true;
         });
         if (got) {
@@ -752,7 +776,9 @@ export class PgQueue implements OccurrenceQueue {
 type Claim = "moved" | "taken" | "full" | "give back";
 
 /** pg-boss writes with this transaction's connection (its `db` option). */
-const txDb = (client: Pick<pg.ClientBase, "query">) => ({ executeSql: (text: string, values?: unknown[]) => client.query(text, values) as Promise<pg.QueryResult> });
+const txDb = (client: Pick<pg.ClientBase, "query">) => ({
+  executeSql: (text: string, values?: unknown[]) => client.query(text, values) as Promise<pg.QueryResult>,
+});
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -99,9 +99,13 @@ export class PgRunRepo implements RunRepo {
       `WITH w AS (
          INSERT INTO ${SCHEMA}.runs AS r (id, job_id, status, trigger, scheduled_for, started_at, process_id, rev, data)
          VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, nextval('${SCHEMA}.rev'), $8::text::jsonb)
-         ON CONFLICT (id) ${onlyNew ? "DO NOTHING" : `DO UPDATE SET status = EXCLUDED.status, scheduled_for = EXCLUDED.scheduled_for,
+         ON CONFLICT (id) ${
+           onlyNew
+             ? "DO NOTHING"
+             : `DO UPDATE SET status = EXCLUDED.status, scheduled_for = EXCLUDED.scheduled_for,
            started_at = EXCLUDED.started_at, rev = EXCLUDED.rev, data = EXCLUDED.data
-         WHERE r.claimed_by IS NULL OR r.claimed_by = $7`}
+         WHERE r.claimed_by IS NULL OR r.claimed_by = $7`
+         }
          RETURNING r.id, r.seq, r.rev)
        SELECT w.seq, w.rev, ${notifySql("r", "w", "$7", inlineSql("$8::text"))} FROM w`,
       // The JSON travels once: the notification's copy is the same text, when it fits.
@@ -181,7 +185,10 @@ export class PgRunRepo implements RunRepo {
     if (known !== undefined && known >= change.v) return "stale";
     if (change.d === undefined || change.d === null) return "fetch";
     // A run notification carries no seq: a new run goes after the job's others.
-    const run = this.applyRow({ id: change.id, seq: String(change.s ?? this.seqs.get(change.id) ?? Number.MAX_SAFE_INTEGER), rev: String(change.v), data: change.d }, false);
+    const run = this.applyRow(
+      { id: change.id, seq: String(change.s ?? this.seqs.get(change.id) ?? Number.MAX_SAFE_INTEGER), rev: String(change.v), data: change.d },
+      false,
+    );
     if (run) this.listener?.(run);
     return "applied";
   }
@@ -267,7 +274,9 @@ export function parseRun(data: unknown, id: string): Run {
   const parsed = RunSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UserError(`The database holds an invalid run ${id} (${issue.path.join(".") || "record"}: ${issue.message}); fix or remove that row in agent_cron.runs.`);
+    throw new UserError(
+      `The database holds an invalid run ${id} (${issue.path.join(".") || "record"}: ${issue.message}); fix or remove that row in agent_cron.runs.`,
+    );
   }
   return parsed.data;
 }

@@ -37,7 +37,11 @@ export const escapeNotifyMarkup = (s: string) => s.replace(/&/g, "&amp;").replac
 
 /** A double-quoted AppleScript string literal. */
 export function appleScriptString(s: string): string {
-  return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\r\n|\r|\n/g, "\\n").replace(/\t/g, "\\t")}"`;
+  return `"${s
+    .replace(/\\/g, "\\\\")
+    .replace(/"/g, '\\"')
+    .replace(/\r\n|\r|\n/g, "\\n")
+    .replace(/\t/g, "\\t")}"`;
 }
 
 /** A single-quoted PowerShell string literal. */

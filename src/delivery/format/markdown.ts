@@ -139,7 +139,11 @@ export class Walker {
   /** Emits what content needs first: the pending newlines, then the line's prefix. */
   private flush(): void {
     if (this.pending > 0 && this.trailingNewlines !== Infinity) {
-      const blank = this.containers.filter((c) => c.used).map((c) => c.rest).join("").trimEnd();
+      const blank = this.containers
+        .filter((c) => c.used)
+        .map((c) => c.rest)
+        .join("")
+        .trimEnd();
       this.atoms.push({ k: "mark", s: "\n" + `${blank}\n`.repeat(this.pending - 1), newline: true });
       this.trailingNewlines += this.pending;
       this.lineStarted = false;
@@ -265,7 +269,7 @@ export class Walker {
         case "code_block": {
           this.block(2);
           const content = tok.content.replace(/\n$/, "");
-          const pair = r.codeBlock(tok.type === "fence" ? tok.info.trim().split(/\s+/)[0] ?? "" : "", content);
+          const pair = r.codeBlock(tok.type === "fence" ? (tok.info.trim().split(/\s+/)[0] ?? "") : "", content);
           const id = this.open(pair, "code");
           this.code(content);
           this.close(id, pair);

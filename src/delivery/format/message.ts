@@ -139,7 +139,10 @@ export function titleParts(msg: DeliveryMessage): { emoji: string; text: string 
     case "canceled":
       return { emoji: "🚫", text: `${name} canceled` };
     case "needs_attention":
-      return { emoji: "🙋", text: `${name} needs attention${msg.error?.trim() ? `: ${shorten(msg.error.replace(/\s+/g, " ").trim(), TITLE_REASON_MAX)}` : ""}` };
+      return {
+        emoji: "🙋",
+        text: `${name} needs attention${msg.error?.trim() ? `: ${shorten(msg.error.replace(/\s+/g, " ").trim(), TITLE_REASON_MAX)}` : ""}`,
+      };
     case "quiet":
       return { emoji: "💤", text: `${name}: nothing to report${msg.error?.trim() ? ` (${shortReason(msg.error)})` : ""}` };
   }

@@ -42,10 +42,7 @@ export function toSlackMrkdwn(markdown: string): string {
 }
 
 type TextObject = { type: "mrkdwn" | "plain_text"; text: string; emoji?: boolean };
-export type SlackBlock =
-  | { type: "header"; text: TextObject }
-  | { type: "section"; text: TextObject }
-  | { type: "context"; elements: TextObject[] };
+export type SlackBlock = { type: "header"; text: TextObject } | { type: "section"; text: TextObject } | { type: "context"; elements: TextObject[] };
 
 export interface SlackPayload {
   text: string;

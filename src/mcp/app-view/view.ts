@@ -198,7 +198,10 @@ async function act(job: JobRow, tool: ActionTool): Promise<void> {
     }
     if (tool === "run_now" && data.run && typeof data.run === "object") {
       const run = data.run as Data;
-      updateJob(job.id, { last_status: run.status as JobRow["last_status"], last_run_at: typeof run.started_at === "string" ? run.started_at : job.last_run_at });
+      updateJob(job.id, {
+        last_status: run.status as JobRow["last_status"],
+        last_run_at: typeof run.started_at === "string" ? run.started_at : job.last_run_at,
+      });
       if (shown.kind === "job" && shown.job.id === job.id) shown.runs.unshift(runRowOf(run, job.name));
     } else if (data.job && typeof data.job === "object") {
       updateJob(job.id, rowOf(data.job as Data), Array.isArray(data.next_runs) ? (data.next_runs as string[]) : undefined);
@@ -283,13 +286,7 @@ function view(): Child[] {
 }
 
 function heading(title: string): HTMLElement {
-  return el(
-    "header",
-    {},
-    el("h1", {}, title),
-    el("span", { class: "spacer" }),
-    canCallTools() && button("Refresh", "refresh", false, () => void refresh()),
-  );
+  return el("header", {}, el("h1", {}, title), el("span", { class: "spacer" }), canCallTools() && button("Refresh", "refresh", false, () => void refresh()));
 }
 
 function listView(s: Extract<Shown, { kind: "list" }>): Child[] {
@@ -302,8 +299,17 @@ function listView(s: Extract<Shown, { kind: "list" }>): Child[] {
       el("td", {}, el("span", { class: "name" }, job.name ?? shortId(job.id)), el("span", { class: "prompt" }, job.prompt)),
       el("td", { "data-label": "Schedule" }, job.description, el("span", { class: "sub" }, job.timezone)),
       el("td", { "data-label": "State" }, stateBadge(job.state)),
-      el("td", { "data-label": "Next run" }, job.state === "active" ? when(job.next_run_at, job.timezone) : twoLines("—", `none while ${job.state.replace("_", " ")}`)),
-      el("td", { "data-label": "Last run" }, statusBadge(job.last_status), el("span", { class: "sub nowrap" }, job.last_run_at ? relative(job.last_run_at) : "—")),
+      el(
+        "td",
+        { "data-label": "Next run" },
+        job.state === "active" ? when(job.next_run_at, job.timezone) : twoLines("—", `none while ${job.state.replace("_", " ")}`),
+      ),
+      el(
+        "td",
+        { "data-label": "Last run" },
+        statusBadge(job.last_status),
+        el("span", { class: "sub nowrap" }, job.last_run_at ? relative(job.last_run_at) : "—"),
+      ),
       el("td", { class: "actions" }, ...actions(job)),
     ),
   );

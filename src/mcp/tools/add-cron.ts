@@ -39,9 +39,18 @@ export const addCronTool = defineTool({
     const where = ctx.where();
     if (where && where.background === false) r.warnings.push(where.short);
     const ref = r.job.name ?? r.job.id;
-    const unanswered = answer === "cancel" && r.job.state === "pending_approval" ? " The question was dismissed without an answer, so the job is kept for a person to decide." : "";
-    const verb = !r.created ? "Already scheduled, unchanged:" : r.job.state === "pending_approval" ? `Waiting for a person's approval (agent-cron approve ${ref}):` : "Scheduled";
-    const summary = jobSentence(verb, r.job, r.description, r.next_runs[0]) + unanswered +
+    const unanswered =
+      answer === "cancel" && r.job.state === "pending_approval"
+        ? " The question was dismissed without an answer, so the job is kept for a person to decide."
+        : "";
+    const verb = !r.created
+      ? "Already scheduled, unchanged:"
+      : r.job.state === "pending_approval"
+        ? `Waiting for a person's approval (agent-cron approve ${ref}):`
+        : "Scheduled";
+    const summary =
+      jobSentence(verb, r.job, r.description, r.next_runs[0]) +
+      unanswered +
       (r.trigger_token ? ` Start it with POST /hooks/${r.job.id} on the HTTP daemon and Authorization: Bearer ${r.trigger_token} (shown only now).` : "") +
       (where?.background ? ` ${where.short}` : "") +
       (r.warnings.length ? ` Warning: ${r.warnings.join(" ")}` : "");

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { OUTCOMES } from "../../core/ledger.js";
 import { defineTool, ok } from "../tool.js";
 
-const Counts = z.object(Object.fromEntries(OUTCOMES.map((o) => [o, z.number().optional()]))).describe("Occurrences by how they ended; pending: queued, waiting out jitter, or running");
+const Counts = z
+  .object(Object.fromEntries(OUTCOMES.map((o) => [o, z.number().optional()])))
+  .describe("Occurrences by how they ended; pending: queued, waiting out jitter, or running");
 
 export const auditTool = defineTool({
   name: "audit",
@@ -39,8 +41,10 @@ export const auditTool = defineTool({
     }),
     annotations: { title: "Audit the occurrences", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
-  handler: (ctx) => async ({ job, since, limit }) => {
-    const report = await ctx.api.audit({ job, since, limit });
-    return ok(report.summary, { ...report });
-  },
+  handler:
+    (ctx) =>
+    async ({ job, since, limit }) => {
+      const report = await ctx.api.audit({ job, since, limit });
+      return ok(report.summary, { ...report });
+    },
 });

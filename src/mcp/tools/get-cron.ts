@@ -22,11 +22,14 @@ export const getCronTool = defineTool({
     // Hosts that render MCP Apps show the result in the jobs view; others ignore _meta.
     _meta: APP_VIEW_TOOL_META,
   },
-  handler: (ctx) => async ({ job: ref }) => {
-    const view = await ctx.api.getCron({ job: ref });
-    const last = view.recent_runs[0];
-    const summary = jobSentence("Job", view.job, view.description, view.next_runs[0]) +
-      (last ? ` Last run ${last.status}${last.error ? `: ${last.error}` : ""}.` : " It has not run yet.");
-    return ok(summary, { ...view });
-  },
+  handler:
+    (ctx) =>
+    async ({ job: ref }) => {
+      const view = await ctx.api.getCron({ job: ref });
+      const last = view.recent_runs[0];
+      const summary =
+        jobSentence("Job", view.job, view.description, view.next_runs[0]) +
+        (last ? ` Last run ${last.status}${last.error ? `: ${last.error}` : ""}.` : " It has not run yet.");
+      return ok(summary, { ...view });
+    },
 });

@@ -20,8 +20,10 @@ export const getRunTool = defineTool({
     outputSchema: z.object(RunWithOutputFields),
     annotations: { title: "Show a run", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
-  handler: (ctx) => async ({ run: ref }) => {
-    const { output, job_name, ...run } = await ctx.api.readRun({ run: ref });
-    return ok(runSentence(run, job_name), { run, job_name, ...cappedOutput(output) });
-  },
+  handler:
+    (ctx) =>
+    async ({ run: ref }) => {
+      const { output, job_name, ...run } = await ctx.api.readRun({ run: ref });
+      return ok(runSentence(run, job_name), { run, job_name, ...cappedOutput(output) });
+    },
 });

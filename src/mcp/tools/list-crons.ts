@@ -17,8 +17,7 @@ export const listCronsTool = defineTool({
       query: z.string().max(200).optional().describe("Substring of the name or prompt"),
       limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
       cursor: cursor.optional(),
-      fields: z.array(z.enum(ROW_OPTIONAL_FIELDS)).max(ROW_OPTIONAL_FIELDS.length).optional()
-        .describe("Row fields to give even when null or default"),
+      fields: z.array(z.enum(ROW_OPTIONAL_FIELDS)).max(ROW_OPTIONAL_FIELDS.length).optional().describe("Row fields to give even when null or default"),
     }),
     outputSchema: z.object({
       jobs: z.array(ListRowSchema).describe("Rows leave out null fields, state active, and the schedule in words when it is a nickname or @every"),
@@ -36,11 +35,13 @@ export const listCronsTool = defineTool({
     // Names only for a short page: the rows carry them anyway, and every byte is read.
     const states = new Map<string, number>();
     for (const j of page.jobs) states.set(j.state, (states.get(j.state) ?? 0) + 1);
-    const shown = page.jobs.length <= 5 ? page.jobs.map((j) => `${jobLabel(j)} (${j.state})`).join(", ") : [...states].map(([st, n]) => `${n} ${st}`).join(", ");
+    const shown =
+      page.jobs.length <= 5 ? page.jobs.map((j) => `${jobLabel(j)} (${j.state})`).join(", ") : [...states].map(([st, n]) => `${n} ${st}`).join(", ");
     const where = ctx.where();
-    const summary = (page.total === 0
-      ? "No jobs match."
-      : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`) +
+    const summary =
+      (page.total === 0
+        ? "No jobs match."
+        : `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length < page.total ? `, ${page.jobs.length} on this page` : ""}: ${shown}${page.next_cursor ? "; pass next_cursor for more" : ""}.`) +
       (where ? ` ${where.short}` : "");
     const keep = new Set(fields ?? []);
     const jobs = page.jobs.map((j) => listRow(j, page.timezone, keep));

@@ -11,10 +11,12 @@ export const pauseTool = defineTool({
     outputSchema: JobChangeSchema,
     annotations: { title: "Pause a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
-  handler: (ctx) => async ({ job }) => {
-    const r = await ctx.api.pause({ job });
-    return ok(jobSentence("Paused", r.job, r.description, undefined), jobChange(r.job, r));
-  },
+  handler:
+    (ctx) =>
+    async ({ job }) => {
+      const r = await ctx.api.pause({ job });
+      return ok(jobSentence("Paused", r.job, r.description, undefined), jobChange(r.job, r));
+    },
 });
 
 export const resumeTool = defineTool({
@@ -22,14 +24,15 @@ export const resumeTool = defineTool({
   config: {
     title: "Resume a job",
     description:
-      "Resume a paused job; scheduling restarts from now (what passed while paused is not replayed). " +
-      'Idempotent. Example: {"job": "log-audit"}.',
+      "Resume a paused job; scheduling restarts from now (what passed while paused is not replayed). " + 'Idempotent. Example: {"job": "log-audit"}.',
     inputSchema: z.strictObject({ job: jobRef }),
     outputSchema: JobChangeSchema,
     annotations: { title: "Resume a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
-  handler: (ctx) => async ({ job }) => {
-    const r = await ctx.api.resume({ job });
-    return ok(jobSentence("Resumed", r.job, r.description, r.next_runs[0]), jobChange(r.job, r));
-  },
+  handler:
+    (ctx) =>
+    async ({ job }) => {
+      const r = await ctx.api.resume({ job });
+      return ok(jobSentence("Resumed", r.job, r.description, r.next_runs[0]), jobChange(r.job, r));
+    },
 });

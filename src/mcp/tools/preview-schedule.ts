@@ -22,8 +22,10 @@ export const previewScheduleTool = defineTool({
     }),
     annotations: { title: "Preview a schedule", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
-  handler: (ctx) => async ({ schedule, timezone, count }) => {
-    const p = await ctx.api.previewSchedule({ schedule, timezone, count });
-    return ok(p.valid ? `${p.description}; next: ${p.next_runs.slice(0, 3).join(", ") || "none"}.` : `Invalid schedule: ${p.error}`, { ...p });
-  },
+  handler:
+    (ctx) =>
+    async ({ schedule, timezone, count }) => {
+      const p = await ctx.api.previewSchedule({ schedule, timezone, count });
+      return ok(p.valid ? `${p.description}; next: ${p.next_runs.slice(0, 3).join(", ") || "none"}.` : `Invalid schedule: ${p.error}`, { ...p });
+    },
 });

@@ -25,34 +25,36 @@ export const runNowTool = defineTool({
     }),
     annotations: { title: "Run a job now", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   },
-  handler: (ctx) => async ({ job: ref, wait }, extra) => {
-    const started = await ctx.api.runNow({ job: ref });
-    let run = started.run;
-    if (wait) {
-      const token = extra._meta?.progressToken;
-      const t0 = Date.now();
-      let tick = 0;
-      const timer =
-        token === undefined
-          ? null
-          : setInterval(() => {
-              void extra
-                .sendNotification({
-                  method: "notifications/progress",
-                  params: { progressToken: token, progress: ++tick, message: `Run ${run.id} still going (${Math.round((Date.now() - t0) / 1000)} s)` },
-                })
-                .catch(() => {});
-            }, PROGRESS_EVERY_MS);
-      try {
-        // A client that gives up stops the wait, not the run.
-        const aborted = new Promise<null>((resolve) => extra.signal.addEventListener("abort", () => resolve(null), { once: true }));
-        run = (await Promise.race([ctx.api.waitRun({ run: run.id }), aborted]))?.run ?? run;
-      } finally {
-        if (timer) clearInterval(timer);
+  handler:
+    (ctx) =>
+    async ({ job: ref, wait }, extra) => {
+      const started = await ctx.api.runNow({ job: ref });
+      let run = started.run;
+      if (wait) {
+        const token = extra._meta?.progressToken;
+        const t0 = Date.now();
+        let tick = 0;
+        const timer =
+          token === undefined
+            ? null
+            : setInterval(() => {
+                void extra
+                  .sendNotification({
+                    method: "notifications/progress",
+                    params: { progressToken: token, progress: ++tick, message: `Run ${run.id} still going (${Math.round((Date.now() - t0) / 1000)} s)` },
+                  })
+                  .catch(() => {});
+              }, PROGRESS_EVERY_MS);
+        try {
+          // A client that gives up stops the wait, not the run.
+          const aborted = new Promise<null>((resolve) => extra.signal.addEventListener("abort", () => resolve(null), { once: true }));
+          run = (await Promise.race([ctx.api.waitRun({ run: run.id }), aborted]))?.run ?? run;
+        } finally {
+          if (timer) clearInterval(timer);
+        }
       }
-    }
-    const done = TERMINAL_STATUSES.has(run.status);
-    const output = done && wait ? cappedOutput((await ctx.api.readRun({ run: run.id })).output) : { output: null, output_truncated: false };
-    return ok(runSentence(run, started.job_name), { run, ...output });
-  },
+      const done = TERMINAL_STATUSES.has(run.status);
+      const output = done && wait ? cappedOutput((await ctx.api.readRun({ run: run.id })).output) : { output: null, output_truncated: false };
+      return ok(runSentence(run, started.job_name), { run, ...output });
+    },
 });

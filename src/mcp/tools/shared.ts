@@ -18,7 +18,7 @@ export const JobChangeSchema = z.object({
   next_runs_utc: z.array(z.string()).describe("The same in UTC"),
   warnings: z.array(z.string()).describe("Things to fix before the job can run well"),
   trigger_url: z.string().optional().describe('trigger "http": POST here on the HTTP daemon to start a run'),
-  trigger_token: z.string().optional().describe("trigger \"http\": the Bearer token for trigger_url, shown only in this answer"),
+  trigger_token: z.string().optional().describe('trigger "http": the Bearer token for trigger_url, shown only in this answer'),
 });
 
 export function jobChange(job: Job, next: { next_runs: string[]; next_runs_utc: string[] }, extra: Partial<Pick<AddCronResult, "created" | "warnings">> = {}) {

@@ -73,7 +73,9 @@ describe("the App on a files data dir", () => {
 
     const { app, clock, exec } = await makeApp({ dir: first.dir, clock: first.clock });
     expect(app.startupProblems).toHaveLength(2);
-    expect(app.startupProblems[0]).toMatch(new RegExp(`^Job "bad-zone" \\(${bad.id}\\) in .*jobs\\.json cannot be scheduled: timezone "Mars/Olympus" is not known`));
+    expect(app.startupProblems[0]).toMatch(
+      new RegExp(`^Job "bad-zone" \\(${bad.id}\\) in .*jobs\\.json cannot be scheduled: timezone "Mars/Olympus" is not known`),
+    );
     expect(app.startupProblems[1]).toMatch(/"bad-date" .* created_at "yesterday-ish" is not a date/);
     expect(app.resolveJob("bad-zone")).toMatchObject({ state: "paused", enabled: false });
     expect(app.resolveJob("bad-zone").last_error).toMatch(/^Cannot be scheduled: timezone "Mars\/Olympus"/);
@@ -119,5 +121,4 @@ describe("the App on a files data dir", () => {
     const records = runsOf(app, "q").map((r) => [r.scheduled_for, r.status]);
     expect(records).toContainEqual(["2026-03-02T09:00:01.000+00:00", "skipped"]);
   });
-
 });

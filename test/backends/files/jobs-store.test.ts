@@ -22,12 +22,48 @@ function rawJob(over: Partial<Job>): Record<string, unknown> {
   const id = `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
   const t = "2026-01-01T00:00:00.000+00:00";
   return {
-    id, name: null, schedule: "@daily", run_at: null, timezone: "UTC", prompt: "p", executor: "x", work_dir: null,
-    session: "isolated", session_id: null, type: "medium", timeout_seconds: 60, retries: 0, retry_delay_seconds: 1,
-    output_format: "text", output_schema: null, overlap: "skip", catch_up: "latest", max_runs: null, expires_at: null,
-    max_cost_usd: null, pause_after_failures: 5, enabled: true, state: "active", silent: false, notify_on: ["completed"],
-    on_complete: null, on_fail: null, deliver_to: [], deliver_on: ["completed", "failed", "paused"], created_by: "test", created_at: t, updated_at: t, last_run_at: null, last_status: null,
-    last_error: null, last_scheduled_for: null, schedule_from: null, next_run_at: null, run_count: 0, consecutive_failures: 0, ...over,
+    id,
+    name: null,
+    schedule: "@daily",
+    run_at: null,
+    timezone: "UTC",
+    prompt: "p",
+    executor: "x",
+    work_dir: null,
+    session: "isolated",
+    session_id: null,
+    type: "medium",
+    timeout_seconds: 60,
+    retries: 0,
+    retry_delay_seconds: 1,
+    output_format: "text",
+    output_schema: null,
+    overlap: "skip",
+    catch_up: "latest",
+    max_runs: null,
+    expires_at: null,
+    max_cost_usd: null,
+    pause_after_failures: 5,
+    enabled: true,
+    state: "active",
+    silent: false,
+    notify_on: ["completed"],
+    on_complete: null,
+    on_fail: null,
+    deliver_to: [],
+    deliver_on: ["completed", "failed", "paused"],
+    created_by: "test",
+    created_at: t,
+    updated_at: t,
+    last_run_at: null,
+    last_status: null,
+    last_error: null,
+    last_scheduled_for: null,
+    schedule_from: null,
+    next_run_at: null,
+    run_count: 0,
+    consecutive_failures: 0,
+    ...over,
   };
 }
 
@@ -88,7 +124,7 @@ describe("JobStore", () => {
     store.close();
     const again = await JobStore.open(dir, undefined, "fsync");
     expect(again.size).toBe(200);
-    expect(jobs.every((j, i) => again.get(j.id)?.run_count === 800 + i)).toBe(true)
+    expect(jobs.every((j, i) => again.get(j.id)?.run_count === 800 + i)).toBe(true);
     again.close();
   });
 
@@ -206,7 +242,9 @@ describe("JobStore", () => {
       expect(JSON.parse(header)).toMatchObject({ from: 0, rev: 3 });
       writeFileSync(file, header);
       const before = readFileSync(path.join(dir, "jobs.json"), "utf8");
-      await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.journal was cut back: it holds the job set up to change 0, but its header records change 3, so the last 3 changes would be lost\. Nothing was changed; .*remove the "journal" key from jobs\.json/);
+      await expect(JobStore.open(dir)).rejects.toThrow(
+        /jobs\.journal was cut back: it holds the job set up to change 0, but its header records change 3, so the last 3 changes would be lost\. Nothing was changed; .*remove the "journal" key from jobs\.json/,
+      );
       expect(readFileSync(file, "utf8")).toBe(header);
       expect(readFileSync(path.join(dir, "jobs.json"), "utf8")).toBe(before);
       // Cut back by one line: still refused.
@@ -261,7 +299,11 @@ describe("JobStore", () => {
       s.close();
       const snap = JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8"));
       expect(snap.jobs).toHaveLength(1);
-      expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0])).toMatchObject({ journal: snap.journal, from: snap.rev, rev: snap.rev });
+      expect(JSON.parse(readFileSync(path.join(dir, "jobs.journal"), "utf8").split("\n")[0])).toMatchObject({
+        journal: snap.journal,
+        from: snap.rev,
+        rev: snap.rev,
+      });
     });
 
     it("gives a data dir written before journals had headers one, keeping its jobs", async () => {
@@ -282,7 +324,7 @@ describe("JobStore", () => {
 
   it("reads jobs.json as the store writes it (a job a line) and as a person may format it, to the same jobs", async () => {
     const dir = tmp();
-    const jobs = [job({ name: "a" }), job({ name: "b", prompt: "ü\u2028, \"quoted\"\n]}" }), job({ name: "c", notify_on: ["failed"] })];
+    const jobs = [job({ name: "a" }), job({ name: "b", prompt: 'ü\u2028, "quoted"\n]}' }), job({ name: "c", notify_on: ["failed"] })];
     const snapshot = { version: 1, journal: "0123456789abcdef", rev: 3, jobs };
     writeFileSync(path.join(dir, "jobs.journal"), journalHeaderLine("0123456789abcdef", null, 3).line);
     writeFileSync(path.join(dir, "jobs.json"), stringifyRecords(snapshot, "jobs"));

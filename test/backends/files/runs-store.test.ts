@@ -68,7 +68,11 @@ function run(jobId: string, at: number | null, over: Partial<Run> = {}): Run {
   };
 }
 const logOf = (dir: string, jobId: string) => path.join(dir, "runs", `${jobId}.jsonl`);
-const linesOf = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const linesOf = (file: string) =>
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 const ids = (runs: readonly Run[]) => runs.map((r) => r.id);
 
 describe("RunStore: one append-only log per job", () => {
@@ -204,8 +208,17 @@ describe("RunStore: one append-only log per job", () => {
     expect((results[1] as PromiseRejectedResult).reason.message).toMatch(new RegExp(`Could not save to .*${JOB_B}\\.jsonl: the disk is full`));
     expect(s.ofJob(JOB_B)).toEqual(old);
     expect(s.ofJob(JOB_A).map((r) => r.status)).toEqual(["completed"]);
-    expect(s.recent({ limit: 10 }).items.map((r) => r.id).sort()).toEqual([a.id, c.id, ...ids(old)].sort());
-    expect(linesOf(logOf(dir, JOB_A)).slice(1).map((l) => l.put.status)).toEqual(["running", "completed"]);
+    expect(
+      s
+        .recent({ limit: 10 })
+        .items.map((r) => r.id)
+        .sort(),
+    ).toEqual([a.id, c.id, ...ids(old)].sort());
+    expect(
+      linesOf(logOf(dir, JOB_A))
+        .slice(1)
+        .map((l) => l.put.status),
+    ).toEqual(["running", "completed"]);
     rmSync(fileB);
     writeFileSync(fileB, formatRunLog(JOB_B, old));
     const again = open(dir, 2);
@@ -259,7 +272,12 @@ describe("RunStore: start-up reads only what it needs", () => {
     expect(() => again.ofJob(JOB_C)).toThrow(/jsonl \(line 3\) is not valid JSON.*left untouched/);
     await expect(again.put(run(JOB_C, 3000))).rejects.toThrow(/line 3\) is not valid JSON/);
     expect(again.ofJob(JOB_B)).toHaveLength(2);
-    expect(again.recent({ limit: 10 }).items.map((r) => r.job_id).sort()).toEqual([JOB_A, JOB_B, JOB_B]);
+    expect(
+      again
+        .recent({ limit: 10 })
+        .items.map((r) => r.job_id)
+        .sort(),
+    ).toEqual([JOB_A, JOB_B, JOB_B]);
     expect(readFileSync(logOf(dir, JOB_C), "utf8")).toContain("not json\n");
   });
 
@@ -282,10 +300,18 @@ describe("RunStore: start-up reads only what it needs", () => {
     await s.put(run(JOB_B, 1000));
     const index = path.join(dir, "runs", "open.jsonl");
     rmSync(index);
-    expect(open(dir).running().map((r) => r.id)).toEqual([going.id]);
+    expect(
+      open(dir)
+        .running()
+        .map((r) => r.id),
+    ).toEqual([going.id]);
     expect(linesOf(index)).toEqual([{ open: going.id, job: JOB_A }]);
     writeFileSync(index, "garbage\n");
-    expect(open(dir).running().map((r) => r.id)).toEqual([going.id]);
+    expect(
+      open(dir)
+        .running()
+        .map((r) => r.id),
+    ).toEqual([going.id]);
   });
 
   it("closes a run in runs/open.jsonl once it has ended and delivered", async () => {
@@ -294,7 +320,11 @@ describe("RunStore: start-up reads only what it needs", () => {
     const r = run(JOB_A, 1000, { status: "running" });
     await s.put(r);
     await s.put({ ...r, status: "completed", delivery: "pending" });
-    expect(open(dir).pendingDelivery().map((x) => x.id)).toEqual([r.id]);
+    expect(
+      open(dir)
+        .pendingDelivery()
+        .map((x) => x.id),
+    ).toEqual([r.id]);
     await s.put({ ...r, status: "completed", delivery: "delivered" });
     const again = open(dir);
     expect(again.running()).toEqual([]);
@@ -310,7 +340,11 @@ describe("RunStore: start-up reads only what it needs", () => {
     expect(s.ofJob(JOB_A)).toEqual(old);
     expect(s.running().map((r) => r.id)).toEqual([old[1].id]);
     expect(existsSync(path.join(dir, "runs", `${JOB_A}.json`))).toBe(false);
-    expect(linesOf(logOf(dir, JOB_A)).slice(1).map((l) => l.put.id)).toEqual(ids(old));
+    expect(
+      linesOf(logOf(dir, JOB_A))
+        .slice(1)
+        .map((l) => l.put.id),
+    ).toEqual(ids(old));
     const again = open(dir);
     expect(again.ofJob(JOB_A)).toEqual(old);
     expect(again.running().map((r) => r.id)).toEqual([old[1].id]);
@@ -365,7 +399,7 @@ describe("RunStore.recent: every job's runs, newest first, without sorting them 
     const s = open(dir, 30);
     const jobs = [JOB_A, JOB_B, JOB_C];
     let seed = 7;
-    const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % k);
+    const rand = (k: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % k;
     for (let i = 0; i < 200; i++) {
       // Times collide on purpose (ties go by id), some runs have only an occurrence time or none.
       const t = rand(50) * 1000;

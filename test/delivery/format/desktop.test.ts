@@ -34,7 +34,13 @@ function readPowerShellStrings(script: string): string[] {
 describe("desktopCommand", () => {
   it("runs notify-send on Linux, critical for failures, its body escaped as markup", () => {
     const ok = desktopCommand(message({ response: "All **12** < 13 & fine" }), "linux");
-    expect(ok).toEqual(["notify-send", "--app-name=agent-cron", "--", "✅ log-audit completed in 42 s", "All 12 &lt; 13 &amp; fine\ntook 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris)"]);
+    expect(ok).toEqual([
+      "notify-send",
+      "--app-name=agent-cron",
+      "--",
+      "✅ log-audit completed in 42 s",
+      "All 12 &lt; 13 &amp; fine\ntook 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris)",
+    ]);
     const failed = desktopCommand(message({ event: "failed", status: "failed", error: "Boom.", response: "" }), "linux");
     expect(failed.slice(0, 4)).toEqual(["notify-send", "--urgency=critical", "--app-name=agent-cron", "--"]);
     expect(failed[4]).toBe("❌ log-audit failed: boom");
@@ -88,7 +94,9 @@ describe("desktopCommand", () => {
   });
 
   it("says (no output) for an empty answer and the default sentence for a test", () => {
-    expect(desktopText(message({ event: "failed", status: "failed", error: "Boom.", response: "", durationMs: null, costUsd: null, nextRunAt: null })).body).toBe("(no output)");
+    expect(
+      desktopText(message({ event: "failed", status: "failed", error: "Boom.", response: "", durationMs: null, costUsd: null, nextRunAt: null })).body,
+    ).toBe("(no output)");
     const t = desktopText(message({ test: true, response: "", durationMs: null, costUsd: null, nextRunAt: null }));
     expect(t.title).toBe("🧪 Test message from agent-cron");
     expect(t.body).toBe("This is a test message from agent-cron test-channel. If you can read it, the channel works.");

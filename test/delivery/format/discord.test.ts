@@ -28,7 +28,9 @@ describe("Discord Markdown", () => {
     expect(toDiscordMarkdown("\\- not a list")).toBe("\\- not a list");
     expect(toDiscordMarkdown("\\> not a quote")).toBe("\\> not a quote");
     // nothing that is not markup is escaped
-    expect(toDiscordMarkdown("snake_case_name, a < b, a & b, 50% off (really) - ok #1 done.")).toBe("snake_case_name, a < b, a & b, 50% off (really) - ok #1 done.");
+    expect(toDiscordMarkdown("snake_case_name, a < b, a & b, 50% off (really) - ok #1 done.")).toBe(
+      "snake_case_name, a < b, a & b, 50% off (really) - ok #1 done.",
+    );
     expect(toDiscordMarkdown("see https://example.com/a_b_c*d for more")).toBe("see https://example.com/a_b_c*d for more");
     expect(toDiscordMarkdown("a literal <b>tag</b> and @everyone")).toBe("a literal \\<b>tag\\</b> and @everyone");
   });

@@ -78,7 +78,9 @@ export function checkTelegramHtml(html: string): { problems: string[]; visible: 
         stack.push(name);
       }
     } else if (entity) {
-      visible += { lt: "<", gt: ">", amp: "&", quot: '"' }[entity.toLowerCase()] ?? String.fromCodePoint(parseInt(entity.slice(entity[1] === "x" ? 2 : 1), entity[1] === "x" ? 16 : 10));
+      visible +=
+        { lt: "<", gt: ">", amp: "&", quot: '"' }[entity.toLowerCase()] ??
+        String.fromCodePoint(parseInt(entity.slice(entity[1] === "x" ? 2 : 1), entity[1] === "x" ? 16 : 10));
     } else if (stray) {
       problems.push(`raw "${stray}" at ${m.index}`);
       visible += stray;

@@ -83,7 +83,26 @@ describe("cutting atoms", () => {
   });
 
   it("keeps any answer within the budget, well-formed and balanced (property)", () => {
-    const piece = fc.constantFrom("**b ", "** ", "_i_ ", "`c<d>` ", "[l](https://x.y/?a=1&b=2) ", "\n\n", "\n- ", "\n> ", "\n```\ncode & <x>\n```\n", "😀", "👩‍👩‍👧‍👦", "漢字", "<b>", "&amp;", " ", "word ", "~~s~~ ", "# h\n");
+    const piece = fc.constantFrom(
+      "**b ",
+      "** ",
+      "_i_ ",
+      "`c<d>` ",
+      "[l](https://x.y/?a=1&b=2) ",
+      "\n\n",
+      "\n- ",
+      "\n> ",
+      "\n```\ncode & <x>\n```\n",
+      "😀",
+      "👩‍👩‍👧‍👦",
+      "漢字",
+      "<b>",
+      "&amp;",
+      " ",
+      "word ",
+      "~~s~~ ",
+      "# h\n",
+    );
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 200 }), fc.integer({ min: 60, max: 600 }), (pieces, budget) => {
         const w = tg(pieces.join(""));

@@ -26,12 +26,20 @@ describe("titles", () => {
     expect(title(message({ event: "failed", status: "failed", error: "Codex reported an error: rate limited. Try later." }))).toBe(
       "❌ log-audit failed: codex reported an error: rate limited",
     );
-    expect(title(message({ event: "paused", status: "failed", error: "Cannot be scheduled: the cron expression has no next time. Fix it with update_cron, then resume the job." }))).toBe(
-      "⏸ log-audit paused itself: cannot be scheduled: the cron expression has no next time",
-    );
-    expect(title(message({ event: "paused", status: "failed", error: "Paused after 3 failed runs in a row; last error: boom. Fix the cause, then resume the job." }))).toBe(
-      "⏸ log-audit paused itself after 3 failed runs in a row",
-    );
+    expect(
+      title(
+        message({
+          event: "paused",
+          status: "failed",
+          error: "Cannot be scheduled: the cron expression has no next time. Fix it with update_cron, then resume the job.",
+        }),
+      ),
+    ).toBe("⏸ log-audit paused itself: cannot be scheduled: the cron expression has no next time");
+    expect(
+      title(
+        message({ event: "paused", status: "failed", error: "Paused after 3 failed runs in a row; last error: boom. Fix the cause, then resume the job." }),
+      ),
+    ).toBe("⏸ log-audit paused itself after 3 failed runs in a row");
     expect(title(message({ event: "canceled", status: "canceled", durationMs: 3000 }))).toBe("🚫 log-audit canceled");
     expect(title(message({ test: true }))).toBe("🧪 Test message from agent-cron");
   });

@@ -16,7 +16,8 @@ describe("ntfyPayload", () => {
     expect(ntfyPayload(message({ response: "All **12** services are healthy." }), { topic: "ops" })).toEqual({
       topic: "ops",
       title: "log-audit completed in 42 s",
-      message: "All **12** services are healthy.\n\n*took 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris) · [full output](https://cron.example.com/runs/run_01)*",
+      message:
+        "All **12** services are healthy.\n\n*took 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris) · [full output](https://cron.example.com/runs/run_01)*",
       markdown: true,
       priority: 3,
       tags: ["white_check_mark"],

@@ -34,7 +34,9 @@ describe("slackPayload", () => {
         { type: "section", text: { type: "mrkdwn", text: "All *12* services are &lt;healthy&gt;." } },
         {
           type: "context",
-          elements: [{ type: "mrkdwn", text: "took 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris) · <https://cron.example.com/runs/run_01|full output>" }],
+          elements: [
+            { type: "mrkdwn", text: "took 42 s · $0.0123 · next run 2026-12-02 09:00 (Europe/Paris) · <https://cron.example.com/runs/run_01|full output>" },
+          ],
         },
       ],
       unfurl_links: false,
@@ -51,7 +53,10 @@ describe("slackPayload", () => {
   it("shows the whole error above the answer when the title shortened it, and (no output) for an empty answer", () => {
     const p = slackPayload(message({ event: "failed", status: "timed_out", error: "Timed out after 30 min; the process group was killed.", response: "" }));
     expect(p.text).toBe("❌ log-audit failed: timed out after 30 min");
-    expect(p.blocks[1]).toEqual({ type: "section", text: { type: "mrkdwn", text: "*Error:* Timed out after 30 min; the process group was killed.\n\n(no output)" } });
+    expect(p.blocks[1]).toEqual({
+      type: "section",
+      text: { type: "mrkdwn", text: "*Error:* Timed out after 30 min; the process group was killed.\n\n(no output)" },
+    });
     const done = slackPayload(message({ response: "  \n" }));
     expect(done.blocks[1]).toEqual({ type: "section", text: { type: "mrkdwn", text: "(no output)" } });
   });

@@ -48,7 +48,8 @@ describe("teamsPayload", () => {
     const c = card(
       teamsPayload(
         message({
-          response: "# Report\n\nSome **bold**, _italic_, ~~struck~~ and `code`; [a link](https://example.com).\nNext line.\n\n- one\n- two\n\n```sh\necho '**not bold**' && ls\n```\n\nAfter.",
+          response:
+            "# Report\n\nSome **bold**, _italic_, ~~struck~~ and `code`; [a link](https://example.com).\nNext line.\n\n- one\n- two\n\n```sh\necho '**not bold**' && ls\n```\n\nAfter.",
         }),
       ),
     );

@@ -47,8 +47,12 @@ describe("telegramPayload", () => {
   });
 
   it("says (no output) for a failure with an empty answer, the whole error above it", () => {
-    const p = telegramPayload(message({ event: "failed", status: "timed_out", error: "Timed out after 30 min; the process group was killed.", response: "" }), { chatId: 1 });
-    expect(p.text).toContain("<b>❌ log-audit failed: timed out after 30 min</b>\n\n<b>Error:</b> Timed out after 30 min; the process group was killed.\n\n(no output)\n\n");
+    const p = telegramPayload(message({ event: "failed", status: "timed_out", error: "Timed out after 30 min; the process group was killed.", response: "" }), {
+      chatId: 1,
+    });
+    expect(p.text).toContain(
+      "<b>❌ log-audit failed: timed out after 30 min</b>\n\n<b>Error:</b> Timed out after 30 min; the process group was killed.\n\n(no output)\n\n",
+    );
   });
 
   it("keeps a 10,000-character answer with emoji and CJK within 4096 characters, tags balanced, ending with the pointer", () => {

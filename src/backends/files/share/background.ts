@@ -43,7 +43,11 @@ export function startBackgroundOwner(opts: StartOwnerOptions): number {
   // The owner is the owner: it starts no other.
   delete secrets.AGENT_CRON_ALWAYS_ON;
   const args = [
-    cliPath(), "serve", "--background", "--data-dir", opts.dataDir,
+    cliPath(),
+    "serve",
+    "--background",
+    "--data-dir",
+    opts.dataDir,
     ...(opts.configPath ? ["--config", opts.configPath] : []),
     ...(opts.handoverSince ? ["--handover-since", String(opts.handoverSince)] : []),
   ];
@@ -154,7 +158,14 @@ export function describeOwner(info: { pid: number; since: string; started_as?: s
       short: `Runs in agent-cron's HTTP daemon (pid ${info.pid}, since ${since}), also with no client open.`,
     };
   }
-  const owner = how === "dashboard" ? "agent-cron dashboard" : how === "cli" ? "agent-cron command" : self ? "this client's agent-cron server" : "another client's agent-cron server";
+  const owner =
+    how === "dashboard"
+      ? "agent-cron dashboard"
+      : how === "cli"
+        ? "agent-cron command"
+        : self
+          ? "this client's agent-cron server"
+          : "another client's agent-cron server";
   const mine = self && how === "client";
   return {
     ...base,
@@ -199,4 +210,4 @@ export function looksLikeAgentCron(pid: number): boolean {
 
 export const NO_OWNER_SHORT = "Runs once an agent-cron process owns the data dir (none does now).";
 export const NO_OWNER =
-  "No agent-cron process owns the data dir right now, so no job runs until one starts (an MCP client with always_on \"daemon\", agent-cron start, or the user service).";
+  'No agent-cron process owns the data dir right now, so no job runs until one starts (an MCP client with always_on "daemon", agent-cron start, or the user service).';

@@ -63,7 +63,8 @@ export class OwnerPresentError extends AgentCronError {
   constructor(readonly owner: OwnerFile | null) {
     super(
       "AC_OWNER_PRESENT",
-      `Another agent-cron process (pid ${owner?.pid ?? "?"}, ${owner?.started_as ?? "unknown"}) owns the data dir; this one is not needed.`);
+      `Another agent-cron process (pid ${owner?.pid ?? "?"}, ${owner?.started_as ?? "unknown"}) owns the data dir; this one is not needed.`,
+    );
   }
 }
 
@@ -82,7 +83,14 @@ const HANDOVER_MS = 120_000;
 export class Host extends ForwardingApi implements CronApi {
   readonly events = new AppEventBus();
   /** `gen` is null on a shared store (postgres): no lock, no socket, the database coordinates. */
-  private owner: { app: App; api: LocalApi; gen: Generation | null; release: () => Promise<void>; stopServing: () => Promise<void>; unpipe: () => void } | null = null;
+  private owner: {
+    app: App;
+    api: LocalApi;
+    gen: Generation | null;
+    release: () => Promise<void>;
+    stopServing: () => Promise<void>;
+    unpipe: () => void;
+  } | null = null;
   private remote: RemoteApiClient | null = null;
   private closing = false;
   private takeover: Promise<void> | null = null;
@@ -165,7 +173,10 @@ export class Host extends ForwardingApi implements CronApi {
       if (!startOwner || (startedAt !== null && Date.now() - startedAt > START_OWNER_MS)) {
         if (await this.tryOwn()) {
           if (startOwner) {
-            this.opts.onNotice?.("warning", `The background owner did not start within ${START_OWNER_MS / 1000} s (see ${path.join(this.opts.dataDir, "logs", "agent-cron.log")}); this process owns the data dir, and jobs run only while it is open.`);
+            this.opts.onNotice?.(
+              "warning",
+              `The background owner did not start within ${START_OWNER_MS / 1000} s (see ${path.join(this.opts.dataDir, "logs", "agent-cron.log")}); this process owns the data dir, and jobs run only while it is open.`,
+            );
           }
           return;
         }
@@ -248,7 +259,13 @@ export class Host extends ForwardingApi implements CronApi {
    */
   private async openShared(): Promise<void> {
     const { openApp } = await import("../../../compose.js");
-    const app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, role: this.opts.role, env: this.opts.env });
+    const app = await openApp({
+      dataDir: this.opts.dataDir,
+      config: this.opts.config,
+      configPath: this.opts.configPath,
+      role: this.opts.role,
+      env: this.opts.env,
+    });
     for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
     app.delivery.setLinkBase?.(this.linkBase);
     const unpipe = pipeEvents(app.events, this.events);
@@ -258,7 +275,9 @@ export class Host extends ForwardingApi implements CronApi {
 
   /** True while a live process holds the data dir's lock. */
   private async locked(): Promise<boolean> {
-    return lockfile.check(this.opts.dataDir, { lockfilePath: path.join(this.opts.dataDir, "agent-cron.lock"), stale: LOCK_STALE_MS, realpath: false }).catch(() => false);
+    return lockfile
+      .check(this.opts.dataDir, { lockfilePath: path.join(this.opts.dataDir, "agent-cron.lock"), stale: LOCK_STALE_MS, realpath: false })
+      .catch(() => false);
   }
 
   /**
@@ -321,7 +340,10 @@ export class Host extends ForwardingApi implements CronApi {
     this.owner = null;
     if (this.opts.ownerOnly) {
       // A background owner that lost the data dir has nothing left to do.
-      void owner.app.close(0).catch(() => {}).finally(() => this.opts.onOwnershipEnded?.(why));
+      void owner.app
+        .close(0)
+        .catch(() => {})
+        .finally(() => this.opts.onOwnershipEnded?.(why));
       return;
     }
     this.opts.onNotice?.("error", `Another agent-cron process took over the data dir while this one was not responding (${why}); this one now forwards to it.`);
@@ -413,7 +435,8 @@ export class Host extends ForwardingApi implements CronApi {
       };
     }
     const info = readOwnerFile(this.opts.dataDir);
-    if (!info || !isAlive(info.pid)) return { background: false, pid: null, started_as: null, since: null, version: null, self: false, sentence: NO_OWNER, short: NO_OWNER_SHORT };
+    if (!info || !isAlive(info.pid))
+      return { background: false, pid: null, started_as: null, since: null, version: null, self: false, sentence: NO_OWNER, short: NO_OWNER_SHORT };
     return describeOwner(info, info.pid === process.pid, this.opts.config.timezone);
   }
 
@@ -568,4 +591,3 @@ export function newerVersion(a: string, b: string | undefined): boolean {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-

@@ -120,7 +120,9 @@ export async function socketPeerPids(socket: net.Socket): Promise<number[] | nul
   const ss = SS_PATHS.find((p) => existsSync(p));
   if (!ours || !ss) return null;
   const table = await new Promise<string | null>((resolve) => {
-    execFile(ss, ["-xpnH"], { env: { LANG: "C", PATH: "/usr/bin:/bin" }, timeout: 10_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => resolve(err ? null : stdout));
+    execFile(ss, ["-xpnH"], { env: { LANG: "C", PATH: "/usr/bin:/bin" }, timeout: 10_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
+      resolve(err ? null : stdout),
+    );
   });
   if (table === null) return null;
   const mine = `pid=${process.pid},fd=${fd})`;

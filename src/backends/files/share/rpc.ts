@@ -143,7 +143,14 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
           // The code says what the error is; the flags are for a follower older than codes.
           (err) => {
             const code = codeOf(err);
-            send(socket, { id, error: errorMessage(err), code: code ?? undefined, user: kindOf(err) === "user", unauthorized: code === "AC_UNAUTHORIZED", retry: code === "AC_LOCK_LOST" });
+            send(socket, {
+              id,
+              error: errorMessage(err),
+              code: code ?? undefined,
+              user: kindOf(err) === "user",
+              unauthorized: code === "AC_UNAUTHORIZED",
+              retry: code === "AC_LOCK_LOST",
+            });
           },
         );
       inFlight.add(call);
@@ -223,7 +230,10 @@ export class RemoteApiClient {
   private greeted?: () => void;
   private refused?: (err: Error) => void;
 
-  private constructor(private readonly socket: net.Socket, events: AppEventBus) {
+  private constructor(
+    private readonly socket: net.Socket,
+    events: AppEventBus,
+  ) {
     onLines(socket, (raw) => {
       const msg = raw as Reply & EventMsg & { stopping?: boolean; hello?: boolean; denied?: string };
       if (msg.denied) {
@@ -276,7 +286,11 @@ export class RemoteApiClient {
       socket.once("close", () => fail());
       // A stalled owner's kernel still accepts the connection; only the greeting tells.
       const timer = setTimeout(() => {
-        fail(new UnavailableError(`The agent-cron process that owns the data dir did not answer within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. Try again.`));
+        fail(
+          new UnavailableError(
+            `The agent-cron process that owns the data dir did not answer within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. Try again.`,
+          ),
+        );
         socket.destroy();
       }, CALL_TIMEOUT_MS);
       timer.unref();
@@ -308,8 +322,12 @@ export class RemoteApiClient {
           ? null
           : setTimeout(() => {
               if (!this.pending.delete(id)) return;
-              reject(new UnavailableError(`The agent-cron process that owns the data dir did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. ` +
-                (READ_METHODS.has(method) ? "Try again." : "The change may still be applied when it wakes; check before trying again.")));
+              reject(
+                new UnavailableError(
+                  `The agent-cron process that owns the data dir did not answer ${method} within ${CALL_TIMEOUT_MS / 1000} s; it may be stalled. ` +
+                    (READ_METHODS.has(method) ? "Try again." : "The change may still be applied when it wakes; check before trying again."),
+                ),
+              );
             }, CALL_TIMEOUT_MS);
       timer?.unref();
       this.pending.set(id, {

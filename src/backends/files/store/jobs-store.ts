@@ -135,7 +135,12 @@ export class JobStore implements JobRepo {
     if (expected === null) return;
     const wayOut = `Nothing was changed; restore ${this.journalPath} from a backup, or, to start from jobs.json alone and accept losing those changes, remove the "journal" key from jobs.json.`;
     // A compaction was cut short: `.old` is the snapshot's journal and the new one follows it.
-    const named = current.header?.journal === expected ? current : old.header?.journal === expected && (current.bytes === 0 || current.header?.after === expected) ? old : null;
+    const named =
+      current.header?.journal === expected
+        ? current
+        : old.header?.journal === expected && (current.bytes === 0 || current.header?.after === expected)
+          ? old
+          : null;
     if (!named) {
       const what = !existsSync(this.journalPath) ? "is missing" : current.bytes === 0 ? "is empty" : "is not the journal jobs.json was written with";
       throw new UserError(`Data file ${this.journalPath} ${what}: the job changes made since ${file} was written would be lost. ${wayOut}`);
@@ -424,13 +429,20 @@ export function compactAfterLines(jobs: number): number {
  * memory, and replays at the next start, but it cannot be promised to survive a power cut.
  */
 export function syncError(file: string, err: unknown): UserError {
-  return new UserError(`Saved to ${file}, but the disk did not confirm it (${(err as Error).message}); the change may not survive a power cut. Check the disk.`);
+  return new UserError(
+    `Saved to ${file}, but the disk did not confirm it (${(err as Error).message}); the change may not survive a power cut. Check the disk.`,
+  );
 }
 
 /** A failed write, worded for the caller: nothing was changed. */
 export function writeError(file: string, err: unknown): UserError {
   const code = (err as NodeJS.ErrnoException).code;
-  const why = code === "ENOSPC" ? "the disk is full" : code === "EROFS" || code === "EACCES" || code === "EPERM" ? "the data dir is not writable" : (err as Error).message;
+  const why =
+    code === "ENOSPC"
+      ? "the disk is full"
+      : code === "EROFS" || code === "EACCES" || code === "EPERM"
+        ? "the data dir is not writable"
+        : (err as Error).message;
   return new UserError(`Could not save to ${file}: ${why}. Nothing was changed; free space or fix permissions and try again.`);
 }
 

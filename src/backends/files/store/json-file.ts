@@ -31,9 +31,7 @@ export function parseNamed(file: string, text: string): Record<string, unknown> 
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UserError(
-      `Data file ${file} is not valid JSON (${(err as Error).message}). It was left untouched; restore it from a backup or move it aside.`,
-    );
+    throw new UserError(`Data file ${file} is not valid JSON (${(err as Error).message}). It was left untouched; restore it from a backup or move it aside.`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new UserError(`Data file ${file} does not hold a JSON object. It was left untouched; move it aside to start afresh.`);
@@ -49,7 +47,11 @@ export function parseNamed(file: string, text: string): Record<string, unknown> 
  * it is not laid out as stringifyRecords writes it (say, formatted by hand): then nothing is
  * known about its records, and the caller parses it whole (parseNamed names what is wrong).
  */
-export function readRecordLines(file: string, key: string, onRecord: (record: unknown, index: number) => void): Record<string, unknown> | null | "other layout" {
+export function readRecordLines(
+  file: string,
+  key: string,
+  onRecord: (record: unknown, index: number) => void,
+): Record<string, unknown> | null | "other layout" {
   let fd: number;
   try {
     fd = openSync(file, "r");
@@ -138,6 +140,16 @@ export function checkRegularFile(file: string): void {
     throw err;
   }
   if (st.isFile()) return;
-  const what = st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "not a regular file";
-  throw new UserError(`Data file ${file} is ${what}, not a regular file. Nothing was read or changed; move it aside (agent-cron makes a new one where none is).`);
+  const what = st.isFIFO()
+    ? "a FIFO"
+    : st.isDirectory()
+      ? "a directory"
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? "a device"
+        : st.isSocket()
+          ? "a socket"
+          : "not a regular file";
+  throw new UserError(
+    `Data file ${file} is ${what}, not a regular file. Nothing was read or changed; move it aside (agent-cron makes a new one where none is).`,
+  );
 }

@@ -73,7 +73,9 @@ export function replayRunLog(file: string, jobId: string, text: string): Replaye
     }
     lines++;
     if (entry.put === undefined || (entry.drop !== undefined && !isStringArray(entry.drop))) {
-      throw new UserError(`Data file ${where} is not a run log entry ({"put":…} with an optional "drop" list of run ids). It was left untouched; fix or remove that line.`);
+      throw new UserError(
+        `Data file ${where} is not a run log entry ({"put":…} with an optional "drop" list of run ids). It was left untouched; fix or remove that line.`,
+      );
     }
     const parsed = RunSchema.safeParse(entry.put);
     if (!parsed.success) {

@@ -1,5 +1,18 @@
 import { randomBytes } from "node:crypto";
-import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LockLostError, UserError, unfenced, type Fence } from "../../../kernel/errors.js";
@@ -52,7 +65,6 @@ interface PendingPut {
 const WARM_DELAY_MS = 1000;
 /** ...in slices this long, so that timers and calls are not held up. */
 const WARM_SLICE_MS = 5;
-
 
 /**
  * Run history: one append-only log per job (`runs/<job_id>.jsonl`, see run-log.ts), capped at
@@ -264,7 +276,18 @@ export class RunStore {
         this.batch = [];
         queueMicrotask(() => this.flush());
       }
-      this.batch.push({ log, run, line: putLine(run, dropped.map((r) => r.id)), dropped, undo, resolve, reject });
+      this.batch.push({
+        log,
+        run,
+        line: putLine(
+          run,
+          dropped.map((r) => r.id),
+        ),
+        dropped,
+        undo,
+        resolve,
+        reject,
+      });
     }).then(() => STORED);
   }
 
@@ -456,7 +479,8 @@ export class RunStore {
       replayed = replayRunLog(log.file, log.jobId, text);
     } catch (err) {
       // Remembered: the file is left as it is, and named by every call that needs it.
-      const problem = err instanceof UserError ? err : new UserError(`Data file ${log.file} could not be read (${(err as Error).message}). It was left untouched.`);
+      const problem =
+        err instanceof UserError ? err : new UserError(`Data file ${log.file} could not be read (${(err as Error).message}). It was left untouched.`);
       log.error = problem;
       this.settle();
       this.onProblem(problem.message);
@@ -722,7 +746,9 @@ function readLegacy(file: string): Run[] {
     const parsed = RunSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new UserError(`Data file ${file} (run #${i + 1}) holds an invalid run (${issue.path.join(".")}: ${issue.message}). It was left untouched; fix or remove that run.`);
+      throw new UserError(
+        `Data file ${file} (run #${i + 1}) holds an invalid run (${issue.path.join(".")}: ${issue.message}). It was left untouched; fix or remove that run.`,
+      );
     }
     return parsed.data;
   });

@@ -36,7 +36,7 @@ export class SyncedFile {
     this.syncing = true;
     fdatasync(this.fd, (err) => {
       this.syncing = false;
-      for (const w of waiting) (err ? w.reject(err) : w.resolve());
+      for (const w of waiting) err ? w.reject(err) : w.resolve();
       if (this.next.length) this.round();
       else if (this.closing) close(this.fd, () => {});
     });

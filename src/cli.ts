@@ -98,9 +98,10 @@ Turns down a job waiting for approval: it is removed, and never ran.`,
 Runs a job now and waits for it; exits 1 if the run did not complete.`,
   audit: `agent-cron audit [JOB] [--since 7d] [--limit N]
 Checks that every occurrence of each job (or of JOB) since --since (default 7d; also 24h, 30m,
-2w or an ISO time) has exactly one record (completed, failed, interrupted, skipped, missed) or
-is pending now, under the schedule in force at the time, pauses excluded. Prints the counts per
-job and each occurrence that was due and has no record; exits 1 when there is one.`,
+2w or an ISO time) has exactly one record (completed, failed, interrupted, skipped, missed,
+declined) or is pending now, under the schedule in force at the time, pauses excluded. Prints
+the counts per job and each occurrence that was due and has no record; exits 1 when there is
+one.`,
   doctor: `agent-cron doctor
 Checks that each configured executor's program is there and answers (or its endpoint answers),
 and that each delivery channel has what it needs (its environment variables).`,

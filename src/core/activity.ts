@@ -50,7 +50,7 @@ export interface Activity {
 }
 
 /** Where marks share a slice, the slice shows its worst outcome. */
-const SEVERITY: MarkStatus[] = ["failed", "timed_out", "interrupted", "canceled", "missed", "skipped", "running", "completed", "due"];
+const SEVERITY: MarkStatus[] = ["failed", "timed_out", "interrupted", "canceled", "missed", "declined", "skipped", "running", "completed", "due"];
 
 export interface ActivitySource {
   jobs: Iterable<Job>;

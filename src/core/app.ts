@@ -18,7 +18,7 @@ import {
   type DefinitionContext,
   type DeliveryChecks,
 } from "./job-definitions.js";
-import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
+import { afterNotRun, stopped, whyNotRun, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
 import type {
@@ -596,22 +596,13 @@ export class App {
         await this.dispatcher.record(current, occ, "missed", this.missedReason(occ.scheduledFor, current));
         return;
       }
-      // Paused, changed (a new schedule counts from its change) or closing meanwhile: the
-      // occurrence was taken, so it gets its record (the ledger has no hole), without running.
-      const restarted = occ.scheduledFor !== null && Date.parse(current.schedule_from ?? "") > occ.scheduledFor;
-      // Completed at its expires_at while this occurrence, due before then, was on its way (a
-      // fleet's worker may start it seconds late): it runs, as it would have on time.
-      const dueBeforeEnd =
-        current.state === "completed" && occ.scheduledFor !== null && current.expires_at !== null && occ.scheduledFor <= Date.parse(current.expires_at);
-      const why = this.dispatcher.isClosing
-        ? "The server stopped before this occurrence could start."
-        : current.state !== "active" && !dueBeforeEnd
-          ? `The job was ${current.state === "pending_approval" ? "sent back for approval" : current.state} before this occurrence could start.`
-          : restarted
-            ? "The job's schedule changed before this occurrence could start."
-            : null;
-      if (why) {
-        await this.dispatcher.record(current, occ, "skipped", why);
+      // Paused, changed, sent back for approval or closing meanwhile: the occurrence was
+      // taken, so it gets its record (the ledger has no hole), without running.
+      const not = this.dispatcher.isClosing
+        ? { status: "skipped" as const, why: "The server stopped before this occurrence could start." }
+        : whyNotRun(current, occ.scheduledFor);
+      if (not) {
+        await this.dispatcher.record(current, occ, not.status, not.why);
         return;
       }
       if (occ.backlog) await this.dispatcher.startOccurrence(current, occ);

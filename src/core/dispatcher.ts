@@ -20,7 +20,7 @@ import { errorMessage } from "../kernel/errors.js";
 import type { AppEventBus } from "./events.js";
 import { CHECK_NOTHING_TO_DO, maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
-import { afterNotRun, afterRun } from "./job-rules.js";
+import { afterNotRun, afterRun, whyNotRun } from "./job-rules.js";
 import { contextLine } from "./prompt-context.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
@@ -638,8 +638,11 @@ export class Dispatcher {
     if (!next || this.active.get(jobId)?.size) return;
     this.queued.delete(jobId);
     const job = this.host.getJob(jobId);
-    if (job?.state !== "active") return;
-    void this.start(job, next).catch((err) =>
+    if (!job) return;
+    // Its job changed while it waited: it was taken, so it gets its record (SPEC §18).
+    const not = whyNotRun(job, next.scheduledFor);
+    const starting = not ? this.record(job, next, not.status, not.why) : this.start(job, next);
+    void starting.catch((err) =>
       this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }),
     );
   }

@@ -74,3 +74,27 @@ export function afterNotRun(job: Job, trigger: RunTrigger, status: RunStatus): P
   }
   return change;
 }
+
+/**
+ * Why an occurrence taken while its job was active does not run now, or null when it runs
+ * (SPEC §18: it still gets its record). `declined` when the job has since gone back to a person
+ * for approval (an agent's change, SPEC §20): it is not run on an approval no longer in force.
+ * `skipped` when the job was paused, completed or given a new schedule (which counts from its
+ * change) before it could start.
+ */
+export function whyNotRun(job: Job, scheduledFor: number | null): { status: "declined" | "skipped"; why: string } | null {
+  const name = job.name ?? job.id;
+  if (job.state === "pending_approval") {
+    return {
+      status: "declined",
+      why: `The job went back for a person's approval before this occurrence could start, so it was not run; they approve it with: agent-cron approve ${name}.`,
+    };
+  }
+  // Completed at its expires_at while this occurrence, due before then, was on its way (a
+  // fleet's worker may start it seconds late): it runs, as it would have on time.
+  const dueBeforeEnd = job.state === "completed" && scheduledFor !== null && job.expires_at !== null && scheduledFor <= Date.parse(job.expires_at);
+  if (job.state !== "active" && !dueBeforeEnd) return { status: "skipped", why: `The job was ${job.state} before this occurrence could start.` };
+  if (scheduledFor !== null && Date.parse(job.schedule_from ?? "") > scheduledFor)
+    return { status: "skipped", why: "The job's schedule changed before this occurrence could start." };
+  return null;
+}

@@ -34,7 +34,18 @@ export const AFTER_ON = ["completed", "failed", "any"] as const;
 export const CHECK_NOTHING_TO_DO = "check: nothing to do";
 export const DEFAULT_DELIVER_ON: DeliverEvent[] = ["completed", "failed", "paused"];
 export const DELIVERY_STATES = ["pending", "delivered", "failed"] as const;
-export const RUN_STATUSES = ["running", "completed", "failed", "timed_out", "canceled", "skipped", "missed", "interrupted"] as const;
+export const RUN_STATUSES = [
+  "running",
+  "completed",
+  "failed",
+  "timed_out",
+  "canceled",
+  "skipped",
+  "missed",
+  "interrupted",
+  // Taken, then not run because its job went back to a person for approval (SPEC §18, §20).
+  "declined",
+] as const;
 export const RUN_TRIGGERS = ["schedule", "catch_up", "manual", "event", "after"] as const;
 export const PERMISSION_DENIED_POLICIES = ["fail", "warn"] as const;
 export const JOB_TRIGGERS = ["schedule", "http"] as const;

@@ -149,6 +149,9 @@ export function runRow(run: Run, jobName: string | null): RunRow {
   };
 }
 
+/** Statuses of an occurrence recorded without running: their error is the reason, shown as part of the status. */
+export const notRunStatus = (status: string): boolean => status === "skipped" || status === "declined";
+
 /**
  * A run's ending in words, as people read it: `completed`, `quiet: nothing new`,
  * `needs_attention: may I delete build/?`, `skipped: check: nothing to do`, and
@@ -157,7 +160,7 @@ export function runRow(run: Run, jobName: string | null): RunRow {
 export function runOutcomeText(run: Pick<Run, "status" | "outcome" | "outcome_note" | "error" | "after_run">): string {
   let text: string = run.status;
   if (run.status === "completed" && run.outcome) text = run.outcome_note ? `${run.outcome}: ${run.outcome_note}` : run.outcome;
-  else if (run.status === "skipped" && run.error) text = `skipped: ${run.error}`;
+  else if (notRunStatus(run.status) && run.error) text = `${run.status}: ${run.error}`;
   return run.after_run ? `${text}, after run ${run.after_run.slice(0, 8)}` : text;
 }
 

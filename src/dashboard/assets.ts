@@ -56,11 +56,11 @@ td .prompt{display:block;max-width:26em;overflow:hidden;text-overflow:ellipsis;w
 .st-failed,.st-timed_out{color:var(--bad)}
 .st-running{color:var(--run)}
 .st-canceled,.st-interrupted,.state-paused{color:var(--warn)}
-.st-skipped,.st-missed,.state-completed,.st-none{color:var(--idle)}
+.st-skipped,.st-declined,.st-missed,.state-completed,.st-none{color:var(--idle)}
 .state-pending_approval{color:var(--pend)}
 .strip{display:inline-flex;gap:2px;align-items:flex-end;height:1.2em;vertical-align:middle}
 .strip i{display:block;width:6px;height:100%;border-radius:1px;background:currentColor}
-.strip i.st-skipped,.strip i.st-missed{height:45%}
+.strip i.st-skipped,.strip i.st-declined,.strip i.st-missed{height:45%}
 .strip i.st-running{animation:pulse 1.2s ease-in-out infinite}
 @media (prefers-reduced-motion:reduce){.strip i.st-running{animation:none}}
 @keyframes pulse{50%{opacity:.35}}
@@ -88,7 +88,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",m
 .m-completed{fill:var(--ok)}
 .m-failed,.m-timed_out{fill:var(--bad)}
 .m-canceled,.m-interrupted{fill:var(--warn)}
-.m-skipped,.m-missed{fill:var(--idle)}
+.m-skipped,.m-declined,.m-missed{fill:var(--idle)}
 .m-running{fill:var(--run)}
 .m-due{fill:var(--card);stroke:var(--run);stroke-width:1.5}
 .m-cost{fill:var(--accent)}

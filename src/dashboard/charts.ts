@@ -16,12 +16,13 @@ const STATUS_WORDS: Record<MarkStatus, string> = {
   canceled: "canceled",
   interrupted: "interrupted",
   skipped: "skipped",
+  declined: "declined",
   missed: "missed",
   running: "running",
   due: "due",
 };
 /** The legend's order: good, bad, idle, to come. */
-const LEGEND: MarkStatus[] = ["completed", "failed", "timed_out", "canceled", "interrupted", "skipped", "missed", "running", "due"];
+const LEGEND: MarkStatus[] = ["completed", "failed", "timed_out", "canceled", "interrupted", "skipped", "declined", "missed", "running", "due"];
 
 const pct = (n: number) => `${Math.min(100, Math.max(0, n)).toFixed(3)}%`;
 const label = (lane: { name: string | null; job_id: string }) => lane.name ?? lane.job_id.slice(0, 8);

@@ -2,7 +2,7 @@ import { OUTCOMES, type AuditReport } from "../core/ledger.js";
 import type { JobOverview, JobView, RunBrief } from "../core/api.js";
 import type { Job, JobState, RunWithOutput } from "../core/jobs.js";
 import { JOB_STATES } from "../core/jobs.js";
-import type { JobRow } from "../core/views.js";
+import { notRunStatus, type JobRow } from "../core/views.js";
 import type { Activity } from "../core/activity.js";
 import { ICON, SCRIPT_PATH, STYLESHEET_PATH } from "./assets.js";
 import { costChart, durationChart, timelineChart } from "./charts.js";
@@ -71,7 +71,7 @@ function outcomeNote(r: Pick<RunBrief, "status" | "outcome" | "outcome_note" | "
     const word = r.outcome === "quiet" ? "quiet" : "needs attention";
     return html` <span class="badge st-${r.outcome === "quiet" ? "skipped" : "paused"}">${word}</span>${r.outcome_note ? html` <span class="small">${r.outcome_note}</span>` : ""}`;
   }
-  if (r.status === "skipped" && r.error) return html` <span class="small muted">${r.error}</span>`;
+  if (notRunStatus(r.status) && r.error) return html` <span class="small muted">${r.error}</span>`;
   return "";
 }
 

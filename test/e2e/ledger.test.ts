@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -64,6 +64,113 @@ describe("the ledger across a kill -9 of the owner (real time, second-level sche
     const cli = await runCli(["audit", "ticker", "--since", "1h", "--json", "--data-dir", dataDir]);
     expect(cli.code).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ unaccounted: 0, occurrences: report.occurrences });
+  }, 120_000);
+});
+
+describe("declined: an occurrence whose job went back to a person for approval (SPEC §18, §20)", () => {
+  it("an occurrence queued behind a run when an agent's change sends the job back is recorded declined, and the audit counts it", async () => {
+    const s = await start({ config: { approval: "ask" }, onElicit: () => ({ action: "accept", content: { approve: true } }) });
+    // Each run takes 2.5 s, one occurrence a second: one runs, the next waits behind it (queue_one), the one after is skipped.
+    await s.tool("add_cron", { name: "gated", schedule: "* * * * * *", prompt: "2500", executor: "sleep", overlap: "queue_one", retries: 0 });
+    await s.waitForRuns("gated", (runs) => runs.some((r) => r.status === "skipped" && /already queued/.test(r.error ?? "")), { timeout: 20_000 });
+    const changed = await s.tool("update_cron", { job: "gated", prompt: "3000" });
+    expect(changed.job.state).toBe("pending_approval");
+    const declined = await s.waitForRuns("gated", (runs) => runs.find((r) => r.status === "declined"), { timeout: 20_000 });
+    expect(declined).toMatchObject({ trigger: "schedule", attempts: 0 });
+    expect(declined.error).toBe(
+      "The job went back for a person's approval before this occurrence could start, so it was not run; they approve it with: agent-cron approve gated.",
+    );
+    const row = (await s.runRows("gated")).find((r) => r.id === declined.id)!;
+    expect(row.status).toBe("declined");
+    // Nothing runs while it waits, and every occurrence due before is accounted for.
+    const report = await waitFor(
+      async () => {
+        const r = await s.tool("audit", { job: "gated", since: "1h" });
+        return r.counts.pending === undefined ? r : null;
+      },
+      { timeout: 40_000, interval: 1000 },
+    );
+    expect(report.unaccounted).toBe(0);
+    expect(report.counts.declined).toBe(1);
+    expect(report.summary).toMatch(/1 declined/);
+    const cli = await runCli(["audit", "gated", "--since", "1h", "--json", "--data-dir", s.dataDir]);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ unaccounted: 0, counts: { declined: 1 } });
+  }, 120_000);
+});
+
+describe("an audit of a week-long history (tool and CLI)", () => {
+  it("a week of hourly records on disk with two lost: the audit counts each outcome and names the two, through the tool and the CLI", async () => {
+    const dataDir = makeDataDir({ config: { runs_per_job: 500, timezone: "UTC" } });
+    dirs.push(dataDir);
+    const first = await start({ dataDir });
+    const job = await first.addJob({ name: "hourly-report", schedule: "0 * * * *", prompt: "report", timezone: "UTC" });
+    const { run } = await first.tool("run_now", { job: "hourly-report" });
+    const template = await first.waitForRunEnd("hourly-report", run.id);
+    await first.close();
+
+    // The week: the job was made 7 days and 30 minutes ago; each hourly occurrence since has its record.
+    const HOUR = 3_600_000;
+    const now = Date.now();
+    const created = now - 7 * 86_400_000 - 30 * 60_000;
+    const iso = (t: number) => new Date(t).toISOString().replace("Z", "+00:00");
+    const occurrences: number[] = [];
+    for (let t = Math.ceil(created / HOUR) * HOUR; t <= now; t += HOUR) occurrences.push(t);
+    const lost = [occurrences[30], occurrences[100]];
+    const statusOf = (k: number) => (k % 24 === 5 ? "failed" : k % 50 === 7 ? "skipped" : k >= 60 && k < 65 ? "missed" : "completed");
+    const runs = [template];
+    occurrences.forEach((t, k) => {
+      if (lost.includes(t)) return;
+      const status = statusOf(k);
+      runs.push({
+        ...template,
+        id: randomUUID(),
+        trigger: status === "missed" ? "catch_up" : "schedule",
+        status,
+        scheduled_for: iso(t),
+        started_at: iso(t + 1000),
+        finished_at: iso(t + (status === "completed" || status === "failed" ? 4000 : 1000)),
+        error:
+          status === "failed"
+            ? "agent exited 1"
+            : status === "skipped"
+              ? "The previous run was still going (overlap: skip)."
+              : status === "missed"
+                ? "Missed while the server was not running (catch_up: latest)."
+                : null,
+      });
+    });
+    runs.sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
+    writeFileSync(
+      path.join(dataDir, "runs", `${job.id}.jsonl`),
+      [{ run_log: 1, job_id: job.id }, ...runs.map((r) => ({ put: r }))].map((l) => JSON.stringify(l)).join("\n") + "\n",
+    );
+    const last = occurrences[occurrences.length - 1];
+    const week = {
+      ...job,
+      created_at: iso(created),
+      schedule_history: [{ at: iso(created), state: "active", schedule: "0 * * * *", timezone: "UTC" }],
+      last_scheduled_for: iso(last),
+      next_run_at: iso(last + HOUR),
+    };
+    appendFileSync(path.join(dataDir, "jobs.journal"), JSON.stringify({ put: week }) + "\n");
+
+    const second = await start({ dataDir });
+    const report = await second.tool("audit", { job: "hourly-report", since: "8d" });
+    const expected = { completed: 0, failed: 0, skipped: 0, missed: 0 } as Record<string, number>;
+    occurrences.forEach((t, k) => lost.includes(t) || expected[statusOf(k)]++);
+    expect(report.occurrences).toBe(occurrences.length);
+    expect(report.unaccounted).toBe(2);
+    expect(report.counts).toEqual(expected);
+    expect(report.jobs[0].unaccounted_at).toEqual(lost.map(iso));
+    expect(report.jobs[0].duplicates).toBe(0);
+    const cliJson = await runCli(["audit", "hourly-report", "--since", "8d", "--json", "--data-dir", dataDir]);
+    expect(cliJson.code).toBe(1); // something is unaccounted
+    expect(JSON.parse(cliJson.stdout)).toMatchObject({ occurrences: occurrences.length, unaccounted: 2, counts: expected });
+    const cliText = await runCli(["audit", "hourly-report", "--since", "8d", "--data-dir", dataDir]);
+    expect(cliText.stdout).toContain(iso(lost[0]));
+    console.log(
+      `week-long audit, tool: ${JSON.stringify({ summary: report.summary, counts: report.counts, unaccounted_at: report.jobs[0].unaccounted_at })}\nweek-long audit, CLI (exit ${cliText.code}):\n${cliText.stdout}`,
+    );
   }, 120_000);
 });
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { RUN_STATUSES } from "../../core/jobs.js";
-import { ROW_RESPONSE_CHARS, RunRowSchema, runOutcomeText } from "../../core/views.js";
+import { ROW_RESPONSE_CHARS, RunRowSchema, notRunStatus, runOutcomeText } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
 import { cursor, jobRef } from "./shared.js";
 
@@ -30,7 +30,7 @@ export const listRunsTool = defineTool({
     const latest = page.runs[0];
     const summary = latest
       ? `${page.runs.length} run${page.runs.length === 1 ? "" : "s"} (${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}); newest: ` +
-        `${latest.job_name ?? latest.job_id} ${runOutcomeText({ ...latest, outcome: latest.outcome ?? null, outcome_note: latest.outcome_note ?? null, after_run: latest.after_run ?? null })}${latest.error && latest.status !== "skipped" ? `: ${latest.error}` : ""}${page.next_cursor ? "; pass next_cursor for more" : ""}.`
+        `${latest.job_name ?? latest.job_id} ${runOutcomeText({ ...latest, outcome: latest.outcome ?? null, outcome_note: latest.outcome_note ?? null, after_run: latest.after_run ?? null })}${latest.error && !notRunStatus(latest.status) ? `: ${latest.error}` : ""}${page.next_cursor ? "; pass next_cursor for more" : ""}.`
       : "No runs match.";
     return ok(summary, page);
   },

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { AddCronResult } from "../../core/api.js";
 import { TERMINAL_STATUSES, type Job, type Run } from "../../core/jobs.js";
-import { JobRowSchema, jobRow, runOutcomeText, type RunRow } from "../../core/views.js";
+import { JobRowSchema, jobRow, notRunStatus, runOutcomeText, type RunRow } from "../../core/views.js";
 
 export const jobRef = z.string().min(1).max(200).describe("Job id, name, or 8+ first characters of its id");
 export const runRef = z.string().min(1).max(200).describe("Run id, or its first 8+ characters");
@@ -53,5 +53,5 @@ export function runSentence(run: Run, jobName?: string | null): string {
 
 export function runLine(run: RunRow): string {
   const when = run.scheduled_for ?? run.started_at ?? "";
-  return `${run.id} ${runOutcomeText({ ...run, outcome: run.outcome ?? null, outcome_note: run.outcome_note ?? null, after_run: run.after_run ?? null })} ${when}${run.error && run.status !== "skipped" ? ` — ${run.error}` : ""}`;
+  return `${run.id} ${runOutcomeText({ ...run, outcome: run.outcome ?? null, outcome_note: run.outcome_note ?? null, after_run: run.after_run ?? null })} ${when}${run.error && !notRunStatus(run.status) ? ` — ${run.error}` : ""}`;
 }

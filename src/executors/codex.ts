@@ -18,6 +18,8 @@ import {
 } from "./cli-agent.js";
 import type { CheckProcessResult, ExecutionRequest, ExecutionResult, Executor } from "../core/ports.js";
 
+const REQUIRED_MCP_FAILED = /required MCP servers? failed to initiali[sz]e: [\w-]+(?:, [\w-]+)*/;
+
 /** What `codex exec --json` said, read from its JSONL events. */
 interface CodexEvents {
   threadId: string | null;
@@ -195,7 +197,12 @@ export class CodexExecutor implements Executor {
       raw: rawOutput(proc),
     };
     if (events.failure) return { ...base, status: "failed", error: `Codex reported an error: ${events.failure}` };
-    if (proc.exitCode !== 0) return { ...base, status: "failed", error: exitError(this.program, proc) };
+    if (proc.exitCode !== 0) {
+      // Codex names a required MCP server that failed to start early in stderr, before a long
+      // transport error that the tail keeps: say it first.
+      const mcp = REQUIRED_MCP_FAILED.exec(proc.stderr);
+      return { ...base, status: "failed", error: `${mcp ? `${mcp[0]}; ` : ""}${exitError(this.program, proc)}` };
+    }
     if (events.answer === null) {
       const tail = stderrTail(proc.stderr);
       return { ...base, status: "failed", error: `Codex finished without a final agent message${cutNote(proc, req)}${tail ? `: ${tail}` : "."}` };

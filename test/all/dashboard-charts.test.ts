@@ -33,9 +33,13 @@ describe("the dashboard's pictures in Chromium", () => {
     client = await server.connect();
     base = server.url.replace(/\/mcp$/, "");
     const add = async (name: string, args: Record<string, unknown>) => (ids[name] = (await client.tool("add_cron", { name, ...args })).job.id);
-    // Next 24 hours: every third hour is 8 occurrences, 02:30 daily is 1, a paused job none.
-    await add("triage", { schedule: "0 */3 * * *", prompt: "Triage the new issues", executor: "claude" });
-    await add("nightly-backup", { schedule: "30 2 * * *", prompt: "Back up the database", executor: "fail" });
+    // Next 24 hours: every third hour is 8 occurrences, once a day is 1, a paused job none. Their
+    // minute is half an hour from now, so no occurrence falls due while the test runs (a run at
+    // 03:00 would add a mark the history made here does not have).
+    const now = new Date();
+    const minute = (now.getUTCMinutes() + 30) % 60;
+    await add("triage", { schedule: `${minute} */3 * * *`, prompt: "Triage the new issues", executor: "claude" });
+    await add("nightly-backup", { schedule: `${minute} ${(now.getUTCHours() + 12) % 24} * * *`, prompt: "Back up the database", executor: "fail" });
     await add("paused-digest", { schedule: "@hourly", prompt: "digest", executor: "echo", enabled: false });
     // Past 24 hours: 3 completed (each $0.0123), 2 failed, 1 completed.
     for (let i = 0; i < 3; i++) await client.tool("run_now", { job: "triage", wait: true });

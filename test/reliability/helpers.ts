@@ -11,6 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { waitFor as pollUntil, type WaitOptions } from "../helpers/mcp-client.js";
 import {
   LoggingMessageNotificationSchema,
   ResourceListChangedNotificationSchema,
@@ -74,26 +75,9 @@ export const TEST_ENV: Record<string, string> = { AGENT_CRON_ALWAYS_ON: "client"
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls until `check` returns something truthy (which is returned); throws after `timeout` ms. */
-export async function waitFor<T>(
-  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  opts: { timeout?: number; interval?: number; what?: string; describe?: () => string } = {},
-): Promise<T> {
-  const until = Date.now() + (opts.timeout ?? 15_000);
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > until) {
-      const detail = opts.describe?.() ?? (lastError ? String(lastError) : "");
-      throw new Error(`Timed out after ${opts.timeout ?? 15_000} ms waiting for ${opts.what ?? "a condition"}${detail ? `: ${detail}` : ""}`);
-    }
-    await sleep(opts.interval ?? 50);
-  }
+/** The shared poll (test/helpers/mcp-client.ts), polling every 50 ms here unless told otherwise. */
+export function waitFor<T>(check: () => T | undefined | null | false | Promise<T | undefined | null | false>, opts: WaitOptions = {}): Promise<T> {
+  return pollUntil(check, { interval: 50, ...opts });
 }
 
 export interface Notice {

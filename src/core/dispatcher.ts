@@ -68,6 +68,12 @@ interface ActiveRun {
   abortStatus: "canceled" | "interrupted" | null;
   abortReason: string | null;
   done: Promise<Run>;
+  /**
+   * Its program has ended and its final record is put (in memory; on disk once synced): it no
+   * longer counts as going for the next occurrence's overlap decision, though it stays tracked
+   * until that record is stored.
+   */
+  exited: boolean;
 }
 
 /** How often run records that could not be written are tried again. */
@@ -112,8 +118,8 @@ export class Dispatcher {
   /** A scheduled or caught-up occurrence of a job. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     if (this.pastMaxRuns(job)) return null;
-    const running = this.active.get(job.id);
-    const here = !!running?.size;
+    const running = this.going(job.id);
+    const here = running.length > 0;
     const elsewhere = job.overlap !== "allow" && this.runningElsewhere(job.id);
     if (job.overlap !== "allow" && (here || elsewhere)) {
       if (job.overlap === "queue_one") {
@@ -132,7 +138,7 @@ export class Dispatcher {
       if (!here) return this.record(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
       if (job.overlap === "skip") return this.record(job, occ, "skipped", "The previous run was still going (overlap: skip).");
       if (job.overlap === "replace") {
-        await Promise.all([...running!].map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
+        await Promise.all(running.map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
       }
     }
     return this.start(job, occ);
@@ -177,6 +183,7 @@ export class Dispatcher {
       abortStatus: null,
       abortReason: null,
       done: Promise.resolve(run),
+      exited: false,
     };
     this.track(active);
     try {
@@ -444,9 +451,15 @@ export class Dispatcher {
     const ended = () => this.ended(job, run, result);
     let outcome: PutOutcome;
     try {
-      outcome = await this.host.runs.put(run);
+      const stored = this.host.runs.put(run);
+      // The program is over and its record put: under load the sync of that record can take
+      // longer than a second, and an every-second job's next occurrence must not be skipped
+      // (overlap) or wait (queue_one) for it. Its acknowledgement still waits for the sync.
+      this.programEnded(active);
+      outcome = await stored;
     } catch (err) {
       // Written later; the job learns how its run ended once the record is stored.
+      this.programEnded(active);
       this.recordLater(run, err, ended);
       return run;
     }
@@ -633,9 +646,21 @@ export class Dispatcher {
     this.host.events.emit("notice", "error", `${what}: ${errorMessage(err)}`, {});
   }
 
+  /** A job's runs whose program is still going (see ActiveRun.exited). */
+  private going(jobId: string): ActiveRun[] {
+    const set = this.active.get(jobId);
+    return set ? [...set].filter((a) => !a.exited) : [];
+  }
+
+  private programEnded(a: ActiveRun): void {
+    if (a.exited) return;
+    a.exited = true;
+    this.releaseQueued(a.run.job_id);
+  }
+
   private releaseQueued(jobId: string): void {
     const next = this.queued.get(jobId);
-    if (!next || this.active.get(jobId)?.size) return;
+    if (!next || this.going(jobId).length) return;
     this.queued.delete(jobId);
     const job = this.host.getJob(jobId);
     if (!job) return;

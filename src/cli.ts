@@ -357,7 +357,7 @@ async function serve(args: string[]): Promise<number> {
   // behind it, so a fleet of 1,000 every-second jobs held `initialize` for a minute (issue 27).
   const stdioModule = values.http ? null : import("./mcp/stdio.js");
   const { Host } = await import("./backends/files/share/host.js");
-  const host = await Host.open({
+  const host = Host.begin({
     dataDir,
     config,
     configPath: configFile,
@@ -367,15 +367,14 @@ async function serve(args: string[]): Promise<number> {
     // Over HTTP nothing changes: the daemon is the owner.
     startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
   });
-  logEvents(host.events);
-  const watcher = await watchServerConfig(values, dataDir, config, host);
 
+  let watcher: { close(): void } | null = null;
   let closeTransport: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (graceMs: number) => {
     stopping ??= (async () => {
       try {
-        watcher.close();
+        watcher?.close();
         await closeTransport?.();
         await host.close(graceMs);
       } finally {
@@ -384,6 +383,21 @@ async function serve(args: string[]): Promise<number> {
     })();
     return stopping;
   };
+  if (stdioModule) {
+    // A client's first questions (initialize, tools/list) are answered while the data dir is
+    // opened or its background owner comes up; tool calls wait for that (Host.begin). The
+    // client quitting closes stdin: stop at once, interrupting runs in flight.
+    const { serveStdio } = await stdioModule;
+    closeTransport = await serveStdio(host, () => void stop(0));
+  }
+  try {
+    await host.seated;
+  } catch (err) {
+    await closeTransport?.();
+    throw err;
+  }
+  logEvents(host.events);
+  watcher = await watchServerConfig(values, dataDir, config, host);
 
   if (values.http) {
     const port = values.port === undefined ? config.http.port : parsePort(String(values.port));
@@ -402,9 +416,6 @@ async function serve(args: string[]): Promise<number> {
     logger.ready(`agent-cron ready http ${http.url} data=${dataDir}`, { url: http.url, data_dir: dataDir });
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void stop(config.shutdown_grace_seconds * 1000));
   } else {
-    const { serveStdio } = await stdioModule!;
-    // The client quitting closes stdin: stop at once, interrupting runs in flight.
-    closeTransport = await serveStdio(host, () => void stop(0));
     logger.ready(`agent-cron ready stdio data=${dataDir}`, { data_dir: dataDir });
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stop(0));
   }

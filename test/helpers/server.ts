@@ -33,6 +33,8 @@ export interface StartOptions extends DataDirOptions {
   wrap?: string[];
   clientName?: string;
   clientVersion?: string;
+  /** Wait for the server's ready line (default true); false returns once the client is connected. */
+  ready?: boolean;
   /** Declare the elicitation capability and answer each request with this. */
   onElicit?: (params: { message: string; requestedSchema: unknown }) => { action: "accept" | "decline" | "cancel"; content?: Record<string, unknown> };
 }
@@ -75,8 +77,13 @@ export class TestServer extends McpTestClient {
     } catch (err) {
       throw new Error(`The server did not start: ${(err as Error).message}\nstderr:\n${server.stderrText}`);
     }
-    await waitFor(() => server.stderrText.includes("agent-cron ready stdio"), { timeout: 10_000, what: "the ready line" });
+    if (opts.ready !== false) await server.ready();
     return server;
+  }
+
+  /** Resolves when the server printed its ready line: it has its seat on the data dir. */
+  async ready(): Promise<void> {
+    await waitFor(() => this.stderrText.includes("agent-cron ready stdio"), { timeout: 10_000, what: "the ready line" });
   }
 
   get pid(): number {

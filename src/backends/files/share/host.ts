@@ -103,11 +103,31 @@ export class Host extends ForwardingApi implements CronApi {
   }
 
   static async open(opts: HostOptions): Promise<Host> {
-    mkdirSync(opts.dataDir, { recursive: true });
-    const host = new Host(opts);
-    await host.seat(opts.waitMs ?? 15_000);
+    const host = Host.begin(opts);
+    await host.seated;
     return host;
   }
+
+  /**
+   * The host at once, taking its seat behind: calls wait for the seat, `seated` settles with
+   * it. A stdio server answers `initialize` and `tools/list` meanwhile, instead of after the
+   * store loaded or a background owner came up (issue 27: that wait was most of a cold start).
+   */
+  static begin(opts: HostOptions): Host {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const host = new Host(opts);
+    host.seating = host.seat(opts.waitMs ?? 15_000);
+    host.seated = host.seating.finally(() => {
+      host.seating = null;
+    });
+    // Whoever awaits `seated` hears of a failure; a call waiting for the seat gets it too.
+    host.seated.catch(() => {});
+    return host;
+  }
+
+  /** Settles when the first seat is taken (owner or follower); rejects when it cannot be. */
+  seated: Promise<void> = Promise.resolve();
+  private seating: Promise<void> | null = null;
 
   get isOwner(): boolean {
     return this.owner !== null;
@@ -245,7 +265,7 @@ export class Host extends ForwardingApi implements CronApi {
     const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence, onHandOver: this.opts.onHandOverRequest });
     this.owner = { app, api, gen, release, stopServing, unpipe };
     gen.onLost = (why) => this.depose(gen, why);
-    if (this.opts.role === "server") {
+    if (this.opts.role === "server" && !this.closing) {
       await app.start({ handoverSince: this.opts.handoverSince });
       // Only the first tenure follows that hand-over.
       this.opts.handoverSince = undefined;
@@ -297,7 +317,7 @@ export class Host extends ForwardingApi implements CronApi {
         remote.close();
       }
       const until = Date.now() + HANDOVER_MS;
-      while ((await this.locked()) && Date.now() < until) await sleep(RETRY_MS / 3);
+      while (!this.closing && (await this.locked()) && Date.now() < until) await sleep(RETRY_MS / 3);
       return { handoverSince: since };
     }
     this.remote = remote;
@@ -367,6 +387,7 @@ export class Host extends ForwardingApi implements CronApi {
 
   protected async call<T>(method: ApiMethod, args: unknown): Promise<T> {
     const deadline = Date.now() + 60_000;
+    if (this.seating) await this.seating;
     for (;;) {
       if (this.owner) {
         try {
@@ -406,6 +427,8 @@ export class Host extends ForwardingApi implements CronApi {
   async close(graceMs = 0): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // A seat being taken ends at its next step; an App it opened meanwhile is closed below.
+    await this.seating?.catch(() => {});
     this.remote?.close();
     const owner = this.owner;
     if (!owner) return;

@@ -140,8 +140,6 @@ export class App {
   private clockWatch: ClockWatch | null = null;
   private watchTimer: unknown = null;
   private readonly env: NodeJS.ProcessEnv;
-  /** Run events of other processes, passed on to listeners but not delivered here. */
-  private readonly external = new WeakSet<Run>();
   private readonly definitions: DefinitionContext;
 
   private constructor(private readonly parts: AppParts) {
@@ -166,16 +164,14 @@ export class App {
       getJob: (id) => this.jobs.get(id),
       delivery: parts.deliveryChecks,
     };
-    // Deliveries go out after the run is recorded and outside any concurrency slot, so a slow
-    // receiver never holds up agent runs; their attempts are then added to the run record.
+    // Deliveries go out after the run is recorded (the pipeline's last step, given the record)
+    // and outside any concurrency slot, so a slow receiver never holds up agent runs; their
+    // attempts are then merged into the run record.
     this.notifier = parts.notifier({
       config: parts.config,
       onError: (what, err) => this.events.emit("notice", "error", `${what}: ${errorMessage(err)}`, {}),
     });
-    this.events.on("run", (run, change) => {
-      this.ledger.delete(run.job_id);
-      if (change === "finished" && !this.external.has(run)) this.notifier.deliver(run.id);
-    });
+    this.events.on("run", (run) => this.ledger.delete(run.job_id));
     this.scheduler = new FleetScheduler((id, at) => this.onDue(id, at), this.clock);
     this.dispatcher = new Dispatcher({
       get config() {
@@ -199,6 +195,7 @@ export class App {
               this.runToolCall(job.id, run.id, said, tool as RunToolName, args),
             )
         : undefined,
+      deliver: (run) => this.notifier.deliver(run),
       // A crash test kills the process at a named point (e.g. between a run's final record and
       // the start of its chained runs); nothing sets it outside tests.
       fault: (point) => {
@@ -221,8 +218,8 @@ export class App {
     parts.remoteCancel?.onRequest((runId) => {
       void this.dispatcher.cancel(runId, "Canceled on request (through another agent-cron process).").catch((err) => this.warn(runId, err));
     });
+    // Run events of other processes are passed on to clients (their runs are theirs to deliver).
     this.runs.onExternalChange?.((run) => {
-      this.external.add(run);
       this.events.emit("run", run, run.status === "running" ? "started" : "finished", this.jobs.get(run.job_id));
     });
   }
@@ -322,11 +319,14 @@ export class App {
         }));
       }
       // The only process sends what is pending once it starts; in a fleet, the one that found it.
-      if (!this.parts.exclusive && ended.delivery === "pending") this.notifier.deliver(ended.id);
+      if (!this.parts.exclusive && ended.delivery === "pending") this.notifier.deliver(ended);
     }
     if (this.parts.exclusive) await this.recordLostOccurrences();
     // A fleet: what a process that is gone left undelivered is sent by the one that claimed it.
-    for (const id of (await this.parts.orphans.claimDeliveries?.()) ?? []) this.notifier.deliver(id);
+    for (const id of (await this.parts.orphans.claimDeliveries?.()) ?? []) {
+      const run = this.runs.get(id);
+      if (run) this.notifier.deliver(run);
+    }
   }
 
   /**
@@ -361,7 +361,7 @@ export class App {
       const adjacent = job.jitter_seconds === 0 && job.catch_up !== "all";
       if (adjacent && job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
       if (this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
-      await this.dispatcher.record(
+      await this.dispatcher.recordNotRun(
         job,
         { scheduledFor: Date.parse(at), trigger: "schedule" },
         "interrupted",
@@ -593,7 +593,7 @@ export class App {
       if (!current) return;
       if (occ.missed && occ.scheduledFor !== null) {
         // A fleet's catch-up queues what it only records too (see OccurrenceQueue.takeCatchUp).
-        await this.dispatcher.record(current, occ, "missed", this.missedReason(occ.scheduledFor, current));
+        await this.dispatcher.recordNotRun(current, occ, "missed", this.missedReason(occ.scheduledFor, current));
         return;
       }
       // Paused, changed, sent back for approval or closing meanwhile: the occurrence was
@@ -602,7 +602,7 @@ export class App {
         ? { status: "skipped" as const, why: "The server stopped before this occurrence could start." }
         : whyNotRun(current, occ.scheduledFor);
       if (not) {
-        await this.dispatcher.record(current, occ, not.status, not.why);
+        await this.dispatcher.recordNotRun(current, occ, not.status, not.why);
         return;
       }
       if (occ.backlog) await this.dispatcher.startOccurrence(current, occ);
@@ -641,7 +641,7 @@ export class App {
     if (!taken?.changed || !plan) return;
     await this.missedSpan(job, plan);
     for (const t of plan.record) {
-      await this.dispatcher.record(job, { scheduledFor: t, trigger: "catch_up" }, "missed", this.missedReason(t, job));
+      await this.dispatcher.recordNotRun(job, { scheduledFor: t, trigger: "catch_up" }, "missed", this.missedReason(t, job));
     }
     if (plan.truncated) this.missedNotice(job, job.last_scheduled_for ?? job.created_at, plan.record.length);
     if (plan.run.length <= 1) {

@@ -57,9 +57,25 @@ export interface DispatchHost {
    * what the agent says of its run. Null (or absent) when this App offers no run tools.
    */
   openRunTools?(job: Job, run: Run, said: RunSaid, dir: string): Promise<RunToolsHandle | null>;
+  /**
+   * The pipeline's last step: a run's final record, as just stored, goes to the Notifier
+   * (channels, webhooks), which merges each target's attempts into the stored run.
+   */
+  deliver(run: Run): void;
   /** Test seam for crash tests: named points where a fault may be injected (AGENT_CRON_FAULT). */
   fault?(point: string): void;
 }
+
+/**
+ * The record stage's outcome, as the store decided it (nothing is guessed from identities):
+ * `stored`, this record is the run's; `superseded`, another record stands (a fleet process took
+ * the run over, or recorded this chained run first); `deferred`, the store refused the write,
+ * so the record is kept and written again every few seconds, and what follows it waits.
+ */
+export type Recorded = { kind: "stored"; run: Run } | { kind: "superseded"; by: Run } | { kind: "deferred"; run: Run };
+
+/** What follows a run's record once it is stored (the job's change, chained runs, delivery). */
+type AfterRecord = (run: Run) => Promise<void>;
 
 interface ActiveRun {
   run: Run;
@@ -126,17 +142,17 @@ export class Dispatcher {
         const behind = "A run was already queued behind the one still going (overlap: queue_one).";
         if (occ.scheduledFor !== null && this.host.waitBehind) {
           // The store keeps it queued (a crash does not lose it) and hands it back when the run ends.
-          return (await this.host.waitBehind(job.id, { ...occ, scheduledFor: occ.scheduledFor })) ? null : this.record(job, occ, "skipped", behind);
+          return (await this.host.waitBehind(job.id, { ...occ, scheduledFor: occ.scheduledFor })) ? null : this.recordNotRun(job, occ, "skipped", behind);
         }
-        if (this.queued.has(job.id)) return this.record(job, occ, "skipped", behind);
+        if (this.queued.has(job.id)) return this.recordNotRun(job, occ, "skipped", behind);
         if (here) {
           this.queued.set(job.id, occ);
           return null;
         }
       }
       // Another process's run cannot be queued behind or replaced from here.
-      if (!here) return this.record(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
-      if (job.overlap === "skip") return this.record(job, occ, "skipped", "The previous run was still going (overlap: skip).");
+      if (!here) return this.recordNotRun(job, occ, "skipped", `The previous run was still going on another agent-cron process (overlap: ${job.overlap}).`);
+      if (job.overlap === "skip") return this.recordNotRun(job, occ, "skipped", "The previous run was still going (overlap: skip).");
       if (job.overlap === "replace") {
         await Promise.all(running.map((a) => this.abort(a, "canceled", "Replaced by a newer occurrence (overlap: replace).")));
       }
@@ -167,7 +183,7 @@ export class Dispatcher {
   /** Starts a run and returns its `running` record once that is on disk; the run goes on. */
   async start(job: Job, occ: Occurrence): Promise<Run> {
     const overBudget = this.budgetExceeded();
-    if (overBudget) return this.record(job, occ, "skipped", overBudget);
+    if (overBudget) return this.recordNotRun(job, occ, "skipped", overBudget);
 
     const now = this.host.clock.now();
     const run = newRun(job, occ, {
@@ -187,20 +203,23 @@ export class Dispatcher {
     };
     this.track(active);
     try {
-      // A chained run is recorded once, whoever starts it (chain.ts).
-      if (occ.runId && !(await this.host.runs.putNew(run))) {
+      const first = await this.put(run, occ);
+      if (first.kind === "superseded") {
         this.untrack(active);
-        return this.host.runs.get(run.id) ?? run;
+        return first.by;
       }
-      if (!occ.runId) await this.host.runs.put(run);
     } catch (err) {
       // No agent starts without its record; the job must not stay "running" for ever either.
       this.untrack(active);
       const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
-      this.recordLater(
-        { ...run, status: "failed", finished_at: at, duration_ms: 0, error: `The run did not start: its record could not be written (${errorMessage(err)}).` },
-        err,
-      );
+      const failed: Run = {
+        ...run,
+        status: "failed",
+        finished_at: at,
+        duration_ms: 0,
+        error: `The run did not start: its record could not be written (${errorMessage(err)}).`,
+      };
+      this.recordLater(failed, err, async (r) => this.settle(r, this.host.getJob(r.job_id)));
       throw err;
     }
     const jobNow = await this.host
@@ -448,27 +467,48 @@ export class Dispatcher {
     } catch (err) {
       run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
     }
-    const ended = () => this.ended(job, run, result);
+    // Deferred: the job learns how its run ended once the record is stored. Superseded: on a
+    // shared store another process took this run over (this one had gone quiet) and recorded it
+    // interrupted, with its own deliveries and job change: that record stands.
+    // The program is over and its record put: under load the sync of that record can take
+    // longer than a second, and an every-second job's next occurrence must not be skipped
+    // (overlap) or wait (queue_one) for it. Its acknowledgement still waits for the sync.
+    const recorded = await this.record(
+      run,
+      {},
+      (r) => this.ended(job, r, result),
+      () => this.programEnded(active),
+    );
+    if (recorded.kind !== "stored") return recorded.kind === "superseded" ? recorded.by : run;
+    if (run.chain_due.length) this.host.fault?.("after-chain-intent");
+    await this.ended(job, run, result);
+    return run;
+  }
+
+  /**
+   * The record stage: stores a run's final record and says what became of it. A write the
+   * store refuses is kept and tried again (`then` follows once it is stored). `issued` is told
+   * once the write is under way, before it is acknowledged.
+   */
+  private async record(run: Run, occ: Pick<Occurrence, "runId">, then: AfterRecord, issued?: () => void): Promise<Recorded> {
     let outcome: PutOutcome;
     try {
-      const stored = this.host.runs.put(run);
-      // The program is over and its record put: under load the sync of that record can take
-      // longer than a second, and an every-second job's next occurrence must not be skipped
-      // (overlap) or wait (queue_one) for it. Its acknowledgement still waits for the sync.
-      this.programEnded(active);
-      outcome = await stored;
+      const storing = this.put(run, occ);
+      issued?.();
+      outcome = await storing;
     } catch (err) {
-      // Written later; the job learns how its run ended once the record is stored.
-      this.programEnded(active);
-      this.recordLater(run, err, ended);
-      return run;
+      issued?.();
+      this.recordLater(run, err, then);
+      return { kind: "deferred", run };
     }
-    if (run.chain_due.length) this.host.fault?.("after-chain-intent");
-    // On a shared store another process may have taken this run over (this one had gone quiet)
-    // and recorded it interrupted, with its own deliveries and job change: that record stands.
-    if (outcome.kind === "superseded") return outcome.by;
-    await ended();
-    return run;
+    return outcome.kind === "superseded" ? outcome : { kind: "stored", run };
+  }
+
+  /** A chained run is recorded once, whoever writes it first (chain.ts): a record already there stands. */
+  private async put(run: Run, occ: Pick<Occurrence, "runId">): Promise<PutOutcome> {
+    if (!occ.runId) return this.host.runs.put(run);
+    if (await this.host.runs.putNew(run)) return STORED;
+    return { kind: "superseded", by: this.host.runs.get(run.id) ?? run };
   }
 
   /** A run's final record is stored: the job follows (counts, state, session) and listeners hear. */
@@ -493,33 +533,26 @@ export class Dispatcher {
     // Before the ending is announced (and delivered): the record's last change is then this
     // one, and its delivery's writes never cross it.
     if (run.chain_due.length) await this.startChained(run);
-    this.host.events.emit("run", run, "finished", updated ?? job);
+    this.settle(run, updated ?? job);
     if (updated && pausedNow) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
   }
 
-  /** Records an occurrence that did not run (skipped, missed) as a finished run. */
-  async record(job: Job, occ: Occurrence, status: RunStatus, error: string): Promise<Run> {
+  /** A final record is stored and its job has followed: clients hear of it, and it is delivered, as stored. */
+  private settle(run: Run, job: Job | undefined): void {
+    this.host.events.emit("run", run, "finished", job);
+    this.host.deliver(run);
+  }
+
+  /** Records an occurrence that did not run (skipped, missed, declined, interrupted) as a finished run. */
+  async recordNotRun(job: Job, occ: Occurrence, status: RunStatus, error: string): Promise<Run> {
     const at = toIsoInZone(new Date(this.host.clock.now()), job.timezone);
     const run = newRun(job, occ, { status, started_at: at, finished_at: at, duration_ms: 0, error, pid: process.pid });
-    const ended = async () => {
-      const updated = await this.host.updateJob(job.id, (j) => afterNotRun(j, occ.trigger, status));
-      this.host.events.emit("run", run, "finished", updated ?? job);
-    };
-    let outcome: PutOutcome;
-    try {
-      if (occ.runId) {
-        if (!(await this.host.runs.putNew(run))) return this.host.runs.get(run.id) ?? run;
-        outcome = STORED;
-      } else outcome = await this.host.runs.put(run);
-    } catch (err) {
-      this.recordLater(run, err, ended);
-      return run;
-    }
-    if (outcome.kind === "superseded") return outcome.by;
-    await ended();
-    return run;
+    const ended = async (r: Run) => this.settle(r, await this.host.updateJob(job.id, (j) => afterNotRun(j, occ.trigger, status)));
+    const recorded = await this.record(run, occ, ended);
+    if (recorded.kind === "stored") await ended(run);
+    return recorded.kind === "superseded" ? recorded.by : run;
   }
 
   /**
@@ -613,11 +646,11 @@ export class Dispatcher {
    * written again every few seconds, so that once the disk is back each occurrence has its
    * record. They are lost only if the process stops before that.
    */
-  private readonly unwritten = new Map<string, { run: Run; then: (() => Promise<void>) | undefined }>();
+  private readonly unwritten = new Map<string, { run: Run; then: AfterRecord }>();
   private rewriteTimer: unknown = null;
 
-  /** `then` follows once the record is stored (the job's change and the "finished" event). */
-  private recordLater(run: Run, err: unknown, then?: () => Promise<void>): void {
+  /** `then` follows once the record is stored (the job's change, the "finished" event, delivery). */
+  private recordLater(run: Run, err: unknown, then: AfterRecord): void {
     const first = this.unwritten.size === 0;
     this.unwritten.set(run.id, { run, then });
     if (first) this.writeFailed(`Run ${run.id} (${run.status}) could not be recorded; it is kept and written again once the disk takes it`, err);
@@ -635,8 +668,7 @@ export class Dispatcher {
       }
       this.unwritten.delete(run.id);
       if (outcome.kind === "superseded") continue;
-      if (then) await then().catch((err) => this.writeFailed(`Run ${run.id}: what follows its record`, err));
-      else this.host.events.emit("run", run, "finished", this.host.getJob(run.job_id));
+      await then(run).catch((err) => this.writeFailed(`Run ${run.id}: what follows its record`, err));
     }
     if (this.unwritten.size && !this.closing) this.rewriteTimer = this.host.clock.setTimer(() => void this.rewrite(), REWRITE_EVERY_MS);
     else if (!this.unwritten.size) this.host.events.emit("notice", "info", "The run records that could not be written are written now.", {});
@@ -666,7 +698,7 @@ export class Dispatcher {
     if (!job) return;
     // Its job changed while it waited: it was taken, so it gets its record (SPEC §18).
     const not = whyNotRun(job, next.scheduledFor);
-    const starting = not ? this.record(job, next, not.status, not.why) : this.start(job, next);
+    const starting = not ? this.recordNotRun(job, next, not.status, not.why) : this.start(job, next);
     void starting.catch((err) =>
       this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }),
     );
@@ -718,7 +750,7 @@ export class Dispatcher {
     await Promise.allSettled(
       queued.map(([jobId, occ]) => {
         const job = this.host.getJob(jobId);
-        return job ? this.record(job, occ, "skipped", "The server stopped before this queued occurrence could start (overlap: queue_one).") : undefined;
+        return job ? this.recordNotRun(job, occ, "skipped", "The server stopped before this queued occurrence could start (overlap: queue_one).") : undefined;
       }),
     );
     if (this.rewriteTimer !== null) this.host.clock.clearTimer(this.rewriteTimer);

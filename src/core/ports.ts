@@ -273,8 +273,12 @@ export interface ExecutorRegistry {
 
 /** Delivers finished runs to their channels and webhooks. */
 export interface Notifier {
-  /** Starts delivering a run that owes something; returns at once. */
-  deliver(runId: string): void;
+  /**
+   * Starts delivering a run that owes something, given its record as just stored (the
+   * pipeline's last step; recovery hands what it read); returns at once. Each target's
+   * attempts are merged into the stored record through RunRepo.update.
+   */
+  deliver(run: Run): void;
   /** At start-up: what was left undelivered. */
   resumePending(): number;
   /** A new config (config.json edited): channels and webhook settings for the next delivery. */

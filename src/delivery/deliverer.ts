@@ -34,15 +34,18 @@ export class Deliverer {
 
   constructor(private readonly host: DelivererHost) {}
 
-  /** Starts delivering a run that owes something; returns at once. */
-  deliver(runId: string): void {
-    if (this.active.has(runId) || this.abort.signal.aborted) return;
-    const run = this.host.runs.get(runId);
-    if (run?.delivery !== "pending" || run.delivery_due.length === 0) return;
+  /**
+   * Starts delivering `run`, the record just stored (the pipeline's last step, or a recovery
+   * that read it), when it owes something; returns at once. The record is not read back: what
+   * it owes was decided with its ending and written with it.
+   */
+  deliver(run: Run): void {
+    if (this.active.has(run.id) || this.abort.signal.aborted) return;
+    if (run.delivery !== "pending" || run.delivery_due.length === 0) return;
     const p = this.deliverAll(run)
-      .catch((err) => this.host.onError(`Run ${runId}: its deliveries could not be recorded`, err))
-      .finally(() => this.active.delete(runId));
-    this.active.set(runId, p);
+      .catch((err) => this.host.onError(`Run ${run.id}: its deliveries could not be recorded`, err))
+      .finally(() => this.active.delete(run.id));
+    this.active.set(run.id, p);
   }
 
   /** At start-up: what the previous owner had not finished delivering. */
@@ -50,7 +53,7 @@ export class Deliverer {
     let n = 0;
     const pending = this.host.runs.pendingDelivery?.() ?? [...this.host.runs.all()].filter((r) => r.delivery === "pending");
     for (const run of pending) {
-      this.deliver(run.id);
+      this.deliver(run);
       n++;
     }
     return n;

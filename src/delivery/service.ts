@@ -1,5 +1,5 @@
 import type { Config } from "../config.js";
-import type { Delivery, Job } from "../core/jobs.js";
+import type { Delivery, Job, Run } from "../core/jobs.js";
 import { sendToChannel } from "./channels.js";
 import type { Notifier, RunRepo } from "../core/ports.js";
 import { Deliverer } from "./deliverer.js";
@@ -82,8 +82,8 @@ export class DeliveryService implements Notifier {
     return attempts;
   }
 
-  deliver(runId: string): void {
-    this.deliverer.deliver(runId);
+  deliver(run: Run): void {
+    this.deliverer.deliver(run);
   }
 
   resumePending(): number {

@@ -20,7 +20,7 @@ import {
 } from "./job-definitions.js";
 import { afterNotRun, stopped, whyNotRun, withDerivedFields } from "./job-rules.js";
 import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
-import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, type CatchUpPlan } from "./planner.js";
+import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, sameTimeline, type CatchUpPlan } from "./planner.js";
 import type {
   CheckProcessResult,
   ExecutionRequest,
@@ -710,7 +710,14 @@ export class App {
       if (previous) this.events.emit("job", previous, "removed");
       return;
     }
-    if (this.started) this.reschedule(job);
+    // Another process took an occurrence or recorded a run: the one armed here is still this
+    // process's next. Armed again from the row's last handled one, it would fire once more the
+    // occurrences fired here whose takes wait out the hand-off, and once the fleet's takes are
+    // LATE_MS behind, catch each job up on its own (a transaction each) as if the server had
+    // been down: with two and three processes at capacity that was most of the work.
+    const armed = this.scheduler.nextFor(id);
+    const keep = previous !== undefined && armed !== null && !this.expiring.has(id) && sameTimeline(previous, job) && handledUntil(job) < armed;
+    if (this.started && !keep) this.reschedule(job);
     this.events.emit("job", job, previous ? "updated" : "added");
   }
 

@@ -47,6 +47,23 @@ export function nextRuns(job: Job, sched: ParsedSchedule, count: number, from: n
   return runs;
 }
 
+/**
+ * Whether two copies of a job schedule the same occurrences once `a`'s are handled: what moved
+ * between them is bookkeeping (a take's last_scheduled_for, a run's counts), not when it runs.
+ */
+export function sameTimeline(a: Job, b: Job): boolean {
+  return (
+    a.state === b.state &&
+    a.schedule === b.schedule &&
+    a.timezone === b.timezone &&
+    a.run_at === b.run_at &&
+    a.schedule_from === b.schedule_from &&
+    a.expires_at === b.expires_at &&
+    a.max_runs === null &&
+    b.max_runs === null
+  );
+}
+
 export interface CatchUpPlan {
   /** The newest missed occurrence: the job's last_scheduled_for once the plan is taken. */
   newest: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { afterNotRun, afterRun, withDerivedFields } from "../../src/core/job-rules.js";
 import type { Job, Run } from "../../src/core/jobs.js";
-import { MAX_MISSED_RECORDS, brokenJobProblem, nextRuns, planCatchUp, takeable } from "../../src/core/planner.js";
+import { MAX_MISSED_RECORDS, brokenJobProblem, nextRuns, planCatchUp, sameTimeline, takeable } from "../../src/core/planner.js";
 import { scheduleOfJob } from "../../src/core/schedule.js";
 
 // Decisions as pure functions of a job and the clock: no data dir, no timers.
@@ -137,5 +137,21 @@ describe("takeable: an occurrence whose take reaches the store after a change (S
     expect(takeable(j, at("09:10"))).toBe(true);
     expect(takeable({ ...j, state: "paused" }, at("09:04"))).toBe(true);
     expect(takeable({ ...j, last_scheduled_for: "2026-03-02T09:04:00.000+00:00" }, at("09:03"))).toBe(false);
+  });
+});
+
+describe("sameTimeline: what another process's write changed", () => {
+  it("is the same timeline after a take or a run's bookkeeping, not after a change of when or whether it runs", () => {
+    const a = job();
+    expect(sameTimeline(a, job({ last_scheduled_for: "2026-03-02T09:05:00.000+00:00", run_count: 3, last_run_at: "2026-03-02T09:05:00.000+00:00" }))).toBe(
+      true,
+    );
+    expect(sameTimeline(a, job({ schedule: "*/5 * * * *" }))).toBe(false);
+    expect(sameTimeline(a, job({ timezone: "Europe/Paris" }))).toBe(false);
+    expect(sameTimeline(a, job({ state: "paused" }))).toBe(false);
+    expect(sameTimeline(a, job({ schedule_from: "2026-03-02T09:03:00.000+00:00" }))).toBe(false);
+    expect(sameTimeline(a, job({ expires_at: "2026-03-03T09:00:00.000+00:00" }))).toBe(false);
+    // max_runs counts runs: a run elsewhere can end the timeline.
+    expect(sameTimeline(job({ max_runs: 10 }), job({ max_runs: 10 }))).toBe(false);
   });
 });

@@ -697,6 +697,10 @@ export class App {
     if (!job) return;
     const at = this.scheduler.nextFor(jobId);
     const next = at === null ? null : toIsoInZone(new Date(at), job.timezone);
+    // The stored one has come due and was fired since: its take writes the next one with it.
+    // At capacity runs end behind their takes, and this was a job write per occurrence.
+    const stored = job.next_run_at === null ? null : Date.parse(job.next_run_at);
+    if (stored !== null && at !== null && stored <= this.clock.now() && at > stored) return;
     if (next !== job.next_run_at) await this.updateRecord(jobId, () => ({ next_run_at: next }));
   }
 

@@ -32,17 +32,19 @@ await build({
 });
 chmodSync(`${outdir}/cli.js`, 0o755);
 
-// tools/list prepared here, from the same sources (src/mcp/server.ts reads it): a cold start then
-// answers it without building the tools' zod schemas and converting them to JSON Schema, which
-// was a third of the time to the first answer (README, Benchmarks). test/unit/tools-list.test.ts
-// checks it against the list computed at run time.
+// tools/list and initialize prepared here, from the same sources (src/mcp/early-stdio.ts answers
+// them before the server has loaded; src/mcp/server.ts reads the tools too): a cold start then
+// answers without loading the SDK, the config and the data dir, or building the tools' zod
+// schemas and their JSON Schema (README, Benchmarks). test/e2e/startup.test.ts checks both
+// against what the sources answer at run time.
 {
   const cacheDir = path.resolve(".cache", "tools-list");
   mkdirSync(cacheDir, { recursive: true });
   const entry = path.join(cacheDir, `entry-${process.pid}.mjs`);
   await build({
     stdin: {
-      contents: 'import { toolDefinitions } from "./src/mcp/tool.ts"; import { tools } from "./src/mcp/tools/index.ts"; export default toolDefinitions(tools);',
+      contents:
+        'import { toolDefinitions } from "./src/mcp/tool.ts"; import { tools } from "./src/mcp/tools/index.ts"; export { initializeAnswer } from "./src/mcp/server.ts"; export default toolDefinitions(tools);',
       resolveDir: process.cwd(),
       loader: "ts",
     },
@@ -56,8 +58,11 @@ chmodSync(`${outdir}/cli.js`, 0o755);
     external: ["pg-native"],
     banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
   });
-  const { default: list } = await import(`${pathToFileURL(entry).href}?${Date.now()}`);
-  writeFileSync(path.join(outdir, "tools-list.json"), JSON.stringify({ tools: list }));
+  const { default: list, initializeAnswer } = await import(`${pathToFileURL(entry).href}?${Date.now()}`);
+  const initialize = await initializeAnswer();
+  // The temporary entry finds no package.json beside it; the server reads the installed one.
+  initialize.result.serverInfo.version = JSON.parse(readFileSync("package.json", "utf8")).version;
+  writeFileSync(path.join(outdir, "tools-list.json"), JSON.stringify({ tools: list, initialize }));
   rmSync(entry, { force: true });
 }
 

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 import module from "node:module";
 import v8 from "node:v8";
+import { answerEarly } from "./mcp/early-stdio.js";
+
+// A stdio client's initialize and tools/list are answered now, from what the build prepared,
+// while the rest loads (src/mcp/early-stdio.ts).
+answerEarly(process.argv.slice(2));
 
 // V8 grows the young generation from 1 MB up to 16 MB semi-spaces as a server allocates: at
 // 1,000 jobs that alone was ~8 MB of RSS (75 → 67 MB), and every fork copies the page tables

@@ -1,10 +1,10 @@
-import { readFileSync } from "node:fs";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type LoggingLevel, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
 import type { Residence } from "../backends/files/share/background.js";
 import type { JobChange, RunChange } from "../core/events.js";
 import type { Job, Run } from "../core/jobs.js";
+import { preparedAnswers, type PreparedAnswers } from "./early-stdio.js";
 import { LazyAjvValidator } from "./elicit-validator.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolContext } from "./tool.js";
@@ -21,26 +21,41 @@ export const INSTRUCTIONS = `agent-cron schedules agent work for later: recurrin
 - Results: list_runs shows recent runs with the first 500 characters of each answer; get_run gives a whole run and its output.
 - Pause a job to stop it for a while; remove deletes it with its history.`;
 
-/** The file scripts/bundle.mjs writes beside the bundle: `tools/list` as toolDefinitions() gives it. */
-export const PREPARED_TOOLS_FILE = "tools-list.json";
-let prepared: Tool[] | null | undefined;
-
 /**
  * The tool list the build prepared, so that a cold start answers `tools/list` without building
  * the tools' zod schemas; undefined when running from src/ (tests), where it is computed.
  */
-function preparedTools(): Tool[] | undefined {
-  if (prepared === undefined) {
-    try {
-      prepared = (JSON.parse(readFileSync(new URL(`./${PREPARED_TOOLS_FILE}`, import.meta.url), "utf8")) as { tools: Tool[] }).tools;
-    } catch {
-      prepared = null;
-    }
-  }
-  return prepared ?? undefined;
-}
+const preparedTools = () => (preparedAnswers()?.tools as Tool[] | undefined) ?? undefined;
 
 const loadTools = () => import("./tools/index.js").then((m) => m.tools);
+
+/**
+ * What this server answers to `initialize`, asked through the SDK's own client as any client
+ * asks; the build prepares it (scripts/bundle.mjs) for the early answer (early-stdio.ts). The
+ * protocol version is negotiated per client, from the versions the SDK supports.
+ */
+export async function initializeAnswer(): Promise<NonNullable<PreparedAnswers["initialize"]>> {
+  const [{ Client }, { InMemoryTransport }, { SUPPORTED_PROTOCOL_VERSIONS }, { AppEventBus }] = await Promise.all([
+    import("@modelcontextprotocol/sdk/client/index.js"),
+    import("@modelcontextprotocol/sdk/inMemory.js"),
+    import("@modelcontextprotocol/sdk/types.js"),
+    import("../core/events.js"),
+  ]);
+  const server = createServer({ events: new AppEventBus() } as unknown as CronApi);
+  const client = new Client({ name: "agent-cron-build", version: VERSION });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  await client.connect(clientSide);
+  const instructions = client.getInstructions();
+  const result = {
+    capabilities: client.getServerCapabilities(),
+    serverInfo: client.getServerVersion(),
+    ...(instructions ? { instructions } : {}),
+  };
+  await client.close();
+  await server.close();
+  return { protocol_versions: [...SUPPORTED_PROTOCOL_VERSIONS], result };
+}
 
 /** One object for every ask: the SDK's validator compiles a schema per object it is given, and keeps it. */
 const APPROVAL_SCHEMA = { type: "object" as const, properties: { approve: { type: "boolean" as const, title: "Schedule this job", default: true } } };

@@ -1,6 +1,8 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
 import { LineLimiter, sniffId } from "./line-limit.js";
+import { takeEarlyStdin } from "./early-stdio.js";
 import { createServer } from "./server.js";
 import { logger } from "../log.js";
 
@@ -20,8 +22,23 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
     // A request gets its error answer; a notification (no id) cannot be answered.
     if (id !== null) void transport.send({ jsonrpc: "2.0", id, error: { code: -32600, message } }).catch(() => {});
   });
+  // What the bin answered and read before this server existed (early-stdio.ts) is read again
+  // first; the SDK's own answer to that `initialize` is the one answer not sent twice.
+  const early = takeEarlyStdin();
+  if (early?.replay.length) limiter.write(early.replay);
   process.stdin.pipe(limiter);
   const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin);
+  let answered = early?.answeredInitialize ?? null;
+  if (answered !== null) {
+    const send = transport.send.bind(transport);
+    transport.send = async (message: JSONRPCMessage) => {
+      if (answered !== null && "id" in message && message.id === answered && "result" in message) {
+        answered = null;
+        return;
+      }
+      return send(message);
+    };
+  }
   let gone = false;
   const leave = () => {
     if (gone) return;
@@ -34,6 +51,8 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   process.stdout.once("error", leave);
   transport.onclose = leave;
   await server.connect(transport);
+  // The client quit before this server took over: what it asked is still read, then it goes.
+  if (early?.ended) setImmediate(leave);
   return async () => {
     gone = true;
     await server.close().catch(() => {});

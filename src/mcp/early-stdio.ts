@@ -1,0 +1,179 @@
+import { readFileSync } from "node:fs";
+import { VERSION } from "../version.js";
+
+/**
+ * A stdio client's first two questions, `initialize` and `tools/list`, have answers that depend
+ * on nothing but the build: scripts/bundle.mjs writes them beside the bundle (tools-list.json).
+ * `agent-cron serve` answers them from that file as soon as Node is up, before it has loaded the
+ * SDK, its config and its data dir, which was most of a cold start (issue 27; README,
+ * Benchmarks). Everything it reads is handed to the real server (serveStdio), `initialize`
+ * included: the SDK learns the client's capabilities from it, and its second answer to that id
+ * is dropped. The first message it does not answer ends the early answers, so the order of
+ * every other answer is the server's.
+ */
+
+/** The file the build writes; src/mcp/server.ts reads its `tools` too. */
+export const PREPARED_FILE = "tools-list.json";
+
+export interface PreparedAnswers {
+  tools: unknown[];
+  /** The SDK server's answer to `initialize`, but for the protocol version, negotiated as it does. */
+  initialize?: {
+    protocol_versions: string[];
+    result: { capabilities: unknown; serverInfo: unknown; instructions?: string };
+  };
+}
+
+let prepared: PreparedAnswers | null | undefined;
+
+/** The answers the build prepared; null when running from src/ (tests), where they are computed. */
+export function preparedAnswers(): PreparedAnswers | null {
+  if (prepared === undefined) {
+    try {
+      prepared = JSON.parse(readFileSync(new URL(`./${PREPARED_FILE}`, import.meta.url), "utf8")) as PreparedAnswers;
+    } catch {
+      prepared = null;
+    }
+  }
+  return prepared;
+}
+
+/** What the early reader hands over: every byte to read again, and the id of the `initialize` already answered. */
+export interface EarlyStdin {
+  replay: Buffer;
+  answeredInitialize: string | number | null;
+  /** stdin ended (the client quit) before the real server took over. */
+  ended: boolean;
+}
+
+/** A line longer than this is left to the real server, which knows the message size limit. */
+const MAX_EARLY_LINE = 256 * 1024;
+
+let reader: { take(): EarlyStdin } | null = null;
+
+/**
+ * Starts answering when argv is a stdio `serve` (no --http, no --background, no other flag than
+ * the data dir and config) and the build's answers are there. Called first thing by the bin.
+ */
+export function answerEarly(argv: string[]): void {
+  if (!isStdioServe(argv)) return;
+  const answers = preparedAnswers();
+  const init = answers?.initialize;
+  if (!answers || !init) return;
+  const replay: Buffer[] = [];
+  let partial: Buffer[] = [];
+  let partialBytes = 0;
+  let answering = true;
+  let initId: string | number | null = null;
+  let ended = false;
+  const send = (id: string | number, result: unknown) => process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id, result })}\n`);
+
+  /** Answers one whole line if it may; false when the early answers end here. */
+  const answer = (line: Buffer): boolean => {
+    let msg: { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: Record<string, unknown> };
+    try {
+      msg = JSON.parse(line.toString("utf8"));
+    } catch {
+      return false;
+    }
+    if (!msg || typeof msg !== "object" || msg.jsonrpc !== "2.0") return false;
+    const id = typeof msg.id === "string" || typeof msg.id === "number" ? msg.id : null;
+    if (msg.method === "initialize" && id !== null && initId === null && validInitialize(msg.params)) {
+      initId = id;
+      const asked = msg.params!.protocolVersion as string;
+      const protocolVersion = init.protocol_versions.includes(asked) ? asked : init.protocol_versions[0];
+      // The version installed, as the SDK server says it (the build's copy may predate a bump).
+      send(id, { protocolVersion, ...init.result, serverInfo: { ...(init.result.serverInfo as object), version: VERSION } });
+      replay.push(line);
+      return true;
+    }
+    if (msg.method === "notifications/initialized" && id === null && initId !== null) {
+      replay.push(line);
+      return true;
+    }
+    if (msg.method === "tools/list" && id !== null && initId !== null && (msg.params === undefined || typeof msg.params === "object")) {
+      send(id, { tools: answers.tools });
+      return true;
+    }
+    return false;
+  };
+
+  const onData = (chunk: Buffer) => {
+    if (!answering) return void replay.push(chunk);
+    let rest = chunk;
+    while (rest.length) {
+      const nl = rest.indexOf(10);
+      if (nl === -1) {
+        partial.push(rest);
+        partialBytes += rest.length;
+        if (partialBytes > MAX_EARLY_LINE) stop();
+        return;
+      }
+      const line = Buffer.concat([...partial, rest.subarray(0, nl + 1)]);
+      partial = [];
+      partialBytes = 0;
+      rest = rest.subarray(nl + 1);
+      if (!answer(line)) {
+        replay.push(line);
+        if (rest.length) replay.push(rest);
+        return stop();
+      }
+    }
+  };
+  const stop = () => {
+    answering = false;
+    replay.push(...partial);
+    partial = [];
+  };
+  const onEnd = () => {
+    ended = true;
+  };
+  process.stdin.on("data", onData);
+  process.stdin.once("end", onEnd);
+  reader = {
+    take() {
+      process.stdin.off("data", onData);
+      process.stdin.off("end", onEnd);
+      process.stdin.pause();
+      stop();
+      return { replay: Buffer.concat(replay), answeredInitialize: initId, ended };
+    },
+  };
+}
+
+/** The early reader's bytes and state, once; null when there was none (HTTP, tests from src/). */
+export function takeEarlyStdin(): EarlyStdin | null {
+  const r = reader;
+  reader = null;
+  return r ? r.take() : null;
+}
+
+/** `serve` over stdio with only the flags that say where the data and config are (cli.ts splitCommand). */
+function isStdioServe(argv: string[]): boolean {
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--data-dir" || a === "--config") {
+      if (++i >= argv.length) return false;
+      continue;
+    }
+    if (a.startsWith("--data-dir=") || a.startsWith("--config=")) continue;
+    if (command !== undefined || a.startsWith("-")) return false;
+    command = a;
+  }
+  return command === "serve";
+}
+
+/** What the SDK's InitializeRequestSchema requires; anything less is left for the SDK to refuse. */
+function validInitialize(params: Record<string, unknown> | undefined): boolean {
+  const info = params?.clientInfo as Record<string, unknown> | undefined;
+  return (
+    typeof params?.protocolVersion === "string" &&
+    !!params.capabilities &&
+    typeof params.capabilities === "object" &&
+    !!info &&
+    typeof info === "object" &&
+    typeof info.name === "string" &&
+    typeof info.version === "string"
+  );
+}

@@ -1,5 +1,5 @@
 import type { Config } from "./config.js";
-import { App, type AppParts } from "./core/app.js";
+import { createApp, type App, type AppParts } from "./core/app.js";
 import type { Fence } from "./kernel/errors.js";
 import type { Delivery, Run } from "./core/jobs.js";
 import type { Executor, ExecutorRegistry, RunRepo } from "./core/ports.js";
@@ -62,7 +62,7 @@ export async function openApp(opts: OpenAppOptions): Promise<App> {
     workRoot,
     clock,
     // To the MCP clients and stderr, as notices; before the App exists, to stderr.
-    onProblem: (message) => (app ? app.events.emit("notice", "error", message, {}) : logger.log("error", "store", message)),
+    onProblem: (message) => (app ? app.runtime.events.emit("notice", "error", message, {}) : logger.log("error", "store", message)),
   });
   try {
     app = await composeApp({ ...files, exclusive: true }, { ...opts, clock, workRoot });
@@ -91,10 +91,10 @@ async function openPostgresApp(urlEnv: string, opts: OpenAppOptions & { clock: C
     clock: opts.clock,
     // As the config is now: a reload of config.json changes them for the next occurrence.
     limits: () => {
-      const c = app?.config ?? opts.config;
+      const c = app?.runtime.config ?? opts.config;
       return { maxConcurrent: c.max_concurrent, fleetMaxConcurrent: c.fleet_max_concurrent, maxOutputBytes: c.max_output_bytes };
     },
-    onNotice: (level, message) => app?.events.emit("notice", level, message, {}),
+    onNotice: (level, message) => app?.runtime.events.emit("notice", level, message, {}),
   });
   try {
     app = await composeApp({ ...backend, exclusive: false }, opts);
@@ -122,11 +122,11 @@ export async function composeApp(backend: BackendParts, opts: OpenAppOptions): P
     return { get: (name) => map.get(name), names: () => [...map.keys()], programFound: (program) => resolveProgram(program) !== null };
   };
   let app: App | undefined;
-  const observe = (store: "jobs" | "runs") => (seconds: number) => app?.events.emit("store_write", store, seconds);
+  const observe = (store: "jobs" | "runs") => (seconds: number) => app?.runtime.events.emit("store_write", store, seconds);
   timeWrites(backend.jobs, ["insert", "update", "delete"], observe("jobs"));
   timeWrites(backend.runs, ["put", "removeJob", "writeOutput"], observe("runs"));
-  announceDeliveries(backend.runs, (run, attempts) => app?.events.emit("delivery", run, attempts));
-  app = await App.create({
+  announceDeliveries(backend.runs, (run, attempts) => app?.runtime.events.emit("delivery", run, attempts));
+  app = await createApp({
     ...backend,
     config: opts.config,
     dataDir: opts.dataDir,

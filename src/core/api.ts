@@ -1,5 +1,5 @@
 import type { App, Approver } from "./app.js";
-import { activity, type Activity } from "./activity.js";
+import type { Activity } from "./activity.js";
 import type { AuditReport } from "./ledger.js";
 import { encodeCursor } from "./queries.js";
 import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
@@ -270,49 +270,61 @@ export interface JobsPage {
 }
 
 /**
- * The API served straight from this process's App. Every call that reads or names a record
- * first waits for the App to be in sync (a fleet's mirror has heard every change acknowledged
- * anywhere before the call), so a change made through another process is in the answer.
+ * The API served straight from this process's App: the commands go to its job service, the
+ * answers come from its queries, shaped for the wire here. Every call that reads or names a
+ * record first waits for the runtime to be in sync (a fleet's mirror has heard every change
+ * acknowledged anywhere before the call), so a change made through another process is in the
+ * answer.
  */
 export class LocalApi implements CronApi {
   constructor(readonly app: App) {}
 
   get events(): AppEventBus {
-    return this.app.events;
+    return this.app.runtime.events;
+  }
+
+  private synced(): Promise<void> {
+    return this.app.runtime.synced();
   }
 
   private next(job: Job, count = 5): NextRuns {
-    const runs = this.app.nextRuns(job, count);
-    return { next_runs: runs.map((d) => this.app.formatTime(d, job.timezone)), next_runs_utc: runs.map((d) => d.toISOString()) };
+    const q = this.app.queries;
+    const runs = q.nextRuns(job, count);
+    return { next_runs: runs.map((d) => q.formatTime(d, job.timezone)), next_runs_utc: runs.map((d) => d.toISOString()) };
   }
 
   async addCron({ input, created_by, origin, approved, dry_run }: AddCronArgs): Promise<AddCronResult> {
-    const { job, created, warnings, triggerToken } = await this.app.addJob(input, created_by, { origin, approved, dryRun: dry_run });
+    const { job, created, warnings, triggerToken } = await this.app.jobs.add(input, created_by, { origin, approved, dryRun: dry_run });
     return {
       job,
       created,
       ...this.next(job),
       description: describeJob(job),
       warnings,
-      approval: this.app.config.approval,
+      approval: this.app.queries.config.approval,
       ...(triggerToken ? { trigger_token: triggerToken } : {}),
     };
   }
 
   async listCrons(a: Parameters<CronApi["listCrons"]>[0]) {
-    await this.app.synced();
-    const page = this.app.listJobs(a);
-    return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor, timezone: this.app.config.timezone };
+    await this.synced();
+    const q = this.app.queries;
+    const page = q.listJobs(a);
+    return { jobs: page.items.map(jobRow), total: page.total ?? page.items.length, next_cursor: page.next_cursor, timezone: q.config.timezone };
   }
 
   async listRuns(a: Parameters<CronApi["listRuns"]>[0]) {
-    await this.app.synced();
-    const page = this.app.listRuns(a);
+    await this.synced();
+    const page = this.app.queries.listRuns(a);
     return { runs: page.items.map((r) => this.row(r)), next_cursor: page.next_cursor };
   }
 
+  private jobName(id: string): string | null {
+    return this.app.queries.job(id)?.name ?? null;
+  }
+
   private row(run: Run): RunRow {
-    return runRow(run, this.app.jobs.get(run.job_id)?.name ?? null);
+    return runRow(run, this.jobName(run.job_id));
   }
 
   private change(job: Job): JobChange {
@@ -320,64 +332,65 @@ export class LocalApi implements CronApi {
   }
 
   async pause({ job }: { job: string }) {
-    await this.app.synced();
-    return this.change(await this.app.pause(job));
+    await this.synced();
+    return this.change(await this.app.jobs.pause(job));
   }
 
   async resume({ job }: { job: string }) {
-    await this.app.synced();
-    return this.change(await this.app.resume(job));
+    await this.synced();
+    return this.change(await this.app.jobs.resume(job));
   }
 
   async remove({ job, keep_runs }: { job: string; keep_runs?: boolean }) {
-    await this.app.synced();
-    return { removed: await this.app.remove(job, keep_runs ?? false) };
+    await this.synced();
+    return { removed: await this.app.jobs.remove(job, keep_runs ?? false) };
   }
 
   async getCron({ job: ref }: { job: string }): Promise<JobView> {
-    await this.app.synced();
-    const job = this.app.resolveJob(ref);
-    return { job, description: describeJob(job), ...this.next(job), recent_runs: this.app.recentRuns(job.id, 10).map((r) => this.row(r)) };
+    await this.synced();
+    const q = this.app.queries;
+    const job = q.resolveJob(ref);
+    return { job, description: describeJob(job), ...this.next(job), recent_runs: q.recentRuns(job.id, 10).map((r) => this.row(r)) };
   }
 
   async updateCron({ job: ref, patch, origin, by }: { job: string; patch: unknown; origin?: "cli" | "mcp"; by?: string }) {
-    await this.app.synced();
-    return this.change(await this.app.updateJob(ref, patch, { origin, by }));
+    await this.synced();
+    return this.change(await this.app.jobs.update(ref, patch, { origin, by }));
   }
 
   async approve({ job, by, via }: DecisionArgs) {
-    await this.app.synced();
-    return this.change(await this.app.approve(job, { by: by ?? "a person", via: via ?? "cli" }));
+    await this.synced();
+    return this.change(await this.app.jobs.approve(job, { by: by ?? "a person", via: via ?? "cli" }));
   }
 
   async reject({ job, by, via }: DecisionArgs) {
-    await this.app.synced();
-    return { removed: await this.app.reject(job, { by: by ?? "a person", via: via ?? "cli" }) };
+    await this.synced();
+    return { removed: await this.app.jobs.reject(job, { by: by ?? "a person", via: via ?? "cli" }) };
   }
 
   async triggerEvent({ job_id, token, payload }: { job_id: string; token: string; payload: string }) {
-    return { run: await this.app.triggerEvent(job_id, token, payload) };
+    return { run: await this.app.jobs.triggerEvent(job_id, token, payload) };
   }
 
   async runNow({ job }: { job: string }) {
-    await this.app.synced();
-    const run = await this.app.runNow(job);
-    return { run, job_name: this.app.jobs.get(run.job_id)?.name ?? null };
+    await this.synced();
+    const run = await this.app.jobs.runNow(job);
+    return { run, job_name: this.jobName(run.job_id) };
   }
 
   async waitRun({ run }: { run: string }) {
-    await this.app.synced();
-    return { run: await this.app.waitForRun(run) };
+    await this.synced();
+    return { run: await this.app.queries.waitForRun(run) };
   }
 
   async cancelRun({ run }: { run: string }) {
-    await this.app.synced();
-    return { run: await this.app.cancelRun(run) };
+    await this.synced();
+    return { run: await this.app.jobs.cancelRun(run) };
   }
 
   async previewSchedule({ schedule, timezone, count }: { schedule: string; timezone?: string; count?: number }): Promise<Preview> {
     try {
-      return { valid: true, ...this.app.preview(schedule, timezone, count ?? 5) };
+      return { valid: true, ...this.app.queries.preview(schedule, timezone, count ?? 5) };
     } catch (err) {
       if (kindOf(err) !== "user") throw err;
       // An invalid schedule is an answer here, not a failure.
@@ -386,14 +399,14 @@ export class LocalApi implements CronApi {
   }
 
   async readRun({ run }: { run: string }) {
-    await this.app.synced();
-    const record = await this.app.getRun(run);
-    return { ...record, job_name: this.app.jobs.get(record.job_id)?.name ?? null };
+    await this.synced();
+    const record = await this.app.queries.getRun(run);
+    return { ...record, job_name: this.jobName(record.job_id) };
   }
 
   async jobsPage({ cursor }: { cursor?: string }): Promise<JobsPage> {
-    await this.app.synced();
-    const page = this.app.listJobs({ limit: JOBS_PAGE_MAX, cursor });
+    await this.synced();
+    const page = this.app.queries.listJobs({ limit: JOBS_PAGE_MAX, cursor });
     // Whole records can be 33 KB each (a 32 KiB prompt): the page also stops at a byte budget.
     const jobs: Job[] = [];
     let bytes = 0;
@@ -408,9 +421,10 @@ export class LocalApi implements CronApi {
   }
 
   async completeIds({ kind, prefix }: { kind: "job" | "run"; prefix: string }) {
-    await this.app.synced();
+    await this.synced();
+    const q = this.app.queries;
     const out: string[] = [];
-    const ids = kind === "job" ? [...this.app.jobs.all()].map((j) => j.id) : this.app.listRuns({ limit: 100 }).items.map((r) => r.id);
+    const ids = kind === "job" ? [...q.allJobs()].map((j) => j.id) : q.listRuns({ limit: 100 }).items.map((r) => r.id);
     for (const id of ids) {
       if (id.startsWith(prefix)) out.push(id);
       if (out.length === MAX_COMPLETIONS) break;
@@ -419,17 +433,18 @@ export class LocalApi implements CronApi {
   }
 
   async overview({ runs: count = 20, limit = 100, cursor, ...filter }: Parameters<CronApi["overview"]>[0]) {
-    await this.app.synced();
+    await this.synced();
     if (!Number.isInteger(limit) || limit < 1 || limit > OVERVIEW_MAX)
       throw new UserError(`limit must be a whole number from 1 to ${OVERVIEW_MAX}, got ${limit}.`);
     if (!Number.isInteger(count) || count < 0 || count > 100) throw new UserError(`runs must be a whole number from 0 to 100, got ${count}.`);
+    const q = this.app.queries;
     const jobs: JobOverview[] = [];
     let next = cursor ?? null;
     let total = 0;
     // listJobs pages at 100; a larger dashboard page takes several.
     do {
-      const page = this.app.listJobs({ ...filter, limit: Math.min(100, limit - jobs.length), cursor: next ?? undefined });
-      for (const job of page.items) jobs.push({ job: jobRow(job), runs: count ? this.app.recentRuns(job.id, count).map(runBrief) : [] });
+      const page = q.listJobs({ ...filter, limit: Math.min(100, limit - jobs.length), cursor: next ?? undefined });
+      for (const job of page.items) jobs.push({ job: jobRow(job), runs: count ? q.recentRuns(job.id, count).map(runBrief) : [] });
       total = page.total ?? jobs.length;
       next = page.next_cursor;
     } while (next && jobs.length < limit);
@@ -437,43 +452,25 @@ export class LocalApi implements CronApi {
   }
 
   async audit(a: Parameters<CronApi["audit"]>[0]) {
-    return this.app.audit(a);
+    return this.app.queries.audit(a);
   }
 
   async upcoming({ count = 3 }: { count?: number }) {
-    const n = Math.min(Math.max(1, count), 20);
-    const soonest: { at: number; job: Job }[] = [];
-    for (const job of this.app.jobs.all()) {
-      if (job.state !== "active" || !job.next_run_at) continue;
-      const at = Date.parse(job.next_run_at);
-      if (soonest.length === n && at >= soonest[n - 1].at) continue;
-      soonest.push({ at, job });
-      soonest.sort((a, b) => a.at - b.at);
-      if (soonest.length > n) soonest.pop();
-    }
-    return { occurrences: soonest.map(({ job }) => ({ job_id: job.id, name: job.name, at: job.next_run_at! })) };
+    return { occurrences: this.app.queries.upcoming(count).map(({ job, at }) => ({ job_id: job.id, name: job.name, at })) };
   }
 
   async activity(): Promise<Activity> {
-    const app = this.app;
-    return activity({
-      jobs: app.jobs.all(),
-      runsOf: (id) => app.runs.ofJob(id),
-      allRuns: () => app.runs.all(),
-      nextRuns: (job, count, from) => app.nextRuns(job, count, from),
-      now: app.clock.now(),
-      timezone: app.config.timezone,
-    });
+    return this.app.queries.activity();
   }
 
   /** The executor a job that names none runs with (the dashboard's job page names it). */
   defaultExecutor(): string {
-    return this.app.config.default_executor;
+    return this.app.queries.config.default_executor;
   }
 
   async jobRuns({ job, limit, cursor }: Parameters<CronApi["jobRuns"]>[0]) {
-    await this.app.synced();
-    const page = this.app.listRuns({ job, limit, cursor });
+    await this.synced();
+    const page = this.app.queries.listRuns({ job, limit, cursor });
     return { runs: page.items.map(runBrief), next_cursor: page.next_cursor };
   }
 }

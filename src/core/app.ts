@@ -1,25 +1,13 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Config } from "../config.js";
 import { chainedJobs } from "./chain.js";
 import { Dispatcher } from "./dispatcher.js";
-import { UnauthorizedError, UserError, errorMessage } from "../kernel/errors.js";
+import { UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
-import { AddJobInput, UpdateJobInput } from "./job-input.js";
-import {
-  checkTimezone,
-  compileSchema,
-  draftJob,
-  hashToken,
-  legacyNameProblem,
-  parseInput,
-  withApprovalEvent,
-  patchedJob,
-  sameDefinition,
-  type DefinitionContext,
-  type DeliveryChecks,
-} from "./job-definitions.js";
+import { legacyNameProblem, type DeliveryChecks } from "./job-definitions.js";
 import { afterNotRun, stopped, whyNotRun, withDerivedFields } from "./job-rules.js";
-import { maxRunsReached, type ApprovalChannel, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { JobService } from "./job-service.js";
+import { JobWriter } from "./job-writer.js";
+import type { Job, Run } from "./jobs.js";
 import { LATE_MS, brokenJobProblem, handledUntil, nextRuns, planCatchUp, sameTimeline, type CatchUpPlan } from "./planner.js";
 import type {
   CheckProcessResult,
@@ -34,32 +22,75 @@ import type {
   RunRepo,
   RunToolsPort,
 } from "./ports.js";
-import { forgetUnusedOutputSchemas, keptOutputSchemas } from "./output.js";
-import { parseRunToolArgs, runToolsOf, withNote, type RunSaid, type RunToolName } from "./run-tools.js";
-import { listJobs, listRuns, resolveJob, resolveRun, type Page } from "./queries.js";
+import { runToolsOf, type RunSaid, type RunToolName } from "./run-tools.js";
+import { Queries } from "./queries.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
-import { describeSchedule, nextOccurrences, parseSchedule, scheduleOfJob, type ParsedSchedule } from "./schedule.js";
+import { scheduleOfJob, type ParsedSchedule } from "./schedule.js";
 import { toIsoInZone } from "../kernel/time.js";
 import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";
-import { MAX_SCHEDULE_HISTORY, OccurrenceCache, auditJob, auditReport, indexRecords, type AuditReport, type JobAudit, type RecordIndex } from "./ledger.js";
-
-/** cancel_run of a run in another process waits this long for its record to end. */
-const REMOTE_CANCEL_WAIT_MS = 15_000;
+import { MAX_SCHEDULE_HISTORY, RecordIndexCache, type AuditReport } from "./ledger.js";
 
 export type { Page } from "./queries.js";
+export type { Approver } from "./job-service.js";
 
-/** Who approved or rejected a job, and through what, as the edge that checked them says. */
-export interface Approver {
-  by: string;
-  via: Extract<ApprovalChannel, "cli" | "dashboard">;
+/**
+ * agent-cron's core, as every transport reaches it (core/api.ts composes it into the one API):
+ * three parts with one job each, built together by createApp. No MCP here; errors meant for
+ * callers are UserErrors with one clear sentence.
+ */
+export interface App {
+  /** The process's engine: start and close, the fleet timer, occurrences and runs, recovery, health. */
+  readonly runtime: Runtime;
+  /** The commands: add, update, pause, resume, approve, reject, remove, run now, cancel, events. */
+  readonly jobs: JobService;
+  /** The answers: jobs, runs, previews, the audit, the dashboard's pictures. */
+  readonly queries: Queries;
+}
+
+/**
+ * Builds the App over a backend's parts: the runtime first (it pauses stored jobs that can no
+ * longer be scheduled and records runs left `running` by a process that is gone as
+ * interrupted), then the queries and the commands over it. The runtime reaches the other two
+ * only through the links it is handed: the self-audit, and the job changes a run's own tools
+ * make.
+ */
+export async function createApp(parts: AppParts): Promise<App> {
+  const events = new AppEventBus();
+  const writer = new JobWriter(parts.jobs, parts.clock ?? systemClock, events);
+  const ledger = new RecordIndexCache();
+  let app: App | undefined;
+  const runtime = await Runtime.create(parts, {
+    events,
+    writer,
+    ledger,
+    audit: (opts) => app!.queries.audit(opts),
+    runToolCall: (...call) => app!.jobs.runToolCall(...call),
+  });
+  const queries = new Queries(runtime, ledger);
+  const jobs = new JobService(runtime, queries, writer, {
+    env: parts.env ?? process.env,
+    forbiddenWorkDirs: [parts.dataDir, parts.workRoot],
+    deliveryChecks: parts.deliveryChecks,
+    remoteCancel: parts.remoteCancel,
+  });
+  app = { runtime, jobs, queries };
+  return app;
+}
+
+/** What the runtime shares with the job service and the queries, and reaches them by (see createApp). */
+export interface RuntimeLinks {
+  events: AppEventBus;
+  writer: JobWriter;
+  /** Each job's audit index: dropped here when a run of the job changes or the job goes. */
+  ledger: RecordIndexCache;
+  audit(opts: { limit: number }): AuditReport;
+  runToolCall(jobId: string, runId: string, said: RunSaid, tool: RunToolName, args: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 /** In a fleet, a chained run owed this long after its upstream ended is started by whoever finds it. */
 const CHAIN_SETTLE_MS = 10_000;
-export { encodeCursor } from "./queries.js";
-export { hashToken } from "./job-definitions.js";
 
 /**
  * What the App is made of. The composition root (src/compose.ts) builds them from the config:
@@ -109,19 +140,19 @@ export interface AppParts {
    * for a store with one writer.
    */
   sync?(): Promise<void>;
-  /** cancel_run of a run another process of a fleet runs: asks it (see App.cancelRun). */
+  /** cancel_run of a run another process of a fleet runs: asks it (see JobService.cancelRun). */
   remoteCancel?: { request(runId: string): Promise<void>; onRequest(listener: (runId: string) => void): void };
 }
 
 /**
- * The domain: jobs, runs and the scheduler behind one API that tools, resources and the CLI
- * share. No MCP here; errors meant for callers are UserErrors with one clear sentence. The
- * decisions live beside it (planner: when; job-rules: state transitions; job-definitions:
- * what a job may be; queries: answers); this class is the runtime that applies them: the
- * fleet timer, firing, recovery, and the writes in the order that keeps them safe.
+ * The runtime: start and close, the fleet timer, firing, occurrences and their runs, recovery
+ * at start-up and in a fleet, the self-audit's timer, health. The decisions live beside it
+ * (planner: when; job-rules: state transitions; job-definitions: what a job may be); the
+ * commands are the job service's (job-service.ts) and the answers the queries' (queries.ts).
+ * This class applies the decisions: the writes in the order that keeps them safe.
  */
-export class App {
-  readonly events = new AppEventBus();
+export class Runtime {
+  readonly events: AppEventBus;
   readonly clock: Clock;
   readonly dataDir: string;
   readonly jobs: JobRepo;
@@ -140,9 +171,16 @@ export class App {
   private clockWatch: ClockWatch | null = null;
   private watchTimer: unknown = null;
   private readonly env: NodeJS.ProcessEnv;
-  private readonly definitions: DefinitionContext;
+  private readonly writer: JobWriter;
+  private readonly ledger: RecordIndexCache;
 
-  private constructor(private readonly parts: AppParts) {
+  private constructor(
+    private readonly parts: AppParts,
+    private readonly links: RuntimeLinks,
+  ) {
+    this.events = links.events;
+    this.writer = links.writer;
+    this.ledger = links.ledger;
     this.events.setMaxListeners(0);
     this.dataDir = parts.dataDir;
     this.jobs = parts.jobs;
@@ -153,17 +191,6 @@ export class App {
     this.env = parts.env ?? process.env;
     this.executors = parts.executors(parts.config);
     const app = this;
-    this.definitions = {
-      get config() {
-        return app.config;
-      },
-      env: this.env,
-      checkExecutor: (name) => void this.executor(name),
-      forbiddenWorkDirs: [parts.dataDir, parts.workRoot],
-      resolveJob: (ref) => this.resolveJob(ref),
-      getJob: (id) => this.jobs.get(id),
-      delivery: parts.deliveryChecks,
-    };
     // Deliveries go out after the run is recorded (the pipeline's last step, given the record)
     // and outside any concurrency slot, so a slow receiver never holds up agent runs; their
     // attempts are then merged into the run record.
@@ -192,7 +219,7 @@ export class App {
       openRunTools: parts.runTools
         ? (job, run, said, dir) =>
             parts.runTools!.open({ runId: run.id, jobId: job.id, dir, tools: runToolsOf(job) }, (tool, args) =>
-              this.runToolCall(job.id, run.id, said, tool as RunToolName, args),
+              links.runToolCall(job.id, run.id, said, tool as RunToolName, args),
             )
         : undefined,
       deliver: (run) => this.notifier.deliver(run),
@@ -253,8 +280,8 @@ export class App {
    * Builds the App over a backend's parts: pauses stored jobs that can no longer be scheduled,
    * and records runs left `running` by a process that is gone as interrupted.
    */
-  static async create(parts: AppParts): Promise<App> {
-    const app = new App(parts);
+  static async create(parts: AppParts, links: RuntimeLinks): Promise<Runtime> {
+    const app = new Runtime(parts, links);
     await app.pauseBrokenJobs();
     await app.recoverInterrupted();
     return app;
@@ -733,7 +760,7 @@ export class App {
    * database) fails every job's every occurrence with the same sentence: it is said once a
    * minute, not once per job and second.
    */
-  private warn(jobId: string, err: unknown): void {
+  warn(jobId: string, err: unknown): void {
     const why = errorMessage(err);
     const now = this.clock.now();
     const last = this.said.get(why);
@@ -743,50 +770,11 @@ export class App {
     this.events.emit("notice", "error", `Job ${jobId}: ${why}`, { job_id: jobId });
   }
 
-  // The ledger (SPEC §18)
+  // The self-audit (SPEC §18)
 
-  /**
-   * Each job's records as the audit reads them, rebuilt when one of its runs changes (a run
-   * event) or its history is not the one it was built from.
-   */
-  private readonly ledger = new Map<string, { index: RecordIndex; source: readonly Run[]; length: number; last: Run | undefined }>();
   private auditTimer: unknown = null;
   /** Unaccounted occurrences already reported by the self-audit ("job id@time"), so each is said once. */
   private readonly reported = new Set<string>();
-  /** What the last audit found, for a metric (see unaccountedOccurrences in ledger.ts). */
-  lastAudit: { unaccounted: number; at: number } | null = null;
-
-  /**
-   * Every occurrence of the jobs (or one job) since `since` (default 7 days; "24h", "30m",
-   * "2w" or an ISO time) against its records: counts by outcome per job, and each occurrence
-   * that is due and has none.
-   */
-  audit(opts: { job?: string; since?: string; limit?: number } = {}): AuditReport {
-    const now = this.clock.now();
-    const since = parseSince(opts.since, now);
-    const jobs = opts.job ? [this.resolveJob(opts.job)] : [...this.jobs.all()];
-    const cache = new OccurrenceCache();
-    const audits: JobAudit[] = [];
-    for (const job of jobs) {
-      let source: readonly Run[];
-      try {
-        source = this.runs.ofJob(job.id);
-      } catch (err) {
-        // A history that cannot be read is named; the other jobs are still audited.
-        this.warn(job.id, err);
-        continue;
-      }
-      let entry = this.ledger.get(job.id);
-      if (!entry || entry.source !== source || entry.length !== source.length || entry.last !== source[source.length - 1]) {
-        entry = { index: indexRecords(source, this.config.runs_per_job), source, length: source.length, last: source[source.length - 1] };
-        this.ledger.set(job.id, entry);
-      }
-      audits.push(auditJob(job, entry.index, { since, now, waiting: (id) => this.dispatcher.waiting(id) }, cache));
-    }
-    const report = auditReport(audits, { since, now, timezone: this.config.timezone, limit: Math.min(Math.max(1, opts.limit ?? 20), 1000) });
-    this.lastAudit = { unaccounted: report.unaccounted, at: now };
-    return report;
-  }
 
   private armSelfAudit(): void {
     const minutes = this.config.audit_interval_minutes;
@@ -803,7 +791,7 @@ export class App {
    * notice to clients (and the log), and delivered once to its job's channels or config alerts.
    */
   async selfAudit(): Promise<AuditReport> {
-    const report = this.audit({ limit: 1000 });
+    const report = this.links.audit({ limit: 1000 });
     for (const a of report.jobs) {
       const fresh = a.unaccounted_at.filter((t) => !this.reported.has(`${a.job_id}@${t}`));
       if (!fresh.length) continue;
@@ -833,7 +821,50 @@ export class App {
     return report;
   }
 
-  // Jobs
+  // What the job service and the queries ask of the running process
+
+  /** A job added or changed: armed as it now is (once the timer runs); `schedule` is its parsed schedule, when known. */
+  arm(job: Job, schedule?: ParsedSchedule): void {
+    if (schedule) this.schedules.set(job.id, schedule);
+    if (this.started) this.reschedule(job);
+  }
+
+  /** A job going away: nothing more is armed for it, and its runs are canceled. */
+  async stopJob(jobId: string, reason: string): Promise<void> {
+    this.scheduler.set(jobId, null);
+    await this.dispatcher.cancelJob(jobId, reason);
+  }
+
+  /** A removed job's parsed schedule and audit index go with it. */
+  forgetJob(jobId: string): void {
+    this.schedules.delete(jobId);
+    this.ledger.delete(jobId);
+  }
+
+  /** A run of the job now, whatever its overlap policy (run_now). */
+  runNow(job: Job): Promise<Run> {
+    return this.dispatcher.start(job, { scheduledFor: null, trigger: "manual" });
+  }
+
+  /** A run for an event (POST /hooks), under the job's overlap policy: null when queued behind the one going. */
+  runEvent(job: Job, payload: string): Promise<Run | null> {
+    return this.dispatcher.occur(job, { scheduledFor: null, trigger: "event", payload });
+  }
+
+  /** Cancels a run of this process; null when this process does not run it. */
+  cancel(runId: string): Promise<Run | null> {
+    return this.dispatcher.cancel(runId);
+  }
+
+  /** The run's end, while this process runs it; null otherwise. */
+  whenDone(runId: string): Promise<Run> | null {
+    return this.dispatcher.whenDone(runId);
+  }
+
+  /** Occurrences of the job waiting now (queued behind a run, waiting out jitter). */
+  waiting(jobId: string): ReadonlySet<number> | undefined {
+    return this.dispatcher.waiting(jobId);
+  }
 
   executor(name: string): Executor {
     const e = this.executors.get(name);
@@ -841,383 +872,16 @@ export class App {
     return e;
   }
 
-  executorNames(): string[] {
-    return this.executors.names();
-  }
-
-  /** Finds a job by id, name, or the unique start of its id (8 characters or more, as the CLI prints). */
-  resolveJob(ref: string): Job {
-    return resolveJob(this.jobs, ref);
-  }
-
-  /** The job's executor: the one it names, or the config's default_executor at this moment. */
-  executorOf(job: Job): string {
-    return job.executor ?? this.config.default_executor;
-  }
-
   /**
-   * The one way a stored job changes: `fn` is applied to the newest copy (in a fleet, the
-   * stored row, under its lock) and returns the fields to change, or null for none; `enabled`
-   * and `updated_at` follow.
+   * The one way a stored job changes (job-writer.ts), shared with the job service; the runtime
+   * makes a run's bookkeeping, catch-up and expiry through it.
    */
-  private async change(id: string, fn: (job: Job) => Partial<Job> | null): Promise<{ job: Job; changed: boolean } | undefined> {
-    const result = await this.jobs.update(id, (current) => {
-      const fields = fn(current);
-      if (!fields) return null;
-      return withDerivedFields({ ...current, ...fields, updated_at: toIsoInZone(new Date(this.clock.now()), current.timezone) });
-    });
-    if (result?.changed) this.events.emit("job", result.job, "updated");
-    return result;
+  private change(id: string, fn: (job: Job) => Partial<Job> | null): Promise<{ job: Job; changed: boolean } | undefined> {
+    return this.writer.change(id, fn);
   }
 
-  /**
-   * A run's bookkeeping on its job. A change that leaves every field as it is (a run that
-   * completed after one that completed) writes nothing: on a shared store that is a check of
-   * the row's revision instead of a write and its notification to every process.
-   */
-  private async updateRecord(id: string, fn: (job: Job) => Partial<Job>): Promise<Job | undefined> {
-    return (
-      await this.change(id, (job) => {
-        const fields = fn(job);
-        const same = (Object.keys(fields) as (keyof Job)[]).every((k) => Object.is(job[k], fields[k]) || JSON.stringify(job[k]) === JSON.stringify(fields[k]));
-        return same ? null : fields;
-      })
-    )?.job;
-  }
-
-  /**
-   * Adds a job. `origin` "cli" is a person at a terminal; anything else came through an MCP
-   * client, and under config `approval` it may need a person's approval first (SPEC §13):
-   * `approved` says the user accepted it through elicitation (honoured under `ask` only).
-   * `dryRun` checks everything and stores nothing (to describe the job before asking).
-   */
-  async addJob(
-    rawInput: unknown,
-    createdBy: string,
-    opts: { origin?: "cli" | "mcp"; approved?: boolean; dryRun?: boolean } = {},
-  ): Promise<{ job: Job; created: boolean; warnings: string[]; triggerToken?: string }> {
-    const input = parseInput(AddJobInput, rawInput);
-    // Before anything is read: from here to the store, no await may let another change in.
-    await compileSchema(input.output_schema);
-    const now = this.clock.now();
-    const { job: draft, schedule } = draftJob(this.definitions, input, createdBy, now);
-    if (draft.name) {
-      const existing = this.jobs.byName(draft.name);
-      if (existing) {
-        if (sameDefinition(existing, draft)) return { job: existing, created: false, warnings: [] };
-        throw new UserError(`A job named "${draft.name}" already exists with a different definition; use update_cron to change it, or choose another name.`);
-      }
-    }
-    const first = nextRuns({ ...draft, state: "active" }, schedule, 1, now)[0];
-    if (!first) throw new UserError("The job would never run: its expires_at ends it before the first occurrence.");
-    if (this.jobs.size >= this.config.max_jobs) {
-      throw new UserError(
-        `There are already ${this.jobs.size} jobs, the limit set by max_jobs in the config; remove some (completed jobs count too) or ask the operator to raise max_jobs.`,
-      );
-    }
-    if (opts.dryRun) return { job: draft, created: true, warnings: [] };
-    const mode = this.config.approval;
-    if (opts.origin !== "cli" && (mode === "required" || (mode === "ask" && !opts.approved))) draft.state = "pending_approval";
-    else if (opts.origin !== "cli" && mode === "ask") {
-      draft.approvals = withApprovalEvent([], {
-        event: "approved",
-        at: draft.created_at,
-        by: `the user of ${createdBy}, asked by the client`,
-        via: "elicitation",
-      });
-    }
-    let triggerToken: string | undefined;
-    if (draft.trigger === "http") {
-      // Shown once, in this answer; only its hash is kept.
-      triggerToken = randomBytes(24).toString("base64url");
-      draft.trigger_token_hash = hashToken(triggerToken);
-    }
-    draft.next_run_at = draft.state === "active" ? toIsoInZone(first, draft.timezone) : null;
-    const job = withDerivedFields(draft);
-    await this.jobs.insert(job);
-    this.schedules.set(job.id, schedule);
-    this.events.emit("job", job, "added");
-    if (this.started) this.reschedule(job);
-    return { job, created: true, warnings: await this.executorWarnings(this.executorOf(job)), triggerToken };
-  }
-
-  /** `by` names the client that asks, for the record when the change sends the job back for approval. */
-  async updateJob(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp"; by?: string } = {}): Promise<Job> {
-    const patch = parseInput(UpdateJobInput, rawPatch);
-    // Before the job is read: from here to the store, no await may let another change in.
-    await compileSchema(patch.output_schema);
-    const { id } = this.resolveJob(ref);
-    const now = this.clock.now();
-    const result = await this.jobs.update(id, (current) =>
-      withDerivedFields(
-        patchedJob(this.definitions, current, patch, now, (candidate) => this.nextRuns(candidate, 1, now)[0], {
-          origin: opts.origin,
-          by: opts.by,
-          nameTaken: (name) => this.jobs.byName(name) !== undefined,
-        }).job,
-      ),
-    );
-    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
-    if (patch.output_schema !== undefined) this.releaseUnusedSchemas();
-    this.events.emit("job", result.job, "updated");
-    if (this.started) this.reschedule(result.job);
-    return result.job;
-  }
-
-  // pause, resume and approve decide on the copy they are handed by update(): in a fleet the
-  // mirror may be a moment behind (another process sent the job back for approval), and a
-  // decision made on it would overwrite that change.
-
-  async pause(ref: string): Promise<Job> {
-    return this.changeJob(ref, (j) => (j.state === "active" ? stopped("paused") : null));
-  }
-
-  async resume(ref: string): Promise<Job> {
-    const now = this.clock.now();
-    return this.changeJob(ref, (j) => {
-      this.refusePending(j, "be resumed");
-      if (j.state === "active") return null;
-      if (j.state === "completed") throw new UserError(`Job "${j.name ?? j.id}" has completed; give it a new schedule with update_cron to run it again.`);
-      // Resuming does not replay what passed while paused.
-      const { fields, first } = this.activatedFromNow({ ...j, consecutive_failures: 0 }, now);
-      if (!first && j.run_at !== null)
-        throw new UserError(`Job "${j.name ?? j.id}" was a one-shot whose time has passed; give it a new schedule with update_cron.`);
-      return { ...fields, consecutive_failures: 0 };
-    });
-  }
-
-  /**
-   * A person approves a job an agent made (agent-cron approve, the dashboard); no tool can.
-   * `actor` says who and through what, as the edge that checked them found it (SPEC §20).
-   */
-  async approve(ref: string, actor: Approver = { by: "a person", via: "cli" }): Promise<Job> {
-    const now = this.clock.now();
-    return this.changeJob(ref, (j) => {
-      if (j.state !== "pending_approval") throw new UserError(`Job "${j.name ?? j.id}" is not waiting for approval (it is ${j.state}).`);
-      const at = toIsoInZone(new Date(now), j.timezone);
-      return { ...this.activatedFromNow(j, now).fields, last_error: null, approvals: withApprovalEvent(j.approvals, { event: "approved", at, ...actor }) };
-    });
-  }
-
-  /** A job made active with scheduling restarting from now: completed instead when nothing is left to run. */
-  private activatedFromNow(j: Job, now: number): { fields: Partial<Job>; first: Date | undefined } {
-    const schedule_from = toIsoInZone(new Date(now), j.timezone);
-    const first = this.nextRuns({ ...j, state: "active", schedule_from }, 1, now)[0];
-    const state = first ? { state: "active" as const, next_run_at: toIsoInZone(first, j.timezone) } : stopped("completed");
-    return { fields: { ...state, schedule_from }, first };
-  }
-
-  /** A change decided on the job's newest copy (`fn` returns null for none), then scheduled as it now is. */
-  private async changeJob(ref: string, fn: (job: Job) => Partial<Job> | null): Promise<Job> {
-    const { id } = this.resolveJob(ref);
-    const result = await this.change(id, fn);
-    if (!result) throw new UserError(`No job with id or name "${ref}"; list_crons shows the jobs.`);
-    if (result.changed) this.reschedule(result.job);
-    return result.job;
-  }
-
-  /**
-   * A call from inside a run (agent-cron run-tools), already matched to its run by the
-   * channel's token: the run's own outcome, its job's notes, and (self_service) its own
-   * pause and schedule. Nothing else of the server is reachable from here.
-   */
-  private async runToolCall(jobId: string, runId: string, said: RunSaid, tool: RunToolName, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const args = parseRunToolArgs(tool, raw);
-    const job = this.jobs.get(jobId);
-    if (!job) throw new UserError("This run's job has been removed.");
-    const at = toIsoInZone(new Date(this.clock.now()), job.timezone);
-    switch (tool) {
-      case "report_nothing":
-        said.outcome = "quiet";
-        said.note = args.reason;
-        return { summary: "Recorded: nothing to report. This run ends quiet and no message goes out; end your turn now.", outcome: "quiet" };
-      case "ask_person":
-        said.outcome = "needs_attention";
-        said.note = args.question;
-        return { summary: "Your question goes to a person; this run ends as needing attention. End your turn now.", outcome: "needs_attention" };
-      case "remember": {
-        const updated = await this.updateRecord(jobId, (j) => ({ notes: withNote(j.notes, { at, run_id: runId, text: args.note }) }));
-        const kept = updated?.notes.length ?? 0;
-        return {
-          summary: `Remembered. The job keeps ${kept} note${kept === 1 ? "" : "s"}; later runs get them under "Notes from earlier runs:".`,
-          notes_kept: kept,
-        };
-      }
-      case "pause_me": {
-        if (!job.self_service) throw new UserError("pause_me is only for jobs with self_service: true.");
-        const paused = await this.changeJob(jobId, (j) =>
-          j.state === "active" ? { ...stopped("paused"), last_error: `Paused by its own run ${runId}: ${args.reason}` } : null,
-        );
-        return {
-          summary: `Job ${paused.name ?? paused.id} is ${paused.state}; a person resumes it with agent-cron resume ${paused.name ?? paused.id}.`,
-          state: paused.state,
-        };
-      }
-      case "reschedule_me": {
-        if (!job.self_service) throw new UserError("reschedule_me is only for jobs with self_service: true.");
-        // A run is an agent: under approval its new schedule waits for a person (as an MCP client's would).
-        const updated = await this.updateJob(jobId, { schedule: args.schedule }, { origin: "mcp", by: `its own run ${runId}` });
-        const when = updated.state === "active" ? `next run ${updated.next_run_at}` : `it is ${updated.state}`;
-        return {
-          summary: `Job ${updated.name ?? updated.id} now runs on "${updated.schedule}"; ${when}.`,
-          state: updated.state,
-          next_run_at: updated.next_run_at,
-        };
-      }
-    }
-  }
-
-  /**
-   * A person turns down a job waiting for approval: it is removed, with nothing run. The job
-   * record goes with it, so who rejected it is said as a notice (clients' log, stderr).
-   */
-  async reject(ref: string, actor: Approver = { by: "a person", via: "cli" }): Promise<string> {
-    const job = this.resolveJob(ref);
-    if (job.state !== "pending_approval")
-      throw new UserError(`Job "${job.name ?? job.id}" is not waiting for approval (it is ${job.state}); remove it instead.`);
-    const id = await this.remove(job.id);
-    const at = toIsoInZone(new Date(this.clock.now()), job.timezone);
-    this.events.emit(
-      "notice",
-      "info",
-      `Job ${job.name ? `"${job.name}" (${job.id})` : job.id} was rejected by ${actor.by} through ${actor.via} at ${at}, and removed.`,
-      { job_id: job.id, rejected_by: actor.by, via: actor.via, at },
-    );
-    return id;
-  }
-
-  /**
-   * An event for a job with trigger "http" (POST /hooks/{job_id}): the token must match the
-   * job's, compared as hashes in constant time. Runs under the job's overlap policy, with the
-   * body appended to the prompt. The same answer for an unknown job as for a wrong token.
-   */
-  async triggerEvent(jobId: string, token: string, payload: string): Promise<Run | null> {
-    const job = this.jobs.get(jobId);
-    const expected = job?.trigger === "http" ? job.trigger_token_hash : null;
-    // Both are SHA-256 hex digests, so equal lengths: compared without an early exit.
-    const ok = expected !== null && /^[0-9a-f]{64}$/.test(expected) && timingSafeEqual(Buffer.from(hashToken(token), "hex"), Buffer.from(expected, "hex"));
-    if (!job || !ok) throw new UnauthorizedError("The token does not match this job's event trigger.");
-    this.refusePending(job, "run");
-    if (job.state !== "active") throw new UserError(`Job "${job.name ?? job.id}" is ${job.state}; resume it to take events.`);
-    if (maxRunsReached(job))
-      throw new UserError(`Job "${job.name ?? job.id}" has made its max_runs (${job.max_runs}); raise it with update_cron to take more events.`);
-    return this.dispatcher.occur(job, { scheduledFor: null, trigger: "event", payload });
-  }
-
-  private refusePending(job: Job, what: string): void {
-    if (job.state === "pending_approval") {
-      throw new UserError(
-        `Job "${job.name ?? job.id}" is waiting for a person's approval, so it cannot ${what}; they approve it with: agent-cron approve ${job.name ?? job.id}.`,
-      );
-    }
-  }
-
-  async remove(ref: string, keepRuns = false): Promise<string> {
-    const job = this.resolveJob(ref);
-    this.scheduler.set(job.id, null);
-    await this.dispatcher.cancelJob(job.id, "Canceled because its job was removed.");
-    await this.jobs.delete(job.id);
-    this.schedules.delete(job.id);
-    if (job.output_schema) this.releaseUnusedSchemas();
-    this.ledger.delete(job.id);
-    if (!keepRuns) await this.runs.removeJob(job.id);
-    this.events.emit("job", job, "removed");
-    return job.id;
-  }
-
-  /** Frees the compiled output_schemas no job uses any more (two jobs may share one). */
-  private releaseUnusedSchemas(): void {
-    if (keptOutputSchemas() === 0) return;
-    const used = new Set<string>();
-    for (const j of this.jobs.all()) if (j.output_schema) used.add(JSON.stringify(j.output_schema));
-    forgetUnusedOutputSchemas(used);
-  }
-
-  listJobs(opts: { state?: Job["state"]; query?: string; limit?: number; cursor?: string }): Page<Job> {
-    return listJobs(this.jobs, opts);
-  }
-
-  // Runs
-
-  async runNow(ref: string): Promise<Run> {
-    const job = this.resolveJob(ref);
-    this.refusePending(job, "run");
-    return this.dispatcher.start(job, { scheduledFor: null, trigger: "manual" });
-  }
-
-  /** Waits for a run to end (or returns it if it has). */
-  async waitForRun(runId: string): Promise<Run> {
-    const pending = this.dispatcher.whenDone(runId);
-    return pending ? await pending : this.getRunRecord(runId);
-  }
-
-  async cancelRun(runId: string): Promise<Run> {
-    const run = this.getRunRecord(runId);
-    if (run.status !== "running") return run;
-    const ended = await this.dispatcher.cancel(run.id);
-    if (ended) return ended;
-    const remote = this.parts.remoteCancel;
-    if (!remote) throw new UserError(`Run ${runId} is held by another agent-cron process (pid ${run.pid}); cancel it there.`);
-    // The process running it cancels it; asked again every 2 s (a process reconnecting to the
-    // database can miss one request) until the record says it ended.
-    const deadline = Date.now() + REMOTE_CANCEL_WAIT_MS;
-    for (;;) {
-      await remote.request(run.id);
-      for (let i = 0; i < 20; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        const now = this.runs.get(run.id);
-        if (now && now.status !== "running") return now;
-      }
-      if (Date.now() > deadline) {
-        throw new UserError(
-          `Run ${run.id} is going in another agent-cron process (pid ${run.pid}), which was asked to cancel it and has not ended it within ${REMOTE_CANCEL_WAIT_MS / 1000} s; its record will say canceled when it does (or interrupted, if that process is gone).`,
-        );
-      }
-    }
-  }
-
-  getRunRecord(runId: string): Run {
-    return resolveRun(this.runs, runId);
-  }
-
-  async getRun(runId: string): Promise<RunWithOutput> {
-    const run = this.getRunRecord(runId);
-    // By the resolved id: `runId` may be the 8-character start that lists print.
-    const text = (await this.runs.readOutput(run.id)) ?? (run.status === "running" ? null : "");
-    let output: unknown = text;
-    const job = this.jobs.get(run.job_id);
-    if (text !== null && job && job.output_format !== "text" && run.status === "completed") {
-      try {
-        output = JSON.parse(text);
-      } catch {
-        output = text;
-      }
-    }
-    return { ...run, output };
-  }
-
-  listRuns(opts: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Page<Run> {
-    return listRuns(this.jobs, this.runs, opts);
-  }
-
-  recentRuns(jobId: string, count: number): Run[] {
-    return this.runs.ofJob(jobId).slice(-count).reverse();
-  }
-
-  preview(schedule: string, timezone: string | undefined, count = 5) {
-    const tz = checkTimezone(timezone ?? this.config.timezone);
-    const now = new Date(this.clock.now());
-    const sched = parseSchedule(schedule, tz, now);
-    const runs = nextOccurrences(sched, now, Math.min(Math.max(1, count), 50), now);
-    return {
-      description: describeSchedule(sched),
-      next_runs: runs.map((d) => toIsoInZone(d, tz)),
-      next_runs_utc: runs.map((d) => d.toISOString()),
-    };
-  }
-
-  formatTime(date: Date, timezone = this.config.timezone): string {
-    return toIsoInZone(date, timezone);
+  private updateRecord(id: string, fn: (job: Job) => Partial<Job>): Promise<Job | undefined> {
+    return this.writer.updateRecord(id, fn);
   }
 
   /** Looking a program up on PATH costs a stat per PATH entry; once a minute is enough. */
@@ -1243,17 +907,4 @@ export class App {
           `Executor "${name}" runs "${program}", which was not found on the server's PATH; runs will fail until the operator installs it or sets executors.${name} in the config.`,
         ];
   }
-}
-
-/** `since` of an audit: a span back from now ("7d", "24h", "30m", "2w") or an ISO time; default 7 days. */
-export function parseSince(since: string | undefined, now: number): number {
-  if (since === undefined || since === "") return now - 7 * 86_400_000;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$/i.exec(since);
-  if (m) {
-    const unit = { m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }[m[2].toLowerCase() as "m"];
-    return now - Number(m[1]) * unit;
-  }
-  const at = Date.parse(since);
-  if (Number.isFinite(at) && /^\d{4}-\d{2}-\d{2}/.test(since)) return Math.min(at, now);
-  throw new UserError(`since "${since}" is neither a span back from now (such as 7d, 24h, 30m) nor an ISO time (such as 2026-12-01T00:00Z).`);
 }

@@ -107,6 +107,29 @@ export function indexRecords(runs: readonly Run[], runsPerJob: number): RecordIn
   return index;
 }
 
+/**
+ * Each job's record index as the audit last built it, rebuilt when its history is not the one it
+ * was built from. The runtime drops a job's entry when one of its runs changes or the job goes;
+ * the queries read it (one cache, two holders).
+ */
+export class RecordIndexCache {
+  private readonly byJob = new Map<string, { index: RecordIndex; source: readonly Run[]; length: number; last: Run | undefined }>();
+
+  of(jobId: string, source: readonly Run[], runsPerJob: number): RecordIndex {
+    let entry = this.byJob.get(jobId);
+    const last = source[source.length - 1];
+    if (!entry || entry.source !== source || entry.length !== source.length || entry.last !== last) {
+      entry = { index: indexRecords(source, runsPerJob), source, length: source.length, last };
+      this.byJob.set(jobId, entry);
+    }
+    return entry.index;
+  }
+
+  delete(jobId: string): void {
+    this.byJob.delete(jobId);
+  }
+}
+
 /** Per job: counts by outcome and every unaccounted occurrence. */
 export interface JobAudit {
   job_id: string;
@@ -312,9 +335,9 @@ function describeCounts(counts: Partial<Record<Outcome, number>>): string {
 }
 
 /**
- * The figure a service metric reads ("unaccounted occurrences (last audit)"): what the App's
- * last audit (the self-audit or a call) found, or null before its first one.
+ * The figure a service metric reads ("unaccounted occurrences (last audit)"): what the last
+ * audit (the self-audit or a call) found, or null before its first one.
  */
-export function unaccountedOccurrences(app: { readonly lastAudit: { unaccounted: number; at: number } | null }): number | null {
-  return app.lastAudit?.unaccounted ?? null;
+export function unaccountedOccurrences(queries: { readonly lastAudit: { unaccounted: number; at: number } | null }): number | null {
+  return queries.lastAudit?.unaccounted ?? null;
 }

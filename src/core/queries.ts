@@ -1,8 +1,192 @@
+import type { Config } from "../config.js";
 import { UserError } from "../kernel/errors.js";
-import { RUN_STATUSES, type Job, type Run, type RunStatus } from "./jobs.js";
+import { toIsoInZone } from "../kernel/time.js";
+import { activity, type Activity } from "./activity.js";
+import { checkTimezone } from "./job-definitions.js";
+import { RUN_STATUSES, type Job, type Run, type RunStatus, type RunWithOutput } from "./jobs.js";
+import { OccurrenceCache, auditJob, auditReport, type AuditReport, type JobAudit, type RecordIndexCache } from "./ledger.js";
 import type { JobRepo, RunRepo } from "./ports.js";
+import { describeSchedule, nextOccurrences, parseSchedule } from "./schedule.js";
+import type { Clock } from "./scheduler.js";
 
 /** Answers about jobs and runs, read from the repositories: no writes, no scheduling. */
+
+/**
+ * What the queries read of the runtime: its stores, clock and config, and what only the
+ * running process knows (each job's next occurrences from its schedule cache, the occurrences
+ * waiting now, a run in flight).
+ */
+export interface QuerySource {
+  readonly jobs: JobRepo;
+  readonly runs: RunRepo;
+  readonly config: Config;
+  readonly clock: Clock;
+  nextRuns(job: Job, count: number, from?: number): Date[];
+  waiting(jobId: string): ReadonlySet<number> | undefined;
+  whenDone(runId: string): Promise<Run> | null;
+  /** A history that cannot be read is said here (once a minute per sentence), and the answer goes on without it. */
+  warn(jobId: string, err: unknown): void;
+}
+
+/**
+ * The answers every transport gives (list, show, runs, preview, audit, the dashboard's
+ * pictures): reads only. A change goes through the job service (job-service.ts).
+ */
+export class Queries {
+  /** What the last audit found, for a metric (see unaccountedOccurrences in ledger.ts). */
+  lastAudit: { unaccounted: number; at: number } | null = null;
+
+  constructor(
+    private readonly src: QuerySource,
+    private readonly ledger: RecordIndexCache,
+  ) {}
+
+  get config(): Config {
+    return this.src.config;
+  }
+
+  job(id: string): Job | undefined {
+    return this.src.jobs.get(id);
+  }
+
+  allJobs(): Iterable<Job> {
+    return this.src.jobs.all();
+  }
+
+  /** Finds a job by id, name, or the unique start of its id (8 characters or more, as the CLI prints). */
+  resolveJob(ref: string): Job {
+    return resolveJob(this.src.jobs, ref);
+  }
+
+  listJobs(opts: { state?: Job["state"]; query?: string; limit?: number; cursor?: string }): Page<Job> {
+    return listJobs(this.src.jobs, opts);
+  }
+
+  listRuns(opts: { job?: string; status?: RunStatus; limit?: number; cursor?: string }): Page<Run> {
+    return listRuns(this.src.jobs, this.src.runs, opts);
+  }
+
+  /** A job's newest runs, newest first. */
+  recentRuns(jobId: string, count: number): Run[] {
+    return this.src.runs.ofJob(jobId).slice(-count).reverse();
+  }
+
+  getRunRecord(runId: string): Run {
+    return resolveRun(this.src.runs, runId);
+  }
+
+  async getRun(runId: string): Promise<RunWithOutput> {
+    const run = this.getRunRecord(runId);
+    // By the resolved id: `runId` may be the 8-character start that lists print.
+    const text = (await this.src.runs.readOutput(run.id)) ?? (run.status === "running" ? null : "");
+    let output: unknown = text;
+    const job = this.src.jobs.get(run.job_id);
+    if (text !== null && job && job.output_format !== "text" && run.status === "completed") {
+      try {
+        output = JSON.parse(text);
+      } catch {
+        output = text;
+      }
+    }
+    return { ...run, output };
+  }
+
+  /** Waits for a run to end (or returns it if it has). */
+  async waitForRun(runId: string): Promise<Run> {
+    const pending = this.src.whenDone(runId);
+    return pending ? await pending : this.getRunRecord(runId);
+  }
+
+  /** The job's next occurrences, never at or before the last one handled; none unless it is active. */
+  nextRuns(job: Job, count: number, from?: number): Date[] {
+    return this.src.nextRuns(job, count, from);
+  }
+
+  formatTime(date: Date, timezone = this.src.config.timezone): string {
+    return toIsoInZone(date, timezone);
+  }
+
+  preview(schedule: string, timezone: string | undefined, count = 5) {
+    const tz = checkTimezone(timezone ?? this.src.config.timezone);
+    const now = new Date(this.src.clock.now());
+    const sched = parseSchedule(schedule, tz, now);
+    const runs = nextOccurrences(sched, now, Math.min(Math.max(1, count), 50), now);
+    return {
+      description: describeSchedule(sched),
+      next_runs: runs.map((d) => toIsoInZone(d, tz)),
+      next_runs_utc: runs.map((d) => d.toISOString()),
+    };
+  }
+
+  /**
+   * Every occurrence of the jobs (or one job) since `since` (default 7 days; "24h", "30m",
+   * "2w" or an ISO time) against its records: counts by outcome per job, and each occurrence
+   * that is due and has none.
+   */
+  audit(opts: { job?: string; since?: string; limit?: number } = {}): AuditReport {
+    const now = this.src.clock.now();
+    const since = parseSince(opts.since, now);
+    const jobs = opts.job ? [this.resolveJob(opts.job)] : [...this.src.jobs.all()];
+    const cache = new OccurrenceCache();
+    const audits: JobAudit[] = [];
+    for (const job of jobs) {
+      let source: readonly Run[];
+      try {
+        source = this.src.runs.ofJob(job.id);
+      } catch (err) {
+        // A history that cannot be read is named; the other jobs are still audited.
+        this.src.warn(job.id, err);
+        continue;
+      }
+      const index = this.ledger.of(job.id, source, this.src.config.runs_per_job);
+      audits.push(auditJob(job, index, { since, now, waiting: (id) => this.src.waiting(id) }, cache));
+    }
+    const report = auditReport(audits, { since, now, timezone: this.src.config.timezone, limit: Math.min(Math.max(1, opts.limit ?? 20), 1000) });
+    this.lastAudit = { unaccounted: report.unaccounted, at: now };
+    return report;
+  }
+
+  /** The next occurrences across every active job, soonest first (`count` from 1 to 20). */
+  upcoming(count: number): { job: Job; at: string }[] {
+    const n = Math.min(Math.max(1, count), 20);
+    const soonest: { at: number; job: Job }[] = [];
+    for (const job of this.src.jobs.all()) {
+      if (job.state !== "active" || !job.next_run_at) continue;
+      const at = Date.parse(job.next_run_at);
+      if (soonest.length === n && at >= soonest[n - 1].at) continue;
+      soonest.push({ at, job });
+      soonest.sort((a, b) => a.at - b.at);
+      if (soonest.length > n) soonest.pop();
+    }
+    return soonest.map(({ job }) => ({ job, at: job.next_run_at! }));
+  }
+
+  /** The dashboard's pictures: the past and next day's occurrences across jobs, and the cost per day. */
+  activity(): Activity {
+    const src = this.src;
+    return activity({
+      jobs: src.jobs.all(),
+      runsOf: (id) => src.runs.ofJob(id),
+      allRuns: () => src.runs.all(),
+      nextRuns: (job, count, from) => src.nextRuns(job, count, from),
+      now: src.clock.now(),
+      timezone: src.config.timezone,
+    });
+  }
+}
+
+/** `since` of an audit: a span back from now ("7d", "24h", "30m", "2w") or an ISO time; default 7 days. */
+export function parseSince(since: string | undefined, now: number): number {
+  if (since === undefined || since === "") return now - 7 * 86_400_000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$/i.exec(since);
+  if (m) {
+    const unit = { m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }[m[2].toLowerCase() as "m"];
+    return now - Number(m[1]) * unit;
+  }
+  const at = Date.parse(since);
+  if (Number.isFinite(at) && /^\d{4}-\d{2}-\d{2}/.test(since)) return Math.min(at, now);
+  throw new UserError(`since "${since}" is neither a span back from now (such as 7d, 24h, 30m) nor an ISO time (such as 2026-12-01T00:00Z).`);
+}
 
 export interface Page<T> {
   items: T[];

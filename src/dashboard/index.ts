@@ -40,9 +40,9 @@ type LinkBaseTarget = { setLinkBase?: (url: string | null) => void };
  * notifier takes it. A follower cannot: the owner sends the messages, with its own links.
  */
 function applyLinkBase(api: CronApi, url: string | null): void {
-  const target = api as LinkBaseTarget & { app?: { delivery?: LinkBaseTarget } | null };
+  const target = api as LinkBaseTarget & { app?: { runtime: { delivery?: LinkBaseTarget } } | null };
   if (target.setLinkBase) return target.setLinkBase(url);
-  target.app?.delivery?.setLinkBase?.(url);
+  target.app?.runtime.delivery?.setLinkBase?.(url);
 }
 
 const FORM_MAX_BYTES = 16 * 1024;

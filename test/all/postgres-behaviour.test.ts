@@ -36,7 +36,7 @@ const postgresBackend: TestBackend = {
     const url = previous?.url ?? (await freshDatabase(cluster, "behaviour"));
     // A restart: the previous process is gone, whether it closed or died (a test that
     // simulates a crash never closes its App). Its heartbeat stops and its seat is freed.
-    if (previous) await previous.app.jobs.close();
+    if (previous) await previous.app.runtime.jobs.close();
     const workRoot = mkdtempSync(path.join(os.tmpdir(), "agent-cron-pg-work-"));
     dirs.push(workRoot);
     const app = await openApp({

@@ -22,7 +22,7 @@ beforeAll(() => {
 const dirs: string[] = [];
 const apps: App[] = [];
 afterAll(async () => {
-  for (const a of apps) await a.close(0).catch(() => {});
+  for (const a of apps) await a.runtime.close(0).catch(() => {});
   cluster?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -58,8 +58,8 @@ describe("a fleet whose takes run behind its schedule", () => {
     const b = await openFleetApp(url, clock, exec);
     const JOBS = 10;
     const SECONDS = 30;
-    for (let i = 0; i < JOBS; i++) await a.addJob({ name: `j${i}`, schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
-    await waitFor("b to hear of every job", () => b.listJobs({}).items.length === JOBS);
+    for (let i = 0; i < JOBS; i++) await a.jobs.add({ name: `j${i}`, schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
+    await waitFor("b to hear of every job", () => b.queries.listJobs({}).items.length === JOBS);
     // Each write of a job row, counted by the database itself.
     await sql(
       url,
@@ -68,8 +68,8 @@ describe("a fleet whose takes run behind its schedule", () => {
        CREATE FUNCTION count_job_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE job_writes SET n = n + 1; RETURN NULL; END $$;
        CREATE TRIGGER count_job_write AFTER UPDATE ON agent_cron.jobs FOR EACH ROW EXECUTE FUNCTION count_job_write();`,
     );
-    await a.start();
-    await b.start();
+    await a.runtime.start();
+    await b.runtime.start();
     // Schedule time runs a second per 5 ms: each take's round trips cost seconds of it, so the
     // row's last_scheduled_for, which each process hears of, trails the clock by more than LATE_MS.
     const behind: number[] = [];

@@ -27,18 +27,18 @@ export function schedulingBehaviour(backend: TestBackend): void {
     });
   }
 
-  const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
+  const runsOf = (app: App, job: string): Run[] => app.queries.listRuns({ job, limit: 100 }).items;
   const until = (fn: () => boolean | void) => vi.waitFor(() => expect(fn()).not.toBe(false), { timeout: 5000, interval: 5 });
 
   describe(`App scheduling with an injected clock (${backend.name} backend)`, () => {
     it("runs each occurrence once, records scheduled_for to the millisecond, and never runs one at or before the last (clock set back)", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+      await app.runtime.start();
       clock.advance(500); // 09:00:00.000
       await until(() => exec.calls.length === 1);
       exec.finishAll();
-      await app.waitForRun(runsOf(app, "tick")[0].id);
+      await app.queries.waitForRun(runsOf(app, "tick")[0].id);
       expect(runsOf(app, "tick")[0]).toMatchObject({ status: "completed", scheduled_for: "2026-03-02T09:00:00.000+00:00" });
 
       clock.jumpWall(-10_000); // the clock is set back ten seconds
@@ -52,8 +52,8 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("does not burst after the clock jumps forward: one catch-up run, the rest recorded missed", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
+      await app.runtime.start();
       clock.jumpWall(10 * 60_000);
       clock.advance(1000);
       await until(() => exec.calls.length === 1);
@@ -67,8 +67,8 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("records a skipped run when the previous one is still going (overlap: skip)", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "slow", schedule: "* * * * * *", prompt: "p" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "slow", schedule: "* * * * * *", prompt: "p" }, "test");
+      await app.runtime.start();
       clock.advance(500);
       await until(() => exec.calls.length === 1);
       clock.advance(1000);
@@ -79,8 +79,8 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("queues one occurrence behind a running one (overlap: queue_one) and skips further ones", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
+      await app.runtime.start();
       clock.advance(500);
       await until(() => exec.calls.length === 1);
       clock.advance(1000);
@@ -93,8 +93,8 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("cancels the running one for a newer occurrence (overlap: replace)", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "r", schedule: "* * * * * *", prompt: "p", overlap: "replace" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "r", schedule: "* * * * * *", prompt: "p", overlap: "replace" }, "test");
+      await app.runtime.start();
       clock.advance(500);
       await until(() => exec.calls.length === 1);
       clock.advance(1000);
@@ -105,13 +105,13 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("runs occurrences side by side with overlap: allow, within the global concurrency limit", async () => {
       const { app, clock, exec } = await makeApp({ max_concurrent: 2 });
-      await app.addJob({ name: "a", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "a", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
+      await app.runtime.start();
       clock.advance(500);
       clock.advance(1000);
       clock.advance(1000);
       // All three taken (a shared queue holds the third until a slot frees; files records it running).
-      await until(() => app.jobs.byName("a")?.last_scheduled_for === "2026-03-02T09:00:02.000+00:00");
+      await until(() => app.runtime.jobs.byName("a")?.last_scheduled_for === "2026-03-02T09:00:02.000+00:00");
       await until(() => exec.calls.length === 2);
       expect(exec.maxRunning).toBe(2);
       exec.calls[0].settle({});
@@ -121,14 +121,14 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("runs resource-intensive jobs one at a time", async () => {
       const { app, exec } = await makeApp({ max_concurrent: 4 });
-      await app.addJob({ name: "h1", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
-      await app.addJob({ name: "h2", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
-      await app.addJob({ name: "l", schedule: "@daily", prompt: "p", type: "light" }, "test");
-      for (const j of ["h1", "h2", "l"]) await app.runNow(j);
+      await app.jobs.add({ name: "h1", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
+      await app.jobs.add({ name: "h2", schedule: "@daily", prompt: "p", type: "resource-intensive" }, "test");
+      await app.jobs.add({ name: "l", schedule: "@daily", prompt: "p", type: "light" }, "test");
+      for (const j of ["h1", "h2", "l"]) await app.jobs.runNow(j);
       await until(() => exec.calls.length === 2);
-      const heavy = new Set([app.resolveJob("h1").id, app.resolveJob("h2").id]);
+      const heavy = new Set([app.queries.resolveJob("h1").id, app.queries.resolveJob("h2").id]);
       const first = exec.calls.map((c) => c.req.jobId);
-      expect(first).toContain(app.resolveJob("l").id);
+      expect(first).toContain(app.queries.resolveJob("l").id);
       expect(first.filter((id) => heavy.has(id))).toHaveLength(1);
       await new Promise((r) => setTimeout(r, 50));
       expect(exec.calls).toHaveLength(2);
@@ -139,13 +139,13 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("ends a one-shot in state completed after its run", async () => {
       const { app, clock, exec } = await makeApp();
-      const { job } = await app.addJob({ name: "once", schedule: "in 5s", prompt: "p" }, "test");
+      const { job } = await app.jobs.add({ name: "once", schedule: "in 5s", prompt: "p" }, "test");
       expect(job.run_at).not.toBeNull();
-      await app.start();
+      await app.runtime.start();
       clock.advance(5000);
       await until(() => exec.calls.length === 1);
       exec.finishAll();
-      await until(() => app.resolveJob("once").state === "completed");
+      await until(() => app.queries.resolveJob("once").state === "completed");
       clock.advance(60_000);
       expect(exec.calls).toHaveLength(1);
     });
@@ -153,15 +153,15 @@ export function schedulingBehaviour(backend: TestBackend): void {
     it("ends a recurring job in state completed once its expires_at has passed (SPEC §3)", async () => {
       const { app, clock, exec } = await makeApp();
       // T0 is 08:59:59.500; the job runs at 09:00:00, :01 and :02, then expires.
-      await app.addJob({ name: "ending", schedule: "* * * * * *", prompt: "p", overlap: "allow", expires_at: "2026-03-02T09:00:02.200Z" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "ending", schedule: "* * * * * *", prompt: "p", overlap: "allow", expires_at: "2026-03-02T09:00:02.200Z" }, "test");
+      await app.runtime.start();
       for (let i = 0; i < 5; i++) {
         clock.advance(i === 0 ? 500 : 1000);
         await new Promise((r) => setTimeout(r, 20));
         exec.finishAll();
       }
-      await until(() => app.resolveJob("ending").state === "completed");
-      expect(app.resolveJob("ending")).toMatchObject({ state: "completed", enabled: false, next_run_at: null });
+      await until(() => app.queries.resolveJob("ending").state === "completed");
+      expect(app.queries.resolveJob("ending")).toMatchObject({ state: "completed", enabled: false, next_run_at: null });
       // Occurrences due before the end run even when a fleet's worker starts them after it.
       await until(() => {
         exec.finishAll();
@@ -173,35 +173,35 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("completes at start-up a job whose expires_at passed while the server was down", async () => {
       const first = await makeApp();
-      await first.app.addJob({ name: "expired", schedule: "@hourly", prompt: "p", expires_at: "2026-03-02T12:30:00Z", catch_up: "none" }, "test");
-      await first.app.close(0);
+      await first.app.jobs.add({ name: "expired", schedule: "@hourly", prompt: "p", expires_at: "2026-03-02T12:30:00Z", catch_up: "none" }, "test");
+      await first.app.runtime.close(0);
       forget(first.app);
       const clock = new FakeClock("2026-03-03T08:00:00Z");
       const { app } = await makeApp({ store: first.store, clock });
-      await app.start();
+      await app.runtime.start();
       clock.advance(1);
-      await until(() => app.resolveJob("expired").state === "completed");
-      expect(app.resolveJob("expired").next_run_at).toBeNull();
+      await until(() => app.queries.resolveJob("expired").state === "completed");
+      expect(app.queries.resolveJob("expired").next_run_at).toBeNull();
     });
 
     it("ends a job with max_runs after that many runs", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2 }, "test");
-      await app.start();
+      await app.jobs.add({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2 }, "test");
+      await app.runtime.start();
       for (let i = 0; i < 4; i++) {
         clock.advance(i === 0 ? 500 : 1000);
         await until(() => exec.calls.length >= Math.min(i + 1, 2));
         exec.finishAll();
         await new Promise((r) => setTimeout(r, 20));
       }
-      await until(() => app.resolveJob("twice").state === "completed");
+      await until(() => app.queries.resolveJob("twice").state === "completed");
       expect(exec.calls).toHaveLength(2);
     });
 
     it("max_runs: 1 with overlap allow runs once, even while that run is still going", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "just-one", schedule: "* * * * * *", prompt: "p", max_runs: 1, overlap: "allow" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "just-one", schedule: "* * * * * *", prompt: "p", max_runs: 1, overlap: "allow" }, "test");
+      await app.runtime.start();
       clock.advance(500);
       await until(() => exec.calls.length === 1);
       // The run is still going when the next occurrences come.
@@ -211,17 +211,17 @@ export function schedulingBehaviour(backend: TestBackend): void {
       }
       expect(exec.calls).toHaveLength(1);
       exec.finishAll();
-      await until(() => app.resolveJob("just-one").state === "completed");
+      await until(() => app.queries.resolveJob("just-one").state === "completed");
       expect(runsOf(app, "just-one")).toHaveLength(1);
     });
 
     it("a one-shot given a new delay by update_cron runs at the new time, not the old one", async () => {
       const { app, clock, exec } = await makeApp();
-      await app.addJob({ name: "later", schedule: "in 10s", prompt: "p" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "later", schedule: "in 10s", prompt: "p" }, "test");
+      await app.runtime.start();
       clock.advance(5_000);
       // The same text again: a new delay, counted from now.
-      const updated = await app.updateJob("later", { schedule: "in 10s" });
+      const updated = await app.jobs.update("later", { schedule: "in 10s" });
       expect(Date.parse(updated.run_at!)).toBe(clock.now() + 10_000);
       expect(updated.next_run_at).toBe(updated.run_at);
       clock.advance(6_000); // past the old time
@@ -234,37 +234,37 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("update_cron refuses a change after which an active job would never run, and changes nothing", async () => {
       const { app, clock } = await makeApp();
-      await app.addJob({ name: "ending", schedule: "@daily", prompt: "p", expires_at: "2026-03-05T00:00" }, "test");
-      await app.start();
+      await app.jobs.add({ name: "ending", schedule: "@daily", prompt: "p", expires_at: "2026-03-05T00:00" }, "test");
+      await app.runtime.start();
       clock.advance(1000);
       // Every day at midnight, but expiring before the next midnight after the change:
-      await expect(app.updateJob("ending", { schedule: "0 0 1 1 *" })).rejects.toThrow(
+      await expect(app.jobs.update("ending", { schedule: "0 0 1 1 *" })).rejects.toThrow(
         /would never run: its schedule has no occurrence left before expires_at/,
       );
-      const j = app.resolveJob("ending");
+      const j = app.queries.resolveJob("ending");
       expect(j.schedule).toBe("@daily");
       expect(j.state).toBe("active");
-      await expect(app.updateJob("ending", { max_runs: 1 })).resolves.toMatchObject({ max_runs: 1 });
+      await expect(app.jobs.update("ending", { max_runs: 1 })).resolves.toMatchObject({ max_runs: 1 });
     });
 
     it("a run waiting to retry holds no concurrency slot, and its back-off is capped at 1 h in all", async () => {
       const { app, clock, exec } = await makeApp({ max_concurrent: 1 });
-      await app.addJob({ name: "flaky", schedule: "@yearly", prompt: "p", retries: 10, retry_delay_seconds: 1800 }, "test");
-      await app.addJob({ name: "other", schedule: "@yearly", prompt: "p", retries: 0 }, "test");
-      const flaky = await app.runNow("flaky");
+      await app.jobs.add({ name: "flaky", schedule: "@yearly", prompt: "p", retries: 10, retry_delay_seconds: 1800 }, "test");
+      await app.jobs.add({ name: "other", schedule: "@yearly", prompt: "p", retries: 0 }, "test");
+      const flaky = await app.jobs.runNow("flaky");
       await until(() => exec.calls.length === 1);
       exec.calls[0].settle({ status: "failed", exitCode: 1, error: "boom" });
       // While flaky waits 30 min to retry, the only slot is free for another job.
-      const other = await app.runNow("other");
+      const other = await app.jobs.runNow("other");
       await until(() => exec.calls.length === 2);
       expect(exec.calls[1].req.jobId).toBe(other.job_id);
       exec.calls[1].settle({});
-      await app.waitForRun(other.id);
+      await app.queries.waitForRun(other.id);
       // 30 min, then 60 min more would pass the 1 h cap: one retry only.
       clock.advance(30 * 60_000);
       await until(() => exec.calls.length === 3);
       exec.calls[2].settle({ status: "failed", exitCode: 1, error: "boom again" });
-      const done = await app.waitForRun(flaky.id);
+      const done = await app.queries.waitForRun(flaky.id);
       expect(done).toMatchObject({ status: "failed", attempts: 2 });
       expect(done.error).toMatch(/boom again \(not retried further: the retries would wait more than 1 h in all\)/);
       expect(clock.pendingTimers).toBeGreaterThanOrEqual(0);
@@ -272,12 +272,12 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("get_run with the 8-character id that lists print returns the run's whole output", async () => {
       const { app, exec } = await makeApp();
-      await app.addJob({ name: "short-id", schedule: "@daily", prompt: "p" }, "test");
-      const run = await app.runNow("short-id");
+      await app.jobs.add({ name: "short-id", schedule: "@daily", prompt: "p" }, "test");
+      const run = await app.jobs.runNow("short-id");
       await until(() => exec.calls.length === 1);
       exec.calls[0].settle({ output: "the whole answer" });
-      await app.waitForRun(run.id);
-      const got = await app.getRun(run.id.slice(0, 8));
+      await app.queries.waitForRun(run.id);
+      const got = await app.queries.getRun(run.id.slice(0, 8));
       expect(got.id).toBe(run.id);
       expect(got.output).toBe("the whole answer");
     });
@@ -290,15 +290,15 @@ export function schedulingBehaviour(backend: TestBackend): void {
           clock: new FakeClock(T0),
           config: { channels: { team: { type: "slack", url: receivers.url("/slack/a") }, ops: { type: "discord", url: receivers.url("/discord/b") } } },
         });
-        await app.addJob({ name: "both", schedule: "@daily", prompt: "p", deliver_to: ["team", "ops"] }, "test");
+        await app.jobs.add({ name: "both", schedule: "@daily", prompt: "p", deliver_to: ["team", "ops"] }, "test");
         for (let i = 0; i < 3; i++) {
-          const run = await app.runNow("both");
+          const run = await app.jobs.runNow("both");
           await until(() => exec.calls.length === i + 1);
           exec.calls[i].settle({ output: `answer ${i}` });
-          await app.waitForRun(run.id);
+          await app.queries.waitForRun(run.id);
           // The first delivery loads the channel formatters (markdown-it): slow on a busy machine.
-          await vi.waitFor(() => expect(app.getRunRecord(run.id).delivery).not.toBe("pending"), { timeout: 30_000, interval: 20 });
-          const done = app.getRunRecord(run.id);
+          await vi.waitFor(() => expect(app.queries.getRunRecord(run.id).delivery).not.toBe("pending"), { timeout: 30_000, interval: 20 });
+          const done = app.queries.getRunRecord(run.id);
           expect(done.delivery).toBe("delivered");
           expect(new Set(done.deliveries?.map((d) => d.channel))).toEqual(new Set(["team", "ops"]));
           expect(done.delivery_due).toEqual([]);
@@ -310,22 +310,22 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("keeps only the newest runs_per_job runs", async () => {
       const { app, exec } = await makeApp({ runs_per_job: 3 });
-      await app.addJob({ name: "k", schedule: "@daily", prompt: "p" }, "test");
+      await app.jobs.add({ name: "k", schedule: "@daily", prompt: "p" }, "test");
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const run = await app.runNow("k");
+        const run = await app.jobs.runNow("k");
         ids.push(run.id);
         await until(() => exec.calls.length === i + 1);
         exec.finishAll();
-        await app.waitForRun(run.id);
+        await app.queries.waitForRun(run.id);
       }
       expect(runsOf(app, "k").map((r) => r.id)).toEqual(ids.slice(-3).reverse());
     });
 
     it("retries failed attempts with doubling delay, and the run's status is its last attempt's", async () => {
       const { app, exec, clock } = await makeApp();
-      await app.addJob({ name: "retry", schedule: "@daily", prompt: "p", retries: 2, retry_delay_seconds: 0.01 }, "test");
-      const run = await app.runNow("retry");
+      await app.jobs.add({ name: "retry", schedule: "@daily", prompt: "p", retries: 2, retry_delay_seconds: 0.01 }, "test");
+      const run = await app.jobs.runNow("retry");
       await until(() => exec.calls.length === 1);
       exec.calls[0].settle({ status: "failed", error: "first" });
       // The back-off follows the app's clock: 10 ms, then 20 ms.
@@ -341,23 +341,23 @@ export function schedulingBehaviour(backend: TestBackend): void {
       clock.advance(10);
       await until(() => exec.calls.length === 3);
       exec.calls[2].settle({});
-      const done = await app.waitForRun(run.id);
+      const done = await app.queries.waitForRun(run.id);
       expect(done.status).toBe("completed");
       expect(done.attempts).toBe(3);
     });
 
     it("pauses a job after pause_after_failures failed runs in a row and says why", async () => {
       const { app, exec } = await makeApp();
-      await app.addJob({ name: "bad", schedule: "@daily", prompt: "p", retries: 0, pause_after_failures: 2 }, "test");
+      await app.jobs.add({ name: "bad", schedule: "@daily", prompt: "p", retries: 0, pause_after_failures: 2 }, "test");
       const notices: string[] = [];
-      app.events.on("notice", (_level, message) => notices.push(message));
+      app.runtime.events.on("notice", (_level, message) => notices.push(message));
       for (let i = 0; i < 2; i++) {
-        const run = await app.runNow("bad");
+        const run = await app.jobs.runNow("bad");
         await until(() => exec.calls.length === i + 1);
         exec.calls[i].settle({ status: "failed", error: "exit 3" });
-        await app.waitForRun(run.id);
+        await app.queries.waitForRun(run.id);
       }
-      const job = app.resolveJob("bad");
+      const job = app.queries.resolveJob("bad");
       expect(job.state).toBe("paused");
       expect(job.last_error).toMatch(/Paused after 2 failed runs in a row.*exit 3/);
       // Said once, by the ending that paused it (decided by the job's change, not by its text).
@@ -368,22 +368,22 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
     it("marks a run left running by a dead process interrupted at start-up, and never runs that occurrence again", async () => {
       const first = await makeApp();
-      await first.app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
-      await first.app.start();
+      await first.app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+      await first.app.runtime.start();
       first.clock.advance(500);
       await until(() => first.exec.calls.length === 1);
       // Simulate a crash: the run record says running, owned by a pid that no longer exists.
       const run = runsOf(first.app, "tick")[0];
-      await first.app.runs.put({ ...run, pid: 2 ** 22 + 12345 });
+      await first.app.runtime.runs.put({ ...run, pid: 2 ** 22 + 12345 });
       forget(first.app);
       // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
-      first.app["scheduler"].stop();
+      first.app.runtime["scheduler"].stop();
 
       const clock = new FakeClock(first.clock.now());
       const second = await makeApp({ store: first.store, clock });
       const again = runsOf(second.app, "tick")[0];
       expect(again.status).toBe("interrupted");
-      await second.app.start();
+      await second.app.runtime.start();
       clock.advance(200);
       await new Promise((r) => setTimeout(r, 50));
       expect(second.exec.calls.map((c) => c.req.scheduledFor)).not.toContain(run.scheduled_for);
@@ -392,14 +392,13 @@ export function schedulingBehaviour(backend: TestBackend): void {
     describe("catch-up at start-up after downtime", () => {
       async function downFor10Minutes(catch_up: "latest" | "all" | "none", overlap: "allow" | "skip" = "allow") {
         const first = await makeApp();
-        await first.app.addJob({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap }, "test");
-        await first.app.close(0);
+        await first.app.jobs.add({ name: "m", schedule: "* * * * *", prompt: "p", catch_up, overlap }, "test");
+        await first.app.runtime.close(0);
         forget(first.app);
         const clock = new FakeClock(first.clock.now() + 10 * 60_000);
         const second = await makeApp({ store: first.store, clock });
-        await second.app.start();
-        // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
-        await second.app["jobs"].idle();
+        await second.app.runtime.start();
+        await second.app.runtime.jobs.idle();
         await new Promise((r) => setTimeout(r, 50));
         return { ...second, runs: runsOf(second.app, "m") };
       }
@@ -465,34 +464,34 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
       it("audits a schedule changed twice and paused once with no false gaps, and keeps each change in schedule_history", async () => {
         const { app, clock, exec } = await makeApp({ exec: new InstantExecutor() });
-        await app.addJob({ name: "shifting", schedule: "@every 2s", prompt: "p", overlap: "allow" }, "test");
-        await app.start();
+        await app.jobs.add({ name: "shifting", schedule: "@every 2s", prompt: "p", overlap: "allow" }, "test");
+        await app.runtime.start();
         await tick(clock, exec, 8);
-        await app.updateJob("shifting", { schedule: "* * * * * *" });
+        await app.jobs.update("shifting", { schedule: "* * * * * *" });
         await tick(clock, exec, 5);
-        await app.pause("shifting");
+        await app.jobs.pause("shifting");
         await tick(clock, exec, 10);
-        await app.resume("shifting");
+        await app.jobs.resume("shifting");
         await tick(clock, exec, 4);
-        await app.updateJob("shifting", { schedule: "@every 3s" });
+        await app.jobs.update("shifting", { schedule: "@every 3s" });
         await tick(clock, exec, 10);
         clock.advance(20_000); // past the grace for the newest ones
-        await app.pause("shifting");
+        await app.jobs.pause("shifting");
         // Occurrences due before the pause get their record (skipped) instead of none, also when
         // their take reaches the store after the pause (a database is slower than this clock):
         // wait until none is pending (taken, no record yet) or running.
         await until(() => {
-          const report = app.audit({ job: "shifting" });
+          const report = app.queries.audit({ job: "shifting" });
           return report.unaccounted === 0 && !report.counts.pending && runsOf(app, "shifting").every((r) => r.status !== "running");
         });
-        const report = app.audit({ job: "shifting" });
+        const report = app.queries.audit({ job: "shifting" });
         expect(report.unaccounted).toBe(0);
         expect(report.jobs[0].duplicates).toBe(0);
         const recorded = runsOf(app, "shifting").filter((r) => r.trigger === "schedule").length;
         expect(report.occurrences).toBe(recorded);
         expect(report.occurrences).toBeGreaterThanOrEqual(15);
         expect(report.summary).toMatch(/^Every occurrence since .* is accounted for/);
-        const history = app.resolveJob("shifting").schedule_history.map((e) => `${e.state} ${e.schedule}`);
+        const history = app.queries.resolveJob("shifting").schedule_history.map((e) => `${e.state} ${e.schedule}`);
         expect(history).toEqual(["active @every 2s", "active * * * * * *", "paused * * * * * *", "active * * * * * *", "active @every 3s", "paused @every 3s"]);
       }, 60_000);
 
@@ -513,16 +512,16 @@ export function schedulingBehaviour(backend: TestBackend): void {
             },
           });
           const notices: string[] = [];
-          app.events.on("notice", (_level, message) => notices.push(message));
-          const { job } = await app.addJob({ name: "lost", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
-          await app.start();
+          app.runtime.events.on("notice", (_level, message) => notices.push(message));
+          const { job } = await app.jobs.add({ name: "lost", schedule: "* * * * * *", prompt: "p", overlap: "allow" }, "test");
+          await app.runtime.start();
           await tick(clock, exec, 5);
           // A fleet's worker starts a taken occurrence a moment later: all five have run first.
           await until(() => runsOf(app, "lost").length === 5 && runsOf(app, "lost").every((r) => r.status !== "running"));
-          await app.runs.removeJob(job.id); // the history is lost behind the server's back
-          await app.pause("lost");
+          await app.runtime.runs.removeJob(job.id); // the history is lost behind the server's back
+          await app.jobs.pause("lost");
           clock.advance(30_000);
-          const report = app.audit({ job: "lost" });
+          const report = app.queries.audit({ job: "lost" });
           expect(report.unaccounted).toBe(5);
           expect(report.jobs[0].unaccounted_at[0]).toBe("2026-03-02T09:00:00.000+00:00");
           expect(report.summary).toMatch(/^5 occurrences since .* have no record, in lost/);
@@ -533,7 +532,7 @@ export function schedulingBehaviour(backend: TestBackend): void {
           await new Promise((r) => setTimeout(r, 50));
           expect(notices.filter((n) => n.startsWith("Audit:"))).toHaveLength(1);
           expect(receivers.at("/telegram/bot123:abc/sendMessage")).toHaveLength(1);
-          expect(unaccountedOccurrences(app)).toBe(5); // what /metrics reads
+          expect(unaccountedOccurrences(app.queries)).toBe(5); // what /metrics reads
         } finally {
           delete process.env.TG_TOKEN;
           await receivers.close();
@@ -542,44 +541,44 @@ export function schedulingBehaviour(backend: TestBackend): void {
 
       it("counts a long outage's unrecorded occurrences as missed, not unaccounted", async () => {
         const first = await makeApp();
-        await first.app.addJob({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
-        await first.app.close(0);
+        await first.app.jobs.add({ name: "minutely", schedule: "* * * * *", prompt: "p" }, "test");
+        await first.app.runtime.close(0);
         forget(first.app);
         const clock = new FakeClock("2026-03-02T11:00:30Z"); // two hours later
         const { app, exec } = await makeApp({ store: first.store, clock });
-        await app.start();
+        await app.runtime.start();
         await until(() => exec.calls.length === 1);
         exec.finishAll();
         // The newest 20 missed get a record each (a fleet's workers write them a moment later), the older ones a span.
         await until(() => runsOf(app, "minutely").length === 21 && runsOf(app, "minutely").every((r) => r.status !== "running"));
-        const report = app.audit({ job: "minutely" });
+        const report = app.queries.audit({ job: "minutely" });
         expect(report.unaccounted).toBe(0);
         expect(report.occurrences).toBe(121); // 09:00 to 11:00
         expect(report.counts).toMatchObject({ completed: 1, missed: 120 });
-        expect(app.resolveJob("minutely").missed_spans).toHaveLength(1);
+        expect(app.queries.resolveJob("minutely").missed_spans).toHaveLength(1);
       });
     });
 
     it("skips runs once the day's spend reaches daily_budget_usd, says why once, and runs again the next day", async () => {
       const { app, exec, clock } = await makeApp({ daily_budget_usd: 1 });
       const notices: string[] = [];
-      app.events.on("notice", (_level, message) => notices.push(message));
-      await app.addJob({ name: "spend", schedule: "@daily", prompt: "p", retries: 0 }, "test");
+      app.runtime.events.on("notice", (_level, message) => notices.push(message));
+      await app.jobs.add({ name: "spend", schedule: "@daily", prompt: "p", retries: 0 }, "test");
       for (let i = 0; i < 2; i++) {
-        const run = await app.runNow("spend");
+        const run = await app.jobs.runNow("spend");
         await until(() => exec.calls.length === i + 1);
         exec.calls[i].settle({ usage: { input_tokens: 10, output_tokens: 5, cost_usd: 0.6 } });
-        await app.waitForRun(run.id);
+        await app.queries.waitForRun(run.id);
       }
-      const skipped = await app.runNow("spend");
+      const skipped = await app.jobs.runNow("spend");
       expect(skipped.status).toBe("skipped");
       expect(skipped.error).toMatch(/daily budget of \$1 is spent \(\$1\.20 today in UTC\); runs resume tomorrow/);
-      await app.runNow("spend");
+      await app.jobs.runNow("spend");
       expect(notices.filter((n) => /daily budget/.test(n))).toHaveLength(1);
       expect(exec.calls).toHaveLength(2);
 
       clock.jumpWall(24 * 3600_000);
-      const tomorrow = await app.runNow("spend");
+      const tomorrow = await app.jobs.runNow("spend");
       expect(tomorrow.status).toBe("running");
       await until(() => exec.calls.length === 3);
     });

@@ -25,7 +25,7 @@ async function sleeperApp(): Promise<{ app: App; pidFile: string }> {
   });
   const backend = openMemoryBackend({ runsPerJob: 10, clock: systemClock });
   const app = await composeApp({ ...backend, exclusive: true }, { dataDir: path.join(dir, "data"), config, workRoot: path.join(dir, "work") });
-  cleanup.push(() => app.close(0));
+  cleanup.push(() => app.runtime.close(0));
   return { app, pidFile };
 }
 
@@ -43,15 +43,15 @@ describe("two Apps in one process", () => {
     const a = await sleeperApp();
     const b = await sleeperApp();
     for (const { app } of [a, b]) {
-      await app.addJob({ name: "sleep", schedule: "@daily", prompt: "p", retries: 0 }, "test");
-      await app.runNow("sleep");
+      await app.jobs.add({ name: "sleep", schedule: "@daily", prompt: "p", retries: 0 }, "test");
+      await app.jobs.runNow("sleep");
     }
     const pidOf = (f: string) => Number(readFileSync(f, "utf8"));
     await vi.waitFor(() => expect(pidOf(a.pidFile) > 0 && pidOf(b.pidFile) > 0).toBe(true), { timeout: 5000 });
     const [pa, pb] = [pidOf(a.pidFile), pidOf(b.pidFile)];
-    await a.app.close(0);
+    await a.app.runtime.close(0);
     await vi.waitFor(() => expect(alive(pa)).toBe(false), { timeout: 5000 });
     expect(alive(pb)).toBe(true);
-    expect(b.app.listRuns({ job: "sleep" }).items[0].status).toBe("running");
+    expect(b.app.queries.listRuns({ job: "sleep" }).items[0].status).toBe("running");
   });
 });

@@ -31,10 +31,10 @@ describe("the fleet's sweep for interrupted runs", () => {
     const config = parseConfig({ timezone: "UTC", default_executor: "x", executors: { x: { type: "command", command: ["true"] } } });
     const dir = path.join(os.tmpdir(), "agent-cron-sweep-none");
     const app = await composeApp({ ...backend, orphans, exclusive: false }, { dataDir: dir, config, clock, workRoot: `${dir}-work`, executors: new Map() });
-    await app.start();
+    await app.runtime.start();
     clock.advance(1000);
     expect(sweeps).toBe(2);
-    const closing = app.close(0);
+    const closing = app.runtime.close(0);
     finishSweep([]);
     await closing;
     await new Promise((r) => setImmediate(r));

@@ -44,35 +44,35 @@ describe("compiled output_schemas live as long as their jobs", () => {
   it("500 add and remove cycles of jobs with an output_schema keep nothing compiled, and the same $id may come back with another schema", async () => {
     const { app } = await openTestApp({ backend: memoryBackend });
     for (let i = 0; i < 500; i++) {
-      const { job } = await app.addJob({ schedule: "@daily", prompt: "p", output_format: "structured", output_schema: schemaNo(i) }, "test");
-      await app.remove(job.id);
+      const { job } = await app.jobs.add({ schedule: "@daily", prompt: "p", output_format: "structured", output_schema: schemaNo(i) }, "test");
+      await app.jobs.remove(job.id);
     }
     expect(keptOutputSchemas()).toBe(0);
   });
 
   it("a run's validator is kept while its job uses the schema and freed when the job goes or its schema changes", async () => {
     const { app, exec } = await openTestApp({ backend: memoryBackend });
-    const a = (await app.addJob({ name: "a", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
+    const a = (await app.jobs.add({ name: "a", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
       .job;
-    const b = (await app.addJob({ name: "b", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
+    const b = (await app.jobs.add({ name: "b", schedule: "@daily", prompt: "p", retries: 0, output_format: "structured", output_schema: schemaNo(1) }, "test"))
       .job;
     const runOnce = async (job: string, output: string) => {
-      const run = await app.runNow(job);
+      const run = await app.jobs.runNow(job);
       await vi.waitFor(() => expect(exec.calls.length).toBeGreaterThan(0), { timeout: 5000, interval: 5 });
       exec.finishAll({ output });
       exec.calls.length = 0;
-      return app.waitForRun(run.id);
+      return app.queries.waitForRun(run.id);
     };
     expect((await runOnce("a", '{"n": 1}')).status).toBe("completed");
     expect(keptOutputSchemas()).toBe(1);
     // b shares the schema: removing a keeps it.
-    await app.remove(a.id);
+    await app.jobs.remove(a.id);
     expect(keptOutputSchemas()).toBe(1);
-    await app.updateJob(b.id, { output_schema: schemaNo(2) });
+    await app.jobs.update(b.id, { output_schema: schemaNo(2) });
     expect(keptOutputSchemas()).toBe(0);
     expect((await runOnce("b", '{"n": 1}')).status).toBe("failed");
     expect(keptOutputSchemas()).toBe(1);
-    await app.remove(b.id);
+    await app.jobs.remove(b.id);
     expect(keptOutputSchemas()).toBe(0);
   });
 
@@ -80,7 +80,7 @@ describe("compiled output_schemas live as long as their jobs", () => {
     let deep: Record<string, unknown> = { type: "string" };
     for (let i = 0; i < 20_000; i++) deep = { type: "object", properties: { a: deep } };
     const { app } = await openTestApp({ backend: memoryBackend });
-    await expect(app.addJob({ schedule: "@daily", prompt: "p", output_format: "structured", output_schema: deep }, "test")).rejects.toThrow(
+    await expect(app.jobs.add({ schedule: "@daily", prompt: "p", output_format: "structured", output_schema: deep }, "test")).rejects.toThrow(
       new UserError(
         `output_schema is nested ${nestingDepth(deep)} levels deep; the limit is ${MAX_SCHEMA_DEPTH}. Describe deep or recursive shapes with $defs and $ref.`,
       ),

@@ -50,9 +50,9 @@ describe("overlap counts a run as going while its program runs, not while its re
     it(`an every-second job (overlap: ${overlap}, max_runs: 2) runs its next occurrence while the previous record still waits for the disk`, async () => {
       const slow = slowSyncBackend();
       const { app, clock, exec } = await openTestApp({ backend: slow.backend });
-      await app.addJob({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2, overlap }, "test");
-      await app.start();
-      const runs = () => app.listRuns({ job: "twice", limit: 100 }).items;
+      await app.jobs.add({ name: "twice", schedule: "* * * * * *", prompt: "p", max_runs: 2, overlap }, "test");
+      await app.runtime.start();
+      const runs = () => app.queries.listRuns({ job: "twice", limit: 100 }).items;
       slow.state.hold = true;
       clock.advance(500); // 09:00:00
       await until(() => exec.calls.length === 1);
@@ -64,7 +64,7 @@ describe("overlap counts a run as going while its program runs, not while its re
       slow.state.hold = false;
       slow.release();
       exec.finishAll();
-      await until(() => app.resolveJob("twice").state === "completed");
+      await until(() => app.queries.resolveJob("twice").state === "completed");
       slow.release();
       const statuses = runs()
         .map((r) => r.status)

@@ -30,7 +30,7 @@ async function sharedApp() {
     { ...backend, exclusive: false },
     { dataDir: path.join(dir, "data"), config, clock, executors: new Map([["fake", exec]]), workRoot: path.join(dir, "work") },
   );
-  cleanup.push(() => app.close(0));
+  cleanup.push(() => app.runtime.close(0));
   return { app, clock, exec, store: backend.store };
 }
 
@@ -39,21 +39,21 @@ const until = (fn: () => boolean) => vi.waitFor(() => expect(fn()).toBe(true), {
 describe("an App on a shared store", () => {
   it("completes a one-shot whose final record failed to write once, when the write succeeds later (not taken for a takeover)", async () => {
     const { app, clock, exec, store } = await sharedApp();
-    await app.addJob({ name: "once", schedule: "in 5s", prompt: "p" }, "test");
-    await app.start();
+    await app.jobs.add({ name: "once", schedule: "in 5s", prompt: "p" }, "test");
+    await app.runtime.start();
     clock.advance(5000);
     await until(() => exec.calls.length === 1);
     // The store goes away as the run ends: its record and the job's change both fail.
     store.failWrites = new Error("the database is unreachable");
     exec.finishAll();
-    await until(() => app.events.listenerCount("run") > 0 && exec.running === 0);
+    await until(() => app.runtime.events.listenerCount("run") > 0 && exec.running === 0);
     await new Promise((r) => setTimeout(r, 50));
     store.failWrites = null;
     // The dispatcher writes what it could not every 5 s.
     clock.advance(5000);
-    await until(() => app.resolveJob("once").state === "completed");
-    const runs = app.listRuns({ job: "once", limit: 10 }).items;
+    await until(() => app.queries.resolveJob("once").state === "completed");
+    const runs = app.queries.listRuns({ job: "once", limit: 10 }).items;
     expect(runs.map((r) => r.status)).toEqual(["completed"]);
-    expect(app.resolveJob("once")).toMatchObject({ state: "completed", next_run_at: null, run_count: 1, last_status: "completed" });
+    expect(app.queries.resolveJob("once")).toMatchObject({ state: "completed", next_run_at: null, run_count: 1, last_status: "completed" });
   });
 });

@@ -13,24 +13,24 @@ async function makeApp(opts: { now: string; approval?: "none" | "ask" | "require
   return openTestApp({ dir: opts.dir, now: opts.now, config: { approval: opts.approval ?? "none", catch_up_window_seconds: opts.catch_up_window_seconds } });
 }
 
-const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
+const runsOf = (app: App, job: string): Run[] => app.queries.listRuns({ job, limit: 100 }).items;
 const until = (fn: () => boolean | void) => vi.waitFor(() => expect(fn()).not.toBe(false), { timeout: 5000, interval: 5 });
 
 describe("approval of jobs made by agents", () => {
   it("required: a job from an MCP client waits, never runs, and cannot be resumed or run by a tool; a person approves it", async () => {
     const { app, clock, exec } = await makeApp({ now: "2026-03-02T08:59:59.000Z", approval: "required" });
-    const { job } = await app.addJob({ name: "agent-made", schedule: "* * * * * *", prompt: "p" }, "claude-code/2.1");
+    const { job } = await app.jobs.add({ name: "agent-made", schedule: "* * * * * *", prompt: "p" }, "claude-code/2.1");
     expect(job).toMatchObject({ state: "pending_approval", enabled: false, next_run_at: null });
-    await app.start();
+    await app.runtime.start();
     clock.advance(5000);
     await new Promise((r) => setTimeout(r, 30));
     expect(exec.calls).toHaveLength(0);
-    await expect(app.runNow("agent-made")).rejects.toThrow(
+    await expect(app.jobs.runNow("agent-made")).rejects.toThrow(
       /waiting for a person's approval, so it cannot run; they approve it with: agent-cron approve agent-made/,
     );
-    await expect(app.resume("agent-made")).rejects.toThrow(/cannot be resumed/);
+    await expect(app.jobs.resume("agent-made")).rejects.toThrow(/cannot be resumed/);
     // Approved: scheduled from now on, nothing replayed from the wait.
-    const approved = await app.approve("agent-made");
+    const approved = await app.jobs.approve("agent-made");
     expect(approved.state).toBe("active");
     expect(approved.next_run_at).toBe("2026-03-02T09:00:05.000+00:00");
     clock.advance(1000);
@@ -40,37 +40,37 @@ describe("approval of jobs made by agents", () => {
 
   it("required: the CLI's jobs are active at once; an agent's change of prompt, schedule, executor or work_dir sends a job back", async () => {
     const { app } = await makeApp({ now: "2026-03-02T08:00:00.000Z", approval: "required" });
-    const { job } = await app.addJob({ name: "by-person", schedule: "@daily", prompt: "p" }, "cli", { origin: "cli" });
+    const { job } = await app.jobs.add({ name: "by-person", schedule: "@daily", prompt: "p" }, "cli", { origin: "cli" });
     expect(job.state).toBe("active");
-    expect((await app.updateJob("by-person", { timeout_seconds: 60 })).state).toBe("active");
-    expect((await app.updateJob("by-person", { prompt: "now do something else" })).state).toBe("pending_approval");
-    expect((await app.approve("by-person")).state).toBe("active");
-    expect((await app.updateJob("by-person", { schedule: "@hourly" }, { origin: "cli" })).state).toBe("active");
+    expect((await app.jobs.update("by-person", { timeout_seconds: 60 })).state).toBe("active");
+    expect((await app.jobs.update("by-person", { prompt: "now do something else" })).state).toBe("pending_approval");
+    expect((await app.jobs.approve("by-person")).state).toBe("active");
+    expect((await app.jobs.update("by-person", { schedule: "@hourly" }, { origin: "cli" })).state).toBe("active");
   });
 
   it("ask: a job the user accepted is active; one nobody could be asked about waits; reject removes it", async () => {
     const { app } = await makeApp({ now: "2026-03-02T08:00:00.000Z", approval: "ask" });
-    expect((await app.addJob({ name: "accepted", schedule: "@daily", prompt: "p" }, "client/1", { approved: true })).job.state).toBe("active");
-    expect((await app.addJob({ name: "unasked", schedule: "@daily", prompt: "p" }, "client/1")).job.state).toBe("pending_approval");
-    await expect(app.approve("accepted")).rejects.toThrow(/is not waiting for approval/);
-    await app.reject("unasked");
-    expect(app.jobs.byName("unasked")).toBeUndefined();
+    expect((await app.jobs.add({ name: "accepted", schedule: "@daily", prompt: "p" }, "client/1", { approved: true })).job.state).toBe("active");
+    expect((await app.jobs.add({ name: "unasked", schedule: "@daily", prompt: "p" }, "client/1")).job.state).toBe("pending_approval");
+    await expect(app.jobs.approve("accepted")).rejects.toThrow(/is not waiting for approval/);
+    await app.jobs.reject("unasked");
+    expect(app.runtime.jobs.byName("unasked")).toBeUndefined();
   });
 
   it("a dry run checks and describes the job but stores nothing", async () => {
     const { app } = await makeApp({ now: "2026-03-02T08:00:00.000Z", approval: "ask" });
-    const probe = await app.addJob({ name: "maybe", schedule: "@daily", prompt: "p" }, "client/1", { dryRun: true });
+    const probe = await app.jobs.add({ name: "maybe", schedule: "@daily", prompt: "p" }, "client/1", { dryRun: true });
     expect(probe.created).toBe(true);
-    expect(app.jobs.size).toBe(0);
-    await expect(app.addJob({ name: "bad", schedule: "61 * * * *", prompt: "p" }, "client/1", { dryRun: true })).rejects.toThrow(/minute must be 0-59/);
+    expect(app.runtime.jobs.size).toBe(0);
+    await expect(app.jobs.add({ name: "bad", schedule: "61 * * * *", prompt: "p" }, "client/1", { dryRun: true })).rejects.toThrow(/minute must be 0-59/);
   });
 });
 
 describe("the context line before each prompt", () => {
   it("names the job and the occurrence in the job's timezone: a Tuesday 09:00 Paris job fired at 08:00 UTC says Tuesday 09:00 +01:00", async () => {
     const { app, clock, exec } = await makeApp({ now: "2026-12-01T07:59:59.000Z" });
-    await app.addJob({ name: "standup", schedule: "0 9 * * 2", timezone: "Europe/Paris", prompt: "Summarise yesterday" }, "test");
-    await app.start();
+    await app.jobs.add({ name: "standup", schedule: "0 9 * * 2", timezone: "Europe/Paris", prompt: "Summarise yesterday" }, "test");
+    await app.runtime.start();
     clock.advance(1000);
     await until(() => exec.calls.length === 1);
     const prompt = exec.calls[0].req.prompt;
@@ -79,7 +79,7 @@ describe("the context line before each prompt", () => {
     );
     exec.finishAll();
     await until(() => runsOf(app, "standup")[0].status === "completed");
-    await app.runNow("standup");
+    await app.jobs.runNow("standup");
     await until(() => exec.calls.length === 2);
     expect(exec.calls[1].req.prompt).toMatch(
       /^\[agent-cron\] Job "standup", run by hand at Tuesday 2026-12-01 09:00 \+01:00 \(Europe\/Paris\); .*previous run: completed at Tuesday 2026-12-01 09:00 \+01:00\.\n\nSummarise yesterday$/,
@@ -98,13 +98,13 @@ describe("the context line before each prompt", () => {
 describe("jitter_seconds", () => {
   it("starts each occurrence after its stable delay, keeping scheduled_for nominal", async () => {
     const { app, clock, exec } = await makeApp({ now: "2026-03-02T08:59:59.000Z" });
-    const { job } = await app.addJob({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
+    const { job } = await app.jobs.add({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
     const at = Date.parse("2026-03-02T09:00:00.000Z");
     const delay = jitterDelayMs(job.id, at, 600);
     expect(delay).toBeGreaterThan(0);
     expect(delay).toBeLessThan(600_000);
     expect(jitterDelayMs(job.id, at, 600)).toBe(delay);
-    await app.start();
+    await app.runtime.start();
     clock.advance(1000);
     await new Promise((r) => setTimeout(r, 30));
     clock.advance(delay - 50);
@@ -117,18 +117,18 @@ describe("jitter_seconds", () => {
 
   it("an occurrence waiting out its jitter when the server stops is recorded at the next start, even after a manual run", async () => {
     const first = await makeApp({ now: "2026-03-02T08:59:59.000Z" });
-    const { job } = await first.app.addJob({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
-    await first.app.start();
+    const { job } = await first.app.jobs.add({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
+    await first.app.runtime.start();
     first.clock.advance(1000);
-    await until(() => first.app.resolveJob("spread").last_scheduled_for !== null);
+    await until(() => first.app.queries.resolveJob("spread").last_scheduled_for !== null);
     // A manual run starts while the 09:00 occurrence waits: the job's last_run_at is after it.
-    await first.app.runNow("spread");
+    await first.app.jobs.runNow("spread");
     await until(() => first.exec.calls.length === 1);
     first.exec.finishAll();
     forget(first.app);
-    await first.app.close(0);
+    await first.app.runtime.close(0);
     const second = await makeApp({ now: "2026-03-02T09:00:30.000Z", dir: first.dir });
-    const scheduled = second.app.listRuns({ job: job.id, limit: 100 }).items.filter((r) => r.trigger === "schedule");
+    const scheduled = second.app.queries.listRuns({ job: job.id, limit: 100 }).items.filter((r) => r.trigger === "schedule");
     expect(scheduled.map((r) => [r.scheduled_for, r.status])).toEqual([["2026-03-02T09:00:00.000+00:00", "interrupted"]]);
   });
 
@@ -142,13 +142,13 @@ describe("jitter_seconds", () => {
 describe("catch_up_window_seconds per job", () => {
   it("overrides the config's: an occurrence missed longer ago than the job's window is recorded missed, not run", async () => {
     const first = await makeApp({ now: "2026-03-02T08:59:59.500Z", catch_up_window_seconds: 86_400 });
-    await first.app.addJob({ name: "tight", schedule: "0 9 * * *", prompt: "p", catch_up_window_seconds: 60 }, "test");
-    await first.app.addJob({ name: "loose", schedule: "0 9 * * *", prompt: "p" }, "test");
-    await first.app.close(0);
+    await first.app.jobs.add({ name: "tight", schedule: "0 9 * * *", prompt: "p", catch_up_window_seconds: 60 }, "test");
+    await first.app.jobs.add({ name: "loose", schedule: "0 9 * * *", prompt: "p" }, "test");
+    await first.app.runtime.close(0);
     forget(first.app);
     // Down from 08:59:59 to 09:10: the 09:00 occurrence is 10 minutes old.
     const second = await makeApp({ now: "2026-03-02T09:10:00.000Z", dir: first.dir, catch_up_window_seconds: 86_400 });
-    await second.app.start();
+    await second.app.runtime.start();
     await until(() => runsOf(second.app, "loose").length === 1 && runsOf(second.app, "tight").length === 1);
     expect(runsOf(second.app, "tight")[0].status).toBe("missed");
     expect(runsOf(second.app, "loose")[0]).toMatchObject({ status: "running", trigger: "catch_up" });

@@ -12,7 +12,7 @@ import { ControlledExecutor } from "./fake-executor.js";
 const apps: App[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
-  for (const a of apps.splice(0)) await a.close(0);
+  for (const a of apps.splice(0)) await a.runtime.close(0);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 

@@ -33,26 +33,26 @@ describe("a crash between marking an occurrence handled and recording its run", 
 
     const clock = new FakeClock(T0);
     const first = await openApp(dir, clock);
-    await first.app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
-    await first.app.start();
+    await first.app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await first.app.runtime.start();
     // The process "dies" here: run records never reach the disk from now on.
-    first.app.runs.put = () => new Promise(() => {});
+    first.app.runtime.runs.put = () => new Promise(() => {});
     clock.advance(500); // 09:00:00.000 is due
     await vi.waitFor(() => expect(readFileSync(path.join(dir, "jobs.journal"), "utf8")).toContain('"last_scheduled_for":"2026-03-02T09:00:00.000+00:00"'), {
       timeout: 5000,
       interval: 5,
     });
-    await first.app.jobs.idle();
+    await first.app.runtime.jobs.idle();
     // Abandoned, as after kill -9: no close, no further writes.
 
     const later = new FakeClock(Date.parse("2026-03-02T09:00:00.400Z"));
     const second = await openApp(dir, later);
-    cleanup.push(() => second.app.close(0));
-    await second.app.start();
-    await second.app.jobs.idle();
+    cleanup.push(() => second.app.runtime.close(0));
+    await second.app.runtime.start();
+    await second.app.runtime.jobs.idle();
 
-    const runs = second.app.listRuns({ job: "tick", limit: 100 }).items;
-    const job = second.app.resolveJob("tick");
+    const runs = second.app.queries.listRuns({ job: "tick", limit: 100 }).items;
+    const job = second.app.queries.resolveJob("tick");
     expect(job.last_scheduled_for).toBe("2026-03-02T09:00:00.000+00:00");
     // The occurrence 09:00:00.000 was taken by the dead process; something must say so.
     expect(runs.map((r) => [r.scheduled_for, r.status])).toContainEqual(["2026-03-02T09:00:00.000+00:00", expect.stringMatching(/^(interrupted|missed)$/)]);

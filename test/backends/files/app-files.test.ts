@@ -14,16 +14,16 @@ schedulingBehaviour(filesBackend);
 const T0 = "2026-03-02T08:59:59.500Z";
 const makeApp = (opts: { dir?: string; clock?: FakeClock } = {}) =>
   openTestApp({ backend: filesBackend, dir: opts.dir, clock: opts.clock ?? new FakeClock(T0), config: { max_concurrent: 4, runs_per_job: 100 } });
-const runsOf = (app: App, job: string): Run[] => app.listRuns({ job, limit: 100 }).items;
+const runsOf = (app: App, job: string): Run[] => app.queries.listRuns({ job, limit: 100 }).items;
 const until = (fn: () => boolean | void) => vi.waitFor(() => expect(fn()).not.toBe(false), { timeout: 5000, interval: 5 });
 
 describe("the App on a files data dir", () => {
   it("a run record that cannot be written neither wedges the job nor ends the process; it is written once the disk is back", async () => {
     const { app, clock, exec, dir } = await makeApp();
     const errors: string[] = [];
-    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
-    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p", retries: 0 }, "test");
-    await app.start();
+    app.runtime.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    await app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p", retries: 0 }, "test");
+    await app.runtime.start();
     clock.advance(500);
     await until(() => exec.calls.length === 1);
     // The disk goes away while the run is going: its end cannot be written.
@@ -41,7 +41,7 @@ describe("the App on a files data dir", () => {
     // The disk is back; the records kept in memory are written at the next try.
     rmSync(runsDir);
     renameSync(`${runsDir}.away`, runsDir);
-    await app.pause("tick");
+    await app.jobs.pause("tick");
     clock.advance(5000);
     await until(() => runsOf(app, "tick").filter((r) => r.status === "failed").length === 3);
     const runs = runsOf(app, "tick");
@@ -51,7 +51,7 @@ describe("the App on a files data dir", () => {
     expect(runs.find((r) => r.id === exec.calls[0].req.runId)?.status).toBe("completed");
     expect(runs.filter((r) => r.status === "running")).toEqual([]);
     // And the job runs again.
-    await app.resume("tick");
+    await app.jobs.resume("tick");
     clock.advance(1000);
     await until(() => exec.calls.length === 2);
     exec.finishAll();
@@ -59,10 +59,10 @@ describe("the App on a files data dir", () => {
 
   it("a stored job that can no longer be scheduled is paused with the reason, naming file and job, and the others run", async () => {
     const first = await makeApp();
-    await first.app.addJob({ name: "good", schedule: "* * * * * *", prompt: "p" }, "test");
-    const bad = (await first.app.addJob({ name: "bad-zone", schedule: "@daily", prompt: "p" }, "test")).job;
-    const badDate = (await first.app.addJob({ name: "bad-date", schedule: "@daily", prompt: "p" }, "test")).job;
-    await first.app.close(0);
+    await first.app.jobs.add({ name: "good", schedule: "* * * * * *", prompt: "p" }, "test");
+    const bad = (await first.app.jobs.add({ name: "bad-zone", schedule: "@daily", prompt: "p" }, "test")).job;
+    const badDate = (await first.app.jobs.add({ name: "bad-date", schedule: "@daily", prompt: "p" }, "test")).job;
+    await first.app.runtime.close(0);
     forget(first.app);
     // What tzdata updates and hand edits leave behind.
     const store = await JobStore.open(first.dir);
@@ -72,30 +72,30 @@ describe("the App on a files data dir", () => {
     store.close();
 
     const { app, clock, exec } = await makeApp({ dir: first.dir, clock: first.clock });
-    expect(app.startupProblems).toHaveLength(2);
-    expect(app.startupProblems[0]).toMatch(
+    expect(app.runtime.startupProblems).toHaveLength(2);
+    expect(app.runtime.startupProblems[0]).toMatch(
       new RegExp(`^Job "bad-zone" \\(${bad.id}\\) in .*jobs\\.json cannot be scheduled: timezone "Mars/Olympus" is not known`),
     );
-    expect(app.startupProblems[1]).toMatch(/"bad-date" .* created_at "yesterday-ish" is not a date/);
-    expect(app.resolveJob("bad-zone")).toMatchObject({ state: "paused", enabled: false });
-    expect(app.resolveJob("bad-zone").last_error).toMatch(/^Cannot be scheduled: timezone "Mars\/Olympus"/);
-    await app.start();
+    expect(app.runtime.startupProblems[1]).toMatch(/"bad-date" .* created_at "yesterday-ish" is not a date/);
+    expect(app.queries.resolveJob("bad-zone")).toMatchObject({ state: "paused", enabled: false });
+    expect(app.queries.resolveJob("bad-zone").last_error).toMatch(/^Cannot be scheduled: timezone "Mars\/Olympus"/);
+    await app.runtime.start();
     clock.advance(1000);
     await until(() => exec.calls.length >= 1);
-    expect(exec.calls[0].req.jobId).toBe(app.resolveJob("good").id);
+    expect(exec.calls[0].req.jobId).toBe(app.queries.resolveJob("good").id);
     // Fixed through update_cron, it can be resumed.
-    await app.updateJob("bad-zone", { timezone: "Europe/Paris" });
-    expect((await app.resume("bad-zone")).state).toBe("active");
+    await app.jobs.update("bad-zone", { timezone: "Europe/Paris" });
+    expect((await app.jobs.resume("bad-zone")).state).toBe("active");
     exec.finishAll();
   });
 
   it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {
     const { app, clock, exec, dir } = await makeApp();
-    await app.addJob({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
-    await app.start();
+    await app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");
+    await app.runtime.start();
     const errors: string[] = [];
-    app.events.on("notice", (level, message) => level === "error" && errors.push(message));
-    app.jobs.close();
+    app.runtime.events.on("notice", (level, message) => level === "error" && errors.push(message));
+    app.runtime.jobs.close();
     rmSync(path.join(dir, "jobs.journal"), { force: true });
     symlinkSync("/dev/full", path.join(dir, "jobs.journal"));
     for (let i = 0; i < 3; i++) {
@@ -109,15 +109,15 @@ describe("the App on a files data dir", () => {
   });
   it("an occurrence still queued (overlap: queue_one) when the server stops is recorded skipped, not lost", async () => {
     const { app, clock, exec } = await makeApp();
-    await app.addJob({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
-    await app.start();
+    await app.jobs.add({ name: "q", schedule: "* * * * * *", prompt: "p", overlap: "queue_one" }, "test");
+    await app.runtime.start();
     clock.advance(500);
     await until(() => exec.calls.length === 1);
     clock.advance(1000); // 09:00:01 waits behind 09:00:00
-    await until(() => app.resolveJob("q").last_scheduled_for === "2026-03-02T09:00:01.000+00:00");
+    await until(() => app.queries.resolveJob("q").last_scheduled_for === "2026-03-02T09:00:01.000+00:00");
     await new Promise((r) => setTimeout(r, 30)); // taken, then handed to the dispatcher's queue
     forget(app);
-    await app.close(0);
+    await app.runtime.close(0);
     const records = runsOf(app, "q").map((r) => [r.scheduled_for, r.status]);
     expect(records).toContainEqual(["2026-03-02T09:00:01.000+00:00", "skipped"]);
   });

@@ -140,14 +140,14 @@ export class Host extends ForwardingApi implements CronApi {
   health(): Health {
     const none = { running: null, queued: null, fleet_processes: null };
     if (this.closing) return { ready: false, reason: "shutting down", ...none };
-    if (this.owner) return this.owner.app.health();
+    if (this.owner) return this.owner.app.runtime.health();
     if (this.remote) return { ready: true, reason: null, ...none };
     return { ready: false, reason: "no process owns the data dir at this moment; this one is taking it over", ...none };
   }
 
   /** For /metrics: what the owner's last audit found unaccounted (SPEC §18); null in a follower or before the first audit. */
   unaccounted(): number | null {
-    return this.owner ? unaccountedOccurrences(this.owner.app) : null;
+    return this.owner ? unaccountedOccurrences(this.owner.app.queries) : null;
   }
 
   /** The owner's App, when this process owns the data dir. */
@@ -164,13 +164,13 @@ export class Host extends ForwardingApi implements CronApi {
    */
   setLinkBase(url: string | null): void {
     this.linkBase = url;
-    this.owner?.app.delivery.setLinkBase?.(url);
+    this.owner?.app.runtime.delivery.setLinkBase?.(url);
   }
 
   /** A new config (config.json was edited): the owner applies it; a later takeover starts with it. */
   applyConfig(config: Config): void {
     this.opts.config = config;
-    this.owner?.app.applyConfig(config);
+    this.owner?.app.runtime.applyConfig(config);
   }
 
   /**
@@ -258,15 +258,15 @@ export class Host extends ForwardingApi implements CronApi {
       await release().catch(() => {});
       throw err;
     }
-    for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
-    app.delivery.setLinkBase?.(this.linkBase);
+    for (const problem of app.runtime.startupProblems) this.opts.onNotice?.("error", problem);
+    app.runtime.delivery.setLinkBase?.(this.linkBase);
     const api = new LocalApi(app);
-    const unpipe = pipeEvents(app.events, this.events);
+    const unpipe = pipeEvents(app.runtime.events, this.events);
     const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence, onHandOver: this.opts.onHandOverRequest });
     this.owner = { app, api, gen, release, stopServing, unpipe };
     gen.onLost = (why) => this.depose(gen, why);
     if (this.opts.role === "server" && !this.closing) {
-      await app.start({ handoverSince: this.opts.handoverSince });
+      await app.runtime.start({ handoverSince: this.opts.handoverSince });
       // Only the first tenure follows that hand-over.
       this.opts.handoverSince = undefined;
     }
@@ -286,11 +286,11 @@ export class Host extends ForwardingApi implements CronApi {
       role: this.opts.role,
       env: this.opts.env,
     });
-    for (const problem of app.startupProblems) this.opts.onNotice?.("error", problem);
-    app.delivery.setLinkBase?.(this.linkBase);
-    const unpipe = pipeEvents(app.events, this.events);
+    for (const problem of app.runtime.startupProblems) this.opts.onNotice?.("error", problem);
+    app.runtime.delivery.setLinkBase?.(this.linkBase);
+    const unpipe = pipeEvents(app.runtime.events, this.events);
     this.owner = { app, api: new LocalApi(app), gen: null, release: async () => {}, stopServing: async () => {}, unpipe };
-    if (this.opts.role === "server") await app.start();
+    if (this.opts.role === "server") await app.runtime.start();
   }
 
   /** True while a live process holds the data dir's lock. */
@@ -360,7 +360,7 @@ export class Host extends ForwardingApi implements CronApi {
     this.owner = null;
     if (this.opts.ownerOnly) {
       // A background owner that lost the data dir has nothing left to do.
-      void owner.app
+      void owner.app.runtime
         .close(0)
         .catch(() => {})
         .finally(() => this.opts.onOwnershipEnded?.(why));
@@ -370,7 +370,7 @@ export class Host extends ForwardingApi implements CronApi {
     const demote = async () => {
       // The app first: its timer and runs stop at once, instead of going on (retrying,
       // spawning) while the socket waits for calls in flight such as a waitRun.
-      await owner.app.close(0).catch(() => {});
+      await owner.app.runtime.close(0).catch(() => {});
       await owner.stopServing().catch(() => {});
       owner.unpipe();
       // The lock's own bookkeeping ends here; its files are the new owner's and stay.
@@ -433,7 +433,7 @@ export class Host extends ForwardingApi implements CronApi {
     const owner = this.owner;
     if (!owner) return;
     await owner.stopServing();
-    await owner.app.close(graceMs);
+    await owner.app.runtime.close(graceMs);
     owner.unpipe();
     owner.gen?.removeOwnerFile();
     await owner.release().catch(() => {});

@@ -275,6 +275,68 @@ describe("postgres backend", () => {
     expect(a.runs.get(run.id)?.status).toBe("interrupted");
   });
 
+  it("finds again an orphan run and a lost occurrence whose interrupted record could not be written, until it is, and records a lost occurrence once", async () => {
+    const url = await freshDatabase(cluster, "unrecorded");
+    const [a, b, c] = [await backend(url), await backend(url), await backend(url)];
+    const job = makeJob();
+    await a.jobs.insert(job);
+    await waitFor("the mirrors", () => b.jobs.get(job.id) && c.jobs.get(job.id));
+    // a runs a run, and has claimed an occurrence without writing its run yet; then a is gone.
+    const run = makeRun(job);
+    await a.runs.put(run);
+    const at = Date.parse("2026-12-07T04:00:00.000Z");
+    await sql(url, "INSERT INTO agent_cron.occurrences (job_id, scheduled_for, trigger, state, process_id) VALUES ($1, $2, 'schedule', 'running', $3)", [
+      job.id,
+      new Date(at).toISOString(),
+      a.processId,
+    ]);
+    await a.close();
+    const first = await b.orphans.claimOrphans();
+    expect(first.map((r) => [r.id === run.id ? "run" : "lost", r.scheduled_for === null ? null : Date.parse(r.scheduled_for)]).sort()).toEqual([
+      ["lost", at],
+      ["run", null],
+    ]);
+    // b could not write either record (the database went away then): its next sweep finds both again, the same.
+    const again = await b.orphans.claimOrphans();
+    expect(again.map((r) => r.id).sort()).toEqual(first.map((r) => r.id).sort());
+    // Another process finds neither while b, alive, holds them.
+    expect(await c.orphans.claimOrphans()).toEqual([]);
+    // The lost occurrence's record has the same id whoever makes it: written by b and, had b died
+    // meanwhile, by c, it is one record.
+    const lostRun = again.find((r) => r.id !== run.id)!;
+    await b.runs.put({ ...lostRun, status: "interrupted" });
+    await c.runs.put({ ...lostRun, status: "interrupted" });
+    await b.runs.put({ ...run, status: "interrupted" });
+    expect(await b.orphans.claimOrphans()).toEqual([]);
+    const stored = await sql<{ id: string; status: string }>(url, "SELECT id, status FROM agent_cron.runs WHERE job_id = $1 ORDER BY id", [job.id]);
+    expect(stored).toEqual([run.id, lostRun.id].sort().map((id) => ({ id, status: "interrupted" })));
+  });
+
+  it("does not take for gone a process that joined while a sweep went on, nor record its occurrence lost", async () => {
+    const url = await freshDatabase(cluster, "joined");
+    const b = await backend(url);
+    const job = makeJob();
+    await b.jobs.insert(job);
+    const at = new Date(Date.parse("2026-12-07T04:00:00.000Z")).toISOString();
+    let joined: PostgresBackend | null = null;
+    // Between the sweep's start and its statements (under load, seconds), a process joins the
+    // fleet and claims an occurrence (its run not written yet), and another starts a run.
+    const run = makeRun(job);
+    b.orphans.onSweep = async () => {
+      joined = await backend(url);
+      await sql(url, "INSERT INTO agent_cron.occurrences (job_id, scheduled_for, trigger, state, process_id) VALUES ($1, $2, 'schedule', 'running', $3)", [
+        job.id,
+        at,
+        joined.processId,
+      ]);
+      await joined.runs.put(run);
+    };
+    expect(await b.orphans.claimOrphans()).toEqual([]);
+    expect(joined).not.toBeNull();
+    expect(await sql(url, "SELECT state, process_id FROM agent_cron.occurrences")).toEqual([{ state: "running", process_id: joined!.processId }]);
+    expect(await sql(url, "SELECT status, claimed_by FROM agent_cron.runs")).toEqual([{ status: "running", claimed_by: null }]);
+  });
+
   it("inserts a run only if absent (putNew) when two processes put the same id at once: one wins each, its record stands in both mirrors", async () => {
     const url = await freshDatabase(cluster, "putnew");
     const [a, b] = [await backend(url), await backend(url)];

@@ -273,7 +273,7 @@ export async function openBackend(opts: PostgresBackendOptions): Promise<Postgre
   if (boss) queueRef = queue;
   const bossRef = boss;
   fleet.holding = () => queue.holding();
-  fleet.onSweep = (alive) => queue.requeueOrphanedWaits(alive);
+  fleet.onSweep = () => queue.requeueOrphanedWaits();
   // pg-boss heartbeats of the occurrences in hand, with this process's own.
   fleet.onBeat = async () => {
     const held = queue.held();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import os from "node:os";
 import { newRun, type Job, type Run, type RunTrigger } from "../../core/jobs.js";
 import type { OrphanFinder } from "../../core/ports.js";
@@ -38,6 +39,16 @@ const LIVE_SQL = `WITH held AS (
          OR (hashtext(p.id)::bigint & 4294967295)::oid IN (SELECT objid FROM held))`;
 
 /**
+ * SQL: true when the process named in `column` is gone (not live, and not this process, whose
+ * id is the parameter `self`). Read in the statement that acts on it, never from a list read
+ * before: a process that joined since, and claimed an occurrence or started a run meanwhile,
+ * would be taken for gone (under load a sweep's statements can be seconds apart), and its
+ * occurrence recorded lost while it ran it.
+ */
+export const goneSql = (column: string, self: string) =>
+  `(${column} IS NULL OR ${column} <> ALL(ARRAY(SELECT live.id FROM (${LIVE_SQL}) live) || ${self}::text))`;
+
+/**
  * This process's seat in the fleet: a row in `processes` refreshed every HEARTBEAT_MS, and
  * the search for runs whose process went quiet. A run records the process running it; when
  * that process stops beating (killed, its machine lost) any other process claims the run,
@@ -53,7 +64,7 @@ export class Fleet implements OrphanFinder {
   /** Extra work each beat (pg-boss heartbeats of the occurrences in hand). */
   onBeat: () => Promise<void> = async () => {};
   /** Extra work each sweep (occurrences a gone process left waiting are queued again). */
-  onSweep: (alive: string[]) => Promise<void> = async () => {};
+  onSweep: () => Promise<void> = async () => {};
   /** The occurrences this process's worker holds now ("job_id epoch-ms"). */
   holding: () => Set<string> = () => new Set();
 
@@ -123,24 +134,27 @@ export class Fleet implements OrphanFinder {
    * process had started without writing their run yet, as runs to record (never run again).
    */
   async claimOrphans(): Promise<Run[]> {
-    const alive = await this.alive();
-    await this.onSweep(alive);
+    // Kept for goesFirst; what is gone is decided in each statement (goneSql).
+    await this.alive();
+    await this.onSweep();
+    // An orphan this process claimed in an earlier sweep whose interrupted record could not be
+    // written then (the database went away) is claimed again, until its record is written.
     const { rows } = await this.db.query<{ id: string; data: unknown; host: string | null }>(
       `WITH orphan AS (
          SELECT r.id, r.process_id AS was FROM ${SCHEMA}.runs r
-         WHERE r.status = 'running' AND (r.process_id IS NULL OR r.process_id <> ALL($2::text[]))
+         WHERE r.status = 'running' AND (${goneSql("r.process_id", "$1")} OR r.claimed_by = $1)
          FOR UPDATE OF r SKIP LOCKED)
        UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1 FROM orphan o WHERE r.id = o.id
        RETURNING r.id, r.data, (SELECT p.host FROM ${SCHEMA}.processes p WHERE p.id = o.was) AS host`,
-      [this.id, alive],
+      [this.id],
     );
     const orphans = rows.map((r) => parseRun(r.data, r.id));
     // Room in the fleet (fleet_max_concurrent) held by a process that is gone, or by a run that
     // ended while its release could not be written.
     await this.db.query(
-      `DELETE FROM ${SCHEMA}.slots s WHERE s.process_id <> ALL($1::text[])
+      `DELETE FROM ${SCHEMA}.slots s WHERE ${goneSql("s.process_id", "$1")}
          OR NOT EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.id = s.run_id AND r.status = 'running')`,
-      [alive],
+      [this.id],
     );
     // Agents that outlived their server on this machine are killed, as the files backend does
     // (found by AGENT_CRON_RUN_ID in their environment); those on other machines are out of reach.
@@ -148,16 +162,21 @@ export class Fleet implements OrphanFinder {
     killOrphanedRuns(rows.filter((r) => r.host === here).map((r) => r.id));
     await this.db.query(
       `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
-       WHERE o.state = 'running' AND (o.process_id IS NULL OR o.process_id <> ALL($1::text[]))
+       WHERE o.state = 'running' AND ${goneSql("o.process_id", "$1")}
          AND EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)`,
-      [alive],
+      [this.id],
     );
+    // Lost: started by a process that is gone, with no run record. Marked lost for this process,
+    // which records each (below); one marked lost whose record was never written (the database
+    // went away between the two, or its process died) is found again, by this process or, once
+    // it is gone, by another: the record's id is the occurrence's own, so writing it twice
+    // leaves one record.
     const lost = await this.db.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger }>(
       `UPDATE ${SCHEMA}.occurrences o SET state = 'lost', process_id = $1, finished_at = now()
-       WHERE o.state = 'running' AND (o.process_id IS NULL OR o.process_id <> ALL($2::text[]))
+       WHERE (o.state = 'running' AND ${goneSql("o.process_id", "$1")} OR o.state = 'lost' AND (o.process_id = $1 OR ${goneSql("o.process_id", "$1")}))
          AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)
        RETURNING o.job_id, o.scheduled_for, o.trigger`,
-      [this.id, alive],
+      [this.id],
     );
     // This process's own, when its worker no longer holds them: a claim whose answer was lost
     // with the connection (the row moved, the worker never heard) would otherwise wait forever.
@@ -192,15 +211,14 @@ export class Fleet implements OrphanFinder {
   }
 
   async claimDeliveries(): Promise<string[]> {
-    const alive = await this.alive();
     // claimed_by makes the record this process's to write from then on (runs.ts), so a process
     // wrongly taken for gone could not record the same delivery as well.
     const { rows } = await this.db.query<{ id: string }>(
       `UPDATE ${SCHEMA}.runs r SET claimed_by = $1, process_id = $1
        WHERE r.data->>'delivery' = 'pending' AND r.status <> 'running'
-         AND (coalesce(r.claimed_by, r.process_id) IS NULL OR coalesce(r.claimed_by, r.process_id) <> ALL($2::text[]))
+         AND ${goneSql("coalesce(r.claimed_by, r.process_id)", "$1")}
        RETURNING r.id`,
-      [this.id, alive],
+      [this.id],
     );
     return rows.map((r) => r.id);
   }
@@ -220,7 +238,12 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** A `running` record for an occurrence whose process went away before writing one. */
+/**
+ * A `running` record for an occurrence whose process went away before writing one. Its id is
+ * made from the occurrence, so every process that records it writes the same record.
+ */
 function lostOccurrenceRun(job: Job, at: number, trigger: RunTrigger): Run {
-  return newRun(job, { scheduledFor: at, trigger }, {});
+  const h = createHash("sha256").update(`lost ${job.id} ${at}`).digest("hex");
+  const runId = `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return newRun(job, { scheduledFor: at, trigger, runId }, {});
 }

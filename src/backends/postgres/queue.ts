@@ -1,5 +1,5 @@
 import type { Job as BossJob, PgBoss } from "pg-boss";
-import type pg from "pg";
+import pg from "pg";
 import { takenFields, withDerivedFields } from "../../core/job-rules.js";
 import type { Job, Run, RunTrigger } from "../../core/jobs.js";
 import { handledUntil, takeable, type CatchUpPlan } from "../../core/planner.js";
@@ -7,6 +7,7 @@ import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
 import type { Clock } from "../../core/scheduler.js";
 import { toIsoInZone } from "../../kernel/time.js";
 import { CHANNEL, SCHEMA, type Db } from "./db.js";
+import { goneSql } from "./fleet.js";
 import type { PgJobRepo } from "./jobs.js";
 import { parseJob } from "./jobs.js";
 import type { PgRunRepo } from "./runs.js";
@@ -63,6 +64,10 @@ export class PgQueue implements OccurrenceQueue {
   private wakeUp: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** What the worker loop and each occurrence in hand are doing (AGENT_CRON_DEBUG_QUEUE=1 prints it every 2 s). */
+  private loopState = "starting";
+  private readonly stages = new Map<string, { stage: string; since: number }>();
+  private debugTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly deps: {
@@ -437,20 +442,18 @@ export class PgQueue implements OccurrenceQueue {
 
   /** waiting → running for this process, when the fleet has room. */
   private async moveBack(jobId: string, at: number): Promise<"moved" | "full" | "gone"> {
-    const update = (conn: { query: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }> }) =>
-      conn.query(
-        `UPDATE ${SCHEMA}.occurrences SET state = 'running', process_id = $3, started_at = now() WHERE job_id = $1 AND scheduled_for = $2 AND state = 'waiting'`,
-        [jobId, new Date(at).toISOString(), this.deps.origin],
-      );
+    const where = `job_id = ${pg.escapeLiteral(jobId)} AND scheduled_for = ${pg.escapeLiteral(new Date(at).toISOString())} AND state = 'waiting'`;
+    const set = `SET state = 'running', process_id = ${pg.escapeLiteral(this.deps.origin)}, started_at = now()`;
     const cap = this.deps.limits().fleet;
-    const { rowCount } =
-      cap === undefined
-        ? await update(this.deps.db)
-        : await this.deps.db.tx(async (client) => {
-            if ((await this.fleetRoom(client, cap)) <= 0) return { rowCount: -1 };
-            return update(client);
-          });
-    return rowCount === -1 ? "full" : rowCount === 1 ? "moved" : "gone";
+    if (cap === undefined) {
+      const { rowCount } = await this.deps.db.query(`UPDATE ${SCHEMA}.occurrences ${set} WHERE ${where}`);
+      return rowCount === 1 ? "moved" : "gone";
+    }
+    const [row] = await this.underFleetLock<{ moved: string; waiting: string }>(
+      `WITH moved AS (UPDATE ${SCHEMA}.occurrences ${set} WHERE ${where} AND ${roomSql(cap)} > 0 RETURNING 1)
+       SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE ${where}) AS waiting`,
+    );
+    return Number(row.moved) === 1 ? "moved" : Number(row.waiting) === 1 ? "full" : "gone";
   }
 
   /**
@@ -458,15 +461,15 @@ export class PgQueue implements OccurrenceQueue {
    * pg-boss job, in one transaction. The dead process's own pg-boss job, handed out again
    * later, finds the row taken or claims it first: it runs once either way.
    */
-  async requeueOrphanedWaits(alive: string[]): Promise<void> {
+  async requeueOrphanedWaits(): Promise<void> {
     const boss = this.deps.boss;
     if (!boss) return;
     await this.deps.db.tx(async (client) => {
       const { rows } = await client.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger }>(
         `UPDATE ${SCHEMA}.occurrences o SET state = 'queued', process_id = NULL
-         WHERE o.state = 'waiting' AND (o.process_id IS NULL OR o.process_id <> ALL($1::text[]))
+         WHERE o.state = 'waiting' AND ${goneSql("o.process_id", "$1")}
          RETURNING o.job_id, o.scheduled_for, o.trigger`,
-        [alive],
+        [this.deps.origin],
       );
       if (!rows.length) return;
       await boss.insert(
@@ -481,6 +484,23 @@ export class PgQueue implements OccurrenceQueue {
   consume(runner: (jobId: string, occ: Occurrence) => Promise<void>): void {
     this.runner = runner;
     if (this.deps.boss) this.loopDone ??= this.loop();
+    if (this.deps.boss && process.env.AGENT_CRON_DEBUG_QUEUE && !this.debugTimer) {
+      this.debugTimer = setInterval(() => {
+        const now = Date.now();
+        const held = [...this.inHand.values()].map((j) => {
+          const s = this.stages.get(j.id);
+          return `${j.data.job_id.slice(0, 8)}@${new Date(j.data.at).toISOString().slice(11, 19)}:${s?.stage ?? "?"}:${s ? now - s.since : "?"}ms`;
+        });
+        process.stderr.write(
+          `queue-debug pid=${process.pid} loop=${this.loopState} up=${this.isUp()} pool=${poolStats(this.deps.db)} takePool=${poolStats(this.deps.takeDb)} inHand=${this.inHand.size} woken=${this.woken} waiting=${this.waiting.size} handling=${this.handling.size} ${held.join(" ")}\n`,
+        );
+      }, 2000);
+      this.debugTimer.unref();
+    }
+  }
+
+  private setStage(id: string, stage: string): void {
+    this.stages.set(id, { stage, since: Date.now() });
   }
 
   /** Runs waiting for room in the fleet (fleetSlot): told when room may have been freed. */
@@ -506,6 +526,7 @@ export class PgQueue implements OccurrenceQueue {
   /** Stops fetching; occurrences in hand finish with their runs (the App interrupts those at close). */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.debugTimer) clearInterval(this.debugTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.wake();
@@ -527,6 +548,7 @@ export class PgQueue implements OccurrenceQueue {
       if (behind && free > 0 && free < this.deps.limits().perProcess / 4) {
         // At capacity slots free one at a time as runs end, and fetching each alone costs two
         // round trips (fetch, claim) per occurrence: a moment gathers a few more.
+        this.loopState = "gather";
         await sleep(GATHER_MS);
         free = this.deps.limits().perProcess - this.inHand.size;
       }
@@ -534,9 +556,11 @@ export class PgQueue implements OccurrenceQueue {
         let fetched: BossJob<OccurrenceData>[] = [];
         this.woken = false;
         try {
+          this.loopState = `fetch(${free})`;
           fetched = (await this.deps.boss!.fetch<OccurrenceData>(QUEUE, { batchSize: free })) ?? [];
         } catch (err) {
           this.deps.onError(err);
+          this.loopState = "idle after fetch error";
           await this.idle(2000);
           continue;
         }
@@ -544,6 +568,7 @@ export class PgQueue implements OccurrenceQueue {
         behind = fetched.length === free;
         if (behind) continue;
       }
+      this.loopState = free > 0 ? "idle" : "full";
       await this.idle(POLL_MS);
     }
     await this.flush();
@@ -577,7 +602,10 @@ export class PgQueue implements OccurrenceQueue {
 
   /** A batch just fetched: claimed together, then each runs on its own. */
   private async handle(batch: BossJob<OccurrenceData>[]): Promise<void> {
-    for (const job of batch) this.inHand.set(job.id, job);
+    for (const job of batch) {
+      this.inHand.set(job.id, job);
+      this.setStage(job.id, "claim");
+    }
     let claims: Map<string, Claim>;
     if (this.closed || !this.runner) {
       // Closing: hand them back to the fleet (another process takes them within a second).
@@ -586,9 +614,17 @@ export class PgQueue implements OccurrenceQueue {
       try {
         claims = await this.claim(batch);
       } catch (err) {
-        // Unknown whether they moved: pg-boss hands them out again after their heartbeat, and
-        // whoever gets them then finds each occurrence's row as it is.
-        for (const job of batch) this.inHand.delete(job.id);
+        // Given back to the queue at once (tried again after its retryDelay), not left to lapse
+        // with its heartbeat (10 s and a supervision later): whoever gets one then finds its
+        // occurrence's row as it is (the claim is one transaction: a failed one moved nothing,
+        // unless its answer was lost after the commit; then the row is this process's, and the
+        // sweep settles it as lost).
+        for (const job of batch) {
+          this.inHand.delete(job.id);
+          this.stages.delete(job.id);
+          this.toFail.push({ id: job.id, retryCount: job.retryCount });
+        }
+        this.scheduleFlush();
         throw err;
       }
     }
@@ -600,10 +636,13 @@ export class PgQueue implements OccurrenceQueue {
     try {
       if (claim === "moved") {
         try {
+          this.setStage(job.id, "runner");
           await this.runner!(jobId, { scheduledFor: at, trigger, ...(missed ? { missed } : {}), ...(backlog ? { backlog } : {}) });
           // Queued behind a run (queue_one): held until it has run.
+          this.setStage(job.id, "runWhenFree");
           await this.runWhenFree(jobId, at, trigger);
           if (this.waiting.delete(`${jobId} ${at}`)) return;
+          this.setStage(job.id, "runEnded");
           await this.runEnded(jobId, at);
         } catch (err) {
           this.deps.onError(err);
@@ -612,6 +651,7 @@ export class PgQueue implements OccurrenceQueue {
       }
     } finally {
       this.inHand.delete(job.id);
+      this.stages.delete(job.id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       // Full fleet, or closing: back to the queue (tried again after its retryDelay). Taken: it
       // ran or runs elsewhere already (this was pg-boss handing out a retry of it).
@@ -624,51 +664,64 @@ export class PgQueue implements OccurrenceQueue {
 
   /**
    * Moves the batch's occurrences from queued to running for this process, in one statement;
-   * with fleet_max_concurrent, only as many as the fleet has room for (counted under a lock).
+   * with fleet_max_concurrent, only as many as the fleet has room for (see underFleetLock).
+   * "moved": this process runs it; "full": queued still, no room; "taken": not queued (it ran
+   * or runs elsewhere: this was pg-boss handing out a retry of it).
    */
   private async claim(batch: BossJob<OccurrenceData>[]): Promise<Map<string, Claim>> {
     const { db, origin } = this.deps;
-    const key = (jobId: string, at: number) => `${jobId} ${at}`;
-    const move = async (conn: Pick<pg.ClientBase, "query"> | Db, jobs: BossJob<OccurrenceData>[]) => {
-      const { rows } = await (conn as Db).query<{ job_id: string; scheduled_for: Date }>(
-        `UPDATE ${SCHEMA}.occurrences o SET state = 'running', process_id = $3, started_at = now()
-         FROM unnest($1::text[], $2::timestamptz[]) AS x(job_id, at)
-         WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'queued'
-         RETURNING o.job_id, o.scheduled_for`,
-        [jobs.map((j) => j.data.job_id), jobs.map((j) => new Date(j.data.at).toISOString()), origin],
-      );
-      return new Set(rows.map((r) => key(r.job_id, r.scheduled_for.getTime())));
-    };
-    const result = new Map<string, Claim>();
-    const mark = (jobs: BossJob<OccurrenceData>[], moved: Set<string>) => {
-      for (const j of jobs) result.set(j.id, moved.has(key(j.data.job_id, j.data.at)) ? "moved" : "taken");
-    };
     const cap = this.deps.limits().fleet;
-    if (cap === undefined) {
-      mark(batch, await move(db, batch));
-      return result;
+    const key = (jobId: string, at: number) => `${jobId} ${at}`;
+    const want = `unnest(${textArray(batch.map((j) => j.data.job_id))}::text[], ${textArray(batch.map((j) => new Date(j.data.at).toISOString()))}::timestamptz[])`;
+    const rows =
+      cap === undefined
+        ? (
+            await db.query<{ job_id: string; scheduled_for: Date; moved: boolean; queued: boolean }>(
+              `UPDATE ${SCHEMA}.occurrences o SET state = 'running', process_id = $1, started_at = now()
+               FROM ${want} AS x(job_id, at)
+               WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'queued'
+               RETURNING o.job_id, o.scheduled_for, true AS moved, true AS queued`,
+              [origin],
+            )
+          ).rows
+        : await this.underFleetLock<{ job_id: string; scheduled_for: Date; moved: boolean; queued: boolean }>(
+            `WITH want AS (SELECT * FROM ${want} WITH ORDINALITY AS x(job_id, at, ord)),
+             pick AS (
+               SELECT w.job_id, w.at FROM want w
+               JOIN ${SCHEMA}.occurrences o ON o.job_id = w.job_id AND o.scheduled_for = w.at AND o.state = 'queued'
+               ORDER BY w.ord LIMIT (SELECT greatest(0, ${roomSql(cap)}))),
+             moved AS (
+               UPDATE ${SCHEMA}.occurrences o SET state = 'running', process_id = ${pg.escapeLiteral(origin)}, started_at = now()
+               FROM pick WHERE o.job_id = pick.job_id AND o.scheduled_for = pick.at AND o.state = 'queued'
+               RETURNING o.job_id, o.scheduled_for)
+             SELECT w.job_id, w.at AS scheduled_for, m.job_id IS NOT NULL AS moved, q.job_id IS NOT NULL AS queued
+             FROM want w
+             LEFT JOIN moved m ON m.job_id = w.job_id AND m.scheduled_for = w.at
+             LEFT JOIN ${SCHEMA}.occurrences q ON q.job_id = w.job_id AND q.scheduled_for = w.at AND q.state = 'queued'`,
+          );
+    const moved = new Set(rows.filter((r) => r.moved).map((r) => key(r.job_id, r.scheduled_for.getTime())));
+    const full = new Set(rows.filter((r) => !r.moved && r.queued).map((r) => key(r.job_id, r.scheduled_for.getTime())));
+    const result = new Map<string, Claim>();
+    for (const j of batch) {
+      const k = key(j.data.job_id, j.data.at);
+      // Two pg-boss jobs of one occurrence in a batch (a retry beside the original): one runs it.
+      result.set(j.id, moved.delete(k) ? "moved" : full.has(k) ? "full" : "taken");
     }
-    await db.tx(async (client) => {
-      const room = Math.max(0, await this.fleetRoom(client, cap));
-      const now = batch.slice(0, room);
-      if (now.length) mark(now, await move(client, now));
-      for (const j of batch.slice(room)) result.set(j.id, "full");
-    });
     return result;
   }
 
   /**
-   * Runs the fleet may still start under fleet_max_concurrent: the cap less the occurrences
-   * claimed (running) and the rooms other runs hold (slots). Takes a transaction lock, so one
-   * process counts at a time and two never both take the last room: call it in a transaction
-   * that then claims what fits.
+   * Runs `statement` under the fleet lock, counting the fleet's runs (roomSql) and claiming what
+   * fits, in one round trip: the lock and the statement go as one simple query, which PostgreSQL
+   * runs as one transaction (the lock is let go at its end), the statement with a snapshot taken
+   * after the lock was granted, so its count sees every claim made before. Held across round
+   * trips instead, the lock waited on this process's event loop between them, and every claim of
+   * the fleet queued behind it: under load, seconds per claim, and the fleet fell behind.
+   * Values go into `statement` as literals (a simple query has no parameters).
    */
-  async fleetRoom(client: Pick<pg.ClientBase, "query">, cap: number): Promise<number> {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [FLEET_LOCK]);
-    const { rows } = await client.query<{ n: string }>(
-      `SELECT (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running') + (SELECT count(*) FROM ${SCHEMA}.slots) AS n`,
-    );
-    return cap - Number(rows[0].n);
+  private async underFleetLock<R extends pg.QueryResultRow>(statement: string): Promise<R[]> {
+    const results = (await this.deps.db.query(`SELECT pg_advisory_xact_lock(${FLEET_LOCK}); ${statement}`)) as unknown as pg.QueryResult<R>[];
+    return results[results.length - 1].rows;
   }
 
   async fleetSlot(run: Run, signal: AbortSignal): Promise<() => void> {
@@ -681,14 +734,13 @@ export class PgQueue implements OccurrenceQueue {
     for (;;) {
       if (signal.aborted || this.closed) return none;
       try {
-        const got = await db.tx(async (client) => {
-          if ((await this.fleetRoom(client, cap)) <= 0) return false;
-          await client.query(
-            `INSERT INTO ${SCHEMA}.slots (run_id, process_id) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET process_id = EXCLUDED.process_id`,
-            [run.id, origin],
-          );
-          return true;
-        });
+        const got =
+          (
+            await this.underFleetLock(
+              `INSERT INTO ${SCHEMA}.slots (run_id, process_id) SELECT ${pg.escapeLiteral(run.id)}, ${pg.escapeLiteral(origin)} WHERE ${roomSql(cap)} > 0
+               ON CONFLICT (run_id) DO UPDATE SET process_id = EXCLUDED.process_id RETURNING run_id`,
+            )
+          ).length > 0;
         if (got) {
           return () => {
             // Not given back (the database away): the sweep frees a room whose run is no longer running.
@@ -751,7 +803,7 @@ export class PgQueue implements OccurrenceQueue {
         );
       }
       if (complete.length) await boss.complete(QUEUE, complete);
-      if (fail.length) await boss.fail(QUEUE, fail, { reason: "fleet_max_concurrent reached, or the process that fetched it is closing" });
+      if (fail.length) await boss.fail(QUEUE, fail, { reason: "fleet_max_concurrent reached, its claim failed, or the process that fetched it is closing" });
     } catch (err) {
       // The database is away: an occurrence still marked running is settled by the orphan sweep
       // if this process dies, and a pg-boss job not settled is handed out again after its
@@ -779,6 +831,19 @@ type Claim = "moved" | "taken" | "full" | "give back";
 const txDb = (client: Pick<pg.ClientBase, "query">) => ({
   executeSql: (text: string, values?: unknown[]) => client.query(text, values) as Promise<pg.QueryResult>,
 });
+
+/**
+ * SQL: runs the fleet may still start under fleet_max_concurrent: the cap less the occurrences
+ * claimed (running) and the rooms other runs hold (slots). Read it only under the fleet lock
+ * (underFleetLock), so two processes never both take the last room.
+ */
+const roomSql = (cap: number) =>
+  `(${Math.trunc(cap)} - (SELECT count(*) FROM ${SCHEMA}.occurrences WHERE state = 'running') - (SELECT count(*) FROM ${SCHEMA}.slots))`;
+
+/** A text[] literal for a simple query (no parameters there). */
+const textArray = (values: string[]) => `ARRAY[${values.map((v) => pg.escapeLiteral(v)).join(", ")}]`;
+
+const poolStats = (db: Db) => `${db.pool.totalCount}/${db.pool.idleCount}idle/${db.pool.waitingCount}waiting`;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -6,7 +6,7 @@
  * test): each has exactly one record, and none ran twice (the agent appends a line per
  * execution to a file, so executions are counted outside the servers).
  */
-import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -43,8 +43,14 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
   const execLog = path.join(root, "executions.log");
   const events = path.join(root, "events.log");
   const say = (line: string) => appendFileSync(events, `${new Date().toISOString()} ${line}\n`);
+  // AGENT_CRON_CHAOS_LOGS=DIR keeps every server's whole stderr there (a failure prints only their last lines).
+  const keepLog = (server: TestServer) => {
+    const dir = process.env.AGENT_CRON_CHAOS_LOGS;
+    if (dir) writeFileSync(path.join(dir, `server-${server.pid}.log`), server.stderr());
+  };
 
   afterAll(async () => {
+    for (const m of members) if (m.server) keepLog(m.server);
     await Promise.allSettled(members.map((m) => m.server?.close()));
     for (const m of members) for (const pid of pidsWorkingIn(m.home)) process.kill(pid, "SIGKILL");
     await rm(root, { recursive: true, force: true });
@@ -69,6 +75,8 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
         },
       },
     });
+    // AGENT_CRON_DEBUG_QUEUE=1 in the test's environment: each server prints its worker's state every 2 s.
+    if (process.env.AGENT_CRON_DEBUG_QUEUE) made.env.AGENT_CRON_DEBUG_QUEUE = process.env.AGENT_CRON_DEBUG_QUEUE;
     return { ...made, server: null };
   }
 
@@ -76,7 +84,11 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
   async function start(m: Member, deadline: number): Promise<void> {
     for (;;) {
       try {
-        m.server = await TestServer.start({ dataDir: m.dataDir, env: m.env });
+        m.server = await TestServer.start({
+          dataDir: m.dataDir,
+          env: m.env,
+          ...(process.env.AGENT_CRON_CHAOS_WRAP ? { wrap: process.env.AGENT_CRON_CHAOS_WRAP.split(" ") } : {}),
+        });
         return;
       } catch (err) {
         if (Date.now() > deadline) throw err;
@@ -158,6 +170,7 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
         const victim = up[Math.floor(Math.random() * up.length)];
         const server = victim.server!;
         say(`kill -9 pid ${server.pid}`);
+        keepLog(server);
         process.kill(server.pid, "SIGKILL");
         kills++;
         victim.server = null;
@@ -181,8 +194,19 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
 
     // What was taken, queued or running finishes (an occurrence a killed process held included).
     let busy: unknown[] = [];
+    let progressAt = 0;
     await waitFor(
       async () => {
+        if (Date.now() - progressAt >= 5000) {
+          // How the drain goes, for a failure's report: occurrence rows and pg-boss jobs by state.
+          progressAt = Date.now();
+          const rows = await sql<{ what: string; state: string; n: string }>(
+            url,
+            `SELECT 'occurrences' AS what, state, count(*) AS n FROM agent_cron.occurrences GROUP BY state
+             UNION ALL SELECT 'boss', state::text, count(*) FROM agent_cron_boss.job GROUP BY state ORDER BY 1, 2`,
+          );
+          say(`draining: ${rows.map((r) => `${r.what}.${r.state}=${r.n}`).join(" ")} load ${os.loadavg()[0].toFixed(1)}`);
+        }
         busy = await sql(
           url,
           `SELECT 'occurrence' AS what, job_id, scheduled_for, state, process_id, taken_at, started_at FROM agent_cron.occurrences WHERE state IN ('queued', 'running', 'waiting')
@@ -192,9 +216,13 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
       },
       { timeout: 90_000, interval: 1000, what: "the fleet to finish what it took", describe: () => JSON.stringify(busy.slice(0, 20)) },
     );
+    for (const m of members) if (m.server) keepLog(m.server);
     await Promise.all(members.map((m) => m.server?.close()));
 
-    const jobs = await sql<{ id: string; name: string; created_at: string }>(url, "SELECT id, name, data->>'created_at' AS created_at FROM agent_cron.jobs");
+    const jobs = await sql<{ id: string; name: string; created_at: string; spans: { from: string; to: string }[] }>(
+      url,
+      "SELECT id, name, data->>'created_at' AS created_at, data->'missed_spans' AS spans FROM agent_cron.jobs",
+    );
     expect(jobs).toHaveLength(n);
     const records = await sql<{ job_id: string; scheduled_for: Date | null; status: string; trigger: string }>(
       url,
@@ -213,6 +241,11 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
       recordsOf.set(key, [...(recordsOf.get(key) ?? []), r.status]);
     }
     let occurrences = 0;
+    // A catch-up past MAX_MISSED_RECORDS records the newest and keeps the older as one stretch
+    // (the job's missed_spans); SPEC §18's audit counts an occurrence strictly inside one as
+    // missed, and so does this count (a stretch covering an occurrence that has a record too is
+    // a duplicate).
+    let missedInSpans = 0;
     const unaccounted: string[] = [];
     const doubled: string[] = [];
     const ranTwice: string[] = [];
@@ -225,11 +258,15 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
         occurrences++;
         const key = `${job.id} ${t}`;
         expected.add(key);
-        const got = recordsOf.get(key) ?? [];
+        const got = [
+          ...(recordsOf.get(key) ?? []),
+          ...(job.spans.some((sp) => t > Date.parse(sp.from) && t < Date.parse(sp.to)) ? ["missed (in a stretch)"] : []),
+        ];
         if (got.length === 0) unaccounted.push(`${job.name} ${new Date(t).toISOString()}`);
+        if (got.length === 1 && got[0] === "missed (in a stretch)") missedInSpans++;
         if (got.length > 1 || (executions.get(key) ?? 0) > 1) duplicateKeys.add(key);
         if (got.length > 1) doubled.push(`${job.name} ${new Date(t).toISOString()}: ${got.join(", ")}`);
-        for (const s of got) byStatus[s] = (byStatus[s] ?? 0) + 1;
+        for (const st of got) byStatus[st] = (byStatus[st] ?? 0) + 1;
         if ((executions.get(key) ?? 0) > 1) ranTwice.push(`${job.name} ${new Date(t).toISOString()} ran ${executions.get(key)} times`);
       }
     }
@@ -240,6 +277,7 @@ describe("a fleet under kill -9 and a Postgres restart and stop", () => {
       jobs: n,
       occurrences,
       records: records.length,
+      missedInSpans,
       byStatus,
       executions: executed,
       kills,

@@ -85,7 +85,7 @@ interface ActiveRun {
   abortReason: string | null;
   done: Promise<Run>;
   /**
-   * Its program has ended and its final record is put (in memory; on disk once synced): it no
+   * Its program has ended (its output and final record are being written): it no
    * longer counts as going for the next occurrence's overlap decision, though it stays tracked
    * until that record is stored.
    */
@@ -423,6 +423,10 @@ export class Dispatcher {
     value: unknown,
     said: RunSaid = { outcome: null, note: null },
   ): Promise<Run> {
+    // The program is over: under load writing its output and syncing its record can take
+    // longer than a second, and an every-second job's next occurrence must not be skipped
+    // (overlap) or wait (queue_one) for that. The acknowledgement still waits for the sync.
+    this.programEnded(active);
     const now = this.host.clock.now();
     const outputText = result ? (status === "completed" && typeof value !== "string" && value !== null ? JSON.stringify(value, null, 2) : result.output) : "";
     const response = cutUtf8(outputText);
@@ -470,15 +474,7 @@ export class Dispatcher {
     // Deferred: the job learns how its run ended once the record is stored. Superseded: on a
     // shared store another process took this run over (this one had gone quiet) and recorded it
     // interrupted, with its own deliveries and job change: that record stands.
-    // The program is over and its record put: under load the sync of that record can take
-    // longer than a second, and an every-second job's next occurrence must not be skipped
-    // (overlap) or wait (queue_one) for it. Its acknowledgement still waits for the sync.
-    const recorded = await this.record(
-      run,
-      {},
-      (r) => this.ended(job, r, result),
-      () => this.programEnded(active),
-    );
+    const recorded = await this.record(run, {}, (r) => this.ended(job, r, result));
     if (recorded.kind !== "stored") return recorded.kind === "superseded" ? recorded.by : run;
     if (run.chain_due.length) this.host.fault?.("after-chain-intent");
     await this.ended(job, run, result);
@@ -487,17 +483,13 @@ export class Dispatcher {
 
   /**
    * The record stage: stores a run's final record and says what became of it. A write the
-   * store refuses is kept and tried again (`then` follows once it is stored). `issued` is told
-   * once the write is under way, before it is acknowledged.
+   * store refuses is kept and tried again (`then` follows once it is stored).
    */
-  private async record(run: Run, occ: Pick<Occurrence, "runId">, then: AfterRecord, issued?: () => void): Promise<Recorded> {
+  private async record(run: Run, occ: Pick<Occurrence, "runId">, then: AfterRecord): Promise<Recorded> {
     let outcome: PutOutcome;
     try {
-      const storing = this.put(run, occ);
-      issued?.();
-      outcome = await storing;
+      outcome = await this.put(run, occ);
     } catch (err) {
-      issued?.();
       this.recordLater(run, err, then);
       return { kind: "deferred", run };
     }

@@ -2,8 +2,8 @@
  * Durability (SPEC §18), seen from the kernel's side: the built server runs under strace
  * (Debian's `strace`, installed by scripts/install-strace.sh), which logs its writes and syncs
  * with the file each descriptor names (-y). With `durability: "fsync"` (the default) a change's
- * journal or run-log line is written, then fdatasync'd on that file's descriptor, and only then
- * is the tool's answer written to stdout. With `"os"` no sync is made on either file.
+ * journal line (jobs.journal, or for a run the run journal beside its run log) is written, then
+ * fdatasync'd on that file's descriptor, and only then is the tool's answer written to stdout. With `"os"` no sync is made on either file.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -82,15 +82,19 @@ describe("durability seen by strace", () => {
     const sync = calls.find((c) => c.index > put!.index && c.index < added.index && SYNCS.has(c.name) && c.file === journal);
     expect(sync, `an fdatasync of ${journal} between its line and the answer`).toBeDefined();
 
-    // run_now: the run's record reaches its run log, is synced there, then answered.
+    // run_now: the run's record reaches its run log and the run journal (one for every job's
+    // log: run-journal.ts), is synced there, then answered.
     const runLog = path.join(dataDir, "runs", `${jobId}.jsonl`);
     const record = calls.find((c) => WRITES.has(c.name) && c.file === runLog && c.args.includes(runId));
     expect(record, "the run's run-log line").toBeDefined();
-    const started = answer(calls, runId, record!.index);
-    const runSync = calls.find((c) => c.index > record!.index && c.index < started.index && SYNCS.has(c.name) && c.file === runLog);
-    expect(runSync, `an fdatasync of ${runLog} between its line and the answer`).toBeDefined();
+    const runJournal = path.join(dataDir, "runs", "journal-1.jsonl");
+    const journaled = calls.find((c) => c.index > record!.index && WRITES.has(c.name) && c.file === runJournal && c.args.includes(runId));
+    expect(journaled, "the run's line in the run journal").toBeDefined();
+    const started = answer(calls, runId, journaled!.index);
+    const runSync = calls.find((c) => c.index > journaled!.index && c.index < started.index && SYNCS.has(c.name) && c.file === runJournal);
+    expect(runSync, `an fdatasync of ${runJournal} between its line and the answer`).toBeDefined();
     console.log(
-      `fsync: ${put!.name} jobs.journal #${put!.index} → ${sync!.name} #${sync!.index} → answer #${added.index}; ${record!.name} run log #${record!.index} → ${runSync!.name} #${runSync!.index} → answer #${started.index}`,
+      `fsync: ${put!.name} jobs.journal #${put!.index} → ${sync!.name} #${sync!.index} → answer #${added.index}; ${record!.name} run log #${record!.index}, ${journaled!.name} run journal #${journaled!.index} → ${runSync!.name} #${runSync!.index} → answer #${started.index}`,
     );
   }, 120_000);
 
@@ -103,5 +107,7 @@ describe("durability seen by strace", () => {
     expect(calls.some((c) => WRITES.has(c.name) && c.file === runLog && c.args.includes(runId))).toBe(true);
     answer(calls, runId);
     expect(calls.filter((c) => SYNCS.has(c.name) && (c.file === journal || c.file === runLog))).toEqual([]);
+    // No run journal either: it exists to be synced.
+    expect(calls.filter((c) => c.file.includes(`${path.sep}runs${path.sep}journal-`))).toEqual([]);
   }, 120_000);
 });

@@ -433,3 +433,102 @@ describe("RunStore.recent: every job's runs, newest first, without sorting them 
     expect(s.recent({ limit: 5, after: gone.id })).toEqual({ items: [], more: false, found: false });
   });
 });
+
+describe('RunStore: one run journal for every log (durability "fsync")', () => {
+  const journals = (dir: string) =>
+    readdirSync(path.join(dir, "runs"))
+      .filter((n) => n.startsWith("journal-"))
+      .sort();
+  const journalLines = (dir: string) => journals(dir).flatMap((n) => linesOf(path.join(dir, "runs", n)));
+
+  it("acknowledges the puts of many jobs with one journal, each line naming its job, while each log gets its own line", async () => {
+    const dir = tmp();
+    const s = open(dir);
+    const jobs = Array.from({ length: 50 }, (_, i) => `00000000-0000-4000-8000-${String(i + 100).padStart(12, "0")}`);
+    const runs = jobs.map((j, i) => run(j, 1000 + i, { status: "running", finished_at: null }));
+    await Promise.all(runs.map((r) => s.put(r)));
+    expect(journals(dir)).toEqual(["journal-1.jsonl"]);
+    const lines = journalLines(dir);
+    expect(lines.map((l) => [l.job, l.put.id, l.put.status])).toEqual(runs.map((r) => [r.job_id, r.id, "running"]));
+    for (const r of runs)
+      expect(
+        linesOf(logOf(dir, r.job_id))
+          .slice(1)
+          .map((l) => l.put.id),
+      ).toEqual([r.id]);
+  });
+
+  it("after a crash that took a log's last lines, replays them from the journal at the next start, once", async () => {
+    const dir = tmp();
+    const s = open(dir);
+    const going = run(JOB_A, 1000, { status: "running", finished_at: null });
+    await s.put(going);
+    const kept = run(JOB_B, 1500);
+    await s.put(kept);
+    // Not closed: a crash. The disk had the first line of A's log, not its last one (or half of it).
+    const file = logOf(dir, JOB_A);
+    const before = readFileSync(file, "utf8");
+    await s.put({ ...going, status: "completed", finished_at: going.started_at });
+    writeFileSync(file, `${before}{"put":{"id":"${going.id}","sta`);
+    const again = open(dir);
+    expect(again.ofJob(JOB_A).map((r) => [r.id, r.status])).toEqual([[going.id, "completed"]]);
+    expect(again.ofJob(JOB_B).map((r) => r.id)).toEqual([kept.id]);
+    const log = linesOf(file);
+    // The torn line cut off; of the journal's lines, only the one the log did not end with appended.
+    expect(log.slice(1).map((l) => l.put.status)).toEqual(["running", "completed"]);
+    // A third start finds the log ending with what the journal holds: nothing is appended again.
+    open(dir);
+    expect(linesOf(file)).toHaveLength(log.length);
+  });
+
+  it("lists a run that the journal leaves running in runs/open.jsonl, so start-up finds it", async () => {
+    const dir = tmp();
+    const s = open(dir);
+    const going = run(JOB_A, 1000, { status: "running", finished_at: null });
+    await s.put(going);
+    // The index lost its line (it is not synced), the journal has it.
+    writeFileSync(path.join(dir, "runs", "open.jsonl"), "");
+    rmSync(logOf(dir, JOB_A));
+    const again = open(dir);
+    expect(again.running().map((r) => r.id)).toEqual([going.id]);
+  });
+
+  it("does not bring back the history of a job removed before the crash", async () => {
+    const dir = tmp();
+    const s = open(dir);
+    await s.put(run(JOB_A, 1000));
+    await s.put(run(JOB_B, 1000));
+    await s.removeJob(JOB_A);
+    const again = open(dir);
+    expect(existsSync(logOf(dir, JOB_A))).toBe(false);
+    expect(again.ofJob(JOB_A)).toEqual([]);
+    expect(again.ofJob(JOB_B)).toHaveLength(1);
+  });
+
+  it("past its size, starts a new journal and removes the old one once the logs it covered are synced", async () => {
+    const dir = tmp();
+    const s = new RunStore(dir, 100, { checkpointBytes: 4096 });
+    s.load({ background: false });
+    stores.push(s);
+    for (let i = 0; i < 12; i++) await s.put(run(i % 2 ? JOB_A : JOB_B, 1000 + i, { response: "x".repeat(400) }));
+    await s.idle();
+    await s.put(run(JOB_A, 2000));
+    const names = journals(dir);
+    expect(names).toHaveLength(1);
+    expect(Number(/journal-(\d+)/.exec(names[0])![1])).toBeGreaterThan(1);
+    // Every run is in its log, whatever the journal still holds.
+    const again = open(dir);
+    expect(again.ofJob(JOB_A)).toHaveLength(7);
+    expect(again.ofJob(JOB_B)).toHaveLength(6);
+  });
+
+  it('with durability "os" keeps no journal', async () => {
+    const dir = tmp();
+    const s = new RunStore(dir, 100, { durability: "os" });
+    s.load({ background: false });
+    stores.push(s);
+    await s.put(run(JOB_A, 1000));
+    expect(journals(dir)).toEqual([]);
+    expect(linesOf(logOf(dir, JOB_A))).toHaveLength(2);
+  });
+});

@@ -2,11 +2,13 @@ import { randomBytes } from "node:crypto";
 import {
   appendFileSync,
   closeSync,
+  fstatSync,
   ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   truncateSync,
@@ -15,12 +17,12 @@ import {
 } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { LockLostError, UserError, unfenced, type Fence } from "../../../kernel/errors.js";
+import { LockLostError, UserError, errorMessage, unfenced, type Fence } from "../../../kernel/errors.js";
 import { RunSchema, type Run } from "../../../core/jobs.js";
 import { STORED, type PutOutcome } from "../../../core/ports.js";
 import { parseNamed, readDataFile } from "./json-file.js";
 import { syncError, writeError } from "./jobs-store.js";
-import { syncAndClose } from "./sync.js";
+import { JOURNAL_PREFIX, RunJournal, syncPath } from "./run-journal.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
 import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
@@ -105,11 +107,22 @@ export class RunStore {
   private warmed: { promise: Promise<void>; resolve: () => void } | null = null;
   private closed = false;
   private readonly durability: "fsync" | "os";
+  /** Durability "fsync": the one journal whose sync acknowledges every log's lines (run-journal.ts). */
+  private readonly journal: RunJournal | null;
+  /** Compactions under way, which a journal checkpoint waits for. */
+  private readonly rewrites = new Set<Promise<void>>();
 
   constructor(
     dataDir: string,
     private readonly runsPerJob: number,
-    opts: { fence?: Fence; workRoot?: string; onProblem?: (message: string) => void; durability?: "fsync" | "os" } = {},
+    opts: {
+      fence?: Fence;
+      workRoot?: string;
+      onProblem?: (message: string) => void;
+      durability?: "fsync" | "os";
+      /** The run journal's size at which its logs are synced and it starts afresh (run-journal.ts). */
+      checkpointBytes?: number;
+    } = {},
   ) {
     this.durability = opts.durability ?? "fsync";
     this.runsDir = path.join(dataDir, "runs");
@@ -122,6 +135,7 @@ export class RunStore {
     this.open = new OpenRuns(path.join(this.runsDir, OPEN_RUNS_FILE));
     mkdirSync(this.runsDir, { recursive: true });
     mkdirSync(this.outputsDir, { recursive: true });
+    this.journal = this.durability === "fsync" ? new RunJournal(this.runsDir, this.onProblem, () => [...this.rewrites], opts.checkpointBytes) : null;
   }
 
   /**
@@ -131,9 +145,12 @@ export class RunStore {
    */
   load(opts: { background?: boolean } = {}): void {
     this.fence();
+    // Before the logs are listed: a replay may make a log that was not yet on disk.
+    const leftovers = this.journal?.readLeftovers() ?? null;
+    if (leftovers) for (const [jobId, replay] of leftovers.byJob) this.replayInto(jobId, replay.lines);
     const legacy: string[] = [];
     for (const name of readdirSync(this.runsDir)) {
-      if (name.startsWith(".")) continue;
+      if (name.startsWith(".") || name.startsWith(JOURNAL_PREFIX)) continue;
       // A compaction or conversion cut short; the file it was to replace is whole.
       if (name.endsWith(".tmp")) rmSync(path.join(this.runsDir, name), { force: true });
       else if (name === OPEN_RUNS_FILE) continue;
@@ -141,6 +158,11 @@ export class RunStore {
       else if (name.endsWith(".json")) legacy.push(name.slice(0, -".json".length));
     }
     const indexed = this.open.load();
+    if (indexed && leftovers) {
+      // The index is not synced; the journal is: a run it left open is listed.
+      const opening = [...leftovers.byJob.values()].flatMap((r) => r.open).filter(([id]) => !this.open.has(id));
+      if (opening.length) this.open.markOpen(opening);
+    }
     if (legacy.length) this.convertLegacy(legacy, indexed);
     if (!indexed) {
       // No index, or a damaged one: it is rebuilt from every log, so every log must read.
@@ -157,7 +179,67 @@ export class RunStore {
       });
       if (stale.length) this.open.forget(stale.map(([id]) => id));
     }
+    if (leftovers)
+      this.journal!.checkpointLeftovers(
+        leftovers.files,
+        [...leftovers.byJob.keys()].map((jobId) => this.logPath(jobId)),
+      );
     if (opts.background !== false) this.warmUp();
+  }
+
+  /**
+   * Appends to a job's log the journaled lines it does not end with (a crash took them before
+   * they reached the disk). A log line is a whole record: one the log holds already changes
+   * nothing when replayed again, so a log rewritten since (compacted) simply gets them all.
+   */
+  private replayInto(jobId: string, lines: string[]): void {
+    const file = this.logPath(jobId);
+    const want = lines.join("");
+    let size = 0;
+    let tail = "";
+    try {
+      const fd = openSync(file, "r+");
+      try {
+        size = fstatSync(fd).size;
+        // Only the end of the log can hold these lines: read no more than they take, and a line before.
+        const n = Math.min(size, Buffer.byteLength(want) + 64 * 1024);
+        const buf = Buffer.alloc(n);
+        let off = 0;
+        while (off < n) {
+          const got = readSync(fd, buf, off, n - off, size - n + off);
+          if (got === 0) break;
+          off += got;
+        }
+        tail = buf.subarray(0, off).toString("utf8");
+        // A torn last line (cut by the crash) is dropped before anything is appended after it.
+        const end = tail.lastIndexOf("\n") + 1;
+        if (end < tail.length) {
+          const cut = Buffer.byteLength(tail.slice(end));
+          ftruncateSync(fd, size - cut);
+          size -= cut;
+          tail = tail.slice(0, end);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw writeError(file, err);
+    }
+    // All there (a stop, or a crash that the page cache survived; lines after them were added by hand): nothing to do.
+    if (tail.includes(want)) return;
+    let have = 0;
+    for (let i = lines.length - 1; i > 0 && !have; i--) if (tail.endsWith(lines.slice(0, i).join(""))) have = i;
+    const missing = lines.slice(have).join("");
+    try {
+      appendFileSync(file, size === 0 ? headerLine(jobId) + missing : missing);
+    } catch (err) {
+      throw writeError(file, err);
+    }
+  }
+
+  private logPath(jobId: string): string {
+    // Not path.join: start-up makes one per log, and the parts need no normalising.
+    return `${this.runsDir}${path.sep}${jobId}${RUN_LOG_SUFFIX}`;
   }
 
   /** Resolves once every log is read (at once when none is left). */
@@ -334,25 +416,45 @@ export class RunStore {
     }
     const byLog = new Map<JobLog, PendingPut[]>();
     for (const p of live) byLog.set(p.log, [...(byLog.get(p.log) ?? []), p]);
-    const written: PendingPut[] = [];
+    let written: PendingPut[] = [];
+    /** Each log as it was before this batch, to undo its lines if the journal refuses them. */
+    const before = new Map<JobLog, { bytes: number; lines: number; tail: number }>();
     for (const [log, puts] of byLog) {
-      let synced: Promise<void> | null;
+      const was = { bytes: log.bytes, lines: log.lines, tail: log.tail?.length ?? 0 };
       try {
-        synced = this.append(log, puts.map((p) => p.line).join(""), puts.length);
+        this.append(log, puts.map((p) => p.line).join(""), puts.length);
       } catch (err) {
         failed(puts, err);
         continue;
       }
+      before.set(log, was);
       written.push(...puts);
-      // Memory and the file agree from here; only the acknowledgement waits for the disk.
-      if (synced) {
-        for (const p of puts) {
-          const { resolve, reject } = p;
-          p.resolve = () => void synced.then(resolve, reject);
-        }
-      }
-      if (!log.tail && log.lines > log.compactAt) this.compact(log);
     }
+    if (this.journal && written.length) {
+      // Memory and the logs agree from here; the acknowledgement waits for the journal's sync.
+      let synced: Promise<void>;
+      try {
+        synced = this.journal.append(written.map((p) => ({ jobId: p.log.jobId, file: p.log.file, line: p.line })));
+        for (const p of written) {
+          const { resolve, reject } = p;
+          p.resolve = () => void synced.then(resolve, (err) => reject(syncError(path.join(this.runsDir, "journal"), err)));
+        }
+      } catch (err) {
+        for (const [log, was] of before) {
+          try {
+            truncateSync(log.file, was.bytes);
+          } catch {
+            log.torn = true;
+          }
+          log.bytes = was.bytes;
+          log.lines = was.lines;
+          if (log.tail) log.tail.length = was.tail;
+        }
+        failed(written, writeError(path.join(this.runsDir, "journal"), err));
+        written = [];
+      }
+    }
+    for (const log of before.keys()) if (!log.tail && log.lines > log.compactAt) this.compact(log);
     const closes: string[] = [];
     for (const p of written) {
       for (const r of p.dropped) if (this.open.has(r.id)) closes.push(r.id);
@@ -408,6 +510,8 @@ export class RunStore {
     // At once: a put that comes after this (a run of the job ending late) starts a new log
     // that a later unlink must not take.
     rmSync(path.join(this.runsDir, `${jobId}${RUN_LOG_SUFFIX}`), { force: true });
+    // A replay after a crash must not bring the history back.
+    await this.journal?.removed(jobId).catch((err) => this.onProblem(`Job ${jobId}: its removal could not be journaled (${errorMessage(err)})`));
     await Promise.all(runs.map((r) => this.removeFilesOf(r)));
     for (const root of this.workRoots()) await rm(path.join(root, jobId), { recursive: true, force: true });
   }
@@ -430,6 +534,7 @@ export class RunStore {
   /** Resolves when background work started so far (compactions, removing evicted runs' files) is done. */
   async idle(): Promise<void> {
     while (this.background.size) await Promise.all([...this.background]);
+    await this.journal?.idle();
   }
 
   /** Stops reading logs in the background and waits for compactions under way. */
@@ -438,6 +543,8 @@ export class RunStore {
     if (this.warmTimer) clearTimeout(this.warmTimer);
     this.warmTimer = null;
     this.warmed?.resolve();
+    // Its lines are in the logs; a checkpoint under way stops, and the next start replays what is left.
+    this.journal?.close();
     await this.idle();
     this.open.flush();
   }
@@ -447,8 +554,7 @@ export class RunStore {
   private addLog(jobId: string, runs: Run[] | null = null): JobLog {
     const log: JobLog = {
       jobId,
-      // Not path.join: start-up makes one per log, and the parts need no normalising.
-      file: `${this.runsDir}${path.sep}${jobId}${RUN_LOG_SUFFIX}`,
+      file: this.logPath(jobId),
       runs,
       bytes: 0,
       lines: 0,
@@ -588,7 +694,7 @@ export class RunStore {
    * Appends a line: open, write, close. (Keeping descriptors open saved ~1 µs an append, and
    * would let appends go on into a file moved or removed by hand instead of failing.)
    */
-  private append(log: JobLog, line: string, lines = 1): Promise<void> | null {
+  private append(log: JobLog, line: string, lines = 1): void {
     const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
     let fd: number | undefined;
     try {
@@ -609,16 +715,10 @@ export class RunStore {
       if (fd !== undefined) closeSync(fd);
       throw writeError(log.file, err);
     }
+    closeSync(fd);
     log.bytes += buf.length;
     log.lines += lines;
     log.tail?.push(line);
-    // Acknowledged once on disk (durability "fsync"): one sync per log and batch of puts, on
-    // the thread pool (see sync.ts); the descriptor is closed after it.
-    if (this.durability !== "fsync") {
-      closeSync(fd);
-      return null;
-    }
-    return syncAndClose(fd).catch((err) => Promise.reject(syncError(log.file, err)));
   }
 
   /**
@@ -637,6 +737,8 @@ export class RunStore {
       try {
         this.fence();
         await writeFile(tmp, text);
+        // On disk before it takes the log's place: the journal holds only the recent lines.
+        if (this.journal) await syncPath(tmp);
         if (log.removed || this.closed) throw new Error("gone");
         const tail = log.tail!.join("");
         if (tail) appendFileSync(tmp, tail);
@@ -653,7 +755,11 @@ export class RunStore {
       } finally {
         log.tail = null;
       }
+      // The lines appended meanwhile; a journal checkpoint waits for this.
+      if (this.journal) await syncPath(log.file).catch(() => this.journal!.touched(log.file));
     })();
+    this.rewrites.add(done);
+    void done.finally(() => this.rewrites.delete(done));
     this.inBackground(done);
   }
 

@@ -42,11 +42,3 @@ export class SyncedFile {
     });
   }
 }
-
-/** One sync of a descriptor written once (a run log, opened per batch), then its close. */
-export function syncAndClose(fd: number): Promise<void> {
-  const file = new SyncedFile(fd);
-  const done = file.synced();
-  file.close();
-  return done;
-}

@@ -339,6 +339,21 @@ export function readDataFiles(dataDir: string): DataFiles {
   const runsDir = path.join(dataDir, "runs");
   if (existsSync(runsDir)) {
     for (const name of readdirSync(runsDir)) {
+      // The run journal (runs/journal-<n>.jsonl, every log's recent lines with their job):
+      // each whole line parses; a torn last line is allowed.
+      if (/^journal-\d+\.jsonl$/.test(name)) {
+        out.filesChecked++;
+        const lines = readFileSync(path.join(runsDir, name), "utf8").split("\n");
+        lines.pop();
+        lines.forEach((line, i) => {
+          try {
+            if (typeof JSON.parse(line).job !== "string") out.problems.push(`runs/${name} line ${i + 1} names no job`);
+          } catch (err) {
+            out.problems.push(`runs/${name} line ${i + 1} does not parse: ${(err as Error).message}`);
+          }
+        });
+        continue;
+      }
       // A job's run log (runs/<job_id>.jsonl): a header, then puts (and drops) replayed in
       // order; a torn last line is allowed (never acknowledged). runs/open.jsonl is an index.
       if (name.endsWith(".jsonl") && name !== "open.jsonl") {

@@ -10,8 +10,15 @@ import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
 import type { CronApi } from "./core/api.js";
 import type { AppEventBus } from "./core/events.js";
 import { logger } from "./log.js";
-import { takeSecrets } from "./secret-env.js";
+import { takeSecrets } from "./backends/files/share/secret-env.js";
 import { VERSION } from "./version.js";
+import type { HostOptions } from "./backends/files/share/host.js";
+
+/**
+ * The composition root, loaded only by a process that comes to own the data dir (or shares a
+ * database): a CLI call that forwards to the owner never loads the App, its stores and executors.
+ */
+const openApp: HostOptions["openApp"] = async (opts) => (await import("./compose.js")).openApp(opts);
 
 const USAGE = `agent-cron: schedule agent work for later (an MCP server)
 
@@ -358,6 +365,7 @@ async function serve(args: string[]): Promise<number> {
   const stdioModule = values.http ? null : import("./mcp/stdio.js");
   const { Host } = await import("./backends/files/share/host.js");
   const host = Host.begin({
+    openApp,
     dataDir,
     config,
     configPath: configFile,
@@ -510,6 +518,7 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
   let host;
   try {
     host = await Host.open({
+      openApp,
       dataDir,
       config,
       configPath: configFile,
@@ -656,7 +665,7 @@ async function dashboard(args: string[]): Promise<number> {
   const { dataDir, config, configPath } = setup(values);
   logger.setFormat(config.log_format);
   const [{ Host }, { serveDashboard }] = await Promise.all([import("./backends/files/share/host.js"), import("./http/server.js")]);
-  const host = await Host.open({ dataDir, config, configPath, role: "server", onNotice: notice, startedAs: "dashboard" });
+  const host = await Host.open({ openApp, dataDir, config, configPath, role: "server", onNotice: notice, startedAs: "dashboard" });
   host.events.on("notice", (level, message) => level !== "info" && notice(level, message));
   const token = process.env[config.http.token_env] || undefined;
   const approverToken = process.env[config.approver_token_env] || undefined;
@@ -738,7 +747,7 @@ async function importCrontab(args: string[]): Promise<number> {
   const jobs: { line: number; name: string; schedule: string; executor: string; description: string; next_run: string | null; created: boolean }[] = [];
   if (importable.length) {
     const { Host } = await import("./backends/files/share/host.js");
-    const host = await Host.open({ dataDir, config, configPath, role: "cli" });
+    const host = await Host.open({ openApp, dataDir, config, configPath, role: "cli" });
     try {
       for (const l of importable) {
         const input = {
@@ -853,7 +862,7 @@ async function ownerStatus(values: Values): Promise<Record<string, unknown> & { 
   const owner = found && isAlive(found.pid) ? found : null;
   const { config, configPath } = setup(values);
   const where = await residenceOf(dataDir, config);
-  const host = await Host.open({ dataDir, config, configPath, role: "cli" });
+  const host = await Host.open({ openApp, dataDir, config, configPath, role: "cli" });
   try {
     const { occurrences } = await host.upcoming({ count: 3 });
     const uptime = owner ? Date.now() - Date.parse(owner.since) : null;
@@ -904,7 +913,7 @@ async function startOwnerCommand(args: string[]): Promise<number> {
       "With the postgres store every agent-cron server schedules; there is no background owner to start. Run agent-cron serve --http (or a service) on a machine.",
     );
   const { Host } = await import("./backends/files/share/host.js");
-  const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner: await ownerStarter(values, dataDir, config, true) });
+  const host = await Host.open({ openApp, dataDir, config, configPath, role: "cli", startOwner: await ownerStarter(values, dataDir, config, true) });
   const where = host.residence();
   await host.close(0);
   print({ json: !!values.json }, where, () => where.sentence);
@@ -1091,7 +1100,7 @@ ${where.sentence}
   // A command that makes work to do starts the background owner (always_on "daemon"), as a
   // stdio server does: a job added from a terminal runs when no client is open, too.
   const startOwner = OWNER_STARTING.has(command) ? await ownerStarter(values, dataDir, config) : undefined;
-  const host = await Host.open({ dataDir, config, configPath, role: "cli", startOwner });
+  const host = await Host.open({ openApp, dataDir, config, configPath, role: "cli", startOwner });
   try {
     switch (command) {
       case "add":

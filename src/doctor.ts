@@ -117,7 +117,7 @@ async function checkEndpoint(baseUrl: string, apiKey: string | undefined): Promi
   const endpoint = `${baseUrl.replace(/\/+$/, "")}/models`;
   try {
     // undici costs ~40 ms to load: only a config with an endpoint pays it, not every start.
-    const { request } = await import("./http-client.js");
+    const { request } = await import("./kernel/http-client.js");
     const res = await request(endpoint, {
       method: "GET",
       headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},

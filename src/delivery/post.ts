@@ -70,7 +70,7 @@ export function by2xx(status: number, body: string): Verdict {
 export async function postWithRetries(build: () => PostRequest, opts: PostOptions): Promise<Delivery[]> {
   const attempts: Delivery[] = [];
   const base = opts.retryBaseMs ?? 1000;
-  const { request } = await import("../http-client.js");
+  const { request } = await import("../kernel/http-client.js");
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const req = build();
     let status: number | null = null;

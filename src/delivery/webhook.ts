@@ -128,7 +128,7 @@ export class WebhookSender {
   ) {}
 
   private guardedAgent(): Promise<Agent> {
-    this.agent ??= import("../http-client.js").then(({ Agent }) => this.makeAgent(Agent));
+    this.agent ??= import("../kernel/http-client.js").then(({ Agent }) => this.makeAgent(Agent));
     return this.agent;
   }
 

@@ -170,7 +170,7 @@ export class OpenAIExecutor implements Executor {
   private async post(body: string, headers: Record<string, string>, signal: AbortSignal, maxBytes: number): Promise<Reply> {
     try {
       // Loaded on first use: most servers never talk to an endpoint.
-      const { request } = await import("../http-client.js");
+      const { request } = await import("../kernel/http-client.js");
       const res = await request(this.endpoint, { method: "POST", headers, body, signal });
       const chunks: Buffer[] = [];
       let size = 0;

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SECRETS_FD_ENV, keptInEnvironment } from "../../src/secret-env.js";
+import { SECRETS_FD_ENV, keptInEnvironment } from "../../src/backends/files/share/secret-env.js";
 import { TestServer, isAlive, makeDataDir, removeDir, runCli, runsOnDisk, waitFor } from "../helpers/server.js";
 import { OwnerReaper, environOf, ownerOf, statOf, stdioOf } from "../helpers/owner.js";
 

@@ -170,9 +170,9 @@ describe("the server's secrets are not in its environment block", () => {
   });
 });
 
-describe("starting an owner without secrets in its environment (src/secret-env.ts, for the background owner)", () => {
+describe("starting an owner without secrets in its environment (src/backends/files/share/secret-env.ts, for the background owner)", () => {
   it("hands the secrets over a pipe: the owner uses the token, and its environment block holds only the allow-listed names", async () => {
-    const { ownerEnvironment, handOverSecrets, SECRETS_FD_ENV } = await import("../../src/secret-env.js");
+    const { ownerEnvironment, handOverSecrets, SECRETS_FD_ENV } = await import("../../src/backends/files/share/secret-env.js");
     const { spawn } = await import("node:child_process");
     const dataDir = makeDataDir();
     dirs.push(dataDir);

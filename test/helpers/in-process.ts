@@ -14,6 +14,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { parseConfig } from "../../src/config.js";
 import { createServer } from "../../src/mcp/server.js";
 import { Host } from "../../src/backends/files/share/host.js";
+import { openApp } from "../../src/compose.js";
 import { baseConfig, removeDir, workCacheOf } from "./data-dir.js";
 import { ISO_MS, McpTestClient, sleep, textOf, waitFor, type Structured } from "./mcp-client.js";
 import { groupAlive, isAlive } from "./process.js";
@@ -41,7 +42,7 @@ export class InProcessServer extends McpTestClient {
     const config = parseConfig(baseConfig(opts.config));
     // Default work dirs go under XDG_CACHE_HOME: the test's own, removed with the data dir.
     const env = { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) };
-    const host = await Host.open({ dataDir, config, role: "server", env });
+    const host = await Host.open({ dataDir, config, role: "server", env, openApp });
     const server = createServer(host);
     const client = new Client({ name: "in-process-client", version: "1.0.0" });
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../../../config.js";
 import { toIsoInZone } from "../../../kernel/time.js";
-import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "../../../secret-env.js";
+import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "./secret-env.js";
 
 /**
  * The background owner of a data dir (SPEC §17): a detached `agent-cron serve --background`

@@ -56,6 +56,23 @@ export interface HostOptions {
    * dir for as long as this process lives. An older background owner is asked to hand over.
    */
   startOwner?: (handoverSince: number | null) => void;
+  /**
+   * Builds the App over the data dir (or the shared store) once this process owns it: the
+   * composition root's openApp, handed in by the entry point (cli.ts), which loads it only then,
+   * so a CLI call that forwards to the owner never loads the App, its stores and executors.
+   */
+  openApp(opts: OpenAppRequest): Promise<App>;
+}
+
+/** What the Host asks openApp for (compose.ts's OpenAppOptions takes these). */
+export interface OpenAppRequest {
+  dataDir: string;
+  config: Config;
+  configPath?: string | null;
+  /** Checked before every write: throws once this process no longer owns the data dir. */
+  fence?: Fence;
+  role?: "server" | "cli";
+  env?: NodeJS.ProcessEnv;
 }
 
 /** serve --background found the data dir owned already: it has nothing to do. */
@@ -249,10 +266,14 @@ export class Host extends ForwardingApi implements CronApi {
     });
     let app: App;
     try {
-      // Loaded only by a process that owns the data dir: a CLI that forwards to the owner never
-      // loads the App, its stores and executors (start-up of every CLI command).
-      const { openApp } = await import("../../../compose.js");
-      app = await openApp({ dataDir: this.opts.dataDir, config: this.opts.config, configPath: this.opts.configPath, fence: gen.fence, env: this.opts.env });
+      // Only a process that owns the data dir builds an App (see HostOptions.openApp).
+      app = await this.opts.openApp({
+        dataDir: this.opts.dataDir,
+        config: this.opts.config,
+        configPath: this.opts.configPath,
+        fence: gen.fence,
+        env: this.opts.env,
+      });
     } catch (err) {
       gen.removeOwnerFile();
       await release().catch(() => {});
@@ -278,8 +299,7 @@ export class Host extends ForwardingApi implements CronApi {
    * server or CLI, opens its own App on it, with no data-dir lock and no socket.
    */
   private async openShared(): Promise<void> {
-    const { openApp } = await import("../../../compose.js");
-    const app = await openApp({
+    const app = await this.opts.openApp({
       dataDir: this.opts.dataDir,
       config: this.opts.config,
       configPath: this.opts.configPath,

@@ -20,7 +20,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
-import { BASE_ENV_VARS } from "./executors/env.js";
+import { BASE_ENV_VARS } from "../../../executors/env.js";
 
 /** Names the owner keeps in its environment: a run's own allow-list, plus what tells where and how, never a key. */
 const KEEP = new Set<string>([

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
@@ -44,6 +45,11 @@ export interface ProcessSpec {
    * `limitError` says which. The working directory is the work dir whose growth counts.
    */
   limits?: RunLimits | null;
+  /**
+   * The per-file cap must be one the run cannot raise (a sandboxed run): set as a hard limit
+   * by a prlimit wrapper, rather than inherited from the server as a soft one.
+   */
+  hardFileCap?: boolean;
 }
 
 export interface ProcessResult {
@@ -316,8 +322,45 @@ let prlimitProgram: string | null | undefined;
 function withRlimits(spec: ProcessSpec): string[] {
   if (!spec.limits || process.platform !== "linux") return spec.argv;
   prlimitProgram ??= resolveProgram("prlimit", "/usr/bin:/bin:/usr/sbin:/sbin");
-  if (!prlimitProgram || !existsSync(spec.cwd) || !resolveProgram(spec.argv[0] ?? "", spec.env.PATH, spec.cwd)) return spec.argv;
+  if (!prlimitProgram) return spec.argv;
+  if (!spec.hardFileCap && inheritsFileCap(spec.limits.diskMb * 1024 * 1024, prlimitProgram)) return spec.argv;
+  if (!existsSync(spec.cwd) || !resolveProgram(spec.argv[0] ?? "", spec.env.PATH, spec.cwd)) return spec.argv;
   return [...rlimitPrefix(spec.limits, prlimitProgram), ...spec.argv];
+}
+
+/**
+ * The server's files (outputs are capped, logs compacted, jobs.json ~1 KB a job) stay far
+ * below a per-file cap this large, so the server may carry it itself.
+ */
+const MIN_INHERITED_FILE_CAP = 1024 * 1024 * 1024;
+/** The soft RLIMIT_FSIZE this server set on itself for its runs to inherit; null when it did not. */
+let inheritedFileCap: number | null | undefined;
+
+/**
+ * Whether a run without a sandbox gets its per-file cap by inheritance: the server sets its
+ * own soft RLIMIT_FSIZE to the cap once (one prlimit, at the first run) and every child
+ * inherits it, instead of a prlimit exec in front of every run (issue 27: a second exec per
+ * run, and a PATH search for the program, at 1,000 runs a second). Only the first cap asked
+ * for, and only one of at least MIN_INHERITED_FILE_CAP; the hard limit stays as it was, so
+ * a run could raise its own soft one, which a run without a sandbox could get round anyway
+ * (it runs as the server's user); a sandboxed run keeps the wrapper's hard limit. A write of
+ * the server's own past the cap gets EFBIG, as a full disk would, rather than SIGXFSZ.
+ */
+function inheritsFileCap(cap: number, prlimit: string): boolean {
+  if (inheritedFileCap === undefined) {
+    inheritedFileCap = null;
+    if (cap >= MIN_INHERITED_FILE_CAP) {
+      try {
+        execFileSync(prlimit, ["--pid", String(process.pid), `--fsize=${cap}:`], { stdio: "ignore", timeout: 10_000 });
+        // Handled here, so the server's write fails instead; a child's handlers reset at exec.
+        process.on("SIGXFSZ", () => {});
+        inheritedFileCap = cap;
+      } catch {
+        // Not allowed here (a container without prlimit64): each run gets the wrapper.
+      }
+    }
+  }
+  return inheritedFileCap === cap;
 }
 
 function startProcess(spec: ProcessSpec): Promise<ProcessResult> {

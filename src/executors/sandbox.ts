@@ -388,7 +388,7 @@ export async function runSandboxed(
     statusFd: STATUS_FD,
   });
   // bwrap dies of SIGTERM and takes the sandbox with it: the program gets the SIGTERM itself.
-  const proc = await runProcess({ ...spec, argv, statusFd: true, termSparesLeader: true });
+  const proc = await runProcess({ ...spec, argv, statusFd: true, termSparesLeader: true, hardFileCap: true });
   const why = sandboxFailure(proc);
   if (!why) return { ...proc, sandboxError: null };
   return {

@@ -86,6 +86,25 @@ describe("per-run limits, enforced and reported as the run's error", () => {
       await s.cleanup();
     }
   });
+
+  it("caps each file a run writes: inherited from the server for the default max_disk_mb (no prlimit per run), by a prlimit wrapper for a small one", async () => {
+    const limits = { type: "command", command: ["cat", "/proc/self/limits"], sandbox: "none" };
+    const s = await start({ executors: { inherits: limits, small: { ...limits, max_disk_mb: 4 } } });
+    try {
+      const fileCap = (output: string) => /^Max file size\s+(\S+)\s+(\S+)/m.exec(output)?.slice(1);
+      const inherits = await runOnce(s, "inherits");
+      expect(inherits.status, inherits.error).toBe("completed");
+      // The server's own soft limit (set once, at its first run), its hard one untouched: no wrapper set both.
+      expect(fileCap(inherits.output)).toEqual([String(2048 * 1024 * 1024), "unlimited"]);
+      const small = await runOnce(s, "small");
+      expect(small.status, small.error).toBe("completed");
+      expect(fileCap(small.output)).toEqual([String(4 * 1024 * 1024), String(4 * 1024 * 1024)]);
+      // A second run of the default executor still inherits it.
+      expect(fileCap((await runOnce(s, "inherits")).output)).toEqual([String(2048 * 1024 * 1024), "unlimited"]);
+    } finally {
+      await s.cleanup();
+    }
+  });
 });
 
 describe("no run outlives its timeout or the server (no sandbox)", () => {

@@ -9,7 +9,8 @@
  * by. A run past a limit is killed at once and fails with the reason. On top of that a hard
  * per-process cap the kernel enforces, RLIMIT_FSIZE (no file the run writes grows past
  * max_disk_mb), is set through `prlimit` where it is installed (util-linux, on every
- * mainstream Linux).
+ * mainstream Linux): once on the server itself for runs without a sandbox to inherit (a soft
+ * limit, see process.ts inheritsFileCap), or as a wrapper that sets a hard one per run.
  *
  * Why not RLIMIT_AS and RLIMIT_NPROC: address space is not memory (Node, Bun and Go reserve
  * many GB they never touch, and would not start under a 4 GB RLIMIT_AS), and RLIMIT_NPROC

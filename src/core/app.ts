@@ -4,7 +4,7 @@ import { Dispatcher } from "./dispatcher.js";
 import { UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
 import { legacyNameProblem, type DeliveryChecks } from "./job-definitions.js";
-import { afterNotRun, stopped, whyNotRun, withDerivedFields } from "./job-rules.js";
+import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
 import { JobService } from "./job-service.js";
 import { JobWriter } from "./job-writer.js";
 import type { Job, Run } from "./jobs.js";
@@ -16,7 +16,6 @@ import type {
   ExecutorRegistry,
   JobRepo,
   Notifier,
-  Occurrence,
   OccurrenceQueue,
   OrphanFinder,
   RunRepo,
@@ -27,7 +26,6 @@ import { Queries } from "./queries.js";
 import { FleetScheduler, systemClock, type Clock } from "./scheduler.js";
 import { scheduleOfJob, type ParsedSchedule } from "./schedule.js";
 import { toIsoInZone } from "../kernel/time.js";
-import { jitterDelayMs } from "./prompt-context.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { ClockWatch, SAMPLE_EVERY_MS, type ClockSample } from "./clock-watch.js";
 import { MAX_SCHEDULE_HISTORY, RecordIndexCache, type AuditReport } from "./ledger.js";
@@ -222,7 +220,16 @@ export class Runtime {
               links.runToolCall(job.id, run.id, said, tool as RunToolName, args),
             )
         : undefined,
-      deliver: (run) => this.notifier.deliver(run),
+      queue: parts.queue,
+      armAfter: (job, at) => {
+        this.reschedule(job, at);
+        return this.scheduler.nextFor(job.id);
+      },
+      retryLater: (jobId) => this.retryLater(jobId),
+      missedReason: (at, job) => this.missedReason(at, job),
+      syncNextRun: (jobId) => this.syncNextRun(jobId),
+      warn: (jobId, err) => this.warn(jobId, err),
+      deliver: (run, given) => this.notifier.deliver(run, given),
       // A crash test kills the process at a named point (e.g. between a run's final record and
       // the start of its chained runs); nothing sets it outside tests.
       fault: (point) => {
@@ -231,7 +238,7 @@ export class Runtime {
       waitBehind: parts.queue.waitBehind?.bind(parts.queue),
       fleetSlot: parts.queue.fleetSlot?.bind(parts.queue),
     });
-    this.queue.consume((jobId, occ) => this.runOccurrence(jobId, occ));
+    this.queue.consume((jobId, occ) => this.dispatcher.taken(jobId, occ));
     this.jobs.onExternalChange?.((id, job, previous) => {
       // Called from the database's notification handler: a job this process cannot schedule
       // (a zone this Node does not know) must not throw there and end the process.
@@ -577,32 +584,7 @@ export class Runtime {
       );
       return;
     }
-    void this.fire(job, at).catch((err) => this.warn(jobId, err));
-  }
-
-  /**
-   * Takes one occurrence for the fleet (marked handled, so it never runs twice) and has the
-   * queue run it, after its share of the jitter. Another process may have taken it first.
-   */
-  private async fire(job: Job, at: number): Promise<void> {
-    // Jitter spreads recurring fleets; a one-shot runs at its time.
-    const delay = job.run_at === null ? jitterDelayMs(job.id, at, job.jitter_seconds) : 0;
-    // Past `at` even if the take fails (disk full): never spin on one occurrence. Armed first,
-    // the job's next run is known and written with the take (see takenFields).
-    this.reschedule(this.jobs.get(job.id), at);
-    const next = this.scheduler.nextFor(job.id);
-    const nextRunAt = next === null ? null : toIsoInZone(new Date(next), job.timezone);
-    const taking = this.queue.take(job, { scheduledFor: at, trigger: "schedule", nextRunAt }, delay);
-    let taken: Job | null;
-    try {
-      taken = await taking;
-    } catch (err) {
-      // Not taken: armed again in a moment from what is handled then, so this occurrence is
-      // tried again (or caught up) rather than passed over.
-      this.retryLater(job.id);
-      throw err;
-    }
-    if (taken) this.events.emit("job", taken, "updated");
+    void this.dispatcher.take(job, at).catch((err) => this.warn(jobId, err));
   }
 
   /** Arms a job again in a second from what is handled then (a take or catch-up failed). */
@@ -611,33 +593,6 @@ export class Runtime {
     this.clock.setTimer(() => {
       if (!this.dispatcher.isClosing) this.reschedule(this.jobs.get(jobId));
     }, 1000);
-  }
-
-  /** A taken occurrence, handed back by the queue (after its jitter, or by a fleet worker). */
-  private async runOccurrence(jobId: string, occ: Occurrence): Promise<void> {
-    try {
-      const current = this.jobs.get(jobId);
-      if (!current) return;
-      if (occ.missed && occ.scheduledFor !== null) {
-        // A fleet's catch-up queues what it only records too (see OccurrenceQueue.takeCatchUp).
-        await this.dispatcher.recordNotRun(current, occ, "missed", this.missedReason(occ.scheduledFor, current));
-        return;
-      }
-      // Paused, changed, sent back for approval or closing meanwhile: the occurrence was
-      // taken, so it gets its record (the ledger has no hole), without running.
-      const not = this.dispatcher.isClosing
-        ? { status: "skipped" as const, why: "The server stopped before this occurrence could start." }
-        : whyNotRun(current, occ.scheduledFor);
-      if (not) {
-        await this.dispatcher.recordNotRun(current, occ, not.status, not.why);
-        return;
-      }
-      if (occ.backlog) await this.dispatcher.startOccurrence(current, occ);
-      else await this.dispatcher.occur(current, occ);
-      await this.syncNextRun(jobId);
-    } catch (err) {
-      this.warn(jobId, err);
-    }
   }
 
   /**
@@ -680,7 +635,7 @@ export class Runtime {
     // oldest first, whatever overlap says (each waits for the previous backlog run only, so
     // live occurrences under overlap allow cannot starve it), and in the background, so
     // start-up and the other jobs do not wait for it.
-    void this.runBacklog(job.id, plan.run).catch((err) => this.warn(job.id, err));
+    void this.dispatcher.backlog(job.id, plan.run).catch((err) => this.warn(job.id, err));
   }
 
   /** A truncated plan's older occurrences get no record each; the ledger keeps them as one stretch, missed. */
@@ -707,16 +662,6 @@ export class Runtime {
     this.events.emit("notice", "warning", `Job ${job.name ?? job.id} missed occurrences since ${since}; the newest ${recorded} are recorded.`, {
       job_id: job.id,
     });
-  }
-
-  private async runBacklog(jobId: string, times: number[]): Promise<void> {
-    for (const t of times) {
-      const current = this.jobs.get(jobId);
-      if (current?.state !== "active" || this.dispatcher.isClosing) return;
-      const run = await this.dispatcher.startOccurrence(current, { scheduledFor: t, trigger: "catch_up" });
-      if (!run) return;
-      await this.dispatcher.whenDone(run.id);
-    }
   }
 
   private async syncNextRun(jobId: string): Promise<void> {

@@ -7,10 +7,12 @@ import { chainRunId, upstreamSection } from "./chain.js";
 import {
   STORED,
   type CheckProcessResult,
+  type Delivered,
   type Executor,
   type ExecutionRequest,
   type ExecutionResult,
   type Occurrence,
+  type OccurrenceQueue,
   type PutOutcome,
   type RunRepo,
   type RunToolsHandle,
@@ -21,7 +23,7 @@ import type { AppEventBus } from "./events.js";
 import { CHECK_NOTHING_TO_DO, maxRunsReached, newRun, type Job, type Run, type RunStatus, type Usage } from "./jobs.js";
 import { deliveryTargets } from "./delivery-plan.js";
 import { afterNotRun, afterRun, whyNotRun } from "./job-rules.js";
-import { contextLine } from "./prompt-context.js";
+import { contextLine, jitterDelayMs } from "./prompt-context.js";
 import { checkOutput, cutUtf8 } from "./output.js";
 import type { Clock } from "./scheduler.js";
 import { startOfDayInZone, toIsoInZone } from "../kernel/time.js";
@@ -57,11 +59,23 @@ export interface DispatchHost {
    * what the agent says of its run. Null (or absent) when this App offers no run tools.
    */
   openRunTools?(job: Job, run: Run, said: RunSaid, dir: string): Promise<RunToolsHandle | null>;
+  /** Where scheduled occurrences are taken for the fleet; the queue hands each back to `taken`. */
+  readonly queue: Pick<OccurrenceQueue, "take">;
+  /** Arms the job's next occurrence after `at` (the fleet timer); the time armed, or null. */
+  armAfter(job: Job, at: number): number | null;
+  /** A take failed: the job is armed again in a moment from what is handled then. */
+  retryLater(jobId: string): void;
+  /** Why an occurrence was missed: the gap it fell into (host asleep, clock changed) or the server not running. */
+  missedReason(at: number, job: Job): string;
+  /** Writes the job's next_run_at as the fleet timer now has it. */
+  syncNextRun(jobId: string): Promise<void>;
+  /** An occurrence that could not be taken or run (said at most once a minute per sentence). */
+  warn(jobId: string, err: unknown): void;
   /**
    * The pipeline's last step: a run's final record, as just stored, goes to the Notifier
    * (channels, webhooks), which merges each target's attempts into the stored run.
    */
-  deliver(run: Run): void;
+  deliver(run: Run, given: Delivered): void;
   /** Test seam for crash tests: named points where a fault may be injected (AGENT_CRON_FAULT). */
   fault?(point: string): void;
 }
@@ -73,6 +87,12 @@ export interface DispatchHost {
  * so the record is kept and written again every few seconds, and what follows it waits.
  */
 export type Recorded = { kind: "stored"; run: Run } | { kind: "superseded"; by: Run } | { kind: "deferred"; run: Run };
+
+/**
+ * The gate's outcome for an occurrence already taken: it runs, or it is recorded as not run
+ * (missed, skipped, declined) with the reason; either way it ends in one record (SPEC §18).
+ */
+export type Admission = { kind: "run" } | { kind: "not_run"; status: RunStatus; why: string };
 
 /** What follows a run's record once it is stored (the job's change, chained runs, delivery). */
 type AfterRecord = (run: Run) => Promise<void>;
@@ -131,7 +151,81 @@ export class Dispatcher {
     return { running: Math.max(0, this.byRunId.size - waiting), queued: waiting + this.queued.size, unwritten: this.unwritten.size };
   }
 
-  /** A scheduled or caught-up occurrence of a job. */
+  // One occurrence, top to bottom: take → taken (admit) → occur (overlap) → start → execute
+  // (gate check, attempts) → finish → record → ended (the job, chained runs) → settle (clients
+  // hear, delivery). Each stage hands the next what it made; none reads a run back.
+
+  /**
+   * Take: one scheduled occurrence, marked handled for the fleet (so it never runs twice) and
+   * queued to run after its share of the jitter; the queue hands it back to `taken`. Resolves to
+   * the job as the take left it, or null when another process took the occurrence first.
+   */
+  async take(job: Job, at: number): Promise<Job | null> {
+    // Jitter spreads recurring fleets; a one-shot runs at its time.
+    const delay = job.run_at === null ? jitterDelayMs(job.id, at, job.jitter_seconds) : 0;
+    // Past `at` even if the take fails (disk full): never spin on one occurrence. Armed first,
+    // the job's next run is known and written with the take (see takenFields).
+    const next = this.host.armAfter(job, at);
+    const nextRunAt = next === null ? null : toIsoInZone(new Date(next), job.timezone);
+    let taken: Job | null;
+    try {
+      taken = await this.host.queue.take(job, { scheduledFor: at, trigger: "schedule", nextRunAt }, delay);
+    } catch (err) {
+      // Not taken: armed again in a moment from what is handled then, so this occurrence is
+      // tried again (or caught up) rather than passed over.
+      this.host.retryLater(job.id);
+      throw err;
+    }
+    if (taken) this.host.events.emit("job", taken, "updated");
+    return taken;
+  }
+
+  /** A taken occurrence, handed back by the queue (after its jitter, or by a fleet worker). */
+  async taken(jobId: string, occ: Occurrence): Promise<void> {
+    try {
+      const job = this.host.getJob(jobId);
+      if (!job) return;
+      const admission = this.admit(job, occ);
+      if (admission.kind === "not_run") {
+        await this.recordNotRun(job, occ, admission.status, admission.why);
+        return;
+      }
+      if (occ.backlog) await this.startOccurrence(job, occ);
+      else await this.occur(job, occ);
+      await this.host.syncNextRun(jobId);
+    } catch (err) {
+      this.host.warn(jobId, err);
+    }
+  }
+
+  /**
+   * Admit: whether a taken occurrence still runs. Missed (a fleet's catch-up queues what it only
+   * records too, see OccurrenceQueue.takeCatchUp); its job paused, changed or sent back for
+   * approval meanwhile, or the server closing: it was taken, so it gets its record without running.
+   */
+  private admit(job: Job, occ: Occurrence): Admission {
+    if (occ.missed && occ.scheduledFor !== null) return { kind: "not_run", status: "missed", why: this.host.missedReason(occ.scheduledFor, job) };
+    if (this.closing) return { kind: "not_run", status: "skipped", why: "The server stopped before this occurrence could start." };
+    const not = whyNotRun(job, occ.scheduledFor);
+    return not ? { kind: "not_run", status: not.status, why: not.why } : { kind: "run" };
+  }
+
+  /**
+   * A catch-up backlog (catch_up: all) is the job's own queue: its runs go one after another,
+   * oldest first, whatever overlap says (each waits for the previous backlog run only, so live
+   * occurrences under overlap allow cannot starve it).
+   */
+  async backlog(jobId: string, times: number[]): Promise<void> {
+    for (const t of times) {
+      const job = this.host.getJob(jobId);
+      if (job?.state !== "active" || this.closing) return;
+      const run = await this.startOccurrence(job, { scheduledFor: t, trigger: "catch_up" });
+      if (!run) return;
+      await this.whenDone(run.id);
+    }
+  }
+
+  /** Overlap: a scheduled, caught-up, event or chained occurrence of a job, under its overlap policy. */
   async occur(job: Job, occ: Occurrence): Promise<Run | null> {
     if (this.pastMaxRuns(job)) return null;
     const running = this.going(job.id);
@@ -465,19 +559,22 @@ export class Dispatcher {
     // Which chained jobs this ending starts is written with it: a restart starts what is left.
     run.chain_due = this.host.chainedAfter(current, run);
     active.run = run;
+    // The whole output as saved, handed down to delivery (which would otherwise read it back).
+    let output: string | undefined;
     try {
       // Nothing to keep for an empty answer (a file per run adds up at 200 runs a second).
       if (result && (outputText || result.raw)) await this.host.runs.writeOutput(run.id, outputText, result.raw);
+      output = outputText;
     } catch (err) {
       run.error = `${run.error ?? ""} The output could not be saved: ${errorMessage(err)}`.trim();
     }
     // Deferred: the job learns how its run ended once the record is stored. Superseded: on a
     // shared store another process took this run over (this one had gone quiet) and recorded it
     // interrupted, with its own deliveries and job change: that record stands.
-    const recorded = await this.record(run, {}, (r) => this.ended(job, r, result));
+    const recorded = await this.record(run, {}, (r) => this.ended(job, r, result, output));
     if (recorded.kind !== "stored") return recorded.kind === "superseded" ? recorded.by : run;
     if (run.chain_due.length) this.host.fault?.("after-chain-intent");
-    await this.ended(job, run, result);
+    await this.ended(job, run, result, output);
     return run;
   }
 
@@ -504,7 +601,7 @@ export class Dispatcher {
   }
 
   /** A run's final record is stored: the job follows (counts, state, session) and listeners hear. */
-  private async ended(job: Job, run: Run, result: ExecutionResult | null): Promise<void> {
+  private async ended(job: Job, run: Run, result: ExecutionResult | null, output: string | undefined): Promise<void> {
     const status = run.status;
     this.addSpend(run.usage);
     // A persistent job resumes the session its agent reported (Codex picks its own id), or
@@ -525,16 +622,16 @@ export class Dispatcher {
     // Before the ending is announced (and delivered): the record's last change is then this
     // one, and its delivery's writes never cross it.
     if (run.chain_due.length) await this.startChained(run);
-    this.settle(run, updated ?? job);
+    this.settle(run, updated ?? job, output);
     if (updated && pausedNow) {
       this.host.events.emit("notice", "warning", `Job ${updated.name ?? updated.id} paused itself: ${updated.last_error}`, { job_id: updated.id });
     }
   }
 
   /** A final record is stored and its job has followed: clients hear of it, and it is delivered, as stored. */
-  private settle(run: Run, job: Job | undefined): void {
+  private settle(run: Run, job: Job | undefined, output?: string): void {
     this.host.events.emit("run", run, "finished", job);
-    this.host.deliver(run);
+    this.host.deliver(run, { job, output });
   }
 
   /** Records an occurrence that did not run (skipped, missed, declined, interrupted) as a finished run. */

@@ -272,13 +272,19 @@ export interface ExecutorRegistry {
 }
 
 /** Delivers finished runs to their channels and webhooks. */
+/** What the pipeline hands delivery beside the record, so that nothing is read back: the job as the run left it, and the whole output as saved. */
+export interface Delivered {
+  job?: Job;
+  output?: string;
+}
+
 export interface Notifier {
   /**
    * Starts delivering a run that owes something, given its record as just stored (the
    * pipeline's last step; recovery hands what it read); returns at once. Each target's
    * attempts are merged into the stored record through RunRepo.update.
    */
-  deliver(run: Run): void;
+  deliver(run: Run, given?: Delivered): void;
   /** At start-up: what was left undelivered. */
   resumePending(): number;
   /** A new config (config.json edited): channels and webhook settings for the next delivery. */

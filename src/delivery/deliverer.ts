@@ -1,7 +1,7 @@
 import type { Config } from "../config.js";
 import { errorMessage } from "../kernel/errors.js";
 import type { Delivery, DeliveryTarget, Job, Run } from "../core/jobs.js";
-import type { RunRepo } from "../core/ports.js";
+import type { Delivered, RunRepo } from "../core/ports.js";
 import { isEmptyRun, withTargetDone } from "../core/delivery-plan.js";
 import type { WebhookEvent, WebhookSender } from "./webhook.js";
 import { sendToChannel } from "./channels.js";
@@ -39,10 +39,10 @@ export class Deliverer {
    * that read it), when it owes something; returns at once. The record is not read back: what
    * it owes was decided with its ending and written with it.
    */
-  deliver(run: Run): void {
+  deliver(run: Run, given: Delivered = {}): void {
     if (this.active.has(run.id) || this.abort.signal.aborted) return;
     if (run.delivery !== "pending" || run.delivery_due.length === 0) return;
-    const p = this.deliverAll(run)
+    const p = this.deliverAll(run, given)
       .catch((err) => this.host.onError(`Run ${run.id}: its deliveries could not be recorded`, err))
       .finally(() => this.active.delete(run.id));
     this.active.set(run.id, p);
@@ -69,9 +69,9 @@ export class Deliverer {
     await this.idle();
   }
 
-  private async deliverAll(run: Run): Promise<void> {
-    const job = this.host.getJob(run.job_id);
-    const output = (await this.host.runs.readOutput(run.id).catch(() => null)) ?? run.response ?? "";
+  private async deliverAll(run: Run, given: Delivered): Promise<void> {
+    const job = given.job ?? this.host.getJob(run.job_id);
+    const output = given.output ?? (await this.host.runs.readOutput(run.id).catch(() => null)) ?? run.response ?? "";
     await Promise.all(
       run.delivery_due.map(async (target) => {
         const attempts = await this.send(target, job, run, output);

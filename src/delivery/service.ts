@@ -1,7 +1,7 @@
 import type { Config } from "../config.js";
 import type { Delivery, Job, Run } from "../core/jobs.js";
 import { sendToChannel } from "./channels.js";
-import type { Notifier, RunRepo } from "../core/ports.js";
+import type { Delivered, Notifier, RunRepo } from "../core/ports.js";
 import { Deliverer } from "./deliverer.js";
 import { WebhookSender } from "./webhook.js";
 
@@ -82,8 +82,8 @@ export class DeliveryService implements Notifier {
     return attempts;
   }
 
-  deliver(run: Run): void {
-    this.deliverer.deliver(run);
+  deliver(run: Run, given?: Delivered): void {
+    this.deliverer.deliver(run, given);
   }
 
   resumePending(): number {

@@ -4,6 +4,7 @@
 //   node scripts/run-path.mjs           a readable report
 //   node scripts/run-path.mjs --json    the same as JSON
 //   node scripts/run-path.mjs --trace   also every step, in order
+//   node scripts/run-path.mjs --src DIR another tree's src/ (an older commit: git archive REV src | tar -x -C DIR)
 //
 // How: a trace, not a reading. Every file of src/ is transpiled (TypeScript's own transpiler)
 // into a temporary folder with one line added at the top of each method and function: a call
@@ -12,10 +13,12 @@
 // a node:http receiver on loopback; the trace runs from the moment the fleet timer fires until
 // the run's record says its delivery is done.
 //
-// Two views of the same trace:
+// Three views of the same trace:
 // - "path": methods of the runtime's objects (the stages, the ports, the repositories and the
 //   sender): where the occurrence is handed on. A pure function that is asked a question and
 //   returns (toIsoInZone, afterRun, newRun) is not a step of the path.
+// - "core": the path's steps in src/core/ only, where the run path's own logic lives (how often
+//   one occurrence goes back and forth between the App, the dispatcher and the scheduler).
 // - "every function": methods and module-level functions alike, pure ones included.
 // In each, consecutive steps in one file are one visit; a visit to a file seen before is a return.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -26,7 +29,8 @@ import { pathToFileURL } from "node:url";
 import ts from "typescript";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const src = path.join(root, "src");
+const srcArg = process.argv.indexOf("--src");
+const src = srcArg > 0 ? path.resolve(process.argv[srcArg + 1], "src") : path.join(root, "src");
 const out = mkdtempSync(path.join(os.tmpdir(), "agent-cron-run-path-"));
 
 function walk(dir) {
@@ -176,10 +180,12 @@ function figures(list) {
 }
 
 const path_ = figures(steps.filter((s) => s.kind === "method"));
+const core = figures(steps.filter((s) => s.kind === "method" && s.file.startsWith("core/")));
 const every = figures(steps);
 const report = {
   occurrence: run ? { status: run.status, delivery: run.delivery, deliveries: run.deliveries?.length ?? 0 } : null,
   path: path_,
+  core,
   every_function: every,
 };
 if (process.argv.includes("--json")) console.log(JSON.stringify(report, null, 2));
@@ -196,5 +202,6 @@ else {
   };
   console.log(`One occurrence (${report.occurrence?.status}, delivery ${report.occurrence?.delivery}), from the fleet timer to the delivered result:`);
   show("Path (methods of the runtime's objects)", path_);
+  show("Core (the path's steps in src/core/)", core);
   show("Every function (pure ones included)", every);
 }

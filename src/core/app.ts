@@ -209,7 +209,7 @@ export class Runtime {
       clock: this.clock,
       executor: (name) => this.executor(name),
       getJob: (id) => this.jobs.get(id),
-      updateJob: (id, change) => this.updateRecord(id, change),
+      updateJob: (id, change) => this.writer.updateRecord(id, change),
       killProcessGroups: parts.killProcessGroups,
       exclusive: parts.exclusive,
       chainedAfter: (job, run) => chainedJobs(this.jobs.all(), job.id, run),

@@ -284,7 +284,8 @@ describe("postgres backend", () => {
     // a runs a run, and has claimed an occurrence without writing its run yet; then a is gone.
     const run = makeRun(job);
     await a.runs.put(run);
-    const at = Date.parse("2026-12-07T04:00:00.000Z");
+    // A minute ago: a sweep prunes settled occurrences older than an hour (KEEP_OCCURRENCES).
+    const at = Math.floor(Date.now() / 1000) * 1000 - 60_000;
     await sql(url, "INSERT INTO agent_cron.occurrences (job_id, scheduled_for, trigger, state, process_id) VALUES ($1, $2, 'schedule', 'running', $3)", [
       job.id,
       new Date(at).toISOString(),
@@ -317,7 +318,7 @@ describe("postgres backend", () => {
     const b = await backend(url);
     const job = makeJob();
     await b.jobs.insert(job);
-    const at = new Date(Date.parse("2026-12-07T04:00:00.000Z")).toISOString();
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000).toISOString();
     let joined: PostgresBackend | null = null;
     // Between the sweep's start and its statements (under load, seconds), a process joins the
     // fleet and claims an occurrence (its run not written yet), and another starts a run.

@@ -29,6 +29,11 @@ const preparedTools = () => (preparedAnswers()?.tools as Tool[] | undefined) ?? 
 
 const loadTools = () => import("./tools/index.js").then((m) => m.tools);
 
+/** Loads the tools' modules now: the bin answered `tools/list` (early-stdio.ts), so no answer here starts it. */
+export function preloadTools(): void {
+  void loadTools().catch(() => {});
+}
+
 /**
  * What this server answers to `initialize`, asked through the SDK's own client as any client
  * asks; the build prepares it (scripts/bundle.mjs) for the early answer (early-stdio.ts). The

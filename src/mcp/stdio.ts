@@ -3,7 +3,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
 import { LineLimiter, sniffId } from "./line-limit.js";
 import { takeEarlyStdin } from "./early-stdio.js";
-import { createServer } from "./server.js";
+import { createServer, preloadTools } from "./server.js";
 import { logger } from "../log.js";
 
 /** One message at most; the SDK's own buffer holds 10 MiB, and each message is handed to it alone. */
@@ -53,6 +53,8 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   await server.connect(transport);
   // The client quit before this server took over: what it asked is still read, then it goes.
   if (early?.ended) setImmediate(leave);
+  // Its first tool call would otherwise load them.
+  else if (early?.answeredInitialize != null) preloadTools();
   return async () => {
     gone = true;
     await server.close().catch(() => {});

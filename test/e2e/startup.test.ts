@@ -40,7 +40,9 @@ describe("start-up", () => {
     let late: TestServer | null = null;
     try {
       late = await TestServer.start({ dataDir, ready: false });
-      const { tools } = await late.client.listTools();
+      // The raw request: the SDK client's listTools() also compiles validators, seconds on a
+      // loaded machine, and the server gives up on a data dir locked for 15 s.
+      const { tools } = await late.client.request({ method: "tools/list", params: {} }, ListToolsResultSchema);
       expect(tools.map((t) => t.name)).toContain("list_crons");
       expect(late.stderr()).not.toContain("agent-cron ready stdio");
       const listed = late.client.callTool({ name: "list_crons", arguments: {} });

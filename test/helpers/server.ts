@@ -83,7 +83,9 @@ export class TestServer extends McpTestClient {
 
   /** Resolves when the server printed its ready line: it has its seat on the data dir. */
   async ready(): Promise<void> {
-    await waitFor(() => this.stderrText.includes("agent-cron ready stdio"), { timeout: 10_000, what: "the ready line" });
+    // The client's connect no longer waits for the data dir (initialize is answered first), so
+    // the wait it had (the SDK's 60 s request timeout) is this one's.
+    await waitFor(() => this.stderrText.includes("agent-cron ready stdio"), { timeout: 60_000, what: "the ready line" });
   }
 
   get pid(): number {

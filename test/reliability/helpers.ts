@@ -126,7 +126,9 @@ export class Server {
     try {
       await client.connect(transport);
       void server.pid;
-      await waitFor(() => server.stderrText.includes("agent-cron ready stdio"), { timeout: opts.readyTimeout ?? 15_000, what: "the ready line" });
+      // connect no longer waits for the data dir (initialize is answered first): the wait the
+      // SDK's connect had (60 s) is this one's.
+      await waitFor(() => server.stderrText.includes("agent-cron ready stdio"), { timeout: opts.readyTimeout ?? 60_000, what: "the ready line" });
     } catch (err) {
       await client.close().catch(() => {});
       throw new Error(`The server did not start: ${(err as Error).message}\nstderr:\n${server.stderrText}`);

@@ -522,6 +522,30 @@ describe('RunStore: one run journal for every log (durability "fsync")', () => {
     expect(again.ofJob(JOB_B)).toHaveLength(6);
   });
 
+  it("a stop after writing a few logs syncs them and removes the journal; one after many leaves it to the next start", async () => {
+    const dir = tmp();
+    const s = new RunStore(dir, 100);
+    s.load({ background: false });
+    await s.put(run(JOB_A, 1000));
+    await s.put(run(JOB_B, 1000));
+    await s.close();
+    expect(journals(dir)).toEqual([]);
+    expect(open(dir).ofJob(JOB_A)).toHaveLength(1);
+
+    const many = tmp();
+    const t = new RunStore(many, 100);
+    t.load({ background: false });
+    const jobs = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 200).padStart(12, "0")}`);
+    await Promise.all(jobs.map((j) => t.put(run(j, 1000))));
+    await t.close();
+    expect(journals(many)).toHaveLength(1);
+    // The next start finds every log whole (nothing appended), and removes the journal once it has synced them.
+    const again = open(many);
+    for (const j of jobs) expect(linesOf(logOf(many, j))).toHaveLength(2);
+    await again.idle();
+    expect(journals(many)).toEqual([]);
+  });
+
   it('with durability "os" keeps no journal', async () => {
     const dir = tmp();
     const s = new RunStore(dir, 100, { durability: "os" });

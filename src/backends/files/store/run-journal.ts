@@ -28,6 +28,8 @@ const JOURNAL_SUFFIX = ".jsonl";
 export const CHECKPOINT_BYTES = 32 * 1024 * 1024;
 /** Logs synced at once by a checkpoint: the rest of the thread pool stays free for the server's other fs calls. */
 const CHECKPOINT_PARALLEL = 2;
+/** At most this many logs are synced at close, so that the journal can go. */
+const SYNC_AT_CLOSE = 8;
 
 /** One job's lines found in the journals at start-up, in order (the per-job log's own format). */
 export interface Replay {
@@ -138,11 +140,25 @@ export class RunJournal {
     if (this.file) this.dirty.add(file);
   }
 
-  /** Stops; the current journal stays for the next start to replay (its logs are not synced here: that could take seconds). */
+  /**
+   * Stops. A journal that covers only a few logs is removed once they are synced (a light
+   * server leaves nothing to replay); a bigger one stays for the next start to replay and
+   * checkpoint, since syncing a fleet's logs here could hold the exit for seconds.
+   */
   close(): void {
     this.closed = true;
-    this.file?.close();
+    const file = this.file;
     this.file = null;
+    if (!file) return;
+    file.close();
+    if (this.checkpointing || this.dirty.size > SYNC_AT_CLOSE) return;
+    try {
+      for (const log of this.dirty) syncPathSync(log);
+      syncPathSync(this.dir);
+      rmSync(this.pathOf(this.seq), { force: true });
+    } catch {
+      // Left for the next start to replay.
+    }
   }
 
   /** Resolves when the checkpoint under way (if any) is done. */
@@ -172,12 +188,7 @@ export class RunJournal {
       // A log being rewritten holds lines of this journal in its new file: that file is synced by the rewrite itself.
       await Promise.allSettled(this.rewrites());
       // New logs' names.
-      const dirFd = openSync(this.dir, "r");
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
+      syncPathSync(this.dir);
       for (const f of files) rmSync(f, { force: true });
     };
     const previous = this.checkpointing ?? Promise.resolve();
@@ -223,6 +234,22 @@ export function syncPath(file: string): Promise<void> {
       fdatasync(fd, (syncErr) => closeFd(fd, () => (syncErr ? reject(syncErr) : resolve())));
     });
   });
+}
+
+/** fsync of a file or directory by its name, on this thread; a file gone meanwhile needs none. */
+function syncPathSync(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The runs whose last line in `lines` leaves them open (running, or owing a delivery). */

@@ -136,8 +136,11 @@ const app = await composeApp(
   { ...backend, exclusive: true },
   { dataDir: path.join(work, "data"), config, clock, workRoot: work, env: { PATH: process.env.PATH } },
 );
-await app.start();
-const { job } = await app.addJob({ name: "traced", schedule: "in 2s", prompt: "say hello", on_complete: url }, "run-path", { origin: "cli" });
+// The App's parts (runtime, jobs) since issue 20's split; an older tree (--src) has one App.
+const runtime = app.runtime ?? app;
+const add = app.runtime ? (...a) => app.jobs.add(...a) : (...a) => app.addJob(...a);
+await runtime.start();
+const { job } = await add({ name: "traced", schedule: "in 2s", prompt: "say hello", on_complete: url }, "run-path", { origin: "cli" });
 tracing = "armed";
 
 const deadline = Date.now() + 30_000;
@@ -154,7 +157,7 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 10));
 }
 tracing = "off";
-await app.close(0);
+await runtime.close(0);
 receiver.close();
 rmSync(out, { recursive: true, force: true });
 rmSync(work, { recursive: true, force: true });

@@ -106,3 +106,50 @@ export function fleetHome(parent: string, url: string, config: Record<string, un
   writeFileSync(path.join(dataDir, "config.json"), JSON.stringify({ timezone: "UTC", store: { type: "postgres" }, ...config }));
   return { home, dataDir, env: { HOME: home, AGENT_CRON_DATABASE_URL: url } };
 }
+
+/**
+ * Waits until a fleet has finished what it took: no occurrence queued, running or waiting, and
+ * no run running. A slow fleet (a loaded machine) may take long; a stuck one fails: when it has
+ * finished no occurrence for `stallMs`, or after `maxMs` in all, with the first of what is
+ * left (occurrence rows with their pg-boss jobs' states). Says how it goes every 5 s. Returns
+ * how long it waited. The check is two counts: it must not slow down the fleet it waits for.
+ */
+export async function drained(url: string, opts: { stallMs: number; maxMs: number; say: (line: string) => void }): Promise<number> {
+  const from = Date.now();
+  let finished = -1;
+  let finishedAt = from;
+  let saidAt = 0;
+  for (;;) {
+    const [row] = await sql<{ occ: string; runs: string; done: string }>(
+      url,
+      `SELECT (SELECT count(*) FROM agent_cron.occurrences WHERE state IN ('queued', 'running', 'waiting')) AS occ,
+              (SELECT count(*) FROM agent_cron.runs WHERE status = 'running') AS runs,
+              (SELECT count(*) FROM agent_cron.occurrences WHERE state IN ('done', 'lost')) AS done`,
+    );
+    const left = Number(row.occ) + Number(row.runs);
+    const now = Date.now();
+    if (left === 0) return now - from;
+    // Catch-ups queued meanwhile may make what is left grow: progress is what finishes.
+    if (Number(row.done) > finished) {
+      finished = Number(row.done);
+      finishedAt = now;
+    }
+    if (now - saidAt >= 5000) {
+      saidAt = now;
+      opts.say(
+        `draining: ${row.occ} occurrences queued, running or waiting, ${row.runs} runs running, ${row.done} finished, ${Math.round((now - from) / 1000)} s on`,
+      );
+    }
+    if (now - finishedAt > opts.stallMs || now - from > opts.maxMs) {
+      const first = await sql(
+        url,
+        `SELECT o.job_id, o.scheduled_for, o.state, o.process_id, o.taken_at, o.started_at, (SELECT string_agg(b.state::text, ',') FROM agent_cron_boss.job b
+                  WHERE b.name = 'agent-cron-occurrences' AND b.data->>'job_id' = o.job_id AND (b.data->>'at')::bigint = (extract(epoch FROM o.scheduled_for) * 1000)::bigint) AS boss
+         FROM agent_cron.occurrences o WHERE o.state IN ('queued', 'running', 'waiting') ORDER BY o.scheduled_for LIMIT 20`,
+      );
+      const why = now - finishedAt > opts.stallMs ? `nothing finished for ${opts.stallMs / 1000} s` : `${opts.maxMs / 1000} s passed`;
+      throw new Error(`The fleet did not finish what it took (${why}): ${left} left, the first: ${JSON.stringify(first)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}

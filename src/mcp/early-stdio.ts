@@ -66,7 +66,12 @@ export function answerEarly(argv: string[]): void {
   let answering = true;
   let initId: string | number | null = null;
   let ended = false;
-  const send = (id: string | number, result: unknown) => process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id, result })}\n`);
+  // stdout is the protocol here, and these are its first lines: whole JSON-RPC answers, written
+  // only while answering (before the SDK's transport exists); after the hand-over only that
+  // transport writes to it.
+  const send = (id: string | number, result: unknown) => {
+    if (answering) process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id, result })}\n`);
+  };
 
   /** Answers one whole line if it may; false when the early answers end here. */
   const answer = (line: Buffer): boolean => {

@@ -2,6 +2,7 @@ import { closeSync, fdatasync, fsyncSync, openSync, readdirSync, readFileSync, r
 import path from "node:path";
 import { UserError } from "../../../kernel/errors.js";
 import { SyncedFile } from "./sync.js";
+import { wholeLines } from "./run-log.js";
 
 /**
  * One journal for every job's run log, for durability "fsync" (SPEC §18): a run's record is
@@ -66,14 +67,7 @@ export class RunJournal {
     const byJob = new Map<string, Replay>();
     for (const file of files) {
       const text = readFileSync(file, "utf8");
-      const end = text.lastIndexOf("\n") + 1;
-      let lineNo = 0;
-      for (let start = 0; start < end; ) {
-        const nl = text.indexOf("\n", start);
-        const line = text.slice(start, nl);
-        start = nl + 1;
-        lineNo++;
-        if (!line) continue;
+      for (const [line, lineNo] of wholeLines(text)) {
         let entry: { job?: unknown; put?: { id?: unknown; status?: unknown; delivery?: unknown }; drop?: unknown; removed?: unknown };
         try {
           entry = JSON.parse(line);

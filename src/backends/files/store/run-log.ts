@@ -46,6 +46,22 @@ export interface ReplayedLog {
 }
 
 /**
+ * The non-empty whole lines of a log or journal's text with their 1-based numbers; a torn last
+ * line (no newline yet) is left out, for the caller to judge.
+ */
+export function* wholeLines(text: string): Generator<[line: string, lineNo: number]> {
+  const end = text.lastIndexOf("\n") + 1;
+  let lineNo = 0;
+  for (let start = 0; start < end; ) {
+    const nl = text.indexOf("\n", start);
+    const line = text.slice(start, nl);
+    start = nl + 1;
+    lineNo++;
+    if (line) yield [line, lineNo];
+  }
+}
+
+/**
  * Replays a log's text. Every line but a torn last one must parse and hold a valid run: a
  * log that does not is refused with a sentence naming the file and line.
  */
@@ -54,13 +70,7 @@ export function replayRunLog(file: string, jobId: string, text: string): Replaye
   const end = text.lastIndexOf("\n") + 1;
   const torn = end < text.length;
   let lines = 0;
-  let lineNo = 0;
-  for (let start = 0; start < end; ) {
-    const nl = text.indexOf("\n", start);
-    const line = text.slice(start, nl);
-    start = nl + 1;
-    lineNo++;
-    if (!line) continue;
+  for (const [line, lineNo] of wholeLines(text)) {
     const where = `${file} (line ${lineNo})`;
     const entry = parseNamed(where, line) as { put?: unknown; drop?: unknown; run_log?: unknown; job_id?: unknown };
     if (lineNo === 1) {

@@ -660,6 +660,11 @@ export class Dispatcher {
       }
       try {
         await this.occur(job, { scheduledFor: null, trigger: "after", afterRun: upstream.id, runId: chainRunId(upstream.id, jobId) });
+        // Queued behind the job's run (overlap: queue_one), it lives only in memory: it stays due
+        // until it has its record, so a kill -9 meanwhile does not lose it (the restart starts it).
+        // A fleet's sweep would start a run left due by a live process elsewhere, so there the
+        // queued run is the only copy, as before.
+        if (this.host.exclusive && this.queued.get(jobId)?.afterRun === upstream.id) left.push(jobId);
       } catch (err) {
         left.push(jobId);
         this.writeFailed(`Job ${job.name ?? job.id}: its run after run ${upstream.id} could not start`, err);
@@ -788,9 +793,15 @@ export class Dispatcher {
     // Its job changed while it waited: it was taken, so it gets its record (SPEC §18).
     const not = whyNotRun(job, next.scheduledFor);
     const starting = not ? this.recordNotRun(job, next, not.status, not.why) : this.start(job, next);
-    void starting.catch((err) =>
-      this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }),
-    );
+    void starting
+      .then(() => this.chainSettled(next, jobId))
+      .catch((err) => this.host.events.emit("notice", "error", `A queued run of job ${jobId} could not start: ${errorMessage(err)}`, { job_id: jobId }));
+  }
+
+  /** A chained run that waited in memory now has its record: its upstream no longer owes it. */
+  private async chainSettled(occ: Occurrence, jobId: string): Promise<void> {
+    if (occ.afterRun === undefined || !this.host.exclusive) return;
+    await this.host.runs.update(occ.afterRun, (r) => (r.chain_due.includes(jobId) ? { ...r, chain_due: r.chain_due.filter((id) => id !== jobId) } : null));
   }
 
   /** Cancels a run in flight; resolves with its final record. */
@@ -834,7 +845,8 @@ export class Dispatcher {
     this.closing = true;
     // An occurrence queued behind a run (overlap: queue_one) will not start: it gets its record
     // now, instead of living only in memory (on a shared store its row is already settled).
-    const queued = [...this.queued];
+    // A chained one stays due on its upstream run instead (startChained): the next start runs it.
+    const queued = [...this.queued].filter(([, occ]) => occ.afterRun === undefined || !this.host.exclusive);
     this.queued.clear();
     await Promise.allSettled(
       queued.map(([jobId, occ]) => {

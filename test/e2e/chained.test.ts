@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { TestServer, fixture, makeDataDir, removeDir, runsOnDisk, waitFor } from "../helpers/server.js";
+import { TestServer, fixture, makeDataDir, removeDir, runsOnDisk, sleep, waitFor } from "../helpers/server.js";
 
 const YEARLY = "0 0 1 1 *";
 const NODE = process.execPath;
@@ -128,6 +128,45 @@ describe("after: chained jobs", () => {
     await waitFor(() => runsOnDisk(dataDir, up.id)[0]?.chain_due?.length === 0, { what: "chain_due to be emptied" });
     const runs = await again.runs("down");
     expect(runs.map((r) => [r.id, r.status])).toEqual([[recorded.id, "interrupted"]]);
+  });
+
+  it("a chained run queued behind its job's run (overlap: queue_one) stays owed until it starts: a kill -9 meanwhile loses nothing", async () => {
+    const dataDir = makeDataDir();
+    dirs.push(dataDir);
+    const s = await start({ dataDir });
+    const up = await s.addJob({ name: "up", schedule: YEARLY, prompt: "the upstream answer", executor: "echo" });
+    // The sleep agent sleeps `prompt` ms; a chained prompt (with the upstream's output) is no number: it ends at once.
+    const down = await s.addJob({ name: "down", schedule: YEARLY, prompt: "60000", executor: "sleep", after: { job: "up" }, overlap: "queue_one" });
+    await s.call("run_now", { job: "down" });
+    await s.waitForRuns("down", (runs) => runs.length === 1 && runs[0].status === "running");
+    const upRun = (await s.tool("run_now", { job: "up", wait: true })).run as { id: string; status: string };
+    expect(upRun.status).toBe("completed");
+    // Before the fix the upstream's chain_due was emptied as soon as the chained run was queued in memory.
+    await sleep(1500);
+    expect(runsOnDisk(dataDir, up.id)[0].chain_due).toEqual([down.id]);
+    const pid = s.pid;
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => !isAlive(pid), { what: "the server to die" });
+
+    const again = await start({ dataDir });
+    const runs = await again.waitForRuns("down", (rs) => rs.length === 2 && rs.every((r) => r.status !== "running") && rs);
+    const chained = runs.filter((r) => r.trigger === "after");
+    expect(chained).toHaveLength(1);
+    expect(chained[0]).toMatchObject({ status: "completed", after_run: upRun.id });
+    expect(runs.find((r) => r.trigger === "manual")?.status).toBe("interrupted");
+    await waitFor(() => runsOnDisk(dataDir, up.id)[0]?.chain_due?.length === 0, { what: "chain_due to be emptied" });
+  });
+
+  it("a chained run queued behind its job's run starts when that run ends, once, and its upstream then owes nothing", async () => {
+    const s = await start();
+    const up = await s.addJob({ name: "up", schedule: YEARLY, prompt: "the upstream answer", executor: "echo" });
+    await s.addJob({ name: "down", schedule: YEARLY, prompt: "1500", executor: "sleep", after: { job: "up" }, overlap: "queue_one" });
+    await s.call("run_now", { job: "down" });
+    await s.waitForRuns("down", (runs) => runs.length === 1 && runs[0].status === "running");
+    const upRun = (await s.tool("run_now", { job: "up", wait: true })).run as { id: string };
+    const runs = await s.waitForRuns("down", (rs) => rs.length === 2 && rs.every((r) => r.status === "completed") && rs);
+    expect(runs.filter((r) => r.trigger === "after").map((r) => r.after_run)).toEqual([upRun.id]);
+    await waitFor(() => runsOnDisk(s.dataDir, up.id)[0]?.chain_due?.length === 0, { what: "chain_due to be emptied" });
   });
 });
 

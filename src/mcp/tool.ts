@@ -92,16 +92,12 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
   let list = listed.get(tools);
   if (!list) {
     list = tools.map((t) => {
-      const output = portableJsonSchema(t.config.outputSchema, "output");
-      const properties = { summary: { type: "string", description: "One sentence saying what happened" }, ...(output.properties as object) };
-      // Once each: a schema whose `required` repeats a name is invalid JSON Schema.
-      const required = [...new Set(["summary", ...((output.required as string[] | undefined) ?? [])])];
       return {
         name: t.name,
         title: t.config.title,
         description: t.config.description,
         inputSchema: withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), t.config.describedElsewhere ?? []) as Tool["inputSchema"],
-        outputSchema: { ...output, type: "object", properties, required } as Tool["outputSchema"],
+        outputSchema: outline(detailedOutputSchema(t)) as Tool["outputSchema"],
         annotations: t.config.annotations,
         ...(t.config._meta ? { _meta: t.config._meta } : {}),
       };
@@ -109,6 +105,52 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
     listed.set(tools, list);
   }
   return list;
+}
+
+/**
+ * Every field of a tool's answer, nested records included, as portable JSON Schema: what the
+ * answers are checked against (test/mcp/every-tool.test.ts). tools/list gives its outline.
+ */
+export function detailedOutputSchema(t: ToolDef<z.ZodType>): Schema {
+  const output = portableJsonSchema(t.config.outputSchema, "output");
+  const properties = { summary: { type: "string", description: "One sentence saying what happened" }, ...(output.properties as object) };
+  // Once each: a schema whose `required` repeats a name is invalid JSON Schema.
+  const required = [...new Set(["summary", ...((output.required as string[] | undefined) ?? [])])];
+  return { ...output, type: "object", properties, required };
+}
+
+type Schema = Record<string, unknown>;
+
+/**
+ * The output schema tools/list gives: every field of the answer as it is (`summary` first, the
+ * same `required`), and each record inside it (a job, a run, a row of a list) by the fields it
+ * always has, not each one's type. An SDK client compiles a validator for every tool's output
+ * schema on `listTools()`, and the records' dozens of nullable fields were most of that compile
+ * (issue 27, README Benchmarks); the records are spelled out in the README and the resources.
+ */
+function outline(schema: Schema): Schema {
+  const properties = Object.fromEntries(Object.entries(schema.properties as Record<string, Schema>).map(([k, v]) => [k, outlineField(v)]));
+  return { ...schema, properties };
+}
+
+function outlineField(node: Schema): Schema {
+  if (isRecord(node)) return recordOutline(node);
+  if (node.type === "array" && isRecord(node.items)) return { ...node, items: recordOutline(node.items as Schema) };
+  if (Array.isArray(node.anyOf)) return { ...node, anyOf: (node.anyOf as Schema[]).map((b) => (isRecord(b) ? recordOutline(b) : b)) };
+  return node;
+}
+
+function isRecord(node: unknown): boolean {
+  return !!node && typeof node === "object" && (node as Schema).type === "object" && !!(node as Schema).properties;
+}
+
+function recordOutline(node: Schema): Schema {
+  const required = node.required as string[] | undefined;
+  return {
+    type: "object",
+    ...(typeof node.description === "string" ? { description: node.description } : {}),
+    ...(required?.length ? { required } : {}),
+  };
 }
 
 /**

@@ -9,6 +9,8 @@ import { Ajv, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detailedOutputSchema } from "../../src/mcp/tool.js";
+import { tools as toolDefs } from "../../src/mcp/tools/index.js";
 import { InProcessServer, textOf, type Structured } from "../helpers/in-process.js";
 
 /** Far in the future: these jobs run only when asked. */
@@ -28,6 +30,8 @@ describe("every tool over the SDK's in-memory transport: answers, refusals, sche
   let s: InProcessServer;
   let tools: Tool[];
   const validators = new Map<string, ValidateFunction>();
+  /** Against every nested field too: tools/list outlines the records inside an answer (src/mcp/tool.ts). */
+  const detailed = new Map<string, ValidateFunction>();
   /** Fixtures the rows refer to. */
   const made: { jobId: string; runId: string; slowRunId: string } = { jobId: "", runId: "", slowRunId: "" };
 
@@ -37,6 +41,7 @@ describe("every tool over the SDK's in-memory transport: answers, refusals, sche
     const ajv = new Ajv({ strict: false, allErrors: true });
     addFormats.default(ajv);
     for (const t of tools) validators.set(t.name, ajv.compile(t.outputSchema as object));
+    for (const t of toolDefs) detailed.set(t.name, ajv.compile(detailedOutputSchema(t)));
     made.jobId = (await s.tool("add_cron", { name: "fixture", schedule: YEARLY, prompt: "hello" })).job.id;
     made.runId = (await s.tool("run_now", { job: "fixture", wait: true })).run.id;
     await s.tool("add_cron", { name: "slow", schedule: YEARLY, prompt: "20000", executor: "sleep", retries: 0 });
@@ -149,13 +154,15 @@ describe("every tool over the SDK's in-memory transport: answers, refusals, sche
     },
   };
 
-  /** A success: structuredContent valid against the listed outputSchema, summary first and in the text. */
+  /** A success: structuredContent valid against the listed outputSchema and the detailed one, summary first and in the text. */
   function expectAnswer(name: string, result: CallToolResult): Structured {
     expect(result.isError, textOf(result)).toBeFalsy();
     const answer = result.structuredContent as Structured;
     expect(answer).toBeDefined();
     const validate = validators.get(name)!;
     expect(validate(answer), JSON.stringify(validate.errors)).toBe(true);
+    const validateAll = detailed.get(name)!;
+    expect(validateAll(answer), JSON.stringify(validateAll.errors)).toBe(true);
     expect(Object.keys(answer)[0]).toBe("summary");
     expect((result.content[0] as { text: string }).text).toBe(answer.summary);
     return answer;

@@ -342,6 +342,29 @@ describe("JobStore", () => {
     await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.json \(job #2\) holds an invalid job \(state/);
   });
 
+  it("reads a job line longer than its read buffer, a last line without its newline, and lines that need zod (defaults, a key it strips)", async () => {
+    const dir = tmp();
+    // Over 1 MB on one line (the reader's first buffer), with characters of 2-4 bytes across its edges.
+    const long = job({ name: "long", prompt: "é€😀".repeat(150_000) });
+    const old = rawJob({ name: "old" });
+    delete old.deliver_on;
+    delete old.on_empty;
+    const extra = { ...rawJob({ name: "extra" }), gone_field: 1 };
+    const text = stringifyRecords({ version: 1, journal: "0123456789abcdef", rev: 0, jobs: [job({ name: "a" }), long, old, extra] }, "jobs");
+    writeFileSync(path.join(dir, "jobs.journal"), journalHeaderLine("0123456789abcdef", null, 0).line);
+    writeFileSync(path.join(dir, "jobs.json"), text.slice(0, -1));
+    const s = await JobStore.open(dir);
+    expect(s.byName("long")?.prompt).toBe(long.prompt);
+    expect(s.byName("old")).toMatchObject({ deliver_on: ["completed", "failed", "paused"], on_empty: "warn" });
+    expect(s.byName("extra")).not.toHaveProperty("gone_field");
+    expect(s.byName("extra")).toEqual(job({ ...s.byName("extra") }));
+    expect(s.size).toBe(4);
+    s.close();
+    // A number JSON reads as Infinity is refused, naming the job's place.
+    writeFileSync(path.join(dir, "jobs.json"), text.replace('"retries":0', '"retries":1e999'));
+    await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.json \(job #1\) holds an invalid job \(retries/);
+  });
+
   it("keeps one copy of the lists most jobs share, and a job's own list apart", async () => {
     const dir = tmp();
     const s = await JobStore.open(dir);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { UserError, unfenced, type Fence } from "../../../kernel/errors.js";
+import { exactCheck } from "../../../kernel/exact-check.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
 import { checkRegularFile, parseNamed, readRecordLines, recordsFile } from "./json-file.js";
@@ -446,7 +447,12 @@ export function writeError(file: string, err: unknown): UserError {
   return new UserError(`Could not save to ${file}: ${why}. Nothing was changed; free space or fix permissions and try again.`);
 }
 
+/** A job line as this store writes it needs nothing from zod: it is used as parsed (no copy of every field). */
+const isExactJob = exactCheck(JobSchema);
+
 function validJob(raw: unknown, where: string): Job {
+  if (isExactJob(raw)) return shareLists(raw as Job);
+  // Older lines (fields added since get their defaults) and bad ones (named below).
   const parsed = JobSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -79,13 +79,28 @@ export function parseSchedule(schedule: string, timezone: string, now: Date = ne
 
 /** Rebuilds a stored job's schedule: one-shots use the stored run_at; @every is anchored at created_at. Accepts past one-shots. */
 export function scheduleOfJob(job: { schedule: string; timezone: string; run_at: string | null; created_at: string }): ParsedSchedule {
+  const key = `${job.timezone}\u0000${job.schedule}`;
+  const known = cronSchedules.get(key);
+  if (known) return known;
   if (!isValidTimezone(job.timezone)) throw new UserError(`Unknown timezone "${job.timezone}"; use an IANA name such as Europe/Paris`);
   const created = new Date(job.created_at);
   const s = parse(job.schedule, job.timezone, created);
   if (s.kind === "once" && job.run_at) s.runAt = new Date(job.run_at);
   if (s.kind === "every") s.anchor = created;
+  if (s.kind === "cron") {
+    if (cronSchedules.size >= MAX_CACHED_SCHEDULES) cronSchedules.delete(cronSchedules.keys().next().value!);
+    cronSchedules.set(key, Object.freeze(s));
+  }
   return s;
 }
+
+/**
+ * A cron schedule says nothing of its job (no anchor, no run_at): jobs with the same schedule
+ * and timezone share one, frozen. At start-up each of 100,000 jobs asked for its own (the
+ * broken-job check, then catch-up), a parse and two objects each.
+ */
+const cronSchedules = new Map<string, ParsedSchedule>();
+const MAX_CACHED_SCHEDULES = 1024;
 
 function parse(source: string, timezone: string, now: Date): ParsedSchedule {
   const text = source.trim();

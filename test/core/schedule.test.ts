@@ -217,6 +217,22 @@ describe("@every", () => {
     expect(nextOccurrences(s, new Date("2026-01-01T12:00:00Z"), 1)[0].toISOString()).toBe("2026-01-01T12:10:10.000Z");
   });
 
+  it("gives jobs with the same cron schedule and timezone one shared schedule, and each @every job its own anchor", () => {
+    const a = scheduleOfJob({ schedule: "30 2 * * *", timezone: NY, run_at: null, created_at: "2026-01-01T00:00:00.000Z" });
+    const b = scheduleOfJob({ schedule: "30 2 * * *", timezone: NY, run_at: null, created_at: "2026-02-01T00:00:00.000Z" });
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(scheduleOfJob({ schedule: "30 2 * * *", timezone: "UTC", run_at: null, created_at: "2026-01-01T00:00:00.000Z" })).not.toBe(a);
+    // The shared one still keeps the DST rule of a fixed-time job: 02:30 in the spring-forward gap runs at 03:00.
+    expect(toIsoInZone(nextOccurrences(b, new Date("2026-03-07T12:00:00Z"), 1)[0], NY)).toBe("2026-03-08T03:00:00.000-04:00");
+    const e1 = scheduleOfJob({ schedule: "@every 1h", timezone: "UTC", run_at: null, created_at: "2026-01-01T10:10:10.000Z" });
+    const e2 = scheduleOfJob({ schedule: "@every 1h", timezone: "UTC", run_at: null, created_at: "2026-01-01T10:20:00.000Z" });
+    expect(e1.anchor!.toISOString()).toBe("2026-01-01T10:10:10.000Z");
+    expect(e2.anchor!.toISOString()).toBe("2026-01-01T10:20:00.000Z");
+    // A timezone this system does not know is still refused, however often the schedule was seen.
+    expect(() => scheduleOfJob({ schedule: "30 2 * * *", timezone: "Mars/Olympus", run_at: null, created_at: "2026-01-01T00:00:00.000Z" })).toThrow(UserError);
+  });
+
   it("keeps real elapsed time across DST", () => {
     const s = parseSchedule("@every 1h", NY, NOW);
     const created = new Date("2026-03-08T05:00:00Z");

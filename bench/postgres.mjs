@@ -95,6 +95,16 @@ if (!adminUrl && (opt.cluster || serverInstalled)) {
   clusterDir = /AGENT_CRON_PG_DIR='([^']+)'/.exec(out)[1];
   adminUrl = /AGENT_CRON_TEST_DATABASE_URL='([^']+)'/.exec(out)[1];
   process.stdout.write(`bench postgres: a throwaway cluster of its own (scripts/pg-cluster.sh) at ${adminUrl}\n`);
+  // Stopped from outside (bench/run.mjs past the section's time limit): the cluster goes too.
+  // The servers, its children, exit when their stdin closes with this process.
+  for (const sig of ["SIGTERM", "SIGINT"])
+    process.on(sig, () => {
+      process.stderr.write(`bench postgres: ${sig}; stopping the throwaway cluster\n`);
+      try {
+        execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "stop", clusterDir]);
+      } catch {}
+      process.exit(124);
+    });
 }
 if (!adminUrl) {
   process.stdout.write(

@@ -6,31 +6,20 @@
 //
 //   node bench/sandbox.mjs                 # 40 runs each (after 5 warm-up runs)
 //   node bench/sandbox.mjs --runs 100
+//   node bench/sandbox.mjs --json out.json  # also the figures as JSON (bench/run.mjs's sandbox section)
 //
-// The executors are bundled from src/ into .cache/bench-lib/, as bench/run.mjs does for the store.
-import { mkdtempSync, rmSync } from "node:fs";
+// The executors are bundled from src/ (bench/lib/bundle.mjs), as bench/run.mjs does for the store.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { srcModule } from "./lib/bundle.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const { values: opt } = parseArgs({ options: { runs: { type: "string", default: "40" } } });
+const { values: opt } = parseArgs({ options: { runs: { type: "string", default: "40" }, json: { type: "string" } } });
 const RUNS = Number(opt.runs);
 
-const { build } = await import("esbuild");
-const outdir = path.join(root, ".cache", "bench-lib");
-await build({
-  entryPoints: [path.join(root, "src", "executors", "index.ts"), path.join(root, "src", "executors", "sandbox.ts")],
-  outdir,
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  logLevel: "warning",
-});
-const { createExecutor } = await import(pathToFileURL(path.join(outdir, "index.js")).href);
-const { bwrapWorksHere } = await import(pathToFileURL(path.join(outdir, "sandbox.js")).href);
+const { createExecutor } = await srcModule("executors/index");
+const { bwrapWorksHere } = await srcModule("executors/sandbox");
 
 const base = mkdtempSync(path.join(os.tmpdir(), "agent-cron-bench-sandbox-"));
 const serverEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.homedir() };
@@ -96,3 +85,13 @@ for (const r of rows)
   );
 const [none, auto] = rows;
 process.stdout.write(`auto costs ${Math.round((auto.median_ms - none.median_ms) * 10) / 10} ms more per run (median)\n`);
+if (opt.json)
+  writeFileSync(
+    opt.json,
+    JSON.stringify({
+      bwrap_works: check.ok,
+      bwrap: check.ok ? check.version : check.detail,
+      rows,
+      auto_extra_ms: Math.round((auto.median_ms - none.median_ms) * 10) / 10,
+    }),
+  );

@@ -89,6 +89,37 @@ describe("the App on a files data dir", () => {
     exec.finishAll();
   });
 
+  it("after a restart, fires each job at the next_run_at its file holds; one that fell behind is caught up, and expires_at and max_runs still end a job", async () => {
+    const first = await makeApp();
+    const ahead = (await first.app.jobs.add({ name: "ahead", schedule: "30 9 * * *", prompt: "p" }, "test")).job;
+    await first.app.jobs.add({ name: "behind", schedule: "0 9 * * *", prompt: "p", retries: 0 }, "test");
+    await first.app.jobs.add({ name: "last", schedule: "10,40 9 * * *", prompt: "p", retries: 0, max_runs: 1 }, "test");
+    await first.app.jobs.add({ name: "ends", schedule: "20,40 9 * * *", prompt: "p", retries: 0, expires_at: "2026-03-02T09:25:00Z" }, "test");
+    expect(ahead.next_run_at).toBe("2026-03-02T09:30:00.000+00:00");
+    await first.app.runtime.close(0);
+    forget(first.app);
+    first.clock.advance(5 * 60_000); // 09:04:59.5: "behind" missed 09:00
+    const { app, clock, exec } = await makeApp({ dir: first.dir, clock: first.clock });
+    await app.runtime.start();
+    const started = () => exec.calls.map((c) => app.queries.resolveJob(c.req.jobId).name);
+    await until(() => started().includes("behind"));
+    expect(started()).toEqual(["behind"]);
+    exec.finishAll();
+    for (let i = 0; i < 30 * 60; i++) {
+      clock.advance(1000);
+      if (i % 60 === 0) await new Promise((r) => setTimeout(r, 5));
+      exec.finishAll();
+    }
+    await until(() => started().length === 4);
+    exec.finishAll();
+    const at = (name: string) => runsOf(app, name).map((r) => `${r.scheduled_for} ${r.trigger}`);
+    expect(at("behind")).toEqual(["2026-03-02T09:00:00.000+00:00 catch_up"]);
+    expect(at("ahead")).toEqual(["2026-03-02T09:30:00.000+00:00 schedule"]);
+    expect(at("last")).toEqual(["2026-03-02T09:10:00.000+00:00 schedule"]);
+    expect(at("ends")).toEqual(["2026-03-02T09:20:00.000+00:00 schedule"]);
+    await until(() => app.queries.resolveJob("last").state === "completed" && app.queries.resolveJob("ends").state === "completed");
+  });
+
   it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {
     const { app, clock, exec, dir } = await makeApp();
     await app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");

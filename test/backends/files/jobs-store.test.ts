@@ -373,6 +373,9 @@ describe("JobStore", () => {
     const again = [...(await JobStore.open(dir)).all()];
     expect(again[0].notify_on).toBe(again[1].notify_on);
     expect(again[0].deliver_on).toBe(again[599].deliver_on);
+    // Empty lists of records too, frozen: a job changes by replacing them.
+    expect(again[0].notes).toBe(again[599].missed_spans);
+    expect(Object.isFrozen(again[0].approvals)).toBe(true);
     expect(again[7].notify_on).toEqual(["failed"]);
     expect(again[8].notify_on).toEqual(["completed"]);
   });

@@ -465,7 +465,8 @@ function validJob(raw: unknown, where: string): Job {
 
 /**
  * Most jobs hold the same short lists (notify_on, deliver_on, deliver_to, requires_mcp: the
- * defaults): one frozen copy each instead of four arrays a job, ~250 B of every job in memory.
+ * defaults) and the same empty ones (missed_spans, approvals, notes): one frozen copy each
+ * instead of seven arrays a job, ~350 B of every job in memory.
  * Jobs are replaced, never changed in place, so a shared list is never written to.
  */
 const sharedLists = new Map<string, readonly string[]>();
@@ -473,7 +474,15 @@ const LIST_FIELDS = ["notify_on", "deliver_to", "deliver_on", "requires_mcp"] as
 /** The list each field got last: the next job's is nearly always the same (a compare, no key). */
 const lastShared: Partial<Record<(typeof LIST_FIELDS)[number], readonly string[]>> = {};
 
+/** Lists of records that most jobs hold empty: one frozen empty list for all of them. */
+const EMPTY_FIELDS = ["missed_spans", "approvals", "notes"] as const;
+const EMPTY: readonly never[] = Object.freeze([]);
+
 function shareLists(job: Job): Job {
+  for (const field of EMPTY_FIELDS) {
+    const list = job[field] as readonly unknown[];
+    if (list.length === 0 && list !== EMPTY) (job as Record<string, unknown>)[field] = EMPTY;
+  }
   for (const field of LIST_FIELDS) {
     const list = job[field] as readonly string[] | undefined;
     if (!Array.isArray(list) || list.length > 8) continue;

@@ -251,6 +251,11 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
     if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
   });
   const client = new Client({ name: "agent-cron-bench", version: "1.0.0" });
+  // Notifications the server sends this client, by method: what a fleet costs the client too.
+  const notices = {};
+  client.fallbackNotificationHandler = async (n) => {
+    notices[n.method] = (notices[n.method] ?? 0) + 1;
+  };
   // Watched from its start, before it answers initialize: an overloaded fleet grows from there.
   let overLimit = null;
   const watchdog = rssLimitBytes
@@ -302,6 +307,7 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
       return p;
     },
     overLimit: () => overLimit,
+    notices: () => ({ ...notices }),
     close: async () => {
       if (watchdog) clearInterval(watchdog);
       if ((opt["cpu-prof"] || opt["heap-prof"]) && live.has(pid)) {
@@ -541,6 +547,7 @@ async function benchFire() {
       const cpu0 = cpuMs(s.pid);
       const tree0 = cpuMs(s.pid, true);
       const cpuT0 = performance.now();
+      const notices0 = s.notices();
       const rssMax = [];
       // Tool calls during the window, as a client would make them: starting processes must not
       // hold them up. One call at a time, a read that touches the whole job set and one job.
@@ -573,6 +580,8 @@ async function benchFire() {
       const cpu1 = cpuMs(s.pid);
       const tree1 = cpuMs(s.pid, true);
       const cpuWallMs = performance.now() - cpuT0;
+      const notices1 = s.notices();
+      const noticesIn = Object.fromEntries(Object.keys(notices1).map((k) => [k, notices1[k] - (notices0[k] ?? 0)]));
       const inside = await s.probe();
       // Occurrences up to `to` have had >= 1.5 s to start before we look.
       await sleep(500);
@@ -639,6 +648,8 @@ async function benchFire() {
         // costs, apart from whatever else the machine was doing.
         cpu_ms_per_run: ran && tree0 !== null ? r2((tree1 - tree0) / ran) : null,
         server_cpu_ms_per_run: ran && cpu0 !== null ? r2((cpu1 - cpu0) / ran) : null,
+        // Every occurrence costs the server something, run or not (its record, the job's write).
+        server_cpu_ms_per_occurrence: cpu0 !== null ? r2((cpu1 - cpu0) / expected) : null,
         runs_per_second: r2(ran / SECONDS),
         floor_started_per_second: floor?.started_per_second ?? null,
         floor_ended_per_second: floor?.ended_per_second ?? null,
@@ -647,6 +658,9 @@ async function benchFire() {
         of_floor: floor?.started_per_second ? r2(ran / SECONDS / floor.started_per_second) : null,
         tool_calls: callLatency.length,
         tool_calls_stalled: stalledCalls,
+        // Sent to the client during the window, per occurrence due: list_changed, log messages.
+        notices_per_occurrence: r2(Object.values(noticesIn).reduce((a, b) => a + b, 0) / expected),
+        notices_by_method: noticesIn,
         tool_call_p50_ms: r2(pct(callLatency, 50)),
         tool_call_p99_ms: r2(pct(callLatency, 99)),
         tool_call_max_ms: r2(pct(callLatency, 100)),
@@ -708,7 +722,18 @@ async function benchFire() {
   );
   table(
     "Fire: tool calls during the window (list_crons and get_cron, one at a time; unanswered after 5 s: stalled) and CPU per run",
-    ["fleet", "sandbox", "calls", "stalled", "call p50 ms", "call p99 ms", "call max ms", "server CPU ms/run", "server + runs CPU ms/run"],
+    [
+      "fleet",
+      "sandbox",
+      "calls",
+      "stalled",
+      "call p50 ms",
+      "call p99 ms",
+      "call max ms",
+      "server CPU ms/run",
+      "server + runs CPU ms/run",
+      "notices/occurrence",
+    ],
     rows.map((r) => [
       r.fleet,
       r.sandbox,
@@ -719,6 +744,7 @@ async function benchFire() {
       r.tool_call_max_ms,
       r.server_cpu_ms_per_run,
       r.cpu_ms_per_run,
+      r.notices_per_occurrence,
     ]),
   );
   table(

@@ -126,18 +126,31 @@ export function createServer(api: CronApi): McpServer {
 
   // One change touches a URI several times (a run start writes the run and its job); a
   // subscriber gets one notifications/resources/updated per URI for it, sent after the burst.
+  // Likewise one list_changed per burst: a fleet firing adds a run a job (issue 27: a 1,000-job
+  // fleet sent one per occurrence, thousands a second, each telling the client the same thing).
   const pending = new Set<string>();
+  let listDirty = false;
+  let flushing = false;
   const flush = () => {
+    flushing = false;
+    if (listDirty && server.isConnected()) server.sendResourceListChanged();
+    listDirty = false;
     for (const uri of pending) if (server.isConnected()) send(server.server.sendResourceUpdated({ uri }));
     pending.clear();
   };
+  const afterBurst = () => {
+    if (flushing) return;
+    flushing = true;
+    setImmediate(flush);
+  };
   const updated = (uri: string) => {
     if (!subscriptions.has(uri)) return;
-    if (!pending.size) setImmediate(flush);
     pending.add(uri);
+    afterBurst();
   };
   const listChanged = () => {
-    if (server.isConnected()) server.sendResourceListChanged();
+    listDirty = true;
+    afterBurst();
   };
 
   const onJob = (job: Job, change: JobChange) => {

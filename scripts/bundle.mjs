@@ -5,7 +5,7 @@
 // the same code as hundreds of files (README, Benchmarks): module resolution and compile of
 // node_modules dominate a cold start.
 import { build, transform } from "esbuild";
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -26,7 +26,7 @@ await build({
   // pg's optional native binding, never installed; pg and pg-boss are optional peers, loaded
   // from node_modules by the postgres store only (src/backends/postgres/index.ts).
   external: ["pg-native", "pg", "pg-boss"],
-  plugins: [englishOnlyZod(), noDefaultAjvInSdkServer()],
+  plugins: [englishOnlyZod(), noDefaultAjvInSdkServer(), noZod3JsonSchema()],
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
 });
@@ -99,6 +99,9 @@ writeFileSync(
   `// The MCP App view ui://agent-cron/jobs (src/mcp/app-view/), built by scripts/bundle.mjs.\nexport default ${JSON.stringify(page)};\n`,
 );
 
+// Last, over every module written above (the app view's page too).
+asciiOnly(outdir);
+
 /**
  * zod's namespace object (`import { z } from "zod/v4"`, as ext-apps and the SDK write it)
  * re-exports all 40-odd locales, which no bundler can drop: 265 KB of the view's 520 KB.
@@ -139,4 +142,41 @@ function noDefaultAjvInSdkServer() {
       }));
     },
   };
+}
+
+/**
+ * The SDK converts a tool's zod schema to JSON Schema with zod's own toJSONSchema for zod 4
+ * and with zod-to-json-schema for zod 3. Every schema here is zod 4 (ours, and the run tools'
+ * registered through McpServer, src/mcp/run-tools.ts), so that converter, 184 KB every stdio
+ * server compiled and kept, is a stub that says so if it were ever reached (issue 27).
+ */
+function noZod3JsonSchema() {
+  return {
+    name: "no-zod3-json-schema",
+    setup(b) {
+      b.onResolve({ filter: /^zod-to-json-schema$/ }, () => ({ path: "zod-to-json-schema-stub", namespace: "agent-cron-stub" }));
+      b.onLoad({ filter: /^zod-to-json-schema-stub$/, namespace: "agent-cron-stub" }, () => ({
+        contents:
+          "export function zodToJsonSchema() { throw new Error('agent-cron bundles no zod 3 converter: its schemas are zod 4 (scripts/bundle.mjs).'); }",
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/**
+ * esbuild writes strings and identifiers as ASCII but keeps some comments as they are (zod's
+ * have an em dash, ours a §): one such character and V8 holds that file's whole source in
+ * memory as two bytes a character, for as long as the process lives (the zod chunk: 392 KB of
+ * source, 783 KB of heap). Escaped, every source is one byte a character (issue 27). Outside
+ * comments there is nothing to escape, so the code is unchanged.
+ */
+function asciiOnly(dir) {
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith(".js")) continue;
+    const file = path.join(dir, name);
+    const text = readFileSync(file, "utf8");
+    const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    if (ascii !== text) writeFileSync(file, ascii);
+  }
 }

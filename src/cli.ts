@@ -12,6 +12,7 @@ import type { AppEventBus } from "./core/events.js";
 import { logger } from "./log.js";
 import { takeSecrets } from "./backends/files/share/secret-env.js";
 import { VERSION } from "./version.js";
+import { compilerTiersFor } from "./compiler-tiers.js";
 import type { HostOptions } from "./backends/files/share/host.js";
 
 /**
@@ -374,6 +375,7 @@ async function serve(args: string[]): Promise<number> {
     startedAs: values.http ? "http" : "client",
     // Over HTTP nothing changes: the daemon is the owner.
     startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
+    onRole: compilerTiersFor,
   });
 
   let watcher: { close(): void } | null = null;
@@ -525,6 +527,7 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
       role: "server",
       startedAs,
       ownerOnly: true,
+      onRole: compilerTiersFor,
       handoverSince: Number.isFinite(since) ? since : undefined,
       onNotice: say,
       onOwnershipEnded: (why) => {

@@ -62,6 +62,8 @@ export interface HostOptions {
    * so a CLI call that forwards to the owner never loads the App, its stores and executors.
    */
   openApp(opts: OpenAppRequest): Promise<App>;
+  /** Each time this process takes a seat: it owns the data dir (or the shared store), or forwards to its owner. */
+  onRole?: (role: "owner" | "follower") => void;
 }
 
 /** What the Host asks openApp for (compose.ts's OpenAppOptions takes these). */
@@ -264,6 +266,8 @@ export class Host extends ForwardingApi implements CronApi {
       version: VERSION,
       started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
     });
+    // Before the store loads: that load is an owner's work.
+    this.opts.onRole?.("owner");
     let app: App;
     try {
       // Only a process that owns the data dir builds an App (see HostOptions.openApp).
@@ -299,6 +303,7 @@ export class Host extends ForwardingApi implements CronApi {
    * server or CLI, opens its own App on it, with no data-dir lock and no socket.
    */
   private async openShared(): Promise<void> {
+    this.opts.onRole?.("owner");
     const app = await this.opts.openApp({
       dataDir: this.opts.dataDir,
       config: this.opts.config,
@@ -341,6 +346,7 @@ export class Host extends ForwardingApi implements CronApi {
       return { handoverSince: since };
     }
     this.remote = remote;
+    this.opts.onRole?.("follower");
     remote.onClose(() => {
       if (this.remote !== remote) return;
       this.remote = null;

@@ -228,7 +228,8 @@ async function spent(url, servers) {
   const lines = [];
   for (const s of servers) {
     for (let i = 0; i < 50; i++) {
-      const all = existsSync(s.countFile) ? readFileSync(s.countFile, "utf8").trim().split("\n") : [];
+      // Whole lines only: the server may be writing its next one (a half line once failed the run).
+      const all = existsSync(s.countFile) ? readFileSync(s.countFile, "utf8").split("\n").slice(0, -1) : [];
       const last = all.length ? JSON.parse(all.at(-1)) : null;
       if (last && last.at >= Date.now() - 5000 && all.length > (s.countLines ?? 0)) {
         s.countLines = all.length;

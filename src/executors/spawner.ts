@@ -222,7 +222,16 @@ function spawnOffThread(req: SpawnRequest): RemoteChild {
   offThread++;
   const s = spawnerFor(turn++ % WORKERS);
   const id = nextId++;
-  const child = new RemoteChild(() => s.worker.postMessage({ type: "destroy", id }), req.extraFd ? 4 : 3);
+  // The worker destroys every pipe of the child on one message, and has forgotten a child that
+  // closed: the run's end destroys each pipe, usually after the close, so a fleet's runs sent
+  // three messages each that did nothing.
+  let destroySent = false;
+  const destroy = () => {
+    if (destroySent || !s.children.has(id)) return;
+    destroySent = true;
+    s.worker.postMessage({ type: "destroy", id });
+  };
+  const child = new RemoteChild(destroy, req.extraFd ? 4 : 3);
   s.children.set(id, child);
   s.worker.ref();
   s.worker.postMessage({ type: "spawn", id, ...req });

@@ -338,6 +338,42 @@ describe("postgres backend", () => {
     expect(await sql(url, "SELECT status, claimed_by FROM agent_cron.runs")).toEqual([{ status: "running", claimed_by: null }]);
   });
 
+  it("writes runs put at once in one statement, each put of a run in the order asked, and keeps a record taken over by another process", async () => {
+    const url = await freshDatabase(cluster, "putbatch");
+    const [a, b] = [await backend(url), await backend(url)];
+    const jobs = Array.from({ length: 20 }, () => makeJob());
+    for (const job of jobs) await a.jobs.insert(job);
+    const taken = makeRun(jobs[0]);
+    await a.runs.put(taken);
+    await sql(
+      url,
+      "UPDATE agent_cron.runs SET claimed_by = 'another process', rev = nextval('agent_cron.rev'), data = jsonb_set(data, '{status}', '\"interrupted\"'), status = 'interrupted' WHERE id = $1",
+      [taken.id],
+    );
+    // INSERT statements on the runs table, counted by the database.
+    await sql(
+      url,
+      `CREATE TABLE run_statements (n bigint NOT NULL);
+       INSERT INTO run_statements VALUES (0);
+       CREATE FUNCTION count_run_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE run_statements SET n = n + 1; RETURN NULL; END $$;
+       CREATE TRIGGER count_run_statement AFTER INSERT ON agent_cron.runs FOR EACH STATEMENT EXECUTE FUNCTION count_run_statement();`,
+    );
+    // 4 runs per job (runs_per_job is 5 here, with the one above), each put running then, without waiting, completed.
+    const runs = jobs.flatMap((job) => Array.from({ length: 4 }, () => makeRun(job, { scheduled_for: new Date().toISOString() })));
+    const done = (run: Run): Run => ({ ...run, status: "completed", finished_at: new Date().toISOString() });
+    const outcomes = await Promise.all([...runs.map((run) => a.runs.put(run)), ...runs.map((run) => a.runs.put(done(run))), a.runs.put(done(taken))]);
+    expect(outcomes.slice(0, -1).every((o) => o.kind === "stored")).toBe(true);
+    expect(outcomes.at(-1)).toMatchObject({ kind: "superseded", by: { id: taken.id, status: "interrupted" } });
+    const [statements] = await sql<{ n: number }>(url, "SELECT n::int AS n FROM run_statements");
+    expect(statements.n).toBeLessThanOrEqual(4);
+    const stored = await sql<{ status: string; n: number }>(url, "SELECT status, count(*)::int AS n FROM agent_cron.runs WHERE id <> $1 GROUP BY 1", [
+      taken.id,
+    ]);
+    expect(stored).toEqual([{ status: "completed", n: runs.length }]);
+    for (const repo of [a, b])
+      await waitFor("both mirrors to hold every run completed", () => runs.every((run) => repo.runs.get(run.id)?.status === "completed"));
+  });
+
   it("inserts a run only if absent (putNew) when two processes put the same id at once: one wins each, its record stands in both mirrors", async () => {
     const url = await freshDatabase(cluster, "putnew");
     const [a, b] = [await backend(url), await backend(url)];

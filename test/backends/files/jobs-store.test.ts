@@ -365,6 +365,28 @@ describe("JobStore", () => {
     await expect(JobStore.open(dir)).rejects.toThrow(/jobs\.json \(job #1\) holds an invalid job \(retries/);
   });
 
+  it("writes a compaction's snapshot slice by slice in the one layout (a job a line), leaving no temporary file", async () => {
+    for (const durability of ["os", "fsync"] as const) {
+      const dir = tmp();
+      const s = await JobStore.open(dir, undefined, durability);
+      // 2,500 jobs (more than two slices) and enough changes after them to compact.
+      const jobs = Array.from({ length: 2500 }, (_, i) => job({ name: `j${i}`, prompt: i === 7 ? 'ü\u2028, "quoted"\n]}' : "p" }));
+      for (const j of jobs) await s.put(j);
+      for (let i = 0; i < 1700; i++) await s.put({ ...jobs[i % 50], run_count: i });
+      await s.idle();
+      s.close();
+      const text = readFileSync(path.join(dir, "jobs.json"), "utf8");
+      const snapshot = JSON.parse(text);
+      expect(snapshot.jobs).toHaveLength(2500);
+      expect(text).toBe(stringifyRecords(snapshot, "jobs"));
+      expect(existsSync(path.join(dir, ".jobs.json.tmp"))).toBe(false);
+      const again = await JobStore.open(dir);
+      expect(again.byName("j7")?.prompt).toBe(jobs[7].prompt);
+      expect(again.byName("j49")?.run_count).toBe(1699);
+      again.close();
+    }
+  });
+
   it("keeps one copy of the lists most jobs share, and a job's own list apart", async () => {
     const dir = tmp();
     const s = await JobStore.open(dir);

@@ -5,7 +5,7 @@ import { UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { exactCheck } from "../../../kernel/exact-check.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
-import { checkRegularFile, parseNamed, readRecordLines, recordsFile } from "./json-file.js";
+import { checkRegularFile, parseNamed, readRecordLines, recordsFile, writeRecordsInSlices } from "./json-file.js";
 import { SyncedFile } from "./sync.js";
 
 type JournalEntry = { put: Job } | { del: string };
@@ -51,6 +51,7 @@ export class JobStore implements JobRepo {
   private readonly names = new Map<string, string>();
   private readonly snapshot;
   private readonly journalPath: string;
+  private readonly snapshotPath: string;
   private readonly oldJournalPath: string;
   private file: SyncedFile | null = null;
   private journalLines = 0;
@@ -73,6 +74,7 @@ export class JobStore implements JobRepo {
   ) {
     this.snapshot = recordsFile(path.join(dir, "jobs.json"), "jobs");
     this.journalPath = path.join(dir, "jobs.journal");
+    this.snapshotPath = path.join(dir, "jobs.json");
     this.oldJournalPath = `${this.journalPath}.old`;
   }
 
@@ -379,8 +381,13 @@ export class JobStore implements JobRepo {
     }
     this.journalLines = 0;
     const jobs = [...this.jobs.values()];
-    this.compacting = this.snapshot
-      .write({ version: STORE_VERSION, journal: this.journalId, rev: this.rev, jobs })
+    // In slices (the event loop turns between them), and on disk before `.old` goes with "fsync".
+    this.compacting = writeRecordsInSlices(
+      this.snapshotPath,
+      { version: STORE_VERSION, journal: this.journalId, rev: this.rev, jobs },
+      "jobs",
+      this.durability === "fsync",
+    )
       .then(() => rmSync(this.oldJournalPath, { force: true }))
       .catch(() => {})
       .finally(() => {

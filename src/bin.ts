@@ -2,10 +2,10 @@
 import module from "node:module";
 import v8 from "node:v8";
 import { answerEarly } from "./mcp/early-stdio.js";
-import { startServeTiers } from "./compiler-tiers.js";
+import { startServeV8Mode } from "./v8-mode.js";
 
-// Before anything else runs: what runs at start-up is never hot (src/compiler-tiers.ts).
-startServeTiers(process.argv.slice(2));
+// Before anything else runs: what runs at start-up is never hot (src/v8-mode.ts).
+startServeV8Mode(process.argv.slice(2));
 
 // A stdio client's initialize and tools/list are answered now, from what the build prepared,
 // while the rest loads (src/mcp/early-stdio.ts).

@@ -12,7 +12,7 @@ import type { AppEventBus } from "./core/events.js";
 import { logger } from "./log.js";
 import { takeSecrets } from "./backends/files/share/secret-env.js";
 import { VERSION } from "./version.js";
-import { compilerTiersFor } from "./compiler-tiers.js";
+import { v8ModeFor } from "./v8-mode.js";
 import type { HostOptions } from "./backends/files/share/host.js";
 
 /**
@@ -375,7 +375,7 @@ async function serve(args: string[]): Promise<number> {
     startedAs: values.http ? "http" : "client",
     // Over HTTP nothing changes: the daemon is the owner.
     startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
-    onRole: compilerTiersFor,
+    onRole: v8ModeFor,
   });
 
   let watcher: { close(): void } | null = null;
@@ -527,7 +527,7 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
       role: "server",
       startedAs,
       ownerOnly: true,
-      onRole: compilerTiersFor,
+      onRole: v8ModeFor,
       handoverSince: Number.isFinite(since) ? since : undefined,
       onNotice: say,
       onOwnershipEnded: (why) => {

@@ -89,6 +89,8 @@ export interface RuntimeLinks {
 
 /** In a fleet, a chained run owed this long after its upstream ended is started by whoever finds it. */
 const CHAIN_SETTLE_MS = 10_000;
+/** Jobs caught up at once at start-up (see start). */
+const CATCH_UP_AT_ONCE = 64;
 
 /**
  * What the App is made of. The composition root (src/compose.ts) builds them from the config:
@@ -421,11 +423,28 @@ export class Runtime {
     const now = this.clock.now();
     const caughtUpTo = opts.handoverSince !== undefined && opts.handoverSince < now ? opts.handoverSince : now;
     if (caughtUpTo < now) this.runLate = { from: caughtUpTo, to: now };
-    for (const job of [...this.jobs.all()]) {
-      if (job.state !== "active" || this.armStored(job)) continue;
-      await this.catchUp(job, caughtUpTo);
-      this.reschedule(this.jobs.get(job.id));
-    }
+    const behind = [...this.jobs.all()].filter((job) => job.state === "active" && !this.armStored(job));
+    // Side by side, CATCH_UP_AT_ONCE at a time, so that their writes share syncs: one after
+    // another, a restart after ten minutes down took 56 ms a job of every-minute jobs (a sync
+    // for the job and one for each missed record), 65 s for 2,000. Each job's own records
+    // still go in order; a wake from sleep catches every job up at once the same way (onDue).
+    let failed: unknown = null;
+    const next = behind.values();
+    const worker = async (): Promise<void> => {
+      for (let r = next.next(); !r.done && failed === null; r = next.next()) {
+        const job = this.jobs.get(r.value.id);
+        if (job?.state !== "active") continue;
+        try {
+          await this.catchUp(job, caughtUpTo);
+        } catch (err) {
+          failed ??= err;
+          return;
+        }
+        this.reschedule(this.jobs.get(job.id));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CATCH_UP_AT_ONCE, behind.length) }, worker));
+    if (failed !== null) throw failed;
     this.scheduler.start();
     await this.resumeChains().catch((err) =>
       this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}),

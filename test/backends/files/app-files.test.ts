@@ -120,6 +120,33 @@ describe("the App on a files data dir", () => {
     await until(() => app.queries.resolveJob("last").state === "completed" && app.queries.resolveJob("ends").state === "completed");
   });
 
+  it("after a restart, catches up every job that fell behind (caught up side by side), each with its own missed records in order", async () => {
+    const first = await makeApp();
+    for (let i = 0; i < 80; i++) {
+      await first.app.jobs.add({ name: `m${i}`, schedule: "* * * * *", prompt: "p", catch_up: i % 2 ? "none" : "latest", retries: 0 }, "test");
+    }
+    await first.app.runtime.close(0);
+    forget(first.app);
+    first.clock.advance(3 * 60_000); // 09:02:59.5: 09:00, 09:01 and 09:02 missed
+    const { app, exec } = await makeApp({ dir: first.dir, clock: first.clock });
+    await app.runtime.start();
+    // Four runs at a time (max_concurrent): each finished as it starts.
+    await until(() => {
+      exec.finishAll();
+      return exec.calls.length === 40;
+    });
+    for (let i = 0; i < 80; i++) {
+      const name = `m${i}`;
+      await until(() => runsOf(app, name).every((r) => r.status !== "running"));
+      const runs = runsOf(app, name)
+        .map((r) => `${r.scheduled_for} ${r.status}`)
+        .sort();
+      const missed = ["2026-03-02T09:00:00.000+00:00 missed", "2026-03-02T09:01:00.000+00:00 missed"];
+      expect(runs, name).toEqual(i % 2 ? [...missed, "2026-03-02T09:02:00.000+00:00 missed"] : [...missed, "2026-03-02T09:02:00.000+00:00 completed"]);
+      expect(app.queries.resolveJob(name).last_scheduled_for).toBe("2026-03-02T09:02:00.000+00:00");
+    }
+  });
+
   it("reports a full disk at an occurrence and moves on to the next one instead of retrying it in a loop", async () => {
     const { app, clock, exec, dir } = await makeApp();
     await app.jobs.add({ name: "tick", schedule: "* * * * * *", prompt: "p" }, "test");

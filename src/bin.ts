@@ -8,8 +8,8 @@ import { startServeV8Mode } from "./v8-mode.js";
 startServeV8Mode(process.argv.slice(2));
 
 // A stdio client's initialize and tools/list are answered now, from what the build prepared,
-// while the rest loads (src/mcp/early-stdio.ts).
-answerEarly(process.argv.slice(2));
+// before the rest loads (src/mcp/early-stdio.ts).
+const early = answerEarly(process.argv.slice(2));
 
 // V8 grows the young generation from 1 MB up to 16 MB semi-spaces as a server allocates: at
 // 1,000 jobs that alone was ~8 MB of RSS (75 → 67 MB), and every fork copies the page tables
@@ -21,4 +21,6 @@ v8.setFlagsFromString("--semi-space-growth-factor=1");
 // bundle (a client spawns a stdio server on each start). It is turned on before the CLI's
 // own imports, so that they are cached too; a no-op on Node 20.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+// Not while the early answers are given: the load would hold them (src/mcp/early-stdio.ts).
+await early;
 await import("./cli.js");

@@ -103,6 +103,9 @@ if (!adminUrl && (opt.cluster || serverInstalled)) {
       try {
         execFileSync("bash", [path.join(root, "scripts", "pg-cluster.sh"), "stop", clusterDir]);
       } catch {}
+      try {
+        for (const h of homes) rmSync(h, { recursive: true, force: true });
+      } catch {} // before the homes exist
       process.exit(124);
     });
 }

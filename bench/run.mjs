@@ -279,9 +279,19 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
     : null;
   try {
     // A start with 100,000 jobs on a busy machine can pass the SDK's default minute.
-    await client.connect(transport, { timeout: 600_000 });
+    const connecting = client.connect(transport, { timeout: 600_000 });
+    // Killed with the rest if its section is stopped or the bench exits while it starts (else
+    // it would go on, and write its data dir again after the bench removed it).
+    if (transport.pid) live.add(transport.pid);
+    await connecting;
   } catch (err) {
     if (watchdog) clearInterval(watchdog);
+    if (transport.pid) {
+      try {
+        process.kill(transport.pid, "SIGKILL");
+      } catch {}
+      live.delete(transport.pid);
+    }
     throw Object.assign(new Error(`server did not start: ${err.message}${overLimit ? ` (stopped: RSS ${overLimit} MB)` : ""}\n${stderr}`), { overLimit });
   }
   const pid = transport.pid;

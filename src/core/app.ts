@@ -649,9 +649,11 @@ export class Runtime {
       return;
     }
     // Planned again from the newest copy: on a shared store another process may have taken
-    // some of these occurrences (or caught up) since this copy was read.
+    // some of these occurrences (or caught up) since this copy was read. The same copy (jobs
+    // are replaced, never changed in place) has the same plan: croner's steps are most of it.
+    const first = plan;
     const taken = await this.change(job.id, (j) => {
-      plan = planFor(j);
+      plan = j === job ? first : planFor(j);
       return !plan || handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) };
     });
     if (!taken?.changed || !plan) return;

@@ -184,7 +184,8 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     const victim = fleet.find((s) => s.pid === running.pid)!;
     expect(victim).toBeDefined();
     const others = fleet.filter((s) => s !== victim);
-    expect(pidsWorkingIn(workCacheOf(victim.dataDir)).length).toBeGreaterThan(0);
+    // The running record is written before the agent starts: its process follows.
+    await waitFor(() => pidsWorkingIn(workCacheOf(victim.dataDir)).length > 0, { timeout: 10_000, what: "the run's agent to start" });
     // The victim's sign of life: its session advisory lock (fleet.ts), read as the others read it.
     const [{ id: victimId }] = await sql<{ id: string }>(url, "SELECT id FROM agent_cron.processes WHERE pid = $1", [victim.pid]);
     const lockHeld = async () =>

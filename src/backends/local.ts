@@ -33,14 +33,16 @@ export class LocalQueue implements OccurrenceQueue {
     const result = await this.jobs.update(job.id, (j) => (!takeable(j, at) ? null : takenFields(j, at, this.clock.now(), job, occ.nextRunAt)));
     if (!result?.changed || this.closed) return null;
     const run = this.runner;
-    if (delayMs <= 0) {
+    // scheduled_for stays the nominal time; the start waits its stable share of the jitter,
+    // counted from that time, not from when the take's write was done (a slow disk's sync).
+    const wait = delayMs <= 0 ? 0 : at + delayMs - this.clock.now();
+    if (wait <= 0) {
       void run(job.id, occ);
     } else {
-      // scheduled_for stays the nominal time; the start waits its stable share of the jitter.
       const timer = this.clock.setTimer(() => {
         this.waits.delete(timer);
         if (!this.closed) void run(job.id, occ);
-      }, delayMs);
+      }, wait);
       this.waits.add(timer);
     }
     return result.job;

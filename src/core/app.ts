@@ -1,3 +1,4 @@
+import pLimit from "p-limit";
 import type { Config } from "../config.js";
 import { chainedJobs } from "./chain.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -428,22 +429,21 @@ export class Runtime {
     // another, a restart after ten minutes down took 56 ms a job of every-minute jobs (a sync
     // for the job and one for each missed record), 65 s for 2,000. Each job's own records
     // still go in order; a wake from sleep catches every job up at once the same way (onDue).
+    // After a failure none starts; those going finish, then start() fails with the first error.
+    const limit = pLimit(CATCH_UP_AT_ONCE);
     let failed: unknown = null;
-    const next = behind.values();
-    const worker = async (): Promise<void> => {
-      for (let r = next.next(); !r.done && failed === null; r = next.next()) {
-        const job = this.jobs.get(r.value.id);
-        if (job?.state !== "active") continue;
-        try {
-          await this.catchUp(job, caughtUpTo);
-        } catch (err) {
-          failed ??= err;
-          return;
-        }
-        this.reschedule(this.jobs.get(job.id));
+    const catchUpOne = async (stale: Job): Promise<void> => {
+      const job = this.jobs.get(stale.id);
+      if (failed !== null || job?.state !== "active") return;
+      try {
+        await this.catchUp(job, caughtUpTo);
+      } catch (err) {
+        failed ??= err;
+        return;
       }
+      this.reschedule(this.jobs.get(job.id));
     };
-    await Promise.all(Array.from({ length: Math.min(CATCH_UP_AT_ONCE, behind.length) }, worker));
+    await Promise.all(behind.map((job) => limit(catchUpOne, job)));
     if (failed !== null) throw failed;
     this.scheduler.start();
     await this.resumeChains().catch((err) =>

@@ -72,9 +72,9 @@ export class JobStore implements JobRepo {
     /** "fsync": a change is acknowledged once its line is on disk; "os": once the OS has it. */
     private readonly durability: "fsync" | "os",
   ) {
-    this.snapshot = recordsFile(path.join(dir, "jobs.json"), "jobs");
-    this.journalPath = path.join(dir, "jobs.journal");
     this.snapshotPath = path.join(dir, "jobs.json");
+    this.snapshot = recordsFile(this.snapshotPath, "jobs");
+    this.journalPath = path.join(dir, "jobs.journal");
     this.oldJournalPath = `${this.journalPath}.old`;
   }
 

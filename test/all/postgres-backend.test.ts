@@ -14,6 +14,7 @@ import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js
 import type { Occurrence } from "../../src/core/ports.js";
 import { systemClock } from "../../src/core/scheduler.js";
 import { freshDatabase, sql, startCluster, waitFor, type Cluster } from "./pg-helpers.js";
+import { storedJob } from "../helpers/stored-job.js";
 
 let cluster: Cluster;
 beforeAll(() => {
@@ -46,47 +47,8 @@ async function backend(
 
 function makeJob(fields: Partial<Job> = {}): Job {
   const now = new Date().toISOString();
-  return JobSchema.parse({
-    id: randomUUID(),
-    name: null,
-    schedule: "@every 1s",
-    run_at: null,
-    timezone: "UTC",
-    prompt: "p",
-    executor: null,
-    work_dir: null,
-    session: "isolated",
-    session_id: null,
-    type: "medium",
-    timeout_seconds: 60,
-    retries: 0,
-    retry_delay_seconds: 1,
-    output_format: "text",
-    output_schema: null,
-    overlap: "allow",
-    catch_up: "latest",
-    max_runs: null,
-    expires_at: null,
-    max_cost_usd: null,
-    pause_after_failures: 5,
-    enabled: true,
-    state: "active",
-    silent: true,
-    notify_on: [],
-    on_complete: null,
-    on_fail: null,
-    created_by: "test",
-    created_at: now,
-    updated_at: now,
-    last_run_at: null,
-    last_status: null,
-    last_error: null,
-    last_scheduled_for: null,
-    next_run_at: null,
-    run_count: 0,
-    consecutive_failures: 0,
-    ...fields,
-  });
+  const fleetJob: Partial<Job> = { schedule: "@every 1s", overlap: "allow", silent: true, notify_on: [], created_at: now, updated_at: now };
+  return storedJob({ ...fleetJob, ...fields });
 }
 
 function makeRun(job: Job, fields: Partial<Run> = {}): Run {

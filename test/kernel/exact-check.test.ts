@@ -2,52 +2,20 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { JobSchema } from "../../src/core/jobs.js";
 import { exactCheck } from "../../src/kernel/exact-check.js";
+import { STORED_AT, storedJob } from "../helpers/stored-job.js";
 
-const t = "2026-01-01T00:00:00.000+00:00";
-/** A job as the store writes it: every field there, nothing to default. */
-const stored = JobSchema.parse({
-  id: "00000000-0000-4000-8000-000000000001",
+const t = STORED_AT;
+/** A job as the store writes it, with its nested fields filled: every field there, nothing to default. */
+const stored = storedJob({
   name: "a",
-  schedule: "@daily",
-  run_at: null,
-  timezone: "UTC",
-  prompt: "p",
-  executor: null,
-  work_dir: null,
-  session: "isolated",
-  session_id: null,
-  type: "medium",
-  timeout_seconds: 60,
-  retries: 0,
-  retry_delay_seconds: 1,
   output_format: "structured",
   output_schema: { type: "object", properties: { n: { type: "number" } } },
-  overlap: "skip",
-  catch_up: "latest",
-  max_runs: null,
-  expires_at: null,
   max_cost_usd: 0.5,
-  pause_after_failures: 5,
-  enabled: true,
-  state: "active",
-  silent: false,
-  notify_on: ["completed"],
-  on_complete: null,
-  on_fail: null,
   approvals: [{ event: "approved", at: t, by: "me", via: "cli" }],
   after: { job: "x", on: "any" },
   schedule_history: [{ at: t, state: "active", schedule: "@daily", timezone: "UTC" }],
   notes: [{ at: t, run_id: "r", text: "remembered" }],
-  created_by: "test",
-  created_at: t,
-  updated_at: t,
-  last_run_at: null,
-  last_status: null,
-  last_error: null,
-  last_scheduled_for: null,
   next_run_at: t,
-  run_count: 0,
-  consecutive_failures: 0,
 });
 const isJob = exactCheck(JobSchema);
 const copy = () => JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;

@@ -2,9 +2,10 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { JobSchema, type Job } from "../../../src/core/jobs.js";
+import type { Job } from "../../../src/core/jobs.js";
 import { JobStore, compactAfterLines, journalHeaderLine } from "../../../src/backends/files/store/jobs-store.js";
 import { stringifyRecords } from "../../../src/backends/files/store/json-file.js";
+import { storedJob, storedJobFields } from "../../helpers/stored-job.js";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -14,58 +15,8 @@ const tmp = () => {
   return d;
 };
 
-let n = 0;
-function job(over: Partial<Job> = {}): Job {
-  return JobSchema.parse(rawJob(over));
-}
-function rawJob(over: Partial<Job>): Record<string, unknown> {
-  const id = `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
-  const t = "2026-01-01T00:00:00.000+00:00";
-  return {
-    id,
-    name: null,
-    schedule: "@daily",
-    run_at: null,
-    timezone: "UTC",
-    prompt: "p",
-    executor: "x",
-    work_dir: null,
-    session: "isolated",
-    session_id: null,
-    type: "medium",
-    timeout_seconds: 60,
-    retries: 0,
-    retry_delay_seconds: 1,
-    output_format: "text",
-    output_schema: null,
-    overlap: "skip",
-    catch_up: "latest",
-    max_runs: null,
-    expires_at: null,
-    max_cost_usd: null,
-    pause_after_failures: 5,
-    enabled: true,
-    state: "active",
-    silent: false,
-    notify_on: ["completed"],
-    on_complete: null,
-    on_fail: null,
-    deliver_to: [],
-    deliver_on: ["completed", "failed", "paused"],
-    created_by: "test",
-    created_at: t,
-    updated_at: t,
-    last_run_at: null,
-    last_status: null,
-    last_error: null,
-    last_scheduled_for: null,
-    schedule_from: null,
-    next_run_at: null,
-    run_count: 0,
-    consecutive_failures: 0,
-    ...over,
-  };
-}
+const job = (over: Partial<Job> = {}): Job => storedJob({ executor: "x", ...over });
+const rawJob = (over: Partial<Job>): Record<string, unknown> => storedJobFields({ executor: "x", ...over });
 
 describe("JobStore", () => {
   it("appends one journal line per change (after the header naming the journal) and replays it on open", async () => {

@@ -96,7 +96,9 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
         name: t.name,
         title: t.config.title,
         description: t.config.description,
-        inputSchema: withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), t.config.describedElsewhere ?? []) as Tool["inputSchema"],
+        inputSchema: withoutLengths(
+          withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), t.config.describedElsewhere ?? []),
+        ) as Tool["inputSchema"],
         outputSchema: outline(detailedOutputSchema(t)) as Tool["outputSchema"],
         annotations: t.config.annotations,
         ...(t.config._meta ? { _meta: t.config._meta } : {}),
@@ -175,6 +177,24 @@ function withoutDescriptions(schema: Record<string, unknown>, fields: readonly s
   const properties = { ...(schema.properties as Record<string, Record<string, unknown>>) };
   for (const f of fields) if (properties[f]) properties[f] = typeOnly(properties[f]) as Record<string, unknown>;
   return { ...schema, properties };
+}
+
+/**
+ * A string's length bounds are left out of the schema a model reads: they guard the server
+ * (ids of 200 characters, paths of 4,096) rather than shape a value a model would write, and
+ * they were a twelfth of the tool definitions' bytes, which sit in the model's context all
+ * session (issue 6's budget). The server still checks them, and a breach names the field and
+ * the bound.
+ */
+function withoutLengths(node: unknown, isPropertyMap = false): unknown {
+  if (Array.isArray(node)) return node.map((n) => withoutLengths(n));
+  if (!node || typeof node !== "object") return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      // In `properties` a key is a field's name (a field may be called maxLength).
+      .filter(([k]) => isPropertyMap || (k !== "minLength" && k !== "maxLength"))
+      .map(([k, v]) => [k, withoutLengths(v, !isPropertyMap && k === "properties")]),
+  );
 }
 
 function typeOnly(node: unknown): unknown {

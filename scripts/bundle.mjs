@@ -26,7 +26,12 @@ await build({
   // pg's optional native binding, never installed; pg and pg-boss are optional peers, loaded
   // from node_modules by the postgres store only (src/backends/postgres/index.ts).
   external: ["pg-native", "pg", "pg-boss"],
-  plugins: [englishOnlyZod(), noDefaultAjvInSdkServer(), noZod3JsonSchema()],
+  plugins: [englishOnlyZod(), noDefaultAjvInSdkServer(), noZod3JsonSchema(), noZod3InSdk()],
+  // V8 keeps each module's source as a heap string for as long as the process lives (lazy
+  // compiling and Function#toString read it): whitespace and comments were ~30 % of it. Names
+  // are kept, so stack traces still say which function; a line:column points into one long line.
+  minifyWhitespace: true,
+  minifySyntax: true,
   // CommonJS dependencies (proper-lockfile, markdown-it's helpers) call require().
   banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
 });
@@ -179,4 +184,23 @@ function asciiOnly(dir) {
     const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
     if (ascii !== text) writeFileSync(file, ascii);
   }
+}
+
+/**
+ * The SDK's zod-compat imports all of zod 3 (130 KB of source, loaded by every server) for the
+ * one case of a tool whose schema is a zod 3 shape; every schema here is zod 4.
+ */
+function noZod3InSdk() {
+  return {
+    name: "no-zod3-in-sdk",
+    setup(b) {
+      b.onResolve({ filter: /^zod\/v3$/ }, (args) =>
+        /[\\/]@modelcontextprotocol[\\/]sdk[\\/].*zod-compat\.js$/.test(args.importer) ? { path: "zod3-stub", namespace: "agent-cron-stub" } : undefined,
+      );
+      b.onLoad({ filter: /^zod3-stub$/, namespace: "agent-cron-stub" }, () => ({
+        contents: "export function object() { throw new Error('agent-cron bundles no zod 3: its schemas are zod 4 (scripts/bundle.mjs).'); }",
+        loader: "js",
+      }));
+    },
+  };
 }

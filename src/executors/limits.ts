@@ -18,7 +18,8 @@
  * cgroup would enforce both exactly; it needs a delegated cgroup v2 tree, which this does not
  * yet use (see SECURITY.md). Linux only: elsewhere nothing is watched.
  */
-import { lstatSync, readdirSync, readFileSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
+import { readProcFile } from "./proc-file.js";
 import path from "node:path";
 import type { ExecutorConfig } from "../config.js";
 
@@ -131,7 +132,7 @@ function readProcs(): Map<number, { ppid: number; pgrp: number }> {
 
 function statOf(pid: number): { ppid: number; pgrp: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const stat = readProcFile(`/proc/${pid}/stat`);
     // After "(comm)": state, ppid, pgrp.
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return { ppid: Number(f[1]), pgrp: Number(f[2]) };
@@ -143,7 +144,7 @@ function statOf(pid: number): { ppid: number; pgrp: number } | null {
 /** Resident memory of one process in bytes (VmRSS), 0 when gone or a kernel thread. */
 function rssBytes(pid: number): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
+    const m = /VmRSS:\s+(\d+) kB/.exec(readProcFile(`/proc/${pid}/status`));
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
@@ -165,7 +166,7 @@ function childrenOf(pid: number): number[] | null {
   for (const tid of tasks) {
     let text: string;
     try {
-      text = readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1");
+      text = readProcFile(`/proc/${pid}/task/${tid}/children`);
       childrenFiles = true;
     } catch (err) {
       if (childrenFiles === null && (err as NodeJS.ErrnoException).code === "ENOENT") childrenFiles = false;

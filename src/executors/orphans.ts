@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
+import { readProcFile } from "./proc-file.js";
 
 /**
  * Kills the agents of runs whose server died (kill -9): their process groups outlive it, and
@@ -21,7 +22,7 @@ export function killOrphanedRuns(runIds: readonly string[]): number {
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     let environ: string;
     try {
-      environ = readFileSync(`/proc/${pid}/environ`, "latin1");
+      environ = readProcFile(`/proc/${pid}/environ`);
     } catch {
       continue;
     }

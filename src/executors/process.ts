@@ -1,9 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { hitFileCap, limitMessages, rlimitPrefix, watchLimits, type RunLimits } from "./limits.js";
 import { killOrphanedRuns } from "./orphans.js";
+import { readProcFile } from "./proc-file.js";
 import { reaperForget, reaperTrack } from "./reaper.js";
 import { startChild, type Child } from "./spawner.js";
 
@@ -154,7 +155,7 @@ function signalGroupButLeader(pgid: number, sig: NodeJS.Signals): void {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === pgid) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      const stat = readProcFile(`/proc/${pid}/stat`);
       // After "(comm)": state, ppid, pgrp.
       if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) process.kill(pid, sig);
     } catch {

@@ -6,7 +6,7 @@ import { exactCheck } from "../../../kernel/exact-check.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
 import { checkRegularFile, parseNamed, readRecordLines, recordsFile, writeRecordsInSlices } from "./json-file.js";
-import { SyncedFile } from "./sync.js";
+import { SyncedFile, writeAll } from "./sync.js";
 
 type JournalEntry = { put: Job } | { del: string };
 /**
@@ -304,15 +304,15 @@ export class JobStore implements JobRepo {
    * "fsync", returns the sync to wait for before acknowledging the change.
    */
   private append(entry: JournalEntry): Promise<void> | null {
-    const line = Buffer.from(JSON.stringify(entry) + "\n");
+    const line = JSON.stringify(entry) + "\n";
+    const size = Buffer.byteLength(line);
     this.fence();
     let file: SyncedFile | null = null;
     try {
       // Not O_APPEND: the header's rev is rewritten in place, and Linux appends every write
       // on an O_APPEND descriptor whatever its position.
       file = this.file ??= new SyncedFile(openSync(this.journalPath, "r+"));
-      let off = 0;
-      while (off < line.length) off += writeSync(file.fd, line, off, line.length - off, this.journalBytes + off);
+      writeAll(file.fd, line, size, this.journalBytes);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
@@ -322,7 +322,7 @@ export class JobStore implements JobRepo {
       }
       throw writeError(this.journalPath, err);
     }
-    this.journalBytes += line.length;
+    this.journalBytes += size;
     this.journalLines++;
     const rev = ++this.rev;
     const revAt = this.revAt;

@@ -13,7 +13,6 @@ import {
   rmSync,
   truncateSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -22,6 +21,7 @@ import { RunSchema, type Run } from "../../../core/jobs.js";
 import { STORED, type PutOutcome } from "../../../core/ports.js";
 import { parseNamed, readDataFile } from "./json-file.js";
 import { syncError, writeError } from "./jobs-store.js";
+import { writeAll } from "./sync.js";
 import { JOURNAL_PREFIX, RunJournal, syncPath } from "./run-journal.js";
 import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
@@ -695,7 +695,8 @@ export class RunStore {
    * would let appends go on into a file moved or removed by hand instead of failing.)
    */
   private append(log: JobLog, line: string, lines = 1): void {
-    const buf = Buffer.from(log.bytes === 0 ? headerLine(log.jobId) + line : line);
+    const text = log.bytes === 0 ? headerLine(log.jobId) + line : line;
+    const size = Buffer.byteLength(text);
     let fd: number | undefined;
     try {
       fd = openSync(log.file, "a");
@@ -703,8 +704,7 @@ export class RunStore {
         ftruncateSync(fd, log.bytes);
         log.torn = false;
       }
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off);
+      writeAll(fd, text, size, null);
     } catch (err) {
       // A short write (disk full) must not leave half a line for the next append to follow.
       try {
@@ -716,7 +716,7 @@ export class RunStore {
       throw writeError(log.file, err);
     }
     closeSync(fd);
-    log.bytes += buf.length;
+    log.bytes += size;
     log.lines += lines;
     log.tail?.push(line);
   }

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, parseConfig } from "../../src/config.js";
+import { executorConfigSchema, parseConfig } from "../../src/config.js";
 import { doctor, sandboxDoctorRow } from "../../src/doctor.js";
 import { createExecutor, type ExecutorContext } from "../../src/executors/index.js";
 import { bwrapAvailable, sandboxStartupNote } from "../../src/executors/sandbox.js";
@@ -55,7 +55,7 @@ afterAll(() => {
 const probe = fixture("sandbox-probe.mjs");
 
 function executor(over: Record<string, unknown> = {}, ctx: Partial<ExecutorContext> = {}) {
-  const cfg = ExecutorConfigSchema.parse({ type: "command", command: ["node", probe], output: "json", sandbox: "bwrap", binds: [FIXTURES], ...over });
+  const cfg = executorConfigSchema().parse({ type: "command", command: ["node", probe], output: "json", sandbox: "bwrap", binds: [FIXTURES], ...over });
   return createExecutor("probe", cfg, { env_allow: [] }, { serverEnv, killGraceMs: 300, hiddenPaths, ...ctx });
 }
 
@@ -259,7 +259,7 @@ describe('"sandbox": "bwrap"', () => {
     expect(report(r).read[secrets.home]).toEqual({ error: "ENOENT" });
 
     // claude-code, with the probe as its program: the answer is no result JSON, but the report is in raw.
-    const cfg = ExecutorConfigSchema.parse({ type: "claude-code", bin: probe, sandbox: "bwrap", binds: [FIXTURES] });
+    const cfg = executorConfigSchema().parse({ type: "claude-code", bin: probe, sandbox: "bwrap", binds: [FIXTURES] });
     const claude = createExecutor("claude", cfg, { env_allow: [] }, { serverEnv, killGraceMs: 300, hiddenPaths });
     const note = path.join(home, ".claude", "probe-note");
     const seen = report(await claude.execute(request({ read: [path.join(home, ".claude.json"), secrets.home], write: [note] })));

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
 import { checkOutput } from "../../src/core/output.js";
 import { ClaudeCodeExecutor } from "../../src/executors/claude-code.js";
 import { liveProcessGroupCount } from "../../src/executors/process.js";
@@ -35,7 +35,7 @@ beforeEach(() => {
 const serverEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", CLAUDECODE: "1", CLAUDE_CODE_ENTRYPOINT: "cli", SECRET: "server-secret" };
 
 function executor(over: Record<string, unknown> = {}, origin = api.origin) {
-  const cfg = ExecutorConfigSchema.parse({
+  const cfg = executorConfigSchema().parse({
     type: "claude-code",
     bin: pinnedCli("claude"),
     model: "sonnet",

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
 import { CodexExecutor } from "../../src/executors/codex.js";
 import { makeRequest } from "../executors/helpers.js";
 import { CODEX_RUN_TOOL_CALLS, RUN_TOOLS_NAMESPACE, startFakeModelApi, type FakeModelApi } from "../fixtures/fake-model-api.js";
@@ -89,7 +89,7 @@ describe("run tools with the real codex CLI", () => {
 
   it("fails the run, naming the server, when the run tools' server cannot start", { timeout: 120_000 }, async () => {
     api.requests.length = 0;
-    const executor = new CodexExecutor("codex", ExecutorConfigSchema.parse(codexConfig("none")) as CodexExecutorConfig, {
+    const executor = new CodexExecutor("codex", executorConfigSchema().parse(codexConfig("none")) as CodexExecutorConfig, {
       serverEnv: { PATH: process.env.PATH, HOME: tmp, LANG: "C.UTF-8" },
       envAllow: [],
       killGraceMs: 1000,

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
 import { checkOutput } from "../../src/core/output.js";
 import { CodexExecutor } from "../../src/executors/codex.js";
 import { liveProcessGroupCount } from "../../src/executors/process.js";
@@ -32,7 +32,7 @@ beforeEach(() => {
 const serverEnv = { PATH: process.env.PATH, HOME: tmp, LANG: "C.UTF-8", SECRET: "server-secret" };
 
 function executor() {
-  const cfg = ExecutorConfigSchema.parse({
+  const cfg = executorConfigSchema().parse({
     type: "codex",
     bin: pinnedCli("codex"),
     model: "fake-model",

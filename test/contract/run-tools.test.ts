@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
 import { ClaudeCodeExecutor } from "../../src/executors/claude-code.js";
 import { createRunToolsPort } from "../../src/run-tools/channel.js";
 import { makeRequest } from "../executors/helpers.js";
@@ -27,7 +27,7 @@ describe("run tools with the real claude CLI", () => {
   it("the model is offered report_nothing and its call reaches the run's channel; the run's answer follows", { timeout: 120_000 }, async () => {
     const home = mkdtempSync(path.join(tmp, "home-"));
     const workDir = mkdtempSync(path.join(tmp, "work-"));
-    const cfg = ExecutorConfigSchema.parse({
+    const cfg = executorConfigSchema().parse({
       type: "claude-code",
       bin: pinnedCli("claude"),
       model: "sonnet",

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { ClaudeCodeExecutor, describeDenials, mcpServerProblems } from "../../src/executors/claude-code.js";
-import { ExecutorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type ClaudeCodeExecutorConfig } from "../../src/config.js";
 import { fixture, isAlive, makeRequest, processesWithEnv, readInvocations, waitFor } from "./helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "agent-cron-claude-"));
@@ -31,7 +31,7 @@ beforeEach(() => {
 });
 
 function executor(over: Record<string, unknown> = {}) {
-  const cfg = ExecutorConfigSchema.parse({
+  const cfg = executorConfigSchema().parse({
     type: "claude-code",
     bin: fixture("fake-claude.mjs"),
     env: { FAKE_AGENT_RECORD: recordFile, HOME: home, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1" },

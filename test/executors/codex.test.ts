@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type CodexExecutorConfig } from "../../src/config.js";
 import { CodexExecutor, readCodexEvents } from "../../src/executors/codex.js";
 import { fixture, isAlive, makeRequest, processesWithEnv, readInvocations, waitFor } from "./helpers.js";
 
@@ -28,7 +28,7 @@ beforeEach(() => {
 });
 
 function executor(over: Record<string, unknown> = {}) {
-  const cfg = ExecutorConfigSchema.parse({
+  const cfg = executorConfigSchema().parse({
     type: "codex",
     bin: fixture("fake-codex.mjs"),
     env: { FAKE_AGENT_RECORD: recordFile, CODEX_HOME: codexHome },

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { afterEach, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, type OpenAIExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, type OpenAIExecutorConfig } from "../../src/config.js";
 import { OpenAIExecutor, parseRetryAfter } from "../../src/executors/openai.js";
 import { makeRequest } from "./helpers.js";
 
@@ -51,7 +51,7 @@ const completion = (content: string) => ({
 });
 
 function executor(baseUrl: string, over: Record<string, unknown> = {}, serverEnv: NodeJS.ProcessEnv = {}) {
-  const cfg = ExecutorConfigSchema.parse({ type: "openai", base_url: baseUrl, model: "llama3.2", ...over }) as OpenAIExecutorConfig;
+  const cfg = executorConfigSchema().parse({ type: "openai", base_url: baseUrl, model: "llama3.2", ...over }) as OpenAIExecutorConfig;
   return new OpenAIExecutor("local", cfg, { serverEnv, retryBaseMs: 50 });
 }
 const request = (over: Parameters<typeof makeRequest>[1] = {}) => makeRequest(os.tmpdir(), over);

@@ -6,7 +6,7 @@
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExecutorConfigSchema, parseConfig, type CodexExecutorConfig } from "../../src/config.js";
+import { executorConfigSchema, parseConfig, type CodexExecutorConfig } from "../../src/config.js";
 import { doctor } from "../../src/doctor.js";
 import { codexSandboxMode } from "../../src/executors/codex.js";
 import { createExecutor } from "../../src/executors/index.js";
@@ -288,7 +288,7 @@ describe("sandbox config", () => {
   });
 
   it("keeps codex's own sandbox modes under sandbox as before, and takes codex_sandbox", () => {
-    const codex = (over: Record<string, unknown>) => ExecutorConfigSchema.parse({ type: "codex", ...over }) as CodexExecutorConfig;
+    const codex = (over: Record<string, unknown>) => executorConfigSchema().parse({ type: "codex", ...over }) as CodexExecutorConfig;
     expect(codexSandboxMode(codex({}))).toBe("workspace-write");
     expect(sandboxMode(codex({}))).toBe("auto");
     expect(codexSandboxMode(codex({ sandbox: "read-only" }))).toBe("read-only");
@@ -304,7 +304,7 @@ describe("sandbox config", () => {
 
 describe("a sandbox that cannot start (no bubblewrap needed)", () => {
   it("fails the run for good, naming the key and the fix, when bwrap is missing", async () => {
-    const cfg = ExecutorConfigSchema.parse({ type: "command", command: [process.execPath, fixture("echo-agent.mjs")], sandbox: "bwrap" });
+    const cfg = executorConfigSchema().parse({ type: "command", command: [process.execPath, fixture("echo-agent.mjs")], sandbox: "bwrap" });
     const ex = createExecutor(
       "boxed",
       cfg,
@@ -320,7 +320,7 @@ describe("a sandbox that cannot start (no bubblewrap needed)", () => {
   });
 
   it("reports a missing program as such, before looking for bwrap", async () => {
-    const cfg = ExecutorConfigSchema.parse({ type: "command", command: ["agent-cron-no-such-program"], sandbox: "bwrap" });
+    const cfg = executorConfigSchema().parse({ type: "command", command: ["agent-cron-no-such-program"], sandbox: "bwrap" });
     const ex = createExecutor(
       "boxed",
       cfg,

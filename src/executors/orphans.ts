@@ -36,3 +36,23 @@ export function killOrphanedRuns(runIds: readonly string[]): number {
   }
   return killed;
 }
+
+let pending: string[] | null = null;
+
+/**
+ * killOrphanedRuns for a run that just ended, run once for all the runs ending in the same
+ * stretch of synchronous work and its microtasks: each call reads every process's environ,
+ * and a fleet's 64 runs canceled together at shutdown made 64 walks of /proc (11 % of the
+ * main thread in a profile of the 300-job fleet, issue 27).
+ */
+export function killOrphanedRunsSoon(runId: string): void {
+  if (!pending) {
+    pending = [];
+    queueMicrotask(() => {
+      const ids = pending ?? [];
+      pending = null;
+      killOrphanedRuns(ids);
+    });
+  }
+  pending.push(runId);
+}

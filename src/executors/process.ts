@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readdirSync, statSync } from "node:f
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { hitFileCap, limitMessages, rlimitPrefix, watchLimits, type RunLimits } from "./limits.js";
-import { killOrphanedRuns } from "./orphans.js";
+import { killOrphanedRunsSoon } from "./orphans.js";
 import { readProcFile } from "./proc-file.js";
 import { reaperForget, reaperTrack } from "./reaper.js";
 import { startChild, type Child } from "./spawner.js";
@@ -400,7 +400,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
       if (!limitError && spec.limits && exitCode !== 0 && hitFileCap(exitSignal, stderr.text())) limitError = limitMessages.file(spec.limits);
       // What left the process group (setsid) outlives the group kill: it carries the run's id.
       const runId = spec.env.AGENT_CRON_RUN_ID;
-      if (runId && (timedOut || canceled || limitError || last?.escaped)) killOrphanedRuns([runId]);
+      if (runId && (timedOut || canceled || limitError || last?.escaped)) killOrphanedRunsSoon(runId);
       for (const s of child?.stdio ?? []) s?.destroy();
       resolve({
         exitCode,

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { killOrphanedRuns } from "../../src/executors/orphans.js";
+import { killOrphanedRuns, killOrphanedRunsSoon } from "../../src/executors/orphans.js";
 import { fixture, isAlive, waitFor } from "./helpers.js";
 
 describe("killOrphanedRuns", () => {
@@ -21,6 +21,27 @@ describe("killOrphanedRuns", () => {
     } finally {
       orphan.kill("SIGKILL");
       other.kill("SIGKILL");
+    }
+  });
+
+  it("kills the agents of every run that ended in one stretch, from one call after it, and leaves others alone", async () => {
+    const start = (runId: string) =>
+      spawn(process.execPath, [fixture("sleep-agent.mjs"), "30000"], {
+        detached: true,
+        stdio: "ignore",
+        env: { PATH: process.env.PATH, AGENT_CRON_RUN_ID: runId },
+      });
+    const a = start("run-ended-a");
+    const b = start("run-ended-b");
+    const other = start("run-going-on");
+    try {
+      await waitFor(() => isAlive(a.pid!) && isAlive(b.pid!) && isAlive(other.pid!));
+      killOrphanedRunsSoon("run-ended-a");
+      killOrphanedRunsSoon("run-ended-b");
+      expect(await waitFor(() => !isAlive(a.pid!) && !isAlive(b.pid!))).toBe(true);
+      expect(isAlive(other.pid!)).toBe(true);
+    } finally {
+      for (const c of [a, b, other]) c.kill("SIGKILL");
     }
   });
 });

@@ -5,7 +5,7 @@ import { Dispatcher } from "./dispatcher.js";
 import { UserError, errorMessage } from "../kernel/errors.js";
 import { AppEventBus } from "./events.js";
 import { legacyNameProblem, type DeliveryChecks } from "./job-definitions.js";
-import { afterNotRun, stopped, withDerivedFields } from "./job-rules.js";
+import { afterNotRun, caughtUpFields, stopped, withDerivedFields } from "./job-rules.js";
 import { JobService } from "./job-service.js";
 import { JobWriter } from "./job-writer.js";
 import type { Job, Run } from "./jobs.js";
@@ -669,7 +669,7 @@ export class Runtime {
     const first = plan;
     const taken = await this.change(job.id, (j) => {
       plan = j === job ? first : planFor(j);
-      return !plan || handledUntil(j) >= plan.newest ? null : { last_scheduled_for: toIsoInZone(new Date(plan.newest), j.timezone) };
+      return !plan || handledUntil(j) >= plan.newest ? null : caughtUpFields(plan, j.timezone);
     });
     if (!taken?.changed || !plan) return;
     await this.missedSpan(job, plan);

@@ -1,6 +1,7 @@
 import { withScheduleHistory } from "./ledger.js";
 import { maxRunsReached, type Job, type JobState, type Run, type RunStatus, type RunTrigger } from "./jobs.js";
 import { toIsoInZone } from "../kernel/time.js";
+import type { CatchUpPlan } from "./planner.js";
 
 /**
  * A job's state transitions, decided in one place. `enabled` is derived from `state` (only an
@@ -28,6 +29,14 @@ export function takenFields(stored: Job, at: number, now: number, armed: Job, ne
     ...(nextRunAt !== undefined && sameSchedule ? { next_run_at: nextRunAt } : {}),
     updated_at: toIsoInZone(new Date(now), stored.timezone),
   });
+}
+
+/** What a taken catch-up plan changes on its job: handled up to its newest occurrence, and what is next after it. */
+export function caughtUpFields(plan: CatchUpPlan, timezone: string): Pick<Job, "last_scheduled_for" | "next_run_at"> {
+  return {
+    last_scheduled_for: toIsoInZone(new Date(plan.newest), timezone),
+    next_run_at: plan.next === null ? null : toIsoInZone(new Date(plan.next), timezone),
+  };
 }
 
 /** Moves a job to a state that is not scheduled: nothing is next. */

@@ -73,6 +73,12 @@ export interface CatchUpPlan {
   record: number[];
   /** More were missed than are recorded. */
   truncated: boolean;
+  /**
+   * The first occurrence after the plan (null when none is left): the job's next_run_at once
+   * the plan is taken, written with it, so that the job does not show a next run in the past
+   * until its next occurrence fires (an hourly job's, for up to an hour).
+   */
+  next: number | null;
 }
 
 /**
@@ -104,7 +110,8 @@ export function planCatchUp(job: Job, sched: ParsedSchedule, now: number, window
     before = occurrencesBetween(sched, new Date(newest - span), new Date(until), SCAN_LIMIT, anchor).map((d) => d.getTime());
   }
   const record = before.filter((t) => !running.has(t)).slice(-MAX_MISSED_RECORDS);
-  return { newest, run, record, truncated: record.length === MAX_MISSED_RECORDS };
+  const next = nextRuns(job, sched, 1, Math.max(now, newest))[0]?.getTime() ?? null;
+  return { newest, run, record, truncated: record.length === MAX_MISSED_RECORDS, next };
 }
 
 /** Why a stored job cannot be scheduled, or null when it can. */

@@ -43,6 +43,14 @@ describe("planCatchUp", () => {
     expect(p.run).toEqual([at("09:10")]);
     expect(p.record).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((m) => at(`09:0${m}`)));
     expect(p.truncated).toBe(false);
+    expect(p.next).toBe(at("09:11"));
+  });
+
+  it("says what comes after the plan: the next occurrence after now, none once expires_at or max_runs leaves none", () => {
+    expect(plan(job({ catch_up: "none" }), at("09:05") + 59_000)!.next).toBe(at("09:06"));
+    expect(plan(job({ expires_at: "2026-03-02T09:05:30.000+00:00" }), at("09:07"))!.next).toBeNull();
+    expect(plan(job({ max_runs: 3, run_count: 3 }), at("09:07"))!.next).toBeNull();
+    expect(plan(job({ schedule: "0 12 * * *" }), at("12:00") + 1)!.next).toBe(Date.parse("2026-03-03T12:00:00.000Z"));
   });
 
   it("all: runs every occurrence inside the window, oldest first; none: records them all", () => {

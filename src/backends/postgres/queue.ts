@@ -1,6 +1,6 @@
 import type { Job as BossJob, PgBoss } from "pg-boss";
 import pg from "pg";
-import { takenFields, withDerivedFields } from "../../core/job-rules.js";
+import { caughtUpFields, takenFields, withDerivedFields } from "../../core/job-rules.js";
 import type { Job, Run, RunTrigger } from "../../core/jobs.js";
 import { handledUntil, takeable, type CatchUpPlan } from "../../core/planner.js";
 import type { Occurrence, OccurrenceQueue } from "../../core/ports.js";
@@ -371,7 +371,7 @@ export class PgQueue implements OccurrenceQueue {
         if (locked.rows[0].rev !== read.rows[0].rev) throw new Error("The job changed while its catch-up was planned.");
         const job = withDerivedFields({
           ...stored,
-          last_scheduled_for: toIsoInZone(new Date(p.newest), stored.timezone),
+          ...caughtUpFields(p, stored.timezone),
           updated_at: toIsoInZone(new Date(clock.now()), stored.timezone),
         });
         const revs = await jobs.writeMany(client, [job]);

@@ -216,13 +216,39 @@ export class Dispatcher {
    * occurrences under overlap allow cannot starve it).
    */
   async backlog(jobId: string, times: number[]): Promise<void> {
-    for (const t of times) {
-      const job = this.host.getJob(jobId);
-      if (job?.state !== "active" || this.closing) return;
-      const run = await this.startOccurrence(job, { scheduledFor: t, trigger: "catch_up" });
-      if (!run) return;
-      await this.whenDone(run.id);
+    // What is left of it is pending (the audit says so) until each starts; a stop records the
+    // rest (close), since the job's last_scheduled_for has already moved past them.
+    const left = new Set(times);
+    const backlogs = this.backlogs.get(jobId) ?? new Set<Set<number>>();
+    backlogs.add(left);
+    this.backlogs.set(jobId, backlogs);
+    try {
+      for (const t of times) {
+        const job = this.host.getJob(jobId);
+        if (job?.state !== "active" || this.closing || this.pastMaxRuns(job)) return;
+        // Out of `left` before the start's first await: a stop from then on finds it running, not left.
+        left.delete(t);
+        const run = await this.start(job, { scheduledFor: t, trigger: "catch_up" });
+        await this.whenDone(run.id);
+      }
+    } finally {
+      backlogs.delete(left);
+      if (!backlogs.size) this.backlogs.delete(jobId);
+      // Given up (job paused or removed, a start refused): each still gets its one record.
+      if (left.size && !this.closing) await this.recordBacklogLeft(jobId, left);
     }
+  }
+
+  /** Caught-up occurrences (catch_up: all) of each job not started yet, one set per backlog. */
+  private readonly backlogs = new Map<string, Set<Set<number>>>();
+
+  private async recordBacklogLeft(jobId: string, left: Iterable<number>): Promise<void> {
+    const job = this.host.getJob(jobId);
+    if (!job) return;
+    const why = this.closing
+      ? "The server stopped before this caught-up occurrence could start (catch_up: all)."
+      : `This caught-up occurrence did not start: its job ${job.state === "active" ? "reached max_runs" : `is ${job.state}`} (catch_up: all).`;
+    for (const t of [...left].sort((a, b) => a - b)) await this.recordNotRun(job, { scheduledFor: t, trigger: "catch_up" }, "skipped", why);
   }
 
   /** Overlap: a scheduled, caught-up, event or chained occurrence of a job, under its overlap policy. */
@@ -819,10 +845,14 @@ export class Dispatcher {
     await Promise.all([...(this.active.get(jobId) ?? [])].map((a) => this.abort(a, "canceled", reason)));
   }
 
-  /** Occurrences of a job waiting here to start (queued behind its run), for the audit's "pending". */
+  /** Occurrences of a job waiting here to start (queued behind its run, or in a catch-up backlog), for the audit's "pending". */
   waiting(jobId: string): ReadonlySet<number> | undefined {
     const t = this.queued.get(jobId)?.scheduledFor;
-    return t === undefined || t === null ? undefined : new Set([t]);
+    const backlogs = this.backlogs.get(jobId);
+    if (!backlogs) return t === undefined || t === null ? undefined : new Set([t]);
+    const all = new Set<number>(t === undefined || t === null ? [] : [t]);
+    for (const left of backlogs) for (const at of left) all.add(at);
+    return all;
   }
 
   /** Waits for a run in flight to end. */
@@ -850,12 +880,15 @@ export class Dispatcher {
     // A chained one stays due on its upstream run instead (startChained): the next start runs it.
     const queued = [...this.queued].filter(([, occ]) => occ.afterRun === undefined || !this.host.exclusive);
     this.queued.clear();
-    await Promise.allSettled(
-      queued.map(([jobId, occ]) => {
+    const backlogs = [...this.backlogs].map(([jobId, sets]) => [jobId, [...sets].flatMap((left) => [...left])] as const);
+    this.backlogs.clear();
+    await Promise.allSettled([
+      ...queued.map(([jobId, occ]) => {
         const job = this.host.getJob(jobId);
         return job ? this.recordNotRun(job, occ, "skipped", "The server stopped before this queued occurrence could start (overlap: queue_one).") : undefined;
       }),
-    );
+      ...backlogs.map(([jobId, left]) => this.recordBacklogLeft(jobId, left)),
+    ]);
     if (this.rewriteTimer !== null) this.host.clock.clearTimer(this.rewriteTimer);
     const all = () => [...this.byRunId.values()];
     if (graceMs > 0 && all().length) {

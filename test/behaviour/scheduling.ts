@@ -413,6 +413,8 @@ export function schedulingBehaviour(backend: TestBackend): void {
         await until(() => exec.calls.length === 1 && runsOf(app, "m").filter((r) => r.status === "missed").length === 9);
         expect(exec.calls.map((c) => c.req.scheduledFor)).toEqual(["2026-03-02T09:09:00.000+00:00"]);
         expect(runsOf(app, "m").find((r) => r.status === "running")?.trigger).toBe("catch_up");
+        // Written with the catch-up, not left in the past until the next occurrence fires.
+        expect(app.queries.resolveJob("m").next_run_at).toBe("2026-03-02T09:10:00.000+00:00");
       });
 
       for (const overlap of ["allow", "skip"] as const) {
@@ -438,10 +440,29 @@ export function schedulingBehaviour(backend: TestBackend): void {
         });
       }
 
+      if (backend.name !== "postgres") {
+        // (A fleet queues a backlog's occurrences in the database: its workers run them, or a restart does.)
+        it("all: a backlog's occurrences not started yet are pending in the audit, and a stop records each skipped, not lost", async () => {
+          const { exec, app } = await downFor10Minutes("all");
+          await until(() => exec.calls.length === 1);
+          const pending = app.queries.audit({ job: "m" });
+          expect(pending.unaccounted).toBe(0);
+          expect(pending.counts.pending).toBe(10); // the one running and the nine behind it
+          await app.runtime.close(0);
+          const runs = runsOf(app, "m").sort((a, b) => Date.parse(a.scheduled_for!) - Date.parse(b.scheduled_for!));
+          expect(runs.map((r) => `${r.scheduled_for!.slice(11, 16)} ${r.status}`)).toEqual([
+            "09:00 interrupted",
+            ...Array.from({ length: 9 }, (_, i) => `09:0${i + 1} skipped`),
+          ]);
+          expect(runs[1].error).toBe("The server stopped before this caught-up occurrence could start (catch_up: all).");
+        });
+      }
+
       it("none: records every missed occurrence and runs nothing until the next one", async () => {
         const { exec, clock, app } = await downFor10Minutes("none");
         await until(() => runsOf(app, "m").filter((r) => r.status === "missed").length === 10);
         expect(exec.calls).toHaveLength(0);
+        expect(app.queries.resolveJob("m").next_run_at).toBe("2026-03-02T09:10:00.000+00:00");
         clock.advance(60_000);
         await until(() => exec.calls.length === 1);
         expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:10:00.000+00:00");

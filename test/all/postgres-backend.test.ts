@@ -5,6 +5,7 @@
  * (The fleet of real agent-cron processes is test/all/postgres-fleet.test.ts.)
  */
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresBackend, checkNodeVersion, type PostgresBackend } from "../../src/backends/postgres/index.js";
 import { migrate, SCHEMA_VERSION } from "../../src/backends/postgres/schema.js";
@@ -132,6 +133,65 @@ describe("postgres backend", () => {
     // A change that changes nothing writes nothing.
     expect((await a.jobs.update(job.id, () => null))?.changed).toBe(false);
     expect(await a.jobs.update(randomUUID(), (j) => j)).toBeUndefined();
+  });
+
+  it("writes job updates asked at once in one statement, and still loses none of another process's changes, a locked row's or a removal's", async () => {
+    const url = await freshDatabase(cluster, "jobbatch");
+    const [a, b] = [await backend(url), await backend(url)];
+    const jobs = Array.from({ length: 30 }, () => makeJob());
+    for (const job of jobs) await a.jobs.insert(job);
+    await waitFor("b to see them", () => jobs.every((job) => b.jobs.get(job.id)));
+    // UPDATE statements on the jobs table, counted by the database.
+    await sql(
+      url,
+      `CREATE TABLE job_statements (n bigint NOT NULL);
+       INSERT INTO job_statements VALUES (0);
+       CREATE FUNCTION count_job_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE job_statements SET n = n + 1; RETURN NULL; END $$;
+       CREATE TRIGGER count_job_statement AFTER UPDATE ON agent_cron.jobs FOR EACH STATEMENT EXECUTE FUNCTION count_job_statement();`,
+    );
+    const bump = (repo: PostgresBackend, id: string) => repo.jobs.update(id, (j) => ({ ...j, run_count: j.run_count + 1 }));
+    const first = await Promise.all(jobs.map((job) => bump(a, job.id)));
+    expect(first.every((r) => r?.changed && r.job.run_count === 1)).toBe(true);
+    const [statements] = await sql<{ n: number }>(url, "SELECT n::int AS n FROM job_statements");
+    expect(statements.n).toBeLessThanOrEqual(2);
+    // Checks that change nothing, asked at once, agree with the rows.
+    const checks = await Promise.all(jobs.map((job) => a.jobs.update(job.id, () => null)));
+    expect(checks.every((r) => r && !r.changed && r.job.run_count === 1)).toBe(true);
+
+    // Now the rows move under a's mirror: one is locked by another transaction, one changed and one
+    // checked after a write this mirror has not heard of (no notification), one removed, ten bumped
+    // by b at the same moment, and one renamed by a.
+    const [locked, changed, checked, removed, renamed] = jobs;
+    const byB = jobs.slice(10, 20);
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await holder.query("BEGIN");
+    await holder.query("SELECT 1 FROM agent_cron.jobs WHERE id = $1 FOR UPDATE", [locked.id]);
+    for (const job of [changed, checked])
+      await sql(url, "UPDATE agent_cron.jobs SET rev = nextval('agent_cron.rev'), data = jsonb_set(data, '{run_count}', '100') WHERE id = $1", [job.id]);
+    await sql(url, "DELETE FROM agent_cron.jobs WHERE id = $1", [removed.id]);
+    const release = new Promise<void>((resolve) => setTimeout(() => void holder.query("COMMIT").then(() => resolve()), 300));
+    const [results, , checkedResult, renamedResult] = await Promise.all([
+      Promise.all(jobs.filter((job) => job !== checked && job !== renamed).map((job) => bump(a, job.id))),
+      Promise.all(byB.map((job) => bump(b, job.id))),
+      a.jobs.update(checked.id, () => null),
+      a.jobs.update(renamed.id, (j) => ({ ...j, name: "renamed", run_count: j.run_count + 1 })),
+      release,
+    ]);
+    await holder.end();
+    expect(results.filter((r) => r === undefined)).toHaveLength(1);
+    expect(a.jobs.get(removed.id)).toBeUndefined();
+    expect(checkedResult).toMatchObject({ changed: false, job: { run_count: 100 } });
+    expect(renamedResult).toMatchObject({ changed: true, job: { name: "renamed", run_count: 2 } });
+    const want = (id: string) => (id === changed.id ? 101 : id === checked.id ? 100 : byB.some((j) => j.id === id) ? 3 : 2);
+    const stored = await sql<{ id: string; n: number }>(url, "SELECT id, (data->>'run_count')::int AS n FROM agent_cron.jobs");
+    expect(stored).toHaveLength(jobs.length - 1);
+    for (const row of stored) expect(row.n, row.id).toBe(want(row.id));
+    // b was never told of the checked job's write (made without a notification), a read it back.
+    for (const repo of [a, b])
+      await waitFor("both mirrors to agree with the rows", () =>
+        stored.every((row) => (repo === b && row.id === checked.id) || repo.jobs.get(row.id)?.run_count === row.n),
+      );
   });
 
   it("refuses a second job of the same name added through another process at the same moment", async () => {

@@ -143,20 +143,29 @@ export class PgJobRepo implements JobRepo {
   private async updateNow(id: string, change: (job: Job) => Job | null): Promise<{ job: Job; changed: boolean } | undefined> {
     const mine = this.jobs.get(id);
     const rev = this.revs.get(id);
-    if (mine && rev !== undefined) {
-      const next = change(mine);
-      if (next === null) {
-        // Nothing to change in the mirror's copy; it is the newest only if the row agrees.
-        const { rows } = await this.db.query<{ rev: string }>(`SELECT rev FROM ${SCHEMA}.jobs WHERE id = $1`, [id]);
-        if (rows.length === 0) return this.gone(id);
-        if (Number(rows[0].rev) === rev) return { job: mine, changed: false };
-      } else {
-        const written = await this.write(this.db, next, rev);
-        if (written !== null) {
-          this.apply(next, written);
-          return { job: next, changed: true };
-        }
+    let base = mine && rev !== undefined ? { job: mine, rev } : null;
+    // The mirror's copy, then the row as the first try found it (another process wrote it since
+    // this mirror heard): each change goes with the others asked in the same turn (together).
+    for (let attempt = 0; base && attempt < 2; attempt++) {
+      const next = change(base.job);
+      if (next !== null && next.name !== base.job.name) {
+        // A rename goes alone: a name another job took meanwhile fails its statement, and in a
+        // batch it would fail every other job's write with it.
+        const written = await this.write(this.db, next, base.rev);
+        if (written === null) break;
+        this.apply(next, written);
+        return { job: next, changed: true };
       }
+      const found = await this.together(id, base.rev, next);
+      if (found === undefined) return this.gone(id);
+      if (!("data" in found)) {
+        if (next === null) return { job: base.job, changed: false };
+        this.apply(next, found.rev);
+        return { job: next, changed: true };
+      }
+      // What was stored is news to this mirror; the change is made again on it.
+      this.applyRow(found, true);
+      base = { job: this.revs.get(id) === Number(found.rev) ? this.jobs.get(id)! : parseJob(found.data, id), rev: Number(found.rev) };
     }
     // Another process wrote it since this mirror heard (or this mirror has not heard of it yet):
     // read the row and write the change on it if the row has not moved on meanwhile (two round
@@ -188,6 +197,69 @@ export class PgJobRepo implements JobRepo {
     if (locked.rev === null) return { job: this.jobs.get(id) ?? locked.job, changed: false };
     this.apply(locked.job, locked.rev);
     return { job: locked.job, changed: true };
+  }
+
+  /**
+   * A revision check (`job` null) or a write of the job if its row still has `rev`, put in one
+   * statement with the others asked for in the same turn of the event loop: at capacity every
+   * run's start writes its job (run_count) and most ends check its rev, and a statement each
+   * was most of a process's round trips. Resolves to the row's rev when it still had `rev` (for
+   * a write, the new rev), to the row when it had moved on (for a write, as locked then), or
+   * undefined when it is gone. This process asks for at most one per job at a time (exclusive).
+   */
+  private together(id: string, rev: number, job: Job | null): Promise<{ rev: number } | Row | undefined> {
+    return new Promise((resolve, reject) => {
+      this.pendingTogether.push({ id, rev, job, resolve, reject });
+      if (this.pendingTogether.length > 1) return;
+      setImmediate(() => {
+        const batch = this.pendingTogether.splice(0);
+        this.writeTogether(batch).then(
+          (found) => {
+            for (const p of batch) p.resolve(found.get(p.id));
+          },
+          (err) => {
+            for (const p of batch) p.reject(err);
+          },
+        );
+      });
+    });
+  }
+
+  private readonly pendingTogether: {
+    id: string;
+    rev: number;
+    job: Job | null;
+    resolve: (found: { rev: number } | Row | undefined) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+
+  private async writeTogether(batch: { id: string; rev: number; job: Job | null }[]): Promise<Map<string, { rev: number } | Row>> {
+    // The rows to write are locked first, in id order as a take locks them, so this statement
+    // and another process's take never deadlock; a row that moved on comes back as locked, with
+    // what it holds, so the change is made again on it without reading it.
+    const { rows } = await this.db.query<{ id: string; rev: string; data: unknown }>(
+      `WITH x AS (
+         SELECT e->>'i' AS id, (e->>'r')::bigint AS rev, e->>'n' AS name, e->>'s' AS state, e->>'d' AS data
+         FROM json_array_elements($1::text::json) AS e),
+       l AS (
+         SELECT j.id, j.rev, j.data FROM ${SCHEMA}.jobs j JOIN x ON x.id = j.id
+         WHERE x.data IS NOT NULL ORDER BY j.id FOR UPDATE OF j),
+       w AS (
+         UPDATE ${SCHEMA}.jobs j SET name = x.name, state = x.state, rev = nextval('${SCHEMA}.rev'), data = x.data::jsonb, updated_at = now()
+         FROM x JOIN l ON l.id = x.id WHERE j.id = x.id AND j.rev = x.rev AND l.rev = x.rev
+         RETURNING j.id, j.rev, j.seq),
+       n AS (SELECT w.id, w.rev, ${notifySql("j", "w", "$2", inlineSql("x.data"))} AS sent FROM w JOIN x ON x.id = w.id)
+       SELECT n.id, n.rev, NULL::jsonb AS data FROM n
+       UNION ALL
+       SELECT l.id, l.rev, l.data FROM l WHERE l.id NOT IN (SELECT id FROM w)
+       UNION ALL
+       SELECT j.id, j.rev, CASE WHEN j.rev = x.rev THEN NULL ELSE j.data END FROM ${SCHEMA}.jobs j JOIN x ON x.id = j.id WHERE x.data IS NULL`,
+      [
+        JSON.stringify(batch.map((b) => (b.job ? { i: b.id, r: String(b.rev), n: b.job.name, s: b.job.state, d: b.job } : { i: b.id, r: String(b.rev) }))),
+        this.origin,
+      ],
+    );
+    return new Map(rows.map((r) => [r.id, r.data === null ? { rev: Number(r.rev) } : { id: r.id, rev: r.rev, data: r.data }]));
   }
 
   /**

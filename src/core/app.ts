@@ -400,6 +400,8 @@ export class Runtime {
       const adjacent = job.jitter_seconds === 0 && job.catch_up !== "all";
       if (adjacent && job.last_run_at && Date.parse(job.last_run_at) >= Date.parse(at)) continue;
       if (this.runs.ofJob(job.id).some((r) => r.scheduled_for === at)) continue;
+      // A backlog's newest occurrence, not started yet: start() runs it (resumeBacklogs).
+      if (job.backlog_due.includes(at)) continue;
       await this.dispatcher.recordNotRun(
         job,
         { scheduledFor: Date.parse(at), trigger: "schedule" },
@@ -430,6 +432,7 @@ export class Runtime {
     // answered meanwhile (the host serves calls once the store is loaded and runs left going
     // are recorded interrupted), instead of after arming 100,000 jobs. A call may change or
     // remove a job between slices, so each is looked up again; a job it added is armed by it.
+    if (this.parts.exclusive) this.resumeBacklogs();
     const ids = [...this.jobs.all()].map((job) => job.id);
     const behind: Job[] = [];
     for (let i = 0; i < ids.length; i += ARM_SLICE) {
@@ -669,7 +672,11 @@ export class Runtime {
     const first = plan;
     const taken = await this.change(job.id, (j) => {
       plan = j === job ? first : planFor(j);
-      return !plan || handledUntil(j) >= plan.newest ? null : caughtUpFields(plan, j.timezone);
+      if (!plan || handledUntil(j) >= plan.newest) return null;
+      // A backlog lives in memory: named on the job with the same write, so that a kill -9
+      // before its last run starts loses none of it (start() runs those left without a record).
+      const backlog = plan.run.length > 1 ? { backlog_due: [...j.backlog_due, ...plan.run.map((t) => toIsoInZone(new Date(t), j.timezone))] } : {};
+      return { ...caughtUpFields(plan, j.timezone), ...backlog };
     });
     if (!taken?.changed || !plan) return;
     await this.missedSpan(job, plan);
@@ -682,11 +689,43 @@ export class Runtime {
       if (plan.run.length && current?.state === "active") await this.dispatcher.occur(current, { scheduledFor: plan.run[0], trigger: "catch_up" });
       return;
     }
-    // A backlog (catch_up: all) is the job's own queue: its runs go one after another,
-    // oldest first, whatever overlap says (each waits for the previous backlog run only, so
-    // live occurrences under overlap allow cannot starve it), and in the background, so
-    // start-up and the other jobs do not wait for it.
-    void this.dispatcher.backlog(job.id, plan.run).catch((err) => this.warn(job.id, err));
+    this.runBacklog(job.id, plan.run);
+  }
+
+  /**
+   * A backlog (catch_up: all) is the job's own queue: its runs go one after another, oldest
+   * first, whatever overlap says (each waits for the previous backlog run only, so live
+   * occurrences under overlap allow cannot starve it), and in the background, so start-up and
+   * the other jobs do not wait for it. Once each has its record the job stops naming them.
+   */
+  private runBacklog(jobId: string, times: number[], settled: readonly string[] = []): void {
+    void this.dispatcher
+      .backlog(jobId, times)
+      .catch((err) => this.warn(jobId, err))
+      .then(() => {
+        if (this.dispatcher.isClosing) return;
+        const done = new Set(times);
+        return this.updateRecord(jobId, (j) => ({ backlog_due: j.backlog_due.filter((t) => !done.has(Date.parse(t)) && !settled.includes(t)) }));
+      })
+      .catch((err) => this.warn(jobId, err));
+  }
+
+  /**
+   * The backlogs a stopped process left (kill -9 before their last run started): each
+   * occurrence without a record runs now (or is recorded, if its job is no longer active); one
+   * that started has its record (interrupted at open if it was going) and never runs again.
+   */
+  private resumeBacklogs(): void {
+    for (const job of this.jobs.all()) {
+      if (!job.backlog_due.length) continue;
+      const recorded = new Set(this.runs.ofJob(job.id).map((r) => r.scheduled_for));
+      const settled = job.backlog_due.filter((t) => recorded.has(t));
+      this.runBacklog(
+        job.id,
+        job.backlog_due.filter((t) => !recorded.has(t)).map((t) => Date.parse(t)),
+        settled,
+      );
+    }
   }
 
   /** A truncated plan's older occurrences get no record each; the ledger keeps them as one stretch, missed. */

@@ -272,6 +272,7 @@ export function draftJob(ctx: DefinitionContext, input: AddJobInput, createdBy: 
     on_empty: input.on_empty ?? "warn",
     schedule_history: [],
     missed_spans: [],
+    backlog_due: [],
     requires_mcp: input.requires_mcp ? [...new Set(input.requires_mcp)] : [],
     prompt_context: input.prompt_context ?? null,
     jitter_seconds: input.jitter_seconds ?? 0,

@@ -164,6 +164,10 @@ export const JobSchema = z.object({
     .default([])
     .describe("Each change of schedule, timezone or state (pauses) with its time, newest last, so an audit knows what was due when"),
   missed_spans: z.array(MissedSpanSchema).default([]).describe("Stretches of occurrences missed while the server was down beyond the newest ones recorded"),
+  backlog_due: z
+    .array(isoTime)
+    .default([])
+    .describe("Caught-up occurrences (catch_up: all) handed to a backlog and not yet all run: a restart runs those without a record"),
   created_by: z.string(),
   created_at: isoTime,
   updated_at: isoTime,

@@ -456,6 +456,35 @@ export function schedulingBehaviour(backend: TestBackend): void {
           ]);
           expect(runs[1].error).toBe("The server stopped before this caught-up occurrence could start (catch_up: all).");
         });
+
+        it("all: after a crash mid-backlog, the restart runs each caught-up occurrence that had not started, once, and none that had", async () => {
+          const down = await downFor10Minutes("all");
+          await until(() => down.exec.calls.length === 1);
+          expect(down.app.queries.resolveJob("m").backlog_due).toHaveLength(10);
+          // The crash: the first one's record says running, owned by a pid that no longer exists.
+          const going = runsOf(down.app, "m").find((r) => r.status === "running")!;
+          await down.app.runtime.runs.put({ ...going, pid: 2 ** 22 + 12345 });
+          forget(down.app);
+          // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
+          down.app.runtime["scheduler"].stop();
+
+          const clock = new FakeClock(down.clock.now());
+          const { app, exec } = await makeApp({ store: down.store, clock });
+          await app.runtime.start();
+          await until(() => {
+            exec.finishAll();
+            return exec.calls.length === 9;
+          });
+          exec.finishAll();
+          expect(exec.calls.map((c) => c.req.scheduledFor.slice(11, 16))).toEqual(Array.from({ length: 9 }, (_, i) => `09:0${i + 1}`));
+          await until(() => app.queries.resolveJob("m").backlog_due.length === 0);
+          const runs = runsOf(app, "m").sort((a, b) => Date.parse(a.scheduled_for!) - Date.parse(b.scheduled_for!));
+          expect(runs.map((r) => `${r.scheduled_for!.slice(11, 16)} ${r.status}`)).toEqual([
+            "09:00 interrupted",
+            ...Array.from({ length: 9 }, (_, i) => `09:0${i + 1} completed`),
+          ]);
+          expect(app.queries.audit({ job: "m" }).unaccounted).toBe(0);
+        });
       }
 
       it("none: records every missed occurrence and runs nothing until the next one", async () => {

@@ -472,7 +472,7 @@ function validJob(raw: unknown, where: string): Job {
 
 /**
  * Most jobs hold the same short lists (notify_on, deliver_on, deliver_to, requires_mcp: the
- * defaults) and the same empty ones (missed_spans, approvals, notes): one frozen copy each
+ * defaults) and the same empty ones (missed_spans, approvals, notes, backlog_due): one frozen copy each
  * instead of seven arrays a job, ~350 B of every job in memory.
  * Jobs are replaced, never changed in place, so a shared list is never written to.
  */
@@ -482,7 +482,7 @@ const LIST_FIELDS = ["notify_on", "deliver_to", "deliver_on", "requires_mcp"] as
 const lastShared: Partial<Record<(typeof LIST_FIELDS)[number], readonly string[]>> = {};
 
 /** Lists of records that most jobs hold empty: one frozen empty list for all of them. */
-const EMPTY_FIELDS = ["missed_spans", "approvals", "notes"] as const;
+const EMPTY_FIELDS = ["missed_spans", "approvals", "notes", "backlog_due"] as const;
 const EMPTY: readonly never[] = Object.freeze([]);
 
 function shareLists(job: Job): Job {

@@ -14,8 +14,10 @@ import { killOrphanedRuns } from "../executors/orphans.js";
  */
 export class LocalQueue implements OccurrenceQueue {
   private runner: ((jobId: string, occ: Occurrence) => Promise<void>) | null = null;
-  /** Occurrences waiting out their jitter: timer → its job. */
-  private readonly waits = new Set<unknown>();
+  /** Occurrences waiting out their jitter: timer → its hand-over. */
+  private readonly waits = new Map<unknown, () => void>();
+  /** Takes whose write is not done yet: close() waits for them. */
+  private readonly writing = new Set<Promise<unknown>>();
   private closed = false;
 
   constructor(
@@ -29,29 +31,38 @@ export class LocalQueue implements OccurrenceQueue {
 
   async take(job: Job, occ: Occurrence & { scheduledFor: number; nextRunAt?: string | null }, delayMs: number): Promise<Job | null> {
     if (!this.runner) throw new UserError("The occurrence queue has no runner yet.");
+    if (this.closed) return null;
     const at = occ.scheduledFor;
-    const result = await this.jobs.update(job.id, (j) => (!takeable(j, at) ? null : takenFields(j, at, this.clock.now(), job, occ.nextRunAt)));
-    if (!result?.changed || this.closed) return null;
+    const write = this.jobs.update(job.id, (j) => (!takeable(j, at) ? null : takenFields(j, at, this.clock.now(), job, occ.nextRunAt)));
+    this.writing.add(write);
+    const result = await write.finally(() => this.writing.delete(write));
+    if (!result?.changed) return null;
     const run = this.runner;
     // scheduled_for stays the nominal time; the start waits its stable share of the jitter,
     // counted from that time, not from when the take's write was done (a slow disk's sync).
-    const wait = delayMs <= 0 ? 0 : at + delayMs - this.clock.now();
+    // Taken while the queue closed, it is handed over at once: the runner records it.
+    const wait = delayMs <= 0 || this.closed ? 0 : at + delayMs - this.clock.now();
     if (wait <= 0) {
       void run(job.id, occ);
     } else {
-      const timer = this.clock.setTimer(() => {
+      const handOver = () => {
         this.waits.delete(timer);
-        if (!this.closed) void run(job.id, occ);
-      }, wait);
-      this.waits.add(timer);
+        void run(job.id, occ);
+      };
+      const timer = this.clock.setTimer(handOver, wait);
+      this.waits.set(timer, handOver);
     }
     return result.job;
   }
 
+  /** Waits for the takes being written, then hands over every taken occurrence still waiting: none is dropped unrecorded. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const timer of this.waits) this.clock.clearTimer(timer);
-    this.waits.clear();
+    await Promise.allSettled([...this.writing]);
+    for (const [timer, handOver] of [...this.waits]) {
+      this.clock.clearTimer(timer);
+      handOver();
+    }
   }
 }
 

@@ -110,6 +110,8 @@ interface ActiveRun {
    * until that record is stored.
    */
   exited: boolean;
+  /** Its ending pauses its job (pause_after_failures): set with `exited`. */
+  pausesJob?: boolean;
 }
 
 /** How often run records that could not be written are tried again. */
@@ -181,10 +183,30 @@ export class Dispatcher {
   }
 
   /** A taken occurrence, handed back by the queue (after its jitter, or by a fleet worker). */
-  async taken(jobId: string, occ: Occurrence): Promise<void> {
+  taken(jobId: string, occ: Occurrence): Promise<void> {
+    const handling = this.admitTaken(jobId, occ);
+    this.handling.add(handling);
+    void handling.finally(() => this.handling.delete(handling));
+    return handling;
+  }
+
+  /** Taken occurrences being admitted, started or recorded: close() waits for them. */
+  private readonly handling = new Set<Promise<void>>();
+
+  private async admitTaken(jobId: string, occ: Occurrence): Promise<void> {
     try {
-      const job = this.host.getJob(jobId);
+      let job = this.host.getJob(jobId);
       if (!job) return;
+      // A run whose program has ended while its record is written no longer holds the next
+      // occurrence back, unless that ending pauses the job (pause_after_failures): then the
+      // occurrence waits for it (the record's sync) and is admitted against the paused job,
+      // instead of starting the run one too many (pause_after_failures: 2 let a third start).
+      const pausing = [...(this.active.get(jobId) ?? [])].filter((a) => a.exited && a.pausesJob);
+      if (pausing.length) {
+        await Promise.allSettled(pausing.map((a) => a.done));
+        job = this.host.getJob(jobId);
+        if (!job) return;
+      }
       const admission = this.admit(job, occ);
       if (admission.kind === "not_run") {
         await this.recordNotRun(job, occ, admission.status, admission.why);
@@ -548,6 +570,7 @@ export class Dispatcher {
     // The program is over: under load writing its output and syncing its record can take
     // longer than a second, and an every-second job's next occurrence must not be skipped
     // (overlap) or wait (queue_one) for that. The acknowledgement still waits for the sync.
+    active.pausesJob = afterRun(this.host.getJob(job.id) ?? job, { ...active.run, status, error }).state === "paused";
     this.programEnded(active);
     const now = this.host.clock.now();
     const outputText = result ? (status === "completed" && typeof value !== "string" && value !== null ? JSON.stringify(value, null, 2) : result.output) : "";
@@ -873,8 +896,14 @@ export class Dispatcher {
    * Shutdown: lets runs go on for up to `graceMs`, then interrupts the rest (their process
    * groups are killed by the executors) and waits until every record is written.
    */
+  /** From now on a taken occurrence is recorded, not started (the queue hands over what it took while closing). */
+  stopAdmitting(): void {
+    this.closing = true;
+  }
+
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    await Promise.allSettled([...this.handling]);
     // An occurrence queued behind a run (overlap: queue_one) will not start: it gets its record
     // now, instead of living only in memory (on a shared store its row is already settled).
     // A chained one stays due on its upstream run instead (startChained): the next start runs it.

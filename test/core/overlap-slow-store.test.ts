@@ -74,3 +74,33 @@ describe("overlap counts a run as going while its program runs, not while its re
     });
   }
 });
+
+describe("a run whose ending pauses its job holds the next occurrence until that is written", () => {
+  it("pause_after_failures: 2 on an every-second job: the occurrence taken while the second failure syncs is recorded skipped, not run", async () => {
+    const slow = slowSyncBackend();
+    const { app, clock, exec } = await openTestApp({ backend: slow.backend });
+    await app.jobs.add({ name: "give-up", schedule: "* * * * * *", prompt: "p", retries: 0, pause_after_failures: 2, overlap: "allow" }, "test");
+    await app.runtime.start();
+    const runs = () => app.queries.listRuns({ job: "give-up", limit: 100 }).items;
+    clock.advance(500); // 09:00:00
+    await until(() => exec.calls.length === 1);
+    exec.finishAll({ status: "failed", exitCode: 1, error: "broke" });
+    await until(() => runs().some((r) => r.status === "failed"));
+    slow.state.hold = true;
+    clock.advance(1000); // 09:00:01: the second failure, its record held
+    await until(() => exec.calls.length === 2);
+    exec.finishAll({ status: "failed", exitCode: 1, error: "broke again" });
+    await until(() => runs().filter((r) => r.status === "failed").length === 2);
+    clock.advance(1000); // 09:00:02, taken while the pause is not yet written
+    await new Promise((r) => setTimeout(r, 50));
+    expect(exec.calls).toHaveLength(2);
+    slow.state.hold = false;
+    slow.release();
+    await until(() => app.queries.resolveJob("give-up").state === "paused");
+    await until(() => runs().length === 3);
+    expect(exec.calls).toHaveLength(2);
+    expect(app.queries.resolveJob("give-up").consecutive_failures).toBe(2);
+    const third = runs().find((r) => r.scheduled_for === "2026-03-02T09:00:02.000+00:00");
+    expect(third?.status).toBe("skipped");
+  });
+});

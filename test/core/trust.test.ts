@@ -115,7 +115,7 @@ describe("jitter_seconds", () => {
     expect(exec.calls[0].req.scheduledFor).toBe("2026-03-02T09:00:00.000+00:00");
   });
 
-  it("an occurrence waiting out its jitter when the server stops is recorded at the next start, even after a manual run", async () => {
+  it("an occurrence waiting out its jitter when the server stops is recorded skipped as it stops, once, even after a manual run", async () => {
     const first = await makeApp({ now: "2026-03-02T08:59:59.000Z" });
     const { job } = await first.app.jobs.add({ name: "spread", schedule: "0 9 * * *", prompt: "p", jitter_seconds: 600, prompt_context: false }, "test");
     await first.app.runtime.start();
@@ -129,7 +129,9 @@ describe("jitter_seconds", () => {
     await first.app.runtime.close(0);
     const second = await makeApp({ now: "2026-03-02T09:00:30.000Z", dir: first.dir });
     const scheduled = second.app.queries.listRuns({ job: job.id, limit: 100 }).items.filter((r) => r.trigger === "schedule");
-    expect(scheduled.map((r) => [r.scheduled_for, r.status])).toEqual([["2026-03-02T09:00:00.000+00:00", "interrupted"]]);
+    expect(scheduled.map((r) => [r.scheduled_for, r.status, r.error])).toEqual([
+      ["2026-03-02T09:00:00.000+00:00", "skipped", "The server stopped before this occurrence could start."],
+    ]);
   });
 
   it("spreads a fleet's 09:00 over the window", () => {

@@ -266,7 +266,8 @@ describe.concurrent("runs through the server", () => {
     expect(job.run_count).toBe(2);
     await sleep(1500);
     const runs = await s.runs("twice");
-    expect(runs.map((r) => r.status)).toEqual(["completed", "completed"]);
+    // Under load a run can outlast its second: the occurrence behind it is skipped (overlap: skip), not a third run.
+    expect(runs.filter((r) => r.status !== "skipped").map((r) => r.status)).toEqual(["completed", "completed"]);
   });
 
   it("the agent sees only the allow-listed environment and its run's AGENT_CRON_* variables, never a planted secret", async ({ expect }) => {

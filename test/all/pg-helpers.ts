@@ -80,6 +80,26 @@ export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(url: 
   }
 }
 
+/**
+ * Counts, in the database itself, the `event` statements (or rows, `each: "ROW"`) on one of
+ * agent-cron's tables from now on: a trigger adds one to a counter table named `name`.
+ * Resolves to a function that reads the count.
+ */
+export async function countWrites(
+  url: string,
+  name: string,
+  on: { event: "INSERT" | "UPDATE"; table: "jobs" | "runs"; each: "STATEMENT" | "ROW" },
+): Promise<() => Promise<number>> {
+  await sql(
+    url,
+    `CREATE TABLE ${name} (n bigint NOT NULL);
+     INSERT INTO ${name} VALUES (0);
+     CREATE FUNCTION count_${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE ${name} SET n = n + 1; RETURN NULL; END $$;
+     CREATE TRIGGER count_${name} AFTER ${on.event} ON agent_cron.${on.table} FOR EACH ${on.each} EXECUTE FUNCTION count_${name}();`,
+  );
+  return async () => (await sql<{ n: number }>(url, `SELECT n::int AS n FROM ${name}`))[0].n;
+}
+
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

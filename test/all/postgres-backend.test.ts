@@ -14,7 +14,7 @@ import { UnavailableError, UserError } from "../../src/kernel/errors.js";
 import { JobSchema, RunSchema, type Job, type Run } from "../../src/core/jobs.js";
 import type { Occurrence } from "../../src/core/ports.js";
 import { systemClock } from "../../src/core/scheduler.js";
-import { freshDatabase, sql, startCluster, waitFor, type Cluster } from "./pg-helpers.js";
+import { countWrites, freshDatabase, sql, startCluster, waitFor, type Cluster } from "./pg-helpers.js";
 import { storedJob } from "../helpers/stored-job.js";
 
 let cluster: Cluster;
@@ -142,18 +142,11 @@ describe("postgres backend", () => {
     for (const job of jobs) await a.jobs.insert(job);
     await waitFor("b to see them", () => jobs.every((job) => b.jobs.get(job.id)));
     // UPDATE statements on the jobs table, counted by the database.
-    await sql(
-      url,
-      `CREATE TABLE job_statements (n bigint NOT NULL);
-       INSERT INTO job_statements VALUES (0);
-       CREATE FUNCTION count_job_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE job_statements SET n = n + 1; RETURN NULL; END $$;
-       CREATE TRIGGER count_job_statement AFTER UPDATE ON agent_cron.jobs FOR EACH STATEMENT EXECUTE FUNCTION count_job_statement();`,
-    );
+    const jobStatements = await countWrites(url, "job_statements", { event: "UPDATE", table: "jobs", each: "STATEMENT" });
     const bump = (repo: PostgresBackend, id: string) => repo.jobs.update(id, (j) => ({ ...j, run_count: j.run_count + 1 }));
     const first = await Promise.all(jobs.map((job) => bump(a, job.id)));
     expect(first.every((r) => r?.changed && r.job.run_count === 1)).toBe(true);
-    const [statements] = await sql<{ n: number }>(url, "SELECT n::int AS n FROM job_statements");
-    expect(statements.n).toBeLessThanOrEqual(2);
+    expect(await jobStatements()).toBeLessThanOrEqual(2);
     // Checks that change nothing, asked at once, agree with the rows.
     const checks = await Promise.all(jobs.map((job) => a.jobs.update(job.id, () => null)));
     expect(checks.every((r) => r && !r.changed && r.job.run_count === 1)).toBe(true);
@@ -373,21 +366,14 @@ describe("postgres backend", () => {
       [taken.id],
     );
     // INSERT statements on the runs table, counted by the database.
-    await sql(
-      url,
-      `CREATE TABLE run_statements (n bigint NOT NULL);
-       INSERT INTO run_statements VALUES (0);
-       CREATE FUNCTION count_run_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE run_statements SET n = n + 1; RETURN NULL; END $$;
-       CREATE TRIGGER count_run_statement AFTER INSERT ON agent_cron.runs FOR EACH STATEMENT EXECUTE FUNCTION count_run_statement();`,
-    );
+    const runStatements = await countWrites(url, "run_statements", { event: "INSERT", table: "runs", each: "STATEMENT" });
     // 4 runs per job (runs_per_job is 5 here, with the one above), each put running then, without waiting, completed.
     const runs = jobs.flatMap((job) => Array.from({ length: 4 }, () => makeRun(job, { scheduled_for: new Date().toISOString() })));
     const done = (run: Run): Run => ({ ...run, status: "completed", finished_at: new Date().toISOString() });
     const outcomes = await Promise.all([...runs.map((run) => a.runs.put(run)), ...runs.map((run) => a.runs.put(done(run))), a.runs.put(done(taken))]);
     expect(outcomes.slice(0, -1).every((o) => o.kind === "stored")).toBe(true);
     expect(outcomes.at(-1)).toMatchObject({ kind: "superseded", by: { id: taken.id, status: "interrupted" } });
-    const [statements] = await sql<{ n: number }>(url, "SELECT n::int AS n FROM run_statements");
-    expect(statements.n).toBeLessThanOrEqual(4);
+    expect(await runStatements()).toBeLessThanOrEqual(4);
     const stored = await sql<{ status: string; n: number }>(url, "SELECT status, count(*)::int AS n FROM agent_cron.runs WHERE id <> $1 GROUP BY 1", [
       taken.id,
     ]);

@@ -28,6 +28,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ListToolsResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { srcModule } from "./lib/bundle.mjs";
+import { stopBackgroundOwner } from "./lib/owner.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SECTIONS = ["fire", "add", "memory", "start", "record", "http", "bytes", "metrics", "audit", "durability", "sandbox", "postgres"];
@@ -341,33 +342,6 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
       live.delete(pid);
     },
   };
-}
-
-/** Stops the background owner a server under always_on "daemon" started on `dataDir` (it outlives its client by design). */
-async function stopBackgroundOwner(dataDir) {
-  const ownerFile = path.join(dataDir, "owner.json");
-  let pid = null;
-  for (let i = 0; i < 100 && pid === null; i++) {
-    try {
-      pid = JSON.parse(readFileSync(ownerFile, "utf8")).pid;
-    } catch {
-      await sleep(100);
-    }
-  }
-  if (pid === null) return;
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {}
-  for (let i = 0; i < 100 && alive(); i++) await sleep(100);
-  if (alive()) process.kill(pid, "SIGKILL");
 }
 
 /** A section's time limit in ms (SECTION_LIMIT_S times --timeout-scale). */

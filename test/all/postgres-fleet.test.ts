@@ -360,24 +360,25 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     const url = await freshDatabase(cluster, "pause");
     const fleet = await startFleet(url, 3);
     const { job } = await fleet[0].tool("add_cron", { name: "tick", schedule: "* * * * * *", prompt: "hello", silent: true });
-    await fleet[2].client.subscribeResource({ uri: `cron://jobs/${job.id}` });
-    // Runs made by the other processes reach the subscriber of the third.
-    let seen: Awaited<ReturnType<(typeof fleet)[2]["runs"]>> = [];
-    await waitFor(
+    for (const s of fleet) await s.client.subscribeResource({ uri: `cron://jobs/${job.id}` });
+    // Runs made by the other processes reach a process's subscriber. Which process takes an
+    // occurrence is pg-boss's fetch race (one may take them all), so the subscriber looked at
+    // is the first that has seen two completed runs made elsewhere.
+    let seen: { pid: number; runs: Awaited<ReturnType<(typeof fleet)[0]["runs"]>> }[] = [];
+    const watcher = await waitFor(
       async () => {
-        seen = await fleet[2].runs("tick");
-        return seen.filter((r) => r.status === "completed" && r.pid !== fleet[2].pid).length >= 2;
+        seen = await Promise.all(fleet.map(async (s) => ({ pid: s.pid, runs: await s.runs("tick") })));
+        return fleet.find((s, i) => seen[i].runs.filter((r) => r.status === "completed" && r.pid !== s.pid).length >= 2);
       },
       {
-        // Which process takes an occurrence is pg-boss's fetch race: the third may take most of them.
         timeout: 45_000,
-        what: "runs made by the other processes",
-        describe: () => `runs by server pid and status: ${JSON.stringify(seen.map((r) => `${r.pid === fleet[2].pid ? "this" : r.pid} ${r.status}`))}`,
+        what: "runs made by another process",
+        describe: () => `runs by server pid and status, per process: ${JSON.stringify(seen.map((x) => x.runs.map((r) => `${r.pid} ${r.status}`)))}`,
       },
     );
-    const updates = fleet[2].notificationsOf("notifications/resources/updated").filter((n) => n.params.uri === `cron://jobs/${job.id}`);
+    const updates = watcher.notificationsOf("notifications/resources/updated").filter((n) => n.params.uri === `cron://jobs/${job.id}`);
     expect(updates.length).toBeGreaterThanOrEqual(2);
-    const logged = fleet[2].notificationsOf("notifications/message").filter((n) => JSON.stringify(n.params).includes(job.id));
+    const logged = watcher.notificationsOf("notifications/message").filter((n) => JSON.stringify(n.params).includes(job.id));
     expect(logged.length).toBeGreaterThan(0);
 
     await fleet[1].tool("pause", { job: "tick" });

@@ -432,7 +432,6 @@ export class Runtime {
     // answered meanwhile (the host serves calls once the store is loaded and runs left going
     // are recorded interrupted), instead of after arming 100,000 jobs. A call may change or
     // remove a job between slices, so each is looked up again; a job it added is armed by it.
-    if (this.parts.exclusive) this.resumeBacklogs();
     const ids = [...this.jobs.all()].map((job) => job.id);
     const behind: Job[] = [];
     for (let i = 0; i < ids.length; i += ARM_SLICE) {
@@ -440,6 +439,7 @@ export class Runtime {
       if (this.closed) return;
       for (const id of ids.slice(i, i + ARM_SLICE)) {
         const job = this.jobs.get(id);
+        if (job?.backlog_due.length && this.parts.exclusive) this.resumeBacklog(job);
         if (job?.state === "active" && !this.armStored(job)) behind.push(job);
       }
     }
@@ -676,13 +676,14 @@ export class Runtime {
     // some of these occurrences (or caught up) since this copy was read. The same copy (jobs
     // are replaced, never changed in place) has the same plan: croner's steps are most of it.
     const first = plan;
+    let named: string[] = [];
     const taken = await this.change(job.id, (j) => {
       plan = j === job ? first : planFor(j);
       if (!plan || handledUntil(j) >= plan.newest) return null;
       // A backlog lives in memory: named on the job with the same write, so that a kill -9
       // before its last run starts loses none of it (start() runs those left without a record).
-      const backlog = plan.run.length > 1 ? { backlog_due: [...j.backlog_due, ...plan.run.map((t) => toIsoInZone(new Date(t), j.timezone))] } : {};
-      return { ...caughtUpFields(plan, j.timezone), ...backlog };
+      named = plan.run.length > 1 ? plan.run.map((t) => toIsoInZone(new Date(t), j.timezone)) : [];
+      return { ...caughtUpFields(plan, j.timezone), ...(named.length ? { backlog_due: [...j.backlog_due, ...named] } : {}) };
     });
     if (!taken?.changed || !plan) return;
     await this.missedSpan(job, plan);
@@ -695,43 +696,36 @@ export class Runtime {
       if (plan.run.length && current?.state === "active") await this.dispatcher.occur(current, { scheduledFor: plan.run[0], trigger: "catch_up" });
       return;
     }
-    this.runBacklog(job.id, plan.run);
+    this.runBacklog(job.id, plan.run, named);
   }
 
   /**
    * A backlog (catch_up: all) is the job's own queue: its runs go one after another, oldest
    * first, whatever overlap says (each waits for the previous backlog run only, so live
    * occurrences under overlap allow cannot starve it), and in the background, so start-up and
-   * the other jobs do not wait for it. Once each has its record the job stops naming them.
+   * the other jobs do not wait for it. Once each has its record the job stops naming them
+   * (`named`, its entries in backlog_due).
    */
-  private runBacklog(jobId: string, times: number[], settled: readonly string[] = []): void {
+  private runBacklog(jobId: string, times: number[], named: readonly string[]): void {
     void this.dispatcher
       .backlog(jobId, times)
       .catch((err) => this.warn(jobId, err))
       .then(() => {
         if (this.dispatcher.isClosing) return;
-        const done = new Set(times);
-        return this.updateRecord(jobId, (j) => ({ backlog_due: j.backlog_due.filter((t) => !done.has(Date.parse(t)) && !settled.includes(t)) }));
+        return this.updateRecord(jobId, (j) => ({ backlog_due: j.backlog_due.filter((t) => !named.includes(t)) }));
       })
       .catch((err) => this.warn(jobId, err));
   }
 
   /**
-   * The backlogs a stopped process left (kill -9 before their last run started): each
-   * occurrence without a record runs now (or is recorded, if its job is no longer active); one
-   * that started has its record (interrupted at open if it was going) and never runs again.
+   * A backlog a stopped process left (kill -9 before its last run started): each occurrence
+   * without a record runs now (or is recorded, if its job is no longer active); one that
+   * started has its record (interrupted at open if it was going) and never runs again.
    */
-  private resumeBacklogs(): void {
-    for (const job of this.jobs.all()) {
-      if (!job.backlog_due.length) continue;
-      const recorded = new Set(this.runs.ofJob(job.id).map((r) => r.scheduled_for));
-      const settled = job.backlog_due.filter((t) => recorded.has(t));
-      this.runBacklog(
-        job.id,
-        job.backlog_due.filter((t) => !recorded.has(t)).map((t) => Date.parse(t)),
-        settled,
-      );
-    }
+  private resumeBacklog(job: Job): void {
+    const recorded = new Set(this.runs.ofJob(job.id).map((r) => r.scheduled_for));
+    const left = job.backlog_due.filter((t) => !recorded.has(t)).map((t) => Date.parse(t));
+    this.runBacklog(job.id, left, job.backlog_due);
   }
 
   /** A truncated plan's older occurrences get no record each; the ledger keeps them as one stretch, missed. */

@@ -239,11 +239,11 @@ export class Dispatcher {
    */
   async backlog(jobId: string, times: number[]): Promise<void> {
     // What is left of it is pending (the audit says so) until each starts; a stop records the
-    // rest (close), since the job's last_scheduled_for has already moved past them.
-    const left = new Set(times);
-    const backlogs = this.backlogs.get(jobId) ?? new Set<Set<number>>();
-    backlogs.add(left);
-    this.backlogs.set(jobId, backlogs);
+    // rest (close), since the job's last_scheduled_for has already moved past them. Two
+    // backlogs of one job (a restart's and a new catch-up's) never share an occurrence.
+    const left = this.backlogs.get(jobId) ?? new Set<number>();
+    this.backlogs.set(jobId, left);
+    for (const t of times) left.add(t);
     try {
       for (const t of times) {
         const job = this.host.getJob(jobId);
@@ -254,15 +254,15 @@ export class Dispatcher {
         await this.whenDone(run.id);
       }
     } finally {
-      backlogs.delete(left);
-      if (!backlogs.size) this.backlogs.delete(jobId);
+      const given = times.filter((t) => left.delete(t));
+      if (!left.size && this.backlogs.get(jobId) === left) this.backlogs.delete(jobId);
       // Given up (job paused or removed, a start refused): each still gets its one record.
-      if (left.size && !this.closing) await this.recordBacklogLeft(jobId, left);
+      if (given.length && !this.closing) await this.recordBacklogLeft(jobId, given);
     }
   }
 
-  /** Caught-up occurrences (catch_up: all) of each job not started yet, one set per backlog. */
-  private readonly backlogs = new Map<string, Set<Set<number>>>();
+  /** Caught-up occurrences (catch_up: all) of each job not started yet. */
+  private readonly backlogs = new Map<string, Set<number>>();
 
   private async recordBacklogLeft(jobId: string, left: Iterable<number>): Promise<void> {
     const job = this.host.getJob(jobId);
@@ -871,11 +871,9 @@ export class Dispatcher {
   /** Occurrences of a job waiting here to start (queued behind its run, or in a catch-up backlog), for the audit's "pending". */
   waiting(jobId: string): ReadonlySet<number> | undefined {
     const t = this.queued.get(jobId)?.scheduledFor;
-    const backlogs = this.backlogs.get(jobId);
-    if (!backlogs) return t === undefined || t === null ? undefined : new Set([t]);
-    const all = new Set<number>(t === undefined || t === null ? [] : [t]);
-    for (const left of backlogs) for (const at of left) all.add(at);
-    return all;
+    const backlog = this.backlogs.get(jobId);
+    if (t === undefined || t === null) return backlog;
+    return backlog ? new Set([...backlog, t]) : new Set([t]);
   }
 
   /** Waits for a run in flight to end. */
@@ -892,15 +890,15 @@ export class Dispatcher {
     return a.done;
   }
 
-  /**
-   * Shutdown: lets runs go on for up to `graceMs`, then interrupts the rest (their process
-   * groups are killed by the executors) and waits until every record is written.
-   */
   /** From now on a taken occurrence is recorded, not started (the queue hands over what it took while closing). */
   stopAdmitting(): void {
     this.closing = true;
   }
 
+  /**
+   * Shutdown: lets runs go on for up to `graceMs`, then interrupts the rest (their process
+   * groups are killed by the executors) and waits until every record is written.
+   */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     await Promise.allSettled([...this.handling]);
@@ -909,7 +907,7 @@ export class Dispatcher {
     // A chained one stays due on its upstream run instead (startChained): the next start runs it.
     const queued = [...this.queued].filter(([, occ]) => occ.afterRun === undefined || !this.host.exclusive);
     this.queued.clear();
-    const backlogs = [...this.backlogs].map(([jobId, sets]) => [jobId, [...sets].flatMap((left) => [...left])] as const);
+    const backlogs = [...this.backlogs].map(([jobId, left]) => [jobId, [...left]] as const);
     this.backlogs.clear();
     await Promise.allSettled([
       ...queued.map(([jobId, occ]) => {

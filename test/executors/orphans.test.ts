@@ -3,14 +3,16 @@ import { describe, expect, it } from "vitest";
 import { killOrphanedRuns, killOrphanedRunsSoon } from "../../src/executors/orphans.js";
 import { fixture, isAlive, waitFor } from "./helpers.js";
 
+/** An agent of run `runId` in a process group of its own, as an executor starts one. */
+const start = (runId: string) =>
+  spawn(process.execPath, [fixture("sleep-agent.mjs"), "30000"], {
+    detached: true,
+    stdio: "ignore",
+    env: { PATH: process.env.PATH, AGENT_CRON_RUN_ID: runId },
+  });
+
 describe("killOrphanedRuns", () => {
   it("kills the agents of the named runs, found by AGENT_CRON_RUN_ID, and leaves others alone", async () => {
-    const start = (runId: string) =>
-      spawn(process.execPath, [fixture("sleep-agent.mjs"), "30000"], {
-        detached: true,
-        stdio: "ignore",
-        env: { PATH: process.env.PATH, AGENT_CRON_RUN_ID: runId },
-      });
     const orphan = start("run-orphaned");
     const other = start("run-still-owned");
     try {
@@ -25,12 +27,6 @@ describe("killOrphanedRuns", () => {
   });
 
   it("kills the agents of every run that ended in one stretch, from one call after it, and leaves others alone", async () => {
-    const start = (runId: string) =>
-      spawn(process.execPath, [fixture("sleep-agent.mjs"), "30000"], {
-        detached: true,
-        stdio: "ignore",
-        env: { PATH: process.env.PATH, AGENT_CRON_RUN_ID: runId },
-      });
     const a = start("run-ended-a");
     const b = start("run-ended-b");
     const other = start("run-going-on");

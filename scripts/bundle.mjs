@@ -37,6 +37,8 @@ await build({
 });
 chmodSync(`${outdir}/cli.js`, 0o755);
 
+const version = JSON.parse(readFileSync("package.json", "utf8")).version;
+
 // tools/list and initialize prepared here, from the same sources (src/mcp/early-stdio.ts answers
 // them before the server has loaded; src/mcp/server.ts reads the tools too): a cold start then
 // answers without loading the SDK, the config and the data dir, or building the tools' zod
@@ -61,12 +63,11 @@ chmodSync(`${outdir}/cli.js`, 0o755);
     packages: "bundle",
     logLevel: "warning",
     external: ["pg-native"],
+    plugins: [fixedVersion(version)],
     banner: { js: "import { createRequire as __agentCronRequire } from 'node:module'; const require = __agentCronRequire(import.meta.url);" },
   });
   const { default: list, initializeAnswer } = await import(`${pathToFileURL(entry).href}?${Date.now()}`);
   const initialize = await initializeAnswer();
-  // The temporary entry finds no package.json beside it; the server reads the installed one.
-  initialize.result.serverInfo.version = JSON.parse(readFileSync("package.json", "utf8")).version;
   writeFileSync(path.join(outdir, "tools-list.json"), JSON.stringify({ tools: list, initialize }));
   rmSync(entry, { force: true });
 }
@@ -75,7 +76,6 @@ chmodSync(`${outdir}/cli.js`, 0o755);
 // script (ext-apps' App and the view, for the browser) and stylesheet inlined, so that it runs
 // under the MCP Apps default CSP, which allows no remote script, style or request.
 const viewDir = "src/mcp/app-view";
-const version = JSON.parse(readFileSync("package.json", "utf8")).version;
 const viewScript = await build({
   entryPoints: [`${viewDir}/view.ts`],
   bundle: true,
@@ -106,6 +106,20 @@ writeFileSync(
 
 // Last, over every module written above (the app view's page too).
 asciiOnly(outdir);
+
+/**
+ * src/version.ts reads the package.json beside dist/, which the temporary entry that prepares
+ * tools-list.json does not have: there, the version is the one package.json gives now (the
+ * server's `serverInfo` and the output schemas' `$id`, src/mcp/tool.ts, name it).
+ */
+function fixedVersion(version) {
+  return {
+    name: "fixed-version",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({ contents: `export const VERSION = ${JSON.stringify(version)};`, loader: "ts" }));
+    },
+  };
+}
 
 /**
  * zod's namespace object (`import { z } from "zod/v4"`, as ext-apps and the SDK write it)

@@ -9,11 +9,13 @@ import {
   type ToolAnnotations,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import { createHash } from "node:crypto";
 import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
 import type { Residence } from "../backends/files/share/background.js";
 import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
 import { describeIssue, quote } from "../kernel/issues.js";
+import { VERSION } from "../version.js";
 import { portableJsonSchema } from "./schema.js";
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -91,8 +93,8 @@ const listed = new WeakMap<readonly ToolDef<z.ZodType>[], Tool[]>();
 export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
   let list = listed.get(tools);
   if (!list) {
-    list = tools.map((t) => {
-      return {
+    list = withSharedIds(
+      tools.map((t) => ({
         name: t.name,
         title: t.config.title,
         description: t.config.description,
@@ -102,11 +104,35 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
         outputSchema: outline(detailedOutputSchema(t)) as Tool["outputSchema"],
         annotations: t.config.annotations,
         ...(t.config._meta ? { _meta: t.config._meta } : {}),
-      };
-    });
+      })),
+    );
     listed.set(tools, list);
   }
   return list;
+}
+
+/**
+ * Gives each output schema that several tools list (add_cron, pause, resume and update_cron
+ * answer the same job answer) one `$id`, the same in each. An SDK client compiles an Ajv
+ * validator for every tool's output schema on listTools(), but one whose `$id` it has compiled
+ * already it takes from Ajv's cache (AjvJsonSchemaValidator.getValidator): a compile per
+ * distinct schema instead of per tool, on every connection (issue 27's restart to listTools()).
+ * The id names the version and a digest of the schema, so two schemas never meet under one id,
+ * even in a client that keeps one Ajv for several servers or builds. A schema only one tool
+ * lists keeps none.
+ */
+function withSharedIds(list: Tool[]): Tool[] {
+  const listers = new Map<string, number>();
+  for (const t of list) {
+    const json = JSON.stringify(t.outputSchema);
+    listers.set(json, (listers.get(json) ?? 0) + 1);
+  }
+  return list.map((t) => {
+    const json = JSON.stringify(t.outputSchema);
+    if ((listers.get(json) ?? 0) < 2) return t;
+    const digest = createHash("sha256").update(json).digest("hex").slice(0, 12);
+    return { ...t, outputSchema: { $id: `urn:agent-cron:${VERSION}:${digest}`, ...t.outputSchema } as Tool["outputSchema"] };
+  });
 }
 
 /**

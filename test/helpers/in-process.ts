@@ -8,7 +8,7 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client, type ClientOptions } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { parseConfig } from "../../src/config.js";
@@ -23,6 +23,8 @@ export { ISO_MS, groupAlive, isAlive, removeDir, sleep, textOf, waitFor, type St
 export interface InProcessOptions {
   /** Merged over the e2e base config (executors are merged, not replaced). */
   config?: Record<string, unknown>;
+  /** The SDK Client's options (its jsonSchemaValidator, say). */
+  client?: ClientOptions;
 }
 
 export class InProcessServer extends McpTestClient {
@@ -44,7 +46,7 @@ export class InProcessServer extends McpTestClient {
     const env = { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) };
     const host = await Host.open({ dataDir, config, role: "server", env, openApp });
     const server = createServer(host);
-    const client = new Client({ name: "in-process-client", version: "1.0.0" });
+    const client = new Client({ name: "in-process-client", version: "1.0.0" }, opts.client);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     const s = new InProcessServer(client, dataDir, host, server);
     try {

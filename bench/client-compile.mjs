@@ -4,8 +4,9 @@
 // (client/index.js, cacheToolMetadata), once per connection, so it is part of every "start
 // to listTools()" figure. Each sample is a fresh Node process, as a client's first connection
 // is: it reads a tools-list.json (not timed), then times `new AjvJsonSchemaValidator()` and
-// `getValidator(outputSchema)` for every tool, as the Client does. Prints the median and every
-// sample; give several lists to compare builds (they alternate, so load changes hit each).
+// `getValidator(outputSchema)` for every tool, as the Client does, in wall time and in the
+// process's CPU time. Prints the medians and every sample; give several lists to compare
+// builds (they alternate, so changes in the machine's load hit each alike).
 //
 //   node bench/client-compile.mjs                                   # dist/tools-list.json, 9 samples
 //   node bench/client-compile.mjs /tmp/old/tools-list.json dist/tools-list.json --samples 15
@@ -26,17 +27,21 @@ if (opt.child) {
   const { tools } = JSON.parse(readFileSync(positionals[0], "utf8"));
   const { AjvJsonSchemaValidator } = await import("@modelcontextprotocol/sdk/validation/ajv");
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const validator = new AjvJsonSchemaValidator();
   for (const tool of tools) if (tool.outputSchema) validator.getValidator(tool.outputSchema);
   const ms = performance.now() - t0;
-  process.stdout.write(JSON.stringify({ ms }));
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000 }));
 } else {
   const lists = positionals.length ? positionals : [path.join(root, "dist", "tools-list.json")];
-  const samples = Object.fromEntries(lists.map((l) => [l, []]));
+  const samples = Object.fromEntries(lists.map((l) => [l, { ms: [], cpuMs: [] }]));
   for (let i = 0; i < Number(opt.samples); i++) {
     for (const list of lists) {
       const out = execFileSync(process.execPath, [here, "--child", list], { cwd: root, encoding: "utf8" });
-      samples[list].push(JSON.parse(out).ms);
+      const { ms, cpuMs } = JSON.parse(out);
+      samples[list].ms.push(ms);
+      samples[list].cpuMs.push(cpuMs);
     }
   }
   const median = (xs) => {
@@ -49,9 +54,8 @@ if (opt.child) {
     // What the client compiles: one per schema without an $id, one per distinct $id.
     const compiles =
       schemas.filter((t) => typeof t.outputSchema.$id !== "string").length + new Set(schemas.map((t) => t.outputSchema.$id).filter(Boolean)).size;
-    console.log(
-      `${list}: ${schemas.length} output schemas, ${compiles} compiles; median ${median(samples[list]).toFixed(1)} ms ` +
-        `(samples: ${samples[list].map((ms) => ms.toFixed(1)).join(", ")})`,
-    );
+    const { ms, cpuMs } = samples[list];
+    const row = (xs) => `median ${median(xs).toFixed(1)} ms (samples: ${xs.map((x) => x.toFixed(1)).join(", ")})`;
+    console.log(`${list}: ${schemas.length} output schemas, ${compiles} compiles\n  wall: ${row(ms)}\n  CPU:  ${row(cpuMs)}`);
   }
 }

@@ -14,6 +14,7 @@ import { takeSecrets } from "./backends/files/share/secret-env.js";
 import { VERSION } from "./version.js";
 import { v8ModeFor } from "./v8-mode.js";
 import type { HostOptions } from "./backends/files/share/host.js";
+import { ownerStartedByRelay } from "./mcp/relay.js";
 
 /**
  * The composition root, loaded only by a process that comes to own the data dir (or shares a
@@ -322,7 +323,7 @@ async function ownerStarter(values: Values, dataDir: string, config: Config, for
   if (!force && alwaysOn(config) !== "daemon") return undefined;
   const { startBackgroundOwner } = await import("./backends/files/share/background.js");
   const configPath = explicitConfig(values);
-  return (handoverSince) => void startBackgroundOwner({ dataDir, config, configPath, env: process.env, handoverSince });
+  return (handoverSince) => void startBackgroundOwner({ dataDir, configPath, env: process.env, handoverSince });
 }
 
 /** config.json is watched: a valid edit applies without a restart. */
@@ -375,7 +376,9 @@ async function serve(args: string[]): Promise<number> {
     startedAs: values.http ? "http" : "client",
     // Over HTTP nothing changes: the daemon is the owner.
     startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
+    ownerStartedAt: ownerStartedByRelay(),
     onRole: v8ModeFor,
+    serveMcp: serveRelayed,
   });
 
   let watcher: { close(): void } | null = null;
@@ -457,6 +460,18 @@ async function serve(args: string[]): Promise<number> {
   return new Promise<number>(() => {});
 }
 
+/**
+ * The MCP session of another client's stdio relay (src/mcp/relay.ts), served while this process
+ * owns the data dir; the MCP server's modules load with the first one.
+ */
+const serveRelayed: NonNullable<HostOptions["serveMcp"]> = (socket, rest, api) => {
+  const session = import("./mcp/relay-host.js").then((m) => m.serveRelayedSession(socket, rest, api));
+  return {
+    drain: () => session.then((s) => s.drain()),
+    close: () => void session.then((s) => s.close()),
+  };
+};
+
 /** A notice (the App's, the host's) as a log line; its data may name the job and run. */
 function notice(level: string, message: string, data: Record<string, unknown> = {}): void {
   const lvl = level === "warning" || level === "error" ? level : "info";
@@ -528,6 +543,7 @@ async function serveBackground(values: Values, dataDir: string, config: Config, 
       startedAs,
       ownerOnly: true,
       onRole: v8ModeFor,
+      serveMcp: serveRelayed,
       handoverSince: Number.isFinite(since) ? since : undefined,
       onNotice: say,
       onOwnershipEnded: (why) => {

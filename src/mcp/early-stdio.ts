@@ -44,12 +44,21 @@ export interface EarlyStdin {
   answeredInitialize: string | number | null;
   /** stdin ended (the client quit) before the real server took over. */
   ended: boolean;
+  /** Answers not to send: to the requests a relay made to set up the real server (src/mcp/relay.ts). */
+  dropAnswers?: (string | number)[];
 }
 
 /** A line longer than this is left to the real server, which knows the message size limit. */
 const MAX_EARLY_LINE = 256 * 1024;
 
-let reader: { take(): EarlyStdin } | null = null;
+let reader: { take(): EarlyStdin; initialized(): string | number | null } | null = null;
+let initializedNow: () => void = () => {};
+/** Settles once `initialize` is answered early (never when it is not). */
+export const earlyInitialized = new Promise<void>((resolve) => {
+  initializedNow = resolve;
+});
+/** What a relay hands to the real server when it stops relaying (src/mcp/relay.ts). */
+let handedOver: EarlyStdin | null = null;
 
 /**
  * How long the bin waits for the early answers before it loads the rest. Node 22 loads a module
@@ -65,8 +74,8 @@ const EARLY_WAIT_MS = 150;
  * which loads the rest when this settles: once `tools/list` is answered, a message comes that
  * is not answered here, stdin ends, or EARLY_WAIT_MS have passed (at once when not answering).
  */
-export function answerEarly(argv: string[]): Promise<void> {
-  if (!isStdioServe(argv)) return Promise.resolve();
+export function answerEarly(argv: string[], waitMs = EARLY_WAIT_MS): Promise<void> {
+  if (!stdioServeArgs(argv)) return Promise.resolve();
   const answers = preparedAnswers();
   const init = answers?.initialize;
   if (!answers || !init) return Promise.resolve();
@@ -74,7 +83,7 @@ export function answerEarly(argv: string[]): Promise<void> {
   const answered = new Promise<void>((resolve) => {
     done = resolve;
   });
-  const timer = setTimeout(() => done(), EARLY_WAIT_MS);
+  const timer = setTimeout(() => done(), waitMs);
   const replay: Buffer[] = [];
   let partial: Buffer[] = [];
   let partialBytes = 0;
@@ -105,6 +114,7 @@ export function answerEarly(argv: string[]): Promise<void> {
       // The version installed, as the SDK server says it (the build's copy may predate a bump).
       send(id, { protocolVersion, ...init.result, serverInfo: { ...(init.result.serverInfo as object), version: VERSION } });
       replay.push(line);
+      initializedNow();
       return true;
     }
     if (msg.method === "notifications/initialized" && id === null && initId !== null) {
@@ -154,6 +164,7 @@ export function answerEarly(argv: string[]): Promise<void> {
   process.stdin.on("data", onData);
   process.stdin.once("end", onEnd);
   reader = {
+    initialized: () => initId,
     take() {
       process.stdin.off("data", onData);
       process.stdin.off("end", onEnd);
@@ -165,27 +176,51 @@ export function answerEarly(argv: string[]): Promise<void> {
   return answered.finally(() => clearTimeout(timer));
 }
 
-/** The early reader's bytes and state, once; null when there was none (HTTP, tests from src/). */
+/**
+ * The early reader's bytes and state (or what a relay handed over in their place), once; null
+ * when there was none (HTTP, tests from src/).
+ */
 export function takeEarlyStdin(): EarlyStdin | null {
+  if (handedOver) {
+    const h = handedOver;
+    handedOver = null;
+    return h;
+  }
   const r = reader;
   reader = null;
   return r ? r.take() : null;
 }
 
-/** `serve` over stdio with only the flags that say where the data and config are (cli.ts splitCommand). */
-function isStdioServe(argv: string[]): boolean {
+/** The id of the `initialize` answered early, while the early reader still reads; null when none was. */
+export function earlyInitialize(): string | number | null {
+  return reader?.initialized() ?? null;
+}
+
+/** A relay that stops relaying leaves the real server what it read and the state it set up. */
+export function handOverStdin(state: EarlyStdin): void {
+  handedOver = state;
+}
+
+/**
+ * `serve` over stdio with only the flags that say where the data and config are (cli.ts
+ * splitCommand): those flags; null for anything else.
+ */
+export function stdioServeArgs(argv: string[]): { dataDir?: string; config?: string } | null {
   let command: string | undefined;
+  const out: { dataDir?: string; config?: string } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--data-dir" || a === "--config") {
-      if (++i >= argv.length) return false;
+      if (++i >= argv.length) return null;
+      out[a === "--data-dir" ? "dataDir" : "config"] = argv[i];
       continue;
     }
-    if (a.startsWith("--data-dir=") || a.startsWith("--config=")) continue;
-    if (command !== undefined || a.startsWith("-")) return false;
-    command = a;
+    if (a.startsWith("--data-dir=")) out.dataDir = a.slice("--data-dir=".length);
+    else if (a.startsWith("--config=")) out.config = a.slice("--config=".length);
+    else if (command !== undefined || a.startsWith("-")) return null;
+    else command = a;
   }
-  return command === "serve";
+  return command === "serve" ? out : null;
 }
 
 /** What the SDK's InitializeRequestSchema requires; anything less is left for the SDK to refuse. */

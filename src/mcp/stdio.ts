@@ -1,13 +1,12 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
-import { LineLimiter, sniffId } from "./line-limit.js";
+import { LineLimiter, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-limit.js";
 import { takeEarlyStdin } from "./early-stdio.js";
 import { createServer, preloadTools } from "./server.js";
 import { logger } from "../log.js";
 
-/** One message at most; the SDK's own buffer holds 10 MiB, and each message is handed to it alone. */
-export const MAX_STDIO_MESSAGE_BYTES = 8 * 1024 * 1024;
+export { MAX_STDIO_MESSAGE_BYTES };
 
 /**
  * Serves one client over stdin/stdout. When the client goes away (stdin ends or breaks)
@@ -16,11 +15,9 @@ export const MAX_STDIO_MESSAGE_BYTES = 8 * 1024 * 1024;
 export async function serveStdio(api: CronApi, onGone: () => void): Promise<() => Promise<void>> {
   const server = createServer(api);
   const limiter = new LineLimiter(MAX_STDIO_MESSAGE_BYTES, (head, bytes, tail) => {
-    const id = sniffId(head, tail);
-    const message = `Message too large: ${bytes} bytes; one message may have at most ${MAX_STDIO_MESSAGE_BYTES} bytes. It was not read.`;
+    const { message, answer } = tooLargeAnswer(head, bytes, tail);
     logger.log("warning", "stdio.too_large", message);
-    // A request gets its error answer; a notification (no id) cannot be answered.
-    if (id !== null) void transport.send({ jsonrpc: "2.0", id, error: { code: -32600, message } }).catch(() => {});
+    if (answer) void transport.send(answer as JSONRPCMessage).catch(() => {});
   });
   // What the bin answered and read before this server existed (early-stdio.ts) is read again
   // first; the SDK's own answer to that `initialize` is the one answer not sent twice.
@@ -28,14 +25,14 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   if (early?.replay.length) limiter.write(early.replay);
   process.stdin.pipe(limiter);
   const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin);
-  let answered = early?.answeredInitialize ?? null;
-  if (answered !== null) {
+  // Answers already given (the early `initialize`), or to requests a relay made to set up this
+  // server as its previous one was (src/mcp/relay.ts): each is dropped once.
+  const drop = new Set<string | number>(early?.dropAnswers ?? []);
+  if (early?.answeredInitialize != null) drop.add(early.answeredInitialize);
+  if (drop.size) {
     const send = transport.send.bind(transport);
     transport.send = async (message: JSONRPCMessage) => {
-      if (answered !== null && "id" in message && message.id === answered && "result" in message) {
-        answered = null;
-        return;
-      }
+      if ("id" in message && !("method" in message) && message.id !== undefined && drop.delete(message.id)) return;
       return send(message);
     };
   }

@@ -5,6 +5,9 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../../../config.js";
 import { toIsoInZone } from "../../../kernel/time.js";
 import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "./secret-env.js";
+import { isAlive } from "./owner-file.js";
+
+export { isAlive };
 
 /**
  * The background owner of a data dir (SPEC §17): a detached `agent-cron serve --background`
@@ -18,7 +21,6 @@ export type StartedAs = "daemon" | "service" | "client" | "http" | "dashboard" |
 
 export interface StartOwnerOptions {
   dataDir: string;
-  config: Config;
   /** An explicit --config file, passed on; null for the data dir's own. */
   configPath: string | null;
   env: NodeJS.ProcessEnv;
@@ -182,21 +184,6 @@ function shortTime(iso: string, timezone: string): string {
   const local = toIsoInZone(new Date(at), timezone);
   const today = toIsoInZone(new Date(), timezone).slice(0, 10);
   return local.slice(0, 10) === today ? local.slice(11, 16) : `${local.slice(0, 10)} ${local.slice(11, 16)}`;
-}
-
-/** Alive and not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return true;
-  }
 }
 
 /** On Linux, whether the pid runs agent-cron's serve (pids are reused); elsewhere assumed. */

@@ -1,10 +1,9 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs, { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import type { Config } from "../../../config.js";
-import { ForwardingApi, LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi } from "../../../core/api.js";
+import { ForwardingApi, LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../../../core/api.js";
 import type { App } from "../../../core/app.js";
 import { AgentCronError, LockLostError, UserError, codeOf, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import { AppEventBus, type AppEvents } from "../../../core/events.js";
@@ -12,8 +11,11 @@ import type { Health } from "../../../ops/metrics.js";
 import { checkSelf } from "./peer.js";
 import { VERSION } from "../../../version.js";
 import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
-import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi } from "./rpc.js";
+import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi, type McpSessionHandle } from "./rpc.js";
 import { unaccountedOccurrences } from "../../../core/ledger.js";
+import { configDigest, readConfigText, readOwnerFile, socketPathFor, type OwnerFile } from "./owner-file.js";
+
+export { readOwnerFile, socketPathFor, type OwnerFile };
 
 /**
  * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
@@ -64,6 +66,14 @@ export interface HostOptions {
   openApp(opts: OpenAppRequest): Promise<App>;
   /** Each time this process takes a seat: it owns the data dir (or the shared store), or forwards to its owner. */
   onRole?: (role: "owner" | "follower") => void;
+  /**
+   * While this process owns the data dir, it serves the MCP sessions of stdio relays (another
+   * client's `agent-cron serve`, src/mcp/relay.ts) over its socket, each over `api`, which checks
+   * that relay's process where a call needs a person. Absent (the CLI): relays serve themselves.
+   */
+  serveMcp?: (socket: import("node:net").Socket, rest: string, api: CronApi & { residence(): Residence }) => McpSessionHandle;
+  /** A stdio relay started a background owner at this time (ms) and it has not come yet: wait for it only as long as is left. */
+  ownerStartedAt?: number;
 }
 
 /** What the Host asks openApp for (compose.ts's OpenAppOptions takes these). */
@@ -211,7 +221,8 @@ export class Host extends ForwardingApi implements CronApi {
     if (this.opts.config.store.type !== "files") return this.openShared();
     const deadline = Date.now() + waitMs;
     let lastError = "";
-    let startedAt: number | null = null;
+    let startedAt: number | null = this.opts.ownerStartedAt ?? null;
+    this.opts.ownerStartedAt = undefined;
     let handoverSince: number | null = null;
     while (!this.closing) {
       if (this.opts.ownerOnly) {
@@ -275,6 +286,7 @@ export class Host extends ForwardingApi implements CronApi {
       since: new Date().toISOString(),
       version: VERSION,
       started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
+      config_sha256: configDigest(readConfigText(this.opts.configPath)),
     });
     // Before the store loads: that load is an owner's work.
     this.opts.onRole?.("owner");
@@ -297,7 +309,13 @@ export class Host extends ForwardingApi implements CronApi {
     app.runtime.delivery.setLinkBase?.(this.linkBase);
     const api = new LocalApi(app);
     const unpipe = pipeEvents(app.runtime.events, this.events);
-    const stopServing = await serveApi(api, this.socketPath, { token: gen.token, fence: gen.fence, onHandOver: this.opts.onHandOverRequest });
+    const serveMcp = this.opts.serveMcp;
+    const stopServing = await serveApi(api, this.socketPath, {
+      token: gen.token,
+      fence: gen.fence,
+      onHandOver: this.opts.onHandOverRequest,
+      onMcpSession: serveMcp && ((socket, rest, checkPeer) => serveMcp(socket, rest, new PeerApi(this, checkPeer))),
+    });
     this.owner = { app, api, gen, release, stopServing, unpipe };
     gen.onLost = (why) => this.depose(gen, why);
     this.ownerServes();
@@ -422,6 +440,11 @@ export class Host extends ForwardingApi implements CronApi {
       });
   }
 
+  /** A call from a relayed MCP session (PeerApi), its person claims already checked against the relay. */
+  callFromPeer<T>(method: ApiMethod, args: unknown): Promise<T> {
+    return this.call(method, args);
+  }
+
   protected async call<T>(method: ApiMethod, args: unknown): Promise<T> {
     const deadline = Date.now() + 60_000;
     // At 100,000 jobs arming them took ~0.2 s of a restart (issue 27); a seat that fails
@@ -483,7 +506,7 @@ export class Host extends ForwardingApi implements CronApi {
    * while no client is open, or in a process that ends with its client. Read from the data
    * dir, not asked of the owner: every process answers the same, at no cost to the owner.
    */
-  residence(): Residence {
+  residence(self = true): Residence {
     if (this.opts.config.store.type !== "files") {
       return {
         background: null,
@@ -499,45 +522,12 @@ export class Host extends ForwardingApi implements CronApi {
     const info = readOwnerFile(this.opts.dataDir);
     if (!info || !isAlive(info.pid))
       return { background: false, pid: null, started_as: null, since: null, version: null, self: false, sentence: NO_OWNER, short: NO_OWNER_SHORT };
-    return describeOwner(info, info.pid === process.pid, this.opts.config.timezone);
+    return describeOwner(info, self && info.pid === process.pid, this.opts.config.timezone);
   }
 
   /** The executor a job that names none runs with (config default_executor, as edited since). */
   defaultExecutor(): string {
     return this.opts.config.default_executor;
-  }
-}
-
-/**
- * Unix socket paths are limited to ~107 bytes; a long data dir path gets a hashed one in tmp.
- * (The owner binds `<path>.<random>` first and renames it into place, hence the margin.)
- */
-export function socketPathFor(dataDir: string): string {
-  const inDir = path.join(dataDir, "agent-cron.sock");
-  if (Buffer.byteLength(inDir) < 90) return inDir;
-  const hash = createHash("sha256").update(path.resolve(dataDir)).digest("hex").slice(0, 16);
-  return path.join(os.tmpdir(), `agent-cron-${hash}.sock`);
-}
-
-export interface OwnerFile {
-  pid: number;
-  role: string;
-  socket: string;
-  since: string;
-  /** agent-cron's version; absent in files written before 0.2. */
-  version?: string;
-  /** How the owner was started (background.ts StartedAs); absent before 0.2. */
-  started_as?: string;
-  /** Proves the caller may use the socket, and fences the owner's writes (see Generation). */
-  token: string;
-}
-
-export function readOwnerFile(dataDir: string): OwnerFile | null {
-  try {
-    const value = JSON.parse(readFileSync(path.join(dataDir, "owner.json"), "utf8"));
-    return typeof value?.token === "string" ? value : null;
-  } catch {
-    return null;
   }
 }
 
@@ -644,6 +634,34 @@ class Generation {
   /** Before this tenure holds the lock, removal is a stale takeover; after, only our own lock. */
   private mayRemoveLock(): boolean {
     return this.identity === null || sameFile(this.lockDir, this.identity);
+  }
+}
+
+/**
+ * The API as a relayed MCP session (another client's stdio relay) sees it: a call that claims a
+ * person (a job its user accepted) is checked against the relay's process, as a forwarded call
+ * is (rpc.ts), never vouched for by this process; where the jobs run is said as to another
+ * process.
+ */
+class PeerApi extends ForwardingApi implements CronApi {
+  constructor(
+    private readonly host: Host,
+    private readonly checkPeer: () => Promise<PersonCheck>,
+  ) {
+    super();
+  }
+
+  get events(): AppEventBus {
+    return this.host.events;
+  }
+
+  residence(): Residence {
+    return this.host.residence(false);
+  }
+
+  protected async call<T>(method: ApiMethod, args: unknown): Promise<T> {
+    const checked = claimsPerson(method, args) ? actAsChecked(method, args, await this.checkPeer()) : args;
+    return this.host.callFromPeer<T>(method, checked);
   }
 }
 

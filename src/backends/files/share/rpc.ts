@@ -23,17 +23,19 @@ const MAX_LINE = 64 * 1024 * 1024;
 const AUTH_TIMEOUT_MS = 5_000;
 const EVENT_NAMES: (keyof AppEvents)[] = ["job", "run", "notice", "delivery"];
 
-function onLines(socket: net.Socket, handle: (msg: unknown) => void): void {
+/** Reads newline-delimited JSON; `detach` stops and gives back what was read past the last line. */
+function onLines(socket: net.Socket, handle: (msg: unknown) => void): { detach(): string } {
   let buf = "";
+  let detached = false;
   socket.setEncoding("utf8");
-  socket.on("data", (chunk: string) => {
+  const onData = (chunk: string) => {
     buf += chunk;
     if (buf.length > MAX_LINE) {
       socket.destroy(new Error("message too large"));
       return;
     }
     let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
+    while (!detached && (nl = buf.indexOf("\n")) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (!line) continue;
@@ -44,7 +46,19 @@ function onLines(socket: net.Socket, handle: (msg: unknown) => void): void {
         return;
       }
     }
-  });
+  };
+  socket.on("data", onData);
+  return {
+    detach() {
+      detached = true;
+      // Held until the next reader is there: a flowing socket with no reader drops what comes.
+      socket.pause();
+      socket.off("data", onData);
+      const rest = buf;
+      buf = "";
+      return rest;
+    },
+  };
 }
 
 const send = (socket: net.Socket, msg: unknown) => {
@@ -63,7 +77,28 @@ export interface ServeOptions {
    * answer with the time it stopped taking occurrences has gone out. Absent: refused.
    */
   onHandOver?: () => void;
+  /**
+   * A stdio relay (src/mcp/relay.ts) asks for an MCP session of its own: from the greeting on,
+   * the connection carries its client's JSON-RPC lines both ways (`rest`: what it sent past the
+   * greeting). Absent: the relay is greeted as an API caller and serves its client itself.
+   */
+  onMcpSession?: (socket: net.Socket, rest: string, checkPeer: () => Promise<PersonCheck>) => McpSessionHandle;
 }
+
+/** An MCP session served over the socket, as serveApi's stop needs it. */
+export interface McpSessionHandle {
+  /**
+   * Takes no request from here on (a relay sends none after `stopping`; one already on its way
+   * is dropped unapplied, and the relay asks the next server), and settles once every request
+   * the session took is answered.
+   */
+  drain(): Promise<void>;
+  /** Ends the session and its connection. */
+  close(): void;
+}
+
+/** How long a stopping owner waits for its relayed MCP sessions' calls before it closes them. */
+const MCP_DRAIN_MS = 5_000;
 
 /** The one call outside the API: a newer agent-cron asks the owner to hand the data dir over. */
 const HAND_OVER = "handOver";
@@ -77,6 +112,8 @@ const sameSecret = (a: string, b: string) => {
 /** Serves the owner's API to followers and the CLI; returns a function that stops serving. */
 export async function serveApi(api: CronApi, socketPath: string, opts: ServeOptions): Promise<() => Promise<void>> {
   const sockets = new Set<net.Socket>();
+  const mcpSessions = new Set<McpSessionHandle>();
+  const mcpSockets = new WeakMap<McpSessionHandle, net.Socket>();
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   /** Every connection, greeted or not: stopping ends them all, so close() never waits on one. */
@@ -96,7 +133,7 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
     // A caller proves itself at once or is let go.
     const authTimer = setTimeout(() => socket.destroy(), AUTH_TIMEOUT_MS);
     authTimer.unref();
-    onLines(socket, (raw) => {
+    const lines = onLines(socket, (raw) => {
       if (!authed) {
         clearTimeout(authTimer);
         const auth = (raw as { auth?: unknown }).auth;
@@ -109,6 +146,16 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
           return;
         }
         authed = true;
+        if ((raw as { mcp?: unknown }).mcp !== undefined && opts.onMcpSession) {
+          // From here the connection is the relay's client's: its lines are JSON-RPC, not calls.
+          send(socket, { hello: true, mcp: true });
+          const rest = lines.detach();
+          const session = opts.onMcpSession(socket, rest, () => (peer ??= checkPeer(socket)));
+          mcpSessions.add(session);
+          mcpSockets.set(session, socket);
+          socket.on("close", () => mcpSessions.delete(session));
+          return;
+        }
         sockets.add(socket);
         socket.on("close", () => sockets.delete(socket));
         // A unix-socket connect succeeds while the connection still waits in the backlog; the
@@ -182,7 +229,24 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
     // No new followers from here on, so every connected one hears that we are stopping.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of sockets) send(s, { stopping: true });
-    await Promise.allSettled([...inFlight]);
+    // A relayed session hears it too and sends nothing more; what it asked before is answered,
+    // for up to MCP_DRAIN_MS (a run_now that waits, an ask the person has not answered), and it
+    // is told whether all was (`drained`): then what is still unanswered was never applied.
+    const relayed = [...mcpSessions].map(async (session) => {
+      const socket = mcpSockets.get(session);
+      if (socket) send(socket, { stopping: true });
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        session.drain().then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), MCP_DRAIN_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (socket && drained) send(socket, { drained: true });
+      session.close();
+    });
+    await Promise.allSettled([...inFlight, ...relayed]);
     forwarders.forEach((off) => off());
     for (const s of sockets) s.end();
     for (const s of accepted) if (!sockets.has(s)) s.destroy();

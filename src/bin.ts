@@ -15,7 +15,7 @@ const RELAY_AFTER_INITIALIZE_MS = 100;
 
 // A stdio server whose data dir has an owner of this version lets it serve the client, loading
 // nothing more (src/mcp/relay.ts); it looks for that owner (or starts the background owner) now.
-const relay = startRelay(process.argv.slice(2), stdioServeArgs(process.argv.slice(2)));
+const relay = startRelay(stdioServeArgs(process.argv.slice(2)));
 
 // A stdio client's initialize and tools/list are answered now, from what the build prepared,
 // before the rest loads (src/mcp/early-stdio.ts). A relay has nothing else to load: it waits for them.
@@ -35,7 +35,9 @@ v8.setFlagsFromString("--semi-space-growth-factor=1");
 // With no owner to relay to, the rest loads at once.
 await Promise.race([
   early,
-  relay.link.then((link) => link ? Promise.race([early, earlyInitialized.then(() => new Promise((r) => setTimeout(r, RELAY_AFTER_INITIALIZE_MS)))]) : undefined),
+  relay.link.then((link) =>
+    link ? Promise.race([early, earlyInitialized.then(() => new Promise((r) => setTimeout(r, RELAY_AFTER_INITIALIZE_MS)))]) : undefined,
+  ),
 ]);
 // Returns when there is no owner to relay to, or the owner went: the full server serves.
 await relayIfOwned(relay);

@@ -14,7 +14,7 @@ import { takeSecrets } from "./backends/files/share/secret-env.js";
 import { VERSION } from "./version.js";
 import { v8ModeFor } from "./v8-mode.js";
 import type { HostOptions } from "./backends/files/share/host.js";
-import { ownerStartedByRelay } from "./mcp/relay.js";
+import { ownerStartedByRelay, takingOverFromRelay } from "./mcp/relay.js";
 
 /**
  * The composition root, loaded only by a process that comes to own the data dir (or shares a
@@ -377,6 +377,7 @@ async function serve(args: string[]): Promise<number> {
     // Over HTTP nothing changes: the daemon is the owner.
     startOwner: values.http ? undefined : await ownerStarter(values, dataDir, config),
     ownerStartedAt: ownerStartedByRelay(),
+    takingOver: takingOverFromRelay(),
     onRole: v8ModeFor,
     serveMcp: serveRelayed,
   });
@@ -468,7 +469,11 @@ const serveRelayed: NonNullable<HostOptions["serveMcp"]> = (socket, rest, api) =
   const session = import("./mcp/relay-host.js").then((m) => m.serveRelayedSession(socket, rest, api));
   return {
     drain: () => session.then((s) => s.drain()),
-    close: () => void session.then((s) => s.close()),
+    close: () =>
+      void session.then(
+        (s) => s.close(),
+        () => socket.destroy(),
+      ),
   };
 };
 

@@ -63,6 +63,8 @@ interface OwnerLink {
   /** What the owner sent past its greeting. */
   rest: string;
   dataDir: string;
+  /** The owner's pid, as owner.json says. */
+  pid: number;
 }
 
 export interface RelayStart {
@@ -73,7 +75,7 @@ export interface RelayStart {
 }
 
 /** Called by the bin first thing, with the early answers: finds (or starts) the owner to relay to. */
-export function startRelay(argv: string[], serveArgs: { dataDir?: string; config?: string } | null): RelayStart {
+export function startRelay(serveArgs: { dataDir?: string; config?: string } | null): RelayStart {
   const plan = serveArgs && planRelay(serveArgs);
   if (!plan) return { likely: false, link: Promise.resolve(null) };
   return { likely: true, link: findOwner(plan).catch(() => null) };
@@ -149,7 +151,7 @@ async function findOwner(plan: Plan): Promise<OwnerLink | null> {
       if (info.version !== VERSION || info.role !== "server" || info.config_sha256 !== plan.digest) return null;
       const link = await greet(socketPathFor(plan.dataDir), info.token);
       if (link === "refused") return null;
-      if (link) return { ...link, dataDir: plan.dataDir };
+      if (link) return { ...link, dataDir: plan.dataDir, pid: info.pid };
       // Not serving yet (an owner loads its store before it opens its socket), or stopping.
       if (Date.now() - began > START_OWNER_MS) return null;
       await new Promise((r) => setTimeout(r, POLL_MS));
@@ -176,6 +178,14 @@ async function findOwner(plan: Plan): Promise<OwnerLink | null> {
 /** Set when this relay started a background owner that did not come; the full server waits only what is left. */
 let handOverStartedAt: number | undefined;
 
+/** True once a relay handed its client over to the full server (its owner went). */
+let relayed = false;
+
+/** Whether the full server takes a client over from a relay, mid-session. */
+export function takingOverFromRelay(): boolean {
+  return relayed;
+}
+
 /** Tells the full server, when it serves instead, about a background owner this process started. */
 export function ownerStartedByRelay(): number | undefined {
   return handOverStartedAt;
@@ -194,7 +204,7 @@ function lockHeld(dataDir: string): boolean {
  * when it greets us otherwise (an owner older than relays, one that serves no MCP session); null
  * when nobody answers (yet).
  */
-function greet(socketPath: string, token: string): Promise<Omit<OwnerLink, "dataDir"> | "refused" | null> {
+function greet(socketPath: string, token: string): Promise<Pick<OwnerLink, "socket" | "rest"> | "refused" | null> {
   return new Promise((resolve) => {
     const socket = net.createConnection(socketPath);
     let buf = "";
@@ -295,6 +305,7 @@ class Relay {
     process.stdout.once("error", this.leave);
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, this.leave);
     process.stdin.resume();
+    logger.log("info", "stdio.relay", `The data dir's owner (pid ${link.pid}) serves this client; this process carries its messages.`);
     logger.ready(`agent-cron ready stdio data=${link.dataDir}`, { data_dir: link.dataDir });
   }
 
@@ -424,6 +435,7 @@ class Relay {
     ];
     logger.log("info", "stdio.relay_ended", "The data dir's owner went away; this process serves its client itself now.");
     handOverStdin({ replay: Buffer.concat(replay), answeredInitialize: null, ended: false, dropAnswers });
+    relayed = true;
     this.finish();
   }
 }

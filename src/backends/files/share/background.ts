@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Config } from "../../../config.js";
 import { toIsoInZone } from "../../../kernel/time.js";
 import { SECRETS_FD_ENV, handOverSecrets, ownerEnvironment } from "./secret-env.js";
 import { isAlive } from "./owner-file.js";
@@ -162,9 +161,9 @@ export function describeOwner(info: { pid: number; since: string; started_as?: s
   }
   const owner =
     how === "dashboard"
-      ? "agent-cron dashboard"
+      ? "the agent-cron dashboard"
       : how === "cli"
-        ? "agent-cron command"
+        ? "an agent-cron command"
         : self
           ? "this client's agent-cron server"
           : "another client's agent-cron server";
@@ -172,8 +171,8 @@ export function describeOwner(info: { pid: number; since: string; started_as?: s
   return {
     ...base,
     background: false,
-    sentence: `Jobs run only while ${mine ? "this client is" : "a client is"} open (they run in the ${owner}, pid ${info.pid}, since ${since}); set always_on to "daemon" (the default) for a background owner that keeps running.`,
-    short: mine ? `Runs only while this client is open (always_on "client").` : `Runs only while the ${owner} (pid ${info.pid}) is open.`,
+    sentence: `Jobs run only while ${mine ? "this client is" : "a client is"} open (they run in ${owner}, pid ${info.pid}, since ${since}); set always_on to "daemon" (the default) for a background owner that keeps running.`,
+    short: mine ? `Runs only while this client is open (always_on "client").` : `Runs only while ${owner} (pid ${info.pid}) is open.`,
   };
 }
 

@@ -11,7 +11,7 @@ import type { Health } from "../../../ops/metrics.js";
 import { checkSelf } from "./peer.js";
 import { VERSION } from "../../../version.js";
 import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
-import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi, type McpSessionHandle } from "./rpc.js";
+import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi, type McpSessionHandle, type StopServing } from "./rpc.js";
 import { unaccountedOccurrences } from "../../../core/ledger.js";
 import { configDigest, readConfigText, readOwnerFile, socketPathFor, type OwnerFile } from "./owner-file.js";
 
@@ -72,6 +72,12 @@ export interface HostOptions {
    * that relay's process where a call needs a person. Absent (the CLI): relays serve themselves.
    */
   serveMcp?: (socket: import("node:net").Socket, rest: string, api: CronApi & { residence(): Residence }) => McpSessionHandle;
+  /**
+   * This process serves a client already (a stdio relay whose owner went, src/mcp/relay.ts): a
+   * first seat that fails is said and tried again, as a follower's takeover is, instead of
+   * failing start-up.
+   */
+  takingOver?: boolean;
   /** A stdio relay started a background owner at this time (ms) and it has not come yet: wait for it only as long as is left. */
   ownerStartedAt?: number;
 }
@@ -117,12 +123,14 @@ export class Host extends ForwardingApi implements CronApi {
     api: LocalApi;
     gen: Generation | null;
     release: () => Promise<void>;
-    stopServing: () => Promise<void>;
+    stopServing: StopServing;
     unpipe: () => void;
   } | null = null;
   private remote: RemoteApiClient | null = null;
   private closing = false;
   private takeover: Promise<void> | null = null;
+  /** Relayed MCP sessions served on from an earlier tenure (depose): ended when this process closes. */
+  private keptSessions: StopServing[] = [];
   readonly socketPath: string;
 
   private constructor(private opts: HostOptions) {
@@ -149,6 +157,8 @@ export class Host extends ForwardingApi implements CronApi {
       host.ownerServes = resolve;
     });
     host.seating = host.seat(opts.waitMs ?? 15_000);
+    // Already serving a client: its first seat is a takeover like any other.
+    if (opts.takingOver) host.seating = host.seating.catch((err) => host.seatFailed(err));
     host.seated = host.seating.finally(() => {
       host.seating = null;
     });
@@ -394,14 +404,17 @@ export class Host extends ForwardingApi implements CronApi {
       () => {
         this.takeover = null;
       },
-      (err) => {
-        this.opts.onNotice?.("error", `${errorMessage(err)} Trying again in ${RESEAT_RETRY_MS / 1000} s.`);
-        if (this.closing) return;
-        this.takeover = sleep(RESEAT_RETRY_MS).then(() => {
-          if (!this.closing && !this.owner && !this.remote) this.reseat();
-        });
-      },
+      (err) => this.seatFailed(err),
     );
+  }
+
+  /** A try to find or become the owner failed: said, and tried again a moment later. */
+  private seatFailed(err: unknown): void {
+    this.opts.onNotice?.("error", `${errorMessage(err)} Trying again in ${RESEAT_RETRY_MS / 1000} s.`);
+    if (this.closing) return;
+    this.takeover = sleep(RESEAT_RETRY_MS).then(() => {
+      if (!this.closing && !this.owner && !this.remote) this.reseat();
+    });
   }
 
   /**
@@ -426,7 +439,9 @@ export class Host extends ForwardingApi implements CronApi {
       // The app first: its timer and runs stop at once, instead of going on (retrying,
       // spawning) while the socket waits for calls in flight such as a waitRun.
       await owner.app.runtime.close(0).catch(() => {});
-      await owner.stopServing().catch(() => {});
+      // Relayed sessions go on through this process, now a follower (rpc.ts StopServing).
+      await owner.stopServing({ keepMcpSessions: true }).catch(() => {});
+      this.keptSessions.push(owner.stopServing);
       owner.unpipe();
       // The lock's own bookkeeping ends here; its files are the new owner's and stay.
       await owner.release().catch(() => {});
@@ -492,6 +507,7 @@ export class Host extends ForwardingApi implements CronApi {
     // A seat being taken ends at its next step; an App it opened meanwhile is closed below.
     await this.seating?.catch(() => {});
     this.remote?.close();
+    await Promise.allSettled(this.keptSessions.splice(0).map((stop) => stop()));
     const owner = this.owner;
     if (!owner) return;
     await owner.stopServing();

@@ -97,8 +97,12 @@ export interface McpSessionHandle {
   close(): void;
 }
 
-/** How long a stopping owner waits for its relayed MCP sessions' calls before it closes them. */
-const MCP_DRAIN_MS = 5_000;
+/**
+ * How long a stopping owner waits for its relayed MCP sessions' calls before it closes them: a
+ * stdio owner whose client quit is gone within 1 s (SPEC §1). A call cut off is asked again of
+ * the next server when it changes nothing, else answered with an error that says to check.
+ */
+const MCP_DRAIN_MS = 500;
 
 /** The one call outside the API: a newer agent-cron asks the owner to hand the data dir over. */
 const HAND_OVER = "handOver";
@@ -109,11 +113,20 @@ const sameSecret = (a: string, b: string) => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
+/**
+ * Stops serving: no new caller, the calls in flight answered. Relayed MCP sessions end too,
+ * unless kept: an owner taken over while it stalled forwards from then on, and a session it
+ * serves goes on through it (its calls reach the new owner); a later call without the option
+ * ends them.
+ */
+export type StopServing = (opts?: { keepMcpSessions?: boolean }) => Promise<void>;
+
 /** Serves the owner's API to followers and the CLI; returns a function that stops serving. */
-export async function serveApi(api: CronApi, socketPath: string, opts: ServeOptions): Promise<() => Promise<void>> {
+export async function serveApi(api: CronApi, socketPath: string, opts: ServeOptions): Promise<StopServing> {
   const sockets = new Set<net.Socket>();
   const mcpSessions = new Set<McpSessionHandle>();
   const mcpSockets = new WeakMap<McpSessionHandle, net.Socket>();
+  const relayedSockets = new Set<net.Socket>();
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   /** Every connection, greeted or not: stopping ends them all, so close() never waits on one. */
@@ -153,7 +166,11 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
           const session = opts.onMcpSession(socket, rest, () => (peer ??= checkPeer(socket)));
           mcpSessions.add(session);
           mcpSockets.set(session, socket);
-          socket.on("close", () => mcpSessions.delete(session));
+          relayedSockets.add(socket);
+          socket.on("close", () => {
+            mcpSessions.delete(session);
+            relayedSockets.delete(socket);
+          });
           return;
         }
         sockets.add(socket);
@@ -222,37 +239,46 @@ export async function serveApi(api: CronApi, socketPath: string, opts: ServeOpti
   chmodSync(boundAt, 0o600);
   renameSync(boundAt, socketPath);
   const identity = fileIdentity(socketPath);
-  return async () => {
+  let stopped: Promise<void> | null = null;
+  const stopServing = async () => {
     // Answer what was asked before closing, so no caller is left not knowing whether its
     // change was applied; later calls are told to go to the next owner.
     stopping = true;
-    // No new followers from here on, so every connected one hears that we are stopping.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // No new followers from here on, so every connected one hears that we are stopping. (Not
+    // waited for: the server's close waits for every connection, a relayed one included, which
+    // may go on or end only after this.)
+    server.close();
     for (const s of sockets) send(s, { stopping: true });
-    // A relayed session hears it too and sends nothing more; what it asked before is answered,
-    // for up to MCP_DRAIN_MS (a run_now that waits, an ask the person has not answered), and it
-    // is told whether all was (`drained`): then what is still unanswered was never applied.
-    const relayed = [...mcpSessions].map(async (session) => {
-      const socket = mcpSockets.get(session);
-      if (socket) send(socket, { stopping: true });
-      let timer: NodeJS.Timeout | undefined;
-      const drained = await Promise.race([
-        session.drain().then(() => true),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), MCP_DRAIN_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (socket && drained) send(socket, { drained: true });
-      session.close();
-    });
-    await Promise.allSettled([...inFlight, ...relayed]);
+    await Promise.allSettled([...inFlight]);
     forwarders.forEach((off) => off());
     for (const s of sockets) s.end();
-    for (const s of accepted) if (!sockets.has(s)) s.destroy();
-    await closed;
+    for (const s of accepted) if (!sockets.has(s) && !relayedSockets.has(s)) s.destroy();
     if (identity !== null && sameFile(socketPath, identity)) rmSync(socketPath, { force: true });
   };
+  return async ({ keepMcpSessions = false } = {}) => {
+    stopped ??= stopServing();
+    await stopped;
+    if (!keepMcpSessions) await Promise.allSettled([...mcpSessions].map((session) => endRelayedSession(mcpSockets.get(session), session)));
+  };
+}
+
+/**
+ * Ends a relayed MCP session: it hears that the owner stops and sends nothing more; what it
+ * asked before is answered, for up to MCP_DRAIN_MS, and it is told whether all was
+ * (`drained`): then what is still unanswered was never applied (src/mcp/relay.ts).
+ */
+async function endRelayedSession(socket: net.Socket | undefined, session: McpSessionHandle): Promise<void> {
+  if (socket) send(socket, { stopping: true });
+  let timer: NodeJS.Timeout | undefined;
+  const drained = await Promise.race([
+    session.drain().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), MCP_DRAIN_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (socket && drained) send(socket, { drained: true });
+  session.close();
 }
 
 /** True while `file` is still the one whose identity was taken; false when gone or unreadable. */

@@ -2,24 +2,27 @@
 import module from "node:module";
 import v8 from "node:v8";
 import { answerEarly, earlyInitialized, stdioServeArgs } from "./mcp/early-stdio.js";
-import { relayIfOwned, startRelay } from "./mcp/relay.js";
 import { startServeV8Mode } from "./v8-mode.js";
 
+const argv = process.argv.slice(2);
 // Before anything else runs: what runs at start-up is never hot (src/v8-mode.ts).
-startServeV8Mode(process.argv.slice(2));
+startServeV8Mode(argv);
 
 /** How long the early answers wait for a client's first messages when a relay will carry the rest. */
 const RELAY_EARLY_WAIT_MS = 10_000;
 /** A client that began its session and asks nothing more for this long is relayed as it is. */
 const RELAY_AFTER_INITIALIZE_MS = 100;
 
-// A stdio server whose data dir has an owner of this version lets it serve the client, loading
-// nothing more (src/mcp/relay.ts); it looks for that owner (or starts the background owner) now.
-const relay = startRelay(stdioServeArgs(process.argv.slice(2)));
-
 // A stdio client's initialize and tools/list are answered now, from what the build prepared,
 // before the rest loads (src/mcp/early-stdio.ts). A relay has nothing else to load: it waits for them.
-const early = answerEarly(process.argv.slice(2), relay.likely ? RELAY_EARLY_WAIT_MS : undefined);
+const serveArgs = stdioServeArgs(argv);
+const early = answerEarly(argv, serveArgs ? RELAY_EARLY_WAIT_MS : undefined);
+
+// A stdio server whose data dir has an owner of this version lets it serve the client, loading
+// nothing more (src/mcp/relay.ts). It looks for that owner (or starts the background owner)
+// meanwhile: loaded, not imported, so that the first answers wait for none of it.
+const relay = serveArgs ? import("./mcp/relay.js").then((m) => ({ relayIfOwned: m.relayIfOwned, link: m.findOwnerFor(serveArgs) })) : null;
+const link = relay ? relay.then((r) => r.link) : Promise.resolve(null);
 
 // V8 grows the young generation from 1 MB up to 16 MB semi-spaces as a server allocates: at
 // 1,000 jobs that alone was ~8 MB of RSS (75 → 67 MB), and every fork copies the page tables
@@ -35,10 +38,8 @@ v8.setFlagsFromString("--semi-space-growth-factor=1");
 // With no owner to relay to, the rest loads at once.
 await Promise.race([
   early,
-  relay.link.then((link) =>
-    link ? Promise.race([early, earlyInitialized.then(() => new Promise((r) => setTimeout(r, RELAY_AFTER_INITIALIZE_MS)))]) : undefined,
-  ),
+  link.then((owner) => (owner ? Promise.race([early, earlyInitialized.then(() => new Promise((r) => setTimeout(r, RELAY_AFTER_INITIALIZE_MS)))]) : undefined)),
 ]);
 // Returns when there is no owner to relay to, or the owner went: the full server serves.
-await relayIfOwned(relay);
+if (relay) await (await relay).relayIfOwned(await link);
 await import("./cli.js");

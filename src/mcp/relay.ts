@@ -67,18 +67,14 @@ interface OwnerLink {
   pid: number;
 }
 
-export interface RelayStart {
-  /** Whether a relay may follow: the early answers then wait for the client longer. */
-  likely: boolean;
-  /** The owner's socket, greeted; null when this process must serve its client itself. */
-  link: Promise<OwnerLink | null>;
-}
-
-/** Called by the bin first thing, with the early answers: finds (or starts) the owner to relay to. */
-export function startRelay(serveArgs: { dataDir?: string; config?: string } | null): RelayStart {
-  const plan = serveArgs && planRelay(serveArgs);
-  if (!plan) return { likely: false, link: Promise.resolve(null) };
-  return { likely: true, link: findOwner(plan).catch(() => null) };
+/**
+ * Called by the bin with the early answers: the owner's socket, greeted, when there is one to
+ * relay to (the background owner started first when nobody owns the data dir, under always_on
+ * "daemon"); null when this process must serve its client itself.
+ */
+export async function findOwnerFor(serveArgs: { dataDir?: string; config?: string }): Promise<OwnerLink | null> {
+  const plan = planRelay(serveArgs);
+  return plan ? findOwner(plan).catch(() => null) : null;
 }
 
 /**
@@ -86,8 +82,7 @@ export function startRelay(serveArgs: { dataDir?: string; config?: string } | nu
  * when there is nothing to relay to; otherwise only when the owner went and the full server must
  * take over (its state handed over, early-stdio.ts). The process ends when its client does.
  */
-export async function relayIfOwned(start: RelayStart): Promise<void> {
-  const link = await start.link;
+export async function relayIfOwned(link: OwnerLink | null): Promise<void> {
   if (!link) return;
   // The client must have begun its session here (initialize answered early); anything else is
   // left to the full server, which knows what to answer.

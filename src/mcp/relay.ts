@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { configDigest, isAlive, readOwnerFile, socketPathFor } from "../backends/files/share/owner-file.js";
+import { OWNER_STOPPED_MID_CALL, configDigest, isAlive, readOwnerFile, socketPathFor } from "../backends/files/share/owner-file.js";
 import { logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { earlyInitialize, handOverStdin, takeEarlyStdin, type EarlyStdin } from "./early-stdio.js";
@@ -293,18 +293,22 @@ class Relay {
     if (link.rest) this.fromOwner(link.rest);
     socket.resume();
     this.feed(early.replay);
-    process.stdin.on("data", this.fromStdin);
-    process.stdin.once("end", this.leave);
-    process.stdin.once("close", this.leave);
-    process.stdin.once("error", this.leave);
-    process.stdout.once("error", this.leave);
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, this.leave);
+    this.listen(true);
     process.stdin.resume();
     logger.log("info", "stdio.relay", `The data dir's owner (pid ${link.pid}) serves this client; this process carries its messages.`);
     logger.ready(`agent-cron ready stdio data=${link.dataDir}`, { data_dir: link.dataDir });
   }
 
   private readonly fromStdin = (chunk: Buffer) => this.feed(chunk);
+
+  /** The client's stdin and stdout, and the signals that end this process; off when the full server takes over. */
+  private listen(on: boolean): void {
+    const [add, remove] = on ? (["on", "once"] as const) : (["off", "off"] as const);
+    process.stdin[add]("data", this.fromStdin);
+    for (const event of ["end", "close", "error"]) process.stdin[remove](event, this.leave);
+    process.stdout[remove]("error", this.leave);
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process[remove](sig, this.leave);
+  }
 
   private feed(chunk: Buffer): void {
     this.framer.feed(chunk, (line) => this.fromClient(line));
@@ -397,19 +401,13 @@ class Relay {
             id,
             error: {
               code: -32603,
-              message:
-                "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again.",
+              message: OWNER_STOPPED_MID_CALL,
             },
           }),
         );
     }
     this.over = true;
-    process.stdin.off("data", this.fromStdin);
-    process.stdin.off("end", this.leave);
-    process.stdin.off("close", this.leave);
-    process.stdin.off("error", this.leave);
-    process.stdout.off("error", this.leave);
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, this.leave);
+    this.listen(false);
     process.stdin.pause();
     const dropAnswers: Id[] = [];
     const setUp = (line: Buffer | null): Buffer[] => {

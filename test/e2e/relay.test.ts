@@ -22,16 +22,22 @@ async function start(dir: string, name: string, env?: Record<string, string>): P
   return s;
 }
 
+/** A data dir, its owner (a) and a second client's server (b), which relays to it. */
+async function ownerAndRelay(): Promise<{ dir: string; a: Server; b: Server }> {
+  const dir = makeDataDir({}, "agent-cron-relay-");
+  cleanup.push(() => removeDir(dir));
+  const a = await start(dir, "window-a");
+  const b = await start(dir, "window-b");
+  expect(RELAYED.exec(b.stderr())?.[1]).toBe(String(a.pid));
+  return { dir, a, b };
+}
+
 const updatesOf = (s: Server, uri: string, after = 0) =>
   s.notifications.filter((n) => n.method === "notifications/resources/updated" && n.params.uri === uri && n.at >= after).length;
 
 describe("a stdio server whose data dir has an owner of its version (the relay)", () => {
   it("lets the owner serve its client: the client's calls, its name on its jobs, and changes made elsewhere as notifications", async () => {
-    const dir = makeDataDir({}, "agent-cron-relay-");
-    cleanup.push(() => removeDir(dir));
-    const a = await start(dir, "window-a");
-    const b = await start(dir, "window-b");
-    expect(RELAYED.exec(b.stderr())?.[1]).toBe(String(a.pid));
+    const { dir, a, b } = await ownerAndRelay();
     expect(a.stderr()).not.toMatch(RELAYED);
     expect(readOwner(dir)?.pid).toBe(a.pid);
 
@@ -71,11 +77,7 @@ describe("a stdio server whose data dir has an owner of its version (the relay)"
   }, 60_000);
 
   it("serves its client itself once the owner is killed: calls go on, and its subscription still hears of changes", async () => {
-    const dir = makeDataDir({}, "agent-cron-relay-");
-    cleanup.push(() => removeDir(dir));
-    const a = await start(dir, "window-a");
-    const b = await start(dir, "window-b");
-    expect(b.stderr()).toMatch(RELAYED);
+    const { dir, a, b } = await ownerAndRelay();
     await b.client.subscribeResource({ uri: "cron://jobs" });
     await b.tool("add_cron", { name: "before", schedule: "@daily", prompt: "p" });
 
@@ -93,11 +95,7 @@ describe("a stdio server whose data dir has an owner of its version (the relay)"
   }, 90_000);
 
   it("answers every call while the owner's client quits and the relay takes the data dir over", async () => {
-    const dir = makeDataDir({}, "agent-cron-relay-");
-    cleanup.push(() => removeDir(dir));
-    const a = await start(dir, "window-a");
-    const b = await start(dir, "window-b");
-    expect(b.stderr()).toMatch(RELAYED);
+    const { dir, a, b } = await ownerAndRelay();
     await b.tool("add_cron", { name: "kept", schedule: "@daily", prompt: "p" });
 
     let stop = false;

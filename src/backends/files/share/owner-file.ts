@@ -19,6 +19,10 @@ export function socketPathFor(dataDir: string): string {
   return path.join(os.tmpdir(), `agent-cron-${hash}.sock`);
 }
 
+/** A change sent to an owner that went before it answered: it may have been made. */
+export const OWNER_STOPPED_MID_CALL =
+  "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again.";
+
 export interface OwnerFile {
   pid: number;
   role: string;

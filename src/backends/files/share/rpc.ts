@@ -4,6 +4,7 @@ import net from "node:net";
 import { API_METHODS, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../../../core/api.js";
 import { AgentCronError, UnavailableError, codeOf, errorFromCode, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import type { AppEventBus, AppEvents } from "../../../core/events.js";
+import { OWNER_STOPPED_MID_CALL } from "./owner-file.js";
 import { checkSocketPeer } from "./peer.js";
 
 /**
@@ -448,11 +449,6 @@ const CALL_TIMEOUT_MS = Number(process.env.AGENT_CRON_CALL_TIMEOUT_MS) > 0 ? Num
 
 export class OwnerGoneError extends AgentCronError {
   constructor(readonly mayHaveApplied: boolean) {
-    super(
-      "AC_OWNER_GONE",
-      mayHaveApplied
-        ? "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again."
-        : "The agent-cron process that owned the data dir stopped; try again.",
-    );
+    super("AC_OWNER_GONE", mayHaveApplied ? OWNER_STOPPED_MID_CALL : "The agent-cron process that owned the data dir stopped; try again.");
   }
 }

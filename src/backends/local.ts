@@ -35,24 +35,42 @@ export class LocalQueue implements OccurrenceQueue {
     const at = occ.scheduledFor;
     const write = this.jobs.update(job.id, (j) => (!takeable(j, at) ? null : takenFields(j, at, this.clock.now(), job, occ.nextRunAt)));
     this.writing.add(write);
-    const result = await write.finally(() => this.writing.delete(write));
+    let result: Awaited<typeof write>;
+    try {
+      result = await write.finally(() => this.writing.delete(write));
+    } catch (err) {
+      // Written but not confirmed (fdatasync failed): memory, and the journal the next start
+      // replays, hold the occurrence as taken and next_run_at past it, so neither a retry nor
+      // catch-up would ever see it again. It runs (or gets its record) all the same, and the
+      // failure is still said. A write that failed outright left memory as it was: not taken.
+      const stored = this.jobs.get(job.id)?.last_scheduled_for;
+      if (stored && Date.parse(stored) >= at) this.handOver(job.id, occ, delayMs);
+      throw err;
+    }
     if (!result?.changed) return null;
+    this.handOver(job.id, occ, delayMs);
+    return result.job;
+  }
+
+  /** Hands a taken occurrence to the runner once its share of the jitter has passed. */
+  private handOver(jobId: string, occ: Occurrence & { scheduledFor: number }, delayMs: number): void {
     const run = this.runner;
+    if (!run) return;
+    const at = occ.scheduledFor;
     // scheduled_for stays the nominal time; the start waits its stable share of the jitter,
     // counted from that time, not from when the take's write was done (a slow disk's sync).
     // Taken while the queue closed, it is handed over at once: the runner records it.
     const wait = delayMs <= 0 || this.closed ? 0 : at + delayMs - this.clock.now();
     if (wait <= 0) {
-      void run(job.id, occ);
+      void run(jobId, occ);
     } else {
       const handOver = () => {
         this.waits.delete(timer);
-        void run(job.id, occ);
+        void run(jobId, occ);
       };
       const timer = this.clock.setTimer(handOver, wait);
       this.waits.set(timer, handOver);
     }
-    return result.job;
   }
 
   /** Waits for the takes being written, then hands over every taken occurrence still waiting: none is dropped unrecorded. */

@@ -174,7 +174,8 @@ export class Dispatcher {
       taken = await this.host.queue.take(job, { scheduledFor: at, trigger: "schedule", nextRunAt }, delay);
     } catch (err) {
       // Not taken: armed again in a moment from what is handled then, so this occurrence is
-      // tried again (or caught up) rather than passed over.
+      // tried again (or caught up) rather than passed over. (On files, a take written but not
+      // confirmed is handled all the same, and the queue has handed it over: see LocalQueue.take.)
       this.host.retryLater(job.id);
       throw err;
     }

@@ -52,11 +52,7 @@ export interface EarlyStdin {
 const MAX_EARLY_LINE = 256 * 1024;
 
 let reader: { take(): EarlyStdin; initialized(): string | number | null } | null = null;
-let initializedNow: () => void = () => {};
-/** Settles once `initialize` is answered early (never when it is not). */
-export const earlyInitialized = new Promise<void>((resolve) => {
-  initializedNow = resolve;
-});
+
 /** What a relay hands to the real server when it stops relaying (src/mcp/relay.ts). */
 let handedOver: EarlyStdin | null = null;
 
@@ -74,7 +70,7 @@ const EARLY_WAIT_MS = 150;
  * which loads the rest when this settles: once `tools/list` is answered, a message comes that
  * is not answered here, stdin ends, or EARLY_WAIT_MS have passed (at once when not answering).
  */
-export function answerEarly(argv: string[], waitMs = EARLY_WAIT_MS): Promise<void> {
+export function answerEarly(argv: string[]): Promise<void> {
   if (!stdioServeArgs(argv)) return Promise.resolve();
   const answers = preparedAnswers();
   const init = answers?.initialize;
@@ -83,7 +79,7 @@ export function answerEarly(argv: string[], waitMs = EARLY_WAIT_MS): Promise<voi
   const answered = new Promise<void>((resolve) => {
     done = resolve;
   });
-  const timer = setTimeout(() => done(), waitMs);
+  const timer = setTimeout(() => done(), EARLY_WAIT_MS);
   const replay: Buffer[] = [];
   let partial: Buffer[] = [];
   let partialBytes = 0;
@@ -114,7 +110,6 @@ export function answerEarly(argv: string[], waitMs = EARLY_WAIT_MS): Promise<voi
       // The version installed, as the SDK server says it (the build's copy may predate a bump).
       send(id, { protocolVersion, ...init.result, serverInfo: { ...(init.result.serverInfo as object), version: VERSION } });
       replay.push(line);
-      initializedNow();
       return true;
     }
     if (msg.method === "notifications/initialized" && id === null && initId !== null) {

@@ -3,7 +3,7 @@
  * server of its version, with its config, lets that owner serve its MCP session and loads
  * nothing more; when the owner goes, it serves its client itself, mid-session.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Server, expireLock, makeDataDir, readOwner, removeDir, runCli, sleep, waitFor } from "../reliability/helpers.js";
@@ -117,6 +117,17 @@ describe("a stdio server whose data dir has an owner of its version (the relay)"
     await reading;
     expect(new Set(answers)).toEqual(new Set([1]));
     expect(b.stderr()).toContain("serves its client itself now");
+  }, 60_000);
+
+  it("relays to an owner whose config was edited since it started, once the owner has reloaded it", async () => {
+    const dir = makeDataDir({}, "agent-cron-relay-");
+    cleanup.push(() => removeDir(dir));
+    const a = await start(dir, "window-a");
+    const file = path.join(dir, "config.json");
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), max_concurrent: 3 }, null, 2));
+    await waitFor(() => a.stderr().includes("Config reloaded"), { timeout: 10_000, what: "the owner to reload its config" });
+    const b = await start(dir, "window-b");
+    expect(RELAYED.exec(b.stderr())?.[1]).toBe(String(a.pid));
   }, 60_000);
 
   it("serves its client itself when its config is not the owner's", async () => {

@@ -220,6 +220,8 @@ export class Host extends ForwardingApi implements CronApi {
   applyConfig(config: Config): void {
     this.opts.config = config;
     this.owner?.app.runtime.applyConfig(config);
+    // A stdio relay serves through this owner only with the config it runs (src/mcp/relay.ts).
+    this.owner?.gen?.amend({ config_sha256: configDigest(readConfigText(this.opts.configPath)) });
   }
 
   /**
@@ -599,8 +601,30 @@ class Generation {
   /** Just after the lock was taken: remember it, and say who owns the data dir. */
   taken(info: Omit<OwnerFile, "token">): void {
     this.identity = this.currentIdentity();
+    this.info = info;
+    this.writeOwnerFile();
+  }
+
+  /** What owner.json says beside the token; null before the lock is taken. */
+  private info: Omit<OwnerFile, "token"> | null = null;
+
+  /**
+   * Changes what owner.json says of this owner, while it is still this tenure's. A write that
+   * fails is let go: owner.json then says what it said (a relay serves itself instead).
+   */
+  amend(fields: Partial<Omit<OwnerFile, "token">>): void {
+    try {
+      if (!this.info || !this.holds()) return;
+      this.info = { ...this.info, ...fields };
+      this.writeOwnerFile();
+    } catch {
+      /* see above */
+    }
+  }
+
+  private writeOwnerFile(): void {
     const tmp = `${this.ownerPath}.${this.token.slice(0, 8)}`;
-    writeFileSync(tmp, JSON.stringify({ ...info, token: this.token }) + "\n", { mode: 0o600 });
+    writeFileSync(tmp, JSON.stringify({ ...this.info, token: this.token }) + "\n", { mode: 0o600 });
     renameSync(tmp, this.ownerPath);
   }
 

@@ -29,6 +29,8 @@ const TAKE_BATCHES = 4;
 const TAKE_ATTEMPTS = 12;
 /** Occurrences that ended are settled together this long after (see flush). */
 const SETTLE_MS = 50;
+/** After a flush the database did not take, the next try. */
+const FLUSH_RETRY_MS = 1_000;
 /** pg_advisory_xact_lock(WAIT_LOCK, hashtext(job id)): one waiting occurrence per job (queue_one). */
 const WAIT_LOCK = 1633907303;
 /** A worker that is behind waits this long for a few slots to free before it fetches (see loop). */
@@ -805,10 +807,23 @@ export class PgQueue implements OccurrenceQueue {
       if (complete.length) await boss.complete(QUEUE, complete);
       if (fail.length) await boss.fail(QUEUE, fail, { reason: "fleet_max_concurrent reached, its claim failed, or the process that fetched it is closing" });
     } catch (err) {
-      // The database is away: an occurrence still marked running is settled by the orphan sweep
-      // if this process dies, and a pg-boss job not settled is handed out again after its
-      // heartbeat, to find its occurrence no longer queued.
+      // The database is away. What this flush took is put back and sent again once it answers:
+      // dropped, an occurrence whose run ended stayed `running` for as long as this process
+      // lived (the orphan sweep settles only a dead process's), and the fleet never finished it
+      // (postgres-chaos, a Postgres stop). Each statement is safe to repeat: the update touches
+      // only rows still running, and pg-boss settles a job once. If this process dies meanwhile,
+      // the orphan sweep settles its occurrences and pg-boss hands its jobs out again.
       this.deps.onError(err);
+      this.finished.unshift(...finished);
+      this.toComplete.unshift(...complete);
+      this.toFail.unshift(...fail);
+      if (!this.closed && !this.flushTimer) {
+        this.flushTimer = setTimeout(() => {
+          this.flushTimer = null;
+          void this.flush();
+        }, FLUSH_RETRY_MS);
+        this.flushTimer.unref();
+      }
     }
   }
 

@@ -1,5 +1,4 @@
 import { readFileSync, statSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { UserError } from "./kernel/errors.js";
@@ -438,9 +437,7 @@ export function alwaysOn(config: Pick<Config, "always_on">, env: NodeJS.ProcessE
   throw new UserError(`AGENT_CRON_ALWAYS_ON must be "daemon" or "client", got ${JSON.stringify(value)}.`);
 }
 
-export function defaultDataDir(env = process.env): string {
-  return env.AGENT_CRON_DATA_DIR || path.join(os.homedir(), ".agent-cron");
-}
+export { defaultDataDir } from "./kernel/data-dir.js";
 
 /**
  * Loads the config file: an explicit path must exist; the default `<data-dir>/config.json`

@@ -90,7 +90,7 @@ export function answerEarly(argv: string[]): Promise<void> {
   // only while answering (before the SDK's transport exists); after the hand-over only that
   // transport writes to it.
   const send = (id: string | number, result: unknown) => {
-    if (answering) process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id, result })}\n`);
+    if (answering) writeProtocolLine(JSON.stringify({ jsonrpc: "2.0", id, result }));
   };
 
   /** Answers one whole line if it may; false when the early answers end here. */
@@ -189,6 +189,15 @@ export function takeEarlyStdin(): EarlyStdin | null {
 /** The id of the `initialize` answered early, while the early reader still reads; null when none was. */
 export function earlyInitialize(): string | number | null {
   return reader?.initialized() ?? null;
+}
+
+/**
+ * The one place outside the SDK's transport that writes to stdout, which over stdio is the
+ * protocol: whole JSON-RPC lines, written by the early answers (before that transport exists)
+ * and by a relay (src/mcp/relay.ts), which never loads a transport of its own.
+ */
+export function writeProtocolLine(json: string): void {
+  process.stdout.write(`${json}\n`);
 }
 
 /** A relay that stops relaying leaves the real server what it read and the state it set up. */

@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
-import { OWNER_STOPPED_MID_CALL, configDigest, isAlive, readOwnerFile, socketPathFor } from "../backends/files/share/owner-file.js";
+import { LOCK_STALE_MS, OWNER_STOPPED_MID_CALL, configDigest, isAlive, readOwnerFile, socketPathFor } from "../backends/files/share/owner-file.js";
+import { defaultDataDir } from "../kernel/data-dir.js";
 import { logger } from "../log.js";
 import { VERSION } from "../version.js";
-import { earlyInitialize, handOverStdin, takeEarlyStdin, type EarlyStdin } from "./early-stdio.js";
+import { earlyInitialize, handOverStdin, takeEarlyStdin, writeProtocolLine, type EarlyStdin } from "./early-stdio.js";
 import { LineFramer, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-limit.js";
 
 /**
@@ -29,8 +29,6 @@ import { LineFramer, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-limi
 const START_OWNER_MS = Number(process.env.AGENT_CRON_START_OWNER_MS) > 0 ? Number(process.env.AGENT_CRON_START_OWNER_MS) : 10_000;
 /** An owner that does not greet within this long is left to the full server (which says so). */
 const GREET_MS = 5_000;
-/** A lock touched this recently is held (host.ts LOCK_STALE_MS): an owner is coming. */
-const LOCK_STALE_MS = 6_000;
 const POLL_MS = 20;
 /** The tools that change nothing: one in flight when the owner died is asked again of the next server. */
 const READ_TOOLS = new Set(["list_crons", "get_cron", "list_runs", "get_run", "preview_schedule", "audit"]);
@@ -101,7 +99,7 @@ export async function relayIfOwned(link: OwnerLink | null): Promise<void> {
 
 /** What can be known without the owner: null when the full server must serve. */
 function planRelay(args: { dataDir?: string; config?: string }): Plan | null {
-  const dataDir = path.resolve(args.dataDir ?? (process.env.AGENT_CRON_DATA_DIR || path.join(os.homedir(), ".agent-cron")));
+  const dataDir = path.resolve(args.dataDir ?? defaultDataDir());
   const given = args.config ?? process.env.AGENT_CRON_CONFIG;
   const configFile = given ? path.resolve(given) : path.join(dataDir, "config.json");
   let text: string | null;
@@ -380,7 +378,7 @@ class Relay {
   }
 
   private toClient(text: string): void {
-    if (!this.over) process.stdout.write(`${text}\n`);
+    if (!this.over) writeProtocolLine(text);
   }
 
   /**

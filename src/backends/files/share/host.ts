@@ -13,15 +13,10 @@ import { VERSION } from "../../../version.js";
 import { NO_OWNER, NO_OWNER_SHORT, describeOwner, isAlive, type Residence, type StartedAs } from "./background.js";
 import { OwnerGoneError, RemoteApiClient, fileIdentity, sameFile, serveApi, type McpSessionHandle, type StopServing } from "./rpc.js";
 import { unaccountedOccurrences } from "../../../core/ledger.js";
-import { configDigest, readConfigText, readOwnerFile, socketPathFor, type OwnerFile } from "./owner-file.js";
+import { LOCK_STALE_MS, configDigest, readConfigText, readOwnerFile, socketPathFor, type OwnerFile } from "./owner-file.js";
 
 export { readOwnerFile, socketPathFor, type OwnerFile };
 
-/**
- * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
- * refreshes it every LOCK_UPDATE_MS, so a live owner is never taken over.
- */
-const LOCK_STALE_MS = 6000;
 const LOCK_UPDATE_MS = 1500;
 const RETRY_MS = 150;
 /** After a failed try to find or become the owner, the next try. */

@@ -19,6 +19,12 @@ export function socketPathFor(dataDir: string): string {
   return path.join(os.tmpdir(), `agent-cron-${hash}.sock`);
 }
 
+/**
+ * A lock older than this is stale: its owner died without releasing it (kill -9). The owner
+ * refreshes it more often (host.ts), so a live owner is never taken over.
+ */
+export const LOCK_STALE_MS = 6000;
+
 /** A change sent to an owner that went before it answered: it may have been made. */
 export const OWNER_STOPPED_MID_CALL =
   "The agent-cron process that owned the data dir stopped during the call; check whether the change was made (list_crons) before trying again.";

@@ -1,4 +1,4 @@
-import { UserError } from "../kernel/errors.js";
+import { UserError, codeOf } from "../kernel/errors.js";
 import { takenFields } from "../core/job-rules.js";
 import type { Job, Run } from "../core/jobs.js";
 import { takeable } from "../core/planner.js";
@@ -43,8 +43,7 @@ export class LocalQueue implements OccurrenceQueue {
       // replays, hold the occurrence as taken and next_run_at past it, so neither a retry nor
       // catch-up would ever see it again. It runs (or gets its record) all the same, and the
       // failure is still said. A write that failed outright left memory as it was: not taken.
-      const stored = this.jobs.get(job.id)?.last_scheduled_for;
-      if (stored && Date.parse(stored) >= at) this.handOver(job.id, occ, delayMs);
+      if (codeOf(err) === "AC_NOT_CONFIRMED") this.handOver(job.id, occ, delayMs);
       throw err;
     }
     if (!result?.changed) return null;

@@ -5,7 +5,7 @@ import { LOCK_STALE_MS, OWNER_STOPPED_MID_CALL, configDigest, isAlive, readOwner
 import { defaultDataDir } from "../kernel/data-dir.js";
 import { logger } from "../log.js";
 import { VERSION } from "../version.js";
-import { earlyInitialize, handOverStdin, takeEarlyStdin, writeProtocolLine, type EarlyStdin } from "./early-stdio.js";
+import { earlyInitialize, handOverStdin, preparedAnswers, takeEarlyStdin, writeProtocolLine, type EarlyStdin } from "./early-stdio.js";
 import { LineFramer, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-limit.js";
 
 /**
@@ -30,8 +30,20 @@ const START_OWNER_MS = Number(process.env.AGENT_CRON_START_OWNER_MS) > 0 ? Numbe
 /** An owner that does not greet within this long is left to the full server (which says so). */
 const GREET_MS = 5_000;
 const POLL_MS = 20;
-/** The tools that change nothing: one in flight when the owner died is asked again of the next server. */
-const READ_TOOLS = new Set(["list_crons", "get_cron", "list_runs", "get_run", "preview_schedule", "audit"]);
+/**
+ * The tools that change nothing, as the build's tools/list says (`readOnlyHint`): one in flight
+ * when the owner died is asked again of the next server. A relay runs only with those answers.
+ */
+let readTools: Set<string> | undefined;
+function readOnlyTools(): Set<string> {
+  readTools ??= new Set(
+    (preparedAnswers()?.tools ?? []).flatMap((t) => {
+      const tool = t as { name?: unknown; annotations?: { readOnlyHint?: unknown } };
+      return tool.annotations?.readOnlyHint === true && typeof tool.name === "string" ? [tool.name] : [];
+    }),
+  );
+  return readTools;
+}
 const READ_METHODS = new Set([
   "ping",
   "tools/list",
@@ -433,6 +445,6 @@ class Relay {
 
 /** Whether a request changes nothing, so that asking the next server again is safe. */
 function readOnly(method: string, msg: Message): boolean {
-  if (method === "tools/call") return READ_TOOLS.has(String(msg.params?.name));
+  if (method === "tools/call") return readOnlyTools().has(String(msg.params?.name));
   return READ_METHODS.has(method);
 }

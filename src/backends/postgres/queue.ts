@@ -779,12 +779,12 @@ export class PgQueue implements OccurrenceQueue {
   private readonly toFail: { id: string; retryCount: number }[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
 
-  private scheduleFlush(): void {
+  private scheduleFlush(delayMs = SETTLE_MS): void {
     if (this.flushTimer) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       void this.flush();
-    }, SETTLE_MS);
+    }, delayMs);
     this.flushTimer.unref();
   }
 
@@ -817,13 +817,7 @@ export class PgQueue implements OccurrenceQueue {
       this.finished.unshift(...finished);
       this.toComplete.unshift(...complete);
       this.toFail.unshift(...fail);
-      if (!this.closed && !this.flushTimer) {
-        this.flushTimer = setTimeout(() => {
-          this.flushTimer = null;
-          void this.flush();
-        }, FLUSH_RETRY_MS);
-        this.flushTimer.unref();
-      }
+      if (!this.closed) this.scheduleFlush(FLUSH_RETRY_MS);
     }
   }
 

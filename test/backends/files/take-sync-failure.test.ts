@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it, vi } from "vitest";
+import { codeOf, kindOf } from "../../../src/kernel/errors.js";
 import { filesBackend, forget, openTestApp } from "../../helpers/app.js";
 import { FakeClock } from "../../helpers/clock.js";
 
@@ -127,5 +128,19 @@ describe("a take whose journal sync fails", () => {
     await app.jobs.pause("s");
     clock.advance(20_000);
     expect(app.queries.audit({ job: "s" }).jobs[0]).toMatchObject({ due: 24, unaccounted: 0, unaccounted_at: [] });
+  });
+
+  it("says a change the disk did not confirm is in effect (its own code), and one it refused is not", async () => {
+    const clock = new FakeClock("2026-03-02T08:59:59.500Z");
+    const { app } = await openTestApp({ backend: filesBackend, clock });
+    await app.jobs.add({ name: "c", schedule: "0 9 * * *", prompt: "p" }, "test");
+    io.failJournalSyncs = 1;
+    const unconfirmed = await app.jobs.pause("c").catch((err: unknown) => err);
+    expect([codeOf(unconfirmed), kindOf(unconfirmed)]).toEqual(["AC_NOT_CONFIRMED", "unavailable"]);
+    expect(app.queries.resolveJob("c").state).toBe("paused");
+    io.failJournalWrites = 1;
+    const refused = await app.jobs.resume("c").catch((err: unknown) => err);
+    expect(codeOf(refused)).toBe("AC_BAD_REQUEST");
+    expect(app.queries.resolveJob("c").state).toBe("paused");
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
-import { UserError, unfenced, type Fence } from "../../../kernel/errors.js";
+import { UnavailableError, UserError, unfenced, type Fence } from "../../../kernel/errors.js";
 import { exactCheck } from "../../../kernel/exact-check.js";
 import { JobSchema, type Job } from "../../../core/jobs.js";
 import type { JobRepo } from "../../../core/ports.js";
@@ -436,9 +436,11 @@ export function compactAfterLines(jobs: number): number {
  * A sync that failed after its line was written (EIO): the change is in the file and in
  * memory, and replays at the next start, but it cannot be promised to survive a power cut.
  */
-export function syncError(file: string, err: unknown): UserError {
-  return new UserError(
+/** A sync that failed after its line was written: the change is in effect (memory and the journal hold it). */
+export function syncError(file: string, err: unknown): UnavailableError {
+  return new UnavailableError(
     `Saved to ${file}, but the disk did not confirm it (${(err as Error).message}); the change may not survive a power cut. Check the disk.`,
+    "AC_NOT_CONFIRMED",
   );
 }
 

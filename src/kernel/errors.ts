@@ -16,7 +16,10 @@ export const ERRORS = {
   AC_UNAVAILABLE: { kind: "unavailable", what: "a part this call needs does not answer" },
   AC_LOCK_LOST: { kind: "unavailable", what: "this process no longer owns the data dir; nothing was written; the call may go to the new owner" },
   AC_DB_UNREACHABLE: { kind: "unavailable", what: "the database does not answer; `reason` says how it failed" },
-  AC_NOT_CONFIRMED: { kind: "unavailable", what: "the change was written and is in effect, but the disk did not confirm it (fsync failed): it may not survive a power cut" },
+  AC_NOT_CONFIRMED: {
+    kind: "unavailable",
+    what: "the change was written and is in effect, but the disk did not confirm it (fsync failed): it may not survive a power cut",
+  },
   AC_OWNER_GONE: { kind: "internal", what: "the owner of the data dir stopped during or before a call" },
   AC_OWNER_PRESENT: { kind: "internal", what: "serve --background found the data dir owned already" },
   AC_PRIVATE_ADDRESS: { kind: "internal", what: "a webhook's host resolves to a private address: refused, never retried" },

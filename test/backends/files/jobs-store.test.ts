@@ -353,6 +353,85 @@ describe("JobStore", () => {
     expect(again[8].notify_on).toEqual(["completed"]);
   });
 
+  it("loads every job's strings as they were stored while sharing the equal ones, by line, whole, through zod and from the journal", async () => {
+    const created = "2026-03-01T09:00:00.000+01:00";
+    const edited = "2026-03-02T10:30:00.000+01:00";
+    const born = (tz: string, schedule: string, at = created) => ({ at, state: "active" as const, schedule, timezone: tz });
+    const jobs = [
+      // Never changed: updated_at and its one schedule entry's time are its created_at.
+      job({
+        name: "a",
+        timezone: "Europe/Paris",
+        schedule: "*/15 9-17 * * 1-5",
+        created_by: "claude-code/2.1.3",
+        work_dir: "/srv/project/one",
+        updated_at: created,
+        created_at: created,
+        schedule_history: [born("Europe/Paris", "*/15 9-17 * * 1-5")],
+      }),
+      // The same shared strings as the job before, its own times.
+      job({
+        name: "b",
+        timezone: "Europe/Paris",
+        schedule: "*/15 9-17 * * 1-5",
+        created_by: "claude-code/2.1.3",
+        work_dir: "/srv/project/one",
+        updated_at: edited,
+        created_at: created,
+        schedule_history: [born("Europe/Paris", "0 9 * * *"), born("Europe/Paris", "*/15 9-17 * * 1-5", edited)],
+      }),
+      // Everything different from the job before, and a history that matches none of its fields.
+      job({
+        name: "c",
+        timezone: "America/Los_Angeles",
+        schedule: "0 0 1 * *",
+        created_by: "codex/0.9",
+        executor: null,
+        work_dir: null,
+        updated_at: edited,
+        created_at: created,
+        schedule_history: [born("Asia/Tokyo", "0 1 * * *", "2026-02-01T00:00:00.000+09:00")],
+      }),
+      job({
+        name: "d",
+        timezone: "Europe/Paris",
+        schedule: "*/15 9-17 * * 1-5",
+        created_by: "claude-code/2.1.3",
+        work_dir: "/srv/project/two",
+        updated_at: created,
+        created_at: created,
+        schedule_history: [],
+      }),
+    ];
+    const dir = tmp();
+    const snapshot = { version: 1, journal: "0123456789abcdef", rev: 1, jobs: jobs.slice(0, 3) };
+    const journal = journalHeaderLine("0123456789abcdef", null, 1).line + JSON.stringify({ put: jobs[3] }) + "\n";
+    writeFileSync(path.join(dir, "jobs.journal"), journal);
+    writeFileSync(path.join(dir, "jobs.json"), stringifyRecords(snapshot, "jobs"));
+    const byLine = await JobStore.open(dir);
+    expect([...byLine.all()]).toEqual(jobs);
+    expect(JSON.stringify([...byLine.all()])).toBe(JSON.stringify(jobs));
+    byLine.close();
+    writeFileSync(path.join(dir, "jobs.journal"), journal);
+    writeFileSync(path.join(dir, "jobs.json"), JSON.stringify(snapshot, null, 2));
+    const whole = await JobStore.open(dir);
+    expect([...whole.all()]).toEqual(jobs);
+    whole.close();
+    // A line zod fills in (an older line without on_empty) is shared the same way and loses nothing.
+    const older = rawJob({ ...jobs[1] });
+    delete older.on_empty;
+    writeFileSync(path.join(dir, "jobs.journal"), journal);
+    writeFileSync(path.join(dir, "jobs.json"), stringifyRecords({ ...snapshot, jobs: [jobs[0], older, jobs[2]] }, "jobs"));
+    const viaZod = await JobStore.open(dir);
+    expect([...viaZod.all()]).toEqual(jobs);
+    // What a compaction writes of them is what was stored, byte for byte.
+    for (let i = 0; i < compactAfterLines(4) + 1; i++) await viaZod.put(jobs[i % 4]);
+    await viaZod.idle();
+    viaZod.close();
+    expect(JSON.parse(readFileSync(path.join(dir, "jobs.json"), "utf8")).jobs).toEqual(jobs);
+    expect(readFileSync(path.join(dir, "jobs.json"), "utf8")).toContain(`${JSON.stringify(jobs[2])},\n`);
+  });
+
   it("stops on a jobs.json that does not parse, naming it and leaving it byte for byte", async () => {
     const dir = tmp();
     const file = path.join(dir, "jobs.json");

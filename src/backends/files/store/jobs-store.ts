@@ -460,7 +460,7 @@ export function writeError(file: string, err: unknown): UserError {
 const isExactJob = exactCheck(JobSchema);
 
 function validJob(raw: unknown, where: string): Job {
-  if (isExactJob(raw)) return shareLists(raw as Job);
+  if (isExactJob(raw)) return shareStrings(shareLists(raw as Job));
   // Older lines (fields added since get their defaults) and bad ones (named below).
   const parsed = JobSchema.safeParse(raw);
   if (!parsed.success) {
@@ -469,7 +469,7 @@ function validJob(raw: unknown, where: string): Job {
       `Data file ${where} holds an invalid job (${issue.path.join(".") || "record"}: ${issue.message}). It was left untouched; fix or remove that job.`,
     );
   }
-  return shareLists(parsed.data);
+  return shareStrings(shareLists(parsed.data));
 }
 
 /**
@@ -507,6 +507,39 @@ function shareLists(job: Job): Job {
       lastShared[field] = shared;
     }
     (job as Record<string, unknown>)[field] = shared;
+  }
+  return job;
+}
+
+/**
+ * Each string a parsed line holds is an object of its own, and at a restart every one of them
+ * survives and is copied twice by the young generation's scavenges (at 100,000 jobs the
+ * collector was ~40 % of loading jobs.json). Equal strings are made one: within a job, the
+ * times a job is born with (`updated_at` until it changes, its first schedule entry's `at`) and
+ * the schedule and timezone its schedule entries repeat; across jobs, the fields most jobs
+ * share with the job before them. ~90 B of the ~910 B a never-run job holds (issue 27).
+ * Strings cannot be changed, so sharing one is invisible to every reader.
+ */
+const SHARED_STRING_FIELDS = ["timezone", "schedule", "created_by", "executor", "work_dir"] as const;
+/** The value each field had in the job before: the next job's is often the same (a compare, no key). */
+const lastString: Partial<Record<(typeof SHARED_STRING_FIELDS)[number], string>> = {};
+
+function shareStrings(job: Job): Job {
+  const fields = job as Record<string, unknown>;
+  for (const field of SHARED_STRING_FIELDS) {
+    const value = fields[field];
+    if (typeof value !== "string") continue;
+    const last = lastString[field];
+    if (last === value) fields[field] = last;
+    else lastString[field] = value;
+  }
+  if (job.updated_at === job.created_at) fields.updated_at = job.created_at;
+  for (const entry of job.schedule_history) {
+    const e = entry as Record<string, unknown>;
+    if (entry.at === job.created_at) e.at = job.created_at;
+    else if (entry.at === job.updated_at) e.at = job.updated_at;
+    if (entry.schedule === job.schedule) e.schedule = job.schedule;
+    if (entry.timezone === job.timezone) e.timezone = job.timezone;
   }
   return job;
 }

@@ -225,6 +225,46 @@ describe("postgres backend", () => {
     expect(rows).toEqual([{ state: "done", n: "20" }]);
   });
 
+  it("sends a take's job write as the fields it changed, and every mirror ends with the row's job, one that missed a write by reading the row", async () => {
+    const url = await freshDatabase(cluster, "patch");
+    const [a, b] = [await backend(url), await backend(url)];
+    a.queue.consume(async () => {});
+    const job = makeJob({ prompt: "x".repeat(2000) });
+    await a.jobs.insert(job);
+    await waitFor("b to see it", () => b.jobs.get(job.id));
+    const payloads: string[] = [];
+    const listen = new pg.Client({ connectionString: url });
+    await listen.connect();
+    listen.on("notification", (m) => payloads.push(m.payload ?? ""));
+    await listen.query("LISTEN agent_cron");
+    const row = async () => JobSchema.parse((await sql<{ data: unknown }>(url, "SELECT data FROM agent_cron.jobs WHERE id = $1", [job.id]))[0].data);
+    try {
+      const at = Date.now() - 10;
+      const taken = await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at, trigger: "schedule" }, 0);
+      expect(taken?.last_scheduled_for).toBe(new Date(at).toISOString().replace("Z", "+00:00"));
+      await waitFor("b to hear the take", () => b.jobs.revOf(job.id) === a.jobs.revOf(job.id));
+      const stored = await row();
+      expect(b.jobs.get(job.id)).toEqual(stored);
+      expect(a.jobs.get(job.id)).toEqual(stored);
+      expect(Object.keys(b.jobs.get(job.id)!)).toEqual(Object.keys(stored));
+      // The take's notification carries the changed fields, not the 2 KB prompt.
+      const take = payloads.map((p) => JSON.parse(p)).find((c) => c.k === "j" && c.id === job.id);
+      expect(take.d).toBeNull();
+      expect(Object.keys(take.p)).toEqual(expect.arrayContaining(["last_scheduled_for", "updated_at"]));
+      expect(take.p).not.toHaveProperty("prompt");
+      expect(take.b).toBeLessThan(take.v);
+      // A write no mirror heard (made behind their backs): a's take is made on the row as locked,
+      // b's copy is not the one the take's fields apply to, so b reads the row.
+      await sql(url, `UPDATE agent_cron.jobs SET rev = nextval('agent_cron.rev'), data = jsonb_set(data, '{prompt}', '"changed behind"') WHERE id = $1`, [job.id]);
+      await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at + 1000, trigger: "schedule" }, 0);
+      await waitFor("b to read the row", () => b.jobs.get(job.id)?.prompt === "changed behind");
+      expect(b.jobs.get(job.id)).toEqual(await row());
+      expect(a.jobs.get(job.id)).toEqual(await row());
+    } finally {
+      await listen.end();
+    }
+  });
+
   it("does not take an occurrence of a job paused through another process", async () => {
     const url = await freshDatabase(cluster, "paused");
     const [a, b] = [await backend(url), await backend(url)];

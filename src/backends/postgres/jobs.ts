@@ -2,7 +2,7 @@ import type pg from "pg";
 import { UserError } from "../../kernel/errors.js";
 import { JobSchema, type Job } from "../../core/jobs.js";
 import type { JobRepo } from "../../core/ports.js";
-import { SCHEMA, type Db } from "./db.js";
+import { CHANNEL, SCHEMA, type Db } from "./db.js";
 import { inlineSql, notifySql, type Change } from "./notify.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -305,6 +305,41 @@ export class PgJobRepo implements JobRepo {
     return new Map(rows.map((r) => [r.id, Number(r.rev)]));
   }
 
+  /**
+   * Writes the jobs of a take's batch, which this transaction has locked at `baseRev`, sending
+   * only the fields the take changed (last_scheduled_for, next_run_at, updated_at): the row
+   * gets them merged in, and the notification carries them with the rev they apply to. A
+   * whole job was a take's largest cost in a process at capacity (its JSON, sent and heard back
+   * by every process, 300 a second at 300 every-second jobs; docs/postgres.md, Capacity, round
+   * 6). A job the change took a field from goes whole. Returns each one's new rev.
+   */
+  async writeTaken(conn: Queryable, list: { job: Job; base: Job; baseRev: number }[]): Promise<Map<string, number>> {
+    const entries = list.map(({ job, base, baseRev }) => {
+      const patch = fieldsChanged(base, job);
+      return patch ? { i: job.id, b: String(baseRev), p: patch } : { i: job.id, b: String(baseRev), f: job };
+    });
+    const { rows } = await conn.query<{ id: string; rev: string }>(
+      `WITH x AS (
+         SELECT e->>'i' AS id, (e->>'b')::bigint AS base, e->'p' AS patch, e->'f' AS whole, (e->'f')::text AS whole_text
+         FROM json_array_elements($1::text::json) AS e),
+       w AS (
+         UPDATE ${SCHEMA}.jobs j SET rev = nextval('${SCHEMA}.rev'),
+           data = CASE WHEN x.patch IS NULL THEN x.whole::jsonb ELSE j.data || x.patch::jsonb END, updated_at = now()
+         FROM x WHERE j.id = x.id AND j.rev = x.base
+         RETURNING j.id, j.rev, j.seq)
+       SELECT w.id, w.rev, pg_notify('${CHANNEL}', json_build_object('o', $2::text, 'k', 'j', 'id', w.id, 'v', w.rev, 's', w.seq,
+         'd', ${inlineSql("x.whole_text")}::json, 'b', CASE WHEN x.patch IS NOT NULL THEN x.base END, 'p', x.patch)::text)
+       FROM w JOIN x ON x.id = w.id`,
+      [JSON.stringify(entries), this.origin],
+    );
+    const revs = new Map(rows.map((r) => [r.id, Number(r.rev)]));
+    // The rows are locked by this transaction at baseRev: one that is not (a caller's mistake)
+    // fails the take rather than write the change on a row it was not made on.
+    const missed = list.find((l) => !revs.has(l.job.id));
+    if (missed) throw new Error(`The job ${missed.job.id} was not at rev ${missed.baseRev} under its take's lock.`);
+    return revs;
+  }
+
   async delete(id: string): Promise<void> {
     await this.track(async () => {
       await this.db.query(
@@ -337,6 +372,14 @@ export class PgJobRepo implements JobRepo {
     if (this.removed.has(change.id)) return "stale";
     const known = this.revs.get(change.id);
     if (known !== undefined && known >= change.v) return "stale";
+    if (change.p) {
+      // A take's fields, on the row as it was at rev b: applied to this mirror's copy when it
+      // is that one. A field the copy lacks would land out of the schema's order: read the row.
+      const copy = this.jobs.get(change.id);
+      if (!copy || known !== change.b || Object.keys(change.p).some((k) => !(k in copy))) return "fetch";
+      this.applyRow({ id: change.id, rev: String(change.v), data: { ...copy, ...change.p } }, true, false);
+      return "applied";
+    }
     if (change.d === undefined || change.d === null) return "fetch";
     this.applyRow({ id: change.id, rev: String(change.v), data: change.d }, true, false);
     return "applied";
@@ -409,6 +452,20 @@ export class PgJobRepo implements JobRepo {
       this.writes.delete(p);
     }
   }
+}
+
+/**
+ * The top-level fields of `next` that differ from `base` (by identity: an equal copy counts as
+ * changed, which only makes the patch larger), or null when `next` drops one of base's fields
+ * (a patch merged into the row cannot remove it).
+ */
+function fieldsChanged(base: Job, next: Job): Record<string, unknown> | null {
+  const patch: Record<string, unknown> = {};
+  const b = base as Record<string, unknown>;
+  const n = next as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (b[k] !== undefined && n[k] === undefined) return null;
+  for (const k of Object.keys(n)) if (n[k] !== undefined && n[k] !== b[k]) patch[k] = n[k];
+  return patch;
 }
 
 export function parseJob(data: unknown, id: string): Job {

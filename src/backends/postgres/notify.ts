@@ -19,6 +19,9 @@ export interface Change {
   s?: number;
   /** The record, when it fit. */
   d?: unknown;
+  /** A job written by a take: only its fields that changed, on the row as it was at rev `b`. */
+  p?: Record<string, unknown>;
+  b?: number;
 }
 
 /** Records up to this many bytes travel in the notification; larger ones are read back. */
@@ -87,6 +90,7 @@ export class Listener {
     client.on("end", () => onLost(new Error("Connection terminated")));
     client.on("notification", (msg) => {
       if (msg.channel !== CHANNEL || !msg.payload) return;
+      if (this.ownNews(msg.payload)) return;
       let change: Change;
       try {
         change = JSON.parse(msg.payload) as Change;
@@ -114,6 +118,23 @@ export class Listener {
     }, 5000);
     this.pingTimer.unref();
   }
+
+  /**
+   * News this process wrote itself of a kind it ignores (everything but its sync marks), known
+   * by its first bytes, without parsing it: a process at capacity hears every one of its own
+   * takes and run records back, each a whole record, and parsing them showed in its profile
+   * (docs/postgres.md, Capacity, round 6). json_build_object writes `{"o" : <origin>, "k" : <kind>`;
+   * a payload written otherwise is parsed, as before.
+   */
+  private ownNews(payload: string): boolean {
+    if (!this.liveLock) return false;
+    this.ownPrefix ??= `{"o" : ${JSON.stringify(this.liveLock)}, "k" : "`;
+    if (!payload.startsWith(this.ownPrefix)) return false;
+    const kind = payload.slice(this.ownPrefix.length, payload.indexOf('"', this.ownPrefix.length));
+    return kind !== "s";
+  }
+
+  private ownPrefix: string | null = null;
 
   private scheduleRetry(): void {
     if (this.closed || this.retryTimer) return;

@@ -269,7 +269,7 @@ export class PgQueue implements OccurrenceQueue {
         [batch.map((t) => t.jobId), batch.map((t) => new Date(t.at).toISOString()), batch.map((t) => t.trigger), mirror.map((m) => String(m.rev))],
       );
       const byId = new Map(rows.map((r) => [r.id, r]));
-      const out: ({ job: Job; take: PendingTake } | null)[] = [];
+      const out: ({ job: Job; take: PendingTake; base: Job; baseRev: number } | null)[] = [];
       const refused: PendingTake[] = [];
       for (const [i, t] of batch.entries()) {
         const row = byId.get(t.jobId);
@@ -289,6 +289,8 @@ export class PgQueue implements OccurrenceQueue {
         out.push({
           take: t,
           job: takenFields(stored, t.at, this.deps.clock.now(), t.armed, t.nextRunAt),
+          base: stored,
+          baseRev: Number(row.rev),
         });
       }
       if (refused.length) {
@@ -297,12 +299,9 @@ export class PgQueue implements OccurrenceQueue {
           [refused.map((t) => t.jobId), refused.map((t) => new Date(t.at).toISOString())],
         );
       }
-      const won = out.filter((o): o is { job: Job; take: PendingTake } => o !== null);
+      const won = out.filter((o): o is { job: Job; take: PendingTake; base: Job; baseRev: number } => o !== null);
       if (!won.length) return out.map(() => null);
-      const revs = await jobs.writeMany(
-        client,
-        won.map((w) => w.job),
-      );
+      const revs = await jobs.writeTaken(client, won);
       await boss.insert(
         QUEUE,
         won.map(({ take: t }) => ({

@@ -255,11 +255,23 @@ describe("postgres backend", () => {
       expect(take.b).toBeLessThan(take.v);
       // A write no mirror heard (made behind their backs): a's take is made on the row as locked,
       // b's copy is not the one the take's fields apply to, so b reads the row.
-      await sql(url, `UPDATE agent_cron.jobs SET rev = nextval('agent_cron.rev'), data = jsonb_set(data, '{prompt}', '"changed behind"') WHERE id = $1`, [job.id]);
+      await sql(url, `UPDATE agent_cron.jobs SET rev = nextval('agent_cron.rev'), data = jsonb_set(data, '{prompt}', '"changed behind"') WHERE id = $1`, [
+        job.id,
+      ]);
       await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at + 1000, trigger: "schedule" }, 0);
       await waitFor("b to read the row", () => b.jobs.get(job.id)?.prompt === "changed behind");
       expect(b.jobs.get(job.id)).toEqual(await row());
       expect(a.jobs.get(job.id)).toEqual(await row());
+      // A run's bookkeeping (an update asked with others in one turn) travels as its fields too.
+      await a.jobs.update(job.id, (j) => ({ ...j, run_count: j.run_count + 1 }));
+      await waitFor("b to hear the update", () => b.jobs.revOf(job.id) === a.jobs.revOf(job.id));
+      expect(b.jobs.get(job.id)).toEqual(await row());
+      expect(b.jobs.get(job.id)?.run_count).toBe(job.run_count + 1);
+      const update = payloads
+        .map((p) => JSON.parse(p))
+        .filter((c) => c.k === "j" && c.id === job.id)
+        .at(-1);
+      expect(update.p).toEqual({ run_count: job.run_count + 1 });
     } finally {
       await listen.end();
     }

@@ -2,8 +2,8 @@ import type pg from "pg";
 import { UserError } from "../../kernel/errors.js";
 import { JobSchema, type Job } from "../../core/jobs.js";
 import type { JobRepo } from "../../core/ports.js";
-import { CHANNEL, SCHEMA, type Db } from "./db.js";
-import { inlineSql, notifySql, type Change } from "./notify.js";
+import { SCHEMA, type Db } from "./db.js";
+import { inlineSql, notifyJobSql, notifySql, type Change } from "./notify.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 /** Reads and conditional writes tried before a job whose row moved on is changed under its lock. */
@@ -156,7 +156,7 @@ export class PgJobRepo implements JobRepo {
         this.apply(next, written);
         return { job: next, changed: true };
       }
-      const found = await this.together(id, base.rev, next);
+      const found = await this.together(id, base.rev, next, base.job);
       if (found === undefined) return this.gone(id);
       if (!("data" in found)) {
         if (next === null) return { job: base.job, changed: false };
@@ -207,9 +207,9 @@ export class PgJobRepo implements JobRepo {
    * a write, the new rev), to the row when it had moved on (for a write, as locked then), or
    * undefined when it is gone. This process asks for at most one per job at a time (exclusive).
    */
-  private together(id: string, rev: number, job: Job | null): Promise<{ rev: number } | Row | undefined> {
+  private together(id: string, rev: number, job: Job | null, base: Job): Promise<{ rev: number } | Row | undefined> {
     return new Promise((resolve, reject) => {
-      this.pendingTogether.push({ id, rev, job, resolve, reject });
+      this.pendingTogether.push({ id, rev, job, base, resolve, reject });
       if (this.pendingTogether.length > 1) return;
       setImmediate(() => {
         const batch = this.pendingTogether.splice(0);
@@ -229,33 +229,45 @@ export class PgJobRepo implements JobRepo {
     id: string;
     rev: number;
     job: Job | null;
+    base: Job;
     resolve: (found: { rev: number } | Row | undefined) => void;
     reject: (err: unknown) => void;
   }[] = [];
 
-  private async writeTogether(batch: { id: string; rev: number; job: Job | null }[]): Promise<Map<string, { rev: number } | Row>> {
+  private async writeTogether(batch: { id: string; rev: number; job: Job | null; base: Job }[]): Promise<Map<string, { rev: number } | Row>> {
     // The rows to write are locked first, in id order as a take locks them, so this statement
     // and another process's take never deadlock; a row that moved on comes back as locked, with
-    // what it holds, so the change is made again on it without reading it.
+    // what it holds, so the change is made again on it without reading it. A write is made only
+    // on the row at `rev`, whose job is `base`: it sends the fields that changed (see writeTaken).
     const { rows } = await this.db.query<{ id: string; rev: string; data: unknown }>(
       `WITH x AS (
-         SELECT e->>'i' AS id, (e->>'r')::bigint AS rev, e->>'n' AS name, e->>'s' AS state, e->>'d' AS data
+         SELECT e->>'i' AS id, (e->>'r')::bigint AS rev, e->>'n' AS name, e->>'s' AS state, e->>'d' AS data, e->'p' AS patch,
+           e->'d' IS NOT NULL OR e->'p' IS NOT NULL AS writes
          FROM json_array_elements($1::text::json) AS e),
        l AS (
          SELECT j.id, j.rev, j.data FROM ${SCHEMA}.jobs j JOIN x ON x.id = j.id
-         WHERE x.data IS NOT NULL ORDER BY j.id FOR UPDATE OF j),
+         WHERE x.writes ORDER BY j.id FOR UPDATE OF j),
        w AS (
-         UPDATE ${SCHEMA}.jobs j SET name = x.name, state = x.state, rev = nextval('${SCHEMA}.rev'), data = x.data::jsonb, updated_at = now()
+         UPDATE ${SCHEMA}.jobs j SET name = x.name, state = x.state, rev = nextval('${SCHEMA}.rev'),
+           data = CASE WHEN x.patch IS NULL THEN x.data::jsonb ELSE j.data || x.patch::jsonb END, updated_at = now()
          FROM x JOIN l ON l.id = x.id WHERE j.id = x.id AND j.rev = x.rev AND l.rev = x.rev
          RETURNING j.id, j.rev, j.seq),
-       n AS (SELECT w.id, w.rev, ${notifySql("j", "w", "$2", inlineSql("x.data"))} AS sent FROM w JOIN x ON x.id = w.id)
+       n AS (SELECT w.id, w.rev, ${notifyJobSql("w", "$2", "x.data", "x.patch", "x.rev")} AS sent FROM w JOIN x ON x.id = w.id)
        SELECT n.id, n.rev, NULL::jsonb AS data FROM n
        UNION ALL
        SELECT l.id, l.rev, l.data FROM l WHERE l.id NOT IN (SELECT id FROM w)
        UNION ALL
-       SELECT j.id, j.rev, CASE WHEN j.rev = x.rev THEN NULL ELSE j.data END FROM ${SCHEMA}.jobs j JOIN x ON x.id = j.id WHERE x.data IS NULL`,
+       SELECT j.id, j.rev, CASE WHEN j.rev = x.rev THEN NULL ELSE j.data END FROM ${SCHEMA}.jobs j JOIN x ON x.id = j.id WHERE NOT x.writes`,
       [
-        JSON.stringify(batch.map((b) => (b.job ? { i: b.id, r: String(b.rev), n: b.job.name, s: b.job.state, d: b.job } : { i: b.id, r: String(b.rev) }))),
+        JSON.stringify(
+          batch.map((b) => {
+            if (!b.job) return { i: b.id, r: String(b.rev) };
+            const patch = fieldsChanged(b.base, b.job);
+            return patch
+              ? { i: b.id, r: String(b.rev), n: b.job.name, s: b.job.state, p: patch }
+              : { i: b.id, r: String(b.rev), n: b.job.name, s: b.job.state, d: b.job };
+          }),
+        ),
         this.origin,
       ],
     );
@@ -327,9 +339,7 @@ export class PgJobRepo implements JobRepo {
            data = CASE WHEN x.patch IS NULL THEN x.whole::jsonb ELSE j.data || x.patch::jsonb END, updated_at = now()
          FROM x WHERE j.id = x.id AND j.rev = x.base
          RETURNING j.id, j.rev, j.seq)
-       SELECT w.id, w.rev, pg_notify('${CHANNEL}', json_build_object('o', $2::text, 'k', 'j', 'id', w.id, 'v', w.rev, 's', w.seq,
-         'd', ${inlineSql("x.whole_text")}::json, 'b', CASE WHEN x.patch IS NOT NULL THEN x.base END, 'p', x.patch)::text)
-       FROM w JOIN x ON x.id = w.id`,
+       SELECT w.id, w.rev, ${notifyJobSql("w", "$2", "x.whole_text", "x.patch", "x.base")} FROM w JOIN x ON x.id = w.id`,
       [JSON.stringify(entries), this.origin],
     );
     const revs = new Map(rows.map((r) => [r.id, Number(r.rev)]));

@@ -41,6 +41,15 @@ export function notifySql(kind: Change["k"], alias: string, origin: string, inli
 }
 
 /**
+ * SQL for a NOTIFY about a job row `alias` just written either whole (`whole`, its JSON text) or
+ * by merging `patch` (json, null when whole) into the row as it was at rev `base`: the
+ * notification carries the record (`d`) or the fields with the rev they apply to (`p`, `b`).
+ */
+export function notifyJobSql(alias: string, origin: string, whole: string, patch: string, base: string): string {
+  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', 'j', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inlineSql(whole)}::json, 'b', CASE WHEN ${patch} IS NOT NULL THEN ${base} END, 'p', ${patch})::text)`;
+}
+
+/**
  * The LISTEN connection: one client of its own (a pooled one could be handed to a query
  * while a notification is due). It never gives up: when the connection drops it reconnects
  * with back-off, and `onReconnect` lets the owner re-read what it may have missed. A ping

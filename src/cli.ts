@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { alwaysOn, loadConfig, defaultDataDir, type Config } from "./config.js";
 import { UnavailableError, UserError, codeOf, errorMessage, kindOf } from "./kernel/errors.js";
-import { JobFieldsShape } from "./core/job-input.js";
+import { jobFieldsShape } from "./core/job-input.js";
+import { lazily } from "./kernel/lazy.js";
 import { RUN_STATUSES, type Job, type RunStatus } from "./core/jobs.js";
 import type { CronApi } from "./core/api.js";
 import type { AppEventBus } from "./core/events.js";
@@ -57,79 +58,83 @@ Common flags (before or after the command):
   --json           print JSON instead of tables
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.`;
 
-const FIELD_FLAGS = Object.keys(JobFieldsShape).map((k) => `--${k.replaceAll("_", "-")}`);
 const FIELD_NOTE = `Lists take commas (--notify-on failed,canceled); --output-schema takes JSON or @file; --after JOB[:completed|failed|any].`;
 
-/** Each command's own help, for `help COMMAND` and `COMMAND --help`. */
-const COMMAND_HELP: Record<string, string> = {
-  serve: `agent-cron serve [--http] [--host H] [--port N]
+/**
+ * Each command's own help, for `help COMMAND` and `COMMAND --help`. Made when asked for: the
+ * field flags come from the job fields' schemas, which `serve` need not build.
+ */
+const commandHelp = lazily((): Record<string, string> => {
+  const FIELD_FLAGS = Object.keys(jobFieldsShape()).map((k) => `--${k.replaceAll("_", "-")}`);
+  return {
+    serve: `agent-cron serve [--http] [--host H] [--port N]
 Serves MCP over stdio (what an MCP client launches), or with --http streamable HTTP at
 http://H:N/mcp (default 127.0.0.1:8765; --port 0 picks a free port). A token in
 AGENT_CRON_TOKEN (config http.token_env) is required to listen beyond loopback.
 config.json is watched: a valid edit applies without a restart.`,
-  add: `agent-cron add --schedule S --prompt P [flags]
+    add: `agent-cron add --schedule S --prompt P [flags]
 Adds a job. Flags, one per job field (see the README's "Job fields"):
   ${FIELD_FLAGS.join(" ")}
 ${FIELD_NOTE}
 Example: agent-cron add --name log-audit --schedule "0 9 * * 1-5" --prompt "Audit yesterday's logs"`,
-  update: `agent-cron update JOB [flags] [--clear FIELD,...]
+    update: `agent-cron update JOB [flags] [--clear FIELD,...]
 Changes the given fields of a job; the others stay. Flags as for add:
   ${FIELD_FLAGS.filter((f) => f !== "--enabled").join(" ")}
 --clear takes field names to reset to none (e.g. --clear work_dir,max_runs).
 ${FIELD_NOTE}
 Example: agent-cron update log-audit --schedule "0 8 * * 1-5"`,
-  list: `agent-cron list [--state active|paused|completed|pending_approval] [--query Q] [--limit N]
+    list: `agent-cron list [--state active|paused|completed|pending_approval] [--query Q] [--limit N]
 Lists jobs (at most 100), with the first 8 characters of each id.`,
-  runs: `agent-cron runs [JOB] [--status S] [--limit N]
+    runs: `agent-cron runs [JOB] [--status S] [--limit N]
 Lists runs, newest first, of one job or of all (default 20, at most 100).`,
-  show: `agent-cron show JOB
+    show: `agent-cron show JOB
 Shows a job with its next runs and its recent runs.`,
-  "show-run": `agent-cron show-run RUN
+    "show-run": `agent-cron show-run RUN
 Shows a run with its whole output.`,
-  pause: `agent-cron pause JOB
+    pause: `agent-cron pause JOB
 Stops scheduling a job; a run already going finishes.`,
-  resume: `agent-cron resume JOB
+    resume: `agent-cron resume JOB
 Resumes a paused job; scheduling restarts from now.`,
-  remove: `agent-cron remove JOB [--keep-runs] [--yes]
+    remove: `agent-cron remove JOB [--keep-runs] [--yes]
 Deletes a job and (unless --keep-runs) its run history. Asks first at a terminal; --yes (-y)
 skips the question, and is required when no terminal can answer (scripts, pipes).`,
-  logs: `agent-cron logs JOB|RUN [-f]
+    logs: `agent-cron logs JOB|RUN [-f]
 Prints a run's whole output: RUN's, or the newest finished run of JOB. With -f (--follow) it
 then waits, and prints each run of the job as it finishes (or RUN once it ends), until Ctrl-C.`,
-  approve: `agent-cron approve JOB
+    approve: `agent-cron approve JOB
 Approves a job waiting for a person's approval (state pending_approval, config "approval"):
 it becomes active and is scheduled from now. No MCP tool can do this, nor a run: the data dir's
 owner checks that the process asking is a person's (this user, outside any sandbox, not started
 by a run). The job records who approved it, when and how (agent-cron show JOB --json).`,
-  reject: `agent-cron reject JOB
+    reject: `agent-cron reject JOB
 Turns down a job waiting for approval: it is removed, and never ran.`,
-  run: `agent-cron run JOB
+    run: `agent-cron run JOB
 Runs a job now and waits for it; exits 1 if the run did not complete.`,
-  audit: `agent-cron audit [JOB] [--since 7d] [--limit N]
+    audit: `agent-cron audit [JOB] [--since 7d] [--limit N]
 Checks that every occurrence of each job (or of JOB) since --since (default 7d; also 24h, 30m,
 2w or an ISO time) has exactly one record (completed, failed, interrupted, skipped, missed,
 declined) or is pending now, under the schedule in force at the time, pauses excluded. Prints
 the counts per job and each occurrence that was due and has no record; exits 1 when there is
 one.`,
-  doctor: `agent-cron doctor
+    doctor: `agent-cron doctor
 Checks that each configured executor's program is there and answers (or its endpoint answers),
 and that each delivery channel has what it needs (its environment variables).`,
-  "test-channel": `agent-cron test-channel NAME
+    "test-channel": `agent-cron test-channel NAME
 Sends a test message to the channel NAME from config.json ("channels") and prints what the
 receiver answered, attempt by attempt; exits 1 if it did not accept the message.`,
-  dashboard: `agent-cron dashboard [--port N]
+    dashboard: `agent-cron dashboard [--port N]
 Serves the browser dashboard (jobs, runs, outputs; pause, resume, run now, cancel; approve and
 reject when signed in with the approver secret from AGENT_CRON_APPROVER_TOKEN) at
 http://127.0.0.1:N/ (default 8766; --port 0 picks a free port), loopback only, for people who
 use agent-cron over stdio. It works through the process that owns the data dir, like the other
 commands; when none does, it owns it and schedules the jobs until it stops (Ctrl-C). With a token
 in AGENT_CRON_TOKEN (config http.token_env) the page asks for it once.`,
-  migrate: `agent-cron migrate --to postgres [--data-dir D] [--json]
+    migrate: `agent-cron migrate --to postgres [--data-dir D] [--json]
 Copies the jobs, runs and outputs of a files data dir (default ~/.agent-cron) into the
 PostgreSQL database named by AGENT_CRON_DATABASE_URL (or the config's store.url_env). Records
 already there are left as they are, so running it twice changes nothing; the data dir is not
 changed. Stop the servers on that data dir first.`,
-  import: `agent-cron import crontab [FILE|-] [--dry-run] [--json]
+    import: `agent-cron import crontab [FILE|-] [--dry-run] [--json]
 Makes a job of each line of a crontab (FILE, - for stdin, or your own: crontab -l). agent-cron
 never runs a crontab's command by itself: a line becomes a job only when its command is exactly
 the command of an executor of type "command" in config.json (no {prompt} in it), and the job
@@ -137,21 +142,21 @@ then names that executor. Each other line is listed with the reason (@reboot, NA
 lines, % in a command, shell syntax, an unknown schedule) and, for a plain command that no
 executor runs, the executor entry to add. CRON_TZ= lines set the timezone of the lines below.
 --dry-run shows the jobs and stores nothing. Exits 1 when a line could not be imported.`,
-  status: `agent-cron status [--json]
+    status: `agent-cron status [--json]
 Says which process owns the data dir (pid, version, uptime, how it was started: daemon, service,
 client, http), whether jobs run while no client is open, and the next three occurrences across
 jobs. Exits 0 whether or not a process owns the data dir.`,
-  start: `agent-cron start
+    start: `agent-cron start
 Starts the data dir's background owner (a detached agent-cron serve --background), which runs
 the jobs while no client is open, and prints where jobs run. Nothing to do when it runs already;
 an older version's background owner is asked to hand over. With always_on "daemon" (the
 default) an MCP client's stdio server does this by itself.`,
-  stop: `agent-cron stop
+    stop: `agent-cron stop
 Stops the background owner (or an HTTP daemon or dashboard that owns the data dir): no new
 occurrence starts, runs in flight finish for up to shutdown_grace_seconds, and it exits. An
 MCP client that is still open with always_on "daemon" starts a new one; to stop for good,
 set always_on to "client" (or uninstall the service that starts it) first.`,
-  service: `agent-cron service install [--http] [--dry-run] [--no-enable] [--platform linux|macos]
+    service: `agent-cron service install [--http] [--dry-run] [--no-enable] [--platform linux|macos]
 agent-cron service uninstall [--dry-run] | service status
 A user service that starts the data dir's owner at login and restarts it when it fails: a systemd
 user unit (~/.config/systemd/user/agent-cron.service, checked with systemd-analyze --user verify)
@@ -159,11 +164,12 @@ on Linux, a LaunchAgent (~/Library/LaunchAgents/io.github.agent-cron.agent-cron.
 --http serves MCP over HTTP from it too (agent-cron serve --http). --dry-run prints what it
 would write and run; --no-enable writes it without telling systemd or launchd. The answer says
 when loginctl enable-linger is needed for jobs to run while you are logged out.`,
-  "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
+    "mcp-config": `agent-cron mcp-config [--http] [--claude-code]
 Prints the "mcpServers" entry for this install, with absolute paths, to paste into a client's
 config (Claude Desktop, Cursor, VS Code). --http prints the entry for the HTTP daemon instead;
 --claude-code prints the "claude mcp add" command line.`,
-};
+  };
+});
 
 const common = {
   "data-dir": { type: "string" },
@@ -204,16 +210,17 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UserError("No command given; run agent-cron --help for the list (agent-cron serve starts the MCP server).");
   if (command === "--help" || command === "-h" || command === "help") {
     const topic = rest.find((a) => !a.startsWith("-"));
-    if (topic && !COMMAND_HELP[topic]) throw new UserError(`No command "${topic}"; run agent-cron --help for the list.`);
-    process.stdout.write((topic ? COMMAND_HELP[topic] : USAGE) + "\n");
+    if (topic && !commandHelp()[topic]) throw new UserError(`No command "${topic}"; run agent-cron --help for the list.`);
+    process.stdout.write((topic ? commandHelp()[topic] : USAGE) + "\n");
     return 0;
   }
   if (command === "--version" || command === "-v" || command === "version") {
     process.stdout.write(VERSION + "\n");
     return 0;
   }
-  if (COMMAND_HELP[command] && (rest.includes("--help") || rest.includes("-h"))) {
-    process.stdout.write(COMMAND_HELP[command] + "\n");
+  // The flags first: the help is made only when asked for.
+  if ((rest.includes("--help") || rest.includes("-h")) && commandHelp()[command]) {
+    process.stdout.write(commandHelp()[command] + "\n");
     return 0;
   }
   switch (command) {
@@ -1065,20 +1072,21 @@ function parsePort(text: string): number {
 /** Flags for each job field, as node:util parseArgs takes them. */
 function fieldOptions(exclude: string[] = []): ParseArgsConfig["options"] {
   return Object.fromEntries(
-    Object.entries(JobFieldsShape)
+    Object.entries(jobFieldsShape())
       .filter(([k]) => !exclude.includes(k))
       .map(([k, schema]) => [k.replaceAll("_", "-"), { type: isBoolean(schema) ? "boolean" : "string" }]),
   ) as ParseArgsConfig["options"];
 }
 
-const COMMAND_OPTIONS: Record<string, ParseArgsConfig["options"]> = {
-  add: fieldOptions(),
-  update: { ...fieldOptions(["enabled"]), clear: { type: "string" } },
-  list: { state: { type: "string" }, query: { type: "string" }, limit: { type: "string" } },
-  runs: { status: { type: "string" }, limit: { type: "string" } },
-  remove: { "keep-runs": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
-  logs: { follow: { type: "boolean", short: "f" } },
-  audit: { since: { type: "string" }, limit: { type: "string" } },
+/** Each job command's flags; add's and update's come from the job fields, built when asked for. */
+const COMMAND_OPTIONS: Record<string, () => ParseArgsConfig["options"]> = {
+  add: () => fieldOptions(),
+  update: () => ({ ...fieldOptions(["enabled"]), clear: { type: "string" } }),
+  list: () => ({ state: { type: "string" }, query: { type: "string" }, limit: { type: "string" } }),
+  runs: () => ({ status: { type: "string" }, limit: { type: "string" } }),
+  remove: () => ({ "keep-runs": { type: "boolean" }, yes: { type: "boolean", short: "y" } }),
+  logs: () => ({ follow: { type: "boolean", short: "f" } }),
+  audit: () => ({ since: { type: "string" }, limit: { type: "string" } }),
 };
 
 /** The job commands that make work to do: under always_on "daemon" they start the background owner. */
@@ -1086,7 +1094,7 @@ const OWNER_STARTING = new Set(["add", "update", "resume", "approve", "run"]);
 
 async function jobCommand(command: string, args: string[]): Promise<number> {
   const noPositional = command === "add" || command === "list" || command === "doctor";
-  const { values, positionals } = parse(args, COMMAND_OPTIONS[command] ?? {}, noPositional ? 0 : 1);
+  const { values, positionals } = parse(args, COMMAND_OPTIONS[command]?.() ?? {}, noPositional ? 0 : 1);
   const out: Out = { json: !!values.json };
   const { dataDir, config, configPath } = setup(values);
 
@@ -1235,7 +1243,7 @@ function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): R
   for (const [flag, raw] of Object.entries(values)) {
     if (raw === undefined || NOT_FIELDS.has(flag)) continue;
     const key = flag.replaceAll("-", "_");
-    const schema = (JobFieldsShape as Record<string, { def?: { type?: string } }>)[key];
+    const schema = (jobFieldsShape() as Record<string, { def?: { type?: string } }>)[key];
     const kind = schema?.def?.type;
     if (typeof raw === "boolean") input[key] = raw;
     else if (kind === "number") {
@@ -1260,7 +1268,7 @@ function fieldsInput(values: Record<string, unknown>, mode: "add" | "update"): R
       .split(",")
       .map((s) => s.trim().replaceAll("-", "_"))
       .filter(Boolean)) {
-      if (!(name in JobFieldsShape)) throw new UserError(`--clear: unknown field "${name}"; fields are ${Object.keys(JobFieldsShape).join(", ")}.`);
+      if (!(name in jobFieldsShape())) throw new UserError(`--clear: unknown field "${name}"; fields are ${Object.keys(jobFieldsShape()).join(", ")}.`);
       if (name in input) throw new UserError(`--clear ${name} and --${name.replaceAll("_", "-")} contradict each other; give one.`);
       input[name] = null;
     }

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { UnauthorizedError, UserError } from "../kernel/errors.js";
 import { toIsoInZone } from "../kernel/time.js";
 import type { AppParts, Runtime } from "./app.js";
-import { AddJobInput, UpdateJobInput } from "./job-input.js";
+import { addJobInput, updateJobInput } from "./job-input.js";
 import {
   compileSchema,
   draftJob,
@@ -102,7 +102,7 @@ export class JobService {
     opts: { origin?: "cli" | "mcp"; approved?: boolean; dryRun?: boolean } = {},
   ): Promise<{ job: Job; created: boolean; warnings: string[]; triggerToken?: string }> {
     const { rt } = this;
-    const input = parseInput(AddJobInput, rawInput);
+    const input = parseInput(addJobInput(), rawInput);
     // Before anything is read: from here to the store, no await may let another change in.
     await compileSchema(input.output_schema);
     const now = rt.clock.now();
@@ -150,7 +150,7 @@ export class JobService {
   /** `by` names the client that asks, for the record when the change sends the job back for approval. */
   async update(ref: string, rawPatch: unknown, opts: { origin?: "cli" | "mcp"; by?: string } = {}): Promise<Job> {
     const { rt } = this;
-    const patch = parseInput(UpdateJobInput, rawPatch);
+    const patch = parseInput(updateJobInput(), rawPatch);
     // Before the job is read: from here to the store, no await may let another change in.
     await compileSchema(patch.output_schema);
     const { id } = this.queries.resolveJob(ref);

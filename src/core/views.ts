@@ -2,6 +2,7 @@ import { z } from "zod";
 import { DELIVERY_STATES, JOB_STATES, RUN_OUTCOMES, RUN_STATUSES, RUN_TRIGGERS, type Job, type Run } from "./jobs.js";
 import { cutUtf8 } from "./output.js";
 import { describeSchedule, scheduleOfJob } from "./schedule.js";
+import { lazily } from "../kernel/lazy.js";
 
 /**
  * What a model reads. Claude Code and Codex hand the model only `structuredContent`, and
@@ -16,19 +17,22 @@ export const RUN_OUTPUT_CAP_BYTES = 32 * 1024;
 
 const nullableText = (description: string) => z.string().nullable().describe(description);
 
-export const JobRowSchema = z.object({
-  id: z.string(),
-  name: nullableText("Unique name, usable wherever a job id is taken"),
-  schedule: z.string(),
-  description: z.string().describe("The schedule in words"),
-  timezone: z.string(),
-  state: z.enum(JOB_STATES),
-  next_run_at: nullableText("ISO time of the next run; null when none is due"),
-  last_run_at: nullableText("ISO time the last run started"),
-  last_status: z.enum(RUN_STATUSES).nullable().describe("How the last run ended"),
-  prompt: z.string().describe(`The first ${ROW_PROMPT_CHARS} characters of the prompt`),
-});
-export type JobRow = z.infer<typeof JobRowSchema>;
+/** The row schemas only describe answers (tools/list, built ahead): made when first asked for. */
+export const jobRowSchema = lazily(() =>
+  z.object({
+    id: z.string(),
+    name: nullableText("Unique name, usable wherever a job id is taken"),
+    schedule: z.string(),
+    description: z.string().describe("The schedule in words"),
+    timezone: z.string(),
+    state: z.enum(JOB_STATES),
+    next_run_at: nullableText("ISO time of the next run; null when none is due"),
+    last_run_at: nullableText("ISO time the last run started"),
+    last_status: z.enum(RUN_STATUSES).nullable().describe("How the last run ended"),
+    prompt: z.string().describe(`The first ${ROW_PROMPT_CHARS} characters of the prompt`),
+  }),
+);
+export type JobRow = z.infer<ReturnType<typeof jobRowSchema>>;
 
 /** The fields a list_crons row may leave out, and `fields` may ask for. */
 export const ROW_OPTIONAL_FIELDS = ["name", "description", "timezone", "state", "next_run_at", "last_run_at", "last_status"] as const;
@@ -41,8 +45,8 @@ export type RowField = (typeof ROW_OPTIONAL_FIELDS)[number];
  * and the schedule in words when it only restates a nickname or an interval ("@daily",
  * "@every 15m"). `keep` names fields to give whatever their value.
  */
-export const ListRowSchema = JobRowSchema.partial().required({ id: true, schedule: true, prompt: true });
-export type ListRow = z.infer<typeof ListRowSchema>;
+export const listRowSchema = lazily(() => jobRowSchema().partial().required({ id: true, schedule: true, prompt: true }));
+export type ListRow = z.infer<ReturnType<typeof listRowSchema>>;
 
 export function listRow(row: JobRow, serverTimezone: string | undefined, keep: ReadonlySet<RowField> = new Set()): ListRow {
   const dropped: Record<RowField, boolean> = {
@@ -62,28 +66,30 @@ export function listRow(row: JobRow, serverTimezone: string | undefined, keep: R
   return out as ListRow;
 }
 
-export const RunRowSchema = z.object({
-  id: z.string(),
-  job_id: z.string(),
-  job_name: nullableText("The job's name, if it has one"),
-  status: z.enum(RUN_STATUSES),
-  trigger: z.enum(RUN_TRIGGERS),
-  scheduled_for: nullableText("The occurrence this run is for; null for a manual run"),
-  started_at: nullableText("ISO time the run started"),
-  duration_ms: z.number().nullable().describe("How long it took; null while running"),
-  error: nullableText("Why it did not complete"),
-  response: nullableText(`The first ${ROW_RESPONSE_CHARS} characters of the answer`),
-  response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
-  uri: z.string().describe("The run's resource, cron://runs/{id}"),
-  delivery: z
-    .enum(DELIVERY_STATES)
-    .optional()
-    .describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
-  after_run: z.string().optional().describe("trigger after: the upstream run that started this one"),
-  outcome: z.enum(RUN_OUTCOMES).optional().describe("quiet: the agent reported nothing to do; needs_attention: it asked a person (outcome_note)"),
-  outcome_note: z.string().optional().describe("Why it was quiet, or the agent's question for a person"),
-});
-export type RunRow = z.infer<typeof RunRowSchema>;
+export const runRowSchema = lazily(() =>
+  z.object({
+    id: z.string(),
+    job_id: z.string(),
+    job_name: nullableText("The job's name, if it has one"),
+    status: z.enum(RUN_STATUSES),
+    trigger: z.enum(RUN_TRIGGERS),
+    scheduled_for: nullableText("The occurrence this run is for; null for a manual run"),
+    started_at: nullableText("ISO time the run started"),
+    duration_ms: z.number().nullable().describe("How long it took; null while running"),
+    error: nullableText("Why it did not complete"),
+    response: nullableText(`The first ${ROW_RESPONSE_CHARS} characters of the answer`),
+    response_truncated: z.boolean().describe("true when the answer is longer: get_run has all of it"),
+    uri: z.string().describe("The run's resource, cron://runs/{id}"),
+    delivery: z
+      .enum(DELIVERY_STATES)
+      .optional()
+      .describe("Present when the run owed channels or webhooks its result: pending, delivered or failed (get_run lists each attempt)"),
+    after_run: z.string().optional().describe("trigger after: the upstream run that started this one"),
+    outcome: z.enum(RUN_OUTCOMES).optional().describe("quiet: the agent reported nothing to do; needs_attention: it asked a person (outcome_note)"),
+    outcome_note: z.string().optional().describe("Why it was quiet, or the agent's question for a person"),
+  }),
+);
+export type RunRow = z.infer<ReturnType<typeof runRowSchema>>;
 
 /** Describing a schedule in words (cronstrue) is costly next to everything else in a list. */
 const descriptions = new Map<string, string>();

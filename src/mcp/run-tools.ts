@@ -36,7 +36,7 @@ export async function serveRunTools(env: NodeJS.ProcessEnv = process.env): Promi
       {
         title: spec.title,
         description: spec.description,
-        inputSchema: spec.input,
+        inputSchema: spec.input(),
         outputSchema: {
           summary: z.string().describe("What happened, in one sentence"),
           outcome: z.enum(["quiet", "needs_attention"]).optional().describe("How this run will end"),

@@ -14,6 +14,7 @@ import type { z } from "zod";
 import type { CronApi } from "../core/api.js";
 import type { Residence } from "../backends/files/share/background.js";
 import { UserError, errorMessage, kindOf } from "../kernel/errors.js";
+import { lazily } from "../kernel/lazy.js";
 import { describeIssue, quote } from "../kernel/issues.js";
 import { VERSION } from "../version.js";
 import { portableJsonSchema } from "./schema.js";
@@ -49,14 +50,30 @@ export interface ToolDef<In extends z.ZodType> {
      * schema already gives them (update_cron repeats add_cron's fields): every byte of
      * tools/list is read by the model.
      */
-    describedElsewhere?: readonly string[];
+    describedElsewhere?: readonly string[] | (() => readonly string[]);
     _meta?: Record<string, unknown>;
   };
   handler: (ctx: ToolContext) => (args: z.infer<In>, extra: Extra) => Promise<CallToolResult>;
 }
 
-export function defineTool<In extends z.ZodType>(def: ToolDef<In>): ToolDef<In> {
-  return def;
+/** A tool as its file writes it: the schemas as functions that make them. */
+export interface ToolSpec<In extends z.ZodType> extends Omit<ToolDef<In>, "config"> {
+  config: Omit<ToolDef<In>["config"], "inputSchema" | "outputSchema"> & { inputSchema: () => In; outputSchema: () => z.ZodObject };
+}
+
+/**
+ * Each schema is made the first time it is read: a server answers tools/list from the build's
+ * JSON (early-stdio.ts) and parses only the input of the tools it is called with, so the rest
+ * of the tools' ~250 zod schemas were heap it never used (issue 27's RSS).
+ */
+export function defineTool<In extends z.ZodType>(spec: ToolSpec<In>): ToolDef<In> {
+  const inputSchema = lazily(spec.config.inputSchema);
+  const outputSchema = lazily(spec.config.outputSchema);
+  const config = Object.defineProperties({ ...spec.config } as unknown as ToolDef<In>["config"], {
+    inputSchema: { get: inputSchema, enumerable: true },
+    outputSchema: { get: outputSchema, enumerable: true },
+  });
+  return { ...spec, config };
 }
 
 /**
@@ -87,6 +104,12 @@ export function failure(tool: string, err: unknown): CallToolResult {
   return { content: [{ type: "text", text }], isError: true };
 }
 
+/** A function when the names come from a schema, so that defining the tool builds none. */
+function describedElsewhere(t: ToolDef<z.ZodType>): readonly string[] {
+  const fields = t.config.describedElsewhere ?? [];
+  return typeof fields === "function" ? fields() : fields;
+}
+
 /** The tool list as clients get it, computed once per process: zod is not converted per request. */
 const listed = new WeakMap<readonly ToolDef<z.ZodType>[], Tool[]>();
 
@@ -98,9 +121,7 @@ export function toolDefinitions(tools: readonly ToolDef<z.ZodType>[]): Tool[] {
         name: t.name,
         title: t.config.title,
         description: t.config.description,
-        inputSchema: withoutLengths(
-          withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), t.config.describedElsewhere ?? []),
-        ) as Tool["inputSchema"],
+        inputSchema: withoutLengths(withoutDescriptions(portableJsonSchema(t.config.inputSchema, "input"), describedElsewhere(t))) as Tool["inputSchema"],
         outputSchema: outline(detailedOutputSchema(t)) as Tool["outputSchema"],
         annotations: t.config.annotations,
         ...(t.config._meta ? { _meta: t.config._meta } : {}),

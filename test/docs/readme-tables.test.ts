@@ -1,6 +1,6 @@
 /**
  * The README's config table and job-field table against their one source, the zod schemas
- * (ConfigSchema, JobFieldsShape) and the defaults the code applies: every key documented, no
+ * (ConfigSchema, jobFieldsShape) and the defaults the code applies: every key documented, no
  * key documented that does not exist, every key described (`.describe()`), each default the
  * README or a description states equal to the one applied, and every value an enum accepts
  * named in its row.
@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { configSchema, parseConfig } from "../../src/config.js";
-import { JobFieldsShape } from "../../src/core/job-input.js";
+import { jobFieldsShape } from "../../src/core/job-input.js";
 import { ROOT } from "../helpers/data-dir.js";
 import { InProcessServer, type Structured } from "../helpers/in-process.js";
 
@@ -144,7 +144,7 @@ describe("the README's tables against the zod schemas and the defaults applied",
     });
 
     it("every field a caller may set, described, with the default a new job gets and every enum value named", () => {
-      checkTable(table("### Job fields a caller may set", "field"), JobFieldsShape, job, {
+      checkTable(table("### Job fields a caller may set", "field"), jobFieldsShape(), job, {
         // Filled from the server's config at creation.
         timezone: /^config, else the system's$/,
         // Stored null: the config's value is read at each run.

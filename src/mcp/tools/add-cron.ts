@@ -1,9 +1,9 @@
-import { AddJobInput } from "../../core/job-input.js";
+import { addJobInput } from "../../core/job-input.js";
 import { UserError } from "../../kernel/errors.js";
 import { checkSchemaDepth } from "../../core/output.js";
 import type { Job } from "../../core/jobs.js";
 import { defineTool, ok } from "../tool.js";
-import { JobChangeSchema, jobChange, jobSentence } from "./shared.js";
+import { jobChangeSchema, jobChange, jobSentence } from "./shared.js";
 
 export const addCronTool = defineTool({
   name: "add_cron",
@@ -15,8 +15,8 @@ export const addCronTool = defineTool({
       "Name it so a retry does not duplicate it. " +
       'Example: {"name": "log-audit", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Audit yesterday\'s logs"}; ' +
       'a follow-up: {"schedule": "in 20m", ...}.',
-    inputSchema: AddJobInput,
-    outputSchema: JobChangeSchema,
+    inputSchema: addJobInput,
+    outputSchema: jobChangeSchema,
     annotations: { title: "Schedule agent work", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler: (ctx) => async (args) => {

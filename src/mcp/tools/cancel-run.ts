@@ -9,8 +9,8 @@ export const cancelRunTool = defineTool({
     title: "Cancel a run",
     description:
       'Stop a run in flight (its whole process group is killed), recorded canceled; a finished run is returned as it is. Example: {"run": "<run id>"}.',
-    inputSchema: z.strictObject({ run: runRef }),
-    outputSchema: z.object({ run: RunSchema }),
+    inputSchema: () => z.strictObject({ run: runRef }),
+    outputSchema: () => z.object({ run: RunSchema }),
     annotations: { title: "Cancel a run", readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler:

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { JobSchema } from "../../core/jobs.js";
-import { RunRowSchema } from "../../core/views.js";
+import { runRowSchema } from "../../core/views.js";
 import { APP_VIEW_TOOL_META } from "../app-view/resource.js";
 import { defineTool, ok } from "../tool.js";
 import { jobRef, jobSentence } from "./shared.js";
@@ -10,14 +10,15 @@ export const getCronTool = defineTool({
   config: {
     title: "Show a job",
     description: 'Show one whole job with its next runs and its 10 most recent runs. Example: {"job": "log-audit"}.',
-    inputSchema: z.strictObject({ job: jobRef }),
-    outputSchema: z.object({
-      job: JobSchema,
-      description: z.string().describe("The schedule in words"),
-      next_runs: z.array(z.string()),
-      next_runs_utc: z.array(z.string()),
-      recent_runs: z.array(RunRowSchema),
-    }),
+    inputSchema: () => z.strictObject({ job: jobRef }),
+    outputSchema: () =>
+      z.object({
+        job: JobSchema,
+        description: z.string().describe("The schedule in words"),
+        next_runs: z.array(z.string()),
+        next_runs_utc: z.array(z.string()),
+        recent_runs: z.array(runRowSchema()),
+      }),
     annotations: { title: "Show a job", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     // Hosts that render MCP Apps show the result in the jobs view; others ignore _meta.
     _meta: APP_VIEW_TOOL_META,

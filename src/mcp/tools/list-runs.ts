@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { RUN_STATUSES } from "../../core/jobs.js";
-import { ROW_RESPONSE_CHARS, RunRowSchema, notRunStatus, runOutcomeText } from "../../core/views.js";
+import { ROW_RESPONSE_CHARS, runRowSchema, notRunStatus, runOutcomeText } from "../../core/views.js";
 import { defineTool, ok } from "../tool.js";
 import { cursor, jobRef } from "./shared.js";
 
@@ -11,16 +11,18 @@ export const listRunsTool = defineTool({
     description:
       `List runs, newest first, of one job or all, optionally by status; rows hold the first ${ROW_RESPONSE_CHARS} characters ` +
       'of the answer, get_run the whole run. Example: {"job": "log-audit", "status": "failed", "limit": 5}.',
-    inputSchema: z.strictObject({
-      job: jobRef.optional(),
-      status: z.enum(RUN_STATUSES).optional().describe("Only runs with this status"),
-      limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
-      cursor: cursor.optional(),
-    }),
-    outputSchema: z.object({
-      runs: z.array(RunRowSchema),
-      next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
-    }),
+    inputSchema: () =>
+      z.strictObject({
+        job: jobRef.optional(),
+        status: z.enum(RUN_STATUSES).optional().describe("Only runs with this status"),
+        limit: z.number().int().min(1).max(100).optional().describe("Page size, default 20, at most 100"),
+        cursor: cursor.optional(),
+      }),
+    outputSchema: () =>
+      z.object({
+        runs: z.array(runRowSchema()),
+        next_cursor: z.string().nullable().describe("Pass it back as cursor for the next page; null on the last"),
+      }),
     annotations: { title: "List runs", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler: (ctx) => async (args) => {

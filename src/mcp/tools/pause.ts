@@ -1,14 +1,14 @@
 import { z } from "zod";
 import { defineTool, ok } from "../tool.js";
-import { JobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
+import { jobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
 
 export const pauseTool = defineTool({
   name: "pause",
   config: {
     title: "Pause a job",
     description: 'Stop scheduling a job without removing it; a run already going finishes. Idempotent. Example: {"job": "log-audit"}.',
-    inputSchema: z.strictObject({ job: jobRef }),
-    outputSchema: JobChangeSchema,
+    inputSchema: () => z.strictObject({ job: jobRef }),
+    outputSchema: jobChangeSchema,
     annotations: { title: "Pause a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler:
@@ -25,8 +25,8 @@ export const resumeTool = defineTool({
     title: "Resume a job",
     description:
       "Resume a paused job; scheduling restarts from now (what passed while paused is not replayed). " + 'Idempotent. Example: {"job": "log-audit"}.',
-    inputSchema: z.strictObject({ job: jobRef }),
-    outputSchema: JobChangeSchema,
+    inputSchema: () => z.strictObject({ job: jobRef }),
+    outputSchema: jobChangeSchema,
     annotations: { title: "Resume a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   },
   handler:

@@ -8,18 +8,20 @@ export const previewScheduleTool = defineTool({
     description:
       "See when a schedule would fire, storing nothing; use it before add_cron to confirm schedule and timezone with the user. " +
       'Example: {"schedule": "0 9 * * 1-5", "timezone": "Europe/Paris", "count": 3}.',
-    inputSchema: z.strictObject({
-      schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time, or "in 20m"'),
-      timezone: z.string().min(1).max(64).optional().describe("IANA timezone (default: the server's)"),
-      count: z.number().int().min(1).max(50).optional().describe("Occurrences to show (default 5)"),
-    }),
-    outputSchema: z.object({
-      valid: z.boolean(),
-      description: z.string(),
-      next_runs: z.array(z.string()),
-      next_runs_utc: z.array(z.string()),
-      error: z.string().optional().describe("Why the schedule is invalid"),
-    }),
+    inputSchema: () =>
+      z.strictObject({
+        schedule: z.string().min(1).max(200).describe('cron ("0 9 * * 1-5"), "@every 15m", an ISO time, or "in 20m"'),
+        timezone: z.string().min(1).max(64).optional().describe("IANA timezone (default: the server's)"),
+        count: z.number().int().min(1).max(50).optional().describe("Occurrences to show (default 5)"),
+      }),
+    outputSchema: () =>
+      z.object({
+        valid: z.boolean(),
+        description: z.string(),
+        next_runs: z.array(z.string()),
+        next_runs_utc: z.array(z.string()),
+        error: z.string().optional().describe("Why the schedule is invalid"),
+      }),
     annotations: { title: "Preview a schedule", readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   },
   handler:

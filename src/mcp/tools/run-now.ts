@@ -14,15 +14,17 @@ export const runNowTool = defineTool({
     description:
       "Run a job now, outside its schedule: the running record at once, or with wait: true the finished run and its output. " +
       'Example: {"job": "log-audit", "wait": true}.',
-    inputSchema: z.strictObject({
-      job: jobRef,
-      wait: z.boolean().optional().describe("Wait for the run to finish (default false)"),
-    }),
-    outputSchema: z.object({
-      run: RunSchema,
-      output: z.string().nullable().describe("With wait: the whole answer, cut at 32 KiB; otherwise null"),
-      output_truncated: z.boolean(),
-    }),
+    inputSchema: () =>
+      z.strictObject({
+        job: jobRef,
+        wait: z.boolean().optional().describe("Wait for the run to finish (default false)"),
+      }),
+    outputSchema: () =>
+      z.object({
+        run: RunSchema,
+        output: z.string().nullable().describe("With wait: the whole answer, cut at 32 KiB; otherwise null"),
+        output_truncated: z.boolean(),
+      }),
     annotations: { title: "Run a job now", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   },
   handler:

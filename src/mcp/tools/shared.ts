@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { lazily } from "../../kernel/lazy.js";
 import type { AddCronResult } from "../../core/api.js";
 import { TERMINAL_STATUSES, type Job, type Run } from "../../core/jobs.js";
-import { JobRowSchema, jobRow, notRunStatus, runOutcomeText, type RunRow } from "../../core/views.js";
+import { jobRowSchema, jobRow, notRunStatus, runOutcomeText, type RunRow } from "../../core/views.js";
 
 export const jobRef = z.string().min(1).max(200).describe("Job id, name, or 8+ first characters of its id");
 export const runRef = z.string().min(1).max(200).describe("Run id, or its first 8+ characters");
@@ -11,15 +12,17 @@ export const cursor = z.string().min(1).max(200).describe("next_cursor from the 
 const NEXT_SHOWN = 3;
 
 /** What add_cron, update_cron, pause and resume answer: the job's row and when it runs next. */
-export const JobChangeSchema = z.object({
-  job: JobRowSchema,
-  created: z.boolean().optional().describe("add_cron: false when a job of that name and definition already existed"),
-  next_runs: z.array(z.string()).describe("The next 3 runs in the job's timezone"),
-  next_runs_utc: z.array(z.string()).describe("The same in UTC"),
-  warnings: z.array(z.string()).describe("Things to fix before the job can run well"),
-  trigger_url: z.string().optional().describe('trigger "http": POST here on the HTTP daemon to start a run'),
-  trigger_token: z.string().optional().describe('trigger "http": the Bearer token for trigger_url, shown only in this answer'),
-});
+export const jobChangeSchema = lazily(() =>
+  z.object({
+    job: jobRowSchema(),
+    created: z.boolean().optional().describe("add_cron: false when a job of that name and definition already existed"),
+    next_runs: z.array(z.string()).describe("The next 3 runs in the job's timezone"),
+    next_runs_utc: z.array(z.string()).describe("The same in UTC"),
+    warnings: z.array(z.string()).describe("Things to fix before the job can run well"),
+    trigger_url: z.string().optional().describe('trigger "http": POST here on the HTTP daemon to start a run'),
+    trigger_token: z.string().optional().describe('trigger "http": the Bearer token for trigger_url, shown only in this answer'),
+  }),
+);
 
 export function jobChange(job: Job, next: { next_runs: string[]; next_runs_utc: string[] }, extra: Partial<Pick<AddCronResult, "created" | "warnings">> = {}) {
   return {

@@ -1,7 +1,7 @@
-import { UpdateJobInput } from "../../core/job-input.js";
+import { updateJobInput } from "../../core/job-input.js";
 import { checkSchemaDepth } from "../../core/output.js";
 import { defineTool, ok } from "../tool.js";
-import { JobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
+import { jobChangeSchema, jobChange, jobRef, jobSentence } from "./shared.js";
 
 export const updateCronTool = defineTool({
   name: "update_cron",
@@ -10,9 +10,9 @@ export const updateCronTool = defineTool({
     description:
       "Change some fields of a job (as in add_cron; null clears an optional one); the others stay. A new schedule counts from now. " +
       'Example: {"job": "log-audit", "schedule": "0 8 * * 1-5"}.',
-    inputSchema: UpdateJobInput.extend({ job: jobRef }),
-    outputSchema: JobChangeSchema,
-    describedElsewhere: Object.keys(UpdateJobInput.shape),
+    inputSchema: () => updateJobInput().extend({ job: jobRef }),
+    outputSchema: jobChangeSchema,
+    describedElsewhere: () => Object.keys(updateJobInput().shape),
     annotations: { title: "Change a job", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   },
   handler:

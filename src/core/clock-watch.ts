@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { performance } from "node:perf_hooks";
 
 /**
  * Sleep, wake and clock steps (SPEC §17). Timers run on the monotonic clock while occurrences
@@ -38,7 +37,9 @@ export const STALL_MS = 5_000;
 export const SAMPLE_EVERY_MS = 1_000;
 
 export function sampleClocks(): ClockSample {
-  const mono = performance.now();
+  // process.hrtime, not performance.now(): the same monotonic clock, without loading
+  // perf_hooks (issue 27's RSS).
+  const mono = Number(process.hrtime.bigint()) / 1e6;
   let boot = mono;
   try {
     boot = Number.parseFloat(readFileSync("/proc/uptime", "utf8")) * 1000;

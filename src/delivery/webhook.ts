@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import dns, { type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
 import net from "node:net";
 import type { Agent } from "undici";
 import type { Config } from "../config.js";
@@ -128,11 +128,13 @@ export class WebhookSender {
   ) {}
 
   private guardedAgent(): Promise<Agent> {
-    this.agent ??= import("../kernel/http-client.js").then(({ Agent }) => this.makeAgent(Agent));
+    // node:dns with the HTTP client, when a first webhook goes out: a server that sends none
+    // never loads it (issue 27's RSS).
+    this.agent ??= Promise.all([import("../kernel/http-client.js"), import("node:dns")]).then(([{ Agent }, dns]) => this.makeAgent(Agent, dns.default));
     return this.agent;
   }
 
-  private makeAgent(AgentClass: typeof Agent): Agent {
+  private makeAgent(AgentClass: typeof Agent, dns: typeof import("node:dns")): Agent {
     const allowPrivate = this.config.webhooks.allow_private_networks;
     return new AgentClass({
       connect: {

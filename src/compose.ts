@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { openFilesBackend } from "./backends/files/index.js";
 import { logger } from "./log.js";
 import { optimizeForLargeLoad } from "./v8-mode.js";
+import { monotonicMs } from "./kernel/time.js";
 
 /**
  * The composition root: reads the config and builds one App from one backend, the executors
@@ -167,11 +168,11 @@ function timeWrites<T extends object>(repo: T, methods: (keyof T & string)[], ob
     const write = repo[name] as unknown as (...a: unknown[]) => Promise<unknown>;
     if (typeof write !== "function") continue;
     (repo as Record<string, unknown>)[name] = async (...args: unknown[]) => {
-      const t0 = performance.now();
+      const t0 = monotonicMs();
       try {
         return await write.apply(repo, args);
       } finally {
-        observe((performance.now() - t0) / 1000);
+        observe((monotonicMs() - t0) / 1000);
       }
     };
   }

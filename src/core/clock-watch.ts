@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { monotonicMs } from "../kernel/time.js";
 
 /**
  * Sleep, wake and clock steps (SPEC §17). Timers run on the monotonic clock while occurrences
@@ -37,9 +38,7 @@ export const STALL_MS = 5_000;
 export const SAMPLE_EVERY_MS = 1_000;
 
 export function sampleClocks(): ClockSample {
-  // process.hrtime, not performance.now(): the same monotonic clock, without loading
-  // perf_hooks (issue 27's RSS).
-  const mono = Number(process.hrtime.bigint()) / 1e6;
+  const mono = monotonicMs();
   let boot = mono;
   try {
     boot = Number.parseFloat(readFileSync("/proc/uptime", "utf8")) * 1000;

@@ -7,6 +7,7 @@ import { killOrphanedRunsSoon } from "./orphans.js";
 import { readProcFile } from "./proc-file.js";
 import { reaperForget, reaperTrack } from "./reaper.js";
 import { startChild, type Child } from "./spawner.js";
+import { monotonicMs } from "../kernel/time.js";
 
 export interface ProcessSpec {
   argv: string[];
@@ -365,7 +366,7 @@ function inheritsFileCap(cap: number, prlimit: string): boolean {
 }
 
 function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
-  const started = performance.now();
+  const started = monotonicMs();
   const stdout = new HeadBuffer(spec.maxOutputBytes);
   const stderr = new TailBuffer(spec.maxOutputBytes);
   const program = spec.argv[0] ?? "";
@@ -412,7 +413,7 @@ function startProcess(spec: ProcessSpec): Promise<ProcessResult> {
         timedOut,
         canceled,
         spawnError,
-        durationMs: Math.round(performance.now() - started),
+        durationMs: Math.round(monotonicMs() - started),
         ...(status ? { status: status.text() } : {}),
         ...(spec.limits ? { limitError } : {}),
       });

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { Worker } from "node:worker_threads";
+import { monotonicMs } from "../kernel/time.js";
 
 /**
  * Starts children from worker threads instead of the main thread. `spawn` does not return
@@ -236,7 +237,7 @@ let inWindow = 0;
  * `req.stdin` and is closed.
  */
 export function startChild(req: SpawnRequest): Child {
-  const now = performance.now();
+  const now = monotonicMs();
   if (now - windowStart > 1000) {
     windowStart = now;
     inWindow = 0;

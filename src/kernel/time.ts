@@ -204,3 +204,11 @@ export function startOfDayInZone(date: Date, timezone: string): Date {
   const w = wallClockInZone(date, timezone);
   return zonedWallTimeToDate(w.year, w.month, w.day, 0, 0, 0, 0, timezone);
 }
+
+/**
+ * Monotonic milliseconds, the clock performance.now() reads, without performance: that global
+ * loads perf_hooks' modules into the process at its first use (issue 27's RSS).
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}

@@ -27,6 +27,7 @@ import { OPEN_RUNS_FILE, OpenRuns } from "./open-runs.js";
 import { RunOrder } from "./run-order.js";
 import { formatRunLog, headerLine, putLine, replayRunLog, RUN_LOG_SUFFIX } from "./run-log.js";
 import { logger } from "../../../log.js";
+import { monotonicMs } from "../../../kernel/time.js";
 
 /** One job's history: its log on disk and, once read, its runs in memory. */
 interface JobLog {
@@ -649,8 +650,8 @@ export class RunStore {
   private warmSlice(): void {
     this.warmTimer = null;
     if (this.closed) return;
-    const until = performance.now() + WARM_SLICE_MS;
-    while (this.warmQueue.length && performance.now() < until) {
+    const until = monotonicMs() + WARM_SLICE_MS;
+    while (this.warmQueue.length && monotonicMs() < until) {
       const log = this.warmQueue.pop()!;
       if (log.runs || log.error || log.removed) continue;
       try {

@@ -4,7 +4,7 @@
  * a second, walks each run's process tree down from its leader (the kernel's per-thread
  * children lists: a few reads per process of the run, not one per process of the host),
  * which includes everything in a sandbox's pid namespace, adds up their resident memory and
- * counts them; every fourth tick, once a run has lived that long, it reads all of /proc once,
+ * counts them; every fourth tick, once a run has lived a second, it reads all of /proc once,
  * for processes of the run's group that left the tree (their parent died); every other tick it sums what the work dir grew
  * by. A run past a limit is killed at once and fails with the reason. On top of that a hard
  * per-process cap the kernel enforces, RLIMIT_FSIZE (no file the run writes grows past
@@ -106,7 +106,7 @@ interface Watched extends LimitWatch {
   /** A descendant that left the process group (setsid): the run's end must look for it. */
   escaped: boolean;
   done: boolean;
-  /** The tick count when it started (see tick: a full read of /proc is for runs that lived through one). */
+  /** The tick count when it started (see tick: a full read of /proc waits for a run that lived a second). */
   startTick: number;
 }
 
@@ -241,11 +241,11 @@ function diskReason(w: Watched): string | null {
 function tick(): void {
   ticks++;
   // The full read of /proc: every fourth tick, or every tick where the kernel lists no children.
-  // Only once a run has lived through a whole period of them: it reads every process of the host
-  // (60 ms a read on a busy shared machine), and at capacity the runs watched are mostly young
-  // ones that end within a tick; a young run's group members that left its tree are counted at
-  // the first full read after it has lived a period (at most 4 s after they left, not 2).
-  const fullRead = childrenFiles === false || (ticks % 4 === 0 && [...watched].some((w) => ticks - w.startTick >= 4));
+  // Only once some run has lived a second: it reads every process of the host (60 ms a read on a
+  // busy shared machine), and at capacity the runs watched are mostly young ones that end within
+  // a tick. A run that lives 2.5 s gets one (any run of 2 s did before); the run's end looks for
+  // what escaped only if a full read saw it, so a longer wait would let a longer run go unread.
+  const fullRead = childrenFiles === false || (ticks % 4 === 0 && [...watched].some((w) => ticks - w.startTick >= 2));
   const procs = fullRead ? readProcs() : null;
   for (const w of [...watched]) {
     const pids = members(w, procs);

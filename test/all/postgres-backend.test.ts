@@ -272,6 +272,17 @@ describe("postgres backend", () => {
         .filter((c) => c.k === "j" && c.id === job.id)
         .at(-1);
       expect(update.p).toEqual({ run_count: job.run_count + 1 });
+      // A changed field too large to travel (NOTIFY payloads stop at 8000 bytes): the write is
+      // made, and the notification leaves the fields out, so b reads the row.
+      const long = "a long prompt ".repeat(1000);
+      await a.jobs.update(job.id, (j) => ({ ...j, prompt: long }));
+      await waitFor("b to read the long prompt", () => b.jobs.get(job.id)?.prompt === long);
+      expect(b.jobs.get(job.id)).toEqual(await row());
+      const big = payloads
+        .map((p) => JSON.parse(p))
+        .filter((c) => c.k === "j" && c.id === job.id)
+        .at(-1);
+      expect([big.p, big.b, big.d]).toEqual([null, null, null]);
     } finally {
       await listen.end();
     }

@@ -46,7 +46,10 @@ export function notifySql(kind: Change["k"], alias: string, origin: string, inli
  * notification carries the record (`d`) or the fields with the rev they apply to (`p`, `b`).
  */
 export function notifyJobSql(alias: string, origin: string, whole: string, patch: string, base: string): string {
-  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', 'j', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inlineSql(whole)}::json, 'b', CASE WHEN ${patch} IS NOT NULL THEN ${base} END, 'p', ${patch})::text)`;
+  // The fields travel under the same limit as a record: a changed prompt of 10 KB made the
+  // payload too long for NOTIFY, which failed the write and every other in its statement.
+  const fits = `octet_length(${patch}::text) <= ${INLINE_LIMIT}`;
+  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', 'j', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inlineSql(whole)}::json, 'b', CASE WHEN ${fits} THEN ${base} END, 'p', CASE WHEN ${fits} THEN ${patch} END)::text)`;
 }
 
 /**

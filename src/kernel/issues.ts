@@ -34,7 +34,7 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix = 
       return `${field} must be ${word} ${bound}${unit}${got ? `, got ${got}` : ""}.`;
     }
     case "invalid_value":
-      return `${field} must be ${issue.values.length === 1 ? quote(issue.values[0]) : `one of ${issue.values.map(quote).join(", ")}`}${value === undefined ? "" : `, got ${typeof value === "object" ? kindOf(value) : quote(value)}`}.`;
+      return `${field} must be ${issue.values.length === 1 ? quote(issue.values[0]) : `one of ${issue.values.map(quote).join(", ")}`}${value === undefined ? "" : `, got ${quote(value)}`}.`;
     case "not_multiple_of":
       return `${field} must be a whole number${typeof value === "number" ? `, got ${value}` : ""}.`;
     default:
@@ -63,11 +63,13 @@ function article(type: string): string {
   return type === "int" ? "a whole number" : /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
-/** Quotes a caller's value for a message: JSON-escaped (one line) and cut to a readable length. */
+/**
+ * Quotes a caller's value for a message: JSON-escaped (one line) and cut to a readable length.
+ * An object, an array or null is named by its kind instead: String() of an object runs its own
+ * toString, which a caller's JSON can make throw ({"toString": "x"}: an internal error).
+ */
 export function quote(value: unknown): string {
-  // Never String() of an object: it runs the object's own toString, and a caller's JSON can make
-  // that throw ({"toString": "x"}: "Cannot convert object to primitive value", an internal error).
-  const plain = typeof value === "string" ? value : value !== null && typeof value === "object" ? kindOf(value) : String(value);
-  const text = JSON.stringify(plain) ?? '""';
+  if (value === null || typeof value === "object") return kindOf(value);
+  const text = JSON.stringify(typeof value === "string" ? value : String(value)) ?? '""';
   return text.length > 80 ? `${text.slice(0, 77)}…"` : text;
 }

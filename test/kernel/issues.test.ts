@@ -15,8 +15,10 @@ describe("issues worded for a person", () => {
   });
 
   it("quotes any value in one short line, an object by its kind", () => {
-    expect(quote({ toString: "x" })).toBe('"an object"');
-    expect(quote(Object.create(null))).toBe('"an object"');
+    expect(quote({ toString: "x" })).toBe("an object");
+    expect(quote(Object.create(null))).toBe("an object");
+    expect(quote([1])).toBe("an array");
+    expect(quote(null)).toBe("null");
     expect(quote(42)).toBe('"42"');
     expect(quote("a".repeat(100))).toBe(`"${"a".repeat(76)}…"`);
   });

@@ -34,10 +34,11 @@ export function inlineSql(jsonText: string): string {
 
 /**
  * SQL for a NOTIFY about the row `alias` just written: kind, id and rev from the row, the
- * record from the SQL expression `inline` (json text or null; see inlineSql).
+ * record from the SQL expression `inline` (json text or null; see inlineSql), then `more`
+ * key-value pairs. Every payload starts with origin and kind, which Listener.ownNews reads.
  */
-export function notifySql(kind: Change["k"], alias: string, origin: string, inline: string): string {
-  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', '${kind}', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inline}::json)::text)`;
+export function notifySql(kind: Change["k"], alias: string, origin: string, inline: string, more = ""): string {
+  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', '${kind}', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inline}::json${more ? `, ${more}` : ""})::text)`;
 }
 
 /**
@@ -49,7 +50,7 @@ export function notifyJobSql(alias: string, origin: string, whole: string, patch
   // The fields travel under the same limit as a record: a changed prompt of 10 KB made the
   // payload too long for NOTIFY, which failed the write and every other in its statement.
   const fits = `octet_length(${patch}::text) <= ${INLINE_LIMIT}`;
-  return `pg_notify('${CHANNEL}', json_build_object('o', ${origin}::text, 'k', 'j', 'id', ${alias}.id, 'v', ${alias}.rev, 's', ${alias}.seq, 'd', ${inlineSql(whole)}::json, 'b', CASE WHEN ${fits} THEN ${base} END, 'p', CASE WHEN ${fits} THEN ${patch} END)::text)`;
+  return notifySql("j", alias, origin, inlineSql(whole), `'b', CASE WHEN ${fits} THEN ${base} END, 'p', CASE WHEN ${fits} THEN ${patch} END`);
 }
 
 /**

@@ -90,8 +90,8 @@ export type AddJobInput = z.infer<ReturnType<typeof addJobInput>>;
  * `trigger` (its token is shown once, when the job is made); null clears an optional one.
  */
 export const updateJobInput = lazily(() => {
-  const { enabled: _enabled, trigger: _trigger, ...updatable } = jobFieldsShape();
   const F = jobFieldsShape();
+  const { enabled: _enabled, trigger: _trigger, ...updatable } = F;
   return z
     .strictObject({
       ...updatable,

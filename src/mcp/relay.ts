@@ -3,6 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import { LOCK_STALE_MS, OWNER_STOPPED_MID_CALL, configDigest, isAlive, readOwnerFile, socketPathFor } from "../backends/files/share/owner-file.js";
 import { defaultDataDir } from "../kernel/data-dir.js";
+import { lazily } from "../kernel/lazy.js";
 import { logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { earlyInitialize, handOverStdin, preparedAnswers, takeEarlyStdin, writeProtocolLine, type EarlyStdin } from "./early-stdio.js";
@@ -34,16 +35,15 @@ const POLL_MS = 20;
  * The tools that change nothing, as the build's tools/list says (`readOnlyHint`): one in flight
  * when the owner died is asked again of the next server. A relay runs only with those answers.
  */
-let readTools: Set<string> | undefined;
-function readOnlyTools(): Set<string> {
-  readTools ??= new Set(
-    (preparedAnswers()?.tools ?? []).flatMap((t) => {
-      const tool = t as { name?: unknown; annotations?: { readOnlyHint?: unknown } };
-      return tool.annotations?.readOnlyHint === true && typeof tool.name === "string" ? [tool.name] : [];
-    }),
-  );
-  return readTools;
-}
+const readOnlyTools = lazily(
+  () =>
+    new Set(
+      (preparedAnswers()?.tools ?? []).flatMap((t) => {
+        const tool = t as { name?: unknown; annotations?: { readOnlyHint?: unknown } };
+        return tool.annotations?.readOnlyHint === true && typeof tool.name === "string" ? [tool.name] : [];
+      }),
+    ),
+);
 const READ_METHODS = new Set([
   "ping",
   "tools/list",

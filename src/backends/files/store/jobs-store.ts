@@ -436,7 +436,6 @@ export function compactAfterLines(jobs: number): number {
  * A sync that failed after its line was written (EIO): the change is in the file and in
  * memory, and replays at the next start, but it cannot be promised to survive a power cut.
  */
-/** A sync that failed after its line was written: the change is in effect (memory and the journal hold it). */
 export function syncError(file: string, err: unknown): UnavailableError {
   return new UnavailableError(
     `Saved to ${file}, but the disk did not confirm it (${(err as Error).message}); the change may not survive a power cut. Check the disk.`,

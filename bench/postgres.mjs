@@ -125,6 +125,7 @@ function readdirSafe(dir) {
 }
 
 const created = [];
+let databases = 0;
 async function admin(sqlText) {
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
@@ -135,7 +136,7 @@ async function admin(sqlText) {
   }
 }
 async function freshDatabase(label) {
-  const name = `agent_cron_bench_${label}_${process.pid}_${created.length}`;
+  const name = `agent_cron_bench_${label}_${process.pid}_${databases++}`;
   await admin(`CREATE DATABASE ${name}`);
   created.push(name);
   const u = new URL(adminUrl);
@@ -269,6 +270,7 @@ function perOccurrence(a, b, occurrences) {
 
 /** n servers, `jobs` every-second jobs for SECONDS; returns what the runs table says. */
 async function fleetRun(n, jobs, label) {
+  await settle();
   const url = await freshDatabase(`f${n}_${jobs}`);
   const servers = await Promise.all(Array.from({ length: n }, (_, i) => startServer(url, { store: { type: "postgres" } }, `${label}-${n}p-${i + 1}`)));
   try {
@@ -355,8 +357,24 @@ async function toolCalls() {
   return results;
 }
 
+/**
+ * Between two measurements: the databases used so far are dropped (with --keep, kept) and the
+ * cluster checkpointed, so that each row starts on a cluster in the same state. Without it the
+ * earlier rows' dead rows (autovacuum) and dirty pages (the next checkpoint) were cleaned up
+ * during the later rows: pg-boss's own rate fell 415 → 352 → 324/s across one run, and the
+ * 2- and 3-process rows, always measured after the 1-process one, paid for it.
+ */
+async function settle() {
+  if (!opt.keep) {
+    for (const name of created.splice(0)) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  }
+  await admin("CHECKPOINT");
+  await sleep(1000);
+}
+
 /** pg-boss's own one-at-a-time rate (send, fetch, complete) on the same cluster, now. */
 async function pgBossBaseline() {
+  await settle();
   const url = await freshDatabase("boss");
   const out = execFileSync(NODE, [path.join(root, "bench", "pgboss-baseline.mjs"), url, String(Math.min(SECONDS, 10))], { encoding: "utf8" });
   return JSON.parse(out.trim().split("\n").pop());

@@ -19,7 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { openFilesBackend } from "./backends/files/index.js";
 import { logger } from "./log.js";
-import { optimizeForLargeLoad } from "./v8-mode.js";
+import { optimizeHotCode } from "./v8-mode.js";
 import { monotonicMs } from "./kernel/time.js";
 
 /**
@@ -52,7 +52,7 @@ export interface OpenAppOptions {
 export type BackendParts = Pick<AppParts, "jobs" | "runs" | "queue" | "orphans" | "jobsLocation" | "sync" | "remoteCancel"> & { exclusive: boolean };
 
 /**
- * A jobs.json this large (~24,000 jobs) is loaded with TurboFan on (optimizeForLargeLoad): at
+ * A jobs.json this large (~24,000 jobs) is loaded with TurboFan on (optimizeHotCode): at
  * 100,000 jobs that took ~20 % off a restart's CPU; at 10,000 it gained nothing measurable and
  * cost 5 MB of RSS.
  */
@@ -62,9 +62,12 @@ const LARGE_STORE_BYTES = 32 * 1024 * 1024;
 export async function openApp(opts: OpenAppOptions): Promise<App> {
   const clock = opts.clock ?? systemClock;
   const workRoot = opts.workRoot ?? defaultWorkRoot(opts.env ?? process.env);
-  if (opts.config.store.type === "postgres") return openPostgresApp(opts.config.store.url_env, { ...opts, clock, workRoot });
+  if (opts.config.store.type === "postgres") {
+    optimizeHotCode();
+    return openPostgresApp(opts.config.store.url_env, { ...opts, clock, workRoot });
+  }
   let app: App | undefined;
-  if ((statSync(path.join(opts.dataDir, "jobs.json"), { throwIfNoEntry: false })?.size ?? 0) >= LARGE_STORE_BYTES) optimizeForLargeLoad();
+  if ((statSync(path.join(opts.dataDir, "jobs.json"), { throwIfNoEntry: false })?.size ?? 0) >= LARGE_STORE_BYTES) optimizeHotCode();
   const files = await openFilesBackend({
     dataDir: opts.dataDir,
     runsPerJob: opts.config.runs_per_job,

@@ -23,10 +23,19 @@ export function startServeV8Mode(argv: string[]): void {
 /**
  * A follower's `--max-opt=1` also turns `--turbofan` off (a flag implication, applied when it is
  * set), and an owner's `--max-opt=999` does not turn it back on: an owner runs on Sparkplug's
- * code. For a large store that made the load's JS ~3× slower (the job checks, the maps), so an
- * owner about to load one turns TurboFan on (compose.ts). Not for a small one: at 1,000 and
- * 10,000 jobs TurboFan added ~5 MB of RSS to the owner and took no measurable CPU off a restart.
+ * code, which keeps a small owner small (at 1,000 and 10,000 jobs TurboFan added ~5 MB of RSS
+ * and took no measurable CPU off a restart). Work that runs hot turns TurboFan on, once, for
+ * the rest of the process's life:
+ * - the load of a large store (compose.ts): its JS ran ~3× slower on Sparkplug;
+ * - a server on the postgres store (compose.ts): a fleet's process parses every change of the
+ *   fleet (the pg driver's byte loops, JSON) and was CPU-bound on Sparkplug's code (issue 22);
+ * - a fleet firing (executors/spawner.ts, past its burst): every run's bookkeeping is hot.
+ * A loop that parses a 1 KB notification 200,000 times: 1.0 s with Node's defaults, 5.0 s as an
+ * owner ran it, 0.84 s with TurboFan on (Node 20; Node 22 0.72 / 4.4 / 0.63 s).
  */
-export function optimizeForLargeLoad(): void {
+export function optimizeHotCode(): void {
+  if (hot) return;
+  hot = true;
   v8.setFlagsFromString("--turbofan");
 }
+let hot = false;

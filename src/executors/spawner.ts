@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { Worker } from "node:worker_threads";
 import { monotonicMs } from "../kernel/time.js";
+import { optimizeHotCode } from "../v8-mode.js";
 
 /**
  * Starts children from worker threads instead of the main thread. `spawn` does not return
@@ -242,7 +243,11 @@ export function startChild(req: SpawnRequest): Child {
     windowStart = now;
     inWindow = 0;
   }
-  if (++inWindow > BURST || spawners.length > 0) return spawnOffThread(req);
+  if (++inWindow > BURST || spawners.length > 0) {
+    // A fleet is firing: its bookkeeping is this process's hot code from now on (v8-mode.ts).
+    optimizeHotCode();
+    return spawnOffThread(req);
+  }
   const child = spawn(req.file, req.args, {
     cwd: req.cwd,
     env: req.env,

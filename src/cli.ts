@@ -503,7 +503,10 @@ function logEvents(events: AppEventBus): void {
         job_name: job.name,
       }),
   );
-  events.on("run", (run, change, job) => {
+  events.on("run", (run, change, job, elsewhere) => {
+    // Each process logs the runs it runs: a fleet's every run in every process's log read as
+    // runs made N times, and cost each process a line per run of the fleet (issue 22).
+    if (elsewhere) return;
     const name = job?.name ?? run.job_id;
     const ended = change === "finished";
     const failed = ended && !["completed", "skipped"].includes(run.status);

@@ -5,6 +5,8 @@
  * `time`, `level`, `event`, `message`, `job_id` and `run_id` always present. stdout is never
  * used: over stdio it is the protocol.
  */
+import { writeTogether } from "./kernel/together.js";
+
 export type LogFormat = "text" | "json";
 export type LogLevel = "info" | "warning" | "error";
 
@@ -17,7 +19,8 @@ export interface LogFields {
 export class Logger {
   constructor(
     private format: LogFormat = "text",
-    private readonly write: (line: string) => void = (line) => void process.stderr.write(line + "\n"),
+    // A turn's lines leave together (kernel/together.ts): a fleet logs every run.
+    private readonly write: (line: string) => void = (line) => void writeTogether(process.stderr, line + "\n"),
     private readonly now: () => Date = () => new Date(),
   ) {}
 

@@ -259,7 +259,7 @@ export class Runtime {
     });
     // Run events of other processes are passed on to clients (their runs are theirs to deliver).
     this.runs.onExternalChange?.((run) => {
-      this.events.emit("run", run, run.status === "running" ? "started" : "finished", this.jobs.get(run.job_id));
+      this.events.emit("run", run, run.status === "running" ? "started" : "finished", this.jobs.get(run.job_id), true);
     });
   }
 

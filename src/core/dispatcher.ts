@@ -117,6 +117,10 @@ interface ActiveRun {
 /** How often run records that could not be written are tried again. */
 const REWRITE_EVERY_MS = 5000;
 /** Retries of one run wait at most this long in all. */
+/** sha256 of the empty string: most fleet runs (a `true`, a check with nothing to say) print nothing, and a hash object costs. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const sha256Hex = (text: string): string => (text === "" ? EMPTY_SHA256 : createHash("sha256").update(text).digest("hex"));
+
 const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 
 /**
@@ -597,7 +601,7 @@ export class Dispatcher {
       executor_version: result?.version ?? null,
       signal: result?.signal ?? null,
       tool_calls: result?.toolCalls ?? null,
-      output_sha256: result ? createHash("sha256").update(outputText).digest("hex") : null,
+      output_sha256: result ? sha256Hex(outputText) : null,
     };
     // What this ending owes people is decided now and written with it (see deliveryTargets).
     const current = this.host.getJob(job.id) ?? job;

@@ -7,7 +7,8 @@ export type RunChange = "started" | "finished";
 /** What the MCP layer, webhooks and logs listen to. Listeners must never throw into the core. */
 export interface AppEvents {
   job: [job: Job, change: JobChange];
-  run: [run: Run, change: RunChange, job: Job | undefined];
+  /** `elsewhere`: another process of a Postgres fleet runs it (this one heard its record). */
+  run: [run: Run, change: RunChange, job: Job | undefined, elsewhere?: boolean];
   notice: [level: "info" | "warning" | "error", message: string, data: Record<string, unknown>];
   /** Delivery attempts just recorded on a run (metrics count them by channel and outcome). */
   delivery: [run: Run, attempts: Delivery[]];

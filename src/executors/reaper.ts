@@ -9,6 +9,7 @@
  * (what left its group with setsid), then exits. POSIX only; a no-op elsewhere.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { writeTogether } from "../kernel/together.js";
 
 /** awk keeps the live list; at the end the shell kills what is left. Run ids are UUIDs, group ids numbers. */
 const SCRIPT = `awk '$1=="+"{g[$2]=$3} $1=="-"{delete g[$2]} END{for(k in g){print "g",k; if(g[k]!="")print "r",g[k]}}' |
@@ -46,7 +47,8 @@ function send(line: string): void {
     reaper.unref();
     (reaper.stdin as unknown as { unref?: () => void }).unref?.();
   }
-  reaper.stdin!.write(line + "\n");
+  // A batch of runs started or ended together is one write; before any other work (see together.ts).
+  writeTogether(reaper.stdin!, line + "\n", "tick");
 }
 
 /** A run's process group starts: killed by the reaper if the server dies first. */

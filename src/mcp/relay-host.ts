@@ -4,6 +4,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpSessionHandle } from "../backends/files/share/rpc.js";
 import type { CronApi } from "../core/api.js";
 import { logger } from "../log.js";
+import { writeTogether } from "../kernel/together.js";
 import { createServer } from "./server.js";
 
 /** The owner's side of a stdio relay (src/mcp/relay.ts): one MCP session per relay, over its socket connection. */
@@ -75,7 +76,7 @@ class RelayedTransport implements Transport {
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.closed || !this.socket.writable) return;
     if (!("method" in message) && "id" in message && message.id !== undefined && this.taken.delete(message.id) && this.taken.size === 0) this.idle?.();
-    this.socket.write(`${JSON.stringify(message)}\n`);
+    writeTogether(this.socket, `${JSON.stringify(message)}\n`);
   }
 
   drain(): Promise<void> {

@@ -380,6 +380,13 @@ describe("a fleet of agent-cron processes on one PostgreSQL", () => {
     expect(updates.length).toBeGreaterThanOrEqual(2);
     const logged = watcher.notificationsOf("notifications/message").filter((n) => JSON.stringify(n.params).includes(job.id));
     expect(logged.length).toBeGreaterThan(0);
+    // Its own log (stderr) names only the runs it ran: the fleet's every run in every process's
+    // log read as runs made several times.
+    const watcherRuns = seen[fleet.indexOf(watcher)].runs;
+    const logIds = [...watcher.stderr().matchAll(/event=run\.(?:started|finished) job=\S+ run=([0-9a-f-]+)/g)].map((m) => m[1]);
+    const elsewhere = new Set(watcherRuns.filter((r) => r.pid !== watcher.pid).map((r) => r.id));
+    expect(elsewhere.size).toBeGreaterThanOrEqual(2);
+    expect(logIds.filter((id) => elsewhere.has(id))).toEqual([]);
 
     await fleet[1].tool("pause", { job: "tick" });
     const pausedAt = Date.now();

@@ -1,0 +1,66 @@
+import { Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { writeTogether } from "../../src/kernel/together.js";
+
+/** A stream that records each write the kernel would get: one entry per _write or _writev. */
+function recorder() {
+  const writes: string[][] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      writes.push([String(chunk)]);
+      done();
+    },
+    writev(chunks, done) {
+      writes.push(chunks.map((c) => String(c.chunk)));
+      done();
+    },
+  });
+  return { stream, writes };
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("writeTogether", () => {
+  it("hands the lines written in one turn to the stream in one write, in order, and the next turn's in another", async () => {
+    const { stream, writes } = recorder();
+    writeTogether(stream, "a\n");
+    writeTogether(stream, "b\n");
+    await Promise.resolve();
+    writeTogether(stream, "c\n");
+    expect(writes).toEqual([]);
+    await nextTurn();
+    expect(writes).toEqual([["a\n", "b\n", "c\n"]]);
+    writeTogether(stream, "d\n");
+    await nextTurn();
+    expect(writes).toEqual([["a\n", "b\n", "c\n"], ["d\n"]]);
+  });
+
+  it('"tick" lets the lines go once the current work and its nextTick callbacks are done, before a timer or I/O', async () => {
+    const { stream, writes } = recorder();
+    writeTogether(stream, "+ 1\n", "tick");
+    writeTogether(stream, "+ 2\n", "tick");
+    expect(writes).toEqual([]);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(writes).toEqual([["+ 1\n", "+ 2\n"]]);
+  });
+
+  it("keeps each stream apart", async () => {
+    const one = recorder();
+    const two = recorder();
+    writeTogether(one.stream, "x");
+    writeTogether(two.stream, "y");
+    writeTogether(one.stream, "z");
+    await nextTurn();
+    expect(one.writes).toEqual([["x", "z"]]);
+    expect(two.writes).toEqual([["y"]]);
+  });
+
+  it("a stream ended meanwhile still gets its lines (end uncorks it), and the later release does nothing", async () => {
+    const { stream, writes } = recorder();
+    writeTogether(stream, "last\n");
+    stream.end();
+    await nextTurn();
+    expect(writes.flat()).toEqual(["last\n"]);
+    expect(stream.writableCorked).toBe(0);
+  });
+});

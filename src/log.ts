@@ -5,7 +5,7 @@
  * `time`, `level`, `event`, `message`, `job_id` and `run_id` always present. stdout is never
  * used: over stdio it is the protocol.
  */
-import { writeTogether } from "./kernel/together.js";
+import { flushNow, writeTogether } from "./kernel/together.js";
 
 export type LogFormat = "text" | "json";
 export type LogLevel = "info" | "warning" | "error";
@@ -19,8 +19,12 @@ export interface LogFields {
 export class Logger {
   constructor(
     private format: LogFormat = "text",
-    // A turn's lines leave together (kernel/together.ts): a fleet logs every run.
-    private readonly write: (line: string) => void = (line) => void writeTogether(process.stderr, line + "\n"),
+    // A turn's lines leave together (kernel/together.ts): a fleet logs every run. An error goes
+    // out at once, with what was held: it may be the last line a dying process writes.
+    private readonly write: (line: string, urgent: boolean) => void = (line, urgent) => {
+      writeTogether(process.stderr, line + "\n");
+      if (urgent) flushNow(process.stderr);
+    },
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -33,11 +37,11 @@ export class Logger {
     const time = this.now().toISOString();
     if (this.format === "json") {
       const extra = Object.fromEntries(Object.entries(rest).filter(([, v]) => v === null || ["string", "number", "boolean"].includes(typeof v)));
-      this.write(JSON.stringify({ time, level, event, message, job_id, run_id, ...extra }));
+      this.write(JSON.stringify({ time, level, event, message, job_id, run_id, ...extra }), level === "error");
       return;
     }
     const ids = [`event=${event}`, ...(job_id ? [`job=${job_id}`] : []), ...(run_id ? [`run=${run_id}`] : [])].join(" ");
-    this.write(`${time} agent-cron ${level}: ${message} [${ids}]`);
+    this.write(`${time} agent-cron ${level}: ${message} [${ids}]`, level === "error");
   }
 
   /**
@@ -46,7 +50,7 @@ export class Logger {
    */
   ready(line: string, fields: LogFields = {}): void {
     if (this.format === "json") this.log("info", "ready", line, fields);
-    else this.write(line);
+    else this.write(line, true);
   }
 
   /**

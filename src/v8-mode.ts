@@ -1,5 +1,8 @@
 import v8 from "node:v8";
 
+/** TurboFan is on (optimizeHotCode). */
+let hot = false;
+
 /**
  * `serve` starts as a follower would (the bin calls startServeV8Mode first thing): a follower,
  * the stdio server of every client under always_on "daemon", only forwards (each call parsed,
@@ -13,6 +16,8 @@ export function v8ModeFor(role: "owner" | "follower"): void {
   const owner = role === "owner";
   v8.setFlagsFromString(owner ? "--max-opt=999" : "--max-opt=1");
   v8.setFlagsFromString(owner ? "--no-optimize-for-size" : "--optimize-for-size");
+  // A follower's --max-opt=1 turns TurboFan off again: hot work it takes on later turns it back.
+  if (!owner) hot = false;
 }
 
 /** Called by the bin before anything loads: `serve` (stdio, HTTP or background) starts as a follower. */
@@ -38,4 +43,3 @@ export function optimizeHotCode(): void {
   hot = true;
   v8.setFlagsFromString("--turbofan");
 }
-let hot = false;

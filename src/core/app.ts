@@ -351,6 +351,9 @@ export class Runtime {
       ended.delivery = ended.delivery_due.length ? "pending" : null;
       await this.runs.put(ended);
       this.ledger.delete(run.job_id);
+      // In a fleet this process wrote the ending of another's run: it is the one to log it and
+      // tell its clients (the others hear it as elsewhere, and a process logs only its own runs).
+      if (!this.parts.exclusive) this.events.emit("run", ended, "finished", job);
       if (job) {
         await this.updateRecord(job.id, (j) => ({
           ...afterNotRun(j, run.trigger, "interrupted"),

@@ -30,8 +30,9 @@ export function endsAs(run: Pick<Run, "status">, on: "completed" | "failed" | "a
 /** The active jobs that `run` of `upstream` starts, in the order they were added. */
 export function chainedJobs(jobs: Iterable<Job>, upstreamId: string, run: Pick<Run, "status" | "trigger">): string[] {
   const out: string[] = [];
-  // A skipped, missed or canceled occurrence starts nothing: the fleet records many, and each
-  // would otherwise walk every job.
+  // Only a run that completed or failed (or timed out) starts chained jobs: a fleet records many
+  // skipped, missed, canceled, interrupted or declined occurrences, and each would otherwise
+  // walk every job.
   if (!endsAs(run, "any")) return out;
   for (const j of jobs) if (j.after?.job === upstreamId && j.state === "active" && endsAs(run, j.after.on)) out.push(j.id);
   return out;

@@ -117,11 +117,10 @@ interface ActiveRun {
 /** How often run records that could not be written are tried again. */
 const REWRITE_EVERY_MS = 5000;
 /** Retries of one run wait at most this long in all. */
+const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 /** sha256 of the empty string: most fleet runs (a `true`, a check with nothing to say) print nothing, and a hash object costs. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const sha256Hex = (text: string): string => (text === "" ? EMPTY_SHA256 : createHash("sha256").update(text).digest("hex"));
-
-const MAX_TOTAL_BACKOFF_MS = 3_600_000;
 
 /**
  * One occurrence's life: overlap policy, the daily budget, the concurrency slots, attempts

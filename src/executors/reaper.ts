@@ -9,7 +9,7 @@
  * (what left its group with setsid), then exits. POSIX only; a no-op elsewhere.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeTogether } from "../kernel/together.js";
+import { flushNow, writeTogether } from "../kernel/together.js";
 
 /** awk keeps the live list; at the end the shell kills what is left. Run ids are UUIDs, group ids numbers. */
 const SCRIPT = `awk '$1=="+"{g[$2]=$3} $1=="-"{delete g[$2]} END{for(k in g){print "g",k; if(g[k]!="")print "r",g[k]}}' |
@@ -24,7 +24,7 @@ done`;
 let reaper: ChildProcess | null = null;
 let broken = false;
 
-function send(line: string): void {
+function send(line: string, urgent: boolean): void {
   if (broken || process.platform === "win32") return;
   if (!reaper) {
     try {
@@ -47,16 +47,18 @@ function send(line: string): void {
     reaper.unref();
     (reaper.stdin as unknown as { unref?: () => void }).unref?.();
   }
-  // A batch of runs started or ended together is one write; before any other work (see together.ts).
   writeTogether(reaper.stdin!, line + "\n", "tick");
+  // A group to kill goes out at once (with the ends held so far): a server killed a moment
+  // later must not leave it untracked. An ended group can wait for its turn's others.
+  if (urgent) flushNow(reaper.stdin!);
 }
 
 /** A run's process group starts: killed by the reaper if the server dies first. */
 export function reaperTrack(pgid: number, runId: string): void {
-  send(`+ ${pgid} ${runId}`);
+  send(`+ ${pgid} ${runId}`, true);
 }
 
 /** The group ended and was collected. */
 export function reaperForget(pgid: number): void {
-  if (reaper) send(`- ${pgid}`);
+  if (reaper) send(`- ${pgid}`, false);
 }

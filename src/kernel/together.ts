@@ -3,18 +3,20 @@
  * writes a line per run event to its client (MCP logging), to stderr and to the reaper's pipe,
  * and the runs of a fleet start and end in batches (a fleet timer fires its due jobs in one go,
  * a spawner thread reports a turn's children in one message): one write(2) a line was 7.5 % of
- * a Postgres-backed process's main thread at capacity (issue 22). A stream written through here
- * is corked at the first write and uncorked once the current work is done, so Node hands the
- * lines to the kernel together (writev); the order of writes to the stream is kept.
+ * a Postgres-backed process's main thread at capacity (issue 22). A stream held here is corked
+ * and uncorked once the current work is done, so Node hands what was written meanwhile to the
+ * kernel together (writev); the order of writes to the stream is kept, whoever writes.
  *
  * `when`:
  * - "turn" uncorks after this turn of the event loop (setImmediate): for stdout and stderr,
  *   where a line may wait that long;
  * - "tick" uncorks once the current synchronous work and its process.nextTick callbacks are
- *   done: for the reaper's pipe, whose lines must leave before anything else can happen.
+ *   done.
  *
- * At exit every corked stream is uncorked synchronously (pipes and files are written
- * synchronously on POSIX), so lines written just before process.exit() are not lost.
+ * At exit (process.exit, an uncaught exception) every held stream is uncorked, which writes at
+ * once what the kernel takes (stdout and stderr pipes on Linux are written synchronously). A
+ * process killed outright (SIGKILL, V8 out of memory) loses what this turn held: what must
+ * not wait goes out with flushNow.
  */
 interface Corkable {
   cork(): void;
@@ -22,29 +24,34 @@ interface Corkable {
   write(chunk: string): boolean;
 }
 
-const corked = new Set<Corkable>();
+const held = new Set<Corkable>();
 let exitHooked = false;
 
-function release(stream: Corkable): void {
-  if (!corked.delete(stream)) return;
+/** Hands what `stream` holds to the kernel now (a no-op when it holds nothing). */
+export function flushNow(stream: Corkable): void {
+  if (!held.delete(stream)) return;
   stream.uncork();
 }
 
-function releaseAll(): void {
-  for (const stream of [...corked]) release(stream);
+function flushAll(): void {
+  for (const stream of [...held]) flushNow(stream);
 }
 
-/** Writes `chunk` to `stream`, with the other writes to it made before `when` comes (see above). */
-export function writeTogether(stream: Corkable, chunk: string, when: "turn" | "tick" = "turn"): boolean {
-  if (!corked.has(stream)) {
-    corked.add(stream);
-    stream.cork();
-    if (!exitHooked) {
-      exitHooked = true;
-      process.on("exit", releaseAll);
-    }
-    if (when === "tick") process.nextTick(release, stream);
-    else setImmediate(release, stream);
+/** Holds what is written to `stream` from now until `when` comes (see above). */
+export function holdForTurn(stream: Corkable, when: "turn" | "tick" = "turn"): void {
+  if (held.has(stream)) return;
+  held.add(stream);
+  stream.cork();
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on("exit", flushAll);
   }
+  if (when === "tick") process.nextTick(flushNow, stream);
+  else setImmediate(flushNow, stream);
+}
+
+/** Writes `chunk` to `stream`, together with the other writes to it made before `when` comes. */
+export function writeTogether(stream: Corkable, chunk: string, when: "turn" | "tick" = "turn"): boolean {
+  holdForTurn(stream, when);
   return stream.write(chunk);
 }

@@ -5,7 +5,7 @@ import { LineLimiter, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-lim
 import { takeEarlyStdin } from "./early-stdio.js";
 import { createServer, preloadTools } from "./server.js";
 import { logger } from "../log.js";
-import { writeTogether } from "../kernel/together.js";
+import { holdForTurn } from "../kernel/together.js";
 
 export { MAX_STDIO_MESSAGE_BYTES };
 
@@ -25,13 +25,14 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   const early = takeEarlyStdin();
   if (early?.replay.length) limiter.write(early.replay);
   process.stdin.pipe(limiter);
-  // Answers and notifications written in one turn leave together (kernel/together.ts): a fleet's
+  const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin);
+  // Answers and notifications sent in one turn leave together (kernel/together.ts): a fleet's
   // run events are a logging message each.
-  const stdout = {
-    write: (chunk: string) => writeTogether(process.stdout, chunk),
-    once: (event: string, listener: () => void) => process.stdout.once(event, listener),
+  const sendNow = transport.send.bind(transport);
+  transport.send = (message: JSONRPCMessage) => {
+    holdForTurn(process.stdout);
+    return sendNow(message);
   };
-  const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin, stdout as unknown as typeof process.stdout);
   // Answers already given (the early `initialize`), or to requests a relay made to set up this
   // server as its previous one was (src/mcp/relay.ts): each is dropped once.
   const drop = new Set<string | number>(early?.dropAnswers ?? []);

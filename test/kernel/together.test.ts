@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { writeTogether } from "../../src/kernel/together.js";
+import { flushNow, holdForTurn, writeTogether } from "../../src/kernel/together.js";
 
 /** A stream that records each write the kernel would get: one entry per _write or _writev. */
 function recorder() {
@@ -62,5 +62,27 @@ describe("writeTogether", () => {
     await nextTurn();
     expect(writes.flat()).toEqual(["last\n"]);
     expect(stream.writableCorked).toBe(0);
+  });
+
+  it("flushNow hands what is held to the stream at once, and the stream is held again only by a later write", async () => {
+    const { stream, writes } = recorder();
+    writeTogether(stream, "- 1\n", "tick");
+    writeTogether(stream, "+ 2\n", "tick");
+    flushNow(stream);
+    expect(writes).toEqual([["- 1\n", "+ 2\n"]]);
+    flushNow(stream);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(writes).toHaveLength(1);
+    expect(stream.writableCorked).toBe(0);
+  });
+
+  it("holdForTurn holds whatever is written to the stream meanwhile, by anyone", async () => {
+    const { stream, writes } = recorder();
+    holdForTurn(stream);
+    stream.write("answer\n");
+    stream.write("notification\n");
+    expect(writes).toEqual([]);
+    await nextTurn();
+    expect(writes).toEqual([["answer\n", "notification\n"]]);
   });
 });

@@ -26,24 +26,17 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   if (early?.replay.length) limiter.write(early.replay);
   process.stdin.pipe(limiter);
   const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin);
-  // Answers and notifications sent in one turn leave together (kernel/together.ts): a fleet's
-  // run events are a logging message each.
-  const sendNow = transport.send.bind(transport);
-  transport.send = (message: JSONRPCMessage) => {
-    holdForTurn(process.stdout);
-    return sendNow(message);
-  };
   // Answers already given (the early `initialize`), or to requests a relay made to set up this
-  // server as its previous one was (src/mcp/relay.ts): each is dropped once.
+  // server as its previous one was (src/mcp/relay.ts): each is dropped once. What is sent in one
+  // turn leaves together (kernel/together.ts): a fleet's run events are a logging message each.
   const drop = new Set<string | number>(early?.dropAnswers ?? []);
   if (early?.answeredInitialize != null) drop.add(early.answeredInitialize);
-  if (drop.size) {
-    const send = transport.send.bind(transport);
-    transport.send = async (message: JSONRPCMessage) => {
-      if ("id" in message && !("method" in message) && message.id !== undefined && drop.delete(message.id)) return;
-      return send(message);
-    };
-  }
+  const send = transport.send.bind(transport);
+  transport.send = async (message: JSONRPCMessage) => {
+    if (drop.size && "id" in message && !("method" in message) && message.id !== undefined && drop.delete(message.id)) return;
+    holdForTurn(process.stdout);
+    return send(message);
+  };
   let gone = false;
   const leave = () => {
     if (gone) return;

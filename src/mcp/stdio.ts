@@ -20,11 +20,10 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
     logger.log("warning", "stdio.too_large", message);
     if (answer) void transport.send(answer as JSONRPCMessage).catch(() => {});
   });
-  // What the bin answered and read before this server existed (early-stdio.ts) is read again
-  // first; the SDK's own answer to that `initialize` is the one answer not sent twice.
   const early = takeEarlyStdin();
-  if (early?.replay.length) limiter.write(early.replay);
-  process.stdin.pipe(limiter);
+  // Made before any input is fed to the limiter: a message over the limit in what is replayed
+  // is answered through it at once (it was read before it existed: a ReferenceError that ended
+  // the server).
   const transport = new StdioServerTransport(limiter as unknown as typeof process.stdin);
   // Answers already given (the early `initialize`), or to requests a relay made to set up this
   // server as its previous one was (src/mcp/relay.ts): each is dropped once. What is sent in one
@@ -37,6 +36,10 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
     holdForTurn(process.stdout);
     return send(message);
   };
+  // What the bin answered and read before this server existed (early-stdio.ts) is read again
+  // first; the SDK's own answer to that `initialize` is the one answer not sent twice.
+  if (early?.replay.length) limiter.write(early.replay);
+  process.stdin.pipe(limiter);
   let gone = false;
   const leave = () => {
     if (gone) return;

@@ -212,6 +212,7 @@ function fieldsPresent(names: string[], required: string[], closed: boolean): Sc
   if (!closed || optional.length > 1) return required.length ? { required } : {};
   const only = { propertyNames: { enum: names } };
   if (optional.length === 0) return { ...only, minProperties: names.length };
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, a plain value that nothing awaits
   return { ...only, if: { required: optional }, then: { minProperties: names.length }, else: { minProperties: required.length } };
 }
 

@@ -229,7 +229,24 @@ function runChild(args, { limitMs, echo = false, env = process.env, node = proce
 
 let profSeq = 0;
 /** Starts a server on `dataDir` and connects a client; resolves after `initialize`. */
-async function startServer(dataDir, { probe = false, label = "server", config = configFile, node = process.execPath, rssLimitBytes = null } = {}) {
+/**
+ * NODE_EXTRA_CA_CERTS, when the bench's environment sets it: Node 20 then loads OpenSSL's CA
+ * store before any script runs (Node 22 waits for the first TLS use), ~70 ms and ~2 MB of every
+ * Node process (a bare `node -e 0` 120-150 ms against ~45 ms here). The start section measures
+ * its floor and cold starts without it too (`bareEnv`).
+ */
+const EXTRA_CA = "NODE_EXTRA_CA_CERTS";
+const bareEnv = () => {
+  const env = { ...process.env };
+  delete env[EXTRA_CA];
+  return env;
+};
+
+/** Starts a server on `dataDir` and connects a client; resolves after `initialize`. `env`: the environment to start it in. */
+async function startServer(
+  dataDir,
+  { probe = false, label = "server", config = configFile, node = process.execPath, rssLimitBytes = null, env = process.env } = {},
+) {
   stopIfStopped();
   const signal = sectionSignal;
   const nodeArgs = opt["node-args"] ? opt["node-args"].split(" ").filter(Boolean) : [];
@@ -242,7 +259,7 @@ async function startServer(dataDir, { probe = false, label = "server", config = 
     command: node,
     args: [...nodeArgs, cli, "serve", "--data-dir", dataDir, "--config", config],
     // Default work dirs (one per run) go under the bench's temporary dir and leave with it.
-    env: { ...process.env, NODE_OPTIONS: "", XDG_CACHE_HOME: path.join(base, "cache") },
+    env: { ...env, NODE_OPTIONS: "", XDG_CACHE_HOME: path.join(base, "cache") },
     stderr: "pipe",
   });
   let stderr = "";
@@ -916,9 +933,9 @@ async function benchStart() {
   // stdio server answers initialize and tools/list before that (src/mcp/early-stdio.ts), so a
   // restart is timed to this answer. `config`: always_on "daemon" (the default, and what
   // peer-compare.mjs starts) follows a background owner it starts, stopped here after each.
-  const toToolsList = async (dir, label, how = "sdk", node = process.execPath, config = configFile) => {
+  const toToolsList = async (dir, label, how = "sdk", node = process.execPath, config = configFile, env = process.env) => {
     const t = performance.now();
-    const s = await startServer(dir, { label, node, config });
+    const s = await startServer(dir, { label, node, config, env });
     const init = performance.now() - t;
     if (how === "sdk") await s.client.listTools();
     else await s.client.request({ method: "tools/list", params: {} }, ListToolsResultSchema);
@@ -931,11 +948,11 @@ async function benchStart() {
   };
   const daemonConfig = path.join(base, "config-daemon.json");
   writeFileSync(daemonConfig, JSON.stringify(benchConfig({ always_on: "daemon" })));
-  const bareNode = (node) => {
+  const bareNode = (node, env = process.env) => {
     const xs = [];
     for (let i = 0; i < 7; i++) {
       const t = performance.now();
-      execFileSync(node, ["-e", "0"]);
+      execFileSync(node, ["-e", "0"], { env });
       xs.push(performance.now() - t);
     }
     return pct(xs, 50);
@@ -965,8 +982,22 @@ async function benchStart() {
         daemonCall.push(r.call);
       }
     }
+    // The same without NODE_EXTRA_CA_CERTS, when it is set (see EXTRA_CA): the floor falls more than the start does.
+    const clean = { bare: null, sdk: [], raw: [] };
+    if (process.env[EXTRA_CA] !== undefined) {
+      clean.bare = bareNode(node, bareEnv());
+      for (let i = 0; i < 7; i++) {
+        clean.sdk.push((await toToolsList(path.join(base, `cold-bare-env-${tag}-${i}`), `cold-bare-env-${tag}`, "sdk", node, configFile, bareEnv())).ms);
+        clean.raw.push(
+          (await toToolsList(path.join(base, `cold-bare-env-raw-${tag}-${i}`), `cold-bare-env-raw-${tag}`, "raw", node, configFile, bareEnv())).ms,
+        );
+      }
+    }
     return {
       bare_node_p50_ms: r2(bare),
+      ...(clean.bare === null
+        ? {}
+        : { without_extra_ca: { bare_node_p50_ms: r2(clean.bare), cold_p50_ms: r2(pct(clean.sdk, 50)), cold_raw_tools_list_p50_ms: r2(pct(clean.raw, 50)) } }),
       cold_p50_ms: r2(pct(cold, 50)),
       cold_raw_tools_list_p50_ms: r2(pct(coldRaw, 50)),
       cold_initialize_p50_ms: r2(pct(coldInit, 50)),
@@ -1026,6 +1057,21 @@ async function benchStart() {
     ["figure", "ms", "Node 22 ms"],
     [
       ["bare `node -e 0`, the floor (median of 7)", row.bare_node_p50_ms, n22("bare_node_p50_ms")],
+      ...(row.without_extra_ca
+        ? [
+            [
+              `  the same without ${EXTRA_CA} (this environment sets it)`,
+              row.without_extra_ca.bare_node_p50_ms,
+              row.node22?.without_extra_ca?.bare_node_p50_ms ?? "—",
+            ],
+            [`  cold start, SDK listTools, without ${EXTRA_CA}`, row.without_extra_ca.cold_p50_ms, row.node22?.without_extra_ca?.cold_p50_ms ?? "—"],
+            [
+              `  cold start, raw tools/list, without ${EXTRA_CA}`,
+              row.without_extra_ca.cold_raw_tools_list_p50_ms,
+              row.node22?.without_extra_ca?.cold_raw_tools_list_p50_ms ?? "—",
+            ],
+          ]
+        : []),
       ["cold start, empty data dir, SDK listTools (as peer-compare; median of 7)", row.cold_p50_ms, n22("cold_p50_ms")],
       ["  of which spawn → initialize answer (median of 7)", row.cold_initialize_p50_ms, n22("cold_initialize_p50_ms")],
       ["cold start, raw tools/list request, no client-side validator compile (median of 7)", row.cold_raw_tools_list_p50_ms, n22("cold_raw_tools_list_p50_ms")],
@@ -1397,6 +1443,15 @@ function targetsTable(sec) {
       why,
     );
     add(`cold start to an SDK listTools(), Node ${v}`, "≤ 3× bare node", c ? `${c.cold_p50_ms} ms = ${r2(sdk)}×` : null, sdk <= 3, why);
+    const w = c?.without_extra_ca;
+    if (w) {
+      add(
+        `…the same two without ${EXTRA_CA} (set in this environment: Node 20 loads OpenSSL's CA store at start then), raw / SDK, Node ${v}`,
+        "reported",
+        `${w.cold_raw_tools_list_p50_ms} ms = ${r2(w.cold_raw_tools_list_p50_ms / w.bare_node_p50_ms)}× / ${w.cold_p50_ms} ms = ${r2(w.cold_p50_ms / w.bare_node_p50_ms)}× a bare node without it (${w.bare_node_p50_ms} ms)`,
+        null,
+      );
+    }
     if (c?.cold_daemon_p50_ms != null) {
       const draw = c.cold_daemon_raw_tools_list_p50_ms / c.bare_node_p50_ms;
       const dsdk = c.cold_daemon_p50_ms / c.bare_node_p50_ms;

@@ -1,5 +1,4 @@
 import { describe, expect, it, vi } from "vitest";
-import type { RunRepo } from "../../src/core/ports.js";
 import { FakeClock } from "../helpers/clock.js";
 import { forget, memoryBackend, openTestApp } from "../helpers/app.js";
 
@@ -61,7 +60,7 @@ describe("start-up catch-up", () => {
     });
     let held = 0;
     // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
-    const runs: RunRepo = second.app.runtime["parts"].runs;
+    const runs = second.app.runtime["parts"].runs as { put: (run: { job_id: string }) => Promise<unknown> };
     const put = runs.put.bind(runs);
     runs.put = async (run) => {
       if (run.job_id === behindId) {

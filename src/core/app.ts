@@ -446,18 +446,11 @@ export class Runtime {
         if (job?.state === "active" && !this.armStored(job)) behind.push(job);
       }
     }
-    // The jobs that are on time fire from now on: a job that is behind is armed only once its
-    // own catch-up is recorded (reschedule below), so none fires twice, and none waits for
-    // another's catch-up. Held until every catch-up was written, a start with 1,000 jobs behind
-    // on a loaded machine fired nothing for over 8 s (issue 27's fleet, 7,000-8,000 of its
-    // occurrences without a record when it stopped).
-    this.scheduler.start();
     // Side by side, CATCH_UP_AT_ONCE at a time, so that their writes share syncs: one after
     // another, a restart after ten minutes down took 56 ms a job of every-minute jobs (a sync
     // for the job and one for each missed record), 65 s for 2,000. Each job's own records
     // still go in order; a wake from sleep catches every job up at once the same way (onDue).
-    // After a failure none starts; those going finish, then start() fails with the first error
-    // and the scheduler stops, as if it had never started.
+    // After a failure none starts; those going finish, then start() fails with the first error.
     const limit = pLimit(CATCH_UP_AT_ONCE);
     let failed: unknown = null;
     const catchUpOne = async (stale: Job): Promise<void> => {
@@ -472,10 +465,8 @@ export class Runtime {
       this.reschedule(this.jobs.get(job.id));
     };
     await Promise.all(behind.map((job) => limit(catchUpOne, job)));
-    if (failed !== null) {
-      this.scheduler.stop();
-      throw failed;
-    }
+    if (failed !== null) throw failed;
+    this.scheduler.start();
     await this.resumeChains().catch((err) =>
       this.events.emit("notice", "error", `Starting chained runs left by a stopped process failed: ${errorMessage(err)}`, {}),
     );

@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FakeClock } from "../helpers/clock.js";
 import { forget, memoryBackend, openTestApp } from "../helpers/app.js";
 
@@ -37,55 +37,5 @@ describe("start-up arming", () => {
     expect(scheduler.nextFor(`job-${JOBS - 4}`)).toBe(yearStart);
     expect(scheduler.nextFor(template.id)).toBe(yearStart);
     expect(scheduler.size).toBe(JOBS - 2);
-  });
-});
-
-// A job that is on time fires on time even while another job's catch-up is still being written
-// (Runtime.start): held until every catch-up was recorded, a start with 1,000 jobs behind on a
-// loaded machine fired nothing for over 8 s (issue 27's fleet bench).
-describe("start-up catch-up", () => {
-  it("fires a job that is on time while another job's catch-up records are still being written", async () => {
-    const first = await openTestApp({ backend: memoryBackend, now: "2026-03-02T08:00:00.500Z" });
-    await first.app.jobs.add({ name: "behind", schedule: "* * * * *", prompt: "p", catch_up: "latest" }, "test");
-    await first.app.runtime.close(0);
-    forget(first.app);
-
-    // Ten minutes down. The store then holds the catch-up's first record back until let go.
-    const clock = new FakeClock(Date.parse("2026-03-02T08:10:00.500Z"));
-    const second = await openTestApp({ backend: memoryBackend, store: first.store, clock });
-    const behindId = second.app.queries.resolveJob("behind").id;
-    let letGo!: () => void;
-    const gate = new Promise<void>((r) => {
-      letGo = r;
-    });
-    let held = 0;
-    // biome-ignore lint/complexity/useLiteralKeys: a private member, reached on purpose (TypeScript allows it only by index)
-    const runs = second.app.runtime["parts"].runs as { put: (run: { job_id: string }) => Promise<unknown> };
-    const put = runs.put.bind(runs);
-    runs.put = async (run) => {
-      if (run.job_id === behindId) {
-        held++;
-        await gate;
-      }
-      return put(run);
-    };
-    // Added after the restart, before start-up: on time, armed for 08:10:01.
-    const { job: onTime } = await second.app.jobs.add({ name: "on-time", schedule: "* * * * * *", prompt: "p" }, "test");
-    let started = false;
-    const starting = second.app.runtime.start().then(() => {
-      started = true;
-    });
-    await vi.waitFor(() => expect(held).toBeGreaterThan(0));
-    clock.advance(1000);
-    await vi.waitFor(() => expect(second.exec.calls.map((c) => c.req.jobId)).toContain(onTime.id));
-    expect(started).toBe(false);
-    // The catch-up goes on once the store takes its records: missed ones, then the latest run.
-    letGo();
-    await starting;
-    await vi.waitFor(() => expect(second.exec.calls.some((c) => c.req.jobId === behindId)).toBe(true));
-    const caught = second.app.queries.listRuns({ job: "behind", limit: 100 }).items;
-    expect(caught.filter((r) => r.status === "missed").length).toBeGreaterThan(0);
-    expect(caught.filter((r) => r.trigger === "catch_up" && r.status === "running")).toHaveLength(1);
-    second.exec.finishAll();
   });
 });

@@ -228,7 +228,6 @@ function runChild(args, { limitMs, echo = false, env = process.env, node = proce
 }
 
 let profSeq = 0;
-/** Starts a server on `dataDir` and connects a client; resolves after `initialize`. */
 /**
  * NODE_EXTRA_CA_CERTS, when the bench's environment sets it: Node 20 then loads OpenSSL's CA
  * store before any script runs (Node 22 waits for the first TLS use), ~70 ms and ~2 MB of every
@@ -957,53 +956,42 @@ async function benchStart() {
     }
     return pct(xs, 50);
   };
+  /** Seven fresh starts each to an SDK listTools() and to a raw tools/list, alternating. */
+  const sevenPairs = async (kind, tag, node, config = configFile, env = process.env) => {
+    const sdk = [],
+      raw = [],
+      init = [],
+      call = [];
+    for (let i = 0; i < 7; i++) {
+      sdk.push((await toToolsList(path.join(base, `cold-${kind}${tag}-${i}`), `cold-${kind}${tag}`, "sdk", node, config, env)).ms);
+      const r = await toToolsList(path.join(base, `cold-${kind}raw-${tag}-${i}`), `cold-${kind}raw-${tag}`, "raw", node, config, env);
+      raw.push(r.ms);
+      init.push(r.init);
+      call.push(r.call);
+    }
+    return { sdk, raw, init, call };
+  };
   /** Cold start on one Node, with its floor measured in the same stretch (medians of 7). */
   const coldOn = async (node, tag) => {
     const bare = bareNode(node);
-    const cold = [],
-      coldRaw = [],
-      coldInit = [];
-    for (let i = 0; i < 7; i++) {
-      // A fresh data dir each time; the compile cache (Node 22) lives outside it and is warm
-      // after the first start, as it is for a client that starts the server every session.
-      cold.push((await toToolsList(path.join(base, `cold-${tag}-${i}`), `cold-${tag}`, "sdk", node)).ms);
-      const r = await toToolsList(path.join(base, `cold-raw-${tag}-${i}`), `cold-raw-${tag}`, "raw", node);
-      coldRaw.push(r.ms);
-      coldInit.push(r.init);
-    }
-    const daemon = [],
-      daemonRaw = [],
-      daemonCall = [];
-    if (!opt["legacy-config"]) {
-      for (let i = 0; i < 7; i++) {
-        daemon.push((await toToolsList(path.join(base, `cold-daemon-${tag}-${i}`), `cold-daemon-${tag}`, "sdk", node, daemonConfig)).ms);
-        const r = await toToolsList(path.join(base, `cold-daemon-raw-${tag}-${i}`), `cold-daemon-raw-${tag}`, "raw", node, daemonConfig);
-        daemonRaw.push(r.ms);
-        daemonCall.push(r.call);
-      }
-    }
+    // A fresh data dir each time; the compile cache (Node 22) lives outside it and is warm
+    // after the first start, as it is for a client that starts the server every session.
+    const cold = await sevenPairs("", tag, node);
+    const daemon = opt["legacy-config"] ? null : await sevenPairs("daemon-", tag, node, daemonConfig);
     // The same without NODE_EXTRA_CA_CERTS, when it is set (see EXTRA_CA): the floor falls more than the start does.
-    const clean = { bare: null, sdk: [], raw: [] };
-    if (process.env[EXTRA_CA] !== undefined) {
-      clean.bare = bareNode(node, bareEnv());
-      for (let i = 0; i < 7; i++) {
-        clean.sdk.push((await toToolsList(path.join(base, `cold-bare-env-${tag}-${i}`), `cold-bare-env-${tag}`, "sdk", node, configFile, bareEnv())).ms);
-        clean.raw.push(
-          (await toToolsList(path.join(base, `cold-bare-env-raw-${tag}-${i}`), `cold-bare-env-raw-${tag}`, "raw", node, configFile, bareEnv())).ms,
-        );
-      }
-    }
+    const clean =
+      process.env[EXTRA_CA] === undefined ? null : { bare: bareNode(node, bareEnv()), ...(await sevenPairs("bare-env-", tag, node, configFile, bareEnv())) };
     return {
       bare_node_p50_ms: r2(bare),
-      ...(clean.bare === null
-        ? {}
-        : { without_extra_ca: { bare_node_p50_ms: r2(clean.bare), cold_p50_ms: r2(pct(clean.sdk, 50)), cold_raw_tools_list_p50_ms: r2(pct(clean.raw, 50)) } }),
-      cold_p50_ms: r2(pct(cold, 50)),
-      cold_raw_tools_list_p50_ms: r2(pct(coldRaw, 50)),
-      cold_initialize_p50_ms: r2(pct(coldInit, 50)),
-      cold_daemon_p50_ms: r2(pct(daemon, 50)),
-      cold_daemon_raw_tools_list_p50_ms: r2(pct(daemonRaw, 50)),
-      cold_daemon_first_call_p50_ms: r2(pct(daemonCall, 50)),
+      ...(clean
+        ? { without_extra_ca: { bare_node_p50_ms: r2(clean.bare), cold_p50_ms: r2(pct(clean.sdk, 50)), cold_raw_tools_list_p50_ms: r2(pct(clean.raw, 50)) } }
+        : {}),
+      cold_p50_ms: r2(pct(cold.sdk, 50)),
+      cold_raw_tools_list_p50_ms: r2(pct(cold.raw, 50)),
+      cold_initialize_p50_ms: r2(pct(cold.init, 50)),
+      cold_daemon_p50_ms: r2(pct(daemon?.sdk ?? [], 50)),
+      cold_daemon_raw_tools_list_p50_ms: r2(pct(daemon?.raw ?? [], 50)),
+      cold_daemon_first_call_p50_ms: r2(pct(daemon?.call ?? [], 50)),
     };
   };
   const node20 = await coldOn(process.execPath, "this-node");

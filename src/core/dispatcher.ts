@@ -288,7 +288,14 @@ export class Dispatcher {
         const behind = "A run was already queued behind the one still going (overlap: queue_one).";
         if (occ.scheduledFor !== null && this.host.waitBehind) {
           // The store keeps it queued (a crash does not lose it) and hands it back when the run ends.
-          return (await this.host.waitBehind(job.id, { ...occ, scheduledFor: occ.scheduledFor })) ? null : this.recordNotRun(job, occ, "skipped", behind);
+          let waits: boolean;
+          try {
+            waits = await this.host.waitBehind(job.id, { ...occ, scheduledFor: occ.scheduledFor });
+          } catch (err) {
+            // The store could not queue it (the server is stopping): it was taken, so it gets its record.
+            return this.recordNotRun(job, occ, "skipped", `It could not be queued behind the run still going (overlap: queue_one): ${errorMessage(err)}`);
+          }
+          return waits ? null : this.recordNotRun(job, occ, "skipped", behind);
         }
         if (this.queued.has(job.id)) return this.recordNotRun(job, occ, "skipped", behind);
         if (here) {

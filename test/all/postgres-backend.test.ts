@@ -204,6 +204,9 @@ describe("postgres backend", () => {
     backends.forEach((b, who) =>
       b.queue.consume(async (jobId, occ) => {
         ran.push({ who, jobId, occ });
+        // As the dispatcher does: each occurrence run gets its record (its row is done only then).
+        const run = makeRun(b.jobs.get(jobId)!, { scheduled_for: new Date(occ.scheduledFor!).toISOString() });
+        await b.runs.put({ ...run, status: "completed", finished_at: new Date().toISOString() });
       }),
     );
     const jobs = Array.from({ length: 20 }, () => makeJob());
@@ -300,6 +303,89 @@ describe("postgres backend", () => {
     await a.jobs.update(job.id, (j) => ({ ...j, state: "paused", enabled: false }));
     // b's copy still says active (it may not have heard yet): the database decides.
     expect(await b.queue.take(stale, { scheduledFor: Date.now(), trigger: "schedule" }, 0)).toBeNull();
+  });
+
+  it("never settles an occurrence done without its record: the sweep records one whose run ended without one lost, once", async () => {
+    const url = await freshDatabase(cluster, "norecord");
+    const a = await backend(url);
+    const ran: number[] = [];
+    // A runner that ends without recording anything (a path that gave up on its record).
+    a.queue.consume(async (_jobId, occ) => {
+      ran.push(occ.scheduledFor!);
+    });
+    const job = makeJob();
+    await a.jobs.insert(job);
+    const at = Math.floor(Date.now() / 1000) * 1000 - 1000;
+    expect(await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at, trigger: "schedule" }, 0)).not.toBeNull();
+    await waitFor("the run", () => ran.length === 1);
+    await new Promise((r) => setTimeout(r, 500)); // past the settling flush (50 ms)
+    const state = () => sql<{ state: string }>(url, "SELECT state FROM agent_cron.occurrences WHERE job_id = $1", [job.id]);
+    expect(await state()).toEqual([{ state: "running" }]);
+    // Not before two minutes (a record written late, the database away, settles it done)...
+    expect(await a.orphans.claimOrphans()).toEqual([]);
+    // ...and then recorded lost by the sweep, which finds it again until its record is written.
+    await sql(url, "UPDATE agent_cron.occurrences SET started_at = now() - interval '3 minutes' WHERE job_id = $1", [job.id]);
+    const [lost] = await a.orphans.claimOrphans();
+    expect([lost.job_id, Date.parse(lost.scheduled_for!), lost.status]).toEqual([job.id, at, "running"]);
+    expect(await state()).toEqual([{ state: "lost" }]);
+    await a.runs.put({ ...lost, status: "interrupted", finished_at: new Date().toISOString() });
+    expect(await a.orphans.claimOrphans()).toEqual([]);
+    expect(await sql(url, "SELECT status FROM agent_cron.runs WHERE job_id = $1", [job.id])).toEqual([{ status: "interrupted" }]);
+  });
+
+  it("keeps a queue_one occurrence whose queuing meets a database restart: it waits once the database is back, then runs once", async () => {
+    if (!cluster.dir) throw new Error("needs its own cluster");
+    const url = await freshDatabase(cluster, "waitrestart");
+    const notices: string[] = [];
+    const a = await backend(url, { notices });
+    const job = makeJob({ overlap: "queue_one" });
+    await a.jobs.insert(job);
+    const calls: number[] = [];
+    let waited: boolean | Error | undefined;
+    let down = false;
+    const bringUp = () => {
+      if (!down) return;
+      down = false;
+      cluster.up();
+    };
+    a.queue.consume(async (jobId, occ) => {
+      calls.push(occ.scheduledFor!);
+      if (calls.length === 1) {
+        // The dispatcher found a run going and queues this occurrence behind it, as the database goes.
+        cluster.down();
+        down = true;
+        const back = setTimeout(bringUp, 2000);
+        try {
+          waited = await a.queue.waitBehind!(jobId, { ...occ, scheduledFor: occ.scheduledFor! });
+        } catch (err) {
+          waited = err as Error;
+        } finally {
+          clearTimeout(back);
+        }
+        return;
+      }
+      const run = makeRun(a.jobs.get(jobId)!, { scheduled_for: new Date(occ.scheduledFor!).toISOString() });
+      await a.runs.put({ ...run, status: "completed", finished_at: new Date().toISOString() });
+    });
+    const at = Math.floor(Date.now() / 1000) * 1000 - 1000;
+    try {
+      expect(await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at, trigger: "schedule" }, 0)).not.toBeNull();
+      await waitFor("the queued occurrence to run once the database is back", () => calls.length === 2, 40_000, 200);
+    } finally {
+      bringUp();
+    }
+    expect(waited).toBe(true);
+    expect(calls).toEqual([at, at]);
+    expect(notices.some((n) => /unreachable/.test(n))).toBe(true);
+    await waitFor(
+      "its row to be done",
+      async () => (await sql<{ state: string }>(url, "SELECT state FROM agent_cron.occurrences WHERE job_id = $1", [job.id]))[0]?.state === "done",
+      10_000,
+      200,
+    );
+    expect(await sql(url, "SELECT status, scheduled_for FROM agent_cron.runs WHERE job_id = $1", [job.id])).toEqual([
+      { status: "completed", scheduled_for: new Date(at) },
+    ]);
   });
 
   it("holds an occurrence past fleet_max_concurrent until a slot frees", async () => {

@@ -179,7 +179,9 @@ export class Fleet implements OrphanFinder {
       [this.id],
     );
     // This process's own, when its worker no longer holds them: a claim whose answer was lost
-    // with the connection (the row moved, the worker never heard) would otherwise wait forever.
+    // with the connection (the row moved, the worker never heard) would otherwise wait forever,
+    // and so would one whose run ended without a record (the queue's flush leaves those running).
+    // A job removed meanwhile took its runs with it: its occurrence is done.
     const mine = await this.db.query<{ job_id: string; scheduled_for: Date }>(
       `SELECT job_id, scheduled_for FROM ${SCHEMA}.occurrences WHERE state = 'running' AND process_id = $1 AND started_at < now() - interval '2 minutes'`,
       [this.id],
@@ -189,7 +191,8 @@ export class Fleet implements OrphanFinder {
     if (stray.length) {
       const settled = await this.db.query<{ job_id: string; scheduled_for: Date; trigger: RunTrigger; state: string }>(
         `UPDATE ${SCHEMA}.occurrences o
-         SET state = CASE WHEN EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for) THEN 'done' ELSE 'lost' END,
+         SET state = CASE WHEN EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)
+                            OR NOT EXISTS (SELECT 1 FROM ${SCHEMA}.jobs j WHERE j.id = o.job_id) THEN 'done' ELSE 'lost' END,
              finished_at = now()
          FROM unnest($2::text[], $3::timestamptz[]) AS x(job_id, at)
          WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running' AND o.process_id = $1

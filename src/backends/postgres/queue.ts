@@ -396,9 +396,14 @@ export class PgQueue implements OccurrenceQueue {
   /** Occurrences this process keeps queued behind a run (queue_one): "job_id epoch-ms". */
   private readonly waiting = new Set<string>();
 
+  /**
+   * Rejects only once this process is closing: until then a failure (the database away or
+   * restarting) is tried again a second later, since the occurrence is this process's alone
+   * (its row is claimed) and given up here it would have no run and no record.
+   */
   async waitBehind(jobId: string, occ: Occurrence & { scheduledFor: number }): Promise<boolean> {
     const at = new Date(occ.scheduledFor).toISOString();
-    const moved = await this.persist(() =>
+    const moved = await this.untilClosed(() =>
       this.deps.db.tx(async (client) => {
         // One occurrence waits per job fleet-wide: decided under a lock of the job's own (not its
         // row, which takes lock after occurrence rows: this one holds its occurrence's row).
@@ -416,6 +421,19 @@ export class PgQueue implements OccurrenceQueue {
     return moved;
   }
 
+  /** `fn`, tried again every second after a failure until it succeeds; rejects once the queue is closing. */
+  private async untilClosed<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await this.persist(fn);
+      } catch (err) {
+        if (this.closed) throw err;
+        this.deps.onError(err);
+        await sleep(1000);
+      }
+    }
+  }
+
   /**
    * An occurrence waiting behind a run (queue_one): held here until the job has no run going,
    * then claimed again (under fleet_max_concurrent) and handed to the runner, which may make it
@@ -430,7 +448,15 @@ export class PgQueue implements OccurrenceQueue {
         await Promise.race([this.deps.runs.whenEnded(going.id), sleep(1000)]);
         continue;
       }
-      const moved = await this.moveBack(jobId, at);
+      let moved: Awaited<ReturnType<PgQueue["moveBack"]>>;
+      try {
+        moved = await this.moveBack(jobId, at);
+      } catch (err) {
+        // The database away: the row stays waiting, and is looked at again in a second.
+        this.deps.onError(err);
+        await sleep(1000);
+        continue;
+      }
       if (moved === "full") {
         await sleep(1000);
         continue;
@@ -796,10 +822,14 @@ export class PgQueue implements OccurrenceQueue {
     const boss = this.deps.boss!;
     try {
       if (finished.length) {
+        // Done once it has its record. One without (its record deferred, or a path that ended
+        // without one) stays running: the sweep settles it two minutes on (Fleet.claimOrphans),
+        // done if the record has come by then, else recorded lost, never left without a record.
         await this.deps.db.query(
           `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
            FROM unnest($1::text[], $2::timestamptz[]) AS x(job_id, at)
-           WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running'`,
+           WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running'
+             AND EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)`,
           [finished.map((f) => f.jobId), finished.map((f) => new Date(f.at).toISOString())],
         );
       }

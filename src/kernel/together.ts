@@ -24,6 +24,10 @@ interface Corkable {
   write(chunk: string): boolean;
 }
 
+interface Drainable extends Corkable {
+  once(event: "drain", listener: () => void): unknown;
+}
+
 const held = new Set<Corkable>();
 let exitHooked = false;
 
@@ -54,4 +58,28 @@ export function holdForTurn(stream: Corkable, when: "turn" | "tick" = "turn"): v
 export function writeTogether(stream: Corkable, chunk: string, when: "turn" | "tick" = "turn"): boolean {
   holdForTurn(stream, when);
   return stream.write(chunk);
+}
+
+/** Per stream, the wait for its next 'drain' that every write held back shares. */
+const draining = new WeakMap<Drainable, Promise<void>>();
+
+/**
+ * Writes `chunk` with the others of this turn (writeTogether) and resolves once the stream has
+ * taken it: at once, or when the stream drains. Writes held back wait on one 'drain' listener
+ * between them: a listener each (the SDK's stdio transport) passed Node's limit of ten when a
+ * fleet's run events met a client reading slowly (MaxListenersExceededWarning on stderr).
+ */
+export function writeTogetherAndWait(stream: Drainable, chunk: string): Promise<void> {
+  if (writeTogether(stream, chunk)) return Promise.resolve();
+  let wait = draining.get(stream);
+  if (!wait) {
+    wait = new Promise<void>((resolve) =>
+      stream.once("drain", () => {
+        draining.delete(stream);
+        resolve();
+      }),
+    );
+    draining.set(stream, wait);
+  }
+  return wait;
 }

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { flushNow, holdForTurn, writeTogether } from "../../src/kernel/together.js";
+import { flushNow, holdForTurn, writeTogether, writeTogetherAndWait } from "../../src/kernel/together.js";
 
 /** A stream that records each write the kernel would get: one entry per _write or _writev. */
 function recorder() {
@@ -84,5 +84,57 @@ describe("writeTogether", () => {
     expect(writes).toEqual([]);
     await nextTurn();
     expect(writes).toEqual([["answer\n", "notification\n"]]);
+  });
+});
+
+describe("writeTogetherAndWait", () => {
+  it("resolves each write once the stream has taken it, the held-back ones sharing one 'drain' listener, and keeps their order", async () => {
+    // A reader that takes a write only a few milliseconds later: the stream fills past its 64 bytes.
+    const got: string[] = [];
+    const stream = new Writable({
+      highWaterMark: 64,
+      write(chunk, _enc, done) {
+        setTimeout(() => {
+          got.push(String(chunk));
+          done();
+        }, 2);
+      },
+      writev(chunks, done) {
+        setTimeout(() => {
+          got.push(...chunks.map((c) => String(c.chunk)));
+          done();
+        }, 2);
+      },
+    });
+    let most = 0;
+    const resolved: number[] = [];
+    const lines = Array.from({ length: 40 }, (_, i) => `${JSON.stringify({ id: i, pad: "x".repeat(100) })}\n`);
+    const waits = lines.map((line, i) => {
+      const p = writeTogetherAndWait(stream, line).then(() => resolved.push(i));
+      most = Math.max(most, stream.listenerCount("drain"));
+      return p;
+    });
+    for (let turn = 0; turn < 5; turn++) {
+      await nextTurn();
+      const more = Array.from({ length: 8 }, (_, i) => `${JSON.stringify({ id: 40 + turn * 8 + i, pad: "y".repeat(100) })}\n`);
+      for (const line of more) {
+        lines.push(line);
+        waits.push(writeTogetherAndWait(stream, line).then(() => resolved.push(lines.indexOf(line))));
+        most = Math.max(most, stream.listenerCount("drain"));
+      }
+    }
+    await Promise.all(waits);
+    expect(most).toBe(1);
+    expect(resolved).toHaveLength(80);
+    expect(got.join("")).toBe(lines.join(""));
+    expect(stream.listenerCount("drain")).toBe(0);
+  });
+
+  it("resolves at once while the stream has room", async () => {
+    const { stream, writes } = recorder();
+    await writeTogetherAndWait(stream, "a\n");
+    expect(stream.listenerCount("drain")).toBe(0);
+    await nextTurn();
+    expect(writes).toEqual([["a\n"]]);
   });
 });

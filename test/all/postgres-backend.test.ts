@@ -204,7 +204,7 @@ describe("postgres backend", () => {
     backends.forEach((b, who) =>
       b.queue.consume(async (jobId, occ) => {
         ran.push({ who, jobId, occ });
-        // As the dispatcher does: each occurrence run gets its record (its row is done only then).
+        // As the dispatcher does: each occurrence run gets its record.
         const run = makeRun(b.jobs.get(jobId)!, { scheduled_for: new Date(occ.scheduledFor!).toISOString() });
         await b.runs.put({ ...run, status: "completed", finished_at: new Date().toISOString() });
       }),
@@ -305,32 +305,23 @@ describe("postgres backend", () => {
     expect(await b.queue.take(stale, { scheduledFor: Date.now(), trigger: "schedule" }, 0)).toBeNull();
   });
 
-  it("never settles an occurrence done without its record: the sweep records one whose run ended without one lost, once", async () => {
-    const url = await freshDatabase(cluster, "norecord");
+  it("settles its own occurrence left running two minutes with no run: lost and recorded, or done once its job was removed", async () => {
+    const url = await freshDatabase(cluster, "stray");
     const a = await backend(url);
-    const ran: number[] = [];
-    // A runner that ends without recording anything (a path that gave up on its record).
-    a.queue.consume(async (_jobId, occ) => {
-      ran.push(occ.scheduledFor!);
-    });
-    const job = makeJob();
-    await a.jobs.insert(job);
-    const at = Math.floor(Date.now() / 1000) * 1000 - 1000;
-    expect(await a.queue.take(a.jobs.get(job.id)!, { scheduledFor: at, trigger: "schedule" }, 0)).not.toBeNull();
-    await waitFor("the run", () => ran.length === 1);
-    await new Promise((r) => setTimeout(r, 500)); // past the settling flush (50 ms)
-    const state = () => sql<{ state: string }>(url, "SELECT state FROM agent_cron.occurrences WHERE job_id = $1", [job.id]);
-    expect(await state()).toEqual([{ state: "running" }]);
-    // Not before two minutes (a record written late, the database away, settles it done)...
-    expect(await a.orphans.claimOrphans()).toEqual([]);
-    // ...and then recorded lost by the sweep, which finds it again until its record is written.
-    await sql(url, "UPDATE agent_cron.occurrences SET started_at = now() - interval '3 minutes' WHERE job_id = $1", [job.id]);
-    const [lost] = await a.orphans.claimOrphans();
-    expect([lost.job_id, Date.parse(lost.scheduled_for!), lost.status]).toEqual([job.id, at, "running"]);
-    expect(await state()).toEqual([{ state: "lost" }]);
-    await a.runs.put({ ...lost, status: "interrupted", finished_at: new Date().toISOString() });
-    expect(await a.orphans.claimOrphans()).toEqual([]);
-    expect(await sql(url, "SELECT status FROM agent_cron.runs WHERE job_id = $1", [job.id])).toEqual([{ status: "interrupted" }]);
+    const [kept, removed] = [makeJob(), makeJob()];
+    for (const j of [kept, removed]) await a.jobs.insert(j);
+    const at = Math.floor(Date.now() / 1000) * 1000 - 180_000;
+    for (const j of [kept, removed])
+      await sql(
+        url,
+        "INSERT INTO agent_cron.occurrences (job_id, scheduled_for, trigger, state, process_id, started_at) VALUES ($1, $2, 'schedule', 'running', $3, now() - interval '3 minutes')",
+        [j.id, new Date(at).toISOString(), a.processId],
+      );
+    await a.jobs.delete(removed.id);
+    const found = await a.orphans.claimOrphans();
+    expect(found.map((r) => [r.job_id, Date.parse(r.scheduled_for!)])).toEqual([[kept.id, at]]);
+    const states = await sql<{ job_id: string; state: string }>(url, "SELECT job_id, state FROM agent_cron.occurrences");
+    expect(Object.fromEntries(states.map((s) => [s.job_id, s.state]))).toEqual({ [kept.id]: "lost", [removed.id]: "done" });
   });
 
   it("keeps a queue_one occurrence whose queuing meets a database restart: it waits once the database is back, then runs once", async () => {

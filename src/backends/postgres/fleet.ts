@@ -179,8 +179,7 @@ export class Fleet implements OrphanFinder {
       [this.id],
     );
     // This process's own, when its worker no longer holds them: a claim whose answer was lost
-    // with the connection (the row moved, the worker never heard) would otherwise wait forever,
-    // and so would one whose run ended without a record (the queue's flush leaves those running).
+    // with the connection (the row moved, the worker never heard) would otherwise wait forever.
     // A job removed meanwhile took its runs with it: its occurrence is done.
     const mine = await this.db.query<{ job_id: string; scheduled_for: Date }>(
       `SELECT job_id, scheduled_for FROM ${SCHEMA}.occurrences WHERE state = 'running' AND process_id = $1 AND started_at < now() - interval '2 minutes'`,

@@ -822,14 +822,13 @@ export class PgQueue implements OccurrenceQueue {
     const boss = this.deps.boss!;
     try {
       if (finished.length) {
-        // Done once it has its record. One without (its record deferred, or a path that ended
-        // without one) stays running: the sweep settles it two minutes on (Fleet.claimOrphans),
-        // done if the record has come by then, else recorded lost, never left without a record.
+        // Settled whether or not its record is in the table yet: one deferred (the database
+        // away) is written later, and one runs_per_job pruned meanwhile would be taken for
+        // missing. The runner records every occurrence it takes whose job is still there (Dispatcher.admitTaken).
         await this.deps.db.query(
           `UPDATE ${SCHEMA}.occurrences o SET state = 'done', finished_at = now()
            FROM unnest($1::text[], $2::timestamptz[]) AS x(job_id, at)
-           WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running'
-             AND EXISTS (SELECT 1 FROM ${SCHEMA}.runs r WHERE r.job_id = o.job_id AND r.scheduled_for = o.scheduled_for)`,
+           WHERE o.job_id = x.job_id AND o.scheduled_for = x.at AND o.state = 'running'`,
           [finished.map((f) => f.jobId), finished.map((f) => new Date(f.at).toISOString())],
         );
       }

@@ -15,6 +15,8 @@
 //   node bench/postgres.mjs --cluster            # or a throwaway cluster of its own (scripts/pg-cluster.sh; the default
 //                                                # when no URL is set and PostgreSQL's server is installed)
 //   node bench/postgres.mjs --fleets 1,3 --jobs 100 --capacity-jobs 400 --seconds 20 [--keep]   # --keep: leave the databases and the servers' stderr in the temp dir
+//   node bench/postgres.mjs --only capacity --log-level warning   # each server's client asks for warnings and worse only
+//                                                # (logging/setLevel): what the per-run info messages cost each process
 //   node bench/postgres.mjs --only capacity --cpu-prof   # some parts (capacity lateness calls); --cpu-prof: each server's
 //                                                # profile of the window measured, bench/results/prof/<part>-<n>p-<i>.cpuprofile
 //                                                # (read it with node bench/lib/profile-summary.mjs FILE)
@@ -44,6 +46,7 @@ const { values: opt } = parseArgs({
     keep: { type: "boolean", default: false },
     only: { type: "string", default: "capacity,lateness,calls" },
     "cpu-prof": { type: "boolean", default: false },
+    "log-level": { type: "string" },
     cli: { type: "string" },
     out: { type: "string", default: path.join(root, "bench", "results", "postgres.json") },
     help: { type: "boolean", short: "h" },
@@ -198,6 +201,7 @@ async function startServer(url, config, label = "server") {
   transport.stderr?.on("data", (c) => (stderr += c));
   const client = new Client({ name: "bench-postgres", version: "1" });
   await client.connect(transport);
+  if (opt["log-level"]) await client.setLoggingLevel(opt["log-level"]);
   const call = async (name, args) => {
     const r = await client.callTool({ name, arguments: args });
     if (r.isError) throw new Error(`${name}: ${r.content?.[0]?.text}`);
@@ -385,6 +389,8 @@ const result = {
   at: new Date().toISOString(),
   node: NODE === process.execPath ? process.version : "node22 (.cache)",
   cpus: os.cpus().length,
+  /** The level each server's client asked for (logging/setLevel); null: none asked, every run event is sent. */
+  client_log_level: opt["log-level"] ?? null,
   pgboss: [],
   capacity: [],
   lateness: [],
@@ -393,7 +399,7 @@ const result = {
 const load = () => os.loadavg().map((l) => round(l, 2));
 try {
   process.stdout.write(
-    `bench postgres: ${FLEETS.join(", ")} processes; ${CAPACITY_JOBS} jobs for capacity, ${JOBS} for lateness, ${SECONDS} s each; load ${load().join(" ")}\n`,
+    `bench postgres: ${FLEETS.join(", ")} processes; ${CAPACITY_JOBS} jobs for capacity, ${JOBS} for lateness, ${SECONDS} s each; ${opt["log-level"] ? `clients ask for log level ${opt["log-level"]}` : "clients hear every run event"}; load ${load().join(" ")}\n`,
   );
   if (opt["cpu-prof"]) mkdirSync(PROF_DIR, { recursive: true });
   if (ONLY.has("capacity")) {

@@ -3,8 +3,14 @@
  * (SIGCONT) it must not acknowledge, write or delete anything: a call queued to it goes to the
  * new owner, and the new owner's lock, socket and owner.json stay.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { Host } from "../../src/backends/files/share/host.js";
+import { openApp } from "../../src/compose.js";
+import { parseConfig } from "../../src/config.js";
+import type { Fence } from "../../src/kernel/errors.js";
+import { baseConfig, workCacheOf } from "../helpers/data-dir.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { Server, isAlive, makeDataDir, readDataFiles, readOwner, removeDir, runCli, sleep, waitFor } from "./helpers.js";
 
@@ -85,5 +91,34 @@ describe("an owner that stalls and is taken over", () => {
     expect(reply).toMatch(/"denied":"This socket serves only agent-cron processes that can read the data dir's owner\.json\."/);
     expect(reply).not.toMatch(/"hello"|"result"/);
     expect((await a.tool("list_crons")).total).toBe(0);
+  });
+});
+
+describe("an owner that closes", () => {
+  it("refuses a write that comes after its files are gone as itself stopping, and says nothing of a takeover", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "agent-cron-close-"));
+    cleanup.push(() => removeDir(dataDir));
+    const notices: string[] = [];
+    let fence: Fence | undefined;
+    const host = await Host.open({
+      dataDir,
+      config: parseConfig(baseConfig()),
+      role: "server",
+      env: { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) },
+      onNotice: (level, message) => notices.push(`${level}: ${message}`),
+      openApp: (opts) => {
+        fence = opts.fence;
+        return openApp(opts);
+      },
+    });
+    expect(fence).toBeDefined();
+    fence!();
+    await host.close();
+    expect(existsSync(path.join(dataDir, "agent-cron.lock"))).toBe(false);
+    expect(existsSync(path.join(dataDir, "owner.json"))).toBe(false);
+    // A write whose callback comes late, after the close took the lock and owner file away.
+    expect(() => fence!()).toThrow(/^This agent-cron process is shutting down and no longer writes to the data dir .+; nothing was changed\.$/);
+    await sleep(50);
+    expect(notices.filter((n) => /took over/.test(n))).toEqual([]);
   });
 });

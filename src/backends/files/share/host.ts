@@ -5,7 +5,7 @@ import lockfile from "proper-lockfile";
 import type { Config } from "../../../config.js";
 import { ForwardingApi, LocalApi, READ_METHODS, actAsChecked, claimsPerson, type ApiMethod, type CronApi, type PersonCheck } from "../../../core/api.js";
 import type { App } from "../../../core/app.js";
-import { AgentCronError, LockLostError, UserError, codeOf, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
+import { AgentCronError, LockLostError, UnavailableError, UserError, codeOf, errorMessage, kindOf, type Fence } from "../../../kernel/errors.js";
 import { AppEventBus, type AppEvents } from "../../../core/events.js";
 import type { Health } from "../../../ops/metrics.js";
 import { checkSelf } from "./peer.js";
@@ -510,6 +510,10 @@ export class Host extends ForwardingApi implements CronApi {
     await owner.stopServing();
     await owner.app.runtime.close(graceMs);
     owner.unpipe();
+    // Its files go now: a write that comes after (a callback run late on a loaded machine) is
+    // refused as this process stopping, not taken for another process's takeover (which said
+    // "Another agent-cron process took over…" with no other process there).
+    owner.gen?.retire();
     owner.gen?.removeOwnerFile();
     await owner.release().catch(() => {});
   }
@@ -633,6 +637,7 @@ class Generation {
    * as the moment before the write (the run store's batches have one check for many lines).
    */
   fence: Fence = () => {
+    if (this.retired) throw new UnavailableError(`This agent-cron process is shutting down and no longer writes to the data dir ${this.dataDir}; nothing was changed.`);
     if (this.heldNow && !this.lost) return;
     if (this.holds()) {
       this.heldNow = true;
@@ -645,6 +650,13 @@ class Generation {
     this.onLost("another process owns the data dir now");
     throw new LockLostError(this.dataDir);
   };
+
+  /** Set once the owner closes, before its owner file and lock go: from then on every write is refused quietly. */
+  private retired = false;
+
+  retire(): void {
+    this.retired = true;
+  }
 
   removeOwnerFile(): void {
     if (readOwnerFile(this.dataDir)?.token === this.token) rmSync(this.ownerPath, { force: true });

@@ -637,7 +637,8 @@ class Generation {
    * as the moment before the write (the run store's batches have one check for many lines).
    */
   fence: Fence = () => {
-    if (this.retired) throw new UnavailableError(`This agent-cron process is shutting down and no longer writes to the data dir ${this.dataDir}; nothing was changed.`);
+    if (this.retired)
+      throw new UnavailableError(`This agent-cron process is shutting down and no longer writes to the data dir ${this.dataDir}; nothing was changed.`);
     if (this.heldNow && !this.lost) return;
     if (this.holds()) {
       this.heldNow = true;

@@ -3,7 +3,7 @@
  * (SIGCONT) it must not acknowledge, write or delete anything: a call queued to it goes to the
  * new owner, and the new owner's lock, socket and owner.json stay.
  */
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Host } from "../../src/backends/files/share/host.js";
@@ -120,5 +120,23 @@ describe("an owner that closes", () => {
     expect(() => fence!()).toThrow(/^This agent-cron process is shutting down and no longer writes to the data dir .+; nothing was changed\.$/);
     await sleep(50);
     expect(notices.filter((n) => /took over/.test(n))).toEqual([]);
+  });
+});
+
+describe("an owner file that cannot be written", () => {
+  it("fails the start with the reason and lets the lock go, so the data dir is not left locked by nobody", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "agent-cron-ownerfile-"));
+    cleanup.push(() => removeDir(dataDir));
+    // A directory where owner.json goes: writing it fails as a full disk would.
+    mkdirSync(path.join(dataDir, "owner.json"));
+    const opening = Host.open({
+      dataDir,
+      config: parseConfig(baseConfig()),
+      role: "server",
+      env: { ...process.env, XDG_CACHE_HOME: workCacheOf(dataDir) },
+      openApp,
+    });
+    await expect(opening).rejects.toThrow(/^The data dir .+ could not be taken: .+owner\.json could not be written \(.+\)\.$/);
+    expect(existsSync(path.join(dataDir, "agent-cron.lock"))).toBe(false);
   });
 });

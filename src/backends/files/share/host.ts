@@ -271,6 +271,8 @@ export class Host extends ForwardingApi implements CronApi {
 
   private async tryOwn(): Promise<boolean> {
     const gen = new Generation(this.opts.dataDir);
+    // Read before the lock is taken: a failure after it must let the lock go (below).
+    const configSha = configDigest(readConfigText(this.opts.configPath));
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.opts.dataDir, {
@@ -286,15 +288,25 @@ export class Host extends ForwardingApi implements CronApi {
       if ((err as NodeJS.ErrnoException).code === "ELOCKED") return false;
       throw err;
     }
-    gen.taken({
-      pid: process.pid,
-      role: this.opts.role,
-      socket: this.socketPath,
-      since: new Date().toISOString(),
-      version: VERSION,
-      started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
-      config_sha256: configDigest(readConfigText(this.opts.configPath)),
-    });
+    try {
+      gen.taken({
+        pid: process.pid,
+        role: this.opts.role,
+        socket: this.socketPath,
+        since: new Date().toISOString(),
+        version: VERSION,
+        started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
+        config_sha256: configSha,
+      });
+    } catch (err) {
+      // owner.json could not be written (a full disk, no file handles left): let the lock go
+      // with the error. Kept, its refresh went on, so it never went stale: no process, this one
+      // included, could own the data dir, and each said its owner did not answer.
+      await release().catch(() => {});
+      throw new Error(
+        `The data dir ${this.opts.dataDir} could not be taken: ${path.join(this.opts.dataDir, "owner.json")} could not be written (${errorMessage(err)}).`,
+      );
+    }
     // Before the store loads: that load is an owner's work.
     this.opts.onRole?.("owner");
     let app: App;

@@ -271,8 +271,6 @@ export class Host extends ForwardingApi implements CronApi {
 
   private async tryOwn(): Promise<boolean> {
     const gen = new Generation(this.opts.dataDir);
-    // Read before the lock is taken: a failure after it must let the lock go (below).
-    const configSha = configDigest(readConfigText(this.opts.configPath));
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.opts.dataDir, {
@@ -296,7 +294,7 @@ export class Host extends ForwardingApi implements CronApi {
         since: new Date().toISOString(),
         version: VERSION,
         started_as: this.opts.startedAs ?? (this.opts.role === "cli" ? "cli" : "client"),
-        config_sha256: configSha,
+        config_sha256: configDigest(readConfigText(this.opts.configPath)),
       });
     } catch (err) {
       // owner.json could not be written (a full disk, no file handles left): let the lock go

@@ -448,15 +448,9 @@ export class PgQueue implements OccurrenceQueue {
         await Promise.race([this.deps.runs.whenEnded(going.id), sleep(1000)]);
         continue;
       }
-      let moved: Awaited<ReturnType<PgQueue["moveBack"]>>;
-      try {
-        moved = await this.moveBack(jobId, at);
-      } catch (err) {
-        // The database away: the row stays waiting, and is looked at again in a second.
-        this.deps.onError(err);
-        await sleep(1000);
-        continue;
-      }
+      // The database away: the row stays waiting, and is tried again until this process closes.
+      const moved = await this.untilClosed(() => this.moveBack(jobId, at)).catch(() => "closed" as const);
+      if (moved === "closed") return;
       if (moved === "full") {
         await sleep(1000);
         continue;

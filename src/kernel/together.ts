@@ -69,8 +69,8 @@ const draining = new WeakMap<Drainable, Promise<void>>();
  * between them: a listener each (the SDK's stdio transport) passed Node's limit of ten when a
  * fleet's run events met a client reading slowly (MaxListenersExceededWarning on stderr).
  */
-export function writeTogetherAndWait(stream: Drainable, chunk: string): Promise<void> {
-  if (writeTogether(stream, chunk)) return Promise.resolve();
+export function writeTogetherAndWait(stream: Drainable, chunk: string, when: "turn" | "tick" = "turn"): Promise<void> {
+  if (writeTogether(stream, chunk, when)) return Promise.resolve();
   let wait = draining.get(stream);
   if (!wait) {
     wait = new Promise<void>((resolve) =>

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { VERSION } from "../version.js";
+import { writeTogetherAndWait } from "../kernel/together.js";
 
 /**
  * A stdio client's first two questions, `initialize` and `tools/list`, have answers that depend
@@ -90,7 +91,7 @@ export function answerEarly(argv: string[]): Promise<void> {
   // only while answering (before the SDK's transport exists); after the hand-over only that
   // transport writes to it.
   const send = (id: string | number, result: unknown) => {
-    if (answering) writeProtocolLine(JSON.stringify({ jsonrpc: "2.0", id, result }));
+    if (answering) void writeProtocolLine(JSON.stringify({ jsonrpc: "2.0", id, result }));
   };
 
   /** Answers one whole line if it may; false when the early answers end here. */
@@ -192,12 +193,13 @@ export function earlyInitialize(): string | number | null {
 }
 
 /**
- * The one place outside the SDK's transport that writes to stdout, which over stdio is the
- * protocol: whole JSON-RPC lines, written by the early answers (before that transport exists)
- * and by a relay (src/mcp/relay.ts), which never loads a transport of its own.
+ * The one place that writes to stdout, which over stdio is the protocol: whole JSON-RPC lines,
+ * written by the early answers (before the server exists), by a relay (src/mcp/relay.ts), and
+ * by the server's transport (src/mcp/stdio.ts, "turn": a fleet's run events leave together).
+ * Resolves once stdout has taken the line (kernel/together.ts).
  */
-export function writeProtocolLine(json: string): void {
-  process.stdout.write(`${json}\n`);
+export function writeProtocolLine(json: string, when: "turn" | "tick" = "tick"): Promise<void> {
+  return writeTogetherAndWait(process.stdout, `${json}\n`, when);
 }
 
 /** A relay that stops relaying leaves the real server what it read and the state it set up. */

@@ -390,7 +390,7 @@ class Relay {
   }
 
   private toClient(text: string): void {
-    if (!this.over) writeProtocolLine(text);
+    if (!this.over) void writeProtocolLine(text);
   }
 
   /**

@@ -1,12 +1,10 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { CronApi } from "../core/api.js";
 import { LineLimiter, MAX_STDIO_MESSAGE_BYTES, tooLargeAnswer } from "./line-limit.js";
-import { takeEarlyStdin } from "./early-stdio.js";
+import { takeEarlyStdin, writeProtocolLine } from "./early-stdio.js";
 import { createServer, preloadTools } from "./server.js";
 import { logger } from "../log.js";
-import { writeTogetherAndWait } from "../kernel/together.js";
 
 export { MAX_STDIO_MESSAGE_BYTES };
 
@@ -33,7 +31,7 @@ export async function serveStdio(api: CronApi, onGone: () => void): Promise<() =
   if (early?.answeredInitialize != null) drop.add(early.answeredInitialize);
   transport.send = async (message: JSONRPCMessage) => {
     if (drop.size && "id" in message && !("method" in message) && message.id !== undefined && drop.delete(message.id)) return;
-    return writeTogetherAndWait(process.stdout, serializeMessage(message));
+    return writeProtocolLine(JSON.stringify(message), "turn");
   };
   // What the bin answered and read before this server existed (early-stdio.ts) is read again
   // first; the SDK's own answer to that `initialize` is the one answer not sent twice.
